@@ -1,0 +1,320 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ai_usage_core::zone::Zone;
+use ai_usage_core::{Currency, Money};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Know exactly what your AI features cost: usage statistics, rankings,
+/// reports, budgets and savings advice from the monitor's day files.
+#[derive(Debug, Parser)]
+#[command(name = "ai-usage", version, propagate_version = true)]
+pub struct Cli {
+    /// Records directory (day files `usage_YYYY-MM-DD.jsonl`).
+    #[arg(
+        long,
+        global = true,
+        env = "AI_USAGE_DIR",
+        default_value = "records/ai_usage"
+    )]
+    pub dir: PathBuf,
+    /// Time zone of days: `local`, `UTC`, `+08:00`, `Asia/Shanghai` (default: local).
+    #[arg(long, global = true, env = "AI_USAGE_TZ", value_parser = parse_zone)]
+    pub tz: Option<Zone>,
+    /// Pricing file (JSON or TOML) merged over the built-in prices.
+    #[arg(long, global = true, env = "AI_USAGE_PRICING")]
+    pub pricing: Option<PathBuf>,
+    /// Budgets file (default: DIR/budgets.json).
+    #[arg(long, global = true, env = "AI_USAGE_BUDGETS")]
+    pub budgets: Option<PathBuf>,
+    /// Machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Usage summary of a day, an hour or a month (统计).
+    Stats(StatsArgs),
+    /// One broadcast session's figures (会话).
+    Session {
+        /// Session id, e.g. live_20251026_193000.
+        id: String,
+    },
+    /// Users ranked by tokens or cost (Top 用户).
+    TopUsers(TopArgs),
+    /// Anchors (主播) ranked by tokens or cost.
+    TopAnchors(TopArgs),
+    /// Daily cost trend (成本趋势).
+    Trend(RangeArgs),
+    /// Export a report: JSON (the seed's format), daily CSV or raw records CSV.
+    Report(ReportArgs),
+    /// This month's cost forecast (预测本月费用).
+    Forecast,
+    /// Savings advice: cheaper models and lower call frequency (成本优化建议).
+    Savings {
+        /// Days of usage to analyse (today included).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
+    },
+    /// Budgets from the budgets file and where they stand (预算).
+    Budgets,
+    /// Price calculator: the cost of one call (费用计算).
+    Cost(CostArgs),
+    /// The pricing table in force (定价).
+    Pricing,
+    /// Record one call (flushed to disk before exit).
+    Record(RecordArgs),
+    /// Write realistic demo data for a live-streaming app into --dir.
+    Demo {
+        /// Days of history to generate (today included).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Random seed (same seed, same data).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Serve the HTTP API, metrics and dashboard.
+    Serve(ServeArgs),
+}
+
+/// Which summary `stats` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Period {
+    /// One local day.
+    Daily,
+    /// One clock hour.
+    Hourly,
+    /// One calendar month.
+    Monthly,
+}
+
+/// `stats` arguments.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// daily, hourly or monthly.
+    #[arg(value_enum)]
+    pub period: Period,
+    /// Daily: days before today (0 = today).
+    #[arg(long, conflicts_with_all = ["date", "hours_ago", "month"])]
+    pub days_ago: Option<u32>,
+    /// Hourly: hours before the current hour (0 = this hour).
+    #[arg(long, conflicts_with_all = ["date", "days_ago", "month"])]
+    pub hours_ago: Option<u32>,
+    /// Daily or hourly: a local date YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub date: Option<NaiveDate>,
+    /// Hourly with --date: the hour 0–23.
+    #[arg(long, requires = "date", value_parser = clap::value_parser!(u8).range(0..=23))]
+    pub hour: Option<u8>,
+    /// Monthly: YYYY-MM (default: this month).
+    #[arg(long, value_parser = parse_month)]
+    pub month: Option<(i32, u32)>,
+}
+
+/// What rankings order by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// Total tokens.
+    Tokens,
+    /// Cost.
+    Cost,
+    /// Calls.
+    Calls,
+}
+
+/// A period of whole days: the last N days, or FROM..=TO.
+#[derive(Debug, Clone, Args)]
+pub struct DaysArgs {
+    /// The last N days, today included.
+    #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: Option<u32>,
+    /// First local date YYYY-MM-DD (with --to).
+    #[arg(long, requires = "to", value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last local date YYYY-MM-DD (with --from).
+    #[arg(long, requires = "from", value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+}
+
+/// `top-users` / `top-anchors` arguments.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Rows to show.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Period (default: the last 7 days).
+    #[command(flatten)]
+    pub range: DaysArgs,
+    /// Order by tokens, cost or calls.
+    #[arg(long, value_enum, default_value_t = By::Tokens)]
+    pub by: By,
+}
+
+/// `trend` arguments.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Period (default: the last 30 days).
+    #[command(flatten)]
+    pub range: DaysArgs,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The JSON usage report.
+    Json,
+    /// One row per day × model × function.
+    Csv,
+    /// Every raw record of the period.
+    Records,
+}
+
+/// `report` arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Days covered, today included.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Output file (default: DIR/usage_report_YYYYMMDD_HHMMSS.json, never overwritten).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// json, csv (daily rows) or records (raw records CSV).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+}
+
+/// `cost` arguments.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Model name, e.g. qwen-plus.
+    pub model: String,
+    /// Input (prompt) tokens.
+    pub input_tokens: u64,
+    /// Output (completion) tokens.
+    pub output_tokens: u64,
+    /// Cached input tokens (part of the input).
+    #[arg(long, default_value_t = 0)]
+    pub cached: u64,
+    /// Reasoning tokens (part of the output).
+    #[arg(long, default_value_t = 0)]
+    pub reasoning: u64,
+}
+
+/// `record` arguments.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Model name.
+    #[arg(long)]
+    pub model: String,
+    /// Function (功能), e.g. 实时分析.
+    #[arg(long)]
+    pub function: String,
+    /// Input tokens.
+    #[arg(long)]
+    pub input_tokens: u64,
+    /// Output tokens.
+    #[arg(long)]
+    pub output_tokens: u64,
+    /// Cached input tokens (part of the input).
+    #[arg(long, default_value_t = 0)]
+    pub cached_tokens: u64,
+    /// Wall time of the call in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub duration_ms: f64,
+    /// User id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Anchor (主播) id.
+    #[arg(long)]
+    pub anchor_id: Option<String>,
+    /// Session id.
+    #[arg(long)]
+    pub session_id: Option<String>,
+    /// The call failed.
+    #[arg(long)]
+    pub failed: bool,
+    /// Error message of a failed call (implies --failed).
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Explicit cost (decimal, in the model's currency or --currency) instead of the price table.
+    #[arg(long)]
+    pub cost: Option<Money>,
+    /// Currency of --cost, e.g. CNY or USD.
+    #[arg(long, requires = "cost")]
+    pub currency: Option<Currency>,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:10090")]
+    pub addr: SocketAddr,
+    /// Bearer token for write routes (and reads with --protect-reads).
+    #[arg(long, env = "AI_USAGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Require the token on read routes too.
+    #[arg(long)]
+    pub protect_reads: bool,
+    /// Serve a separate demo directory (<dir>/../ai_usage_demo), generating
+    /// 30 days of demo data first when it is empty.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("expected a date YYYY-MM-DD, got {s:?}"))
+}
+
+/// `YYYY-MM`.
+pub fn parse_month(s: &str) -> Result<(i32, u32), String> {
+    let bad = || format!("expected a month YYYY-MM, got {s:?}");
+    let (y, m) = s.trim().split_once('-').ok_or_else(bad)?;
+    let y: i32 = y.parse().map_err(|_| bad())?;
+    let m: u32 = m.parse().map_err(|_| bad())?;
+    if y < 1 || !(1..=12).contains(&m) {
+        return Err(bad());
+    }
+    Ok((y, m))
+}
+
+/// A time zone as [`Zone::from_str`] reads it.
+pub fn parse_zone(s: &str) -> Result<Zone, String> {
+    s.parse::<Zone>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_dates_and_months() {
+        assert_eq!(
+            parse_date("2025-10-26").unwrap(),
+            NaiveDate::from_ymd_opt(2025, 10, 26).unwrap()
+        );
+        assert!(parse_date("2025-13-01").is_err());
+        assert_eq!(parse_month("2025-02").unwrap(), (2025, 2));
+        assert!(parse_month("2025-00").is_err());
+        assert!(parse_month("202502").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,53 @@
+//! The subcommands.
+
+mod pricing;
+mod queries;
+mod record;
+mod report;
+mod stats;
+
+use chrono::NaiveDate;
+
+use crate::args::{Cli, Command, DaysArgs};
+use crate::{CliError, CliResult};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CliResult {
+    match &cli.command {
+        Command::Stats(a) => stats::run(&cli, a),
+        Command::Session { id } => queries::session(&cli, id),
+        Command::TopUsers(a) => queries::top(&cli, a, ai_usage_core::query::RankKind::User),
+        Command::TopAnchors(a) => queries::top(&cli, a, ai_usage_core::query::RankKind::Anchor),
+        Command::Trend(a) => queries::trend(&cli, &a.range),
+        Command::Report(a) => report::run(&cli, a),
+        Command::Forecast => queries::forecast(&cli),
+        Command::Savings { days } => queries::savings(&cli, *days),
+        Command::Budgets => queries::budgets(&cli),
+        Command::Cost(a) => pricing::cost(&cli, a),
+        Command::Pricing => pricing::list(&cli),
+        Command::Record(a) => record::record(&cli, a),
+        Command::Demo { days, seed } => record::demo(&cli, *days, *seed),
+        Command::Serve(a) => record::serve(&cli, a),
+    }
+}
+
+/// The days `--days N` or `--from A --to B` stand for (default: the last
+/// `default_days` days), checked.
+pub fn resolve_days(
+    range: &DaysArgs,
+    today: NaiveDate,
+    default_days: u32,
+) -> CliResult<(NaiveDate, NaiveDate)> {
+    match (range.from, range.to) {
+        (Some(from), Some(to)) => {
+            if from > to {
+                return Err(CliError::usage(format!("--from {from} is after --to {to}")));
+            }
+            Ok((from, to))
+        }
+        _ => {
+            let days = range.days.unwrap_or(default_days).max(1);
+            Ok((today - chrono::Duration::days(days as i64 - 1), today))
+        }
+    }
+}

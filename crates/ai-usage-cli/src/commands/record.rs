@@ -1,0 +1,165 @@
+//! `record`, `demo` and `serve`: the commands that write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ai_usage_core::budget::load_budgets_file;
+use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::{demo as demo_data, store, UsageEvent};
+
+use crate::args::{Cli, RecordArgs, ServeArgs};
+use crate::context::{budgets_file, open_write, print_json, progress_bar, zone};
+use crate::output::{costs, int, local_time, money};
+use crate::{CliError, CliResult};
+
+pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
+    if !a.duration_ms.is_finite() || a.duration_ms < 0.0 {
+        return Err(CliError::usage(format!(
+            "--duration-ms must be a non-negative number, got {}",
+            a.duration_ms
+        )));
+    }
+    if a.cached_tokens > a.input_tokens {
+        return Err(CliError::usage(
+            "--cached-tokens is more than --input-tokens",
+        ));
+    }
+    if a.error.is_some() && !a.failed {
+        tracing::debug!("--error implies --failed");
+    }
+    // Budgets need today's spend, hence the replay; without budgets, skip it.
+    let budgets = budgets_file(cli);
+    let with_budgets = budgets.exists();
+    let monitor = open_write(cli, &cli.dir, with_budgets)?;
+    if with_budgets {
+        monitor.add_budgets(load_budgets_file(&budgets)?)?;
+    }
+    let mut ev = UsageEvent::new(&a.model, &a.function)
+        .tokens(a.input_tokens, a.output_tokens)
+        .cached_tokens(a.cached_tokens)
+        .duration_ms(a.duration_ms);
+    if let Some(u) = &a.user_id {
+        ev = ev.user(u);
+    }
+    if let Some(x) = &a.anchor_id {
+        ev = ev.anchor(x);
+    }
+    if let Some(s) = &a.session_id {
+        ev = ev.session(s);
+    }
+    if a.failed || a.error.is_some() {
+        ev = ev.failed(a.error.as_deref().unwrap_or("failed"));
+    }
+    match (a.cost, a.currency) {
+        (Some(c), Some(cur)) => ev = ev.cost_in(c, cur),
+        (Some(c), None) => ev = ev.cost(c),
+        _ => {}
+    }
+    let rec = monitor.record(&ev);
+    // The record must be on disk before the process exits.
+    monitor.flush()?;
+    if cli.json {
+        return print_json(&rec);
+    }
+    let currency = rec.currency.unwrap_or_default();
+    println!(
+        "已记录 recorded {} {} {} in + {} out = {} ({})",
+        local_time(&zone(cli), rec.timestamp),
+        rec.model,
+        int(rec.input_tokens),
+        int(rec.output_tokens),
+        money(rec.cost, currency),
+        if rec.priced == Some(false) {
+            "unpriced model"
+        } else {
+            rec.function.as_str()
+        }
+    );
+    Ok(())
+}
+
+pub fn demo(cli: &Cli, days: u32, seed: u64) -> CliResult {
+    let monitor = open_write(cli, &cli.dir, false)?;
+    let stats = generate(&monitor, days, seed)?;
+    if cli.json {
+        return print_json(&stats);
+    }
+    println!(
+        "演示数据已写入 demo data written to {}: {} records, {} sessions, {} anchors, {} failed, {} over {} days",
+        cli.dir.display(),
+        int(stats.records),
+        stats.sessions,
+        stats.anchors,
+        int(stats.failed),
+        costs(&stats.costs, ai_usage_core::Currency::CNY),
+        stats.days
+    );
+    Ok(())
+}
+
+/// Generates demo data with a progress bar on a terminal, then flushes.
+fn generate(monitor: &UsageMonitor, days: u32, seed: u64) -> CliResult<demo_data::DemoStats> {
+    let bar = progress_bar("生成演示数据 demo");
+    let report = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    };
+    let stats = demo_data::generate(monitor, days, seed, Some(&report));
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    monitor.flush()?;
+    Ok(stats)
+}
+
+/// `<dir>/../ai_usage_demo`, or `records/ai_usage_demo` when `dir` has no parent.
+fn demo_dir(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("ai_usage_demo"),
+        _ => PathBuf::from("records/ai_usage_demo"),
+    }
+}
+
+pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
+    let dir = if a.demo {
+        demo_dir(&cli.dir)
+    } else {
+        cli.dir.clone()
+    };
+    let monitor = open_write(cli, &dir, true)?;
+    if a.demo && store::list_day_files(&dir)?.is_empty() {
+        eprintln!(
+            "ai-usage: generating 30 days of demo data in {}",
+            dir.display()
+        );
+        generate(&monitor, 30, 42)?;
+        // The demo was recorded live into this monitor: no replay needed.
+    }
+    let budgets = if a.demo {
+        dir.join(ai_usage_core::budget::BUDGETS_FILE)
+    } else {
+        budgets_file(cli)
+    };
+    if budgets.exists() {
+        monitor.add_budgets(load_budgets_file(&budgets)?)?;
+    }
+    if a.protect_reads && a.token.as_deref().is_none_or(str::is_empty) {
+        return Err(CliError::usage(
+            "--protect-reads needs --token (or AI_USAGE_TOKEN)",
+        ));
+    }
+    eprintln!("ai-usage: serving {} on http://{}/", dir.display(), a.addr);
+    let monitor = Arc::new(monitor);
+    let opts = ai_usage_server::ServeOptions {
+        addr: a.addr,
+        token: a.token.clone().filter(|t| !t.is_empty()),
+        protect_reads: a.protect_reads,
+    };
+    let result = ai_usage_server::serve_blocking(Arc::clone(&monitor), opts);
+    if let Err(e) = monitor.flush() {
+        tracing::error!(error = %e, "could not flush records at shutdown");
+    }
+    result.map_err(|e| CliError::failed(format!("server on {}: {e}", a.addr)))
+}

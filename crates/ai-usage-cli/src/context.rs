@@ -1,0 +1,110 @@
+//! Opening the monitor the way each command needs it.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::zone::Zone;
+use ai_usage_core::PricingTable;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::Cli;
+use crate::{CliError, CliResult};
+
+/// Days kept in memory by default (the core's default retention).
+const DEFAULT_RETENTION: u32 = 93;
+
+/// The zone in force: `--tz` / `AI_USAGE_TZ`, else the machine's.
+pub fn zone(cli: &Cli) -> Zone {
+    cli.tz.unwrap_or(Zone::Local)
+}
+
+/// The pricing table: built-in prices, plus `--pricing` / `AI_USAGE_PRICING`.
+pub fn pricing(cli: &Cli) -> CliResult<PricingTable> {
+    let mut table = PricingTable::builtin();
+    if let Some(file) = &cli.pricing {
+        table
+            .load_file(file)
+            .map_err(|e| CliError::failed(e.to_string()))?;
+    }
+    Ok(table)
+}
+
+/// The budgets file: `--budgets` / `AI_USAGE_BUDGETS`, else `DIR/budgets.json`.
+pub fn budgets_file(cli: &Cli) -> PathBuf {
+    cli.budgets
+        .clone()
+        .unwrap_or_else(|| cli.dir.join(ai_usage_core::budget::BUDGETS_FILE))
+}
+
+/// A monitor over an existing directory, history replayed, for read-only
+/// commands. Never creates the directory. `oldest` widens the replay so a
+/// query of an old date still finds its day.
+pub fn open_read(cli: &Cli, oldest: Option<chrono::NaiveDate>) -> CliResult<UsageMonitor> {
+    if !cli.dir.is_dir() {
+        return Err(CliError::failed(format!(
+            "records directory {} does not exist (set --dir or AI_USAGE_DIR)",
+            cli.dir.display()
+        )));
+    }
+    let zone = zone(cli);
+    let retention = oldest.map_or(DEFAULT_RETENTION, |d| {
+        let back = (zone.today() - d).num_days().max(0) as u32 + 1;
+        back.max(DEFAULT_RETENTION)
+    });
+    build(cli, &cli.dir, true, retention)
+}
+
+/// A monitor that may write (the directory is created when missing).
+pub fn open_write(cli: &Cli, dir: &Path, replay: bool) -> CliResult<UsageMonitor> {
+    build(cli, dir, replay, DEFAULT_RETENTION)
+}
+
+fn build(cli: &Cli, dir: &Path, replay: bool, retention: u32) -> CliResult<UsageMonitor> {
+    let builder = UsageMonitor::builder()
+        .dir(dir)
+        .timezone(zone(cli))
+        .pricing(pricing(cli)?)
+        .retention_days(retention)
+        .replay(replay);
+    // Replay has no progress hook: a spinner says we are working.
+    let spinner = (replay && std::io::stderr().is_terminal()).then(|| {
+        let s = ProgressBar::new_spinner();
+        s.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        s.set_message(format!("读取记录 reading {}", dir.display()));
+        s.enable_steady_tick(Duration::from_millis(100));
+        s
+    });
+    let monitor = builder.build();
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    Ok(monitor?)
+}
+
+/// A progress bar on stderr when it is a terminal (else `None`).
+pub fn progress_bar(message: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    Some(bar)
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

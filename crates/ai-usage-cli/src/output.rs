@@ -1,0 +1,118 @@
+//! Human output: tables and amounts.
+
+use ai_usage_core::query::GroupSummary;
+use ai_usage_core::{Costs, Currency, Money};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+
+/// An amount with its currency symbol and 4 decimals, e.g. `¥29.5200`.
+pub fn money(m: Money, c: Currency) -> String {
+    format!("{}{:.4}", c.symbol(), m)
+}
+
+/// Every currency of `costs`, never added together: `¥1.2000 + $0.0300`.
+pub fn costs(costs: &Costs, fallback: Currency) -> String {
+    let mut v: Vec<(Currency, Money)> = costs.iter().collect();
+    if v.is_empty() {
+        return money(Money::ZERO, fallback);
+    }
+    v.sort_by_key(|(c, _)| *c);
+    v.iter()
+        .map(|(c, m)| money(*m, *c))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Thousands separators: `1234567` → `1,234,567`.
+pub fn int(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A table with a header; columns listed in `right` are right-aligned.
+pub fn table(header: &[&str], right: &[usize]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    for &i in right {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+/// Rows `(name, group)` as a table sorted by cost, then calls.
+pub fn groups_table<'a>(
+    title_col: &str,
+    rows: impl Iterator<Item = (&'a String, &'a GroupSummary)>,
+    limit: usize,
+) -> Option<Table> {
+    let mut v: Vec<(&String, &GroupSummary)> = rows.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| {
+        b.1.cost
+            .cmp(&a.1.cost)
+            .then(b.1.calls.cmp(&a.1.calls))
+            .then(a.0.cmp(b.0))
+    });
+    // Display names exist for models only; other groups skip the column.
+    let named = v.iter().any(|(_, g)| g.display_name.is_some());
+    let mut header = vec![title_col];
+    if named {
+        header.push("名称 name");
+    }
+    header.extend(["调用 calls", "Token", "费用 cost", "平均 avg/call"]);
+    let right: Vec<usize> = (header.len() - 4..header.len()).collect();
+    let mut t = table(&header, &right);
+    for (name, g) in v.into_iter().take(limit) {
+        let avg = g
+            .cost
+            .mul_div(1, g.calls.max(1) as i64)
+            .unwrap_or(Money::ZERO);
+        let mut row = vec![name.clone()];
+        if named {
+            row.push(g.display_name.clone().unwrap_or_default());
+        }
+        row.extend([
+            int(g.calls),
+            int(g.total_tokens),
+            costs(&g.costs, g.currency),
+            money(avg, g.currency),
+        ]);
+        t.add_row(row);
+    }
+    Some(t)
+}
+
+/// Local time of an epoch timestamp in the zone, `YYYY-MM-DD HH:MM:SS`.
+pub fn local_time(zone: &ai_usage_core::zone::Zone, ts: f64) -> String {
+    zone.local(ts).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(int(0), "0");
+        assert_eq!(int(972000), "972,000");
+        assert_eq!(int(1234567), "1,234,567");
+        assert_eq!(money("29.52".parse().unwrap(), Currency::CNY), "¥29.5200");
+        let mut c = Costs::default();
+        c.add(Currency::USD, "0.03".parse().unwrap());
+        c.add(Currency::CNY, "1.2".parse().unwrap());
+        assert_eq!(costs(&c, Currency::CNY), "¥1.2000 + $0.0300");
+    }
+}

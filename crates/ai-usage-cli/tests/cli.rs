@@ -1,0 +1,610 @@
+//! End-to-end tests of the `ai-usage` binary: every subcommand, `--json`
+//! shapes and error exits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ai-usage");
+
+/// Runs the binary on `dir` in +08:00 with a clean environment.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--tz", "+08:00"])
+        .args(args)
+        .env_remove("AI_USAGE_DIR")
+        .env_remove("AI_USAGE_TZ")
+        .env_remove("AI_USAGE_PRICING")
+        .env_remove("AI_USAGE_BUDGETS")
+        .env_remove("AI_USAGE_TOKEN")
+        .env_remove("RUST_LOG")
+        .env_remove("AI_USAGE_LOG")
+        .output()
+        .expect("run ai-usage")
+}
+
+fn ok_json(dir: &Path, args: &[&str]) -> Value {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed run with `code` and exactly one `error: …` line on stderr.
+fn assert_error(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{err} should mention {needle}");
+}
+
+/// A records directory with 3 days of demo data.
+fn demo_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ai_usage");
+    let stats = ok_json(&dir, &["demo", "--days", "3", "--seed", "1", "--json"]);
+    assert!(stats["records"].as_u64().unwrap() > 100, "{stats}");
+    (tmp, dir)
+}
+
+fn today() -> String {
+    let z: ai_usage_core::zone::Zone = "+08:00".parse().unwrap();
+    z.today().format("%Y-%m-%d").to_string()
+}
+
+#[test]
+fn demo_writes_day_files_and_stats_read_them() {
+    let (_t, dir) = demo_dir();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().starts_with("usage_")),
+        "{files:?}"
+    );
+    let yesterday = ok_json(&dir, &["stats", "daily", "--days-ago", "1", "--json"]);
+    for key in [
+        "period",
+        "total_calls",
+        "total_tokens",
+        "total_cost",
+        "currency",
+        "costs",
+        "success_rate",
+        "by_model",
+        "by_function",
+        "by_anchor",
+        "by_user",
+    ] {
+        assert!(yesterday.get(key).is_some(), "stats daily lacks {key}");
+    }
+    assert_eq!(yesterday["period"], "daily");
+    // Demo anchors broadcast most evenings: yesterday has 实时分析 calls.
+    assert!(yesterday["total_calls"].as_u64().unwrap() > 0);
+    let by_date = ok_json(&dir, &["stats", "daily", "--date", &today(), "--json"]);
+    assert_eq!(by_date["period"], "daily");
+    let hourly = ok_json(
+        &dir,
+        &[
+            "stats",
+            "hourly",
+            "--date",
+            &today(),
+            "--hour",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(hourly["period"], "hourly");
+    assert_eq!(
+        hourly["end_time"].as_f64().unwrap() - hourly["start_time"].as_f64().unwrap(),
+        3600.0
+    );
+    let month = &today()[..7];
+    let monthly = ok_json(&dir, &["stats", "monthly", "--month", month, "--json"]);
+    assert_eq!(monthly["period"], "monthly");
+    assert!(monthly["total_calls"].as_u64().unwrap() >= by_date["total_calls"].as_u64().unwrap());
+    // Human output has the Chinese labels.
+    let out = run(&dir, &["stats", "daily", "--days-ago", "1"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("调用次数") && text.contains("按模型"),
+        "{text}"
+    );
+    // Options of another period are usage errors.
+    assert_error(
+        &run(&dir, &["stats", "monthly", "--days-ago", "1"]),
+        2,
+        "does not apply",
+    );
+}
+
+#[test]
+fn session_by_id_and_unknown_session() {
+    let (_t, dir) = demo_dir();
+    // Find a session id in a day file.
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("usage_") && std::fs::read_to_string(p).unwrap().contains("live_")
+        })
+        .expect("a day file with a session");
+    let text = std::fs::read_to_string(file).unwrap();
+    let id = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["session_id"].as_str().map(str::to_string))
+        .unwrap();
+    let s = ok_json(&dir, &["session", &id, "--json"]);
+    assert_eq!(s["session_id"], id.as_str());
+    assert!(s["calls"].as_u64().unwrap() > 0);
+    assert!(s["anchor_id"].is_string());
+    assert!(s["functions"]["实时分析"].as_u64().unwrap() > 0);
+    assert!(run(&dir, &["session", &id]).status.success());
+    assert_error(
+        &run(&dir, &["session", "live_19990101_000000"]),
+        1,
+        "not found",
+    );
+}
+
+#[test]
+fn rankings_and_trend() {
+    let (_t, dir) = demo_dir();
+    let users = ok_json(
+        &dir,
+        &["top-users", "--limit", "3", "--days", "3", "--json"],
+    );
+    let users = users.as_array().unwrap();
+    assert!(!users.is_empty() && users.len() <= 3);
+    assert!(users[0]["user_id"].is_string());
+    let tokens: Vec<u64> = users
+        .iter()
+        .map(|u| u["tokens"].as_u64().unwrap())
+        .collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by tokens: {tokens:?}"
+    );
+    let anchors = ok_json(&dir, &["top-anchors", "--by", "cost", "--json"]);
+    let anchors = anchors.as_array().unwrap();
+    assert!(anchors[0]["anchor_id"].is_string());
+    let costs: Vec<f64> = anchors
+        .iter()
+        .map(|u| u["cost"].as_f64().unwrap())
+        .collect();
+    assert!(
+        costs.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by cost: {costs:?}"
+    );
+    assert!(run(&dir, &["top-anchors"]).status.success());
+    let trend = ok_json(&dir, &["trend", "--days", "5", "--json"]);
+    let trend = trend.as_array().unwrap();
+    assert_eq!(trend.len(), 5);
+    assert_eq!(trend[4]["date"], today().as_str());
+    for key in ["date", "cost", "currency", "calls", "tokens"] {
+        assert!(trend[0].get(key).is_some(), "trend lacks {key}");
+    }
+    let t = today();
+    let range = ok_json(&dir, &["trend", "--from", &t, "--to", &t, "--json"]);
+    assert_eq!(range.as_array().unwrap().len(), 1);
+    assert_error(
+        &run(
+            &dir,
+            &["trend", "--from", "2025-02-01", "--to", "2025-01-01"],
+        ),
+        2,
+        "after",
+    );
+    assert!(run(&dir, &["trend"]).status.success());
+}
+
+#[test]
+fn forecast_savings_and_reports() {
+    let (_t, dir) = demo_dir();
+    let f = ok_json(&dir, &["forecast", "--json"]);
+    for key in [
+        "month",
+        "month_to_date",
+        "avg_daily_cost",
+        "projected_total",
+        "basis",
+    ] {
+        assert!(f.get(key).is_some(), "forecast lacks {key}");
+    }
+    assert!(run(&dir, &["forecast"]).status.success());
+    let s = ok_json(&dir, &["savings", "--days", "3", "--json"]);
+    let functions = s["functions"].as_array().unwrap();
+    assert!(!functions.is_empty());
+    assert!(functions[0]["alternatives"].is_array());
+    assert_eq!(functions[0]["halve_frequency"]["saving_pct"], 50.0);
+    assert!(run(&dir, &["savings"]).status.success());
+    // JSON report at the default path, inside the records directory.
+    let w = ok_json(&dir, &["report", "--days", "3", "--json"]);
+    let path = PathBuf::from(w["report_path"].as_str().unwrap());
+    assert_eq!(path.parent().unwrap(), dir);
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for key in [
+        "generated_at",
+        "period_days",
+        "today_summary",
+        "top_users",
+        "cost_trend",
+        "by_anchor",
+        "forecast",
+        "budgets",
+        "savings",
+    ] {
+        assert!(report.get(key).is_some(), "report lacks {key}");
+    }
+    assert_eq!(report["period_days"], 3);
+    // CSV to an explicit file.
+    let csv = dir.join("out").join("daily.csv");
+    let out = run(
+        &dir,
+        &["report", "--format", "csv", "-o", csv.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("date,model,display_name,function,calls,input_tokens,output_tokens,total_tokens,cost,currency\n"));
+    assert!(text.lines().count() > 3);
+    let rec = dir.join("records.csv");
+    assert!(run(
+        &dir,
+        &[
+            "report",
+            "--format",
+            "records",
+            "--days",
+            "1",
+            "-o",
+            rec.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    assert!(std::fs::read_to_string(&rec)
+        .unwrap()
+        .starts_with("timestamp,local_time,user_id,anchor_id,session_id,model"));
+}
+
+#[test]
+fn budgets_from_the_budgets_file() {
+    let (_t, dir) = demo_dir();
+    assert_eq!(ok_json(&dir, &["budgets", "--json"]), Value::Array(vec![]));
+    std::fs::write(
+        dir.join("budgets.json"),
+        r#"{"budgets": [
+            {"name": "每日总预算", "period": "daily", "limit": 50, "thresholds": [80, 100]},
+            {"name": "anchor_001 月预算", "anchor": "anchor_001", "period": "monthly", "limit": "0.01"}
+        ]}"#,
+    )
+    .unwrap();
+    let status = ok_json(&dir, &["budgets", "--json"]);
+    let status = status.as_array().unwrap();
+    assert_eq!(status.len(), 2);
+    for key in [
+        "name",
+        "scope",
+        "period",
+        "period_label",
+        "spent",
+        "limit",
+        "remaining",
+        "percent",
+        "projected_end_of_period",
+        "currency",
+        "thresholds_fired",
+    ] {
+        assert!(status[0].get(key).is_some(), "budget status lacks {key}");
+    }
+    assert_eq!(status[0]["period_label"], today().as_str());
+    assert_eq!(status[1]["scope"]["kind"], "anchor");
+    // anchor_001 broadcasts most days: 1 fen is long spent, both thresholds crossed.
+    assert_eq!(status[1]["thresholds_fired"], serde_json::json!([80, 100]));
+    assert!(run(&dir, &["budgets"]).status.success());
+    // A broken file: the error names the file, the line and the field.
+    std::fs::write(
+        dir.join("budgets.json"),
+        "[\n {\"name\": \"x\", \"period\": \"daily\", \"limt\": 5}\n]",
+    )
+    .unwrap();
+    let out = run(&dir, &["budgets"]);
+    assert_error(&out, 1, "budgets.json, line 2");
+    assert!(stderr(&out).contains("limt"));
+}
+
+#[test]
+fn cost_and_pricing() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = ok_json(dir.path(), &["cost", "qwen-max", "1000", "500", "--json"]);
+    assert_eq!(q["cost"], 0.05);
+    assert_eq!(q["currency"], "CNY");
+    assert_eq!(q["canonical_model"], "qwen-max");
+    let q = ok_json(
+        dir.path(),
+        &[
+            "cost",
+            "deepseek-chat",
+            "1000",
+            "0",
+            "--cached",
+            "1000",
+            "--json",
+        ],
+    );
+    assert_eq!(q["cost"], 0.0001, "cached input at ¥0.1/M");
+    let out = run(dir.path(), &["cost", "qwen-plus", "1200", "300"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("¥0.0084"));
+    assert_error(
+        &run(dir.path(), &["cost", "no-such-model", "1", "1"]),
+        2,
+        "unknown model",
+    );
+    assert_error(
+        &run(dir.path(), &["cost", "qwen-plus", "x", "1"]),
+        2,
+        "INPUT_TOKENS",
+    );
+    let table = ok_json(dir.path(), &["pricing", "--json"]);
+    let plus = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "qwen-plus")
+        .unwrap();
+    assert_eq!(plus["input"], 0.004);
+    assert_eq!(plus["display_name"], "通义千问-Plus");
+    assert!(run(dir.path(), &["pricing"]).status.success());
+    // A custom pricing file is merged in.
+    let file = dir.path().join("prices.json");
+    std::fs::write(
+        &file,
+        r#"{"models": {"my-model": {"display_name": "我的模型", "input": 0.01, "output": 0.03}}}"#,
+    )
+    .unwrap();
+    let q = ok_json(
+        dir.path(),
+        &[
+            "--pricing",
+            file.to_str().unwrap(),
+            "cost",
+            "my-model",
+            "1000",
+            "1000",
+            "--json",
+        ],
+    );
+    assert_eq!(q["cost"], 0.04);
+    assert_error(
+        &run(dir.path(), &["--pricing", "/nonexistent.json", "pricing"]),
+        1,
+        "nonexistent.json",
+    );
+    // No command touched a records directory.
+    assert!(!dir.path().join("records").exists());
+}
+
+#[test]
+fn record_flushes_and_prints_the_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new_dir");
+    let r = ok_json(
+        &dir,
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "实时分析",
+            "--input-tokens",
+            "1200",
+            "--output-tokens",
+            "300",
+            "--duration-ms",
+            "850",
+            "--user-id",
+            "42",
+            "--anchor-id",
+            "anchor_123",
+            "--session-id",
+            "session_456",
+            "--json",
+        ],
+    );
+    assert_eq!(r["model"], "qwen-plus");
+    assert_eq!(r["cost"], 0.0084);
+    assert_eq!(r["success"], true);
+    assert_eq!(r["session_id"], "session_456");
+    // On disk before the process exited.
+    let day_file = dir.join(format!("usage_{}.jsonl", today()));
+    let line = std::fs::read_to_string(&day_file).unwrap();
+    assert_eq!(line.lines().count(), 1);
+    let failed = ok_json(
+        &dir,
+        &[
+            "record",
+            "--model",
+            "qwen-max",
+            "--function",
+            "问答",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "0",
+            "--failed",
+            "--error",
+            "请求超时",
+            "--cost",
+            "0.5",
+            "--json",
+        ],
+    );
+    assert_eq!(failed["success"], false);
+    assert_eq!(failed["error_msg"], "请求超时");
+    assert_eq!(failed["cost"], 0.5);
+    let s = ok_json(&dir, &["stats", "daily", "--json"]);
+    assert_eq!(s["total_calls"], 2);
+    assert_eq!(s["failed_calls"], 1);
+    assert_eq!(s["total_cost"], 0.5084);
+    assert!(run(
+        &dir,
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "f",
+            "--input-tokens",
+            "1",
+            "--output-tokens",
+            "1"
+        ]
+    )
+    .status
+    .success());
+    assert_error(
+        &run(&dir, &["record", "--model", "qwen-plus"]),
+        2,
+        "--function",
+    );
+}
+
+#[test]
+fn bad_input_exits_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    for cmd in [
+        &["stats", "daily"][..],
+        &["trend"],
+        &["top-users"],
+        &["forecast"],
+        &["savings"],
+        &["report"],
+        &["session", "x"],
+        &["budgets"],
+    ] {
+        let out = run(&missing, cmd);
+        assert_error(&out, 1, "does not exist");
+        assert!(!missing.exists(), "{cmd:?} created the directory");
+    }
+    assert_error(
+        &run(&missing, &["stats", "daily", "--date", "2025-13-01"]),
+        2,
+        "YYYY-MM-DD",
+    );
+    assert_error(
+        &run(&missing, &["stats", "monthly", "--month", "2025-13"]),
+        2,
+        "YYYY-MM",
+    );
+    let bad_tz = Command::new(BIN)
+        .args([
+            "--dir",
+            missing.to_str().unwrap(),
+            "--tz",
+            "Mars/Base",
+            "stats",
+            "daily",
+        ])
+        .output()
+        .unwrap();
+    assert_error(&bad_tz, 2, "time zone");
+    assert_error(&run(&missing, &["no-such-command"]), 2, "no-such-command");
+    assert_error(&run(&missing, &["top-users", "--by", "karma"]), 2, "karma");
+}
+
+#[test]
+fn serve_listens_and_checks_its_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ai_usage");
+    assert_error(&run(&dir, &["serve", "--protect-reads"]), 2, "--token");
+    // Start on a free port, wait until it accepts a connection, stop it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args([
+            "--dir",
+            dir.to_str().unwrap(),
+            "--tz",
+            "+08:00",
+            "serve",
+            "--addr",
+            &addr,
+        ])
+        .env_remove("AI_USAGE_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(up, "serve did not listen on {addr}");
+    assert!(dir.is_dir(), "serve creates its records directory");
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "stats",
+        "session",
+        "top-users",
+        "top-anchors",
+        "trend",
+        "report",
+        "forecast",
+        "savings",
+        "budgets",
+        "cost",
+        "pricing",
+        "record",
+        "demo",
+        "serve",
+    ] {
+        assert!(text.contains(cmd), "--help lacks {cmd}");
+    }
+    assert!(Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}

@@ -1,0 +1,869 @@
+//! Budgets and alerts: daily or monthly spending limits, globally or per
+//! user / anchor (主播) / function (功能) / model, with percentage thresholds.
+//!
+//! How a threshold fires:
+//! - The monitor calls [`BudgetBook::on_record`] under the rollups lock right
+//!   after a record is counted. Every record is therefore checked against
+//!   rollups that already contain it and no other thread can count a record
+//!   in between: "spent" for the record's scope and period (the day, or the
+//!   sum of the month's days) is exact, and a threshold crosses exactly once
+//!   per period, however many threads record at the same time.
+//! - Alerts are only *queued* under the lock. They are delivered (a
+//!   `tracing::warn!` plus every callback registered with
+//!   [`UsageMonitor::on_budget_alert`]) after the lock is released, so a
+//!   callback may query the monitor.
+//! - After a restart the rollups are rebuilt from the day files. The first
+//!   time a budget meets a period (when it is added, queried, or the first
+//!   record of that period arrives), thresholds the period had already
+//!   crossed *before* count as fired: the process that crossed them has
+//!   alerted. A budget added when its period is already over a threshold
+//!   therefore does not alert for it (its status shows it as fired).
+//!
+//! Money is never converted: a budget in CNY counts only costs recorded in
+//! CNY. Scopes match the names as recorded (the `model` string as given, not
+//! its pricing alias).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::money::{Currency, Money};
+use crate::monitor::UsageMonitor;
+use crate::record::UsageRecord;
+use crate::rollups::{Bucket, GroupStats, Rollups};
+use crate::zone::{days_in_month, month_start, now_timestamp, Zone};
+
+/// Environment variable naming the budgets file (default `DIR/budgets.json`).
+pub const BUDGETS_ENV: &str = "AI_USAGE_BUDGETS";
+/// File name of the budgets file inside the records directory.
+pub const BUDGETS_FILE: &str = "budgets.json";
+/// Thresholds used when a budget names none: warn at 80 %, alert at 100 %.
+pub const DEFAULT_THRESHOLDS: [u32; 2] = [80, 100];
+/// Periods of fired thresholds remembered per budget (older ones are dropped;
+/// only late back-dated records ever reach them).
+const PERIODS_KEPT: usize = 4;
+
+/// What a budget counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// Every call.
+    Global,
+    /// Calls of one user (`user_id`).
+    User(String),
+    /// Calls of one anchor (`anchor_id`, 主播).
+    Anchor(String),
+    /// Calls of one function (功能).
+    Function(String),
+    /// Calls of one model, by the name as recorded.
+    Model(String),
+}
+
+impl BudgetScope {
+    /// True when `r` counts towards this scope.
+    pub fn matches(&self, r: &UsageRecord) -> bool {
+        match self {
+            BudgetScope::Global => true,
+            BudgetScope::User(u) => r.user_id.as_deref() == Some(u.as_str()),
+            BudgetScope::Anchor(a) => r.anchor_id.as_deref() == Some(a.as_str()),
+            BudgetScope::Function(f) => r.function == *f,
+            BudgetScope::Model(m) => r.model == *m,
+        }
+    }
+
+    /// The counters of this scope in one bucket, if it has any.
+    pub fn group<'b>(&self, b: &'b Bucket) -> Option<&'b GroupStats> {
+        match self {
+            BudgetScope::Global => Some(&b.totals),
+            BudgetScope::User(u) => b.by_user.get(u),
+            BudgetScope::Anchor(a) => b.by_anchor.get(a),
+            BudgetScope::Function(f) => b.by_function.get(f),
+            BudgetScope::Model(m) => b.by_model.get(m),
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetScope {
+    /// `global`, `user:42`, `anchor:anchor_001`, `function:实时分析`, `model:qwen-max`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetScope::Global => f.write_str("global"),
+            BudgetScope::User(id) => write!(f, "user:{id}"),
+            BudgetScope::Anchor(id) => write!(f, "anchor:{id}"),
+            BudgetScope::Function(id) => write!(f, "function:{id}"),
+            BudgetScope::Model(id) => write!(f, "model:{id}"),
+        }
+    }
+}
+
+/// The period a budget's limit applies to (local days of the monitor's zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// One local calendar day.
+    #[serde(alias = "day")]
+    Daily,
+    /// One calendar month.
+    #[serde(alias = "month")]
+    Monthly,
+}
+
+impl BudgetPeriod {
+    /// First and last local date of the period containing `date`.
+    pub fn bounds(self, date: NaiveDate) -> (NaiveDate, NaiveDate) {
+        match self {
+            BudgetPeriod::Daily => (date, date),
+            BudgetPeriod::Monthly => {
+                let first = month_start(date);
+                (
+                    first,
+                    first + chrono::Duration::days(days_in_month(date) as i64 - 1),
+                )
+            }
+        }
+    }
+
+    /// `YYYY-MM-DD` (daily) or `YYYY-MM` (monthly) of the period containing `date`.
+    pub fn label(self, date: NaiveDate) -> String {
+        match self {
+            BudgetPeriod::Daily => date.format("%Y-%m-%d").to_string(),
+            BudgetPeriod::Monthly => date.format("%Y-%m").to_string(),
+        }
+    }
+}
+
+/// A spending limit with alert thresholds.
+///
+/// ```
+/// use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
+/// use ai_usage_core::{Currency, Money};
+/// let b = Budget::new("每日总预算", BudgetScope::Global, BudgetPeriod::Daily, "50".parse::<Money>().unwrap(), Currency::CNY);
+/// assert_eq!(b.thresholds, vec![80, 100]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Unique name (adding a budget with an existing name replaces it).
+    pub name: String,
+    /// What is counted.
+    pub scope: BudgetScope,
+    /// Daily or monthly.
+    pub period: BudgetPeriod,
+    /// The limit per period, in `currency`; must be positive.
+    pub limit: Money,
+    /// Only costs in this currency count (never converted).
+    pub currency: Currency,
+    /// Percentages of `limit` that alert, e.g. `[80, 100]` (1..=1000).
+    pub thresholds: Vec<u32>,
+}
+
+impl Budget {
+    /// A budget with the default thresholds (80 %, 100 %).
+    pub fn new(
+        name: impl Into<String>,
+        scope: BudgetScope,
+        period: BudgetPeriod,
+        limit: Money,
+        currency: Currency,
+    ) -> Budget {
+        Budget {
+            name: name.into(),
+            scope,
+            period,
+            limit,
+            currency,
+            thresholds: DEFAULT_THRESHOLDS.to_vec(),
+        }
+    }
+
+    /// Replaces the thresholds (percent of the limit).
+    pub fn with_thresholds(mut self, thresholds: impl Into<Vec<u32>>) -> Budget {
+        self.thresholds = thresholds.into();
+        self
+    }
+
+    /// Checks the budget and sorts its thresholds; the error names the field.
+    pub fn validate(&mut self) -> std::result::Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("field `name`: must not be empty".into());
+        }
+        if self.limit <= Money::ZERO {
+            return Err(format!(
+                "field `limit`: must be greater than 0, got {}",
+                self.limit
+            ));
+        }
+        if let BudgetScope::User(id)
+        | BudgetScope::Anchor(id)
+        | BudgetScope::Function(id)
+        | BudgetScope::Model(id) = &self.scope
+        {
+            if id.is_empty() {
+                return Err("field `scope`: the id must not be empty".into());
+            }
+        }
+        if self.thresholds.is_empty() {
+            self.thresholds = DEFAULT_THRESHOLDS.to_vec();
+        }
+        if let Some(t) = self.thresholds.iter().find(|t| !(1..=1000).contains(*t)) {
+            return Err(format!(
+                "field `thresholds`: {t} is not a percentage between 1 and 1000"
+            ));
+        }
+        self.thresholds.sort_unstable();
+        self.thresholds.dedup();
+        Ok(())
+    }
+
+    /// True when `spent` is at or above `threshold` percent of the limit.
+    fn reached(&self, spent: Money, threshold: u32) -> bool {
+        // Integers only: 79.9999 % must not round up to 80 %.
+        spent.micros() as i128 * 100 >= self.limit.micros() as i128 * threshold as i128
+    }
+
+    fn percent(&self, spent: Money) -> f64 {
+        if self.limit.micros() == 0 {
+            return 0.0;
+        }
+        (spent.micros() as f64 * 10_000.0 / self.limit.micros() as f64).round() / 100.0
+    }
+}
+
+/// One threshold crossing, delivered once per budget, threshold and period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetAlert {
+    /// The budget's name.
+    pub budget: String,
+    /// What the budget counts.
+    pub scope: BudgetScope,
+    /// Daily or monthly.
+    pub period: BudgetPeriod,
+    /// `YYYY-MM-DD` or `YYYY-MM`.
+    pub period_label: String,
+    /// The threshold crossed (percent of the limit).
+    pub threshold: u32,
+    /// Spent in the period, including the record that crossed.
+    pub spent: Money,
+    /// The limit.
+    pub limit: Money,
+    /// `spent / limit` in percent (two decimals).
+    pub percent: f64,
+    /// Currency of `spent` and `limit`.
+    pub currency: Currency,
+    /// Timestamp (epoch seconds) of the record that crossed.
+    pub timestamp: f64,
+    /// Model of the record that crossed.
+    pub model: String,
+    /// Function of the record that crossed.
+    pub function: String,
+}
+
+/// Where a budget stands in its current period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    /// The budget's name.
+    pub name: String,
+    /// What it counts.
+    pub scope: BudgetScope,
+    /// Daily or monthly.
+    pub period: BudgetPeriod,
+    /// The current period, `YYYY-MM-DD` or `YYYY-MM`.
+    pub period_label: String,
+    /// Spent so far in the period.
+    pub spent: Money,
+    /// The limit.
+    pub limit: Money,
+    /// `limit - spent`, never below zero.
+    pub remaining: Money,
+    /// `spent / limit` in percent (two decimals; above 100 when over).
+    pub percent: f64,
+    /// Linear projection to the end of the period: spent / elapsed time ×
+    /// period length (elapsed counted as at least one hour, so the first
+    /// minutes of a period do not project absurd amounts).
+    pub projected_end_of_period: Money,
+    /// Currency of every amount.
+    pub currency: Currency,
+    /// The budget's thresholds (percent).
+    pub thresholds: Vec<u32>,
+    /// Thresholds that have fired (or had been crossed before this process
+    /// saw the period) in the current period.
+    pub thresholds_fired: Vec<u32>,
+}
+
+/// A budget alert callback.
+pub type AlertCallback = Arc<dyn Fn(&BudgetAlert) + Send + Sync>;
+
+/// Fired thresholds of one period of one budget.
+#[derive(Debug, Clone)]
+struct PeriodState {
+    first_day: NaiveDate,
+    fired: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    budget: Budget,
+    /// Most recently used last; at most [`PERIODS_KEPT`].
+    periods: Vec<PeriodState>,
+}
+
+/// The state of `budget`'s period starting `first_day`; created on first use
+/// with every threshold `spent_before` had already reached counted as fired.
+fn period_state<'p>(
+    budget: &Budget,
+    periods: &'p mut Vec<PeriodState>,
+    first_day: NaiveDate,
+    spent_before: impl FnOnce() -> Money,
+) -> &'p mut PeriodState {
+    let pos = match periods.iter().position(|p| p.first_day == first_day) {
+        Some(i) => i,
+        None => {
+            let before = spent_before();
+            let fired = budget
+                .thresholds
+                .iter()
+                .copied()
+                .filter(|t| budget.reached(before, *t))
+                .collect();
+            if periods.len() >= PERIODS_KEPT {
+                // Drop the oldest period; only very late records need it.
+                if let Some((i, _)) = periods.iter().enumerate().min_by_key(|(_, p)| p.first_day) {
+                    periods.remove(i);
+                }
+            }
+            periods.push(PeriodState { first_day, fired });
+            periods.len() - 1
+        }
+    };
+    &mut periods[pos]
+}
+
+/// Alerts waiting for delivery and the callbacks that receive them; shared
+/// with the monitor's observer so delivery happens outside the rollups lock.
+#[derive(Default)]
+struct Delivery {
+    pending: Mutex<Vec<BudgetAlert>>,
+    has_pending: AtomicBool,
+    callbacks: RwLock<Vec<AlertCallback>>,
+}
+
+impl Delivery {
+    fn dispatch(&self) {
+        // Cheap check first: this runs after every record.
+        if !self.has_pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let alerts = std::mem::take(&mut *self.pending.lock());
+        if alerts.is_empty() {
+            return;
+        }
+        let callbacks = self.callbacks.read().clone();
+        for a in &alerts {
+            tracing::warn!(
+                budget = %a.budget,
+                scope = %a.scope,
+                period = %a.period_label,
+                threshold = a.threshold,
+                spent = %a.spent,
+                limit = %a.limit,
+                currency = %a.currency,
+                "AI budget threshold reached: {} {}% ({}{} of {}{})",
+                a.budget,
+                a.threshold,
+                a.currency.symbol(),
+                a.spent,
+                a.currency.symbol(),
+                a.limit
+            );
+            for cb in &callbacks {
+                // A panicking callback must not break recording (record never panics).
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(a))).is_err() {
+                    tracing::error!(budget = %a.budget, "a budget alert callback panicked");
+                }
+            }
+        }
+    }
+}
+
+/// The budgets of a monitor and which thresholds have fired.
+#[derive(Default)]
+pub struct BudgetBook {
+    entries: Mutex<Vec<Entry>>,
+    /// False while there are no budgets: the per-record check is then one load.
+    active: AtomicBool,
+    delivery: Arc<Delivery>,
+}
+
+impl std::fmt::Debug for BudgetBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetBook")
+            .field("budgets", &self.entries.lock().len())
+            .field("callbacks", &self.delivery.callbacks.read().len())
+            .finish()
+    }
+}
+
+/// Spent in `currency` by `scope` over the local days `first..=last`.
+pub fn spent_in(
+    rollups: &Rollups,
+    scope: &BudgetScope,
+    currency: Currency,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Money {
+    rollups
+        .days
+        .range(first..=last)
+        .filter_map(|(_, d)| scope.group(&d.day))
+        .map(|g| g.cost.get(currency))
+        .sum()
+}
+
+impl BudgetBook {
+    /// Called under the rollups lock after each record is counted: queues an
+    /// alert for every threshold this record made its budgets cross.
+    pub fn on_record(
+        &self,
+        record: &UsageRecord,
+        currency: Currency,
+        date: NaiveDate,
+        rollups: &Rollups,
+    ) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut queued = Vec::new();
+        let mut entries = self.entries.lock();
+        for e in entries.iter_mut() {
+            if e.budget.currency != currency || !e.budget.scope.matches(record) {
+                continue;
+            }
+            let (first, last) = e.budget.period.bounds(date);
+            let scope = &e.budget.scope;
+            let spent = spent_in(rollups, scope, currency, first, last);
+            let state = period_state(&e.budget, &mut e.periods, first, || spent - record.cost);
+            if state.fired.len() == e.budget.thresholds.len() {
+                continue;
+            }
+            for &t in &e.budget.thresholds {
+                if !state.fired.contains(&t) && e.budget.reached(spent, t) {
+                    state.fired.push(t);
+                    queued.push(BudgetAlert {
+                        budget: e.budget.name.clone(),
+                        scope: e.budget.scope.clone(),
+                        period: e.budget.period,
+                        period_label: e.budget.period.label(date),
+                        threshold: t,
+                        spent,
+                        limit: e.budget.limit,
+                        percent: e.budget.percent(spent),
+                        currency,
+                        timestamp: record.timestamp,
+                        model: record.model.clone(),
+                        function: record.function.clone(),
+                    });
+                }
+            }
+        }
+        drop(entries);
+        if !queued.is_empty() {
+            self.delivery.pending.lock().extend(queued);
+            self.delivery.has_pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Delivers queued alerts (warning + callbacks). Must be called without
+    /// the rollups lock held. Cheap when nothing is queued.
+    pub fn dispatch(&self) {
+        self.delivery.dispatch();
+    }
+
+    /// Adds or replaces (by name) a budget; `today`'s period is initialised
+    /// from `rollups` (thresholds already reached count as fired).
+    fn insert(&self, budget: Budget, rollups: &Rollups, today: NaiveDate) {
+        let mut entries = self.entries.lock();
+        entries.retain(|e| e.budget.name != budget.name);
+        let mut e = Entry {
+            budget,
+            periods: Vec::new(),
+        };
+        let (first, last) = e.budget.period.bounds(today);
+        let (scope, currency) = (e.budget.scope.clone(), e.budget.currency);
+        period_state(&e.budget, &mut e.periods, first, || {
+            spent_in(rollups, &scope, currency, first, last)
+        });
+        entries.push(e);
+        self.active.store(true, Ordering::Relaxed);
+    }
+}
+
+impl UsageMonitor {
+    /// Adds a budget, or replaces the one with the same name. Thresholds its
+    /// current period has already reached count as fired (see the module docs).
+    ///
+    /// Errors (`InvalidArgument`) name the field that is wrong.
+    pub fn add_budget(&self, mut budget: Budget) -> Result<()> {
+        budget
+            .validate()
+            .map_err(|message| Error::InvalidArgument {
+                argument: "budget",
+                message: format!("budget `{}`: {message}", budget.name),
+            })?;
+        let today = self.today();
+        // Lock order everywhere: rollups, then the book.
+        let rollups = self.rollups();
+        self.budgets.insert(budget, &rollups, today);
+        Ok(())
+    }
+
+    /// Adds several budgets (stops at the first invalid one).
+    pub fn add_budgets(&self, budgets: impl IntoIterator<Item = Budget>) -> Result<()> {
+        budgets.into_iter().try_for_each(|b| self.add_budget(b))
+    }
+
+    /// Removes the budget named `name`; false if there was none.
+    pub fn remove_budget(&self, name: &str) -> bool {
+        let mut entries = self.budgets.entries.lock();
+        let before = entries.len();
+        entries.retain(|e| e.budget.name != name);
+        if entries.is_empty() {
+            self.budgets.active.store(false, Ordering::Relaxed);
+        }
+        entries.len() != before
+    }
+
+    /// The budgets in force, in the order they were added.
+    pub fn budgets(&self) -> Vec<Budget> {
+        self.budgets
+            .entries
+            .lock()
+            .iter()
+            .map(|e| e.budget.clone())
+            .collect()
+    }
+
+    /// Loads `DIR/budgets.json` (or the file named by `AI_USAGE_BUDGETS`) when
+    /// it exists; returns the number of budgets added (0 without a file).
+    pub fn load_default_budgets(&self) -> Result<usize> {
+        let path = budgets_path(self.dir());
+        if !path.exists() {
+            return Ok(0);
+        }
+        let budgets = load_budgets_file(&path)?;
+        let n = budgets.len();
+        self.add_budgets(budgets)?;
+        tracing::info!(file = %path.display(), budgets = n, "loaded budgets");
+        Ok(n)
+    }
+
+    /// Runs `callback` once for every threshold crossing, after the record
+    /// that crossed is counted, on the recording thread and outside the
+    /// rollups lock (it may query the monitor; keep it short). Every alert is
+    /// also logged with `tracing::warn!`.
+    pub fn on_budget_alert(&self, callback: impl Fn(&BudgetAlert) + Send + Sync + 'static) {
+        self.budgets
+            .delivery
+            .callbacks
+            .write()
+            .push(Arc::new(callback));
+    }
+
+    /// Where every budget stands in its current period.
+    pub fn budget_status(&self) -> Vec<BudgetStatus> {
+        let today = self.today();
+        let zone = self.zone();
+        let now = now_timestamp();
+        let rollups = self.rollups();
+        let mut entries = self.budgets.entries.lock();
+        entries
+            .iter_mut()
+            .map(|e| {
+                let (first, last) = e.budget.period.bounds(today);
+                let spent = spent_in(&rollups, &e.budget.scope, e.budget.currency, first, last);
+                let mut fired = period_state(&e.budget, &mut e.periods, first, || spent)
+                    .fired
+                    .clone();
+                fired.sort_unstable();
+                let b = &e.budget;
+                BudgetStatus {
+                    name: b.name.clone(),
+                    scope: b.scope.clone(),
+                    period: b.period,
+                    period_label: b.period.label(today),
+                    spent,
+                    limit: b.limit,
+                    remaining: if spent < b.limit {
+                        b.limit - spent
+                    } else {
+                        Money::ZERO
+                    },
+                    percent: b.percent(spent),
+                    projected_end_of_period: project(&zone, first, last, now, spent),
+                    currency: b.currency,
+                    thresholds: b.thresholds.clone(),
+                    thresholds_fired: fired,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Linear projection of `spent` over the days `first..=last` at time `now`.
+fn project(zone: &Zone, first: NaiveDate, last: NaiveDate, now: f64, spent: Money) -> Money {
+    let start = zone.day_bounds(first).0;
+    let end = zone.day_bounds(last).1;
+    let total = (end - start).max(1.0);
+    let elapsed = (now - start).clamp(3600.0_f64.min(total), total);
+    spent
+        .mul_div(total.round() as i64, elapsed.round().max(1.0) as i64)
+        .unwrap_or(spent)
+}
+
+/// The budgets file of a records directory: `AI_USAGE_BUDGETS` when set,
+/// else `dir/budgets.json`.
+pub fn budgets_path(dir: &Path) -> PathBuf {
+    match std::env::var_os(BUDGETS_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => dir.join(BUDGETS_FILE),
+    }
+}
+
+/// One budget as written in a budgets file: the scope is one optional key
+/// (`user`, `anchor`, `function` or `model`; none = global).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBudget {
+    name: String,
+    period: BudgetPeriod,
+    #[serde(deserialize_with = "de_limit")]
+    limit: Money,
+    #[serde(default)]
+    currency: Currency,
+    #[serde(default)]
+    thresholds: Vec<u32>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    anchor: Option<String>,
+    #[serde(default)]
+    function: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// A validated file budget; validation runs inside serde so errors carry
+/// the line and column of the budget.
+#[derive(Deserialize)]
+#[serde(try_from = "FileBudget")]
+struct ValidBudget(Budget);
+
+impl TryFrom<FileBudget> for ValidBudget {
+    type Error = String;
+    fn try_from(f: FileBudget) -> std::result::Result<ValidBudget, String> {
+        let scopes: Vec<BudgetScope> = [
+            f.user.map(BudgetScope::User),
+            f.anchor.map(BudgetScope::Anchor),
+            f.function.map(BudgetScope::Function),
+            f.model.map(BudgetScope::Model),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if scopes.len() > 1 {
+            return Err(format!(
+                "budget `{}`: give at most one of `user`, `anchor`, `function`, `model`",
+                f.name
+            ));
+        }
+        let mut b = Budget {
+            name: f.name,
+            scope: scopes.into_iter().next().unwrap_or(BudgetScope::Global),
+            period: f.period,
+            limit: f.limit,
+            currency: f.currency,
+            thresholds: f.thresholds,
+        };
+        b.validate()
+            .map_err(|m| format!("budget `{}`: {m}", b.name))?;
+        Ok(ValidBudget(b))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBudgets {
+    budgets: Vec<ValidBudget>,
+}
+
+/// A limit given as a number (`50`, `12.5`) or a decimal string (`"12.50"`).
+fn de_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Money, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Number(f64),
+        Text(String),
+    }
+    let bad =
+        || serde::de::Error::custom("field `limit`: expected an amount such as 50 or \"50.00\"");
+    match Amount::deserialize(d).map_err(|_| bad())? {
+        Amount::Number(v) => Money::from_f64(v).ok_or_else(bad),
+        Amount::Text(s) => s.parse().map_err(|_| bad()),
+    }
+}
+
+/// Reads a budgets file: a JSON array of budgets, or `{"budgets": [...]}`.
+///
+/// ```json
+/// {"budgets": [
+///   {"name": "每日总预算", "period": "daily", "limit": 50, "currency": "CNY", "thresholds": [80, 100]},
+///   {"name": "anchor_001 月预算", "anchor": "anchor_001", "period": "monthly", "limit": "300.00"},
+///   {"name": "qwen-max", "model": "qwen-max", "period": "daily", "limit": 20}
+/// ]}
+/// ```
+///
+/// Errors name the file, the line and column, the budget and the field.
+pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        action: "cannot read budgets file",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse_budgets(&text, &path.display().to_string())
+}
+
+/// Parses the text of a budgets file; `origin` names it in errors.
+pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
+    let parsed = if text.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<ValidBudget>>(text)
+    } else {
+        serde_json::from_str::<FileBudgets>(text).map(|f| f.budgets)
+    };
+    let budgets: Vec<Budget> = parsed
+        .map_err(|e| {
+            // serde_json appends " at line L column C"; we say it first.
+            let msg = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+            Error::Config {
+                setting: "budgets file",
+                message: format!("{origin}, line {}, column {}: {msg}", e.line(), e.column()),
+            }
+        })?
+        .into_iter()
+        .map(|v| v.0)
+        .collect();
+    for (i, b) in budgets.iter().enumerate() {
+        if budgets[..i].iter().any(|o| o.name == b.name) {
+            return Err(Error::Config {
+                setting: "budgets file",
+                message: format!("{origin}: budget name `{}` is used more than once", b.name),
+            });
+        }
+    }
+    Ok(budgets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(s: &str) -> Money {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn file_with_every_scope_parses() {
+        let text = r#"{"budgets": [
+            {"name": "total", "period": "daily", "limit": 50},
+            {"name": "a1", "anchor": "anchor_001", "period": "monthly", "limit": "300.50", "thresholds": [100, 50, 50]},
+            {"name": "u", "user": "42", "period": "day", "limit": 1, "currency": "usd"},
+            {"name": "f", "function": "实时分析", "period": "daily", "limit": 2},
+            {"name": "m", "model": "qwen-max", "period": "month", "limit": 3}
+        ]}"#;
+        let b = parse_budgets(text, "t.json").unwrap();
+        assert_eq!(b.len(), 5);
+        assert_eq!(b[0].scope, BudgetScope::Global);
+        assert_eq!(b[0].thresholds, vec![80, 100]);
+        assert_eq!(b[0].currency, Currency::CNY);
+        assert_eq!(b[1].scope, BudgetScope::Anchor("anchor_001".into()));
+        assert_eq!(b[1].limit, money("300.5"));
+        assert_eq!(b[1].thresholds, vec![50, 100]);
+        assert_eq!(b[1].period, BudgetPeriod::Monthly);
+        assert_eq!(b[2].currency, Currency::USD);
+        assert_eq!(b[3].scope, BudgetScope::Function("实时分析".into()));
+        assert_eq!(b[4].scope, BudgetScope::Model("qwen-max".into()));
+        let arr = parse_budgets(
+            r#"[{"name": "x", "period": "daily", "limit": 5}]"#,
+            "a.json",
+        )
+        .unwrap();
+        assert_eq!(arr.len(), 1);
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_field() {
+        let cases = [
+            ("{\"budgets\": [\n {\"name\": \"x\", \"period\": \"daily\", \"limt\": 5}\n]}", "limt", 2),
+            ("{\"budgets\": [\n {\"name\": \"x\", \"period\": \"daily\",\n  \"limit\": -5}]}", "field `limit`", 3),
+            ("{\"budgets\": [\n {\"name\": \"x\", \"period\": \"weekly\", \"limit\": 5}\n]}", "weekly", 2),
+            ("[{\"name\": \"x\", \"period\": \"daily\", \"limit\": \"abc\"}]", "field `limit`", 1),
+            ("[{\"name\": \"x\", \"period\": \"daily\", \"limit\": 1, \"thresholds\": [0]}]", "field `thresholds`", 1),
+            ("[{\"name\": \"x\", \"user\": \"a\", \"anchor\": \"b\", \"period\": \"daily\", \"limit\": 1}]", "at most one", 1),
+        ];
+        for (text, needle, line) in cases {
+            let e = parse_budgets(text, "dir/budgets.json")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("dir/budgets.json"), "{e}");
+            assert!(e.contains(needle), "{e} should mention {needle}");
+            assert!(
+                e.contains(&format!("line {line},")),
+                "{e} should be at line {line}"
+            );
+        }
+        let dup = parse_budgets(
+            r#"[{"name": "x", "period": "daily", "limit": 1}, {"name": "x", "period": "monthly", "limit": 1}]"#,
+            "b.json",
+        );
+        assert!(dup.unwrap_err().to_string().contains("more than once"));
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error_naming_it() {
+        let e = load_budgets_file(Path::new("/nonexistent/budgets.json")).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains("/nonexistent/budgets.json"));
+    }
+
+    #[test]
+    fn thresholds_use_exact_integers() {
+        let b = Budget::new(
+            "x",
+            BudgetScope::Global,
+            BudgetPeriod::Daily,
+            money("10"),
+            Currency::CNY,
+        );
+        assert!(!b.reached(money("7.999999"), 80));
+        assert!(b.reached(money("8"), 80));
+        assert_eq!(b.percent(money("8.5")), 85.0);
+    }
+
+    #[test]
+    fn monthly_bounds_and_labels() {
+        let d = NaiveDate::from_ymd_opt(2024, 2, 17).unwrap();
+        assert_eq!(
+            BudgetPeriod::Monthly.bounds(d),
+            (
+                NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+            )
+        );
+        assert_eq!(BudgetPeriod::Monthly.label(d), "2024-02");
+        assert_eq!(BudgetPeriod::Daily.label(d), "2024-02-17");
+    }
+}

@@ -1,0 +1,60 @@
+//! Errors of the core crate.
+
+use std::path::PathBuf;
+
+/// Errors returned by the monitor's setup, flush, store and query calls.
+///
+/// Recording itself never returns an error: I/O failures of the writer are
+/// logged, counted and visible through [`crate::monitor::UsageMonitor::health`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "cannot create directory".
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pricing table or file is invalid.
+    #[error(transparent)]
+    Pricing(#[from] crate::pricing::PricingError),
+    /// A configuration value is invalid (names the setting).
+    #[error("invalid {setting}: {message}")]
+    Config {
+        /// The setting, e.g. `AI_USAGE_DIR`.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The writer thread is gone (after `shutdown`, or it could not start).
+    #[error("the usage writer has stopped; records can no longer be written")]
+    WriterStopped,
+    /// Records could not be written to disk (the writer keeps retrying).
+    #[error("usage records not yet on disk: {0}")]
+    NotDurable(String),
+    /// A query argument is out of range (names the argument).
+    #[error("invalid {argument}: {message}")]
+    InvalidArgument {
+        /// The argument's name, e.g. `month`.
+        argument: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result with the core [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1044 @@
+//! Exact pricing of AI calls: (model, tokens) → [`Money`] in one [`Currency`].
+//!
+//! A [`PricingTable`] maps canonical model ids (lower-case, e.g. `qwen-plus`)
+//! to a [`ModelPrice`]. [`PricingTable::builtin`] holds the list prices of the
+//! common Chinese and international models; a pricing file (JSON or TOML) or
+//! [`PricingTable::register`] adds or overrides entries.
+//!
+//! # Exactness
+//!
+//! A [`Rate`] is an integer count of nano-units (1e-9) per 1,000 tokens. The
+//! cost of one call is `Σ tokens × rate` over its components (input, cached
+//! input, output, reasoning) in 128-bit integers, converted to micro-units
+//! (÷ 1,000,000) and rounded half-up **once** per call. Sums of calls are then
+//! exact integer additions of [`Money`].
+//!
+//! # What is charged how
+//!
+//! - Cached input tokens (part of `input_tokens`) use `cached_input` when the
+//!   model (or band) has one, else the input rate.
+//! - Reasoning tokens (part of `output_tokens`) use `reasoning` when set, else
+//!   the output rate that applies to the call.
+//! - Token order inside a call follows how providers build it: cached tokens
+//!   are the prompt prefix and reasoning tokens precede the answer. Free
+//!   allowances (`free_input_tokens_per_call`, `free_output_tokens_per_call`)
+//!   cover the *first* tokens of each call, so they consume cached / reasoning
+//!   tokens first.
+//! - [`Tiers::Graduated`]: every input token is priced in the band its position
+//!   falls in (`up_to` is cumulative). Output tokens use the output rate of the
+//!   band the **last** input token falls in: the output is generated with the
+//!   whole prompt as context, so the size of the prompt decides its price.
+//! - [`Tiers::ByRequestSize`]: the request's `input_tokens` choose one band and
+//!   all input and output tokens are priced at it (Qwen3-Max, Gemini and Claude
+//!   long-context prices). A request larger than the last bounded band, when no
+//!   unbounded band exists, is priced at the last band (the provider would
+//!   normally reject it; under-reporting it as free would be worse).
+//! - Unknown model: a [`Quote`] with cost 0 in CNY and `priced: false`, plus a
+//!   `tracing` warning once per distinct model name and table.
+//!
+//! # Model-name resolution
+//!
+//! Names are trimmed and lower-cased, then tried as: exact id; alias; after a
+//! `provider/` prefix (`openai/gpt-4o`, `models/gemini-1.5-pro`); after an
+//! OpenAI fine-tune `ft:` prefix; without an `@…` suffix (`…@001`); without a
+//! `:…` suffix (`qwen2.5:7b`); and then dropping trailing `-…` parts one at a
+//! time (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini-2024-07` → … → `gpt-4o-mini`),
+//! checking ids and aliases at every step. Exact hits never allocate; other
+//! resolutions are memoised per table.
+//!
+//! # Pricing files
+//!
+//! [`PricingTable::load_file`] merges a `.toml` or `.json` file. Prices are per
+//! 1K tokens in `currency` (default `CNY`). Model ids are case-insensitive;
+//! ids containing dots must be quoted in TOML. TOML:
+//!
+//! ```toml
+//! [models.my-model]
+//! display_name = "我的模型"
+//! currency = "CNY"          # default CNY
+//! input = 0.01              # per 1K tokens
+//! output = 0.03
+//! cached_input = 0.002      # optional
+//! reasoning = 0.03          # optional; default: the output rate
+//! free_input_tokens_per_call = 0   # optional
+//! price_date = "2025-09"    # optional
+//! source = "contract 2025"  # optional
+//!
+//! # Tiered prices replace `input`/`output`/`cached_input` with bands.
+//! [models."my-long-model"]
+//! display_name = "长文本模型"
+//! tier_mode = "by_request_size"    # or "graduated"
+//! [[models."my-long-model".tiers]]
+//! up_to = 32768
+//! input = 0.006
+//! output = 0.024
+//! [[models."my-long-model".tiers]]  # no `up_to`: no upper bound
+//! input = 0.010
+//! output = 0.040
+//!
+//! [aliases]
+//! my-model-latest = "my-model"
+//! ```
+//!
+//! JSON has the same shape:
+//!
+//! ```json
+//! {
+//!   "models": {
+//!     "my-model": { "display_name": "我的模型", "input": 0.01, "output": 0.03,
+//!                   "cached_input": 0.002 },
+//!     "gemini-x": { "currency": "USD", "tier_mode": "graduated",
+//!                   "tiers": [ { "up_to": 128000, "input": 0.001, "output": 0.004 },
+//!                              { "input": 0.002, "output": 0.008 } ] }
+//!   },
+//!   "aliases": { "my-model-latest": "my-model" }
+//! }
+//! ```
+//!
+//! Unknown fields, negative prices, bad currency codes, unsorted or
+//! overlapping bands and aliases to unknown models are errors naming the file,
+//! line, column, model and field. A file that fails to load changes nothing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use parking_lot::RwLock;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::money::{Currency, Money};
+use crate::usage::TokenUsage;
+
+mod builtin;
+mod file;
+#[cfg(test)]
+mod tests;
+
+/// Environment variable naming a pricing file for [`PricingTable::from_env_or_builtin`].
+pub const PRICING_ENV: &str = "AI_USAGE_PRICING";
+
+/// Nano-units (1e-9) per whole unit of currency.
+const NANOS_PER_UNIT: u64 = 1_000_000_000;
+
+/// `Σ tokens × nano-per-1K` is in units of 1e-12; this many make one micro-unit.
+const SUM_PER_MICRO: u128 = 1_000_000;
+
+/// Memoised resolutions and warned names kept per table; bounded so that a
+/// stream of distinct junk model names cannot grow memory without limit.
+const MEMO_CAP: usize = 4096;
+
+// ---------------------------------------------------------------------------
+// Rate
+// ---------------------------------------------------------------------------
+
+/// An exact price per 1,000 tokens: an integer count of nano-units (1e-9).
+///
+/// Nano-units per 1K tokens are numerically equal to micro-units per 1M
+/// tokens, so a list price of ¥4 per million tokens is
+/// `Rate::from_nanos_per_1k(4_000_000)`. Serialised as a JSON/TOML number of
+/// currency units per 1K tokens (`0.004`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(u64);
+
+impl Rate {
+    /// Free.
+    pub const ZERO: Rate = Rate(0);
+
+    /// From an integer count of nano-units per 1K tokens.
+    pub const fn from_nanos_per_1k(nanos: u64) -> Rate {
+        Rate(nanos)
+    }
+
+    /// The integer count of nano-units per 1K tokens.
+    pub const fn nanos_per_1k(self) -> u64 {
+        self.0
+    }
+
+    /// From currency units per 1K tokens, rounded to the nearest nano-unit.
+    ///
+    /// `None` for negative, NaN or infinite prices and for prices above ~1.8e10
+    /// units per 1K tokens.
+    pub fn per_1k(units: f64) -> Option<Rate> {
+        if !units.is_finite() || units < 0.0 {
+            return None;
+        }
+        let nanos = (units * NANOS_PER_UNIT as f64).round();
+        // u64::MAX as f64 rounds up to 2^64, so `<` keeps the cast in range.
+        if nanos >= u64::MAX as f64 {
+            return None;
+        }
+        Some(Rate(nanos as u64))
+    }
+
+    /// From currency units per 1M tokens (how most providers list prices).
+    pub fn per_1m(units: f64) -> Option<Rate> {
+        Rate::per_1k(units / 1000.0)
+    }
+
+    /// Currency units per 1K tokens as a float (display and serialisation only).
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_UNIT as f64
+    }
+
+    /// True when the rate is zero.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for Rate {
+    /// The exact decimal amount per 1K tokens without trailing zeros (`0.0008`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = self.0 / NANOS_PER_UNIT;
+        let frac = self.0 % NANOS_PER_UNIT;
+        if frac == 0 {
+            return write!(f, "{units}");
+        }
+        let digits = format!("{frac:09}");
+        write!(f, "{units}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+impl fmt::Debug for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rate({self}/1K)")
+    }
+}
+
+impl FromStr for Rate {
+    type Err = PricingError;
+
+    /// Parses a non-negative decimal price per 1K tokens (`"0.0008"`); up to
+    /// nine decimals are exact, other forms (`"8e-4"`) go through `f64`.
+    fn from_str(s: &str) -> Result<Rate, PricingError> {
+        let t = s.trim();
+        parse_decimal_nanos(t)
+            .or_else(|| t.parse::<f64>().ok().and_then(Rate::per_1k))
+            .ok_or_else(|| PricingError::InvalidPrice {
+                value: s.to_string(),
+            })
+    }
+}
+
+/// Exact parse of `123.456789012` (at most nine decimals) into nano-units.
+fn parse_decimal_nanos(t: &str) -> Option<Rate> {
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if (int.is_empty() && frac.is_empty())
+        || frac.len() > 9
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut nanos: u64 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        nanos += u64::from(b - b'0') * 10u64.pow(8 - i as u32);
+    }
+    int.checked_mul(NANOS_PER_UNIT)?
+        .checked_add(nanos)
+        .map(Rate)
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        d.deserialize_any(RateVisitor { field: None })
+    }
+}
+
+/// Reads a price from a number (or a decimal string); `field` names the field
+/// in error messages because serde itself does not say which field failed.
+pub(crate) struct RateVisitor {
+    pub(crate) field: Option<&'static str>,
+}
+
+impl RateVisitor {
+    fn fail<E: serde::de::Error>(&self, got: impl fmt::Display) -> E {
+        let prefix = self
+            .field
+            .map(|f| format!("field `{f}`: "))
+            .unwrap_or_default();
+        E::custom(format_args!(
+            "{prefix}price must be a non-negative number of currency units per 1K tokens, got {got}"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for RateVisitor {
+    type Value = Rate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative price per 1K tokens")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Rate, E> {
+        Rate::per_1k(v).ok_or_else(|| self.fail(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Rate, E> {
+        match u64::try_from(v) {
+            Ok(u) => self.visit_u64(u),
+            Err(_) => Err(self.fail(v)),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Rate, E> {
+        v.checked_mul(NANOS_PER_UNIT)
+            .map(Rate)
+            .ok_or_else(|| self.fail(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Rate, E> {
+        v.parse::<Rate>()
+            .map_err(|_| self.fail(format_args!("{v:?}")))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tiers, bands, model prices
+// ---------------------------------------------------------------------------
+
+/// One price band of a tiered model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    /// Upper bound (inclusive) in input tokens; `None` = no upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<u64>,
+    /// Input rate in this band.
+    #[serde(deserialize_with = "file::de_input")]
+    pub input: Rate,
+    /// Output rate in this band.
+    #[serde(deserialize_with = "file::de_output")]
+    pub output: Rate,
+    /// Cached-input rate in this band; `None` = the band's input rate.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file::de_opt_cached_input"
+    )]
+    pub cached_input: Option<Rate>,
+}
+
+impl Band {
+    /// A band up to `up_to` input tokens (`None` = unbounded) without a cache price.
+    pub fn new(up_to: Option<u64>, input: Rate, output: Rate) -> Band {
+        Band {
+            up_to,
+            input,
+            output,
+            cached_input: None,
+        }
+    }
+
+    fn cached_rate(&self) -> Rate {
+        self.cached_input.unwrap_or(self.input)
+    }
+}
+
+/// How a model's price depends on the size of a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", content = "bands", rename_all = "snake_case")]
+pub enum Tiers {
+    /// One price: the model's `input` / `output` / `cached_input`.
+    #[default]
+    Flat,
+    /// Each input token priced in the band of its position (cumulative
+    /// `up_to`); output at the band of the last input token.
+    Graduated(Vec<Band>),
+    /// The whole call priced at the band its input size falls in.
+    ByRequestSize(Vec<Band>),
+}
+
+impl Tiers {
+    /// The bands (empty for [`Tiers::Flat`]).
+    pub fn bands(&self) -> &[Band] {
+        match self {
+            Tiers::Flat => &[],
+            Tiers::Graduated(b) | Tiers::ByRequestSize(b) => b,
+        }
+    }
+
+    /// Checks the bands: at least one, `up_to` positive and strictly
+    /// increasing, and only the last band may be unbounded.
+    pub fn validate(&self) -> Result<(), PricingError> {
+        validate_bands(self.bands(), !matches!(self, Tiers::Flat))
+            .map_err(|reason| PricingError::InvalidTiers { reason })
+    }
+}
+
+/// Band rules shared by [`Tiers::validate`] and the file loader.
+pub(crate) fn validate_bands(bands: &[Band], need_some: bool) -> Result<(), String> {
+    if need_some && bands.is_empty() {
+        return Err("at least one band is required".into());
+    }
+    let mut prev: Option<u64> = None;
+    for (i, b) in bands.iter().enumerate() {
+        let n = i + 1;
+        match b.up_to {
+            None if i + 1 != bands.len() => {
+                return Err(format!(
+                    "band {n} has no `up_to` but is not the last band (bands overlap)"
+                ));
+            }
+            None => {}
+            Some(0) => return Err(format!("band {n}: `up_to` must be positive")),
+            Some(u) => {
+                if let Some(p) = prev {
+                    if u <= p {
+                        return Err(format!(
+                            "band {n}: `up_to` {u} is not above the previous band's {p} \
+                             (bands must be sorted and must not overlap)"
+                        ));
+                    }
+                }
+                prev = Some(u);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The price of one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Human-readable name, e.g. `通义千问-Plus`.
+    pub display_name: String,
+    /// Currency of every rate of this model.
+    #[serde(default)]
+    pub currency: Currency,
+    /// Input rate (for tiered models: the first band's, for display).
+    pub input: Rate,
+    /// Output rate (for tiered models: the first band's, for display).
+    pub output: Rate,
+    /// Rate of cached input tokens; `None` = the input rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<Rate>,
+    /// Rate of reasoning tokens; `None` = priced as output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Rate>,
+    /// Size-dependent prices; [`Tiers::Flat`] for most models.
+    #[serde(default)]
+    pub tiers: Tiers,
+    /// The first this-many input tokens of each call are free.
+    #[serde(default)]
+    pub free_input_tokens_per_call: u64,
+    /// The first this-many output tokens of each call are free.
+    #[serde(default)]
+    pub free_output_tokens_per_call: u64,
+    /// When the price was taken, e.g. `"2025-09"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_date: Option<String>,
+    /// Where the price comes from (price list, contract, seed …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl ModelPrice {
+    /// A flat price from floats per 1K tokens.
+    ///
+    /// Invalid rates (negative, NaN, infinite) are logged and treated as 0;
+    /// use [`ModelPrice::try_flat`] to reject them instead.
+    pub fn flat(
+        display_name: impl Into<String>,
+        currency: Currency,
+        input_per_1k: f64,
+        output_per_1k: f64,
+    ) -> ModelPrice {
+        let display_name = display_name.into();
+        let rate = |v: f64| {
+            Rate::per_1k(v).unwrap_or_else(|| {
+                tracing::warn!(model = %display_name, price = v, "invalid price treated as 0");
+                Rate::ZERO
+            })
+        };
+        let (input, output) = (rate(input_per_1k), rate(output_per_1k));
+        ModelPrice::with_rates(display_name, currency, input, output)
+    }
+
+    /// Like [`ModelPrice::flat`], but an invalid rate is an error.
+    pub fn try_flat(
+        display_name: impl Into<String>,
+        currency: Currency,
+        input_per_1k: f64,
+        output_per_1k: f64,
+    ) -> Result<ModelPrice, PricingError> {
+        let rate = |v: f64| {
+            Rate::per_1k(v).ok_or_else(|| PricingError::InvalidPrice {
+                value: v.to_string(),
+            })
+        };
+        Ok(ModelPrice::with_rates(
+            display_name,
+            currency,
+            rate(input_per_1k)?,
+            rate(output_per_1k)?,
+        ))
+    }
+
+    /// A flat price from exact rates.
+    pub fn with_rates(
+        display_name: impl Into<String>,
+        currency: Currency,
+        input: Rate,
+        output: Rate,
+    ) -> ModelPrice {
+        ModelPrice {
+            display_name: display_name.into(),
+            currency,
+            input,
+            output,
+            cached_input: None,
+            reasoning: None,
+            tiers: Tiers::Flat,
+            free_input_tokens_per_call: 0,
+            free_output_tokens_per_call: 0,
+            price_date: None,
+            source: None,
+        }
+    }
+
+    /// Sets the cached-input rate.
+    pub fn cached(mut self, rate: Rate) -> ModelPrice {
+        self.cached_input = Some(rate);
+        self
+    }
+
+    /// Sets the reasoning-token rate.
+    pub fn reasoning(mut self, rate: Rate) -> ModelPrice {
+        self.reasoning = Some(rate);
+        self
+    }
+
+    /// Sets tiers; `input`/`output`/`cached_input` become the first band's.
+    pub fn tiered(mut self, tiers: Tiers) -> ModelPrice {
+        if let Some(first) = tiers.bands().first() {
+            self.input = first.input;
+            self.output = first.output;
+            self.cached_input = first.cached_input;
+        }
+        self.tiers = tiers;
+        self
+    }
+
+    /// Sets the free input / output tokens per call.
+    pub fn free_per_call(mut self, input_tokens: u64, output_tokens: u64) -> ModelPrice {
+        self.free_input_tokens_per_call = input_tokens;
+        self.free_output_tokens_per_call = output_tokens;
+        self
+    }
+
+    /// Sets where the price comes from and when it was taken.
+    pub fn sourced(
+        mut self,
+        source: impl Into<String>,
+        price_date: impl Into<String>,
+    ) -> ModelPrice {
+        self.source = Some(source.into());
+        self.price_date = Some(price_date.into());
+        self
+    }
+
+    /// The exact cost of one call in this model's currency (rounded half-up
+    /// to a micro-unit once).
+    pub fn cost(&self, usage: &TokenUsage) -> Money {
+        let sum = self.cost_sum(usage);
+        let micros = (sum.saturating_add(SUM_PER_MICRO / 2)) / SUM_PER_MICRO;
+        Money::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    /// `Σ tokens × nano-per-1K` over all components (units of 1e-12).
+    fn cost_sum(&self, usage: &TokenUsage) -> u128 {
+        let input = usage.input_tokens;
+        let split = InputSplit {
+            input,
+            cached: usage.cached_input_tokens.min(input),
+            free: self.free_input_tokens_per_call.min(input),
+        };
+        let flat_band = Band {
+            up_to: None,
+            input: self.input,
+            output: self.output,
+            cached_input: self.cached_input,
+        };
+        let mut sum: u128 = 0;
+        let out_band = match &self.tiers {
+            Tiers::Graduated(bands) if !bands.is_empty() => {
+                let mut lo = 0u64;
+                for (i, b) in bands.iter().enumerate() {
+                    // The last band takes everything above, bounded or not.
+                    let hi = match b.up_to {
+                        Some(u) if i + 1 < bands.len() => u,
+                        _ => u64::MAX,
+                    };
+                    if hi <= lo {
+                        continue; // unsorted band (only via `register`): empty range
+                    }
+                    sum = sum.saturating_add(split.cost_in(lo, hi, b));
+                    lo = hi;
+                }
+                band_for(bands, input)
+            }
+            Tiers::ByRequestSize(bands) if !bands.is_empty() => {
+                let b = band_for(bands, input);
+                sum = split.cost_in(0, u64::MAX, b);
+                b
+            }
+            _ => {
+                sum = split.cost_in(0, u64::MAX, &flat_band);
+                &flat_band
+            }
+        };
+        let output = usage.output_tokens;
+        let reasoning = usage.reasoning_tokens.min(output);
+        let free = self.free_output_tokens_per_call.min(output);
+        let billable_reasoning = reasoning.saturating_sub(free);
+        let billable_answer = output - reasoning.max(free);
+        let reasoning_rate = self.reasoning.unwrap_or(out_band.output);
+        sum.saturating_add(mul(billable_reasoning, reasoning_rate))
+            .saturating_add(mul(billable_answer, out_band.output))
+    }
+}
+
+/// The band a request of `input` tokens (or the `input`-th token) falls in;
+/// beyond the last bounded band, the last band.
+fn band_for(bands: &[Band], input: u64) -> &Band {
+    bands
+        .iter()
+        .find(|b| b.up_to.is_none_or(|u| input <= u))
+        .or(bands.last())
+        .unwrap_or(&FREE_BAND)
+}
+
+/// Only reached for empty band lists, which callers exclude.
+static FREE_BAND: Band = Band {
+    up_to: None,
+    input: Rate::ZERO,
+    output: Rate::ZERO,
+    cached_input: None,
+};
+
+fn mul(tokens: u64, rate: Rate) -> u128 {
+    u128::from(tokens) * u128::from(rate.0)
+}
+
+/// Input token positions 1..=input: cached tokens are the prefix 1..=cached,
+/// free tokens the prefix 1..=free.
+struct InputSplit {
+    input: u64,
+    cached: u64,
+    free: u64,
+}
+
+impl InputSplit {
+    /// Cost of the billable input tokens whose positions lie in `(lo, hi]`.
+    fn cost_in(&self, lo: u64, hi: u64, band: &Band) -> u128 {
+        let cached = overlap(lo, hi, self.free, self.cached);
+        let fresh = overlap(lo, hi, self.free.max(self.cached), self.input);
+        mul(cached, band.cached_rate()).saturating_add(mul(fresh, band.input))
+    }
+}
+
+/// Size of the intersection of the position ranges `(a, b]` and `(c, d]`.
+fn overlap(a: u64, b: u64, c: u64, d: u64) -> u64 {
+    b.min(d).saturating_sub(a.max(c))
+}
+
+/// The price of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    /// Exact cost (0 for unknown models).
+    pub cost: Money,
+    /// Currency of `cost` (CNY for unknown models).
+    pub currency: Currency,
+    /// False when the model is unknown to the table.
+    pub priced: bool,
+}
+
+impl Quote {
+    /// The quote of an unknown model: 0 CNY, not priced.
+    pub const UNPRICED: Quote = Quote {
+        cost: Money::ZERO,
+        currency: Currency::CNY,
+        priced: false,
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Errors of the pricing engine and the pricing-file loader.
+#[derive(Debug, thiserror::Error)]
+pub enum PricingError {
+    /// The pricing file could not be read.
+    #[error("cannot read pricing file {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file name ends neither in `.json` nor in `.toml`.
+    #[error("pricing file {}: unsupported format; the name must end in .json or .toml", .path.display())]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is malformed or its content is invalid.
+    #[error(
+        "pricing file {}, line {line}, column {column}: {}{message}",
+        .path.display(),
+        .model.as_ref().map(|m| format!("model `{m}`: ")).unwrap_or_default()
+    )]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// The model whose entry is wrong, when known.
+        model: Option<String>,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// An alias points to a model the table does not have.
+    #[error("alias `{alias}` points to unknown model `{target}`")]
+    UnknownAliasTarget {
+        /// The alias.
+        alias: String,
+        /// The missing target.
+        target: String,
+    },
+    /// An alias would shadow a model id (ids win over aliases).
+    #[error("alias `{alias}` is already the id of a model")]
+    AliasIsModel {
+        /// The alias.
+        alias: String,
+    },
+    /// A price is not a non-negative number.
+    #[error("invalid price {value:?}: expected a non-negative number per 1K tokens")]
+    InvalidPrice {
+        /// The offending text.
+        value: String,
+    },
+    /// Tiers whose bands are missing, unsorted or overlapping.
+    #[error("invalid tiers: {reason}")]
+    InvalidTiers {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------
+
+/// Model prices keyed by canonical id, with aliases and name resolution.
+///
+/// `Clone + Send + Sync`; cheap to query from many threads (`&self`).
+#[derive(Debug, Clone)]
+pub struct PricingTable {
+    /// Sorted by id, so [`PricingTable::models`] needs no sort.
+    entries: Vec<(String, ModelPrice)>,
+    /// id → position in `entries`.
+    index: FxHashMap<String, usize>,
+    /// Normalised alias → canonical id.
+    aliases: FxHashMap<String, String>,
+    memo: Memo,
+}
+
+/// Per-table memo of slow resolutions and of names already warned about.
+#[derive(Debug, Default)]
+struct Memo(RwLock<MemoInner>);
+
+#[derive(Debug, Default, Clone)]
+struct MemoInner {
+    /// Raw model string → entry position (`None` = unknown).
+    resolved: FxHashMap<String, Option<usize>>,
+    /// Unknown model names already reported.
+    warned: FxHashSet<String>,
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo(RwLock::new(self.0.read().clone()))
+    }
+}
+
+/// Trim + lower-case, as the seed normalises model names.
+fn normalise(model: &str) -> String {
+    model.trim().to_lowercase()
+}
+
+impl Default for PricingTable {
+    fn default() -> Self {
+        PricingTable::empty()
+    }
+}
+
+impl PricingTable {
+    /// A table without models.
+    pub fn empty() -> PricingTable {
+        PricingTable {
+            entries: Vec::new(),
+            index: FxHashMap::default(),
+            aliases: FxHashMap::default(),
+            memo: Memo::default(),
+        }
+    }
+
+    /// The built-in table (see the `builtin` module for sources and dates).
+    pub fn builtin() -> PricingTable {
+        let mut t = PricingTable::empty();
+        t.insert_all(builtin::models());
+        for (alias, target) in builtin::ALIASES {
+            t.aliases
+                .insert((*alias).to_string(), (*target).to_string());
+        }
+        t
+    }
+
+    /// The built-in table merged with the file named by `AI_USAGE_PRICING`,
+    /// when that variable is set and not empty. A bad file is an error.
+    pub fn from_env_or_builtin() -> Result<PricingTable, PricingError> {
+        let mut t = PricingTable::builtin();
+        if let Some(path) = std::env::var_os(PRICING_ENV).filter(|p| !p.is_empty()) {
+            let path = PathBuf::from(path);
+            let n = t.load_file(&path)?;
+            tracing::info!(file = %path.display(), models = n, "loaded pricing file");
+        }
+        Ok(t)
+    }
+
+    /// Merges a `.json` or `.toml` pricing file (see the module docs); returns
+    /// the number of models added or overridden. On error nothing changes.
+    pub fn load_file(&mut self, path: &Path) -> Result<usize, PricingError> {
+        let parsed = file::parse(path, self)?;
+        let n = parsed.models.len();
+        self.insert_all(parsed.models);
+        for (alias, target) in parsed.aliases {
+            self.aliases.insert(alias, target);
+        }
+        self.invalidate();
+        Ok(n)
+    }
+
+    /// Adds or overrides a model. The id is trimmed and lower-cased; an alias
+    /// of the same name is removed (ids win). Bands are not checked here
+    /// (pricing never panics on bad bands); see [`Tiers::validate`].
+    pub fn register(&mut self, model_id: &str, price: ModelPrice) {
+        let id = normalise(model_id);
+        if id.is_empty() {
+            tracing::warn!("ignored a model price registered under an empty id");
+            return;
+        }
+        self.insert_all(vec![(id, price)]);
+        self.invalidate();
+    }
+
+    /// Makes `alias` resolve to `target` (an id or an existing alias).
+    pub fn add_alias(&mut self, alias: &str, target: &str) -> Result<(), PricingError> {
+        let a = normalise(alias);
+        let t = normalise(target);
+        let canonical = self
+            .canonical_id(&t)
+            .ok_or_else(|| PricingError::UnknownAliasTarget {
+                alias: alias.to_string(),
+                target: target.to_string(),
+            })?
+            .to_string();
+        if self.index.contains_key(&a) {
+            return Err(PricingError::AliasIsModel {
+                alias: alias.to_string(),
+            });
+        }
+        self.aliases.insert(a, canonical);
+        self.invalidate();
+        Ok(())
+    }
+
+    /// The canonical id and price of `model`, after name resolution.
+    pub fn resolve(&self, model: &str) -> Option<(&str, &ModelPrice)> {
+        self.lookup(model)
+            .and_then(|i| self.entries.get(i))
+            .map(|(id, p)| (id.as_str(), p))
+    }
+
+    /// The resolved model's display name, else `model` unchanged.
+    pub fn display_name(&self, model: &str) -> String {
+        match self.resolve(model) {
+            Some((_, p)) => p.display_name.clone(),
+            None => model.to_string(),
+        }
+    }
+
+    /// The currency the model is priced in, when known.
+    pub fn currency_of(&self, model: &str) -> Option<Currency> {
+        self.resolve(model).map(|(_, p)| p.currency)
+    }
+
+    /// Prices one call. Unknown models give [`Quote::UNPRICED`] and a warning
+    /// once per distinct name.
+    pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
+        match self.resolve(model) {
+            Some((_, p)) => Quote {
+                cost: p.cost(usage),
+                currency: p.currency,
+                priced: true,
+            },
+            None => {
+                self.warn_unknown(model);
+                Quote::UNPRICED
+            }
+        }
+    }
+
+    /// All models, sorted by id.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &ModelPrice)> {
+        self.entries.iter().map(|(id, p)| (id.as_str(), p))
+    }
+
+    /// All aliases (alias, canonical id), sorted by alias.
+    pub fn aliases(&self) -> Vec<(&str, &str)> {
+        let mut v: Vec<(&str, &str)> = self
+            .aliases
+            .iter()
+            .map(|(a, t)| (a.as_str(), t.as_str()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Number of models.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the table has no models.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    // --- internals ---------------------------------------------------------
+
+    /// Inserts or replaces entries, keeping `entries` sorted and `index` exact.
+    fn insert_all(&mut self, models: Vec<(String, ModelPrice)>) {
+        for (id, price) in models {
+            self.aliases.remove(&id);
+            match self.index.get(&id).and_then(|&i| self.entries.get_mut(i)) {
+                Some(slot) => slot.1 = price,
+                None => {
+                    self.index.insert(id.clone(), self.entries.len());
+                    self.entries.push((id, price));
+                }
+            }
+        }
+        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.index = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.clone(), i))
+            .collect();
+    }
+
+    fn invalidate(&mut self) {
+        self.memo.0.get_mut().resolved.clear();
+    }
+
+    /// Exact id or alias of an already-normalised name.
+    fn exact(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied().or_else(|| {
+            self.aliases
+                .get(name)
+                .and_then(|t| self.index.get(t.as_str()).copied())
+        })
+    }
+
+    /// The canonical id of a normalised id or alias (no suffix stripping).
+    pub(crate) fn canonical_id(&self, name: &str) -> Option<&str> {
+        self.exact(name)
+            .and_then(|i| self.entries.get(i))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Hot path: exact hits and memo hits do not allocate.
+    fn lookup(&self, model: &str) -> Option<usize> {
+        if let Some(i) = self.exact(model) {
+            return Some(i);
+        }
+        if let Some(hit) = self.memo.0.read().resolved.get(model) {
+            return *hit;
+        }
+        let found = self.resolve_slow(model);
+        let mut memo = self.memo.0.write();
+        if memo.resolved.len() < MEMO_CAP {
+            memo.resolved.insert(model.to_string(), found);
+        }
+        found
+    }
+
+    /// Normalisation and suffix stripping, as documented on the module.
+    fn resolve_slow(&self, model: &str) -> Option<usize> {
+        let n = normalise(model);
+        let mut cur = n.as_str();
+        let try_name = |name: &str| {
+            if name.is_empty() {
+                None
+            } else {
+                self.exact(name)
+            }
+        };
+        if let Some(i) = try_name(cur) {
+            return Some(i);
+        }
+        if let Some((_, rest)) = cur.rsplit_once('/') {
+            cur = rest;
+            if let Some(i) = try_name(cur) {
+                return Some(i);
+            }
+        }
+        if let Some(rest) = cur.strip_prefix("ft:") {
+            cur = rest;
+        }
+        for sep in ['@', ':'] {
+            if let Some((head, _)) = cur.split_once(sep) {
+                cur = head;
+                if let Some(i) = try_name(cur) {
+                    return Some(i);
+                }
+            }
+        }
+        while let Some((head, _)) = cur.rsplit_once('-') {
+            cur = head;
+            if let Some(i) = try_name(cur) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn warn_unknown(&self, model: &str) {
+        if self.memo.0.read().warned.contains(model) {
+            return;
+        }
+        let mut memo = self.memo.0.write();
+        // Past the cap every call warns: noisy beats silent.
+        let first = memo.warned.len() >= MEMO_CAP || memo.warned.insert(model.to_string());
+        drop(memo);
+        if first {
+            tracing::warn!(model, "unknown model: cost recorded as 0 (priced = false)");
+        }
+    }
+}

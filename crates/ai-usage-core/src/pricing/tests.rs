@@ -1,0 +1,706 @@
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn usage(input: u64, output: u64) -> TokenUsage {
+    TokenUsage::new(input, output)
+}
+
+fn micros(t: &PricingTable, model: &str, u: TokenUsage) -> i64 {
+    let q = t.price(model, &u);
+    assert!(q.priced, "{model} should be priced");
+    q.cost.micros()
+}
+
+fn rate(v: f64) -> Rate {
+    Rate::per_1k(v).unwrap()
+}
+
+// --- rates ----------------------------------------------------------------
+
+#[test]
+fn rates_are_exact_decimals() {
+    assert_eq!(rate(0.0008).nanos_per_1k(), 800_000);
+    assert_eq!("0.0008".parse::<Rate>().unwrap(), rate(0.0008));
+    assert_eq!("8e-4".parse::<Rate>().unwrap(), rate(0.0008));
+    assert_eq!(rate(0.0008).to_string(), "0.0008");
+    assert_eq!(rate(12.0).to_string(), "12");
+    assert_eq!(Rate::per_1m(4.0), Some(rate(0.004)));
+    assert!(Rate::per_1k(-0.1).is_none());
+    assert!(Rate::per_1k(f64::NAN).is_none());
+    assert!("-1".parse::<Rate>().is_err());
+    assert!("0.0000000001".parse::<Rate>().is_ok()); // via f64, rounds to 0
+    assert_eq!(serde_json::to_string(&rate(0.0008)).unwrap(), "0.0008");
+}
+
+#[test]
+fn model_price_serde_round_trip() {
+    let t = PricingTable::builtin();
+    for (id, p) in t.models() {
+        let json = serde_json::to_string(p).unwrap();
+        let back: ModelPrice = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, p, "{id}: {json}");
+    }
+}
+
+#[test]
+fn flat_constructor_rejects_or_zeroes_bad_numbers() {
+    assert!(ModelPrice::try_flat("x", Currency::CNY, -1.0, 0.0).is_err());
+    let p = ModelPrice::flat("x", Currency::CNY, f64::NAN, 0.02);
+    assert_eq!(p.input, Rate::ZERO);
+    assert_eq!(p.output, rate(0.02));
+}
+
+// --- built-in costs ---------------------------------------------------------
+
+#[test]
+fn seed_models_cost_exactly_what_the_seed_recorded() {
+    let t = PricingTable::builtin();
+    assert_eq!(micros(&t, "qwen-plus", usage(2307, 1181)), 23_400);
+    assert_eq!(micros(&t, "gpt-4o", usage(3037, 311)), 138_950);
+    assert_eq!(micros(&t, "deepseek-chat", usage(2716, 176)), 3_068);
+    assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
+    assert_eq!(micros(&t, "qwen-turbo", usage(1000, 1000)), 8_000);
+    assert_eq!(micros(&t, "doubao-pro-32k", usage(500, 500)), 8_000);
+    assert_eq!(micros(&t, "gpt-4o-mini", usage(1000, 1000)), 5_000);
+    assert_eq!(micros(&t, "glm-4-flash", usage(10_000, 10_000)), 0);
+    let q = t.price("qwen-plus", &usage(2307, 1181));
+    assert_eq!(q.cost.to_string(), "0.023400");
+    assert_eq!(q.currency, Currency::CNY);
+}
+
+#[test]
+fn qwen3_max_bands_by_request_size() {
+    let t = PricingTable::builtin();
+    let out = 1000;
+    // ≤32K: ¥0.006 / ¥0.024 per 1K for the whole request.
+    assert_eq!(
+        micros(&t, "qwen3-max", usage(32_768, out)),
+        196_608 + 24_000
+    );
+    // One token more: the whole request moves to the ≤128K band.
+    assert_eq!(
+        micros(&t, "qwen3-max", usage(32_769, out)),
+        327_690 + 40_000
+    );
+    assert_eq!(
+        micros(&t, "qwen3-max", usage(131_072, out)),
+        1_310_720 + 40_000
+    );
+    assert_eq!(
+        micros(&t, "qwen3-max", usage(131_073, out)),
+        1_966_095 + 60_000
+    );
+    // Beyond the last bounded band: priced at the last band.
+    assert_eq!(
+        micros(&t, "qwen3-max", usage(300_000, out)),
+        4_500_000 + 60_000
+    );
+    // No free first 32K (the seed's mistake).
+    assert_eq!(micros(&t, "qwen3-max", usage(1000, 0)), 6_000);
+}
+
+#[test]
+fn gemini_is_priced_in_usd_with_long_context_bands() {
+    let t = PricingTable::builtin();
+    let q = t.price("gemini-1.5-pro", &usage(100_000, 1000));
+    assert_eq!(q.currency, Currency::USD);
+    assert_eq!(q.cost.micros(), 125_000 + 5_000);
+    let q = t.price("gemini-1.5-pro", &usage(200_000, 1000));
+    assert_eq!(q.cost.micros(), 500_000 + 10_000);
+    assert_eq!(t.currency_of("gemini-2.5-flash"), Some(Currency::USD));
+    assert_eq!(t.currency_of("qwen-plus"), Some(Currency::CNY));
+    // Cached input in the ≤200K band of Gemini 2.5 Pro: $0.31/M.
+    let u = TokenUsage {
+        cached_input_tokens: 4000,
+        ..usage(10_000, 0)
+    };
+    assert_eq!(micros(&t, "gemini-2.5-pro", u), 7_500 + 1_240);
+}
+
+#[test]
+fn builtin_entries_are_valid_and_documented() {
+    let t = PricingTable::builtin();
+    let ids: Vec<&str> = t.models().map(|(id, _)| id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    for (id, p) in t.models() {
+        assert_eq!(id, id.trim().to_lowercase());
+        assert!(p.source.is_some(), "{id} has no source");
+        p.tiers.validate().unwrap();
+        assert!(!p.display_name.is_empty());
+    }
+    for id in [
+        "qwen-long",
+        "qwen-vl-plus",
+        "deepseek-reasoner",
+        "doubao-lite-32k",
+        "doubao-pro-128k",
+        "glm-4",
+        "glm-4-plus",
+        "glm-4-air",
+        "spark-lite",
+        "spark-pro",
+        "spark-max",
+        "spark-4.0-ultra",
+        "gpt-4-turbo",
+        "gpt-3.5-turbo",
+        "o1-mini",
+        "gemini-1.5-flash",
+        "gemini-2.0-flash",
+        "gemini-2.5-flash",
+    ] {
+        assert!(t.resolve(id).is_some_and(|(c, _)| c == id), "{id}");
+    }
+    assert_eq!(t.display_name("qwen3-max"), "通义千问3-Max");
+    assert_eq!(micros(&t, "spark-lite", usage(5000, 5000)), 0);
+}
+
+// --- resolution -----------------------------------------------------------
+
+#[test]
+fn names_resolve_through_aliases_and_suffixes() {
+    let t = PricingTable::builtin();
+    let id = |m: &str| t.resolve(m).map(|(id, _)| id.to_string());
+    let cases = [
+        ("qwen-plus", "qwen-plus"),
+        ("  QWEN-Plus\n", "qwen-plus"),
+        ("qwen-max-longcontext", "qwen-max"),
+        ("QWEN-MAX-LONGCONTEXT", "qwen-max"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-2024-11-20", "gpt-4o"),
+        ("qwen-plus-2025-01-25", "qwen-plus"),
+        ("glm-4-flash-250414", "glm-4-flash"),
+        ("DeepSeek-V3", "deepseek-chat"),
+        ("deepseek-r1", "deepseek-reasoner"),
+        ("deepseek-r1:14b", "deepseek-reasoner"),
+        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
+        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
+        ("qwen-turbo:latest", "qwen-turbo"),
+        ("openai/gpt-4o", "gpt-4o"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("ft:gpt-4o-mini-2024-07-18:my-org::abc123", "gpt-4o-mini"),
+        ("o1-mini-2024-09-12", "o1-mini"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(id(raw).as_deref(), Some(want), "{raw:?}");
+        // Memoised answers are the same the second time.
+        assert_eq!(id(raw).as_deref(), Some(want), "{raw:?} (memo)");
+    }
+    for unknown in ["", "   ", "llama-3-70b", "claude", "qwen", "-", "@", ":"] {
+        assert_eq!(id(unknown), None, "{unknown:?}");
+    }
+    assert_eq!(t.display_name("gpt-4o-mini-2024-07-18"), "GPT-4o Mini");
+    assert_eq!(t.display_name("Mystery-Model"), "Mystery-Model");
+    assert_eq!(t.currency_of("mystery"), None);
+}
+
+/// Counts `tracing` events (no dependency on tracing-subscriber).
+struct CountEvents(Arc<AtomicUsize>);
+
+impl tracing::Subscriber for CountEvents {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn unknown_model_is_unpriced_and_warned_once() {
+    let t = PricingTable::builtin();
+    let count = Arc::new(AtomicUsize::new(0));
+    tracing::subscriber::with_default(CountEvents(count.clone()), || {
+        for _ in 0..3 {
+            let q = t.price("llama-3-70b", &usage(1000, 1000));
+            assert_eq!(
+                q,
+                Quote {
+                    cost: Money::ZERO,
+                    currency: Currency::CNY,
+                    priced: false
+                }
+            );
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        t.price("another-unknown", &usage(1, 1));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        t.price("qwen-plus", &usage(1, 1));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    });
+}
+
+// --- semantics ------------------------------------------------------------
+
+fn custom(tiers: Tiers) -> PricingTable {
+    let mut t = PricingTable::empty();
+    t.register(
+        "tiered",
+        ModelPrice::with_rates("Tiered", Currency::CNY, Rate::ZERO, Rate::ZERO).tiered(tiers),
+    );
+    t
+}
+
+#[test]
+fn graduated_tiers_price_each_token_in_its_band() {
+    let bands = vec![
+        Band::new(Some(1000), rate(1.0), rate(2.0)),
+        Band::new(Some(3000), rate(0.5), rate(1.0)),
+        Band::new(None, rate(0.1), rate(0.2)),
+    ];
+    let t = custom(Tiers::Graduated(bands));
+    // 1000×1.0 + 2000×0.5 + 2000×0.1 per 1K, output at the last input token's band.
+    assert_eq!(micros(&t, "tiered", usage(5000, 1000)), 2_400_000);
+    assert_eq!(
+        micros(&t, "tiered", usage(1000, 1000)),
+        1_000_000 + 2_000_000
+    );
+    assert_eq!(
+        micros(&t, "tiered", usage(1001, 1000)),
+        1_000_500 + 1_000_000
+    );
+    assert_eq!(micros(&t, "tiered", usage(0, 1000)), 2_000_000);
+}
+
+#[test]
+fn free_allowances_cover_the_first_tokens_of_each_call() {
+    let mut t = PricingTable::empty();
+    t.register(
+        "free",
+        ModelPrice::flat("Free", Currency::CNY, 0.01, 0.03).free_per_call(1000, 500),
+    );
+    assert_eq!(micros(&t, "free", usage(3000, 1500)), 20_000 + 30_000);
+    assert_eq!(micros(&t, "free", usage(800, 200)), 0);
+    // Cached tokens are the prompt prefix, so the allowance covers them first.
+    t.register(
+        "free-cached",
+        ModelPrice::flat("FC", Currency::CNY, 0.01, 0.03)
+            .cached(rate(0.001))
+            .free_per_call(500, 0),
+    );
+    let u = TokenUsage {
+        cached_input_tokens: 800,
+        ..usage(2000, 0)
+    };
+    assert_eq!(micros(&t, "free-cached", u), 300 + 12_000);
+}
+
+#[test]
+fn cached_and_reasoning_tokens() {
+    let t = PricingTable::builtin();
+    let u = TokenUsage {
+        cached_input_tokens: 1000,
+        ..usage(2716, 176)
+    };
+    assert_eq!(micros(&t, "deepseek-chat", u), 1_716 + 100 + 352);
+    // No cached price: cached tokens cost the input rate.
+    let u = TokenUsage {
+        cached_input_tokens: 1000,
+        ..usage(2307, 1181)
+    };
+    assert_eq!(micros(&t, "qwen-plus", u), 23_400);
+    // Cached count larger than input is clamped.
+    let u = TokenUsage {
+        cached_input_tokens: 9999,
+        ..usage(1000, 0)
+    };
+    assert_eq!(micros(&t, "deepseek-chat", u), 100);
+
+    let mut t = PricingTable::empty();
+    t.register(
+        "thinker",
+        ModelPrice::flat("Thinker", Currency::CNY, 0.0, 0.03)
+            .reasoning(rate(0.06))
+            .free_per_call(0, 100),
+    );
+    let u = TokenUsage {
+        reasoning_tokens: 400,
+        ..usage(0, 1000)
+    };
+    // Reasoning precedes the answer, so the free 100 are reasoning tokens.
+    assert_eq!(micros(&t, "thinker", u), 300 * 60 + 600 * 30);
+    // Reasoning without its own rate costs the output rate.
+    let t = PricingTable::builtin();
+    let u = TokenUsage {
+        reasoning_tokens: 500,
+        ..usage(0, 1000)
+    };
+    assert_eq!(micros(&t, "deepseek-reasoner", u), 16_000);
+}
+
+#[test]
+fn rounding_happens_once_per_call_and_sums_are_exact() {
+    let mut t = PricingTable::empty();
+    // ¥0.0001 per 1K: 1000 tokens = 100 micro-units.
+    t.register("tiny", ModelPrice::flat("Tiny", Currency::CNY, 0.0001, 0.0));
+    let one = t.price("tiny", &usage(1000, 0)).cost;
+    let total: Money = std::iter::repeat_n(one, 1_000_000).sum();
+    assert_eq!(total.to_string(), "100.000000");
+    // 0.4 + 0.4 micro-units: components are summed before rounding → 1.
+    t.register(
+        "frac",
+        ModelPrice::flat("Frac", Currency::CNY, 0.0004, 0.0004),
+    );
+    assert_eq!(micros(&t, "frac", usage(1, 1)), 1);
+    assert_eq!(micros(&t, "frac", usage(1, 0)), 0);
+}
+
+// --- runtime API ----------------------------------------------------------
+
+#[test]
+fn register_override_and_alias_at_runtime() {
+    let mut t = PricingTable::builtin();
+    assert!(t.resolve("my-model-2025").is_none()); // memoised miss …
+    t.register(
+        "My-Model",
+        ModelPrice::flat("我的模型", Currency::CNY, 0.01, 0.03),
+    );
+    // … invalidated by register.
+    assert_eq!(t.resolve("my-model-2025").map(|r| r.0), Some("my-model"));
+    assert_eq!(micros(&t, "my-model", usage(1000, 1000)), 40_000);
+
+    let before = t.clone();
+    t.register(
+        "qwen-plus",
+        ModelPrice::flat("Plus", Currency::CNY, 0.001, 0.001),
+    );
+    assert_eq!(micros(&t, "qwen-plus", usage(1000, 1000)), 2_000);
+    assert_eq!(micros(&before, "qwen-plus", usage(1000, 1000)), 16_000);
+
+    assert!(matches!(
+        t.add_alias("latest", "nope"),
+        Err(PricingError::UnknownAliasTarget { .. })
+    ));
+    assert!(matches!(
+        t.add_alias("qwen-max", "qwen-plus"),
+        Err(PricingError::AliasIsModel { .. })
+    ));
+    t.add_alias("Latest", "my-model").unwrap();
+    assert_eq!(t.resolve("LATEST").map(|r| r.0), Some("my-model"));
+    // Alias to an alias resolves to the canonical id.
+    t.add_alias("v3", "deepseek-v3").unwrap();
+    assert_eq!(t.resolve("v3").map(|r| r.0), Some("deepseek-chat"));
+    // Registering an id removes an alias of that name.
+    t.register("v3", ModelPrice::flat("V3", Currency::USD, 1.0, 1.0));
+    assert_eq!(t.resolve("v3").map(|r| r.0), Some("v3"));
+
+    let empty = PricingTable::empty();
+    assert!(empty.is_empty());
+    assert!(!empty.price("qwen-plus", &usage(1, 1)).priced);
+}
+
+#[test]
+fn table_is_send_sync_clone() {
+    fn check<T: Send + Sync + Clone + fmt::Debug>() {}
+    check::<PricingTable>();
+}
+
+// --- pricing files ----------------------------------------------------------
+
+fn write(ext: &str, body: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(&format!(".{ext}"))
+        .tempfile()
+        .unwrap();
+    f.write_all(body.as_bytes()).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+fn load_err(ext: &str, body: &str) -> (String, PricingError) {
+    let f = write(ext, body);
+    let mut t = PricingTable::builtin();
+    let before = t.len();
+    let e = t.load_file(f.path()).unwrap_err();
+    assert_eq!(t.len(), before, "a failed load must change nothing");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&f.path().display().to_string()),
+        "no path in {msg}"
+    );
+    (msg, e)
+}
+
+fn line_of(e: &PricingError) -> usize {
+    match e {
+        PricingError::File { line, .. } => *line,
+        other => panic!("not a file error: {other}"),
+    }
+}
+
+const GOOD_TOML: &str = r#"
+[models.my-model]
+display_name = "我的模型"
+currency = "CNY"
+input = 0.01
+output = 0.03
+cached_input = 0.002
+price_date = "2025-09"
+
+[models."my-long.model"]
+display_name = "长文本"
+currency = "usd"
+tier_mode = "by_request_size"
+[[models."my-long.model".tiers]]
+up_to = 32768
+input = 0.006
+output = 0.024
+[[models."my-long.model".tiers]]
+input = 0.01
+output = 0.04
+
+[models.qwen-plus]
+input = 0
+output = 0
+
+[aliases]
+my-model-latest = "my-model"
+plus = "qwen-plus"
+"#;
+
+#[test]
+fn loads_toml_file() {
+    let f = write("toml", GOOD_TOML);
+    let mut t = PricingTable::builtin();
+    assert_eq!(t.load_file(f.path()).unwrap(), 3);
+    assert_eq!(micros(&t, "my-model-latest", usage(1000, 1000)), 40_000);
+    assert_eq!(t.display_name("my-model"), "我的模型");
+    assert_eq!(t.currency_of("my-long.model"), Some(Currency::USD));
+    assert_eq!(micros(&t, "my-long.model", usage(32_769, 0)), 327_690);
+    assert_eq!(micros(&t, "plus", usage(1000, 1000)), 0);
+    // The display name defaults to the id as written.
+    assert_eq!(t.display_name("qwen-plus"), "qwen-plus");
+    let (_, p) = t.resolve("my-model").unwrap();
+    assert_eq!(p.cached_input, Some(rate(0.002)));
+    assert_eq!(p.price_date.as_deref(), Some("2025-09"));
+}
+
+#[test]
+fn loads_json_file_and_env() {
+    let body = r#"{
+      "models": {
+        "My-Model": { "display_name": "我的模型", "input": 0.01, "output": "0.03" },
+        "grad": { "tier_mode": "graduated",
+                  "tiers": [ { "up_to": 1000, "input": 1, "output": 2 },
+                             { "input": 0.5, "output": 1, "cached_input": 0.1 } ] }
+      },
+      "aliases": { "mine": "my-model", "mine2": "mine" }
+    }"#;
+    let f = write("json", body);
+    let mut t = PricingTable::builtin();
+    assert_eq!(t.load_file(f.path()).unwrap(), 2);
+    assert_eq!(micros(&t, "mine2", usage(1000, 1000)), 40_000);
+    assert_eq!(micros(&t, "grad", usage(2000, 0)), 1_500_000);
+
+    // The only test touching this variable.
+    std::env::set_var(PRICING_ENV, f.path());
+    let from_env = PricingTable::from_env_or_builtin();
+    std::env::remove_var(PRICING_ENV);
+    let from_env = from_env.unwrap();
+    assert!(from_env.resolve("mine").is_some());
+    assert!(from_env.resolve("qwen-plus").is_some());
+}
+
+#[test]
+fn toml_errors_name_file_line_and_field() {
+    let (msg, e) = load_err("toml", "[models.my-model]\ninput = 0.01\noutptu = 0.03\n");
+    assert_eq!(line_of(&e), 3, "{msg}");
+    assert!(msg.contains("outptu") && msg.contains("my-model"), "{msg}");
+
+    let (msg, e) = load_err(
+        "toml",
+        "[models.my-model]\ndisplay_name = \"x\"\ninput = -0.01\noutput = 0.03\n",
+    );
+    assert_eq!(line_of(&e), 3, "{msg}");
+    assert!(
+        msg.contains("`input`") && msg.contains("non-negative"),
+        "{msg}"
+    );
+
+    let (msg, e) = load_err(
+        "toml",
+        "[models.m]\ncurrency = \"yuan\"\ninput = 1\noutput = 1\n",
+    );
+    assert_eq!(line_of(&e), 2, "{msg}");
+    assert!(msg.contains("`currency`"), "{msg}");
+
+    let (msg, _) = load_err(
+        "toml",
+        "[models.m]\ncurrency = \"RMB\"\ninput = 1\noutput = 1\n",
+    );
+    assert!(msg.contains("CNY"), "{msg}");
+
+    let (msg, e) = load_err(
+        "toml",
+        "[models.m]\ninput = 1\noutput = 1\n\n[aliases]\nlatest = \"nope\"\n",
+    );
+    assert_eq!(line_of(&e), 6, "{msg}");
+    assert!(msg.contains("latest") && msg.contains("nope"), "{msg}");
+
+    let (msg, e) = load_err("toml", "[models.m]\ninput = 1\noutput = \n");
+    assert_eq!(line_of(&e), 3, "{msg}");
+
+    let (msg, _) = load_err("toml", "[models.m]\ninput = 1\n");
+    assert!(
+        msg.contains("`output`") && msg.contains("model `m`"),
+        "{msg}"
+    );
+
+    let (msg, _) = load_err(
+        "toml",
+        "[models.m]\ntier_mode = \"graduated\"\n[[models.m.tiers]]\nup_to = 100\ninput = 1\noutput = 1\n[[models.m.tiers]]\nup_to = 50\ninput = 1\noutput = 1\n",
+    );
+    assert!(msg.contains("`tiers`") && msg.contains("sorted"), "{msg}");
+
+    let (msg, _) = load_err("toml", "[model.m]\ninput = 1\noutput = 1\n");
+    assert!(msg.contains("model") && msg.contains("line 1"), "{msg}");
+}
+
+#[test]
+fn json_errors_name_file_line_and_field() {
+    let (msg, e) = load_err(
+        "json",
+        "{\n  \"models\": {\n    \"m\": { \"currency\": \"yuan\", \"input\": 0.01, \"output\": 0.02 }\n  }\n}\n",
+    );
+    assert_eq!(line_of(&e), 3, "{msg}");
+    assert!(
+        msg.contains("`currency`") && msg.contains("model `m`"),
+        "{msg}"
+    );
+
+    let (msg, e) = load_err(
+        "json",
+        "{\"models\": {\n\"m\": {\n\"input\": 0.01,\n\"output\": -2\n}}}",
+    );
+    assert_eq!(line_of(&e), 4, "{msg}");
+    assert!(msg.contains("`output`") && msg.contains("column"), "{msg}");
+
+    let (msg, e) = load_err(
+        "json",
+        "{\"models\": {\n\"m\": {\"input\": 1, \"output\": 1,\n\"cached\": 1}}}",
+    );
+    assert_eq!(line_of(&e), 3, "{msg}");
+    assert!(msg.contains("cached"), "{msg}");
+
+    let (msg, e) = load_err(
+        "json",
+        "{\"models\": {\"m\": {\"tier_mode\": \"by_request_size\", \"tiers\": [\n{\"input\": 1, \"output\": 1},\n{\"up_to\": 10, \"input\": 1, \"output\": 1}]}}}",
+    );
+    assert!(line_of(&e) >= 2, "{msg}");
+    assert!(msg.contains("`tiers`") && msg.contains("overlap"), "{msg}");
+
+    let (msg, e) = load_err(
+        "json",
+        "{\"models\": {\"m\": {\"input\": 1, \"output\": 1}},\n\"aliases\": {\n\"x\": \"nope\"}}",
+    );
+    assert_eq!(line_of(&e), 3, "{msg}");
+    assert!(msg.contains("nope"), "{msg}");
+
+    let (msg, e) = load_err(
+        "json",
+        "{\"models\": {\"m\": {\"input\": 1,\n\"output\": }}}",
+    );
+    assert_eq!(line_of(&e), 2, "{msg}");
+
+    let (msg, _) = load_err(
+        "json",
+        "{\"models\": {\"m\": {\"input\": 1, \"output\": 1}, \"M\": {\"input\": 1, \"output\": 1}}}",
+    );
+    assert!(msg.contains("duplicate"), "{msg}");
+}
+
+#[test]
+fn other_file_errors() {
+    let (msg, e) = load_err("yaml", "models: {}");
+    assert!(matches!(e, PricingError::UnsupportedFormat { .. }), "{msg}");
+    let mut t = PricingTable::empty();
+    let missing = std::path::Path::new("/nonexistent/dir/prices.toml");
+    let e = t.load_file(missing).unwrap_err();
+    assert!(matches!(e, PricingError::Io { .. }));
+    assert!(e.to_string().contains("/nonexistent/dir/prices.toml"));
+    // An empty file is a valid, empty pricing file.
+    let f = write("toml", "");
+    assert_eq!(t.load_file(f.path()).unwrap(), 0);
+}
+
+// --- properties -----------------------------------------------------------
+
+proptest! {
+    #[test]
+    fn cost_is_monotonic_in_input_and_output(
+        model in 0usize..64,
+        input in 0u64..400_000,
+        extra in 0u64..300_000,
+        output in 0u64..100_000,
+        extra_out in 0u64..100_000,
+        cached in 0u64..400_000,
+        reasoning in 0u64..100_000,
+    ) {
+        let t = PricingTable::builtin();
+        let ids: Vec<&str> = t.models().map(|(id, _)| id).collect();
+        let id = ids[model % ids.len()];
+        let base = TokenUsage {
+            cached_input_tokens: cached,
+            reasoning_tokens: reasoning,
+            ..TokenUsage::new(input, output)
+        };
+        let more_in = TokenUsage { input_tokens: input + extra, ..base };
+        let more_out = TokenUsage { output_tokens: output + extra_out, ..base };
+        let c = t.price(id, &base).cost;
+        prop_assert!(t.price(id, &more_in).cost >= c, "{} input {} -> {}", id, input, input + extra);
+        prop_assert!(t.price(id, &more_out).cost >= c, "{} output {} -> {}", id, output, output + extra_out);
+    }
+
+    #[test]
+    fn graduated_equals_sum_of_band_costs(
+        widths in proptest::collection::vec(1u64..50_000, 1..5),
+        prices in proptest::collection::vec((0u64..50_000_000, 0u64..50_000_000), 5),
+        input in 0u64..300_000,
+        output in 0u64..50_000,
+    ) {
+        // Bands from cumulative widths; the last band unbounded.
+        let mut bands = Vec::new();
+        let mut up = 0;
+        for (i, w) in widths.iter().enumerate() {
+            up += w;
+            let (pi, po) = prices[i];
+            bands.push(Band::new(Some(up), Rate::from_nanos_per_1k(pi), Rate::from_nanos_per_1k(po)));
+        }
+        let (pi, po) = prices[widths.len()];
+        bands.push(Band::new(None, Rate::from_nanos_per_1k(pi), Rate::from_nanos_per_1k(po)));
+
+        // Independent computation: tokens per band × rate, output at the band
+        // holding the last input token, rounded half-up once.
+        let mut sum: u128 = 0;
+        let mut lo = 0u64;
+        let mut out_rate = bands[0].output.nanos_per_1k();
+        for b in &bands {
+            let hi = b.up_to.unwrap_or(u64::MAX);
+            let n = input.min(hi).saturating_sub(lo);
+            sum += n as u128 * b.input.nanos_per_1k() as u128;
+            if input > lo && input <= hi {
+                out_rate = b.output.nanos_per_1k();
+            }
+            lo = hi;
+        }
+        sum += output as u128 * out_rate as u128;
+        let want = ((sum + 500_000) / 1_000_000) as i64;
+
+        let t = custom(Tiers::Graduated(bands));
+        prop_assert_eq!(micros(&t, "tiered", usage(input, output)), want);
+    }
+}

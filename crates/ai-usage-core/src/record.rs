@@ -1,0 +1,276 @@
+//! The usage record: one JSON line in a day file, compatible with the seed's
+//! Python monitor in both directions, and the event a caller records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Currency, Money};
+use crate::usage::TokenUsage;
+
+/// One recorded AI call, exactly as stored: one JSON object per line.
+///
+/// The first thirteen fields are the seed's, with its names and types; the
+/// optional ones after them are ours and are omitted when empty, so the seed's
+/// reader (which ignores unknown keys only when absent) can still load our files
+/// written without them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Epoch seconds (float) when the call finished.
+    pub timestamp: f64,
+    /// Paying account, if known.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Streamer (主播), if known.
+    #[serde(default)]
+    pub anchor_id: Option<String>,
+    /// Broadcast session, if known.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Model name as the caller gave it (not normalised).
+    pub model: String,
+    /// App feature (功能) that made the call.
+    #[serde(default)]
+    pub function: String,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// `max(given total, input + output)`.
+    #[serde(default)]
+    pub total_tokens: u64,
+    /// Exact cost in `currency`; authoritative once stored (never re-priced).
+    #[serde(default)]
+    pub cost: Money,
+    /// Wall time of the call in milliseconds.
+    #[serde(default)]
+    pub duration_ms: f64,
+    /// False when the call failed.
+    #[serde(default = "default_true")]
+    pub success: bool,
+    /// Error text of a failed call.
+    #[serde(default)]
+    pub error_msg: Option<String>,
+    /// Cached input tokens (part of `input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens (part of `output_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+    /// Currency of `cost`. Absent in the seed's files: the reader then takes the
+    /// model's currency from the pricing table (CNY when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    /// `Some(false)` when no price was known for the model (cost 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priced: Option<bool>,
+    /// Provider or app request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl UsageRecord {
+    /// The token counts of this record.
+    pub fn usage(&self) -> TokenUsage {
+        TokenUsage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            total_tokens: Some(self.total_tokens),
+            cached_input_tokens: self.cached_input_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+        }
+    }
+
+    /// Appends this record as one JSON line (with the trailing `\n`) to `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        // Serialising plain strings, numbers and bools into a Vec cannot fail;
+        // should it ever, the half-written bytes are dropped, never a torn line.
+        let start = out.len();
+        match serde_json::to_writer(&mut *out, self) {
+            Ok(()) => out.push(b'\n'),
+            Err(e) => {
+                out.truncate(start);
+                tracing::error!(error = %e, "could not serialise a usage record");
+            }
+        }
+    }
+}
+
+/// What a caller records about one AI call; priced and stamped by the monitor.
+///
+/// Borrowed strings keep the common call free of allocations until the record
+/// is built. The common call is a one-liner:
+///
+/// ```
+/// use ai_usage_core::UsageEvent;
+/// let ev = UsageEvent::new("qwen-plus", "实时分析").tokens(1200, 300).duration_ms(850.0);
+/// assert_eq!(ev.usage.input_tokens, 1200);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent<'a> {
+    /// Model name as sent to the provider.
+    pub model: &'a str,
+    /// App feature (功能).
+    pub function: &'a str,
+    /// Token counts.
+    pub usage: TokenUsage,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// False for a failed call.
+    pub success: bool,
+    /// Error text of a failed call.
+    pub error_msg: Option<&'a str>,
+    /// Paying account.
+    pub user_id: Option<&'a str>,
+    /// Streamer (主播).
+    pub anchor_id: Option<&'a str>,
+    /// Broadcast session.
+    pub session_id: Option<&'a str>,
+    /// An explicit cost that overrides the price table (in `currency`, or the
+    /// model's currency, or CNY).
+    pub cost: Option<Money>,
+    /// Currency of an explicit `cost`.
+    pub currency: Option<Currency>,
+    /// Provider or app request id.
+    pub request_id: Option<&'a str>,
+    /// Free-form labels.
+    pub tags: &'a [&'a str],
+    /// Epoch seconds; `None` means now.
+    pub timestamp: Option<f64>,
+}
+
+impl Default for UsageEvent<'_> {
+    fn default() -> Self {
+        UsageEvent {
+            model: "",
+            function: "",
+            usage: TokenUsage::default(),
+            duration_ms: 0.0,
+            success: true,
+            error_msg: None,
+            user_id: None,
+            anchor_id: None,
+            session_id: None,
+            cost: None,
+            currency: None,
+            request_id: None,
+            tags: &[],
+            timestamp: None,
+        }
+    }
+}
+
+impl<'a> UsageEvent<'a> {
+    /// A successful call of `model` for `function`, no tokens yet.
+    pub fn new(model: &'a str, function: &'a str) -> Self {
+        UsageEvent {
+            model,
+            function,
+            ..UsageEvent::default()
+        }
+    }
+
+    /// Sets input and output tokens.
+    pub fn tokens(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.usage.input_tokens = input_tokens;
+        self.usage.output_tokens = output_tokens;
+        self
+    }
+
+    /// Sets all token counts at once.
+    pub fn usage(mut self, usage: TokenUsage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the provider-reported total (kept as `max(total, in + out)`).
+    pub fn total_tokens(mut self, total: u64) -> Self {
+        self.usage.total_tokens = Some(total);
+        self
+    }
+
+    /// Sets cached input tokens.
+    pub fn cached_tokens(mut self, cached: u64) -> Self {
+        self.usage.cached_input_tokens = cached;
+        self
+    }
+
+    /// Sets reasoning tokens.
+    pub fn reasoning_tokens(mut self, reasoning: u64) -> Self {
+        self.usage.reasoning_tokens = reasoning;
+        self
+    }
+
+    /// Sets the duration in milliseconds.
+    pub fn duration_ms(mut self, ms: f64) -> Self {
+        self.duration_ms = ms;
+        self
+    }
+
+    /// Marks the call failed with an error message.
+    pub fn failed(mut self, error_msg: &'a str) -> Self {
+        self.success = false;
+        self.error_msg = Some(error_msg);
+        self
+    }
+
+    /// Sets the user id.
+    pub fn user(mut self, user_id: &'a str) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// Sets the anchor (主播) id.
+    pub fn anchor(mut self, anchor_id: &'a str) -> Self {
+        self.anchor_id = Some(anchor_id);
+        self
+    }
+
+    /// Sets the session (broadcast) id.
+    pub fn session(mut self, session_id: &'a str) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    /// Sets an explicit cost in the model's currency (CNY for unknown models).
+    pub fn cost(mut self, cost: Money) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
+    /// Sets an explicit cost in a given currency.
+    pub fn cost_in(mut self, cost: Money, currency: Currency) -> Self {
+        self.cost = Some(cost);
+        self.currency = Some(currency);
+        self
+    }
+
+    /// Sets the request id.
+    pub fn request_id(mut self, id: &'a str) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// Sets free-form tags.
+    pub fn tags(mut self, tags: &'a [&'a str]) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Sets the timestamp (epoch seconds) instead of now.
+    pub fn at(mut self, timestamp: f64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+}

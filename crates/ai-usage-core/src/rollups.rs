@@ -1,0 +1,415 @@
+//! In-memory rollups: the only state queries read.
+//!
+//! Live records and replayed day files go through the same [`Rollups::add`],
+//! so a restart gives the same numbers. Each local day keeps totals and
+//! per-model / function / user / anchor groups (plus function × model for
+//! savings and CSV), and each of its hours the same groups; sessions are kept
+//! across days.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::money::{Costs, Currency};
+use crate::record::UsageRecord;
+use crate::zone::Zone;
+
+/// Counters of one group (a model, a function, a user, a day, …).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupStats {
+    /// Calls.
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub successful_calls: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Total tokens (as recorded: `max(total, in + out)`).
+    pub total_tokens: u64,
+    /// Cached input tokens.
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Calls of models without a price.
+    pub unpriced_calls: u64,
+    /// Cost per currency, never mixed.
+    pub cost: Costs,
+}
+
+impl GroupStats {
+    /// Counts one record.
+    pub fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) {
+        self.calls += 1;
+        self.successful_calls += r.success as u64;
+        self.input_tokens += r.input_tokens;
+        self.output_tokens += r.output_tokens;
+        self.total_tokens += r.total_tokens;
+        self.cached_input_tokens += r.cached_input_tokens;
+        self.reasoning_tokens += r.reasoning_tokens;
+        self.unpriced_calls += (!priced) as u64;
+        self.cost.add(currency, r.cost);
+    }
+
+    /// Adds another group's counters.
+    pub fn merge(&mut self, o: &GroupStats) {
+        self.calls += o.calls;
+        self.successful_calls += o.successful_calls;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.total_tokens += o.total_tokens;
+        self.cached_input_tokens += o.cached_input_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+        self.unpriced_calls += o.unpriced_calls;
+        self.cost.merge(&o.cost);
+    }
+
+    /// Failed calls.
+    pub fn failed_calls(&self) -> u64 {
+        self.calls - self.successful_calls
+    }
+}
+
+/// Log-scale histogram of call durations, for averages and p95 without
+/// keeping every duration. Bucket `i` holds durations below `2^(i/4)` ms,
+/// i.e. about 19 % resolution, up to ~ 4.6 hours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationHistogram {
+    #[serde(skip)]
+    buckets: Vec<u64>,
+    /// Sum of durations (ms).
+    pub sum_ms: f64,
+    /// Durations counted.
+    pub count: u64,
+}
+
+const HIST_BUCKETS: usize = 96;
+
+impl Default for DurationHistogram {
+    fn default() -> Self {
+        DurationHistogram {
+            buckets: vec![0; HIST_BUCKETS],
+            sum_ms: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl DurationHistogram {
+    fn index(ms: f64) -> usize {
+        if ms.is_nan() || ms <= 1.0 {
+            return 0;
+        }
+        ((ms.log2() * 4.0).ceil() as usize).min(HIST_BUCKETS - 1)
+    }
+
+    /// Upper bound (ms) of bucket `i`.
+    fn upper(i: usize) -> f64 {
+        (i as f64 / 4.0).exp2()
+    }
+
+    /// Counts one duration.
+    pub fn add(&mut self, ms: f64) {
+        let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+        self.buckets[Self::index(ms)] += 1;
+        self.sum_ms += ms;
+        self.count += 1;
+    }
+
+    /// Adds another histogram.
+    pub fn merge(&mut self, o: &DurationHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+        self.sum_ms += o.sum_ms;
+        self.count += o.count;
+    }
+
+    /// Mean duration (ms), 0 when empty.
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum_ms / self.count as f64
+        }
+    }
+
+    /// The `q` quantile (0..=1) as the upper bound of its bucket (ms).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Self::upper(i);
+            }
+        }
+        Self::upper(HIST_BUCKETS - 1)
+    }
+}
+
+/// A map from a group name to its counters.
+pub type GroupMap = FxHashMap<String, GroupStats>;
+
+fn group<'m>(map: &'m mut GroupMap, key: &str) -> &'m mut GroupStats {
+    slot(map, key, GroupStats::default)
+}
+
+/// The value of `key`, inserted by `make` when absent. Looks up by `&str`
+/// first so a known key (the common case) costs no allocation.
+fn slot<'m, V>(map: &'m mut FxHashMap<String, V>, key: &str, make: impl FnOnce() -> V) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), make());
+    }
+    // Present: inserted just above if it was missing.
+    map.get_mut(key).expect("key present")
+}
+
+/// Counters of one period (a day or an hour) with its groups.
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    /// Everything in the period.
+    pub totals: GroupStats,
+    /// By model name as recorded.
+    pub by_model: GroupMap,
+    /// By function (功能).
+    pub by_function: GroupMap,
+    /// By user id (records without one are not grouped, like the seed).
+    pub by_user: GroupMap,
+    /// By anchor id (主播).
+    pub by_anchor: GroupMap,
+    /// Call durations.
+    pub durations: DurationHistogram,
+}
+
+impl Bucket {
+    fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) {
+        self.totals.add(r, currency, priced);
+        group(&mut self.by_model, &r.model).add(r, currency, priced);
+        group(&mut self.by_function, &r.function).add(r, currency, priced);
+        if let Some(u) = &r.user_id {
+            group(&mut self.by_user, u).add(r, currency, priced);
+        }
+        if let Some(a) = &r.anchor_id {
+            group(&mut self.by_anchor, a).add(r, currency, priced);
+        }
+        self.durations.add(r.duration_ms);
+    }
+
+    /// Adds another bucket's counters and groups.
+    pub fn merge(&mut self, o: &Bucket) {
+        self.totals.merge(&o.totals);
+        merge_maps(&mut self.by_model, &o.by_model);
+        merge_maps(&mut self.by_function, &o.by_function);
+        merge_maps(&mut self.by_user, &o.by_user);
+        merge_maps(&mut self.by_anchor, &o.by_anchor);
+        self.durations.merge(&o.durations);
+    }
+}
+
+/// Adds every group of `from` into `into`.
+pub fn merge_maps(into: &mut GroupMap, from: &GroupMap) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(g) => g.merge(v),
+            None => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// One local day: its bucket, its hours and function × model groups.
+#[derive(Debug, Clone, Default)]
+pub struct DayRollup {
+    /// The whole day.
+    pub day: Bucket,
+    /// Hours 0..=23 that have records.
+    pub hours: BTreeMap<u8, Bucket>,
+    /// function → model → counters (for savings advice and CSV rows).
+    pub by_function_model: FxHashMap<String, GroupMap>,
+    /// Bumped on every change, so caches over past days know when to rebuild.
+    pub version: u64,
+}
+
+impl DayRollup {
+    fn merge(&mut self, o: &DayRollup) {
+        self.version += 1;
+        self.day.merge(&o.day);
+        for (h, b) in &o.hours {
+            self.hours.entry(*h).or_default().merge(b);
+        }
+        for (f, models) in &o.by_function_model {
+            merge_maps(self.by_function_model.entry(f.clone()).or_default(), models);
+        }
+    }
+}
+
+/// Counters of one session (one broadcast), across days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SessionStats {
+    /// The session id.
+    pub session_id: String,
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: GroupStats,
+    /// First call (epoch seconds).
+    pub first_call: f64,
+    /// Last call (epoch seconds).
+    pub last_call: f64,
+    /// Calls per model.
+    pub models: BTreeMap<String, u64>,
+    /// Calls per function.
+    pub functions: BTreeMap<String, u64>,
+    /// Anchor of the most recent call that named one.
+    pub anchor_id: Option<String>,
+    /// User of the most recent call that named one.
+    pub user_id: Option<String>,
+}
+
+/// Where a timestamp falls: cached so the hot path rarely converts time zones.
+#[derive(Debug, Clone, Copy)]
+struct DayWindow {
+    start: f64,
+    end: f64,
+    date: NaiveDate,
+    /// False on a day with a DST change (hours are then not 3600 s apart).
+    uniform: bool,
+}
+
+/// All rollups of one monitor.
+#[derive(Debug, Clone, Default)]
+pub struct Rollups {
+    /// Local days, oldest first.
+    pub days: BTreeMap<NaiveDate, DayRollup>,
+    /// Sessions by id.
+    pub sessions: FxHashMap<String, SessionStats>,
+    window: Option<DayWindow>,
+    /// Merged groups of past days for rankings (see `crate::query::rank`).
+    pub(crate) rank_cache: Vec<crate::query::RankCache>,
+}
+
+impl Rollups {
+    /// The local (date, hour) of a timestamp.
+    pub fn locate(&mut self, zone: &Zone, ts: f64) -> (NaiveDate, u8) {
+        if let Some(w) = self.window {
+            if ts >= w.start && ts < w.end && w.uniform {
+                return (w.date, ((ts - w.start) / 3600.0) as u8);
+            }
+        }
+        let (date, hour) = zone.hour_of(ts);
+        let (start, end) = zone.day_bounds(date);
+        self.window = Some(DayWindow {
+            start,
+            end,
+            date,
+            uniform: (end - start - 86_400.0).abs() < 0.5,
+        });
+        (date, hour)
+    }
+
+    /// Counts one record in its day, hour and session.
+    pub fn add(&mut self, r: &UsageRecord, date: NaiveDate, hour: u8, currency: Currency, priced: bool) {
+        let day = self.days.entry(date).or_default();
+        day.version += 1;
+        day.day.add(r, currency, priced);
+        day.hours.entry(hour).or_default().add(r, currency, priced);
+        let models = slot(&mut day.by_function_model, &r.function, GroupMap::default);
+        group(models, &r.model).add(r, currency, priced);
+        if let Some(sid) = &r.session_id {
+            let s = slot(&mut self.sessions, sid, || SessionStats {
+                session_id: sid.clone(),
+                first_call: r.timestamp,
+                last_call: r.timestamp,
+                ..SessionStats::default()
+            });
+            s.stats.add(r, currency, priced);
+            s.first_call = s.first_call.min(r.timestamp);
+            s.last_call = s.last_call.max(r.timestamp);
+            bump(&mut s.models, &r.model);
+            bump(&mut s.functions, &r.function);
+            if r.anchor_id.is_some() {
+                s.anchor_id.clone_from(&r.anchor_id);
+            }
+            if r.user_id.is_some() {
+                s.user_id.clone_from(&r.user_id);
+            }
+        }
+    }
+
+    /// Adds another set of rollups (e.g. one replayed file) into this one.
+    pub fn merge(&mut self, o: &Rollups) {
+        for (d, day) in &o.days {
+            self.days.entry(*d).or_default().merge(day);
+        }
+        for (id, s) in &o.sessions {
+            match self.sessions.get_mut(id) {
+                Some(mine) => {
+                    mine.stats.merge(&s.stats);
+                    mine.first_call = mine.first_call.min(s.first_call);
+                    mine.last_call = mine.last_call.max(s.last_call);
+                    for (k, v) in &s.models {
+                        *mine.models.entry(k.clone()).or_default() += v;
+                    }
+                    for (k, v) in &s.functions {
+                        *mine.functions.entry(k.clone()).or_default() += v;
+                    }
+                    if s.last_call >= mine.last_call {
+                        if s.anchor_id.is_some() {
+                            mine.anchor_id.clone_from(&s.anchor_id);
+                        }
+                        if s.user_id.is_some() {
+                            mine.user_id.clone_from(&s.user_id);
+                        }
+                    }
+                }
+                None => {
+                    self.sessions.insert(id.clone(), s.clone());
+                }
+            }
+        }
+    }
+
+    /// Drops days before `keep_from` and sessions whose last call is older
+    /// than `cutoff_ts`.
+    pub fn evict(&mut self, keep_from: NaiveDate, cutoff_ts: f64) {
+        self.days = self.days.split_off(&keep_from);
+        self.sessions.retain(|_, s| s.last_call >= cutoff_ts);
+    }
+
+    /// Total records counted.
+    pub fn record_count(&self) -> u64 {
+        self.days.values().map(|d| d.day.totals.calls).sum()
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_close() {
+        let mut h = DurationHistogram::default();
+        for ms in 1..=1000 {
+            h.add(ms as f64);
+        }
+        let p95 = h.quantile_ms(0.95);
+        assert!((950.0..=950.0 * 1.19).contains(&p95), "p95 {p95}");
+        assert!((h.mean_ms() - 500.5).abs() < 1e-9);
+        assert_eq!(DurationHistogram::default().quantile_ms(0.95), 0.0);
+    }
+}

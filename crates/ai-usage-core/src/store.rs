@@ -1,0 +1,218 @@
+//! The day files on disk: their names, listing them, and reading them back
+//! line by line without letting one bad line cost the rest of the file.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::record::UsageRecord;
+
+/// File name prefix of day files.
+pub const DAY_FILE_PREFIX: &str = "usage_";
+/// File name suffix of day files.
+pub const DAY_FILE_SUFFIX: &str = ".jsonl";
+/// Default records directory, as in the seed.
+pub const DEFAULT_DIR: &str = "records/ai_usage";
+/// Environment variable overriding the records directory.
+pub const DIR_ENV: &str = "AI_USAGE_DIR";
+
+/// `usage_YYYY-MM-DD.jsonl` for a local date.
+pub fn day_file_name(date: NaiveDate) -> String {
+    format!("{DAY_FILE_PREFIX}{}{DAY_FILE_SUFFIX}", date.format("%Y-%m-%d"))
+}
+
+/// The path of a day file in `dir`.
+pub fn day_file_path(dir: &Path, date: NaiveDate) -> PathBuf {
+    dir.join(day_file_name(date))
+}
+
+/// The date a day file's name stands for, if it is one.
+pub fn parse_day_file_name(name: &str) -> Option<NaiveDate> {
+    let date = name
+        .strip_prefix(DAY_FILE_PREFIX)?
+        .strip_suffix(DAY_FILE_SUFFIX)?;
+    if date.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
+}
+
+/// Day files in `dir`, oldest first. A missing directory has none.
+pub fn list_day_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("cannot list records directory", dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some(date) = name.to_str().and_then(parse_day_file_name) {
+            files.push((date, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What reading one file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Lines that held a record.
+    pub records: u64,
+    /// Lines skipped because they were not a valid record (garbage, non-UTF-8,
+    /// missing `timestamp` or `model`).
+    pub skipped_lines: u64,
+    /// 1 when the file ended in a partial line (a write cut short), else 0.
+    pub torn_tail: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+impl ReadStats {
+    /// Adds another file's counts.
+    pub fn merge(&mut self, other: &ReadStats) {
+        self.records += other.records;
+        self.skipped_lines += other.skipped_lines;
+        self.torn_tail += other.torn_tail;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Reads every record of a day file, calling `each` for each valid line.
+///
+/// Bad lines are skipped, counted and logged with their line number; a final
+/// line without its `\n` is a torn write and never counted as data, even if it
+/// happens to parse. A missing file reads as empty.
+pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadStats> {
+    let mut bytes = Vec::new();
+    match fs::File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)
+                .map_err(|e| Error::io("cannot read day file", path, e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadStats::default()),
+        Err(e) => return Err(Error::io("cannot open day file", path, e)),
+    }
+    Ok(parse_lines(&bytes, &path.display().to_string(), each))
+}
+
+/// Parses JSON lines from a buffer (see [`read_day_file`]); `origin` names the
+/// source in warnings.
+pub fn parse_lines(bytes: &[u8], origin: &str, mut each: impl FnMut(UsageRecord)) -> ReadStats {
+    let mut stats = ReadStats {
+        bytes: bytes.len() as u64,
+        ..ReadStats::default()
+    };
+    let mut rest = bytes;
+    let mut line_no = 0u64;
+    while !rest.is_empty() {
+        line_no += 1;
+        let Some(end) = memchr_newline(rest) else {
+            // No newline: the writer was cut off mid-line. Never data.
+            stats.torn_tail = 1;
+            tracing::warn!(file = origin, line = line_no, "skipping a partial last line (torn write)");
+            break;
+        };
+        let line = &rest[..end];
+        rest = &rest[end + 1..];
+        let line = trim_ascii(line);
+        if line.is_empty() {
+            continue;
+        }
+        match parse_record(line) {
+            Ok(r) => {
+                stats.records += 1;
+                each(r);
+            }
+            Err(reason) => {
+                stats.skipped_lines += 1;
+                tracing::warn!(file = origin, line = line_no, %reason, "skipping a line that is not a usage record");
+            }
+        }
+    }
+    stats
+}
+
+/// Parses one line into a record; the error says why it is not one.
+pub fn parse_record(line: &[u8]) -> std::result::Result<UsageRecord, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8 ({e})"))?;
+    let mut r: UsageRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if !r.timestamp.is_finite() {
+        return Err("timestamp is not a finite number".into());
+    }
+    if r.model.is_empty() {
+        return Err("model is empty".into());
+    }
+    // The seed keeps total_tokens as max(given, in + out); old files may not.
+    r.total_tokens = r.total_tokens.max(r.input_tokens.saturating_add(r.output_tokens));
+    Ok(r)
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"timestamp": 1761403494.6, "user_id": "42", "anchor_id": null, "session_id": "s1", "model": "deepseek-chat", "function": "实时分析", "input_tokens": 2716, "output_tokens": 176, "total_tokens": 2892, "cost": 0.003068, "duration_ms": 3948.1, "success": false, "error_msg": "上游错误"}"#;
+
+    #[test]
+    fn names_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
+        assert_eq!(day_file_name(d), "usage_2025-10-26.jsonl");
+        assert_eq!(parse_day_file_name("usage_2025-10-26.jsonl"), Some(d));
+        assert_eq!(parse_day_file_name("usage_report_20251026.json"), None);
+        assert_eq!(parse_day_file_name("usage_2025-13-01.jsonl"), None);
+    }
+
+    #[test]
+    fn bad_lines_cost_only_themselves() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(GOOD.as_bytes());
+        buf.push(b'\n');
+        buf.extend_from_slice(b"{garbage\n");
+        buf.extend_from_slice(b"\xff\xfe not utf8\n");
+        buf.extend_from_slice(b"{\"timestamp\": 1.0}\n"); // no model
+        buf.extend_from_slice(b"\n   \n");
+        buf.extend_from_slice(GOOD.as_bytes());
+        buf.push(b'\n');
+        buf.extend_from_slice(&GOOD.as_bytes()[..40]); // torn tail
+        let mut got = Vec::new();
+        let s = parse_lines(&buf, "t", |r| got.push(r));
+        assert_eq!(s.records, 2);
+        assert_eq!(s.skipped_lines, 3);
+        assert_eq!(s.torn_tail, 1);
+        assert_eq!(got[0].cost.micros(), 3068);
+        assert!(!got[0].success);
+        assert_eq!(got[0].error_msg.as_deref(), Some("上游错误"));
+    }
+
+    #[test]
+    fn complete_but_unterminated_last_line_is_not_data() {
+        let s = parse_lines(GOOD.as_bytes(), "t", |_| panic!("must not be counted"));
+        assert_eq!((s.records, s.torn_tail), (0, 1));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_optional_fields() {
+        let line = br#"{"timestamp": 5.5, "model": "qwen-plus", "input_tokens": 3, "output_tokens": 4, "total_tokens": 2, "future_field": [1,2]}"#;
+        let r = parse_record(line).unwrap();
+        assert_eq!(r.total_tokens, 7);
+        assert!(r.success);
+        assert_eq!(r.user_id, None);
+        assert_eq!(r.function, "");
+        assert_eq!(r.currency, None);
+    }
+}

@@ -1,0 +1,431 @@
+//! Token usage of one call, and how to read it from a provider's response.
+
+use serde::{Deserialize, Serialize};
+
+/// Token counts of one AI call, as providers report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Prompt tokens, including cached ones.
+    pub input_tokens: u64,
+    /// Completion tokens, including reasoning ones.
+    pub output_tokens: u64,
+    /// A provider-reported total; kept as `max(total, input + output)` like the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// Input tokens served from the provider's prompt cache (part of `input_tokens`).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Reasoning ("thinking") tokens (part of `output_tokens`).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Plain input/output counts.
+    pub const fn new(input_tokens: u64, output_tokens: u64) -> TokenUsage {
+        TokenUsage {
+            input_tokens,
+            output_tokens,
+            total_tokens: None,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+        }
+    }
+
+    /// The total as the seed records it: `max(total_tokens, input + output)`.
+    pub fn total(&self) -> u64 {
+        let sum = self.input_tokens.saturating_add(self.output_tokens);
+        self.total_tokens.map_or(sum, |t| t.max(sum))
+    }
+}
+
+/// How to read token usage (and the answering model) from a value: what
+/// `#[track_ai_usage]` calls on a decorated function's return value.
+///
+/// Implemented for [`TokenUsage`], provider JSON as [`serde_json::Value`]
+/// (OpenAI chat completions and Responses, Anthropic, Gemini, DashScope),
+/// `Result<T, E>` (an `Err` is a failed call, its message the error's
+/// `Display`), `Option<T>`, `Box<T>`, `Arc<T>`, `Rc<T>`, `&T`, `&mut T` and
+/// `(T, TokenUsage)`; with the `async-openai` feature, for that crate's chat
+/// completion and Responses types. Implement it for your own response types:
+///
+/// ```
+/// use ai_usage_core::usage::{TokenUsage, UsageSource};
+///
+/// struct ChatResponse { model: String, prompt: u64, completion: u64 }
+///
+/// impl UsageSource for ChatResponse {
+///     fn token_usage(&self) -> Option<TokenUsage> {
+///         Some(TokenUsage::new(self.prompt, self.completion))
+///     }
+///     fn response_model(&self) -> Option<&str> {
+///         Some(&self.model)
+///     }
+/// }
+/// ```
+///
+/// Implementations must not fail or panic on odd values: return `None` for
+/// what they cannot read (a panic is caught and the call recorded without
+/// tokens, but never as a failure).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say how many tokens the call used",
+    label = "`#[track_ai_usage]` reads token usage from this type",
+    note = "implement `ai_usage_monitor::UsageSource` for `{Self}`, or read the usage yourself with \
+            `extract = path::to_fn`, a `fn(&ReturnType) -> Option<TokenUsage>` (what it returns \
+            must itself be a `UsageSource`)"
+)]
+pub trait UsageSource {
+    /// Token counts this value reports, if any.
+    fn token_usage(&self) -> Option<TokenUsage>;
+
+    /// The model that answered, if the value says (used when the attribute
+    /// names no model).
+    fn response_model(&self) -> Option<&str> {
+        None
+    }
+
+    /// The error, when this value is a failed call (recorded as
+    /// `success: false` with this message).
+    fn call_error(&self) -> Option<&dyn std::fmt::Display> {
+        None
+    }
+}
+
+impl UsageSource for TokenUsage {
+    fn token_usage(&self) -> Option<TokenUsage> {
+        Some(*self)
+    }
+}
+
+/// A value with its usage beside it, e.g. `(String, TokenUsage)` from a
+/// client that returns the text and the counts separately.
+impl<T> UsageSource for (T, TokenUsage) {
+    fn token_usage(&self) -> Option<TokenUsage> {
+        Some(self.1)
+    }
+}
+
+impl<T: UsageSource, E: std::fmt::Display> UsageSource for Result<T, E> {
+    fn token_usage(&self) -> Option<TokenUsage> {
+        self.as_ref().ok().and_then(T::token_usage)
+    }
+    fn response_model(&self) -> Option<&str> {
+        self.as_ref().ok().and_then(T::response_model)
+    }
+    fn call_error(&self) -> Option<&dyn std::fmt::Display> {
+        match self {
+            Ok(v) => v.call_error(),
+            Err(e) => Some(e),
+        }
+    }
+}
+
+impl<T: UsageSource> UsageSource for Option<T> {
+    fn token_usage(&self) -> Option<TokenUsage> {
+        self.as_ref().and_then(T::token_usage)
+    }
+    fn response_model(&self) -> Option<&str> {
+        self.as_ref().and_then(T::response_model)
+    }
+    fn call_error(&self) -> Option<&dyn std::fmt::Display> {
+        self.as_ref().and_then(T::call_error)
+    }
+}
+
+/// Forwards all three methods through a pointer type.
+macro_rules! forward_usage_source {
+    ($($ty:ty),* $(,)?) => {$(
+        impl<T: UsageSource + ?Sized> UsageSource for $ty {
+            fn token_usage(&self) -> Option<TokenUsage> {
+                (**self).token_usage()
+            }
+            fn response_model(&self) -> Option<&str> {
+                (**self).response_model()
+            }
+            fn call_error(&self) -> Option<&dyn std::fmt::Display> {
+                (**self).call_error()
+            }
+        }
+    )*};
+}
+
+forward_usage_source!(&T, &mut T, Box<T>, std::sync::Arc<T>, std::rc::Rc<T>);
+
+/// Provider JSON as returned over HTTP. Recognised shapes:
+///
+/// | provider | where | fields |
+/// | --- | --- | --- |
+/// | OpenAI chat completions (and DashScope/DeepSeek compatible mode) | `usage` | `prompt_tokens`, `completion_tokens`, `total_tokens`, `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens` |
+/// | OpenAI Responses | `usage` | `input_tokens`, `output_tokens`, `total_tokens`, `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens` |
+/// | Anthropic Messages | `usage` | `input_tokens`, `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens` (both added to input, as Anthropic's `input_tokens` excludes them; cache reads count as cached) |
+/// | Gemini | `usageMetadata` | `promptTokenCount` (+ `toolUsePromptTokenCount`), `candidatesTokenCount` + `thoughtsTokenCount`, `cachedContentTokenCount`, `totalTokenCount` |
+/// | DashScope native | `usage` | `input_tokens`, `output_tokens`, `total_tokens` |
+///
+/// A bare usage object (the `usage` value itself) is read the same way. The
+/// model comes from `model`, else Gemini's `modelVersion`.
+impl UsageSource for serde_json::Value {
+    fn token_usage(&self) -> Option<TokenUsage> {
+        json_usage(self)
+    }
+    fn response_model(&self) -> Option<&str> {
+        ["model", "modelVersion"]
+            .iter()
+            .find_map(|k| self.get(*k).and_then(serde_json::Value::as_str))
+            .filter(|m| !m.trim().is_empty())
+    }
+}
+
+/// A non-negative token count; tolerates floats like `12.0` that some
+/// gateways emit.
+fn count(v: &serde_json::Value, key: &str) -> Option<u64> {
+    let n = v.get(key)?;
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // Truncation is intended: counts are integral.
+            .map(|f| f as u64)
+    })
+}
+
+fn nested(v: &serde_json::Value, outer: &str, key: &str) -> Option<u64> {
+    v.get(outer).and_then(|o| count(o, key))
+}
+
+fn json_usage(v: &serde_json::Value) -> Option<TokenUsage> {
+    if let Some(meta) = v.get("usageMetadata") {
+        return gemini_usage(meta);
+    }
+    match v.get("usage") {
+        Some(u) if u.is_object() => usage_object(u),
+        // No usage block: maybe the value is the usage object itself.
+        _ => usage_object(v),
+    }
+}
+
+fn usage_object(u: &serde_json::Value) -> Option<TokenUsage> {
+    if let Some(prompt) = count(u, "prompt_tokens") {
+        return Some(TokenUsage {
+            input_tokens: prompt,
+            output_tokens: count(u, "completion_tokens").unwrap_or(0),
+            total_tokens: count(u, "total_tokens"),
+            cached_input_tokens: nested(u, "prompt_tokens_details", "cached_tokens").unwrap_or(0),
+            reasoning_tokens: nested(u, "completion_tokens_details", "reasoning_tokens")
+                .unwrap_or(0),
+        });
+    }
+    let input = count(u, "input_tokens");
+    let output = count(u, "output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    let mut usage = TokenUsage {
+        input_tokens: input.unwrap_or(0),
+        output_tokens: output.unwrap_or(0),
+        total_tokens: count(u, "total_tokens"),
+        cached_input_tokens: nested(u, "input_tokens_details", "cached_tokens")
+            .or_else(|| nested(u, "prompt_tokens_details", "cached_tokens"))
+            .unwrap_or(0),
+        reasoning_tokens: nested(u, "output_tokens_details", "reasoning_tokens").unwrap_or(0),
+    };
+    // Anthropic's `input_tokens` excludes cache reads and writes; ours
+    // includes them (cached tokens are part of input).
+    let read = count(u, "cache_read_input_tokens");
+    let created = count(u, "cache_creation_input_tokens");
+    if read.is_some() || created.is_some() {
+        let read = read.unwrap_or(0);
+        usage.input_tokens = usage
+            .input_tokens
+            .saturating_add(read)
+            .saturating_add(created.unwrap_or(0));
+        usage.cached_input_tokens = usage.cached_input_tokens.max(read);
+    }
+    Some(usage)
+}
+
+fn gemini_usage(m: &serde_json::Value) -> Option<TokenUsage> {
+    let prompt = count(m, "promptTokenCount");
+    let total = count(m, "totalTokenCount");
+    if prompt.is_none() && total.is_none() {
+        return None;
+    }
+    let thoughts = count(m, "thoughtsTokenCount").unwrap_or(0);
+    Some(TokenUsage {
+        input_tokens: prompt
+            .unwrap_or(0)
+            .saturating_add(count(m, "toolUsePromptTokenCount").unwrap_or(0)),
+        // Gemini reports thoughts beside the candidates; ours are part of output.
+        output_tokens: count(m, "candidatesTokenCount")
+            .unwrap_or(0)
+            .saturating_add(thoughts),
+        total_tokens: total,
+        cached_input_tokens: count(m, "cachedContentTokenCount").unwrap_or(0),
+        reasoning_tokens: thoughts,
+    })
+}
+
+#[cfg(feature = "async-openai")]
+mod async_openai_impls {
+    use super::{TokenUsage, UsageSource};
+    use async_openai::types::responses::{Response, Usage};
+    use async_openai::types::{
+        CompletionUsage, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
+    };
+
+    impl UsageSource for CompletionUsage {
+        fn token_usage(&self) -> Option<TokenUsage> {
+            Some(TokenUsage {
+                input_tokens: u64::from(self.prompt_tokens),
+                output_tokens: u64::from(self.completion_tokens),
+                total_tokens: Some(u64::from(self.total_tokens)),
+                cached_input_tokens: self
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cached_tokens)
+                    .map_or(0, u64::from),
+                reasoning_tokens: self
+                    .completion_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.reasoning_tokens)
+                    .map_or(0, u64::from),
+            })
+        }
+    }
+
+    impl UsageSource for CreateChatCompletionResponse {
+        fn token_usage(&self) -> Option<TokenUsage> {
+            self.usage.as_ref().and_then(UsageSource::token_usage)
+        }
+        fn response_model(&self) -> Option<&str> {
+            Some(&self.model)
+        }
+    }
+
+    /// The last chunk of a stream requested with `include_usage` carries it.
+    impl UsageSource for CreateChatCompletionStreamResponse {
+        fn token_usage(&self) -> Option<TokenUsage> {
+            self.usage.as_ref().and_then(UsageSource::token_usage)
+        }
+        fn response_model(&self) -> Option<&str> {
+            Some(&self.model)
+        }
+    }
+
+    impl UsageSource for Usage {
+        fn token_usage(&self) -> Option<TokenUsage> {
+            Some(TokenUsage {
+                input_tokens: u64::from(self.input_tokens),
+                output_tokens: u64::from(self.output_tokens),
+                total_tokens: Some(u64::from(self.total_tokens)),
+                cached_input_tokens: self.input_tokens_details.cached_tokens.map_or(0, u64::from),
+                reasoning_tokens: self
+                    .output_tokens_details
+                    .reasoning_tokens
+                    .map_or(0, u64::from),
+            })
+        }
+    }
+
+    /// A Responses API response; its `error` object (a failed response
+    /// returned with HTTP 200) is not treated as a failure of the call.
+    impl UsageSource for Response {
+        fn token_usage(&self) -> Option<TokenUsage> {
+            self.usage.as_ref().and_then(UsageSource::token_usage)
+        }
+        fn response_model(&self) -> Option<&str> {
+            Some(&self.model)
+        }
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_provider_shapes() {
+        let openai = json!({"model": "gpt-4o", "usage": {"prompt_tokens": 100, "completion_tokens": 20,
+            "total_tokens": 120, "prompt_tokens_details": {"cached_tokens": 40},
+            "completion_tokens_details": {"reasoning_tokens": 5}}});
+        let u = openai.token_usage().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens
+            ),
+            (100, 20, 40, 5)
+        );
+        assert_eq!(u.total_tokens, Some(120));
+        assert_eq!(openai.response_model(), Some("gpt-4o"));
+
+        let responses = json!({"object": "response", "model": "gpt-4.1", "usage": {"input_tokens": 50,
+            "output_tokens": 10, "total_tokens": 60, "input_tokens_details": {"cached_tokens": 8},
+            "output_tokens_details": {"reasoning_tokens": 3}}});
+        let u = responses.token_usage().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens
+            ),
+            (50, 10, 8, 3)
+        );
+
+        let anthropic = json!({"type": "message", "model": "claude-sonnet-4", "usage": {"input_tokens": 30,
+            "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20}});
+        let u = anthropic.token_usage().unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+            (150, 7, 100)
+        );
+
+        let gemini = json!({"modelVersion": "gemini-2.5-flash", "usageMetadata": {"promptTokenCount": 12,
+            "candidatesTokenCount": 4, "thoughtsTokenCount": 6, "cachedContentTokenCount": 2,
+            "totalTokenCount": 22}});
+        let u = gemini.token_usage().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens
+            ),
+            (12, 10, 2, 6)
+        );
+        assert_eq!(gemini.response_model(), Some("gemini-2.5-flash"));
+
+        let dashscope = json!({"request_id": "r", "output": {"text": "hi"},
+            "usage": {"input_tokens": 9, "output_tokens": 3, "total_tokens": 12}});
+        let u = dashscope.token_usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens, u.total()), (9, 3, 12));
+        assert_eq!(dashscope.response_model(), None);
+
+        assert_eq!(json!({"choices": []}).token_usage(), None);
+        assert_eq!(json!("text").token_usage(), None);
+        assert_eq!(
+            json!({"prompt_tokens": 1.0, "completion_tokens": 2}).token_usage(),
+            Some(TokenUsage::new(1, 2))
+        );
+    }
+
+    #[test]
+    fn wrappers_forward() {
+        let ok: Result<TokenUsage, String> = Ok(TokenUsage::new(1, 2));
+        assert_eq!(ok.token_usage(), Some(TokenUsage::new(1, 2)));
+        assert!(ok.call_error().is_none());
+        let err: Result<TokenUsage, String> = Err("boom".into());
+        assert_eq!(
+            err.call_error().map(|e| e.to_string()).as_deref(),
+            Some("boom")
+        );
+        let boxed: Box<dyn UsageSource> = Box::new(Some(TokenUsage::new(3, 4)));
+        assert_eq!(boxed.token_usage(), Some(TokenUsage::new(3, 4)));
+        assert_eq!(
+            ("text", TokenUsage::new(5, 6)).token_usage(),
+            Some(TokenUsage::new(5, 6))
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Queries against hand-computed expectations.
+
+use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::query::{rank, rank_cached, RankBy, RankKind};
+use ai_usage_core::zone::Zone;
+use ai_usage_core::{Currency, Money, UsageEvent};
+use chrono::NaiveDate;
+
+fn sh() -> Zone {
+    "+08:00".parse().unwrap()
+}
+
+fn monitor(dir: &std::path::Path) -> UsageMonitor {
+    UsageMonitor::builder()
+        .dir(dir)
+        .timezone(sh())
+        .retention_days(100_000)
+        .build()
+        .unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// Epoch seconds of a local Shanghai date and hour.
+fn at(d: &str, hour: u32) -> f64 {
+    sh().day_bounds(date(d)).0 + hour as f64 * 3600.0 + 60.0
+}
+
+#[test]
+fn daily_hourly_and_monthly_summaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    // qwen-plus 0.004/0.012 per 1K: 1000 in + 500 out = 0.004 + 0.006 = ¥0.01
+    for h in [9, 9, 10] {
+        m.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).duration_ms(100.0).user("u1").anchor("a1").at(at("2025-10-26", h)));
+    }
+    m.record(&UsageEvent::new("qwen-max", "话术生成").tokens(1000, 1000).failed("timeout").user("u2").at(at("2025-10-26", 10)));
+    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-10-31", 23)));
+
+    let d = m.get_summary_for_date(date("2025-10-26"));
+    assert_eq!((d.total_calls, d.successful_calls, d.failed_calls), (4, 3, 1));
+    // 3 × 0.01 + qwen-max (0.02 + 0.06) = 0.11
+    assert_eq!(d.total_cost, "0.11".parse::<Money>().unwrap());
+    assert_eq!(d.by_model["qwen-plus"].calls, 3);
+    assert_eq!(d.by_model["qwen-max"].display_name.as_deref(), Some("通义千问-Max"));
+    assert_eq!(d.by_user["u2"].cost, "0.08".parse::<Money>().unwrap());
+    assert_eq!(d.by_anchor.len(), 1);
+    assert_eq!(d.success_rate, 75.0);
+    assert_eq!(d.user_count, 2);
+
+    let h9 = m.get_summary_for_hour(date("2025-10-26"), 9);
+    assert_eq!(h9.period, "hourly");
+    assert_eq!(h9.total_calls, 2);
+    assert_eq!(h9.end_time - h9.start_time, 3600.0);
+    assert_eq!(m.get_summary_for_hour(date("2025-10-26"), 11).total_calls, 0);
+
+    let oct = m.get_monthly_summary(2025, 10).unwrap();
+    assert_eq!(oct.total_calls, 5);
+    assert_eq!(oct.start_time, sh().day_bounds(date("2025-10-01")).0);
+    assert_eq!(oct.end_time, sh().day_bounds(date("2025-10-31")).1);
+    assert!(m.get_monthly_summary(2025, 13).is_err());
+    assert_eq!(m.get_monthly_summary(2025, 11).unwrap().total_calls, 0);
+}
+
+#[test]
+fn trend_fills_every_day_across_a_month_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-10-30", 12)));
+    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-11-02", 12)));
+    let t = m.cost_trend_range(date("2025-10-29"), date("2025-11-03")).unwrap();
+    let dates: Vec<&str> = t.iter().map(|p| p.date.as_str()).collect();
+    assert_eq!(dates, ["2025-10-29", "2025-10-30", "2025-10-31", "2025-11-01", "2025-11-02", "2025-11-03"]);
+    let costs: Vec<i64> = t.iter().map(|p| p.cost.micros()).collect();
+    assert_eq!(costs, [0, 10_000, 0, 0, 10_000, 0]);
+    assert!(m.cost_trend_range(date("2025-11-03"), date("2025-10-29")).is_err());
+    // The relative form: today and the days before it, oldest first.
+    let rel = m.get_cost_trend(7);
+    assert_eq!(rel.len(), 7);
+    assert_eq!(rel.last().unwrap().date, m.today().format("%Y-%m-%d").to_string());
+}
+
+#[test]
+fn currencies_are_never_added_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(sh())
+        .retention_days(100_000)
+        .exchange_rate(Currency::USD, "7.1".parse().unwrap())
+        .build()
+        .unwrap();
+    let ts = at("2025-10-26", 12);
+    let cny = m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(ts));
+    let usd = m.record(&UsageEvent::new("gemini-2.0-flash", "问答").tokens(100_000, 10_000).at(ts));
+    assert_eq!(usd.currency, Some(Currency::USD));
+    assert_eq!(cny.currency, None, "CNY is the default and not written");
+    let d = m.get_summary_for_date(date("2025-10-26"));
+    assert_eq!(d.currency, Currency::CNY);
+    assert_eq!(d.total_cost, cny.cost, "the CNY total holds CNY only");
+    assert_eq!(d.costs.get(Currency::USD), usd.cost);
+    let conv = d.converted_total.expect("rates configured and two currencies present");
+    assert_eq!(conv.total, cny.cost + usd.cost.mul_div(7_100_000, 1_000_000).unwrap());
+    assert_eq!(conv.rates[&Currency::USD], "7.1".parse::<Money>().unwrap());
+    // A function mixing both keeps both amounts apart.
+    let f = &d.by_function["问答"];
+    assert_eq!(f.costs.get(Currency::USD), usd.cost);
+    assert_eq!(f.cost, cny.cost);
+    assert_eq!(d.by_model["gemini-2.0-flash"].currency, Currency::USD);
+}
+
+#[test]
+fn unknown_models_are_counted_not_hidden() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let r = m.record(&UsageEvent::new("my-secret-model", "问答").tokens(1000, 500).at(at("2025-10-26", 1)));
+    assert_eq!(r.cost, Money::ZERO);
+    assert_eq!(r.priced, Some(false));
+    let d = m.get_summary_for_date(date("2025-10-26"));
+    assert_eq!(d.unpriced_calls, 1);
+    m.flush().unwrap();
+    drop(m);
+    let again = monitor(tmp.path());
+    assert_eq!(again.get_summary_for_date(date("2025-10-26")).unpriced_calls, 1, "survives a restart");
+}
+
+#[test]
+fn sessions_track_models_and_bounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let s = "live_20251026_123456";
+    m.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).session(s).anchor("a1").at(at("2025-10-26", 20)));
+    m.record(&UsageEvent::new("qwen-max", "话术生成").tokens(1000, 1000).session(s).anchor("a1").at(at("2025-10-26", 22)));
+    let st = m.get_session_stats(s).unwrap();
+    assert_eq!(st.calls, 2);
+    assert_eq!(st.cost, "0.09".parse::<Money>().unwrap());
+    assert_eq!(st.duration_seconds, 7200.0);
+    assert_eq!(st.models.len(), 2);
+    assert_eq!(st.anchor_id.as_deref(), Some("a1"));
+}
+
+#[test]
+fn rankings_by_tokens_cost_and_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let ts = at("2025-10-26", 12);
+    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1000, 0).user("rich").at(ts)); // ¥0.02, 1000 tokens
+    for _ in 0..3 {
+        m.record(&UsageEvent::new("qwen-turbo", "问答").tokens(1000, 0).user("busy").at(ts)); // ¥0.002 each
+    }
+    let d = date("2025-10-26");
+    let ids = |by| m.top(RankKind::User, d, d, by, 10).into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(RankBy::Tokens), ["busy", "rich"]);
+    assert_eq!(ids(RankBy::Cost), ["rich", "busy"]);
+    assert_eq!(ids(RankBy::Calls), ["busy", "rich"]);
+    let json = serde_json::to_value(m.top(RankKind::Anchor, d, d, RankBy::Tokens, 10)).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+    let json = serde_json::to_value(m.top(RankKind::User, d, d, RankBy::Tokens, 1)).unwrap();
+    assert_eq!(json[0]["user_id"], "busy");
+    assert_eq!(json[0]["tokens"], 3000);
+    assert_eq!(json[0]["calls"], 3);
+}
+
+#[test]
+fn cached_rankings_equal_a_full_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let mut rng = 7u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let days = ["2025-10-20", "2025-10-21", "2025-10-22", "2025-10-23", "2025-10-24"];
+    let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
+    let check = |m: &UsageMonitor| {
+        let mut r = m.rollups();
+        for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
+            for by in [RankBy::Tokens, RankBy::Cost, RankBy::Calls] {
+                for limit in [1, 5, 100] {
+                    let (from, to) = (date(days[0]), date(days[4]));
+                    let full = rank(&r, kind, from, to, by, limit, Currency::CNY);
+                    let cached = rank_cached(&mut r, kind, from, to, by, limit, Currency::CNY);
+                    assert_eq!(full, cached, "{kind:?} {by:?} {limit}");
+                }
+            }
+        }
+    };
+    for round in 0..3 {
+        for _ in 0..400 {
+            let r = next();
+            let d = days[(r % 5) as usize];
+            m.record(
+                &UsageEvent::new(["qwen-plus", "qwen-max", "deepseek-chat"][(r >> 8) as usize % 3], "问答")
+                    .tokens((r >> 16) % 5000, (r >> 32) % 900)
+                    .user(&users[(r >> 40) as usize % users.len()])
+                    .anchor(&format!("a{}", (r >> 50) % 7))
+                    .at(at(d, ((r >> 20) % 24) as u32)),
+            );
+        }
+        check(&m);
+        // A late record for a past day must invalidate the cached merge.
+        m.record(&UsageEvent::new("qwen-max", "问答").tokens(900_000, 0).user("late").at(at(days[1], 3)));
+        check(&m);
+        assert_eq!(m.top(RankKind::User, date(days[0]), date(days[4]), RankBy::Tokens, 1)[0].id, "late", "round {round}");
+    }
+}
+
+#[test]
+fn forecast_and_dashboard_cards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let today = m.today();
+    let zone = sh();
+    let noon = |d: NaiveDate| zone.day_bounds(d).0 + 12.0 * 3600.0;
+    let yesterday = today - chrono::Duration::days(1);
+    // Yesterday ¥0.02 (qwen-max 1000 in), today ¥0.03.
+    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1000, 0).user("u1").at(noon(yesterday)));
+    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1500, 0).user("u1").at(zone.day_bounds(today).0 + 1.0));
+    let dash = m.dashboard();
+    assert_eq!(dash.today.calls, 1);
+    assert_eq!(dash.today.cost, "0.03".parse::<Money>().unwrap());
+    assert_eq!(dash.today.cost_change_pct, Some(50.0));
+    assert_eq!(dash.cost_trend.len(), 7);
+    assert_eq!(dash.top_users[0].id, "u1");
+    assert_eq!(dash.top_users[0].calls, 2);
+    let f = m.forecast();
+    assert_eq!(f.days_in_month - f.days_elapsed, f.remaining_days);
+    // Tracking started yesterday: one complete day is the basis.
+    assert_eq!(f.basis_days, 1);
+    assert_eq!(f.avg_daily_cost, "0.02".parse::<Money>().unwrap());
+    let mtd = if yesterday >= ai_usage_core::zone::month_start(today) { "0.05" } else { "0.03" };
+    assert_eq!(f.month_to_date, mtd.parse::<Money>().unwrap());
+    assert_eq!(f.projected_total, f.month_to_date + f.avg_daily_cost.mul_div(f.remaining_days as i64, 1).unwrap());
+}

@@ -1,0 +1,165 @@
+//! Report JSON shape, CSV content and records export.
+
+use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
+use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::report::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+use ai_usage_core::zone::Zone;
+use ai_usage_core::{Currency, Money, UsageEvent};
+
+fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let zone: Zone = "+08:00".parse().unwrap();
+    let m = UsageMonitor::builder()
+        .dir(dir.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
+    let noon = zone.day_bounds(zone.today()).0 + 12.0 * 3600.0;
+    (dir, m, noon)
+}
+
+#[test]
+fn json_report_has_the_seed_fields_and_never_overwrites() {
+    let (dir, m, ts) = setup();
+    m.add_budget(Budget::new(
+        "d",
+        BudgetScope::Global,
+        BudgetPeriod::Daily,
+        "10".parse().unwrap(),
+        Currency::CNY,
+    ))
+    .unwrap();
+    m.record(
+        &UsageEvent::new("qwen-max", "实时分析")
+            .tokens(1000, 500)
+            .user("u1")
+            .anchor("anchor_001")
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(100, 50)
+            .user("u2")
+            .at(ts - 86_400.0),
+    );
+    let path = m.export_report(None, 7).unwrap();
+    assert_eq!(path.parent().unwrap(), dir.path());
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("usage_report_")
+            && name.ends_with(".json")
+            && name.len() == "usage_report_20251026_143022.json".len(),
+        "{name}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for key in [
+        "generated_at",
+        "period_days",
+        "today_summary",
+        "top_users",
+        "cost_trend",
+        "by_anchor",
+        "forecast",
+        "budgets",
+        "savings",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["period_days"], 7);
+    assert_eq!(v["today_summary"]["total_calls"], 1);
+    assert_eq!(v["today_summary"]["total_cost"], 0.05);
+    assert_eq!(v["period_summary"]["total_calls"], 2);
+    assert_eq!(v["cost_trend"].as_array().unwrap().len(), 7);
+    assert_eq!(v["top_users"][0]["user_id"], "u1");
+    assert_eq!(v["by_anchor"][0]["anchor_id"], "anchor_001");
+    assert_eq!(v["budgets"][0]["name"], "d");
+    assert_eq!(v["budgets"][0]["spent"], 0.05);
+    assert!(v["savings"]["functions"].as_array().unwrap().len() >= 2);
+    // The same second again: a new name, the first file untouched.
+    let first = std::fs::read(&path).unwrap();
+    let again = m.export_report(None, 7).unwrap();
+    assert_ne!(again, path);
+    assert_eq!(std::fs::read(&path).unwrap(), first);
+    // Explicit path with a missing directory.
+    let out = dir.path().join("reports").join("monthly_usage.json");
+    assert_eq!(m.export_report(Some(&out), 30).unwrap(), out);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["period_days"], 30);
+}
+
+#[test]
+fn daily_csv_has_one_row_per_day_model_function() {
+    let (dir, m, ts) = setup();
+    m.record(
+        &UsageEvent::new("qwen-max", "实时分析")
+            .tokens(1000, 500)
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("qwen-max", "实时分析")
+            .tokens(1000, 500)
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答,FAQ")
+            .tokens(100, 50)
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("gemini-2.0-flash", "问答,FAQ")
+            .tokens(1000, 1000)
+            .at(ts - 86_400.0),
+    );
+    let out = dir.path().join("daily.csv");
+    m.export_csv(Some(&out), 2).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], DAILY_CSV_HEADER.join(","));
+    let zone: Zone = "+08:00".parse().unwrap();
+    let today = zone.today().format("%Y-%m-%d").to_string();
+    let yesterday = (zone.today() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        &lines[1..],
+        &[
+            format!("{yesterday},gemini-2.0-flash,Gemini 2.0 Flash,\"问答,FAQ\",1,1000,1000,2000,0.000500,USD"),
+            format!("{today},qwen-max,通义千问-Max,实时分析,2,2000,1000,3000,0.100000,CNY"),
+            format!("{today},qwen-plus,通义千问-Plus,\"问答,FAQ\",1,100,50,150,0.001000,CNY"),
+        ]
+    );
+}
+
+#[test]
+fn records_csv_reads_day_files_and_escapes_fields() {
+    let (dir, m, ts) = setup();
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(10, 5)
+            .session("s\"1")
+            .failed("上游错误, \"重试\"\n第二行")
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(10, 5)
+            .cost(Money::from_micros(7))
+            .at(ts + 1.0),
+    );
+    let today = m.today();
+    let out = dir.path().join("records.csv");
+    m.export_records_csv(Some(&out), today, today).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with(&RECORDS_CSV_HEADER.join(",")));
+    assert!(text.contains("\"s\"\"1\""), "{text}");
+    assert!(
+        text.contains("\"上游错误, \"\"重试\"\"\n第二行\""),
+        "{text}"
+    );
+    assert!(text.contains(",0.000007,CNY,"), "{text}");
+    // Header + 2 records; the quoted newline makes one extra physical line.
+    assert_eq!(text.lines().count(), 4);
+    assert!(m
+        .export_records_csv(Some(&out), today, today - chrono::Duration::days(1))
+        .is_err());
+}

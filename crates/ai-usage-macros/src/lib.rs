@@ -1,0 +1,75 @@
+//! The `#[track_ai_usage]` attribute of `ai-usage-monitor`.
+//!
+//! Use it through the facade crate, `ai_usage_monitor::track_ai_usage`: the
+//! generated code refers to `::ai_usage_monitor::__private`, which this crate
+//! cannot provide on its own.
+#![warn(missing_docs)]
+
+use proc_macro::TokenStream;
+
+mod attr;
+mod expand;
+
+/// Records every call of the function it decorates: tokens, cost, duration,
+/// success, and the user / anchor / session ids.
+///
+/// Add one line above an AI-calling function:
+///
+/// ```ignore
+/// use ai_usage_monitor::track_ai_usage;
+///
+/// #[track_ai_usage("实时分析", "qwen-plus")]
+/// async fn generate_analysis(ctx: &LiveContext, session_id: &str) -> Result<ChatResponse, ApiError> {
+///     client.chat(ctx.prompt()).await
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// | form | meaning |
+/// | --- | --- |
+/// | `"功能"` (first positional) or `function = "…"` | the app feature; defaults to the function's name |
+/// | `"model"` (second positional) or `model = "…"` | the model; defaults to the response's model, else `"unknown"` |
+/// | `user_id = expr`, `anchor_id = expr`, `session_id = expr` | ids, evaluated once when the call starts |
+/// | `extract = path::to_fn` | custom extraction: `fn(&Ret) -> X` where `X: UsageSource` (e.g. `Option<TokenUsage>` or `Result<TokenUsage, &E>`) |
+/// | `monitor = expr` | a non-global monitor: a `UsageMonitor`, a reference to one, or an `Arc`/`Box` of one |
+/// | `context = param` | a parameter whose type implements `UsageContext` (same as `#[usage_context]` on it) |
+/// | `crate = "path"` | where the facade lives when the dependency is renamed |
+///
+/// `function` and `model` must be string literals. Unknown or repeated keys
+/// are compile errors.
+///
+/// # What is recorded
+///
+/// The returned value is read through the `UsageSource` trait (implemented for
+/// `TokenUsage`, provider JSON as `serde_json::Value`, `Result`, `Option`,
+/// `Box`, `Arc`, `&T`, `(T, TokenUsage)`, and your own types). A `Result::Err`
+/// is recorded as a failure with the error's `Display`; reading usage never
+/// changes the returned value and never turns a success into a failure.
+///
+/// Ids come from, in order: an explicit `user_id = …` argument; a parameter
+/// named `user_id`, `anchor_id` or `session_id` (`&str`, `String`, integers,
+/// `Option` of those, or any type implementing `IntoUsageId`); the context
+/// parameter (`#[usage_context] ctx: &LiveContext` or `context = ctx`).
+///
+/// A panic in the body is recorded as a failure (`"panic: …"`) and keeps
+/// unwinding. An `async` call whose future is dropped before it completes is
+/// recorded as a failure `"cancelled"` with the time it ran.
+///
+/// # Where it works
+///
+/// Sync and `async` functions, methods (`&self`, `&mut self`, `self`), generics
+/// and where-clauses, `impl Trait` arguments and returns, methods in
+/// `#[async_trait]` impls, bodies with early `return` and `?`. Not on `const fn`.
+///
+/// # Borrowing
+///
+/// Explicit id and `monitor = …` expressions are evaluated before the body
+/// runs and kept until it returns: they must not borrow a parameter the body
+/// moves or mutates (write `.to_string()`/`.clone()` then). The sync body runs
+/// in a closure, so a function returning a `&mut` borrowed from a `&mut`
+/// parameter is not supported.
+#[proc_macro_attribute]
+pub fn track_ai_usage(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::track(args.into(), item.into()).into()
+}

@@ -1,0 +1,136 @@
+//! API errors: every failure leaves the server as `{"error": …, "detail": …}`
+//! JSON with a status that says whose fault it was.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A short machine-readable code, e.g. `invalid_parameter`.
+    pub error: String,
+    /// What went wrong, naming the parameter or field involved.
+    pub detail: String,
+}
+
+/// An error returned by a handler.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A query or path parameter is missing, malformed or out of range (422).
+    #[error("invalid parameter {name}: {message}")]
+    InvalidParameter {
+        /// The parameter, e.g. `days`.
+        name: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A request body field is invalid (422); `index` is the record's position in a batch.
+    #[error("invalid field {field}{}: {message}", index.map(|i| format!(" of record {i}")).unwrap_or_default())]
+    InvalidField {
+        /// The field, e.g. `model`.
+        field: String,
+        /// Position in a batch, if the body was a batch.
+        index: Option<usize>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request itself is malformed (400), e.g. a download name with a path in it.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body could not be read or parsed; keeps the extractor's status (400/413/415/422).
+    #[error("{message}")]
+    Body {
+        /// Status chosen by the extractor (413 for bodies over the limit).
+        status: StatusCode,
+        /// The extractor's message.
+        message: String,
+    },
+    /// Missing or wrong bearer token (401).
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// Nothing there (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many requests of an expensive kind (429).
+    #[error("{0}")]
+    RateLimited(String),
+    /// A server-side failure (500); the detail is logged, the client gets a summary.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Shorthand for [`ApiError::InvalidParameter`].
+    pub fn param(name: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter {
+            name,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParameter { .. } | ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Body { status, .. } => *status,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::InvalidField { .. } => "invalid_record",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Body { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            ApiError::Body { .. } => "invalid_body",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The response body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code().to_string(),
+            detail: self.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
+        }
+        let mut resp = (status, Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::Body {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! `POST /api/ai_usage/record`: validation of records sent by services in
+//! other languages, with the same rules as `record_ai_usage` but strict: a bad
+//! value is rejected (422 naming the field and index), never sanitised.
+
+use ai_usage_core::money::{Currency, Money};
+use ai_usage_core::usage::TokenUsage;
+use ai_usage_core::UsageEvent;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// Most records accepted in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Longest accepted id, model or function name (bytes).
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest accepted error message (bytes).
+pub const MAX_ERROR_LEN: usize = 4096;
+/// Most tags per record.
+pub const MAX_TAGS: usize = 32;
+/// How far in the future a timestamp may be (clock skew), in seconds.
+pub const MAX_FUTURE_SECS: f64 = 3600.0;
+
+/// One record as sent to `POST /api/ai_usage/record` (the seed's
+/// `record_ai_usage` arguments). Documentation type: the handler validates
+/// the JSON by hand so errors name the field and the record's index.
+#[allow(dead_code)] // only read by the OpenAPI generator
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct RecordInput {
+    /// Model name as sent to the provider (non-empty).
+    #[schema(example = "qwen-plus")]
+    pub model: String,
+    /// App feature (功能) that made the call (non-empty).
+    #[schema(example = "实时分析")]
+    pub function: String,
+    /// Prompt tokens (integer ≥ 0).
+    #[schema(example = 1200)]
+    pub input_tokens: Option<u64>,
+    /// Completion tokens (integer ≥ 0).
+    #[schema(example = 300)]
+    pub output_tokens: Option<u64>,
+    /// Provider-reported total (kept as max(total, input + output)).
+    pub total_tokens: Option<u64>,
+    /// Cached input tokens (part of input_tokens).
+    pub cached_input_tokens: Option<u64>,
+    /// Reasoning tokens (part of output_tokens).
+    pub reasoning_tokens: Option<u64>,
+    /// Wall time in ms (≥ 0).
+    #[schema(example = 850.0)]
+    pub duration_ms: Option<f64>,
+    /// False for a failed call (default true).
+    pub success: Option<bool>,
+    /// Error text of a failed call.
+    pub error_msg: Option<String>,
+    /// Paying account.
+    pub user_id: Option<String>,
+    /// Streamer (主播).
+    #[schema(example = "anchor_123")]
+    pub anchor_id: Option<String>,
+    /// Broadcast session.
+    #[schema(example = "session_456")]
+    pub session_id: Option<String>,
+    /// Explicit cost overriding the price table (≥ 0, at most 6 decimals kept).
+    pub cost: Option<f64>,
+    /// Currency of `cost` (three letters).
+    pub currency: Option<String>,
+    /// Provider or app request id.
+    pub request_id: Option<String>,
+    /// Free-form labels.
+    pub tags: Option<Vec<String>>,
+    /// Epoch seconds (default: now).
+    pub timestamp: Option<f64>,
+}
+
+/// A single record or a batch of at most 1000.
+#[allow(dead_code)] // only read by the OpenAPI generator
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RecordBody {
+    /// One record.
+    One(RecordInput),
+    /// A batch.
+    Batch(Vec<RecordInput>),
+}
+
+/// What was recorded, one entry per input record in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordedEntry {
+    /// Exact cost as stored.
+    #[schema(value_type = f64)]
+    pub cost: Money,
+    /// Currency of the cost.
+    #[schema(value_type = String)]
+    pub currency: Currency,
+    /// False when the model had no price (cost 0).
+    pub priced: bool,
+    /// Total tokens as stored.
+    pub total_tokens: u64,
+}
+
+/// The answer of `POST /api/ai_usage/record`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordResponse {
+    /// Always true (errors are 4xx JSON).
+    pub success: bool,
+    /// Records accepted.
+    pub recorded: usize,
+    /// One entry per record.
+    pub records: Vec<RecordedEntry>,
+}
+
+/// A validated record, owning its strings (a [`UsageEvent`] borrows them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnedEvent {
+    model: String,
+    function: String,
+    usage: TokenUsage,
+    duration_ms: f64,
+    success: bool,
+    error_msg: Option<String>,
+    user_id: Option<String>,
+    anchor_id: Option<String>,
+    session_id: Option<String>,
+    cost: Option<Money>,
+    currency: Option<Currency>,
+    request_id: Option<String>,
+    tags: Vec<String>,
+    timestamp: Option<f64>,
+}
+
+impl OwnedEvent {
+    /// Calls `f` with the borrowed event (tags need a slice of `&str`).
+    pub fn with_event<R>(&self, f: impl FnOnce(&UsageEvent<'_>) -> R) -> R {
+        let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
+        let ev = UsageEvent {
+            model: &self.model,
+            function: &self.function,
+            usage: self.usage,
+            duration_ms: self.duration_ms,
+            success: self.success,
+            error_msg: self.error_msg.as_deref(),
+            user_id: self.user_id.as_deref(),
+            anchor_id: self.anchor_id.as_deref(),
+            session_id: self.session_id.as_deref(),
+            cost: self.cost,
+            currency: self.currency,
+            request_id: self.request_id.as_deref(),
+            tags: &tags,
+            timestamp: self.timestamp,
+        };
+        f(&ev)
+    }
+}
+
+/// Validates a body (one object or an array of objects); all or nothing.
+pub fn parse_body(body: &Value, now: f64) -> Result<Vec<OwnedEvent>, ApiError> {
+    match body {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(field_err("records", None, "a batch must hold at least one record"));
+            }
+            if items.len() > MAX_BATCH {
+                return Err(field_err(
+                    "records",
+                    None,
+                    &format!("{} records in one batch; at most {MAX_BATCH} are accepted", items.len()),
+                ));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| parse_one(v, Some(i), now))
+                .collect()
+        }
+        v => Ok(vec![parse_one(v, None, now)?]),
+    }
+}
+
+fn field_err(field: &str, index: Option<usize>, message: &str) -> ApiError {
+    ApiError::InvalidField {
+        field: field.to_string(),
+        index,
+        message: message.to_string(),
+    }
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "model",
+    "function",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "duration_ms",
+    "success",
+    "error_msg",
+    "user_id",
+    "anchor_id",
+    "session_id",
+    "cost",
+    "currency",
+    "request_id",
+    "tags",
+    "timestamp",
+];
+
+fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, ApiError> {
+    let Value::Object(obj) = v else {
+        return Err(field_err("record", index, "expected a JSON object"));
+    };
+    // Unknown keys are rejected: a typo such as `input_token` would otherwise
+    // silently record zero tokens.
+    if let Some(k) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+        return Err(field_err(k, index, "unknown field"));
+    }
+    let r = Reader { obj, index };
+    let model = r.name("model", MAX_NAME_LEN)?;
+    let function = r.name("function", MAX_NAME_LEN)?;
+    let input_tokens = r.count("input_tokens")?.unwrap_or(0);
+    let output_tokens = r.count("output_tokens")?.unwrap_or(0);
+    let cached = r.count("cached_input_tokens")?.unwrap_or(0);
+    let reasoning = r.count("reasoning_tokens")?.unwrap_or(0);
+    if cached > input_tokens {
+        return Err(field_err("cached_input_tokens", index, "must not exceed input_tokens"));
+    }
+    if reasoning > output_tokens {
+        return Err(field_err("reasoning_tokens", index, "must not exceed output_tokens"));
+    }
+    let usage = TokenUsage {
+        input_tokens,
+        output_tokens,
+        total_tokens: r.count("total_tokens")?,
+        cached_input_tokens: cached,
+        reasoning_tokens: reasoning,
+    };
+    let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
+    let cost = match r.non_negative("cost")? {
+        Some(c) => Some(Money::from_f64(c).ok_or_else(|| field_err("cost", index, "out of range"))?),
+        None => None,
+    };
+    let currency = match r.opt_str("currency", 3)? {
+        Some(c) => Some(Currency::new(&c).ok_or_else(|| field_err("currency", index, "expected a three-letter code such as CNY"))?),
+        None => None,
+    };
+    if currency.is_some() && cost.is_none() {
+        return Err(field_err("currency", index, "only allowed together with cost"));
+    }
+    let timestamp = r.non_negative("timestamp")?;
+    if let Some(t) = timestamp {
+        if t <= 0.0 || t > now + MAX_FUTURE_SECS {
+            return Err(field_err("timestamp", index, "must be epoch seconds, not in the future"));
+        }
+    }
+    let success = match obj.get("success") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(field_err("success", index, "expected true or false")),
+    };
+    let tags = match obj.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= MAX_TAGS => a
+            .iter()
+            .map(|t| match t {
+                Value::String(s) if s.len() <= MAX_NAME_LEN => Ok(s.clone()),
+                _ => Err(field_err("tags", index, "expected strings of at most 256 bytes")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(field_err("tags", index, "expected an array of at most 32 strings")),
+    };
+    Ok(OwnedEvent {
+        model,
+        function,
+        usage,
+        duration_ms,
+        success,
+        error_msg: r.opt_str("error_msg", MAX_ERROR_LEN)?,
+        user_id: r.opt_str("user_id", MAX_NAME_LEN)?,
+        anchor_id: r.opt_str("anchor_id", MAX_NAME_LEN)?,
+        session_id: r.opt_str("session_id", MAX_NAME_LEN)?,
+        cost,
+        currency,
+        request_id: r.opt_str("request_id", MAX_NAME_LEN)?,
+        tags,
+        timestamp,
+    })
+}
+
+struct Reader<'a> {
+    obj: &'a Map<String, Value>,
+    index: Option<usize>,
+}
+
+impl Reader<'_> {
+    fn err(&self, field: &str, message: &str) -> ApiError {
+        field_err(field, self.index, message)
+    }
+
+    fn name(&self, field: &str, max: usize) -> Result<String, ApiError> {
+        match self.obj.get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= max => Ok(s.clone()),
+            Some(Value::String(s)) if s.len() > max => Err(self.err(field, &format!("longer than {max} bytes"))),
+            Some(Value::String(_)) => Err(self.err(field, "must not be empty")),
+            None | Some(Value::Null) => Err(self.err(field, "required")),
+            Some(_) => Err(self.err(field, "expected a string")),
+        }
+    }
+
+    fn opt_str(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
+            Some(Value::String(_)) => Err(self.err(field, &format!("longer than {max} bytes"))),
+            Some(_) => Err(self.err(field, "expected a string")),
+        }
+    }
+
+    /// A token count: a non-negative integer (`12.0` is accepted, `12.5` not).
+    fn count(&self, field: &str) -> Result<Option<u64>, ApiError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                if let Some(u) = n.as_u64() {
+                    return Ok(Some(u));
+                }
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
+                    Some(f) if f < 0.0 => Err(self.err(field, "must not be negative")),
+                    _ => Err(self.err(field, "expected a non-negative integer")),
+                }
+            }
+            Some(_) => Err(self.err(field, "expected a non-negative integer")),
+        }
+    }
+
+    fn non_negative(&self, field: &str) -> Result<Option<f64>, ApiError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(f) if f.is_finite() && f >= 0.0 => Ok(Some(f)),
+                Some(f) if f < 0.0 => Err(self.err(field, "must not be negative")),
+                _ => Err(self.err(field, "must be a finite number")),
+            },
+            Some(_) => Err(self.err(field, "expected a number")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn detail(e: ApiError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn accepts_one_and_batches() {
+        let one = parse_body(&json!({"model": "qwen-plus", "function": "f", "input_tokens": 10}), 1e9).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].usage.input_tokens, 10);
+        assert!(one[0].success);
+        let batch = parse_body(&json!([{"model": "m", "function": "f"}, {"model": "m", "function": "g", "success": false}]), 1e9).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(!batch[1].success);
+    }
+
+    #[test]
+    fn rejections_name_field_and_index() {
+        let e = detail(parse_body(&json!([{"model": "m", "function": "f"}, {"model": " ", "function": "f"}]), 1e9).unwrap_err());
+        assert!(e.contains("model") && e.contains("record 1"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m", "function": "f", "output_tokens": -1}), 1e9).unwrap_err());
+        assert!(e.contains("output_tokens") && e.contains("negative"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m", "function": "f", "duration_ms": -0.5}), 1e9).unwrap_err());
+        assert!(e.contains("duration_ms"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m", "function": "f", "input_token": 3}), 1e9).unwrap_err());
+        assert!(e.contains("input_token"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m"}), 1e9).unwrap_err());
+        assert!(e.contains("function"), "{e}");
+        let big: Vec<Value> = (0..=MAX_BATCH).map(|_| json!({"model": "m", "function": "f"})).collect();
+        let e = detail(parse_body(&Value::Array(big), 1e9).unwrap_err());
+        assert!(e.contains("records") && e.contains("1001"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m", "function": "f", "cost": 1.5, "currency": "yuan"}), 1e9).unwrap_err());
+        assert!(e.contains("currency"), "{e}");
+        let e = detail(parse_body(&json!({"model": "m", "function": "f", "timestamp": 2e9}), 1e9).unwrap_err());
+        assert!(e.contains("timestamp"), "{e}");
+    }
+}

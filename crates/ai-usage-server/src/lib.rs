@@ -1,0 +1,240 @@
+//! HTTP server of `ai-usage-monitor`: the seed's JSON API (same routes, same
+//! field names), record ingestion for services in other languages,
+//! Prometheus metrics, OpenAPI docs with an offline Swagger UI, and the
+//! dashboard page — one self-contained HTML file, compiled in.
+//!
+//! Run it on its own:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ai_usage_core::monitor::UsageMonitor;
+//! use ai_usage_server::{serve_blocking, ServeOptions};
+//!
+//! let monitor = Arc::new(UsageMonitor::builder().dir("records/ai_usage").build()?);
+//! serve_blocking(monitor, ServeOptions::default())?; // http://127.0.0.1:10090/
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! or mount [`router`] in an existing axum application:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use ai_usage_core::monitor::UsageMonitor;
+//! # fn app(monitor: Arc<UsageMonitor>) -> axum::Router {
+//! axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "my app" }))
+//!     .merge(ai_usage_server::router(monitor))
+//! # }
+//! ```
+//!
+//! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/metrics`, `/healthz`,
+//! `/docs`, `/` and `/static/ai_usage_monitor.html`.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod ingest;
+pub mod metrics;
+pub mod openapi;
+pub mod page;
+pub mod params;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ai_usage_core::monitor::UsageMonitor;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::handlers::AppState;
+
+/// Largest accepted request body (1 MiB); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Environment variable read by [`ServeOptions::from_env`] for the token.
+pub const TOKEN_ENV: &str = "AI_USAGE_TOKEN";
+
+/// Default listen address (the seed's port, loopback only).
+pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 10090);
+
+/// How to serve.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Listen address (default `127.0.0.1:10090`).
+    pub addr: SocketAddr,
+    /// Bearer token required by write routes (`record`, `export_report`);
+    /// `None` or empty: no authentication.
+    pub token: Option<String>,
+    /// With a token: require it on every `/api` route and `/metrics` too.
+    pub protect_reads: bool,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("protect_reads", &self.protect_reads)
+            .finish()
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            addr: DEFAULT_ADDR,
+            token: None,
+            protect_reads: false,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Defaults, with the token taken from `AI_USAGE_TOKEN` when set.
+    pub fn from_env() -> ServeOptions {
+        ServeOptions {
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()),
+            ..ServeOptions::default()
+        }
+    }
+
+    fn active_token(&self) -> Option<auth::Token> {
+        self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(auth::Token::new)
+    }
+}
+
+/// Every route, without authentication (for embedding behind your own auth).
+///
+/// Subscribes the metrics to `monitor`: build one router per monitor.
+pub fn router(monitor: Arc<UsageMonitor>) -> Router {
+    router_with(monitor, &ServeOptions::default())
+}
+
+/// Every route, with the token rules of `opts` (its `addr` is ignored).
+pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
+    let state = AppState::new(monitor);
+    let token = opts.active_token();
+    if opts.protect_reads && token.is_none() {
+        tracing::warn!("protect_reads is set but no token is: reads stay open");
+    }
+
+    let reads = Router::new()
+        .route("/api/ai_usage/stats/current", get(handlers::stats_current))
+        .route("/api/ai_usage/stats/hourly", get(handlers::stats_hourly))
+        .route("/api/ai_usage/stats/daily", get(handlers::stats_daily))
+        .route("/api/ai_usage/stats/monthly", get(handlers::stats_monthly))
+        .route("/api/ai_usage/session/{session_id}", get(handlers::session))
+        .route("/api/ai_usage/top_users", get(handlers::top_users))
+        .route("/api/ai_usage/top_anchors", get(handlers::top_anchors))
+        .route("/api/ai_usage/cost_trend", get(handlers::cost_trend))
+        .route("/api/ai_usage/models/pricing", get(handlers::models_pricing))
+        .route("/api/ai_usage/dashboard", get(handlers::dashboard))
+        .route("/api/ai_usage/budgets", get(handlers::budgets))
+        .route("/api/ai_usage/forecast", get(handlers::forecast))
+        .route("/api/ai_usage/savings", get(handlers::savings))
+        .route("/api/ai_usage/download_report", get(handlers::download_report))
+        .route("/metrics", get(handlers::metrics_text));
+    let writes = Router::new()
+        .route("/api/ai_usage/record", post(handlers::record))
+        .route("/api/ai_usage/export_report", post(handlers::export_report));
+    let (reads, writes) = match token {
+        Some(t) => {
+            let guard = axum::middleware::from_fn_with_state(t, auth::require_token);
+            let reads = if opts.protect_reads {
+                reads.route_layer(guard.clone())
+            } else {
+                reads
+            };
+            (reads, writes.route_layer(guard))
+        }
+        None => (reads, writes),
+    };
+    // Liveness, the page and the docs stay open: the page asks for the token
+    // itself when the API answers 401.
+    let open = Router::new()
+        .route("/", get(page::dashboard_page))
+        .route("/static/ai_usage_monitor.html", get(page::dashboard_page))
+        .route("/healthz", get(handlers::healthz));
+
+    open.merge(reads)
+        .merge(writes)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+}
+
+/// Serves on an already-bound listener until `shutdown` completes, then
+/// flushes the monitor.
+pub async fn serve_listener(
+    monitor: Arc<UsageMonitor>,
+    opts: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router_with(Arc::clone(&monitor), &opts);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, "ai-usage server listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
+    match flushed {
+        Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "ai-usage server stopped; records NOT all flushed"),
+        Err(e) => tracing::error!(error = %e, "flush task failed"),
+    }
+    Ok(())
+}
+
+/// Serves until Ctrl-C (or SIGTERM), then flushes the monitor.
+pub async fn serve(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(opts.addr).await?;
+    serve_listener(monitor, opts, listener, shutdown_signal()).await
+}
+
+/// [`serve`] on a new multi-thread tokio runtime (for non-async callers).
+pub fn serve_blocking(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ai-usage-http")
+        .build()?
+        .block_on(serve(monitor, opts))
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
