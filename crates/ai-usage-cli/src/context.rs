@@ -53,16 +53,38 @@ pub fn open_read(cli: &Cli, oldest: Option<chrono::NaiveDate>) -> CliResult<Usag
         let back = (zone.today() - d).num_days().max(0) as u32 + 1;
         back.max(DEFAULT_RETENTION)
     });
-    build(cli, &cli.dir, true, retention)
+    build(cli, &cli.dir, true, retention, None)
 }
 
 /// A monitor that may write (the directory is created when missing).
 pub fn open_write(cli: &Cli, dir: &Path, replay: bool) -> CliResult<UsageMonitor> {
-    build(cli, dir, replay, DEFAULT_RETENTION)
+    build(cli, dir, replay, DEFAULT_RETENTION, None)
 }
 
-fn build(cli: &Cli, dir: &Path, replay: bool, retention: u32) -> CliResult<UsageMonitor> {
-    let builder = UsageMonitor::builder()
+/// A monitor for `serve`: writes (HTTP ingest) and follows what the app's
+/// own processes append, checking once a second when queried.
+pub fn open_serve(cli: &Cli, dir: &Path) -> CliResult<UsageMonitor> {
+    build(
+        cli,
+        dir,
+        true,
+        DEFAULT_RETENTION,
+        Some(Duration::from_secs(1)),
+    )
+}
+
+fn build(
+    cli: &Cli,
+    dir: &Path,
+    replay: bool,
+    retention: u32,
+    follow: Option<Duration>,
+) -> CliResult<UsageMonitor> {
+    let mut builder = UsageMonitor::builder();
+    if let Some(interval) = follow {
+        builder = builder.follow(interval);
+    }
+    let builder = builder
         .dir(dir)
         .timezone(zone(cli))
         .pricing(pricing(cli)?)

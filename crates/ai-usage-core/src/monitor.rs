@@ -11,6 +11,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::budget::BudgetBook;
 use crate::error::{Error, Result};
+use crate::follow::Follower;
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
 use crate::record::{UsageEvent, UsageRecord};
@@ -48,6 +49,7 @@ pub struct UsageMonitor {
     writer_error: Option<String>,
     pub(crate) budgets: BudgetBook,
     observers: RwLock<Vec<Observer>>,
+    follower: Option<Follower>,
     replay: ReadStats,
     replay_time: Duration,
 }
@@ -104,6 +106,7 @@ pub struct MonitorBuilder {
     reporting_currency: Currency,
     exchange_rates: Vec<(Currency, i64)>,
     summary_group_limit: usize,
+    follow: Option<Duration>,
 }
 
 impl Default for MonitorBuilder {
@@ -123,6 +126,7 @@ impl Default for MonitorBuilder {
             reporting_currency: Currency::CNY,
             exchange_rates: Vec::new(),
             summary_group_limit: 1000,
+            follow: None,
         }
     }
 }
@@ -210,6 +214,14 @@ impl MonitorBuilder {
         self
     }
 
+    /// Also count records other processes append to the directory, looking
+    /// at most once per `interval` when queried (see [`crate::follow`]).
+    /// For dashboards and tools that run beside the recording app.
+    pub fn follow(mut self, interval: Duration) -> Self {
+        self.follow = Some(interval);
+        self
+    }
+
     /// Builds the monitor: loads pricing, replays the retention window and
     /// starts the writer. Errors name the directory or file that is wrong.
     pub fn build(self) -> Result<UsageMonitor> {
@@ -246,11 +258,21 @@ impl MonitorBuilder {
             summary_group_limit: self.summary_group_limit,
         };
         let started = Instant::now();
-        let (rollups, replay) = if self.replay {
+        let replayed = if self.replay {
             replay_dir(&dir, &zone, &pricing, self.retention_days)?
         } else {
-            (Rollups::default(), ReadStats::default())
+            Replayed::default()
         };
+        let Replayed {
+            rollups,
+            stats: replay,
+            offsets,
+        } = replayed;
+        let follower = self.follow.map(|interval| {
+            // Without a replay, start following at today's files' ends.
+            let offsets = if self.replay { offsets } else { current_ends(&dir) };
+            Follower::new(interval, offsets)
+        });
         let replay_time = started.elapsed();
         if replay.records > 0 || replay.skipped_lines > 0 {
             tracing::info!(
@@ -267,6 +289,7 @@ impl MonitorBuilder {
         wc.fsync = self.fsync;
         wc.queue_capacity = self.queue_capacity;
         wc.queue_policy = self.queue_policy;
+        wc.own_writes = follower.as_ref().map(|f| Arc::clone(&f.own));
         let writer = Writer::start(wc)?;
         let monitor = UsageMonitor {
             config,
@@ -276,6 +299,7 @@ impl MonitorBuilder {
             writer_error: None,
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
+            follower,
             replay,
             replay_time,
         };
@@ -303,6 +327,7 @@ impl MonitorBuilder {
             writer_error: Some(reason),
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
+            follower: None,
             replay: ReadStats::default(),
             replay_time: Duration::ZERO,
         }
@@ -311,7 +336,7 @@ impl MonitorBuilder {
 
 /// Replays the day files of the retention window into fresh rollups, files
 /// parsed in parallel (one thread per core, at most 4).
-pub fn replay_dir(dir: &Path, zone: &Zone, pricing: &PricingTable, retention_days: u32) -> Result<(Rollups, ReadStats)> {
+pub fn replay_dir(dir: &Path, zone: &Zone, pricing: &PricingTable, retention_days: u32) -> Result<Replayed> {
     let today = zone.today();
     let first = today - chrono::Duration::days(retention_days as i64 - 1);
     let files: Vec<(NaiveDate, PathBuf)> = store::list_day_files(dir)?
@@ -321,59 +346,96 @@ pub fn replay_dir(dir: &Path, zone: &Zone, pricing: &PricingTable, retention_day
     replay_files(&files, zone, pricing)
 }
 
+/// What a replay rebuilt.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Rollups of every record read.
+    pub rollups: Rollups,
+    /// What the reader found.
+    pub stats: ReadStats,
+    /// Per day file, the bytes of complete lines read (where following resumes).
+    pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
+}
+
+/// The currency and priced flag of a stored record: its own fields when it
+/// has them (our files), else inferred from the pricing table (the seed's).
+fn stored_currency(
+    r: &UsageRecord,
+    pricing: &PricingTable,
+    cache: &mut rustc_hash::FxHashMap<String, (Currency, bool)>,
+) -> (Currency, bool) {
+    let (currency, known) = match cache.get(r.model.as_str()) {
+        Some(v) => *v,
+        None => {
+            let v = match pricing.currency_of(&r.model) {
+                Some(c) => (c, true),
+                None => (Currency::CNY, false),
+            };
+            cache.insert(r.model.clone(), v);
+            v
+        }
+    };
+    (r.currency.unwrap_or(currency), r.priced.unwrap_or(known || r.cost != Money::ZERO))
+}
+
 /// Replays the given day files (see [`replay_dir`]).
-pub fn replay_files(files: &[(NaiveDate, PathBuf)], zone: &Zone, pricing: &PricingTable) -> Result<(Rollups, ReadStats)> {
+pub fn replay_files(files: &[(NaiveDate, PathBuf)], zone: &Zone, pricing: &PricingTable) -> Result<Replayed> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<(Rollups, ReadStats)>> = std::thread::scope(|s| {
+    type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>);
+    let results: Vec<Result<Part>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.min(files.len().max(1)))
             .map(|_| {
                 s.spawn(|| {
                     let mut rollups = Rollups::default();
                     let mut stats = ReadStats::default();
-                    let mut currencies = rustc_hash::FxHashMap::<String, (Currency, bool)>::default();
+                    let mut offsets = Vec::new();
+                    let mut currencies = rustc_hash::FxHashMap::default();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((_, path)) = files.get(i) else { break };
+                        let Some((day, path)) = files.get(i) else { break };
                         let st = store::read_day_file(path, |r| {
-                            let (currency, known) = *currencies.entry(r.model.clone()).or_insert_with(|| {
-                                match pricing.currency_of(&r.model) {
-                                    Some(c) => (c, true),
-                                    None => (Currency::CNY, false),
-                                }
-                            });
-                            let currency = r.currency.unwrap_or(currency);
-                            let priced = r.priced.unwrap_or(known || r.cost != Money::ZERO);
+                            let (currency, priced) = stored_currency(&r, pricing, &mut currencies);
                             let (date, hour) = rollups.locate(zone, r.timestamp);
                             rollups.add(&r, date, hour, currency, priced);
                         })?;
+                        offsets.push((*day, st.complete_bytes));
                         stats.merge(&st);
                     }
-                    Ok((rollups, stats))
+                    Ok((rollups, stats, offsets))
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok((Rollups::default(), ReadStats::default()))))
+            .map(|h| h.join().unwrap_or_else(|_| Ok(Part::default())))
             .collect()
     });
-    let mut total = Rollups::default();
-    let mut stats = ReadStats::default();
+    let mut out = Replayed::default();
     for r in results {
-        let (rollups, st) = r?;
-        if total.days.is_empty() && total.sessions.is_empty() {
-            total = rollups;
+        let (rollups, st, offsets) = r?;
+        if out.rollups.days.is_empty() && out.rollups.sessions.is_empty() {
+            out.rollups = rollups;
         } else {
-            total.merge(&rollups);
+            out.rollups.merge(&rollups);
         }
-        stats.merge(&st);
+        out.stats.merge(&st);
+        out.offsets.extend(offsets);
     }
-    Ok((total, stats))
+    Ok(out)
 }
 
 fn round_to(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
+}
+
+/// Current sizes (complete lines) of the day files, to follow from there.
+fn current_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, u64> {
+    store::list_day_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))
+        .collect()
 }
 
 /// Health of a monitor: writer counters, replay figures and pricing gaps.
@@ -461,30 +523,79 @@ impl UsageMonitor {
         };
         let date = {
             let mut rollups = self.rollups.lock();
-            let (date, hour) = rollups.locate(&self.config.zone, timestamp);
-            rollups.add(&record, date, hour, currency, priced);
-            self.budgets.on_record(&record, currency, date, &rollups);
-            date
+            self.count(&mut rollups, &record, currency, priced)
         };
-        // Alerts fire outside the lock, so a callback may query the monitor.
-        self.budgets.dispatch();
-        {
-            let observers = self.observers.read();
-            if !observers.is_empty() {
-                let call = RecordedCall {
-                    record: &record,
-                    currency,
-                    priced,
-                };
-                for o in observers.iter() {
-                    o(&call);
-                }
-            }
-        }
+        self.after_count(&[(&record, currency, priced)]);
         if let Some(w) = &self.writer {
             w.submit(date, &record);
         }
         record
+    }
+
+    /// Counts one record in the rollups and budgets (lock held by the caller).
+    fn count(&self, rollups: &mut Rollups, record: &UsageRecord, currency: Currency, priced: bool) -> NaiveDate {
+        let (date, hour) = rollups.locate(&self.config.zone, record.timestamp);
+        if rollups.note_day(date) {
+            // A new day: drop what left the retention window.
+            let keep_from = date - chrono::Duration::days(self.config.retention_days as i64 - 1);
+            let cutoff = self.config.zone.day_bounds(keep_from).0;
+            rollups.evict(keep_from, cutoff);
+        }
+        rollups.add(record, date, hour, currency, priced);
+        self.budgets.on_record(record, currency, date, rollups);
+        date
+    }
+
+    /// Work after counting, outside the rollups lock: budget alerts (whose
+    /// callbacks may query the monitor) and observers.
+    fn after_count(&self, calls: &[(&UsageRecord, Currency, bool)]) {
+        self.budgets.dispatch();
+        let observers = self.observers.read();
+        if observers.is_empty() {
+            return;
+        }
+        for &(record, currency, priced) in calls {
+            let call = RecordedCall {
+                record,
+                currency,
+                priced,
+            };
+            for o in observers.iter() {
+                o(&call);
+            }
+        }
+    }
+
+    /// Counts what other processes appended since the last look (only for
+    /// a monitor built with [`MonitorBuilder::follow`], at most once per its
+    /// interval). Queries call this by themselves.
+    pub fn refresh(&self) {
+        let Some(f) = &self.follower else { return };
+        let today = self.config.zone.today();
+        let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
+        let found = f.poll(&self.config.dir, first);
+        if found.is_empty() {
+            return;
+        }
+        let pricing = self.pricing.read();
+        let mut cache = rustc_hash::FxHashMap::default();
+        let counted: Vec<(UsageRecord, Currency, bool)> = found
+            .into_iter()
+            .map(|(_, r)| {
+                let (c, p) = stored_currency(&r, &pricing, &mut cache);
+                (r, c, p)
+            })
+            .collect();
+        drop(pricing);
+        {
+            let mut rollups = self.rollups.lock();
+            for (r, c, p) in &counted {
+                self.count(&mut rollups, r, *c, *p);
+            }
+        }
+        let calls: Vec<(&UsageRecord, Currency, bool)> = counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();
+        self.after_count(&calls);
+        tracing::debug!(records = counted.len(), "counted records appended by other processes");
     }
 
     /// Runs `observer` after every later record is counted (e.g. to update
@@ -561,10 +672,12 @@ impl UsageMonitor {
     /// The rollups (lock held while the guard lives; queries hold it for
     /// O(groups) work only).
     pub fn rollups(&self) -> MutexGuard<'_, Rollups> {
+        self.refresh();
         self.rollups.lock()
     }
 
     /// Drops days older than the retention window from memory (files stay).
+    /// Recording does this by itself when a new day begins.
     pub fn evict_expired(&self) {
         let today = self.config.zone.today();
         let keep_from = today - chrono::Duration::days(self.config.retention_days as i64 - 1);

@@ -64,6 +64,8 @@ pub struct WriterConfig {
     pub fsync: FsyncPolicy,
     /// Full-queue behaviour.
     pub queue_policy: QueuePolicy,
+    /// Where to note the byte ranges appended (for a following monitor).
+    pub own_writes: Option<Arc<Mutex<crate::follow::OwnWrites>>>,
 }
 
 impl WriterConfig {
@@ -76,6 +78,7 @@ impl WriterConfig {
             flush_interval: Duration::from_millis(200),
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             queue_policy: QueuePolicy::Block,
+            own_writes: None,
         }
     }
 }
@@ -129,6 +132,9 @@ struct Queue {
     shutdown: bool,
     stopped: bool,
     writer_idle: bool,
+    /// Writer rounds completed (a flush judges failure only by a round that
+    /// began after it asked).
+    rounds: u64,
 }
 
 struct Shared {
@@ -176,6 +182,7 @@ impl Writer {
                 shutdown: false,
                 stopped: false,
                 writer_idle: false,
+                rounds: 0,
             }),
             work: Condvar::new(),
             progress: Condvar::new(),
@@ -253,6 +260,9 @@ impl Writer {
             return Ok(());
         }
         q.flush_target = q.flush_target.max(target);
+        // The round under way may have started before this call; the one
+        // after it certainly tries every record queued before it.
+        let decisive_round = q.rounds + 2;
         sh.work.notify_one();
         loop {
             if q.durable >= target {
@@ -263,7 +273,7 @@ impl Writer {
             }
             // A failed round reports its error; the writer keeps retrying.
             if let Err(e) = &q.last_result {
-                if q.flush_target <= q.durable_attempted() {
+                if q.rounds >= decisive_round {
                     return Err(Error::NotDurable(e.clone()));
                 }
             }
@@ -303,13 +313,6 @@ impl Writer {
             last_error: sh.last_error.lock().clone(),
             running: self.thread.lock().as_ref().is_some_and(|t| !t.is_finished()),
         }
-    }
-}
-
-impl Queue {
-    /// Sequence up to which the writer has finished an attempt (written or failed).
-    fn durable_attempted(&self) -> u64 {
-        self.enqueued - self.items.len() as u64
     }
 }
 
@@ -375,7 +378,10 @@ impl WriterThread {
                 let mut q = sh.queue.lock();
                 // Sleep until a batch is full, a flush or shutdown is asked
                 // for, or the interval is up (then write what there is).
-                if q.items.len() < sh.wake_at && q.flush_target <= q.durable && !q.shutdown {
+                let failing = q.last_result.is_err();
+                if (q.items.len() < sh.wake_at && q.flush_target <= q.durable || failing) && !q.shutdown {
+                    // (After a failed round, wait before retrying even if a
+                    // flush is pending: back off instead of spinning.)
                     q.writer_idle = true;
                     sh.work.wait_for(&mut q, self.config.flush_interval);
                     q.writer_idle = false;
@@ -418,6 +424,7 @@ impl WriterThread {
                     q.durable = q.durable.max(seq_end);
                 }
                 q.last_result = result;
+                q.rounds += 1;
                 sh.progress.notify_all();
                 if shutdown && q.items.is_empty() && (all_written || q.durable >= q.enqueued) {
                     q.stopped = true;
@@ -482,7 +489,15 @@ impl WriterThread {
             return Ok(());
         };
         df.file.lock()?;
-        let result = df.file.write_all(buf);
+        let result = match &self.config.own_writes {
+            // Note the range while still holding the lock: a follower reading
+            // under a shared lock then always knows these lines are ours.
+            Some(own) => df.file.metadata().and_then(|m| {
+                own.lock().note(day, m.len(), m.len() + buf.len() as u64);
+                df.file.write_all(buf)
+            }),
+            None => df.file.write_all(buf),
+        };
         let unlocked = df.file.unlock();
         result?;
         unlocked

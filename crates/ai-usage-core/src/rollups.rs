@@ -292,6 +292,8 @@ pub struct Rollups {
     window: Option<DayWindow>,
     /// Merged groups of past days for rankings (see `crate::query::rank`).
     pub(crate) rank_cache: Vec<crate::query::RankCache>,
+    /// The newest day a record has been counted for (drives eviction).
+    newest_day: Option<NaiveDate>,
 }
 
 impl Rollups {
@@ -380,6 +382,18 @@ impl Rollups {
     pub fn evict(&mut self, keep_from: NaiveDate, cutoff_ts: f64) {
         self.days = self.days.split_off(&keep_from);
         self.sessions.retain(|_, s| s.last_call >= cutoff_ts);
+    }
+
+    /// Notes the day of a live record; true when it is a new newest day
+    /// (time to evict days that fell out of the retention window).
+    pub fn note_day(&mut self, date: NaiveDate) -> bool {
+        match self.newest_day {
+            Some(d) if d >= date => false,
+            _ => {
+                self.newest_day = Some(date);
+                true
+            }
+        }
     }
 
     /// Total records counted.

@@ -70,6 +70,8 @@ pub struct ReadStats {
     pub torn_tail: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// Bytes of complete lines (where reading may resume when the file grows).
+    pub complete_bytes: u64,
 }
 
 impl ReadStats {
@@ -79,6 +81,7 @@ impl ReadStats {
         self.skipped_lines += other.skipped_lines;
         self.torn_tail += other.torn_tail;
         self.bytes += other.bytes;
+        self.complete_bytes += other.complete_bytes;
     }
 }
 
@@ -103,30 +106,48 @@ pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadS
 /// Parses JSON lines from a buffer (see [`read_day_file`]); `origin` names the
 /// source in warnings.
 pub fn parse_lines(bytes: &[u8], origin: &str, mut each: impl FnMut(UsageRecord)) -> ReadStats {
+    parse_lines_at(bytes, 0, origin, true, |_, r| each(r))
+}
+
+/// Parses JSON lines that start at byte `base` of their file, passing each
+/// record with the file offset of its line. A partial last line is reported
+/// (`torn_tail`) and warned about when `warn_torn`; `complete_bytes` says
+/// where the complete lines end.
+pub fn parse_lines_at(
+    bytes: &[u8],
+    base: u64,
+    origin: &str,
+    warn_torn: bool,
+    mut each: impl FnMut(u64, UsageRecord),
+) -> ReadStats {
     let mut stats = ReadStats {
         bytes: bytes.len() as u64,
         ..ReadStats::default()
     };
-    let mut rest = bytes;
+    let mut pos = 0usize;
     let mut line_no = 0u64;
-    while !rest.is_empty() {
+    while pos < bytes.len() {
         line_no += 1;
+        let rest = &bytes[pos..];
         let Some(end) = memchr_newline(rest) else {
             // No newline: the writer was cut off mid-line. Never data.
             stats.torn_tail = 1;
-            tracing::warn!(file = origin, line = line_no, "skipping a partial last line (torn write)");
+            if warn_torn {
+                tracing::warn!(file = origin, line = line_no, "skipping a partial last line (torn write)");
+            }
             break;
         };
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
-        let line = trim_ascii(line);
+        let start = pos;
+        let line = trim_ascii(&rest[..end]);
+        pos += end + 1;
+        stats.complete_bytes = pos as u64;
         if line.is_empty() {
             continue;
         }
         match parse_record(line) {
             Ok(r) => {
                 stats.records += 1;
-                each(r);
+                each(base + start as u64, r);
             }
             Err(reason) => {
                 stats.skipped_lines += 1;

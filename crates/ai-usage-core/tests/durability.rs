@@ -236,3 +236,63 @@ fn torn_tail_is_terminated_before_appending() {
     assert_eq!(records.len(), 1, "the new record is intact");
     assert_eq!((stats.skipped_lines, stats.torn_tail), (1, 0));
 }
+
+#[test]
+fn write_errors_are_counted_retried_and_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let now = ai_usage_core::zone::now_timestamp();
+    let path = store::day_file_path(tmp.path(), m.zone().date_of(now));
+    // A directory where the day file should be: every append fails.
+    std::fs::create_dir(&path).unwrap();
+    for i in 0..10u64 {
+        m.record(&UsageEvent::new("qwen-plus", "问答").tokens(i, 1).at(now));
+    }
+    let err = m.flush().unwrap_err();
+    assert!(matches!(err, ai_usage_core::error::Error::NotDurable(_)), "{err}");
+    let h = m.health();
+    assert!(!h.ok);
+    let w = h.writer.unwrap();
+    assert!(w.write_errors > 0);
+    assert!(w.last_error.unwrap().contains(&tmp.path().display().to_string()));
+    assert_eq!(w.written, 0);
+    // The caller's view is unaffected.
+    assert_eq!(m.get_summary_for_date(m.zone().date_of(now)).total_calls, 10);
+    // Once the disk is usable again, the retried records all land.
+    std::fs::remove_dir(&path).unwrap();
+    m.flush().unwrap();
+    let (records, _) = read_all(tmp.path());
+    assert_eq!(records.len(), 10);
+    assert_eq!(m.health().writer.unwrap().written, 10);
+}
+
+#[test]
+fn lossy_mode_counts_what_it_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = UsageMonitor::builder()
+        .dir(tmp.path())
+        .queue_capacity(4)
+        .queue_policy(ai_usage_core::QueuePolicy::DropNewest)
+        .flush_interval(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let now = ai_usage_core::zone::now_timestamp();
+    let path = store::day_file_path(tmp.path(), m.zone().date_of(now));
+    // Stall the writer on a failing file so the queue cannot drain.
+    std::fs::create_dir(&path).unwrap();
+    for i in 0..1000u64 {
+        m.record(&UsageEvent::new("qwen-plus", "问答").tokens(i, 1).at(now));
+    }
+    let w = m.health().writer.unwrap();
+    assert!(w.dropped > 0, "a full queue drops in lossy mode");
+    assert_eq!(w.enqueued, 1000);
+    // Rollups still count every call.
+    assert_eq!(m.get_summary_for_date(m.zone().date_of(now)).total_calls, 1000);
+    std::fs::remove_dir(&path).unwrap();
+    let _ = m.flush();
+    m.flush().unwrap();
+    let (records, _) = read_all(tmp.path());
+    let w = m.health().writer.unwrap();
+    assert_eq!(records.len() as u64, w.written);
+    assert_eq!(w.written + w.dropped, 1000, "every record is either on disk or counted as dropped");
+}

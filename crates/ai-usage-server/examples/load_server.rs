@@ -14,7 +14,13 @@ use ai_usage_core::zone::now_timestamp;
 use ai_usage_core::UsageEvent;
 use ai_usage_server::ServeOptions;
 
-const MODELS: [&str; 5] = ["qwen-plus", "qwen-max", "qwen-turbo", "doubao-pro-32k", "gemini-2.0-flash"];
+const MODELS: [&str; 5] = [
+    "qwen-plus",
+    "qwen-max",
+    "qwen-turbo",
+    "doubao-pro-32k",
+    "gemini-2.0-flash",
+];
 const FUNCTIONS: [&str; 4] = ["实时分析", "话术生成", "弹幕回复", "直播复盘"];
 
 /// SplitMix64: a fixed-seed generator, so every run records the same data.
@@ -53,7 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let days = arg(&args, "--days", 30)?.max(1);
 
     let dir = tempfile::tempdir()?;
-    let monitor = Arc::new(UsageMonitor::builder().dir(dir.path()).replay(false).build()?);
+    let monitor = Arc::new(
+        UsageMonitor::builder()
+            .dir(dir.path())
+            .replay(false)
+            .build()?,
+    );
     let mut rng = Rng(seed);
     let now = now_timestamp();
     let span = (days * 86_400) as f64;
@@ -88,7 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         addr: ([127, 0, 0, 1], port as u16).into(),
         ..ServeOptions::default()
     };
-    eprintln!("serving http://{}/api/ai_usage/dashboard (Ctrl-C to stop)", opts.addr);
+    eprintln!(
+        "serving http://{}/api/ai_usage/dashboard (Ctrl-C to stop)",
+        opts.addr
+    );
     ai_usage_server::serve_blocking(monitor, opts)?;
     Ok(())
 }

@@ -33,7 +33,10 @@ impl Token {
     /// timing does not reveal how many leading bytes were right.
     pub fn matches_header(&self, header: Option<&[u8]>) -> bool {
         let Some(h) = header else { return false };
-        let Some(given) = h.strip_prefix(b"Bearer ").or_else(|| h.strip_prefix(b"bearer ")) else {
+        let Some(given) = h
+            .strip_prefix(b"Bearer ")
+            .or_else(|| h.strip_prefix(b"bearer "))
+        else {
             return false;
         };
         bool::from(given.ct_eq(&self.0))

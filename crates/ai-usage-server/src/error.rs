@@ -74,7 +74,9 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidParameter { .. } | ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidParameter { .. } | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Body { status, .. } => *status,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -89,7 +91,9 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::InvalidField { .. } => "invalid_record",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Body { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            ApiError::Body { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => {
+                "payload_too_large"
+            }
             ApiError::Body { .. } => "invalid_body",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",

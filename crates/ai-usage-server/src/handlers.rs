@@ -68,10 +68,14 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let records_seen = Arc::new(AtomicU64::new(0));
         {
-            let metrics = Arc::clone(&metrics);
+            // Seed, then subscribe. Not under one lock: an observer that
+            // queries the monitor would deadlock against it. A record racing
+            // this start-up step may be missed by the counters.
+            metrics.seed_from(&monitor.rollups());
+            let m = Arc::clone(&metrics);
             let seen = Arc::clone(&records_seen);
             monitor.subscribe(move |call| {
-                metrics.observe(call);
+                m.observe(call);
                 seen.fetch_add(1, Ordering::Release);
             });
         }
@@ -86,7 +90,14 @@ impl AppState {
 }
 
 fn json_bytes(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
@@ -96,7 +107,9 @@ fn to_json<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
 }
 
 /// Runs blocking work (disk) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(format!("background task failed: {e}")))?
@@ -137,14 +150,20 @@ impl Brief {
 pub async fn stats_current(State(st): State<AppState>) -> Response {
     // Read the two totals straight from the rollups: a full UsageSummary
     // would also build every user/anchor group only to drop them.
-    let (date, hour) = st.monitor.zone().hour_of(ai_usage_core::zone::now_timestamp());
+    let (date, hour) = st
+        .monitor
+        .zone()
+        .hour_of(ai_usage_core::zone::now_timestamp());
     let reporting = st.monitor.config().reporting_currency;
     let (today, current_hour) = {
         let rollups = st.monitor.rollups();
         let day = rollups.days.get(&date);
         (
             Brief::of(day.map(|d| &d.day.totals), reporting),
-            Brief::of(day.and_then(|d| d.hours.get(&hour)).map(|b| &b.totals), reporting),
+            Brief::of(
+                day.and_then(|d| d.hours.get(&hour)).map(|b| &b.totals),
+                reporting,
+            ),
         )
     };
     Json(json!({ "today": today, "current_hour": current_hour })).into_response()
@@ -192,7 +211,10 @@ pub async fn stats_monthly(State(st): State<AppState>, p: Params) -> Result<Resp
     params(("session_id" = String, Path, description = "Session id")),
     responses((status = 200, description = "SessionSummary", body = serde_json::Value),
               (status = 404, description = "Unknown session", body = ErrorBody)))]
-pub async fn session(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     if id.is_empty() || id.len() > ingest::MAX_NAME_LEN {
         return Err(ApiError::param("session_id", "must be 1..=256 bytes"));
     }
@@ -373,7 +395,11 @@ pub async fn export_report(State(st): State<AppState>, p: Params) -> Result<Resp
     {
         let mut book = st.exports.lock();
         let now = Instant::now();
-        while book.recent.front().is_some_and(|t| now.duration_since(*t) > EXPORT_WINDOW) {
+        while book
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > EXPORT_WINDOW)
+        {
             book.recent.pop_front();
         }
         if book.recent.len() >= EXPORTS_PER_WINDOW {
@@ -434,12 +460,17 @@ pub fn is_report_name(name: &str) -> bool {
     let Some(rest) = REPORT_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) else {
         return false;
     };
-    let Some(stem) = rest.strip_suffix(".json").or_else(|| rest.strip_suffix(".csv")) else {
+    let Some(stem) = rest
+        .strip_suffix(".json")
+        .or_else(|| rest.strip_suffix(".csv"))
+    else {
         return false;
     };
     !stem.is_empty()
         && stem.len() <= 64
-        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Reads a report file the monitor wrote, refusing anything else.
@@ -474,7 +505,8 @@ pub async fn download_report(State(st): State<AppState>, p: Params) -> Result<Re
     if !is_report_name(&name) {
         tracing::warn!(name = %name, "refused a download outside the report files");
         return Err(ApiError::BadRequest(
-            "path must be a bare report file name (usage_report_….json or usage_daily_….csv)".into(),
+            "path must be a bare report file name (usage_report_….json or usage_daily_….csv)"
+                .into(),
         ));
     }
     let dir = st.monitor.dir().to_path_buf();
@@ -523,7 +555,14 @@ pub async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiErr
         .metrics
         .encode()
         .map_err(|_| ApiError::Internal("cannot encode metrics".into()))?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], text).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// 404 JSON for unknown routes.

@@ -79,7 +79,7 @@ pub struct RecordInput {
 #[serde(untagged)]
 pub enum RecordBody {
     /// One record.
-    One(RecordInput),
+    One(Box<RecordInput>),
     /// A batch.
     Batch(Vec<RecordInput>),
 }
@@ -158,13 +158,20 @@ pub fn parse_body(body: &Value, now: f64) -> Result<Vec<OwnedEvent>, ApiError> {
     match body {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(field_err("records", None, "a batch must hold at least one record"));
+                return Err(field_err(
+                    "records",
+                    None,
+                    "a batch must hold at least one record",
+                ));
             }
             if items.len() > MAX_BATCH {
                 return Err(field_err(
                     "records",
                     None,
-                    &format!("{} records in one batch; at most {MAX_BATCH} are accepted", items.len()),
+                    &format!(
+                        "{} records in one batch; at most {MAX_BATCH} are accepted",
+                        items.len()
+                    ),
                 ));
             }
             items
@@ -223,10 +230,18 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
     let cached = r.count("cached_input_tokens")?.unwrap_or(0);
     let reasoning = r.count("reasoning_tokens")?.unwrap_or(0);
     if cached > input_tokens {
-        return Err(field_err("cached_input_tokens", index, "must not exceed input_tokens"));
+        return Err(field_err(
+            "cached_input_tokens",
+            index,
+            "must not exceed input_tokens",
+        ));
     }
     if reasoning > output_tokens {
-        return Err(field_err("reasoning_tokens", index, "must not exceed output_tokens"));
+        return Err(field_err(
+            "reasoning_tokens",
+            index,
+            "must not exceed output_tokens",
+        ));
     }
     let usage = TokenUsage {
         input_tokens,
@@ -237,20 +252,36 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
     };
     let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
     let cost = match r.non_negative("cost")? {
-        Some(c) => Some(Money::from_f64(c).ok_or_else(|| field_err("cost", index, "out of range"))?),
+        Some(c) => {
+            Some(Money::from_f64(c).ok_or_else(|| field_err("cost", index, "out of range"))?)
+        }
         None => None,
     };
     let currency = match r.opt_str("currency", 3)? {
-        Some(c) => Some(Currency::new(&c).ok_or_else(|| field_err("currency", index, "expected a three-letter code such as CNY"))?),
+        Some(c) => Some(Currency::new(&c).ok_or_else(|| {
+            field_err(
+                "currency",
+                index,
+                "expected a three-letter code such as CNY",
+            )
+        })?),
         None => None,
     };
     if currency.is_some() && cost.is_none() {
-        return Err(field_err("currency", index, "only allowed together with cost"));
+        return Err(field_err(
+            "currency",
+            index,
+            "only allowed together with cost",
+        ));
     }
     let timestamp = r.non_negative("timestamp")?;
     if let Some(t) = timestamp {
         if t <= 0.0 || t > now + MAX_FUTURE_SECS {
-            return Err(field_err("timestamp", index, "must be epoch seconds, not in the future"));
+            return Err(field_err(
+                "timestamp",
+                index,
+                "must be epoch seconds, not in the future",
+            ));
         }
     }
     let success = match obj.get("success") {
@@ -264,10 +295,20 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
             .iter()
             .map(|t| match t {
                 Value::String(s) if s.len() <= MAX_NAME_LEN => Ok(s.clone()),
-                _ => Err(field_err("tags", index, "expected strings of at most 256 bytes")),
+                _ => Err(field_err(
+                    "tags",
+                    index,
+                    "expected strings of at most 256 bytes",
+                )),
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(field_err("tags", index, "expected an array of at most 32 strings")),
+        Some(_) => {
+            return Err(field_err(
+                "tags",
+                index,
+                "expected an array of at most 32 strings",
+            ))
+        }
     };
     Ok(OwnedEvent {
         model,
@@ -300,7 +341,9 @@ impl Reader<'_> {
     fn name(&self, field: &str, max: usize) -> Result<String, ApiError> {
         match self.obj.get(field) {
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= max => Ok(s.clone()),
-            Some(Value::String(s)) if s.len() > max => Err(self.err(field, &format!("longer than {max} bytes"))),
+            Some(Value::String(s)) if s.len() > max => {
+                Err(self.err(field, &format!("longer than {max} bytes")))
+            }
             Some(Value::String(_)) => Err(self.err(field, "must not be empty")),
             None | Some(Value::Null) => Err(self.err(field, "required")),
             Some(_) => Err(self.err(field, "expected a string")),
@@ -325,7 +368,9 @@ impl Reader<'_> {
                     return Ok(Some(u));
                 }
                 match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
+                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => {
+                        Ok(Some(f as u64))
+                    }
                     Some(f) if f < 0.0 => Err(self.err(field, "must not be negative")),
                     _ => Err(self.err(field, "expected a non-negative integer")),
                 }
@@ -358,7 +403,11 @@ mod tests {
 
     #[test]
     fn accepts_one_and_batches() {
-        let one = parse_body(&json!({"model": "qwen-plus", "function": "f", "input_tokens": 10}), 1e9).unwrap();
+        let one = parse_body(
+            &json!({"model": "qwen-plus", "function": "f", "input_tokens": 10}),
+            1e9,
+        )
+        .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].usage.input_tokens, 10);
         assert!(one[0].success);
@@ -369,22 +418,60 @@ mod tests {
 
     #[test]
     fn rejections_name_field_and_index() {
-        let e = detail(parse_body(&json!([{"model": "m", "function": "f"}, {"model": " ", "function": "f"}]), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!([{"model": "m", "function": "f"}, {"model": " ", "function": "f"}]),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("model") && e.contains("record 1"), "{e}");
-        let e = detail(parse_body(&json!({"model": "m", "function": "f", "output_tokens": -1}), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!({"model": "m", "function": "f", "output_tokens": -1}),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("output_tokens") && e.contains("negative"), "{e}");
-        let e = detail(parse_body(&json!({"model": "m", "function": "f", "duration_ms": -0.5}), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!({"model": "m", "function": "f", "duration_ms": -0.5}),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("duration_ms"), "{e}");
-        let e = detail(parse_body(&json!({"model": "m", "function": "f", "input_token": 3}), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!({"model": "m", "function": "f", "input_token": 3}),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("input_token"), "{e}");
         let e = detail(parse_body(&json!({"model": "m"}), 1e9).unwrap_err());
         assert!(e.contains("function"), "{e}");
-        let big: Vec<Value> = (0..=MAX_BATCH).map(|_| json!({"model": "m", "function": "f"})).collect();
+        let big: Vec<Value> = (0..=MAX_BATCH)
+            .map(|_| json!({"model": "m", "function": "f"}))
+            .collect();
         let e = detail(parse_body(&Value::Array(big), 1e9).unwrap_err());
         assert!(e.contains("records") && e.contains("1001"), "{e}");
-        let e = detail(parse_body(&json!({"model": "m", "function": "f", "cost": 1.5, "currency": "yuan"}), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!({"model": "m", "function": "f", "cost": 1.5, "currency": "yuan"}),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("currency"), "{e}");
-        let e = detail(parse_body(&json!({"model": "m", "function": "f", "timestamp": 2e9}), 1e9).unwrap_err());
+        let e = detail(
+            parse_body(
+                &json!({"model": "m", "function": "f", "timestamp": 2e9}),
+                1e9,
+            )
+            .unwrap_err(),
+        );
         assert!(e.contains("timestamp"), "{e}");
     }
 }

@@ -60,7 +60,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub const TOKEN_ENV: &str = "AI_USAGE_TOKEN";
 
 /// Default listen address (the seed's port, loopback only).
-pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 10090);
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 10090);
 
 /// How to serve.
 #[derive(Clone)]
@@ -98,7 +99,9 @@ impl ServeOptions {
     /// Defaults, with the token taken from `AI_USAGE_TOKEN` when set.
     pub fn from_env() -> ServeOptions {
         ServeOptions {
-            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()),
+            token: std::env::var(TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
             ..ServeOptions::default()
         }
     }
@@ -136,12 +139,18 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
         .route("/api/ai_usage/top_users", get(handlers::top_users))
         .route("/api/ai_usage/top_anchors", get(handlers::top_anchors))
         .route("/api/ai_usage/cost_trend", get(handlers::cost_trend))
-        .route("/api/ai_usage/models/pricing", get(handlers::models_pricing))
+        .route(
+            "/api/ai_usage/models/pricing",
+            get(handlers::models_pricing),
+        )
         .route("/api/ai_usage/dashboard", get(handlers::dashboard))
         .route("/api/ai_usage/budgets", get(handlers::budgets))
         .route("/api/ai_usage/forecast", get(handlers::forecast))
         .route("/api/ai_usage/savings", get(handlers::savings))
-        .route("/api/ai_usage/download_report", get(handlers::download_report))
+        .route(
+            "/api/ai_usage/download_report",
+            get(handlers::download_report),
+        )
         .route("/metrics", get(handlers::metrics_text));
     let writes = Router::new()
         .route("/api/ai_usage/record", post(handlers::record))
@@ -185,11 +194,15 @@ pub async fn serve_listener(
     let app = router_with(Arc::clone(&monitor), &opts);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, "ai-usage server listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
     match flushed {
         Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
-        Ok(Err(e)) => tracing::error!(error = %e, "ai-usage server stopped; records NOT all flushed"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "ai-usage server stopped; records NOT all flushed")
+        }
         Err(e) => tracing::error!(error = %e, "flush task failed"),
     }
     Ok(())

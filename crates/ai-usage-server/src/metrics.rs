@@ -1,14 +1,18 @@
 //! Prometheus metrics, fed by the monitor's observer after every record.
 //!
-//! Counters cover the records made while this process runs (the usual
-//! Prometheus counter semantics; history replayed at start is not counted —
-//! the JSON API answers questions about it).
+//! When the router is built, the counters start from the monitor's
+//! in-memory totals (history replayed from disk plus records made so far), so
+//! they match the JSON API and survive restarts without a reset. The
+//! duration histogram only covers calls recorded after that point.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use ai_usage_core::money::MICROS_PER_UNIT;
 use ai_usage_core::monitor::RecordedCall;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet};
+use ai_usage_core::rollups::Rollups;
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -123,7 +127,11 @@ impl Metrics {
         let unpriced = Counter::default();
         // The text encoder appends `_total` to counters.
         registry.register("ai_usage_calls", "AI calls recorded", calls.clone());
-        registry.register("ai_usage_tokens", "Tokens of recorded AI calls by type", tokens.clone());
+        registry.register(
+            "ai_usage_tokens",
+            "Tokens of recorded AI calls by type",
+            tokens.clone(),
+        );
         registry.register(
             "ai_usage_cost",
             "Exact cost of recorded AI calls, in each currency",
@@ -146,6 +154,54 @@ impl Metrics {
             cost,
             duration,
             unpriced,
+        }
+    }
+
+    /// Adds the monitor's in-memory totals (every day, function × model).
+    pub fn seed_from(&self, rollups: &Rollups) {
+        for day in rollups.days.values() {
+            for (function, models) in &day.by_function_model {
+                for (model, g) in models {
+                    let (m, f) = (Escaped::new(model), Escaped::new(function));
+                    for (status, n) in
+                        [("success", g.successful_calls), ("error", g.failed_calls())]
+                    {
+                        if n > 0 {
+                            self.calls
+                                .get_or_create(&CallLabels {
+                                    model: m.clone(),
+                                    function: f.clone(),
+                                    status,
+                                })
+                                .inc_by(n);
+                        }
+                    }
+                    for (kind, n) in [
+                        ("input", g.input_tokens),
+                        ("output", g.output_tokens),
+                        ("cached", g.cached_input_tokens),
+                    ] {
+                        self.tokens
+                            .get_or_create(&TokenLabels {
+                                model: m.clone(),
+                                function: f.clone(),
+                                r#type: kind,
+                            })
+                            .inc_by(n);
+                    }
+                    for (currency, amount) in g.cost.iter() {
+                        self.cost
+                            .get_or_create(&CostLabels {
+                                model: m.clone(),
+                                function: f.clone(),
+                                currency: currency.code().to_string(),
+                            })
+                            .0
+                            .fetch_add(amount.micros(), Ordering::Relaxed);
+                    }
+                    self.unpriced.inc_by(g.unpriced_calls);
+                }
+            }
         }
     }
 

@@ -37,7 +37,11 @@ fn fixture_with(opts: Option<ServeOptions>) -> Fixture {
         Some(o) => router_with(Arc::clone(&monitor), &o),
         None => router(Arc::clone(&monitor)),
     };
-    Fixture { _dir: dir, monitor, app }
+    Fixture {
+        _dir: dir,
+        monitor,
+        app,
+    }
 }
 
 fn fixture() -> Fixture {
@@ -61,15 +65,30 @@ fn seed(m: &UsageMonitor) {
             .anchor("anchor_123")
             .session("session_456"),
     );
-    m.record(&UsageEvent::new("qwen-turbo", "实时分析").tokens(500, 100).failed("timeout").user("u1"));
+    m.record(
+        &UsageEvent::new("qwen-turbo", "实时分析")
+            .tokens(500, 100)
+            .failed("timeout")
+            .user("u1"),
+    );
 }
 
-async fn send(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)], body: Body) -> (StatusCode, HeaderMap, Bytes) {
+async fn send(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> (StatusCode, HeaderMap, Bytes) {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("infallible");
+    let resp = app
+        .clone()
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -81,7 +100,12 @@ async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
-async fn post_json(app: &Router, uri: &str, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn post_json(
+    app: &Router,
+    uri: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);
     let (s, _, b) = send(app, Method::POST, uri, &h, Body::from(body.to_string())).await;
@@ -93,7 +117,10 @@ fn assert_error(status: StatusCode, body: &Value, want: StatusCode, name: &str) 
     assert_eq!(status, want, "body: {body}");
     assert!(body["error"].is_string(), "no error code: {body}");
     let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(name), "detail {detail:?} does not name {name:?}");
+    assert!(
+        detail.contains(name),
+        "detail {detail:?} does not name {name:?}"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +157,10 @@ async fn summary_routes_and_their_bounds() {
     for uri in ok {
         let (s, v) = get(&f.app, uri).await;
         assert_eq!(s, StatusCode::OK, "{uri}: {v}");
-        assert!(v["total_calls"].is_u64() && v["by_model"].is_object(), "{uri}: {v}");
+        assert!(
+            v["total_calls"].is_u64() && v["by_model"].is_object(),
+            "{uri}: {v}"
+        );
     }
     let (_, today) = get(&f.app, "/api/ai_usage/stats/daily?days_ago=0").await;
     assert_eq!(today["total_calls"], 3);
@@ -160,12 +190,17 @@ async fn session_known_and_unknown() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["calls"], 2);
     assert_eq!(v["anchor_id"], "anchor_123");
-    let expected = f.monitor.get_session_stats("session_456").expect("session").cost;
+    let expected = f
+        .monitor
+        .get_session_stats("session_456")
+        .expect("session")
+        .cost;
     assert_eq!(v["cost"].as_f64(), Some(expected.as_f64()));
     let (s, v) = get(&f.app, "/api/ai_usage/session/nope").await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "nope");
     // Percent-encoded ids are decoded once (ids may hold any text).
-    f.monitor.record(&UsageEvent::new("qwen-plus", "f").session("a b/c"));
+    f.monitor
+        .record(&UsageEvent::new("qwen-plus", "f").session("a b/c"));
     let (s, v) = get(&f.app, "/api/ai_usage/session/a%20b%2Fc").await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
@@ -266,9 +301,15 @@ async fn record_one_and_batch() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["recorded"], 1);
-    let expected = f.monitor.pricing().price("qwen-plus", &ai_usage_core::TokenUsage::new(1000, 1000)).cost;
+    let expected = f
+        .monitor
+        .pricing()
+        .price("qwen-plus", &ai_usage_core::TokenUsage::new(1000, 1000))
+        .cost;
     assert_eq!(v["records"][0]["cost"].as_f64(), Some(expected.as_f64()));
-    let batch: Vec<Value> = (0..1000).map(|i| json!({"model": "qwen-turbo", "function": "f", "output_tokens": i})).collect();
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"model": "qwen-turbo", "function": "f", "output_tokens": i}))
+        .collect();
     let (s, v) = post_json(&f.app, "/api/ai_usage/record", &Value::Array(batch), &[]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["recorded"], 1000);
@@ -282,12 +323,30 @@ async fn record_rejections() {
     let cases = [
         (json!({"model": "", "function": "f"}), "model"),
         (json!({"model": "m", "function": " "}), "function"),
-        (json!({"model": "m", "function": "f", "input_tokens": -5}), "input_tokens"),
-        (json!({"model": "m", "function": "f", "output_tokens": 1.5}), "output_tokens"),
-        (json!({"model": "m", "function": "f", "duration_ms": -1}), "duration_ms"),
-        (json!({"model": "m", "function": "f", "cost": -0.01}), "cost"),
-        (json!({"model": "m", "function": "f", "success": "yes"}), "success"),
-        (json!([{"model": "m", "function": "f"}, {"model": "m", "function": "f", "input_tokens": "3"}]), "record 1"),
+        (
+            json!({"model": "m", "function": "f", "input_tokens": -5}),
+            "input_tokens",
+        ),
+        (
+            json!({"model": "m", "function": "f", "output_tokens": 1.5}),
+            "output_tokens",
+        ),
+        (
+            json!({"model": "m", "function": "f", "duration_ms": -1}),
+            "duration_ms",
+        ),
+        (
+            json!({"model": "m", "function": "f", "cost": -0.01}),
+            "cost",
+        ),
+        (
+            json!({"model": "m", "function": "f", "success": "yes"}),
+            "success",
+        ),
+        (
+            json!([{"model": "m", "function": "f"}, {"model": "m", "function": "f", "input_tokens": "3"}]),
+            "record 1",
+        ),
         (json!(["x"]), "record 0"),
         (json!([]), "records"),
     ];
@@ -295,7 +354,9 @@ async fn record_rejections() {
         let (s, v) = post_json(&f.app, "/api/ai_usage/record", &body, &[]).await;
         assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, name);
     }
-    let big: Vec<Value> = (0..1001).map(|_| json!({"model": "m", "function": "f"})).collect();
+    let big: Vec<Value> = (0..1001)
+        .map(|_| json!({"model": "m", "function": "f"}))
+        .collect();
     let (s, v) = post_json(&f.app, "/api/ai_usage/record", &Value::Array(big), &[]).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "records");
     // Nothing of a rejected batch is recorded.
@@ -311,11 +372,24 @@ async fn record_rejections() {
     )
     .await;
     let v: Value = serde_json::from_slice(&b).expect("json error body");
-    assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::UNPROCESSABLE_ENTITY, "{s}");
+    assert!(
+        s == StatusCode::BAD_REQUEST || s == StatusCode::UNPROCESSABLE_ENTITY,
+        "{s}"
+    );
     assert!(v["detail"].is_string());
-    let (s, _, _) = send(&f.app, Method::POST, "/api/ai_usage/record", &[], Body::from("{}")).await;
+    let (s, _, _) = send(
+        &f.app,
+        Method::POST,
+        "/api/ai_usage/record",
+        &[],
+        Body::from("{}"),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let huge = format!("{{\"model\": \"m\", \"function\": \"{}\"}}", "x".repeat(1 << 20));
+    let huge = format!(
+        "{{\"model\": \"m\", \"function\": \"{}\"}}",
+        "x".repeat(1 << 20)
+    );
     let (s, _, b) = send(
         &f.app,
         Method::POST,
@@ -334,7 +408,14 @@ async fn unknown_routes_and_methods_are_json() {
     let f = fixture();
     let (s, v) = get(&f.app, "/api/ai_usage/nope").await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "/api/ai_usage/nope");
-    let (s, _, b) = send(&f.app, Method::GET, "/api/ai_usage/record", &[], Body::empty()).await;
+    let (s, _, b) = send(
+        &f.app,
+        Method::GET,
+        "/api/ai_usage/record",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     let v: Value = serde_json::from_slice(&b).expect("json");
     assert!(v["detail"].as_str().unwrap_or_default().contains("GET"));
@@ -344,26 +425,47 @@ async fn unknown_routes_and_methods_are_json() {
 async fn export_then_download_json_and_csv() {
     let f = fixture();
     seed(&f.monitor);
-    let (s, v) = post_json(&f.app, "/api/ai_usage/export_report?days=7", &json!({}), &[]).await;
+    let (s, v) = post_json(
+        &f.app,
+        "/api/ai_usage/export_report?days=7",
+        &json!({}),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["success"], true);
     let path = v["report_path"].as_str().expect("report_path");
     let url = v["download_url"].as_str().expect("download_url");
-    assert!(url.starts_with("/api/ai_usage/download_report?path=usage_report_"), "{url}");
+    assert!(
+        url.starts_with("/api/ai_usage/download_report?path=usage_report_"),
+        "{url}"
+    );
     let on_disk = std::fs::read(path).expect("report written");
     let (s, h, b) = send(&f.app, Method::GET, url, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b.as_ref(), on_disk.as_slice());
-    assert!(h[header::CONTENT_DISPOSITION].to_str().unwrap_or_default().contains("attachment"));
+    assert!(h[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap_or_default()
+        .contains("attachment"));
     let report: Value = serde_json::from_slice(&b).expect("report is JSON");
     assert_eq!(report["period_days"], 7);
 
-    let (s, v) = post_json(&f.app, "/api/ai_usage/export_report?days=3&format=csv", &json!({}), &[]).await;
+    let (s, v) = post_json(
+        &f.app,
+        "/api/ai_usage/export_report?days=3&format=csv",
+        &json!({}),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let url = v["download_url"].as_str().expect("download_url");
     let (s, h, b) = send(&f.app, Method::GET, url, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/csv"));
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("text/csv"));
     assert!(String::from_utf8_lossy(&b).contains("qwen-plus"));
 
     for (uri, name) in [
@@ -381,10 +483,19 @@ async fn export_is_rate_limited() {
     let f = fixture();
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        let (s, _) = post_json(&f.app, "/api/ai_usage/export_report?days=1", &json!({}), &[]).await;
+        let (s, _) = post_json(
+            &f.app,
+            "/api/ai_usage/export_report?days=1",
+            &json!({}),
+            &[],
+        )
+        .await;
         statuses.push(s);
     }
-    assert!(statuses[..10].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses[..10].iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
     let reports = std::fs::read_dir(f.monitor.dir())
         .expect("dir")
@@ -404,7 +515,8 @@ async fn download_refuses_everything_but_report_files() {
     std::fs::write(dir.join("notes.json"), "TOP SECRET").expect("notes");
     #[cfg(unix)]
     {
-        std::os::unix::fs::symlink(&secret, dir.join("usage_report_20990101_000000.json")).expect("symlink");
+        std::os::unix::fs::symlink(&secret, dir.join("usage_report_20990101_000000.json"))
+            .expect("symlink");
         let outside = tempfile::tempdir().expect("outside");
         std::fs::write(outside.path().join("usage_report_1.json"), "TOP SECRET").expect("x");
         std::os::unix::fs::symlink(outside.path(), dir.join("linkdir")).expect("dir symlink");
@@ -434,12 +546,21 @@ async fn download_refuses_everything_but_report_files() {
         let uri = format!("/api/ai_usage/download_report?{q}");
         let (s, _, b) = send(&f.app, Method::GET, &uri, &[], Body::empty()).await;
         assert!(
-            matches!(s, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY),
+            matches!(
+                s,
+                StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY
+            ),
             "{uri}: {s}"
         );
-        assert!(!String::from_utf8_lossy(&b).contains("TOP SECRET"), "{uri} leaked the file");
+        assert!(
+            !String::from_utf8_lossy(&b).contains("TOP SECRET"),
+            "{uri} leaked the file"
+        );
         let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-        assert!(v["error"].is_string() && v["detail"].is_string(), "{uri}: not a JSON error");
+        assert!(
+            v["error"].is_string() && v["detail"].is_string(),
+            "{uri}: not a JSON error"
+        );
     }
 }
 
@@ -453,11 +574,23 @@ async fn token_protects_writes_and_optionally_reads() {
     let rec = json!({"model": "qwen-plus", "function": "f"});
     let (s, v) = post_json(&f.app, "/api/ai_usage/record", &rec, &[]).await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED, "token");
-    let (s, _) = post_json(&f.app, "/api/ai_usage/record", &rec, &[("authorization", "Bearer wrong")]).await;
+    let (s, _) = post_json(
+        &f.app,
+        "/api/ai_usage/record",
+        &rec,
+        &[("authorization", "Bearer wrong")],
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = post_json(&f.app, "/api/ai_usage/export_report", &json!({}), &[]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = post_json(&f.app, "/api/ai_usage/record", &rec, &[("authorization", "Bearer s3cret")]).await;
+    let (s, _) = post_json(
+        &f.app,
+        "/api/ai_usage/record",
+        &rec,
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(f.monitor.get_daily_summary(0).total_calls, 1);
     // Reads stay open without --protect-reads.
@@ -470,14 +603,31 @@ async fn token_protects_writes_and_optionally_reads() {
         ..ServeOptions::default()
     };
     let f = fixture_with(Some(opts));
-    for uri in ["/api/ai_usage/dashboard", "/api/ai_usage/stats/current", "/metrics", "/api/ai_usage/download_report?path=x"] {
+    for uri in [
+        "/api/ai_usage/dashboard",
+        "/api/ai_usage/stats/current",
+        "/metrics",
+        "/api/ai_usage/download_report?path=x",
+    ] {
         let (s, _, _) = send(&f.app, Method::GET, uri, &[], Body::empty()).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
     }
-    let (s, _, _) = send(&f.app, Method::GET, "/api/ai_usage/dashboard", &[("authorization", "Bearer s3cret")], Body::empty()).await;
+    let (s, _, _) = send(
+        &f.app,
+        Method::GET,
+        "/api/ai_usage/dashboard",
+        &[("authorization", "Bearer s3cret")],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     // The page, liveness and docs stay reachable (the page asks for the token).
-    for uri in ["/", "/static/ai_usage_monitor.html", "/healthz", "/openapi.json"] {
+    for uri in [
+        "/",
+        "/static/ai_usage_monitor.html",
+        "/healthz",
+        "/openapi.json",
+    ] {
         let (s, _, _) = send(&f.app, Method::GET, uri, &[], Body::empty()).await;
         assert_eq!(s, StatusCode::OK, "{uri}");
     }
@@ -489,23 +639,51 @@ async fn page_is_self_contained() {
     for uri in ["/", "/static/ai_usage_monitor.html"] {
         let (s, h, b) = send(&f.app, Method::GET, uri, &[], Body::empty()).await;
         assert_eq!(s, StatusCode::OK);
-        assert!(h[header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/html"));
-        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap_or_default();
-        assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+        assert!(h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html"));
+        let csp = h[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
         let page = String::from_utf8_lossy(&b);
-        for id in ["today-cost", "trend-chart", "lang-toggle", "export-btn", "top-users", "last-updated", "error-banner"] {
+        for id in [
+            "today-cost",
+            "trend-chart",
+            "lang-toggle",
+            "export-btn",
+            "top-users",
+            "last-updated",
+            "error-banner",
+        ] {
             assert!(page.contains(&format!("id=\"{id}\"")), "page lacks #{id}");
         }
         // No network: nothing is loaded from another origin.
         assert!(!page.contains("<link"), "external stylesheet");
-        assert!(!page.contains("src=\"http") && !page.contains("url(http") && !page.contains("@import"));
-        assert!(!page.contains("innerHTML"), "data must go through textContent");
+        assert!(
+            !page.contains("src=\"http") && !page.contains("url(http") && !page.contains("@import")
+        );
+        assert!(
+            !page.contains("innerHTML"),
+            "data must go through textContent"
+        );
     }
     // Swagger UI is served from the binary.
     let (s, _, b) = send(&f.app, Method::GET, "/docs/", &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
     assert!(String::from_utf8_lossy(&b).contains("swagger"));
-    let (s, _, _) = send(&f.app, Method::GET, "/docs/swagger-ui-bundle.js", &[], Body::empty()).await;
+    let (s, _, _) = send(
+        &f.app,
+        Method::GET,
+        "/docs/swagger-ui-bundle.js",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -537,18 +715,33 @@ async fn openapi_lists_every_route() {
         ("/metrics", "get"),
     ];
     for (p, m) in expected {
-        assert!(paths.get(p).and_then(|o| o.get(m)).is_some(), "{m} {p} missing from /openapi.json");
+        assert!(
+            paths.get(p).and_then(|o| o.get(m)).is_some(),
+            "{m} {p} missing from /openapi.json"
+        );
     }
-    assert_eq!(paths.len(), expected.len(), "unexpected extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "unexpected extra paths: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
     // Bounds are documented too.
     let params = &v["paths"]["/api/ai_usage/top_users"]["get"]["parameters"];
     assert!(params.to_string().contains("\"maximum\":100"), "{params}");
     // …and every documented route answers (not 404).
     for (p, m) in expected {
         let uri = p.replace("{session_id}", "x");
-        let method = if m == "post" { Method::POST } else { Method::GET };
+        let method = if m == "post" {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let (s, _, _) = send(&f.app, method, &uri, &[], Body::empty()).await;
-        assert!(s != StatusCode::NOT_FOUND || uri.contains("session") || uri.contains("download"), "{uri}: {s}");
+        assert!(
+            s != StatusCode::NOT_FOUND || uri.contains("session") || uri.contains("download"),
+            "{uri}: {s}"
+        );
     }
 }
 
@@ -582,7 +775,11 @@ fn parse_exposition(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
         }
         let name_end = line.find(['{', ' ']).ok_or(format!("line {n}: no value"))?;
         let name = &line[..name_end];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
             return Err(format!("line {n}: bad metric name {name:?}"));
         }
         let mut labels = BTreeMap::new();
@@ -644,7 +841,9 @@ fn parse_exposition(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
         let value: f64 = match value_text {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().map_err(|_| format!("line {n}: bad value {v:?}"))?,
+            v => v
+                .parse()
+                .map_err(|_| format!("line {n}: bad value {v:?}"))?,
         };
         samples.push((name.to_string(), labels, value));
     }
@@ -657,7 +856,12 @@ fn parse_exposition(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
 fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .filter(|(n, l, _)| n == name && filter.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|(n, l, _)| {
+            n == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|(_, _, v)| v)
         .sum()
 }
@@ -666,36 +870,129 @@ fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
 async fn metrics_parse_and_match_the_monitor() {
     let f = fixture();
     seed(&f.monitor);
-    f.monitor.record(&UsageEvent::new("no-such-model", "实时分析").tokens(10, 10).duration_ms(5.0));
-    f.monitor.record(&UsageEvent::new("gemini-2.0-flash", "话术生成").tokens(1000, 1000).cached_tokens(200));
-    f.monitor.record(&UsageEvent::new("qwen-plus", "with \"quotes\"\nand newline").tokens(1, 1));
+    f.monitor.record(
+        &UsageEvent::new("no-such-model", "实时分析")
+            .tokens(10, 10)
+            .duration_ms(5.0),
+    );
+    f.monitor.record(
+        &UsageEvent::new("gemini-2.0-flash", "话术生成")
+            .tokens(1000, 1000)
+            .cached_tokens(200),
+    );
+    f.monitor
+        .record(&UsageEvent::new("qwen-plus", "with \"quotes\"\nand newline").tokens(1, 1));
     let (s, h, b) = send(&f.app, Method::GET, "/metrics", &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap_or_default().contains("text"));
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap_or_default()
+        .contains("text"));
     let text = String::from_utf8(b.to_vec()).expect("utf-8");
     let (types, samples) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(types.get("ai_usage_calls").map(String::as_str), Some("counter"));
-    assert_eq!(types.get("ai_usage_call_duration_seconds").map(String::as_str), Some("histogram"));
+    assert_eq!(
+        types.get("ai_usage_calls").map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(
+        types
+            .get("ai_usage_call_duration_seconds")
+            .map(String::as_str),
+        Some("histogram")
+    );
 
     let today = f.monitor.get_daily_summary(0);
-    assert_eq!(sum(&samples, "ai_usage_calls_total", &[]), today.total_calls as f64);
-    assert_eq!(sum(&samples, "ai_usage_calls_total", &[("status", "error")]), today.failed_calls as f64);
+    assert_eq!(
+        sum(&samples, "ai_usage_calls_total", &[]),
+        today.total_calls as f64
+    );
+    assert_eq!(
+        sum(&samples, "ai_usage_calls_total", &[("status", "error")]),
+        today.failed_calls as f64
+    );
     for (model, g) in &today.by_model {
-        assert_eq!(sum(&samples, "ai_usage_calls_total", &[("model", model)]), g.calls as f64, "{model}");
-        assert_eq!(sum(&samples, "ai_usage_tokens_total", &[("model", model), ("type", "input")]), g.input_tokens as f64);
-        assert_eq!(sum(&samples, "ai_usage_tokens_total", &[("model", model), ("type", "output")]), g.output_tokens as f64);
+        assert_eq!(
+            sum(&samples, "ai_usage_calls_total", &[("model", model)]),
+            g.calls as f64,
+            "{model}"
+        );
+        assert_eq!(
+            sum(
+                &samples,
+                "ai_usage_tokens_total",
+                &[("model", model), ("type", "input")]
+            ),
+            g.input_tokens as f64
+        );
+        assert_eq!(
+            sum(
+                &samples,
+                "ai_usage_tokens_total",
+                &[("model", model), ("type", "output")]
+            ),
+            g.output_tokens as f64
+        );
         for (cur, money) in g.costs.iter() {
-            let got = sum(&samples, "ai_usage_cost_total", &[("model", model), ("currency", cur.code())]);
-            assert!((got - money.as_f64()).abs() < 1e-9, "{model} {cur}: {got} vs {money}");
+            let got = sum(
+                &samples,
+                "ai_usage_cost_total",
+                &[("model", model), ("currency", cur.code())],
+            );
+            assert!(
+                (got - money.as_f64()).abs() < 1e-9,
+                "{model} {cur}: {got} vs {money}"
+            );
         }
     }
-    assert_eq!(sum(&samples, "ai_usage_tokens_total", &[("type", "cached")]), today.cached_input_tokens as f64);
-    assert_eq!(sum(&samples, "ai_usage_unpriced_calls_total", &[]), today.unpriced_calls as f64);
+    assert_eq!(
+        sum(&samples, "ai_usage_tokens_total", &[("type", "cached")]),
+        today.cached_input_tokens as f64
+    );
+    assert_eq!(
+        sum(&samples, "ai_usage_unpriced_calls_total", &[]),
+        today.unpriced_calls as f64
+    );
     assert_eq!(today.unpriced_calls, 1);
-    assert_eq!(sum(&samples, "ai_usage_call_duration_seconds_count", &[]), today.total_calls as f64);
+    assert_eq!(
+        sum(&samples, "ai_usage_call_duration_seconds_count", &[]),
+        today.total_calls as f64
+    );
     // Label values are escaped, and the parser reads them back intact.
     assert_eq!(
-        sum(&samples, "ai_usage_calls_total", &[("function", "with \"quotes\"\nand newline")]),
+        sum(
+            &samples,
+            "ai_usage_calls_total",
+            &[("function", "with \"quotes\"\nand newline")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_start_from_the_monitors_totals() {
+    // Records made (or replayed) before the router exists are counted too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let monitor = monitor_in(dir.path());
+    seed(&monitor);
+    let app = router(Arc::clone(&monitor));
+    monitor.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(10, 10));
+    let (_, _, b) = send(&app, Method::GET, "/metrics", &[], Body::empty()).await;
+    let (_, samples) = parse_exposition(&String::from_utf8_lossy(&b)).expect("parse");
+    let today = monitor.get_daily_summary(0);
+    assert_eq!(sum(&samples, "ai_usage_calls_total", &[]), 4.0);
+    assert_eq!(
+        sum(&samples, "ai_usage_calls_total", &[("status", "error")]),
+        1.0
+    );
+    assert_eq!(
+        sum(&samples, "ai_usage_tokens_total", &[("type", "output")]),
+        today.total_output_tokens as f64
+    );
+    let cost = sum(&samples, "ai_usage_cost_total", &[("currency", "CNY")]);
+    assert!((cost - today.costs.get(ai_usage_core::Currency::CNY).as_f64()).abs() < 1e-9);
+    // The histogram only sees calls after the router was built.
+    assert_eq!(
+        sum(&samples, "ai_usage_call_duration_seconds_count", &[]),
         1.0
     );
 }

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::monitor::UsageMonitor;
 use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
+use ai_usage_core::monitor::UsageMonitor;
 use ai_usage_core::{Currency, Money, UsageEvent};
 use ai_usage_server::{serve_listener, ServeOptions};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -73,14 +73,19 @@ async fn http_get_json(addr: SocketAddr, path: &str) -> Value {
 }
 
 async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
 }
 
 async fn count(c: &Client, css: &str) -> usize {
-    js(c, &format!("return document.querySelectorAll({css:?}).length;"))
-        .await
-        .as_u64()
-        .unwrap_or(0) as usize
+    js(
+        c,
+        &format!("return document.querySelectorAll({css:?}).length;"),
+    )
+    .await
+    .as_u64()
+    .unwrap_or(0) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +114,11 @@ async fn dashboard_in_headless_chromium() {
     if offset < -12 {
         offset += 24;
     }
-    let zone = format!("{}{:02}:00", if offset < 0 { '-' } else { '+' }, offset.abs());
+    let zone = format!(
+        "{}{:02}:00",
+        if offset < 0 { '-' } else { '+' },
+        offset.abs()
+    );
     let monitor = Arc::new(
         UsageMonitor::builder()
             .dir(data.path())
@@ -129,20 +138,27 @@ async fn dashboard_in_headless_chromium() {
     let stats = ai_usage_core::demo::generate(&monitor, 30, 7, None);
     assert!(stats.records > 0);
     // Enough tokens to rank among the top 5 users of the week, on the
-    // cheapest model so it does not dominate today's cost.
+    // free model so it does not distort today's cost.
     monitor.record(
-        &UsageEvent::new("qwen-turbo", "实时分析")
+        &UsageEvent::new("glm-4-flash", "实时分析")
             .tokens(8_000_000, 1_000)
             .user(XSS_USER)
             .anchor(XSS_USER)
             .session("xss_session"),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_listener(Arc::clone(&monitor), ServeOptions::default(), listener, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(serve_listener(
+        Arc::clone(&monitor),
+        ServeOptions::default(),
+        listener,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // --- chromedriver + chromium -------------------------------------------
     let port = free_port();
@@ -154,9 +170,15 @@ async fn dashboard_in_headless_chromium() {
             .spawn()
             .expect("cannot start chromedriver"),
     );
-    wait_for("chromedriver to listen", Duration::from_secs(15), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-    })
+    wait_for(
+        "chromedriver to listen",
+        Duration::from_secs(15),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
     .await;
     let profile = tempfile::tempdir().expect("profile dir");
     let downloads = tempfile::tempdir().expect("download dir");
@@ -170,7 +192,7 @@ async fn dashboard_in_headless_chromium() {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                 format!("--user-data-dir={}", profile.path().display()),
-                "--window-size=1400,2300",
+                "--window-size=1400,2500",
             ],
             "prefs": {
                 "download.default_directory": downloads.path().display().to_string(),
@@ -211,38 +233,63 @@ async fn run_checks(
 
 async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
     let base = format!("http://{addr}");
-    c.goto(&format!("{base}/static/ai_usage_monitor.html")).await.expect("open page");
+    c.goto(&format!("{base}/static/ai_usage_monitor.html"))
+        .await
+        .expect("open page");
     let loaded = || async {
-        js(c, "return document.getElementById('last-updated').textContent;").await != json!("—")
+        js(
+            c,
+            "return document.getElementById('last-updated').textContent;",
+        )
+        .await
+            != json!("—")
     };
     wait_for("the first refresh", Duration::from_secs(15), loaded).await;
 
     // Chinese by default.
-    assert_eq!(js(c, "return document.documentElement.lang;").await, json!("zh-CN"));
-    assert_eq!(js(c, "return document.querySelector('h1').textContent;").await, json!("AI 使用监控"));
+    assert_eq!(
+        js(c, "return document.documentElement.lang;").await,
+        json!("zh-CN")
+    );
+    assert_eq!(
+        js(c, "return document.querySelector('h1').textContent;").await,
+        json!("AI 使用监控")
+    );
 
     // Today's cost equals the API's.
     let dash = http_get_json(addr, "/api/ai_usage/dashboard").await;
     let api_cost = dash["today"]["cost"].as_f64().expect("today.cost");
-    let el = c.find(Locator::Css("#today-cost")).await.expect("#today-cost");
+    let el = c
+        .find(Locator::Css("#today-cost"))
+        .await
+        .expect("#today-cost");
     let shown_value: f64 = el
         .attr("data-value")
         .await
         .expect("attr")
         .and_then(|v| v.parse().ok())
         .expect("data-value");
-    assert_eq!(shown_value, api_cost, "#today-cost data-value vs /dashboard");
+    assert_eq!(
+        shown_value, api_cost,
+        "#today-cost data-value vs /dashboard"
+    );
     let text = el.text().await.expect("text");
     let shown: f64 = text
         .trim_start_matches(['¥', '$'])
         .replace(',', "")
         .parse()
         .unwrap_or_else(|_| panic!("cannot read cost {text:?}"));
-    assert!((shown - api_cost).abs() <= 0.0051, "shown {text} vs API {api_cost}");
+    assert!(
+        (shown - api_cost).abs() <= 0.0051,
+        "shown {text} vs API {api_cost}"
+    );
     assert!(api_cost > 0.0, "demo data should cost something today");
 
     // Trend: one point per day, 7 then 30.
-    let days = dash["cost_trend"].as_array().map(Vec::len).expect("cost_trend");
+    let days = dash["cost_trend"]
+        .as_array()
+        .map(Vec::len)
+        .expect("cost_trend");
     assert_eq!(days, 7);
     assert_eq!(count(c, "#trend-chart circle[data-point]").await, days);
     c.find(Locator::Css("#trend-range button[data-days='30']"))
@@ -255,19 +302,46 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
         count(c, "#trend-chart circle[data-point]").await == 30
     })
     .await;
-    assert!(count(c, "#model-chart [data-slice]").await > 0, "model chart drawn");
-    assert!(count(c, "#function-chart [data-bar]").await > 0, "function chart drawn");
+    assert!(
+        count(c, "#model-chart [data-slice]").await > 0,
+        "model chart drawn"
+    );
+    assert!(
+        count(c, "#function-chart [data-bar]").await > 0,
+        "function chart drawn"
+    );
 
     // The hostile user id is text, never markup.
-    let users = js(c, "return document.getElementById('top-users').textContent;").await;
-    assert!(users.as_str().unwrap_or_default().contains(XSS_USER), "XSS id not listed: {users}");
-    assert_eq!(count(c, "img").await, 0, "an <img> element was created from data");
+    let users = js(
+        c,
+        "return document.getElementById('top-users').textContent;",
+    )
+    .await;
+    assert!(
+        users.as_str().unwrap_or_default().contains(XSS_USER),
+        "XSS id not listed: {users}"
+    );
+    assert_eq!(
+        count(c, "img").await,
+        0,
+        "an <img> element was created from data"
+    );
     assert!(c.get_alert_text().await.is_err(), "an alert() ran");
 
     // Budgets and savings are listed.
-    let budgets = js(c, "return document.getElementById('budgets-table').textContent;").await;
-    assert!(budgets.as_str().unwrap_or_default().contains("每日总预算"), "{budgets}");
-    assert!(count(c, "#savings-list .savings-item").await > 0, "savings suggestions shown");
+    let budgets = js(
+        c,
+        "return document.getElementById('budgets-table').textContent;",
+    )
+    .await;
+    assert!(
+        budgets.as_str().unwrap_or_default().contains("每日总预算"),
+        "{budgets}"
+    );
+    assert!(
+        count(c, "#savings-list .savings-item").await > 0,
+        "savings suggestions shown"
+    );
 
     // Session lookup.
     c.find(Locator::Css("#session-input"))
@@ -276,26 +350,43 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
         .send_keys("xss_session")
         .await
         .expect("type");
-    c.find(Locator::Css("#session-btn")).await.expect("btn").click().await.expect("click");
+    c.find(Locator::Css("#session-btn"))
+        .await
+        .expect("btn")
+        .click()
+        .await
+        .expect("click");
     wait_for("session result", Duration::from_secs(10), || async {
-        js(c, "return document.getElementById('session-result').textContent;")
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .contains("xss_session")
+        js(
+            c,
+            "return document.getElementById('session-result').textContent;",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .contains("xss_session")
     })
     .await;
 
     // Export downloads a report file.
-    c.find(Locator::Css("#export-btn")).await.expect("export").click().await.expect("click");
+    c.find(Locator::Css("#export-btn"))
+        .await
+        .expect("export")
+        .click()
+        .await
+        .expect("click");
     let dl = downloads.to_path_buf();
     wait_for("the report download", Duration::from_secs(20), || {
         let dl = dl.clone();
         async move {
-            std::fs::read_dir(&dl).into_iter().flatten().flatten().any(|e| {
-                let n = e.file_name().to_string_lossy().to_string();
-                n.starts_with("usage_report_") && n.ends_with(".json")
-            })
+            std::fs::read_dir(&dl)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    n.starts_with("usage_report_") && n.ends_with(".json")
+                })
         }
     })
     .await;
@@ -304,28 +395,62 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
         .flatten()
         .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .expect("report file");
-    let report: Value = serde_json::from_slice(&std::fs::read(file.path()).expect("read")).expect("report JSON");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(file.path()).expect("read")).expect("report JSON");
     assert_eq!(report["period_days"], 7);
 
     // Language switch, remembered across a reload.
-    c.find(Locator::Css("#lang-toggle")).await.expect("toggle").click().await.expect("click");
-    assert_eq!(js(c, "return document.documentElement.lang;").await, json!("en"));
-    assert_eq!(js(c, "return document.querySelector('h1').textContent;").await, json!("AI Usage Monitor"));
+    c.find(Locator::Css("#lang-toggle"))
+        .await
+        .expect("toggle")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(
+        js(c, "return document.documentElement.lang;").await,
+        json!("en")
+    );
+    assert_eq!(
+        js(c, "return document.querySelector('h1').textContent;").await,
+        json!("AI Usage Monitor")
+    );
     c.refresh().await.expect("reload");
     wait_for("refresh after reload", Duration::from_secs(15), loaded).await;
-    assert_eq!(js(c, "return document.documentElement.lang;").await, json!("en"), "language not remembered");
-    assert_eq!(js(c, "return document.getElementById('lang-toggle').textContent;").await, json!("中文"));
-    c.find(Locator::Css("#lang-toggle")).await.expect("toggle").click().await.expect("click");
-    assert_eq!(js(c, "return document.documentElement.lang;").await, json!("zh-CN"));
+    assert_eq!(
+        js(c, "return document.documentElement.lang;").await,
+        json!("en"),
+        "language not remembered"
+    );
+    assert_eq!(
+        js(
+            c,
+            "return document.getElementById('lang-toggle').textContent;"
+        )
+        .await,
+        json!("中文")
+    );
+    c.find(Locator::Css("#lang-toggle"))
+        .await
+        .expect("toggle")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(
+        js(c, "return document.documentElement.lang;").await,
+        json!("zh-CN")
+    );
 
     // No script errors at any point.
     let errors = js(c, "return window.__errors;").await;
     assert_eq!(errors, json!([]), "console/script errors: {errors}");
-    assert!(!js(c, "return document.getElementById('error-banner').className;")
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .contains("show"));
+    assert!(!js(
+        c,
+        "return document.getElementById('error-banner').className;"
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .contains("show"));
 
     // Screenshot for people (and the README).
     let png = c.screenshot().await.expect("screenshot");

@@ -8,7 +8,7 @@ use ai_usage_core::monitor::UsageMonitor;
 use ai_usage_core::{demo as demo_data, store, UsageEvent};
 
 use crate::args::{Cli, RecordArgs, ServeArgs};
-use crate::context::{budgets_file, open_write, print_json, progress_bar, zone};
+use crate::context::{budgets_file, open_serve, open_write, print_json, progress_bar, zone};
 use crate::output::{costs, int, local_time, money};
 use crate::{CliError, CliResult};
 
@@ -128,7 +128,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     } else {
         cli.dir.clone()
     };
-    let monitor = open_write(cli, &dir, true)?;
+    let monitor = open_serve(cli, &dir)?;
     if a.demo && store::list_day_files(&dir)?.is_empty() {
         eprintln!(
             "ai-usage: generating 30 days of demo data in {}",

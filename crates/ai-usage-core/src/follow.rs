@@ -1,0 +1,135 @@
+//! Following day files that other processes append to.
+//!
+//! A monitor sees its own records the moment they are made. With
+//! [`crate::monitor::MonitorBuilder::follow`], it also picks up, at most
+//! once per interval and only when it is queried, the complete lines other
+//! processes (app workers, `ai-usage record`) appended since it last looked:
+//! a dashboard in its own process stays current.
+//!
+//! Its own lines are not counted twice: the writer notes the byte range of
+//! every batch it appends while still holding the file's exclusive lock, and
+//! the follower reads under a shared lock, so any line it reads that this
+//! process wrote is already in the noted ranges.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use parking_lot::Mutex;
+
+use crate::record::UsageRecord;
+use crate::store;
+
+/// Byte ranges this process appended, per day file, not yet passed by the
+/// follower.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    ranges: BTreeMap<NaiveDate, Vec<(u64, u64)>>,
+}
+
+impl OwnWrites {
+    /// Notes that `[start, end)` of a day file is ours.
+    pub fn note(&mut self, day: NaiveDate, start: u64, end: u64) {
+        self.ranges.entry(day).or_default().push((start, end));
+    }
+
+    fn is_own(&self, day: NaiveDate, offset: u64) -> bool {
+        self.ranges
+            .get(&day)
+            .is_some_and(|v| v.iter().any(|&(s, e)| offset >= s && offset < e))
+    }
+
+    fn forget_before(&mut self, day: NaiveDate, offset: u64) {
+        if let Some(v) = self.ranges.get_mut(&day) {
+            v.retain(|&(_, e)| e > offset);
+        }
+    }
+}
+
+/// The follower's position in each day file.
+#[derive(Debug)]
+pub(crate) struct Follower {
+    pub(crate) interval: Duration,
+    pub(crate) own: std::sync::Arc<Mutex<OwnWrites>>,
+    state: Mutex<FollowState>,
+}
+
+#[derive(Debug, Default)]
+struct FollowState {
+    offsets: BTreeMap<NaiveDate, u64>,
+    last: Option<Instant>,
+}
+
+impl Follower {
+    pub(crate) fn new(interval: Duration, offsets: BTreeMap<NaiveDate, u64>) -> Follower {
+        Follower {
+            interval,
+            own: Default::default(),
+            state: Mutex::new(FollowState {
+                offsets,
+                last: Some(Instant::now()),
+            }),
+        }
+    }
+
+    /// Reads what other processes appended since the last look, if the
+    /// interval has passed and no other thread is looking right now.
+    /// Returns the new records with their local dates.
+    pub(crate) fn poll(&self, dir: &std::path::Path, first_day: NaiveDate) -> Vec<(NaiveDate, UsageRecord)> {
+        let Some(mut st) = self.state.try_lock() else {
+            return Vec::new();
+        };
+        if st.last.is_some_and(|t| t.elapsed() < self.interval) {
+            return Vec::new();
+        }
+        st.last = Some(Instant::now());
+        let files = match store::list_day_files(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the records directory");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (day, path) in files.into_iter().filter(|(d, _)| *d >= first_day) {
+            let offset = st.offsets.get(&day).copied().unwrap_or(0);
+            let bytes = match read_from(&path, offset) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot follow day file");
+                    continue;
+                }
+            };
+            let mut found = Vec::new();
+            let origin = path.display().to_string();
+            let stats = store::parse_lines_at(&bytes, offset, &origin, false, |at, r| found.push((at, r)));
+            let end = offset + stats.complete_bytes;
+            {
+                let mut own = self.own.lock();
+                out.extend(found.into_iter().filter(|(at, _)| !own.is_own(day, *at)).map(|(_, r)| (day, r)));
+                own.forget_before(day, end);
+            }
+            st.offsets.insert(day, end);
+        }
+        st.offsets.retain(|d, _| *d >= first_day);
+        out
+    }
+}
+
+/// The bytes of `path` from `offset` to its end, read under a shared lock;
+/// `None` when the file has not grown.
+fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() <= offset {
+        return Ok(None);
+    }
+    file.lock_shared()?;
+    let mut buf = Vec::new();
+    let read = file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_to_end(&mut buf));
+    file.unlock()?;
+    read?;
+    Ok(Some(buf))
+}

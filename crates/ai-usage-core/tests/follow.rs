@@ -1,0 +1,62 @@
+//! A following monitor counts what other writers append, and its own records once.
+
+use std::time::Duration;
+
+use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::UsageEvent;
+
+#[test]
+fn follower_sees_other_writers_and_counts_its_own_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone = "+08:00".parse().unwrap();
+    let now = ai_usage_core::zone::now_timestamp();
+    // An app that recorded before the dashboard started.
+    let app = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    for _ in 0..5 {
+        app.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).at(now));
+    }
+    app.flush().unwrap();
+
+    let dash = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .follow(Duration::ZERO)
+        .build()
+        .unwrap();
+    let day = zone.date_of(now);
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 5, "replayed");
+
+    // The dashboard records too (e.g. HTTP ingest), interleaved with the app.
+    for round in 0..20 {
+        app.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).session("s").at(now));
+        dash.record(&UsageEvent::new("qwen-max", "话术生成").tokens(100, 100).session("s").at(now));
+        if round % 3 == 0 {
+            app.flush().unwrap();
+            dash.flush().unwrap();
+        }
+        // Queries in between must never count a line twice.
+        let s = dash.get_summary_for_date(day);
+        assert!(s.by_model.get("qwen-max").map_or(0, |g| g.calls) == round + 1);
+    }
+    app.flush().unwrap();
+    dash.flush().unwrap();
+    let s = dash.get_summary_for_date(day);
+    assert_eq!(s.by_model["qwen-plus"].calls, 25, "the app's records, once each");
+    assert_eq!(s.by_model["qwen-max"].calls, 20, "its own records, once each");
+    assert_eq!(dash.get_session_stats("s").unwrap().calls, 40);
+    // A restarted dashboard agrees with the live one.
+    let again = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    assert_eq!(again.get_summary_for_date(day), s);
+}
+
+#[test]
+fn a_monitor_without_follow_ignores_other_writers_until_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone = "+08:00".parse().unwrap();
+    let now = ai_usage_core::zone::now_timestamp();
+    let quiet = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    let app = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    app.record(&UsageEvent::new("qwen-plus", "问答").tokens(1, 1).at(now));
+    app.flush().unwrap();
+    assert_eq!(quiet.get_summary_for_date(zone.date_of(now)).total_calls, 0);
+}
