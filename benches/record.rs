@@ -50,7 +50,8 @@ fn bench(c: &mut Criterion) {
     let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(appender);
-    let subscriber = tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
     tracing::subscriber::with_default(subscriber, || {
         g.bench_function("tracing_json_non_blocking", |b| {
             b.iter_batched(

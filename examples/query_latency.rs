@@ -10,7 +10,9 @@ use ai_usage_monitor::{UsageEvent, UsageMonitor};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 /// Median of `runs` timings of `f`, in microseconds.
@@ -31,12 +33,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users: u64 = arg("--users").map_or(Ok(100_000), |s| s.parse())?;
     let tmp = tempfile::tempdir()?;
     let zone = "+08:00".parse()?;
-    let models = ["qwen-plus", "qwen-max", "deepseek-chat", "qwen-turbo", "doubao-pro-32k", "glm-4-flash", "gemini-2.0-flash"];
+    let models = [
+        "qwen-plus",
+        "qwen-max",
+        "deepseek-chat",
+        "qwen-turbo",
+        "doubao-pro-32k",
+        "glm-4-flash",
+        "gemini-2.0-flash",
+    ];
     let functions = ["实时分析", "话术生成", "问答"];
     let user_ids: Vec<String> = (0..users).map(|i| format!("user_{i}")).collect();
     let anchors: Vec<String> = (0..50).map(|i| format!("anchor_{i:03}")).collect();
     {
-        let m = UsageMonitor::builder().dir(tmp.path()).timezone(zone).replay(false).build()?;
+        let m = UsageMonitor::builder()
+            .dir(tmp.path())
+            .timezone(zone)
+            .replay(false)
+            .build()?;
         let now = ai_usage_monitor::zone::now_timestamp();
         let span = 30.0 * 86_400.0;
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -47,19 +61,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ts = now - span + span * (i as f64 / records as f64);
             let session = format!("live_{}", (i / 2000));
             m.record(
-                &UsageEvent::new(models[(rng % 7) as usize], functions[((rng >> 8) % 3) as usize])
-                    .tokens(500 + (rng >> 16) % 3000, 50 + (rng >> 32) % 800)
-                    .duration_ms(300.0 + ((rng >> 40) % 5000) as f64)
-                    .user(&user_ids[((rng >> 20) % users) as usize])
-                    .anchor(&anchors[((rng >> 44) % 50) as usize])
-                    .session(&session)
-                    .at(ts),
+                &UsageEvent::new(
+                    models[(rng % 7) as usize],
+                    functions[((rng >> 8) % 3) as usize],
+                )
+                .tokens(500 + (rng >> 16) % 3000, 50 + (rng >> 32) % 800)
+                .duration_ms(300.0 + ((rng >> 40) % 5000) as f64)
+                .user(&user_ids[((rng >> 20) % users) as usize])
+                .anchor(&anchors[((rng >> 44) % 50) as usize])
+                .session(&session)
+                .at(ts),
             );
         }
         m.flush()?;
     }
     let start = Instant::now();
-    let m = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build()?;
+    let m = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()?;
     let replay_ms = start.elapsed().as_millis();
     assert_eq!(m.health().replay.records, records, "every record replays");
     let daily = p50_us(200, || {

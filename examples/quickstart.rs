@@ -4,7 +4,9 @@
 //! `cargo run --example quickstart` (records into `records/ai_usage`, or
 //! `AI_USAGE_DIR`).
 
-use ai_usage_monitor::{get_usage_monitor, init_global, record_ai_usage, MonitorBuilder, UsageEvent};
+use ai_usage_monitor::{
+    get_usage_monitor, init_global, record_ai_usage, MonitorBuilder, UsageEvent,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Optional: configure the global monitor; the guard flushes it at exit.
@@ -21,8 +23,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("recorded {} for ¥{}", rec.model, rec.cost);
 
     // 话术生成 with a cheaper model, and a failed 问答 call.
-    record_ai_usage(&UsageEvent::new("qwen-turbo", "话术生成").tokens(800, 600).duration_ms(640.0).user("user_42"));
-    record_ai_usage(&UsageEvent::new("deepseek-chat", "问答").tokens(300, 0).duration_ms(30_000.0).failed("timeout"));
+    record_ai_usage(
+        &UsageEvent::new("qwen-turbo", "话术生成")
+            .tokens(800, 600)
+            .duration_ms(640.0)
+            .user("user_42"),
+    );
+    record_ai_usage(
+        &UsageEvent::new("deepseek-chat", "问答")
+            .tokens(300, 0)
+            .duration_ms(30_000.0)
+            .failed("timeout"),
+    );
 
     let monitor = get_usage_monitor();
     let today = monitor.get_daily_summary(0);

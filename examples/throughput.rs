@@ -9,7 +9,9 @@ use ai_usage_monitor::{init_global, record_ai_usage, MonitorBuilder, UsageEvent}
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,11 +24,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = init_global(MonitorBuilder::default().dir(&dir).replay(false))?;
 
     // Realistic variety, prepared up front so the loop measures recording only.
-    let models = ["qwen-plus", "qwen-max", "deepseek-chat", "qwen-turbo", "doubao-pro-32k", "glm-4-flash"];
+    let models = [
+        "qwen-plus",
+        "qwen-max",
+        "deepseek-chat",
+        "qwen-turbo",
+        "doubao-pro-32k",
+        "glm-4-flash",
+    ];
     let functions = ["实时分析", "话术生成", "问答"];
     let users: Vec<String> = (0..1000).map(|i| format!("user_{i}")).collect();
     let anchors: Vec<String> = (0..20).map(|i| format!("anchor_{i:03}")).collect();
-    let sessions: Vec<String> = (0..200).map(|i| format!("live_20251026_{:06}", 120000 + i)).collect();
+    let sessions: Vec<String> = (0..200)
+        .map(|i| format!("live_20251026_{:06}", 120000 + i))
+        .collect();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -52,7 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = start.elapsed().as_secs_f64();
     drop(guard);
     lat.sort_unstable();
-    let pct = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     let bytes: u64 = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))

@@ -25,21 +25,22 @@
 //! (`#[track_ai_usage]`).
 #![warn(missing_docs)]
 
-pub use ai_usage_core::*;
 pub use ai_usage_core::error::{Error, Result};
 pub use ai_usage_core::monitor::{
     get_usage_monitor, init_global, record_ai_usage, FlushGuard, MonitorBuilder, UsageMonitor,
 };
 pub use ai_usage_core::query::{
-    DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint, UsageSummary,
+    DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint,
+    UsageSummary,
 };
 pub use ai_usage_core::recorder::{FsyncPolicy, QueuePolicy};
 pub use ai_usage_core::zone::Zone;
+pub use ai_usage_core::*;
 
 // BEGIN macro support
-pub use ai_usage_macros::track_ai_usage;
 pub use ai_usage_core::tracking::{IntoUsageId, MonitorHandle, UsageContext};
 pub use ai_usage_core::usage::UsageSource;
+pub use ai_usage_macros::track_ai_usage;
 
 /// What `#[track_ai_usage]` expands to refers to this module only, so a
 /// user's crate needs no other dependency and may shadow `std`, `Result`, …

@@ -11,7 +11,9 @@ const CHILD: &str = "AI_USAGE_GLOBAL_CHILD";
 /// explicit flush; only the guard's drop can put the records on disk.
 #[test]
 fn global_child() {
-    let Ok(dir) = std::env::var(CHILD) else { return };
+    let Ok(dir) = std::env::var(CHILD) else {
+        return;
+    };
     let guard = ai_usage_monitor::init_global(
         ai_usage_monitor::MonitorBuilder::default()
             .dir(&dir)
@@ -21,11 +23,17 @@ fn global_child() {
     )
     .unwrap();
     for i in 0..1000u64 {
-        ai_usage_monitor::record_ai_usage(&ai_usage_monitor::UsageEvent::new("qwen-plus", "实时分析").tokens(i, 1));
+        ai_usage_monitor::record_ai_usage(
+            &ai_usage_monitor::UsageEvent::new("qwen-plus", "实时分析").tokens(i, 1),
+        );
     }
     // A second init is refused with a clear error.
-    let again = ai_usage_monitor::init_global(ai_usage_monitor::MonitorBuilder::default().dir(&dir));
-    assert!(again.unwrap_err().to_string().contains("already initialised"));
+    let again =
+        ai_usage_monitor::init_global(ai_usage_monitor::MonitorBuilder::default().dir(&dir));
+    assert!(again
+        .unwrap_err()
+        .to_string()
+        .contains("already initialised"));
     drop(guard);
     // Skip the process's normal teardown too: only the guard flushed.
     std::process::exit(0);

@@ -77,7 +77,11 @@ impl Follower {
     /// Reads what other processes appended since the last look, if the
     /// interval has passed and no other thread is looking right now.
     /// Returns the new records with their local dates.
-    pub(crate) fn poll(&self, dir: &std::path::Path, first_day: NaiveDate) -> Vec<(NaiveDate, UsageRecord)> {
+    pub(crate) fn poll(
+        &self,
+        dir: &std::path::Path,
+        first_day: NaiveDate,
+    ) -> Vec<(NaiveDate, UsageRecord)> {
         let Some(mut st) = self.state.try_lock() else {
             return Vec::new();
         };
@@ -105,11 +109,17 @@ impl Follower {
             };
             let mut found = Vec::new();
             let origin = path.display().to_string();
-            let stats = store::parse_lines_at(&bytes, offset, &origin, false, |at, r| found.push((at, r)));
+            let stats =
+                store::parse_lines_at(&bytes, offset, &origin, false, |at, r| found.push((at, r)));
             let end = offset + stats.complete_bytes;
             {
                 let mut own = self.own.lock();
-                out.extend(found.into_iter().filter(|(at, _)| !own.is_own(day, *at)).map(|(_, r)| (day, r)));
+                out.extend(
+                    found
+                        .into_iter()
+                        .filter(|(at, _)| !own.is_own(day, *at))
+                        .map(|(_, r)| (day, r)),
+                );
                 own.forget_before(day, end);
             }
             st.offsets.insert(day, end);
@@ -128,7 +138,9 @@ fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Option<Vec<
     }
     file.lock_shared()?;
     let mut buf = Vec::new();
-    let read = file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_to_end(&mut buf));
+    let read = file
+        .seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_to_end(&mut buf));
     file.unlock()?;
     read?;
     Ok(Some(buf))

@@ -11,26 +11,26 @@
 //! - [`query`] answers summaries, sessions, rankings and trends from rollups.
 #![warn(missing_docs)]
 
-pub mod money;
-pub mod pricing;
-pub mod record;
-pub mod usage;
-pub mod tracking;
-pub mod zone;
-pub mod store;
-pub mod follow;
-pub mod recorder;
-pub mod rollups;
-pub mod monitor;
-pub mod query;
-pub mod error;
 pub mod budget;
-pub mod savings;
-pub mod report;
 pub mod demo;
+pub mod error;
+pub mod follow;
+pub mod money;
+pub mod monitor;
+pub mod pricing;
+pub mod query;
+pub mod record;
+pub mod recorder;
+pub mod report;
+pub mod rollups;
+pub mod savings;
+pub mod store;
+pub mod tracking;
+pub mod usage;
+pub mod zone;
 
 pub use money::{Costs, Currency, Money};
 pub use pricing::{ModelPrice, PricingTable, Quote};
 pub use record::{UsageEvent, UsageRecord};
-pub use usage::TokenUsage;
 pub use recorder::{FsyncPolicy, QueuePolicy};
+pub use usage::TokenUsage;

@@ -272,7 +272,9 @@ impl fmt::Display for Currency {
 impl FromStr for Currency {
     type Err = String;
     fn from_str(s: &str) -> Result<Currency, String> {
-        Currency::new(s).ok_or_else(|| format!("invalid currency code {s:?}: expected three letters such as CNY or USD"))
+        Currency::new(s).ok_or_else(|| {
+            format!("invalid currency code {s:?}: expected three letters such as CNY or USD")
+        })
     }
 }
 
@@ -385,8 +387,14 @@ mod tests {
 
     #[test]
     fn round_half_up() {
-        assert_eq!(Money::from_micros(21_675_000).round_dp(2).micros(), 21_680_000);
-        assert_eq!(Money::from_micros(21_674_999).round_dp(2).micros(), 21_670_000);
+        assert_eq!(
+            Money::from_micros(21_675_000).round_dp(2).micros(),
+            21_680_000
+        );
+        assert_eq!(
+            Money::from_micros(21_674_999).round_dp(2).micros(),
+            21_670_000
+        );
         assert_eq!(Money::from_micros(-5_000).round_dp(2).micros(), -10_000);
     }
 
@@ -405,7 +413,10 @@ mod tests {
         c.add(Currency::CNY, Money::from_micros(1));
         assert_eq!(c.get(Currency::CNY).micros(), 6);
         assert_eq!(c.get(Currency::USD).micros(), 7);
-        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"CNY":6e-6,"USD":7e-6}"#);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"CNY":6e-6,"USD":7e-6}"#
+        );
     }
 
     #[test]

@@ -235,10 +235,13 @@ impl MonitorBuilder {
         let zone = match self.zone {
             Some(z) => z,
             None => match std::env::var(TZ_ENV) {
-                Ok(z) if !z.trim().is_empty() => z.parse().map_err(|e: crate::zone::ZoneParseError| Error::Config {
-                    setting: TZ_ENV,
-                    message: e.to_string(),
-                })?,
+                Ok(z) if !z.trim().is_empty() => {
+                    z.parse()
+                        .map_err(|e: crate::zone::ZoneParseError| Error::Config {
+                            setting: TZ_ENV,
+                            message: e.to_string(),
+                        })?
+                }
                 _ => Zone::Local,
             },
         };
@@ -270,7 +273,11 @@ impl MonitorBuilder {
         } = replayed;
         let follower = self.follow.map(|interval| {
             // Without a replay, start following at today's files' ends.
-            let offsets = if self.replay { offsets } else { current_ends(&dir) };
+            let offsets = if self.replay {
+                offsets
+            } else {
+                current_ends(&dir)
+            };
             Follower::new(interval, offsets)
         });
         let replay_time = started.elapsed();
@@ -309,12 +316,14 @@ impl MonitorBuilder {
     /// A monitor that keeps rollups but cannot write (used when the global
     /// monitor's directory is unusable, so recording still never fails).
     fn build_in_memory(self, reason: String) -> UsageMonitor {
-        let pricing = self
-            .pricing
-            .unwrap_or_else(|| PricingTable::from_env_or_builtin().unwrap_or_else(|_| PricingTable::builtin()));
+        let pricing = self.pricing.unwrap_or_else(|| {
+            PricingTable::from_env_or_builtin().unwrap_or_else(|_| PricingTable::builtin())
+        });
         UsageMonitor {
             config: MonitorConfig {
-                dir: self.dir.unwrap_or_else(|| PathBuf::from(store::DEFAULT_DIR)),
+                dir: self
+                    .dir
+                    .unwrap_or_else(|| PathBuf::from(store::DEFAULT_DIR)),
                 zone: self.zone.unwrap_or_default(),
                 retention_days: self.retention_days,
                 reporting_currency: self.reporting_currency,
@@ -336,7 +345,12 @@ impl MonitorBuilder {
 
 /// Replays the day files of the retention window into fresh rollups, files
 /// parsed in parallel (one thread per core, at most 4).
-pub fn replay_dir(dir: &Path, zone: &Zone, pricing: &PricingTable, retention_days: u32) -> Result<Replayed> {
+pub fn replay_dir(
+    dir: &Path,
+    zone: &Zone,
+    pricing: &PricingTable,
+    retention_days: u32,
+) -> Result<Replayed> {
     let today = zone.today();
     let first = today - chrono::Duration::days(retention_days as i64 - 1);
     let files: Vec<(NaiveDate, PathBuf)> = store::list_day_files(dir)?
@@ -375,12 +389,21 @@ fn stored_currency(
             v
         }
     };
-    (r.currency.unwrap_or(currency), r.priced.unwrap_or(known || r.cost != Money::ZERO))
+    (
+        r.currency.unwrap_or(currency),
+        r.priced.unwrap_or(known || r.cost != Money::ZERO),
+    )
 }
 
 /// Replays the given day files (see [`replay_dir`]).
-pub fn replay_files(files: &[(NaiveDate, PathBuf)], zone: &Zone, pricing: &PricingTable) -> Result<Replayed> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+pub fn replay_files(
+    files: &[(NaiveDate, PathBuf)],
+    zone: &Zone,
+    pricing: &PricingTable,
+) -> Result<Replayed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
     type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>);
     let results: Vec<Result<Part>> = std::thread::scope(|s| {
@@ -393,7 +416,9 @@ pub fn replay_files(files: &[(NaiveDate, PathBuf)], zone: &Zone, pricing: &Prici
                     let mut currencies = rustc_hash::FxHashMap::default();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((day, path)) = files.get(i) else { break };
+                        let Some((day, path)) = files.get(i) else {
+                            break;
+                        };
                         let st = store::read_day_file(path, |r| {
                             let (currency, priced) = stored_currency(&r, pricing, &mut currencies);
                             let (date, hour) = rollups.locate(zone, r.timestamp);
@@ -475,7 +500,11 @@ impl UsageMonitor {
             Some(t) if t.is_finite() && t > 0.0 => t,
             _ => now_timestamp(),
         };
-        let model = if ev.model.trim().is_empty() { "unknown" } else { ev.model };
+        let model = if ev.model.trim().is_empty() {
+            "unknown"
+        } else {
+            ev.model
+        };
         let (cost, currency, priced) = {
             let pricing = self.pricing.read();
             match ev.cost {
@@ -495,7 +524,11 @@ impl UsageMonitor {
         let duration_ms = if ev.duration_ms.is_finite() && ev.duration_ms >= 0.0 {
             ev.duration_ms
         } else {
-            tracing::warn!(duration_ms = ev.duration_ms, model, "invalid duration recorded as 0");
+            tracing::warn!(
+                duration_ms = ev.duration_ms,
+                model,
+                "invalid duration recorded as 0"
+            );
             0.0
         };
         let record = UsageRecord {
@@ -533,7 +566,13 @@ impl UsageMonitor {
     }
 
     /// Counts one record in the rollups and budgets (lock held by the caller).
-    fn count(&self, rollups: &mut Rollups, record: &UsageRecord, currency: Currency, priced: bool) -> NaiveDate {
+    fn count(
+        &self,
+        rollups: &mut Rollups,
+        record: &UsageRecord,
+        currency: Currency,
+        priced: bool,
+    ) -> NaiveDate {
         let (date, hour) = rollups.locate(&self.config.zone, record.timestamp);
         if rollups.note_day(date) {
             // A new day: drop what left the retention window.
@@ -593,9 +632,13 @@ impl UsageMonitor {
                 self.count(&mut rollups, r, *c, *p);
             }
         }
-        let calls: Vec<(&UsageRecord, Currency, bool)> = counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();
+        let calls: Vec<(&UsageRecord, Currency, bool)> =
+            counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();
         self.after_count(&calls);
-        tracing::debug!(records = counted.len(), "counted records appended by other processes");
+        tracing::debug!(
+            records = counted.len(),
+            "counted records appended by other processes"
+        );
     }
 
     /// Runs `observer` after every later record is counted (e.g. to update
@@ -612,7 +655,9 @@ impl UsageMonitor {
         match &self.writer {
             Some(w) => w.flush(),
             None => Err(Error::NotDurable(
-                self.writer_error.clone().unwrap_or_else(|| "no writer".into()),
+                self.writer_error
+                    .clone()
+                    .unwrap_or_else(|| "no writer".into()),
             )),
         }
     }

@@ -180,7 +180,12 @@ impl UsageSummary {
                 .collect();
             select(rows, group_limit)
                 .into_iter()
-                .map(|c| (c.id.to_string(), GroupSummary::from_stats(&c.total(), reporting)))
+                .map(|c| {
+                    (
+                        c.id.to_string(),
+                        GroupSummary::from_stats(&c.total(), reporting),
+                    )
+                })
                 .collect()
         };
         let mut by_model = groups(&b.by_model);
@@ -213,7 +218,8 @@ impl UsageSummary {
             by_anchor: limited(&b.by_anchor),
             user_count: b.by_user.len() as u64,
             anchor_count: b.by_anchor.len() as u64,
-            groups_truncated: group_limit > 0 && (b.by_user.len() > group_limit || b.by_anchor.len() > group_limit),
+            groups_truncated: group_limit > 0
+                && (b.by_user.len() > group_limit || b.by_anchor.len() > group_limit),
         }
     }
 }
@@ -229,7 +235,11 @@ pub fn success_rate(g: &GroupStats) -> f64 {
 
 /// Converts a multi-currency amount when more than one currency is present
 /// and rates are configured.
-pub fn convert(costs: &Costs, reporting: Currency, rates: &[(Currency, i64)]) -> Option<ConvertedTotal> {
+pub fn convert(
+    costs: &Costs,
+    reporting: Currency,
+    rates: &[(Currency, i64)],
+) -> Option<ConvertedTotal> {
     if rates.is_empty() || costs.iter().count() < 2 && costs.iter().all(|(c, _)| c == reporting) {
         return None;
     }
@@ -586,10 +596,19 @@ pub(crate) struct RankCache {
 const RANK_CACHE_SLOTS: usize = 8;
 
 fn day_versions(rollups: &Rollups, from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, u64)> {
-    rollups.days.range(from..=to).map(|(d, day)| (*d, day.version)).collect()
+    rollups
+        .days
+        .range(from..=to)
+        .map(|(d, day)| (*d, day.version))
+        .collect()
 }
 
-fn merge_days(rollups: &Rollups, kind: RankKind, from: NaiveDate, to: NaiveDate) -> FxHashMap<&str, GroupStats> {
+fn merge_days(
+    rollups: &Rollups,
+    kind: RankKind,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> FxHashMap<&str, GroupStats> {
     // Borrow keys: merging costs no allocation per group.
     let mut merged: FxHashMap<&str, GroupStats> = FxHashMap::default();
     for (_, day) in rollups.days.range(from..=to) {
@@ -633,7 +652,13 @@ struct Candidate<'a> {
 }
 
 impl<'a> Candidate<'a> {
-    fn new(id: &'a str, a: &'a GroupStats, b: Option<&'a GroupStats>, by: RankBy, reporting: Currency) -> Self {
+    fn new(
+        id: &'a str,
+        a: &'a GroupStats,
+        b: Option<&'a GroupStats>,
+        by: RankBy,
+        reporting: Currency,
+    ) -> Self {
         let ka = rank_key(a, by, reporting);
         let key = match b {
             // Every rank key component is a sum, so keys of parts add up.
@@ -643,7 +668,11 @@ impl<'a> Candidate<'a> {
             }
             None => ka,
         };
-        Candidate { key, id, parts: [Some(a), b] }
+        Candidate {
+            key,
+            id,
+            parts: [Some(a), b],
+        }
     }
 
     fn total(&self) -> GroupStats {
@@ -657,7 +686,8 @@ impl<'a> Candidate<'a> {
 
 /// The best `limit` candidates (0 = all), best first; ties by id.
 fn select(mut rows: Vec<Candidate<'_>>, limit: usize) -> Vec<Candidate<'_>> {
-    let order = |a: &Candidate<'_>, b: &Candidate<'_>| b.key.cmp(&a.key).then_with(|| a.id.cmp(b.id));
+    let order =
+        |a: &Candidate<'_>, b: &Candidate<'_>| b.key.cmp(&a.key).then_with(|| a.id.cmp(b.id));
     if limit > 0 && rows.len() > limit {
         rows.select_nth_unstable_by(limit - 1, order);
         rows.truncate(limit);
@@ -677,7 +707,10 @@ pub fn rank(
     reporting: Currency,
 ) -> Vec<RankEntry> {
     let merged = merge_days(rollups, kind, from, to);
-    let rows = merged.iter().map(|(k, g)| Candidate::new(k, g, None, by, reporting)).collect();
+    let rows = merged
+        .iter()
+        .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+        .collect();
     select(rows, limit)
         .into_iter()
         .map(|c| entry_of(kind, c.id, c.total(), reporting))
@@ -702,18 +735,30 @@ pub fn rank_cached(
     let past_to = to - chrono::Duration::days(1);
     let versions = day_versions(rollups, from, past_to);
     let hit = rollups.rank_cache.iter().position(|c| {
-        c.kind == kind && c.by == by && c.reporting == reporting && c.from == from && c.to == past_to && c.versions == versions
+        c.kind == kind
+            && c.by == by
+            && c.reporting == reporting
+            && c.from == from
+            && c.to == past_to
+            && c.versions == versions
     });
     let slot = match hit {
         Some(i) => i,
         None => {
             let merged = merge_days(rollups, kind, from, past_to);
-            let rows = merged.iter().map(|(k, g)| Candidate::new(k, g, None, by, reporting)).collect();
+            let rows = merged
+                .iter()
+                .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+                .collect();
             let entries: Vec<(String, GroupStats)> = select(rows, 0)
                 .into_iter()
                 .map(|c| (c.id.to_string(), c.total()))
                 .collect();
-            let index = entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            let index = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
             let cache = RankCache {
                 kind,
                 by,
@@ -725,7 +770,11 @@ pub fn rank_cached(
                 index,
             };
             // Replace a stale entry for the same question, else the oldest.
-            if let Some(i) = rollups.rank_cache.iter().position(|c| c.kind == kind && c.by == by && c.from == from) {
+            if let Some(i) = rollups
+                .rank_cache
+                .iter()
+                .position(|c| c.kind == kind && c.by == by && c.from == from)
+            {
                 rollups.rank_cache.remove(i);
             }
             if rollups.rank_cache.len() >= RANK_CACHE_SLOTS {
@@ -763,12 +812,21 @@ pub fn rank_cached(
 }
 
 /// The cost of every day `from..=to`, oldest first, zero days included.
-pub fn trend(rollups: &Rollups, from: NaiveDate, to: NaiveDate, reporting: Currency) -> Vec<TrendPoint> {
+pub fn trend(
+    rollups: &Rollups,
+    from: NaiveDate,
+    to: NaiveDate,
+    reporting: Currency,
+) -> Vec<TrendPoint> {
     let mut out = Vec::new();
     let mut d = from;
     while d <= to {
         let (costs, calls, tokens) = match rollups.days.get(&d) {
-            Some(day) => (day.day.totals.cost.clone(), day.day.totals.calls, day.day.totals.total_tokens),
+            Some(day) => (
+                day.day.totals.cost.clone(),
+                day.day.totals.calls,
+                day.day.totals.total_tokens,
+            ),
             None => (Costs::default(), 0, 0),
         };
         let currency = main_currency(&costs, reporting);
@@ -788,7 +846,11 @@ pub fn trend(rollups: &Rollups, from: NaiveDate, to: NaiveDate, reporting: Curre
     out
 }
 
-fn distribution(map: &GroupMap, pricing: Option<&PricingTable>, reporting: Currency) -> Vec<DistributionSlice> {
+fn distribution(
+    map: &GroupMap,
+    pricing: Option<&PricingTable>,
+    reporting: Currency,
+) -> Vec<DistributionSlice> {
     let mut v: Vec<DistributionSlice> = map
         .iter()
         .map(|(k, g)| {
@@ -805,7 +867,12 @@ fn distribution(map: &GroupMap, pricing: Option<&PricingTable>, reporting: Curre
             }
         })
         .collect();
-    v.sort_by(|a, b| b.cost.cmp(&a.cost).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
+    v.sort_by(|a, b| {
+        b.cost
+            .cmp(&a.cost)
+            .then(b.calls.cmp(&a.calls))
+            .then(a.name.cmp(&b.name))
+    });
     v
 }
 
@@ -814,7 +881,12 @@ impl UsageMonitor {
         self.config.reporting_currency
     }
 
-    fn summary_of(&self, period: &str, bounds: (f64, f64), bucket: Option<&Bucket>) -> UsageSummary {
+    fn summary_of(
+        &self,
+        period: &str,
+        bounds: (f64, f64),
+        bucket: Option<&Bucket>,
+    ) -> UsageSummary {
         let empty = Bucket::default();
         let pricing = self.pricing();
         UsageSummary::from_bucket(
@@ -856,7 +928,8 @@ impl UsageMonitor {
     /// The summary of one local clock hour of a date.
     pub fn get_summary_for_hour(&self, date: NaiveDate, hour: u8) -> UsageSummary {
         let zone = self.config.zone;
-        let start_local = date.and_time(NaiveTime::from_hms_opt(hour.min(23) as u32, 0, 0).unwrap_or(NaiveTime::MIN));
+        let start_local = date
+            .and_time(NaiveTime::from_hms_opt(hour.min(23) as u32, 0, 0).unwrap_or(NaiveTime::MIN));
         let start = zone.timestamp_of(start_local);
         let bounds = (start, start + 3600.0);
         let rollups = self.rollups();
@@ -884,10 +957,11 @@ impl UsageMonitor {
 
     /// The summary of a calendar month (`month` 1..=12).
     pub fn get_monthly_summary(&self, year: i32, month: u32) -> Result<UsageSummary> {
-        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(|| Error::InvalidArgument {
-            argument: "month",
-            message: format!("{year}-{month} is not a month (month must be 1..=12)"),
-        })?;
+        let first =
+            NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(|| Error::InvalidArgument {
+                argument: "month",
+                message: format!("{year}-{month} is not a month (month must be 1..=12)"),
+            })?;
         let last = first + chrono::Duration::days(days_in_month(first) as i64 - 1);
         Ok(self.range_summary("monthly", first, last))
     }
@@ -938,7 +1012,14 @@ impl UsageMonitor {
     }
 
     /// Any ranking over whole days `from..=to`.
-    pub fn top(&self, kind: RankKind, from: NaiveDate, to: NaiveDate, by: RankBy, limit: usize) -> Vec<RankEntry> {
+    pub fn top(
+        &self,
+        kind: RankKind,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: RankBy,
+        limit: usize,
+    ) -> Vec<RankEntry> {
         let mut rollups = self.rollups();
         rank_cached(&mut rollups, kind, from, to, by, limit, self.reporting())
     }
@@ -970,8 +1051,24 @@ impl UsageMonitor {
         let pricing = self.pricing();
         let mut rollups = self.rollups();
         let week_from = today - chrono::Duration::days(6);
-        let top_users = rank_cached(&mut rollups, RankKind::User, week_from, today, RankBy::Tokens, 5, reporting);
-        let top_anchors = rank_cached(&mut rollups, RankKind::Anchor, week_from, today, RankBy::Cost, 5, reporting);
+        let top_users = rank_cached(
+            &mut rollups,
+            RankKind::User,
+            week_from,
+            today,
+            RankBy::Tokens,
+            5,
+            reporting,
+        );
+        let top_anchors = rank_cached(
+            &mut rollups,
+            RankKind::Anchor,
+            week_from,
+            today,
+            RankBy::Cost,
+            5,
+            reporting,
+        );
         let empty = Bucket::default();
         let t = rollups.days.get(&today).map_or(&empty, |d| &d.day);
         let y = rollups
@@ -991,7 +1088,10 @@ impl UsageMonitor {
                 y.totals.cost.get(currency).as_f64(),
             ),
             calls_change_pct: pct_change(t.totals.calls as f64, y.totals.calls as f64),
-            tokens_change_pct: pct_change(t.totals.total_tokens as f64, y.totals.total_tokens as f64),
+            tokens_change_pct: pct_change(
+                t.totals.total_tokens as f64,
+                y.totals.total_tokens as f64,
+            ),
             unpriced_calls: t.totals.unpriced_calls,
         };
         let first = month_start(today);
@@ -1007,7 +1107,11 @@ impl UsageMonitor {
             tokens: month.total_tokens,
             cost: month.cost.get(mcur),
             currency: mcur,
-            avg_daily_cost: month.cost.get(mcur).mul_div(1, days as i64).unwrap_or(Money::ZERO),
+            avg_daily_cost: month
+                .cost
+                .get(mcur)
+                .mul_div(1, days as i64)
+                .unwrap_or(Money::ZERO),
             costs: month.cost,
             days,
         };
@@ -1056,7 +1160,9 @@ pub fn forecast_at(rollups: &Rollups, today: NaiveDate, reporting: Currency) -> 
         // No complete day yet: today so far is the only evidence.
         mtd.get(currency)
     } else {
-        basis_sum.mul_div(1, basis_days as i64).unwrap_or(Money::ZERO)
+        basis_sum
+            .mul_div(1, basis_days as i64)
+            .unwrap_or(Money::ZERO)
     };
     let projected = mtd.get(currency) + avg.mul_div(remaining as i64, 1).unwrap_or(Money::ZERO);
     MonthForecast {

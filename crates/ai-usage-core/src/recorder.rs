@@ -161,7 +161,9 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("health", &self.health()).finish()
+        f.debug_struct("Writer")
+            .field("health", &self.health())
+            .finish()
     }
 }
 
@@ -231,7 +233,10 @@ impl Writer {
             drop(q);
             let n = sh.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() || n == 0 {
-                tracing::warn!(dropped = n + 1, "usage record not queued for disk (queue full or writer stopped)");
+                tracing::warn!(
+                    dropped = n + 1,
+                    "usage record not queued for disk (queue full or writer stopped)"
+                );
             }
             return false;
         }
@@ -311,7 +316,11 @@ impl Writer {
             write_errors: sh.write_errors.load(Ordering::Relaxed),
             syncs: sh.syncs.load(Ordering::Relaxed),
             last_error: sh.last_error.lock().clone(),
-            running: self.thread.lock().as_ref().is_some_and(|t| !t.is_finished()),
+            running: self
+                .thread
+                .lock()
+                .as_ref()
+                .is_some_and(|t| !t.is_finished()),
         }
     }
 }
@@ -379,7 +388,9 @@ impl WriterThread {
                 // Sleep until a batch is full, a flush or shutdown is asked
                 // for, or the interval is up (then write what there is).
                 let failing = q.last_result.is_err();
-                if (q.items.len() < sh.wake_at && q.flush_target <= q.durable || failing) && !q.shutdown {
+                if (q.items.len() < sh.wake_at && q.flush_target <= q.durable || failing)
+                    && !q.shutdown
+                {
                     // (After a failed round, wait before retrying even if a
                     // flush is pending: back off instead of spinning.)
                     q.writer_idle = true;
@@ -416,7 +427,11 @@ impl WriterThread {
                 result = self.sync_all();
             }
             if !all_written {
-                result = Err(sh.last_error.lock().clone().unwrap_or_else(|| "write failed".into()));
+                result = Err(sh
+                    .last_error
+                    .lock()
+                    .clone()
+                    .unwrap_or_else(|| "write failed".into()));
             }
             {
                 let mut q = sh.queue.lock();
@@ -437,7 +452,10 @@ impl WriterThread {
                     shutdown_rounds += 1;
                     if shutdown_rounds >= 40 {
                         let lost: u64 = pending_records.values().sum();
-                        tracing::error!(lost, "usage writer stopping with records it could not write");
+                        tracing::error!(
+                            lost,
+                            "usage writer stopping with records it could not write"
+                        );
                         sh.dropped.fetch_add(lost, Ordering::Relaxed);
                         q.stopped = true;
                         sh.progress.notify_all();
@@ -522,7 +540,11 @@ impl WriterThread {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new().create(true).append(true).read(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
         file.lock()?;
         let repaired = terminate_torn_line(&file);
         file.unlock()?;

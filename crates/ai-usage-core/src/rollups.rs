@@ -162,7 +162,11 @@ fn group<'m>(map: &'m mut GroupMap, key: &str) -> &'m mut GroupStats {
 
 /// The value of `key`, inserted by `make` when absent. Looks up by `&str`
 /// first so a known key (the common case) costs no allocation.
-fn slot<'m, V>(map: &'m mut FxHashMap<String, V>, key: &str, make: impl FnOnce() -> V) -> &'m mut V {
+fn slot<'m, V>(
+    map: &'m mut FxHashMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'m mut V {
     if !map.contains_key(key) {
         map.insert(key.to_owned(), make());
     }
@@ -316,7 +320,14 @@ impl Rollups {
     }
 
     /// Counts one record in its day, hour and session.
-    pub fn add(&mut self, r: &UsageRecord, date: NaiveDate, hour: u8, currency: Currency, priced: bool) {
+    pub fn add(
+        &mut self,
+        r: &UsageRecord,
+        date: NaiveDate,
+        hour: u8,
+        currency: Currency,
+        priced: bool,
+    ) {
         let day = self.days.entry(date).or_default();
         day.version += 1;
         day.day.add(r, currency, priced);

@@ -21,7 +21,10 @@ pub const DIR_ENV: &str = "AI_USAGE_DIR";
 
 /// `usage_YYYY-MM-DD.jsonl` for a local date.
 pub fn day_file_name(date: NaiveDate) -> String {
-    format!("{DAY_FILE_PREFIX}{}{DAY_FILE_SUFFIX}", date.format("%Y-%m-%d"))
+    format!(
+        "{DAY_FILE_PREFIX}{}{DAY_FILE_SUFFIX}",
+        date.format("%Y-%m-%d")
+    )
 }
 
 /// The path of a day file in `dir`.
@@ -133,7 +136,11 @@ pub fn parse_lines_at(
             // No newline: the writer was cut off mid-line. Never data.
             stats.torn_tail = 1;
             if warn_torn {
-                tracing::warn!(file = origin, line = line_no, "skipping a partial last line (torn write)");
+                tracing::warn!(
+                    file = origin,
+                    line = line_no,
+                    "skipping a partial last line (torn write)"
+                );
             }
             break;
         };
@@ -169,7 +176,9 @@ pub fn parse_record(line: &[u8]) -> std::result::Result<UsageRecord, String> {
         return Err("model is empty".into());
     }
     // The seed keeps total_tokens as max(given, in + out); old files may not.
-    r.total_tokens = r.total_tokens.max(r.input_tokens.saturating_add(r.output_tokens));
+    r.total_tokens = r
+        .total_tokens
+        .max(r.input_tokens.saturating_add(r.output_tokens));
     Ok(r)
 }
 
@@ -178,8 +187,14 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
+};
 
 /// A time zone: the machine's local zone (with its DST rules) or a fixed
 /// UTC offset.
@@ -23,7 +26,9 @@ pub enum Zone {
 
 /// A string that names no zone this crate knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid time zone {0:?}: use `local`, `UTC`, an offset such as `+08:00`, or Asia/Shanghai")]
+#[error(
+    "invalid time zone {0:?}: use `local`, `UTC`, an offset such as `+08:00`, or Asia/Shanghai"
+)]
 pub struct ZoneParseError(pub String);
 
 impl FromStr for Zone {
@@ -31,15 +36,23 @@ impl FromStr for Zone {
     fn from_str(s: &str) -> Result<Zone, ZoneParseError> {
         let t = s.trim();
         let err = || ZoneParseError(s.to_string());
-        let hours = |h: i32| FixedOffset::east_opt(h * 3600).map(Zone::Fixed).ok_or_else(err);
+        let hours = |h: i32| {
+            FixedOffset::east_opt(h * 3600)
+                .map(Zone::Fixed)
+                .ok_or_else(err)
+        };
         match t.to_ascii_lowercase().as_str() {
             "local" => return Ok(Zone::Local),
             "utc" | "z" | "gmt" | "etc/utc" => return hours(0),
-            "asia/shanghai" | "asia/chongqing" | "prc" | "asia/hong_kong" | "asia/taipei" | "asia/singapore" | "asia/macau" => return hours(8),
+            "asia/shanghai" | "asia/chongqing" | "prc" | "asia/hong_kong" | "asia/taipei"
+            | "asia/singapore" | "asia/macau" => return hours(8),
             "asia/tokyo" | "asia/seoul" => return hours(9),
             _ => {}
         }
-        let t = t.strip_prefix("UTC").or_else(|| t.strip_prefix("utc")).unwrap_or(t);
+        let t = t
+            .strip_prefix("UTC")
+            .or_else(|| t.strip_prefix("utc"))
+            .unwrap_or(t);
         let (sign, rest) = match t.as_bytes().first() {
             Some(b'+') => (1, &t[1..]),
             Some(b'-') => (-1, &t[1..]),
@@ -171,7 +184,10 @@ mod tests {
         assert_eq!(sh, "+08:00".parse().unwrap());
         assert_eq!(sh, "+0800".parse().unwrap());
         assert_eq!("UTC".parse::<Zone>().unwrap(), "+00:00".parse().unwrap());
-        assert_eq!("-05:30".parse::<Zone>().unwrap(), Zone::Fixed(FixedOffset::west_opt(5 * 3600 + 1800).unwrap()));
+        assert_eq!(
+            "-05:30".parse::<Zone>().unwrap(),
+            Zone::Fixed(FixedOffset::west_opt(5 * 3600 + 1800).unwrap())
+        );
         assert!("Mars/Base".parse::<Zone>().is_err());
         assert!("+25:00".parse::<Zone>().is_err());
     }
@@ -188,7 +204,13 @@ mod tests {
 
     #[test]
     fn month_lengths() {
-        assert_eq!(days_in_month(NaiveDate::from_ymd_opt(2024, 2, 10).unwrap()), 29);
-        assert_eq!(days_in_month(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap()), 31);
+        assert_eq!(
+            days_in_month(NaiveDate::from_ymd_opt(2024, 2, 10).unwrap()),
+            29
+        );
+        assert_eq!(
+            days_in_month(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap()),
+            31
+        );
     }
 }

@@ -39,7 +39,12 @@ fn a_million_tiny_costs_sum_exactly() {
     let cost: Money = "0.0001".parse().unwrap();
     let now = ai_usage_core::zone::now_timestamp();
     for _ in 0..1_000_000 {
-        m.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1, 1).cost(cost).at(now));
+        m.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .tokens(1, 1)
+                .cost(cost)
+                .at(now),
+        );
     }
     m.flush().unwrap();
     let day = m.zone().date_of(now);
@@ -71,7 +76,11 @@ fn eight_threads_exact_in_memory_and_on_disk() {
                         .user(&user)
                         .session("live_concurrent")
                         .at(now);
-                    let ev = if i % 100 == 0 { ev.failed("timeout") } else { ev };
+                    let ev = if i % 100 == 0 {
+                        ev.failed("timeout")
+                    } else {
+                        ev
+                    };
                     m.record(&ev);
                 }
             })
@@ -101,16 +110,27 @@ fn eight_threads_exact_in_memory_and_on_disk() {
     assert_eq!(records.len() as u64, n);
     let total: Money = records.iter().map(|r| r.cost).sum();
     assert_eq!(total.micros(), 520 * n as i64);
-    assert_eq!(records.iter().filter(|r| !r.success).count() as u64, n / 100);
+    assert_eq!(
+        records.iter().filter(|r| !r.success).count() as u64,
+        n / 100
+    );
     let h = m.health();
-    assert_eq!((h.writer.as_ref().unwrap().written, h.writer.unwrap().write_errors), (n, 0));
+    assert_eq!(
+        (
+            h.writer.as_ref().unwrap().written,
+            h.writer.unwrap().write_errors
+        ),
+        (n, 0)
+    );
 }
 
 /// Child mode: records forever in batches, printing `acked N` after every
 /// completed flush, until the parent kills it.
 #[test]
 fn child_process_writer() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (dir, tag, limit) = {
         let mut parts = spec.splitn(3, '|');
         (
@@ -130,7 +150,12 @@ fn child_process_writer() {
     loop {
         for _ in 0..500 {
             let id = format!("{tag}-{seq}");
-            m.record(&UsageEvent::new("deepseek-chat", "实时分析").tokens(1000, 200).request_id(&id).session(&tag));
+            m.record(
+                &UsageEvent::new("deepseek-chat", "实时分析")
+                    .tokens(1000, 200)
+                    .request_id(&id)
+                    .session(&tag),
+            );
             seq += 1;
             if limit == Some(seq) {
                 m.flush().unwrap();
@@ -144,9 +169,18 @@ fn child_process_writer() {
 }
 
 fn spawn_child(dir: &Path, tag: &str, limit: Option<u64>) -> std::process::Child {
-    let spec = format!("{}|{tag}|{}", dir.display(), limit.map_or(String::new(), |l| l.to_string()));
+    let spec = format!(
+        "{}|{tag}|{}",
+        dir.display(),
+        limit.map_or(String::new(), |l| l.to_string())
+    );
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, spec)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -181,11 +215,20 @@ fn sigkill_never_loses_an_acknowledged_record() {
 
         // What a restarted monitor replays: every acked record, no torn data.
         let (records, stats) = read_all(tmp.path());
-        let present: BTreeSet<&str> = records.iter().filter_map(|r| r.request_id.as_deref()).collect();
+        let present: BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| r.request_id.as_deref())
+            .collect();
         for id in &acked_ids {
-            assert!(present.contains(id.as_str()), "round {round}: acknowledged record {id} lost");
+            assert!(
+                present.contains(id.as_str()),
+                "round {round}: acknowledged record {id} lost"
+            );
         }
-        assert_eq!(stats.skipped_lines, 0, "round {round}: a partial line was read as garbage mid-file");
+        assert_eq!(
+            stats.skipped_lines, 0,
+            "round {round}: a partial line was read as garbage mid-file"
+        );
         assert!(stats.torn_tail <= 1);
         let unique: BTreeSet<&str> = present.iter().copied().collect();
         assert_eq!(unique.len(), records.len(), "no record is duplicated");
@@ -198,7 +241,10 @@ fn sigkill_never_loses_an_acknowledged_record() {
 fn two_processes_append_whole_lines() {
     const EACH: u64 = 20_000;
     let tmp = tempfile::tempdir().unwrap();
-    let children: Vec<_> = ["a", "b"].iter().map(|t| spawn_child(tmp.path(), t, Some(EACH))).collect();
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|t| spawn_child(tmp.path(), t, Some(EACH)))
+        .collect();
     for mut c in children {
         let last_ack = BufReader::new(c.stdout.take().unwrap())
             .lines()
@@ -209,7 +255,11 @@ fn two_processes_append_whole_lines() {
         assert!(c.wait().unwrap().success());
     }
     let (records, stats) = read_all(tmp.path());
-    assert_eq!((stats.skipped_lines, stats.torn_tail), (0, 0), "interleaved or torn lines");
+    assert_eq!(
+        (stats.skipped_lines, stats.torn_tail),
+        (0, 0),
+        "interleaved or torn lines"
+    );
     assert_eq!(records.len() as u64, 2 * EACH);
     for tag in ["a", "b"] {
         let ids: BTreeSet<&str> = records
@@ -249,15 +299,24 @@ fn write_errors_are_counted_retried_and_lose_nothing() {
         m.record(&UsageEvent::new("qwen-plus", "问答").tokens(i, 1).at(now));
     }
     let err = m.flush().unwrap_err();
-    assert!(matches!(err, ai_usage_core::error::Error::NotDurable(_)), "{err}");
+    assert!(
+        matches!(err, ai_usage_core::error::Error::NotDurable(_)),
+        "{err}"
+    );
     let h = m.health();
     assert!(!h.ok);
     let w = h.writer.unwrap();
     assert!(w.write_errors > 0);
-    assert!(w.last_error.unwrap().contains(&tmp.path().display().to_string()));
+    assert!(w
+        .last_error
+        .unwrap()
+        .contains(&tmp.path().display().to_string()));
     assert_eq!(w.written, 0);
     // The caller's view is unaffected.
-    assert_eq!(m.get_summary_for_date(m.zone().date_of(now)).total_calls, 10);
+    assert_eq!(
+        m.get_summary_for_date(m.zone().date_of(now)).total_calls,
+        10
+    );
     // Once the disk is usable again, the retried records all land.
     std::fs::remove_dir(&path).unwrap();
     m.flush().unwrap();
@@ -287,12 +346,19 @@ fn lossy_mode_counts_what_it_drops() {
     assert!(w.dropped > 0, "a full queue drops in lossy mode");
     assert_eq!(w.enqueued, 1000);
     // Rollups still count every call.
-    assert_eq!(m.get_summary_for_date(m.zone().date_of(now)).total_calls, 1000);
+    assert_eq!(
+        m.get_summary_for_date(m.zone().date_of(now)).total_calls,
+        1000
+    );
     std::fs::remove_dir(&path).unwrap();
     let _ = m.flush();
     m.flush().unwrap();
     let (records, _) = read_all(tmp.path());
     let w = m.health().writer.unwrap();
     assert_eq!(records.len() as u64, w.written);
-    assert_eq!(w.written + w.dropped, 1000, "every record is either on disk or counted as dropped");
+    assert_eq!(
+        w.written + w.dropped,
+        1000,
+        "every record is either on disk or counted as dropped"
+    );
 }

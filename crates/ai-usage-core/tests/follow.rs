@@ -11,9 +11,17 @@ fn follower_sees_other_writers_and_counts_its_own_once() {
     let zone = "+08:00".parse().unwrap();
     let now = ai_usage_core::zone::now_timestamp();
     // An app that recorded before the dashboard started.
-    let app = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    let app = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
     for _ in 0..5 {
-        app.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).at(now));
+        app.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .tokens(1000, 500)
+                .at(now),
+        );
     }
     app.flush().unwrap();
 
@@ -28,8 +36,18 @@ fn follower_sees_other_writers_and_counts_its_own_once() {
 
     // The dashboard records too (e.g. HTTP ingest), interleaved with the app.
     for round in 0..20 {
-        app.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).session("s").at(now));
-        dash.record(&UsageEvent::new("qwen-max", "话术生成").tokens(100, 100).session("s").at(now));
+        app.record(
+            &UsageEvent::new("qwen-plus", "问答")
+                .tokens(1000, 500)
+                .session("s")
+                .at(now),
+        );
+        dash.record(
+            &UsageEvent::new("qwen-max", "话术生成")
+                .tokens(100, 100)
+                .session("s")
+                .at(now),
+        );
         if round % 3 == 0 {
             app.flush().unwrap();
             dash.flush().unwrap();
@@ -41,11 +59,21 @@ fn follower_sees_other_writers_and_counts_its_own_once() {
     app.flush().unwrap();
     dash.flush().unwrap();
     let s = dash.get_summary_for_date(day);
-    assert_eq!(s.by_model["qwen-plus"].calls, 25, "the app's records, once each");
-    assert_eq!(s.by_model["qwen-max"].calls, 20, "its own records, once each");
+    assert_eq!(
+        s.by_model["qwen-plus"].calls, 25,
+        "the app's records, once each"
+    );
+    assert_eq!(
+        s.by_model["qwen-max"].calls, 20,
+        "its own records, once each"
+    );
     assert_eq!(dash.get_session_stats("s").unwrap().calls, 40);
     // A restarted dashboard agrees with the live one.
-    let again = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    let again = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
     assert_eq!(again.get_summary_for_date(day), s);
 }
 
@@ -54,8 +82,16 @@ fn a_monitor_without_follow_ignores_other_writers_until_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let zone = "+08:00".parse().unwrap();
     let now = ai_usage_core::zone::now_timestamp();
-    let quiet = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
-    let app = UsageMonitor::builder().dir(tmp.path()).timezone(zone).build().unwrap();
+    let quiet = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
+    let app = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
     app.record(&UsageEvent::new("qwen-plus", "问答").tokens(1, 1).at(now));
     app.flush().unwrap();
     assert_eq!(quiet.get_summary_for_date(zone.date_of(now)).total_calls, 0);

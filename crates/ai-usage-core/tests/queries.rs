@@ -34,17 +34,40 @@ fn daily_hourly_and_monthly_summaries() {
     let m = monitor(tmp.path());
     // qwen-plus 0.004/0.012 per 1K: 1000 in + 500 out = 0.004 + 0.006 = ¥0.01
     for h in [9, 9, 10] {
-        m.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).duration_ms(100.0).user("u1").anchor("a1").at(at("2025-10-26", h)));
+        m.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .tokens(1000, 500)
+                .duration_ms(100.0)
+                .user("u1")
+                .anchor("a1")
+                .at(at("2025-10-26", h)),
+        );
     }
-    m.record(&UsageEvent::new("qwen-max", "话术生成").tokens(1000, 1000).failed("timeout").user("u2").at(at("2025-10-26", 10)));
-    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-10-31", 23)));
+    m.record(
+        &UsageEvent::new("qwen-max", "话术生成")
+            .tokens(1000, 1000)
+            .failed("timeout")
+            .user("u2")
+            .at(at("2025-10-26", 10)),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .at(at("2025-10-31", 23)),
+    );
 
     let d = m.get_summary_for_date(date("2025-10-26"));
-    assert_eq!((d.total_calls, d.successful_calls, d.failed_calls), (4, 3, 1));
+    assert_eq!(
+        (d.total_calls, d.successful_calls, d.failed_calls),
+        (4, 3, 1)
+    );
     // 3 × 0.01 + qwen-max (0.02 + 0.06) = 0.11
     assert_eq!(d.total_cost, "0.11".parse::<Money>().unwrap());
     assert_eq!(d.by_model["qwen-plus"].calls, 3);
-    assert_eq!(d.by_model["qwen-max"].display_name.as_deref(), Some("通义千问-Max"));
+    assert_eq!(
+        d.by_model["qwen-max"].display_name.as_deref(),
+        Some("通义千问-Max")
+    );
     assert_eq!(d.by_user["u2"].cost, "0.08".parse::<Money>().unwrap());
     assert_eq!(d.by_anchor.len(), 1);
     assert_eq!(d.success_rate, 75.0);
@@ -54,7 +77,10 @@ fn daily_hourly_and_monthly_summaries() {
     assert_eq!(h9.period, "hourly");
     assert_eq!(h9.total_calls, 2);
     assert_eq!(h9.end_time - h9.start_time, 3600.0);
-    assert_eq!(m.get_summary_for_hour(date("2025-10-26"), 11).total_calls, 0);
+    assert_eq!(
+        m.get_summary_for_hour(date("2025-10-26"), 11).total_calls,
+        0
+    );
 
     let oct = m.get_monthly_summary(2025, 10).unwrap();
     assert_eq!(oct.total_calls, 5);
@@ -68,18 +94,43 @@ fn daily_hourly_and_monthly_summaries() {
 fn trend_fills_every_day_across_a_month_end() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
-    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-10-30", 12)));
-    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(at("2025-11-02", 12)));
-    let t = m.cost_trend_range(date("2025-10-29"), date("2025-11-03")).unwrap();
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .at(at("2025-10-30", 12)),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .at(at("2025-11-02", 12)),
+    );
+    let t = m
+        .cost_trend_range(date("2025-10-29"), date("2025-11-03"))
+        .unwrap();
     let dates: Vec<&str> = t.iter().map(|p| p.date.as_str()).collect();
-    assert_eq!(dates, ["2025-10-29", "2025-10-30", "2025-10-31", "2025-11-01", "2025-11-02", "2025-11-03"]);
+    assert_eq!(
+        dates,
+        [
+            "2025-10-29",
+            "2025-10-30",
+            "2025-10-31",
+            "2025-11-01",
+            "2025-11-02",
+            "2025-11-03"
+        ]
+    );
     let costs: Vec<i64> = t.iter().map(|p| p.cost.micros()).collect();
     assert_eq!(costs, [0, 10_000, 0, 0, 10_000, 0]);
-    assert!(m.cost_trend_range(date("2025-11-03"), date("2025-10-29")).is_err());
+    assert!(m
+        .cost_trend_range(date("2025-11-03"), date("2025-10-29"))
+        .is_err());
     // The relative form: today and the days before it, oldest first.
     let rel = m.get_cost_trend(7);
     assert_eq!(rel.len(), 7);
-    assert_eq!(rel.last().unwrap().date, m.today().format("%Y-%m-%d").to_string());
+    assert_eq!(
+        rel.last().unwrap().date,
+        m.today().format("%Y-%m-%d").to_string()
+    );
 }
 
 #[test]
@@ -93,16 +144,29 @@ fn currencies_are_never_added_together() {
         .build()
         .unwrap();
     let ts = at("2025-10-26", 12);
-    let cny = m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(ts));
-    let usd = m.record(&UsageEvent::new("gemini-2.0-flash", "问答").tokens(100_000, 10_000).at(ts));
+    let cny = m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .at(ts),
+    );
+    let usd = m.record(
+        &UsageEvent::new("gemini-2.0-flash", "问答")
+            .tokens(100_000, 10_000)
+            .at(ts),
+    );
     assert_eq!(usd.currency, Some(Currency::USD));
     assert_eq!(cny.currency, None, "CNY is the default and not written");
     let d = m.get_summary_for_date(date("2025-10-26"));
     assert_eq!(d.currency, Currency::CNY);
     assert_eq!(d.total_cost, cny.cost, "the CNY total holds CNY only");
     assert_eq!(d.costs.get(Currency::USD), usd.cost);
-    let conv = d.converted_total.expect("rates configured and two currencies present");
-    assert_eq!(conv.total, cny.cost + usd.cost.mul_div(7_100_000, 1_000_000).unwrap());
+    let conv = d
+        .converted_total
+        .expect("rates configured and two currencies present");
+    assert_eq!(
+        conv.total,
+        cny.cost + usd.cost.mul_div(7_100_000, 1_000_000).unwrap()
+    );
     assert_eq!(conv.rates[&Currency::USD], "7.1".parse::<Money>().unwrap());
     // A function mixing both keeps both amounts apart.
     let f = &d.by_function["问答"];
@@ -115,7 +179,11 @@ fn currencies_are_never_added_together() {
 fn unknown_models_are_counted_not_hidden() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
-    let r = m.record(&UsageEvent::new("my-secret-model", "问答").tokens(1000, 500).at(at("2025-10-26", 1)));
+    let r = m.record(
+        &UsageEvent::new("my-secret-model", "问答")
+            .tokens(1000, 500)
+            .at(at("2025-10-26", 1)),
+    );
     assert_eq!(r.cost, Money::ZERO);
     assert_eq!(r.priced, Some(false));
     let d = m.get_summary_for_date(date("2025-10-26"));
@@ -123,7 +191,13 @@ fn unknown_models_are_counted_not_hidden() {
     m.flush().unwrap();
     drop(m);
     let again = monitor(tmp.path());
-    assert_eq!(again.get_summary_for_date(date("2025-10-26")).unpriced_calls, 1, "survives a restart");
+    assert_eq!(
+        again
+            .get_summary_for_date(date("2025-10-26"))
+            .unpriced_calls,
+        1,
+        "survives a restart"
+    );
 }
 
 #[test]
@@ -131,8 +205,20 @@ fn sessions_track_models_and_bounds() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let s = "live_20251026_123456";
-    m.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(1000, 500).session(s).anchor("a1").at(at("2025-10-26", 20)));
-    m.record(&UsageEvent::new("qwen-max", "话术生成").tokens(1000, 1000).session(s).anchor("a1").at(at("2025-10-26", 22)));
+    m.record(
+        &UsageEvent::new("qwen-plus", "实时分析")
+            .tokens(1000, 500)
+            .session(s)
+            .anchor("a1")
+            .at(at("2025-10-26", 20)),
+    );
+    m.record(
+        &UsageEvent::new("qwen-max", "话术生成")
+            .tokens(1000, 1000)
+            .session(s)
+            .anchor("a1")
+            .at(at("2025-10-26", 22)),
+    );
     let st = m.get_session_stats(s).unwrap();
     assert_eq!(st.calls, 2);
     assert_eq!(st.cost, "0.09".parse::<Money>().unwrap());
@@ -146,12 +232,27 @@ fn rankings_by_tokens_cost_and_calls() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let ts = at("2025-10-26", 12);
-    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1000, 0).user("rich").at(ts)); // ¥0.02, 1000 tokens
+    m.record(
+        &UsageEvent::new("qwen-max", "问答")
+            .tokens(1000, 0)
+            .user("rich")
+            .at(ts),
+    ); // ¥0.02, 1000 tokens
     for _ in 0..3 {
-        m.record(&UsageEvent::new("qwen-turbo", "问答").tokens(1000, 0).user("busy").at(ts)); // ¥0.002 each
+        m.record(
+            &UsageEvent::new("qwen-turbo", "问答")
+                .tokens(1000, 0)
+                .user("busy")
+                .at(ts),
+        ); // ¥0.002 each
     }
     let d = date("2025-10-26");
-    let ids = |by| m.top(RankKind::User, d, d, by, 10).into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let ids = |by| {
+        m.top(RankKind::User, d, d, by, 10)
+            .into_iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(RankBy::Tokens), ["busy", "rich"]);
     assert_eq!(ids(RankBy::Cost), ["rich", "busy"]);
     assert_eq!(ids(RankBy::Calls), ["busy", "rich"]);
@@ -174,7 +275,13 @@ fn cached_rankings_equal_a_full_merge() {
         rng ^= rng << 17;
         rng
     };
-    let days = ["2025-10-20", "2025-10-21", "2025-10-22", "2025-10-23", "2025-10-24"];
+    let days = [
+        "2025-10-20",
+        "2025-10-21",
+        "2025-10-22",
+        "2025-10-23",
+        "2025-10-24",
+    ];
     let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
     let check = |m: &UsageMonitor| {
         let mut r = m.rollups();
@@ -194,18 +301,37 @@ fn cached_rankings_equal_a_full_merge() {
             let r = next();
             let d = days[(r % 5) as usize];
             m.record(
-                &UsageEvent::new(["qwen-plus", "qwen-max", "deepseek-chat"][(r >> 8) as usize % 3], "问答")
-                    .tokens((r >> 16) % 5000, (r >> 32) % 900)
-                    .user(&users[(r >> 40) as usize % users.len()])
-                    .anchor(&format!("a{}", (r >> 50) % 7))
-                    .at(at(d, ((r >> 20) % 24) as u32)),
+                &UsageEvent::new(
+                    ["qwen-plus", "qwen-max", "deepseek-chat"][(r >> 8) as usize % 3],
+                    "问答",
+                )
+                .tokens((r >> 16) % 5000, (r >> 32) % 900)
+                .user(&users[(r >> 40) as usize % users.len()])
+                .anchor(&format!("a{}", (r >> 50) % 7))
+                .at(at(d, ((r >> 20) % 24) as u32)),
             );
         }
         check(&m);
         // A late record for a past day must invalidate the cached merge.
-        m.record(&UsageEvent::new("qwen-max", "问答").tokens(900_000, 0).user("late").at(at(days[1], 3)));
+        m.record(
+            &UsageEvent::new("qwen-max", "问答")
+                .tokens(900_000, 0)
+                .user("late")
+                .at(at(days[1], 3)),
+        );
         check(&m);
-        assert_eq!(m.top(RankKind::User, date(days[0]), date(days[4]), RankBy::Tokens, 1)[0].id, "late", "round {round}");
+        assert_eq!(
+            m.top(
+                RankKind::User,
+                date(days[0]),
+                date(days[4]),
+                RankBy::Tokens,
+                1
+            )[0]
+            .id,
+            "late",
+            "round {round}"
+        );
     }
 }
 
@@ -218,8 +344,18 @@ fn forecast_and_dashboard_cards() {
     let noon = |d: NaiveDate| zone.day_bounds(d).0 + 12.0 * 3600.0;
     let yesterday = today - chrono::Duration::days(1);
     // Yesterday ¥0.02 (qwen-max 1000 in), today ¥0.03.
-    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1000, 0).user("u1").at(noon(yesterday)));
-    m.record(&UsageEvent::new("qwen-max", "问答").tokens(1500, 0).user("u1").at(zone.day_bounds(today).0 + 1.0));
+    m.record(
+        &UsageEvent::new("qwen-max", "问答")
+            .tokens(1000, 0)
+            .user("u1")
+            .at(noon(yesterday)),
+    );
+    m.record(
+        &UsageEvent::new("qwen-max", "问答")
+            .tokens(1500, 0)
+            .user("u1")
+            .at(zone.day_bounds(today).0 + 1.0),
+    );
     let dash = m.dashboard();
     assert_eq!(dash.today.calls, 1);
     assert_eq!(dash.today.cost, "0.03".parse::<Money>().unwrap());
@@ -232,7 +368,17 @@ fn forecast_and_dashboard_cards() {
     // Tracking started yesterday: one complete day is the basis.
     assert_eq!(f.basis_days, 1);
     assert_eq!(f.avg_daily_cost, "0.02".parse::<Money>().unwrap());
-    let mtd = if yesterday >= ai_usage_core::zone::month_start(today) { "0.05" } else { "0.03" };
+    let mtd = if yesterday >= ai_usage_core::zone::month_start(today) {
+        "0.05"
+    } else {
+        "0.03"
+    };
     assert_eq!(f.month_to_date, mtd.parse::<Money>().unwrap());
-    assert_eq!(f.projected_total, f.month_to_date + f.avg_daily_cost.mul_div(f.remaining_days as i64, 1).unwrap());
+    assert_eq!(
+        f.projected_total,
+        f.month_to_date
+            + f.avg_daily_cost
+                .mul_div(f.remaining_days as i64, 1)
+                .unwrap()
+    );
 }

@@ -14,7 +14,8 @@ fn fixture_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     // The workspace root's sibling `shared/` (as laid out for developers and CI).
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seed-records");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seed-records");
     assert!(
         dir.join("expected.json").exists(),
         "seed fixtures not found at {}; set AI_USAGE_SEED_FIXTURES",
@@ -24,12 +25,15 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn micros(v: &Value) -> i64 {
-    Money::from_f64(v.as_f64().expect("number")).expect("finite").micros()
+    Money::from_f64(v.as_f64().expect("number"))
+        .expect("finite")
+        .micros()
 }
 
 fn load() -> (tempfile::TempDir, UsageMonitor, Value) {
     let src = fixture_dir();
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(src.join("expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("expected.json")).unwrap()).unwrap();
     assert_eq!(expected["timezone"], "Asia/Shanghai");
     // Copy: the shared folder is read-only in CI, and the monitor owns its dir.
     let tmp = tempfile::tempdir().unwrap();
@@ -46,35 +50,90 @@ fn load() -> (tempfile::TempDir, UsageMonitor, Value) {
     (tmp, monitor, expected)
 }
 
-fn check_groups(kind: &str, date: &str, ours: &std::collections::BTreeMap<String, ai_usage_core::query::GroupSummary>, theirs: &Value) {
+fn check_groups(
+    kind: &str,
+    date: &str,
+    ours: &std::collections::BTreeMap<String, ai_usage_core::query::GroupSummary>,
+    theirs: &Value,
+) {
     let theirs = theirs.as_object().unwrap();
     assert_eq!(ours.len(), theirs.len(), "{date} {kind}: group count");
     for (key, t) in theirs {
-        let o = ours.get(key).unwrap_or_else(|| panic!("{date} {kind}: missing group {key}"));
+        let o = ours
+            .get(key)
+            .unwrap_or_else(|| panic!("{date} {kind}: missing group {key}"));
         let ctx = format!("{date} {kind}[{key}]");
         assert_eq!(o.calls, t["calls"].as_u64().unwrap(), "{ctx} calls");
-        assert_eq!(o.input_tokens, t["input_tokens"].as_u64().unwrap(), "{ctx} input");
-        assert_eq!(o.output_tokens, t["output_tokens"].as_u64().unwrap(), "{ctx} output");
-        assert_eq!(o.total_tokens, t["total_tokens"].as_u64().unwrap(), "{ctx} total");
+        assert_eq!(
+            o.input_tokens,
+            t["input_tokens"].as_u64().unwrap(),
+            "{ctx} input"
+        );
+        assert_eq!(
+            o.output_tokens,
+            t["output_tokens"].as_u64().unwrap(),
+            "{ctx} output"
+        );
+        assert_eq!(
+            o.total_tokens,
+            t["total_tokens"].as_u64().unwrap(),
+            "{ctx} total"
+        );
         assert_eq!(o.cost.micros(), micros(&t["cost"]), "{ctx} cost");
         if let Some(name) = t.get("display_name") {
-            assert_eq!(o.display_name.as_deref(), name.as_str(), "{ctx} display_name");
+            assert_eq!(
+                o.display_name.as_deref(),
+                name.as_str(),
+                "{ctx} display_name"
+            );
         }
     }
 }
 
 fn check_day(date: &str, s: &UsageSummary, e: &Value) {
     assert_eq!(s.period, e["period"].as_str().unwrap());
-    assert_eq!(s.start_time, e["start_time"].as_f64().unwrap(), "{date} start");
+    assert_eq!(
+        s.start_time,
+        e["start_time"].as_f64().unwrap(),
+        "{date} start"
+    );
     assert_eq!(s.end_time, e["end_time"].as_f64().unwrap(), "{date} end");
-    assert_eq!(s.total_calls, e["total_calls"].as_u64().unwrap(), "{date} calls");
-    assert_eq!(s.successful_calls, e["successful_calls"].as_u64().unwrap(), "{date} ok");
-    assert_eq!(s.failed_calls, e["failed_calls"].as_u64().unwrap(), "{date} failed");
-    assert_eq!(s.total_input_tokens, e["total_input_tokens"].as_u64().unwrap(), "{date} in");
-    assert_eq!(s.total_output_tokens, e["total_output_tokens"].as_u64().unwrap(), "{date} out");
-    assert_eq!(s.total_tokens, e["total_tokens"].as_u64().unwrap(), "{date} total");
+    assert_eq!(
+        s.total_calls,
+        e["total_calls"].as_u64().unwrap(),
+        "{date} calls"
+    );
+    assert_eq!(
+        s.successful_calls,
+        e["successful_calls"].as_u64().unwrap(),
+        "{date} ok"
+    );
+    assert_eq!(
+        s.failed_calls,
+        e["failed_calls"].as_u64().unwrap(),
+        "{date} failed"
+    );
+    assert_eq!(
+        s.total_input_tokens,
+        e["total_input_tokens"].as_u64().unwrap(),
+        "{date} in"
+    );
+    assert_eq!(
+        s.total_output_tokens,
+        e["total_output_tokens"].as_u64().unwrap(),
+        "{date} out"
+    );
+    assert_eq!(
+        s.total_tokens,
+        e["total_tokens"].as_u64().unwrap(),
+        "{date} total"
+    );
     // The seed rounds total_cost half-up to 0.01; we keep micro-units.
-    assert_eq!(s.total_cost.round_dp(2).micros(), micros(&e["total_cost"]), "{date} total_cost");
+    assert_eq!(
+        s.total_cost.round_dp(2).micros(),
+        micros(&e["total_cost"]),
+        "{date} total_cost"
+    );
     for kind in ["by_model", "by_function", "by_user", "by_anchor"] {
         let ours = match kind {
             "by_model" => &s.by_model,
@@ -127,7 +186,9 @@ fn range_ranking_and_day_costs_match_the_seed() {
 #[test]
 fn sessions_survive_a_restart() {
     let (tmp, monitor, _) = load();
-    let before = monitor.get_session_stats("live_20261120_1").expect("session in fixture");
+    let before = monitor
+        .get_session_stats("live_20261120_1")
+        .expect("session in fixture");
     assert!(before.calls > 0);
     drop(monitor);
     let again = UsageMonitor::builder()
