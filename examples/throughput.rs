@@ -59,8 +59,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         record_ai_usage(&ev);
         lat.push(t.elapsed().as_nanos() as u64);
     }
+    let recorded = start.elapsed().as_secs_f64();
     ai_usage_monitor::get_usage_monitor().flush()?;
     let seconds = start.elapsed().as_secs_f64();
+    eprintln!("recording took {recorded:.3} s, the final flush {:.3} s", seconds - recorded);
     drop(guard);
     lat.sort_unstable();
     let pct = |q: f64| {
