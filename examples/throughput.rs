@@ -62,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorded = start.elapsed().as_secs_f64();
     ai_usage_monitor::get_usage_monitor().flush()?;
     let seconds = start.elapsed().as_secs_f64();
-    eprintln!("recording took {recorded:.3} s, the final flush {:.3} s", seconds - recorded);
+    eprintln!(
+        "recording took {recorded:.3} s, the final flush {:.3} s",
+        seconds - recorded
+    );
     drop(guard);
     lat.sort_unstable();
     let pct = |q: f64| {

@@ -206,7 +206,15 @@ impl Serialize for Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
         let v = f64::deserialize(d)?;
-        Money::from_f64(v).ok_or_else(|| serde::de::Error::custom("cost out of range"))
+        if !v.is_finite() {
+            return Err(serde::de::Error::custom("cost is not a finite number"));
+        }
+        // Saturate like sums do: a huge stored cost is kept, not dropped.
+        Ok(Money::from_f64(v).unwrap_or(if v < 0.0 {
+            Money(i64::MIN)
+        } else {
+            Money(i64::MAX)
+        }))
     }
 }
 

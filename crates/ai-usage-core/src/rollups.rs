@@ -42,13 +42,16 @@ pub struct GroupStats {
 impl GroupStats {
     /// Counts one record.
     pub fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) {
+        // Saturating: absurd token counts from a caller must never panic.
         self.calls += 1;
         self.successful_calls += r.success as u64;
-        self.input_tokens += r.input_tokens;
-        self.output_tokens += r.output_tokens;
-        self.total_tokens += r.total_tokens;
-        self.cached_input_tokens += r.cached_input_tokens;
-        self.reasoning_tokens += r.reasoning_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(r.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(r.total_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(r.cached_input_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens);
         self.unpriced_calls += (!priced) as u64;
         self.cost.add(currency, r.cost);
     }
@@ -57,11 +60,13 @@ impl GroupStats {
     pub fn merge(&mut self, o: &GroupStats) {
         self.calls += o.calls;
         self.successful_calls += o.successful_calls;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.total_tokens += o.total_tokens;
-        self.cached_input_tokens += o.cached_input_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(o.total_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(o.cached_input_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
         self.unpriced_calls += o.unpriced_calls;
         self.cost.merge(&o.cost);
     }

@@ -382,3 +382,56 @@ fn forecast_and_dashboard_cards() {
                 .unwrap()
     );
 }
+
+#[test]
+fn absurd_input_never_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let ts = at("2025-10-26", 12);
+    for model in [
+        "qwen3-max",
+        "qwen-plus",
+        "gemini-1.5-pro",
+        "no-such-model",
+        "",
+        "  ",
+    ] {
+        let r = m.record(
+            &UsageEvent::new(model, "")
+                .tokens(u64::MAX, u64::MAX)
+                .total_tokens(u64::MAX)
+                .cached_tokens(u64::MAX)
+                .reasoning_tokens(u64::MAX)
+                .duration_ms(f64::NAN)
+                .at(ts),
+        );
+        assert!(r.duration_ms == 0.0);
+        assert!(!r.model.trim().is_empty());
+    }
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .duration_ms(-5.0)
+            .at(f64::INFINITY),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .cost(Money::from_micros(i64::MAX))
+            .at(ts),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .cost(Money::from_micros(i64::MAX))
+            .at(ts),
+    );
+    let d = m.get_summary_for_date(date("2025-10-26"));
+    assert_eq!(d.total_calls, 8);
+    assert_eq!(
+        d.total_input_tokens,
+        u64::MAX,
+        "saturates instead of wrapping"
+    );
+    m.flush().unwrap();
+    drop(m);
+    // What was written reads back.
+    assert_eq!(monitor(tmp.path()).health().replay.records, 9);
+}
