@@ -33,7 +33,8 @@ pub use ai_usage_core::query::{
     DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint,
     UsageSummary,
 };
-pub use ai_usage_core::recorder::{FsyncPolicy, QueuePolicy};
+pub use ai_usage_core::budget::{Budget, BudgetAlert, BudgetPeriod, BudgetScope, BudgetStatus};
+pub use ai_usage_core::savings::SavingsReport;
 pub use ai_usage_core::zone::Zone;
 pub use ai_usage_core::*;
 
