@@ -25,6 +25,7 @@
 //! (`#[track_ai_usage]`).
 #![warn(missing_docs)]
 
+pub use ai_usage_core::budget::{Budget, BudgetAlert, BudgetPeriod, BudgetScope, BudgetStatus};
 pub use ai_usage_core::error::{Error, Result};
 pub use ai_usage_core::monitor::{
     get_usage_monitor, init_global, record_ai_usage, FlushGuard, MonitorBuilder, UsageMonitor,
@@ -33,7 +34,6 @@ pub use ai_usage_core::query::{
     DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint,
     UsageSummary,
 };
-pub use ai_usage_core::budget::{Budget, BudgetAlert, BudgetPeriod, BudgetScope, BudgetStatus};
 pub use ai_usage_core::savings::SavingsReport;
 pub use ai_usage_core::zone::Zone;
 pub use ai_usage_core::*;
