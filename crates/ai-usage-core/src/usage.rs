@@ -337,6 +337,34 @@ mod async_openai_impls {
     }
 }
 
+#[cfg(all(test, feature = "async-openai"))]
+mod async_openai_tests {
+    use super::UsageSource;
+    use async_openai::types::CreateChatCompletionResponse;
+
+    #[test]
+    fn chat_completion_response_usage() {
+        // A chat completion as OpenAI returns it (ids shortened).
+        let body = serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1761403494,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "好的"}}],
+            "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+                      "prompt_tokens_details": {"cached_tokens": 1024},
+                      "completion_tokens_details": {"reasoning_tokens": 64}}
+        });
+        let r: CreateChatCompletionResponse = serde_json::from_value(body).expect("valid response");
+        let u = r.token_usage().expect("usage present");
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total()),
+            (1200, 300, 1500)
+        );
+        assert_eq!((u.cached_input_tokens, u.reasoning_tokens), (1024, 64));
+        assert_eq!(r.response_model(), Some("gpt-4o-mini-2024-07-18"));
+    }
+}
+
 #[cfg(test)]
 mod source_tests {
     use super::*;
