@@ -30,6 +30,11 @@ pub struct Cli {
     /// Budgets file (default: DIR/budgets.json).
     #[arg(long, global = true, env = "AI_USAGE_BUDGETS")]
     pub budgets: Option<PathBuf>,
+    /// Exchange rate into CNY for converted totals, e.g. `--rate USD=7.1`
+    /// (repeatable; env: comma-separated). Amounts stay apart per currency;
+    /// the converted total says which rates it used.
+    #[arg(long = "rate", global = true, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    pub rates: Vec<(Currency, Money)>,
     /// Machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -296,6 +301,21 @@ pub fn parse_zone(s: &str) -> Result<Zone, String> {
     s.parse::<Zone>().map_err(|e| e.to_string())
 }
 
+/// `CUR=RATE`: units of CNY per unit of `CUR`.
+pub fn parse_rate(s: &str) -> Result<(Currency, Money), String> {
+    let (cur, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid rate {s:?}: expected CUR=RATE, e.g. USD=7.1"))?;
+    let cur: Currency = cur.parse()?;
+    let rate: Money = rate
+        .parse()
+        .map_err(|e: ai_usage_core::money::MoneyParseError| e.to_string())?;
+    if rate <= Money::ZERO {
+        return Err(format!("invalid rate {s:?}: must be positive"));
+    }
+    Ok((cur, rate))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +328,13 @@ mod tests {
         );
         assert!(parse_date("2025-13-01").is_err());
         assert_eq!(parse_month("2025-02").unwrap(), (2025, 2));
+        assert_eq!(
+            parse_rate("usd=7.1").unwrap(),
+            (Currency::USD, "7.1".parse().unwrap())
+        );
+        assert!(parse_rate("USD").is_err());
+        assert!(parse_rate("USD=-1").is_err());
+        assert!(parse_rate("US=7").is_err());
         assert!(parse_month("2025-00").is_err());
         assert!(parse_month("202502").is_err());
     }

@@ -84,6 +84,9 @@ fn build(
     if let Some(interval) = follow {
         builder = builder.follow(interval);
     }
+    for (currency, rate) in &cli.rates {
+        builder = builder.exchange_rate(*currency, *rate);
+    }
     let builder = builder
         .dir(dir)
         .timezone(zone(cli))

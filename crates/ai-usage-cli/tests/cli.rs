@@ -608,3 +608,41 @@ fn help_and_version() {
         .status
         .success());
 }
+
+#[test]
+fn exchange_rates_give_a_converted_total_and_keep_currencies_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // ¥0.0084 (qwen-plus) and $0.10 (explicit cost of a Gemini call).
+    let rec = |args: &[&str]| {
+        let mut all = vec![
+            "record",
+            "--function",
+            "问答",
+            "--input-tokens",
+            "1200",
+            "--output-tokens",
+            "300",
+        ];
+        all.extend_from_slice(args);
+        assert!(run(dir, &all).status.success());
+    };
+    rec(&["--model", "qwen-plus"]);
+    rec(&["--model", "gemini-2.0-flash", "--cost", "0.1"]);
+    let plain = ok_json(dir, &["stats", "daily", "--json"]);
+    assert_eq!(plain["total_cost"], 0.0084, "CNY only");
+    assert_eq!(plain["costs"]["USD"], 0.1);
+    assert!(
+        plain["converted_total"].is_null(),
+        "no rates, no conversion"
+    );
+    let conv = ok_json(dir, &["--rate", "USD=7.1", "stats", "daily", "--json"]);
+    assert_eq!(conv["total_cost"], 0.0084);
+    assert_eq!(conv["converted_total"]["total"], 0.7184);
+    assert_eq!(conv["converted_total"]["rates"]["USD"], 7.1);
+    assert_error(
+        &run(dir, &["--rate", "USD", "stats", "daily"]),
+        2,
+        "USD=7.1",
+    );
+}
