@@ -299,21 +299,20 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// Amounts in several currencies kept apart: one entry per currency, in
-/// insertion order (almost always one entry, so a small vector beats a map).
+/// Amounts in several currencies kept apart: one entry per currency, sorted
+/// by currency code (almost always one entry, so a small vector beats a map;
+/// sorted, so equal amounts compare equal whatever order they arrived in).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Costs(Vec<(Currency, Money)>);
 
 impl Costs {
     /// Adds `amount` to the entry of `currency`.
     pub fn add(&mut self, currency: Currency, amount: Money) {
-        for (c, m) in self.0.iter_mut() {
-            if *c == currency {
-                *m += amount;
-                return;
-            }
+        match self.0.iter().position(|(c, _)| *c >= currency) {
+            Some(i) if self.0[i].0 == currency => self.0[i].1 += amount,
+            Some(i) => self.0.insert(i, (currency, amount)),
+            None => self.0.push((currency, amount)),
         }
-        self.0.push((currency, amount));
     }
 
     /// Adds every entry of `other`.
@@ -332,7 +331,7 @@ impl Costs {
             .unwrap_or(Money::ZERO)
     }
 
-    /// Entries, in insertion order.
+    /// Entries, sorted by currency code.
     pub fn iter(&self) -> impl Iterator<Item = (Currency, Money)> + '_ {
         self.0.iter().copied()
     }
@@ -352,11 +351,9 @@ impl Serialize for Costs {
     /// As a JSON object `{"CNY": 1.5, "USD": 0.2}`, sorted by code.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut v = self.0.clone();
-        v.sort_by_key(|(c, _)| *c);
-        let mut map = s.serialize_map(Some(v.len()))?;
-        for (c, m) in v {
-            map.serialize_entry(c.code(), &m)?;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (c, m) in &self.0 {
+            map.serialize_entry(c.code(), m)?;
         }
         map.end()
     }
@@ -419,6 +416,10 @@ mod tests {
         c.add(Currency::CNY, Money::from_micros(5));
         c.add(Currency::USD, Money::from_micros(7));
         c.add(Currency::CNY, Money::from_micros(1));
+        let mut d = Costs::default();
+        d.add(Currency::USD, Money::from_micros(7));
+        d.add(Currency::CNY, Money::from_micros(6));
+        assert_eq!(c, d, "order of arrival does not matter");
         assert_eq!(c.get(Currency::CNY).micros(), 6);
         assert_eq!(c.get(Currency::USD).micros(), 7);
         assert_eq!(

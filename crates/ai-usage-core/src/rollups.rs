@@ -275,10 +275,27 @@ pub struct SessionStats {
     pub models: BTreeMap<String, u64>,
     /// Calls per function.
     pub functions: BTreeMap<String, u64>,
-    /// Anchor of the most recent call that named one.
+    /// Anchor of the latest call (by timestamp) that named one.
     pub anchor_id: Option<String>,
-    /// User of the most recent call that named one.
+    /// User of the latest call (by timestamp) that named one.
     pub user_id: Option<String>,
+    /// Timestamps of the calls `anchor_id` and `user_id` come from.
+    #[serde(skip)]
+    id_times: (f64, f64),
+}
+
+/// Keeps the id of the latest call: by timestamp, then by id, so live
+/// recording and a replay in any order agree.
+fn keep_latest(slot: &mut Option<String>, slot_ts: &mut f64, id: Option<&String>, ts: f64) {
+    let Some(id) = id else { return };
+    let newer = match slot.as_ref() {
+        None => true,
+        Some(cur) => ts > *slot_ts || (ts == *slot_ts && id > cur),
+    };
+    if newer {
+        slot.clone_from(&Some(id.clone()));
+        *slot_ts = ts;
+    }
 }
 
 /// Where a timestamp falls: cached so the hot path rarely converts time zones.
@@ -351,12 +368,18 @@ impl Rollups {
             s.last_call = s.last_call.max(r.timestamp);
             bump(&mut s.models, &r.model);
             bump(&mut s.functions, &r.function);
-            if r.anchor_id.is_some() {
-                s.anchor_id.clone_from(&r.anchor_id);
-            }
-            if r.user_id.is_some() {
-                s.user_id.clone_from(&r.user_id);
-            }
+            keep_latest(
+                &mut s.anchor_id,
+                &mut s.id_times.0,
+                r.anchor_id.as_ref(),
+                r.timestamp,
+            );
+            keep_latest(
+                &mut s.user_id,
+                &mut s.id_times.1,
+                r.user_id.as_ref(),
+                r.timestamp,
+            );
         }
     }
 
@@ -377,14 +400,18 @@ impl Rollups {
                     for (k, v) in &s.functions {
                         *mine.functions.entry(k.clone()).or_default() += v;
                     }
-                    if s.last_call >= mine.last_call {
-                        if s.anchor_id.is_some() {
-                            mine.anchor_id.clone_from(&s.anchor_id);
-                        }
-                        if s.user_id.is_some() {
-                            mine.user_id.clone_from(&s.user_id);
-                        }
-                    }
+                    keep_latest(
+                        &mut mine.anchor_id,
+                        &mut mine.id_times.0,
+                        s.anchor_id.as_ref(),
+                        s.id_times.0,
+                    );
+                    keep_latest(
+                        &mut mine.user_id,
+                        &mut mine.id_times.1,
+                        s.user_id.as_ref(),
+                        s.id_times.1,
+                    );
                 }
                 None => {
                     self.sessions.insert(id.clone(), s.clone());
