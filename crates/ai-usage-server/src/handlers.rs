@@ -475,20 +475,37 @@ pub fn is_report_name(name: &str) -> bool {
 
 /// Reads a report file the monitor wrote, refusing anything else.
 fn read_report(dir: &FsPath, name: &str) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
     let not_found = || ApiError::NotFound(format!("no report named {name:?}"));
-    let path = dir.join(name);
-    // symlink_metadata does not follow links: a link planted in the records
-    // directory is refused even if it points at a real report.
-    let meta = std::fs::symlink_metadata(&path).map_err(|_| not_found())?;
+    // The name is bare (checked by the caller), so the only link that could
+    // lead elsewhere is the file itself: open it without following links,
+    // then check what was opened — no window between check and read.
+    let canon_dir = dir.canonicalize().map_err(|_| not_found())?;
+    let mut file = open_no_follow(&canon_dir.join(name)).map_err(|_| not_found())?;
+    let meta = file.metadata().map_err(|_| not_found())?;
     if !meta.file_type().is_file() {
         return Err(not_found());
     }
-    let canon_dir = dir.canonicalize().map_err(|_| not_found())?;
-    let canon = path.canonicalize().map_err(|_| not_found())?;
-    if canon.parent() != Some(canon_dir.as_path()) {
-        return Err(not_found());
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|_| not_found())?;
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn open_no_follow(path: &FsPath) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &FsPath) -> std::io::Result<std::fs::File> {
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "symlink"));
     }
-    std::fs::read(&canon).map_err(|_| not_found())
+    std::fs::File::open(path)
 }
 
 /// Downloads a report by bare file name.
