@@ -98,10 +98,28 @@ impl EncodeMetric for MoneyCounter {
     }
 }
 
+/// Most (model, function) label pairs exposed; later new pairs are counted
+/// under `model="other",function="other"`. Names arrive over `POST /record`,
+/// so without a cap a client could grow the exposition without bound.
+pub const MAX_SERIES: usize = 500;
+
+/// The label value that collects pairs beyond [`MAX_SERIES`].
+pub const OTHER: &str = "other";
+
+/// Label pairs seen, looked up by `&str` so a known pair costs no allocation.
+#[derive(Debug, Default)]
+struct Series {
+    by_model: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
+    pairs: usize,
+    capped: bool,
+}
+
 /// The server's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// (model, function) pairs given their own series so far, by model.
+    series: parking_lot::Mutex<Series>,
     calls: Family<CallLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, MoneyCounter>,
@@ -149,6 +167,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            series: Default::default(),
             calls,
             tokens,
             cost,
@@ -157,12 +176,41 @@ impl Metrics {
         }
     }
 
+    /// The labels for a (model, function) pair: its own, or [`OTHER`] once
+    /// [`MAX_SERIES`] pairs exist.
+    fn labels(&self, model: &str, function: &str) -> (Escaped, Escaped) {
+        let mut series = self.series.lock();
+        let known = series
+            .by_model
+            .get(model)
+            .is_some_and(|f| f.contains(function));
+        if !known && series.pairs >= MAX_SERIES {
+            if !series.capped {
+                series.capped = true;
+                tracing::warn!(
+                    max = MAX_SERIES,
+                    "too many model/function pairs for metrics; counting the rest as \"other\""
+                );
+            }
+            return (Escaped::new(OTHER), Escaped::new(OTHER));
+        }
+        if !known {
+            series.pairs += 1;
+            series
+                .by_model
+                .entry(model.to_owned())
+                .or_default()
+                .insert(function.to_owned());
+        }
+        (Escaped::new(model), Escaped::new(function))
+    }
+
     /// Adds the monitor's in-memory totals (every day, function × model).
     pub fn seed_from(&self, rollups: &Rollups) {
         for day in rollups.days.values() {
             for (function, models) in &day.by_function_model {
                 for (model, g) in models {
-                    let (m, f) = (Escaped::new(model), Escaped::new(function));
+                    let (m, f) = self.labels(model, function);
                     for (status, n) in
                         [("success", g.successful_calls), ("error", g.failed_calls())]
                     {
@@ -209,10 +257,11 @@ impl Metrics {
     pub fn observe(&self, call: &RecordedCall<'_>) {
         let r = call.record;
         let status = if r.success { "success" } else { "error" };
+        let (model, function) = self.labels(&r.model, &r.function);
         self.calls
             .get_or_create(&CallLabels {
-                model: Escaped::new(&r.model),
-                function: Escaped::new(&r.function),
+                model: model.clone(),
+                function: function.clone(),
                 status,
             })
             .inc();
@@ -224,16 +273,16 @@ impl Metrics {
             ("cached", r.cached_input_tokens),
         ] {
             let c = self.tokens.get_or_create(&TokenLabels {
-                model: Escaped::new(&r.model),
-                function: Escaped::new(&r.function),
+                model: model.clone(),
+                function: function.clone(),
                 r#type: kind,
             });
             c.inc_by(n);
         }
         self.cost
             .get_or_create(&CostLabels {
-                model: Escaped::new(&r.model),
-                function: Escaped::new(&r.function),
+                model,
+                function,
                 currency: call.currency.code().to_string(),
             })
             .0
@@ -249,5 +298,45 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_usage_core::{Currency, UsageRecord};
+
+    #[test]
+    fn series_are_capped_and_nothing_is_lost() {
+        let m = Metrics::new();
+        let n = MAX_SERIES + 100;
+        for i in 0..n {
+            let r: UsageRecord = serde_json::from_value(serde_json::json!({
+                "timestamp": 1.0, "model": "qwen-plus", "function": format!("f{i}"),
+                "input_tokens": 10, "output_tokens": 1, "total_tokens": 11, "cost": 0.001
+            }))
+            .expect("record");
+            m.observe(&RecordedCall {
+                record: &r,
+                currency: Currency::CNY,
+                priced: true,
+            });
+        }
+        let text = m.encode().expect("encode");
+        let call_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ai_usage_calls_total{"))
+            .collect();
+        assert_eq!(
+            call_lines.len(),
+            MAX_SERIES + 1,
+            "capped, plus the \"other\" series"
+        );
+        let total: f64 = call_lines
+            .iter()
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(total as usize, n, "every call still counted");
+        assert!(text.contains("function=\"other\""));
     }
 }
