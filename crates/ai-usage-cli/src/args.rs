@@ -272,7 +272,7 @@ pub struct ServeArgs {
     /// Require the token on read routes too.
     #[arg(long)]
     pub protect_reads: bool,
-    /// Serve a separate demo directory (<dir>/../ai_usage_demo), generating
+    /// Serve a separate demo directory (DIR/../ai_usage_demo), generating
     /// 30 days of demo data first when it is empty.
     #[arg(long)]
     pub demo: bool,
@@ -296,7 +296,7 @@ pub fn parse_month(s: &str) -> Result<(i32, u32), String> {
     Ok((y, m))
 }
 
-/// A time zone as [`Zone::from_str`] reads it.
+/// A time zone as `Zone::from_str` reads it.
 pub fn parse_zone(s: &str) -> Result<Zone, String> {
     s.parse::<Zone>().map_err(|e| e.to_string())
 }
