@@ -97,7 +97,6 @@ pub struct MonitorBuilder {
     retention_days: u32,
     pricing: Option<PricingTable>,
     pricing_file: Option<PathBuf>,
-    writer: Option<WriterConfig>,
     flush_interval: Duration,
     fsync: FsyncPolicy,
     queue_capacity: usize,
@@ -117,7 +116,6 @@ impl Default for MonitorBuilder {
             retention_days: 93,
             pricing: None,
             pricing_file: None,
-            writer: None,
             flush_interval: Duration::from_millis(200),
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             queue_capacity: 65_536,
@@ -290,8 +288,7 @@ impl MonitorBuilder {
                 "replayed usage records"
             );
         }
-        let mut wc = self.writer.unwrap_or_else(|| WriterConfig::new(&dir));
-        wc.dir = dir;
+        let mut wc = WriterConfig::new(dir);
         wc.flush_interval = self.flush_interval;
         wc.fsync = self.fsync;
         wc.queue_capacity = self.queue_capacity;

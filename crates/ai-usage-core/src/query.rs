@@ -18,7 +18,7 @@ use crate::money::{Costs, Currency, Money};
 use crate::monitor::UsageMonitor;
 use crate::pricing::PricingTable;
 use crate::rollups::{Bucket, GroupMap, GroupStats, Rollups, SessionStats};
-use crate::zone::{days_in_month, month_start, now_timestamp, Zone};
+use crate::zone::{days_in_month, month_start, now_timestamp};
 
 /// One group of a summary: the seed's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
@@ -1181,9 +1181,4 @@ pub fn forecast_at(rollups: &Rollups, today: NaiveDate, reporting: Currency) -> 
             format!("month-to-date + average of the last {basis_days} complete day(s) × {remaining} remaining day(s)")
         },
     }
-}
-
-/// Helper for tests and tools: the local date of an epoch timestamp.
-pub fn date_of(zone: &Zone, ts: f64) -> NaiveDate {
-    zone.date_of(ts)
 }
