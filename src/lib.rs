@@ -30,28 +30,28 @@ pub use ai_usage_core::error::{Error, Result};
 pub use ai_usage_core::monitor::{
     get_usage_monitor, init_global, record_ai_usage, FlushGuard, MonitorBuilder, UsageMonitor,
 };
+pub use ai_usage_core::query::savings::SavingsReport;
 pub use ai_usage_core::query::{
     DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint,
     UsageSummary,
 };
-pub use ai_usage_core::savings::SavingsReport;
 pub use ai_usage_core::zone::Zone;
 pub use ai_usage_core::*;
 
 // BEGIN macro support
+pub use ai_usage_core::record::usage::UsageSource;
 pub use ai_usage_core::tracking::{IntoUsageId, MonitorHandle, UsageContext};
-pub use ai_usage_core::usage::UsageSource;
 pub use ai_usage_macros::track_ai_usage;
 
 /// What `#[track_ai_usage]` expands to refers to this module only, so a
 /// user's crate needs no other dependency and may shadow `std`, `Result`, …
 #[doc(hidden)]
 pub mod __private {
+    pub use ai_usage_core::record::usage::UsageSource;
     pub use ai_usage_core::tracking::{
         global_monitor, run_sync, CallGuard, ContextIds, Extracted, IntoUsageId, MonitorHandle,
         Tracked, UsageContext,
     };
-    pub use ai_usage_core::usage::UsageSource;
     pub use core::pin::pin;
 }
 // END macro support

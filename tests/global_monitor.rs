@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use ai_usage_monitor::store;
+use ai_usage_monitor::storage::dayfile;
 
 const CHILD: &str = "AI_USAGE_GLOBAL_CHILD";
 
@@ -49,8 +49,8 @@ fn the_guard_flushes_the_global_monitor_at_exit() {
         .unwrap();
     assert!(status.success());
     let mut n = 0;
-    for (_, path) in store::list_day_files(tmp.path()).unwrap() {
-        n += store::read_day_file(&path, |_| {}).unwrap().records;
+    for (_, path) in dayfile::list_day_files(tmp.path()).unwrap() {
+        n += dayfile::read_day_file(&path, |_| {}).unwrap().records;
     }
     assert_eq!(n, 1000);
 }

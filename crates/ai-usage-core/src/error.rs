@@ -36,6 +36,15 @@ pub enum Error {
     /// Records could not be written to disk (the writer keeps retrying).
     #[error("usage records not yet on disk: {0}")]
     NotDurable(String),
+    /// Reading a day file at start-up panicked (a bug); its records were
+    /// not counted, so the monitor refuses to start rather than under-count.
+    #[error("replaying {path} panicked: {message}")]
+    ReplayPanicked {
+        /// The day file being read.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
     /// A query argument is out of range (names the argument).
     #[error("invalid {argument}: {message}")]
     InvalidArgument {

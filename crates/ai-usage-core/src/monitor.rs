@@ -11,13 +11,14 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::budget::BudgetBook;
 use crate::error::{Error, Result};
-use crate::follow::Follower;
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
 use crate::record::{UsageEvent, UsageRecord};
-use crate::recorder::{FsyncPolicy, QueuePolicy, Writer, WriterConfig, WriterHealth};
 use crate::rollups::Rollups;
-use crate::store::{self, ReadStats};
+use crate::storage::dayfile::{self, ReadStats};
+use crate::storage::follow::Follower;
+use crate::storage::replay::{current_ends, replay_dir, stored_currency, Replayed};
+use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig, WriterHealth};
 use crate::zone::{now_timestamp, Zone};
 
 /// A callback run after each record is counted (see [`UsageMonitor::subscribe`]).
@@ -213,7 +214,7 @@ impl MonitorBuilder {
     }
 
     /// Also count records other processes append to the directory, looking
-    /// at most once per `interval` when queried (see [`crate::follow`]).
+    /// at most once per `interval` when queried (see [`crate::storage::follow`]).
     /// For dashboards and tools that run beside the recording app.
     pub fn follow(mut self, interval: Duration) -> Self {
         self.follow = Some(interval);
@@ -225,9 +226,9 @@ impl MonitorBuilder {
     pub fn build(self) -> Result<UsageMonitor> {
         let dir = match self.dir {
             Some(d) => d,
-            None => match std::env::var(store::DIR_ENV) {
+            None => match std::env::var(dayfile::DIR_ENV) {
                 Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
-                _ => PathBuf::from(store::DEFAULT_DIR),
+                _ => PathBuf::from(dayfile::DEFAULT_DIR),
             },
         };
         let zone = match self.zone {
@@ -320,7 +321,7 @@ impl MonitorBuilder {
             config: MonitorConfig {
                 dir: self
                     .dir
-                    .unwrap_or_else(|| PathBuf::from(store::DEFAULT_DIR)),
+                    .unwrap_or_else(|| PathBuf::from(dayfile::DEFAULT_DIR)),
                 zone: self.zone.unwrap_or_default(),
                 retention_days: self.retention_days,
                 reporting_currency: self.reporting_currency,
@@ -340,124 +341,8 @@ impl MonitorBuilder {
     }
 }
 
-/// Replays the day files of the retention window into fresh rollups, files
-/// parsed in parallel (one thread per core, at most 4).
-pub fn replay_dir(
-    dir: &Path,
-    zone: &Zone,
-    pricing: &PricingTable,
-    retention_days: u32,
-) -> Result<Replayed> {
-    let today = zone.today();
-    let first = today - chrono::Duration::days(retention_days as i64 - 1);
-    let files: Vec<(NaiveDate, PathBuf)> = store::list_day_files(dir)?
-        .into_iter()
-        .filter(|(d, _)| *d >= first)
-        .collect();
-    replay_files(&files, zone, pricing)
-}
-
-/// What a replay rebuilt.
-#[derive(Debug, Default)]
-pub struct Replayed {
-    /// Rollups of every record read.
-    pub rollups: Rollups,
-    /// What the reader found.
-    pub stats: ReadStats,
-    /// Per day file, the bytes of complete lines read (where following resumes).
-    pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
-}
-
-/// The currency and priced flag of a stored record: its own fields when it
-/// has them (our files), else inferred from the pricing table (the seed's).
-fn stored_currency(
-    r: &UsageRecord,
-    pricing: &PricingTable,
-    cache: &mut rustc_hash::FxHashMap<String, (Currency, bool)>,
-) -> (Currency, bool) {
-    let (currency, known) = match cache.get(r.model.as_str()) {
-        Some(v) => *v,
-        None => {
-            let v = match pricing.currency_of(&r.model) {
-                Some(c) => (c, true),
-                None => (Currency::CNY, false),
-            };
-            cache.insert(r.model.clone(), v);
-            v
-        }
-    };
-    (
-        r.currency.unwrap_or(currency),
-        r.priced.unwrap_or(known || r.cost != Money::ZERO),
-    )
-}
-
-/// Replays the given day files (see [`replay_dir`]).
-pub fn replay_files(
-    files: &[(NaiveDate, PathBuf)],
-    zone: &Zone,
-    pricing: &PricingTable,
-) -> Result<Replayed> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>);
-    let results: Vec<Result<Part>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(files.len().max(1)))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut rollups = Rollups::default();
-                    let mut stats = ReadStats::default();
-                    let mut offsets = Vec::new();
-                    let mut currencies = rustc_hash::FxHashMap::default();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((day, path)) = files.get(i) else {
-                            break;
-                        };
-                        let st = store::read_day_file(path, |r| {
-                            let (currency, priced) = stored_currency(&r, pricing, &mut currencies);
-                            let (date, hour) = rollups.locate(zone, r.timestamp);
-                            rollups.add(&r, date, hour, currency, priced);
-                        })?;
-                        offsets.push((*day, st.complete_bytes));
-                        stats.merge(&st);
-                    }
-                    Ok((rollups, stats, offsets))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok(Part::default())))
-            .collect()
-    });
-    let mut out = Replayed::default();
-    for r in results {
-        let (rollups, st, offsets) = r?;
-        if out.rollups.days.is_empty() && out.rollups.sessions.is_empty() {
-            out.rollups = rollups;
-        } else {
-            out.rollups.merge(&rollups);
-        }
-        out.stats.merge(&st);
-        out.offsets.extend(offsets);
-    }
-    Ok(out)
-}
-
 fn round_to(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
-}
-
-/// Current sizes (complete lines) of the day files, to follow from there.
-fn current_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, u64> {
-    store::list_day_files(dir)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))
-        .collect()
 }
 
 /// Health of a monitor: writer counters, replay figures and pricing gaps.

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::store;
+use ai_usage_core::storage::dayfile;
 use ai_usage_core::{Money, UsageEvent, UsageRecord};
 
 const CHILD_ENV: &str = "AI_USAGE_TEST_CHILD";
@@ -22,11 +22,11 @@ fn monitor(dir: &Path) -> UsageMonitor {
 }
 
 /// Every record in the directory's day files, plus what the reader skipped.
-fn read_all(dir: &Path) -> (Vec<UsageRecord>, store::ReadStats) {
+fn read_all(dir: &Path) -> (Vec<UsageRecord>, dayfile::ReadStats) {
     let mut out = Vec::new();
-    let mut stats = store::ReadStats::default();
-    for (_, path) in store::list_day_files(dir).unwrap() {
-        let s = store::read_day_file(&path, |r| out.push(r)).unwrap();
+    let mut stats = dayfile::ReadStats::default();
+    for (_, path) in dayfile::list_day_files(dir).unwrap() {
+        let s = dayfile::read_day_file(&path, |r| out.push(r)).unwrap();
         stats.merge(&s);
     }
     (out, stats)
@@ -276,7 +276,7 @@ fn torn_tail_is_terminated_before_appending() {
     let tmp = tempfile::tempdir().unwrap();
     let now = ai_usage_core::zone::now_timestamp();
     let zone: ai_usage_core::zone::Zone = "+08:00".parse().unwrap();
-    let path = store::day_file_path(tmp.path(), zone.date_of(now));
+    let path = dayfile::day_file_path(tmp.path(), zone.date_of(now));
     std::fs::write(&path, b"{\"timestamp\": 1.0, \"model\": \"qwen-pl").unwrap();
     let m = monitor(tmp.path());
     assert_eq!(m.health().replay.torn_tail, 1);
@@ -292,7 +292,7 @@ fn write_errors_are_counted_retried_and_lose_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let now = ai_usage_core::zone::now_timestamp();
-    let path = store::day_file_path(tmp.path(), m.zone().date_of(now));
+    let path = dayfile::day_file_path(tmp.path(), m.zone().date_of(now));
     // A directory where the day file should be: every append fails.
     std::fs::create_dir(&path).unwrap();
     for i in 0..10u64 {
@@ -336,7 +336,7 @@ fn lossy_mode_counts_what_it_drops() {
         .build()
         .unwrap();
     let now = ai_usage_core::zone::now_timestamp();
-    let path = store::day_file_path(tmp.path(), m.zone().date_of(now));
+    let path = dayfile::day_file_path(tmp.path(), m.zone().date_of(now));
     // Stall the writer on a failing file so the queue cannot drain.
     std::fs::create_dir(&path).unwrap();
     for i in 0..1000u64 {

@@ -1,8 +1,8 @@
 //! Report JSON shape, CSV content and records export.
 
 use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
+use ai_usage_core::export::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::report::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 use ai_usage_core::zone::Zone;
 use ai_usage_core::{Currency, Money, UsageEvent};
 

@@ -1,5 +1,5 @@
 //! Records written by the seed's Python monitor load unchanged and give
-//! exactly its own aggregates (`shared/fixtures/seed-records/expected.json`).
+//! exactly its own aggregates (`tests/fixtures/seed-records/expected.json`).
 
 use std::path::PathBuf;
 
@@ -10,18 +10,9 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("AI_USAGE_SEED_FIXTURES") {
-        return PathBuf::from(d);
-    }
-    // The workspace root's sibling `shared/` (as laid out for developers and CI).
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seed-records");
-    assert!(
-        dir.join("expected.json").exists(),
-        "seed fixtures not found at {}; set AI_USAGE_SEED_FIXTURES",
-        dir.display()
-    );
-    dir
+    // A copy kept in the repo (see tests/fixtures/README.md), so a fresh
+    // clone with nothing beside it runs this test.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-records")
 }
 
 fn micros(v: &Value) -> i64 {

@@ -3,7 +3,7 @@
 //! value is rejected (422 naming the field and index), never sanitised.
 
 use ai_usage_core::money::{Currency, Money};
-use ai_usage_core::usage::TokenUsage;
+use ai_usage_core::record::usage::TokenUsage;
 use ai_usage_core::UsageEvent;
 use serde::Serialize;
 use serde_json::{Map, Value};

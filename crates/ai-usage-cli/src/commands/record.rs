@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use ai_usage_core::budget::load_budgets_file;
 use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::{demo as demo_data, store, UsageEvent};
+use ai_usage_core::storage::dayfile;
+use ai_usage_core::{demo as demo_data, UsageEvent};
 
 use crate::args::{Cli, RecordArgs, ServeArgs};
 use crate::context::{budgets_file, open_serve, open_write, print_json, progress_bar, zone};
@@ -129,7 +130,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         cli.dir.clone()
     };
     let monitor = open_serve(cli, &dir)?;
-    if a.demo && store::list_day_files(&dir)?.is_empty() {
+    if a.demo && dayfile::list_day_files(&dir)?.is_empty() {
         eprintln!(
             "ai-usage: generating 30 days of demo data in {}",
             dir.display()

@@ -1,10 +1,12 @@
 //! The usage record: one JSON line in a day file, compatible with the seed's
 //! Python monitor in both directions, and the event a caller records.
 
+pub mod usage;
+
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money};
-use crate::usage::TokenUsage;
+use crate::record::usage::TokenUsage;
 
 /// One recorded AI call, exactly as stored: one JSON object per line.
 ///

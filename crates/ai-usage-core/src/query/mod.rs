@@ -7,6 +7,8 @@
 //! currency, or the reporting currency when it has several) and `costs` lists
 //! every currency separately.
 
+pub mod savings;
+
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate, NaiveTime};

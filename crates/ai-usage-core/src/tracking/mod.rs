@@ -26,8 +26,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::monitor::{get_usage_monitor, UsageMonitor};
+use crate::record::usage::{TokenUsage, UsageSource};
 use crate::record::UsageEvent;
-use crate::usage::{TokenUsage, UsageSource};
 
 // ---------------------------------------------------------------------------
 // Ids

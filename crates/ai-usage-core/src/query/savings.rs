@@ -26,8 +26,8 @@ use serde::Serialize;
 use crate::money::{Currency, Money};
 use crate::monitor::UsageMonitor;
 use crate::pricing::{ModelPrice, PricingTable, Tiers};
+use crate::record::usage::TokenUsage;
 use crate::rollups::{GroupStats, Rollups};
-use crate::usage::TokenUsage;
 
 /// Savings advice over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]

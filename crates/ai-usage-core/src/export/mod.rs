@@ -22,12 +22,12 @@ use crate::budget::BudgetStatus;
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use crate::monitor::UsageMonitor;
+use crate::query::savings::SavingsReport;
 use crate::query::{
     main_currency, MonthForecast, RankBy, RankEntry, RankKind, TrendPoint, UsageSummary,
 };
 use crate::record::UsageRecord;
-use crate::savings::SavingsReport;
-use crate::store;
+use crate::storage::dayfile;
 
 /// Rankings in a report list at most this many entries.
 const REPORT_TOP: usize = 10;
@@ -313,7 +313,7 @@ impl UsageMonitor {
             // Still export what is on disk; say that recent records may be missing.
             tracing::warn!(error = %e, "exporting records without a successful flush");
         }
-        let files: Vec<(NaiveDate, PathBuf)> = store::list_day_files(self.dir())?
+        let files: Vec<(NaiveDate, PathBuf)> = dayfile::list_day_files(self.dir())?
             .into_iter()
             .filter(|(d, _)| *d >= from && *d <= to)
             .collect();
@@ -323,7 +323,7 @@ impl UsageMonitor {
         let pricing = self.pricing().clone();
         for (_, file) in files {
             let mut records: Vec<UsageRecord> = Vec::new();
-            store::read_day_file(&file, |r| records.push(r))?;
+            dayfile::read_day_file(&file, |r| records.push(r))?;
             records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
             for r in records {
                 let currency = r

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use parking_lot::Mutex;
 
 use crate::record::UsageRecord;
-use crate::store;
+use crate::storage::dayfile;
 
 /// Byte ranges this process appended, per day file, not yet passed by the
 /// follower.
@@ -89,7 +89,7 @@ impl Follower {
             return Vec::new();
         }
         st.last = Some(Instant::now());
-        let files = match store::list_day_files(dir) {
+        let files = match dayfile::list_day_files(dir) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot follow the records directory");
@@ -109,8 +109,9 @@ impl Follower {
             };
             let mut found = Vec::new();
             let origin = path.display().to_string();
-            let stats =
-                store::parse_lines_at(&bytes, offset, &origin, false, |at, r| found.push((at, r)));
+            let stats = dayfile::parse_lines_at(&bytes, offset, &origin, false, |at, r| {
+                found.push((at, r))
+            });
             let end = offset + stats.complete_bytes;
             {
                 let mut own = self.own.lock();

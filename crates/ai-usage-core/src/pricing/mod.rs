@@ -108,7 +108,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::money::{Currency, Money};
-use crate::usage::TokenUsage;
+use crate::record::usage::TokenUsage;
 
 mod builtin;
 mod file;

@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::record::UsageRecord;
-use crate::store;
+use crate::storage::dayfile;
 
 /// When the writer calls `fdatasync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub struct WriterConfig {
     /// Full-queue behaviour.
     pub queue_policy: QueuePolicy,
     /// Where to note the byte ranges appended (for a following monitor).
-    pub own_writes: Option<Arc<Mutex<crate::follow::OwnWrites>>>,
+    pub own_writes: Option<Arc<Mutex<crate::storage::follow::OwnWrites>>>,
 }
 
 impl WriterConfig {
@@ -501,7 +501,7 @@ impl WriterThread {
     }
 
     fn append(&mut self, day: NaiveDate) -> std::io::Result<()> {
-        let path = store::day_file_path(&self.config.dir, day);
+        let path = dayfile::day_file_path(&self.config.dir, day);
         self.ensure_open(day, &path)?;
         let (Some(df), Some(buf)) = (self.files.get_mut(&day), self.pending.get(&day)) else {
             return Ok(());

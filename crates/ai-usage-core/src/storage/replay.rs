@@ -1,0 +1,164 @@
+//! Start-up replay: rebuilds the rollups from the day files of the
+//! retention window, files parsed in parallel, so a restart answers exactly
+//! as the process that wrote them did.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use super::dayfile::{self, ReadStats};
+use crate::error::{Error, Result};
+use crate::money::{Currency, Money};
+use crate::pricing::PricingTable;
+use crate::record::UsageRecord;
+use crate::rollups::Rollups;
+use crate::zone::Zone;
+
+/// Replays the day files of the retention window into fresh rollups, files
+/// parsed in parallel (one thread per core, at most 4).
+pub fn replay_dir(
+    dir: &Path,
+    zone: &Zone,
+    pricing: &PricingTable,
+    retention_days: u32,
+) -> Result<Replayed> {
+    let today = zone.today();
+    let first = today - chrono::Duration::days(retention_days as i64 - 1);
+    let files: Vec<(NaiveDate, PathBuf)> = dayfile::list_day_files(dir)?
+        .into_iter()
+        .filter(|(d, _)| *d >= first)
+        .collect();
+    replay_files(&files, zone, pricing)
+}
+
+/// What a replay rebuilt.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Rollups of every record read.
+    pub rollups: Rollups,
+    /// What the reader found.
+    pub stats: ReadStats,
+    /// Per day file, the bytes of complete lines read (where following resumes).
+    pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
+}
+
+/// The currency and priced flag of a stored record: its own fields when it
+/// has them (our files), else inferred from the pricing table (the seed's).
+pub(crate) fn stored_currency(
+    r: &UsageRecord,
+    pricing: &PricingTable,
+    cache: &mut rustc_hash::FxHashMap<String, (Currency, bool)>,
+) -> (Currency, bool) {
+    let (currency, known) = match cache.get(r.model.as_str()) {
+        Some(v) => *v,
+        None => {
+            let v = match pricing.currency_of(&r.model) {
+                Some(c) => (c, true),
+                None => (Currency::CNY, false),
+            };
+            cache.insert(r.model.clone(), v);
+            v
+        }
+    };
+    (
+        r.currency.unwrap_or(currency),
+        r.priced.unwrap_or(known || r.cost != Money::ZERO),
+    )
+}
+
+/// Replays the given day files (see [`replay_dir`]).
+pub fn replay_files(
+    files: &[(NaiveDate, PathBuf)],
+    zone: &Zone,
+    pricing: &PricingTable,
+) -> Result<Replayed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>);
+    let results: Vec<Result<Part>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(files.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut rollups = Rollups::default();
+                    let mut stats = ReadStats::default();
+                    let mut offsets = Vec::new();
+                    let mut currencies = rustc_hash::FxHashMap::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((day, path)) = files.get(i) else {
+                            break;
+                        };
+                        // A bug that panics on one file must not silently drop
+                        // its records: it becomes an error naming the file.
+                        let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            dayfile::read_day_file(path, |r| {
+                                let (currency, priced) =
+                                    stored_currency(&r, pricing, &mut currencies);
+                                let (date, hour) = rollups.locate(zone, r.timestamp);
+                                rollups.add(&r, date, hour, currency, priced);
+                            })
+                        }));
+                        let st = match read {
+                            Ok(st) => st?,
+                            Err(panic) => {
+                                return Err(Error::ReplayPanicked {
+                                    path: path.clone(),
+                                    message: panic_message(panic.as_ref()),
+                                })
+                            }
+                        };
+                        offsets.push((*day, st.complete_bytes));
+                        stats.merge(&st);
+                    }
+                    Ok((rollups, stats, offsets))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|panic| {
+                    Err(Error::ReplayPanicked {
+                        path: PathBuf::from("<replay thread>"),
+                        message: panic_message(panic.as_ref()),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut out = Replayed::default();
+    for r in results {
+        let (rollups, st, offsets) = r?;
+        if out.rollups.days.is_empty() && out.rollups.sessions.is_empty() {
+            out.rollups = rollups;
+        } else {
+            out.rollups.merge(&rollups);
+        }
+        out.stats.merge(&st);
+        out.offsets.extend(offsets);
+    }
+    Ok(out)
+}
+
+/// Current sizes (complete lines) of the day files, to follow from there.
+pub(crate) fn current_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, u64> {
+    dayfile::list_day_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))
+        .collect()
+}
+
+/// The text of a panic payload (`&str` or `String`), for the error.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
