@@ -2,31 +2,102 @@
 //! record format, a durable non-blocking recorder, in-memory rollups and the
 //! queries answered from them.
 //!
-//! Where things happen, in the order a record travels:
-//! - [`pricing`] turns (model, tokens) into exact [`Money`] in one currency;
-//! - [`record`] is the JSON line and the caller's [`UsageEvent`];
-//! - [`monitor`] prices an event, updates [`rollups`] and queues the line;
-//! - [`storage`] owns the day files: the writer thread, replay, following;
-//! - [`query`] answers summaries, sessions, rankings and trends from rollups;
-//! - [`budget`] checks spending against limits; [`export`] writes reports.
+//! Where things happen, in the order a record travels (all modules are
+//! private; what callers use is re-exported below):
+//! - `pricing` turns (model, tokens) into exact [`Money`] in one currency;
+//! - `record` is the JSON line ([`UsageRecord`]) and the caller's [`UsageEvent`];
+//! - `monitor` ([`UsageMonitor`]) prices an event, updates the rollups and
+//!   queues the line; its query, budget and report methods delegate to the
+//!   layers below, which never know the monitor;
+//! - `storage` owns the day files: the writer thread, replay, following;
+//! - `rollups` are the in-memory counters every query reads;
+//! - `query` answers summaries, sessions, rankings, trends and savings;
+//! - `budget` checks spending against limits; `export` writes reports.
+//!
+//! # Public API
+//!
+//! Everything a program needs is re-exported at the crate root. Two small
+//! modules stay public on purpose, for tools that work with the records
+//! directory itself rather than through a monitor: [`dayfile`] (the day-file
+//! format: names, the directory's environment variable, reading and
+//! parsing) and [`demo`] (realistic demo data for try-outs and tests).
 #![warn(missing_docs)]
 
-pub mod budget;
-pub mod demo;
-pub mod error;
-pub mod export;
-pub mod money;
-pub mod monitor;
-pub mod pricing;
-pub mod query;
-pub mod record;
-pub mod rollups;
-pub mod storage;
-pub mod tracking;
-pub mod zone;
+mod budget;
+mod error;
+mod export;
+mod money;
+mod monitor;
+mod pricing;
+mod query;
+mod record;
+mod rollups;
+mod storage;
+mod tracking;
+mod zone;
 
-pub use money::{Costs, Currency, Money};
-pub use pricing::{ModelPrice, PricingTable, Quote};
-pub use record::usage::TokenUsage;
+pub mod demo;
+
+/// The day-file format: `usage_YYYYMMDD.jsonl` files of one JSON record per
+/// line in the records directory, read and parsed exactly as a replay does.
+pub mod dayfile {
+    pub use crate::storage::dayfile::{
+        day_file_name, day_file_path, list_day_files, parse_day_file_name, parse_lines,
+        parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX, DEFAULT_DIR,
+        DIR_ENV,
+    };
+}
+
+// The monitor: recording, configuration, the global instance.
+pub use monitor::{
+    get_usage_monitor, init_global, record_ai_usage, CurrentTotals, FlushGuard, MonitorBuilder,
+    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+};
+
+// Records: what a caller records and what is written.
+pub use record::usage::{TokenUsage, UsageSource};
 pub use record::{UsageEvent, UsageRecord};
-pub use storage::writer::{FsyncPolicy, QueuePolicy};
+
+// Money and pricing.
+pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};
+pub use pricing::{
+    Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV,
+};
+
+// Durability settings and health.
+pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
+
+// Query results.
+pub use query::{
+    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DistributionSlice,
+    FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard, MonthForecast, RankBy,
+    RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
+};
+pub use rollups::GroupStats;
+
+// Budgets and their file.
+pub use budget::{
+    budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
+    BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+};
+
+// Reports.
+pub use export::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+
+// Time zones and clocks.
+pub use zone::{days_in_month, month_start, now_timestamp, Zone, ZoneParseError};
+
+// Errors.
+pub use error::{Error, Result};
+
+// `#[track_ai_usage]`: the traits users implement.
+pub use tracking::{IntoUsageId, MonitorHandle, UsageContext};
+
+/// What the `ai-usage-monitor` facade's `__private` module re-exports for
+/// the code `#[track_ai_usage]` generates. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::tracking::{
+        global_monitor, run_sync, CallGuard, ContextIds, Extracted, Tracked,
+    };
+}

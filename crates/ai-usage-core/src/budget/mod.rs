@@ -10,7 +10,7 @@
 //!   per period, however many threads record at the same time.
 //! - Alerts are only *queued* under the lock. They are delivered (a
 //!   `tracing::warn!` plus every callback registered with
-//!   [`UsageMonitor::on_budget_alert`]) after the lock is released, so a
+//!   [`crate::UsageMonitor::on_budget_alert`]) after the lock is released, so a
 //!   callback may query the monitor.
 //! - After a restart the rollups are rebuilt from the day files. The first
 //!   time a budget meets a period (when it is added, queried, or the first
@@ -33,10 +33,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
-use crate::monitor::UsageMonitor;
 use crate::record::UsageRecord;
 use crate::rollups::{Bucket, GroupStats, Rollups};
-use crate::zone::{days_in_month, month_start, now_timestamp, Zone};
+use crate::zone::{days_in_month, month_start, Zone};
 
 /// Environment variable naming the budgets file (default `DIR/budgets.json`).
 pub const BUDGETS_ENV: &str = "AI_USAGE_BUDGETS";
@@ -501,89 +500,61 @@ impl BudgetBook {
     }
 }
 
-impl UsageMonitor {
-    /// Adds a budget, or replaces the one with the same name. Thresholds its
-    /// current period has already reached count as fired (see the module docs).
-    ///
-    /// Errors (`InvalidArgument`) name the field that is wrong.
-    pub fn add_budget(&self, mut budget: Budget) -> Result<()> {
+impl BudgetBook {
+    /// Validates and adds `budget`, or replaces the one with the same name;
+    /// `today`'s period is initialised from `rollups` (thresholds already
+    /// reached count as fired). Errors (`InvalidArgument`) name the field.
+    pub fn add(&self, mut budget: Budget, rollups: &Rollups, today: NaiveDate) -> Result<()> {
         budget
             .validate()
             .map_err(|message| Error::InvalidArgument {
                 argument: "budget",
                 message: format!("budget `{}`: {message}", budget.name),
             })?;
-        let today = self.today();
-        // Lock order everywhere: rollups, then the book.
-        let rollups = self.rollups();
-        self.budgets.insert(budget, &rollups, today);
+        self.insert(budget, rollups, today);
         Ok(())
     }
 
-    /// Adds several budgets (stops at the first invalid one).
-    pub fn add_budgets(&self, budgets: impl IntoIterator<Item = Budget>) -> Result<()> {
-        budgets.into_iter().try_for_each(|b| self.add_budget(b))
-    }
-
     /// Removes the budget named `name`; false if there was none.
-    pub fn remove_budget(&self, name: &str) -> bool {
-        let mut entries = self.budgets.entries.lock();
+    pub fn remove(&self, name: &str) -> bool {
+        let mut entries = self.entries.lock();
         let before = entries.len();
         entries.retain(|e| e.budget.name != name);
         if entries.is_empty() {
-            self.budgets.active.store(false, Ordering::Relaxed);
+            self.active.store(false, Ordering::Relaxed);
         }
         entries.len() != before
     }
 
     /// The budgets in force, in the order they were added.
-    pub fn budgets(&self) -> Vec<Budget> {
-        self.budgets
-            .entries
+    pub fn list(&self) -> Vec<Budget> {
+        self.entries
             .lock()
             .iter()
             .map(|e| e.budget.clone())
             .collect()
     }
 
-    /// Loads `DIR/budgets.json` (or the file named by `AI_USAGE_BUDGETS`) when
-    /// it exists; returns the number of budgets added (0 without a file).
-    pub fn load_default_budgets(&self) -> Result<usize> {
-        let path = budgets_path(self.dir());
-        if !path.exists() {
-            return Ok(0);
-        }
-        let budgets = load_budgets_file(&path)?;
-        let n = budgets.len();
-        self.add_budgets(budgets)?;
-        tracing::info!(file = %path.display(), budgets = n, "loaded budgets");
-        Ok(n)
+    /// Adds an alert callback (see the module docs for when it runs).
+    pub fn subscribe(&self, callback: AlertCallback) {
+        self.delivery.callbacks.write().push(callback);
     }
 
-    /// Runs `callback` once for every threshold crossing, after the record
-    /// that crossed is counted, on the recording thread and outside the
-    /// rollups lock (it may query the monitor; keep it short). Every alert is
-    /// also logged with `tracing::warn!`.
-    pub fn on_budget_alert(&self, callback: impl Fn(&BudgetAlert) + Send + Sync + 'static) {
-        self.budgets
-            .delivery
-            .callbacks
-            .write()
-            .push(Arc::new(callback));
-    }
-
-    /// Where every budget stands in its current period.
-    pub fn budget_status(&self) -> Vec<BudgetStatus> {
-        let today = self.today();
-        let zone = self.zone();
-        let now = now_timestamp();
-        let rollups = self.rollups();
-        let mut entries = self.budgets.entries.lock();
+    /// Where every budget stands in its period containing `today`, at the
+    /// time `now` (epoch seconds) in `zone`.
+    pub fn status(
+        &self,
+        rollups: &Rollups,
+        zone: &Zone,
+        today: NaiveDate,
+        now: f64,
+    ) -> Vec<BudgetStatus> {
+        let mut entries = self.entries.lock();
         entries
             .iter_mut()
             .map(|e| {
                 let (first, last) = e.budget.period.bounds(today);
-                let spent = spent_in(&rollups, &e.budget.scope, e.budget.currency, first, last);
+                let spent = spent_in(rollups, &e.budget.scope, e.budget.currency, first, last);
                 let mut fired = period_state(&e.budget, &mut e.periods, first, || spent)
                     .fired
                     .clone();
@@ -602,7 +573,7 @@ impl UsageMonitor {
                         Money::ZERO
                     },
                     percent: b.percent(spent),
-                    projected_end_of_period: project(&zone, first, last, now, spent),
+                    projected_end_of_period: project(zone, first, last, now, spent),
                     currency: b.currency,
                     thresholds: b.thresholds.clone(),
                     thresholds_fired: fired,

@@ -1,12 +1,15 @@
 //! Reports: the seed's JSON usage report and two CSV exports.
 //!
-//! - [`UsageMonitor::export_report`]: `usage_report_YYYYMMDD_HHMMSS.json` with
+//! - `UsageMonitor::export_report`: `usage_report_YYYYMMDD_HHMMSS.json` with
 //!   the seed's `generated_at`, `period_days`, `today_summary`, `top_users`,
 //!   `cost_trend`, plus `period_summary`, `by_anchor`, `forecast`, `budgets`
-//!   and `savings`.
-//! - [`UsageMonitor::export_csv`]: one row per day × model × function.
-//! - [`UsageMonitor::export_records_csv`]: the raw records of a date range,
-//!   read from the day files.
+//!   and `savings` ([`UsageReport`], built by the monitor).
+//! - `UsageMonitor::export_csv`: one row per day × model × function
+//!   ([`daily_csv`]).
+//! - `UsageMonitor::export_records_csv`: the raw records of a date range,
+//!   read from the day files ([`records_csv`]).
+//!
+//! This layer only formats and writes; the monitor gathers the figures.
 //!
 //! Files are written atomically (a temporary file in the same directory,
 //! then a rename), so a reader never sees half a report. A default file name
@@ -21,16 +24,17 @@ use serde::Serialize;
 use crate::budget::BudgetStatus;
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
-use crate::monitor::UsageMonitor;
-use crate::query::savings::SavingsReport;
+use crate::pricing::PricingTable;
 use crate::query::{
-    main_currency, MonthForecast, RankBy, RankEntry, RankKind, TrendPoint, UsageSummary,
+    main_currency, MonthForecast, RankEntry, SavingsReport, TrendPoint, UsageSummary,
 };
 use crate::record::UsageRecord;
+use crate::rollups::{GroupStats, Rollups};
 use crate::storage::dayfile;
+use crate::zone::Zone;
 
 /// Rankings in a report list at most this many entries.
-const REPORT_TOP: usize = 10;
+pub(crate) const REPORT_TOP: usize = 10;
 
 /// The JSON usage report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -194,190 +198,153 @@ fn suffixed(path: &Path, n: u32) -> PathBuf {
     path.with_file_name(name)
 }
 
-impl UsageMonitor {
-    /// The report of the last `days` days (today included), without writing it.
-    pub fn usage_report(&self, days: u32) -> UsageReport {
-        let days = days.max(1);
-        let (from, to) = self.last_days(days);
-        UsageReport {
-            generated_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-            period_days: days,
-            from: from.format("%Y-%m-%d").to_string(),
-            to: to.format("%Y-%m-%d").to_string(),
-            timezone: self.zone().to_string(),
-            today_summary: self.get_daily_summary(0),
-            // `from <= to` and the span is `days`: the range is always valid.
-            period_summary: self
-                .get_range_summary(from, to)
-                .unwrap_or_else(|_| self.get_daily_summary(0)),
-            top_users: self.top(RankKind::User, from, to, RankBy::Tokens, REPORT_TOP),
-            by_anchor: self.top(RankKind::Anchor, from, to, RankBy::Cost, REPORT_TOP),
-            cost_trend: self.get_cost_trend(days),
-            forecast: self.forecast(),
-            budgets: self.budget_status(),
-            savings: self.savings(days),
-        }
-    }
-
-    /// Writes the JSON report of the last `days` days to `path`, or to
-    /// `DIR/usage_report_YYYYMMDD_HHMMSS.json` (never replacing a file).
-    /// An explicit path is replaced atomically; its directory is created.
-    pub fn export_report(&self, path: Option<&Path>, days: u32) -> Result<PathBuf> {
-        let report = self.usage_report(days);
-        let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Config {
-            setting: "report",
-            message: format!("cannot serialise the report: {e}"),
-        })?;
-        self.write_export(path, "usage_report", "json", &json)
-    }
-
-    /// Writes one CSV row per day × model × function of the last `days` days
-    /// (columns [`DAILY_CSV_HEADER`]) to `path` or `DIR/usage_daily_….csv`.
-    ///
-    /// A group with costs in several currencies (explicit costs only) gets
-    /// one extra row per other currency with zero calls and tokens, so
-    /// column sums stay right and currencies are never added.
-    pub fn export_csv(&self, path: Option<&Path>, days: u32) -> Result<PathBuf> {
-        let (from, to) = self.last_days(days);
-        let csv = self.daily_csv(from, to);
-        self.write_export(path, "usage_daily", "csv", csv.as_bytes())
-    }
-
-    /// The CSV text of [`UsageMonitor::export_csv`] for the days `from..=to`.
-    pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate) -> String {
-        let mut out = String::new();
-        push_row(&mut out, &DAILY_CSV_HEADER);
-        let pricing = self.pricing();
-        let reporting = self.config.reporting_currency;
-        let rollups = self.rollups();
-        for (date, day) in rollups.days.range(from..=to) {
-            let date = date.format("%Y-%m-%d").to_string();
-            let mut rows: Vec<(&String, &String, &crate::rollups::GroupStats)> = day
-                .by_function_model
-                .iter()
-                .flat_map(|(f, models)| models.iter().map(move |(m, g)| (m, f, g)))
-                .collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
-            for (model, function, g) in rows {
-                let display = pricing.display_name(model);
-                let main = main_currency(&g.cost, reporting);
-                let money_row = |calls: u64, i: u64, o: u64, t: u64, cost: Money, c: Currency| {
-                    [
-                        date.clone(),
-                        model.clone(),
-                        display.clone(),
-                        function.clone(),
-                        calls.to_string(),
-                        i.to_string(),
-                        o.to_string(),
-                        t.to_string(),
-                        cost.to_string(),
-                        c.code().to_string(),
-                    ]
-                };
-                push_row(
-                    &mut out,
-                    &money_row(
-                        g.calls,
-                        g.input_tokens,
-                        g.output_tokens,
-                        g.total_tokens,
-                        g.cost.get(main),
-                        main,
-                    ),
-                );
-                for (c, m) in g.cost.others(main) {
-                    push_row(&mut out, &money_row(0, 0, 0, 0, m, c));
-                }
-            }
-        }
-        out
-    }
-
-    /// Writes the raw records of the local days `from..=to` (read from the
-    /// day files, after a flush) as CSV (columns [`RECORDS_CSV_HEADER`]) to
-    /// `path` or `DIR/usage_records_….csv`.
-    pub fn export_records_csv(
-        &self,
-        path: Option<&Path>,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<PathBuf> {
-        if from > to {
-            return Err(Error::InvalidArgument {
-                argument: "from",
-                message: format!("{from} is after {to}"),
-            });
-        }
-        if let Err(e) = self.flush() {
-            // Still export what is on disk; say that recent records may be missing.
-            tracing::warn!(error = %e, "exporting records without a successful flush");
-        }
-        let files: Vec<(NaiveDate, PathBuf)> = dayfile::list_day_files(self.dir())?
-            .into_iter()
-            .filter(|(d, _)| *d >= from && *d <= to)
+/// One CSV row per day × model × function of the days `from..=to`
+/// (columns [`DAILY_CSV_HEADER`]). A group with costs in several
+/// currencies (explicit costs only) gets one extra row per other
+/// currency with zero calls and tokens, so column sums stay right and
+/// currencies are never added.
+pub fn daily_csv(
+    rollups: &Rollups,
+    pricing: &PricingTable,
+    reporting: Currency,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> String {
+    let mut out = String::new();
+    push_row(&mut out, &DAILY_CSV_HEADER);
+    for (date, day) in rollups.days.range(from..=to) {
+        let date = date.format("%Y-%m-%d").to_string();
+        let mut rows: Vec<(&String, &String, &GroupStats)> = day
+            .by_function_model
+            .iter()
+            .flat_map(|(f, models)| models.iter().map(move |(m, g)| (m, f, g)))
             .collect();
-        let mut out = String::new();
-        push_row(&mut out, &RECORDS_CSV_HEADER);
-        let zone = self.zone();
-        let pricing = self.pricing().clone();
-        for (_, file) in files {
-            let mut records: Vec<UsageRecord> = Vec::new();
-            dayfile::read_day_file(&file, |r| records.push(r))?;
-            records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
-            for r in records {
-                let currency = r
-                    .currency
-                    .or_else(|| pricing.currency_of(&r.model))
-                    .unwrap_or(Currency::CNY);
-                push_row(
-                    &mut out,
-                    &[
-                        format!("{:.3}", r.timestamp),
-                        zone.local(r.timestamp)
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string(),
-                        r.user_id.unwrap_or_default(),
-                        r.anchor_id.unwrap_or_default(),
-                        r.session_id.unwrap_or_default(),
-                        r.model,
-                        r.function,
-                        r.input_tokens.to_string(),
-                        r.output_tokens.to_string(),
-                        r.total_tokens.to_string(),
-                        r.cached_input_tokens.to_string(),
-                        r.reasoning_tokens.to_string(),
-                        r.cost.to_string(),
-                        currency.code().to_string(),
-                        format!("{:.1}", r.duration_ms),
-                        r.success.to_string(),
-                        r.error_msg.unwrap_or_default(),
-                        r.request_id.unwrap_or_default(),
-                        r.tags.join(";"),
-                    ],
-                );
+        rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        for (model, function, g) in rows {
+            let display = pricing.display_name(model);
+            let main = main_currency(&g.cost, reporting);
+            let money_row = |calls: u64, i: u64, o: u64, t: u64, cost: Money, c: Currency| {
+                [
+                    date.clone(),
+                    model.clone(),
+                    display.clone(),
+                    function.clone(),
+                    calls.to_string(),
+                    i.to_string(),
+                    o.to_string(),
+                    t.to_string(),
+                    cost.to_string(),
+                    c.code().to_string(),
+                ]
+            };
+            push_row(
+                &mut out,
+                &money_row(
+                    g.calls,
+                    g.input_tokens,
+                    g.output_tokens,
+                    g.total_tokens,
+                    g.cost.get(main),
+                    main,
+                ),
+            );
+            for (c, m) in g.cost.others(main) {
+                push_row(&mut out, &money_row(0, 0, 0, 0, m, c));
             }
         }
-        self.write_export(path, "usage_records", "csv", out.as_bytes())
     }
+    out
+}
 
-    /// Writes an export to `path` (replacing it) or to a fresh default name.
-    fn write_export(
-        &self,
-        path: Option<&Path>,
-        prefix: &str,
-        ext: &str,
-        bytes: &[u8],
-    ) -> Result<PathBuf> {
-        match path {
-            Some(p) => write_atomic(p, bytes, false),
-            None => {
-                let stamp = chrono::Local::now().format("%Y%m%d_%H%M%S");
-                let p = self.dir().join(format!("{prefix}_{stamp}.{ext}"));
-                write_atomic(&p, bytes, true)
-            }
+
+/// The raw records of the local days `from..=to`, read from the day
+/// files of `dir`, as CSV (columns [`RECORDS_CSV_HEADER`]); local times
+/// in `zone`, currencies of records without one from `pricing`.
+pub fn records_csv(
+    dir: &Path,
+    zone: &Zone,
+    pricing: &PricingTable,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<String> {
+    if from > to {
+        return Err(Error::InvalidArgument {
+            argument: "from",
+            message: format!("{from} is after {to}"),
+        });
+    }
+    let files: Vec<(NaiveDate, PathBuf)> = dayfile::list_day_files(dir)?
+        .into_iter()
+        .filter(|(d, _)| *d >= from && *d <= to)
+        .collect();
+    let mut out = String::new();
+    push_row(&mut out, &RECORDS_CSV_HEADER);
+    for (_, file) in files {
+        let mut records: Vec<UsageRecord> = Vec::new();
+        dayfile::read_day_file(&file, |r| records.push(r))?;
+        records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        for r in records {
+            let currency = r
+                .currency
+                .or_else(|| pricing.currency_of(&r.model))
+                .unwrap_or(Currency::CNY);
+            push_row(
+                &mut out,
+                &[
+                    format!("{:.3}", r.timestamp),
+                    zone.local(r.timestamp)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    r.user_id.unwrap_or_default(),
+                    r.anchor_id.unwrap_or_default(),
+                    r.session_id.unwrap_or_default(),
+                    r.model,
+                    r.function,
+                    r.input_tokens.to_string(),
+                    r.output_tokens.to_string(),
+                    r.total_tokens.to_string(),
+                    r.cached_input_tokens.to_string(),
+                    r.reasoning_tokens.to_string(),
+                    r.cost.to_string(),
+                    currency.code().to_string(),
+                    format!("{:.1}", r.duration_ms),
+                    r.success.to_string(),
+                    r.error_msg.unwrap_or_default(),
+                    r.request_id.unwrap_or_default(),
+                    r.tags.join(";"),
+                ],
+            );
         }
     }
+    Ok(out)
+}
+
+
+/// Writes an export to `path` (replacing it) or to a fresh default name
+/// `dir/{prefix}_{stamp}.{ext}` (never replacing a file).
+pub fn write_export(
+    dir: &Path,
+    stamp: &str,
+    path: Option<&Path>,
+    prefix: &str,
+    ext: &str,
+    bytes: &[u8],
+) -> Result<PathBuf> {
+    match path {
+        Some(p) => write_atomic(p, bytes, false),
+        None => {
+            let p = dir.join(format!("{prefix}_{stamp}.{ext}"));
+            write_atomic(&p, bytes, true)
+        }
+    }
+}
+
+/// The JSON text of a report (pretty-printed).
+pub fn report_json(report: &UsageReport) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(report).map_err(|e| Error::Config {
+        setting: "report",
+        message: format!("cannot serialise the report: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::money::{Currency, Money};
-use crate::monitor::UsageMonitor;
 use crate::pricing::{ModelPrice, PricingTable, Tiers};
 use crate::record::usage::TokenUsage;
 use crate::rollups::{GroupStats, Rollups};
@@ -308,20 +307,5 @@ fn function_savings(
             saving_pct: pct(current - half_cost, current),
         },
         unpriced_calls,
-    }
-}
-
-impl UsageMonitor {
-    /// Savings advice from the last `days` local days (today included).
-    pub fn savings(&self, days: u32) -> SavingsReport {
-        let (from, to) = self.last_days(days);
-        self.savings_between(from, to)
-    }
-
-    /// Savings advice from the local days `from..=to`.
-    pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> SavingsReport {
-        let pricing = self.pricing();
-        let rollups = self.rollups();
-        savings_for(&rollups, &pricing, from, to)
     }
 }

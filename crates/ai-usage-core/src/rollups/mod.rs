@@ -316,8 +316,6 @@ pub struct Rollups {
     /// Sessions by id.
     pub sessions: FxHashMap<String, SessionStats>,
     window: Option<DayWindow>,
-    /// Merged groups of past days for rankings (see `crate::query::rank`).
-    pub(crate) rank_cache: Vec<crate::query::RankCache>,
     /// The newest day a record has been counted for (drives eviction).
     newest_day: Option<NaiveDate>,
 }

@@ -1,10 +1,10 @@
 //! Following day files that other processes append to.
 //!
 //! A monitor sees its own records the moment they are made. With
-//! [`crate::monitor::MonitorBuilder::follow`], it also picks up, at most
-//! once per interval and only when it is queried, the complete lines other
-//! processes (app workers, `ai-usage record`) appended since it last looked:
-//! a dashboard in its own process stays current.
+//! `MonitorBuilder::follow`, its background thread also picks up, once per
+//! interval, the complete lines other processes (app workers,
+//! `ai-usage record`) appended since it last looked: a dashboard in its own
+//! process stays current. This module only reads; the monitor counts.
 //!
 //! Its own lines are not counted twice: the writer notes the byte range of
 //! every batch it appends while still holding the file's exclusive lock, and
@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use parking_lot::Mutex;
@@ -51,7 +50,6 @@ impl OwnWrites {
 /// The follower's position in each day file.
 #[derive(Debug)]
 pub(crate) struct Follower {
-    pub(crate) interval: Duration,
     pub(crate) own: std::sync::Arc<Mutex<OwnWrites>>,
     state: Mutex<FollowState>,
 }
@@ -59,36 +57,25 @@ pub(crate) struct Follower {
 #[derive(Debug, Default)]
 struct FollowState {
     offsets: BTreeMap<NaiveDate, u64>,
-    last: Option<Instant>,
 }
 
 impl Follower {
-    pub(crate) fn new(interval: Duration, offsets: BTreeMap<NaiveDate, u64>) -> Follower {
+    pub(crate) fn new(offsets: BTreeMap<NaiveDate, u64>) -> Follower {
         Follower {
-            interval,
             own: Default::default(),
-            state: Mutex::new(FollowState {
-                offsets,
-                last: Some(Instant::now()),
-            }),
+            state: Mutex::new(FollowState { offsets }),
         }
     }
 
-    /// Reads what other processes appended since the last look, if the
-    /// interval has passed and no other thread is looking right now.
+    /// Reads what other processes appended since the last look (one look
+    /// at a time: a second caller waits, then finds what is left).
     /// Returns the new records with their local dates.
     pub(crate) fn poll(
         &self,
         dir: &std::path::Path,
         first_day: NaiveDate,
     ) -> Vec<(NaiveDate, UsageRecord)> {
-        let Some(mut st) = self.state.try_lock() else {
-            return Vec::new();
-        };
-        if st.last.is_some_and(|t| t.elapsed() < self.interval) {
-            return Vec::new();
-        }
-        st.last = Some(Instant::now());
+        let mut st = self.state.lock();
         let files = match dayfile::list_day_files(dir) {
             Ok(f) => f,
             Err(e) => {

@@ -1,0 +1,299 @@
+//! [`MonitorBuilder`]: settings from code or the environment, resolved once
+//! into a [`MonitorConfig`] whether the monitor can write or not.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::money::{Currency, Money};
+use crate::pricing::PricingTable;
+use crate::rollups::Rollups;
+use crate::storage::dayfile::{self, ReadStats};
+use crate::storage::follow::Follower;
+use crate::storage::replay::{current_ends, replay_dir, Replayed};
+use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
+use crate::zone::Zone;
+
+use super::{Parts, UsageMonitor};
+
+/// Environment variable naming the monitor's time zone (`local`, `UTC`, `+08:00`, …).
+pub const TZ_ENV: &str = "AI_USAGE_TZ";
+
+/// Settings of a monitor (see [`MonitorBuilder`]).
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Records directory.
+    pub dir: PathBuf,
+    /// Time zone of day files and day boundaries.
+    pub zone: Zone,
+    /// Days of history replayed into memory at start.
+    pub retention_days: u32,
+    /// Reporting currency for converted totals.
+    pub reporting_currency: Currency,
+    /// Exchange rates into the reporting currency, as micro-units of the
+    /// reporting currency per one unit of the other (e.g. USD → 7.1 CNY is
+    /// `7_100_000`).
+    pub exchange_rates: Vec<(Currency, i64)>,
+    /// Most users / anchors listed in a summary (0 = all).
+    pub summary_group_limit: usize,
+}
+
+/// Builds a [`UsageMonitor`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), ai_usage_core::Error> {
+/// use ai_usage_core::UsageMonitor;
+/// let monitor = UsageMonitor::builder().dir("records/ai_usage").timezone("+08:00".parse().unwrap()).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MonitorBuilder {
+    dir: Option<PathBuf>,
+    zone: Option<Zone>,
+    retention_days: u32,
+    pricing: Option<PricingTable>,
+    pricing_file: Option<PathBuf>,
+    flush_interval: Duration,
+    fsync: FsyncPolicy,
+    queue_capacity: usize,
+    queue_policy: QueuePolicy,
+    replay: bool,
+    reporting_currency: Currency,
+    exchange_rates: Vec<(Currency, i64)>,
+    summary_group_limit: usize,
+    follow: Option<Duration>,
+}
+
+impl Default for MonitorBuilder {
+    fn default() -> Self {
+        MonitorBuilder {
+            dir: None,
+            zone: None,
+            retention_days: 93,
+            pricing: None,
+            pricing_file: None,
+            flush_interval: Duration::from_millis(200),
+            fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+            queue_capacity: 65_536,
+            queue_policy: QueuePolicy::Block,
+            replay: true,
+            reporting_currency: Currency::CNY,
+            exchange_rates: Vec::new(),
+            summary_group_limit: 1000,
+            follow: None,
+        }
+    }
+}
+
+impl MonitorBuilder {
+    /// Records directory (default: `AI_USAGE_DIR`, else `records/ai_usage`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Time zone (default: `AI_USAGE_TZ`, else the machine's local zone).
+    pub fn timezone(mut self, zone: Zone) -> Self {
+        self.zone = Some(zone);
+        self
+    }
+
+    /// Days replayed at start and kept in memory (default 93).
+    pub fn retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days.max(1);
+        self
+    }
+
+    /// A complete pricing table (default: built-in + `AI_USAGE_PRICING`).
+    pub fn pricing(mut self, table: PricingTable) -> Self {
+        self.pricing = Some(table);
+        self
+    }
+
+    /// A pricing file (JSON or TOML) merged over the built-in table.
+    pub fn pricing_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pricing_file = Some(path.into());
+        self
+    }
+
+    /// Longest time a record waits in memory before it is written (default 200 ms).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// When to fsync (default: at most 1 s after a write).
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Queue capacity in records (default 65,536).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Full-queue behaviour (default: block, lossless).
+    pub fn queue_policy(mut self, policy: QueuePolicy) -> Self {
+        self.queue_policy = policy;
+        self
+    }
+
+    /// Whether to replay day files at start (default true).
+    pub fn replay(mut self, replay: bool) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// Reporting currency of converted totals (default CNY).
+    pub fn reporting_currency(mut self, currency: Currency) -> Self {
+        self.reporting_currency = currency;
+        self
+    }
+
+    /// An exchange rate: one unit of `from` is `rate` units of the reporting
+    /// currency (e.g. `USD`, `"7.1"`). Only used for converted totals, which
+    /// always say which rates they used.
+    pub fn exchange_rate(mut self, from: Currency, rate: Money) -> Self {
+        self.exchange_rates.retain(|(c, _)| *c != from);
+        self.exchange_rates.push((from, rate.micros()));
+        self
+    }
+
+    /// Most users and anchors listed in a summary, the biggest by tokens
+    /// (default 1,000; 0 lists all). Counts and totals always cover all.
+    pub fn summary_group_limit(mut self, limit: usize) -> Self {
+        self.summary_group_limit = limit;
+        self
+    }
+
+    /// Also count records other processes append to the directory: a
+    /// background thread owned by the monitor looks every `interval` (at
+    /// least 10 ms) and stops when the monitor is dropped or shut down.
+    /// Queries never read files. For dashboards and tools that run beside
+    /// the recording app; [`UsageMonitor::refresh`] looks at once.
+    pub fn follow(mut self, interval: Duration) -> Self {
+        self.follow = Some(interval);
+        self
+    }
+
+    /// The settings of the monitor, resolved once: explicit values, else
+    /// the environment (`AI_USAGE_DIR`, `AI_USAGE_TZ`), else defaults.
+    /// `zone` is resolved by [`MonitorBuilder::resolve_zone`] (the one step
+    /// that can fail).
+    fn config(&self, zone: Zone) -> MonitorConfig {
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => match std::env::var(dayfile::DIR_ENV) {
+                Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
+                _ => PathBuf::from(dayfile::DEFAULT_DIR),
+            },
+        };
+        MonitorConfig {
+            dir,
+            zone,
+            retention_days: self.retention_days,
+            reporting_currency: self.reporting_currency,
+            exchange_rates: self.exchange_rates.clone(),
+            summary_group_limit: self.summary_group_limit,
+        }
+    }
+
+    /// The explicit zone, else `AI_USAGE_TZ`, else the machine's local zone.
+    fn resolve_zone(&self) -> Result<Zone> {
+        if let Some(z) = self.zone {
+            return Ok(z);
+        }
+        match std::env::var(TZ_ENV) {
+            Ok(z) if !z.trim().is_empty() => {
+                z.parse()
+                    .map_err(|e: crate::zone::ZoneParseError| Error::Config {
+                        setting: TZ_ENV,
+                        message: e.to_string(),
+                    })
+            }
+            _ => Ok(Zone::Local),
+        }
+    }
+
+    /// Builds the monitor: loads pricing, replays the retention window and
+    /// starts the writer (and the follower, if asked). Errors name the
+    /// directory or file that is wrong.
+    pub fn build(self) -> Result<UsageMonitor> {
+        let config = self.config(self.resolve_zone()?);
+        let mut pricing = match self.pricing {
+            Some(p) => p,
+            None => PricingTable::from_env_or_builtin()?,
+        };
+        if let Some(file) = &self.pricing_file {
+            pricing.load_file(file)?;
+        }
+        let dir = config.dir.clone();
+        let started = Instant::now();
+        let replayed = if self.replay {
+            replay_dir(&dir, &config.zone, &pricing, self.retention_days)?
+        } else {
+            Replayed::default()
+        };
+        let Replayed {
+            rollups,
+            stats: replay,
+            offsets,
+        } = replayed;
+        let follow = self.follow.map(|interval| {
+            // Without a replay, start following at today's files' ends.
+            let offsets = if self.replay {
+                offsets
+            } else {
+                current_ends(&dir)
+            };
+            (interval, Follower::new(offsets))
+        });
+        let replay_time = started.elapsed();
+        if replay.records > 0 || replay.skipped_lines > 0 {
+            tracing::info!(
+                records = replay.records,
+                skipped = replay.skipped_lines,
+                ms = replay_time.as_millis() as u64,
+                dir = %dir.display(),
+                "replayed usage records"
+            );
+        }
+        let mut wc = WriterConfig::new(dir);
+        wc.flush_interval = self.flush_interval;
+        wc.fsync = self.fsync;
+        wc.queue_capacity = self.queue_capacity;
+        wc.queue_policy = self.queue_policy;
+        wc.own_writes = follow.as_ref().map(|(_, f)| Arc::clone(&f.own));
+        let writer = Writer::start(wc)?;
+        Ok(UsageMonitor::assemble(Parts {
+            config,
+            pricing,
+            rollups,
+            writer: Ok(writer),
+            follow,
+            replay,
+            replay_time,
+        }))
+    }
+
+    /// A monitor that keeps rollups but cannot write (used when the global
+    /// monitor's directory is unusable, so recording still never fails).
+    pub(super) fn build_in_memory(self, reason: String) -> UsageMonitor {
+        let config = self.config(self.resolve_zone().unwrap_or_default());
+        let pricing = self.pricing.unwrap_or_else(|| {
+            PricingTable::from_env_or_builtin().unwrap_or_else(|_| PricingTable::builtin())
+        });
+        UsageMonitor::assemble(Parts {
+            config,
+            pricing,
+            rollups: Rollups::default(),
+            writer: Err(reason),
+            follow: None,
+            replay: ReadStats::default(),
+            replay_time: Duration::ZERO,
+        })
+    }
+}

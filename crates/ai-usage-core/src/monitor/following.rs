@@ -1,0 +1,98 @@
+//! Following other processes' appends on a timer: a background thread owned
+//! by the monitor reads what other writers added to the day files and counts
+//! it, so queries never touch files on the caller's thread.
+
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::money::Currency;
+use crate::record::UsageRecord;
+use crate::storage::replay::stored_currency;
+
+use super::Shared;
+
+/// Shortest pause between two looks (a zero interval would spin).
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The running follower thread; [`FollowTask::stop`] ends and joins it.
+pub(super) struct FollowTask {
+    /// Dropping (or sending on) it wakes the thread and ends it.
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl FollowTask {
+    /// Starts the thread (`None`, logged, if the OS refuses a thread: the
+    /// monitor then only counts other writers on [`Shared::refresh`]).
+    pub(super) fn start(shared: &Arc<Shared>, interval: Duration) -> Option<FollowTask> {
+        let interval = interval.max(MIN_INTERVAL);
+        // Weak: the thread must not keep the monitor's state alive.
+        let weak: Weak<Shared> = Arc::downgrade(shared);
+        let (stop, wake) = mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("ai-usage-follow".into())
+            .spawn(move || loop {
+                match wake.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => match weak.upgrade() {
+                        Some(shared) => shared.refresh(),
+                        None => return,
+                    },
+                    // Stop asked, or the monitor is gone.
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+            });
+        match spawned {
+            Ok(thread) => Some(FollowTask { stop, thread }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the follower thread");
+                None
+            }
+        }
+    }
+
+    /// Ends the thread and waits for it (at most one look in progress).
+    pub(super) fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            tracing::error!("the follower thread panicked");
+        }
+    }
+}
+
+impl Shared {
+    /// Counts what other processes appended since the last look.
+    pub(super) fn refresh(&self) {
+        let Some(f) = &self.follower else { return };
+        let today = self.config.zone.today();
+        let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
+        let found = f.poll(&self.config.dir, first);
+        if found.is_empty() {
+            return;
+        }
+        let pricing = self.pricing.read();
+        let mut cache = rustc_hash::FxHashMap::default();
+        let counted: Vec<(UsageRecord, Currency, bool)> = found
+            .into_iter()
+            .map(|(_, r)| {
+                let (c, p) = stored_currency(&r, &pricing, &mut cache);
+                (r, c, p)
+            })
+            .collect();
+        drop(pricing);
+        {
+            let mut rollups = self.rollups.lock();
+            for (r, c, p) in &counted {
+                self.count(&mut rollups, r, *c, *p);
+            }
+        }
+        let calls: Vec<(&UsageRecord, Currency, bool)> =
+            counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();
+        self.after_count(&calls);
+        tracing::debug!(
+            records = counted.len(),
+            "counted records appended by other processes"
+        );
+    }
+}

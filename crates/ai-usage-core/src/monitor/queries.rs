@@ -1,0 +1,263 @@
+//! Summaries, sessions, rankings, trend, forecast, dashboard and savings:
+//! the monitor takes its locks and asks the query layer.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveTime};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::money::Currency;
+use crate::query::{
+    self, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
+    SessionSummary, TrendPoint, UsageSummary,
+};
+use crate::rollups::{Bucket, GroupStats};
+use crate::zone::{days_in_month, now_timestamp};
+
+use super::UsageMonitor;
+
+/// Today's and this hour's totals (see [`UsageMonitor::current_totals`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurrentTotals {
+    /// Today's local date in the monitor's zone.
+    pub date: NaiveDate,
+    /// The current local clock hour (0..=23).
+    pub hour: u8,
+    /// Everything counted today.
+    pub today: GroupStats,
+    /// Everything counted in the current clock hour.
+    pub this_hour: GroupStats,
+}
+
+impl UsageMonitor {
+    fn reporting(&self) -> Currency {
+        self.config().reporting_currency
+    }
+
+    fn summary_of(
+        &self,
+        period: &str,
+        bounds: (f64, f64),
+        bucket: Option<&Bucket>,
+    ) -> UsageSummary {
+        let empty = Bucket::default();
+        let pricing = self.pricing();
+        UsageSummary::from_bucket(
+            period,
+            bounds,
+            bucket.unwrap_or(&empty),
+            &pricing,
+            self.reporting(),
+            &self.config().exchange_rates,
+            self.config().summary_group_limit,
+        )
+    }
+
+    /// Today's local date in the monitor's zone.
+    pub fn today(&self) -> NaiveDate {
+        self.config().zone.today()
+    }
+
+    /// The summary of the local day `days_ago` days before today (0 = today).
+    pub fn get_daily_summary(&self, days_ago: u32) -> UsageSummary {
+        let date = self.today() - chrono::Duration::days(days_ago as i64);
+        self.get_summary_for_date(date)
+    }
+
+    /// The summary of a local calendar date.
+    pub fn get_summary_for_date(&self, date: NaiveDate) -> UsageSummary {
+        let bounds = self.config().zone.day_bounds(date);
+        let rollups = self.rollups();
+        self.summary_of("daily", bounds, rollups.days.get(&date).map(|d| &d.day))
+    }
+
+    /// The summary of the local clock hour `hours_ago` hours before the current one.
+    pub fn get_hourly_summary(&self, hours_ago: u32) -> UsageSummary {
+        let ts = now_timestamp() - hours_ago as f64 * 3600.0;
+        let (date, hour) = self.config().zone.hour_of(ts);
+        self.get_summary_for_hour(date, hour)
+    }
+
+    /// The summary of one local clock hour of a date.
+    pub fn get_summary_for_hour(&self, date: NaiveDate, hour: u8) -> UsageSummary {
+        let zone = self.config().zone;
+        let start_local = date
+            .and_time(NaiveTime::from_hms_opt(hour.min(23) as u32, 0, 0).unwrap_or(NaiveTime::MIN));
+        let start = zone.timestamp_of(start_local);
+        let bounds = (start, start + 3600.0);
+        let rollups = self.rollups();
+        let bucket = rollups.days.get(&date).and_then(|d| d.hours.get(&hour));
+        self.summary_of("hourly", bounds, bucket)
+    }
+
+    /// The summary of whole local days `from..=to`.
+    pub fn get_range_summary(&self, from: NaiveDate, to: NaiveDate) -> Result<UsageSummary> {
+        query::check_range(from, to)?;
+        Ok(self.range_summary("range", from, to))
+    }
+
+    fn range_summary(&self, period: &str, from: NaiveDate, to: NaiveDate) -> UsageSummary {
+        let zone = self.config().zone;
+        let bounds = (zone.day_bounds(from).0, zone.day_bounds(to).1);
+        let rollups = self.rollups();
+        let mut merged = Bucket::default();
+        for (_, day) in rollups.days.range(from..=to) {
+            merged.merge(&day.day);
+        }
+        drop(rollups);
+        self.summary_of(period, bounds, Some(&merged))
+    }
+
+    /// The summary of a calendar month (`month` 1..=12).
+    pub fn get_monthly_summary(&self, year: i32, month: u32) -> Result<UsageSummary> {
+        let first =
+            NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(|| Error::InvalidArgument {
+                argument: "month",
+                message: format!("{year}-{month} is not a month (month must be 1..=12)"),
+            })?;
+        let last = first + chrono::Duration::days(days_in_month(first) as i64 - 1);
+        Ok(self.range_summary("monthly", first, last))
+    }
+
+    /// One session's figures; `None` for an unknown session. Survives
+    /// restarts (rebuilt from the day files).
+    pub fn get_session_stats(&self, session_id: &str) -> Option<SessionSummary> {
+        let rollups = self.rollups();
+        rollups
+            .sessions
+            .get(session_id)
+            .map(|s| SessionSummary::from_stats(s, self.reporting()))
+    }
+
+    /// Sessions, most recent first (at most `limit`).
+    pub fn recent_sessions(&self, limit: usize) -> Vec<SessionSummary> {
+        let rollups = self.rollups();
+        query::recent_sessions(&rollups, limit, self.reporting())
+    }
+
+    /// The last `days` local days ending today, as `(from, to)`.
+    pub fn last_days(&self, days: u32) -> (NaiveDate, NaiveDate) {
+        let to = self.today();
+        (to - chrono::Duration::days(days.max(1) as i64 - 1), to)
+    }
+
+    /// Top users over the last `days` days by tokens (the seed's call).
+    pub fn get_top_users(&self, limit: usize, days: u32) -> Vec<RankEntry> {
+        let (from, to) = self.last_days(days);
+        self.top(RankKind::User, from, to, RankBy::Tokens, limit)
+    }
+
+    /// Top anchors (主播) over the last `days` days by tokens.
+    pub fn get_top_anchors(&self, limit: usize, days: u32) -> Vec<RankEntry> {
+        let (from, to) = self.last_days(days);
+        self.top(RankKind::Anchor, from, to, RankBy::Tokens, limit)
+    }
+
+    /// Top functions over the last `days` days by tokens.
+    pub fn get_top_functions(&self, limit: usize, days: u32) -> Vec<RankEntry> {
+        let (from, to) = self.last_days(days);
+        self.top(RankKind::Function, from, to, RankBy::Tokens, limit)
+    }
+
+    /// Any ranking over whole days `from..=to`.
+    pub fn top(
+        &self,
+        kind: RankKind,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: RankBy,
+        limit: usize,
+    ) -> Vec<RankEntry> {
+        let rollups = self.rollups();
+        let mut ranks = self.shared.ranks.lock();
+        query::rank_cached(&rollups, &mut ranks, kind, from, to, by, limit, self.reporting())
+    }
+
+    /// The last `days` whole local days, oldest first, every day present.
+    pub fn get_cost_trend(&self, days: u32) -> Vec<TrendPoint> {
+        let (from, to) = self.last_days(days);
+        let rollups = self.rollups();
+        query::trend(&rollups, from, to, self.reporting())
+    }
+
+    /// The cost of every day `from..=to`.
+    pub fn cost_trend_range(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>> {
+        query::check_range(from, to)?;
+        let rollups = self.rollups();
+        Ok(query::trend(&rollups, from, to, self.reporting()))
+    }
+
+    /// The month forecast for the month of today.
+    pub fn forecast(&self) -> MonthForecast {
+        let rollups = self.rollups();
+        query::forecast_at(&rollups, self.today(), self.reporting())
+    }
+
+    /// The dashboard payload.
+    pub fn dashboard(&self) -> DashboardData {
+        let today = self.today();
+        let generated_at = self.local_now("%Y-%m-%dT%H:%M:%S");
+        let pricing = self.pricing();
+        let rollups = self.rollups();
+        let mut ranks = self.shared.ranks.lock();
+        query::dashboard(
+            &rollups,
+            &mut ranks,
+            &pricing,
+            today,
+            generated_at,
+            self.reporting(),
+        )
+    }
+
+    /// Savings advice from the last `days` local days (today included).
+    pub fn savings(&self, days: u32) -> SavingsReport {
+        let (from, to) = self.last_days(days);
+        self.savings_between(from, to)
+    }
+
+    /// Savings advice from the local days `from..=to`.
+    pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> SavingsReport {
+        let pricing = self.pricing();
+        let rollups = self.rollups();
+        query::savings_for(&rollups, &pricing, from, to)
+    }
+
+    /// Today's totals and the current clock hour's, in the monitor's zone.
+    pub fn current_totals(&self) -> CurrentTotals {
+        let (date, hour) = self.zone().hour_of(now_timestamp());
+        let rollups = self.rollups();
+        let day = rollups.days.get(&date);
+        CurrentTotals {
+            date,
+            hour,
+            today: day.map(|d| d.day.totals.clone()).unwrap_or_default(),
+            this_hour: day
+                .and_then(|d| d.hours.get(&hour))
+                .map(|h| h.totals.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Calls `each(function, model, totals)` for every function × model
+    /// group of every day in memory, summed over the days (e.g. to seed
+    /// counters of a metrics exporter). Holds the rollups lock meanwhile:
+    /// keep `each` short and never call the monitor from it.
+    pub fn for_each_function_model(&self, mut each: impl FnMut(&str, &str, &GroupStats)) {
+        let rollups = self.rollups();
+        let mut sums: BTreeMap<(&str, &str), GroupStats> = BTreeMap::new();
+        for day in rollups.days.values() {
+            for (function, models) in &day.by_function_model {
+                for (model, g) in models {
+                    sums.entry((function.as_str(), model.as_str()))
+                        .or_default()
+                        .merge(g);
+                }
+            }
+        }
+        for ((function, model), g) in &sums {
+            each(function, model, g);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Rankings (top users, anchors, functions, models) over whole days, and
+//! the cache of merged past days that makes a ranking ending today cheap.
+
+use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
+use serde::{Serialize, Serializer};
+
+use crate::money::{Costs, Currency, Money};
+use crate::rollups::{DayRollup, GroupMap, GroupStats, Rollups};
+
+use super::summary::main_currency;
+
+/// What a ranking groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankKind {
+    /// Users (`user_id`).
+    User,
+    /// Anchors (`anchor_id`).
+    Anchor,
+    /// Functions (`function`).
+    Function,
+    /// Models (`model`).
+    Model,
+}
+
+impl RankKind {
+    /// The JSON field that names the ranked id.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            RankKind::User => "user_id",
+            RankKind::Anchor => "anchor_id",
+            RankKind::Function => "function",
+            RankKind::Model => "model",
+        }
+    }
+}
+
+/// What a ranking orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Total tokens (the seed's order).
+    #[default]
+    Tokens,
+    /// Cost in the reporting currency.
+    Cost,
+    /// Calls.
+    Calls,
+}
+
+/// One row of a ranking, serialised with the seed's names:
+/// `{"user_id": …, "tokens", "cost", "calls"}` (or `anchor_id`, `function`, `model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankEntry {
+    /// What is ranked.
+    pub kind: RankKind,
+    /// The id.
+    pub id: String,
+    /// Total tokens.
+    pub tokens: u64,
+    /// Cost in `currency`.
+    pub cost: Money,
+    /// Currency of `cost`.
+    pub currency: Currency,
+    /// Cost per currency.
+    pub costs: Costs,
+    /// Calls.
+    pub calls: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+impl Serialize for RankEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry(self.kind.id_field(), &self.id)?;
+        m.serialize_entry("tokens", &self.tokens)?;
+        m.serialize_entry("cost", &self.cost)?;
+        m.serialize_entry("currency", &self.currency)?;
+        m.serialize_entry("costs", &self.costs)?;
+        m.serialize_entry("calls", &self.calls)?;
+        m.serialize_entry("input_tokens", &self.input_tokens)?;
+        m.serialize_entry("output_tokens", &self.output_tokens)?;
+        m.end()
+    }
+}
+
+/// A ranking's group map for one day.
+fn rank_map(day: &DayRollup, kind: RankKind) -> &GroupMap {
+    match kind {
+        RankKind::User => &day.day.by_user,
+        RankKind::Anchor => &day.day.by_anchor,
+        RankKind::Function => &day.day.by_function,
+        RankKind::Model => &day.day.by_model,
+    }
+}
+
+fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
+    match by {
+        RankBy::Tokens => (g.total_tokens as i64, g.calls),
+        RankBy::Cost => (g.cost.get(reporting).micros(), g.total_tokens),
+        RankBy::Calls => (g.calls as i64, g.total_tokens),
+    }
+}
+
+/// Merged past days of recent rankings (see [`rank_cached`]); owned by the
+/// monitor beside its rollups, never part of them.
+#[derive(Debug, Clone, Default)]
+pub struct RankCache {
+    slots: Vec<MergedPast>,
+}
+
+/// Groups of a run of past days merged once and kept sorted, so a ranking
+/// that ends today only merges today's groups into it. Valid while every
+/// covered day keeps the version it had when the cache was built.
+#[derive(Debug, Clone)]
+struct MergedPast {
+    kind: RankKind,
+    by: RankBy,
+    reporting: Currency,
+    from: NaiveDate,
+    to: NaiveDate,
+    versions: Vec<(NaiveDate, u64)>,
+    /// Sorted best first.
+    entries: Vec<(String, GroupStats)>,
+    index: FxHashMap<String, usize>,
+}
+
+/// How many merged past-day rankings are kept.
+const RANK_CACHE_SLOTS: usize = 8;
+
+fn day_versions(rollups: &Rollups, from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, u64)> {
+    rollups
+        .days
+        .range(from..=to)
+        .map(|(d, day)| (*d, day.version))
+        .collect()
+}
+
+fn merge_days(
+    rollups: &Rollups,
+    kind: RankKind,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> FxHashMap<&str, GroupStats> {
+    // Borrow keys: merging costs no allocation per group.
+    let mut merged: FxHashMap<&str, GroupStats> = FxHashMap::default();
+    for (_, day) in rollups.days.range(from..=to) {
+        let map = rank_map(day, kind);
+        if merged.is_empty() {
+            merged.reserve(map.len());
+        }
+        for (k, g) in map {
+            match merged.get_mut(k.as_str()) {
+                Some(m) => m.merge(g),
+                None => {
+                    merged.insert(k.as_str(), g.clone());
+                }
+            }
+        }
+    }
+    merged
+}
+
+fn entry_of(kind: RankKind, id: &str, g: GroupStats, reporting: Currency) -> RankEntry {
+    let currency = main_currency(&g.cost, reporting);
+    RankEntry {
+        kind,
+        id: id.to_string(),
+        tokens: g.total_tokens,
+        cost: g.cost.get(currency),
+        currency,
+        costs: g.cost,
+        calls: g.calls,
+        input_tokens: g.input_tokens,
+        output_tokens: g.output_tokens,
+    }
+}
+
+/// A ranking candidate: its key and up to two parts to add, borrowed so
+/// that only the winners are ever copied.
+pub(super) struct Candidate<'a> {
+    key: (i64, u64),
+    pub(super) id: &'a str,
+    parts: [Option<&'a GroupStats>; 2],
+}
+
+impl<'a> Candidate<'a> {
+    pub(super) fn new(
+        id: &'a str,
+        a: &'a GroupStats,
+        b: Option<&'a GroupStats>,
+        by: RankBy,
+        reporting: Currency,
+    ) -> Self {
+        let ka = rank_key(a, by, reporting);
+        let key = match b {
+            // Every rank key component is a sum, so keys of parts add up.
+            Some(b) => {
+                let kb = rank_key(b, by, reporting);
+                (ka.0 + kb.0, ka.1 + kb.1)
+            }
+            None => ka,
+        };
+        Candidate {
+            key,
+            id,
+            parts: [Some(a), b],
+        }
+    }
+
+    pub(super) fn total(&self) -> GroupStats {
+        let mut g = GroupStats::default();
+        for p in self.parts.iter().flatten() {
+            g.merge(p);
+        }
+        g
+    }
+}
+
+/// The best `limit` candidates (0 = all), best first; ties by id.
+pub(super) fn select(mut rows: Vec<Candidate<'_>>, limit: usize) -> Vec<Candidate<'_>> {
+    let order =
+        |a: &Candidate<'_>, b: &Candidate<'_>| b.key.cmp(&a.key).then_with(|| a.id.cmp(b.id));
+    if limit > 0 && rows.len() > limit {
+        rows.select_nth_unstable_by(limit - 1, order);
+        rows.truncate(limit);
+    }
+    rows.sort_by(order);
+    rows
+}
+
+/// Ranks groups over the days `from..=to` of `rollups` (uncached).
+pub fn rank(
+    rollups: &Rollups,
+    kind: RankKind,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: RankBy,
+    limit: usize,
+    reporting: Currency,
+) -> Vec<RankEntry> {
+    let merged = merge_days(rollups, kind, from, to);
+    let rows = merged
+        .iter()
+        .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+        .collect();
+    select(rows, limit)
+        .into_iter()
+        .map(|c| entry_of(kind, c.id, c.total(), reporting))
+        .collect()
+}
+
+/// Ranks like [`rank`], reusing merged past days when the range ends with
+/// its last day and at least two days are covered: the cost is then
+/// O(groups of the last day + limit) instead of O(groups of every day).
+pub fn rank_cached(
+    rollups: &Rollups,
+    cache: &mut RankCache,
+    kind: RankKind,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: RankBy,
+    limit: usize,
+    reporting: Currency,
+) -> Vec<RankEntry> {
+    if limit == 0 || from >= to {
+        return rank(rollups, kind, from, to, by, limit, reporting);
+    }
+    let past_to = to - chrono::Duration::days(1);
+    let versions = day_versions(rollups, from, past_to);
+    let hit = cache.slots.iter().position(|c| {
+        c.kind == kind
+            && c.by == by
+            && c.reporting == reporting
+            && c.from == from
+            && c.to == past_to
+            && c.versions == versions
+    });
+    let slot = match hit {
+        Some(i) => i,
+        None => {
+            let merged = merge_days(rollups, kind, from, past_to);
+            let rows = merged
+                .iter()
+                .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+                .collect();
+            let entries: Vec<(String, GroupStats)> = select(rows, 0)
+                .into_iter()
+                .map(|c| (c.id.to_string(), c.total()))
+                .collect();
+            let index = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            let merged_past = MergedPast {
+                kind,
+                by,
+                reporting,
+                from,
+                to: past_to,
+                versions,
+                entries,
+                index,
+            };
+            // Replace a stale entry for the same question, else the oldest.
+            if let Some(i) = cache
+                .slots
+                .iter()
+                .position(|c| c.kind == kind && c.by == by && c.from == from)
+            {
+                cache.slots.remove(i);
+            }
+            if cache.slots.len() >= RANK_CACHE_SLOTS {
+                cache.slots.remove(0);
+            }
+            cache.slots.push(merged_past);
+            cache.slots.len() - 1
+        }
+    };
+    let merged_past = &cache.slots[slot];
+    let empty = GroupMap::default();
+    let last = rollups.days.get(&to).map_or(&empty, |d| rank_map(d, kind));
+    // Candidates: every group active on the last day (with its past added),
+    // plus the best `limit` past groups not active on it. No other group can
+    // rank above those.
+    let mut rows: Vec<Candidate<'_>> = Vec::with_capacity(last.len() + limit);
+    for (k, g) in last {
+        let past = merged_past
+            .index
+            .get(k.as_str())
+            .map(|&i| &merged_past.entries[i].1);
+        rows.push(Candidate::new(k, g, past, by, reporting));
+    }
+    let mut extra = 0;
+    for (k, g) in &merged_past.entries {
+        if extra >= limit {
+            break;
+        }
+        if !last.contains_key(k.as_str()) {
+            rows.push(Candidate::new(k, g, None, by, reporting));
+            extra += 1;
+        }
+    }
+    select(rows, limit)
+        .into_iter()
+        .map(|c| entry_of(kind, c.id, c.total(), reporting))
+        .collect()
+}
