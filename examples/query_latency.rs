@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .timezone(zone)
             .replay(false)
             .build()?;
-        let now = ai_usage_monitor::zone::now_timestamp();
+        let now = ai_usage_monitor::now_timestamp();
         let span = 30.0 * 86_400.0;
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..records {

@@ -25,33 +25,63 @@
 //! (`#[track_ai_usage]`).
 #![warn(missing_docs)]
 
-pub use ai_usage_core::budget::{Budget, BudgetAlert, BudgetPeriod, BudgetScope, BudgetStatus};
-pub use ai_usage_core::error::{Error, Result};
-pub use ai_usage_core::monitor::{
-    get_usage_monitor, init_global, record_ai_usage, FlushGuard, MonitorBuilder, UsageMonitor,
+// The monitor: recording, configuration, the global instance.
+pub use ai_usage_core::{
+    get_usage_monitor, init_global, record_ai_usage, CurrentTotals, FlushGuard, MonitorBuilder,
+    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
 };
-pub use ai_usage_core::query::savings::SavingsReport;
-pub use ai_usage_core::query::{
-    DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SessionSummary, TrendPoint,
-    UsageSummary,
+
+// Records: what a caller records and what is written.
+pub use ai_usage_core::{TokenUsage, UsageEvent, UsageRecord};
+
+// Money and pricing.
+pub use ai_usage_core::{
+    Band, Costs, Currency, ModelPrice, Money, MoneyParseError, PricingError, PricingTable, Quote,
+    Rate, Tiers, MICROS_PER_UNIT, PRICING_ENV,
 };
-pub use ai_usage_core::zone::Zone;
-pub use ai_usage_core::*;
+
+// Durability settings and health.
+pub use ai_usage_core::{FsyncPolicy, QueuePolicy, WriterHealth};
+
+// Query results.
+pub use ai_usage_core::{
+    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DistributionSlice,
+    FrequencyChange, FunctionSavings, GroupStats, GroupSummary, ModelUse, MonthCard,
+    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard,
+    TrendPoint, UsageSummary,
+};
+
+// Budgets and their file.
+pub use ai_usage_core::{
+    budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
+    BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+};
+
+// Reports.
+pub use ai_usage_core::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+
+// Time zones and clocks.
+pub use ai_usage_core::{days_in_month, month_start, now_timestamp, Zone, ZoneParseError};
+
+// Errors.
+pub use ai_usage_core::{Error, Result};
+
+// Tools working with the records directory itself: the day-file format and
+// demo data.
+pub use ai_usage_core::{dayfile, demo};
 
 // BEGIN macro support
-pub use ai_usage_core::record::usage::UsageSource;
-pub use ai_usage_core::tracking::{IntoUsageId, MonitorHandle, UsageContext};
+pub use ai_usage_core::{IntoUsageId, MonitorHandle, UsageContext, UsageSource};
 pub use ai_usage_macros::track_ai_usage;
 
 /// What `#[track_ai_usage]` expands to refers to this module only, so a
 /// user's crate needs no other dependency and may shadow `std`, `Result`, …
 #[doc(hidden)]
 pub mod __private {
-    pub use ai_usage_core::record::usage::UsageSource;
-    pub use ai_usage_core::tracking::{
-        global_monitor, run_sync, CallGuard, ContextIds, Extracted, IntoUsageId, MonitorHandle,
-        Tracked, UsageContext,
+    pub use ai_usage_core::__private::{
+        global_monitor, run_sync, CallGuard, ContextIds, Extracted, Tracked,
     };
+    pub use ai_usage_core::{IntoUsageId, MonitorHandle, UsageContext, UsageSource};
     pub use core::pin::pin;
 }
 // END macro support

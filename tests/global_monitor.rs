@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use ai_usage_monitor::storage::dayfile;
+use ai_usage_monitor::dayfile;
 
 const CHILD: &str = "AI_USAGE_GLOBAL_CHILD";
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use ai_usage_core::zone::Zone;
+use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -309,7 +309,7 @@ pub fn parse_rate(s: &str) -> Result<(Currency, Money), String> {
     let cur: Currency = cur.parse()?;
     let rate: Money = rate
         .parse()
-        .map_err(|e: ai_usage_core::money::MoneyParseError| e.to_string())?;
+        .map_err(|e: ai_usage_core::MoneyParseError| e.to_string())?;
     if rate <= Money::ZERO {
         return Err(format!("invalid rate {s:?}: must be positive"));
     }

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::zone::Zone;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::Zone;
 use ai_usage_core::PricingTable;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,7 +35,7 @@ pub fn pricing(cli: &Cli) -> CliResult<PricingTable> {
 pub fn budgets_file(cli: &Cli) -> PathBuf {
     cli.budgets
         .clone()
-        .unwrap_or_else(|| cli.dir.join(ai_usage_core::budget::BUDGETS_FILE))
+        .unwrap_or_else(|| cli.dir.join(ai_usage_core::BUDGETS_FILE))
 }
 
 /// A monitor over an existing directory, history replayed, for read-only

@@ -42,9 +42,9 @@ impl CliError {
     }
 }
 
-impl From<ai_usage_core::error::Error> for CliError {
-    fn from(e: ai_usage_core::error::Error) -> CliError {
-        use ai_usage_core::error::Error;
+impl From<ai_usage_core::Error> for CliError {
+    fn from(e: ai_usage_core::Error) -> CliError {
+        use ai_usage_core::Error;
         let code = match e {
             Error::InvalidArgument { .. } => 2,
             _ => 1,

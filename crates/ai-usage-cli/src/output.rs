@@ -1,6 +1,6 @@
 //! Human output: tables and amounts.
 
-use ai_usage_core::query::GroupSummary;
+use ai_usage_core::GroupSummary;
 use ai_usage_core::{Costs, Currency, Money};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
@@ -96,7 +96,7 @@ pub fn groups_table<'a>(
 }
 
 /// Local time of an epoch timestamp in the zone, `YYYY-MM-DD HH:MM:SS`.
-pub fn local_time(zone: &ai_usage_core::zone::Zone, ts: f64) -> String {
+pub fn local_time(zone: &ai_usage_core::Zone, ts: f64) -> String {
     zone.local(ts).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 

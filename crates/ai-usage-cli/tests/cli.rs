@@ -65,7 +65,7 @@ fn demo_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn today() -> String {
-    let z: ai_usage_core::zone::Zone = "+08:00".parse().unwrap();
+    let z: ai_usage_core::Zone = "+08:00".parse().unwrap();
     z.today().format("%Y-%m-%d").to_string()
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Errors returned by the monitor's setup, flush, store and query calls.
 ///
 /// Recording itself never returns an error: I/O failures of the writer are
-/// logged, counted and visible through [`crate::monitor::UsageMonitor::health`].
+/// logged, counted and visible through [`crate::UsageMonitor::health`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory operation failed.

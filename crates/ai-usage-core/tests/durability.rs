@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::storage::dayfile;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::dayfile;
 use ai_usage_core::{Money, UsageEvent, UsageRecord};
 
 const CHILD_ENV: &str = "AI_USAGE_TEST_CHILD";
@@ -37,7 +37,7 @@ fn a_million_tiny_costs_sum_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let cost: Money = "0.0001".parse().unwrap();
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     for _ in 0..1_000_000 {
         m.record(
             &UsageEvent::new("qwen-plus", "实时分析")
@@ -63,7 +63,7 @@ fn eight_threads_exact_in_memory_and_on_disk() {
     const PER: u64 = 100_000;
     let tmp = tempfile::tempdir().unwrap();
     let m = Arc::new(monitor(tmp.path()));
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let m = m.clone();
@@ -274,8 +274,8 @@ fn two_processes_append_whole_lines() {
 #[test]
 fn torn_tail_is_terminated_before_appending() {
     let tmp = tempfile::tempdir().unwrap();
-    let now = ai_usage_core::zone::now_timestamp();
-    let zone: ai_usage_core::zone::Zone = "+08:00".parse().unwrap();
+    let now = ai_usage_core::now_timestamp();
+    let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
     let path = dayfile::day_file_path(tmp.path(), zone.date_of(now));
     std::fs::write(&path, b"{\"timestamp\": 1.0, \"model\": \"qwen-pl").unwrap();
     let m = monitor(tmp.path());
@@ -291,7 +291,7 @@ fn torn_tail_is_terminated_before_appending() {
 fn write_errors_are_counted_retried_and_lose_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     let path = dayfile::day_file_path(tmp.path(), m.zone().date_of(now));
     // A directory where the day file should be: every append fails.
     std::fs::create_dir(&path).unwrap();
@@ -300,7 +300,7 @@ fn write_errors_are_counted_retried_and_lose_nothing() {
     }
     let err = m.flush().unwrap_err();
     assert!(
-        matches!(err, ai_usage_core::error::Error::NotDurable(_)),
+        matches!(err, ai_usage_core::Error::NotDurable(_)),
         "{err}"
     );
     let h = m.health();
@@ -335,7 +335,7 @@ fn lossy_mode_counts_what_it_drops() {
         .flush_interval(std::time::Duration::from_secs(3600))
         .build()
         .unwrap();
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     let path = dayfile::day_file_path(tmp.path(), m.zone().date_of(now));
     // Stall the writer on a failing file so the queue cannot drain.
     std::fs::create_dir(&path).unwrap();

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::UsageMonitor;
 use ai_usage_core::UsageEvent;
 
 #[test]
 fn follower_sees_other_writers_and_counts_its_own_once() {
     let tmp = tempfile::tempdir().unwrap();
     let zone = "+08:00".parse().unwrap();
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     // An app that recorded before the dashboard started.
     let app = UsageMonitor::builder()
         .dir(tmp.path())
@@ -58,6 +58,8 @@ fn follower_sees_other_writers_and_counts_its_own_once() {
     }
     app.flush().unwrap();
     dash.flush().unwrap();
+    // The follower's thread looks every 10 ms at most; look now.
+    dash.refresh();
     let s = dash.get_summary_for_date(day);
     assert_eq!(
         s.by_model["qwen-plus"].calls, 25,
@@ -81,7 +83,7 @@ fn follower_sees_other_writers_and_counts_its_own_once() {
 fn a_monitor_without_follow_ignores_other_writers_until_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let zone = "+08:00".parse().unwrap();
-    let now = ai_usage_core::zone::now_timestamp();
+    let now = ai_usage_core::now_timestamp();
     let quiet = UsageMonitor::builder()
         .dir(tmp.path())
         .timezone(zone)
@@ -95,4 +97,43 @@ fn a_monitor_without_follow_ignores_other_writers_until_restart() {
     app.record(&UsageEvent::new("qwen-plus", "问答").tokens(1, 1).at(now));
     app.flush().unwrap();
     assert_eq!(quiet.get_summary_for_date(zone.date_of(now)).total_calls, 0);
+}
+
+#[test]
+fn follower_thread_counts_other_writers_without_queries_reading_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone = "+08:00".parse().unwrap();
+    let now = ai_usage_core::now_timestamp();
+    let dash = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .follow(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let app = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        app.record(&UsageEvent::new("qwen-plus", "问答").tokens(10, 10).at(now));
+    }
+    app.flush().unwrap();
+    // Nobody calls refresh: the monitor's own thread must pick them up.
+    let day = zone.date_of(now);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dash.get_summary_for_date(day).total_calls < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower thread never counted the app's records"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 3);
+    // After shutdown the thread is gone: new appends are no longer counted.
+    dash.shutdown().unwrap();
+    app.record(&UsageEvent::new("qwen-plus", "问答").tokens(10, 10).at(now));
+    app.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 3);
 }

@@ -1,10 +1,10 @@
 //! Queries against hand-computed expectations.
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::query::{rank, rank_cached, RankBy, RankKind};
-use ai_usage_core::zone::Zone;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::{RankBy, RankKind};
+use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money, UsageEvent};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Timelike};
 
 fn sh() -> Zone {
     "+08:00".parse().unwrap()
@@ -265,77 +265,6 @@ fn rankings_by_tokens_cost_and_calls() {
 }
 
 #[test]
-fn cached_rankings_equal_a_full_merge() {
-    let tmp = tempfile::tempdir().unwrap();
-    let m = monitor(tmp.path());
-    let mut rng = 7u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let days = [
-        "2025-10-20",
-        "2025-10-21",
-        "2025-10-22",
-        "2025-10-23",
-        "2025-10-24",
-    ];
-    let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
-    let check = |m: &UsageMonitor| {
-        let mut r = m.rollups();
-        for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
-            for by in [RankBy::Tokens, RankBy::Cost, RankBy::Calls] {
-                for limit in [1, 5, 100] {
-                    let (from, to) = (date(days[0]), date(days[4]));
-                    let full = rank(&r, kind, from, to, by, limit, Currency::CNY);
-                    let cached = rank_cached(&mut r, kind, from, to, by, limit, Currency::CNY);
-                    assert_eq!(full, cached, "{kind:?} {by:?} {limit}");
-                }
-            }
-        }
-    };
-    for round in 0..3 {
-        for _ in 0..400 {
-            let r = next();
-            let d = days[(r % 5) as usize];
-            m.record(
-                &UsageEvent::new(
-                    ["qwen-plus", "qwen-max", "deepseek-chat"][(r >> 8) as usize % 3],
-                    "问答",
-                )
-                .tokens((r >> 16) % 5000, (r >> 32) % 900)
-                .user(&users[(r >> 40) as usize % users.len()])
-                .anchor(&format!("a{}", (r >> 50) % 7))
-                .at(at(d, ((r >> 20) % 24) as u32)),
-            );
-        }
-        check(&m);
-        // A late record for a past day must invalidate the cached merge.
-        m.record(
-            &UsageEvent::new("qwen-max", "问答")
-                .tokens(900_000, 0)
-                .user("late")
-                .at(at(days[1], 3)),
-        );
-        check(&m);
-        assert_eq!(
-            m.top(
-                RankKind::User,
-                date(days[0]),
-                date(days[4]),
-                RankBy::Tokens,
-                1
-            )[0]
-            .id,
-            "late",
-            "round {round}"
-        );
-    }
-}
-
-#[test]
 fn forecast_and_dashboard_cards() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
@@ -368,7 +297,7 @@ fn forecast_and_dashboard_cards() {
     // Tracking started yesterday: one complete day is the basis.
     assert_eq!(f.basis_days, 1);
     assert_eq!(f.avg_daily_cost, "0.02".parse::<Money>().unwrap());
-    let mtd = if yesterday >= ai_usage_core::zone::month_start(today) {
+    let mtd = if yesterday >= ai_usage_core::month_start(today) {
         "0.05"
     } else {
         "0.03"
@@ -434,4 +363,72 @@ fn absurd_input_never_panics() {
     drop(m);
     // What was written reads back.
     assert_eq!(monitor(tmp.path()).health().replay.records, 9);
+}
+
+#[test]
+fn current_totals_and_function_model_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = monitor(tmp.path());
+    let now = ai_usage_core::now_timestamp();
+    // Now, two hours ago (still today only if it is past 02:00 in Shanghai),
+    // and a day ago.
+    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(now));
+    m.record(
+        &UsageEvent::new("qwen-max", "问答")
+            .tokens(10, 10)
+            .at(now - 2.0 * 3600.0),
+    );
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .failed("timeout")
+            .at(now - 86_400.0),
+    );
+    let t = m.current_totals();
+    let (date, hour) = sh().hour_of(now);
+    assert_eq!((t.date, t.hour), (date, hour));
+    assert_eq!(t.this_hour.calls, 1);
+    assert_eq!(t.this_hour.total_tokens, 1500);
+    assert_eq!(t.this_hour.cost.get(Currency::CNY), Money::from_micros(10_000));
+    let two_hours_ago_today = sh().date_of(now - 2.0 * 3600.0) == date;
+    assert_eq!(t.today.calls, 1 + u64::from(two_hours_ago_today));
+
+    let mut seen = Vec::new();
+    m.for_each_function_model(|f, model, g| {
+        seen.push((f.to_string(), model.to_string(), g.calls, g.failed_calls()))
+    });
+    assert_eq!(
+        seen,
+        vec![
+            ("问答".to_string(), "qwen-max".to_string(), 1, 0),
+            ("问答".to_string(), "qwen-plus".to_string(), 2, 1),
+        ],
+        "summed over days, sorted by function then model"
+    );
+}
+
+#[test]
+fn generated_at_is_in_the_monitor_zone() {
+    // +14:00 and -12:00 differ from any machine zone by at least 12 hours
+    // somewhere: each stamp must match its own monitor's zone.
+    for z in ["+14:00", "-12:00"] {
+        let zone: Zone = z.parse().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let m = UsageMonitor::builder()
+            .dir(tmp.path())
+            .timezone(zone)
+            .build()
+            .unwrap();
+        let before = zone.local(ai_usage_core::now_timestamp());
+        let stamp = m.dashboard().generated_at;
+        let report = m.usage_report(1).generated_at;
+        let after = zone.local(ai_usage_core::now_timestamp());
+        for s in [stamp, report] {
+            let t = chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S").unwrap();
+            assert!(
+                t >= before.with_nanosecond(0).unwrap() && t <= after,
+                "{z}: {s} not between {before} and {after}"
+            );
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! Report JSON shape, CSV content and records export.
 
-use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
-use ai_usage_core::export::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::zone::Zone;
+use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
+use ai_usage_core::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money, UsageEvent};
 
 fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {

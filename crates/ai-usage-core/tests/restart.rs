@@ -1,15 +1,15 @@
 //! Live rollups and rollups rebuilt from the day files are the same numbers:
 //! a restart changes nothing a query can see.
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::query::{RankBy, RankKind};
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::{RankBy, RankKind};
 use ai_usage_core::{Currency, Money, UsageEvent};
 use chrono::NaiveDate;
 
 #[test]
 fn a_restart_gives_the_same_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let zone: ai_usage_core::zone::Zone = "+08:00".parse().unwrap();
+    let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
     let build = || {
         UsageMonitor::builder()
             .dir(tmp.path())

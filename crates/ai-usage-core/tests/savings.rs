@@ -1,7 +1,7 @@
 //! Savings advice on constructed usage.
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::zone::Zone;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money, PricingTable, TokenUsage, UsageEvent};
 
 fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {

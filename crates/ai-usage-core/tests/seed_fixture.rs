@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::query::{RankBy, RankKind, UsageSummary};
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::{RankBy, RankKind, UsageSummary};
 use ai_usage_core::Money;
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -44,7 +44,7 @@ fn load() -> (tempfile::TempDir, UsageMonitor, Value) {
 fn check_groups(
     kind: &str,
     date: &str,
-    ours: &std::collections::BTreeMap<String, ai_usage_core::query::GroupSummary>,
+    ours: &std::collections::BTreeMap<String, ai_usage_core::GroupSummary>,
     theirs: &Value,
 ) {
     let theirs = theirs.as_object().unwrap();

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::zone::now_timestamp;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::now_timestamp;
 use ai_usage_core::UsageEvent;
 use ai_usage_server::ServeOptions;
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::query::{main_currency, success_rate};
-use ai_usage_core::rollups::GroupStats;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::{main_currency, success_rate};
+use ai_usage_core::GroupStats;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -71,7 +71,7 @@ impl AppState {
             // Seed, then subscribe. Not under one lock: an observer that
             // queries the monitor would deadlock against it. A record racing
             // this start-up step may be missed by the counters.
-            metrics.seed_from(&monitor.rollups());
+            metrics.seed_from(&monitor);
             let m = Arc::clone(&metrics);
             let seen = Arc::clone(&records_seen);
             monitor.subscribe(move |call| {
@@ -148,24 +148,12 @@ impl Brief {
 #[utoipa::path(get, path = "/api/ai_usage/stats/current", tag = "stats",
     responses((status = 200, description = "`{today: {calls, tokens, cost, currency, success_rate}, current_hour: {…}}`", body = serde_json::Value)))]
 pub async fn stats_current(State(st): State<AppState>) -> Response {
-    // Read the two totals straight from the rollups: a full UsageSummary
-    // would also build every user/anchor group only to drop them.
-    let (date, hour) = st
-        .monitor
-        .zone()
-        .hour_of(ai_usage_core::zone::now_timestamp());
+    // The two totals only: a full UsageSummary would also build every
+    // user/anchor group only to drop them.
     let reporting = st.monitor.config().reporting_currency;
-    let (today, current_hour) = {
-        let rollups = st.monitor.rollups();
-        let day = rollups.days.get(&date);
-        (
-            Brief::of(day.map(|d| &d.day.totals), reporting),
-            Brief::of(
-                day.and_then(|d| d.hours.get(&hour)).map(|b| &b.totals),
-                reporting,
-            ),
-        )
-    };
+    let totals = st.monitor.current_totals();
+    let today = Brief::of(Some(&totals.today), reporting);
+    let current_hour = Brief::of(Some(&totals.this_hour), reporting);
     Json(json!({ "today": today, "current_hour": current_hour })).into_response()
 }
 
@@ -356,7 +344,7 @@ pub async fn record(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let events = ingest::parse_body(&body, ai_usage_core::zone::now_timestamp())?;
+    let events = ingest::parse_body(&body, ai_usage_core::now_timestamp())?;
     let records: Vec<RecordedEntry> = events
         .iter()
         .map(|e| {

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ai_usage_core::monitor::UsageMonitor;
+//! use ai_usage_core::UsageMonitor;
 //! use ai_usage_server::{serve_blocking, ServeOptions};
 //!
 //! let monitor = Arc::new(UsageMonitor::builder().dir("records/ai_usage").build()?);
@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use ai_usage_core::monitor::UsageMonitor;
+//! # use ai_usage_core::UsageMonitor;
 //! # fn app(monitor: Arc<UsageMonitor>) -> axum::Router {
 //! axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "my app" }))
@@ -44,7 +44,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::UsageMonitor;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;

@@ -7,9 +7,9 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use ai_usage_core::money::MICROS_PER_UNIT;
-use ai_usage_core::monitor::RecordedCall;
-use ai_usage_core::rollups::Rollups;
+use ai_usage_core::MICROS_PER_UNIT;
+use ai_usage_core::RecordedCall;
+use ai_usage_core::UsageMonitor;
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
@@ -206,51 +206,47 @@ impl Metrics {
     }
 
     /// Adds the monitor's in-memory totals (every day, function × model).
-    pub fn seed_from(&self, rollups: &Rollups) {
-        for day in rollups.days.values() {
-            for (function, models) in &day.by_function_model {
-                for (model, g) in models {
-                    let (m, f) = self.labels(model, function);
-                    for (status, n) in
-                        [("success", g.successful_calls), ("error", g.failed_calls())]
-                    {
-                        if n > 0 {
-                            self.calls
-                                .get_or_create(&CallLabels {
-                                    model: m.clone(),
-                                    function: f.clone(),
-                                    status,
-                                })
-                                .inc_by(n);
-                        }
-                    }
-                    for (kind, n) in [
-                        ("input", g.input_tokens),
-                        ("output", g.output_tokens),
-                        ("cached", g.cached_input_tokens),
-                    ] {
-                        self.tokens
-                            .get_or_create(&TokenLabels {
-                                model: m.clone(),
-                                function: f.clone(),
-                                r#type: kind,
-                            })
-                            .inc_by(n);
-                    }
-                    for (currency, amount) in g.cost.iter() {
-                        self.cost
-                            .get_or_create(&CostLabels {
-                                model: m.clone(),
-                                function: f.clone(),
-                                currency: currency.code().to_string(),
-                            })
-                            .0
-                            .fetch_add(amount.micros(), Ordering::Relaxed);
-                    }
-                    self.unpriced.inc_by(g.unpriced_calls);
+    pub fn seed_from(&self, monitor: &UsageMonitor) {
+        monitor.for_each_function_model(|function, model, g| {
+            let (m, f) = self.labels(model, function);
+            for (status, n) in
+                [("success", g.successful_calls), ("error", g.failed_calls())]
+            {
+                if n > 0 {
+                    self.calls
+                        .get_or_create(&CallLabels {
+                            model: m.clone(),
+                            function: f.clone(),
+                            status,
+                        })
+                        .inc_by(n);
                 }
             }
-        }
+            for (kind, n) in [
+                ("input", g.input_tokens),
+                ("output", g.output_tokens),
+                ("cached", g.cached_input_tokens),
+            ] {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        model: m.clone(),
+                        function: f.clone(),
+                        r#type: kind,
+                    })
+                    .inc_by(n);
+            }
+            for (currency, amount) in g.cost.iter() {
+                self.cost
+                    .get_or_create(&CostLabels {
+                        model: m.clone(),
+                        function: f.clone(),
+                        currency: currency.code().to_string(),
+                    })
+                    .0
+                    .fetch_add(amount.micros(), Ordering::Relaxed);
+            }
+            self.unpriced.inc_by(g.unpriced_calls);
+        });
     }
 
     /// Counts one recorded call (runs on the recording thread: lock-light).

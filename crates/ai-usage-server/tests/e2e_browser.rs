@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
-use ai_usage_core::monitor::UsageMonitor;
+use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
+use ai_usage_core::UsageMonitor;
 use ai_usage_core::{Currency, Money, UsageEvent};
 use ai_usage_server::{serve_listener, ServeOptions};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -110,7 +110,7 @@ async fn dashboard_in_headless_chromium() {
     let data = tempfile::tempdir().expect("tempdir");
     // A zone where it is about 21:00 now: the demo's broadcasts run in the
     // evening, so "today" then holds a full day (and the screenshot shows it).
-    let utc_hour = (ai_usage_core::zone::now_timestamp() as i64 / 3600) % 24;
+    let utc_hour = (ai_usage_core::now_timestamp() as i64 / 3600) % 24;
     let mut offset = 21 - utc_hour;
     if offset > 14 {
         offset -= 24;

@@ -16,8 +16,8 @@ pub fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Stats(a) => stats::run(&cli, a),
         Command::Session { id } => queries::session(&cli, id),
-        Command::TopUsers(a) => queries::top(&cli, a, ai_usage_core::query::RankKind::User),
-        Command::TopAnchors(a) => queries::top(&cli, a, ai_usage_core::query::RankKind::Anchor),
+        Command::TopUsers(a) => queries::top(&cli, a, ai_usage_core::RankKind::User),
+        Command::TopAnchors(a) => queries::top(&cli, a, ai_usage_core::RankKind::Anchor),
         Command::Trend(a) => queries::trend(&cli, &a.range),
         Command::Report(a) => report::run(&cli, a),
         Command::Forecast => queries::forecast(&cli),

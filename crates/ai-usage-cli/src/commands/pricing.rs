@@ -1,6 +1,6 @@
 //! `cost` and `pricing`.
 
-use ai_usage_core::pricing::Tiers;
+use ai_usage_core::Tiers;
 use ai_usage_core::TokenUsage;
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! `session`, `top-users`, `top-anchors`, `trend`, `forecast`, `savings`, `budgets`.
 
-use ai_usage_core::budget::load_budgets_file;
-use ai_usage_core::query::{RankBy, RankKind};
+use ai_usage_core::load_budgets_file;
+use ai_usage_core::{RankBy, RankKind};
 
 use crate::args::{By, Cli, DaysArgs, TopArgs};
 use crate::commands::resolve_days;

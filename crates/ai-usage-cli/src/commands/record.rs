@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ai_usage_core::budget::load_budgets_file;
-use ai_usage_core::monitor::UsageMonitor;
-use ai_usage_core::storage::dayfile;
+use ai_usage_core::load_budgets_file;
+use ai_usage_core::UsageMonitor;
+use ai_usage_core::dayfile;
 use ai_usage_core::{demo as demo_data, UsageEvent};
 
 use crate::args::{Cli, RecordArgs, ServeArgs};
@@ -139,7 +139,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         // The demo was recorded live into this monitor: no replay needed.
     }
     let budgets = if a.demo {
-        dir.join(ai_usage_core::budget::BUDGETS_FILE)
+        dir.join(ai_usage_core::BUDGETS_FILE)
     } else {
         budgets_file(cli)
     };

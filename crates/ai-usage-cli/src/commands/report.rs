@@ -22,7 +22,7 @@ pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
     // The report's `budgets` section shows the budgets file's budgets.
     let budgets = budgets_file(cli);
     if budgets.exists() {
-        monitor.add_budgets(ai_usage_core::budget::load_budgets_file(&budgets)?)?;
+        monitor.add_budgets(ai_usage_core::load_budgets_file(&budgets)?)?;
     }
     let out = a.output.as_deref();
     let (path, format) = match a.format {

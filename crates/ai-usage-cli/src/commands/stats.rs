@@ -1,6 +1,6 @@
 //! `stats daily|hourly|monthly`.
 
-use ai_usage_core::query::UsageSummary;
+use ai_usage_core::UsageSummary;
 use chrono::{Datelike, NaiveDate};
 
 use crate::args::{Cli, Period, StatsArgs};

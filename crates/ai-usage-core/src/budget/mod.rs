@@ -139,7 +139,7 @@ impl BudgetPeriod {
 /// A spending limit with alert thresholds.
 ///
 /// ```
-/// use ai_usage_core::budget::{Budget, BudgetPeriod, BudgetScope};
+/// use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 /// use ai_usage_core::{Currency, Money};
 /// let b = Budget::new("每日总预算", BudgetScope::Global, BudgetPeriod::Daily, "50".parse::<Money>().unwrap(), Currency::CNY);
 /// assert_eq!(b.thresholds, vec![80, 100]);

@@ -261,3 +261,106 @@ impl UsageMonitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{rank, rank_cached, RankCache};
+    use crate::record::UsageEvent;
+    use crate::zone::Zone;
+
+    fn sh() -> Zone {
+        "+08:00".parse().unwrap()
+    }
+
+    fn monitor(dir: &std::path::Path) -> UsageMonitor {
+        UsageMonitor::builder()
+            .dir(dir)
+            .timezone(sh())
+            .retention_days(100_000)
+            .build()
+            .unwrap()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// Epoch seconds of a local Shanghai date and hour.
+    fn at(d: &str, hour: u32) -> f64 {
+        sh().day_bounds(date(d)).0 + hour as f64 * 3600.0 + 60.0
+    }
+
+    #[test]
+    fn cached_rankings_equal_a_full_merge() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = monitor(tmp.path());
+        let mut rng = 7u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let days = [
+            "2025-10-20",
+            "2025-10-21",
+            "2025-10-22",
+            "2025-10-23",
+            "2025-10-24",
+        ];
+        let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
+        let check = |m: &UsageMonitor| {
+            let r = m.rollups();
+            let mut ranks = RankCache::default();
+            for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
+                for by in [RankBy::Tokens, RankBy::Cost, RankBy::Calls] {
+                    for limit in [1, 5, 100] {
+                        let (from, to) = (date(days[0]), date(days[4]));
+                        let full = rank(&r, kind, from, to, by, limit, Currency::CNY);
+                        let cached = rank_cached(&r, &mut ranks, kind, from, to, by, limit, Currency::CNY);
+                        assert_eq!(full, cached, "{kind:?} {by:?} {limit}");
+                    }
+                }
+            }
+        };
+        for round in 0..3 {
+            for _ in 0..400 {
+                let r = next();
+                let d = days[(r % 5) as usize];
+                m.record(
+                    &UsageEvent::new(
+                        ["qwen-plus", "qwen-max", "deepseek-chat"][(r >> 8) as usize % 3],
+                        "问答",
+                    )
+                    .tokens((r >> 16) % 5000, (r >> 32) % 900)
+                    .user(&users[(r >> 40) as usize % users.len()])
+                    .anchor(&format!("a{}", (r >> 50) % 7))
+                    .at(at(d, ((r >> 20) % 24) as u32)),
+                );
+            }
+            check(&m);
+            // A late record for a past day must invalidate the cached merge.
+            m.record(
+                &UsageEvent::new("qwen-max", "问答")
+                    .tokens(900_000, 0)
+                    .user("late")
+                    .at(at(days[1], 3)),
+            );
+            check(&m);
+            assert_eq!(
+                m.top(
+                    RankKind::User,
+                    date(days[0]),
+                    date(days[4]),
+                    RankBy::Tokens,
+                    1
+                )[0]
+                .id,
+                "late",
+                "round {round}"
+            );
+        }
+    }
+
+}

@@ -22,6 +22,8 @@ mod trend;
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
 pub use forecast::{forecast_at, MonthForecast};
 pub(crate) use rank::RankCache;
+#[cfg(test)]
+pub(crate) use rank::rank;
 pub use rank::{rank_cached, RankBy, RankEntry, RankKind};
 pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,

@@ -50,7 +50,7 @@ impl TokenUsage {
 /// completion and Responses types. Implement it for your own response types:
 ///
 /// ```
-/// use ai_usage_core::record::usage::{TokenUsage, UsageSource};
+/// use ai_usage_core::{TokenUsage, UsageSource};
 ///
 /// struct ChatResponse { model: String, prompt: u64, completion: u64 }
 ///

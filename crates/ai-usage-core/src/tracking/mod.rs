@@ -45,7 +45,7 @@ use crate::record::UsageEvent;
 ///
 /// ```
 /// use std::borrow::Cow;
-/// use ai_usage_core::tracking::IntoUsageId;
+/// use ai_usage_core::IntoUsageId;
 ///
 /// #[derive(Clone, Copy)]
 /// struct UserId(u32);
@@ -126,7 +126,7 @@ impl<'a, T: IntoUsageId<'a> + ?Sized> IntoUsageId<'a> for &mut T {
 /// precedence over it.
 ///
 /// ```
-/// use ai_usage_core::tracking::UsageContext;
+/// use ai_usage_core::UsageContext;
 ///
 /// struct LiveContext { anchor: String, session: String }
 ///
