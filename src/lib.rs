@@ -46,9 +46,9 @@ pub use ai_usage_core::{FsyncPolicy, QueuePolicy, WriterHealth};
 // Query results.
 pub use ai_usage_core::{
     main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DistributionSlice,
-    FrequencyChange, FunctionSavings, GroupStats, GroupSummary, ModelUse, MonthCard,
-    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard,
-    TrendPoint, UsageSummary,
+    FrequencyChange, FunctionSavings, GroupStats, GroupSummary, ModelUse, MonthCard, MonthForecast,
+    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint,
+    UsageSummary,
 };
 
 // Budgets and their file.

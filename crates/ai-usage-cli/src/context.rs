@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ai_usage_core::PricingTable;
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::Zone;
-use ai_usage_core::PricingTable;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::Cli;

@@ -60,9 +60,7 @@ pub use record::{UsageEvent, UsageRecord};
 
 // Money and pricing.
 pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};
-pub use pricing::{
-    Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV,
-};
+pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV};
 
 // Durability settings and health.
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};

@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use ai_usage_core::{Budget, BudgetAlert, BudgetPeriod, BudgetScope};
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::{month_start, Zone};
+use ai_usage_core::{Budget, BudgetAlert, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
 
 fn zone() -> Zone {

@@ -1,9 +1,9 @@
 //! The demo generator: deterministic, realistic shape.
 
 use ai_usage_core::demo;
+use ai_usage_core::Currency;
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::Zone;
-use ai_usage_core::Currency;
 
 fn monitor(dir: &std::path::Path) -> UsageMonitor {
     let zone: Zone = "+08:00".parse().unwrap();

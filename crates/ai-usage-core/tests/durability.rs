@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use ai_usage_core::UsageMonitor;
 use ai_usage_core::dayfile;
+use ai_usage_core::UsageMonitor;
 use ai_usage_core::{Money, UsageEvent, UsageRecord};
 
 const CHILD_ENV: &str = "AI_USAGE_TEST_CHILD";
@@ -299,10 +299,7 @@ fn write_errors_are_counted_retried_and_lose_nothing() {
         m.record(&UsageEvent::new("qwen-plus", "问答").tokens(i, 1).at(now));
     }
     let err = m.flush().unwrap_err();
-    assert!(
-        matches!(err, ai_usage_core::Error::NotDurable(_)),
-        "{err}"
-    );
+    assert!(matches!(err, ai_usage_core::Error::NotDurable(_)), "{err}");
     let h = m.health();
     assert!(!h.ok);
     let w = h.writer.unwrap();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use ai_usage_core::UsageMonitor;
 use ai_usage_core::UsageEvent;
+use ai_usage_core::UsageMonitor;
 
 #[test]
 fn follower_sees_other_writers_and_counts_its_own_once() {

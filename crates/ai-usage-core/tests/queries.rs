@@ -1,9 +1,9 @@
 //! Queries against hand-computed expectations.
 
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::{RankBy, RankKind};
 use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money, UsageEvent};
+use ai_usage_core::{RankBy, RankKind};
 use chrono::{NaiveDate, Timelike};
 
 fn sh() -> Zone {
@@ -372,7 +372,11 @@ fn current_totals_and_function_model_totals() {
     let now = ai_usage_core::now_timestamp();
     // Now, two hours ago (still today only if it is past 02:00 in Shanghai),
     // and a day ago.
-    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1000, 500).at(now));
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1000, 500)
+            .at(now),
+    );
     m.record(
         &UsageEvent::new("qwen-max", "问答")
             .tokens(10, 10)
@@ -389,7 +393,10 @@ fn current_totals_and_function_model_totals() {
     assert_eq!((t.date, t.hour), (date, hour));
     assert_eq!(t.this_hour.calls, 1);
     assert_eq!(t.this_hour.total_tokens, 1500);
-    assert_eq!(t.this_hour.cost.get(Currency::CNY), Money::from_micros(10_000));
+    assert_eq!(
+        t.this_hour.cost.get(Currency::CNY),
+        Money::from_micros(10_000)
+    );
     let two_hours_ago_today = sh().date_of(now - 2.0 * 3600.0) == date;
     assert_eq!(t.today.calls, 1 + u64::from(two_hours_ago_today));
 

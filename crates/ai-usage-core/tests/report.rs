@@ -1,10 +1,10 @@
 //! Report JSON shape, CSV content and records export.
 
-use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
-use ai_usage_core::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::Zone;
+use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
+use ai_usage_core::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 
 fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {
     let dir = tempfile::tempdir().unwrap();

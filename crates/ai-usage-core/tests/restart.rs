@@ -2,8 +2,8 @@
 //! a restart changes nothing a query can see.
 
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::{RankBy, RankKind};
 use ai_usage_core::{Currency, Money, UsageEvent};
+use ai_usage_core::{RankBy, RankKind};
 use chrono::NaiveDate;
 
 #[test]

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use ai_usage_core::Money;
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::{RankBy, RankKind, UsageSummary};
-use ai_usage_core::Money;
 use chrono::NaiveDate;
 use serde_json::Value;
 

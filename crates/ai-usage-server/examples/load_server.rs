@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ai_usage_core::UsageMonitor;
 use ai_usage_core::now_timestamp;
 use ai_usage_core::UsageEvent;
+use ai_usage_core::UsageMonitor;
 use ai_usage_server::ServeOptions;
 
 const MODELS: [&str; 5] = [

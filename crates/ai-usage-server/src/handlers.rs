@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ai_usage_core::GroupStats;
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::{main_currency, success_rate};
-use ai_usage_core::GroupStats;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -2,9 +2,9 @@
 //! other languages, with the same rules as `record_ai_usage` but strict: a bad
 //! value is rejected (422 naming the field and index), never sanitised.
 
-use ai_usage_core::{Currency, Money};
 use ai_usage_core::TokenUsage;
 use ai_usage_core::UsageEvent;
+use ai_usage_core::{Currency, Money};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;

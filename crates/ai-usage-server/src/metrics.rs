@@ -7,9 +7,9 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use ai_usage_core::MICROS_PER_UNIT;
 use ai_usage_core::RecordedCall;
 use ai_usage_core::UsageMonitor;
+use ai_usage_core::MICROS_PER_UNIT;
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
@@ -209,9 +209,7 @@ impl Metrics {
     pub fn seed_from(&self, monitor: &UsageMonitor) {
         monitor.for_each_function_model(|function, model, g| {
             let (m, f) = self.labels(model, function);
-            for (status, n) in
-                [("success", g.successful_calls), ("error", g.failed_calls())]
-            {
+            for (status, n) in [("success", g.successful_calls), ("error", g.failed_calls())] {
                 if n > 0 {
                     self.calls
                         .get_or_create(&CallLabels {

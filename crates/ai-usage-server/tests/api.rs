@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ai_usage_core::UsageMonitor;
 use ai_usage_core::UsageEvent;
+use ai_usage_core::UsageMonitor;
 use ai_usage_server::{router, router_with, ServeOptions};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};

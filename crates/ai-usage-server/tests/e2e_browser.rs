@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 use ai_usage_core::UsageMonitor;
+use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
 use ai_usage_server::{serve_listener, ServeOptions};
 use fantoccini::{Client, ClientBuilder, Locator};

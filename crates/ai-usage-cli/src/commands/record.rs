@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ai_usage_core::dayfile;
 use ai_usage_core::load_budgets_file;
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::dayfile;
 use ai_usage_core::{demo as demo_data, UsageEvent};
 
 use crate::args::{Cli, RecordArgs, ServeArgs};

@@ -256,7 +256,6 @@ pub fn daily_csv(
     out
 }
 
-
 /// The raw records of the local days `from..=to`, read from the day
 /// files of `dir`, as CSV (columns [`RECORDS_CSV_HEADER`]); local times
 /// in `zone`, currencies of records without one from `pricing`.
@@ -318,7 +317,6 @@ pub fn records_csv(
     }
     Ok(out)
 }
-
 
 /// Writes an export to `path` (replacing it) or to a fresh default name
 /// `dir/{prefix}_{stamp}.{ext}` (never replacing a file).

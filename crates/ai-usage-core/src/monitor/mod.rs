@@ -24,8 +24,8 @@ use chrono::NaiveDate;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
-pub use queries::CurrentTotals;
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};
+pub use queries::CurrentTotals;
 
 use crate::budget::BudgetBook;
 use crate::error::{Error, Result};

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::money::Currency;
 use crate::query::{
-    self, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
-    SessionSummary, TrendPoint, UsageSummary,
+    self, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
+    TrendPoint, UsageSummary,
 };
 use crate::rollups::{Bucket, GroupStats};
 use crate::zone::{days_in_month, now_timestamp};
@@ -171,7 +171,15 @@ impl UsageMonitor {
     ) -> Vec<RankEntry> {
         let rollups = self.rollups();
         let mut ranks = self.shared.ranks.lock();
-        query::rank_cached(&rollups, &mut ranks, kind, from, to, by, limit, self.reporting())
+        query::rank_cached(
+            &rollups,
+            &mut ranks,
+            kind,
+            (from, to),
+            by,
+            limit,
+            self.reporting(),
+        )
     }
 
     /// The last `days` whole local days, oldest first, every day present.
@@ -318,7 +326,8 @@ mod tests {
                     for limit in [1, 5, 100] {
                         let (from, to) = (date(days[0]), date(days[4]));
                         let full = rank(&r, kind, from, to, by, limit, Currency::CNY);
-                        let cached = rank_cached(&r, &mut ranks, kind, from, to, by, limit, Currency::CNY);
+                        let cached =
+                            rank_cached(&r, &mut ranks, kind, (from, to), by, limit, Currency::CNY);
                         assert_eq!(full, cached, "{kind:?} {by:?} {limit}");
                     }
                 }
@@ -362,5 +371,4 @@ mod tests {
             );
         }
     }
-
 }

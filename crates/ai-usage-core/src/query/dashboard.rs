@@ -155,8 +155,7 @@ pub fn dashboard(
         rollups,
         ranks,
         RankKind::User,
-        week_from,
-        today,
+        (week_from, today),
         RankBy::Tokens,
         5,
         reporting,
@@ -165,8 +164,7 @@ pub fn dashboard(
         rollups,
         ranks,
         RankKind::Anchor,
-        week_from,
-        today,
+        (week_from, today),
         RankBy::Cost,
         5,
         reporting,
@@ -190,10 +188,7 @@ pub fn dashboard(
             y.totals.cost.get(currency).as_f64(),
         ),
         calls_change_pct: pct_change(t.totals.calls as f64, y.totals.calls as f64),
-        tokens_change_pct: pct_change(
-            t.totals.total_tokens as f64,
-            y.totals.total_tokens as f64,
-        ),
+        tokens_change_pct: pct_change(t.totals.total_tokens as f64, y.totals.total_tokens as f64),
         unpriced_calls: t.totals.unpriced_calls,
     };
     let first = month_start(today);

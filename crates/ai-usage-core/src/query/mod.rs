@@ -21,16 +21,14 @@ mod trend;
 
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
 pub use forecast::{forecast_at, MonthForecast};
-pub(crate) use rank::RankCache;
 #[cfg(test)]
 pub(crate) use rank::rank;
+pub(crate) use rank::RankCache;
 pub use rank::{rank_cached, RankBy, RankEntry, RankKind};
 pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,
 };
 pub use session::{recent_sessions, SessionSummary};
 pub(crate) use summary::check_range;
-pub use summary::{
-    main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary,
-};
+pub use summary::{main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary};
 pub use trend::{trend, TrendPoint};

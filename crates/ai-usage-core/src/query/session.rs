@@ -71,7 +71,11 @@ impl SessionSummary {
 }
 
 /// Sessions of `rollups`, most recent first (at most `limit`).
-pub fn recent_sessions(rollups: &Rollups, limit: usize, reporting: Currency) -> Vec<SessionSummary> {
+pub fn recent_sessions(
+    rollups: &Rollups,
+    limit: usize,
+    reporting: Currency,
+) -> Vec<SessionSummary> {
     let mut v: Vec<&SessionStats> = rollups.sessions.values().collect();
     v.sort_by(|a, b| b.last_call.total_cmp(&a.last_call));
     v.into_iter()

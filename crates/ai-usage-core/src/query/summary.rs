@@ -13,7 +13,6 @@ use crate::rollups::{Bucket, GroupMap, GroupStats};
 
 use super::rank::{select, Candidate, RankBy};
 
-
 /// One group of a summary: the seed's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
 #[derive(Debug, Clone, PartialEq, Serialize)]
