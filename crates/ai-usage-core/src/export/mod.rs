@@ -88,7 +88,7 @@ fn push_row<S: AsRef<str>>(out: &mut String, fields: &[S]) {
     out.push('\n');
 }
 
-/// Header of [`UsageMonitor::export_csv`].
+/// Header of [`UsageMonitor::export_csv`](crate::UsageMonitor::export_csv).
 pub const DAILY_CSV_HEADER: [&str; 10] = [
     "date",
     "model",
@@ -102,7 +102,7 @@ pub const DAILY_CSV_HEADER: [&str; 10] = [
     "currency",
 ];
 
-/// Header of [`UsageMonitor::export_records_csv`].
+/// Header of [`UsageMonitor::export_records_csv`](crate::UsageMonitor::export_records_csv).
 pub const RECORDS_CSV_HEADER: [&str; 19] = [
     "timestamp",
     "local_time",

@@ -37,7 +37,7 @@ pub enum FsyncPolicy {
     EveryBatch,
     /// At most this long after a write (default: at the flush interval).
     Interval(Duration),
-    /// Only on an explicit [`Writer::flush`] / shutdown.
+    /// Only on an explicit [`UsageMonitor::flush`](crate::UsageMonitor::flush) / shutdown.
     OnFlush,
 }
 
