@@ -200,7 +200,11 @@ impl UsageMonitor {
         let days = days.max(1);
         let (from, to) = self.last_days(days);
         UsageReport {
-            generated_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            generated_at: self
+                .zone()
+                .now_local()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
             period_days: days,
             from: from.format("%Y-%m-%d").to_string(),
             to: to.format("%Y-%m-%d").to_string(),
@@ -372,7 +376,7 @@ impl UsageMonitor {
         match path {
             Some(p) => write_atomic(p, bytes, false),
             None => {
-                let stamp = chrono::Local::now().format("%Y%m%d_%H%M%S");
+                let stamp = self.zone().now_local().format("%Y%m%d_%H%M%S");
                 let p = self.dir().join(format!("{prefix}_{stamp}.{ext}"));
                 write_atomic(&p, bytes, true)
             }

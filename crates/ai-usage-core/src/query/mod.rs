@@ -11,7 +11,7 @@ pub mod savings;
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate, NaiveTime};
+use chrono::{Datelike, NaiveDate};
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
@@ -20,7 +20,7 @@ use crate::money::{Costs, Currency, Money};
 use crate::monitor::UsageMonitor;
 use crate::pricing::PricingTable;
 use crate::rollups::{Bucket, GroupMap, GroupStats, Rollups, SessionStats};
-use crate::zone::{days_in_month, month_start, now_timestamp};
+use crate::zone::{month_start, now_timestamp};
 
 /// One group of a summary: the seed's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
@@ -929,11 +929,8 @@ impl UsageMonitor {
 
     /// The summary of one local clock hour of a date.
     pub fn get_summary_for_hour(&self, date: NaiveDate, hour: u8) -> UsageSummary {
-        let zone = self.config.zone;
-        let start_local = date
-            .and_time(NaiveTime::from_hms_opt(hour.min(23) as u32, 0, 0).unwrap_or(NaiveTime::MIN));
-        let start = zone.timestamp_of(start_local);
-        let bounds = (start, start + 3600.0);
+        // Not `start + 3600`: DST folds and gaps make local hours 2 h or 0 h long.
+        let bounds = self.config.zone.hour_bounds(date, hour);
         let rollups = self.rollups();
         let bucket = rollups.days.get(&date).and_then(|d| d.hours.get(&hour));
         self.summary_of("hourly", bounds, bucket)
@@ -964,7 +961,7 @@ impl UsageMonitor {
                 argument: "month",
                 message: format!("{year}-{month} is not a month (month must be 1..=12)"),
             })?;
-        let last = first + chrono::Duration::days(days_in_month(first) as i64 - 1);
+        let last = first + chrono::Duration::days(i64::from(first.num_days_in_month()) - 1);
         Ok(self.range_summary("monthly", first, last))
     }
 
@@ -1118,7 +1115,12 @@ impl UsageMonitor {
             days,
         };
         DashboardData {
-            generated_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            generated_at: self
+                .config
+                .zone
+                .now_local()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
             date: today.format("%Y-%m-%d").to_string(),
             today: today_card,
             month: month_card,
@@ -1155,7 +1157,7 @@ pub fn forecast_at(rollups: &Rollups, today: NaiveDate, reporting: Currency) -> 
     } else {
         0
     };
-    let dim = days_in_month(today);
+    let dim = u32::from(today.num_days_in_month());
     let elapsed = today.day();
     let remaining = dim - elapsed;
     let avg = if basis_days == 0 {
