@@ -35,7 +35,8 @@ pub struct RecordedCall<'a> {
     pub priced: bool,
 }
 
-/// Environment variable naming the monitor's time zone (`local`, `UTC`, `+08:00`, …).
+/// Environment variable naming the monitor's time zone (`local`, `UTC`, an IANA
+/// name such as `America/New_York`, an offset such as `+08:00`).
 pub const TZ_ENV: &str = "AI_USAGE_TZ";
 
 /// Records AI calls and answers questions about them.
