@@ -61,7 +61,7 @@ pub use ai_usage_core::{
 pub use ai_usage_core::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 
 // Time zones and clocks.
-pub use ai_usage_core::{days_in_month, month_start, now_timestamp, Zone, ZoneParseError};
+pub use ai_usage_core::{month_start, now_timestamp, Zone, ZoneParseError};
 
 // Errors.
 pub use ai_usage_core::{Error, Result};

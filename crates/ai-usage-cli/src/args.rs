@@ -21,7 +21,7 @@ pub struct Cli {
         default_value = "records/ai_usage"
     )]
     pub dir: PathBuf,
-    /// Time zone of days: `local`, `UTC`, `+08:00`, `Asia/Shanghai` (default: local).
+    /// Time zone of days: `local`, `UTC`, an IANA name (`America/New_York`), an offset (`+08:00`) (default: local).
     #[arg(long, global = true, env = "AI_USAGE_TZ", value_parser = parse_zone)]
     pub tz: Option<Zone>,
     /// Pricing file (JSON or TOML) merged over the built-in prices.

@@ -10,10 +10,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_ai-usage");
 
 /// Runs the binary on `dir` in +08:00 with a clean environment.
 fn run(dir: &Path, args: &[&str]) -> Output {
+    run_in(dir, "+08:00", args)
+}
+
+/// Runs the binary on `dir` in the zone `tz` with a clean environment.
+fn run_in(dir: &Path, tz: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--dir")
         .arg(dir)
-        .args(["--tz", "+08:00"])
+        .args(["--tz", tz])
         .args(args)
         .env_remove("AI_USAGE_DIR")
         .env_remove("AI_USAGE_TZ")
@@ -644,5 +649,82 @@ fn exchange_rates_give_a_converted_total_and_keep_currencies_apart() {
         &run(dir, &["--rate", "USD", "stats", "daily"]),
         2,
         "USD=7.1",
+    );
+}
+
+#[test]
+fn iana_zones_work_across_dst() {
+    use ai_usage_core::Zone;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ai_usage");
+    let ny: Zone = "America/New_York".parse().unwrap();
+    // One call every 30 minutes over New York's fall-back day, written by the
+    // library in that zone: 25 local hours, 01:00 twice.
+    let day: chrono::NaiveDate = "2026-11-01".parse().unwrap();
+    let (start, end) = ny.day_bounds(day);
+    assert_eq!(end - start, 25.0 * 3600.0);
+    {
+        let m = ai_usage_core::UsageMonitor::builder()
+            .dir(&dir)
+            .timezone(ny)
+            .retention_days(100_000)
+            .build()
+            .unwrap();
+        let mut ts = start;
+        while ts < end {
+            m.record(
+                &ai_usage_core::UsageEvent::new("qwen-plus", "问答")
+                    .tokens(1000, 500)
+                    .at(ts),
+            );
+            ts += 1800.0;
+        }
+        m.shutdown().unwrap();
+    }
+    let json = |args: &[&str]| -> Value {
+        let out = run_in(&dir, "America/New_York", args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let d = json(&["stats", "daily", "--date", "2026-11-01", "--json"]);
+    assert_eq!(d["total_calls"], 50, "{d}");
+    assert_eq!(d["start_time"].as_f64(), Some(start));
+    assert_eq!(d["end_time"].as_f64(), Some(end));
+    let h1 = json(&[
+        "stats",
+        "hourly",
+        "--date",
+        "2026-11-01",
+        "--hour",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(h1["total_calls"], 4, "01:00 EDT and 01:00 EST: {h1}");
+    // Seen from Berlin (CET, UTC+1) the same calls, 04:00Z..05:00Z the next
+    // day, fall on two local days split at 23:00Z.
+    let berlin = |date: &str| -> Value {
+        let out = run_in(
+            &dir,
+            "Europe/Berlin",
+            &["stats", "daily", "--date", date, "--json"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(berlin("2026-11-01")["total_calls"], 38);
+    assert_eq!(berlin("2026-11-02")["total_calls"], 12);
+
+    // The text form runs for today and names the zone.
+    let out = run_in(&dir, "America/New_York", &["stats", "daily"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("America/New_York"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_error(
+        &run_in(&dir, "Mars/Base", &["stats", "daily"]),
+        2,
+        "America/New_York",
     );
 }

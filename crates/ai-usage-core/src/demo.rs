@@ -12,14 +12,14 @@
 //! Thirty days make roughly 40,000 records. The same seed, zone and `now`
 //! give the same records.
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
 use crate::money::Costs;
 use crate::monitor::UsageMonitor;
 use crate::pricing::PricingTable;
 use crate::record::UsageEvent;
-use crate::zone::now_timestamp;
+use crate::zone::{now_timestamp, Zone};
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,14 +161,15 @@ pub fn generate_at(
     let mut anchors_live = [false; ANCHORS.len()];
     for back in (0..days).rev() {
         let date = today - Duration::days(back as i64);
-        let day_start = zone.day_bounds(date).0;
-        daytime_copywriting(&mut rng, &mut calls, day_start, now);
+        daytime_copywriting(&mut rng, &mut calls, &zone, date, now);
+        // Local 18:00 (not midnight + 18 h, which is 17:00 or 19:00 on DST days).
+        let evening = zone.hour_bounds(date, 18).0;
         for (ai, a) in ANCHORS.iter().enumerate() {
             if rng.u32(0..100) >= a.live_pct {
                 continue;
             }
             // Evening start between 18:00 and 21:30, 2–4 hours long.
-            let start = day_start + 18.0 * 3600.0 + rng.u32(0..=210 * 60) as f64;
+            let start = evening + rng.u32(0..=210 * 60) as f64;
             if start >= now {
                 continue;
             }
@@ -358,11 +359,18 @@ fn broadcast(
 }
 
 /// 商品文案 during the day (10:00–17:00), a few calls an hour, no anchor.
-fn daytime_copywriting(rng: &mut fastrand::Rng, calls: &mut Vec<Call>, day_start: f64, now: f64) {
+fn daytime_copywriting(
+    rng: &mut fastrand::Rng,
+    calls: &mut Vec<Call>,
+    zone: &Zone,
+    date: NaiveDate,
+    now: f64,
+) {
     const USERS: [&str; 3] = ["10001", "10003", "10006"];
     for hour in 10..17 {
         for _ in 0..rng.u32(1..=5) {
-            let ts = day_start + hour as f64 * 3600.0 + rng.f64() * 3600.0;
+            let (start, end) = zone.hour_bounds(date, hour);
+            let ts = start + rng.f64() * (end - start);
             if ts >= now {
                 return;
             }

@@ -83,7 +83,7 @@ pub use budget::{
 pub use export::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 
 // Time zones and clocks.
-pub use zone::{days_in_month, month_start, now_timestamp, Zone, ZoneParseError};
+pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};
 
 // Errors.
 pub use error::{Error, Result};

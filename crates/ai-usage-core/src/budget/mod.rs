@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use crate::record::UsageRecord;
 use crate::rollups::{Bucket, GroupStats, Rollups};
-use crate::zone::{days_in_month, month_start, Zone};
+use crate::zone::{month_start, Zone};
 
 /// Environment variable naming the budgets file (default `DIR/budgets.json`).
 pub const BUDGETS_ENV: &str = "AI_USAGE_BUDGETS";
@@ -121,7 +121,7 @@ impl BudgetPeriod {
                 let first = month_start(date);
                 (
                     first,
-                    first + chrono::Duration::days(days_in_month(date) as i64 - 1),
+                    first + chrono::Duration::days(i64::from(date.num_days_in_month()) - 1),
                 )
             }
         }

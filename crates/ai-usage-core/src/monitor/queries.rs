@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -13,7 +13,7 @@ use crate::query::{
     TrendPoint, UsageSummary,
 };
 use crate::rollups::{Bucket, GroupStats};
-use crate::zone::{days_in_month, now_timestamp};
+use crate::zone::now_timestamp;
 
 use super::UsageMonitor;
 
@@ -81,11 +81,8 @@ impl UsageMonitor {
 
     /// The summary of one local clock hour of a date.
     pub fn get_summary_for_hour(&self, date: NaiveDate, hour: u8) -> UsageSummary {
-        let zone = self.config().zone;
-        let start_local = date
-            .and_time(NaiveTime::from_hms_opt(hour.min(23) as u32, 0, 0).unwrap_or(NaiveTime::MIN));
-        let start = zone.timestamp_of(start_local);
-        let bounds = (start, start + 3600.0);
+        // Not `start + 3600`: DST folds and gaps make local hours 2 h or 0 h long.
+        let bounds = self.config().zone.hour_bounds(date, hour);
         let rollups = self.rollups();
         let bucket = rollups.days.get(&date).and_then(|d| d.hours.get(&hour));
         self.summary_of("hourly", bounds, bucket)
@@ -116,7 +113,7 @@ impl UsageMonitor {
                 argument: "month",
                 message: format!("{year}-{month} is not a month (month must be 1..=12)"),
             })?;
-        let last = first + chrono::Duration::days(days_in_month(first) as i64 - 1);
+        let last = first + chrono::Duration::days(i64::from(first.num_days_in_month()) - 1);
         Ok(self.range_summary("monthly", first, last))
     }
 

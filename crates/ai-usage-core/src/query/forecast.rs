@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::money::{Costs, Currency, Money};
 use crate::rollups::Rollups;
-use crate::zone::{days_in_month, month_start};
+use crate::zone::month_start;
 
 use super::summary::main_currency;
 
@@ -57,7 +57,7 @@ pub fn forecast_at(rollups: &Rollups, today: NaiveDate, reporting: Currency) -> 
     } else {
         0
     };
-    let dim = days_in_month(today);
+    let dim = u32::from(today.num_days_in_month());
     let elapsed = today.day();
     let remaining = dim - elapsed;
     let avg = if basis_days == 0 {

@@ -304,7 +304,8 @@ struct DayWindow {
     start: f64,
     end: f64,
     date: NaiveDate,
-    /// False on a day with a DST change (hours are then not 3600 s apart).
+    /// False on a day with an offset change (DST): its hours are then not
+    /// all 3600 s long, so the hour comes from the zone instead.
     uniform: bool,
 }
 
@@ -334,7 +335,8 @@ impl Rollups {
             start,
             end,
             date,
-            uniform: (end - start - 86_400.0).abs() < 0.5,
+            uniform: (end - start - 86_400.0).abs() < 0.5
+                && zone.utc_offset_at(start) == zone.utc_offset_at(end - 1.0),
         });
         (date, hour)
     }
