@@ -85,11 +85,15 @@ impl Parse for Args {
                     ));
                 }
                 seen_named = true;
-                args.parse_named(&key, input)?;
+                args.parse_named(&key, input, positional)?;
             } else {
-                return Err(input.error(
-                    "expected `\"功能\"`, `\"model\"` or `key = value`, e.g. \
-                     `#[track_ai_usage(\"实时分析\", \"qwen-plus\", session_id = sid)]`",
+                let tt: proc_macro2::TokenTree = input.parse()?;
+                return Err(syn::Error::new(
+                    tt.span(),
+                    format!(
+                        "unexpected `{tt}`: arguments are `\"功能\"`, `\"model\"` or `key = value`, \
+                         e.g. `#[track_ai_usage(\"实时分析\", \"qwen-plus\", session_id = sid)]`"
+                    ),
                 ));
             }
             if input.is_empty() {
@@ -108,15 +112,28 @@ impl Parse for Args {
 }
 
 impl Args {
-    fn parse_named(&mut self, key: &Ident, input: ParseStream<'_>) -> syn::Result<()> {
+    /// `positional`: how many positional arguments came before, to explain
+    /// a `function`/`model` key that repeats one of them.
+    fn parse_named(
+        &mut self,
+        key: &Ident,
+        input: ParseStream<'_>,
+        positional: usize,
+    ) -> syn::Result<()> {
         let name = key.to_string();
         match name.as_str() {
             "function" => {
                 let v = literal_name(input, "function", "实时分析")?;
+                if positional >= 1 {
+                    return Err(given_positionally(key, "first"));
+                }
                 set(&mut self.function, v, key)
             }
             "model" => {
                 let v = literal_name(input, "model", "qwen-plus")?;
+                if positional >= 2 {
+                    return Err(given_positionally(key, "second"));
+                }
                 set(&mut self.model, v, key)
             }
             "user_id" => set(&mut self.user_id, input.parse()?, key),
@@ -184,6 +201,17 @@ impl Args {
             _ => Err(syn::Error::new(key.span(), unknown_key_message(&name))),
         }
     }
+}
+
+/// `model = …` after a second positional argument (which is the model).
+fn given_positionally(key: &Ident, which: &str) -> syn::Error {
+    syn::Error::new(
+        key.span(),
+        format!(
+            "`{key}` is given twice: the {which} positional argument is already the {key}; \
+             keep one"
+        ),
+    )
 }
 
 /// Stores `value` unless the key was already given (positionally or by name).
@@ -263,9 +291,11 @@ fn non_empty(s: LitStr, what: &str) -> syn::Result<LitStr> {
 fn bare_ident_error(key: &Ident) -> syn::Error {
     let name = key.to_string();
     let msg = if KEYS.contains(&name.as_str()) {
-        format!("expected `{name} = …`")
+        format!("`{name}` needs a value: write `{name} = …`")
     } else if let Some(key) = suggest(&name) {
-        format!("expected `key = value`; did you mean `{key} = …`?")
+        format!(
+            "`{name}` is not an argument; arguments are `key = value`: did you mean `{key} = …`?"
+        )
     } else {
         format!(
             "expected a string literal or `key = value`; if `{name}` is the function or model \
@@ -383,6 +413,21 @@ mod tests {
             (r#"model = """#, "the model name must not be empty"),
             (r#""f", "m", "s""#, "at most two positional arguments"),
             (r#""f", "m", 3"#, "at most two positional arguments"),
+            (
+                r#""f", function = "g""#,
+                "the first positional argument is already",
+            ),
+            (
+                r#""f", "m", model = "n""#,
+                "the second positional argument is already",
+            ),
+            (
+                r#"model = "m", model = "n""#,
+                "`model` is given twice; keep one",
+            ),
+            ("model", "`model` needs a value: write `model = …`"),
+            ("session", "did you mean `session_id = …`?"),
+            (r#"&"f""#, "unexpected `&`"),
         ] {
             let msg = error_of(bad);
             assert!(msg.contains(expect), "`{bad}`: {msg}");

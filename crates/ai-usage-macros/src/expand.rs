@@ -46,6 +46,9 @@ fn fallback(err: syn::Error, item: TokenStream) -> TokenStream {
             }
             quote!(#err #f)
         }
+        // Not even an item: the attribute sits on an expression (a closure),
+        // where anything after the error would only add confusing errors.
+        Err(_) if syn::parse2::<Item>(item.clone()).is_err() => err,
         Err(_) => quote!(#err #item),
     }
 }
@@ -83,7 +86,11 @@ fn parse_fn(item: TokenStream) -> syn::Result<ItemFn> {
             "; put it on each method inside the block that calls the AI",
         ),
         Ok(other) => ("this item", other.to_token_stream(), ""),
-        Err(_) => ("this item", item, ""),
+        Err(_) => (
+            "an expression or closure",
+            item,
+            "; move the closure's body into an (`async`) fn and put the attribute on that",
+        ),
     };
     Err(syn::Error::new_spanned(
         blame,
