@@ -1,5 +1,6 @@
 //! Parsing of the attribute's arguments: `("功能", "model", key = value, …)`.
 
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -57,10 +58,7 @@ impl Parse for Args {
                     ));
                 }
                 let Lit::Str(s) = lit else {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected a string literal, e.g. `#[track_ai_usage(\"实时分析\", \"qwen-plus\")]`",
-                    ));
+                    return Err(positional_not_a_string(&lit, positional));
                 };
                 match positional {
                     0 => args.function = Some(non_empty(s, "function")?),
@@ -80,16 +78,32 @@ impl Parse for Args {
                     return Err(bare_ident_error(&key));
                 }
                 input.parse::<Token![=]>()?;
+                if input.is_empty() || input.peek(Token![,]) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("`{key} =` needs a value after `=`, or remove `{key}`"),
+                    ));
+                }
                 seen_named = true;
-                args.parse_named(&key, input)?;
+                args.parse_named(&key, input, positional)?;
             } else {
-                return Err(input.error(
-                    "expected `\"功能\"`, `\"model\"` or `key = value`, e.g. \
-                     `#[track_ai_usage(\"实时分析\", \"qwen-plus\", session_id = sid)]`",
+                let tt: proc_macro2::TokenTree = input.parse()?;
+                return Err(syn::Error::new(
+                    tt.span(),
+                    format!(
+                        "unexpected `{tt}`: arguments are `\"功能\"`, `\"model\"` or `key = value`, \
+                         e.g. `#[track_ai_usage(\"实时分析\", \"qwen-plus\", session_id = sid)]`"
+                    ),
                 ));
             }
             if input.is_empty() {
                 break;
+            }
+            if !input.peek(Token![,]) {
+                return Err(input.error(
+                    "expected `,` here: separate the arguments with commas, e.g. \
+                     `#[track_ai_usage(\"实时分析\", \"qwen-plus\", session_id = sid)]`",
+                ));
             }
             input.parse::<Token![,]>()?;
         }
@@ -98,15 +112,28 @@ impl Parse for Args {
 }
 
 impl Args {
-    fn parse_named(&mut self, key: &Ident, input: ParseStream<'_>) -> syn::Result<()> {
+    /// `positional`: how many positional arguments came before, to explain
+    /// a `function`/`model` key that repeats one of them.
+    fn parse_named(
+        &mut self,
+        key: &Ident,
+        input: ParseStream<'_>,
+        positional: usize,
+    ) -> syn::Result<()> {
         let name = key.to_string();
         match name.as_str() {
             "function" => {
                 let v = literal_name(input, "function", "实时分析")?;
+                if positional >= 1 {
+                    return Err(given_positionally(key, "first"));
+                }
                 set(&mut self.function, v, key)
             }
             "model" => {
                 let v = literal_name(input, "model", "qwen-plus")?;
+                if positional >= 2 {
+                    return Err(given_positionally(key, "second"));
+                }
                 set(&mut self.model, v, key)
             }
             "user_id" => set(&mut self.user_id, input.parse()?, key),
@@ -126,12 +153,34 @@ impl Args {
             }
             "monitor" => set(&mut self.monitor, input.parse()?, key),
             "context" => {
-                if !input.peek(Ident::peek_any) || input.peek2(Token![.]) {
-                    return Err(input.error(
-                        "`context` names a parameter: `context = ctx` (its type implements `UsageContext`)",
+                let e: Expr = input.parse()?;
+                let ident = match &e {
+                    Expr::Path(p) if p.attrs.is_empty() && p.qself.is_none() => {
+                        p.path.get_ident().cloned()
+                    }
+                    _ => None,
+                };
+                if let Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(s), ..
+                }) = &e
+                {
+                    return Err(syn::Error::new(
+                        s.span(),
+                        format!(
+                            "`context` takes the parameter's name unquoted: `context = {}`",
+                            s.value()
+                        ),
                     ));
                 }
-                let ident = input.call(Ident::parse_any)?;
+                let Some(ident) = ident else {
+                    return Err(syn::Error::new_spanned(
+                        &e,
+                        "`context` takes the name of a parameter, not an expression: \
+                         `context = ctx` where `ctx: &LiveContext` is a parameter whose type \
+                         implements `UsageContext`; for any other value pass the ids \
+                         themselves (`session_id = …`)",
+                    ));
+                };
                 set(&mut self.context, ident, key)
             }
             "crate" => {
@@ -140,7 +189,8 @@ impl Args {
                     s.parse_with(Path::parse_mod_style).map_err(|_| {
                         syn::Error::new(
                             s.span(),
-                            "expected a path, e.g. `crate = \"::my_monitor\"`",
+                            "`crate` must be the path of the `ai_usage_monitor` crate as \
+                             renamed in your Cargo.toml, e.g. `crate = \"::my_monitor\"`",
                         )
                     })?
                 } else {
@@ -151,6 +201,17 @@ impl Args {
             _ => Err(syn::Error::new(key.span(), unknown_key_message(&name))),
         }
     }
+}
+
+/// `model = …` after a second positional argument (which is the model).
+fn given_positionally(key: &Ident, which: &str) -> syn::Error {
+    syn::Error::new(
+        key.span(),
+        format!(
+            "`{key}` is given twice: the {which} positional argument is already the {key}; \
+             keep one"
+        ),
+    )
 }
 
 /// Stores `value` unless the key was already given (positionally or by name).
@@ -172,20 +233,56 @@ fn literal_name(input: ParseStream<'_>, what: &str, example: &str) -> syn::Resul
         return non_empty(input.parse()?, what);
     }
     let e: Expr = input.parse()?;
-    Err(syn::Error::new(
-        e.span(),
-        format!(
+    let msg = match &e {
+        // `model = 3`: a literal of another type, so quoting it is the fix.
+        Expr::Lit(l) => format!(
+            "`{what}` must be a string literal: write `{what} = \"{}\"`",
+            l.lit.to_token_stream()
+        ),
+        _ => format!(
             "`{what}` must be a string literal, e.g. `{what} = \"{example}\"`; \
              for a name known only at run time call `UsageMonitor::record` yourself"
         ),
-    ))
+    };
+    Err(syn::Error::new_spanned(&e, msg))
+}
+
+/// A positional argument that is a literal but not a string (`3`, `true`).
+fn positional_not_a_string(lit: &Lit, position: usize) -> syn::Error {
+    let what = match position {
+        0 => "the function name (first argument)",
+        1 => "the model name (second argument)",
+        _ => {
+            return syn::Error::new(
+                lit.span(),
+                "at most two positional arguments (function, model); \
+                 give ids as `user_id = …`, `anchor_id = …`, `session_id = …`",
+            )
+        }
+    };
+    syn::Error::new(
+        lit.span(),
+        format!(
+            "{what} must be a string literal: write `\"{}\"`, e.g. \
+             `#[track_ai_usage(\"实时分析\", \"qwen-plus\")]`",
+            lit.to_token_stream()
+        ),
+    )
 }
 
 fn non_empty(s: LitStr, what: &str) -> syn::Result<LitStr> {
     if s.value().trim().is_empty() {
         return Err(syn::Error::new(
             s.span(),
-            format!("the {what} name must not be empty"),
+            format!(
+                "the {what} name must not be empty; give a name or leave the argument out \
+                 (the {what} then defaults to {})",
+                if what == "function" {
+                    "the decorated function's name"
+                } else {
+                    "the response's model, else \"unknown\""
+                }
+            ),
         ));
     }
     Ok(s)
@@ -194,9 +291,11 @@ fn non_empty(s: LitStr, what: &str) -> syn::Result<LitStr> {
 fn bare_ident_error(key: &Ident) -> syn::Error {
     let name = key.to_string();
     let msg = if KEYS.contains(&name.as_str()) {
-        format!("expected `{name} = …`")
+        format!("`{name}` needs a value: write `{name} = …`")
     } else if let Some(key) = suggest(&name) {
-        format!("expected `key = value`; did you mean `{key} = …`?")
+        format!(
+            "`{name}` is not an argument; arguments are `key = value`: did you mean `{key} = …`?"
+        )
     } else {
         format!(
             "expected a string literal or `key = value`; if `{name}` is the function or model \
@@ -280,5 +379,66 @@ mod tests {
         }
         let e = syn::parse_str::<Args>("sesion_id = x").err().unwrap();
         assert!(e.to_string().contains("did you mean `session_id`"));
+    }
+
+    /// The error message for `bad`, which must be rejected.
+    fn error_of(bad: &str) -> String {
+        match syn::parse_str::<Args>(bad) {
+            Ok(_) => panic!("`{bad}` was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn messages_name_the_fix() {
+        for (bad, expect) in [
+            ("model = 3", "write `model = \"3\"`"),
+            (
+                r#""f", 4"#,
+                "the model name (second argument) must be a string literal",
+            ),
+            (
+                "7",
+                "the function name (first argument) must be a string literal",
+            ),
+            ("user_id = , model = \"m\"", "`user_id =` needs a value"),
+            ("session_id =", "`session_id =` needs a value"),
+            (r#""f" "m""#, "expected `,` here"),
+            (
+                "context = self.ctx",
+                "`context` takes the name of a parameter",
+            ),
+            (r#"context = "ctx""#, "unquoted: `context = ctx`"),
+            (r#"crate = "a b""#, "`crate` must be the path"),
+            (r#"model = """#, "the model name must not be empty"),
+            (r#""f", "m", "s""#, "at most two positional arguments"),
+            (r#""f", "m", 3"#, "at most two positional arguments"),
+            (
+                r#""f", function = "g""#,
+                "the first positional argument is already",
+            ),
+            (
+                r#""f", "m", model = "n""#,
+                "the second positional argument is already",
+            ),
+            (
+                r#"model = "m", model = "n""#,
+                "`model` is given twice; keep one",
+            ),
+            ("model", "`model` needs a value: write `model = …`"),
+            ("session", "did you mean `session_id = …`?"),
+            (r#"&"f""#, "unexpected `&`"),
+        ] {
+            let msg = error_of(bad);
+            assert!(msg.contains(expect), "`{bad}`: {msg}");
+        }
+    }
+
+    #[test]
+    fn context_accepts_a_name_or_self() {
+        let a: Args = syn::parse_str("context = ctx").unwrap();
+        assert_eq!(a.context.unwrap(), "ctx");
+        let a: Args = syn::parse_str("context = self").unwrap();
+        assert_eq!(a.context.unwrap(), "self");
     }
 }

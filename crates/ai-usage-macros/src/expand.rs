@@ -12,7 +12,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{
-    parse_quote, Block, Expr, ExprAsync, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat,
+    parse_quote, Block, Expr, ExprAsync, FnArg, GenericArgument, Ident, Item, ItemFn, LitStr, Pat,
     PathArguments, ReturnType, Signature, Stmt, TraitItemFn, Type, TypeParamBound,
 };
 
@@ -46,6 +46,9 @@ fn fallback(err: syn::Error, item: TokenStream) -> TokenStream {
             }
             quote!(#err #f)
         }
+        // Not even an item: the attribute sits on an expression (a closure),
+        // where anything after the error would only add confusing errors.
+        Err(_) if syn::parse2::<Item>(item.clone()).is_err() => err,
         Err(_) => quote!(#err #item),
     }
 }
@@ -56,22 +59,51 @@ fn parse_fn(item: TokenStream) -> syn::Result<ItemFn> {
     }
     if let Ok(t) = syn::parse2::<TraitItemFn>(item.clone()) {
         if t.default.is_none() {
-            return Err(syn::Error::new(
-                t.sig.span(),
-                "#[track_ai_usage] needs a function body: put it on the `impl` of this \
-                 method, not on the trait declaration",
+            return Err(syn::Error::new_spanned(
+                &t.sig,
+                "#[track_ai_usage] needs a function body to wrap, and this declaration has \
+                 none: on a trait, put it on the method in each `impl`, not on the trait's \
+                 declaration",
             ));
         }
     }
-    let span = item
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |t| t.span());
-    Err(syn::Error::new(
-        span,
-        "#[track_ai_usage] can only be applied to a function, e.g. \
-         `#[track_ai_usage(\"实时分析\", \"qwen-plus\")] fn generate_analysis(…)`",
+    let (what, blame, hint) = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Struct(i)) => ("a struct", spanned(&i.struct_token, &i.ident), ""),
+        Ok(Item::Enum(i)) => ("an enum", spanned(&i.enum_token, &i.ident), ""),
+        Ok(Item::Union(i)) => ("a union", spanned(&i.union_token, &i.ident), ""),
+        Ok(Item::Const(i)) => ("a `const` item", spanned(&i.const_token, &i.ident), ""),
+        Ok(Item::Static(i)) => ("a `static` item", spanned(&i.static_token, &i.ident), ""),
+        Ok(Item::Type(i)) => ("a type alias", spanned(&i.type_token, &i.ident), ""),
+        Ok(Item::Mod(i)) => ("a module", spanned(&i.mod_token, &i.ident), ""),
+        Ok(Item::Trait(i)) => (
+            "a trait",
+            spanned(&i.trait_token, &i.ident),
+            "; put it on the methods of the trait's `impl` blocks",
+        ),
+        Ok(Item::Impl(i)) => (
+            "an `impl` block",
+            spanned(&i.impl_token, &i.self_ty),
+            "; put it on each method inside the block that calls the AI",
+        ),
+        Ok(other) => ("this item", other.to_token_stream(), ""),
+        Err(_) => (
+            "an expression or closure",
+            item,
+            "; move the closure's body into an (`async`) fn and put the attribute on that",
+        ),
+    };
+    Err(syn::Error::new_spanned(
+        blame,
+        format!(
+            "#[track_ai_usage] can only be applied to a function, not to {what}{hint}, e.g. \
+             `#[track_ai_usage(\"实时分析\", \"qwen-plus\")] fn generate_analysis(…)`"
+        ),
     ))
+}
+
+/// The tokens from `first` to `last`, for an error that underlines both.
+fn spanned(first: &impl ToTokens, last: &impl ToTokens) -> TokenStream {
+    quote!(#first #last)
 }
 
 fn arg_attrs(arg: &mut FnArg) -> &mut Vec<syn::Attribute> {
@@ -106,9 +138,10 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         ));
     }
     if let Some(v) = &func.sig.variadic {
-        return Err(syn::Error::new(
-            v.span(),
-            "#[track_ai_usage] does not support variadic functions",
+        return Err(syn::Error::new_spanned(
+            v,
+            "#[track_ai_usage] does not support C-variadic functions (`...`); track a \
+             function with a fixed parameter list that calls this one",
         ));
     }
     let context = find_context(&args, &mut func.sig)?;
@@ -429,7 +462,7 @@ fn is_shared_ref(ty: &Type) -> bool {
     }
 }
 
-fn context_of(arg: &FnArg, blame: Span) -> syn::Result<ContextParam> {
+fn context_of(arg: &FnArg) -> syn::Result<ContextParam> {
     match arg {
         FnArg::Receiver(r) => Ok(ContextParam {
             name: r.self_token.to_token_stream(),
@@ -442,9 +475,10 @@ fn context_of(arg: &FnArg, blame: Span) -> syn::Result<ContextParam> {
                 shared_ref: is_shared_ref(&t.ty),
                 ty_span: t.ty.span(),
             }),
-            None => Err(syn::Error::new(
-                blame,
-                "the context parameter needs a plain name, e.g. `ctx: &LiveContext`",
+            None => Err(syn::Error::new_spanned(
+                &t.pat,
+                "the context parameter needs a plain name, not a pattern: write \
+                 `ctx: &LiveContext` and destructure `ctx` in the body",
             )),
         },
     }
@@ -455,31 +489,34 @@ fn find_context(args: &Args, sig: &mut Signature) -> syn::Result<Option<ContextP
     let mut marked: Option<ContextParam> = None;
     for arg in sig.inputs.iter_mut() {
         let mut marker: Option<syn::Attribute> = None;
-        let mut dup: Option<Span> = None;
+        let mut dup: Option<syn::Attribute> = None;
         arg_attrs(arg).retain(|a| {
             if !a.path().is_ident("usage_context") {
                 return true;
             }
             if marker.is_some() {
-                dup = Some(a.span());
+                dup = Some(a.clone());
             } else {
                 marker = Some(a.clone());
             }
             false
         });
         let Some(marker) = marker else { continue };
-        if let Some(span) = dup {
-            return Err(syn::Error::new(span, "`#[usage_context]` is given twice"));
+        if let Some(dup) = dup {
+            return Err(syn::Error::new_spanned(
+                dup,
+                "`#[usage_context]` is given twice on this parameter; keep one",
+            ));
         }
         if !matches!(marker.meta, syn::Meta::Path(_)) {
-            return Err(syn::Error::new(
-                marker.meta.span(),
-                "`#[usage_context]` takes no arguments",
+            return Err(syn::Error::new_spanned(
+                &marker.meta,
+                "`#[usage_context]` takes no arguments: write `#[usage_context] ctx: &LiveContext`",
             ));
         }
         if marked.is_some() {
-            return Err(syn::Error::new(
-                marker.span(),
+            return Err(syn::Error::new_spanned(
+                &marker,
                 "only one parameter can be `#[usage_context]`; pass the other ids as \
                  `user_id = …`, `anchor_id = …` or `session_id = …`",
             ));
@@ -490,7 +527,7 @@ fn find_context(args: &Args, sig: &mut Signature) -> syn::Result<Option<ContextP
                 "the context is given twice (`context = …` and `#[usage_context]`); keep one",
             ));
         }
-        marked = Some(context_of(arg, marker.span())?);
+        marked = Some(context_of(arg)?);
     }
     if marked.is_some() {
         return Ok(marked);
@@ -503,13 +540,28 @@ fn find_context(args: &Args, sig: &mut Signature) -> syn::Result<Option<ContextP
         FnArg::Typed(t) => param_ident(&t.pat).is_some_and(|i| i == name),
     });
     match found {
-        Some(arg) => context_of(arg, name.span()).map(Some),
-        None => Err(syn::Error::new(
-            name.span(),
-            format!(
-                "this function has no parameter named `{name}`; `context = …` names the \
-                 parameter whose type implements `UsageContext`"
-            ),
-        )),
+        Some(arg) => context_of(arg).map(Some),
+        None => {
+            let names: Vec<String> = sig
+                .inputs
+                .iter()
+                .filter_map(|arg| match arg {
+                    FnArg::Receiver(_) => Some("`self`".to_owned()),
+                    FnArg::Typed(t) => param_ident(&t.pat).map(|i| format!("`{i}`")),
+                })
+                .collect();
+            let known = if names.is_empty() {
+                "it has no parameters".to_owned()
+            } else {
+                format!("its parameters are {}", names.join(", "))
+            };
+            Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "this function has no parameter named `{name}` ({known}); `context = …` \
+                     names the parameter whose type implements `UsageContext`"
+                ),
+            ))
+        }
     }
 }

@@ -36,8 +36,11 @@ mod expand;
 /// | `context = param` | a parameter whose type implements `UsageContext` (same as `#[usage_context]` on it) |
 /// | `crate = "path"` | where the facade lives when the dependency is renamed |
 ///
-/// `function` and `model` must be string literals. Unknown or repeated keys
-/// are compile errors.
+/// `function` and `model` must be non-empty string literals. Every misuse
+/// (an unknown or repeated key, a missing value, a `context` naming no
+/// parameter, the attribute on something other than a function with a body,
+/// …) is a compile error that points at the offending tokens and says how to
+/// fix them; the repository's `tests/ui/fail` holds one example of each.
 ///
 /// # What is recorded
 ///

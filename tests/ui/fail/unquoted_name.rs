@@ -1,0 +1,9 @@
+//! Misuse: The function name written without quotes.
+use ai_usage_monitor::{track_ai_usage, TokenUsage};
+
+#[track_ai_usage(实时分析)]
+fn tracked() -> TokenUsage {
+    TokenUsage::default()
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+//! Misuse: `#[usage_context(...)]` with arguments.
+use ai_usage_monitor::{track_ai_usage, TokenUsage};
+
+struct Ctx;
+
+#[track_ai_usage("实时分析", "qwen-plus")]
+fn tracked(#[usage_context(session)] ctx: &Ctx) -> TokenUsage {
+    let _ = ctx;
+    TokenUsage::default()
+}
+
+fn main() {}
