@@ -1,0 +1,1 @@
+//! Tests of resolution over the embedded snapshot.
