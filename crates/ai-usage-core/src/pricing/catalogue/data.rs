@@ -6,7 +6,11 @@
 //! engine does not implement (image or video tokens, say) fails to load
 //! instead of silently pricing those tokens at zero.
 
+use std::fmt;
+
 use chrono::NaiveDate;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// One provider of the catalogue.
@@ -77,11 +81,32 @@ pub(crate) enum RawClause {
 }
 
 /// Either one price set or a list of conditional ones.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum RawPrices {
     Single(RawPriceSet),
     Conditional(Vec<RawConditional>),
+}
+
+// Hand-written instead of `#[serde(untagged)]`: untagged enums buffer every
+// value before trying the variants, which made loading the catalogue
+// allocation-bound. The JSON type alone tells the variants apart.
+impl<'de> Deserialize<'de> for RawPrices {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawPrices, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPrices;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a price set or a list of conditional prices")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPrices, A::Error> {
+                RawPriceSet::deserialize(MapAccessDeserializer::new(map)).map(RawPrices::Single)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawPrices, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(RawPrices::Conditional)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A price set with the condition under which it applies.
@@ -129,11 +154,36 @@ pub(crate) struct RawPriceSet {
 }
 
 /// A flat or tiered price.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum RawPrice {
     Flat(Decimal),
     Tiered(RawTiered),
+}
+
+impl<'de> Deserialize<'de> for RawPrice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawPrice, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPrice;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or {base, tiers}")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPrice, E> {
+                Decimal::from_number(&v.into()).map(RawPrice::Flat)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPrice, E> {
+                Decimal::from_number(&v.into()).map(RawPrice::Flat)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawPrice, E> {
+                let n = serde_json::Number::from_f64(v).ok_or_else(|| E::custom("price is not finite"))?;
+                Decimal::from_number(&n).map(RawPrice::Flat)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPrice, A::Error> {
+                RawTiered::deserialize(MapAccessDeserializer::new(map)).map(RawPrice::Tiered)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `{base, tiers: [{start, price}]}`.
@@ -242,10 +292,44 @@ impl<'de> Deserialize<'de> for Decimal {
         // Without `arbitrary_precision`, a JSON number is kept as u64, i64 or
         // f64; `Number`'s Display prints the shortest text that reads back as
         // the same f64, which is the catalogue's literal for every price in it.
-        let n = serde_json::Number::deserialize(d)?;
-        parse_decimal(&n.to_string(), DECIMAL_SCALE)
-            .map(Decimal)
-            .map_err(serde::de::Error::custom)
+        Decimal::from_number(&serde_json::Number::deserialize(d)?)
+    }
+}
+
+impl Decimal {
+    fn from_number<E: de::Error>(n: &serde_json::Number) -> Result<Decimal, E> {
+        // Formatted on the stack: thousands of prices are read at load.
+        let mut text = StackText::default();
+        fmt::write(&mut text, format_args!("{n}")).map_err(|_| E::custom("price text too long"))?;
+        parse_decimal(text.as_str(), DECIMAL_SCALE).map(Decimal).map_err(E::custom)
+    }
+}
+
+/// A small fixed buffer for a number's text.
+struct StackText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText { bytes: [0; 48], len: 0 }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, so the prefix is valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -271,12 +355,10 @@ pub(crate) fn parse_decimal(text: &str, scale: u32) -> Result<i128, String> {
         return Err(bad());
     }
     // digits × 10^(exponent − len(frac)) × 10^scale
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
     let shift = i64::from(exponent) - frac_part.len() as i64 + i64::from(scale);
     let mut value: i128 = 0;
     let too_big = || format!("price {text:?} is out of range");
-    for b in digits.bytes() {
+    for b in int_part.bytes().chain(frac_part.bytes()) {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(i128::from(b - b'0')))

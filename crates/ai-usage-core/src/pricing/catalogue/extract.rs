@@ -20,6 +20,8 @@
 //!   `output_tokens_details.reasoning_tokens`, Gemini's `thoughtsTokenCount`)
 //!   for reporting only: every flavour already counts them in `output_tokens`.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use super::data::{RawExtractor, RawPath, RawStep, UsageField};
@@ -62,7 +64,7 @@ impl Step {
 struct Path(Box<[Step]>);
 
 impl Path {
-    fn compile(raw: &RawPath, what: &str) -> Result<Path, CatalogueError> {
+    fn compile(raw: &RawPath, what: &dyn fmt::Display) -> Result<Path, CatalogueError> {
         let steps: Vec<Step> = match raw {
             RawPath::One(k) => vec![Step::Key(k.as_str().into())],
             RawPath::Many(items) => items
@@ -72,7 +74,7 @@ impl Path {
                     RawStep::ArrayMatch(a) => {
                         if a.kind != "array-match" {
                             return Err(CatalogueError::Invalid {
-                                what: what.to_owned(),
+                                what: what.to_string(),
                                 reason: format!("unknown path step type {:?}", a.kind),
                             });
                         }
@@ -86,7 +88,7 @@ impl Path {
         };
         if steps.is_empty() {
             return Err(CatalogueError::Invalid {
-                what: what.to_owned(),
+                what: what.to_string(),
                 reason: "empty path".to_owned(),
             });
         }
@@ -154,7 +156,7 @@ pub(crate) struct Extractor {
 }
 
 impl Extractor {
-    pub(crate) fn compile(raw: &RawExtractor, what: &str) -> Result<Extractor, CatalogueError> {
+    pub(crate) fn compile(raw: &RawExtractor, what: &dyn fmt::Display) -> Result<Extractor, CatalogueError> {
         let what = format!("{what}, extractor {:?}", raw.api_flavor);
         Ok(Extractor {
             flavour: raw.api_flavor.as_str().into(),
@@ -251,7 +253,7 @@ mod tests {
 
     fn extractor(json: &str) -> Extractor {
         let raw: RawExtractor = serde_json::from_str(json).expect("valid extractor");
-        Extractor::compile(&raw, "test").expect("compiles")
+        Extractor::compile(&raw, &"test").expect("compiles")
     }
 
     const SUMMING: &str = r#"{"root": "usage", "mappings": [

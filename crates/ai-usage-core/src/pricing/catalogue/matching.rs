@@ -7,6 +7,8 @@
 //! `MiniMax-M…`) while callers send whatever their SDK returned, and no two
 //! models of the snapshot differ only by case.
 
+use std::fmt;
+
 use regex_lite::{Regex, RegexBuilder};
 
 use super::data::RawClause;
@@ -26,7 +28,7 @@ pub(crate) enum Matcher {
 
 impl Matcher {
     /// Compiles a rule; `what` names its place in the catalogue for errors.
-    pub(crate) fn compile(raw: &RawClause, what: &str) -> Result<Matcher, CatalogueError> {
+    pub(crate) fn compile(raw: &RawClause, what: &dyn fmt::Display) -> Result<Matcher, CatalogueError> {
         Ok(match raw {
             RawClause::Equals(s) => Matcher::Equals(s.to_lowercase().into()),
             RawClause::StartsWith(s) => Matcher::StartsWith(s.to_lowercase().into()),
@@ -53,17 +55,17 @@ impl Matcher {
     }
 }
 
-fn compile_all(items: &[RawClause], what: &str) -> Result<Vec<Matcher>, CatalogueError> {
+fn compile_all(items: &[RawClause], what: &dyn fmt::Display) -> Result<Vec<Matcher>, CatalogueError> {
     items.iter().map(|c| Matcher::compile(c, what)).collect()
 }
 
 /// Compiles a case-insensitive regex (model rules, API URL patterns).
-pub(crate) fn compile_regex(pattern: &str, what: &str) -> Result<Regex, CatalogueError> {
+pub(crate) fn compile_regex(pattern: &str, what: &dyn fmt::Display) -> Result<Regex, CatalogueError> {
     RegexBuilder::new(pattern)
         .case_insensitive(true)
         .build()
         .map_err(|e| CatalogueError::Regex {
-            what: what.to_owned(),
+            what: what.to_string(),
             pattern: pattern.to_owned(),
             reason: e.to_string(),
         })
@@ -75,7 +77,7 @@ mod tests {
 
     fn rule(json: &str) -> Matcher {
         let raw: RawClause = serde_json::from_str(json).expect("valid rule");
-        Matcher::compile(&raw, "test").expect("compiles")
+        Matcher::compile(&raw, &"test").expect("compiles")
     }
 
     #[test]
@@ -139,7 +141,7 @@ mod tests {
     #[test]
     fn bad_regex_is_a_load_error() {
         let raw: RawClause = serde_json::from_str(r#"{"regex": "("}"#).expect("valid json");
-        let err = Matcher::compile(&raw, "model x").expect_err("unbalanced group");
+        let err = Matcher::compile(&raw, &"model x").expect_err("unbalanced group");
         assert!(err.to_string().contains("model x"), "{err}");
     }
 }

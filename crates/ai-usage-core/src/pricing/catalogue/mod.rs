@@ -50,6 +50,7 @@
 //! `start_time`/`end_time`: a daily UTC window, end exclusive), or the first
 //! set when none holds.
 
+use std::fmt;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -527,10 +528,22 @@ impl Catalogue {
     }
 }
 
+/// Names a model in load errors without formatting it unless one occurs.
+struct ModelPlace<'a> {
+    provider: &'a str,
+    model: &'a str,
+}
+
+impl fmt::Display for ModelPlace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "provider {:?}, model {:?}", self.provider, self.model)
+    }
+}
+
 fn compile_provider(raw: &RawProvider) -> Result<Provider, CatalogueError> {
     let what = format!("provider {:?}", raw.id);
     // `api_pattern` identifies a base URL from its start.
-    let api_pattern = compile_regex(&format!("^(?:{})", raw.api_pattern), &format!("{what} api_pattern"))?;
+    let api_pattern = compile_regex(&format!("^(?:{})", raw.api_pattern), &format_args!("{what} api_pattern"))?;
     let currency = match &raw.currency {
         None => Currency::USD,
         Some(code) => Currency::new(code).ok_or_else(|| CatalogueError::Invalid {
@@ -540,7 +553,10 @@ fn compile_provider(raw: &RawProvider) -> Result<Provider, CatalogueError> {
     };
     let mut models = Vec::with_capacity(raw.models.len());
     for m in &raw.models {
-        let what = format!("{what}, model {:?}", m.id);
+        let what = ModelPlace {
+            provider: &raw.id,
+            model: &m.id,
+        };
         models.push(Model {
             id: m.id.as_str().into(),
             name: m.name.as_deref().map(Into::into),

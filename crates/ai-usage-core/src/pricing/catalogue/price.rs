@@ -15,6 +15,8 @@
 //! nano-units (1e-9) once, rounding half up; the total is the sum of the
 //! rounded parts, so the parts always add up to the total.
 
+use std::fmt;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 
 use super::data::{RawConstraint, RawPrice, RawPriceSet, RawPrices};
@@ -127,13 +129,13 @@ pub(crate) struct ModelPrices {
 }
 
 impl ModelPrices {
-    pub(crate) fn from_raw(raw: &RawPrices, what: &str) -> Result<ModelPrices, CatalogueError> {
+    pub(crate) fn from_raw(raw: &RawPrices, what: &dyn fmt::Display) -> Result<ModelPrices, CatalogueError> {
         let sets = match raw {
             RawPrices::Single(p) => vec![(Constraint::Always, PriceSet::from_raw(p))],
             RawPrices::Conditional(list) => {
                 if list.is_empty() {
                     return Err(CatalogueError::Invalid {
-                        what: what.to_owned(),
+                        what: what.to_string(),
                         reason: "empty list of conditional prices".to_owned(),
                     });
                 }
@@ -185,9 +187,9 @@ static EMPTY: PriceSet = PriceSet {
 };
 
 /// Parses `HH:MM:SS[.f]` with an optional `Z` or `±HH:MM` offset into UTC.
-fn parse_utc_time(text: &str, what: &str) -> Result<NaiveTime, CatalogueError> {
+fn parse_utc_time(text: &str, what: &dyn fmt::Display) -> Result<NaiveTime, CatalogueError> {
     let bad = || CatalogueError::Invalid {
-        what: what.to_owned(),
+        what: what.to_string(),
         reason: format!("time {text:?} is not HH:MM:SS with an optional offset"),
     };
     let (clock, offset_secs) = if let Some(c) = text.strip_suffix('Z') {
@@ -520,12 +522,12 @@ mod tests {
 
     #[test]
     fn times_parse_with_offsets() {
-        let p = |s| parse_utc_time(s, "t").expect(s);
+        let p = |s| parse_utc_time(s, &"t").expect(s);
         assert_eq!(p("00:30:00Z"), NaiveTime::from_hms_opt(0, 30, 0).expect("valid"));
         assert_eq!(p("16:30:00"), NaiveTime::from_hms_opt(16, 30, 0).expect("valid"));
         assert_eq!(p("08:30:00+08:00"), NaiveTime::from_hms_opt(0, 30, 0).expect("valid"));
         assert_eq!(p("00:30:00+08:00"), NaiveTime::from_hms_opt(16, 30, 0).expect("valid"));
-        assert!(parse_utc_time("25:00:00Z", "t").is_err());
+        assert!(parse_utc_time("25:00:00Z", &"t").is_err());
     }
 
     #[test]
@@ -535,7 +537,7 @@ mod tests {
                 {"constraint": {"start_date": "2026-06-01"}, "prices": {"input_mtok": 2}}]"#,
         )
         .expect("valid prices");
-        let prices = ModelPrices::from_raw(&raw, "m").expect("compiles");
+        let prices = ModelPrices::from_raw(&raw, &"m").expect("compiles");
         assert_eq!(prices.sets().len(), 2);
         let input_at = |y, mo, d| match prices.at(Utc.with_ymd_and_hms(y, mo, d, 12, 0, 0).single().expect("valid")).input {
             Some(Rate::Flat(r)) => r,
