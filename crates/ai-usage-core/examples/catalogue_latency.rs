@@ -26,7 +26,10 @@ const CALLS: [(Option<&str>, &str); 8] = [
     (None, "gpt-5"),
     (Some("google"), "gemini-2.5-flash"),
     (Some("deepseek"), "deepseek-chat"),
-    (Some("https://openrouter.ai/api/v1"), "anthropic/claude-sonnet-4.5"),
+    (
+        Some("https://openrouter.ai/api/v1"),
+        "anthropic/claude-sonnet-4.5",
+    ),
     (Some("aws"), "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
     (None, "claude-opus-4-6"),
 ];
@@ -75,7 +78,10 @@ fn main() {
         .collect();
     reparse.sort();
 
-    let at = Utc.with_ymd_and_hms(2026, 8, 21, 12, 0, 0).single().unwrap_or_else(Utc::now);
+    let at = Utc
+        .with_ymd_and_hms(2026, 8, 21, 12, 0, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
     let usage = CatalogueUsage {
         input_tokens: 13_119,
         cache_read_tokens: 10_000,
@@ -98,7 +104,11 @@ fn main() {
     });
     let (lookup_p50, lookup_p99) = per_call_ns(|i| {
         let (hint, model) = CALLS[i % CALLS.len()];
-        black_box(catalogue.lookup(black_box(hint), black_box(model)).map(|m| m.model_id().len()));
+        black_box(
+            catalogue
+                .lookup(black_box(hint), black_box(model))
+                .map(|m| m.model_id().len()),
+        );
     });
 
     let first_ms = first_use.as_secs_f64() * 1e3;

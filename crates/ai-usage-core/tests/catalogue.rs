@@ -3,7 +3,9 @@
 //!
 //! Expected costs are computed by hand in the comments (tokens × $/Mtok).
 
-use ai_usage_core::pricing::catalogue::{Catalogue, CatalogueQuote, CatalogueUsage, ExtractError, PartCost};
+use ai_usage_core::pricing::catalogue::{
+    Catalogue, CatalogueQuote, CatalogueUsage, ExtractError, PartCost,
+};
 use ai_usage_core::Currency;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -13,7 +15,9 @@ fn catalogue() -> &'static Catalogue {
 }
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid time")
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+        .single()
+        .expect("valid time")
 }
 
 /// The snapshot's date, midday.
@@ -77,9 +81,17 @@ fn every_model_prices_without_error_at_any_time() {
                 .quote(&usage, at)
                 .unwrap_or_else(|e| panic!("{}/{}: {e}", m.provider_id(), m.model_id()));
             let p = q.parts;
-            let input_units =
-                p.uncached_input.units + p.cache_read.units + p.cache_write.units + p.input_audio.units + p.cache_audio_read.units;
-            assert_eq!(input_units, 1_000, "{}: input parts are disjoint", m.model_id());
+            let input_units = p.uncached_input.units
+                + p.cache_read.units
+                + p.cache_write.units
+                + p.input_audio.units
+                + p.cache_audio_read.units;
+            assert_eq!(
+                input_units,
+                1_000,
+                "{}: input parts are disjoint",
+                m.model_id()
+            );
             assert_eq!(p.output.units + p.output_audio.units, 500);
             assert!(q.total_nanos >= 0);
             assert_eq!(q.currency, Currency::USD);
@@ -88,8 +100,14 @@ fn every_model_prices_without_error_at_any_time() {
             }
         }
     }
-    assert!(models > 1_200, "snapshot has 1,285 model entries, saw {models}");
-    assert!(priced_above_zero * 10 > models * 9, "most models have prices: {priced_above_zero}/{models}");
+    assert!(
+        models > 1_200,
+        "snapshot has 1,285 model entries, saw {models}"
+    );
+    assert!(
+        priced_above_zero * 10 > models * 9,
+        "most models have prices: {priced_above_zero}/{models}"
+    );
 }
 
 #[test]
@@ -101,7 +119,14 @@ fn ten_token_embedding_costs_200_nano_usd() {
         "model": "text-embedding-3-small",
         "usage": {"prompt_tokens": 10, "total_tokens": 10}
     });
-    let (usage, q) = price_body(catalogue(), "openai", Some("embeddings"), &body, None, snapshot_day());
+    let (usage, q) = price_body(
+        catalogue(),
+        "openai",
+        Some("embeddings"),
+        &body,
+        None,
+        snapshot_day(),
+    );
     assert_eq!(usage.input_tokens, 10);
     // 10 × $0.02/M = $0.0000002.
     assert_eq!(q.total_nanos, 200);
@@ -130,8 +155,19 @@ fn anthropic_messages_input_counts_cache_reads_and_writes() {
         }
     });
     let (usage, q) = price_body(catalogue(), "anthropic", None, &body, None, snapshot_day());
-    assert_eq!(usage.input_tokens, 2095 + 1024 + 10000, "ours counts every input token");
-    assert_eq!((usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens), (10000, 1024, 503));
+    assert_eq!(
+        usage.input_tokens,
+        2095 + 1024 + 10000,
+        "ours counts every input token"
+    );
+    assert_eq!(
+        (
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.output_tokens
+        ),
+        (10000, 1024, 503)
+    );
     assert_eq!(q.model.model_id(), "claude-sonnet-4-5");
     // $3 / $3.75 write / $0.30 read / $15 out per M.
     assert_eq!(q.parts.uncached_input, part(2095, 6_285_000)); // 2095 × 3
@@ -168,10 +204,14 @@ fn cliff_tier_switches_just_after_the_start() {
         output_tokens: 1_000,
         ..CatalogueUsage::default()
     };
-    let at_start = c.price(Some("google"), "gemini-2.5-pro", &usage(200_000), at).expect("priced");
+    let at_start = c
+        .price(Some("google"), "gemini-2.5-pro", &usage(200_000), at)
+        .expect("priced");
     assert_eq!(at_start.parts.uncached_input.nanos, 250_000_000); // 200,000 × 1.25
     assert_eq!(at_start.parts.output.nanos, 10_000_000); // 1,000 × 10
-    let past = c.price(Some("google"), "gemini-2.5-pro", &usage(200_001), at).expect("priced");
+    let past = c
+        .price(Some("google"), "gemini-2.5-pro", &usage(200_001), at)
+        .expect("priced");
     assert_eq!(past.parts.uncached_input.nanos, 500_002_500); // 200,001 × 2.5, all tokens
     assert_eq!(past.parts.output.nanos, 15_000_000); // 1,000 × 15
 }
@@ -197,7 +237,11 @@ fn openai_chat_cache_reasoning_and_price_history() {
     });
     let c = catalogue();
     let (usage, now) = price_body(c, "openai", Some("chat"), &body, None, snapshot_day());
-    assert_eq!((usage.input_tokens, usage.cache_read_tokens), (1200, 1024), "cached stay inside input");
+    assert_eq!(
+        (usage.input_tokens, usage.cache_read_tokens),
+        (1200, 1024),
+        "cached stay inside input"
+    );
     assert_eq!((usage.output_tokens, usage.reasoning_tokens), (900, 640));
     // Since 2025-06-10: $2 in, $0.50 cached, $8 out.
     assert_eq!(now.parts.uncached_input, part(176, 352_000));
@@ -205,9 +249,23 @@ fn openai_chat_cache_reasoning_and_price_history() {
     assert_eq!(now.parts.output, part(900, 7_200_000));
     assert_eq!(now.total_nanos, 8_064_000);
     // Before: $10 in, $0.50 cached, $40 out.
-    let (_, before) = price_body(c, "openai", Some("chat"), &body, None, utc(2025, 6, 9, 23, 59, 59));
+    let (_, before) = price_body(
+        c,
+        "openai",
+        Some("chat"),
+        &body,
+        None,
+        utc(2025, 6, 9, 23, 59, 59),
+    );
     assert_eq!(before.total_nanos, 1_760_000 + 512_000 + 36_000_000);
-    let (_, first_day) = price_body(c, "openai", Some("chat"), &body, None, utc(2025, 6, 10, 0, 0, 0));
+    let (_, first_day) = price_body(
+        c,
+        "openai",
+        Some("chat"),
+        &body,
+        None,
+        utc(2025, 6, 10, 0, 0, 0),
+    );
     assert_eq!(first_day.total_nanos, 8_064_000, "start_date is inclusive");
 }
 
@@ -224,8 +282,18 @@ fn openai_chat_audio_tokens_have_their_own_rates() {
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 1400, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
         }
     });
-    let (usage, q) = price_body(catalogue(), "openai", Some("chat"), &body, None, snapshot_day());
-    assert_eq!((usage.input_audio_tokens, usage.output_audio_tokens), (300, 1400));
+    let (usage, q) = price_body(
+        catalogue(),
+        "openai",
+        Some("chat"),
+        &body,
+        None,
+        snapshot_day(),
+    );
+    assert_eq!(
+        (usage.input_audio_tokens, usage.output_audio_tokens),
+        (300, 1400)
+    );
     assert_eq!(q.parts.uncached_input, part(20, 50_000)); // 20 × 2.5
     assert_eq!(q.parts.input_audio, part(300, 9_600_000)); // 300 × 32
     assert_eq!(q.parts.output, part(100, 1_000_000)); // 100 × 10
@@ -252,7 +320,14 @@ fn openai_responses_cache_and_reasoning() {
             "total_tokens": 6500
         }
     });
-    let (usage, q) = price_body(catalogue(), "openai", Some("responses"), &body, None, snapshot_day());
+    let (usage, q) = price_body(
+        catalogue(),
+        "openai",
+        Some("responses"),
+        &body,
+        None,
+        snapshot_day(),
+    );
     assert_eq!(usage.reasoning_tokens, 1024);
     assert_eq!(q.model.model_id(), "gpt-5");
     // $1.25 in, $0.125 cached, $10 out.
@@ -283,8 +358,19 @@ fn gemini_generate_content_audio_cache_and_thoughts() {
     });
     let (usage, q) = price_body(catalogue(), "google", None, &body, None, snapshot_day());
     assert_eq!(usage.input_tokens, 12000);
-    assert_eq!((usage.cache_read_tokens, usage.cache_audio_read_tokens, usage.input_audio_tokens), (8000, 2000, 3000));
-    assert_eq!((usage.output_tokens, usage.reasoning_tokens), (2000, 1200), "thoughts are billed as output");
+    assert_eq!(
+        (
+            usage.cache_read_tokens,
+            usage.cache_audio_read_tokens,
+            usage.input_audio_tokens
+        ),
+        (8000, 2000, 3000)
+    );
+    assert_eq!(
+        (usage.output_tokens, usage.reasoning_tokens),
+        (2000, 1200),
+        "thoughts are billed as output"
+    );
     // gemini-2.5-flash: $0.30 text, $0.03 cached text, $1 audio, $0.10 cached audio, $2.50 out.
     assert_eq!(q.parts.uncached_input, part(3000, 900_000));
     assert_eq!(q.parts.cache_read, part(6000, 180_000));
@@ -317,7 +403,10 @@ fn bedrock_converse_has_no_model_field() {
     );
     assert_eq!(usage.input_tokens, 5000);
     // Regional endpoint: $3.30 in, $4.125 write, $0.33 read, $16.50 out.
-    assert_eq!(q.model.model_id(), "regional.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    assert_eq!(
+        q.model.model_id(),
+        "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    );
     assert_eq!(q.parts.uncached_input, part(1500, 4_950_000));
     assert_eq!(q.parts.cache_read, part(3000, 990_000));
     assert_eq!(q.parts.cache_write, part(500, 2_062_500));
@@ -359,7 +448,14 @@ fn groq_chat_found_by_base_url() {
         "system_fingerprint": "fp_179b0f92c9",
         "x_groq": {"id": "req_01jbd6g2qdfw2adyrt2az8hz4w"}
     });
-    let (usage, q) = price_body(catalogue(), "https://api.groq.com/openai/v1", None, &body, None, snapshot_day());
+    let (usage, q) = price_body(
+        catalogue(),
+        "https://api.groq.com/openai/v1",
+        None,
+        &body,
+        None,
+        snapshot_day(),
+    );
     assert_eq!(usage.reasoning_tokens, 450);
     assert_eq!(q.model.provider_id(), "groq");
     // $0.15 in, $0.075 cached, $0.60 out.
@@ -382,7 +478,14 @@ fn openrouter_cache_reads_and_writes() {
                   "prompt_tokens_details": {"cached_tokens": 10000, "cache_write_tokens": 1500, "audio_tokens": 0},
                   "completion_tokens_details": {"reasoning_tokens": 300}}
     });
-    let (usage, q) = price_body(catalogue(), "https://openrouter.ai/api/v1", None, &body, None, snapshot_day());
+    let (usage, q) = price_body(
+        catalogue(),
+        "https://openrouter.ai/api/v1",
+        None,
+        &body,
+        None,
+        snapshot_day(),
+    );
     assert_eq!(usage.reasoning_tokens, 300);
     // $3 in, $0.30 read, $3.75 write, $15 out.
     assert_eq!(q.parts.uncached_input, part(500, 1_500_000));
@@ -408,13 +511,32 @@ fn dashscope_compatible_mode_reads_like_openai_chat() {
         "system_fingerprint": null
     });
     let c = catalogue();
-    let extracted = c.extract("openai", Some("chat"), &body).expect("OpenAI shape");
+    let extracted = c
+        .extract("openai", Some("chat"), &body)
+        .expect("OpenAI shape");
     assert_eq!(extracted.model.as_deref(), Some("qwen-plus"));
-    assert_eq!((extracted.usage.input_tokens, extracted.usage.cache_read_tokens, extracted.usage.output_tokens), (3019, 2048, 104));
-    assert!(c.lookup(Some("https://dashscope.aliyuncs.com/compatible-mode/v1"), "qwen-plus").is_none());
+    assert_eq!(
+        (
+            extracted.usage.input_tokens,
+            extracted.usage.cache_read_tokens,
+            extracted.usage.output_tokens
+        ),
+        (3019, 2048, 104)
+    );
+    assert!(c
+        .lookup(
+            Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
+            "qwen-plus"
+        )
+        .is_none());
     // The same model through OpenRouter is in the catalogue: $0.40 in, $0.16 cached, $1.20 out.
     let q = c
-        .price(Some("openrouter"), "qwen/qwen-plus", &extracted.usage, snapshot_day())
+        .price(
+            Some("openrouter"),
+            "qwen/qwen-plus",
+            &extracted.usage,
+            snapshot_day(),
+        )
         .expect("priced");
     assert_eq!(q.parts.uncached_input, part(971, 388_400));
     assert_eq!(q.parts.cache_read, part(2048, 327_680));
@@ -436,7 +558,11 @@ fn deepseek_off_peak_window_in_utc() {
         "system_fingerprint": "fp_3a5770e1b4"
     });
     let c = catalogue();
-    let cost_at = |h, m, s| price_body(c, "deepseek", None, &body, None, utc(2026, 8, 21, h, m, s)).1.total_nanos;
+    let cost_at = |h, m, s| {
+        price_body(c, "deepseek", None, &body, None, utc(2026, 8, 21, h, m, s))
+            .1
+            .total_nanos
+    };
     // Standard 00:30–16:30 UTC: $0.27 in, $0.07 cached, $1.10 out.
     let standard = 1_080_000 + 420_000 + 2_200_000;
     // Off-peak: $0.135, $0.035, $0.55.
@@ -458,10 +584,14 @@ fn per_request_fee_and_providers_without_extractors() {
         ..CatalogueUsage::default()
     };
     // Perplexity sonar: $1 in, $1 out, $12 per thousand requests.
-    let q = c.price(Some("perplexity"), "sonar", &usage, snapshot_day()).expect("priced");
+    let q = c
+        .price(Some("perplexity"), "sonar", &usage, snapshot_day())
+        .expect("priced");
     assert_eq!(q.parts.requests, part(1, 12_000_000));
     assert_eq!(q.total_nanos, 100_000 + 200_000 + 12_000_000);
-    let err = c.extract("perplexity", None, &json!({"usage": {}})).expect_err("no extractors");
+    let err = c
+        .extract("perplexity", None, &json!({"usage": {}}))
+        .expect_err("no extractors");
     assert_eq!(err, ExtractError::NoExtractors("perplexity".to_owned()));
 }
 
@@ -474,8 +604,17 @@ fn start_date_changes_future_prices() {
         output_tokens: 100_000,
         ..CatalogueUsage::default()
     };
-    let before = c.price(None, "claude-sonnet-5", &usage, utc(2026, 8, 31, 23, 59, 59)).expect("priced");
-    let after = c.price(None, "claude-sonnet-5", &usage, utc(2026, 9, 1, 0, 0, 0)).expect("priced");
+    let before = c
+        .price(
+            None,
+            "claude-sonnet-5",
+            &usage,
+            utc(2026, 8, 31, 23, 59, 59),
+        )
+        .expect("priced");
+    let after = c
+        .price(None, "claude-sonnet-5", &usage, utc(2026, 9, 1, 0, 0, 0))
+        .expect("priced");
     assert_eq!(before.total_nanos, 2_000_000_000 + 1_000_000_000);
     assert_eq!(after.total_nanos, 3_000_000_000 + 1_500_000_000);
 }
@@ -484,17 +623,27 @@ fn start_date_changes_future_prices() {
 fn flavour_selection_and_errors() {
     let c = catalogue();
     let body = json!({"model": "gpt-4o", "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
-    assert!(matches!(c.extract("openai", None, &body), Err(ExtractError::AmbiguousFlavour { .. })));
-    let err = c.extract("openai", Some("completions"), &body).expect_err("no such flavour");
+    assert!(matches!(
+        c.extract("openai", None, &body),
+        Err(ExtractError::AmbiguousFlavour { .. })
+    ));
+    let err = c
+        .extract("openai", Some("completions"), &body)
+        .expect_err("no such flavour");
     assert_eq!(
         err.to_string(),
         "provider \"openai\" has no API flavour \"completions\"; it has: chat, responses, embeddings"
     );
-    assert!(matches!(c.extract("nobody", None, &body), Err(ExtractError::UnknownProvider(_))));
+    assert!(matches!(
+        c.extract("nobody", None, &body),
+        Err(ExtractError::UnknownProvider(_))
+    ));
     // A Responses body read as chat misses its required fields.
     let responses = json!({"model": "gpt-5", "usage": {"input_tokens": 1, "output_tokens": 1}});
     assert_eq!(
-        c.extract("openai", Some("chat"), &responses).expect_err("wrong flavour").to_string(),
+        c.extract("openai", Some("chat"), &responses)
+            .expect_err("wrong flavour")
+            .to_string(),
         "missing value at `usage.prompt_tokens`"
     );
 }
@@ -512,6 +661,8 @@ fn unknown_models_and_inconsistent_usage_are_errors() {
         input_tokens: 10,
         ..CatalogueUsage::default()
     };
-    let err = c.price(None, "no-such-model-x", &fine, snapshot_day()).expect_err("unknown");
+    let err = c
+        .price(None, "no-such-model-x", &fine, snapshot_day())
+        .expect_err("unknown");
     assert!(err.to_string().contains("no-such-model-x"), "{err}");
 }

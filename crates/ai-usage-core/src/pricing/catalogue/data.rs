@@ -83,7 +83,7 @@ pub(crate) enum RawClause {
 /// Either one price set or a list of conditional ones.
 #[derive(Debug)]
 pub(crate) enum RawPrices {
-    Single(RawPriceSet),
+    Single(Box<RawPriceSet>),
     Conditional(Vec<RawConditional>),
 }
 
@@ -99,7 +99,8 @@ impl<'de> Deserialize<'de> for RawPrices {
                 f.write_str("a price set or a list of conditional prices")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPrices, A::Error> {
-                RawPriceSet::deserialize(MapAccessDeserializer::new(map)).map(RawPrices::Single)
+                RawPriceSet::deserialize(MapAccessDeserializer::new(map))
+                    .map(|p| RawPrices::Single(Box::new(p)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawPrices, A::Error> {
                 Vec::deserialize(SeqAccessDeserializer::new(seq)).map(RawPrices::Conditional)
@@ -175,7 +176,8 @@ impl<'de> Deserialize<'de> for RawPrice {
                 Decimal::from_number(&v.into()).map(RawPrice::Flat)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawPrice, E> {
-                let n = serde_json::Number::from_f64(v).ok_or_else(|| E::custom("price is not finite"))?;
+                let n = serde_json::Number::from_f64(v)
+                    .ok_or_else(|| E::custom("price is not finite"))?;
                 Decimal::from_number(&n).map(RawPrice::Flat)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPrice, A::Error> {
@@ -268,6 +270,7 @@ fn default_required() -> bool {
 /// here, they are refused at load rather than dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the catalogue's `dest` values, verbatim
 pub(crate) enum UsageField {
     InputTokens,
     CacheReadTokens,
@@ -301,7 +304,9 @@ impl Decimal {
         // Formatted on the stack: thousands of prices are read at load.
         let mut text = StackText::default();
         fmt::write(&mut text, format_args!("{n}")).map_err(|_| E::custom("price text too long"))?;
-        parse_decimal(text.as_str(), DECIMAL_SCALE).map(Decimal).map_err(E::custom)
+        parse_decimal(text.as_str(), DECIMAL_SCALE)
+            .map(Decimal)
+            .map_err(E::custom)
     }
 }
 
@@ -313,7 +318,10 @@ struct StackText {
 
 impl Default for StackText {
     fn default() -> Self {
-        StackText { bytes: [0; 48], len: 0 }
+        StackText {
+            bytes: [0; 48],
+            len: 0,
+        }
     }
 }
 
@@ -327,7 +335,10 @@ impl StackText {
 impl fmt::Write for StackText {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len + s.len();
-        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
     }
@@ -350,7 +361,9 @@ pub(crate) fn parse_decimal(text: &str, scale: u32) -> Result<i128, String> {
         None => (mantissa, ""),
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int_part.is_empty() && frac_part.is_empty() || !all_digits(int_part) || !all_digits(frac_part)
+    if int_part.is_empty() && frac_part.is_empty()
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
     {
         return Err(bad());
     }
@@ -414,8 +427,8 @@ mod tests {
 
     #[test]
     fn decimal_reads_json_numbers() {
-        let d: Vec<Decimal> = serde_json::from_str("[0.135, 12, 0.18000000000000002, 3e-5]")
-            .expect("valid numbers");
+        let d: Vec<Decimal> =
+            serde_json::from_str("[0.135, 12, 0.18000000000000002, 3e-5]").expect("valid numbers");
         assert_eq!(d[0].0, 135_000_000_000_000_000);
         assert_eq!(d[1].0, 12_000_000_000_000_000_000);
         assert_eq!(d[2].0, 180_000_000_000_000_020);
@@ -424,16 +437,18 @@ mod tests {
 
     #[test]
     fn unknown_price_kinds_are_refused() {
-        let err = serde_json::from_str::<RawPriceSet>(r#"{"input_mtok": 1, "input_image_mtok": 2}"#)
-            .expect_err("image prices are not implemented");
+        let err =
+            serde_json::from_str::<RawPriceSet>(r#"{"input_mtok": 1, "input_image_mtok": 2}"#)
+                .expect_err("image prices are not implemented");
         assert!(err.to_string().contains("input_image_mtok"), "{err}");
     }
 
     #[test]
     fn clauses_nest() {
-        let c: RawClause =
-            serde_json::from_str(r#"{"or": [{"equals": "a"}, {"and": [{"starts_with": "b"}, {"regex": "c$"}]}]}"#)
-                .expect("valid clause");
+        let c: RawClause = serde_json::from_str(
+            r#"{"or": [{"equals": "a"}, {"and": [{"starts_with": "b"}, {"regex": "c$"}]}]}"#,
+        )
+        .expect("valid clause");
         match c {
             RawClause::Or(v) => {
                 assert!(matches!(&v[0], RawClause::Equals(s) if s == "a"));

@@ -96,14 +96,20 @@ impl Path {
     }
 
     fn dotted(&self, prefix: Option<&Path>) -> String {
-        let mut parts: Vec<String> = prefix.map(|p| p.0.iter().map(Step::label).collect()).unwrap_or_default();
+        let mut parts: Vec<String> = prefix
+            .map(|p| p.0.iter().map(Step::label).collect())
+            .unwrap_or_default();
         parts.extend(self.0.iter().map(Step::label));
         parts.join(".")
     }
 
     /// Follows the path; `Ok(None)` when a step is absent (or `null`).
     /// `prefix` only names the full path in errors.
-    fn resolve<'v>(&self, data: &'v Value, prefix: Option<&Path>) -> Result<Option<&'v Value>, ExtractError> {
+    fn resolve<'v>(
+        &self,
+        data: &'v Value,
+        prefix: Option<&Path>,
+    ) -> Result<Option<&'v Value>, ExtractError> {
         let mut cur = data;
         for step in self.0.iter() {
             let next = match step {
@@ -156,7 +162,10 @@ pub(crate) struct Extractor {
 }
 
 impl Extractor {
-    pub(crate) fn compile(raw: &RawExtractor, what: &dyn fmt::Display) -> Result<Extractor, CatalogueError> {
+    pub(crate) fn compile(
+        raw: &RawExtractor,
+        what: &dyn fmt::Display,
+    ) -> Result<Extractor, CatalogueError> {
         let what = format!("{what}, extractor {:?}", raw.api_flavor);
         Ok(Extractor {
             flavour: raw.api_flavor.as_str().into(),
@@ -270,24 +279,41 @@ mod tests {
             .extract(&json!({"model": "m", "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 5}}))
             .expect("extracts");
         assert_eq!(got.model.as_deref(), Some("m"));
-        assert_eq!((got.usage.input_tokens, got.usage.cache_read_tokens, got.usage.output_tokens), (100, 90, 5));
+        assert_eq!(
+            (
+                got.usage.input_tokens,
+                got.usage.cache_read_tokens,
+                got.usage.output_tokens
+            ),
+            (100, 90, 5)
+        );
         let got = e
             .extract(&json!({"usage": {"input_tokens": 10, "cache_read_input_tokens": null, "output_tokens": 5}}))
             .expect("extracts");
         assert_eq!(got.model, None);
-        assert_eq!((got.usage.input_tokens, got.usage.cache_read_tokens), (10, 0));
+        assert_eq!(
+            (got.usage.input_tokens, got.usage.cache_read_tokens),
+            (10, 0)
+        );
     }
 
     #[test]
     fn required_missing_and_wrong_types_are_errors() {
         let e = extractor(SUMMING);
-        let err = e.extract(&json!({"usage": {"input_tokens": 10}})).expect_err("no output_tokens");
+        let err = e
+            .extract(&json!({"usage": {"input_tokens": 10}}))
+            .expect_err("no output_tokens");
         assert_eq!(err.to_string(), "missing value at `usage.output_tokens`");
         let err = e
             .extract(&json!({"usage": {"input_tokens": -1, "output_tokens": 1}}))
             .expect_err("negative");
-        assert!(matches!(err, ExtractError::WrongType { ref path, .. } if path == "usage.input_tokens"), "{err}");
-        let err = e.extract(&json!({"usage": 3})).expect_err("root not an object");
+        assert!(
+            matches!(err, ExtractError::WrongType { ref path, .. } if path == "usage.input_tokens"),
+            "{err}"
+        );
+        let err = e
+            .extract(&json!({"usage": 3}))
+            .expect_err("root not an object");
         assert!(matches!(err, ExtractError::WrongType { .. }), "{err}");
         let err = e.extract(&json!({"other": {}})).expect_err("no root");
         assert!(matches!(err, ExtractError::Missing { .. }), "{err}");
@@ -302,8 +328,13 @@ mod tests {
         let e = extractor(
             r#"{"root": "usage", "mappings": [{"path": ["tokens", "input_tokens"], "dest": "input_tokens", "required": false}]}"#,
         );
-        assert!(matches!(e.extract(&json!({"usage": {}})), Err(ExtractError::NoUsage { .. })));
-        let got = e.extract(&json!({"usage": {"tokens": {"input_tokens": 4}}})).expect("nested key");
+        assert!(matches!(
+            e.extract(&json!({"usage": {}})),
+            Err(ExtractError::NoUsage { .. })
+        ));
+        let got = e
+            .extract(&json!({"usage": {"tokens": {"input_tokens": 4}}}))
+            .expect("nested key");
         assert_eq!(got.usage.input_tokens, 4);
     }
 
@@ -318,12 +349,24 @@ mod tests {
         let body = json!({"modelVersion": "g", "usageMetadata": {"promptTokenCount": 30,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 20}, {"modality": "AUDIO", "tokenCount": 10}]}});
         let got = e.extract(&body).expect("extracts");
-        assert_eq!((got.usage.input_tokens, got.usage.input_audio_tokens), (30, 10));
+        assert_eq!(
+            (got.usage.input_tokens, got.usage.input_audio_tokens),
+            (30, 10)
+        );
         let text_only = json!({"usageMetadata": {"promptTokenCount": 30,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 30}]}});
-        assert_eq!(e.extract(&text_only).expect("optional").usage.input_audio_tokens, 0);
+        assert_eq!(
+            e.extract(&text_only)
+                .expect("optional")
+                .usage
+                .input_audio_tokens,
+            0
+        );
         let not_array = json!({"usageMetadata": {"promptTokenCount": 1, "promptTokensDetails": {"modality": "AUDIO"}}});
-        assert!(matches!(e.extract(&not_array), Err(ExtractError::WrongType { .. })));
+        assert!(matches!(
+            e.extract(&not_array),
+            Err(ExtractError::WrongType { .. })
+        ));
     }
 
     #[test]
@@ -334,6 +377,9 @@ mod tests {
         let got = e
             .extract(&json!({"usage": {"completion_tokens": 50, "completion_tokens_details": {"reasoning_tokens": 30}}}))
             .expect("extracts");
-        assert_eq!((got.usage.output_tokens, got.usage.reasoning_tokens), (50, 30));
+        assert_eq!(
+            (got.usage.output_tokens, got.usage.reasoning_tokens),
+            (50, 30)
+        );
     }
 }

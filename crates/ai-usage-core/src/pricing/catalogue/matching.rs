@@ -28,7 +28,10 @@ pub(crate) enum Matcher {
 
 impl Matcher {
     /// Compiles a rule; `what` names its place in the catalogue for errors.
-    pub(crate) fn compile(raw: &RawClause, what: &dyn fmt::Display) -> Result<Matcher, CatalogueError> {
+    pub(crate) fn compile(
+        raw: &RawClause,
+        what: &dyn fmt::Display,
+    ) -> Result<Matcher, CatalogueError> {
         Ok(match raw {
             RawClause::Equals(s) => Matcher::Equals(s.to_lowercase().into()),
             RawClause::StartsWith(s) => Matcher::StartsWith(s.to_lowercase().into()),
@@ -55,12 +58,18 @@ impl Matcher {
     }
 }
 
-fn compile_all(items: &[RawClause], what: &dyn fmt::Display) -> Result<Vec<Matcher>, CatalogueError> {
+fn compile_all(
+    items: &[RawClause],
+    what: &dyn fmt::Display,
+) -> Result<Vec<Matcher>, CatalogueError> {
     items.iter().map(|c| Matcher::compile(c, what)).collect()
 }
 
 /// Compiles a case-insensitive regex (model rules, API URL patterns).
-pub(crate) fn compile_regex(pattern: &str, what: &dyn fmt::Display) -> Result<Regex, CatalogueError> {
+pub(crate) fn compile_regex(
+    pattern: &str,
+    what: &dyn fmt::Display,
+) -> Result<Regex, CatalogueError> {
     RegexBuilder::new(pattern)
         .case_insensitive(true)
         .build()

@@ -310,7 +310,11 @@ impl<'a> ModelMatch<'a> {
     }
 
     /// Prices `usage` with the price set in force at `at`.
-    pub fn quote(&self, usage: &CatalogueUsage, at: DateTime<Utc>) -> Result<CatalogueQuote<'a>, PriceError> {
+    pub fn quote(
+        &self,
+        usage: &CatalogueUsage,
+        at: DateTime<Utc>,
+    ) -> Result<CatalogueQuote<'a>, PriceError> {
         let parts = price::cost(self.model.prices.at(at), usage)?;
         let total_nanos = parts
             .iter()
@@ -354,7 +358,9 @@ impl Catalogue {
                         micros = started.elapsed().as_micros() as u64,
                         "genai-prices catalogue loaded"
                     ),
-                    Err(e) => tracing::error!(error = %e, "embedded genai-prices catalogue does not load"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "embedded genai-prices catalogue does not load")
+                    }
                 }
                 loaded
             })
@@ -372,17 +378,22 @@ impl Catalogue {
         for (i, p) in raw.iter().enumerate() {
             let mut fallbacks = Vec::with_capacity(p.fallback_model_providers.len());
             for id in &p.fallback_model_providers {
-                let idx = providers.iter().position(|q: &Provider| *q.id == **id).ok_or_else(|| {
-                    CatalogueError::Invalid {
+                let idx = providers
+                    .iter()
+                    .position(|q: &Provider| *q.id == **id)
+                    .ok_or_else(|| CatalogueError::Invalid {
                         what: format!("provider {:?}", p.id),
                         reason: format!("unknown fallback provider {id:?}"),
-                    }
-                })?;
+                    })?;
                 fallbacks.push(idx);
             }
             providers[i].fallbacks = fallbacks.into();
         }
-        if u32::try_from(providers.len()).is_err() || providers.iter().any(|p| u32::try_from(p.models.len()).is_err()) {
+        if u32::try_from(providers.len()).is_err()
+            || providers
+                .iter()
+                .any(|p| u32::try_from(p.models.len()).is_err())
+        {
             return Err(CatalogueError::Invalid {
                 what: "catalogue".to_owned(),
                 reason: "too many providers or models".to_owned(),
@@ -398,7 +409,13 @@ impl Catalogue {
     /// URL or name). See the module docs for the order of the rules.
     pub fn lookup(&self, provider: Option<&str>, model: &str) -> Option<ModelMatch<'_>> {
         let hint = provider.unwrap_or("");
-        let cached = self.cache.read().by_hint.get(hint).and_then(|m| m.get(model)).copied();
+        let cached = self
+            .cache
+            .read()
+            .by_hint
+            .get(hint)
+            .and_then(|m| m.get(model))
+            .copied();
         let slot = match cached {
             Some(slot) => slot,
             None => {
@@ -437,7 +454,12 @@ impl Catalogue {
     /// `provider` is resolved like a lookup hint (id, API URL or name).
     /// Without `flavour`, the provider's `default` extractor is used, or its
     /// only one.
-    pub fn extract(&self, provider: &str, flavour: Option<&str>, body: &Value) -> Result<ExtractedUsage, ExtractError> {
+    pub fn extract(
+        &self,
+        provider: &str,
+        flavour: Option<&str>,
+        body: &Value,
+    ) -> Result<ExtractedUsage, ExtractError> {
         let p = self
             .find_provider(provider)
             .map(|i| &self.providers[i])
@@ -445,13 +467,23 @@ impl Catalogue {
         if p.extractors.is_empty() {
             return Err(ExtractError::NoExtractors(p.id.to_string()));
         }
-        let allowed = || p.extractors.iter().map(|e| &*e.flavour).collect::<Vec<_>>().join(", ");
+        let allowed = || {
+            p.extractors
+                .iter()
+                .map(|e| &*e.flavour)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let extractor = match flavour {
-            Some(f) => p.extractors.iter().find(|e| &*e.flavour == f).ok_or_else(|| ExtractError::UnknownFlavour {
-                provider: p.id.to_string(),
-                flavour: f.to_owned(),
-                allowed: allowed(),
-            })?,
+            Some(f) => p
+                .extractors
+                .iter()
+                .find(|e| &*e.flavour == f)
+                .ok_or_else(|| ExtractError::UnknownFlavour {
+                    provider: p.id.to_string(),
+                    flavour: f.to_owned(),
+                    allowed: allowed(),
+                })?,
             None => match p.extractors.iter().find(|e| &*e.flavour == "default") {
                 Some(e) => e,
                 None if p.extractors.len() == 1 => &p.extractors[0],
@@ -468,9 +500,12 @@ impl Catalogue {
 
     /// Every model of every provider, in catalogue order.
     pub fn models(&self) -> impl Iterator<Item = ModelMatch<'_>> {
-        self.providers
-            .iter()
-            .flat_map(|provider| provider.models.iter().map(move |model| ModelMatch { provider, model }))
+        self.providers.iter().flat_map(|provider| {
+            provider
+                .models
+                .iter()
+                .map(move |model| ModelMatch { provider, model })
+        })
     }
 
     /// Provider ids with their API flavours, in catalogue order.
@@ -498,16 +533,30 @@ impl Catalogue {
         ps.iter()
             .position(|p| *p.id == *lower)
             .or_else(|| ps.iter().position(|p| p.api_pattern.is_match(&lower)))
-            .or_else(|| ps.iter().position(|p| p.provider_match.as_ref().is_some_and(|m| m.is_match(&lower))))
+            .or_else(|| {
+                ps.iter().position(|p| {
+                    p.provider_match
+                        .as_ref()
+                        .is_some_and(|m| m.is_match(&lower))
+                })
+            })
     }
 
     /// First matching model of provider `p`, then of its fallbacks.
     fn find_model(&self, p: usize, lower: &str) -> Slot {
         let provider = &self.providers[p];
-        let own = provider.models.iter().position(|m| m.matcher.is_match(lower)).map(|m| (p, m));
+        let own = provider
+            .models
+            .iter()
+            .position(|m| m.matcher.is_match(lower))
+            .map(|m| (p, m));
         own.or_else(|| {
             provider.fallbacks.iter().find_map(|&f| {
-                self.providers[f].models.iter().position(|m| m.matcher.is_match(lower)).map(|m| (f, m))
+                self.providers[f]
+                    .models
+                    .iter()
+                    .position(|m| m.matcher.is_match(lower))
+                    .map(|m| (f, m))
             })
         })
         .map(|(p, m)| (p as u32, m as u32))
@@ -519,10 +568,19 @@ impl Catalogue {
             return self.find_model(p, &lower);
         }
         let found = (0..self.providers.len())
-            .filter(|&p| self.providers[p].model_match.as_ref().is_some_and(|m| m.is_match(&lower)))
+            .filter(|&p| {
+                self.providers[p]
+                    .model_match
+                    .as_ref()
+                    .is_some_and(|m| m.is_match(&lower))
+            })
             .find_map(|p| self.find_model(p, &lower));
         if found.is_none() {
-            tracing::debug!(provider = hint, model, "model not in the genai-prices catalogue");
+            tracing::debug!(
+                provider = hint,
+                model,
+                "model not in the genai-prices catalogue"
+            );
         }
         found
     }
@@ -543,7 +601,10 @@ impl fmt::Display for ModelPlace<'_> {
 fn compile_provider(raw: &RawProvider) -> Result<Provider, CatalogueError> {
     let what = format!("provider {:?}", raw.id);
     // `api_pattern` identifies a base URL from its start.
-    let api_pattern = compile_regex(&format!("^(?:{})", raw.api_pattern), &format_args!("{what} api_pattern"))?;
+    let api_pattern = compile_regex(
+        &format!("^(?:{})", raw.api_pattern),
+        &format_args!("{what} api_pattern"),
+    )?;
     let currency = match &raw.currency {
         None => Currency::USD,
         Some(code) => Currency::new(code).ok_or_else(|| CatalogueError::Invalid {
@@ -570,8 +631,16 @@ fn compile_provider(raw: &RawProvider) -> Result<Provider, CatalogueError> {
         id: raw.id.to_lowercase().into(),
         name: raw.name.as_str().into(),
         api_pattern,
-        model_match: raw.model_match.as_ref().map(|c| Matcher::compile(c, &what)).transpose()?,
-        provider_match: raw.provider_match.as_ref().map(|c| Matcher::compile(c, &what)).transpose()?,
+        model_match: raw
+            .model_match
+            .as_ref()
+            .map(|c| Matcher::compile(c, &what))
+            .transpose()?,
+        provider_match: raw
+            .provider_match
+            .as_ref()
+            .map(|c| Matcher::compile(c, &what))
+            .transpose()?,
         extractors: raw
             .extractors
             .iter()

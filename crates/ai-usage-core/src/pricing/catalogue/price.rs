@@ -33,7 +33,10 @@ pub(crate) enum Rate {
     Flat(i128),
     /// Cliff tiers sorted by `start`: once the call's input tokens exceed a
     /// tier's start, every token of the part pays that tier's price.
-    Tiered { base: i128, tiers: Box<[(u64, i128)]> },
+    Tiered {
+        base: i128,
+        tiers: Box<[(u64, i128)]>,
+    },
 }
 
 impl Rate {
@@ -41,7 +44,8 @@ impl Rate {
         match raw {
             RawPrice::Flat(d) => Rate::Flat(d.0),
             RawPrice::Tiered(t) => {
-                let mut tiers: Vec<(u64, i128)> = t.tiers.iter().map(|x| (x.start, x.price.0)).collect();
+                let mut tiers: Vec<(u64, i128)> =
+                    t.tiers.iter().map(|x| (x.start, x.price.0)).collect();
                 tiers.sort_by_key(|&(start, _)| start);
                 Rate::Tiered {
                     base: t.base.0,
@@ -102,7 +106,10 @@ pub(crate) enum Constraint {
     StartDate(NaiveDate),
     /// Every day from `start` (inclusive) to `end` (exclusive), UTC; a window
     /// with `start > end` wraps midnight, one with `start == end` is empty.
-    Daily { start: NaiveTime, end: NaiveTime },
+    Daily {
+        start: NaiveTime,
+        end: NaiveTime,
+    },
 }
 
 impl Constraint {
@@ -129,7 +136,10 @@ pub(crate) struct ModelPrices {
 }
 
 impl ModelPrices {
-    pub(crate) fn from_raw(raw: &RawPrices, what: &dyn fmt::Display) -> Result<ModelPrices, CatalogueError> {
+    pub(crate) fn from_raw(
+        raw: &RawPrices,
+        what: &dyn fmt::Display,
+    ) -> Result<ModelPrices, CatalogueError> {
         let sets = match raw {
             RawPrices::Single(p) => vec![(Constraint::Always, PriceSet::from_raw(p))],
             RawPrices::Conditional(list) => {
@@ -143,8 +153,13 @@ impl ModelPrices {
                 for c in list {
                     let constraint = match &c.constraint {
                         None => Constraint::Always,
-                        Some(RawConstraint::StartDate { start_date }) => Constraint::StartDate(*start_date),
-                        Some(RawConstraint::TimeOfDay { start_time, end_time }) => Constraint::Daily {
+                        Some(RawConstraint::StartDate { start_date }) => {
+                            Constraint::StartDate(*start_date)
+                        }
+                        Some(RawConstraint::TimeOfDay {
+                            start_time,
+                            end_time,
+                        }) => Constraint::Daily {
                             start: parse_utc_time(start_time, what)?,
                             end: parse_utc_time(end_time, what)?,
                         },
@@ -160,7 +175,12 @@ impl ModelPrices {
     /// The price set in force at `at`: the last one whose constraint holds,
     /// else the first (the schema's rule).
     pub(crate) fn at(&self, at: DateTime<Utc>) -> &PriceSet {
-        let chosen = self.sets.iter().rev().find(|(c, _)| c.active(at)).or(self.sets.first());
+        let chosen = self
+            .sets
+            .iter()
+            .rev()
+            .find(|(c, _)| c.active(at))
+            .or(self.sets.first());
         match chosen {
             Some((_, set)) => set,
             // `from_raw` never builds an empty list.
@@ -271,11 +291,15 @@ pub(crate) fn cost(set: &PriceSet, usage: &CatalogueUsage) -> Result<PartCosts, 
     let uncached_audio = u
         .input_audio_tokens
         .checked_sub(u.cache_audio_read_tokens)
-        .ok_or(inconsistent("cache_audio_read_tokens exceeds input_audio_tokens"))?;
+        .ok_or(inconsistent(
+            "cache_audio_read_tokens exceeds input_audio_tokens",
+        ))?;
     let cached_text = u
         .cache_read_tokens
         .checked_sub(u.cache_audio_read_tokens)
-        .ok_or(inconsistent("cache_audio_read_tokens exceeds cache_read_tokens"))?;
+        .ok_or(inconsistent(
+            "cache_audio_read_tokens exceeds cache_read_tokens",
+        ))?;
     let uncached_text = u
         .input_tokens
         .checked_sub(uncached_audio)
@@ -296,7 +320,10 @@ pub(crate) fn cost(set: &PriceSet, usage: &CatalogueUsage) -> Result<PartCosts, 
             Some(r) if tokens > 0 => token_nanos(tokens, r.per_mtok(total_input))?,
             _ => 0,
         };
-        Ok(PartCost { units: tokens, nanos })
+        Ok(PartCost {
+            units: tokens,
+            nanos,
+        })
     };
     let requests = PartCost {
         units: u64::from(u.requests),
@@ -312,23 +339,33 @@ pub(crate) fn cost(set: &PriceSet, usage: &CatalogueUsage) -> Result<PartCosts, 
         input_audio: part(uncached_audio, set.input_audio.as_ref().or(input))?,
         cache_audio_read: part(
             u.cache_audio_read_tokens,
-            set.cache_audio_read.as_ref().or(set.input_audio.as_ref()).or(input),
+            set.cache_audio_read
+                .as_ref()
+                .or(set.input_audio.as_ref())
+                .or(input),
         )?,
         output: part(text_output, set.output.as_ref())?,
-        output_audio: part(u.output_audio_tokens, set.output_audio.as_ref().or(set.output.as_ref()))?,
+        output_audio: part(
+            u.output_audio_tokens,
+            set.output_audio.as_ref().or(set.output.as_ref()),
+        )?,
         requests,
     })
 }
 
 /// `tokens × rate` (1e-24 units) to nano-units, half up.
 fn token_nanos(tokens: u64, rate_per_mtok: i128) -> Result<i64, PriceError> {
-    let sub = i128::from(tokens).checked_mul(rate_per_mtok).ok_or(PriceError::Overflow)?;
+    let sub = i128::from(tokens)
+        .checked_mul(rate_per_mtok)
+        .ok_or(PriceError::Overflow)?;
     round_to_nanos(sub, SUB_PER_NANO)
 }
 
 /// `requests × rate per thousand` (1e-21 units) to nano-units, half up.
 fn request_nanos(requests: u32, rate_per_k: i128) -> Result<i64, PriceError> {
-    let sub = i128::from(requests).checked_mul(rate_per_k).ok_or(PriceError::Overflow)?;
+    let sub = i128::from(requests)
+        .checked_mul(rate_per_k)
+        .ok_or(PriceError::Overflow)?;
     round_to_nanos(sub, SUB_PER_NANO_REQUESTS)
 }
 
@@ -365,7 +402,13 @@ mod tests {
             ..PriceSet::default()
         };
         let parts = cost(&set, &usage(10, 0)).expect("consistent usage");
-        assert_eq!(parts.uncached_input, PartCost { units: 10, nanos: 200 });
+        assert_eq!(
+            parts.uncached_input,
+            PartCost {
+                units: 10,
+                nanos: 200
+            }
+        );
     }
 
     #[test]
@@ -394,7 +437,11 @@ mod tests {
             tiers: vec![(200_000, 6 * USD)].into(),
         };
         assert_eq!(tiered.per_mtok(199_999), 3 * USD);
-        assert_eq!(tiered.per_mtok(200_000), 3 * USD, "crossing means exceeding");
+        assert_eq!(
+            tiered.per_mtok(200_000),
+            3 * USD,
+            "crossing means exceeding"
+        );
         assert_eq!(tiered.per_mtok(200_001), 6 * USD);
         let three = Rate::Tiered {
             base: USD,
@@ -455,12 +502,22 @@ mod tests {
         assert_eq!(p.cache_read.units, 380);
         assert_eq!(p.input_audio.units, 30);
         assert_eq!(p.output.units, 200);
-        let all_input: i64 = [p.uncached_input, p.cache_read, p.cache_write, p.input_audio, p.cache_audio_read]
-            .iter()
-            .map(|x| x.nanos)
-            .sum();
+        let all_input: i64 = [
+            p.uncached_input,
+            p.cache_read,
+            p.cache_write,
+            p.input_audio,
+            p.cache_audio_read,
+        ]
+        .iter()
+        .map(|x| x.nanos)
+        .sum();
         assert_eq!(all_input, 1_000_000, "1000 tokens at $1/M");
-        assert_eq!(p.output.nanos + p.output_audio.nanos, 600_000, "300 at $2/M");
+        assert_eq!(
+            p.output.nanos + p.output_audio.nanos,
+            600_000,
+            "300 at $2/M"
+        );
     }
 
     #[test]
@@ -472,7 +529,13 @@ mod tests {
             ..PriceSet::default()
         };
         let mut u = usage(0, 0);
-        assert_eq!(cost(&set, &u).expect("ok").requests, PartCost { units: 1, nanos: 12_000_000 });
+        assert_eq!(
+            cost(&set, &u).expect("ok").requests,
+            PartCost {
+                units: 1,
+                nanos: 12_000_000
+            }
+        );
         u.requests = 3;
         assert_eq!(cost(&set, &u).expect("ok").requests.nanos, 36_000_000);
         u.requests = 0;
@@ -484,10 +547,16 @@ mod tests {
         let set = PriceSet::default();
         let mut u = usage(10, 0);
         u.cache_read_tokens = 11;
-        assert!(matches!(cost(&set, &u), Err(PriceError::InconsistentUsage(_))));
+        assert!(matches!(
+            cost(&set, &u),
+            Err(PriceError::InconsistentUsage(_))
+        ));
         let mut u = usage(10, 5);
         u.output_audio_tokens = 6;
-        assert!(matches!(cost(&set, &u), Err(PriceError::InconsistentUsage(_))));
+        assert!(matches!(
+            cost(&set, &u),
+            Err(PriceError::InconsistentUsage(_))
+        ));
     }
 
     #[test]
@@ -496,12 +565,19 @@ mod tests {
             input: flat(600 * USD),
             ..PriceSet::default()
         };
-        assert!(matches!(cost(&set, &usage(u64::MAX, 0)), Err(PriceError::Overflow)));
+        assert!(matches!(
+            cost(&set, &usage(u64::MAX, 0)),
+            Err(PriceError::Overflow)
+        ));
     }
 
     #[test]
     fn daily_windows_and_start_dates() {
-        let t = |h, m| Utc.with_ymd_and_hms(2026, 1, 5, h, m, 0).single().expect("valid");
+        let t = |h, m| {
+            Utc.with_ymd_and_hms(2026, 1, 5, h, m, 0)
+                .single()
+                .expect("valid")
+        };
         let peak = Constraint::Daily {
             start: NaiveTime::from_hms_opt(0, 30, 0).expect("valid"),
             end: NaiveTime::from_hms_opt(16, 30, 0).expect("valid"),
@@ -517,16 +593,32 @@ mod tests {
         assert!(night.active(t(23, 0)) && night.active(t(5, 59)) && !night.active(t(12, 0)));
         let from = Constraint::StartDate(NaiveDate::from_ymd_opt(2026, 1, 5).expect("valid"));
         assert!(from.active(t(0, 0)));
-        assert!(!from.active(Utc.with_ymd_and_hms(2026, 1, 4, 23, 59, 59).single().expect("valid")));
+        assert!(!from.active(
+            Utc.with_ymd_and_hms(2026, 1, 4, 23, 59, 59)
+                .single()
+                .expect("valid")
+        ));
     }
 
     #[test]
     fn times_parse_with_offsets() {
         let p = |s| parse_utc_time(s, &"t").expect(s);
-        assert_eq!(p("00:30:00Z"), NaiveTime::from_hms_opt(0, 30, 0).expect("valid"));
-        assert_eq!(p("16:30:00"), NaiveTime::from_hms_opt(16, 30, 0).expect("valid"));
-        assert_eq!(p("08:30:00+08:00"), NaiveTime::from_hms_opt(0, 30, 0).expect("valid"));
-        assert_eq!(p("00:30:00+08:00"), NaiveTime::from_hms_opt(16, 30, 0).expect("valid"));
+        assert_eq!(
+            p("00:30:00Z"),
+            NaiveTime::from_hms_opt(0, 30, 0).expect("valid")
+        );
+        assert_eq!(
+            p("16:30:00"),
+            NaiveTime::from_hms_opt(16, 30, 0).expect("valid")
+        );
+        assert_eq!(
+            p("08:30:00+08:00"),
+            NaiveTime::from_hms_opt(0, 30, 0).expect("valid")
+        );
+        assert_eq!(
+            p("00:30:00+08:00"),
+            NaiveTime::from_hms_opt(16, 30, 0).expect("valid")
+        );
         assert!(parse_utc_time("25:00:00Z", &"t").is_err());
     }
 
@@ -539,7 +631,13 @@ mod tests {
         .expect("valid prices");
         let prices = ModelPrices::from_raw(&raw, &"m").expect("compiles");
         assert_eq!(prices.sets().len(), 2);
-        let input_at = |y, mo, d| match prices.at(Utc.with_ymd_and_hms(y, mo, d, 12, 0, 0).single().expect("valid")).input {
+        let input_at = |y, mo, d| match prices
+            .at(Utc
+                .with_ymd_and_hms(y, mo, d, 12, 0, 0)
+                .single()
+                .expect("valid"))
+            .input
+        {
             Some(Rate::Flat(r)) => r,
             ref other => panic!("unexpected {other:?}"),
         };

@@ -11,9 +11,10 @@ fn builtin() -> &'static Catalogue {
 /// caller keeps those the rule accepts.
 fn names_accepted_by(m: &Matcher, out: &mut Vec<String>) {
     match m {
-        Matcher::Equals(s) | Matcher::StartsWith(s) | Matcher::EndsWith(s) | Matcher::Contains(s) => {
-            out.push(s.to_string())
-        }
+        Matcher::Equals(s)
+        | Matcher::StartsWith(s)
+        | Matcher::EndsWith(s)
+        | Matcher::Contains(s) => out.push(s.to_string()),
         Matcher::Regex(_) => {}
         Matcher::Or(items) => items.iter().for_each(|i| names_accepted_by(i, out)),
         Matcher::And(items) => {
@@ -37,8 +38,9 @@ fn every_model_resolves_by_a_name_it_accepts() {
             let mut names = vec![model.id.to_lowercase()];
             names_accepted_by(&model.matcher, &mut names);
             let resolves_here = names.iter().filter(|n| model.matcher.is_match(n)).any(|n| {
-                c.lookup(Some(&provider.id), n)
-                    .is_some_and(|m| std::ptr::eq(m.model, model) && std::ptr::eq(m.provider, provider))
+                c.lookup(Some(&provider.id), n).is_some_and(|m| {
+                    std::ptr::eq(m.model, model) && std::ptr::eq(m.provider, provider)
+                })
             });
             if resolves_here {
                 checked += 1;
@@ -47,33 +49,72 @@ fn every_model_resolves_by_a_name_it_accepts() {
             }
         }
     }
-    assert!(unreachable.is_empty(), "models no accepted name reaches: {unreachable:#?}");
+    assert!(
+        unreachable.is_empty(),
+        "models no accepted name reaches: {unreachable:#?}"
+    );
     assert_eq!(checked, c.models().count());
-    assert!(checked > 1_000, "the snapshot has ~1,300 models, saw {checked}");
+    assert!(
+        checked > 1_000,
+        "the snapshot has ~1,300 models, saw {checked}"
+    );
 }
 
 #[test]
 fn regex_only_models_resolve_by_example_names() {
     let c = builtin();
-    let m = c.lookup(Some("x-ai"), "grok-4.3-20260401").expect("regex rule");
+    let m = c
+        .lookup(Some("x-ai"), "grok-4.3-20260401")
+        .expect("regex rule");
     assert_eq!((m.provider_id(), m.model_id()), ("x-ai", "grok-4.3"));
-    let m = c.lookup(None, "gemini-3.5-flash-001").expect("regex rule, provider by model_match");
-    assert_eq!((m.provider_id(), m.model_id()), ("google", "gemini-3.5-flash"));
+    let m = c
+        .lookup(None, "gemini-3.5-flash-001")
+        .expect("regex rule, provider by model_match");
+    assert_eq!(
+        (m.provider_id(), m.model_id()),
+        ("google", "gemini-3.5-flash")
+    );
 }
 
 #[test]
 fn provider_hint_by_id_url_or_rule() {
     let c = builtin();
     let expect = |hint: &str, model: &str, provider: &str, id: &str| {
-        let m = c.lookup(Some(hint), model).unwrap_or_else(|| panic!("{hint} / {model}"));
-        assert_eq!((m.provider_id(), m.model_id()), (provider, id), "{hint} / {model}");
+        let m = c
+            .lookup(Some(hint), model)
+            .unwrap_or_else(|| panic!("{hint} / {model}"));
+        assert_eq!(
+            (m.provider_id(), m.model_id()),
+            (provider, id),
+            "{hint} / {model}"
+        );
     };
-    expect("anthropic", "claude-sonnet-4-5-20250929", "anthropic", "claude-sonnet-4-5");
-    expect("Anthropic", "claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5");
-    expect("https://api.anthropic.com/v1/messages", "claude-haiku-4-5", "anthropic", "claude-haiku-4-5");
+    expect(
+        "anthropic",
+        "claude-sonnet-4-5-20250929",
+        "anthropic",
+        "claude-sonnet-4-5",
+    );
+    expect(
+        "Anthropic",
+        "claude-sonnet-4-5",
+        "anthropic",
+        "claude-sonnet-4-5",
+    );
+    expect(
+        "https://api.anthropic.com/v1/messages",
+        "claude-haiku-4-5",
+        "anthropic",
+        "claude-haiku-4-5",
+    );
     expect("https://api.openai.com/v1", "gpt-4o", "openai", "gpt-4o");
     // provider_match rules: {"or": [contains bedrock, contains amazon]}.
-    expect("amazon-bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws", "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    expect(
+        "amazon-bedrock",
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "aws",
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    );
     expect(
         "https://bedrock-runtime.us-east-1.amazonaws.com",
         "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -81,7 +122,12 @@ fn provider_hint_by_id_url_or_rule() {
         "regional.anthropic.claude-sonnet-4-5-20250929-v1:0",
     );
     // Azure lists o3 itself and falls back to OpenAI for gpt-4o.
-    expect("https://my-res.openai.azure.com/openai/deployments/x", "o3", "azure", "o3-2025-04-16");
+    expect(
+        "https://my-res.openai.azure.com/openai/deployments/x",
+        "o3",
+        "azure",
+        "o3-2025-04-16",
+    );
     expect("azure", "gpt-4o-mini", "openai", "gpt-4o-mini");
 }
 
@@ -89,22 +135,35 @@ fn provider_hint_by_id_url_or_rule() {
 fn and_rule_needs_every_branch() {
     let c = builtin();
     // huggingface_groq: {"and": [contains huggingface, contains groq]}.
-    let m = c.lookup(Some("huggingface-groq"), "meta-llama/Llama-3.3-70B-Instruct");
+    let m = c.lookup(
+        Some("huggingface-groq"),
+        "meta-llama/Llama-3.3-70B-Instruct",
+    );
     assert_eq!(m.map(|m| m.provider_id()), Some("huggingface_groq"));
     // "my-groq" satisfies one branch only: not that provider, and groq (no
     // provider_match) is not found either, so model_match decides: none.
-    assert!(c.lookup(Some("my-groq"), "meta-llama/llama-3.3-70b-instruct").is_none());
-    let m = c.lookup(Some("groq"), "llama-3.3-70b-versatile").expect("groq by id");
+    assert!(c
+        .lookup(Some("my-groq"), "meta-llama/llama-3.3-70b-instruct")
+        .is_none());
+    let m = c
+        .lookup(Some("groq"), "llama-3.3-70b-versatile")
+        .expect("groq by id");
     assert_eq!(m.provider_id(), "groq");
 }
 
 #[test]
 fn without_a_hint_model_match_picks_the_provider() {
     let c = builtin();
-    let id = |model: &str| c.lookup(None, model).map(|m| (m.provider_id(), m.model_id()));
+    let id = |model: &str| {
+        c.lookup(None, model)
+            .map(|m| (m.provider_id(), m.model_id()))
+    };
     assert_eq!(id("gpt-4o-2024-08-06"), Some(("openai", "gpt-4o")));
     assert_eq!(id("GPT-4o"), Some(("openai", "gpt-4o")), "case-insensitive");
-    assert_eq!(id("claude-opus-4-6"), Some(("anthropic", "claude-opus-4-6")));
+    assert_eq!(
+        id("claude-opus-4-6"),
+        Some(("anthropic", "claude-opus-4-6"))
+    );
     assert_eq!(id("deepseek-chat"), Some(("deepseek", "deepseek-chat")));
     assert_eq!(id("o3"), Some(("openai", "o3")));
     // No provider's model_match accepts these: not guessed from resellers.
@@ -112,7 +171,8 @@ fn without_a_hint_model_match_picks_the_provider() {
     assert_eq!(id("llama-3.3-70b-versatile"), None);
     // An unknown hint is ignored rather than failing the lookup.
     assert_eq!(
-        c.lookup(Some("dashscope"), "gpt-4o").map(|m| m.provider_id()),
+        c.lookup(Some("dashscope"), "gpt-4o")
+            .map(|m| m.provider_id()),
         Some("openai")
     );
     // A known provider without the model does not borrow another's price.
@@ -156,14 +216,23 @@ fn deepseek_prices_have_a_daily_window() {
 fn fallback_ids_and_currencies_are_checked_at_load() {
     let bad_fallback = r#"[{"id": "p", "name": "P", "api_pattern": "x", "fallback_model_providers": ["q"], "models": []}]"#;
     let err = Catalogue::from_json(bad_fallback).expect_err("unknown fallback");
-    assert!(err.to_string().contains("unknown fallback provider"), "{err}");
+    assert!(
+        err.to_string().contains("unknown fallback provider"),
+        "{err}"
+    );
     let eur = r#"[{"id": "p", "name": "P", "api_pattern": "x", "currency": "eur",
         "models": [{"id": "m", "match": {"equals": "m"}, "prices": {"input_mtok": 1}}]}]"#;
     let c = Catalogue::from_json(eur).expect("valid");
-    assert!(c.lookup(None, "m").is_none(), "no model_match: needs a hint");
+    assert!(
+        c.lookup(None, "m").is_none(),
+        "no model_match: needs a hint"
+    );
     let m = c.lookup(Some("p"), "m").expect("by hint");
     assert_eq!(m.currency(), Currency::new("EUR").expect("valid code"));
     let image = r#"[{"id": "p", "name": "P", "api_pattern": "x",
         "models": [{"id": "m", "match": {"equals": "m"}, "prices": {"input_image_mtok": 1}}]}]"#;
-    assert!(matches!(Catalogue::from_json(image), Err(CatalogueError::Format(_))));
+    assert!(matches!(
+        Catalogue::from_json(image),
+        Err(CatalogueError::Format(_))
+    ));
 }
