@@ -13,9 +13,13 @@
 //! `api_pattern` (a base URL such as `https://api.openai.com/v1`, matched from
 //! its start), then against each `provider_match` rule. A recognised provider
 //! is searched first-match-wins in its model list, then in its
-//! `fallback_model_providers` (Azure → OpenAI, Anthropic). Without a hint, or
-//! with one that names no provider, every provider whose `model_match` accepts
-//! the name is searched in catalogue order. Matching ignores case. Results
+//! `fallback_model_providers` (Azure → OpenAI, Anthropic). Without a hint,
+//! every provider whose `model_match` accepts the name is searched in
+//! catalogue order. A hint that names no provider of the catalogue (DashScope,
+//! a private gateway) resolves nothing: such providers often host other
+//! vendors' models at their own prices and currency, so guessing from the
+//! model name could misprice; callers that want the guess ask again without a
+//! hint. Matching ignores case. Results
 //! (misses included) are cached per (hint, name) — up to
 //! [`MAX_CACHED_NAMES`] of them — so pricing a known name costs two hash
 //! lookups under a read lock.
@@ -564,8 +568,18 @@ impl Catalogue {
 
     fn resolve(&self, hint: &str, model: &str) -> Slot {
         let lower = model.trim().to_lowercase();
-        if let Some(p) = self.find_provider(hint) {
-            return self.find_model(p, &lower);
+        if !hint.trim().is_empty() {
+            let found = self
+                .find_provider(hint)
+                .and_then(|p| self.find_model(p, &lower));
+            if found.is_none() {
+                tracing::debug!(
+                    provider = hint,
+                    model,
+                    "model not in the genai-prices catalogue"
+                );
+            }
+            return found;
         }
         let found = (0..self.providers.len())
             .filter(|&p| {

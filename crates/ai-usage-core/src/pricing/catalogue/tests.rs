@@ -140,8 +140,7 @@ fn and_rule_needs_every_branch() {
         "meta-llama/Llama-3.3-70B-Instruct",
     );
     assert_eq!(m.map(|m| m.provider_id()), Some("huggingface_groq"));
-    // "my-groq" satisfies one branch only: not that provider, and groq (no
-    // provider_match) is not found either, so model_match decides: none.
+    // "my-groq" satisfies one branch only, and groq has no provider_match.
     assert!(c
         .lookup(Some("my-groq"), "meta-llama/llama-3.3-70b-instruct")
         .is_none());
@@ -169,11 +168,13 @@ fn without_a_hint_model_match_picks_the_provider() {
     // No provider's model_match accepts these: not guessed from resellers.
     assert_eq!(id("qwen-plus"), None);
     assert_eq!(id("llama-3.3-70b-versatile"), None);
-    // An unknown hint is ignored rather than failing the lookup.
-    assert_eq!(
-        c.lookup(Some("dashscope"), "gpt-4o")
-            .map(|m| m.provider_id()),
-        Some("openai")
+    // A hint naming no catalogue provider resolves nothing: DashScope hosts
+    // DeepSeek models at its own CNY prices, not DeepSeek's USD ones.
+    assert!(c.lookup(Some("dashscope"), "deepseek-r1").is_none());
+    assert!(c.lookup(None, "deepseek-r1").is_some());
+    assert!(
+        c.lookup(Some(" "), "gpt-4o").is_some(),
+        "a blank hint is no hint"
     );
     // A known provider without the model does not borrow another's price.
     assert!(c.lookup(Some("openai"), "claude-sonnet-4-5").is_none());
