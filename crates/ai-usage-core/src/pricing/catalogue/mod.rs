@@ -65,6 +65,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::money::Currency;
+use crate::record::usage::TokenUsage;
 
 mod data;
 mod extract;
@@ -128,6 +129,20 @@ impl Default for CatalogueUsage {
             output_audio_tokens: 0,
             reasoning_tokens: 0,
             requests: 1,
+        }
+    }
+}
+
+impl From<&TokenUsage> for CatalogueUsage {
+    /// A recorded usage: cached input tokens are cache reads (part of input),
+    /// reasoning tokens part of output; no cache writes or audio are known.
+    fn from(u: &TokenUsage) -> CatalogueUsage {
+        CatalogueUsage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cached_input_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            ..CatalogueUsage::default()
         }
     }
 }

@@ -237,3 +237,33 @@ fn fallback_ids_and_currencies_are_checked_at_load() {
         Err(CatalogueError::Format(_))
     ));
 }
+
+#[test]
+fn recorded_usage_converts_with_cached_tokens_as_cache_reads() {
+    let recorded = TokenUsage {
+        input_tokens: 1200,
+        output_tokens: 900,
+        total_tokens: Some(2100),
+        cached_input_tokens: 1024,
+        reasoning_tokens: 640,
+    };
+    let u = CatalogueUsage::from(&recorded);
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_read_tokens,
+            u.output_tokens,
+            u.reasoning_tokens,
+            u.requests
+        ),
+        (1200, 1024, 900, 640, 1)
+    );
+    // o3 since 2025-06-10: 176 × $2 + 1024 × $0.50 + 900 × $8 (per M).
+    let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
+    let q = builtin()
+        .price(Some("openai"), "o3", &u, at)
+        .expect("priced");
+    assert_eq!(q.total_nanos, 352_000 + 512_000 + 7_200_000);
+}
