@@ -66,11 +66,11 @@ fn main() {
     let first_use = started.elapsed();
 
     // A fresh parse, repeated, for the steady cost without first-touch effects.
-    let json_len = include_str!("../data/genai-prices/data_slim.json");
+    let json = include_str!("../data/genai-prices/data_slim.json");
     let mut reparse: Vec<Duration> = (0..10)
         .map(|_| {
             let t = Instant::now();
-            let c = Catalogue::from_json(black_box(json_len));
+            let c = Catalogue::from_json(black_box(json));
             let d = t.elapsed();
             assert!(c.is_ok());
             d
