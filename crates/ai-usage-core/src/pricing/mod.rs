@@ -111,6 +111,7 @@ use crate::money::{Currency, Money};
 use crate::record::usage::TokenUsage;
 
 mod builtin;
+pub mod catalogue;
 mod file;
 #[cfg(test)]
 mod tests;
