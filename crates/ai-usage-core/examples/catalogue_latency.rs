@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::pricing::catalogue::{Catalogue, CatalogueUsage};
+use ai_usage_core::catalogue::{Catalogue, CatalogueUsage};
 use chrono::{TimeZone, Utc};
 
 const BATCH: u32 = 64;
