@@ -134,7 +134,11 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
         tracing::warn!("protect_reads is set but no token is: reads stay open");
     }
 
-    let (reads, writes) = (routes::reads(), routes::writes());
+    let refresh = axum::middleware::from_fn_with_state(state.clone(), routes::refresh_off_worker);
+    let reads = routes::queries()
+        .route_layer(refresh)
+        .merge(routes::other_reads());
+    let writes = routes::writes();
     let (reads, writes) = match token {
         Some(t) => {
             let guard = axum::middleware::from_fn_with_state(t, auth::require_token);

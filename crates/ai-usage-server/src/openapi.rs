@@ -23,9 +23,7 @@ pub struct ApiDoc;
 /// The full API description served at `/openapi.json` and browsed at `/docs`.
 pub fn document() -> utoipa::openapi::OpenApi {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(routes::open())
-        .merge(routes::reads())
-        .merge(routes::writes())
+        .merge(routes::all())
         .into_openapi()
 }
 

@@ -1,10 +1,13 @@
-//! The HTTP routes, one module per concern. [`reads`], [`writes`] and
-//! [`open`] are the one list of routes: the router and the OpenAPI document
-//! are both built from them.
+//! The HTTP routes, one module per concern. [`queries`], [`other_reads`],
+//! [`writes`] and [`open`] are the one list of routes: the router and the
+//! OpenAPI document ([`all`]) are both built from them.
 //!
 //! Queries are O(groups) over in-memory rollups and run on the async
 //! workers; anything that touches the disk (or may wait on the writer's
-//! queue) runs on the blocking pool through [`off_worker`].
+//! queue) runs on the blocking pool through [`off_worker`]. A monitor that
+//! follows other processes reads their appends when queried: the router
+//! puts [`refresh_off_worker`] in front of the queries so that reading
+//! happens on the blocking pool too.
 
 pub mod budgets;
 pub mod dashboard;
@@ -16,6 +19,9 @@ pub mod record;
 pub mod reports;
 pub mod stats;
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,8 +31,8 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// Read-only routes (open unless the server protects reads).
-pub fn reads() -> OpenApiRouter<AppState> {
+/// Queries over the monitor's rollups (open unless the server protects reads).
+pub fn queries() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats::stats_current))
         .routes(routes!(stats::stats_hourly))
@@ -41,6 +47,12 @@ pub fn reads() -> OpenApiRouter<AppState> {
         .routes(routes!(budgets::budgets))
         .routes(routes!(budgets::forecast))
         .routes(routes!(budgets::savings))
+}
+
+/// The other read-only routes: report download and metrics (open unless the
+/// server protects reads).
+pub fn other_reads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(reports::download_report))
         .routes(routes!(metrics::metrics_text))
 }
@@ -56,6 +68,27 @@ pub fn writes() -> OpenApiRouter<AppState> {
 /// are added by the router, outside the API description).
 pub fn open() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health::healthz))
+}
+
+/// Every documented route (for the OpenAPI document).
+pub fn all() -> OpenApiRouter<AppState> {
+    open().merge(queries()).merge(other_reads()).merge(writes())
+}
+
+/// Middleware in front of the queries: lets a following monitor read what
+/// other processes appended (a directory listing and file reads) on the
+/// blocking pool, so the query's own check right after finds it done. For a
+/// monitor that does not follow, the call returns at once.
+pub async fn refresh_off_worker(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let monitor = Arc::clone(&st.monitor);
+    if let Err(e) = tokio::task::spawn_blocking(move || monitor.refresh()).await {
+        tracing::warn!(error = %e, "refreshing the followed records failed");
+    }
+    next.run(req).await
 }
 
 /// Runs blocking work (disk, a full writer queue) off the async workers.
