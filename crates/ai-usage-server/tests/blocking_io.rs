@@ -248,3 +248,35 @@ async fn failed_export_names_no_path() {
         );
     }
 }
+
+/// A writer that fails (today's day file is a directory): `/healthz` says
+/// so with 503, without naming the records directory.
+#[tokio::test]
+async fn failing_writer_health_names_no_path() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("secret-records-dir");
+    let monitor = Arc::new(
+        UsageMonitor::builder()
+            .dir(&dir)
+            .replay(false)
+            .build()
+            .expect("monitor"),
+    );
+    let day_file = dir.join(format!(
+        "usage_{}.jsonl",
+        monitor.today().format("%Y-%m-%d")
+    ));
+    std::fs::create_dir_all(&day_file).expect("trap");
+    let app = router(Arc::clone(&monitor));
+    monitor.record(&ai_usage_core::UsageEvent::new("qwen-plus", "health").tokens(10, 5));
+    // The failure shows once the writer has tried; flush waits for that.
+    assert!(monitor.flush().is_err(), "the write should fail");
+    let (s, _, b) = send(&app, Method::GET, "/healthz", &[], Body::empty()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let text = String::from_utf8_lossy(&b);
+    assert!(!text.contains("secret-records-dir"), "path leaked: {text}");
+    let v: Value = serde_json::from_slice(&b).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["writer"]["last_error"], "see the server log", "{v}");
+    assert!(v["writer"]["write_errors"].as_u64() > Some(0), "{v}");
+}
