@@ -112,7 +112,10 @@ pub async fn session(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     if id.is_empty() || id.len() > ingest::MAX_NAME_LEN {
-        return Err(ApiError::param("session_id", "must be 1..=256 bytes"));
+        return Err(ApiError::param(
+            "session_id",
+            format!("must be 1..={} bytes", ingest::MAX_NAME_LEN),
+        ));
     }
     st.monitor
         .get_session_stats(&id)
