@@ -280,3 +280,39 @@ async fn failing_writer_health_names_no_path() {
     assert_eq!(v["writer"]["last_error"], "see the server log", "{v}");
     assert!(v["writer"]["write_errors"].as_u64() > Some(0), "{v}");
 }
+
+/// A following monitor behind the router sees what another process
+/// appended: the query routes read it (on the blocking pool) before answering.
+#[tokio::test]
+async fn queries_see_records_appended_by_another_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Arc::new(
+        UsageMonitor::builder()
+            .dir(dir.path())
+            .follow(Duration::from_millis(10))
+            .build()
+            .expect("served monitor"),
+    );
+    let app = router(Arc::clone(&served));
+    let other = UsageMonitor::builder()
+        .dir(dir.path())
+        .replay(false)
+        .build()
+        .expect("other monitor");
+    for _ in 0..3 {
+        other.record(&ai_usage_core::UsageEvent::new("qwen-plus", "elsewhere").tokens(100, 10));
+    }
+    other.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (s, _, b) = send(
+        &app,
+        Method::GET,
+        "/api/ai_usage/stats/daily",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).expect("json");
+    assert_eq!(v["total_calls"], 3, "{v}");
+}
