@@ -60,10 +60,10 @@ pub use record::{UsageEvent, UsageRecord};
 
 // Money and pricing.
 pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};
-pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV};
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;
+pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV};
 
 // Durability settings and health.
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};

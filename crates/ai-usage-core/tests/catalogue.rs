@@ -3,9 +3,7 @@
 //!
 //! Expected costs are computed by hand in the comments (tokens × $/Mtok).
 
-use ai_usage_core::catalogue::{
-    Catalogue, CatalogueQuote, CatalogueUsage, ExtractError, PartCost,
-};
+use ai_usage_core::catalogue::{Catalogue, CatalogueQuote, CatalogueUsage, ExtractError, PartCost};
 use ai_usage_core::Currency;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};

@@ -57,9 +57,26 @@ pub enum ApiError {
     /// Too many requests of an expensive kind (429).
     #[error("{0}")]
     RateLimited(String),
-    /// A server-side failure (500); the detail is logged, the client gets a summary.
-    #[error("{0}")]
-    Internal(String),
+    /// The server is too busy to take the request now (503, with `Retry-After`).
+    #[error("{message}")]
+    Unavailable {
+        /// What is busy.
+        message: String,
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u64,
+    },
+    /// A server-side failure (500). The client gets `context` and `id`;
+    /// `detail` (which may name files or directories) only goes to the log,
+    /// under the same id.
+    #[error("{context} (error id {id})")]
+    Internal {
+        /// A summary safe to send: names no path.
+        context: &'static str,
+        /// The underlying error, for the log only.
+        detail: String,
+        /// Ties the response to its log line.
+        id: String,
+    },
 }
 
 impl ApiError {
@@ -68,6 +85,15 @@ impl ApiError {
         ApiError::InvalidParameter {
             name,
             message: message.into(),
+        }
+    }
+
+    /// An internal error: `context` is sent to the client, `cause` only logged.
+    pub fn internal(context: &'static str, cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal {
+            context,
+            detail: cause.to_string(),
+            id: next_error_id(),
         }
     }
 
@@ -82,7 +108,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -98,7 +125,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited(_) => "rate_limited",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::Unavailable { .. } => "overloaded",
+            ApiError::Internal { .. } => "internal_error",
         }
     }
 
@@ -114,12 +142,28 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+        if let ApiError::Internal {
+            context,
+            detail,
+            id,
+        } = &self
+        {
+            tracing::error!(error_id = %id, error = %detail, "{context}");
+        } else if status.is_server_error() {
+            tracing::warn!(error = %self, "request refused");
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
         }
         let mut resp = (status, Json(self.body())).into_response();
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -128,6 +172,22 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// A short id, unique within this process and unlikely to repeat across
+/// restarts: start time (ms, hex) and a sequence number.
+fn next_error_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static START: OnceLock<u128> = OnceLock::new();
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    });
+    format!("{start:x}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {

@@ -33,12 +33,15 @@
 
 pub mod auth;
 pub mod error;
-pub mod handlers;
 pub mod ingest;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod params;
+pub mod rate_limit;
+pub mod routes;
+pub mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,12 +49,13 @@ use std::sync::Arc;
 
 use ai_usage_core::UsageMonitor;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::AppState;
+use crate::state::AppState;
 
 /// Largest accepted request body (1 MiB); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -130,31 +134,8 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
         tracing::warn!("protect_reads is set but no token is: reads stay open");
     }
 
-    let reads = Router::new()
-        .route("/api/ai_usage/stats/current", get(handlers::stats_current))
-        .route("/api/ai_usage/stats/hourly", get(handlers::stats_hourly))
-        .route("/api/ai_usage/stats/daily", get(handlers::stats_daily))
-        .route("/api/ai_usage/stats/monthly", get(handlers::stats_monthly))
-        .route("/api/ai_usage/session/{session_id}", get(handlers::session))
-        .route("/api/ai_usage/top_users", get(handlers::top_users))
-        .route("/api/ai_usage/top_anchors", get(handlers::top_anchors))
-        .route("/api/ai_usage/cost_trend", get(handlers::cost_trend))
-        .route(
-            "/api/ai_usage/models/pricing",
-            get(handlers::models_pricing),
-        )
-        .route("/api/ai_usage/dashboard", get(handlers::dashboard))
-        .route("/api/ai_usage/budgets", get(handlers::budgets))
-        .route("/api/ai_usage/forecast", get(handlers::forecast))
-        .route("/api/ai_usage/savings", get(handlers::savings))
-        .route(
-            "/api/ai_usage/download_report",
-            get(handlers::download_report),
-        )
-        .route("/metrics", get(handlers::metrics_text));
-    let writes = Router::new()
-        .route("/api/ai_usage/record", post(handlers::record))
-        .route("/api/ai_usage/export_report", post(handlers::export_report));
+    let reads = routes::queries().merge(routes::other_reads());
+    let writes = routes::writes();
     let (reads, writes) = match token {
         Some(t) => {
             let guard = axum::middleware::from_fn_with_state(t, auth::require_token);
@@ -169,18 +150,20 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
     };
     // Liveness, the page and the docs stay open: the page asks for the token
     // itself when the API answers 401.
-    let open = Router::new()
+    let open = routes::open()
         .route("/", get(page::dashboard_page))
-        .route("/static/ai_usage_monitor.html", get(page::dashboard_page))
-        .route("/healthz", get(handlers::healthz));
+        .route("/static/ai_usage_monitor.html", get(page::dashboard_page));
 
-    open.merge(reads)
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(open)
+        .merge(reads)
         .merge(writes)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .split_for_parts();
+    api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then

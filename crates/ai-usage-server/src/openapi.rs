@@ -1,41 +1,31 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations.
+//! The OpenAPI 3 document: the parts no route carries (title, shared
+//! schemas, the bearer scheme); the paths come from the route list in
+//! [`crate::routes`].
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::handlers;
+use crate::routes;
 
-/// The API description served at `/openapi.json` and browsed at `/docs`.
+/// The document's frame; [`document`] adds every route to it.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "ai-usage-monitor",
         description = "Usage, cost, budgets and reports of AI calls. Write routes (record, export_report) need `Authorization: Bearer <token>` when the server runs with a token; with --protect-reads every /api route does."
     ),
-    paths(
-        handlers::stats_current,
-        handlers::stats_hourly,
-        handlers::stats_daily,
-        handlers::stats_monthly,
-        handlers::session,
-        handlers::top_users,
-        handlers::top_anchors,
-        handlers::cost_trend,
-        handlers::models_pricing,
-        handlers::dashboard,
-        handlers::budgets,
-        handlers::forecast,
-        handlers::savings,
-        handlers::record,
-        handlers::export_report,
-        handlers::download_report,
-        handlers::healthz,
-        handlers::metrics_text,
-    ),
     components(schemas(crate::error::ErrorBody, crate::ingest::RecordInput, crate::ingest::RecordResponse)),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
+
+/// The full API description served at `/openapi.json` and browsed at `/docs`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::all())
+        .into_openapi()
+}
 
 struct BearerScheme;
 

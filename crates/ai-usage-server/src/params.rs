@@ -2,13 +2,176 @@
 //!
 //! Parameters are read as strings and checked by hand, so an error names the
 //! parameter and its allowed range (serde's messages name neither reliably).
+//! Each parameter's range is declared once, as an [`IntParam`] or
+//! [`ChoiceParam`] constant, read both by the validation here and by the
+//! OpenAPI document (through the `…Query` types).
 
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 use crate::error::ApiError;
+
+/// An integer query parameter: its name, range and default.
+#[derive(Debug, Clone, Copy)]
+pub struct IntParam {
+    /// Query-string key.
+    pub name: &'static str,
+    /// What it means (OpenAPI description).
+    pub description: &'static str,
+    /// Value when absent; `None`: the handler supplies one (e.g. this year).
+    pub default: Option<i64>,
+    /// Smallest accepted value.
+    pub min: i64,
+    /// Largest accepted value.
+    pub max: i64,
+}
+
+/// A query parameter taking one of a few words.
+#[derive(Debug, Clone, Copy)]
+pub struct ChoiceParam {
+    /// Query-string key.
+    pub name: &'static str,
+    /// What it means (OpenAPI description).
+    pub description: &'static str,
+    /// Value when absent.
+    pub default: &'static str,
+    /// Accepted values (case-insensitive).
+    pub choices: &'static [&'static str],
+}
+
+/// `hours_ago`: hours before the current one.
+pub const HOURS_AGO: IntParam = IntParam {
+    name: "hours_ago",
+    description: "Hours before the current one",
+    default: Some(0),
+    min: 0,
+    max: 72,
+};
+/// `days_ago`: days before today.
+pub const DAYS_AGO: IntParam = IntParam {
+    name: "days_ago",
+    description: "Days before today",
+    default: Some(0),
+    min: 0,
+    max: 90,
+};
+/// `year` of a monthly summary (default: this year).
+pub const YEAR: IntParam = IntParam {
+    name: "year",
+    description: "Year (default: this year)",
+    default: None,
+    min: 2000,
+    max: 2100,
+};
+/// `month` of a monthly summary (default: this month).
+pub const MONTH: IntParam = IntParam {
+    name: "month",
+    description: "Month (default: this month)",
+    default: None,
+    min: 1,
+    max: 12,
+};
+/// `limit`: rows of a ranking.
+pub const LIMIT: IntParam = IntParam {
+    name: "limit",
+    description: "Rows",
+    default: Some(10),
+    min: 1,
+    max: 100,
+};
+/// `days`: the window ending today.
+pub const DAYS: IntParam = IntParam {
+    name: "days",
+    description: "Days ending today",
+    default: Some(7),
+    min: 1,
+    max: 90,
+};
+/// `format` of an exported report.
+pub const REPORT_FORMAT: ChoiceParam = ChoiceParam {
+    name: "format",
+    description: "Report format",
+    default: "json",
+    choices: &["json", "csv"],
+};
+
+impl IntParam {
+    /// The OpenAPI description of this query parameter.
+    pub fn parameter(&self) -> Parameter {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(self.min as f64))
+            .maximum(Some(self.max as f64))
+            .default(self.default.map(Into::into));
+        ParameterBuilder::new()
+            .name(self.name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(self.description))
+            .schema(Some(schema))
+            .build()
+    }
+}
+
+impl ChoiceParam {
+    /// The OpenAPI description of this query parameter.
+    pub fn parameter(&self) -> Parameter {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(self.choices.iter().copied()))
+            .default(Some(self.default.into()));
+        ParameterBuilder::new()
+            .name(self.name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(self.description))
+            .schema(Some(schema))
+            .build()
+    }
+}
+
+/// Declares a type whose OpenAPI parameters are the given constants.
+macro_rules! query_params {
+    ($(#[$doc:meta])* $name:ident: $($param:expr),+) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                vec![$($param.parameter()),+]
+            }
+        }
+    };
+}
+
+query_params!(
+    /// Parameters of `stats/hourly`.
+    HourlyQuery: HOURS_AGO
+);
+query_params!(
+    /// Parameters of `stats/daily`.
+    DailyQuery: DAYS_AGO
+);
+query_params!(
+    /// Parameters of `stats/monthly`.
+    MonthlyQuery: YEAR, MONTH
+);
+query_params!(
+    /// Parameters of the rankings.
+    RankingQuery: LIMIT, DAYS
+);
+query_params!(
+    /// A `days` window alone.
+    DaysQuery: DAYS
+);
+query_params!(
+    /// Parameters of `export_report`.
+    ExportQuery: DAYS, REPORT_FORMAT
+);
 
 /// The query string of a request, as decoded key/value pairs.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +250,23 @@ impl Params {
         // The range check above guarantees the value fits.
         self.int(name, Some(default.into()), min.into(), max.into())
             .map(|v| u32::try_from(v).unwrap_or(default))
+    }
+
+    /// The value of `p`, checked against its range; `fallback` when absent
+    /// and `p` has no default of its own.
+    pub fn int_of(&self, p: &IntParam, fallback: Option<i64>) -> Result<i64, ApiError> {
+        self.int(p.name, p.default.or(fallback), p.min, p.max)
+    }
+
+    /// [`Params::int_of`] for parameters whose range fits `u32`.
+    pub fn u32_of(&self, p: &IntParam, fallback: Option<u32>) -> Result<u32, ApiError> {
+        let v = self.int_of(p, fallback.map(i64::from))?;
+        u32::try_from(v).map_err(|_| ApiError::param(p.name, format!("{v} does not fit u32")))
+    }
+
+    /// The value of a [`ChoiceParam`].
+    pub fn choice_of(&self, p: &ChoiceParam) -> Result<&'static str, ApiError> {
+        self.choice(p.name, p.default, p.choices)
     }
 
     /// One of `choices` (case-insensitive); `default` when absent.

@@ -1,127 +1,18 @@
 //! API tests through the router (no sockets): every route, parameter
 //! bounds, error shapes, auth, traversal attempts, OpenAPI and metrics.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ai_usage_core::UsageEvent;
-use ai_usage_core::UsageMonitor;
-use ai_usage_server::{router, router_with, ServeOptions};
-use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+use ai_usage_server::{router, ServeOptions};
+use axum::body::Body;
+use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    monitor: Arc<UsageMonitor>,
-    app: Router,
-}
-
-fn monitor_in(dir: &std::path::Path) -> Arc<UsageMonitor> {
-    Arc::new(
-        UsageMonitor::builder()
-            .dir(dir)
-            .timezone("+08:00".parse().expect("zone"))
-            .build()
-            .expect("monitor"),
-    )
-}
-
-fn fixture_with(opts: Option<ServeOptions>) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let monitor = monitor_in(dir.path());
-    let app = match opts {
-        Some(o) => router_with(Arc::clone(&monitor), &o),
-        None => router(Arc::clone(&monitor)),
-    };
-    Fixture {
-        _dir: dir,
-        monitor,
-        app,
-    }
-}
-
-fn fixture() -> Fixture {
-    fixture_with(None)
-}
-
-fn seed(m: &UsageMonitor) {
-    m.record(
-        &UsageEvent::new("qwen-plus", "实时分析")
-            .tokens(1200, 300)
-            .duration_ms(850.0)
-            .user("u1")
-            .anchor("anchor_123")
-            .session("session_456"),
-    );
-    m.record(
-        &UsageEvent::new("qwen-max", "话术生成")
-            .tokens(2000, 800)
-            .duration_ms(2100.0)
-            .user("u2")
-            .anchor("anchor_123")
-            .session("session_456"),
-    );
-    m.record(
-        &UsageEvent::new("qwen-turbo", "实时分析")
-            .tokens(500, 100)
-            .failed("timeout")
-            .user("u1"),
-    );
-}
-
-async fn send(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Body,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("infallible");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, bytes)
-}
-
-async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
-    let (s, _, b) = send(app, Method::GET, uri, &[], Body::empty()).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-async fn post_json(
-    app: &Router,
-    uri: &str,
-    body: &Value,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut h = vec![("content-type", "application/json")];
-    h.extend_from_slice(headers);
-    let (s, _, b) = send(app, Method::POST, uri, &h, Body::from(body.to_string())).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-/// Asserts the `{error, detail}` shape and that `detail` names `name`.
-fn assert_error(status: StatusCode, body: &Value, want: StatusCode, name: &str) {
-    assert_eq!(status, want, "body: {body}");
-    assert!(body["error"].is_string(), "no error code: {body}");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(
-        detail.contains(name),
-        "detail {detail:?} does not name {name:?}"
-    );
-}
+use common::{assert_error, fixture, fixture_with, get, monitor_in, post_json, seed, send};
 
 #[tokio::test]
 async fn stats_current_has_today_and_current_hour() {
@@ -995,4 +886,46 @@ async fn metrics_start_from_the_monitors_totals() {
         sum(&samples, "ai_usage_call_duration_seconds_count", &[]),
         1.0
     );
+}
+
+/// The ranges in /openapi.json are the ones enforced: for every integer
+/// query parameter of a GET route, its documented maximum is accepted and
+/// one past it (and one below the minimum) is refused naming the parameter.
+#[tokio::test]
+async fn documented_ranges_are_the_validated_ones() {
+    let f = fixture();
+    let (_, v) = get(&f.app, "/openapi.json").await;
+    let mut probed = 0;
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        let Some(params) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        for p in params {
+            let schema = &p["schema"];
+            let (Some(min), Some(max)) = (schema["minimum"].as_f64(), schema["maximum"].as_f64())
+            else {
+                continue;
+            };
+            let name = p["name"].as_str().expect("name");
+            let (min, max) = (min as i64, max as i64);
+            let ok = format!("{path}?{name}={max}");
+            let (s, body) = get(&f.app, &ok).await;
+            assert_eq!(s, StatusCode::OK, "{ok}: {body}");
+            for bad in [max + 1, min - 1] {
+                let uri = format!("{path}?{name}={bad}");
+                let (s, body) = get(&f.app, &uri).await;
+                assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, name);
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(&format!("{min}..={max}")),
+                    "{uri}: {body}"
+                );
+            }
+            probed += 1;
+        }
+    }
+    // hours_ago, days_ago, year, month, 2×(limit, days), days ×2.
+    assert!(probed >= 10, "only {probed} ranged parameters documented");
 }

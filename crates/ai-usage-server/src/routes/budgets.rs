@@ -1,0 +1,33 @@
+//! Budget status, the month forecast and savings suggestions.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{DaysQuery, Params, DAYS};
+use crate::state::AppState;
+
+/// Budget status (spend vs limit, thresholds crossed).
+#[utoipa::path(get, path = "/api/ai_usage/budgets", tag = "budgets",
+    responses((status = 200, description = "`[BudgetStatus]`", body = serde_json::Value)))]
+pub async fn budgets(State(st): State<AppState>) -> Response {
+    Json(st.monitor.budget_status()).into_response()
+}
+
+/// The month forecast.
+#[utoipa::path(get, path = "/api/ai_usage/forecast", tag = "budgets",
+    responses((status = 200, description = "MonthForecast", body = serde_json::Value)))]
+pub async fn forecast(State(st): State<AppState>) -> Response {
+    Json(st.monitor.forecast()).into_response()
+}
+
+/// Savings suggestions over the last `days` days.
+#[utoipa::path(get, path = "/api/ai_usage/savings", tag = "budgets",
+    params(DaysQuery),
+    responses((status = 200, description = "SavingsReport", body = serde_json::Value),
+              (status = 422, description = "Invalid parameter", body = ErrorBody)))]
+pub async fn savings(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let days = p.u32_of(&DAYS, None)?;
+    Ok(Json(st.monitor.savings(days)).into_response())
+}

@@ -1,0 +1,59 @@
+//! The dashboard payload, cached briefly between records.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ai_usage_core::UsageMonitor;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::json::{json_bytes, to_json};
+use crate::state::{AppState, CachedJson};
+
+/// How long a dashboard payload is reused while no record arrives.
+pub const DASHBOARD_TTL: Duration = Duration::from_secs(1);
+
+/// The dashboard payload: core's `DashboardData` plus budgets and savings.
+#[derive(Serialize)]
+struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
+    #[serde(flatten)]
+    data: T,
+    budgets: B,
+    savings: S,
+}
+
+/// Builds the dashboard JSON (uncached).
+pub fn dashboard_json(monitor: &UsageMonitor) -> Result<Bytes, ApiError> {
+    to_json(&DashboardPayload {
+        data: monitor.dashboard(),
+        budgets: monitor.budget_status(),
+        savings: monitor.savings(7),
+    })
+}
+
+/// Everything the dashboard page shows.
+#[utoipa::path(get, path = "/api/ai_usage/dashboard", tag = "dashboard",
+    responses((status = 200, description = "`{generated_at, date, today, month, top_users, top_anchors, cost_trend, model_distribution, function_distribution, forecast, budgets, savings}`", body = serde_json::Value)))]
+pub async fn dashboard(State(st): State<AppState>) -> Result<Response, ApiError> {
+    // Reused while no record arrived and it is under a second old: page
+    // polls and scrapers then cost a memcpy, not a rollup walk.
+    let seen = st.records_seen.load(Ordering::Acquire);
+    {
+        let cache = st.dashboard_cache.lock();
+        if let Some(c) = cache.as_ref() {
+            if c.records_seen == seen && c.at.elapsed() < DASHBOARD_TTL {
+                return Ok(json_bytes(c.body.clone()));
+            }
+        }
+    }
+    let body = dashboard_json(&st.monitor)?;
+    *st.dashboard_cache.lock() = Some(CachedJson {
+        records_seen: seen,
+        at: Instant::now(),
+        body: body.clone(),
+    });
+    Ok(json_bytes(body))
+}

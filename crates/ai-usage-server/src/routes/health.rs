@@ -1,0 +1,54 @@
+//! Liveness and writer health.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+use crate::state::AppState;
+
+/// Replaces an error text sent by `/healthz`: the core's texts name the
+/// records directory, and `/healthz` is open even when reads are protected.
+/// The core logs the full text when the error happens.
+pub const ERROR_IN_LOG: &str = "see the server log";
+
+/// Writer, replay and memory health (503 when records do not reach disk).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "MonitorHealth without the records directory, ok; error texts are in the server log", body = serde_json::Value),
+              (status = 503, description = "MonitorHealth without the records directory, not ok", body = serde_json::Value)))]
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    let h = st.monitor.health();
+    let status = if h.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    match serde_json::to_value(&h) {
+        Ok(mut body) => {
+            public_view(&mut body);
+            (status, Json(body)).into_response()
+        }
+        Err(e) => ApiError::internal("cannot serialise health", e).into_response(),
+    }
+}
+
+/// Drops the records directory and replaces every error text (which may
+/// name a path) by [`ERROR_IN_LOG`].
+fn public_view(health: &mut Value) {
+    let Some(obj) = health.as_object_mut() else {
+        return;
+    };
+    obj.remove("dir");
+    let in_log = || Value::String(ERROR_IN_LOG.into());
+    if obj.get("writer_disabled").is_some_and(|v| !v.is_null()) {
+        obj.insert("writer_disabled".into(), in_log());
+    }
+    if let Some(w) = obj.get_mut("writer").and_then(Value::as_object_mut) {
+        if w.get("last_error").is_some_and(|v| !v.is_null()) {
+            w.insert("last_error".into(), in_log());
+        }
+    }
+}

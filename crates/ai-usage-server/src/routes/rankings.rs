@@ -1,0 +1,41 @@
+//! Top users, top anchors and the daily cost trend.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{DaysQuery, Params, RankingQuery, DAYS, LIMIT};
+use crate::state::AppState;
+
+/// Top users by tokens.
+#[utoipa::path(get, path = "/api/ai_usage/top_users", tag = "rankings",
+    params(RankingQuery),
+    responses((status = 200, description = "`[{user_id, tokens, cost, currency, costs, calls, input_tokens, output_tokens}]`", body = serde_json::Value),
+              (status = 422, description = "Invalid parameter", body = ErrorBody)))]
+pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let limit = p.u32_of(&LIMIT, None)?;
+    let days = p.u32_of(&DAYS, None)?;
+    Ok(Json(st.monitor.get_top_users(limit as usize, days)).into_response())
+}
+
+/// Top anchors (主播) by tokens.
+#[utoipa::path(get, path = "/api/ai_usage/top_anchors", tag = "rankings",
+    params(RankingQuery),
+    responses((status = 200, description = "`[{anchor_id, tokens, cost, …}]`", body = serde_json::Value),
+              (status = 422, description = "Invalid parameter", body = ErrorBody)))]
+pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let limit = p.u32_of(&LIMIT, None)?;
+    let days = p.u32_of(&DAYS, None)?;
+    Ok(Json(st.monitor.get_top_anchors(limit as usize, days)).into_response())
+}
+
+/// Daily cost, oldest first, one point per day.
+#[utoipa::path(get, path = "/api/ai_usage/cost_trend", tag = "rankings",
+    params(DaysQuery),
+    responses((status = 200, description = "`[{date, cost, currency, costs, calls, tokens}]`", body = serde_json::Value),
+              (status = 422, description = "Invalid parameter", body = ErrorBody)))]
+pub async fn cost_trend(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let days = p.u32_of(&DAYS, None)?;
+    Ok(Json(st.monitor.get_cost_trend(days)).into_response())
+}

@@ -1,0 +1,73 @@
+//! State shared by every handler: the monitor, the metrics, the dashboard
+//! cache, the export limiter and the ingest concurrency cap.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ai_usage_core::UsageMonitor;
+use axum::body::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::metrics::Metrics;
+use crate::rate_limit::WindowLimiter;
+use crate::routes::reports::{ReportBook, EXPORTS_PER_WINDOW, EXPORT_WINDOW};
+
+/// Ingest requests allowed to wait on the blocking pool at once; beyond
+/// this (a writer that cannot keep up) ingest answers 503 + `Retry-After`
+/// instead of piling up threads.
+pub const MAX_INGEST_IN_FLIGHT: usize = 64;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) monitor: Arc<UsageMonitor>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Bumped by the monitor observer after every record: the dashboard
+    /// cache key.
+    pub(crate) records_seen: Arc<AtomicU64>,
+    pub(crate) dashboard_cache: Arc<Mutex<Option<CachedJson>>>,
+    pub(crate) export_limit: Arc<Mutex<WindowLimiter>>,
+    pub(crate) reports: Arc<Mutex<ReportBook>>,
+    pub(crate) ingest_slots: Arc<Semaphore>,
+}
+
+/// A serialised payload and what it was computed from.
+pub struct CachedJson {
+    pub(crate) records_seen: u64,
+    pub(crate) at: Instant,
+    pub(crate) body: Bytes,
+}
+
+impl AppState {
+    /// New state; subscribes the metrics and the record counter to `monitor`.
+    pub fn new(monitor: Arc<UsageMonitor>) -> AppState {
+        let metrics = Arc::new(Metrics::new());
+        let records_seen = Arc::new(AtomicU64::new(0));
+        {
+            // Seed, then subscribe. Not under one lock: an observer that
+            // queries the monitor would deadlock against it. A record racing
+            // this start-up step may be missed by the counters.
+            metrics.seed_from(&monitor);
+            let m = Arc::clone(&metrics);
+            let seen = Arc::clone(&records_seen);
+            monitor.subscribe(move |call| {
+                m.observe(call);
+                seen.fetch_add(1, Ordering::Release);
+            });
+        }
+        AppState {
+            monitor,
+            metrics,
+            records_seen,
+            dashboard_cache: Arc::new(Mutex::new(None)),
+            export_limit: Arc::new(Mutex::new(WindowLimiter::new(
+                EXPORTS_PER_WINDOW,
+                EXPORT_WINDOW,
+            ))),
+            reports: Arc::new(Mutex::new(ReportBook::default())),
+            ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_IN_FLIGHT)),
+        }
+    }
+}
