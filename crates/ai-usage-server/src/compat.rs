@@ -18,9 +18,9 @@
 use std::collections::BTreeMap;
 
 use ai_usage_core::{
-    main_currency, success_rate, Costs, CurrentTotals, Currency, DashboardData,
-    DistributionSlice, FunctionNames, GroupStats, GroupSummary, Money, PricingTable, RankEntry,
-    SessionSummary, TrendPoint, UsageSummary, Zone,
+    main_currency, success_rate, Costs, Currency, CurrentTotals, DashboardData, DistributionSlice,
+    FunctionNames, GroupStats, GroupSummary, Money, PricingTable, RankEntry, SessionSummary,
+    TrendPoint, UsageSummary, Zone,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -328,10 +328,7 @@ pub fn dashboard_view(d: &DashboardData, names: &FunctionNames, reporting: Curre
         .iter()
         .map(|s| (s.name.clone(), slice_group(s)))
         .collect();
-    o.insert(
-        "models_by_cost".into(),
-        json!(d.model_distribution.clone()),
-    );
+    o.insert("models_by_cost".into(), json!(d.model_distribution.clone()));
     o.insert(
         "functions_by_cost".into(),
         Value::Array(function_rows(&d.function_distribution, names, reporting)),
@@ -380,8 +377,14 @@ mod tests {
     #[test]
     fn names_that_show_the_same_are_added_not_dropped() {
         let mut groups = BTreeMap::new();
-        groups.insert("live_analysis".to_string(), group(2, 100, &[(Currency::CNY, 10_000)]));
-        groups.insert("实时分析".to_string(), group(3, 50, &[(Currency::CNY, 5_000)]));
+        groups.insert(
+            "live_analysis".to_string(),
+            group(2, 100, &[(Currency::CNY, 10_000)]),
+        );
+        groups.insert(
+            "实时分析".to_string(),
+            group(3, 50, &[(Currency::CNY, 5_000)]),
+        );
         groups.insert("custom".to_string(), group(1, 7, &[(Currency::USD, 1_000)]));
         let v = by_display_name(&groups, &FunctionNames::default(), Currency::CNY);
         assert_eq!(v.len(), 2, "{v:?}");
@@ -396,7 +399,11 @@ mod tests {
     #[test]
     fn merged_currencies_are_never_added() {
         let mut acc = group(1, 1, &[(Currency::CNY, 1_000_000)]);
-        add_group(&mut acc, &group(1, 1, &[(Currency::USD, 2_000_000)]), Currency::CNY);
+        add_group(
+            &mut acc,
+            &group(1, 1, &[(Currency::USD, 2_000_000)]),
+            Currency::CNY,
+        );
         assert_eq!(acc.currency, Currency::CNY);
         assert_eq!(acc.cost, Money::from_micros(1_000_000));
         assert_eq!(acc.costs.get(Currency::USD), Money::from_micros(2_000_000));

@@ -218,7 +218,12 @@ impl ApiError {
                 kind: (*kind).to_string(),
                 // Path parameters are checked by the handler too.
                 loc: vec![
-                    if *name == "session_id" { "path" } else { "query" }.into(),
+                    if *name == "session_id" {
+                        "path"
+                    } else {
+                        "query"
+                    }
+                    .into(),
                     (*name).into(),
                 ],
                 msg: message.clone(),

@@ -461,7 +461,10 @@ async fn download_refuses_everything_but_report_files() {
         } else {
             v["detail"].is_string()
         };
-        assert!(v["error"].is_string() && detail_ok, "{uri}: not a JSON error");
+        assert!(
+            v["error"].is_string() && detail_ok,
+            "{uri}: not a JSON error"
+        );
     }
 }
 
