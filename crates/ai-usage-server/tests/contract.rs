@@ -48,8 +48,11 @@ const GROUP: [&str; 5] = [
     "cost",
 ];
 
-/// `(request, expected status, [(path, type)])`: what the original answered.
-fn original_contract() -> Vec<(&'static str, u16, Vec<(String, &'static str)>)> {
+/// `(path, JSON type)` pairs of one answer.
+type Shape = Vec<(String, &'static str)>;
+
+/// `(request, expected status, shape)`: what the original answered.
+fn original_contract() -> Vec<(&'static str, u16, Shape)> {
     let p = |path: &str, t: &'static str| (path.to_string(), t);
     let groups = |prefix: &str| -> Vec<(String, &'static str)> {
         let mut v = vec![(prefix.to_string(), "object")];
