@@ -27,8 +27,9 @@
 
 // The monitor: recording, configuration, the global instance.
 pub use ai_usage_core::{
-    get_usage_monitor, init_global, record_ai_usage, CurrentTotals, FlushGuard, MonitorBuilder,
-    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+    get_usage_monitor, init_global, record_ai_usage, CurrentTotals, FlushGuard, FunctionNames,
+    MonitorBuilder, MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor,
+    FUNCTION_NAMES_ENV, TZ_ENV,
 };
 
 // Records: what a caller records and what is written.

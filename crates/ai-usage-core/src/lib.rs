@@ -26,6 +26,7 @@
 mod budget;
 mod error;
 mod export;
+mod function_names;
 mod money;
 mod monitor;
 mod pricing;
@@ -57,6 +58,9 @@ pub use monitor::{
 // Records: what a caller records and what is written.
 pub use record::usage::{TokenUsage, UsageSource};
 pub use record::{UsageEvent, UsageRecord};
+
+// How function names are shown by the API.
+pub use function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 
 // Money and pricing.
 pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};

@@ -1,5 +1,10 @@
 //! API errors: every failure leaves the server as `{"error": …, "detail": …}`
 //! JSON with a status that says whose fault it was.
+//!
+//! A validation error (422) keeps FastAPI's shape, which clients of the
+//! original service parse: `detail` is an array of `{type, loc, msg, input}`
+//! and our sentence moves to `message`. Every other error's `detail` is the
+//! sentence itself (as FastAPI's `HTTPException` sends it).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +17,56 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// A short machine-readable code, e.g. `invalid_parameter`.
     pub error: String,
-    /// What went wrong, naming the parameter or field involved.
-    pub detail: String,
+    /// What went wrong: a sentence naming the parameter or field involved,
+    /// or (422) FastAPI's array of validation issues.
+    pub detail: ErrorDetail,
+    /// The sentence of a 422, whose `detail` is the array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `detail` of an error body.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ErrorDetail {
+    /// What went wrong, in words.
+    Text(String),
+    /// FastAPI's validation issues (422).
+    Issues(Vec<ValidationIssue>),
+}
+
+impl From<String> for ErrorDetail {
+    fn from(s: String) -> Self {
+        ErrorDetail::Text(s)
+    }
+}
+
+impl ErrorDetail {
+    /// The sentence, when `detail` is one.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ErrorDetail::Text(s) => Some(s),
+            ErrorDetail::Issues(_) => None,
+        }
+    }
+}
+
+/// One validation issue, as FastAPI (pydantic 2) reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ValidationIssue {
+    /// What kind of check failed: `missing`, `int_parsing`,
+    /// `greater_than_equal`, `less_than_equal`, `enum` or `value_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where: `["query", "days"]`, `["path", "session_id"]`,
+    /// `["body", 3, "model"]` (record 3 of a batch) or `["body"]`.
+    #[schema(value_type = Vec<Object>)]
+    pub loc: Vec<serde_json::Value>,
+    /// What is wrong, in words.
+    pub msg: String,
+    /// The value received (`null` when absent or not kept).
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
 }
 
 /// An error returned by a handler.
@@ -26,6 +79,10 @@ pub enum ApiError {
         name: &'static str,
         /// What is wrong with it.
         message: String,
+        /// The check that failed, as FastAPI names it (`int_parsing`, …).
+        kind: &'static str,
+        /// The raw value received, if any.
+        input: Option<String>,
     },
     /// A request body field is invalid (422); `index` is the record's position in a batch.
     #[error("invalid field {field}{}: {message}", index.map(|i| format!(" of record {i}")).unwrap_or_default())]
@@ -80,11 +137,30 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Shorthand for [`ApiError::InvalidParameter`].
+    /// Shorthand for [`ApiError::InvalidParameter`] (a `value_error`,
+    /// without the value).
     pub fn param(name: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::InvalidParameter {
             name,
             message: message.into(),
+            kind: "value_error",
+            input: None,
+        }
+    }
+
+    /// [`ApiError::InvalidParameter`] naming the failed check (FastAPI's
+    /// `type`) and the value received.
+    pub fn param_check(
+        name: &'static str,
+        kind: &'static str,
+        input: Option<&str>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::InvalidParameter {
+            name,
+            message: message.into(),
+            kind,
+            input: input.map(str::to_string),
         }
     }
 
@@ -130,11 +206,71 @@ impl ApiError {
         }
     }
 
+    /// FastAPI's validation issues of a 422, `None` for other errors.
+    fn issues(&self) -> Option<Vec<ValidationIssue>> {
+        let issue = match self {
+            ApiError::InvalidParameter {
+                name,
+                message,
+                kind,
+                input,
+            } => ValidationIssue {
+                kind: (*kind).to_string(),
+                // Path parameters are checked by the handler too.
+                loc: vec![
+                    if *name == "session_id" {
+                        "path"
+                    } else {
+                        "query"
+                    }
+                    .into(),
+                    (*name).into(),
+                ],
+                msg: message.clone(),
+                input: input.clone().map_or(serde_json::Value::Null, Into::into),
+            },
+            ApiError::InvalidField {
+                field,
+                index,
+                message,
+            } => {
+                let mut loc: Vec<serde_json::Value> = vec!["body".into()];
+                loc.extend(index.map(serde_json::Value::from));
+                loc.push(field.as_str().into());
+                ValidationIssue {
+                    kind: "value_error".into(),
+                    loc,
+                    msg: message.clone(),
+                    input: serde_json::Value::Null,
+                }
+            }
+            ApiError::Body { status, message } if *status == StatusCode::UNPROCESSABLE_ENTITY => {
+                ValidationIssue {
+                    kind: "value_error".into(),
+                    loc: vec!["body".into()],
+                    msg: message.clone(),
+                    input: serde_json::Value::Null,
+                }
+            }
+            _ => return None,
+        };
+        Some(vec![issue])
+    }
+
     /// The response body.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: self.code().to_string(),
-            detail: self.to_string(),
+        let text = self.to_string();
+        match self.issues() {
+            Some(issues) => ErrorBody {
+                error: self.code().to_string(),
+                detail: ErrorDetail::Issues(issues),
+                message: Some(text),
+            },
+            None => ErrorBody {
+                error: self.code().to_string(),
+                detail: ErrorDetail::Text(text),
+                message: None,
+            },
         }
     }
 }

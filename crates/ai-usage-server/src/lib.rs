@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod compat;
 pub mod error;
 pub mod ingest;
 pub mod json;

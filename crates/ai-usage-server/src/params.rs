@@ -220,19 +220,33 @@ impl Params {
             Some(v) => v,
             None => {
                 return default.ok_or_else(|| {
-                    ApiError::param(name, format!("required (integer {min}..={max})"))
+                    ApiError::param_check(
+                        name,
+                        "missing",
+                        None,
+                        format!("required (integer {min}..={max})"),
+                    )
                 })
             }
         };
         let v: i64 = raw.trim().parse().map_err(|_| {
-            ApiError::param(
+            ApiError::param_check(
                 name,
+                "int_parsing",
+                Some(raw),
                 format!("{raw:?} is not an integer (expected {min}..={max})"),
             )
         })?;
         if v < min || v > max {
-            return Err(ApiError::param(
+            let kind = if v < min {
+                "greater_than_equal"
+            } else {
+                "less_than_equal"
+            };
+            return Err(ApiError::param_check(
                 name,
+                kind,
+                Some(raw),
                 format!("{v} is out of range {min}..={max}"),
             ));
         }
@@ -284,8 +298,10 @@ impl Params {
             .copied()
             .find(|c| c.eq_ignore_ascii_case(raw.trim()))
             .ok_or_else(|| {
-                ApiError::param(
+                ApiError::param_check(
                     name,
+                    "enum",
+                    Some(raw),
                     format!("{raw:?} is not one of {}", choices.join(", ")),
                 )
             })

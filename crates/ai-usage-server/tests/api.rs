@@ -102,15 +102,22 @@ async fn rankings_trend_and_bounds() {
     seed(&f.monitor);
     let (s, v) = get(&f.app, "/api/ai_usage/top_users?limit=1&days=7").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v.as_array().map(Vec::len), Some(1));
-    assert_eq!(v[0]["user_id"], "u2", "u2 has most tokens: {v}");
+    assert_eq!(v["period_days"], 7);
+    let users = &v["top_users"];
+    assert_eq!(users.as_array().map(Vec::len), Some(1));
+    assert_eq!(users[0]["user_id"], "u2", "u2 has most tokens: {v}");
     let (s, v) = get(&f.app, "/api/ai_usage/top_anchors").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["anchor_id"], "anchor_123");
     for days in [1, 30, 90] {
         let (s, v) = get(&f.app, &format!("/api/ai_usage/cost_trend?days={days}")).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(v.as_array().map(Vec::len), Some(days), "one point per day");
+        assert_eq!(v["period_days"], days);
+        assert_eq!(
+            v["data"].as_array().map(Vec::len),
+            Some(days as usize),
+            "one point per day"
+        );
     }
     for (uri, name) in [
         ("/api/ai_usage/top_users?limit=0", "limit"),
@@ -448,8 +455,14 @@ async fn download_refuses_everything_but_report_files() {
             "{uri} leaked the file"
         );
         let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        // A 422 carries FastAPI's issue array in `detail`, others a sentence.
+        let detail_ok = if s == StatusCode::UNPROCESSABLE_ENTITY {
+            v["detail"].is_array() && v["message"].is_string()
+        } else {
+            v["detail"].is_string()
+        };
         assert!(
-            v["error"].is_string() && v["detail"].is_string(),
+            v["error"].is_string() && detail_ok,
             "{uri}: not a JSON error"
         );
     }
@@ -916,12 +929,19 @@ async fn documented_ranges_are_the_validated_ones() {
                 let (s, body) = get(&f.app, &uri).await;
                 assert_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, name);
                 assert!(
-                    body["detail"]
+                    body["message"]
                         .as_str()
                         .unwrap_or_default()
                         .contains(&format!("{min}..={max}")),
                     "{uri}: {body}"
                 );
+                let want = if bad > max {
+                    "less_than_equal"
+                } else {
+                    "greater_than_equal"
+                };
+                assert_eq!(body["detail"][0]["type"], want, "{uri}: {body}");
+                assert_eq!(body["detail"][0]["input"], bad.to_string(), "{uri}: {body}");
             }
             probed += 1;
         }

@@ -295,6 +295,7 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
         .map(Vec::len)
         .expect("cost_trend");
     assert_eq!(days, 7);
+    assert_eq!(dash["cost_trend_7days"], dash["cost_trend"]);
     assert_eq!(count(c, "#trend-chart circle[data-point]").await, days);
     c.find(Locator::Css("#trend-range button[data-days='30']"))
         .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
 use crate::rollups::Rollups;
@@ -37,6 +38,8 @@ pub struct MonitorConfig {
     pub exchange_rates: Vec<(Currency, i64)>,
     /// Most users / anchors listed in a summary (0 = all).
     pub summary_group_limit: usize,
+    /// How function names are shown in the API's `by_function` groups.
+    pub function_names: FunctionNames,
 }
 
 /// Builds a [`UsageMonitor`].
@@ -63,6 +66,8 @@ pub struct MonitorBuilder {
     exchange_rates: Vec<(Currency, i64)>,
     summary_group_limit: usize,
     follow: Option<Duration>,
+    function_names: FunctionNames,
+    function_names_file: Option<PathBuf>,
 }
 
 impl Default for MonitorBuilder {
@@ -82,6 +87,8 @@ impl Default for MonitorBuilder {
             exchange_rates: Vec::new(),
             summary_group_limit: 1000,
             follow: None,
+            function_names: FunctionNames::default(),
+            function_names_file: None,
         }
     }
 }
@@ -169,6 +176,27 @@ impl MonitorBuilder {
         self
     }
 
+    /// Shows `function` as `display` in the API's `by_function` groups
+    /// (added to the default table, the original service's).
+    pub fn function_name(mut self, function: &str, display: &str) -> Self {
+        self.function_names.insert(function, display);
+        self
+    }
+
+    /// Replaces the whole function display table (e.g.
+    /// [`FunctionNames::empty`] to show every name as recorded).
+    pub fn function_names(mut self, table: FunctionNames) -> Self {
+        self.function_names = table;
+        self
+    }
+
+    /// A function display table file (TOML or `.json`, `name = "display"`)
+    /// merged over the table at build time (default: `AI_USAGE_FUNCTION_NAMES`).
+    pub fn function_names_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.function_names_file = Some(path.into());
+        self
+    }
+
     /// Also count records other processes append to the directory: a
     /// background thread owned by the monitor looks every `interval` (at
     /// least 10 ms) and stops when the monitor is dropped or shut down.
@@ -198,7 +226,18 @@ impl MonitorBuilder {
             reporting_currency: self.reporting_currency,
             exchange_rates: self.exchange_rates.clone(),
             summary_group_limit: self.summary_group_limit,
+            function_names: self.function_names.clone(),
         }
+    }
+
+    /// The function display table file: the explicit one, else `AI_USAGE_FUNCTION_NAMES`.
+    fn function_names_path(&self) -> Option<PathBuf> {
+        self.function_names_file.clone().or_else(|| {
+            std::env::var(FUNCTION_NAMES_ENV)
+                .ok()
+                .filter(|p| !p.trim().is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     /// The explicit zone, else `AI_USAGE_TZ`, else the machine's local zone.
@@ -222,7 +261,10 @@ impl MonitorBuilder {
     /// starts the writer (and the follower, if asked). Errors name the
     /// directory or file that is wrong.
     pub fn build(self) -> Result<UsageMonitor> {
-        let config = self.config(self.resolve_zone()?);
+        let mut config = self.config(self.resolve_zone()?);
+        if let Some(file) = self.function_names_path() {
+            config.function_names.load_file(&file)?;
+        }
         let mut pricing = match self.pricing {
             Some(p) => p,
             None => PricingTable::from_env_or_builtin()?,
@@ -282,7 +324,13 @@ impl MonitorBuilder {
     /// A monitor that keeps rollups but cannot write (used when the global
     /// monitor's directory is unusable, so recording still never fails).
     pub(super) fn build_in_memory(self, reason: String) -> UsageMonitor {
-        let config = self.config(self.resolve_zone().unwrap_or_default());
+        let mut config = self.config(self.resolve_zone().unwrap_or_default());
+        if let Some(file) = self.function_names_path() {
+            // Recording must not fail here: keep the table without the file.
+            if let Err(e) = config.function_names.load_file(&file) {
+                tracing::warn!(error = %e, "function names file ignored");
+            }
+        }
         let pricing = self.pricing.unwrap_or_else(|| {
             PricingTable::from_env_or_builtin().unwrap_or_else(|_| PricingTable::builtin())
         });

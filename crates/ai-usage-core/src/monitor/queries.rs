@@ -28,6 +28,10 @@ pub struct CurrentTotals {
     pub today: GroupStats,
     /// Everything counted in the current clock hour.
     pub this_hour: GroupStats,
+    /// Today by model.
+    pub today_by_model: BTreeMap<String, GroupStats>,
+    /// Today by function (recorded names).
+    pub today_by_function: BTreeMap<String, GroupStats>,
 }
 
 impl UsageMonitor {
@@ -234,7 +238,13 @@ impl UsageMonitor {
         let (date, hour) = self.zone().hour_of(now_timestamp());
         let rollups = self.rollups();
         let day = rollups.days.get(&date);
+        let sorted = |m: Option<&crate::rollups::GroupMap>| -> BTreeMap<String, GroupStats> {
+            m.map(|m| m.iter().map(|(k, g)| (k.clone(), g.clone())).collect())
+                .unwrap_or_default()
+        };
         CurrentTotals {
+            today_by_model: sorted(day.map(|d| &d.day.by_model)),
+            today_by_function: sorted(day.map(|d| &d.day.by_function)),
             date,
             hour,
             today: day.map(|d| d.day.totals.clone()).unwrap_or_default(),

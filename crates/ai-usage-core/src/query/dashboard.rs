@@ -79,6 +79,8 @@ pub struct DistributionSlice {
     pub cost: Money,
     /// Currency.
     pub currency: Currency,
+    /// Cost per currency.
+    pub costs: Costs,
 }
 
 /// The dashboard payload (the seed's `/dashboard`, plus anchors and forecast).
@@ -128,6 +130,7 @@ fn distribution(
                 output_tokens: g.output_tokens,
                 cost: g.cost.get(currency),
                 currency,
+                costs: g.cost.clone(),
             }
         })
         .collect();

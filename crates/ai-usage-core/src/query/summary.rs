@@ -53,7 +53,8 @@ pub fn main_currency(costs: &Costs, reporting: Currency) -> Currency {
 }
 
 impl GroupSummary {
-    fn from_stats(g: &GroupStats, reporting: Currency) -> GroupSummary {
+    /// The summary of one group, its cost in its main currency.
+    pub fn from_stats(g: &GroupStats, reporting: Currency) -> GroupSummary {
         let currency = main_currency(&g.cost, reporting);
         GroupSummary {
             calls: g.calls,

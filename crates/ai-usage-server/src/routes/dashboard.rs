@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 
+use crate::compat;
 use crate::error::ApiError;
 use crate::json::{json_bytes, to_json};
 use crate::state::{AppState, CachedJson};
@@ -16,7 +17,8 @@ use crate::state::{AppState, CachedJson};
 /// How long a dashboard payload is reused while no record arrives.
 pub const DASHBOARD_TTL: Duration = Duration::from_secs(1);
 
-/// The dashboard payload: core's `DashboardData` plus budgets and savings.
+/// The dashboard payload: core's `DashboardData` in the original's shape
+/// (see [`crate::compat::dashboard_view`]) plus budgets and savings.
 #[derive(Serialize)]
 struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
     #[serde(flatten)]
@@ -27,8 +29,14 @@ struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
 
 /// Builds the dashboard JSON (uncached).
 pub fn dashboard_json(monitor: &UsageMonitor) -> Result<Bytes, ApiError> {
+    let config = monitor.config();
+    let data = compat::dashboard_view(
+        &monitor.dashboard(),
+        &config.function_names,
+        config.reporting_currency,
+    );
     to_json(&DashboardPayload {
-        data: monitor.dashboard(),
+        data,
         budgets: monitor.budget_status(),
         savings: monitor.savings(7),
     })
@@ -36,7 +44,7 @@ pub fn dashboard_json(monitor: &UsageMonitor) -> Result<Bytes, ApiError> {
 
 /// Everything the dashboard page shows.
 #[utoipa::path(get, path = "/api/ai_usage/dashboard", tag = "dashboard",
-    responses((status = 200, description = "`{generated_at, date, today, month, top_users, top_anchors, cost_trend, model_distribution, function_distribution, forecast, budgets, savings}`", body = serde_json::Value)))]
+    responses((status = 200, description = "`{generated_at, date, today (with cost_change_percent), month, this_month, top_users, top_anchors, cost_trend, cost_trend_7days, model_distribution and function_distribution (objects keyed by name), models_by_cost, functions_by_cost, forecast, budgets, savings}`", body = serde_json::Value)))]
 pub async fn dashboard(State(st): State<AppState>) -> Result<Response, ApiError> {
     // Reused while no record arrived and it is under a second old: page
     // polls and scrapers then cost a memcpy, not a rollup walk.

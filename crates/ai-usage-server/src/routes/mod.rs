@@ -89,7 +89,8 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     let body = ErrorBody {
         error: "method_not_allowed".into(),
-        detail: format!("{method} is not allowed on {}", uri.path()),
+        detail: format!("{method} is not allowed on {}", uri.path()).into(),
+        message: None,
     };
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }

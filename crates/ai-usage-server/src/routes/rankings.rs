@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::compat;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{DaysQuery, Params, RankingQuery, DAYS, LIMIT};
 use crate::state::AppState;
@@ -11,12 +12,13 @@ use crate::state::AppState;
 /// Top users by tokens.
 #[utoipa::path(get, path = "/api/ai_usage/top_users", tag = "rankings",
     params(RankingQuery),
-    responses((status = 200, description = "`[{user_id, tokens, cost, currency, costs, calls, input_tokens, output_tokens}]`", body = serde_json::Value),
+    responses((status = 200, description = "`{period_days, top_users: [{user_id, tokens, cost, currency, costs, calls, input_tokens, output_tokens}]}`", body = serde_json::Value),
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
     let days = p.u32_of(&DAYS, None)?;
-    Ok(Json(st.monitor.get_top_users(limit as usize, days)).into_response())
+    let rows = st.monitor.get_top_users(limit as usize, days);
+    Ok(Json(compat::top_users_view(days, &rows)).into_response())
 }
 
 /// Top anchors (主播) by tokens.
@@ -33,9 +35,10 @@ pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Respon
 /// Daily cost, oldest first, one point per day.
 #[utoipa::path(get, path = "/api/ai_usage/cost_trend", tag = "rankings",
     params(DaysQuery),
-    responses((status = 200, description = "`[{date, cost, currency, costs, calls, tokens}]`", body = serde_json::Value),
+    responses((status = 200, description = "`{period_days, data: [{date, cost, currency, costs, calls, tokens}]}`", body = serde_json::Value),
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn cost_trend(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let days = p.u32_of(&DAYS, None)?;
-    Ok(Json(st.monitor.get_cost_trend(days)).into_response())
+    let points = st.monitor.get_cost_trend(days);
+    Ok(Json(compat::cost_trend_view(days, &points)).into_response())
 }

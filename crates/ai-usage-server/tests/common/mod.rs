@@ -112,13 +112,39 @@ pub async fn post_json(
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
-/// Asserts the `{error, detail}` shape and that `detail` names `name`.
+/// Asserts the `{error, detail}` shape and that the error names `name`: a
+/// 422 carries FastAPI's `detail` array (whose `loc` ends with `name`) and
+/// our sentence in `message`; other errors carry the sentence in `detail`.
 pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, name: &str) {
     assert_eq!(status, want, "body: {body}");
     assert!(body["error"].is_string(), "no error code: {body}");
-    let detail = body["detail"].as_str().unwrap_or_default();
+    let sentence = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        let issues = body["detail"].as_array().expect("422 detail is an array");
+        assert!(!issues.is_empty(), "{body}");
+        for issue in issues {
+            assert!(issue["type"].is_string(), "{issue}");
+            assert!(issue["msg"].is_string(), "{issue}");
+            assert!(issue.get("input").is_some(), "{issue}");
+            assert!(issue["loc"].is_array(), "{issue}");
+        }
+        // `loc` names the parameter or field; a batch record by its index.
+        let located = |p: &Value| match p {
+            Value::String(p) => p != "body" && p != "query" && name.contains(p.as_str()),
+            Value::Number(n) => name == format!("record {n}"),
+            _ => false,
+        };
+        assert!(
+            issues
+                .iter()
+                .any(|i| i["loc"].as_array().is_some_and(|l| l.iter().any(located))),
+            "no issue located at {name:?}: {body}"
+        );
+        body["message"].as_str().unwrap_or_default()
+    } else {
+        body["detail"].as_str().unwrap_or_default()
+    };
     assert!(
-        detail.contains(name),
-        "detail {detail:?} does not name {name:?}"
+        sentence.contains(name),
+        "{sentence:?} does not name {name:?}"
     );
 }
