@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use ai_usage_core::{Currency, PricingTable, TokenUsage, UsageRecord};
 
 fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// The built-in table with the original's table merged over it, as
@@ -87,8 +89,7 @@ fn every_model_and_alias_of_the_file_is_priced_in_cny() {
 #[test]
 fn the_file_reproduces_the_costs_the_original_recorded() {
     let t = original();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/seed-records/records");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-records/records");
     let (mut checked, mut differ) = (0, Vec::new());
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();

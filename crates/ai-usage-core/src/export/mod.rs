@@ -259,12 +259,7 @@ pub fn daily_csv(
 /// The raw records of the local days `from..=to`, read from the day
 /// files of `dir`, as CSV (columns [`RECORDS_CSV_HEADER`]); local times
 /// in `zone`; records without a currency (the seed's) are CNY.
-pub fn records_csv(
-    dir: &Path,
-    zone: &Zone,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<String> {
+pub fn records_csv(dir: &Path, zone: &Zone, from: NaiveDate, to: NaiveDate) -> Result<String> {
     if from > to {
         return Err(Error::InvalidArgument {
             argument: "from",

@@ -199,24 +199,45 @@ fn every_model_the_original_priced_is_priced() {
 fn openai_and_gemini_are_usd_chinese_models_cny() {
     let t = PricingTable::builtin();
     for (id, p) in t.models() {
-        let western = ["gpt-", "o1", "gemini-"].iter().any(|pre| id.starts_with(pre));
-        let want = if western { Currency::USD } else { Currency::CNY };
+        let western = ["gpt-", "o1", "gemini-"]
+            .iter()
+            .any(|pre| id.starts_with(pre));
+        let want = if western {
+            Currency::USD
+        } else {
+            Currency::CNY
+        };
         assert_eq!(p.currency, want, "{id}");
     }
     // USD list prices: GPT-4 $30/$60 per M, GPT-4o $2.50/$10 (cache $1.25).
     let q = t.price("gpt-4", &usage(1000, 500));
-    assert_eq!((q.currency, q.cost.to_string()), (Currency::USD, "0.060000".into()));
+    assert_eq!(
+        (q.currency, q.cost.to_string()),
+        (Currency::USD, "0.060000".into())
+    );
     let u = TokenUsage {
         cached_input_tokens: 1_000_000,
         ..usage(2_000_000, 1_000_000)
     };
     assert_eq!(micros(&t, "gpt-4o", u), 2_500_000 + 1_250_000 + 10_000_000);
-    assert_eq!(micros(&t, "gpt-4o-mini", usage(1_000_000, 1_000_000)), 750_000);
-    assert_eq!(micros(&t, "gpt-4.1-mini", usage(1_000_000, 1_000_000)), 2_000_000);
-    assert_eq!(micros(&t, "gpt-3.5-turbo", usage(1_000_000, 1_000_000)), 2_000_000);
+    assert_eq!(
+        micros(&t, "gpt-4o-mini", usage(1_000_000, 1_000_000)),
+        750_000
+    );
+    assert_eq!(
+        micros(&t, "gpt-4.1-mini", usage(1_000_000, 1_000_000)),
+        2_000_000
+    );
+    assert_eq!(
+        micros(&t, "gpt-3.5-turbo", usage(1_000_000, 1_000_000)),
+        2_000_000
+    );
     assert_eq!(micros(&t, "gpt-4-turbo-preview", usage(1000, 1000)), 40_000);
     // Gemini 2.5 Flash preview of 2025-09: $0.30 / $2.50 per M.
-    let q = t.price("gemini-2.5-flash-preview-09-2025", &usage(1_000_000, 1_000_000));
+    let q = t.price(
+        "gemini-2.5-flash-preview-09-2025",
+        &usage(1_000_000, 1_000_000),
+    );
     assert_eq!((q.currency, q.cost.micros()), (Currency::USD, 2_800_000));
 }
 
