@@ -413,6 +413,61 @@ fn cost_and_pricing() {
     assert!(!dir.path().join("records").exists());
 }
 
+/// Issue 9: every model the original priced is priced; OpenAI/Gemini in USD by
+/// default, the original's CNY figures through `pricing/original-service.toml`.
+#[test]
+fn cost_of_every_model_the_original_priced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("gpt-4", "USD", 0.06),
+        ("deepseek-coder", "CNY", 0.002),
+        ("glm-3-turbo", "CNY", 0.0015),
+        ("lite", "CNY", 0.0),
+        ("generalv3", "CNY", 0.027),
+        ("generalv3.5", "CNY", 0.0315),
+        ("4.0Ultra", "CNY", 0.105),
+        ("gpt-4-1106-preview", "USD", 0.025),
+        ("gpt-4-turbo-preview", "USD", 0.025),
+        ("gpt-4.1-mini", "USD", 0.0012),
+        ("gemini-2.5-flash-preview-09-2025", "USD", 0.00155),
+    ];
+    for (model, currency, cost) in cases {
+        let q = ok_json(dir.path(), &["cost", model, "1000", "500", "--json"]);
+        assert_eq!(q["priced"], true, "{model}: {q}");
+        assert_eq!(q["currency"], currency, "{model}: {q}");
+        assert_eq!(q["cost"], cost, "{model}: {q}");
+        assert!(
+            q["display_name"].as_str().is_some_and(|n| n != model),
+            "{model}: {q}"
+        );
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pricing/original-service.toml");
+    let file = file.to_str().unwrap();
+    for (model, cost) in [
+        ("qwen-plus", 0.01),
+        ("gpt-4", 0.42),
+        ("doubao-lite-32k", 0.0045),
+    ] {
+        let q = ok_json(
+            dir.path(),
+            &["--pricing", file, "cost", model, "1000", "500", "--json"],
+        );
+        assert_eq!(
+            (&q["currency"], &q["cost"]),
+            (&Value::from("CNY"), &Value::from(cost)),
+            "{model}: {q}"
+        );
+    }
+    let out = run(
+        dir.path(),
+        &["--pricing", file, "cost", "gpt-4", "1000", "500"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("¥0.4200"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn record_flushes_and_prints_the_record() {
     let tmp = tempfile::tempdir().unwrap();

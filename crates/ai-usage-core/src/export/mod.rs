@@ -258,14 +258,8 @@ pub fn daily_csv(
 
 /// The raw records of the local days `from..=to`, read from the day
 /// files of `dir`, as CSV (columns [`RECORDS_CSV_HEADER`]); local times
-/// in `zone`, currencies of records without one from `pricing`.
-pub fn records_csv(
-    dir: &Path,
-    zone: &Zone,
-    pricing: &PricingTable,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<String> {
+/// in `zone`; records without a currency (the seed's) are CNY.
+pub fn records_csv(dir: &Path, zone: &Zone, from: NaiveDate, to: NaiveDate) -> Result<String> {
     if from > to {
         return Err(Error::InvalidArgument {
             argument: "from",
@@ -283,10 +277,8 @@ pub fn records_csv(
         dayfile::read_day_file(&file, |r| records.push(r))?;
         records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
         for r in records {
-            let currency = r
-                .currency
-                .or_else(|| pricing.currency_of(&r.model))
-                .unwrap_or(Currency::CNY);
+            // No `currency`: a seed record, always CNY (see `stored_currency`).
+            let currency = r.currency.unwrap_or(Currency::CNY);
             push_row(
                 &mut out,
                 &[

@@ -84,8 +84,7 @@ impl UsageMonitor {
             // Still export what is on disk; say that recent records may be missing.
             tracing::warn!(error = %e, "exporting records without a successful flush");
         }
-        let pricing = self.pricing().clone();
-        let csv = export::records_csv(self.dir(), &self.zone(), &pricing, from, to)?;
+        let csv = export::records_csv(self.dir(), &self.zone(), from, to)?;
         self.write_export(path, "usage_records", "csv", csv.as_bytes())
     }
 

@@ -4,29 +4,46 @@
 //! number as micro-units per 1M tokens: ¥4 per million tokens = `4_000_000`.
 //! Keeping them as integers keeps the table exact and free of fallible parsing.
 //!
+//! Currency policy: Chinese-market models (Qwen, DeepSeek, Doubao, GLM,
+//! Xunfei Spark) are priced in CNY, OpenAI and Gemini models in USD, the
+//! currency each provider bills in. The original service's CNY figures for
+//! OpenAI models (USD list × ¥7) are in `pricing/original-service.toml` at the
+//! repository root; `docs/pricing.md` lists every deliberate difference.
+//!
 //! Sources:
 //! - "seed": the Python implementation this crate replaces; its prices were
 //!   verified against the records it wrote. It kept no date, so `price_date`
-//!   is `None`. OpenAI prices there are USD list prices converted at ¥7/$; the
-//!   extra OpenAI entries below follow the same convention so reports stay in
-//!   one currency.
+//!   is `None`.
 //! - "provider list price, 2025": public list prices at `price_date`; check
 //!   them against your contract or override them with a pricing file.
-//! - Gemini is priced in USD, as Google bills it.
+//! - USD prices of OpenAI and Gemini models: the providers' list prices as
+//!   recorded in the genai-prices snapshot of 2026-08-21
+//!   (`data/genai-prices/data_slim.json`).
 
 use super::{Band, ModelPrice, Rate, Tiers};
 use crate::money::Currency;
 
 const SEED: &str = "seed implementation (verified against its records)";
 const LIST: &str = "provider list price, 2025";
+const GENAI: &str = "provider list price (USD), genai-prices snapshot 2026-08-21";
+const GENAI_DATE: &str = "2026-08-21";
 
 /// Aliases: alias → canonical id (both already normalised).
 pub(super) const ALIASES: &[(&str, &str)] = &[
     ("qwen-max-longcontext", "qwen-max"),
     ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
     ("gpt-4o-2024-08-06", "gpt-4o"),
+    ("gpt-4-1106-preview", "gpt-4-turbo"),
+    ("gpt-4-turbo-preview", "gpt-4-turbo"),
     ("deepseek-v3", "deepseek-chat"),
     ("deepseek-r1", "deepseek-reasoner"),
+    // Xunfei Spark API `domain` names, as the original service used them.
+    ("lite", "spark-lite"),
+    ("generalv3", "spark-pro"),
+    ("generalv3.5", "spark-max"),
+    ("4.0ultra", "spark-4.0-ultra"),
+    // Google lists the September 2025 preview under Gemini 2.5 Flash.
+    ("gemini-2.5-flash-preview-09-2025", "gemini-2.5-flash"),
 ];
 
 const fn r(nanos_per_1k: u64) -> Rate {
@@ -41,6 +58,11 @@ fn seed(name: &str, input: u64, output: u64) -> ModelPrice {
 
 fn list(name: &str, currency: Currency, input: u64, output: u64, date: &str) -> ModelPrice {
     ModelPrice::with_rates(name, currency, r(input), r(output)).sourced(LIST, date)
+}
+
+/// A USD list price taken from the genai-prices snapshot.
+fn usd_list(name: &str, input: u64, output: u64) -> ModelPrice {
+    ModelPrice::with_rates(name, Currency::USD, r(input), r(output)).sourced(GENAI, GENAI_DATE)
 }
 
 /// A band with a cache price; `up_to` in input tokens.
@@ -69,8 +91,6 @@ pub(super) fn models() -> Vec<(String, ModelPrice)> {
         ),
         ("doubao-pro-32k", seed("豆包-Pro-32K", 8_000_000, 8_000_000)),
         ("glm-4-flash", seed("ChatGLM-4-Flash (免费)", 0, 0)),
-        ("gpt-4o", seed("GPT-4o", 35_000_000, 105_000_000)),
-        ("gpt-4o-mini", seed("GPT-4o Mini", 1_000_000, 4_000_000)),
         // --- Qwen3-Max: whole request priced by its input size (K = 1024),
         // Alibaba Cloud Model Studio mainland list, 2025-09. Replaces the
         // seed's incorrect "first 32K free". ---
@@ -97,6 +117,11 @@ pub(super) fn models() -> Vec<(String, ModelPrice)> {
             list("通义千问-VL-Plus", cny, 1_500_000, 4_500_000, "2025-01"),
         ),
         (
+            // Merged into DeepSeek-Chat (V2.5) and billed at its price.
+            "deepseek-coder",
+            seed("DeepSeek-Coder", 1_000_000, 2_000_000).cached(r(100_000)),
+        ),
+        (
             "deepseek-reasoner",
             // Reasoning tokens are billed as output.
             list("DeepSeek-Reasoner", cny, 4_000_000, 16_000_000, "2025-02").cached(r(1_000_000)),
@@ -114,8 +139,14 @@ pub(super) fn models() -> Vec<(String, ModelPrice)> {
             list("ChatGLM-4", cny, 100_000_000, 100_000_000, "2025-01"),
         ),
         (
+            // ¥5 per M since Zhipu's April 2025 price cut (¥50 before).
             "glm-4-plus",
-            list("ChatGLM-4-Plus", cny, 50_000_000, 50_000_000, "2025-01"),
+            ModelPrice::with_rates("ChatGLM-4-Plus", cny, r(5_000_000), r(5_000_000))
+                .sourced("Zhipu BigModel price list (GLM-4-Plus cut 90%)", "2025-04"),
+        ),
+        (
+            "glm-3-turbo",
+            list("ChatGLM-3-Turbo", cny, 1_000_000, 1_000_000, "2025-01"),
         ),
         (
             "glm-4-air",
@@ -138,21 +169,35 @@ pub(super) fn models() -> Vec<(String, ModelPrice)> {
             "spark-4.0-ultra",
             list("讯飞星火-4.0 Ultra", cny, 70_000_000, 70_000_000, "2025-01"),
         ),
-        // --- OpenAI, USD list price converted at ¥7/$ like the seed ---
+        // --- OpenAI, USD list prices. The original converted them to CNY at
+        // ¥7/$; those figures live in pricing/original-service.toml. ---
+        ("gpt-4", usd_list("GPT-4", 30_000_000, 60_000_000)),
         (
             "gpt-4-turbo",
-            list("GPT-4 Turbo", cny, 70_000_000, 210_000_000, "2025-01"),
+            usd_list("GPT-4 Turbo", 10_000_000, 30_000_000),
+        ),
+        (
+            "gpt-4o",
+            usd_list("GPT-4o", 2_500_000, 10_000_000).cached(r(1_250_000)),
+        ),
+        (
+            "gpt-4o-mini",
+            usd_list("GPT-4o Mini", 150_000, 600_000).cached(r(75_000)),
+        ),
+        (
+            "gpt-4.1-mini",
+            usd_list("GPT-4.1 Mini", 400_000, 1_600_000).cached(r(100_000)),
         ),
         (
             "gpt-3.5-turbo",
-            list("GPT-3.5 Turbo", cny, 3_500_000, 10_500_000, "2025-01"),
+            usd_list("GPT-3.5 Turbo", 500_000, 1_500_000),
         ),
         (
-            // $1.10 / $4.40 per M, cached $0.55; reasoning billed as output.
+            // Reasoning tokens are billed as output.
             "o1-mini",
-            list("o1-mini", cny, 7_700_000, 30_800_000, "2025-01")
-                .cached(r(3_850_000))
-                .reasoning(r(30_800_000)),
+            usd_list("o1-mini", 1_100_000, 4_400_000)
+                .cached(r(550_000))
+                .reasoning(r(4_400_000)),
         ),
         // --- Gemini, USD (Google AI list prices) ---
         (
@@ -189,7 +234,10 @@ pub(super) fn models() -> Vec<(String, ModelPrice)> {
         ),
         (
             "gemini-2.5-flash",
-            list("Gemini 2.5 Flash", usd, 300_000, 2_500_000, "2025-06").cached(r(75_000)),
+            // Cache-read price as cut by Google (was $0.075 per M).
+            ModelPrice::with_rates("Gemini 2.5 Flash", usd, r(300_000), r(2_500_000))
+                .cached(r(30_000))
+                .sourced(GENAI, GENAI_DATE),
         ),
     ];
     v.into_iter().map(|(id, p)| (id.to_string(), p)).collect()

@@ -61,12 +61,10 @@ fn flat_constructor_rejects_or_zeroes_bad_numbers() {
 fn seed_models_cost_exactly_what_the_seed_recorded() {
     let t = PricingTable::builtin();
     assert_eq!(micros(&t, "qwen-plus", usage(2307, 1181)), 23_400);
-    assert_eq!(micros(&t, "gpt-4o", usage(3037, 311)), 138_950);
     assert_eq!(micros(&t, "deepseek-chat", usage(2716, 176)), 3_068);
     assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
     assert_eq!(micros(&t, "qwen-turbo", usage(1000, 1000)), 8_000);
     assert_eq!(micros(&t, "doubao-pro-32k", usage(500, 500)), 8_000);
-    assert_eq!(micros(&t, "gpt-4o-mini", usage(1000, 1000)), 5_000);
     assert_eq!(micros(&t, "glm-4-flash", usage(10_000, 10_000)), 0);
     let q = t.price("qwen-plus", &usage(2307, 1181));
     assert_eq!(q.cost.to_string(), "0.023400");
@@ -161,6 +159,100 @@ fn builtin_entries_are_valid_and_documented() {
     assert_eq!(micros(&t, "spark-lite", usage(5000, 5000)), 0);
 }
 
+/// The models the original service priced that the built-in table once
+/// called unknown (issue 9), with the currency each is billed in.
+const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
+    ("gpt-4", "gpt-4", Currency::USD),
+    ("deepseek-coder", "deepseek-coder", Currency::CNY),
+    ("glm-3-turbo", "glm-3-turbo", Currency::CNY),
+    ("lite", "spark-lite", Currency::CNY),
+    ("generalv3", "spark-pro", Currency::CNY),
+    ("generalv3.5", "spark-max", Currency::CNY),
+    ("4.0Ultra", "spark-4.0-ultra", Currency::CNY),
+    ("gpt-4-1106-preview", "gpt-4-turbo", Currency::USD),
+    ("gpt-4-turbo-preview", "gpt-4-turbo", Currency::USD),
+    ("gpt-4.1-mini", "gpt-4.1-mini", Currency::USD),
+    (
+        "gemini-2.5-flash-preview-09-2025",
+        "gemini-2.5-flash",
+        Currency::USD,
+    ),
+];
+
+#[test]
+fn every_model_the_original_priced_is_priced() {
+    let t = PricingTable::builtin();
+    for &(name, id, currency) in ORIGINAL_ONLY {
+        let (got, p) = t.resolve(name).unwrap_or_else(|| panic!("{name} unknown"));
+        assert_eq!(got, id, "{name}");
+        assert_eq!(p.currency, currency, "{name}");
+        assert!(t.price(name, &usage(1000, 500)).priced, "{name}");
+        // A display name of its own, not the raw id echoed back.
+        assert_ne!(t.display_name(name), name, "{name}");
+        assert!(!p.display_name.trim().is_empty(), "{name}");
+    }
+    assert_eq!(t.display_name("4.0Ultra"), "讯飞星火-4.0 Ultra");
+    assert_eq!(t.display_name("gpt-4"), "GPT-4");
+}
+
+#[test]
+fn openai_and_gemini_are_usd_chinese_models_cny() {
+    let t = PricingTable::builtin();
+    for (id, p) in t.models() {
+        let western = ["gpt-", "o1", "gemini-"]
+            .iter()
+            .any(|pre| id.starts_with(pre));
+        let want = if western {
+            Currency::USD
+        } else {
+            Currency::CNY
+        };
+        assert_eq!(p.currency, want, "{id}");
+    }
+    // USD list prices: GPT-4 $30/$60 per M, GPT-4o $2.50/$10 (cache $1.25).
+    let q = t.price("gpt-4", &usage(1000, 500));
+    assert_eq!(
+        (q.currency, q.cost.to_string()),
+        (Currency::USD, "0.060000".into())
+    );
+    let u = TokenUsage {
+        cached_input_tokens: 1_000_000,
+        ..usage(2_000_000, 1_000_000)
+    };
+    assert_eq!(micros(&t, "gpt-4o", u), 2_500_000 + 1_250_000 + 10_000_000);
+    assert_eq!(
+        micros(&t, "gpt-4o-mini", usage(1_000_000, 1_000_000)),
+        750_000
+    );
+    assert_eq!(
+        micros(&t, "gpt-4.1-mini", usage(1_000_000, 1_000_000)),
+        2_000_000
+    );
+    assert_eq!(
+        micros(&t, "gpt-3.5-turbo", usage(1_000_000, 1_000_000)),
+        2_000_000
+    );
+    assert_eq!(micros(&t, "gpt-4-turbo-preview", usage(1000, 1000)), 40_000);
+    // Gemini 2.5 Flash preview of 2025-09: $0.30 / $2.50 per M.
+    let q = t.price(
+        "gemini-2.5-flash-preview-09-2025",
+        &usage(1_000_000, 1_000_000),
+    );
+    assert_eq!((q.currency, q.cost.micros()), (Currency::USD, 2_800_000));
+}
+
+#[test]
+fn corrected_prices_differ_from_the_original() {
+    let t = PricingTable::builtin();
+    // The original: ¥0.003 per 1K either way (1000/500 = ¥0.0045); list ¥0.3/¥0.6 per M.
+    assert_eq!(micros(&t, "doubao-lite-32k", usage(1000, 500)), 600);
+    // The original: ¥0.05 per 1K; ¥5 per M since the April 2025 cut.
+    assert_eq!(micros(&t, "glm-4-plus", usage(1000, 1000)), 10_000);
+    // DeepSeek-Coder is billed as DeepSeek-Chat.
+    assert_eq!(micros(&t, "deepseek-coder", usage(2716, 176)), 3_068);
+    assert_eq!(micros(&t, "glm-3-turbo", usage(1000, 1000)), 2_000);
+}
+
 // --- resolution -----------------------------------------------------------
 
 #[test]
@@ -187,6 +279,9 @@ fn names_resolve_through_aliases_and_suffixes() {
         ("models/gemini-2.5-flash", "gemini-2.5-flash"),
         ("ft:gpt-4o-mini-2024-07-18:my-org::abc123", "gpt-4o-mini"),
         ("o1-mini-2024-09-12", "o1-mini"),
+        ("gpt-4-0613", "gpt-4"),
+        ("GPT-4-1106-Preview", "gpt-4-turbo"),
+        ("generalv3.5", "spark-max"),
     ];
     for (raw, want) in cases {
         assert_eq!(id(raw).as_deref(), Some(want), "{raw:?}");

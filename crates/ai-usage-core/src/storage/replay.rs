@@ -44,25 +44,25 @@ pub struct Replayed {
 }
 
 /// The currency and priced flag of a stored record: its own fields when it
-/// has them (our files), else inferred from the pricing table (the seed's).
+/// has them (our files). A record without `currency` was written by the seed,
+/// which priced every model in CNY (OpenAI ones at ¥7/$), so its cost is CNY
+/// whatever currency the table prices that model in today; the table only
+/// says whether the model is known.
 pub(crate) fn stored_currency(
     r: &UsageRecord,
     pricing: &PricingTable,
-    cache: &mut rustc_hash::FxHashMap<String, (Currency, bool)>,
+    cache: &mut rustc_hash::FxHashMap<String, bool>,
 ) -> (Currency, bool) {
-    let (currency, known) = match cache.get(r.model.as_str()) {
-        Some(v) => *v,
+    let known = match cache.get(r.model.as_str()) {
+        Some(k) => *k,
         None => {
-            let v = match pricing.currency_of(&r.model) {
-                Some(c) => (c, true),
-                None => (Currency::CNY, false),
-            };
-            cache.insert(r.model.clone(), v);
-            v
+            let k = pricing.resolve(&r.model).is_some();
+            cache.insert(r.model.clone(), k);
+            k
         }
     };
     (
-        r.currency.unwrap_or(currency),
+        r.currency.unwrap_or(Currency::CNY),
         r.priced.unwrap_or(known || r.cost != Money::ZERO),
     )
 }

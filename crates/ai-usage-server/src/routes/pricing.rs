@@ -1,23 +1,195 @@
-//! The pricing table in force.
+//! The pricing table in force, in the original service's shape and ours.
 
 use std::collections::BTreeMap;
 
+use ai_usage_core::{Currency, ModelPrice, Money, PricingTable, Rate, TokenUsage};
 use axum::extract::State;
 use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::json::{json_bytes, to_json};
 use crate::state::AppState;
 
+/// The original's per-provider groups, in its key names.
+const SERIES: [&str; 6] = [
+    "qwen_series",
+    "openai_series",
+    "deepseek_series",
+    "doubao_series",
+    "glm_series",
+    "xunfei_series",
+];
+
+/// Xunfei Spark's API `domain` names, which the original used as model ids.
+const XUNFEI_DOMAINS: [&str; 6] = [
+    "lite",
+    "generalv3",
+    "generalv3.5",
+    "4.0ultra",
+    "pro-128k",
+    "max-32k",
+];
+
+/// Ids the table keeps lower-case but the original spelt otherwise; a client
+/// looking up a record's model finds both spellings.
+const ORIGINAL_SPELLINGS: [(&str, &str); 1] = [("4.0ultra", "4.0Ultra")];
+
+/// The original's worked example: 1,000 input and 500 output tokens.
+const EXAMPLE: (&str, u64, u64) = ("qwen-plus", 1000, 500);
+
+/// One model in `*_series` and `all_models`: the original's fields
+/// (`input`, `output` per 1K tokens, `display_name`) and ours beside them.
+#[derive(Serialize)]
+struct Entry<'a> {
+    input: Rate,
+    output: Rate,
+    display_name: &'a str,
+    currency: Currency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_input: Option<Rate>,
+    /// For an alias, the model it prices as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alias_of: Option<&'a str>,
+}
+
+impl<'a> Entry<'a> {
+    fn new(p: &'a ModelPrice, alias_of: Option<&'a str>) -> Entry<'a> {
+        Entry {
+            input: p.input,
+            output: p.output,
+            display_name: &p.display_name,
+            currency: p.currency,
+            cached_input: p.cached_input,
+            alias_of,
+        }
+    }
+}
+
+/// `calculation_example`: what one call of the example size costs.
+#[derive(Serialize)]
+struct Example<'a> {
+    model: &'a str,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost: Money,
+    currency: Currency,
+}
+
+/// The whole payload: the original's keys, then ours (`models`, `aliases`, `unit`).
+#[derive(Serialize)]
+struct Payload<'a> {
+    #[serde(flatten)]
+    series: BTreeMap<&'static str, BTreeMap<&'a str, Entry<'a>>>,
+    all_models: BTreeMap<&'a str, Entry<'a>>,
+    note: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calculation_example: Option<Example<'a>>,
+    models: BTreeMap<&'a str, &'a ModelPrice>,
+    aliases: BTreeMap<&'a str, &'a str>,
+    unit: &'static str,
+}
+
+/// The original's group of a model id; `gemini_series` is ours (the original
+/// listed Gemini only in `all_models`).
+fn series_of(id: &str) -> Option<&'static str> {
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| id.starts_with(p));
+    if starts(&["qwen"]) {
+        Some("qwen_series")
+    } else if starts(&["gpt-", "o1", "o3", "o4", "chatgpt", "text-embedding"]) {
+        Some("openai_series")
+    } else if starts(&["deepseek"]) {
+        Some("deepseek_series")
+    } else if starts(&["doubao"]) {
+        Some("doubao_series")
+    } else if starts(&["glm", "chatglm"]) {
+        Some("glm_series")
+    } else if starts(&["spark"]) || XUNFEI_DOMAINS.contains(&id) {
+        Some("xunfei_series")
+    } else if starts(&["gemini"]) {
+        Some("gemini_series")
+    } else {
+        None
+    }
+}
+
+fn payload(pricing: &PricingTable) -> Payload<'_> {
+    let mut series: BTreeMap<&'static str, BTreeMap<&str, Entry<'_>>> =
+        SERIES.iter().map(|s| (*s, BTreeMap::new())).collect();
+    let mut all_models = BTreeMap::new();
+    let mut models = BTreeMap::new();
+    for (id, p) in pricing.models() {
+        models.insert(id, p);
+        all_models.insert(id, Entry::new(p, None));
+        if let Some(s) = series_of(id) {
+            series.entry(s).or_default().insert(id, Entry::new(p, None));
+        }
+    }
+    let aliases: BTreeMap<&str, &str> = pricing.aliases().into_iter().collect();
+    // A client of the original looks a record's model up in `all_models`
+    // directly, so aliases are entries there too.
+    for (&alias, &target) in &aliases {
+        let Some((id, p)) = pricing.resolve(target) else {
+            continue;
+        };
+        all_models.insert(alias, Entry::new(p, Some(id)));
+        if let Some(s) = series_of(alias).or_else(|| series_of(id)) {
+            series
+                .entry(s)
+                .or_default()
+                .insert(alias, Entry::new(p, Some(id)));
+        }
+    }
+    for (ours, theirs) in ORIGINAL_SPELLINGS {
+        if let Some((id, p)) = pricing.resolve(ours) {
+            let alias_of = (id != ours).then_some(id);
+            all_models.insert(theirs, Entry::new(p, alias_of));
+            if let Some(s) = series_of(ours) {
+                series
+                    .entry(s)
+                    .or_default()
+                    .insert(theirs, Entry::new(p, alias_of));
+            }
+        }
+    }
+    let (model, input_tokens, output_tokens) = EXAMPLE;
+    let example_model = pricing
+        .resolve(model)
+        .map(|_| model)
+        .or_else(|| pricing.models().next().map(|(id, _)| id));
+    let calculation_example = example_model.map(|model| {
+        let q = pricing.price(model, &TokenUsage::new(input_tokens, output_tokens));
+        Example {
+            model,
+            input_tokens,
+            output_tokens,
+            cost: q.cost,
+            currency: q.currency,
+        }
+    });
+    Payload {
+        series,
+        all_models,
+        note: "价格单位：每 1K tokens，币种见各模型的 currency（国内模型 CNY，OpenAI / Gemini 为 USD）。\
+               Prices per 1K tokens in each model's currency.",
+        calculation_example,
+        models,
+        aliases,
+        unit: "per 1K tokens",
+    }
+}
+
 /// The pricing table in force.
 #[utoipa::path(get, path = "/api/ai_usage/models/pricing", tag = "pricing",
-    responses((status = 200, description = "`{models: {id: {display_name, currency, input, output, …}}, aliases: {alias: id}}` (rates per 1K tokens)", body = serde_json::Value)))]
+    responses((status = 200, description = "The original's keys: `qwen_series`, `openai_series`, \
+`deepseek_series`, `doubao_series`, `glm_series`, `xunfei_series` (and `gemini_series`), each and \
+`all_models` mapping model or alias → `{input, output, display_name, currency, cached_input?, alias_of?}`; \
+`note`; `calculation_example {model, input_tokens, output_tokens, cost, currency}`. Ours beside them: \
+`models: {id: {display_name, currency, input, output, …}}`, `aliases: {alias: id}`, `unit`. \
+Rates per 1K tokens in the model's currency.", body = serde_json::Value)))]
 pub async fn models_pricing(State(st): State<AppState>) -> Result<Response, ApiError> {
     // Serialised under the read lock, from borrowed data: no table copy.
     let pricing = st.monitor.pricing();
-    let models: BTreeMap<&str, &ai_usage_core::ModelPrice> = pricing.models().collect();
-    let aliases: BTreeMap<&str, &str> = pricing.aliases().into_iter().collect();
-    let body = to_json(&json!({ "models": models, "aliases": aliases, "unit": "per 1K tokens" }))?;
+    let body = to_json(&payload(&pricing))?;
     Ok(json_bytes(body))
 }
