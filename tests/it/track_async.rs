@@ -3,14 +3,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_usage_monitor::{track_ai_usage, TokenUsage, UsageContext, UsageMonitor};
 use serde_json::{json, Value};
 
-use crate::common::{read_records, TestMonitor};
+use crate::common::TestMonitor;
 
 #[derive(Debug)]
 struct ApiError(String);

@@ -2,7 +2,6 @@
 //! back from the day files of a monitor in a temp dir.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use ai_usage_monitor::{track_ai_usage, TokenUsage, UsageContext, UsageMonitor, UsageSource};
@@ -619,7 +618,7 @@ mod renamed {
     pub use ai_usage_monitor::*;
 }
 
-#[track_ai_usage("renamed", "m", monitor = mon, crate = "crate::renamed")]
+#[track_ai_usage("renamed", "m", monitor = mon, crate = "crate::track_sync::renamed")]
 fn renamed_crate_path(mon: &UsageMonitor) -> TokenUsage {
     TokenUsage::new(1, 0)
 }
