@@ -155,6 +155,20 @@ fn records_csv_reads_day_files_and_escapes_fields() {
     assert!(text.contains(",0.000007,CNY,"), "{text}");
     // Header + 2 records; the quoted newline makes one extra physical line.
     assert_eq!(text.lines().count(), 4);
+    // A CSV reader gets every field back exactly.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    let field = |row: &csv::StringRecord, name: &str| {
+        let i = header.iter().position(|h| h == name).unwrap();
+        row[i].to_string()
+    };
+    assert_eq!(field(&rows[0], "session_id"), "s\"1");
+    assert_eq!(field(&rows[0], "error_msg"), "上游错误, \"重试\"\n第二行");
+    assert_eq!(field(&rows[0], "success"), "false");
+    assert_eq!(field(&rows[1], "cost"), "0.000007");
+    assert_eq!(field(&rows[1], "error_msg"), "");
     assert!(m
         .export_records_csv(Some(&out), today, today - chrono::Duration::days(1), false)
         .is_err());
