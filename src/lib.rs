@@ -24,6 +24,7 @@
 //! records, recorder, rollups, queries) and `ai-usage-macros`
 //! (`#[track_ai_usage]`).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 // The monitor: recording, configuration, the global instance.
 pub use ai_usage_core::{
@@ -59,7 +60,7 @@ pub use ai_usage_core::{
 };
 
 // Reports.
-pub use ai_usage_core::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+pub use ai_usage_core::{daily_csv_header, records_csv_header, UsageReport};
 
 // Time zones and clocks.
 pub use ai_usage_core::{month_start, now_timestamp, Zone, ZoneParseError};

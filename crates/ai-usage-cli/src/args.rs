@@ -197,6 +197,10 @@ pub struct ReportArgs {
     /// json, csv (daily rows) or records (raw records CSV).
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// Start a CSV file with a UTF-8 byte order mark, so Excel shows Chinese
+    /// names right (off by default: most other tools do not expect one).
+    #[arg(long)]
+    pub bom: bool,
 }
 
 /// `cost` arguments.

@@ -3,6 +3,7 @@
 //! Human tables by default, `--json` for the library's structures. Errors
 //! print one `error: …` line on stderr and exit with 2 for bad arguments,
 //! 1 for everything else (missing directory, unreadable file, I/O).
+#![forbid(unsafe_code)]
 
 mod args;
 mod commands;

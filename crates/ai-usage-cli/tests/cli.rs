@@ -297,6 +297,27 @@ fn forecast_savings_and_reports() {
 }
 
 #[test]
+fn report_bom_is_opt_in_and_csv_only() {
+    let (_t, dir) = demo_dir();
+    let plain = dir.join("plain.csv");
+    let excel = dir.join("excel.csv");
+    let p = plain.to_str().unwrap();
+    let x = excel.to_str().unwrap();
+    assert!(run(&dir, &["report", "--format", "csv", "-o", p])
+        .status
+        .success());
+    let out = run(&dir, &["report", "--format", "csv", "--bom", "-o", x]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plain = std::fs::read(&plain).unwrap();
+    let excel = std::fs::read(&excel).unwrap();
+    assert!(plain.starts_with(b"date,"));
+    assert_eq!(&excel[..3], b"\xEF\xBB\xBF");
+    assert_eq!(&excel[3..], &plain[..]);
+    let out = run(&dir, &["report", "--format", "json", "--bom"]);
+    assert_error(&out, 2, "--bom");
+}
+
+#[test]
 fn budgets_from_the_budgets_file() {
     let (_t, dir) = demo_dir();
     assert_eq!(ok_json(&dir, &["budgets", "--json"]), Value::Array(vec![]));

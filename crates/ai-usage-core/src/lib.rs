@@ -22,6 +22,7 @@
 //! format: names, the directory's environment variable, reading and
 //! parsing) and [`demo`] (realistic demo data for try-outs and tests).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod budget;
 mod error;
@@ -87,7 +88,7 @@ pub use budget::{
 };
 
 // Reports.
-pub use export::{UsageReport, DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
+pub use export::{daily_csv_header, records_csv_header, UsageReport};
 
 // Time zones and clocks.
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};

@@ -4,6 +4,7 @@
 //! generated code refers to `::ai_usage_monitor::__private`, which this crate
 //! cannot provide on its own.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 

@@ -23,23 +23,6 @@ const MODELS: [&str; 5] = [
 ];
 const FUNCTIONS: [&str; 4] = ["实时分析", "话术生成", "弹幕回复", "直播复盘"];
 
-/// SplitMix64: a fixed-seed generator, so every run records the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
         Some(i) => args
@@ -65,7 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .replay(false)
             .build()?,
     );
-    let mut rng = Rng(seed);
+    // A fixed seed: every run records the same data.
+    let mut rng = fastrand::Rng::with_seed(seed);
     let now = now_timestamp();
     let span = (days * 86_400) as f64;
     let started = Instant::now();
@@ -73,18 +57,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let anchors: Vec<String> = (0..50).map(|i| format!("anchor_{i:03}")).collect();
     let sessions: Vec<String> = (0..2000).map(|i| format!("live_{i:05}")).collect();
     for _ in 0..records {
-        let ts = now - (rng.below(1_000_000) as f64 / 1_000_000.0) * span;
+        let ts = now - (rng.u64(..1_000_000) as f64 / 1_000_000.0) * span;
         let mut ev = UsageEvent::new(
-            MODELS[rng.below(MODELS.len() as u64) as usize],
-            FUNCTIONS[rng.below(FUNCTIONS.len() as u64) as usize],
+            MODELS[rng.usize(..MODELS.len())],
+            FUNCTIONS[rng.usize(..FUNCTIONS.len())],
         )
-        .tokens(200 + rng.below(3000), 50 + rng.below(800))
-        .duration_ms(100.0 + rng.below(4000) as f64)
-        .user(&users[rng.below(users.len() as u64) as usize])
-        .anchor(&anchors[rng.below(anchors.len() as u64) as usize])
-        .session(&sessions[rng.below(sessions.len() as u64) as usize])
+        .tokens(200 + rng.u64(..3000), 50 + rng.u64(..800))
+        .duration_ms(100.0 + rng.u64(..4000) as f64)
+        .user(&users[rng.usize(..users.len())])
+        .anchor(&anchors[rng.usize(..anchors.len())])
+        .session(&sessions[rng.usize(..sessions.len())])
         .at(ts);
-        if rng.below(100) < 2 {
+        if rng.u64(..100) < 2 {
             ev = ev.failed("timeout");
         }
         monitor.record(&ev);

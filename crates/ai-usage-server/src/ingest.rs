@@ -23,9 +23,10 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_FUTURE_SECS: f64 = 3600.0;
 
 /// One record as sent to `POST /api/ai_usage/record` (the seed's
-/// `record_ai_usage` arguments). Documentation type: the handler validates
-/// the JSON by hand so errors name the field and the record's index.
-#[allow(dead_code)] // only read by the OpenAPI generator
+/// `record_ai_usage` arguments). Its fields are the accepted keys and the
+/// OpenAPI schema; the handler validates the JSON by hand so errors name
+/// the field and the record's index.
+#[allow(dead_code)] // the fields are only read by the OpenAPI generator
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct RecordInput {
     /// Model name as sent to the provider (non-empty).
@@ -192,26 +193,11 @@ fn field_err(field: &str, index: Option<usize>, message: &str) -> ApiError {
     }
 }
 
-const KNOWN_FIELDS: &[&str] = &[
-    "model",
-    "function",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cached_input_tokens",
-    "reasoning_tokens",
-    "duration_ms",
-    "success",
-    "error_msg",
-    "user_id",
-    "anchor_id",
-    "session_id",
-    "cost",
-    "currency",
-    "request_id",
-    "tags",
-    "timestamp",
-];
+/// The keys a record may have: the fields of [`RecordInput`], so the
+/// documented schema and the accepted keys are one list.
+fn known_fields() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<RecordInput>()
+}
 
 fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, ApiError> {
     let Value::Object(obj) = v else {
@@ -219,7 +205,7 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
     };
     // Unknown keys are rejected: a typo such as `input_token` would otherwise
     // silently record zero tokens.
-    if let Some(k) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+    if let Some(k) = obj.keys().find(|k| !known_fields().contains(&k.as_str())) {
         return Err(field_err(k, index, "unknown field"));
     }
     let r = Reader { obj, index };
@@ -414,6 +400,22 @@ mod tests {
         let batch = parse_body(&json!([{"model": "m", "function": "f"}, {"model": "m", "function": "g", "success": false}]), 1e9).unwrap();
         assert_eq!(batch.len(), 2);
         assert!(!batch[1].success);
+    }
+
+    /// Each accepted key is read by `parse_one`, and is a field of the
+    /// stored record under the same name (`tags` included).
+    #[test]
+    fn accepted_keys_are_record_fields_and_all_read() {
+        let record =
+            serde_aux::serde_introspection::serde_introspect::<ai_usage_core::UsageRecord>();
+        for key in known_fields() {
+            assert!(record.contains(key), "{key} is not a UsageRecord field");
+            // A wrong type must be rejected naming the key: proof it is read.
+            let mut body = json!({"model": "m", "function": "f"});
+            body[*key] = json!({"not": "valid"});
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(key), "{key} is accepted but not validated: {e}");
+        }
     }
 
     #[test]

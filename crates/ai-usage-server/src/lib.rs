@@ -30,6 +30,7 @@
 //! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/metrics`, `/healthz`,
 //! `/docs`, `/` and `/static/ai_usage_monitor.html`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod compat;

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::args::{Cli, Format, ReportArgs};
 use crate::context::{budgets_file, open_read, print_json, zone};
-use crate::CliResult;
+use crate::{CliError, CliResult};
 
 /// What `report --json` prints.
 #[derive(Serialize)]
@@ -24,11 +24,17 @@ pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
     if budgets.exists() {
         monitor.add_budgets(ai_usage_core::load_budgets_file(&budgets)?)?;
     }
+    if a.bom && a.format == Format::Json {
+        return Err(CliError::usage("--bom applies to the CSV formats only"));
+    }
     let out = a.output.as_deref();
     let (path, format) = match a.format {
         Format::Json => (monitor.export_report(out, a.days)?, "json"),
-        Format::Csv => (monitor.export_csv(out, a.days)?, "csv"),
-        Format::Records => (monitor.export_records_csv(out, from, today)?, "records"),
+        Format::Csv => (monitor.export_csv(out, a.days, a.bom)?, "csv"),
+        Format::Records => (
+            monitor.export_records_csv(out, from, today, a.bom)?,
+            "records",
+        ),
     };
     if cli.json {
         return print_json(&Written {

@@ -45,20 +45,24 @@ impl UsageMonitor {
     }
 
     /// Writes one CSV row per day × model × function of the last `days` days
-    /// (columns [`DAILY_CSV_HEADER`](crate::DAILY_CSV_HEADER)) to `path` or
+    /// (columns [`daily_csv_header`](crate::daily_csv_header)) to `path` or
     /// `DIR/usage_daily_….csv`.
     ///
     /// A group with costs in several currencies (explicit costs only) gets
     /// one extra row per other currency with zero calls and tokens, so
     /// column sums stay right and currencies are never added.
-    pub fn export_csv(&self, path: Option<&Path>, days: u32) -> Result<PathBuf> {
+    ///
+    /// `bom` starts the file with a UTF-8 byte order mark, which Excel needs
+    /// to show Chinese names right; other tools usually do not want it, so
+    /// callers pass `false` unless the file is meant for Excel.
+    pub fn export_csv(&self, path: Option<&Path>, days: u32, bom: bool) -> Result<PathBuf> {
         let (from, to) = self.last_days(days);
-        let csv = self.daily_csv(from, to);
-        self.write_export(path, "usage_daily", "csv", csv.as_bytes())
+        let csv = self.daily_csv(from, to, bom)?;
+        self.write_export(path, "usage_daily", "csv", &csv)
     }
 
-    /// The CSV text of [`UsageMonitor::export_csv`] for the days `from..=to`.
-    pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate) -> String {
+    /// The CSV bytes of [`UsageMonitor::export_csv`] for the days `from..=to`.
+    pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> Result<Vec<u8>> {
         let pricing = self.pricing();
         let rollups = self.rollups();
         export::daily_csv(
@@ -67,25 +71,27 @@ impl UsageMonitor {
             self.config().reporting_currency,
             from,
             to,
+            bom,
         )
     }
 
     /// Writes the raw records of the local days `from..=to` (read from the
     /// day files, after a flush) as CSV (columns
-    /// [`RECORDS_CSV_HEADER`](crate::RECORDS_CSV_HEADER)) to `path` or
-    /// `DIR/usage_records_….csv`.
+    /// [`records_csv_header`](crate::records_csv_header)) to `path` or
+    /// `DIR/usage_records_….csv`; `bom` as for [`UsageMonitor::export_csv`].
     pub fn export_records_csv(
         &self,
         path: Option<&Path>,
         from: NaiveDate,
         to: NaiveDate,
+        bom: bool,
     ) -> Result<PathBuf> {
         if let Err(e) = self.flush() {
             // Still export what is on disk; say that recent records may be missing.
             tracing::warn!(error = %e, "exporting records without a successful flush");
         }
-        let csv = export::records_csv(self.dir(), &self.zone(), from, to)?;
-        self.write_export(path, "usage_records", "csv", csv.as_bytes())
+        let csv = export::records_csv(self.dir(), &self.zone(), from, to, bom)?;
+        self.write_export(path, "usage_records", "csv", &csv)
     }
 
     /// Writes an export to `path` (replacing it) or to a fresh default name

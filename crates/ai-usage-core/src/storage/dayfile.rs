@@ -145,7 +145,7 @@ pub fn parse_lines_at(
             break;
         };
         let start = pos;
-        let line = trim_ascii(&rest[..end]);
+        let line = rest[..end].trim_ascii();
         pos += end + 1;
         stats.complete_bytes = pos as u64;
         if line.is_empty() {
@@ -184,18 +184,6 @@ pub fn parse_record(line: &[u8]) -> std::result::Result<UsageRecord, String> {
 
 fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! Queries are O(groups) over in-memory rollups and run on the async
 //! workers; anything that touches the disk (or may wait on the writer's
-//! queue) runs on the blocking pool through [`off_worker`]. A monitor that
+//! queue) runs on the blocking pool through `off_worker`. A monitor that
 //! follows other processes reads their appends on its own background
 //! thread, never inside a query.
 

@@ -67,7 +67,7 @@ pub async fn export_report(State(st): State<AppState>, p: Params) -> Result<Resp
     let book = Arc::clone(&st.reports);
     let path = off_worker(move || {
         let written = if format == "csv" {
-            monitor.export_csv(None, days)
+            monitor.export_csv(None, days, false)
         } else {
             monitor.export_report(None, days)
         }

@@ -2,64 +2,12 @@
 //! back from the day files of a monitor in a temp dir.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use ai_usage_monitor::{track_ai_usage, TokenUsage, UsageContext, UsageMonitor, UsageSource};
 use serde_json::{json, Value};
 
-/// A monitor writing to its own temp dir, and the records it wrote.
-struct TestMonitor {
-    dir: tempfile::TempDir,
-    monitor: UsageMonitor,
-}
-
-impl TestMonitor {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let monitor = UsageMonitor::builder()
-            .dir(dir.path())
-            .build()
-            .expect("monitor");
-        TestMonitor { dir, monitor }
-    }
-
-    /// Flushes, then parses every `usage_*.jsonl` line in order.
-    fn records(&self) -> Vec<Value> {
-        self.monitor.flush().expect("flush");
-        read_records(self.dir.path())
-    }
-
-    fn only(&self) -> Value {
-        let mut r = self.records();
-        assert_eq!(r.len(), 1, "expected one record, got {r:#?}");
-        r.remove(0)
-    }
-}
-
-fn read_records(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("usage_") && n.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("day file")
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
+use crate::common::{read_records, TestMonitor};
 
 fn openai(model: &str, prompt: u64, completion: u64) -> Value {
     json!({
@@ -670,7 +618,7 @@ mod renamed {
     pub use ai_usage_monitor::*;
 }
 
-#[track_ai_usage("renamed", "m", monitor = mon, crate = "crate::renamed")]
+#[track_ai_usage("renamed", "m", monitor = mon, crate = "crate::track_sync::renamed")]
 fn renamed_crate_path(mon: &UsageMonitor) -> TokenUsage {
     TokenUsage::new(1, 0)
 }

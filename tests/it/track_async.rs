@@ -3,55 +3,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_usage_monitor::{track_ai_usage, TokenUsage, UsageContext, UsageMonitor};
 use serde_json::{json, Value};
 
-struct TestMonitor {
-    dir: tempfile::TempDir,
-    monitor: Arc<UsageMonitor>,
-}
-
-impl TestMonitor {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let monitor = UsageMonitor::builder()
-            .dir(dir.path())
-            .build()
-            .expect("monitor");
-        TestMonitor {
-            dir,
-            monitor: Arc::new(monitor),
-        }
-    }
-
-    fn records(&self) -> Vec<Value> {
-        self.monitor.flush().expect("flush");
-        read_records(self.dir.path())
-    }
-}
-
-fn read_records(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("day file")
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
+use crate::common::TestMonitor;
 
 #[derive(Debug)]
 struct ApiError(String);

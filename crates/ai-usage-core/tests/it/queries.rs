@@ -6,26 +6,11 @@ use ai_usage_core::{Currency, Money, UsageEvent};
 use ai_usage_core::{RankBy, RankKind};
 use chrono::{NaiveDate, Timelike};
 
-fn sh() -> Zone {
-    "+08:00".parse().unwrap()
-}
-
-fn monitor(dir: &std::path::Path) -> UsageMonitor {
-    UsageMonitor::builder()
-        .dir(dir)
-        .timezone(sh())
-        .retention_days(100_000)
-        .build()
-        .unwrap()
-}
-
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
+use crate::common::{date, monitor, zone};
 
 /// Epoch seconds of a local Shanghai date and hour.
 fn at(d: &str, hour: u32) -> f64 {
-    sh().day_bounds(date(d)).0 + hour as f64 * 3600.0 + 60.0
+    zone().day_bounds(date(d)).0 + hour as f64 * 3600.0 + 60.0
 }
 
 #[test]
@@ -84,8 +69,8 @@ fn daily_hourly_and_monthly_summaries() {
 
     let oct = m.get_monthly_summary(2025, 10).unwrap();
     assert_eq!(oct.total_calls, 5);
-    assert_eq!(oct.start_time, sh().day_bounds(date("2025-10-01")).0);
-    assert_eq!(oct.end_time, sh().day_bounds(date("2025-10-31")).1);
+    assert_eq!(oct.start_time, zone().day_bounds(date("2025-10-01")).0);
+    assert_eq!(oct.end_time, zone().day_bounds(date("2025-10-31")).1);
     assert!(m.get_monthly_summary(2025, 13).is_err());
     assert_eq!(m.get_monthly_summary(2025, 11).unwrap().total_calls, 0);
 }
@@ -138,7 +123,7 @@ fn currencies_are_never_added_together() {
     let tmp = tempfile::tempdir().unwrap();
     let m = UsageMonitor::builder()
         .dir(tmp.path())
-        .timezone(sh())
+        .timezone(zone())
         .retention_days(100_000)
         .exchange_rate(Currency::USD, "7.1".parse().unwrap())
         .build()
@@ -269,7 +254,7 @@ fn forecast_and_dashboard_cards() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let today = m.today();
-    let zone = sh();
+    let zone = zone();
     let noon = |d: NaiveDate| zone.day_bounds(d).0 + 12.0 * 3600.0;
     let yesterday = today - chrono::Duration::days(1);
     // Yesterday ¥0.02 (qwen-max 1000 in), today ¥0.03.
@@ -389,7 +374,7 @@ fn current_totals_and_function_model_totals() {
             .at(now - 86_400.0),
     );
     let t = m.current_totals();
-    let (date, hour) = sh().hour_of(now);
+    let (date, hour) = zone().hour_of(now);
     assert_eq!((t.date, t.hour), (date, hour));
     assert_eq!(t.this_hour.calls, 1);
     assert_eq!(t.this_hour.total_tokens, 1500);
@@ -397,7 +382,7 @@ fn current_totals_and_function_model_totals() {
         t.this_hour.cost.get(Currency::CNY),
         Money::from_micros(10_000)
     );
-    let two_hours_ago_today = sh().date_of(now - 2.0 * 3600.0) == date;
+    let two_hours_ago_today = zone().date_of(now - 2.0 * 3600.0) == date;
     assert_eq!(t.today.calls, 1 + u64::from(two_hours_ago_today));
 
     let mut seen = Vec::new();

@@ -1,22 +1,10 @@
 //! Report JSON shape, CSV content and records export.
 
-use ai_usage_core::UsageMonitor;
 use ai_usage_core::Zone;
 use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
-use ai_usage_core::{DAILY_CSV_HEADER, RECORDS_CSV_HEADER};
 
-fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {
-    let dir = tempfile::tempdir().unwrap();
-    let zone: Zone = "+08:00".parse().unwrap();
-    let m = UsageMonitor::builder()
-        .dir(dir.path())
-        .timezone(zone)
-        .build()
-        .unwrap();
-    let noon = zone.day_bounds(zone.today()).0 + 12.0 * 3600.0;
-    (dir, m, noon)
-}
+use crate::common::setup;
 
 #[test]
 fn json_report_has_the_seed_fields_and_never_overwrites() {
@@ -111,10 +99,13 @@ fn daily_csv_has_one_row_per_day_model_function() {
             .at(ts - 86_400.0),
     );
     let out = dir.path().join("daily.csv");
-    m.export_csv(Some(&out), 2).unwrap();
+    m.export_csv(Some(&out), 2, false).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], DAILY_CSV_HEADER.join(","));
+    assert_eq!(
+        lines[0],
+        "date,model,display_name,function,calls,input_tokens,output_tokens,total_tokens,cost,currency"
+    );
     let zone: Zone = "+08:00".parse().unwrap();
     let today = zone.today().format("%Y-%m-%d").to_string();
     let yesterday = (zone.today() - chrono::Duration::days(1))
@@ -148,9 +139,14 @@ fn records_csv_reads_day_files_and_escapes_fields() {
     );
     let today = m.today();
     let out = dir.path().join("records.csv");
-    m.export_records_csv(Some(&out), today, today).unwrap();
+    m.export_records_csv(Some(&out), today, today, false)
+        .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with(&RECORDS_CSV_HEADER.join(",")));
+    assert!(text.starts_with(
+        "timestamp,local_time,user_id,anchor_id,session_id,model,function,input_tokens,\
+         output_tokens,total_tokens,cached_input_tokens,reasoning_tokens,cost,currency,\
+         duration_ms,success,error_msg,request_id,tags\n"
+    ));
     assert!(text.contains("\"s\"\"1\""), "{text}");
     assert!(
         text.contains("\"上游错误, \"\"重试\"\"\n第二行\""),
@@ -159,7 +155,56 @@ fn records_csv_reads_day_files_and_escapes_fields() {
     assert!(text.contains(",0.000007,CNY,"), "{text}");
     // Header + 2 records; the quoted newline makes one extra physical line.
     assert_eq!(text.lines().count(), 4);
+    // A CSV reader gets every field back exactly.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    let field = |row: &csv::StringRecord, name: &str| {
+        let i = header.iter().position(|h| h == name).unwrap();
+        row[i].to_string()
+    };
+    assert_eq!(field(&rows[0], "session_id"), "s\"1");
+    assert_eq!(field(&rows[0], "error_msg"), "上游错误, \"重试\"\n第二行");
+    assert_eq!(field(&rows[0], "success"), "false");
+    assert_eq!(field(&rows[1], "cost"), "0.000007");
+    assert_eq!(field(&rows[1], "error_msg"), "");
     assert!(m
-        .export_records_csv(Some(&out), today, today - chrono::Duration::days(1))
+        .export_records_csv(Some(&out), today, today - chrono::Duration::days(1), false)
         .is_err());
+}
+
+#[test]
+fn csv_exports_start_with_a_bom_only_when_asked() {
+    let (dir, m, ts) = setup();
+    m.record(
+        &UsageEvent::new("qwen-plus", "实时分析")
+            .tokens(10, 5)
+            .at(ts),
+    );
+    let today = m.today();
+    let bom = "\u{feff}";
+    for with_bom in [false, true] {
+        let daily = dir.path().join(format!("daily_{with_bom}.csv"));
+        m.export_csv(Some(&daily), 1, with_bom).unwrap();
+        let records = dir.path().join(format!("records_{with_bom}.csv"));
+        m.export_records_csv(Some(&records), today, today, with_bom)
+            .unwrap();
+        for (path, first) in [(daily, "date,"), (records, "timestamp,")] {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let body = match text.strip_prefix(bom) {
+                Some(rest) => {
+                    assert!(with_bom, "unexpected BOM in {}", path.display());
+                    rest
+                }
+                None => {
+                    assert!(!with_bom, "no BOM in {}", path.display());
+                    &text
+                }
+            };
+            assert!(body.starts_with(first), "{body}");
+            assert!(!body.contains(bom), "a BOM inside the text: {body}");
+            assert!(body.contains("实时分析"), "{body}");
+        }
+    }
 }

@@ -6,26 +6,7 @@ use ai_usage_core::Zone;
 use ai_usage_core::{Money, UsageEvent};
 use chrono::NaiveDate;
 
-fn monitor(dir: &std::path::Path, zone: Zone) -> UsageMonitor {
-    UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone)
-        .retention_days(100_000)
-        .build()
-        .unwrap()
-}
-
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-/// Epoch seconds of a UTC date-time `YYYY-MM-DDTHH:MM:SS`.
-fn utc(s: &str) -> f64 {
-    s.parse::<chrono::NaiveDateTime>()
-        .unwrap()
-        .and_utc()
-        .timestamp() as f64
-}
+use crate::common::{date, monitor_in, utc};
 
 /// Records one qwen-plus call (¥0.01) every 15 minutes over `[from, to)`.
 fn every_quarter_hour(m: &UsageMonitor, from: f64, to: f64) -> u64 {
@@ -78,7 +59,7 @@ fn check_day(m: &UsageMonitor, day: NaiveDate, calls: u64) -> Vec<u64> {
 fn new_york_spring_forward_day_has_23_hours_and_no_hour_2() {
     let tmp = tempfile::tempdir().unwrap();
     let ny: Zone = "America/New_York".parse().unwrap();
-    let m = monitor(tmp.path(), ny);
+    let m = monitor_in(tmp.path(), ny);
     let day = date("2026-03-08");
     // From 2026-03-07 22:00 EST to 2026-03-09 02:00 EDT.
     let n = every_quarter_hour(&m, utc("2026-03-08T03:00:00"), utc("2026-03-09T06:00:00"));
@@ -107,7 +88,7 @@ fn new_york_fall_back_day_has_25_hours_and_a_double_hour_1() {
     // From 2026-10-31 22:00 EDT to 2026-11-02 02:00 EST.
     let (from, to) = (utc("2026-11-01T02:00:00"), utc("2026-11-02T07:00:00"));
     {
-        let m = monitor(tmp.path(), ny);
+        let m = monitor_in(tmp.path(), ny);
         assert_eq!(every_quarter_hour(&m, from, to), 29 * 4);
 
         let d = m.get_summary_for_date(day);
@@ -125,7 +106,7 @@ fn new_york_fall_back_day_has_25_hours_and_a_double_hour_1() {
         m.shutdown().unwrap();
     }
     // Rebuilt from the day files, the same buckets.
-    let m = monitor(tmp.path(), ny);
+    let m = monitor_in(tmp.path(), ny);
     let hours = check_day(&m, day, 25 * 4);
     assert_eq!(hours[1], 8);
     check_day(&m, date("2026-10-31"), 2 * 4);
@@ -136,7 +117,7 @@ fn new_york_fall_back_day_has_25_hours_and_a_double_hour_1() {
 fn kolkata_days_turn_at_1830_utc() {
     let tmp = tempfile::tempdir().unwrap();
     let kolkata: Zone = "Asia/Kolkata".parse().unwrap();
-    let m = monitor(tmp.path(), kolkata);
+    let m = monitor_in(tmp.path(), kolkata);
     let day = date("2026-03-08");
     let n = every_quarter_hour(&m, utc("2026-03-07T17:30:00"), utc("2026-03-08T19:30:00"));
     assert_eq!(n, 26 * 4);

@@ -3,32 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use ai_usage_core::month_start;
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::{month_start, Zone};
 use ai_usage_core::{Budget, BudgetAlert, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
 
-fn zone() -> Zone {
-    "+08:00".parse().unwrap()
-}
-
-fn money(s: &str) -> Money {
-    s.parse().unwrap()
-}
-
-fn monitor(dir: &std::path::Path) -> UsageMonitor {
-    UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone())
-        .build()
-        .unwrap()
-}
-
-/// Noon today in the test zone (a fixed time keeps every record on one day).
-fn today_noon() -> f64 {
-    let z = zone();
-    z.day_bounds(z.today()).0 + 12.0 * 3600.0
-}
+use crate::common::{money, monitor, today_noon, zone};
 
 fn collect(m: &UsageMonitor) -> Arc<Mutex<Vec<BudgetAlert>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -43,7 +43,12 @@ fn global_child() {
 fn the_guard_flushes_the_global_monitor_at_exit() {
     let tmp = tempfile::tempdir().unwrap();
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "global_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "global_monitor::global_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, tmp.path())
         .status()
         .unwrap();

@@ -1,0 +1,274 @@
+//! The two CSV exports, written with the `csv` crate (RFC 4180 quoting,
+//! `\n` line ends). Each export's columns are the fields of one row struct:
+//! the header is read from that struct, so header and rows cannot drift.
+//!
+//! `bom` puts a UTF-8 byte order mark first: Excel then reads the file as
+//! UTF-8 and shows Chinese names right; most other tools do not want one.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::money::Currency;
+use crate::pricing::PricingTable;
+use crate::query::main_currency;
+use crate::record::UsageRecord;
+use crate::rollups::Rollups;
+use crate::storage::dayfile;
+use crate::zone::Zone;
+
+/// The UTF-8 byte order mark.
+const BOM: &str = "\u{feff}";
+
+/// One row of the daily export: one day × model × function in one currency.
+///
+/// `Deserialize` is only derived so the header can be read from the type.
+#[derive(Serialize, Deserialize)]
+struct DailyRow<'a> {
+    date: &'a str,
+    model: &'a str,
+    display_name: &'a str,
+    function: &'a str,
+    calls: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    total_tokens: u64,
+    /// Exact decimal (`Money`'s display), never a float.
+    cost: String,
+    currency: Currency,
+}
+
+/// One row of the records export: one stored record.
+///
+/// `Deserialize` is only derived so the header can be read from the type.
+#[derive(Serialize, Deserialize)]
+struct RecordRow<'a> {
+    /// Epoch seconds, three decimals.
+    timestamp: String,
+    /// `YYYY-MM-DD HH:MM:SS` in the monitor's zone.
+    local_time: String,
+    user_id: &'a str,
+    anchor_id: &'a str,
+    session_id: &'a str,
+    model: &'a str,
+    function: &'a str,
+    input_tokens: u64,
+    output_tokens: u64,
+    total_tokens: u64,
+    cached_input_tokens: u64,
+    reasoning_tokens: u64,
+    /// Exact decimal (`Money`'s display), never a float.
+    cost: String,
+    /// The record's currency, else the model's, else CNY.
+    currency: Currency,
+    /// Milliseconds, one decimal.
+    duration_ms: String,
+    success: bool,
+    error_msg: &'a str,
+    request_id: &'a str,
+    /// Tags joined with `;`.
+    tags: String,
+}
+
+/// Columns of the daily CSV export
+/// ([`UsageMonitor::export_csv`](crate::UsageMonitor::export_csv)).
+pub fn daily_csv_header() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<DailyRow<'static>>()
+}
+
+/// Columns of the records CSV export
+/// ([`UsageMonitor::export_records_csv`](crate::UsageMonitor::export_records_csv)).
+pub fn records_csv_header() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<RecordRow<'static>>()
+}
+
+/// A CSV writer into memory, header written, optionally after a BOM.
+fn writer(header: &[&str], bom: bool) -> Result<csv::Writer<Vec<u8>>> {
+    let start = if bom {
+        BOM.as_bytes().to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(start);
+    w.write_record(header).map_err(csv_error)?;
+    Ok(w)
+}
+
+/// The bytes written so far.
+fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+    w.into_inner().map_err(|e| csv_error(e.into_error().into()))
+}
+
+/// Writing into memory only fails on a row the format cannot hold (a bug).
+fn csv_error(e: csv::Error) -> Error {
+    Error::Config {
+        setting: "report",
+        message: format!("cannot write the CSV export: {e}"),
+    }
+}
+
+/// One CSV row per day × model × function of the days `from..=to`
+/// (columns [`daily_csv_header`]). A group with costs in several
+/// currencies (explicit costs only) gets one extra row per other
+/// currency with zero calls and tokens, so column sums stay right and
+/// currencies are never added.
+pub fn daily_csv(
+    rollups: &Rollups,
+    pricing: &PricingTable,
+    reporting: Currency,
+    from: NaiveDate,
+    to: NaiveDate,
+    bom: bool,
+) -> Result<Vec<u8>> {
+    let mut w = writer(daily_csv_header(), bom)?;
+    for (date, day) in rollups.days.range(from..=to) {
+        let date = date.format("%Y-%m-%d").to_string();
+        let mut groups: Vec<_> = day
+            .by_function_model
+            .iter()
+            .flat_map(|(f, models)| models.iter().map(move |(m, g)| (m, f, g)))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        for (model, function, g) in groups {
+            let display = pricing.display_name(model);
+            let main = main_currency(&g.cost, reporting);
+            let mut row = DailyRow {
+                date: &date,
+                model,
+                display_name: &display,
+                function,
+                calls: g.calls,
+                input_tokens: g.input_tokens,
+                output_tokens: g.output_tokens,
+                total_tokens: g.total_tokens,
+                cost: g.cost.get(main).to_string(),
+                currency: main,
+            };
+            w.serialize(&row).map_err(csv_error)?;
+            for (c, m) in g.cost.others(main) {
+                row.calls = 0;
+                row.input_tokens = 0;
+                row.output_tokens = 0;
+                row.total_tokens = 0;
+                row.cost = m.to_string();
+                row.currency = c;
+                w.serialize(&row).map_err(csv_error)?;
+            }
+        }
+    }
+    finish(w)
+}
+
+/// The raw records of the local days `from..=to`, read from the day
+/// files of `dir`, as CSV (columns [`records_csv_header`]); local times
+/// in `zone`; records without a currency (the seed's) are CNY.
+pub fn records_csv(
+    dir: &Path,
+    zone: &Zone,
+    from: NaiveDate,
+    to: NaiveDate,
+    bom: bool,
+) -> Result<Vec<u8>> {
+    if from > to {
+        return Err(Error::InvalidArgument {
+            argument: "from",
+            message: format!("{from} is after {to}"),
+        });
+    }
+    let files: Vec<(NaiveDate, PathBuf)> = dayfile::list_day_files(dir)?
+        .into_iter()
+        .filter(|(d, _)| *d >= from && *d <= to)
+        .collect();
+    let mut w = writer(records_csv_header(), bom)?;
+    for (_, file) in files {
+        let mut records: Vec<UsageRecord> = Vec::new();
+        dayfile::read_day_file(&file, |r| records.push(r))?;
+        records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        for r in &records {
+            // No `currency`: a seed record, always CNY (see `stored_currency`).
+            let currency = r.currency.unwrap_or(Currency::CNY);
+            w.serialize(RecordRow {
+                timestamp: format!("{:.3}", r.timestamp),
+                local_time: zone
+                    .local(r.timestamp)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                user_id: r.user_id.as_deref().unwrap_or_default(),
+                anchor_id: r.anchor_id.as_deref().unwrap_or_default(),
+                session_id: r.session_id.as_deref().unwrap_or_default(),
+                model: &r.model,
+                function: &r.function,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                total_tokens: r.total_tokens,
+                cached_input_tokens: r.cached_input_tokens,
+                reasoning_tokens: r.reasoning_tokens,
+                cost: r.cost.to_string(),
+                currency,
+                duration_ms: format!("{:.1}", r.duration_ms),
+                success: r.success,
+                error_msg: r.error_msg.as_deref().unwrap_or_default(),
+                request_id: r.request_id.as_deref().unwrap_or_default(),
+                tags: r.tags.join(";"),
+            })
+            .map_err(csv_error)?;
+        }
+    }
+    finish(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_the_row_fields_in_order() {
+        assert_eq!(
+            daily_csv_header().join(","),
+            "date,model,display_name,function,calls,input_tokens,output_tokens,\
+             total_tokens,cost,currency"
+        );
+        assert_eq!(
+            records_csv_header().join(","),
+            "timestamp,local_time,user_id,anchor_id,session_id,model,function,\
+             input_tokens,output_tokens,total_tokens,cached_input_tokens,\
+             reasoning_tokens,cost,currency,duration_ms,success,error_msg,\
+             request_id,tags"
+        );
+    }
+
+    /// A field added to the stored record must reach the records export,
+    /// or be named here as deliberately left out.
+    #[test]
+    fn records_export_covers_every_record_field() {
+        let not_exported = ["priced"];
+        let header = records_csv_header();
+        let record_fields = serde_aux::serde_introspection::serde_introspect::<UsageRecord>();
+        for field in record_fields {
+            assert!(
+                header.contains(field) || not_exported.contains(field),
+                "UsageRecord::{field} is missing from the records CSV export"
+            );
+        }
+    }
+
+    #[test]
+    fn bom_comes_first_and_quoting_follows_rfc_4180() {
+        let mut w = writer(&["a", "b", "c"], true).unwrap();
+        w.write_record(["x", "y,z", ""]).unwrap();
+        w.write_record(["say \"hi\"", "two\nlines", "实时分析"])
+            .unwrap();
+        let text = String::from_utf8(finish(w).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "\u{feff}a,b,c\nx,\"y,z\",\n\"say \"\"hi\"\"\",\"two\nlines\",实时分析\n"
+        );
+        let plain = finish(writer(&["a"], false).unwrap()).unwrap();
+        assert_eq!(plain, b"a\n");
+    }
+}
