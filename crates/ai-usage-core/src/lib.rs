@@ -56,7 +56,7 @@ pub use monitor::{
 
 // Records: what a caller records and what is written.
 pub use record::usage::{TokenUsage, UsageSource};
-pub use record::{UsageEvent, UsageRecord};
+pub use record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
 
 // Money and pricing.
 pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};

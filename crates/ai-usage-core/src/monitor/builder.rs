@@ -63,6 +63,8 @@ pub struct MonitorBuilder {
     exchange_rates: Vec<(Currency, i64)>,
     summary_group_limit: usize,
     follow: Option<Duration>,
+    /// The writer's system calls (fault-injection tests replace them).
+    file_io: Option<Arc<dyn crate::storage::writer::FileIo>>,
 }
 
 impl Default for MonitorBuilder {
@@ -82,6 +84,7 @@ impl Default for MonitorBuilder {
             exchange_rates: Vec::new(),
             summary_group_limit: 1000,
             follow: None,
+            file_io: None,
         }
     }
 }
@@ -179,6 +182,13 @@ impl MonitorBuilder {
         self
     }
 
+    /// Replaces the writer's system calls (fault-injection tests).
+    #[cfg(test)]
+    pub(crate) fn file_io(mut self, io: Arc<dyn crate::storage::writer::FileIo>) -> Self {
+        self.file_io = Some(io);
+        self
+    }
+
     /// The settings of the monitor, resolved once: explicit values, else
     /// the environment (`AI_USAGE_DIR`, `AI_USAGE_TZ`), else defaults.
     /// `zone` is resolved by [`MonitorBuilder::resolve_zone`] (the one step
@@ -267,6 +277,9 @@ impl MonitorBuilder {
         wc.queue_capacity = self.queue_capacity;
         wc.queue_policy = self.queue_policy;
         wc.own_writes = follow.as_ref().map(|(_, f)| Arc::clone(&f.own));
+        if let Some(io) = self.file_io {
+            wc.io = io;
+        }
         let writer = Writer::start(wc)?;
         Ok(UsageMonitor::assemble(Parts {
             config,
