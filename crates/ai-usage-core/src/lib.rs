@@ -42,9 +42,9 @@ pub mod demo;
 /// line in the records directory, read and parsed exactly as a replay does.
 pub mod dayfile {
     pub use crate::storage::dayfile::{
-        day_file_name, day_file_path, list_day_files, parse_day_file_name, parse_lines,
-        parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX, DEFAULT_DIR,
-        DIR_ENV,
+        day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
+        parse_lines, parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
+        DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
     };
 }
 

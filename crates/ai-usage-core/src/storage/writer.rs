@@ -749,11 +749,16 @@ impl WriterThread {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true).read(true);
+        #[cfg(unix)]
+        {
+            // Never append through a symbolic link, nor hang on a FIFO.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let file = options.open(path)?;
+        dayfile::check_regular(&file)?;
         file.lock()?;
         let repaired = terminate_torn_line(&*self.config.io, &file);
         file.unlock()?;
