@@ -74,7 +74,10 @@ pub use query::{
     FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard, MonthForecast, RankBy,
     RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
 };
-pub use rollups::GroupStats;
+pub use rollups::{
+    GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY, MAX_NAMES_PER_HOUR,
+    MAX_SESSIONS, OTHER_GROUP,
+};
 
 // Budgets and their file.
 pub use budget::{

@@ -31,13 +31,19 @@ fn an_acknowledged_record_is_in_the_file_on_return() {
     for i in 0..20 {
         let id = format!("ack-{i}");
         let r = m
-            .record_durable(&UsageEvent::new("qwen-plus", "问答").tokens(10, 1).request_id(&id))
+            .record_durable(
+                &UsageEvent::new("qwen-plus", "问答")
+                    .tokens(10, 1)
+                    .request_id(&id),
+            )
             .unwrap();
         assert_eq!(r.request_id.as_deref(), Some(id.as_str()));
         // Read straight away: no flush, no wait.
         let on_disk = read_all(tmp.path());
         assert!(
-            on_disk.iter().any(|r| r.request_id.as_deref() == Some(id.as_str())),
+            on_disk
+                .iter()
+                .any(|r| r.request_id.as_deref() == Some(id.as_str())),
             "{id} not on disk at return"
         );
         assert_eq!(on_disk.len(), i + 1);
@@ -54,7 +60,11 @@ fn a_batch_is_durable_on_return() {
     let ids: Vec<String> = (0..300).map(|i| format!("batch-{i}")).collect();
     let events: Vec<UsageEvent<'_>> = ids
         .iter()
-        .map(|id| UsageEvent::new("qwen-plus", "问答").tokens(1, 1).request_id(id))
+        .map(|id| {
+            UsageEvent::new("qwen-plus", "问答")
+                .tokens(1, 1)
+                .request_id(id)
+        })
         .collect();
     let records = m.record_batch_durable(&events).unwrap();
     assert_eq!(records.len(), 300);
@@ -104,7 +114,11 @@ fn try_record_queues_without_waiting() {
     let tmp = tempfile::tempdir().unwrap();
     let m = monitor(tmp.path());
     let r = m
-        .try_record(&UsageEvent::new("qwen-plus", "问答").tokens(5, 5).request_id("try-1"))
+        .try_record(
+            &UsageEvent::new("qwen-plus", "问答")
+                .tokens(5, 5)
+                .request_id("try-1"),
+        )
         .unwrap();
     assert_eq!(r.total_tokens, 10);
     m.flush().unwrap();

@@ -51,7 +51,9 @@ fn tmpfs_full_then_freed_every_record_exactly_once() {
     const N: u64 = 600;
     let tmp = tempfile::tempdir().unwrap();
     let Some(fs) = Tmpfs::mount(&tmp.path().join("mnt"), "256k") else {
-        println!("skipped: needs root and a permitted `mount -t tmpfs` (see the injected-fault test)");
+        println!(
+            "skipped: needs root and a permitted `mount -t tmpfs` (see the injected-fault test)"
+        );
         return;
     };
     // Leave about 56 KiB free: the ~170 KB of records cannot fit until the
@@ -90,17 +92,27 @@ fn tmpfs_full_then_freed_every_record_exactly_once() {
     }
     assert!(flushed, "the writer recovered once space was freed");
     let w = m.health().writer.unwrap();
-    println!("truncations {} write_errors {}", w.truncations, w.write_errors);
+    println!(
+        "truncations {} write_errors {}",
+        w.truncations, w.write_errors
+    );
     assert_eq!(w.written, N);
 
     let (records, stats) = read_all(&dir);
-    assert_eq!((stats.skipped_lines, stats.torn_tail), (0, 0), "no torn line");
+    assert_eq!(
+        (stats.skipped_lines, stats.torn_tail),
+        (0, 0),
+        "no torn line"
+    );
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
     for r in &records {
         *counts.entry(r.request_id.as_deref().unwrap()).or_default() += 1;
     }
     assert_eq!(counts.len() as u64, N);
-    assert!(counts.values().all(|&c| c == 1), "a record was written twice");
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "a record was written twice"
+    );
 
     let date = zone.date_of(now);
     let live = m.get_summary_for_date(date);
@@ -112,7 +124,11 @@ fn tmpfs_full_then_freed_every_record_exactly_once() {
         .unwrap();
     let again = restarted.get_summary_for_date(date);
     assert_eq!(
-        (again.total_calls, again.total_input_tokens, again.total_cost),
+        (
+            again.total_calls,
+            again.total_input_tokens,
+            again.total_cost
+        ),
         (live.total_calls, live.total_input_tokens, live.total_cost)
     );
     drop(restarted);

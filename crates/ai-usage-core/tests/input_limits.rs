@@ -56,7 +56,10 @@ fn each_limit_is_refused_naming_the_field_and_nothing_is_written() {
         assert!(ev.validate().unwrap_err().to_string().contains(field));
         let e = m.record_durable(ev).unwrap_err();
         assert_eq!(field_of(&e), *field, "{e}");
-        assert!(e.to_string().contains(field), "message names the field: {e}");
+        assert!(
+            e.to_string().contains(field),
+            "message names the field: {e}"
+        );
         let e = m.try_record(ev).unwrap_err();
         assert_eq!(field_of(&e), *field);
         // A batch with one bad event records none of them.
@@ -90,7 +93,11 @@ fn record_clamps_counts_and_keeps_totals_finite() {
         assert_eq!(r.input_tokens, MAX_TOKENS_PER_CALL);
         assert_eq!(r.duration_ms, MAX_DURATION_MS);
     }
-    m.record(&UsageEvent::new("qwen-plus", "问答").duration_ms(f64::NAN).at(now));
+    m.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .duration_ms(f64::NAN)
+            .at(now),
+    );
     assert_eq!(m.health().clamped_records, 4);
     let s = m.get_summary_for_date(m.zone().date_of(now));
     assert_eq!(s.total_input_tokens, 3 * MAX_TOKENS_PER_CALL);

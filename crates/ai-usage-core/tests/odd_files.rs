@@ -114,8 +114,10 @@ fn huge_line_is_skipped_and_counted() {
     // A 2 MiB line that would even parse as a record.
     let padding = "x".repeat(2 << 20);
     data.extend_from_slice(
-        format!("{{\"timestamp\": 1767225600.5, \"model\": \"m\", \"error_msg\": \"{padding}\"}}\n")
-            .as_bytes(),
+        format!(
+            "{{\"timestamp\": 1767225600.5, \"model\": \"m\", \"error_msg\": \"{padding}\"}}\n"
+        )
+        .as_bytes(),
     );
     data.extend_from_slice(GOOD.as_bytes());
     std::fs::write(&path, data).unwrap();
@@ -187,8 +189,11 @@ fn the_writer_never_appends_through_a_symlink() {
     let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
     let victim = tmp.path().join("victim.txt");
     std::fs::write(&victim, "keep me\n").unwrap();
-    std::os::unix::fs::symlink(&victim, dayfile::day_file_path(tmp.path(), zone.date_of(now)))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        &victim,
+        dayfile::day_file_path(tmp.path(), zone.date_of(now)),
+    )
+    .unwrap();
     let m = UsageMonitor::builder()
         .dir(tmp.path())
         .timezone(zone)

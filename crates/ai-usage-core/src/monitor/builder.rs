@@ -35,7 +35,7 @@ pub struct MonitorConfig {
     /// reporting currency per one unit of the other (e.g. USD → 7.1 CNY is
     /// `7_100_000`).
     pub exchange_rates: Vec<(Currency, i64)>,
-    /// Most users / anchors listed in a summary (0 = all).
+    /// Most models / functions / users / anchors listed in a summary (0 = all).
     pub summary_group_limit: usize,
 }
 
@@ -165,7 +165,7 @@ impl MonitorBuilder {
         self
     }
 
-    /// Most users and anchors listed in a summary, the biggest by tokens
+    /// Most models, functions, users and anchors listed in a summary, the biggest by tokens
     /// (default 1,000; 0 lists all). Counts and totals always cover all.
     pub fn summary_group_limit(mut self, limit: usize) -> Self {
         self.summary_group_limit = limit;

@@ -131,6 +131,9 @@ pub struct MonitorHealth {
     pub records_in_memory: u64,
     /// Records whose out-of-range values [`UsageMonitor::record`] clamped.
     pub clamped_records: u64,
+    /// Groups and sessions the rollups hold (bounded per day; see the
+    /// README's durability section for what a flood of ids costs).
+    pub rollup_groups: u64,
 }
 
 impl UsageMonitor {
@@ -400,6 +403,10 @@ impl UsageMonitor {
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
         let writer = self.writer.as_ref().map(Writer::health);
+        let (records_in_memory, rollup_groups) = {
+            let r = self.rollups();
+            (r.record_count(), r.group_count() as u64)
+        };
         let ok = writer
             .as_ref()
             .is_some_and(|w| w.running && (w.last_error.is_none() || w.pending() == 0));
@@ -410,7 +417,8 @@ impl UsageMonitor {
             writer_disabled: self.writer_error.clone(),
             replay: self.replay.clone(),
             replay_ms: self.replay_time.as_millis() as u64,
-            records_in_memory: self.rollups().record_count(),
+            records_in_memory,
+            rollup_groups,
             clamped_records: self.clamped.load(Ordering::Relaxed),
         }
     }

@@ -216,7 +216,9 @@ pub fn parse_lines_at(
         if end > MAX_LINE_BYTES {
             stats.long_lines += 1;
             stats.skipped_lines += 1;
-            first_bad.get_or_insert_with(|| (line_no, format!("line longer than {MAX_LINE_BYTES} bytes")));
+            first_bad.get_or_insert_with(|| {
+                (line_no, format!("line longer than {MAX_LINE_BYTES} bytes"))
+            });
             continue;
         }
         let line = trim_ascii(&rest[..end]);

@@ -635,8 +635,8 @@ impl WriterThread {
                     // rather than hang the program's exit.
                     shutdown_rounds += 1;
                     if shutdown_rounds >= 40 {
-                        let lost = self.pending_records.values().sum::<u64>()
-                            + q.items.len() as u64;
+                        let lost =
+                            self.pending_records.values().sum::<u64>() + q.items.len() as u64;
                         tracing::error!(
                             lost,
                             "usage writer stopping with records it could not write"

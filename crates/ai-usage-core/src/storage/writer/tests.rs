@@ -82,7 +82,12 @@ impl FileIo for SmallDisk {
     }
 }
 
-fn monitor(dir: &Path, disk: &Arc<SmallDisk>, capacity: usize, policy: QueuePolicy) -> UsageMonitor {
+fn monitor(
+    dir: &Path,
+    disk: &Arc<SmallDisk>,
+    capacity: usize,
+    policy: QueuePolicy,
+) -> UsageMonitor {
     UsageMonitor::builder()
         .dir(dir)
         .timezone("+08:00".parse().unwrap())
@@ -158,7 +163,11 @@ fn full_disk_round(fail_truncate: bool) {
     assert!(
         counts.values().all(|&c| c == 1),
         "no record twice: {:?}",
-        counts.iter().filter(|(_, &c)| c > 1).take(5).collect::<Vec<_>>()
+        counts
+            .iter()
+            .filter(|(_, &c)| c > 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
     assert_eq!(stats.torn_tail, 0);
     if fail_truncate {
@@ -181,7 +190,11 @@ fn full_disk_round(fail_truncate: bool) {
     let again = restarted.get_summary_for_date(day);
     assert_eq!(again.total_calls, N);
     assert_eq!(
-        (again.total_calls, again.total_input_tokens, again.total_cost),
+        (
+            again.total_calls,
+            again.total_input_tokens,
+            again.total_cost
+        ),
         (live.total_calls, live.total_input_tokens, live.total_cost)
     );
 }
@@ -219,7 +232,10 @@ fn blocking_queue_stays_bounded_while_the_disk_is_full() {
     let w = m.health().writer.unwrap();
     assert!(w.in_memory <= CAP as u64, "{w:?}");
     assert!(w.pending() <= CAP as u64, "{w:?}");
-    assert!(w.enqueued < N, "the recorder is blocked, not buffering: {w:?}");
+    assert!(
+        w.enqueued < N,
+        "the recorder is blocked, not buffering: {w:?}"
+    );
     // try_record refuses at once and counts nothing.
     let before = m.get_summary_for_date(day).total_calls;
     let err = m
