@@ -132,7 +132,9 @@ impl MonitorBuilder {
         self
     }
 
-    /// Queue capacity in records (default 65,536).
+    /// Queue capacity in records (default 65,536): the most records accepted
+    /// but not yet on disk, also while the disk fails. A full queue makes
+    /// `record` wait (`QueuePolicy::Block`) or drop and count.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
         self
