@@ -36,6 +36,16 @@ pub enum Error {
     /// Records could not be written to disk (the writer keeps retrying).
     #[error("usage records not yet on disk: {0}")]
     NotDurable(String),
+    /// The writer's queue is full and the call would have to wait (see
+    /// [`crate::UsageMonitor::try_record`]); nothing was counted.
+    #[error("the usage queue is full ({capacity} records not yet on disk); try again later")]
+    QueueFull {
+        /// The queue capacity.
+        capacity: usize,
+    },
+    /// A recorded value is out of range (names the field); nothing was counted.
+    #[error(transparent)]
+    InvalidRecord(#[from] crate::record::RecordError),
     /// Reading a day file at start-up panicked (a bug); its records were
     /// not counted, so the monitor refuses to start rather than under-count.
     #[error("replaying {path} panicked: {message}")]

@@ -44,9 +44,9 @@ pub mod demo;
 /// line in the records directory, read and parsed exactly as a replay does.
 pub mod dayfile {
     pub use crate::storage::dayfile::{
-        day_file_name, day_file_path, list_day_files, parse_day_file_name, parse_lines,
-        parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX, DEFAULT_DIR,
-        DIR_ENV,
+        day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
+        parse_lines, parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
+        DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
     };
 }
 
@@ -58,7 +58,7 @@ pub use monitor::{
 
 // Records: what a caller records and what is written.
 pub use record::usage::{TokenUsage, UsageSource};
-pub use record::{UsageEvent, UsageRecord};
+pub use record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
 
 // How function names are shown by the API.
 pub use function_names::{FunctionNames, FUNCTION_NAMES_ENV};
@@ -79,7 +79,10 @@ pub use query::{
     FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard, MonthForecast, RankBy,
     RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
 };
-pub use rollups::GroupStats;
+pub use rollups::{
+    GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY, MAX_NAMES_PER_HOUR,
+    MAX_SESSIONS, OTHER_GROUP,
+};
 
 // Budgets and their file.
 pub use budget::{

@@ -36,7 +36,7 @@ pub struct MonitorConfig {
     /// reporting currency per one unit of the other (e.g. USD → 7.1 CNY is
     /// `7_100_000`).
     pub exchange_rates: Vec<(Currency, i64)>,
-    /// Most users / anchors listed in a summary (0 = all).
+    /// Most models / functions / users / anchors listed in a summary (0 = all).
     pub summary_group_limit: usize,
     /// How function names are shown in the API's `by_function` groups.
     pub function_names: FunctionNames,
@@ -68,6 +68,8 @@ pub struct MonitorBuilder {
     follow: Option<Duration>,
     function_names: FunctionNames,
     function_names_file: Option<PathBuf>,
+    /// The writer's system calls (fault-injection tests replace them).
+    file_io: Option<Arc<dyn crate::storage::writer::FileIo>>,
 }
 
 impl Default for MonitorBuilder {
@@ -89,6 +91,7 @@ impl Default for MonitorBuilder {
             follow: None,
             function_names: FunctionNames::default(),
             function_names_file: None,
+            file_io: None,
         }
     }
 }
@@ -136,7 +139,9 @@ impl MonitorBuilder {
         self
     }
 
-    /// Queue capacity in records (default 65,536).
+    /// Queue capacity in records (default 65,536): the most records accepted
+    /// but not yet on disk, also while the disk fails. A full queue makes
+    /// `record` wait (`QueuePolicy::Block`) or drop and count.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
         self
@@ -169,7 +174,7 @@ impl MonitorBuilder {
         self
     }
 
-    /// Most users and anchors listed in a summary, the biggest by tokens
+    /// Most models, functions, users and anchors listed in a summary, the biggest by tokens
     /// (default 1,000; 0 lists all). Counts and totals always cover all.
     pub fn summary_group_limit(mut self, limit: usize) -> Self {
         self.summary_group_limit = limit;
@@ -204,6 +209,13 @@ impl MonitorBuilder {
     /// the recording app; [`UsageMonitor::refresh`] looks at once.
     pub fn follow(mut self, interval: Duration) -> Self {
         self.follow = Some(interval);
+        self
+    }
+
+    /// Replaces the writer's system calls (fault-injection tests).
+    #[cfg(test)]
+    pub(crate) fn file_io(mut self, io: Arc<dyn crate::storage::writer::FileIo>) -> Self {
+        self.file_io = Some(io);
         self
     }
 
@@ -309,6 +321,9 @@ impl MonitorBuilder {
         wc.queue_capacity = self.queue_capacity;
         wc.queue_policy = self.queue_policy;
         wc.own_writes = follow.as_ref().map(|(_, f)| Arc::clone(&f.own));
+        if let Some(io) = self.file_io {
+            wc.io = io;
+        }
         let writer = Writer::start(wc)?;
         Ok(UsageMonitor::assemble(Parts {
             config,

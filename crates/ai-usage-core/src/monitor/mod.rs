@@ -17,6 +17,7 @@ mod queries;
 mod reports;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::money::Currency;
 use crate::pricing::PricingTable;
 use crate::query::RankCache;
-use crate::record::{UsageEvent, UsageRecord};
+use crate::record::{UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
 use crate::rollups::Rollups;
 use crate::storage::dayfile::ReadStats;
 use crate::storage::follow::Follower;
@@ -67,6 +68,8 @@ pub struct UsageMonitor {
     follow: Mutex<Option<FollowTask>>,
     replay: ReadStats,
     replay_time: Duration,
+    /// Records whose out-of-range values `record` clamped.
+    clamped: AtomicU64,
 }
 
 /// The counting state of a monitor. Lock order everywhere: `rollups`, then
@@ -126,6 +129,11 @@ pub struct MonitorHealth {
     pub replay_ms: u64,
     /// Records currently in the rollups.
     pub records_in_memory: u64,
+    /// Records whose out-of-range values [`UsageMonitor::record`] clamped.
+    pub clamped_records: u64,
+    /// Groups and sessions the rollups hold (bounded per day; see the
+    /// README's durability section for what a flood of ids costs).
+    pub rollup_groups: u64,
 }
 
 impl UsageMonitor {
@@ -155,6 +163,7 @@ impl UsageMonitor {
             follow: Mutex::new(follow),
             replay: parts.replay,
             replay_time: parts.replay_time,
+            clamped: AtomicU64::new(0),
         }
     }
 
@@ -168,9 +177,125 @@ impl UsageMonitor {
     ///
     /// Never panics and never returns an error; never waits on disk (only on a
     /// full queue, under the default lossless policy). Bad values are
-    /// sanitised and logged: an empty model becomes `"unknown"`, a negative or
-    /// non-finite duration 0.
+    /// sanitised, counted (`clamped_records` in [`UsageMonitor::health`]) and
+    /// logged: an empty model becomes `"unknown"`; a token count above
+    /// [`MAX_TOKENS_PER_CALL`](crate::MAX_TOKENS_PER_CALL) is clamped to it; a
+    /// NaN, infinite or negative duration becomes 0 and one above
+    /// [`MAX_DURATION_MS`](crate::MAX_DURATION_MS) that limit; a bad
+    /// timestamp becomes now. Use [`UsageMonitor::record_durable`] or
+    /// [`UsageMonitor::try_record`] to have such input refused instead.
     pub fn record(&self, ev: &UsageEvent<'_>) -> UsageRecord {
+        if let Err(e) = ev.validate() {
+            let n = self.clamped.fetch_add(1, Ordering::Relaxed);
+            // The 1st, 2nd, 4th, 8th, … bad record is logged, never a flood.
+            if n.is_power_of_two() || n == 0 {
+                tracing::warn!(error = %e, model = ev.model, clamped = n + 1, "out-of-range usage values clamped");
+            }
+        }
+        let (record, currency, priced) = self.build_record(ev);
+        let date = {
+            let mut rollups = self.shared.rollups.lock();
+            self.shared.count(&mut rollups, &record, currency, priced)
+        };
+        self.shared.after_count(&[(&record, currency, priced)]);
+        if let Some(w) = &self.writer {
+            w.submit(date, &record);
+        }
+        record
+    }
+
+    /// Records one AI call like [`UsageMonitor::record`], but refuses bad
+    /// values ([`Error::InvalidRecord`], nothing counted) and returns only
+    /// once the record is written and fsynced. Callers waiting together
+    /// share one fsync (group commit).
+    ///
+    /// Waits for room in a full queue under [`QueuePolicy::Block`](crate::QueuePolicy);
+    /// under `DropNewest` a full queue is [`Error::QueueFull`] (nothing
+    /// counted). [`Error::NotDurable`] means the disk failed: the record is
+    /// counted and stays queued, and is written once the disk recovers (a
+    /// client that retries should send the same `request_id`).
+    pub fn record_durable(&self, ev: &UsageEvent<'_>) -> Result<UsageRecord> {
+        let mut records = self.record_batch_durable(std::slice::from_ref(ev))?;
+        records.pop().ok_or(Error::WriterStopped)
+    }
+
+    /// [`UsageMonitor::record_durable`] for many events: all are validated
+    /// before any is counted, then all are written with as few syncs as
+    /// possible; returns once the last one is durable.
+    pub fn record_batch_durable(&self, events: &[UsageEvent<'_>]) -> Result<Vec<UsageRecord>> {
+        for ev in events {
+            ev.validate()?;
+        }
+        let w = self.writer_or_err()?;
+        let mut out = Vec::with_capacity(events.len());
+        let mut last_seq = 0;
+        for chunk in events.chunks(w.capacity()) {
+            let mut places = w.reserve(chunk.len(), true)?;
+            for seq in self.count_and_queue(chunk, &mut places, &mut out) {
+                last_seq = seq;
+            }
+        }
+        if last_seq > 0 {
+            w.wait_durable(last_seq)?;
+        }
+        Ok(out)
+    }
+
+    /// Records one AI call without ever waiting: refuses bad values
+    /// ([`Error::InvalidRecord`]) and a full queue ([`Error::QueueFull`], e.g.
+    /// while the disk fails) before counting anything. Does not wait for the
+    /// disk either (see [`UsageMonitor::record_durable`]).
+    pub fn try_record(&self, ev: &UsageEvent<'_>) -> Result<UsageRecord> {
+        ev.validate()?;
+        let w = self.writer_or_err()?;
+        let mut places = w.reserve(1, false)?;
+        let mut out = Vec::with_capacity(1);
+        self.count_and_queue(std::slice::from_ref(ev), &mut places, &mut out);
+        out.pop().ok_or(Error::WriterStopped)
+    }
+
+    fn writer_or_err(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or_else(|| {
+            Error::NotDurable(
+                self.writer_error
+                    .clone()
+                    .unwrap_or_else(|| "no writer".into()),
+            )
+        })
+    }
+
+    /// Counts valid events and queues them in reserved places; returns their
+    /// sequence numbers and pushes the records to `out`.
+    fn count_and_queue(
+        &self,
+        events: &[UsageEvent<'_>],
+        places: &mut crate::storage::writer::Reservation<'_>,
+        out: &mut Vec<UsageRecord>,
+    ) -> Vec<u64> {
+        let built: Vec<(UsageRecord, Currency, bool)> =
+            events.iter().map(|ev| self.build_record(ev)).collect();
+        let dates: Vec<NaiveDate> = {
+            let mut rollups = self.shared.rollups.lock();
+            built
+                .iter()
+                .map(|(r, c, p)| self.shared.count(&mut rollups, r, *c, *p))
+                .collect()
+        };
+        let calls: Vec<(&UsageRecord, Currency, bool)> =
+            built.iter().map(|(r, c, p)| (r, *c, *p)).collect();
+        self.shared.after_count(&calls);
+        let seqs = built
+            .iter()
+            .zip(&dates)
+            .filter_map(|((r, _, _), d)| places.submit(*d, r))
+            .collect();
+        out.extend(built.into_iter().map(|(r, _, _)| r));
+        seqs
+    }
+
+    /// Prices and stamps an event, clamping out-of-range values (see
+    /// [`UsageMonitor::record`]).
+    fn build_record(&self, ev: &UsageEvent<'_>) -> (UsageRecord, Currency, bool) {
         let timestamp = match ev.timestamp {
             Some(t) if t.is_finite() && t > 0.0 => t,
             _ => now_timestamp(),
@@ -180,6 +305,13 @@ impl UsageMonitor {
         } else {
             ev.model
         };
+        let mut usage = ev.usage;
+        let cap = |n: u64| n.min(MAX_TOKENS_PER_CALL);
+        usage.input_tokens = cap(usage.input_tokens);
+        usage.output_tokens = cap(usage.output_tokens);
+        usage.total_tokens = usage.total_tokens.map(cap);
+        usage.cached_input_tokens = cap(usage.cached_input_tokens);
+        usage.reasoning_tokens = cap(usage.reasoning_tokens);
         let (cost, currency, priced) = {
             let pricing = self.shared.pricing.read();
             match ev.cost {
@@ -191,19 +323,14 @@ impl UsageMonitor {
                     true,
                 ),
                 None => {
-                    let q = pricing.price(model, &ev.usage);
+                    let q = pricing.price(model, &usage);
                     (q.cost, q.currency, q.priced)
                 }
             }
         };
         let duration_ms = if ev.duration_ms.is_finite() && ev.duration_ms >= 0.0 {
-            ev.duration_ms
+            ev.duration_ms.min(MAX_DURATION_MS)
         } else {
-            tracing::warn!(
-                duration_ms = ev.duration_ms,
-                model,
-                "invalid duration recorded as 0"
-            );
             0.0
         };
         let record = UsageRecord {
@@ -215,29 +342,21 @@ impl UsageMonitor {
             session_id: ev.session_id.map(str::to_owned),
             model: model.to_owned(),
             function: ev.function.to_owned(),
-            input_tokens: ev.usage.input_tokens,
-            output_tokens: ev.usage.output_tokens,
-            total_tokens: ev.usage.total(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            total_tokens: usage.total(),
             cost,
             duration_ms: round_to(duration_ms, 1e3),
             success: ev.success,
             error_msg: ev.error_msg.map(str::to_owned),
-            cached_input_tokens: ev.usage.cached_input_tokens,
-            reasoning_tokens: ev.usage.reasoning_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
             currency: (currency != Currency::CNY).then_some(currency),
             priced: (!priced).then_some(false),
             request_id: ev.request_id.map(str::to_owned),
             tags: ev.tags.iter().map(|t| (*t).to_owned()).collect(),
         };
-        let date = {
-            let mut rollups = self.shared.rollups.lock();
-            self.shared.count(&mut rollups, &record, currency, priced)
-        };
-        self.shared.after_count(&[(&record, currency, priced)]);
-        if let Some(w) = &self.writer {
-            w.submit(date, &record);
-        }
-        record
+        (record, currency, priced)
     }
 
     /// Counts at once what other processes appended since the last look
@@ -284,6 +403,10 @@ impl UsageMonitor {
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
         let writer = self.writer.as_ref().map(Writer::health);
+        let (records_in_memory, rollup_groups) = {
+            let r = self.rollups();
+            (r.record_count(), r.group_count() as u64)
+        };
         let ok = writer
             .as_ref()
             .is_some_and(|w| w.running && (w.last_error.is_none() || w.pending() == 0));
@@ -294,7 +417,9 @@ impl UsageMonitor {
             writer_disabled: self.writer_error.clone(),
             replay: self.replay.clone(),
             replay_ms: self.replay_time.as_millis() as u64,
-            records_in_memory: self.rollups().record_count(),
+            records_in_memory,
+            rollup_groups,
+            clamped_records: self.clamped.load(Ordering::Relaxed),
         }
     }
 

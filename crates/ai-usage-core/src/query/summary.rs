@@ -127,9 +127,9 @@ pub struct UsageSummary {
     pub reasoning_tokens: u64,
     /// Calls of models without a price (cost 0).
     pub unpriced_calls: u64,
-    /// By model (with `display_name`).
+    /// By model (with `display_name`), limited like `by_user`.
     pub by_model: BTreeMap<String, GroupSummary>,
-    /// By function.
+    /// By function, limited like `by_user`.
     pub by_function: BTreeMap<String, GroupSummary>,
     /// By user (calls without a user are not listed). At most the
     /// monitor's group limit (default 1,000), the biggest by tokens.
@@ -140,8 +140,15 @@ pub struct UsageSummary {
     pub user_count: u64,
     /// Distinct anchors in the period.
     pub anchor_count: u64,
-    /// True when `by_user` or `by_anchor` lists only the biggest groups.
+    /// Distinct models in the period (may exceed `by_model.len()`).
+    pub model_count: u64,
+    /// Distinct functions in the period.
+    pub function_count: u64,
+    /// True when any group list shows only the biggest groups.
     pub groups_truncated: bool,
+    /// Groups left out per list (`by_model`, `by_function`, `by_user`,
+    /// `by_anchor`); only lists that were cut appear.
+    pub truncated: BTreeMap<&'static str, u64>,
 }
 
 impl UsageSummary {
@@ -162,8 +169,9 @@ impl UsageSummary {
                 .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
                 .collect()
         };
-        // Users can number in the tens of thousands a day: list the biggest
-        // (by tokens, like the seed's ranking) and say how many there are.
+        // Ids come from callers and can number in the tens of thousands a
+        // day: every list shows the biggest (by tokens, like the seed's
+        // ranking) and the summary says how many were left out.
         let limited = |m: &GroupMap| -> BTreeMap<String, GroupSummary> {
             if group_limit == 0 || m.len() <= group_limit {
                 return groups(m);
@@ -182,7 +190,18 @@ impl UsageSummary {
                 })
                 .collect()
         };
-        let mut by_model = groups(&b.by_model);
+        let mut truncated = BTreeMap::new();
+        for (name, m) in [
+            ("by_model", &b.by_model),
+            ("by_function", &b.by_function),
+            ("by_user", &b.by_user),
+            ("by_anchor", &b.by_anchor),
+        ] {
+            if group_limit > 0 && m.len() > group_limit {
+                truncated.insert(name, (m.len() - group_limit) as u64);
+            }
+        }
+        let mut by_model = limited(&b.by_model);
         for (model, g) in by_model.iter_mut() {
             g.display_name = Some(pricing.display_name(model));
         }
@@ -207,13 +226,15 @@ impl UsageSummary {
             reasoning_tokens: t.reasoning_tokens,
             unpriced_calls: t.unpriced_calls,
             by_model,
-            by_function: groups(&b.by_function),
+            by_function: limited(&b.by_function),
             by_user: limited(&b.by_user),
             by_anchor: limited(&b.by_anchor),
             user_count: b.by_user.len() as u64,
             anchor_count: b.by_anchor.len() as u64,
-            groups_truncated: group_limit > 0
-                && (b.by_user.len() > group_limit || b.by_anchor.len() > group_limit),
+            model_count: b.by_model.len() as u64,
+            function_count: b.by_function.len() as u64,
+            groups_truncated: !truncated.is_empty(),
+            truncated,
         }
     }
 }

@@ -74,6 +74,37 @@ pub struct UsageRecord {
     pub tags: Vec<String>,
 }
 
+/// Most tokens of any kind one call may report (10^12: far above any real
+/// call, low enough that a year of maximal calls cannot overflow a `u64` sum).
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000_000;
+/// Longest duration one call may report, in milliseconds (10^9 ms ≈ 11.6 days).
+pub const MAX_DURATION_MS: f64 = 1e9;
+
+/// Why an event cannot be recorded as given (names the field).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    /// A token count above [`MAX_TOKENS_PER_CALL`].
+    #[error("{field} is {value}, above the limit of {limit} per call")]
+    TooManyTokens {
+        /// The field, e.g. `input_tokens`.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A number that is NaN, infinite, negative or above its limit.
+    #[error("{field} must be a finite number from 0 to {limit}, got {value}")]
+    OutOfRange {
+        /// The field, e.g. `duration_ms`.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The largest value allowed.
+        limit: f64,
+    },
+}
+
 fn default_true() -> bool {
     true
 }
@@ -274,5 +305,47 @@ impl<'a> UsageEvent<'a> {
     pub fn at(mut self, timestamp: f64) -> Self {
         self.timestamp = Some(timestamp);
         self
+    }
+
+    /// Checks the input limits: every token count at most
+    /// [`MAX_TOKENS_PER_CALL`], `duration_ms` finite and in
+    /// `0..=`[`MAX_DURATION_MS`], a given `timestamp` finite and positive.
+    /// The first field out of range is named in the error.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let u = &self.usage;
+        let tokens = [
+            ("input_tokens", u.input_tokens),
+            ("output_tokens", u.output_tokens),
+            ("total_tokens", u.total_tokens.unwrap_or(0)),
+            ("cached_input_tokens", u.cached_input_tokens),
+            ("reasoning_tokens", u.reasoning_tokens),
+        ];
+        for (field, value) in tokens {
+            if value > MAX_TOKENS_PER_CALL {
+                return Err(RecordError::TooManyTokens {
+                    field,
+                    value,
+                    limit: MAX_TOKENS_PER_CALL,
+                });
+            }
+        }
+        let d = self.duration_ms;
+        if !(d.is_finite() && (0.0..=MAX_DURATION_MS).contains(&d)) {
+            return Err(RecordError::OutOfRange {
+                field: "duration_ms",
+                value: d,
+                limit: MAX_DURATION_MS,
+            });
+        }
+        if let Some(t) = self.timestamp {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(RecordError::OutOfRange {
+                    field: "timestamp",
+                    value: t,
+                    limit: f64::MAX,
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,29 @@
 //! per-model / function / user / anchor groups (plus function × model for
 //! savings and CSV), and each of its hours the same groups; sessions are kept
 //! across days.
+//!
+//! # Memory bounds
+//!
+//! Ids come from callers, so every map keyed by one is capped; an id that
+//! arrives once its map is full is counted under [`OTHER_GROUP`] instead, so
+//! totals stay exact and only the breakdown is coarser:
+//! - a day: at most [`MAX_IDS_PER_DAY`] users and as many anchors, and
+//!   [`MAX_NAMES_PER_DAY`] models, functions and function × model pairs each;
+//! - an hour: at most [`MAX_IDS_PER_HOUR`] users and anchors each and
+//!   [`MAX_NAMES_PER_HOUR`] models and functions each;
+//! - sessions (across days): at most [`MAX_SESSIONS`], each listing at most
+//!   [`MAX_NAMES_PER_HOUR`] models and functions.
+//!
+//! A group costs about 200 bytes (its key, ~120 bytes of counters, hash-table
+//! slack), a session about 400. A flood of unique ids therefore holds at most
+//! 2 × 100,000 + 3 × 10,000 + 24 × (2 × 2,000 + 2 × 1,000) = 374,000 groups
+//! (≈ 75 MB) for the day it hits, plus at most 100,000 sessions (≈ 40 MB)
+//! overall; [`Rollups::group_count`] gives the live figure. A budget on an id
+//! that only arrives after its day's map is full is not seen by that budget.
+//!
+//! Sums saturate, one way everywhere: token and call counters at `u64::MAX`,
+//! money at `i64::MAX` micro-units (see [`crate::Money`]); with the input
+//! limits per call (10^12 tokens) no real day comes near either.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +38,19 @@ use serde::Serialize;
 use crate::money::{Costs, Currency};
 use crate::record::UsageRecord;
 use crate::zone::Zone;
+
+/// The group that ids beyond a map's cap are counted in.
+pub const OTHER_GROUP: &str = "(other)";
+/// Most distinct users, and anchors, in one day.
+pub const MAX_IDS_PER_DAY: usize = 100_000;
+/// Most distinct models, functions, and function × model pairs, in one day.
+pub const MAX_NAMES_PER_DAY: usize = 10_000;
+/// Most distinct users, and anchors, in one hour.
+pub const MAX_IDS_PER_HOUR: usize = 2_000;
+/// Most distinct models, and functions, in one hour (and per session).
+pub const MAX_NAMES_PER_HOUR: usize = 1_000;
+/// Most sessions kept (across the retention window).
+pub const MAX_SESSIONS: usize = 100_000;
 
 /// Counters of one group (a model, a function, a user, a day, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -43,8 +79,8 @@ impl GroupStats {
     /// Counts one record.
     pub fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) {
         // Saturating: absurd token counts from a caller must never panic.
-        self.calls += 1;
-        self.successful_calls += r.success as u64;
+        self.calls = self.calls.saturating_add(1);
+        self.successful_calls = self.successful_calls.saturating_add(r.success as u64);
         self.input_tokens = self.input_tokens.saturating_add(r.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
         self.total_tokens = self.total_tokens.saturating_add(r.total_tokens);
@@ -52,14 +88,14 @@ impl GroupStats {
             .cached_input_tokens
             .saturating_add(r.cached_input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens);
-        self.unpriced_calls += (!priced) as u64;
+        self.unpriced_calls = self.unpriced_calls.saturating_add((!priced) as u64);
         self.cost.add(currency, r.cost);
     }
 
     /// Adds another group's counters.
     pub fn merge(&mut self, o: &GroupStats) {
-        self.calls += o.calls;
-        self.successful_calls += o.successful_calls;
+        self.calls = self.calls.saturating_add(o.calls);
+        self.successful_calls = self.successful_calls.saturating_add(o.successful_calls);
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
         self.total_tokens = self.total_tokens.saturating_add(o.total_tokens);
@@ -67,7 +103,7 @@ impl GroupStats {
             .cached_input_tokens
             .saturating_add(o.cached_input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
-        self.unpriced_calls += o.unpriced_calls;
+        self.unpriced_calls = self.unpriced_calls.saturating_add(o.unpriced_calls);
         self.cost.merge(&o.cost);
     }
 
@@ -161,8 +197,19 @@ impl DurationHistogram {
 /// A map from a group name to its counters.
 pub type GroupMap = FxHashMap<String, GroupStats>;
 
-fn group<'m>(map: &'m mut GroupMap, key: &str) -> &'m mut GroupStats {
-    slot(map, key, GroupStats::default)
+/// The group of `key`, or [`OTHER_GROUP`] when `key` is new and the map
+/// already holds `cap` groups.
+fn group<'m>(map: &'m mut GroupMap, key: &str, cap: usize) -> &'m mut GroupStats {
+    slot(map, capped_key(map, key, cap), GroupStats::default)
+}
+
+/// `key`, or [`OTHER_GROUP`] when `key` is new and `map` is full.
+fn capped_key<'k, V>(map: &FxHashMap<String, V>, key: &'k str, cap: usize) -> &'k str {
+    if map.len() >= cap && !map.contains_key(key) {
+        OTHER_GROUP
+    } else {
+        key
+    }
 }
 
 /// The value of `key`, inserted by `make` when absent. Looks up by `&str`
@@ -197,37 +244,61 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) {
+    /// Counts a record, at most `names` models and functions and `ids`
+    /// users and anchors.
+    fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool, (names, ids): Caps) {
         self.totals.add(r, currency, priced);
-        group(&mut self.by_model, &r.model).add(r, currency, priced);
-        group(&mut self.by_function, &r.function).add(r, currency, priced);
+        group(&mut self.by_model, &r.model, names).add(r, currency, priced);
+        group(&mut self.by_function, &r.function, names).add(r, currency, priced);
         if let Some(u) = &r.user_id {
-            group(&mut self.by_user, u).add(r, currency, priced);
+            group(&mut self.by_user, u, ids).add(r, currency, priced);
         }
         if let Some(a) = &r.anchor_id {
-            group(&mut self.by_anchor, a).add(r, currency, priced);
+            group(&mut self.by_anchor, a, ids).add(r, currency, priced);
         }
         self.durations.add(r.duration_ms);
     }
 
-    /// Adds another bucket's counters and groups.
+    /// Adds another bucket's counters and groups (unbounded: for query-side
+    /// merges of buckets that are each bounded already).
     pub fn merge(&mut self, o: &Bucket) {
+        self.merge_capped(o, (usize::MAX, usize::MAX));
+    }
+
+    fn merge_capped(&mut self, o: &Bucket, (names, ids): Caps) {
         self.totals.merge(&o.totals);
-        merge_maps(&mut self.by_model, &o.by_model);
-        merge_maps(&mut self.by_function, &o.by_function);
-        merge_maps(&mut self.by_user, &o.by_user);
-        merge_maps(&mut self.by_anchor, &o.by_anchor);
+        merge_capped(&mut self.by_model, &o.by_model, names);
+        merge_capped(&mut self.by_function, &o.by_function, names);
+        merge_capped(&mut self.by_user, &o.by_user, ids);
+        merge_capped(&mut self.by_anchor, &o.by_anchor, ids);
         self.durations.merge(&o.durations);
+    }
+
+    /// Groups held (all dimensions).
+    pub fn group_count(&self) -> usize {
+        self.by_model.len() + self.by_function.len() + self.by_user.len() + self.by_anchor.len()
     }
 }
 
-/// Adds every group of `from` into `into`.
-pub fn merge_maps(into: &mut GroupMap, from: &GroupMap) {
+/// Group caps of a bucket: (models and functions, users and anchors).
+type Caps = (usize, usize);
+const DAY_CAPS: Caps = (MAX_NAMES_PER_DAY, MAX_IDS_PER_DAY);
+const HOUR_CAPS: Caps = (MAX_NAMES_PER_HOUR, MAX_IDS_PER_HOUR);
+
+/// Adds every group of `from` into `into`, at most `cap` groups (the rest
+/// into [`OTHER_GROUP`]).
+fn merge_capped(into: &mut GroupMap, from: &GroupMap, cap: usize) {
     for (k, v) in from {
         match into.get_mut(k) {
             Some(g) => g.merge(v),
             None => {
-                into.insert(k.clone(), v.clone());
+                let key = capped_key(into, k, cap);
+                match into.get_mut(key) {
+                    Some(g) => g.merge(v),
+                    None => {
+                        into.insert(key.to_owned(), v.clone());
+                    }
+                }
             }
         }
     }
@@ -240,8 +311,11 @@ pub struct DayRollup {
     pub day: Bucket,
     /// Hours 0..=23 that have records.
     pub hours: BTreeMap<u8, Bucket>,
-    /// function → model → counters (for savings advice and CSV rows).
+    /// function → model → counters (for savings advice and CSV rows), at
+    /// most [`MAX_NAMES_PER_DAY`] pairs.
     pub by_function_model: FxHashMap<String, GroupMap>,
+    /// Pairs in `by_function_model`.
+    pairs: usize,
     /// Bumped on every change, so caches over past days know when to rebuild.
     pub version: u64,
 }
@@ -249,13 +323,41 @@ pub struct DayRollup {
 impl DayRollup {
     fn merge(&mut self, o: &DayRollup) {
         self.version += 1;
-        self.day.merge(&o.day);
+        self.day.merge_capped(&o.day, DAY_CAPS);
         for (h, b) in &o.hours {
-            self.hours.entry(*h).or_default().merge(b);
+            self.hours.entry(*h).or_default().merge_capped(b, HOUR_CAPS);
         }
         for (f, models) in &o.by_function_model {
-            merge_maps(self.by_function_model.entry(f.clone()).or_default(), models);
+            for (m, g) in models {
+                self.pair(f, m).merge(g);
+            }
         }
+    }
+
+    /// The counters of (function, model); a new pair beyond the cap is
+    /// counted as ([`OTHER_GROUP`], [`OTHER_GROUP`]).
+    fn pair(&mut self, function: &str, model: &str) -> &mut GroupStats {
+        let known = self
+            .by_function_model
+            .get(function)
+            .is_some_and(|m| m.contains_key(model));
+        let (function, model) = if known || self.pairs < MAX_NAMES_PER_DAY {
+            (function, model)
+        } else {
+            (OTHER_GROUP, OTHER_GROUP)
+        };
+        let models = slot(&mut self.by_function_model, function, GroupMap::default);
+        if !models.contains_key(model) {
+            self.pairs += 1;
+        }
+        group(models, model, usize::MAX)
+    }
+
+    /// Groups held in memory for this day (day, hours, pairs).
+    pub fn group_count(&self) -> usize {
+        self.day.group_count()
+            + self.hours.values().map(Bucket::group_count).sum::<usize>()
+            + self.pairs
     }
 }
 
@@ -352,13 +454,16 @@ impl Rollups {
     ) {
         let day = self.days.entry(date).or_default();
         day.version += 1;
-        day.day.add(r, currency, priced);
-        day.hours.entry(hour).or_default().add(r, currency, priced);
-        let models = slot(&mut day.by_function_model, &r.function, GroupMap::default);
-        group(models, &r.model).add(r, currency, priced);
+        day.day.add(r, currency, priced, DAY_CAPS);
+        day.hours
+            .entry(hour)
+            .or_default()
+            .add(r, currency, priced, HOUR_CAPS);
+        day.pair(&r.function, &r.model).add(r, currency, priced);
         if let Some(sid) = &r.session_id {
+            let sid = capped_key(&self.sessions, sid, MAX_SESSIONS);
             let s = slot(&mut self.sessions, sid, || SessionStats {
-                session_id: sid.clone(),
+                session_id: sid.to_owned(),
                 first_call: r.timestamp,
                 last_call: r.timestamp,
                 ..SessionStats::default()
@@ -395,10 +500,10 @@ impl Rollups {
                     mine.first_call = mine.first_call.min(s.first_call);
                     mine.last_call = mine.last_call.max(s.last_call);
                     for (k, v) in &s.models {
-                        *mine.models.entry(k.clone()).or_default() += v;
+                        bump_by(&mut mine.models, k, *v);
                     }
                     for (k, v) in &s.functions {
-                        *mine.functions.entry(k.clone()).or_default() += v;
+                        bump_by(&mut mine.functions, k, *v);
                     }
                     keep_latest(
                         &mut mine.anchor_id,
@@ -414,10 +519,33 @@ impl Rollups {
                     );
                 }
                 None => {
-                    self.sessions.insert(id.clone(), s.clone());
+                    if self.sessions.len() < MAX_SESSIONS {
+                        self.sessions.insert(id.clone(), s.clone());
+                    } else {
+                        let mut other = s.clone();
+                        other.session_id = OTHER_GROUP.to_owned();
+                        let o = Rollups {
+                            sessions: [(OTHER_GROUP.to_owned(), other)].into_iter().collect(),
+                            ..Rollups::default()
+                        };
+                        if self.sessions.contains_key(OTHER_GROUP) {
+                            self.merge(&o);
+                        } else {
+                            self.sessions.extend(o.sessions);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Groups and sessions held in memory (what a flood of ids costs).
+    pub fn group_count(&self) -> usize {
+        self.days
+            .values()
+            .map(DayRollup::group_count)
+            .sum::<usize>()
+            + self.sessions.len()
     }
 
     /// Drops days before `keep_from` and sessions whose last call is older
@@ -446,12 +574,22 @@ impl Rollups {
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_owned(), 1);
-        }
+    bump_by(map, key, 1);
+}
+
+/// Adds `n` calls under `key`, at most [`MAX_NAMES_PER_HOUR`] keys.
+fn bump_by(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(c) = map.get_mut(key) {
+        *c = c.saturating_add(n);
+        return;
     }
+    let key = if map.len() >= MAX_NAMES_PER_HOUR {
+        OTHER_GROUP
+    } else {
+        key
+    };
+    let c = map.entry(key.to_owned()).or_default();
+    *c = c.saturating_add(n);
 }
 
 #[cfg(test)]

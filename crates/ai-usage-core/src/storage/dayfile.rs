@@ -1,7 +1,7 @@
 //! The day files on disk: their names, listing them, and reading them back
 //! line by line without letting one bad line cost the rest of the file.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,60 @@ pub fn list_day_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     Ok(files)
 }
 
+/// Longest line a reader accepts (1 MiB; a record is about 300 bytes).
+/// Longer lines are skipped and counted (`long_lines`) without being parsed.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Opens `path` for reading only if it is a regular file with a single link:
+/// a symbolic link is not followed (`O_NOFOLLOW`), a FIFO does not block the
+/// open (`O_NONBLOCK`), and the type and link count are checked on the
+/// opened file (`fstat`), so nothing can be swapped in between. Refusals are
+/// [`std::io::ErrorKind::InvalidInput`] errors saying why.
+pub fn open_regular_file(path: &Path) -> std::io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refused("is a symbolic link"));
+        }
+        Err(e) => return Err(e),
+    };
+    check_regular(&file)?;
+    Ok(file)
+}
+
+/// Refuses an open file that is not a regular file or has more than one link.
+pub(crate) fn check_regular(file: &File) -> std::io::Result<()> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "is a directory"
+        } else {
+            "is not a regular file (FIFO, device or socket)"
+        };
+        return Err(refused(what));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(refused("has more than one hard link"));
+        }
+    }
+    Ok(())
+}
+
+fn refused(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned())
+}
+
 /// What reading one file found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReadStats {
@@ -75,6 +129,11 @@ pub struct ReadStats {
     pub bytes: u64,
     /// Bytes of complete lines (where reading may resume when the file grows).
     pub complete_bytes: u64,
+    /// Lines longer than [`MAX_LINE_BYTES`] (also in `skipped_lines`).
+    pub long_lines: u64,
+    /// Files named like day files but refused: symbolic links, directories,
+    /// FIFOs, devices, files with more than one hard link.
+    pub skipped_files: u64,
 }
 
 impl ReadStats {
@@ -85,22 +144,34 @@ impl ReadStats {
         self.torn_tail += other.torn_tail;
         self.bytes += other.bytes;
         self.complete_bytes += other.complete_bytes;
+        self.long_lines += other.long_lines;
+        self.skipped_files += other.skipped_files;
     }
 }
 
 /// Reads every record of a day file, calling `each` for each valid line.
 ///
-/// Bad lines are skipped, counted and logged with their line number; a final
-/// line without its `\n` is a torn write and never counted as data, even if it
-/// happens to parse. A missing file reads as empty.
+/// Bad lines are skipped and counted, with one warning per file naming the
+/// first; a final line without its `\n` is a torn write and never counted as
+/// data, even if it happens to parse. A missing file reads as empty. Only a
+/// regular file with one link is read (see [`open_regular_file`]); anything
+/// else named like a day file is skipped with one warning and counted in
+/// `skipped_files`.
 pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadStats> {
     let mut bytes = Vec::new();
-    match fs::File::open(path) {
+    match open_regular_file(path) {
         Ok(mut f) => {
             f.read_to_end(&mut bytes)
                 .map_err(|e| Error::io("cannot read day file", path, e))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadStats::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            tracing::warn!(file = %path.display(), reason = %e, "skipping a day file that is not a plain file");
+            return Ok(ReadStats {
+                skipped_files: 1,
+                ..ReadStats::default()
+            });
+        }
         Err(e) => return Err(Error::io("cannot open day file", path, e)),
     }
     Ok(parse_lines(&bytes, &path.display().to_string(), each))
@@ -129,25 +200,28 @@ pub fn parse_lines_at(
     };
     let mut pos = 0usize;
     let mut line_no = 0u64;
+    // The first bad line and why: one warning per buffer, not one per line.
+    let mut first_bad: Option<(u64, String)> = None;
     while pos < bytes.len() {
         line_no += 1;
         let rest = &bytes[pos..];
         let Some(end) = memchr_newline(rest) else {
             // No newline: the writer was cut off mid-line. Never data.
             stats.torn_tail = 1;
-            if warn_torn {
-                tracing::warn!(
-                    file = origin,
-                    line = line_no,
-                    "skipping a partial last line (torn write)"
-                );
-            }
             break;
         };
         let start = pos;
-        let line = rest[..end].trim_ascii();
         pos += end + 1;
         stats.complete_bytes = pos as u64;
+        if end > MAX_LINE_BYTES {
+            stats.long_lines += 1;
+            stats.skipped_lines += 1;
+            first_bad.get_or_insert_with(|| {
+                (line_no, format!("line longer than {MAX_LINE_BYTES} bytes"))
+            });
+            continue;
+        }
+        let line = rest[..end].trim_ascii();
         if line.is_empty() {
             continue;
         }
@@ -158,9 +232,26 @@ pub fn parse_lines_at(
             }
             Err(reason) => {
                 stats.skipped_lines += 1;
-                tracing::warn!(file = origin, line = line_no, %reason, "skipping a line that is not a usage record");
+                first_bad.get_or_insert((line_no, reason));
             }
         }
+    }
+    let torn = stats.torn_tail == 1 && warn_torn;
+    if let Some((line, reason)) = first_bad {
+        tracing::warn!(
+            file = origin,
+            skipped = stats.skipped_lines,
+            first_line = line,
+            %reason,
+            torn_tail = torn,
+            "skipped lines that are not usage records"
+        );
+    } else if torn {
+        tracing::warn!(
+            file = origin,
+            line = line_no,
+            "skipping a partial last line (torn write)"
+        );
     }
     stats
 }

@@ -12,7 +12,6 @@
 //! process wrote is already in the noted ranges.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use chrono::NaiveDate;
@@ -120,7 +119,7 @@ impl Follower {
 /// The bytes of `path` from `offset` to its end, read under a shared lock;
 /// `None` when the file has not grown.
 fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut file = File::open(path)?;
+    let mut file = dayfile::open_regular_file(path)?;
     if file.metadata()?.len() <= offset {
         return Ok(None);
     }

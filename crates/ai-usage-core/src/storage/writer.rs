@@ -2,15 +2,25 @@
 //! day files.
 //!
 //! Durability rules, in one place:
-//! - a batch for one day file is appended with a single `write` call on a file
-//!   opened with `O_APPEND`, while holding an exclusive advisory lock
-//!   ([`std::fs::File::lock`]), so several processes can record into one
-//!   directory and lines never interleave;
+//! - a batch for one day file is appended while holding an exclusive advisory
+//!   lock ([`std::fs::File::lock`]) on a file opened with `O_APPEND`, so several
+//!   processes can record into one directory and lines never interleave;
+//! - exactly once: the file's length is taken under that lock before the
+//!   append; a write that fails part-way (a full disk, a short write) is
+//!   undone with `set_len(before)` before it is retried, so a batch is never
+//!   partly on disk twice. Should the truncation fail too, the whole lines
+//!   that did land count as written and only the rest is retried;
 //! - before the first append to a file, a file that does not end in `\n` (a
 //!   write cut short by a crash) gets one, so the torn fragment stays a line of
 //!   its own and the next record is not glued to it;
-//! - [`Writer::flush`] returns once everything queued before it is written and
-//!   `fdatasync`ed;
+//! - bounded memory: records accepted but not yet on disk (queued, reserved
+//!   or in the batch being written) never exceed the queue capacity, also
+//!   while the disk fails: the writer takes no new batch until the last one
+//!   is written. Then [`QueuePolicy::Block`] makes recorders wait and
+//!   [`QueuePolicy::DropNewest`] drops and counts;
+//! - group commit: every record gets a sequence number; the writer publishes
+//!   the highest one written and `fdatasync`ed, and [`Writer::wait_durable`]
+//!   waiters all return after the one sync that covers them;
 //! - a failed write keeps its bytes and is retried; errors are counted and
 //!   logged, never returned into the caller's AI call.
 
@@ -51,12 +61,40 @@ pub enum QueuePolicy {
     DropNewest,
 }
 
+/// The system calls the writer makes on an open day file: the seam through
+/// which tests inject short writes, a full disk and failing truncations.
+pub(crate) trait FileIo: std::fmt::Debug + Send + Sync {
+    /// One `write(2)` at the end of `file` (opened with `O_APPEND`).
+    fn write(&self, file: &File, buf: &[u8]) -> std::io::Result<usize>;
+    /// `ftruncate(2)`.
+    fn set_len(&self, file: &File, len: u64) -> std::io::Result<()>;
+    /// `fdatasync(2)`.
+    fn sync_data(&self, file: &File) -> std::io::Result<()>;
+}
+
+/// The real system calls.
+#[derive(Debug)]
+pub(crate) struct RealIo;
+
+impl FileIo for RealIo {
+    fn write(&self, mut file: &File, buf: &[u8]) -> std::io::Result<usize> {
+        file.write(buf)
+    }
+    fn set_len(&self, file: &File, len: u64) -> std::io::Result<()> {
+        file.set_len(len)
+    }
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        file.sync_data()
+    }
+}
+
 /// Writer settings.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// Records directory.
     pub dir: PathBuf,
-    /// Queue capacity in records.
+    /// Queue capacity in records: the most records accepted but not yet on
+    /// disk (queued, reserved or being written).
     pub queue_capacity: usize,
     /// Longest time a record waits in memory before it is written.
     pub flush_interval: Duration,
@@ -66,6 +104,8 @@ pub struct WriterConfig {
     pub queue_policy: QueuePolicy,
     /// Where to note the byte ranges appended (for a following monitor).
     pub own_writes: Option<Arc<Mutex<crate::storage::follow::OwnWrites>>>,
+    /// The file system calls (real ones except in fault-injection tests).
+    pub(crate) io: Arc<dyn FileIo>,
 }
 
 impl WriterConfig {
@@ -79,6 +119,7 @@ impl WriterConfig {
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             queue_policy: QueuePolicy::Block,
             own_writes: None,
+            io: Arc::new(RealIo),
         }
     }
 }
@@ -94,8 +135,18 @@ pub struct WriterHealth {
     pub dropped: u64,
     /// Failed write or sync attempts (each is retried).
     pub write_errors: u64,
-    /// `fdatasync` calls made.
+    /// Sync rounds (each syncs every file written since the last one).
     pub syncs: u64,
+    /// `fdatasync` calls made (one per file per sync round; a group commit
+    /// covers every durable caller waiting on it with one call).
+    pub fsyncs: u64,
+    /// Partly written batches undone by truncating the file back.
+    pub truncations: u64,
+    /// Records accepted and not yet on disk right now (never above the
+    /// queue capacity).
+    pub in_memory: u64,
+    /// The queue capacity.
+    pub capacity: u64,
     /// The last I/O error, if any.
     pub last_error: Option<String>,
     /// True while the writer thread runs.
@@ -121,9 +172,13 @@ impl WriterHealth {
 struct Queue {
     items: Vec<(NaiveDate, UsageRecord)>,
     spare: Vec<UsageRecord>,
+    /// Records the writer took and has not written yet.
+    in_flight: usize,
+    /// Places promised to callers that have not queued their record yet.
+    reserved: usize,
     /// Records accepted so far (sequence of the last one queued).
     enqueued: u64,
-    /// Highest sequence a flush is waiting for.
+    /// Highest sequence a flush or durable caller is waiting for.
     flush_target: u64,
     /// Highest sequence known written and synced.
     durable: u64,
@@ -135,6 +190,13 @@ struct Queue {
     /// Writer rounds completed (a flush judges failure only by a round that
     /// began after it asked).
     rounds: u64,
+}
+
+impl Queue {
+    /// Records held in memory against the capacity.
+    fn used(&self) -> usize {
+        self.items.len() + self.in_flight + self.reserved
+    }
 }
 
 struct Shared {
@@ -149,7 +211,22 @@ struct Shared {
     dropped: AtomicU64,
     write_errors: AtomicU64,
     syncs: AtomicU64,
+    fsyncs: AtomicU64,
+    truncations: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn count_drop(&self, n: u64) {
+        let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+        // Logged at the 1st, 2nd, 4th, 8th, … drop: loud enough, never a flood.
+        if before == 0 || (before + n).ilog2() > before.ilog2() {
+            tracing::warn!(
+                dropped = before + n,
+                "usage record not queued for disk (queue full or writer stopped)"
+            );
+        }
+    }
 }
 
 /// Handle to the writer thread.
@@ -167,6 +244,57 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Room in the queue promised to one caller: records queued through it never
+/// wait and are never dropped. Unused places are given back on drop.
+pub struct Reservation<'a> {
+    writer: &'a Writer,
+    left: usize,
+}
+
+impl Reservation<'_> {
+    /// Queues `record` in a reserved place; returns its sequence number (for
+    /// [`Writer::wait_durable`]), or `None` when no place is left.
+    pub fn submit(&mut self, day: NaiveDate, record: &UsageRecord) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let sh = &*self.writer.shared;
+        let mut q = sh.queue.lock();
+        q.reserved = q.reserved.saturating_sub(1);
+        Some(push(sh, &mut q, day, record))
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.left > 0 {
+            let sh = &*self.writer.shared;
+            let mut q = sh.queue.lock();
+            q.reserved = q.reserved.saturating_sub(self.left);
+            sh.progress.notify_all();
+        }
+    }
+}
+
+/// Queues a record (the caller has checked for room); returns its sequence.
+fn push(sh: &Shared, q: &mut Queue, day: NaiveDate, record: &UsageRecord) -> u64 {
+    let slot = match q.spare.pop() {
+        Some(mut slot) => {
+            refill(&mut slot, record);
+            slot
+        }
+        None => record.clone(),
+    };
+    q.items.push((day, slot));
+    q.enqueued += 1;
+    if q.items.len() >= sh.wake_at && q.writer_idle {
+        q.writer_idle = false;
+        sh.work.notify_one();
+    }
+    q.enqueued
+}
+
 impl Writer {
     /// Creates the directory and starts the writer thread.
     pub fn start(config: WriterConfig) -> Result<Writer> {
@@ -177,6 +305,8 @@ impl Writer {
             queue: Mutex::new(Queue {
                 items: Vec::with_capacity(capacity.min(WAKE_BATCH * 2)),
                 spare: Vec::new(),
+                in_flight: 0,
+                reserved: 0,
                 enqueued: 0,
                 flush_target: 0,
                 durable: 0,
@@ -194,6 +324,8 @@ impl Writer {
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            truncations: AtomicU64::new(0),
             last_error: Mutex::new(None),
         });
         let policy = config.queue_policy;
@@ -202,7 +334,8 @@ impl Writer {
             shared: shared.clone(),
             files: BTreeMap::new(),
             pending: BTreeMap::new(),
-            unsynced: false,
+            pending_records: BTreeMap::new(),
+            taken: 0,
             last_write: None,
         };
         let thread = std::thread::Builder::new()
@@ -216,61 +349,85 @@ impl Writer {
         })
     }
 
+    /// The queue capacity (records).
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
     /// Queues a copy of `record` for its day file. Never touches the disk;
     /// waits only for room in a full queue under [`QueuePolicy::Block`].
-    /// Returns false if the record was dropped (lossy mode, or writer stopped).
-    pub fn submit(&self, day: NaiveDate, record: &UsageRecord) -> bool {
+    /// Returns the record's sequence number, or `None` if it was dropped
+    /// (lossy mode, or writer stopped).
+    pub fn submit(&self, day: NaiveDate, record: &UsageRecord) -> Option<u64> {
         let sh = &*self.shared;
         let mut q = sh.queue.lock();
-        while q.items.len() >= sh.capacity && !q.stopped {
+        while q.used() >= sh.capacity && !q.stopped {
             if self.policy == QueuePolicy::DropNewest {
                 break;
             }
             sh.work.notify_one();
             sh.progress.wait(&mut q);
         }
-        if q.stopped || q.items.len() >= sh.capacity {
+        if q.stopped || q.used() >= sh.capacity {
             drop(q);
-            let n = sh.dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() || n == 0 {
-                tracing::warn!(
-                    dropped = n + 1,
-                    "usage record not queued for disk (queue full or writer stopped)"
-                );
-            }
-            return false;
+            sh.count_drop(1);
+            return None;
         }
-        let slot = match q.spare.pop() {
-            Some(mut slot) => {
-                refill(&mut slot, record);
-                slot
+        Some(push(sh, &mut q, day, record))
+    }
+
+    /// Reserves room for `n` records (at most the capacity). With `wait`
+    /// and [`QueuePolicy::Block`] it waits for room; otherwise a full queue
+    /// is [`Error::QueueFull`] and nothing is counted anywhere.
+    pub fn reserve(&self, n: usize, wait: bool) -> Result<Reservation<'_>> {
+        let sh = &*self.shared;
+        let n = n.min(sh.capacity);
+        let mut q = sh.queue.lock();
+        loop {
+            if q.stopped || q.shutdown {
+                return Err(Error::WriterStopped);
             }
-            None => record.clone(),
-        };
-        q.items.push((day, slot));
-        q.enqueued += 1;
-        if q.items.len() >= sh.wake_at && q.writer_idle {
-            q.writer_idle = false;
+            if q.used() + n <= sh.capacity {
+                q.reserved += n;
+                return Ok(Reservation {
+                    writer: self,
+                    left: n,
+                });
+            }
+            if !wait || self.policy == QueuePolicy::DropNewest {
+                return Err(Error::QueueFull {
+                    capacity: sh.capacity,
+                });
+            }
             sh.work.notify_one();
+            sh.progress.wait(&mut q);
         }
-        true
     }
 
     /// Waits until every record queued before this call is written and synced.
     pub fn flush(&self) -> Result<()> {
+        let target = self.shared.queue.lock().enqueued;
+        self.wait_durable(target)
+    }
+
+    /// Waits until the record with sequence `seq` (and every one before it)
+    /// is written and synced. Callers waiting together share one sync.
+    /// Errors once a write round that began after this call has failed (the
+    /// records stay queued and the writer keeps retrying), or when the
+    /// writer has stopped.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
         let sh = &*self.shared;
         let mut q = sh.queue.lock();
-        let target = q.enqueued;
-        if q.durable >= target && q.last_result.is_ok() {
+        if q.durable >= seq && q.last_result.is_ok() {
             return Ok(());
         }
-        q.flush_target = q.flush_target.max(target);
+        q.flush_target = q.flush_target.max(seq);
         // The round under way may have started before this call; the one
         // after it certainly tries every record queued before it.
         let decisive_round = q.rounds + 2;
         sh.work.notify_one();
         loop {
-            if q.durable >= target {
+            if q.durable >= seq {
                 return Ok(());
             }
             if q.stopped {
@@ -308,13 +465,20 @@ impl Writer {
     /// Current counters.
     pub fn health(&self) -> WriterHealth {
         let sh = &*self.shared;
-        let enqueued = sh.queue.lock().enqueued;
+        let (enqueued, in_memory) = {
+            let q = sh.queue.lock();
+            (q.enqueued, q.used() as u64)
+        };
         WriterHealth {
             enqueued: enqueued + sh.dropped.load(Ordering::Relaxed),
             written: sh.written.load(Ordering::Relaxed),
             dropped: sh.dropped.load(Ordering::Relaxed),
             write_errors: sh.write_errors.load(Ordering::Relaxed),
             syncs: sh.syncs.load(Ordering::Relaxed),
+            fsyncs: sh.fsyncs.load(Ordering::Relaxed),
+            truncations: sh.truncations.load(Ordering::Relaxed),
+            in_memory,
+            capacity: sh.capacity as u64,
             last_error: sh.last_error.lock().clone(),
             running: self
                 .thread
@@ -367,23 +531,35 @@ struct WriterThread {
     files: BTreeMap<NaiveDate, DayFile>,
     /// Serialised lines per day not yet appended (kept across failed tries).
     pending: BTreeMap<NaiveDate, Vec<u8>>,
-    unsynced: bool,
+    /// Records in each pending buffer.
+    pending_records: BTreeMap<NaiveDate, u64>,
+    /// Sequence of the last record taken from the queue.
+    taken: u64,
     last_write: Option<Instant>,
 }
 
 struct DayFile {
     file: File,
     path: PathBuf,
+    /// Written since its last sync.
+    dirty: bool,
+}
+
+/// Why an append failed, and how much of it is on disk anyway.
+struct AppendFailure {
+    error: std::io::Error,
+    /// Bytes at the start of the buffer, whole lines, that stayed in the file
+    /// (only when undoing a partial write failed).
+    kept: usize,
 }
 
 impl WriterThread {
     fn run(mut self) {
         let sh = self.shared.clone();
         let mut batch: Vec<(NaiveDate, UsageRecord)> = Vec::new();
-        let mut pending_records: BTreeMap<NaiveDate, u64> = BTreeMap::new();
         let mut shutdown_rounds = 0u32;
         loop {
-            let (seq_end, flush_wanted, shutdown) = {
+            let (flush_wanted, shutdown) = {
                 let mut q = sh.queue.lock();
                 // Sleep until a batch is full, a flush or shutdown is asked
                 // for, or the interval is up (then write what there is).
@@ -397,23 +573,29 @@ impl WriterThread {
                     sh.work.wait_for(&mut q, self.config.flush_interval);
                     q.writer_idle = false;
                 }
-                std::mem::swap(&mut q.items, &mut batch);
-                // Room again for recorders blocked on a full queue.
-                sh.progress.notify_all();
-                (q.enqueued, q.flush_target > q.durable, q.shutdown)
+                // A new batch only once the last one is on disk: while the
+                // disk fails, records stay in the bounded queue.
+                if self.pending.is_empty() {
+                    std::mem::swap(&mut q.items, &mut batch);
+                    q.in_flight = batch.len();
+                    self.taken = q.enqueued;
+                    // Room again for recorders blocked on a full queue.
+                    sh.progress.notify_all();
+                }
+                (q.flush_target > q.durable, q.shutdown)
             };
             for (day, record) in &batch {
                 record.write_line(self.pending.entry(*day).or_default());
-                *pending_records.entry(*day).or_default() += 1;
+                *self.pending_records.entry(*day).or_default() += 1;
             }
             // Hand the emptied records back for reuse (bounded by capacity).
-            {
+            if !batch.is_empty() {
                 let mut q = sh.queue.lock();
                 let room = sh.capacity.saturating_sub(q.spare.len());
                 q.spare.extend(batch.drain(..).take(room).map(|(_, r)| r));
             }
             batch.clear();
-            self.write_pending(&mut pending_records);
+            self.write_pending();
             let all_written = self.pending.is_empty();
             let sync_now = flush_wanted
                 || shutdown
@@ -423,7 +605,7 @@ impl WriterThread {
                     FsyncPolicy::OnFlush => false,
                 };
             let mut result = Ok(());
-            if sync_now && self.unsynced {
+            if sync_now {
                 result = self.sync_all();
             }
             if !all_written {
@@ -433,15 +615,17 @@ impl WriterThread {
                     .clone()
                     .unwrap_or_else(|| "write failed".into()));
             }
+            let unsynced = self.files.values().any(|f| f.dirty);
             {
                 let mut q = sh.queue.lock();
-                if result.is_ok() && all_written && (!self.unsynced) {
-                    q.durable = q.durable.max(seq_end);
+                q.in_flight = self.pending_records.values().sum::<u64>() as usize;
+                if result.is_ok() && all_written && !unsynced {
+                    q.durable = q.durable.max(self.taken);
                 }
                 q.last_result = result;
                 q.rounds += 1;
                 sh.progress.notify_all();
-                if shutdown && q.items.is_empty() && (all_written || q.durable >= q.enqueued) {
+                if shutdown && q.items.is_empty() && all_written {
                     q.stopped = true;
                     sh.progress.notify_all();
                     return;
@@ -451,12 +635,14 @@ impl WriterThread {
                     // rather than hang the program's exit.
                     shutdown_rounds += 1;
                     if shutdown_rounds >= 40 {
-                        let lost: u64 = pending_records.values().sum();
+                        let lost =
+                            self.pending_records.values().sum::<u64>() + q.items.len() as u64;
                         tracing::error!(
                             lost,
                             "usage writer stopping with records it could not write"
                         );
                         sh.dropped.fetch_add(lost, Ordering::Relaxed);
+                        q.in_flight = 0;
                         q.stopped = true;
                         sh.progress.notify_all();
                         return;
@@ -470,24 +656,27 @@ impl WriterThread {
 
     /// Appends every pending buffer, retrying a failed day a few times; what
     /// still fails stays pending for the next round.
-    fn write_pending(&mut self, pending_records: &mut BTreeMap<NaiveDate, u64>) {
+    fn write_pending(&mut self) {
         let days: Vec<NaiveDate> = self.pending.keys().copied().collect();
         for day in days {
             let mut attempt = 0;
             loop {
                 match self.append(day) {
                     Ok(()) => {
-                        let n = pending_records.remove(&day).unwrap_or(0);
+                        let n = self.pending_records.remove(&day).unwrap_or(0);
                         self.shared.written.fetch_add(n, Ordering::Relaxed);
                         self.pending.remove(&day);
-                        self.unsynced = true;
                         self.last_write.get_or_insert_with(Instant::now);
                         break;
                     }
-                    Err(e) => {
-                        self.note_error(&e);
+                    Err(failure) => {
+                        if failure.kept > 0 {
+                            self.keep_written_prefix(day, failure.kept);
+                        }
+                        self.note_error(&failure.error);
                         // Drop the handle: the file may have been removed or
-                        // the disk remounted; reopen on the next try.
+                        // the disk remounted; reopen (and terminate a torn
+                        // line) on the next try.
                         self.files.remove(&day);
                         attempt += 1;
                         if attempt >= 3 {
@@ -500,25 +689,45 @@ impl WriterThread {
         }
     }
 
-    fn append(&mut self, day: NaiveDate) -> std::io::Result<()> {
+    /// Whole lines that stayed on disk after a failed append (the undo failed
+    /// too): they are written, so they leave the pending buffer.
+    fn keep_written_prefix(&mut self, day: NaiveDate, kept: usize) {
+        let Some(buf) = self.pending.get_mut(&day) else {
+            return;
+        };
+        let lines = buf[..kept].iter().filter(|&&b| b == b'\n').count() as u64;
+        buf.drain(..kept);
+        if let Some(n) = self.pending_records.get_mut(&day) {
+            *n = n.saturating_sub(lines);
+        }
+        self.shared.written.fetch_add(lines, Ordering::Relaxed);
+        self.last_write.get_or_insert_with(Instant::now);
+        if buf.is_empty() {
+            self.pending.remove(&day);
+            self.pending_records.remove(&day);
+        }
+    }
+
+    fn append(&mut self, day: NaiveDate) -> std::result::Result<(), AppendFailure> {
+        let fail = |error| AppendFailure { error, kept: 0 };
         let path = dayfile::day_file_path(&self.config.dir, day);
-        self.ensure_open(day, &path)?;
+        self.ensure_open(day, &path).map_err(fail)?;
         let (Some(df), Some(buf)) = (self.files.get_mut(&day), self.pending.get(&day)) else {
             return Ok(());
         };
-        df.file.lock()?;
-        let result = match &self.config.own_writes {
+        df.file.lock().map_err(fail)?;
+        let result = append_locked(&*self.config.io, &df.file, buf, &self.shared);
+        if let Ok(start) = result {
             // Note the range while still holding the lock: a follower reading
             // under a shared lock then always knows these lines are ours.
-            Some(own) => df.file.metadata().and_then(|m| {
-                own.lock().note(day, m.len(), m.len() + buf.len() as u64);
-                df.file.write_all(buf)
-            }),
-            None => df.file.write_all(buf),
-        };
+            if let Some(own) = &self.config.own_writes {
+                own.lock().note(day, start, start + buf.len() as u64);
+            }
+        }
+        df.dirty = true;
         let unlocked = df.file.unlock();
         result?;
-        unlocked
+        unlocked.map_err(fail)
     }
 
     /// Opens (or reopens, when the path no longer names our handle's file) the
@@ -533,20 +742,25 @@ impl WriterThread {
         if self.files.len() >= MAX_OPEN_FILES {
             if let Some(oldest) = self.files.keys().next().copied() {
                 if let Some(df) = self.files.remove(&oldest) {
-                    let _ = df.file.sync_data();
+                    let _ = self.config.io.sync_data(&df.file);
                 }
             }
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true).read(true);
+        #[cfg(unix)]
+        {
+            // Never append through a symbolic link, nor hang on a FIFO.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let file = options.open(path)?;
+        dayfile::check_regular(&file)?;
         file.lock()?;
-        let repaired = terminate_torn_line(&file);
+        let repaired = terminate_torn_line(&*self.config.io, &file);
         file.unlock()?;
         repaired?;
         self.files.insert(
@@ -554,25 +768,34 @@ impl WriterThread {
             DayFile {
                 file,
                 path: path.to_path_buf(),
+                dirty: true,
             },
         );
         Ok(())
     }
 
+    /// Syncs every file written since its last sync (one `fdatasync` each).
     fn sync_all(&mut self) -> std::result::Result<(), String> {
         let mut result = Ok(());
-        for df in self.files.values() {
-            if let Err(e) = df.file.sync_data() {
-                let msg = format!("cannot sync {}: {e}", df.path.display());
-                self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %msg, "usage writer");
-                *self.shared.last_error.lock() = Some(msg.clone());
-                result = Err(msg);
+        let mut any = false;
+        for df in self.files.values_mut().filter(|f| f.dirty) {
+            any = true;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            match self.config.io.sync_data(&df.file) {
+                Ok(()) => df.dirty = false,
+                Err(e) => {
+                    let msg = format!("cannot sync {}: {e}", df.path.display());
+                    self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %msg, "usage writer");
+                    *self.shared.last_error.lock() = Some(msg.clone());
+                    result = Err(msg);
+                }
             }
         }
-        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        if any {
+            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        }
         if result.is_ok() {
-            self.unsynced = false;
             self.last_write = None;
         }
         result
@@ -586,8 +809,60 @@ impl WriterThread {
     }
 }
 
+/// Appends `buf` to `file` (exclusive lock held) and returns the offset it
+/// starts at. A failure part-way is undone by truncating back to the length
+/// before, so a retry never duplicates a line; if the undo fails as well,
+/// the failure says how many bytes of whole lines stayed.
+fn append_locked(
+    io: &dyn FileIo,
+    file: &File,
+    buf: &[u8],
+    shared: &Shared,
+) -> std::result::Result<u64, AppendFailure> {
+    let before = file
+        .metadata()
+        .map_err(|error| AppendFailure { error, kept: 0 })?
+        .len();
+    let mut done = 0usize;
+    while done < buf.len() {
+        let error = match io.write(file, &buf[done..]) {
+            Ok(0) => std::io::Error::new(std::io::ErrorKind::WriteZero, "write returned 0"),
+            Ok(n) => {
+                done += n;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => e,
+        };
+        if done == 0 {
+            return Err(AppendFailure { error, kept: 0 });
+        }
+        shared.truncations.fetch_add(1, Ordering::Relaxed);
+        return match io.set_len(file, before) {
+            Ok(()) => {
+                tracing::warn!(
+                    bytes = done,
+                    "partial append undone (file truncated to its last whole line)"
+                );
+                Err(AppendFailure { error, kept: 0 })
+            }
+            Err(undo) => {
+                // The prefix stays: its whole lines are written; the torn
+                // rest is terminated on reopen and never read as data.
+                let kept = buf[..done]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                tracing::error!(error = %undo, kept, "could not undo a partial append");
+                Err(AppendFailure { error, kept })
+            }
+        };
+    }
+    Ok(before)
+}
+
 /// Appends `\n` if the file is non-empty and does not end with one.
-fn terminate_torn_line(file: &File) -> std::io::Result<()> {
+fn terminate_torn_line(io: &dyn FileIo, file: &File) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let len = file.metadata()?.len();
     if len == 0 {
@@ -599,7 +874,12 @@ fn terminate_torn_line(file: &File) -> std::io::Result<()> {
     f.read_exact(&mut last)?;
     if last[0] != b'\n' {
         tracing::warn!("day file ended in a partial line; terminating it before appending");
-        f.write_all(b"\n")?;
+        if io.write(file, b"\n")? != 1 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "could not terminate a torn line",
+            ));
+        }
     }
     Ok(())
 }
@@ -617,3 +897,6 @@ fn same_file(file: &File, path: &Path) -> bool {
 fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
 }
+
+#[cfg(test)]
+mod tests;

@@ -341,9 +341,10 @@ fn absurd_input_never_panics() {
     assert_eq!(d.total_calls, 8);
     assert_eq!(
         d.total_input_tokens,
-        u64::MAX,
-        "saturates instead of wrapping"
+        6 * ai_usage_core::MAX_TOKENS_PER_CALL,
+        "each call is clamped to the per-call limit, never wrapping"
     );
+    assert_eq!(m.health().clamped_records, 7);
     m.flush().unwrap();
     drop(m);
     // What was written reads back.
