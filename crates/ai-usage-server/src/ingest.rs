@@ -21,6 +21,11 @@ pub const MAX_ERROR_LEN: usize = 4096;
 pub const MAX_TAGS: usize = 32;
 /// How far in the future a timestamp may be (clock skew), in seconds.
 pub const MAX_FUTURE_SECS: f64 = 3600.0;
+/// Most tokens of one kind in one call (issue 12: larger values would pin
+/// the day's totals at the saturation point for good).
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+/// Longest accepted `duration_ms` (about 11.6 days).
+pub const MAX_DURATION_MS: f64 = 1e9;
 
 /// One record as sent to `POST /api/ai_usage/record` (the seed's
 /// `record_ai_usage` arguments). Documentation type: the handler validates
@@ -251,6 +256,13 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         reasoning_tokens: reasoning,
     };
     let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
+    if duration_ms > MAX_DURATION_MS {
+        return Err(field_err(
+            "duration_ms",
+            index,
+            "must be at most 1e9 (milliseconds)",
+        ));
+    }
     let cost = match r.non_negative("cost")? {
         Some(c) => {
             Some(Money::from_f64(c).ok_or_else(|| field_err("cost", index, "out of range"))?)
@@ -364,13 +376,17 @@ impl Reader<'_> {
         match self.obj.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => {
+                let too_big = || self.err(field, "must be at most 10^12 tokens per call");
                 if let Some(u) = n.as_u64() {
-                    return Ok(Some(u));
+                    return if u > MAX_TOKENS {
+                        Err(too_big())
+                    } else {
+                        Ok(Some(u))
+                    };
                 }
                 match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => {
-                        Ok(Some(f as u64))
-                    }
+                    Some(f) if f.is_finite() && f > MAX_TOKENS as f64 => Err(too_big()),
+                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 => Ok(Some(f as u64)),
                     Some(f) if f < 0.0 => Err(self.err(field, "must not be negative")),
                     _ => Err(self.err(field, "expected a non-negative integer")),
                 }
@@ -414,6 +430,29 @@ mod tests {
         let batch = parse_body(&json!([{"model": "m", "function": "f"}, {"model": "m", "function": "g", "success": false}]), 1e9).unwrap();
         assert_eq!(batch.len(), 2);
         assert!(!batch[1].success);
+    }
+
+    #[test]
+    fn limits_name_the_field() {
+        let cases = [
+            (json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}), "input_tokens"),
+            (json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}), "output_tokens"),
+            (json!({"model": "m", "function": "f", "total_tokens": 1e13}), "total_tokens"),
+            (json!({"model": "m", "function": "f", "input_tokens": 5, "cached_input_tokens": 1e300}), "cached_input_tokens"),
+            (json!({"model": "m", "function": "f", "duration_ms": 1e306}), "duration_ms"),
+            (json!({"model": "m", "function": "f", "duration_ms": 1_000_000_001}), "duration_ms"),
+        ];
+        for (body, field) in cases {
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(field), "{body}: {e}");
+        }
+        // The limits themselves are accepted.
+        let ok = parse_body(
+            &json!({"model": "m", "function": "f", "input_tokens": MAX_TOKENS, "duration_ms": MAX_DURATION_MS}),
+            1e9,
+        )
+        .unwrap();
+        assert_eq!(ok[0].usage.input_tokens, MAX_TOKENS);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! then a rename), so a reader never sees half a report. A default file name
 //! never replaces an existing file: `_1`, `_2`, … is appended instead.
 
+pub mod cell;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,7 @@ use crate::record::UsageRecord;
 use crate::rollups::{GroupStats, Rollups};
 use crate::storage::dayfile;
 use crate::zone::Zone;
+use cell::neutralise_cell;
 
 /// Rankings in a report list at most this many entries.
 pub(crate) const REPORT_TOP: usize = 10;
@@ -221,7 +224,12 @@ pub fn daily_csv(
             .collect();
         rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
         for (model, function, g) in rows {
-            let display = pricing.display_name(model);
+            // Text cells come from callers: neutralise formulas (cell.rs).
+            let display = neutralise_cell(&pricing.display_name(model)).into_owned();
+            let (model, function) = (
+                neutralise_cell(model).into_owned(),
+                neutralise_cell(function).into_owned(),
+            );
             let main = main_currency(&g.cost, reporting);
             let money_row = |calls: u64, i: u64, o: u64, t: u64, cost: Money, c: Currency| {
                 [
@@ -294,11 +302,12 @@ pub fn records_csv(
                     zone.local(r.timestamp)
                         .format("%Y-%m-%d %H:%M:%S")
                         .to_string(),
-                    r.user_id.unwrap_or_default(),
-                    r.anchor_id.unwrap_or_default(),
-                    r.session_id.unwrap_or_default(),
-                    r.model,
-                    r.function,
+                    // Text cells come from callers: neutralise formulas (cell.rs).
+                    text_cell(r.user_id.unwrap_or_default()),
+                    text_cell(r.anchor_id.unwrap_or_default()),
+                    text_cell(r.session_id.unwrap_or_default()),
+                    text_cell(r.model),
+                    text_cell(r.function),
                     r.input_tokens.to_string(),
                     r.output_tokens.to_string(),
                     r.total_tokens.to_string(),
@@ -308,14 +317,22 @@ pub fn records_csv(
                     currency.code().to_string(),
                     format!("{:.1}", r.duration_ms),
                     r.success.to_string(),
-                    r.error_msg.unwrap_or_default(),
-                    r.request_id.unwrap_or_default(),
-                    r.tags.join(";"),
+                    text_cell(r.error_msg.unwrap_or_default()),
+                    text_cell(r.request_id.unwrap_or_default()),
+                    text_cell(r.tags.join(";")),
                 ],
             );
         }
     }
     Ok(out)
+}
+
+/// An owned text cell, neutralised against formula injection.
+fn text_cell(s: String) -> String {
+    match neutralise_cell(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(n) => n,
+    }
 }
 
 /// Writes an export to `path` (replacing it) or to a fresh default name
