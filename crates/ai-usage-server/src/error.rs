@@ -224,7 +224,11 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
     let reason = status.canonical_reason().unwrap_or("error");
     let body = ErrorBody {
         error: reason.to_ascii_lowercase().replace([' ', '-'], "_"),
-        detail: if text.is_empty() { reason.to_string() } else { text },
+        detail: if text.is_empty() {
+            reason.to_string()
+        } else {
+            text
+        },
     };
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.insert(

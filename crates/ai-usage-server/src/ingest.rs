@@ -435,12 +435,30 @@ mod tests {
     #[test]
     fn limits_name_the_field() {
         let cases = [
-            (json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}), "input_tokens"),
-            (json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}), "output_tokens"),
-            (json!({"model": "m", "function": "f", "total_tokens": 1e13}), "total_tokens"),
-            (json!({"model": "m", "function": "f", "input_tokens": 5, "cached_input_tokens": 1e300}), "cached_input_tokens"),
-            (json!({"model": "m", "function": "f", "duration_ms": 1e306}), "duration_ms"),
-            (json!({"model": "m", "function": "f", "duration_ms": 1_000_000_001}), "duration_ms"),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}),
+                "input_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}),
+                "output_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "total_tokens": 1e13}),
+                "total_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 5, "cached_input_tokens": 1e300}),
+                "cached_input_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "duration_ms": 1e306}),
+                "duration_ms",
+            ),
+            (
+                json!({"model": "m", "function": "f", "duration_ms": 1_000_000_001}),
+                "duration_ms",
+            ),
         ];
         for (body, field) in cases {
             let e = detail(parse_body(&body, 1e9).unwrap_err());

@@ -181,8 +181,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let pairs = match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await
-        {
+        let pairs = match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
             Ok(Query(pairs)) => pairs,
             Err(e) => {
                 return Err(ApiError::BadRequest(format!(

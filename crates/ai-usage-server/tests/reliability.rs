@@ -111,13 +111,31 @@ fn json_error(body: &str) -> Value {
 async fn out_of_range_values_are_refused_and_nothing_is_written() {
     let f = fixture();
     let cases = [
-        (json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}), "input_tokens"),
-        (json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}), "output_tokens"),
-        (json!({"model": "m", "function": "f", "total_tokens": 1e20}), "total_tokens"),
-        (json!({"model": "m", "function": "f", "duration_ms": 1e306}), "duration_ms"),
-        (json!({"model": "m", "function": "f", "duration_ms": 1_000_000_000.5}), "duration_ms"),
+        (
+            json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}),
+            "input_tokens",
+        ),
+        (
+            json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}),
+            "output_tokens",
+        ),
+        (
+            json!({"model": "m", "function": "f", "total_tokens": 1e20}),
+            "total_tokens",
+        ),
+        (
+            json!({"model": "m", "function": "f", "duration_ms": 1e306}),
+            "duration_ms",
+        ),
+        (
+            json!({"model": "m", "function": "f", "duration_ms": 1_000_000_000.5}),
+            "duration_ms",
+        ),
         // One bad record refuses the whole batch.
-        (json!([{"model": "m", "function": "f"}, {"model": "m", "function": "f", "reasoning_tokens": 5e12, "output_tokens": 1}]), "reasoning_tokens"),
+        (
+            json!([{"model": "m", "function": "f"}, {"model": "m", "function": "f", "reasoning_tokens": 5e12, "output_tokens": 1}]),
+            "reasoning_tokens",
+        ),
     ];
     for (body, field) in cases {
         let (s, v) = post_json(&f.app, "/api/ai_usage/record", &body, &[]).await;
@@ -145,7 +163,12 @@ async fn out_of_range_values_are_refused_and_nothing_is_written() {
         .expect("dir")
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().count())
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
         .sum();
     assert_eq!(on_disk, 0, "a refused record reached the disk");
 
@@ -172,7 +195,14 @@ async fn out_of_range_values_are_refused_and_nothing_is_written() {
 async fn extractor_rejections_and_repeated_parameters_are_json() {
     let f = fixture();
     // A path segment that is not UTF-8: axum's Path rejection is text/plain.
-    let (s, h, b) = send(&f.app, Method::GET, "/api/ai_usage/session/%ff", &[], Body::empty()).await;
+    let (s, h, b) = send(
+        &f.app,
+        Method::GET,
+        "/api/ai_usage/session/%ff",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert!(s.is_client_error(), "{s}");
     assert_eq!(h["content-type"], "application/json");
     json_error(&String::from_utf8_lossy(&b));
@@ -226,7 +256,9 @@ async fn long_targets_and_heads_get_json_414_and_431() {
     json_error(&body);
 
     // Unknown routes and methods too.
-    let (s, head, body) = raw(addr, get_request(addr, "/nope", "")).await.expect("404");
+    let (s, head, body) = raw(addr, get_request(addr, "/nope", ""))
+        .await
+        .expect("404");
     assert_eq!(s, 404);
     assert!(head.contains("content-type: application/json"), "{head}");
     json_error(&body);
@@ -246,9 +278,14 @@ async fn a_blank_token_is_refused_not_ignored() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let err = serve_listener(common::monitor_in(dir.path()), opts.clone(), listener, async {})
-            .await
-            .expect_err("a blank token must not serve");
+        let err = serve_listener(
+            common::monitor_in(dir.path()),
+            opts.clone(),
+            listener,
+            async {},
+        )
+        .await
+        .expect_err("a blank token must not serve");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("token is empty"), "{err}");
         // Mounted directly, the router fails closed: writes answer 401.
@@ -307,7 +344,10 @@ async fn idle_sockets_do_not_starve_healthz() {
     let want = 1000;
     let n = match open_files_limit() {
         Some(limit) if limit < 2 * want + 200 => {
-            println!("open-files limit {limit}: using {} sockets", (limit - 200) / 2);
+            println!(
+                "open-files limit {limit}: using {} sockets",
+                (limit - 200) / 2
+            );
             (limit.saturating_sub(200)) / 2
         }
         _ => want,
@@ -322,7 +362,11 @@ async fn idle_sockets_do_not_starve_healthz() {
     .await;
     let mut idle = Vec::with_capacity(n);
     for _ in 0..n {
-        idle.push(tokio::net::TcpStream::connect(srv.addr).await.expect("connect"));
+        idle.push(
+            tokio::net::TcpStream::connect(srv.addr)
+                .await
+                .expect("connect"),
+        );
     }
     // Let the server accept them all.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -353,16 +397,21 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
     // 250 half-open requests: a partial head, never finished.
     let mut slow = Vec::new();
     for i in 0..250 {
-        let mut s = tokio::net::TcpStream::connect(srv.addr).await.expect("connect");
-        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow-{i}: ")
-            .as_bytes())
+        let mut s = tokio::net::TcpStream::connect(srv.addr)
+            .await
+            .expect("connect");
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow-{i}: ").as_bytes())
             .await
             .expect("partial head");
         slow.push(s);
     }
     // Plus idle sockets that never send a byte.
     for _ in 0..40 {
-        slow.push(tokio::net::TcpStream::connect(srv.addr).await.expect("connect"));
+        slow.push(
+            tokio::net::TcpStream::connect(srv.addr)
+                .await
+                .expect("connect"),
+        );
     }
     let (s, took) = healthz(srv.addr).await;
     assert_eq!(s, 200, "healthz while slow clients hold connections");
@@ -378,25 +427,65 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
     for s in &mut slow {
         let mut buf = [0u8; 1024];
         // Closed by the server: EOF (or a reset) right away, never a wait.
-        match tokio::time::timeout(Duration::from_millis(200), async {
+        let eof = tokio::time::timeout(Duration::from_millis(200), async {
             use tokio::io::AsyncReadExt;
             loop {
                 match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return true,
+                    Ok(0) | Err(_) => return,
                     Ok(_) => continue, // e.g. a 408 head before the close
                 }
             }
         })
-        .await
-        {
-            Ok(true) => closed += 1,
-            _ => {}
+        .await;
+        if eof.is_ok() {
+            closed += 1;
         }
     }
     assert_eq!(closed, slow.len(), "every slow connection closed");
     // Slots are free again: more clients than the cap minus the slow ones.
     let (s, _) = healthz(srv.addr).await;
     assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let timeout = Duration::from_millis(600);
+    let srv = start(ServeOptions {
+        limits: HttpLimits {
+            header_read_timeout: timeout,
+            ..HttpLimits::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read the whole answer; the connection stays open (keep-alive).
+    while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    // Then nothing: the server closes the idle connection after the timeout.
+    let n = tokio::time::timeout(timeout * 4, s.read(&mut buf))
+        .await
+        .expect("the idle keep-alive connection was not closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "expected EOF");
+    assert!(
+        idle_since.elapsed() >= timeout / 2,
+        "closed too early: {:?}",
+        idle_since.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +500,11 @@ async fn the_connection_cap_holds_new_clients_until_a_slot_frees() {
     .await;
     let mut held = Vec::new();
     for _ in 0..20 {
-        held.push(tokio::net::TcpStream::connect(srv.addr).await.expect("connect"));
+        held.push(
+            tokio::net::TcpStream::connect(srv.addr)
+                .await
+                .expect("connect"),
+        );
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The 21st connects (kernel backlog) but is served only once a slot
@@ -474,7 +567,11 @@ async fn downloads_refuse_links_and_fifos() {
             .unwrap_or_else(|_| panic!("{name}: the download blocked"));
         assert_error(s, &v, StatusCode::NOT_FOUND, name);
         assert!(!v.to_string().contains("TOP SECRET"));
-        assert!(t.elapsed() < Duration::from_secs(2), "{name}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            t.elapsed()
+        );
     }
     let (s, _, b) = send(
         &f.app,
@@ -511,18 +608,20 @@ async fn daily_csv_neutralises_formula_cells() {
                 .session(id),
         );
     }
-    let (s, v) = post_json(&f.app, "/api/ai_usage/export_report?format=csv", &json!({}), &[]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let url = v["download_url"].as_str().expect("download_url").to_string();
-    assert!(url.contains("usage_daily_"), "{url}");
-    let (s, _, b) = send(
+    let (s, v) = post_json(
         &f.app,
-        Method::GET,
-        &url,
+        "/api/ai_usage/export_report?format=csv",
+        &json!({}),
         &[],
-        Body::empty(),
     )
     .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let url = v["download_url"]
+        .as_str()
+        .expect("download_url")
+        .to_string();
+    assert!(url.contains("usage_daily_"), "{url}");
+    let (s, _, b) = send(&f.app, Method::GET, &url, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
     let csv = String::from_utf8_lossy(&b).into_owned();
     for id in HOSTILE {

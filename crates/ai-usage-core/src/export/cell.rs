@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn plain_text_is_borrowed_unchanged() {
         for s in ["qwen-plus", "user_1", "", "a=b", "'=already", "实时分析"] {
-            assert!(matches!(neutralise_cell(s), Cow::Borrowed(b) if b == s), "{s:?}");
+            assert!(
+                matches!(neutralise_cell(s), Cow::Borrowed(b) if b == s),
+                "{s:?}"
+            );
         }
     }
 }
