@@ -39,7 +39,9 @@ impl Token {
         else {
             return false;
         };
-        bool::from(given.ct_eq(&self.0))
+        // An empty expected token matches nothing: a blank `--token` must
+        // not let `Bearer ` through.
+        !self.0.is_empty() && bool::from(given.ct_eq(&self.0))
     }
 }
 
@@ -67,6 +69,8 @@ mod tests {
         assert!(!t.matches_header(Some(b"Basic s3cret")));
         assert!(!t.matches_header(Some(b"s3cret")));
         assert!(!t.matches_header(None));
+        let blank = Token::new("");
+        assert!(!blank.matches_header(Some(b"Bearer ")));
         assert_eq!(format!("{t:?}"), "Token(..)");
     }
 }

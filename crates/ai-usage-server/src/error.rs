@@ -334,3 +334,46 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         }
     }
 }
+
+/// Longest text body of a non-JSON error that is carried over as `detail`.
+const MAX_FALLBACK_DETAIL: usize = 4096;
+
+/// Middleware: rewrites an error response that is not JSON (an extractor's
+/// `text/plain` rejection, e.g. a path that is not UTF-8, or an empty body)
+/// into the `{"error", "detail"}` shape, keeping its status and headers.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FALLBACK_DETAIL)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let body = ErrorBody {
+        error: reason.to_ascii_lowercase().replace([' ', '-'], "_"),
+        detail: ErrorDetail::Text(if text.is_empty() {
+            reason.to_string()
+        } else {
+            text
+        }),
+        message: None,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        Err(e) => ApiError::internal("cannot serialise an error", e).into_response(),
+    }
+}

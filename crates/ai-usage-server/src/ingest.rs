@@ -21,6 +21,11 @@ pub const MAX_ERROR_LEN: usize = 4096;
 pub const MAX_TAGS: usize = 32;
 /// How far in the future a timestamp may be (clock skew), in seconds.
 pub const MAX_FUTURE_SECS: f64 = 3600.0;
+/// Most tokens of one kind in one call: the core's limit, so the API and
+/// `UsageEvent::validate` refuse the same values.
+pub const MAX_TOKENS: u64 = ai_usage_core::MAX_TOKENS_PER_CALL;
+/// Longest accepted `duration_ms`: the core's limit.
+pub const MAX_DURATION_MS: f64 = ai_usage_core::MAX_DURATION_MS;
 
 /// One record as sent to `POST /api/ai_usage/record` (the seed's
 /// `record_ai_usage` arguments). Its fields are the accepted keys and the
@@ -134,7 +139,17 @@ impl OwnedEvent {
     /// Calls `f` with the borrowed event (tags need a slice of `&str`).
     pub fn with_event<R>(&self, f: impl FnOnce(&UsageEvent<'_>) -> R) -> R {
         let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
-        let ev = UsageEvent {
+        f(&self.event(&tags))
+    }
+
+    /// This event's tags, to borrow as `&str` for [`OwnedEvent::event`].
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The borrowed event, with `tags` (this event's tags as `&str`).
+    pub fn event<'a>(&'a self, tags: &'a [&'a str]) -> UsageEvent<'a> {
+        UsageEvent {
             model: &self.model,
             function: &self.function,
             usage: self.usage,
@@ -147,10 +162,9 @@ impl OwnedEvent {
             cost: self.cost,
             currency: self.currency,
             request_id: self.request_id.as_deref(),
-            tags: &tags,
+            tags,
             timestamp: self.timestamp,
-        };
-        f(&ev)
+        }
     }
 }
 
@@ -237,6 +251,13 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         reasoning_tokens: reasoning,
     };
     let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
+    if duration_ms > MAX_DURATION_MS {
+        return Err(field_err(
+            "duration_ms",
+            index,
+            "must be at most 1e9 (milliseconds)",
+        ));
+    }
     let cost = match r.non_negative("cost")? {
         Some(c) => {
             Some(Money::from_f64(c).ok_or_else(|| field_err("cost", index, "out of range"))?)
@@ -350,13 +371,17 @@ impl Reader<'_> {
         match self.obj.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => {
+                let too_big = || self.err(field, "must be at most 10^12 tokens per call");
                 if let Some(u) = n.as_u64() {
-                    return Ok(Some(u));
+                    return if u > MAX_TOKENS {
+                        Err(too_big())
+                    } else {
+                        Ok(Some(u))
+                    };
                 }
                 match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => {
-                        Ok(Some(f as u64))
-                    }
+                    Some(f) if f.is_finite() && f > MAX_TOKENS as f64 => Err(too_big()),
+                    Some(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 => Ok(Some(f as u64)),
                     Some(f) if f < 0.0 => Err(self.err(field, "must not be negative")),
                     _ => Err(self.err(field, "expected a non-negative integer")),
                 }
@@ -416,6 +441,47 @@ mod tests {
             let e = detail(parse_body(&body, 1e9).unwrap_err());
             assert!(e.contains(key), "{key} is accepted but not validated: {e}");
         }
+    }
+
+    #[test]
+    fn limits_name_the_field() {
+        let cases = [
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 18446744073709551615u64}),
+                "input_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "output_tokens": 1_000_000_000_001u64}),
+                "output_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "total_tokens": 1e13}),
+                "total_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 5, "cached_input_tokens": 1e300}),
+                "cached_input_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "duration_ms": 1e306}),
+                "duration_ms",
+            ),
+            (
+                json!({"model": "m", "function": "f", "duration_ms": 1_000_000_001}),
+                "duration_ms",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(field), "{body}: {e}");
+        }
+        // The limits themselves are accepted.
+        let ok = parse_body(
+            &json!({"model": "m", "function": "f", "input_tokens": MAX_TOKENS, "duration_ms": MAX_DURATION_MS}),
+            1e9,
+        )
+        .unwrap();
+        assert_eq!(ok[0].usage.input_tokens, MAX_TOKENS);
     }
 
     #[test]

@@ -34,6 +34,7 @@
 
 pub mod auth;
 pub mod compat;
+pub mod conn;
 pub mod error;
 pub mod ingest;
 pub mod json;
@@ -59,6 +60,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
 
+pub use crate::conn::HttpLimits;
+
 /// Largest accepted request body (1 MiB); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -75,10 +78,14 @@ pub struct ServeOptions {
     /// Listen address (default `127.0.0.1:10090`).
     pub addr: SocketAddr,
     /// Bearer token required by write routes (`record`, `export_report`);
-    /// `None` or empty: no authentication.
+    /// `None`: no authentication. A blank token is refused by
+    /// [`serve_listener`] (it would otherwise silently disable auth).
     pub token: Option<String>,
-    /// With a token: require it on every `/api` route and `/metrics` too.
+    /// With a token: require it on every `/api` route and `/metrics` too
+    /// (and `/healthz` then shows only the status to callers without it).
     pub protect_reads: bool,
+    /// Timeouts and the connection cap.
+    pub limits: HttpLimits,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -87,6 +94,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("protect_reads", &self.protect_reads)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -97,28 +105,41 @@ impl Default for ServeOptions {
             addr: DEFAULT_ADDR,
             token: None,
             protect_reads: false,
+            limits: HttpLimits::default(),
         }
     }
 }
 
 impl ServeOptions {
-    /// Defaults, with the token taken from `AI_USAGE_TOKEN` when set.
+    /// Defaults, with the token taken from `AI_USAGE_TOKEN` when set (a set
+    /// but blank variable is kept, so [`serve_listener`] refuses it).
     pub fn from_env() -> ServeOptions {
         ServeOptions {
-            token: std::env::var(TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.trim().is_empty()),
+            token: std::env::var(TOKEN_ENV).ok(),
             ..ServeOptions::default()
         }
     }
 
-    fn active_token(&self) -> Option<auth::Token> {
-        self.token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(auth::Token::new)
+    /// Checks the options: a token, when given, must not be blank.
+    pub fn validate(&self) -> Result<(), ServeOptionsError> {
+        match &self.token {
+            Some(t) if t.trim().is_empty() => Err(ServeOptionsError::BlankToken),
+            _ => Ok(()),
+        }
     }
+
+    fn active_token(&self) -> Option<auth::Token> {
+        self.token.as_deref().map(|t| auth::Token::new(t.trim()))
+    }
+}
+
+/// Options [`serve_listener`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServeOptionsError {
+    /// `token` is `Some("")` (or whitespace): serving would either lock
+    /// every client out or, as before, silently turn authentication off.
+    #[error("the token is empty: give a non-empty token, or none to serve without authentication")]
+    BlankToken,
 }
 
 /// Every route, without authentication (for embedding behind your own auth).
@@ -128,10 +149,18 @@ pub fn router(monitor: Arc<UsageMonitor>) -> Router {
     router_with(monitor, &ServeOptions::default())
 }
 
-/// Every route, with the token rules of `opts` (its `addr` is ignored).
+/// Every route, with the token rules of `opts` (its `addr` and `limits`
+/// are ignored).
+///
+/// A blank token is not an open door here: guarded routes then refuse every
+/// request (use [`ServeOptions::validate`] to catch it first).
 pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
     let state = AppState::new(monitor);
     let token = opts.active_token();
+    if opts.validate().is_err() {
+        tracing::error!("blank token: every guarded route will answer 401");
+    }
+    let state = state.with_private_health(token.clone().filter(|_| opts.protect_reads));
     if opts.protect_reads && token.is_none() {
         tracing::warn!("protect_reads is set but no token is: reads stay open");
     }
@@ -166,22 +195,25 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn(conn::limit_request_head))
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then
-/// flushes the monitor.
+/// flushes the monitor. Fails at once (`InvalidInput`) on options that
+/// [`ServeOptions::validate`] refuses.
 pub async fn serve_listener(
     monitor: Arc<UsageMonitor>,
     opts: ServeOptions,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    opts.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let app = router_with(Arc::clone(&monitor), &opts);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, "ai-usage server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, limits = ?opts.limits, "ai-usage server listening");
+    conn::serve_connections(listener, app, opts.limits, shutdown).await;
     let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
     match flushed {
         Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
@@ -195,6 +227,8 @@ pub async fn serve_listener(
 
 /// Serves until Ctrl-C (or SIGTERM), then flushes the monitor.
 pub async fn serve(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
+    opts.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
     serve_listener(monitor, opts, listener, shutdown_signal()).await
 }

@@ -5,7 +5,7 @@
 //! they match the JSON API and survive restarts without a reset. The
 //! duration histogram only covers calls recorded after that point.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ai_usage_core::RecordedCall;
 use ai_usage_core::UsageMonitor;
@@ -13,7 +13,8 @@ use ai_usage_core::MICROS_PER_UNIT;
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
-use prometheus_client::metrics::counter::Counter;
+// One increment per call: cannot wrap in practice, so the stock counter.
+use prometheus_client::metrics::counter::Counter as CallCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::{MetricType, TypedMetric};
@@ -82,6 +83,12 @@ struct CostLabels {
 #[derive(Debug, Default)]
 struct MoneyCounter(AtomicI64);
 
+impl MoneyCounter {
+    fn add_micros(&self, micros: i64) {
+        saturating_add_i64(&self.0, micros);
+    }
+}
+
 impl TypedMetric for MoneyCounter {
     const TYPE: MetricType = MetricType::Counter;
 }
@@ -91,6 +98,51 @@ impl EncodeMetric for MoneyCounter {
         let micros = self.0.load(Ordering::Relaxed);
         let units = micros as f64 / MICROS_PER_UNIT as f64;
         encoder.encode_counter::<NoLabelSet, _, u64>(&units, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+/// Adds `n` to `cell`, stopping at the type's maximum instead of wrapping
+/// (the same rule as the core's token and money sums, so `/metrics` and the
+/// JSON API agree even at the limit).
+fn saturating_add_u64(cell: &AtomicU64, n: u64) {
+    // The closure always returns Some, so the update cannot fail.
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_add(n))
+    });
+}
+
+fn saturating_add_i64(cell: &AtomicI64, n: i64) {
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_add(n))
+    });
+}
+
+/// A monotonic counter that saturates at `u64::MAX` (prometheus-client's
+/// `Counter` wraps).
+#[derive(Debug, Default)]
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    fn inc_by(&self, n: u64) {
+        saturating_add_u64(&self.0, n);
+    }
+}
+
+impl TypedMetric for Counter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for Counter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&self.0.load(Ordering::Relaxed), None)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -124,7 +176,7 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, MoneyCounter>,
     duration: Histogram,
-    unpriced: Counter,
+    unpriced: CallCounter,
 }
 
 impl Default for Metrics {
@@ -142,7 +194,7 @@ impl Metrics {
         let cost = Family::<CostLabels, MoneyCounter>::default();
         // 10 ms … ~82 s: LLM calls range from cache hits to long generations.
         let duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        let unpriced = Counter::default();
+        let unpriced = CallCounter::default();
         // The text encoder appends `_total` to counters.
         registry.register("ai_usage_calls", "AI calls recorded", calls.clone());
         registry.register(
@@ -240,8 +292,7 @@ impl Metrics {
                         function: f.clone(),
                         currency: currency.code().to_string(),
                     })
-                    .0
-                    .fetch_add(amount.micros(), Ordering::Relaxed);
+                    .add_micros(amount.micros());
             }
             self.unpriced.inc_by(g.unpriced_calls);
         });
@@ -279,8 +330,7 @@ impl Metrics {
                 function,
                 currency: call.currency.code().to_string(),
             })
-            .0
-            .fetch_add(r.cost.micros(), Ordering::Relaxed);
+            .add_micros(r.cost.micros());
         self.duration.observe(r.duration_ms / 1000.0);
         if !call.priced {
             self.unpriced.inc();
@@ -299,6 +349,36 @@ impl Metrics {
 mod tests {
     use super::*;
     use ai_usage_core::{Currency, UsageRecord};
+
+    #[test]
+    fn counters_saturate_instead_of_wrapping() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            let r: UsageRecord = serde_json::from_value(serde_json::json!({
+                "timestamp": 1.0, "model": "m", "function": "f",
+                "input_tokens": u64::MAX / 2, "output_tokens": 1, "total_tokens": u64::MAX / 2 + 1,
+                "cost": 9.0e12
+            }))
+            .expect("record");
+            m.observe(&RecordedCall {
+                record: &r,
+                currency: Currency::CNY,
+                priced: true,
+            });
+        }
+        let text = m.encode().expect("encode");
+        let input = text
+            .lines()
+            .find(|l| l.starts_with("ai_usage_tokens_total{") && l.contains("type=\"input\""))
+            .expect("input tokens line");
+        assert!(input.ends_with(&format!(" {}", u64::MAX)), "{input}");
+        let cost = text
+            .lines()
+            .find(|l| l.starts_with("ai_usage_cost_total{"))
+            .expect("cost line");
+        let v: f64 = cost.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v > 0.0, "cost wrapped negative: {cost}");
+    }
 
     #[test]
     fn series_are_capped_and_nothing_is_lost() {

@@ -181,14 +181,47 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<HashMap<String, String>>::from_request_parts(parts, state).await {
-            Ok(Query(map)) => Ok(Params(map)),
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "malformed query string: {}",
-                e.body_text()
-            ))),
+        let pairs = match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(pairs)) => pairs,
+            Err(e) => {
+                return Err(ApiError::BadRequest(format!(
+                    "malformed query string: {}",
+                    e.body_text()
+                )))
+            }
+        };
+        // `limit=500&limit=1` would otherwise mean whichever came last:
+        // a repeated key is refused, naming it.
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            if map.contains_key(&k) {
+                return Err(ApiError::param(
+                    known_name(&k),
+                    format!("{k:?} is given more than once"),
+                ));
+            }
+            map.insert(k, v);
         }
+        Ok(Params(map))
     }
+}
+
+/// The `'static` name of a documented parameter, or `"query"` for others
+/// (the message still quotes the key).
+fn known_name(key: &str) -> &'static str {
+    [
+        HOURS_AGO.name,
+        DAYS_AGO.name,
+        YEAR.name,
+        MONTH.name,
+        LIMIT.name,
+        DAYS.name,
+        REPORT_FORMAT.name,
+        "path",
+    ]
+    .into_iter()
+    .find(|n| *n == key)
+    .unwrap_or("query")
 }
 
 impl Params {

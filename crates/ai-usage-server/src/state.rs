@@ -31,6 +31,9 @@ pub struct AppState {
     pub(crate) export_limit: Arc<Mutex<WindowLimiter>>,
     pub(crate) reports: Arc<Mutex<ReportBook>>,
     pub(crate) ingest_slots: Arc<Semaphore>,
+    /// With protected reads, `/healthz` shows callers without the token
+    /// only the status (no directory, error texts or counters).
+    pub(crate) private_health: Option<crate::auth::Token>,
 }
 
 /// A serialised payload and what it was computed from.
@@ -68,6 +71,14 @@ impl AppState {
             ))),
             reports: Arc::new(Mutex::new(ReportBook::default())),
             ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_IN_FLIGHT)),
+            private_health: None,
         }
+    }
+
+    /// The same state, with `/healthz` reduced to its status for callers
+    /// without `token` (set under protected reads).
+    pub fn with_private_health(mut self, token: Option<crate::auth::Token>) -> AppState {
+        self.private_health = token;
+        self
     }
 }

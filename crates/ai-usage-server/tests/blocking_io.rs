@@ -94,6 +94,10 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
             .dir(dir.path())
             .replay(false)
             .queue_capacity(1)
+            // Ingest now waits for fsync, which a FIFO refuses: the writer
+            // then backs off one flush interval per round. Short rounds keep
+            // the drain after unsticking quick.
+            .flush_interval(Duration::from_millis(20))
             .build()
             .expect("monitor"),
     );
@@ -186,14 +190,19 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
         "a request finished while the writer was stuck"
     );
 
-    // Unstick the writer: every waiting request completes, recorded.
+    // Unstick the writer: every waiting request completes, recorded. A
+    // FIFO cannot be fsynced, so the durable acknowledgement may honestly
+    // answer 503 "not durable" instead of 200; the records are still counted.
     unstick.now();
     for _ in 0..MAX_INGEST_IN_FLIGHT {
         let (n, r) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("a waiting request never completed");
         let (s, _, body) = r.expect("response");
-        assert_eq!(s, 200, "{n} records: {body}");
+        assert!(
+            s == 200 || (s == 503 && body.contains("durable")),
+            "{n} records: {s} {body}"
+        );
     }
     let counted = serde_json::to_value(monitor.get_daily_summary(0)).expect("summary");
     assert_eq!(

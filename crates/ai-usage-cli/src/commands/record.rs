@@ -124,6 +124,18 @@ fn demo_dir(dir: &Path) -> PathBuf {
 }
 
 pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
+    // Options first: nothing is opened or generated for a refused command line.
+    if a.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        // An empty token used to turn authentication off without a word.
+        return Err(CliError::usage(
+            "--token (or AI_USAGE_TOKEN) is empty: give a non-empty token, or leave it unset to serve without authentication",
+        ));
+    }
+    if a.protect_reads && a.token.is_none() {
+        return Err(CliError::usage(
+            "--protect-reads needs --token (or AI_USAGE_TOKEN)",
+        ));
+    }
     let dir = if a.demo {
         demo_dir(&cli.dir)
     } else {
@@ -146,17 +158,13 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     if budgets.exists() {
         monitor.add_budgets(load_budgets_file(&budgets)?)?;
     }
-    if a.protect_reads && a.token.as_deref().is_none_or(str::is_empty) {
-        return Err(CliError::usage(
-            "--protect-reads needs --token (or AI_USAGE_TOKEN)",
-        ));
-    }
     eprintln!("ai-usage: serving {} on http://{}/", dir.display(), a.addr);
     let monitor = Arc::new(monitor);
     let opts = ai_usage_server::ServeOptions {
         addr: a.addr,
-        token: a.token.clone().filter(|t| !t.is_empty()),
+        token: a.token.clone(),
         protect_reads: a.protect_reads,
+        ..ai_usage_server::ServeOptions::default()
     };
     let result = ai_usage_server::serve_blocking(Arc::clone(&monitor), opts);
     if let Err(e) = monitor.flush() {

@@ -5,6 +5,7 @@
 //! `bom` puts a UTF-8 byte order mark first: Excel then reads the file as
 //! UTF-8 and shows Chinese names right; most other tools do not want one.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -19,6 +20,8 @@ use crate::rollups::Rollups;
 use crate::storage::dayfile;
 use crate::zone::Zone;
 
+use super::cell::neutralise_cell;
+
 /// The UTF-8 byte order mark.
 const BOM: &str = "\u{feff}";
 
@@ -28,9 +31,9 @@ const BOM: &str = "\u{feff}";
 #[derive(Serialize, Deserialize)]
 struct DailyRow<'a> {
     date: &'a str,
-    model: &'a str,
-    display_name: &'a str,
-    function: &'a str,
+    model: Cow<'a, str>,
+    display_name: Cow<'a, str>,
+    function: Cow<'a, str>,
     calls: u64,
     input_tokens: u64,
     output_tokens: u64,
@@ -49,11 +52,11 @@ struct RecordRow<'a> {
     timestamp: String,
     /// `YYYY-MM-DD HH:MM:SS` in the monitor's zone.
     local_time: String,
-    user_id: &'a str,
-    anchor_id: &'a str,
-    session_id: &'a str,
-    model: &'a str,
-    function: &'a str,
+    user_id: Cow<'a, str>,
+    anchor_id: Cow<'a, str>,
+    session_id: Cow<'a, str>,
+    model: Cow<'a, str>,
+    function: Cow<'a, str>,
     input_tokens: u64,
     output_tokens: u64,
     total_tokens: u64,
@@ -66,10 +69,10 @@ struct RecordRow<'a> {
     /// Milliseconds, one decimal.
     duration_ms: String,
     success: bool,
-    error_msg: &'a str,
-    request_id: &'a str,
+    error_msg: Cow<'a, str>,
+    request_id: Cow<'a, str>,
     /// Tags joined with `;`.
-    tags: String,
+    tags: Cow<'a, str>,
 }
 
 /// Columns of the daily CSV export
@@ -139,9 +142,10 @@ pub fn daily_csv(
             let main = main_currency(&g.cost, reporting);
             let mut row = DailyRow {
                 date: &date,
-                model,
-                display_name: &display,
-                function,
+                // Text cells come from callers: neutralise formulas (cell.rs).
+                model: neutralise_cell(model),
+                display_name: neutralise_cell(&display),
+                function: neutralise_cell(function),
                 calls: g.calls,
                 input_tokens: g.input_tokens,
                 output_tokens: g.output_tokens,
@@ -198,11 +202,11 @@ pub fn records_csv(
                     .local(r.timestamp)
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string(),
-                user_id: r.user_id.as_deref().unwrap_or_default(),
-                anchor_id: r.anchor_id.as_deref().unwrap_or_default(),
-                session_id: r.session_id.as_deref().unwrap_or_default(),
-                model: &r.model,
-                function: &r.function,
+                user_id: neutralise_cell(r.user_id.as_deref().unwrap_or_default()),
+                anchor_id: neutralise_cell(r.anchor_id.as_deref().unwrap_or_default()),
+                session_id: neutralise_cell(r.session_id.as_deref().unwrap_or_default()),
+                model: neutralise_cell(&r.model),
+                function: neutralise_cell(&r.function),
                 input_tokens: r.input_tokens,
                 output_tokens: r.output_tokens,
                 total_tokens: r.total_tokens,
@@ -212,9 +216,9 @@ pub fn records_csv(
                 currency,
                 duration_ms: format!("{:.1}", r.duration_ms),
                 success: r.success,
-                error_msg: r.error_msg.as_deref().unwrap_or_default(),
-                request_id: r.request_id.as_deref().unwrap_or_default(),
-                tags: r.tags.join(";"),
+                error_msg: neutralise_cell(r.error_msg.as_deref().unwrap_or_default()),
+                request_id: neutralise_cell(r.request_id.as_deref().unwrap_or_default()),
+                tags: Cow::Owned(neutralise_cell(&r.tags.join(";")).into_owned()),
             })
             .map_err(csv_error)?;
         }

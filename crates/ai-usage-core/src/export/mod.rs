@@ -16,6 +16,7 @@
 //! `_1`, `_2`, … is appended instead.
 
 mod atomic;
+pub mod cell;
 mod csv;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! Liveness and writer health.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
@@ -19,13 +20,21 @@ pub const ERROR_IN_LOG: &str = "see the server log";
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "MonitorHealth without the records directory, ok; error texts are in the server log", body = serde_json::Value),
               (status = 503, description = "MonitorHealth without the records directory, not ok", body = serde_json::Value)))]
-pub async fn healthz(State(st): State<AppState>) -> Response {
+pub async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let h = st.monitor.health();
     let status = if h.ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    if let Some(token) = &st.private_health {
+        let given = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        if !token.matches_header(given) {
+            // Reads are protected: a caller without the token learns only
+            // whether the service is up.
+            return (status, Json(serde_json::json!({ "ok": h.ok }))).into_response();
+        }
+    }
     match serde_json::to_value(&h) {
         Ok(mut body) => {
             public_view(&mut body);

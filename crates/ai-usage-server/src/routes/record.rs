@@ -1,5 +1,12 @@
 //! `POST /api/ai_usage/record`: ingestion from services in other languages.
 //!
+//! A 2xx answer means durable: the batch is written and fsynced before the
+//! route answers (group commit in the writer: one fsync covers every
+//! request waiting on it). When the writer cannot make records durable the
+//! route answers 503 + `Retry-After`; the records stay queued in memory and
+//! are written once the disk recovers, so a client that retries may store
+//! the batch twice (send a `request_id` to find such repeats).
+//!
 //! Recording may wait for room in the writer's queue (the monitor's lossless
 //! policy), so it runs on the blocking pool, never on an async worker. At
 //! most [`MAX_INGEST_IN_FLIGHT`] ingest requests wait there at once: when
@@ -13,8 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
+use ai_usage_core::{UsageEvent, UsageMonitor, UsageRecord};
+
 use crate::error::{ApiError, ErrorBody};
-use crate::ingest::{self, RecordResponse, RecordedEntry};
+use crate::ingest::{self, OwnedEvent, RecordResponse, RecordedEntry};
 use crate::routes::off_worker;
 use crate::state::{AppState, MAX_INGEST_IN_FLIGHT};
 
@@ -49,18 +58,20 @@ pub async fn record(
     // a blocking task runs to completion.
     let records = off_worker(move || {
         let _permit = permit;
-        Ok(events
-            .iter()
-            .map(|e| {
-                e.with_event(|ev| {
-                    let r = monitor.record(ev);
-                    RecordedEntry {
-                        cost: r.cost,
-                        currency: r.currency.unwrap_or_default(),
-                        priced: r.priced.unwrap_or(true),
-                        total_tokens: r.total_tokens,
-                    }
-                })
+        let stored = record_batch_durable(&monitor, &events).map_err(|e| {
+            tracing::warn!(error = %e, "ingested records are not durable yet");
+            ApiError::Unavailable {
+                message: "the records could not be made durable yet (the server log says why); retry later".into(),
+                retry_after_secs: INGEST_RETRY_AFTER_SECS,
+            }
+        })?;
+        Ok(stored
+            .into_iter()
+            .map(|r| RecordedEntry {
+                cost: r.cost,
+                currency: r.currency.unwrap_or_default(),
+                priced: r.priced.unwrap_or(true),
+                total_tokens: r.total_tokens,
             })
             .collect::<Vec<_>>())
     })
@@ -72,4 +83,19 @@ pub async fn record(
         records,
     })
     .into_response())
+}
+
+/// Records `events` and returns once they are written and synced: the
+/// core's group commit, where one fsync covers every request waiting on it.
+fn record_batch_durable(
+    monitor: &UsageMonitor,
+    events: &[OwnedEvent],
+) -> Result<Vec<UsageRecord>, ai_usage_core::Error> {
+    // The events borrow their tags as `&[&str]`: build those first.
+    let tags: Vec<Vec<&str>> = events
+        .iter()
+        .map(|e| e.tags().iter().map(String::as_str).collect())
+        .collect();
+    let borrowed: Vec<UsageEvent<'_>> = events.iter().zip(&tags).map(|(e, t)| e.event(t)).collect();
+    monitor.record_batch_durable(&borrowed)
 }

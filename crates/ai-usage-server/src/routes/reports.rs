@@ -127,12 +127,20 @@ pub fn is_report_name(name: &str) -> bool {
 fn read_report(dir: &FsPath, name: &str) -> Result<Vec<u8>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no report named {name:?}"));
     // The name is bare (checked by the caller), so the only link that could
-    // lead elsewhere is the file itself: open it without following links,
-    // then check what was opened — no window between check and read.
+    // lead elsewhere is the file itself: open it without following links and
+    // without blocking (a FIFO would otherwise wait for a writer), then check
+    // what was opened — no window between check and read.
     let canon_dir = dir.canonicalize().map_err(|_| not_found())?;
-    let mut file = open_no_follow(&canon_dir.join(name)).map_err(|_| not_found())?;
+    let mut file = open_report(&canon_dir.join(name)).map_err(|_| not_found())?;
     let meta = file.metadata().map_err(|_| not_found())?;
     if !meta.file_type().is_file() {
+        tracing::warn!(name, "refused a download of something not a regular file");
+        return Err(not_found());
+    }
+    if link_count(&meta) > 1 {
+        // A hard link made by someone else in the records directory could
+        // point at any file the server may read (e.g. /etc/passwd).
+        tracing::warn!(name, "refused a download of a file with several hard links");
         return Err(not_found());
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -141,20 +149,31 @@ fn read_report(dir: &FsPath, name: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 #[cfg(unix)]
-fn open_no_follow(path: &FsPath) -> std::io::Result<std::fs::File> {
+fn open_report(path: &FsPath) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
 #[cfg(not(unix))]
-fn open_no_follow(path: &FsPath) -> std::io::Result<std::fs::File> {
+fn open_report(path: &FsPath) -> std::io::Result<std::fs::File> {
     if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
         return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "symlink"));
     }
     std::fs::File::open(path)
+}
+
+#[cfg(unix)]
+fn link_count(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.nlink()
+}
+
+#[cfg(not(unix))]
+fn link_count(_meta: &std::fs::Metadata) -> u64 {
+    1
 }
 
 /// Downloads a report by bare file name.
