@@ -14,6 +14,7 @@ use ai_usage_core::{
     Budget, BudgetAlert, Currency, Error, Money, RankBy, RankKind, TokenUsage, UsageEvent,
     UsageMonitor,
 };
+use chrono::Datelike;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -70,7 +71,7 @@ fn build(dir: &Path, follow: Option<Duration>) -> Result<UsageMonitor, Error> {
 }
 
 /// One monitor: a records directory, its rollups and its writer thread.
-#[pyclass(subclass, module = "ai_usage_monitor._native")]
+#[pyclass(subclass, weakref, module = "ai_usage_monitor._native")]
 pub struct Monitor {
     inner: Arc<UsageMonitor>,
     follow: Option<Duration>,
@@ -189,7 +190,7 @@ impl Monitor {
     }
 
     /// Summary JSON: `kind` is `hourly` (`a` = hours ago), `daily` (`a` =
-    /// days ago) or `monthly` (`a` = year, `b` = month).
+    /// days ago) or `monthly` (`a` = year, `b` = month; negative = this month).
     fn _summary_json(&self, py: Python<'_>, kind: &str, a: i64, b: i64) -> PyResult<String> {
         let m = self.m();
         let ago = |v: i64| {
@@ -205,6 +206,12 @@ impl Monitor {
             "daily" => {
                 let d = ago(a)?;
                 py.detach(|| m.get_daily_summary(d))
+            }
+            "monthly" if a < 0 || b < 0 => {
+                // The current month in the monitor's zone.
+                let today = m.today();
+                py.detach(|| m.get_monthly_summary(today.year(), today.month()))
+                    .map_err(to_py)?
             }
             "monthly" => {
                 let year = i32::try_from(a)

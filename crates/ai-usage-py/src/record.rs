@@ -124,10 +124,12 @@ impl PyUsageRecord {
     }
 
     fn __repr__(&self) -> String {
+        // Python's spelling of optional text: None or a quoted string.
+        let opt = |v: &Option<String>| v.as_ref().map_or("None".to_owned(), |s| format!("{s:?}"));
         format!(
             "UsageRecord(timestamp={}, model={:?}, function={:?}, input_tokens={}, \
              output_tokens={}, total_tokens={}, cost={} {}, duration_ms={}, success={}, \
-             user_id={:?}, anchor_id={:?}, session_id={:?}, error_msg={:?})",
+             user_id={}, anchor_id={}, session_id={}, error_msg={})",
             self.timestamp,
             self.model,
             self.function,
@@ -138,10 +140,10 @@ impl PyUsageRecord {
             self.currency,
             self.duration_ms,
             if self.success { "True" } else { "False" },
-            self.user_id,
-            self.anchor_id,
-            self.session_id,
-            self.error_msg,
+            opt(&self.user_id),
+            opt(&self.anchor_id),
+            opt(&self.session_id),
+            opt(&self.error_msg),
         )
     }
 }
