@@ -360,6 +360,16 @@ def _flush_all_at_exit() -> None:
             logger.exception("ai_usage_monitor: could not flush %s at exit", m.data_dir)
 
 
+def _flush_before_fork() -> None:
+    # What the parent recorded so far is on disk, so the child (which
+    # replays the directory) starts from the same figures.
+    for m in list(_live_monitors):
+        try:
+            m.flush()
+        except Exception:
+            logger.exception("ai_usage_monitor: could not flush %s before fork", m.data_dir)
+
+
 def _after_fork_in_child() -> None:
     # The parent's threads are gone; locks they held stay held: start afresh.
     global _global_lock, _live_lock
@@ -374,7 +384,7 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_flush_all_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_flush_before_fork, after_in_child=_after_fork_in_child)
 
 
 # ---------------------------------------------------------------------------
