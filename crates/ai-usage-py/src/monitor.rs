@@ -91,11 +91,16 @@ impl Monitor {
     /// monitor count what other processes append to the same directory.
     #[new]
     #[pyo3(signature = (data_dir=None, *, follow_interval=Some(1.0)))]
-    fn new(py: Python<'_>, data_dir: Option<PathBuf>, follow_interval: Option<f64>) -> PyResult<Self> {
-        let dir = data_dir.unwrap_or_else(|| match std::env::var(ai_usage_core::dayfile::DIR_ENV) {
-            Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
-            _ => PathBuf::from(ai_usage_core::dayfile::DEFAULT_DIR),
-        });
+    fn new(
+        py: Python<'_>,
+        data_dir: Option<PathBuf>,
+        follow_interval: Option<f64>,
+    ) -> PyResult<Self> {
+        let dir =
+            data_dir.unwrap_or_else(|| match std::env::var(ai_usage_core::dayfile::DIR_ENV) {
+                Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
+                _ => PathBuf::from(ai_usage_core::dayfile::DEFAULT_DIR),
+            });
         let follow = match follow_interval {
             None => None,
             Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
@@ -218,7 +223,8 @@ impl Monitor {
                     .map_err(|_| PyValueError::new_err(format!("invalid year {a}")))?;
                 let month = u32::try_from(b)
                     .map_err(|_| PyValueError::new_err(format!("invalid month {b}")))?;
-                py.detach(|| m.get_monthly_summary(year, month)).map_err(to_py)?
+                py.detach(|| m.get_monthly_summary(year, month))
+                    .map_err(to_py)?
             }
             other => return Err(PyValueError::new_err(format!("unknown period {other:?}"))),
         };

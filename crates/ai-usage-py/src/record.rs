@@ -7,7 +7,13 @@ use pyo3::types::PyDict;
 
 /// One recorded AI call, with the original's attributes (`cost` as a float in
 /// `currency`, which is our addition).
-#[pyclass(name = "UsageRecord", module = "ai_usage_monitor", get_all, set_all, eq)]
+#[pyclass(
+    name = "UsageRecord",
+    module = "ai_usage_monitor",
+    get_all,
+    set_all,
+    eq
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyUsageRecord {
     /// Epoch seconds (float).

@@ -363,7 +363,9 @@ def _flush_all_at_exit() -> None:
 def _flush_before_fork() -> None:
     # What the parent recorded so far is on disk, so the child (which
     # replays the directory) starts from the same figures.
-    for m in list(_live_monitors):
+    with _live_lock:
+        monitors = list(_live_monitors)
+    for m in monitors:
         try:
             m.flush()
         except Exception:
