@@ -6,8 +6,9 @@
 //! the original's objects. Every call that can wait (on the queue, on disk,
 //! on a lock another thread holds) runs with the GIL released.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_usage_core::{
@@ -70,16 +71,52 @@ fn build(dir: &Path, follow: Option<Duration>) -> Result<UsageMonitor, Error> {
     b.build()
 }
 
+/// Subscribes a Python callback to `m`'s budget alerts: it is called with the
+/// alert as JSON text, with the GIL taken; an exception in it is reported
+/// through `sys.unraisablehook`, never raised into the recorder.
+fn subscribe_alerts(m: &UsageMonitor, callback: Py<PyAny>) {
+    m.on_budget_alert(move |alert: &BudgetAlert| {
+        let text = match serde_json::to_string(alert) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a budget alert");
+                return;
+            }
+        };
+        Python::attach(|py| {
+            if let Err(e) = callback.call1(py, (text,)) {
+                e.write_unraisable(py, None);
+            }
+        });
+    });
+}
+
+/// What was configured from Python after opening, replayed on the fresh
+/// engine a forked child opens.
+#[derive(Default)]
+struct Settings {
+    /// Budgets added from Python, by name, as the engine's JSON.
+    budgets: BTreeMap<String, String>,
+    /// Budget alert callbacks.
+    alert_callbacks: Vec<Py<PyAny>>,
+}
+
 /// One monitor: a records directory, its rollups and its writer thread.
 #[pyclass(subclass, weakref, module = "ai_usage_monitor._native")]
 pub struct Monitor {
     inner: Arc<UsageMonitor>,
     follow: Option<Duration>,
+    settings: Mutex<Settings>,
 }
 
 impl Monitor {
     fn m(&self) -> Arc<UsageMonitor> {
         Arc::clone(&self.inner)
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        // A panic while holding it cannot leave the settings half-changed.
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -114,6 +151,7 @@ impl Monitor {
         Ok(Monitor {
             inner: Arc::new(inner),
             follow,
+            settings: Mutex::default(),
         })
     }
 
@@ -313,14 +351,18 @@ impl Monitor {
 
     /// Adds (or replaces, by name) a budget given as the engine's JSON form.
     fn _add_budget_json(&self, py: Python<'_>, budget: &str) -> PyResult<()> {
-        let budget: Budget = serde_json::from_str(budget)
+        let parsed: Budget = serde_json::from_str(budget)
             .map_err(|e| PyValueError::new_err(format!("invalid budget: {e}")))?;
+        let name = parsed.name.clone();
         let m = self.m();
-        py.detach(|| m.add_budget(budget)).map_err(to_py)
+        py.detach(|| m.add_budget(parsed)).map_err(to_py)?;
+        self.settings().budgets.insert(name, budget.to_owned());
+        Ok(())
     }
 
     /// Removes a budget; true when it existed.
     fn remove_budget(&self, name: &str) -> bool {
+        self.settings().budgets.remove(name);
         self.inner.remove_budget(name)
     }
 
@@ -330,24 +372,11 @@ impl Monitor {
         json(&py.detach(|| m.budget_status()))
     }
 
-    /// Calls `callback(alert_json)` for each budget threshold crossed. Runs on
-    /// the recording thread with the GIL taken; an exception in it is
-    /// reported through `sys.unraisablehook`, never raised into the recorder.
-    fn _on_budget_alert_json(&self, callback: Py<PyAny>) {
-        self.inner.on_budget_alert(move |alert: &BudgetAlert| {
-            let text = match serde_json::to_string(alert) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot serialise a budget alert");
-                    return;
-                }
-            };
-            Python::attach(|py| {
-                if let Err(e) = callback.call1(py, (text,)) {
-                    e.write_unraisable(py, None);
-                }
-            });
-        });
+    /// Calls `callback(alert_json)` for each budget threshold crossed, on the
+    /// recording thread.
+    fn _on_budget_alert_json(&self, py: Python<'_>, callback: Py<PyAny>) {
+        subscribe_alerts(&self.inner, callback.clone_ref(py));
+        self.settings().alert_callbacks.push(callback);
     }
 
     /// Waits until every record made so far is written and fsynced.
@@ -371,11 +400,24 @@ impl Monitor {
     /// In a child after `os.fork()`: the parent's writer and follower threads
     /// do not exist here, so the inherited engine is abandoned (never dropped:
     /// dropping would wait for those threads) and a fresh one opened on the
-    /// same directory, replaying what the parent had written.
+    /// same directory, replaying what the parent had written. Budgets and
+    /// alert callbacks set from Python carry over.
     fn _reinit_after_fork(&mut self, py: Python<'_>) -> PyResult<()> {
         let dir = self.inner.dir().to_path_buf();
         let follow = self.follow;
         let fresh = py.detach(|| build(&dir, follow)).map_err(to_py)?;
+        let settings = self.settings.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (name, text) in &settings.budgets {
+            let added = serde_json::from_str::<Budget>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|b| fresh.add_budget(b).map_err(|e| e.to_string()));
+            if let Err(e) = added {
+                tracing::error!(budget = %name, error = %e, "budget lost after fork");
+            }
+        }
+        for cb in &settings.alert_callbacks {
+            subscribe_alerts(&fresh, cb.clone_ref(py));
+        }
         let old = std::mem::replace(&mut self.inner, Arc::new(fresh));
         std::mem::forget(old);
         Ok(())

@@ -137,3 +137,23 @@ def test_rust_cli_reads_python_records_and_back(records_dir):
     m = AIUsageMonitor(records_dir)
     assert m.get_daily_summary().by_model["qwen-turbo"]["total_tokens"] == 150
     m.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_fork_keeps_budgets_and_alert_callbacks(monitor):
+    alerts = []
+    monitor.on_budget_alert(lambda a: alerts.append(a["budget"]))
+    monitor.add_budget("worker-day", 1.0)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            monitor.record_usage("qwen-plus", "child", 1, 1, 1.0, cost=2.0)
+            if alerts == ["worker-day", "worker-day"]:  # 80 % and 100 %, in the child
+                code = 0
+            monitor.flush()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert [b["name"] for b in monitor.budget_status()] == ["worker-day"]
