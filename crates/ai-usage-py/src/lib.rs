@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<monitor::Monitor>()?;
     m.add_class::<record::PyUsageRecord>()?;
+    m.add_function(wrap_pyfunction!(monitor::_mark_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::calculate_cost, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::model_display_name, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::pricing_json, m)?)?;

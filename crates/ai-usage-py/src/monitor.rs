@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,11 +72,24 @@ fn build(dir: &Path, follow: Option<Duration>) -> Result<UsageMonitor, Error> {
     b.build()
 }
 
+/// Set once the interpreter starts exiting: engine threads (the follower
+/// counts other processes' records) must not call into Python after that.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Called from the package's `atexit` hook, before the final flush.
+#[pyfunction]
+pub fn _mark_exiting() {
+    EXITING.store(true, Ordering::SeqCst);
+}
+
 /// Subscribes a Python callback to `m`'s budget alerts: it is called with the
 /// alert as JSON text, with the GIL taken; an exception in it is reported
 /// through `sys.unraisablehook`, never raised into the recorder.
 fn subscribe_alerts(m: &UsageMonitor, callback: Py<PyAny>) {
     m.on_budget_alert(move |alert: &BudgetAlert| {
+        if EXITING.load(Ordering::SeqCst) {
+            return; // the engine still logs the alert
+        }
         let text = match serde_json::to_string(alert) {
             Ok(t) => t,
             Err(e) => {

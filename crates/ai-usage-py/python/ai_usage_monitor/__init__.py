@@ -351,6 +351,7 @@ def record_ai_usage(
 
 
 def _flush_all_at_exit() -> None:
+    _native._mark_exiting()  # no budget callbacks from engine threads from now on
     with _live_lock:
         monitors = list(_live_monitors)
     for m in monitors:
