@@ -4,8 +4,8 @@
 //!
 //! What lives here is what must be fast or exact: recording (the GIL is
 //! released while the engine works), queries (answered from the engine's
-//! rollups, handed to Python as JSON text that the pure-Python layer turns
-//! into the original's objects), pricing and token extraction. The decorator,
+//! rollups; summaries built directly as Python objects, the rest handed over
+//! as JSON text that the pure-Python layer shapes into the original's objects), pricing and token extraction. The decorator,
 //! the global monitor, `atexit` and fork handling are Python
 //! (`python/ai_usage_monitor/__init__.py`).
 #![warn(missing_docs)]
@@ -13,6 +13,7 @@
 mod monitor;
 mod pricing;
 mod record;
+mod summary;
 
 use pyo3::prelude::*;
 

@@ -19,10 +19,11 @@ use ai_usage_core::{
 use chrono::Datelike;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString};
 use serde::Serialize;
 
 use crate::record::PyUsageRecord;
+use crate::summary::summary_kwargs;
 
 /// Maps an engine error to the Python exception a caller expects.
 fn to_py(e: Error) -> PyErr {
@@ -246,9 +247,16 @@ impl Monitor {
         Ok(PyUsageRecord::from(&record))
     }
 
-    /// Summary JSON: `kind` is `hourly` (`a` = hours ago), `daily` (`a` =
-    /// days ago) or `monthly` (`a` = year, `b` = month; negative = this month).
-    fn _summary_json(&self, py: Python<'_>, kind: &str, a: i64, b: i64) -> PyResult<String> {
+    /// A summary as the keyword arguments of `UsageSummary`: `kind` is
+    /// `hourly` (`a` = hours ago), `daily` (`a` = days ago) or `monthly`
+    /// (`a` = year, `b` = month; negative = this month).
+    fn _summary<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        a: i64,
+        b: i64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let m = self.m();
         let ago = |v: i64| {
             u32::try_from(v).map_err(|_| {
@@ -280,7 +288,7 @@ impl Monitor {
             }
             other => return Err(PyValueError::new_err(format!("unknown period {other:?}"))),
         };
-        json(&summary)
+        summary_kwargs(py, &summary)
     }
 
     /// One session's figures as JSON, `None` for an unknown session.

@@ -66,24 +66,6 @@ FUNCTION_NAMES_CN: Dict[str, str] = {
 # ---------------------------------------------------------------------------
 
 
-def _group(g: Mapping[str, Any]) -> Dict[str, Any]:
-    """One ``by_*`` entry: the original's five keys first, ours after."""
-    out: Dict[str, Any] = {
-        "calls": g["calls"],
-        "input_tokens": g["input_tokens"],
-        "output_tokens": g["output_tokens"],
-        "total_tokens": g["total_tokens"],
-        "cost": round(g["cost"], 6),
-        "currency": g["currency"],
-        "costs": g["costs"],
-        "successful_calls": g["successful_calls"],
-        "unpriced_calls": g["unpriced_calls"],
-    }
-    if g.get("display_name") is not None:
-        out["display_name"] = g["display_name"]
-    return out
-
-
 @dataclass
 class UsageSummary:
     """Usage of one period, with the original's attributes.
@@ -112,31 +94,6 @@ class UsageSummary:
     success_rate: float = 100.0
     avg_duration_ms: float = 0.0
     p95_duration_ms: float = 0.0
-
-    @classmethod
-    def _from_engine(cls, s: Mapping[str, Any]) -> "UsageSummary":
-        costs = dict(s["costs"])
-        return cls(
-            period=s["period"],
-            start_time=s["start_time"],
-            end_time=s["end_time"],
-            total_calls=s["total_calls"],
-            successful_calls=s["successful_calls"],
-            failed_calls=s["failed_calls"],
-            total_input_tokens=s["total_input_tokens"],
-            total_output_tokens=s["total_output_tokens"],
-            total_tokens=s["total_tokens"],
-            total_cost=round(costs.get("CNY", 0.0), 2),
-            by_model={k: _group(v) for k, v in s["by_model"].items()},
-            by_function={k: _group(v) for k, v in s["by_function"].items()},
-            by_user={k: _group(v) for k, v in s["by_user"].items()},
-            by_anchor={k: _group(v) for k, v in s["by_anchor"].items()},
-            costs=costs,
-            unpriced_calls=s["unpriced_calls"],
-            success_rate=s["success_rate"],
-            avg_duration_ms=s["avg_duration_ms"],
-            p95_duration_ms=s["p95_duration_ms"],
-        )
 
     def to_dict(self) -> Dict[str, Any]:
         """The summary as a plain dict."""
@@ -215,19 +172,19 @@ class AIUsageMonitor(_native.Monitor):
 
     def get_hourly_summary(self, hours_ago: int = 0) -> UsageSummary:
         """The clock hour ``hours_ago`` hours before the current one."""
-        return UsageSummary._from_engine(json.loads(self._summary_json("hourly", hours_ago, 0)))
+        return UsageSummary(**self._summary("hourly", hours_ago, 0))
 
     def get_daily_summary(self, days_ago: int = 0) -> UsageSummary:
         """The calendar day ``days_ago`` days before today (monitor's zone)."""
-        return UsageSummary._from_engine(json.loads(self._summary_json("daily", days_ago, 0)))
+        return UsageSummary(**self._summary("daily", days_ago, 0))
 
     def get_monthly_summary(self, year: Optional[int] = None, month: Optional[int] = None) -> UsageSummary:
         """A calendar month (default: the current one)."""
         if year is None or month is None:
             if year is not None or month is not None:
                 raise ValueError("give both year and month, or neither")
-            return UsageSummary._from_engine(json.loads(self._summary_json("monthly", -1, -1)))
-        return UsageSummary._from_engine(json.loads(self._summary_json("monthly", year, month)))
+            return UsageSummary(**self._summary("monthly", -1, -1))
+        return UsageSummary(**self._summary("monthly", year, month))
 
     def get_top_users(self, limit: int = 10, days: int = 7) -> List[Dict[str, Any]]:
         """``[{user_id, tokens, cost, calls, …}]``, most tokens first."""
