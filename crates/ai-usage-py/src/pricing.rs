@@ -1,0 +1,77 @@
+//! `ModelPricing`'s classmethods and token extraction, on the engine's
+//! pricing table and provider-body reader.
+
+use std::sync::OnceLock;
+
+use ai_usage_core::{PricingTable, TokenUsage, UsageSource};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// The table `ModelPricing` answers from: `AI_USAGE_PRICING` or the built-in
+/// prices, loaded once (as the original's class attributes were).
+fn table() -> &'static PricingTable {
+    static TABLE: OnceLock<PricingTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        PricingTable::from_env_or_builtin().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "pricing file unusable; using the built-in prices");
+            PricingTable::builtin()
+        })
+    })
+}
+
+/// Cost of a call as a float in the model's currency; 0.0 for an unknown model.
+#[pyfunction]
+pub fn calculate_cost(model: &str, input_tokens: u64, output_tokens: u64) -> f64 {
+    let usage = TokenUsage {
+        input_tokens,
+        output_tokens,
+        ..TokenUsage::default()
+    };
+    table().price(model, &usage).cost.as_f64()
+}
+
+/// The display name of a model (the name itself when unknown).
+#[pyfunction]
+pub fn model_display_name(model: &str) -> String {
+    table().display_name(model)
+}
+
+/// The model's price as JSON (`input` / `output` per 1K tokens, `currency`,
+/// `display_name`, …), `None` when unknown.
+#[pyfunction]
+pub fn pricing_json(model: &str) -> PyResult<Option<String>> {
+    match table().resolve(model) {
+        None => Ok(None),
+        Some((id, price)) => {
+            let mut v = serde_json::to_value(price)
+                .map_err(|e| PyValueError::new_err(format!("cannot serialise price: {e}")))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("model".into(), id.into());
+            }
+            Ok(Some(v.to_string()))
+        }
+    }
+}
+
+/// Token counts and model read from a provider response body (JSON text):
+/// `(input, output, total, cached_input, reasoning, model)`, `None` when the
+/// body has no usage the engine recognises.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn usage_from_json(
+    py: Python<'_>,
+    body: &str,
+) -> Option<(u64, u64, u64, u64, u64, Option<String>)> {
+    py.detach(|| {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        let u = v.token_usage()?;
+        Some((
+            u.input_tokens,
+            u.output_tokens,
+            u.total(),
+            u.cached_input_tokens,
+            u.reasoning_tokens,
+            v.response_model().map(str::to_owned),
+        ))
+    })
+}

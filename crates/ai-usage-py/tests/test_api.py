@@ -1,0 +1,233 @@
+"""Each item of the original's public API, and our additions."""
+
+import dataclasses
+import inspect
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import ai_usage_monitor
+from ai_usage_monitor import AIUsageMonitor, ModelPricing, UsageRecord, UsageSummary
+
+
+def test_usage_record_attributes(monitor):
+    before = time.time()
+    r = monitor.record_usage("qwen-plus", "实时分析", 1200, 300, 850.5, user_id="u1",
+                             anchor_id="a1", session_id="s1")
+    assert isinstance(r, UsageRecord)
+    assert before - 1 <= r.timestamp <= time.time() + 1
+    assert (r.user_id, r.anchor_id, r.session_id) == ("u1", "a1", "s1")
+    assert (r.model, r.function) == ("qwen-plus", "实时分析")
+    assert (r.input_tokens, r.output_tokens, r.total_tokens) == (1200, 300, 1500)
+    assert r.cost == pytest.approx(0.0084)
+    assert r.duration_ms == 850.5 and r.success is True and r.error_msg is None
+    d = r.to_dict()
+    assert d["cost"] == r.cost and d["currency"] == "CNY"
+    assert "qwen-plus" in repr(r)
+
+
+def test_record_usage_keywords(monitor):
+    # Everything after duration_ms is keyword-only, as in the original.
+    with pytest.raises(TypeError):
+        monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, 0.5)
+    r = monitor.record_usage("qwen-plus", "f", 100, 50, 1.0, cost=0.123456, total_tokens=200,
+                             success=False, error_msg="timeout")
+    assert r.cost == 0.123456  # an explicit cost is kept as given
+    assert r.total_tokens == 200
+    assert r.success is False and r.error_msg == "timeout"
+    # An int user id (common in apps) is stored as its text.
+    assert monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, user_id=42).user_id == "42"
+
+
+def test_unknown_model_is_unpriced(monitor):
+    r = monitor.record_usage("my-private-model", "f", 1000, 1000, 1.0)
+    assert r.cost == 0.0
+    day = monitor.get_daily_summary()
+    assert day.unpriced_calls == 1
+    assert day.by_model["my-private-model"]["unpriced_calls"] == 1
+
+
+def test_usage_summary_shape(monitor):
+    monitor.record_usage("qwen-plus", "live_analysis", 1000, 500, 10.0, user_id="u", anchor_id="a")
+    monitor.record_usage("qwen-plus", "live_analysis", 10, 5, 10.0, success=False, error_msg="x")
+    for s in (monitor.get_daily_summary(), monitor.get_hourly_summary(), monitor.get_monthly_summary()):
+        assert isinstance(s, UsageSummary)
+        assert s.total_calls == 2 and s.successful_calls == 1 and s.failed_calls == 1
+        assert s.total_input_tokens == 1010 and s.total_output_tokens == 505
+        assert s.end_time > s.start_time
+        for groups in (s.by_model, s.by_function, s.by_user, s.by_anchor):
+            for g in groups.values():
+                assert {"calls", "input_tokens", "output_tokens", "total_tokens", "cost"} <= g.keys()
+        assert s.by_model["qwen-plus"]["display_name"] == ModelPricing.get_model_display_name("qwen-plus")
+    assert [s.period for s in (monitor.get_hourly_summary(), monitor.get_daily_summary(),
+                               monitor.get_monthly_summary())] == ["hourly", "daily", "monthly"]
+    assert dataclasses.asdict(monitor.get_daily_summary())["total_calls"] == 2
+    # Yesterday and an explicit month
+    assert monitor.get_daily_summary(days_ago=1).total_calls == 0
+    assert monitor.get_monthly_summary(2001, 1).total_calls == 0
+    with pytest.raises(ValueError):
+        monitor.get_monthly_summary(2025, 13)
+    with pytest.raises(ValueError):
+        monitor.get_monthly_summary(year=2025)
+
+
+def test_total_cost_rounding_and_currencies(monitor):
+    monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, cost=1.234567)
+    monitor.record_usage("gpt-x", "f", 1, 1, 1.0, cost=2.5, currency="USD")
+    day = monitor.get_daily_summary()
+    assert day.total_cost == 1.23  # the CNY total, to 2 decimals as the original
+    assert day.costs == {"CNY": 1.234567, "USD": 2.5}  # never mixed
+    assert day.by_model["qwen-plus"]["cost"] == 1.234567
+    assert day.by_model["gpt-x"]["currency"] == "USD"
+
+
+def test_session_stats_unknown(monitor):
+    assert monitor.get_session_stats("nope") == {"session_id": "nope", "calls": 0, "tokens": 0, "cost": 0.0}
+
+
+def test_top_users_and_trend(monitor):
+    monitor.record_usage("qwen-plus", "f", 100, 0, 1.0, user_id="small")
+    monitor.record_usage("qwen-plus", "f", 9000, 0, 1.0, user_id="big")
+    top = monitor.get_top_users(limit=10, days=7)
+    assert [u["user_id"] for u in top] == ["big", "small"]
+    assert top[0]["tokens"] == 9000 and top[0]["calls"] == 1
+    assert len(monitor.get_top_users(limit=1)) == 1
+    trend = monitor.get_cost_trend(days=30)
+    assert len(trend) == 30 and trend[-1]["calls"] == 2
+    assert {"date", "cost", "calls"} <= trend[0].keys()
+
+
+def test_export_report_default_path(monitor):
+    monitor.record_usage("qwen-plus", "f", 100, 0, 1.0)
+    p = monitor.export_report()
+    assert isinstance(p, Path) and p.parent == monitor.data_dir and p.suffix == ".json"
+    json.loads(p.read_text(encoding="utf-8"))
+    csv = monitor.export_csv(days=1)
+    assert csv.read_text(encoding="utf-8").count("\n") >= 2
+
+
+def test_data_dir_str_and_path(tmp_path):
+    a = AIUsageMonitor(str(tmp_path / "a"))
+    b = AIUsageMonitor(tmp_path / "b")
+    assert a.data_dir == tmp_path / "a" and b.data_dir == tmp_path / "b"
+    assert (tmp_path / "a").is_dir()
+    a.shutdown()
+    b.shutdown()
+
+
+def test_default_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AI_USAGE_DIR", str(tmp_path / "env_dir"))
+    m = AIUsageMonitor()
+    assert m.data_dir == tmp_path / "env_dir"
+    m.shutdown()
+    monkeypatch.delenv("AI_USAGE_DIR")
+    monkeypatch.chdir(tmp_path)
+    m = AIUsageMonitor()
+    assert m.data_dir == Path("records/ai_usage")
+    m.shutdown()
+
+
+def test_model_pricing_classmethods():
+    assert ModelPricing.calculate_cost("qwen-plus", 1000, 1000) == pytest.approx(0.016)
+    assert ModelPricing.calculate_cost("no-such-model", 1000, 1000) == 0.0
+    p = ModelPricing.get_pricing("qwen-plus")
+    assert p["input"] == 0.004 and p["output"] == 0.012 and p["display_name"] == "通义千问-Plus"
+    assert ModelPricing.get_pricing("no-such-model") is None
+    assert ModelPricing.get_model_display_name("qwen-plus") == "通义千问-Plus"
+    assert ModelPricing.get_model_display_name("no-such-model") == "no-such-model"
+    assert ModelPricing.get_function_name_cn("live_review") == "直播复盘"
+    assert ModelPricing.get_function_name_cn("gateway_qwen") == "实时分析（通义千问）"
+    assert ModelPricing.get_function_name_cn("自定义") == "自定义"
+    for name in ("calculate_cost", "get_model_display_name", "get_pricing", "get_function_name_cn"):
+        assert inspect.ismethod(getattr(ModelPricing, name))  # classmethods
+
+
+def test_global_monitor_is_one_instance(monitor):
+    assert ai_usage_monitor.get_usage_monitor() is monitor
+    r = ai_usage_monitor.record_ai_usage("qwen-plus", "f", 10, 10, 1.0, user_id="g")
+    assert r.user_id == "g" and monitor.get_daily_summary().total_calls == 1
+
+
+def test_budget_alert_callback(monitor):
+    alerts = []
+    monitor.on_budget_alert(alerts.append)
+    monitor.add_budget("每日总预算", 1.0, period="daily")
+    monitor.add_budget("主播A", 0.5, scope="anchor", target="A", thresholds=(50,))
+    monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, cost=0.3, anchor_id="A")
+    assert [a["budget"] for a in alerts] == ["主播A"] and alerts[0]["threshold"] == 50
+    monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, cost=0.6)
+    assert [(a["budget"], a["threshold"]) for a in alerts[1:]] == [("每日总预算", 80)]
+    status = {s["name"]: s for s in monitor.budget_status()}
+    assert status["每日总预算"]["spent"] == pytest.approx(0.9)
+    assert monitor.remove_budget("主播A") and not monitor.remove_budget("主播A")
+    with pytest.raises(ValueError):
+        monitor.add_budget("bad", -1.0)
+    with pytest.raises(ValueError):
+        monitor.add_budget("bad", 1.0, scope="user")
+
+
+def test_budget_callback_exception_does_not_reach_recorder(monitor, monkeypatch):
+    import sys
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+
+    def broken(alert):
+        raise RuntimeError("callback bug")
+
+    monitor.on_budget_alert(broken)
+    monitor.add_budget("b", 0.1)
+    r = monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, cost=1.0)
+    assert r.cost == 1.0
+    assert [str(e) for e in reported] == ["callback bug", "callback bug"]  # 80 % and 100 %
+
+
+def test_savings_health_flush_shutdown(monitor):
+    monitor.record_usage("qwen-max", "话术生成", 100_000, 10_000, 1.0)
+    assert isinstance(monitor.get_savings(days=7), dict)
+    assert monitor.health()["ok"] is True
+    monitor.flush()
+    lines = list(monitor.data_dir.glob("usage_*.jsonl"))
+    assert len(lines) == 1 and lines[0].read_text(encoding="utf-8").count("\n") == 1
+    monitor.shutdown()
+    # Still counted after shutdown, just not written.
+    monitor.record_usage("qwen-max", "话术生成", 1, 1, 1.0)
+    assert monitor.get_daily_summary().total_calls == 2
+
+
+def test_flush_releases_the_gil(monitor):
+    """Another Python thread runs while a flush waits for the disk.
+
+    With a switch interval far longer than the test, a thread holding the
+    GIL is never preempted: the ticker can only tick while the main thread
+    is inside a call that released it.
+    """
+    import sys
+    import threading
+
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        during = 0
+        for _ in range(20):
+            monitor.record_usage("qwen-plus", "f", 10, 10, 1.0)
+            before = len(ticks)
+            monitor.flush()
+            during += len(ticks) - before
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert during > 20
