@@ -39,7 +39,7 @@ struct Row {
 /// The sums every group query selects, in the order [`stats_of`] reads them.
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
 sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_micros), \
-sum(1 - priced)";
+countIf(priced = 0)";
 
 impl FleetQueries {
     /// Queries in `zone`, totals in CNY unless told otherwise, no exchange
@@ -448,7 +448,7 @@ fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats>
         total_tokens: n(4)?,
         cached_input_tokens: n(5)?,
         reasoning_tokens: n(6)?,
-        unpriced_calls: parse::<i64>(field(row, at + 8)?)?.max(0) as u64,
+        unpriced_calls: n(8)?,
         cost: costs,
     })
 }

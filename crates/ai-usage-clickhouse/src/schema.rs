@@ -66,7 +66,7 @@ const HOURLY_SUMS: &str = "count() AS calls, sum(success) AS successful_calls, \
 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
 sum(total_tokens) AS total_tokens, sum(cached_input_tokens) AS cached_input_tokens, \
 sum(reasoning_tokens) AS reasoning_tokens, sum(cost_micros) AS cost_micros, \
-sum(1 - priced) AS unpriced_calls, sum(duration_ms) AS duration_ms_sum";
+countIf(priced = 0) AS unpriced_calls, sum(duration_ms) AS duration_ms_sum";
 
 fn hourly_select(db: &str, final_: bool) -> String {
     format!(
