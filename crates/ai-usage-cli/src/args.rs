@@ -37,10 +37,20 @@ pub struct Cli {
     pub rates: Vec<(Currency, Money)>,
     /// Answer queries from this ClickHouse server (the fleet's records) and
     /// ship to it: `http[s]://[user:password@]host:8123`.
-    #[arg(long, global = true, env = "AI_USAGE_CLICKHOUSE", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "AI_USAGE_CLICKHOUSE",
+        hide_env_values = true
+    )]
     pub clickhouse: Option<String>,
     /// ClickHouse database of the fleet's tables.
-    #[arg(long, global = true, env = "AI_USAGE_CLICKHOUSE_DATABASE", default_value = "ai_usage")]
+    #[arg(
+        long,
+        global = true,
+        env = "AI_USAGE_CLICKHOUSE_DATABASE",
+        default_value = "ai_usage"
+    )]
     pub clickhouse_database: String,
     /// Machine-readable JSON instead of tables.
     #[arg(long, global = true)]

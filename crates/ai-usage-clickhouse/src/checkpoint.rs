@@ -107,7 +107,13 @@ mod tests {
             target: "http://x:1/db".into(),
             ..Checkpoint::default()
         };
-        c.files.insert("usage_2025-01-01.jsonl".into(), FileMark { inode: 7, offset: 99 });
+        c.files.insert(
+            "usage_2025-01-01.jsonl".into(),
+            FileMark {
+                inode: 7,
+                offset: 99,
+            },
+        );
         c.save(&path).unwrap();
         c.files.get_mut("usage_2025-01-01.jsonl").unwrap().offset = 120;
         c.save(&path).unwrap();

@@ -270,7 +270,10 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
                 by_user.entry(r.user.clone()).or_default().merge(&r.stats);
             }
             if !r.anchor.is_empty() {
-                by_anchor.entry(r.anchor.clone()).or_default().merge(&r.stats);
+                by_anchor
+                    .entry(r.anchor.clone())
+                    .or_default()
+                    .merge(&r.stats);
             }
             let _ = r.currency;
         }
@@ -287,7 +290,11 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             }
             let mut v: Vec<(&String, &GroupStats)> = m.iter().collect();
             v.sort_by(|a, b| {
-                rank_key(b.1, RankBy::Tokens, reporting).cmp(&rank_key(a.1, RankBy::Tokens, reporting))
+                rank_key(b.1, RankBy::Tokens, reporting).cmp(&rank_key(
+                    a.1,
+                    RankBy::Tokens,
+                    reporting,
+                ))
             });
             v.truncate(limit);
             v.into_iter()
@@ -373,7 +380,11 @@ fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
 
 /// The core's conversion rule: only when rates are set and more than the
 /// reporting currency is present.
-fn convert(costs: &Costs, reporting: Currency, rates: &[(Currency, i64)]) -> Option<ConvertedTotal> {
+fn convert(
+    costs: &Costs,
+    reporting: Currency,
+    rates: &[(Currency, i64)],
+) -> Option<ConvertedTotal> {
     if rates.is_empty() || costs.iter().count() < 2 && costs.iter().all(|(c, _)| c == reporting) {
         return None;
     }
@@ -427,7 +438,10 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T> {
 
 /// `nan` (an average of no rows) reads as 0.
 fn parse_f64_or_zero(s: &str) -> f64 {
-    s.parse::<f64>().ok().filter(|v| v.is_finite()).unwrap_or(0.0)
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .unwrap_or(0.0)
 }
 
 fn currency_of(code: &str) -> Result<Currency> {

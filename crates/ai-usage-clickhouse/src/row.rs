@@ -48,17 +48,19 @@ pub fn settle_currency(r: &UsageRecord, pricing: &PricingTable) -> (Currency, bo
 
 /// Appends the record as one TabSeparated row in
 /// [`RECORD_COLUMNS`](crate::schema::RECORD_COLUMNS) order.
-pub fn push_row(out: &mut Vec<u8>, o: Origin<'_>, r: &UsageRecord, currency: Currency, priced: bool) {
+pub fn push_row(
+    out: &mut Vec<u8>,
+    o: Origin<'_>,
+    r: &UsageRecord,
+    currency: Currency,
+    priced: bool,
+) {
     let day = chrono::DateTime::from_timestamp(r.timestamp.floor() as i64, 0)
         .map(|t| t.date_naive())
         .unwrap_or_default();
     let opt = |s: &Option<String>| s.as_deref().unwrap_or("").to_owned();
     // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{}\t",
-        record_id(o.host, o.file, o.offset)
-    );
+    let _ = write!(out, "{}\t", record_id(o.host, o.file, o.offset));
     push_escaped(out, o.host);
     out.push(b'\t');
     push_escaped(out, o.file);
@@ -133,12 +135,20 @@ mod tests {
         let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"]}"#;
         let r = ai_usage_core::dayfile::parse_record(line).unwrap();
         let mut out = Vec::new();
-        let o = Origin { host: "h", file: "f", offset: 10, end_offset: 20 };
+        let o = Origin {
+            host: "h",
+            file: "f",
+            offset: 10,
+            end_offset: 20,
+        };
         push_row(&mut out, o, &r, Currency::CNY, true);
         let text = String::from_utf8(out).unwrap();
         let columns = crate::schema::RECORD_COLUMNS.split(',').count();
         assert_eq!(text.trim_end_matches('\n').split('\t').count(), columns);
         assert!(text.contains("\t500000\tCNY\t1\t1\t1\t"), "{text}");
-        assert!(text.contains("\t2025-10-25\t1761403494.6\t4\\t2\t"), "{text}");
+        assert!(
+            text.contains("\t2025-10-25\t1761403494.6\t4\\t2\t"),
+            "{text}"
+        );
     }
 }

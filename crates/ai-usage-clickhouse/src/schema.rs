@@ -23,9 +23,8 @@ error_msg, request_id, tags";
 
 /// v1: the raw table.
 fn v1(db: &str) -> Vec<String> {
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {db}.records (
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.records (
   id UInt64,                 -- stable record id: hash of host, file, offset
   host String,               -- shipping host's id
   file String,               -- day file name on that host
@@ -54,8 +53,7 @@ fn v1(db: &str) -> Vec<String> {
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, id)"
-        ),
-    ]
+    )]
 }
 
 /// Key columns of `hourly` (the sum is per distinct key).

@@ -108,6 +108,9 @@ mod tests {
         assert!(!text.contains('\t') && !text.contains('\n'));
         assert_eq!(parse_rows(&text).unwrap(), vec![vec![nasty.to_string()]]);
         assert_eq!(quote("it's \\"), "'it\\'s \\\\'");
-        assert_eq!(parse_rows("1\t\\N\n").unwrap(), vec![vec!["1".to_string(), String::new()]]);
+        assert_eq!(
+            parse_rows("1\t\\N\n").unwrap(),
+            vec![vec!["1".to_string(), String::new()]]
+        );
     }
 }

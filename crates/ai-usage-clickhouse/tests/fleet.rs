@@ -74,7 +74,10 @@ impl Digest {
         self.costs.merge(&s.costs);
         let mut add = |kind: &str, m: &BTreeMap<String, GroupSummary>| {
             for (k, g) in m {
-                let e = self.groups.entry((kind.to_string(), k.clone())).or_default();
+                let e = self
+                    .groups
+                    .entry((kind.to_string(), k.clone()))
+                    .or_default();
                 e.0 += g.calls;
                 e.1 += g.total_tokens;
                 e.2.merge(&g.costs);
@@ -105,13 +108,18 @@ fn row_counts(client: &Client) -> (u64, u64, u64) {
     (
         count(client, &format!("SELECT count() FROM {db}.records")),
         count(client, &format!("SELECT uniqExact(id) FROM {db}.records")),
-        count(client, &format!("SELECT toUInt64(sum(calls)) FROM {db}.hourly")),
+        count(
+            client,
+            &format!("SELECT toUInt64(sum(calls)) FROM {db}.hourly"),
+        ),
     )
 }
 
 #[test]
 fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let na = write_demo(a.path(), 5, 1);
@@ -131,7 +139,10 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     let today = zone().date_of(NOW);
     for back in 0..6 {
         let date = today - chrono::Duration::days(back);
-        let want = digest(&[&la.get_summary_for_date(date), &lb.get_summary_for_date(date)]);
+        let want = digest(&[
+            &la.get_summary_for_date(date),
+            &lb.get_summary_for_date(date),
+        ]);
         let got = digest(&[&fleet.summary_for_date(date).unwrap()]);
         assert_eq!(got, want, "daily summary of {date}");
     }
@@ -140,7 +151,10 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
             &la.get_summary_for_hour(today, hour),
             &lb.get_summary_for_hour(today, hour),
         ]);
-        assert_eq!(digest(&[&fleet.summary_for_hour(today, hour).unwrap()]), want);
+        assert_eq!(
+            digest(&[&fleet.summary_for_hour(today, hour).unwrap()]),
+            want
+        );
     }
     let from = today - chrono::Duration::days(6);
     let want = digest(&[
@@ -160,7 +174,12 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     for ((f, x), y) in tf.iter().zip(&ta).zip(&tb) {
         let mut costs = x.costs.clone();
         costs.merge(&y.costs);
-        assert_eq!((f.calls, f.tokens, &f.costs), (x.calls + y.calls, x.tokens + y.tokens, &costs), "{}", f.date);
+        assert_eq!(
+            (f.calls, f.tokens, &f.costs),
+            (x.calls + y.calls, x.tokens + y.tokens, &costs),
+            "{}",
+            f.date
+        );
     }
     // Rankings: every user's totals are the sum of the hosts' (limit 0 = all).
     for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
@@ -179,7 +198,10 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
             .map(|e| (e.id.clone(), (e.calls, e.tokens, e.costs.clone())))
             .collect();
         assert_eq!(got_map, want, "{kind:?}");
-        assert!(got.windows(2).all(|w| w[0].tokens >= w[1].tokens), "ordered by tokens");
+        assert!(
+            got.windows(2).all(|w| w[0].tokens >= w[1].tokens),
+            "ordered by tokens"
+        );
     }
 
     // A second ship (same process, then a fresh one) sends nothing.
@@ -199,11 +221,16 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
 
 #[test]
 fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("usage_2025-10-26.jsonl");
     let good = |ts: f64, tokens: u64| {
-        format!(r#"{{"timestamp": {ts}, "user_id": "u1", "model": "qwen-plus", "function": "f", "input_tokens": {tokens}, "output_tokens": 1, "total_tokens": {}, "cost": 0.25, "duration_ms": 10.0, "success": true, "error_msg": null}}"#, tokens + 1)
+        format!(
+            r#"{{"timestamp": {ts}, "user_id": "u1", "model": "qwen-plus", "function": "f", "input_tokens": {tokens}, "output_tokens": 1, "total_tokens": {}, "cost": 0.25, "duration_ms": 10.0, "success": true, "error_msg": null}}"#,
+            tokens + 1
+        )
     };
     let text = format!(
         "{}\n{{garbage\n{}\n\u{1}not json\n{}\n{}",
@@ -218,31 +245,52 @@ fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
     assert_eq!((r.records, r.skipped_lines), (3, 2));
     let client = server.client("corrupt");
     let db = client.db();
-    assert_eq!(count(&client, &format!("SELECT count() FROM {db}.records")), 3);
     assert_eq!(
-        count(&client, &format!("SELECT sum(input_tokens) FROM {db}.records")),
+        count(&client, &format!("SELECT count() FROM {db}.records")),
+        3
+    );
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT sum(input_tokens) FROM {db}.records")
+        ),
         60
     );
     assert!(r.lag_bytes > 0, "the torn tail is still to ship");
 
     // The torn line completes: it ships, the bad lines stay out.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
-    std::io::Write::write_all(&mut f, format!("{}\n", &good(1_761_480_003.0, 40)[30..]).as_bytes()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n", &good(1_761_480_003.0, 40)[30..]).as_bytes(),
+    )
+    .unwrap();
     let r = s.ship_all(Duration::from_secs(5)).unwrap();
     assert_eq!((r.records, r.skipped_lines, r.lag_bytes), (1, 0, 0));
     assert_eq!(
-        count(&client, &format!("SELECT sum(input_tokens) FROM {db}.records")),
+        count(
+            &client,
+            &format!("SELECT sum(input_tokens) FROM {db}.records")
+        ),
         100
     );
 }
 
 #[test]
 fn schema_migrates_from_empty_and_from_v1() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     // From nothing, twice.
     let empty = server.client("from_empty");
     assert_eq!(schema::migrate(&empty).unwrap(), 0);
-    assert_eq!(schema::current_version(&empty).unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(
+        schema::current_version(&empty).unwrap(),
+        schema::SCHEMA_VERSION
+    );
     assert_eq!(schema::migrate(&empty).unwrap(), schema::SCHEMA_VERSION);
 
     // From v1 holding rows: v2's aggregates start with them.
@@ -271,7 +319,10 @@ fn schema_migrates_from_empty_and_from_v1() {
 
     // A newer schema than ours is refused, not overwritten.
     empty
-        .execute(&format!("INSERT INTO {}.schema_version (version) VALUES (99)", empty.db()))
+        .execute(&format!(
+            "INSERT INTO {}.schema_version (version) VALUES (99)",
+            empty.db()
+        ))
         .unwrap();
     assert!(matches!(
         schema::migrate(&empty),
@@ -304,7 +355,9 @@ fn append_calls(dir: &Path, n: u64, start_ts: f64) {
 
 #[test]
 fn clickhouse_killed_while_records_arrive_loses_and_duplicates_nothing() {
-    let Some(mut server) = Server::start() else { return };
+    let Some(mut server) = Server::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ShipperConfig::new(dir.path(), server.endpoint("outage"));
     cfg.host_id = Some("h".into());
@@ -328,7 +381,10 @@ fn clickhouse_killed_while_records_arrive_loses_and_duplicates_nothing() {
     let client = server.client("outage");
     let started = Instant::now();
     loop {
-        let n = count(&client, &format!("SELECT count() FROM {}.records", client.db()));
+        let n = count(
+            &client,
+            &format!("SELECT count() FROM {}.records", client.db()),
+        );
         if n >= 6000 || started.elapsed() > Duration::from_secs(60) {
             break;
         }
@@ -342,9 +398,14 @@ fn clickhouse_killed_while_records_arrive_loses_and_duplicates_nothing() {
 /// Run as a child process by the SIGKILL test (does nothing otherwise).
 #[test]
 fn child_ship_process() {
-    let Ok(spec) = std::env::var("AIU_TEST_CHILD_SHIP") else { return };
+    let Ok(spec) = std::env::var("AIU_TEST_CHILD_SHIP") else {
+        return;
+    };
     let (dir, url) = spec.split_once('|').unwrap();
-    let mut cfg = ShipperConfig::new(dir, ai_usage_clickhouse::Endpoint::parse(url, "killed").unwrap());
+    let mut cfg = ShipperConfig::new(
+        dir,
+        ai_usage_clickhouse::Endpoint::parse(url, "killed").unwrap(),
+    );
     cfg.host_id = Some("victim".into());
     cfg.batch_rows = 97;
     let mut s = Shipper::open(cfg).unwrap();
@@ -353,7 +414,9 @@ fn child_ship_process() {
 
 #[test]
 fn shipper_killed_at_random_points_never_duplicates() {
-    let Some(server) = Server::start() else { return };
+    let Some(server) = Server::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n = write_demo(dir.path(), 20, 7);
     let exe = std::env::current_exe().unwrap();
@@ -362,8 +425,16 @@ fn shipper_killed_at_random_points_never_duplicates() {
     let mut kills = 0;
     for _ in 0..12 {
         let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "child_ship_process", "--nocapture", "--test-threads=1"])
-            .env("AIU_TEST_CHILD_SHIP", format!("{}|{}", dir.path().display(), server.url()))
+            .args([
+                "--exact",
+                "child_ship_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "AIU_TEST_CHILD_SHIP",
+                format!("{}|{}", dir.path().display(), server.url()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -375,11 +446,17 @@ fn shipper_killed_at_random_points_never_duplicates() {
         }
         child.wait().unwrap();
     }
-    assert!(kills > 0, "no child was killed mid-ship; the test proved nothing");
+    assert!(
+        kills > 0,
+        "no child was killed mid-ship; the test proved nothing"
+    );
     // Finish in-process and count: every record once, in rows and aggregates.
     let mut cfg = ShipperConfig::new(dir.path(), server.endpoint("killed"));
     cfg.host_id = Some("victim".into());
-    Shipper::open(cfg).unwrap().ship_all(Duration::from_secs(30)).unwrap();
+    Shipper::open(cfg)
+        .unwrap()
+        .ship_all(Duration::from_secs(30))
+        .unwrap();
     assert_eq!(row_counts(&client), (n, n, n));
     let fleet = FleetQueries::new(client, zone(), PricingTable::builtin());
     let local = local_monitor(dir.path());

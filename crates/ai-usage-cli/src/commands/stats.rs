@@ -93,7 +93,10 @@ fn fleet_summary(
             let date = a
                 .date
                 .unwrap_or_else(|| today - chrono::Duration::days(a.days_ago.unwrap_or(0) as i64));
-            (f.summary_for_date(date), format!("每日统计 daily {date} (fleet)"))
+            (
+                f.summary_for_date(date),
+                format!("每日统计 daily {date} (fleet)"),
+            )
         }
         Period::Hourly => match (a.date, a.hour) {
             (Some(date), Some(hour)) => (
@@ -110,7 +113,10 @@ fn fleet_summary(
         },
         Period::Monthly => {
             let (y, m) = a.month.unwrap_or((today.year(), today.month()));
-            (f.monthly_summary(y, m), format!("每月统计 monthly {y}-{m:02} (fleet)"))
+            (
+                f.monthly_summary(y, m),
+                format!("每月统计 monthly {y}-{m:02} (fleet)"),
+            )
         }
     };
     Ok((r.0.map_err(fleet_error)?, r.1))

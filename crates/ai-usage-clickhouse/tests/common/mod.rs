@@ -111,7 +111,8 @@ impl Server {
         while probe.query_u64("SELECT 1").ok() != Some(1) {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    let err = std::fs::read_to_string(self.dir.path().join("err")).unwrap_or_default();
+                    let err =
+                        std::fs::read_to_string(self.dir.path().join("err")).unwrap_or_default();
                     panic!("clickhouse-server exited ({status}): {err}");
                 }
             }
