@@ -28,7 +28,6 @@ pub struct FleetQueries {
 
 /// One (currency, model, function, user, anchor) group read from the server.
 struct Row {
-    currency: Currency,
     model: String,
     function: String,
     user: String,
@@ -153,7 +152,7 @@ GROUP BY {column}, currency",
         let mut ranked: Vec<(String, GroupStats)> = groups.into_iter().collect();
         let reporting = self.reporting;
         // Stable sort on a key, ids already ascending: ties stay by id.
-        ranked.sort_by(|a, b| rank_key(&b.1, by, reporting).cmp(&rank_key(&a.1, by, reporting)));
+        ranked.sort_by_key(|e| std::cmp::Reverse(rank_key(&e.1, by, reporting)));
         if limit > 0 {
             ranked.truncate(limit);
         }
@@ -228,7 +227,6 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
         for r in self.client.query_rows(&sql)? {
             let currency = currency_of(field(&r, 0)?)?;
             rows.push(Row {
-                currency,
                 model: field(&r, 1)?.to_string(),
                 function: field(&r, 2)?.to_string(),
                 user: field(&r, 3)?.to_string(),
@@ -275,7 +273,6 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
                     .or_default()
                     .merge(&r.stats);
             }
-            let _ = r.currency;
         }
         let reporting = self.reporting;
         let groups = |m: &BTreeMap<String, GroupStats>| -> BTreeMap<String, GroupSummary> {
@@ -421,7 +418,6 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
     if (to - from).num_days() > 3660 {
         return bad("a range may span at most 3660 days".into());
     }
-    let _ = from.year();
     Ok(())
 }
 
