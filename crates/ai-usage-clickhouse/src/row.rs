@@ -1,6 +1,7 @@
 //! One usage record as a row of `records`: its stable id, its currency and
 //! priced flag settled, written as a TabSeparated line.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use ai_usage_core::{Currency, Money, PricingTable, UsageRecord};
@@ -34,11 +35,23 @@ pub fn record_id(host: &str, file: &str, offset: u64) -> u64 {
 
 /// The currency and priced flag of a stored record: its own fields, else
 /// the pricing table's (the seed's files have neither; CNY when unknown).
-/// The same rule the core applies on replay.
-pub fn settle_currency(r: &UsageRecord, pricing: &PricingTable) -> (Currency, bool) {
-    let (currency, known) = match pricing.currency_of(&r.model) {
-        Some(c) => (c, true),
-        None => (Currency::CNY, false),
+/// The same rule the core applies on replay; `cache` keeps the table's
+/// answer per model.
+pub fn settle_currency(
+    r: &UsageRecord,
+    pricing: &PricingTable,
+    cache: &mut HashMap<String, (Currency, bool)>,
+) -> (Currency, bool) {
+    let (currency, known) = match cache.get(r.model.as_str()) {
+        Some(v) => *v,
+        None => {
+            let v = match pricing.currency_of(&r.model) {
+                Some(c) => (c, true),
+                None => (Currency::CNY, false),
+            };
+            cache.insert(r.model.clone(), v);
+            v
+        }
     };
     (
         r.currency.unwrap_or(currency),

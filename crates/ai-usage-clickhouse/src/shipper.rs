@@ -210,8 +210,14 @@ impl Shipper {
             let name = name.to_string();
             report.files += 1;
             let server = marks.get(&name).copied().unwrap_or(0);
-            let r = self.ship_file(path, &name, server)?;
-            report.merge(&r);
+            match self.ship_file(path, &name, server) {
+                Ok(r) => report.merge(&r),
+                Err(e) => {
+                    // An insert may have been under way: ask the server again.
+                    self.server_marks = None;
+                    return Err(e);
+                }
+            }
         }
         report.lag_bytes = self.lag()?;
         Ok(report)
@@ -354,79 +360,111 @@ impl Shipper {
             .seek(SeekFrom::Start(start))
             .map_err(|e| Error::io("cannot seek day file", path, e))?;
         let host = self.checkpoint.host.clone();
-        let mut pos = start;
-        let mut batch = Vec::with_capacity(self.cfg.batch_rows * 320);
-        let mut batch_rows = 0usize;
-        let mut batch_start = start;
-        let mut line = Vec::with_capacity(1024);
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io("cannot read day file", path, e))?;
-            // End of file, or a torn tail still being written: stop before it.
-            let complete = n > 0 && line.last() == Some(&b'\n');
-            if complete {
-                let offset = pos;
-                pos += n as u64;
-                let text = line.trim_ascii();
-                if !text.is_empty() {
-                    match ai_usage_core::dayfile::parse_record(text) {
-                        Ok(r) => {
-                            let (currency, priced) = settle_currency(&r, &self.cfg.pricing);
-                            let o = Origin {
-                                host: &host,
-                                file: name,
-                                offset,
-                                end_offset: pos,
-                            };
-                            push_row(&mut batch, o, &r, currency, priced);
-                            batch_rows += 1;
-                        }
-                        Err(reason) => {
-                            report.skipped_lines += 1;
-                            tracing::warn!(file = %path.display(), offset, %reason,
-                                "skipping a line that is not a usage record (not shipped)");
+        let client = self.client.clone();
+        let capacity = self.cfg.batch_rows * 320;
+        let mut currencies = HashMap::new();
+        // One insert at a time (their order is what makes the server's
+        // offsets exact), but the next batch is parsed while it runs.
+        std::thread::scope(|scope| {
+            let mut inflight: Option<Inflight<'_>> = None;
+            let mut pos = start;
+            let mut batch = Vec::with_capacity(capacity);
+            let mut batch_rows = 0usize;
+            let mut batch_start = start;
+            let mut line = Vec::with_capacity(1024);
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| Error::io("cannot read day file", path, e))?;
+                // End of file, or a torn tail still being written: stop before it.
+                let complete = n > 0 && line.last() == Some(&b'\n');
+                if complete {
+                    let offset = pos;
+                    pos += n as u64;
+                    let text = line.trim_ascii();
+                    if !text.is_empty() {
+                        match ai_usage_core::dayfile::parse_record(text) {
+                            Ok(r) => {
+                                let (currency, priced) =
+                                    settle_currency(&r, &self.cfg.pricing, &mut currencies);
+                                let o = Origin {
+                                    host: &host,
+                                    file: name,
+                                    offset,
+                                    end_offset: pos,
+                                };
+                                push_row(&mut batch, o, &r, currency, priced);
+                                batch_rows += 1;
+                            }
+                            Err(reason) => {
+                                report.skipped_lines += 1;
+                                tracing::warn!(file = %path.display(), offset, %reason,
+                                    "skipping a line that is not a usage record (not shipped)");
+                            }
                         }
                     }
                 }
-            }
-            let full = batch_rows >= self.cfg.batch_rows;
-            if (full || !complete) && pos > batch_start {
-                if batch_rows > 0 {
-                    self.insert(name, batch_start, &batch)?;
-                    report.batches += 1;
-                    report.records += batch_rows as u64;
+                let full = batch_rows >= self.cfg.batch_rows;
+                if (full || !complete) && pos > batch_start {
+                    // Nothing after an insert is marked before it is acknowledged.
+                    self.settle(&mut inflight, name, inode, &mut report)?;
+                    if batch_rows > 0 {
+                        let rows = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                        let query_id = self.query_id(name, batch_start);
+                        let client = client.clone();
+                        inflight = Some(Inflight {
+                            handle: scope.spawn(move || {
+                                client.insert_tsv("records", RECORD_COLUMNS, &query_id, &rows)
+                            }),
+                            end: pos,
+                            rows: batch_rows as u64,
+                            bytes: pos - batch_start,
+                        });
+                    } else {
+                        // Only bad lines: nothing to send, but they are done.
+                        report.bytes += pos - batch_start;
+                        self.mark(name, inode, pos)?;
+                    }
+                    batch_rows = 0;
+                    batch_start = pos;
                 }
-                report.bytes += pos - batch_start;
-                self.mark(name, inode, pos)?;
-                batch.clear();
-                batch_rows = 0;
-                batch_start = pos;
+                if !complete {
+                    self.settle(&mut inflight, name, inode, &mut report)?;
+                    return Ok(report);
+                }
             }
-            if !complete {
-                return Ok(report);
-            }
-        }
+        })
     }
 
-    /// One insert; on any failure the server's marks must be asked again.
-    fn insert(&mut self, name: &str, offset: u64, rows: &[u8]) -> Result<()> {
-        let query_id = format!(
+    /// Waits for the insert in flight, then marks its rows as shipped.
+    fn settle(
+        &mut self,
+        inflight: &mut Option<Inflight<'_>>,
+        name: &str,
+        inode: u64,
+        report: &mut ShipReport,
+    ) -> Result<()> {
+        let Some(f) = inflight.take() else {
+            return Ok(());
+        };
+        f.handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Protocol("the insert thread panicked".into())))?;
+        report.batches += 1;
+        report.records += f.rows;
+        report.bytes += f.bytes;
+        self.mark(name, inode, f.end)
+    }
+
+    /// The id of the insert of `name` from `offset`: this host's prefix, so a
+    /// later pass can tell whether any of its inserts still runs.
+    fn query_id(&self, name: &str, offset: u64) -> String {
+        format!(
             "{}{:016x}-{offset}",
             self.query_prefix,
             xxhash_rust::xxh3::xxh3_64(name.as_bytes())
-        );
-        match self
-            .client
-            .insert_tsv("records", RECORD_COLUMNS, &query_id, rows)
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.server_marks = None;
-                Err(e)
-            }
-        }
+        )
     }
 
     /// Records an acknowledged offset durably.
@@ -440,6 +478,14 @@ impl Shipper {
         }
         self.checkpoint.save(&self.checkpoint_path)
     }
+}
+
+/// An insert running on its own thread and what it covers.
+struct Inflight<'scope> {
+    handle: std::thread::ScopedJoinHandle<'scope, Result<()>>,
+    end: u64,
+    rows: u64,
+    bytes: u64,
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
