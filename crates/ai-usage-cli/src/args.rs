@@ -35,6 +35,23 @@ pub struct Cli {
     /// the converted total says which rates it used.
     #[arg(long = "rate", global = true, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Currency, Money)>,
+    /// Answer queries from this ClickHouse server (the fleet's records) and
+    /// ship to it: `http[s]://[user:password@]host:8123`.
+    #[arg(
+        long,
+        global = true,
+        env = "AI_USAGE_CLICKHOUSE",
+        hide_env_values = true
+    )]
+    pub clickhouse: Option<String>,
+    /// ClickHouse database of the fleet's tables.
+    #[arg(
+        long,
+        global = true,
+        env = "AI_USAGE_CLICKHOUSE_DATABASE",
+        default_value = "ai_usage"
+    )]
+    pub clickhouse_database: String,
     /// Machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -91,6 +108,29 @@ pub enum Command {
     },
     /// Serve the HTTP API, metrics and dashboard.
     Serve(ServeArgs),
+    /// Ship the day files to ClickHouse (--clickhouse URL): everything not yet
+    /// shipped, then exit; --follow keeps tailing.
+    Ship(ShipArgs),
+}
+
+/// `ship` arguments.
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// Keep shipping what is appended (until killed; killing is safe).
+    #[arg(long)]
+    pub follow: bool,
+    /// This host's id in the fleet (default: the hostname, kept in the checkpoint).
+    #[arg(long, env = "AI_USAGE_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Checkpoint file (default: DIR/.clickhouse-ship.json).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Without --follow: seconds to keep retrying while ClickHouse is unreachable.
+    #[arg(long, default_value_t = 30)]
+    pub retry_for: u64,
+    /// Records per insert.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_rows: u64,
 }
 
 /// Which summary `stats` shows.

@@ -111,6 +111,36 @@ fn build(
     Ok(monitor?)
 }
 
+/// The ClickHouse endpoint of `--clickhouse`, if given.
+pub fn clickhouse_endpoint(cli: &Cli) -> CliResult<Option<ai_usage_clickhouse::Endpoint>> {
+    cli.clickhouse
+        .as_deref()
+        .map(|url| ai_usage_clickhouse::Endpoint::parse(url, &cli.clickhouse_database))
+        .transpose()
+        .map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Queries over the fleet's records when `--clickhouse` is given.
+pub fn fleet(cli: &Cli) -> CliResult<Option<ai_usage_clickhouse::FleetQueries>> {
+    let Some(endpoint) = clickhouse_endpoint(cli)? else {
+        return Ok(None);
+    };
+    let client = ai_usage_clickhouse::Client::new(endpoint, Duration::from_secs(60));
+    let mut q = ai_usage_clickhouse::FleetQueries::new(client, zone(cli), pricing(cli)?);
+    for (currency, rate) in &cli.rates {
+        q = q.exchange_rate(*currency, *rate);
+    }
+    Ok(Some(q))
+}
+
+/// A ClickHouse failure as a one-line command error.
+pub fn fleet_error(e: ai_usage_clickhouse::Error) -> CliError {
+    match e {
+        ai_usage_clickhouse::Error::Core(e) => e.into(),
+        e => CliError::failed(e.to_string()),
+    }
+}
+
 /// A progress bar on stderr when it is a terminal (else `None`).
 pub fn progress_bar(message: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {

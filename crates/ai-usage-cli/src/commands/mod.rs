@@ -4,6 +4,7 @@ mod pricing;
 mod queries;
 mod record;
 mod report;
+mod ship;
 mod stats;
 
 use chrono::NaiveDate;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Record(a) => record::record(&cli, a),
         Command::Demo { days, seed } => record::demo(&cli, *days, *seed),
         Command::Serve(a) => record::serve(&cli, a),
+        Command::Ship(a) => ship::run(&cli, a),
     }
 }
 

@@ -5,7 +5,7 @@ use ai_usage_core::{RankBy, RankKind};
 
 use crate::args::{By, Cli, DaysArgs, TopArgs};
 use crate::commands::resolve_days;
-use crate::context::{budgets_file, open_read, print_json, zone};
+use crate::context::{budgets_file, fleet, fleet_error, open_read, print_json, zone};
 use crate::output::{costs, int, local_time, money, table};
 use crate::{CliError, CliResult};
 
@@ -62,13 +62,15 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
 pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
     let today = zone(cli).today();
     let (from, to) = resolve_days(&a.range, today, 7)?;
-    let monitor = open_read(cli, Some(from))?;
     let by = match a.by {
         By::Tokens => RankBy::Tokens,
         By::Cost => RankBy::Cost,
         By::Calls => RankBy::Calls,
     };
-    let rows = monitor.top(kind, from, to, by, a.limit);
+    let rows = match fleet(cli)? {
+        Some(f) => f.top(kind, from, to, by, a.limit).map_err(fleet_error)?,
+        None => open_read(cli, Some(from))?.top(kind, from, to, by, a.limit),
+    };
     if cli.json {
         return print_json(&rows);
     }
@@ -103,8 +105,10 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
 pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     let today = zone(cli).today();
     let (from, to) = resolve_days(range, today, 30)?;
-    let monitor = open_read(cli, Some(from))?;
-    let points = monitor.cost_trend_range(from, to)?;
+    let points = match fleet(cli)? {
+        Some(f) => f.trend(from, to).map_err(fleet_error)?,
+        None => open_read(cli, Some(from))?.cost_trend_range(from, to)?,
+    };
     if cli.json {
         return print_json(&points);
     }

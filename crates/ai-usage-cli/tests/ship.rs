@@ -1,0 +1,126 @@
+//! `ai-usage ship` and `--clickhouse` queries against a real ClickHouse
+//! server (skipped without `clickhouse-server` unless `CI` is set).
+
+#[path = "../../ai-usage-clickhouse/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ai_usage(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ai-usage"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--tz", "Asia/Shanghai"])
+        .args(args)
+        .env_remove("AI_USAGE_CLICKHOUSE")
+        .output()
+        .expect("run ai-usage")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn json(out: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).expect("json")
+}
+
+#[test]
+fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(ai_usage(a.path(), &["demo", "--days", "3", "--seed", "1"]));
+    ok(ai_usage(b.path(), &["demo", "--days", "3", "--seed", "2"]));
+    let ch = ["--clickhouse", url.as_str()];
+    let shipped = ok(ai_usage(
+        a.path(),
+        &[&ch[..], &["ship", "--host-id", "a"]].concat(),
+    ));
+    assert!(
+        shipped.starts_with("shipped ") && shipped.contains("0 bad lines"),
+        "{shipped}"
+    );
+    ok(ai_usage(
+        b.path(),
+        &[&ch[..], &["ship", "--host-id", "b"]].concat(),
+    ));
+
+    for days_ago in ["0", "1", "2"] {
+        let q = ["stats", "daily", "--days-ago", days_ago, "--json"];
+        let la = json(ai_usage(a.path(), &q));
+        let lb = json(ai_usage(b.path(), &q));
+        let f = json(ai_usage(a.path(), &[&ch[..], &q[..]].concat()));
+        for key in [
+            "total_calls",
+            "successful_calls",
+            "total_tokens",
+            "unpriced_calls",
+        ] {
+            let sum = la[key].as_u64().unwrap() + lb[key].as_u64().unwrap();
+            assert_eq!(f[key].as_u64().unwrap(), sum, "{key} {days_ago} days ago");
+        }
+        let cny = |v: &serde_json::Value| {
+            v["costs"]["CNY"]
+                .as_str()
+                .unwrap_or("0")
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert!(
+            (cny(&f) - cny(&la) - cny(&lb)).abs() < 1e-9,
+            "CNY cost {days_ago} days ago"
+        );
+    }
+
+    // Re-ship: nothing new. A corrupt line is skipped and counted.
+    let again = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
+    assert!(again.starts_with("shipped 0 records"), "{again}");
+    let day = std::fs::read_dir(a.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .max()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&day).unwrap();
+    std::io::Write::write_all(&mut f, b"{not a record\n").unwrap();
+    let after = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
+    assert!(
+        after.starts_with("shipped 0 records") && after.contains("1 bad lines"),
+        "{after}"
+    );
+}
+
+#[test]
+fn ship_fails_with_one_line_when_clickhouse_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ai_usage(
+        dir.path(),
+        &[
+            "--clickhouse",
+            "http://127.0.0.1:9/",
+            "ship",
+            "--retry-for",
+            "0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("unreachable"),
+        "{err}"
+    );
+    let no_url = ai_usage(dir.path(), &["ship"]);
+    assert_eq!(no_url.status.code(), Some(2));
+}

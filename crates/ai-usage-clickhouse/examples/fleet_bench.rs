@@ -1,0 +1,168 @@
+//! Ship throughput, query latency and bytes per record against a running
+//! ClickHouse server.
+//!
+//! ```text
+//! cargo run --release -p ai-usage-clickhouse --example fleet_bench -- \
+//!     http://127.0.0.1:8123 [records=2000000] [days=30]
+//! ```
+//! Writes `records` synthetic calls over `days` day files into a temp dir,
+//! ships them into a fresh database `bench_<pid>`, then times the queries.
+
+use std::time::{Duration, Instant};
+
+use ai_usage_clickhouse::{Endpoint, FleetQueries, Shipper, ShipperConfig};
+use ai_usage_core::{Currency, Money, PricingTable, UsageRecord, Zone};
+
+const MODELS: [&str; 6] = [
+    "qwen-plus",
+    "qwen-max",
+    "deepseek-chat",
+    "doubao-pro-32k",
+    "gpt-4o-mini",
+    "glm-4",
+];
+const FUNCTIONS: [&str; 5] = ["实时分析", "弹幕回复", "直播总结", "文案生成", "翻译"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:8123".into());
+    let records: u64 = args.get(1).map_or(Ok(2_000_000), |s| s.parse())?;
+    let days: u64 = args.get(2).map_or(Ok(30), |s| s.parse())?;
+    let zone: Zone = "Asia/Shanghai".parse()?;
+    let dir = tempfile::tempdir()?;
+
+    // Synthetic day files (epoch days in UTC+8 are the file days).
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let end = ai_usage_core::now_timestamp().floor();
+    let start = end - days as f64 * 86_400.0;
+    let per_day = records / days;
+    let mut line = Vec::with_capacity(512);
+    for d in 0..days {
+        let day_start = start + d as f64 * 86_400.0;
+        let date = zone.date_of(day_start + 43_200.0);
+        let path = ai_usage_core::dayfile::day_file_path(dir.path(), date);
+        let mut buf = Vec::with_capacity(per_day as usize * 330);
+        for i in 0..per_day {
+            let input = rng.u64(100..4000);
+            let output = rng.u64(10..800);
+            let r = UsageRecord {
+                timestamp: day_start + i as f64 * 86_400.0 / per_day as f64,
+                user_id: Some(format!("{}", 10_000 + rng.u32(0..10_000))),
+                anchor_id: Some(format!("anchor_{}", rng.u32(0..200))),
+                session_id: Some(format!("live_{d}_{}", rng.u32(0..50))),
+                model: MODELS[rng.usize(0..MODELS.len())].into(),
+                function: FUNCTIONS[rng.usize(0..FUNCTIONS.len())].into(),
+                input_tokens: input,
+                output_tokens: output,
+                total_tokens: input + output,
+                cost: Money::from_micros(rng.i64(10..50_000)),
+                duration_ms: rng.f64() * 5000.0,
+                success: rng.u8(0..100) > 2,
+                error_msg: None,
+                cached_input_tokens: 0,
+                reasoning_tokens: 0,
+                currency: Some(Currency::CNY),
+                priced: None,
+                request_id: None,
+                tags: Vec::new(),
+            };
+            line.clear();
+            r.write_line(&mut line);
+            buf.extend_from_slice(&line);
+        }
+        std::fs::write(path, buf)?;
+    }
+    let bytes: u64 = std::fs::read_dir(dir.path())?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let total = per_day * days;
+    println!(
+        "wrote {total} records ({} MB of day files) in {:.1?}",
+        bytes >> 20,
+        started.elapsed()
+    );
+
+    let db = format!("bench_{}", std::process::id());
+    let endpoint = Endpoint::parse(&url, &db)?;
+    let mut cfg = ShipperConfig::new(dir.path(), endpoint);
+    cfg.host_id = Some("bench".into());
+    let mut shipper = Shipper::open(cfg)?;
+    let t = Instant::now();
+    let report = shipper.ship_all(Duration::from_secs(30))?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "shipped {} records in {secs:.2} s: {:.0} records/s ({:.1} MB/s of day files)",
+        report.records,
+        report.records as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+    let client = shipper.client().clone();
+    client.execute(&format!("OPTIMIZE TABLE `{db}`.records FINAL"))?;
+    client.execute(&format!("OPTIMIZE TABLE `{db}`.hourly FINAL"))?;
+    for table in ["records", "hourly"] {
+        let rows = client.query_rows(&format!(
+            "SELECT sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) \
+             FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"
+        ))?;
+        if let Some([r, c, u]) = rows.first().map(Vec::as_slice) {
+            let (r, c, u): (f64, f64, f64) = (r.parse()?, c.parse()?, u.parse()?);
+            println!(
+                "{table}: {r} rows, {:.1} compressed bytes/record ({:.1} uncompressed), per shipped record {:.1}",
+                c / r.max(1.0),
+                u / r.max(1.0),
+                c / total as f64
+            );
+        }
+    }
+
+    let fleet = FleetQueries::new(client.clone(), zone, PricingTable::builtin());
+    let today = zone.date_of(end);
+    let p50 = |name: &str,
+               f: &dyn Fn() -> Result<(), ai_usage_clickhouse::Error>|
+     -> Result<(), ai_usage_clickhouse::Error> {
+        let mut times = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "{name}: p50 {:.1?}, max {:.1?}",
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+        Ok(())
+    };
+    let yesterday = today - chrono::Duration::days(1);
+    p50("daily summary (yesterday)", &|| {
+        fleet.summary_for_date(yesterday).map(|_| ())
+    })?;
+    p50("hourly summary", &|| {
+        fleet.summary_for_hour(yesterday, 20).map(|_| ())
+    })?;
+    p50("30-day trend", &|| {
+        fleet
+            .trend(today - chrono::Duration::days(29), today)
+            .map(|_| ())
+    })?;
+    p50("top 10 users, 7 days", &|| {
+        fleet
+            .top(
+                ai_usage_core::RankKind::User,
+                today - chrono::Duration::days(6),
+                today,
+                ai_usage_core::RankBy::Tokens,
+                10,
+            )
+            .map(|_| ())
+    })?;
+    client.execute(&format!("DROP DATABASE `{db}`"))?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Fleet scale for `ai-usage-monitor`: ship each host's day files to one
+//! ClickHouse server and answer the fleet's queries from it.
+//!
+//! - [`Shipper`] reads the day files from a durable checkpoint and inserts
+//!   their records over ClickHouse's HTTP interface, exactly once (see the
+//!   `shipper` module for how, on ClickHouse 18.16 and later);
+//! - [`schema::migrate`] creates and upgrades the tables idempotently;
+//! - [`FleetQueries`] answers summaries with the core's result types.
+//!
+//! The core crate knows nothing of this one or of HTTP.
+#![warn(missing_docs)]
+
+mod checkpoint;
+mod client;
+mod endpoint;
+mod error;
+mod queries;
+mod row;
+pub mod schema;
+mod shipper;
+mod tsv;
+
+pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
+pub use client::Client;
+pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};
+pub use error::{Error, Result};
+pub use queries::FleetQueries;
+pub use row::record_id;
+pub use shipper::{hostname, ShipReport, Shipper, ShipperConfig, LOCK_FILE};

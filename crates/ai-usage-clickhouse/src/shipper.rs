@@ -1,0 +1,514 @@
+//! The shipper: reads the local day files from the checkpoint on and inserts
+//! their records into ClickHouse in batches, so that no record is lost and
+//! none is counted twice.
+//!
+//! Exactly once, on ClickHouse 18.16 and later (no insert deduplication
+//! tokens there, no block dedup outside replicated tables):
+//! 1. Rows of a file are sent in offset order, each with the offset where its
+//!    line ends. An insert that is cut short keeps a prefix of its rows (the
+//!    server writes whole blocks, in order), so the server's
+//!    `max(end_offset)` for (host, file) is exactly where its data ends.
+//! 2. Whenever the outcome of an insert is unknown (error, timeout, a crash
+//!    before the checkpoint was written), the shipper first waits until no
+//!    insert of this host is still running on the server (inserts carry a
+//!    `query_id` with the host's prefix), then resumes each file from
+//!    `max(checkpoint, server's max(end_offset))`.
+//! 3. One shipper per records directory (an exclusive lock file).
+//!
+//! Duplicates therefore never enter; `records` is a `ReplacingMergeTree`
+//! over the stable id as a second line of defence, and the raw-row queries
+//! read it with `FINAL`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ai_usage_core::PricingTable;
+
+use crate::checkpoint::{inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
+use crate::client::Client;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::row::{push_row, settle_currency, Origin};
+use crate::schema::{self, RECORD_COLUMNS};
+use crate::tsv::quote;
+
+/// Name of the lock file in the records directory.
+pub const LOCK_FILE: &str = ".clickhouse-ship.lock";
+
+/// How a shipper is set up.
+#[derive(Debug, Clone)]
+pub struct ShipperConfig {
+    /// The records directory (day files).
+    pub dir: PathBuf,
+    /// The ClickHouse server and database.
+    pub endpoint: Endpoint,
+    /// This host's id; default: the one in the checkpoint, else the hostname.
+    pub host_id: Option<String>,
+    /// Checkpoint file; default `DIR/.clickhouse-ship.json`.
+    pub checkpoint: Option<PathBuf>,
+    /// Rows per insert (kept well below ClickHouse's 1,048,576-row block).
+    pub batch_rows: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Prices, for the currency of records written without one (the seed's).
+    pub pricing: PricingTable,
+}
+
+impl ShipperConfig {
+    /// Defaults: batches of 100,000 rows, 60 s requests, built-in prices.
+    pub fn new(dir: impl Into<PathBuf>, endpoint: Endpoint) -> ShipperConfig {
+        ShipperConfig {
+            dir: dir.into(),
+            endpoint,
+            host_id: None,
+            checkpoint: None,
+            batch_rows: 100_000,
+            timeout: Duration::from_secs(60),
+            pricing: PricingTable::builtin(),
+        }
+    }
+}
+
+/// What one shipping pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ShipReport {
+    /// Records inserted.
+    pub records: u64,
+    /// Inserts made.
+    pub batches: u64,
+    /// Bytes of day files newly acknowledged.
+    pub bytes: u64,
+    /// Lines skipped because they were not valid records (never shipped).
+    pub skipped_lines: u64,
+    /// Day files looked at.
+    pub files: u64,
+    /// Bytes of complete lines still not shipped (0 after a full pass).
+    pub lag_bytes: u64,
+}
+
+impl ShipReport {
+    fn merge(&mut self, o: &ShipReport) {
+        self.records += o.records;
+        self.batches += o.batches;
+        self.bytes += o.bytes;
+        self.skipped_lines += o.skipped_lines;
+        self.files += o.files;
+        self.lag_bytes = o.lag_bytes;
+    }
+}
+
+/// Ships one records directory to one ClickHouse database.
+#[derive(Debug)]
+pub struct Shipper {
+    cfg: ShipperConfig,
+    client: Client,
+    checkpoint: Checkpoint,
+    checkpoint_path: PathBuf,
+    /// Prefix of this host's insert query ids.
+    query_prefix: String,
+    /// The server's acknowledged offsets per file; `None` when they must be
+    /// asked again because an insert's outcome is unknown.
+    server_marks: Option<HashMap<String, u64>>,
+    _lock: File,
+}
+
+impl Shipper {
+    /// Takes the directory's ship lock, loads the checkpoint and brings the
+    /// database schema up to date.
+    pub fn open(cfg: ShipperConfig) -> Result<Shipper> {
+        std::fs::create_dir_all(&cfg.dir)
+            .map_err(|e| Error::io("cannot create records directory", &cfg.dir, e))?;
+        let lock_path = cfg.dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("cannot open lock file", &lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Locked {
+                dir: cfg.dir.clone(),
+                lock: lock_path,
+            });
+        }
+        let checkpoint_path = cfg
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| cfg.dir.join(CHECKPOINT_FILE));
+        let target = cfg.endpoint.display_target();
+        let checkpoint = match Checkpoint::load(&checkpoint_path)? {
+            Some(c) => {
+                if let Some(h) = &cfg.host_id {
+                    if *h != c.host {
+                        return Err(Error::Checkpoint {
+                            path: checkpoint_path,
+                            message: format!(
+                                "host id {:?} was shipped as {:?}; record ids depend on it",
+                                h, c.host
+                            ),
+                        });
+                    }
+                }
+                if c.target != target {
+                    return Err(Error::Checkpoint {
+                        path: checkpoint_path,
+                        message: format!(
+                            "belongs to {}, not {target} (use another checkpoint file)",
+                            c.target
+                        ),
+                    });
+                }
+                c
+            }
+            None => Checkpoint {
+                host: cfg.host_id.clone().unwrap_or_else(hostname),
+                target,
+                files: Default::default(),
+            },
+        };
+        let client = Client::new(cfg.endpoint.clone(), cfg.timeout);
+        schema::migrate(&client)?;
+        let query_prefix = format!(
+            "aiu-ship-{:016x}-",
+            xxhash_rust::xxh3::xxh3_64(checkpoint.host.as_bytes())
+        );
+        Ok(Shipper {
+            cfg,
+            client,
+            checkpoint,
+            checkpoint_path,
+            query_prefix,
+            server_marks: None,
+            _lock: lock,
+        })
+    }
+
+    /// This host's id.
+    pub fn host_id(&self) -> &str {
+        &self.checkpoint.host
+    }
+
+    /// The client (for queries over the same connection settings).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Ships every complete line present now; stops at the first error. The
+    /// next call resumes exactly where ClickHouse's data ends.
+    pub fn ship_once(&mut self) -> Result<ShipReport> {
+        let marks = self.server_marks()?;
+        let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        let mut report = ShipReport::default();
+        for (_, path) in &files {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let name = name.to_string();
+            report.files += 1;
+            let server = marks.get(&name).copied().unwrap_or(0);
+            match self.ship_file(path, &name, server) {
+                Ok(r) => report.merge(&r),
+                Err(e) => {
+                    // An insert may have been under way: ask the server again.
+                    self.server_marks = None;
+                    return Err(e);
+                }
+            }
+        }
+        report.lag_bytes = self.lag()?;
+        Ok(report)
+    }
+
+    /// Ships until everything is shipped, retrying transient failures
+    /// (ClickHouse down, network) with backoff for at most `patience`.
+    pub fn ship_all(&mut self, patience: Duration) -> Result<ShipReport> {
+        let deadline = Instant::now() + patience;
+        let mut total = ShipReport::default();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.ship_once() {
+                Ok(r) => {
+                    total.merge(&r);
+                    return Ok(total);
+                }
+                Err(e) if e.is_transient() && Instant::now() + backoff < deadline => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "shipping failed; will retry");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Keeps shipping what is appended, polling every `poll`, until `stop`
+    /// is set. ClickHouse outages are waited out with backoff; records wait
+    /// on disk meanwhile. Only non-transient errors end it.
+    pub fn follow(&mut self, stop: &AtomicBool, poll: Duration) -> Result<ShipReport> {
+        let mut total = ShipReport::default();
+        let mut backoff = poll;
+        while !stop.load(Ordering::Relaxed) {
+            match self.ship_once() {
+                Ok(r) => {
+                    if r.records > 0 {
+                        tracing::info!(records = r.records, "shipped");
+                    }
+                    total.merge(&r);
+                    backoff = poll;
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "shipping failed; will retry");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+            sleep_unless(stop, backoff);
+        }
+        Ok(total)
+    }
+
+    /// Bytes of complete lines on disk not yet acknowledged, per the
+    /// checkpoint (torn tails not counted).
+    pub fn lag(&self) -> Result<u64> {
+        let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        let mut lag = 0;
+        for (_, path) in files {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let done = self.checkpoint.files.get(name).map_or(0, |m| m.offset);
+            lag += len.saturating_sub(done);
+        }
+        Ok(lag)
+    }
+
+    /// The server's acknowledged offsets, asked again after any uncertainty.
+    fn server_marks(&mut self) -> Result<HashMap<String, u64>> {
+        if let Some(m) = &self.server_marks {
+            return Ok(m.clone());
+        }
+        // An insert whose answer we lost may still be running: its rows
+        // would land after we read the marks. Wait until none is running.
+        let running = format!(
+            "SELECT count() FROM system.processes WHERE query_id LIKE {}",
+            quote(&format!("{}%", self.query_prefix))
+        );
+        let waited = Instant::now();
+        while self.client.query_u64(&running)? > 0 {
+            if waited.elapsed() > self.cfg.timeout {
+                return Err(Error::Protocol(
+                    "an earlier insert of this host is still running on the server".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let rows = self.client.query_rows(&format!(
+            "SELECT file, max(end_offset) FROM {}.records WHERE host = {} GROUP BY file",
+            self.client.db(),
+            quote(&self.checkpoint.host)
+        ))?;
+        let mut marks = HashMap::new();
+        for row in rows {
+            if let [file, end] = row.as_slice() {
+                let end: u64 = end
+                    .parse()
+                    .map_err(|_| Error::Protocol(format!("offset {end:?}")))?;
+                marks.insert(file.clone(), end);
+            }
+        }
+        self.server_marks = Some(marks.clone());
+        Ok(marks)
+    }
+
+    fn ship_file(&mut self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
+        let mut report = ShipReport::default();
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(Error::io("cannot open day file", path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat day file", path, e))?;
+        let inode = inode_of(&meta);
+        let local = self.checkpoint.files.get(name).copied().unwrap_or_default();
+        let start = local.offset.max(server_mark);
+        if start > meta.len() {
+            // Shipped further than the file now reaches: it was truncated or
+            // replaced. Sending it again would duplicate what was sent.
+            tracing::error!(
+                file = %path.display(),
+                shipped = start,
+                len = meta.len(),
+                "day file is shorter than what was shipped; not shipping it"
+            );
+            return Ok(report);
+        }
+        if start == meta.len() {
+            if local.offset != start || local.inode != inode {
+                self.mark(name, inode, start)?;
+            }
+            return Ok(report);
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        reader
+            .seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io("cannot seek day file", path, e))?;
+        let host = self.checkpoint.host.clone();
+        let client = self.client.clone();
+        let capacity = self.cfg.batch_rows * 320;
+        let mut currencies = HashMap::new();
+        // One insert at a time (their order is what makes the server's
+        // offsets exact), but the next batch is parsed while it runs.
+        std::thread::scope(|scope| {
+            let mut inflight: Option<Inflight<'_>> = None;
+            let mut pos = start;
+            let mut batch = Vec::with_capacity(capacity);
+            let mut batch_rows = 0usize;
+            let mut batch_start = start;
+            let mut line = Vec::with_capacity(1024);
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| Error::io("cannot read day file", path, e))?;
+                // End of file, or a torn tail still being written: stop before it.
+                let complete = n > 0 && line.last() == Some(&b'\n');
+                if complete {
+                    let offset = pos;
+                    pos += n as u64;
+                    let text = line.trim_ascii();
+                    if !text.is_empty() {
+                        match ai_usage_core::dayfile::parse_record(text) {
+                            Ok(r) => {
+                                let (currency, priced) =
+                                    settle_currency(&r, &self.cfg.pricing, &mut currencies);
+                                let o = Origin {
+                                    host: &host,
+                                    file: name,
+                                    offset,
+                                    end_offset: pos,
+                                };
+                                push_row(&mut batch, o, &r, currency, priced);
+                                batch_rows += 1;
+                            }
+                            Err(reason) => {
+                                report.skipped_lines += 1;
+                                tracing::warn!(file = %path.display(), offset, %reason,
+                                    "skipping a line that is not a usage record (not shipped)");
+                            }
+                        }
+                    }
+                }
+                let full = batch_rows >= self.cfg.batch_rows;
+                if (full || !complete) && pos > batch_start {
+                    // Nothing after an insert is marked before it is acknowledged.
+                    self.settle(&mut inflight, name, inode, &mut report)?;
+                    if batch_rows > 0 {
+                        let rows = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                        let query_id = self.query_id(name, batch_start);
+                        let client = client.clone();
+                        inflight = Some(Inflight {
+                            handle: scope.spawn(move || {
+                                client.insert_tsv("records", RECORD_COLUMNS, &query_id, &rows)
+                            }),
+                            end: pos,
+                            rows: batch_rows as u64,
+                            bytes: pos - batch_start,
+                        });
+                    } else {
+                        // Only bad lines: nothing to send, but they are done.
+                        report.bytes += pos - batch_start;
+                        self.mark(name, inode, pos)?;
+                    }
+                    batch_rows = 0;
+                    batch_start = pos;
+                }
+                if !complete {
+                    self.settle(&mut inflight, name, inode, &mut report)?;
+                    return Ok(report);
+                }
+            }
+        })
+    }
+
+    /// Waits for the insert in flight, then marks its rows as shipped.
+    fn settle(
+        &mut self,
+        inflight: &mut Option<Inflight<'_>>,
+        name: &str,
+        inode: u64,
+        report: &mut ShipReport,
+    ) -> Result<()> {
+        let Some(f) = inflight.take() else {
+            return Ok(());
+        };
+        f.handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Protocol("the insert thread panicked".into())))?;
+        report.batches += 1;
+        report.records += f.rows;
+        report.bytes += f.bytes;
+        self.mark(name, inode, f.end)
+    }
+
+    /// The id of the insert of `name` from `offset`: this host's prefix, so a
+    /// later pass can tell whether any of its inserts still runs.
+    fn query_id(&self, name: &str, offset: u64) -> String {
+        format!(
+            "{}{:016x}-{offset}",
+            self.query_prefix,
+            xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+        )
+    }
+
+    /// Records an acknowledged offset durably.
+    fn mark(&mut self, name: &str, inode: u64, offset: u64) -> Result<()> {
+        self.checkpoint
+            .files
+            .insert(name.to_string(), FileMark { inode, offset });
+        if let Some(m) = &mut self.server_marks {
+            let e = m.entry(name.to_string()).or_insert(0);
+            *e = (*e).max(offset);
+        }
+        self.checkpoint.save(&self.checkpoint_path)
+    }
+}
+
+/// An insert running on its own thread and what it covers.
+struct Inflight<'scope> {
+    handle: std::thread::ScopedJoinHandle<'scope, Result<()>>,
+    end: u64,
+    rows: u64,
+    bytes: u64,
+}
+
+fn sleep_unless(stop: &AtomicBool, total: Duration) {
+    let until = Instant::now() + total;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// The machine's name: `HOSTNAME`, else the kernel's, else `localhost`.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,470 @@
+//! The fleet against a real ClickHouse server: two hosts' day files shipped
+//! to one server answer exactly what the hosts answer together; re-shipping,
+//! outages and killed shippers never lose or duplicate a record; corrupt
+//! lines are skipped and counted; the schema migrates from empty and from v1.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
+use ai_usage_core::{
+    Costs, GroupSummary, PricingTable, RankBy, RankKind, UsageEvent, UsageMonitor, UsageSummary,
+    Zone,
+};
+use chrono::NaiveDate;
+use common::Server;
+
+/// A fixed "now" so the demo data is the same on every run.
+const NOW: f64 = 1_761_500_000.0; // 2025-10-26 17:33 UTC
+
+fn zone() -> Zone {
+    "Asia/Shanghai".parse().expect("zone")
+}
+
+fn local_monitor(dir: &Path) -> UsageMonitor {
+    UsageMonitor::builder()
+        .dir(dir)
+        .timezone(zone())
+        .retention_days(3660)
+        .replay(true)
+        .build()
+        .expect("monitor")
+}
+
+fn write_demo(dir: &Path, days: u32, seed: u64) -> u64 {
+    let m = UsageMonitor::builder()
+        .dir(dir)
+        .timezone(zone())
+        .replay(false)
+        .build()
+        .expect("monitor");
+    let stats = ai_usage_core::demo::generate_at(&m, days, seed, NOW, None);
+    m.shutdown().expect("flush");
+    stats.records
+}
+
+fn shipper(server: &Server, db: &str, dir: &Path, host: &str) -> Shipper {
+    let mut cfg = ShipperConfig::new(dir, server.endpoint(db));
+    cfg.host_id = Some(host.to_string());
+    Shipper::open(cfg).expect("open shipper")
+}
+
+/// What must match between answers: counts, tokens, exact costs per group.
+#[derive(Debug, Default, PartialEq)]
+struct Digest {
+    totals: (u64, u64, u64, u64, u64, u64),
+    costs: Costs,
+    groups: BTreeMap<(String, String), (u64, u64, Costs)>,
+}
+
+impl Digest {
+    fn add(&mut self, s: &UsageSummary) {
+        let t = &mut self.totals;
+        t.0 += s.total_calls;
+        t.1 += s.successful_calls;
+        t.2 += s.total_input_tokens;
+        t.3 += s.total_output_tokens;
+        t.4 += s.total_tokens;
+        t.5 += s.unpriced_calls;
+        self.costs.merge(&s.costs);
+        let mut add = |kind: &str, m: &BTreeMap<String, GroupSummary>| {
+            for (k, g) in m {
+                let e = self
+                    .groups
+                    .entry((kind.to_string(), k.clone()))
+                    .or_default();
+                e.0 += g.calls;
+                e.1 += g.total_tokens;
+                e.2.merge(&g.costs);
+            }
+        };
+        add("model", &s.by_model);
+        add("function", &s.by_function);
+        add("user", &s.by_user);
+        add("anchor", &s.by_anchor);
+    }
+}
+
+fn digest(parts: &[&UsageSummary]) -> Digest {
+    let mut d = Digest::default();
+    for p in parts {
+        d.add(p);
+    }
+    d
+}
+
+fn count(client: &Client, sql: &str) -> u64 {
+    client.query_u64(sql).expect(sql)
+}
+
+/// (rows, rows after dedup by id, calls summed in the hourly aggregates).
+fn row_counts(client: &Client) -> (u64, u64, u64) {
+    let db = client.db();
+    (
+        count(client, &format!("SELECT count() FROM {db}.records")),
+        count(client, &format!("SELECT uniqExact(id) FROM {db}.records")),
+        count(
+            client,
+            &format!("SELECT toUInt64(sum(calls)) FROM {db}.hourly"),
+        ),
+    )
+}
+
+#[test]
+fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let na = write_demo(a.path(), 5, 1);
+    let nb = write_demo(b.path(), 5, 2);
+    assert!(na > 100 && nb > 100, "demo data: {na} {nb}");
+
+    let mut sa = shipper(&server, "fleet", a.path(), "host-a");
+    let mut sb = shipper(&server, "fleet", b.path(), "host-b");
+    let ra = sa.ship_all(Duration::from_secs(10)).unwrap();
+    let rb = sb.ship_all(Duration::from_secs(10)).unwrap();
+    assert_eq!((ra.records, rb.records), (na, nb));
+    assert_eq!((ra.lag_bytes, rb.lag_bytes, ra.skipped_lines), (0, 0, 0));
+
+    let client = server.client("fleet");
+    let fleet = FleetQueries::new(client.clone(), zone(), PricingTable::builtin());
+    let (la, lb) = (local_monitor(a.path()), local_monitor(b.path()));
+    let today = zone().date_of(NOW);
+    for back in 0..6 {
+        let date = today - chrono::Duration::days(back);
+        let want = digest(&[
+            &la.get_summary_for_date(date),
+            &lb.get_summary_for_date(date),
+        ]);
+        let got = digest(&[&fleet.summary_for_date(date).unwrap()]);
+        assert_eq!(got, want, "daily summary of {date}");
+    }
+    for hour in [0u8, 9, 19, 20, 21] {
+        let want = digest(&[
+            &la.get_summary_for_hour(today, hour),
+            &lb.get_summary_for_hour(today, hour),
+        ]);
+        assert_eq!(
+            digest(&[&fleet.summary_for_hour(today, hour).unwrap()]),
+            want
+        );
+    }
+    let from = today - chrono::Duration::days(6);
+    let want = digest(&[
+        &la.get_range_summary(from, today).unwrap(),
+        &lb.get_range_summary(from, today).unwrap(),
+    ]);
+    assert_eq!(want.totals.0, na + nb);
+    assert_eq!(digest(&[&fleet.range_summary(from, today).unwrap()]), want);
+
+    // Trend: day by day, the sum of the hosts.
+    let (ta, tb) = (
+        la.cost_trend_range(from, today).unwrap(),
+        lb.cost_trend_range(from, today).unwrap(),
+    );
+    let tf = fleet.trend(from, today).unwrap();
+    assert_eq!(tf.len(), ta.len());
+    for ((f, x), y) in tf.iter().zip(&ta).zip(&tb) {
+        let mut costs = x.costs.clone();
+        costs.merge(&y.costs);
+        assert_eq!(
+            (f.calls, f.tokens, &f.costs),
+            (x.calls + y.calls, x.tokens + y.tokens, &costs),
+            "{}",
+            f.date
+        );
+    }
+    // Rankings: every user's totals are the sum of the hosts' (limit 0 = all).
+    for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
+        let mut want: BTreeMap<String, (u64, u64, Costs)> = BTreeMap::new();
+        for m in [&la, &lb] {
+            for e in m.top(kind, from, today, RankBy::Tokens, 0) {
+                let w = want.entry(e.id.clone()).or_default();
+                w.0 += e.calls;
+                w.1 += e.tokens;
+                w.2.merge(&e.costs);
+            }
+        }
+        let got = fleet.top(kind, from, today, RankBy::Tokens, 0).unwrap();
+        let got_map: BTreeMap<String, (u64, u64, Costs)> = got
+            .iter()
+            .map(|e| (e.id.clone(), (e.calls, e.tokens, e.costs.clone())))
+            .collect();
+        assert_eq!(got_map, want, "{kind:?}");
+        assert!(
+            got.windows(2).all(|w| w[0].tokens >= w[1].tokens),
+            "ordered by tokens"
+        );
+    }
+
+    // A second ship (same process, then a fresh one) sends nothing.
+    let before = row_counts(&client);
+    assert_eq!(before, (na + nb, na + nb, na + nb));
+    assert_eq!(sa.ship_all(Duration::from_secs(5)).unwrap().records, 0);
+    drop(sa);
+    let mut again = shipper(&server, "fleet", a.path(), "host-a");
+    assert_eq!(again.ship_all(Duration::from_secs(5)).unwrap().records, 0);
+    // Even without its checkpoint, the server's offsets stop a re-send.
+    drop(again);
+    std::fs::remove_file(a.path().join(ai_usage_clickhouse::CHECKPOINT_FILE)).unwrap();
+    let mut fresh = shipper(&server, "fleet", a.path(), "host-a");
+    assert_eq!(fresh.ship_all(Duration::from_secs(5)).unwrap().records, 0);
+    assert_eq!(row_counts(&client), before);
+}
+
+#[test]
+fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("usage_2025-10-26.jsonl");
+    let good = |ts: f64, tokens: u64| {
+        format!(
+            r#"{{"timestamp": {ts}, "user_id": "u1", "model": "qwen-plus", "function": "f", "input_tokens": {tokens}, "output_tokens": 1, "total_tokens": {}, "cost": 0.25, "duration_ms": 10.0, "success": true, "error_msg": null}}"#,
+            tokens + 1
+        )
+    };
+    let text = format!(
+        "{}\n{{garbage\n{}\n\u{1}not json\n{}\n{}",
+        good(1_761_480_000.0, 10),
+        good(1_761_480_001.0, 20),
+        good(1_761_480_002.0, 30),
+        &good(1_761_480_003.0, 40)[..30] // torn tail: a write in progress
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut s = shipper(&server, "corrupt", dir.path(), "h");
+    let r = s.ship_all(Duration::from_secs(5)).unwrap();
+    assert_eq!((r.records, r.skipped_lines), (3, 2));
+    let client = server.client("corrupt");
+    let db = client.db();
+    assert_eq!(
+        count(&client, &format!("SELECT count() FROM {db}.records")),
+        3
+    );
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT sum(input_tokens) FROM {db}.records")
+        ),
+        60
+    );
+    assert!(r.lag_bytes > 0, "the torn tail is still to ship");
+
+    // The torn line completes: it ships, the bad lines stay out.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n", &good(1_761_480_003.0, 40)[30..]).as_bytes(),
+    )
+    .unwrap();
+    let r = s.ship_all(Duration::from_secs(5)).unwrap();
+    assert_eq!((r.records, r.skipped_lines, r.lag_bytes), (1, 0, 0));
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT sum(input_tokens) FROM {db}.records")
+        ),
+        100
+    );
+}
+
+#[test]
+fn schema_migrates_from_empty_and_from_v1() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    // From nothing, twice.
+    let empty = server.client("from_empty");
+    assert_eq!(schema::migrate(&empty).unwrap(), 0);
+    assert_eq!(
+        schema::current_version(&empty).unwrap(),
+        schema::SCHEMA_VERSION
+    );
+    assert_eq!(schema::migrate(&empty).unwrap(), schema::SCHEMA_VERSION);
+
+    // From v1 holding rows: v2's aggregates start with them.
+    let old = server.client("from_v1");
+    schema::create_v1_for_tests(&old).unwrap();
+    let db = old.db();
+    old.execute(&format!(
+        "INSERT INTO {db}.records (id, host, file, offset, end_offset, day, timestamp, model, \
+         input_tokens, total_tokens, cost_micros, currency, priced, success) VALUES \
+         (1, 'h', 'usage_2025-10-26.jsonl', 0, 100, '2025-10-26', 1761480000.5, 'm', 5, 5, 1500000, 'CNY', 1, 1), \
+         (2, 'h', 'usage_2025-10-26.jsonl', 100, 200, '2025-10-26', 1761483700, 'm', 7, 7, 2500000, 'CNY', 1, 0)"
+    ))
+    .unwrap();
+    assert_eq!(schema::migrate(&old).unwrap(), 1);
+    assert_eq!(schema::current_version(&old).unwrap(), 2);
+    let sums = old
+        .query_rows(&format!(
+            "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_micros), \
+             count() FROM {db}.hourly"
+        ))
+        .unwrap();
+    assert_eq!(sums, vec![vec!["2", "1", "12", "4000000", "2"]]);
+    // Run again: no second copy.
+    assert_eq!(schema::migrate(&old).unwrap(), 2);
+    assert_eq!(row_counts(&old).2, 2);
+
+    // A newer schema than ours is refused, not overwritten.
+    empty
+        .execute(&format!(
+            "INSERT INTO {}.schema_version (version) VALUES (99)",
+            empty.db()
+        ))
+        .unwrap();
+    assert!(matches!(
+        schema::migrate(&empty),
+        Err(ai_usage_clickhouse::Error::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+/// Appends `n` calls through a monitor (its own writer, flushed each call).
+fn append_calls(dir: &Path, n: u64, start_ts: f64) {
+    let m = UsageMonitor::builder()
+        .dir(dir)
+        .timezone(zone())
+        .replay(false)
+        .build()
+        .unwrap();
+    for i in 0..n {
+        m.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .tokens(100 + i % 7, 10)
+                .user("u1")
+                .at(start_ts + i as f64 * 0.001),
+        );
+        if i % 50 == 0 {
+            m.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    m.shutdown().unwrap();
+}
+
+#[test]
+fn clickhouse_killed_while_records_arrive_loses_and_duplicates_nothing() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ShipperConfig::new(dir.path(), server.endpoint("outage"));
+    cfg.host_id = Some("h".into());
+    cfg.batch_rows = 200;
+    cfg.timeout = Duration::from_secs(5);
+    let mut s = Shipper::open(cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let stop = stop.clone();
+        std::thread::spawn(move || s.follow(&stop, Duration::from_millis(50)))
+    };
+    let writer = {
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || append_calls(&dir, 6000, NOW))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.spawn();
+    writer.join().unwrap();
+    let client = server.client("outage");
+    let started = Instant::now();
+    loop {
+        let n = count(
+            &client,
+            &format!("SELECT count() FROM {}.records", client.db()),
+        );
+        if n >= 6000 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    follower.join().unwrap().unwrap();
+    assert_eq!(row_counts(&client), (6000, 6000, 6000));
+}
+
+/// Run as a child process by the SIGKILL test (does nothing otherwise).
+#[test]
+fn child_ship_process() {
+    let Ok(spec) = std::env::var("AIU_TEST_CHILD_SHIP") else {
+        return;
+    };
+    let (dir, url) = spec.split_once('|').unwrap();
+    let mut cfg = ShipperConfig::new(
+        dir,
+        ai_usage_clickhouse::Endpoint::parse(url, "killed").unwrap(),
+    );
+    cfg.host_id = Some("victim".into());
+    cfg.batch_rows = 97;
+    let mut s = Shipper::open(cfg).unwrap();
+    s.ship_all(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn shipper_killed_at_random_points_never_duplicates() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n = write_demo(dir.path(), 20, 7);
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let client = server.client("killed");
+    let mut kills = 0;
+    for _ in 0..12 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "child_ship_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "AIU_TEST_CHILD_SHIP",
+                format!("{}|{}", dir.path().display(), server.url()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(30..600)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "no child was killed mid-ship; the test proved nothing"
+    );
+    // Finish in-process and count: every record once, in rows and aggregates.
+    let mut cfg = ShipperConfig::new(dir.path(), server.endpoint("killed"));
+    cfg.host_id = Some("victim".into());
+    Shipper::open(cfg)
+        .unwrap()
+        .ship_all(Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(row_counts(&client), (n, n, n));
+    let fleet = FleetQueries::new(client, zone(), PricingTable::builtin());
+    let local = local_monitor(dir.path());
+    let from = zone().date_of(NOW) - chrono::Duration::days(20);
+    let to = zone().date_of(NOW);
+    assert_eq!(
+        digest(&[&fleet.range_summary(from, to).unwrap()]),
+        digest(&[&local.get_range_summary(from, to).unwrap()])
+    );
+    let _: NaiveDate = to;
+}
