@@ -60,17 +60,15 @@ fn http(
 
 /// Opens the FIFO for reading and drains it forever: the stuck writer
 /// moves again. Done at the latest on drop, so a failing test still ends.
+/// Gives the records directory back (it was replaced by a plain file so
+/// that every write failed), on demand or when the test ends.
 struct Unstick(Option<PathBuf>);
 
 impl Unstick {
     fn now(&mut self) {
-        if let Some(fifo) = self.0.take() {
-            // Opening for reading does not block: the writer holds the FIFO open.
-            if let Ok(reader) = std::fs::File::open(&fifo) {
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut &reader, &mut std::io::sink());
-                });
-            }
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_file(&dir);
+            let _ = std::fs::create_dir_all(&dir);
         }
     }
 }
@@ -81,36 +79,28 @@ impl Drop for Unstick {
     }
 }
 
-/// A writer that cannot drain: today's day file is a FIFO nobody reads, so
-/// once its pipe buffer is full the writer thread blocks in `write`, and a
-/// one-record queue under the default blocking policy stays full. The server
-/// runs on two async workers and is reached over real sockets.
+/// A writer that cannot drain: the records directory is replaced by a
+/// plain file, so every write fails (root ignores permission bits, a file
+/// in the way does not), and a one-record queue under the default blocking
+/// policy stays full: the writer takes no new records while its disk fails.
+/// The server runs on two async workers and is reached over real sockets.
 #[cfg(unix)]
 #[test]
 fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let parent = tempfile::tempdir().expect("tempdir");
+    let records = parent.path().join("records");
     let monitor = Arc::new(
         UsageMonitor::builder()
-            .dir(dir.path())
+            .dir(&records)
             .replay(false)
             .queue_capacity(1)
-            // Ingest now waits for fsync, which a FIFO refuses: the writer
-            // then backs off one flush interval per round. Short rounds keep
-            // the drain after unsticking quick.
+            // Short retry rounds keep the drain after unsticking quick.
             .flush_interval(Duration::from_millis(20))
             .build()
             .expect("monitor"),
     );
-    let fifo = dir.path().join(format!(
-        "usage_{}.jsonl",
-        monitor.today().format("%Y-%m-%d")
-    ));
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    if !made.is_ok_and(|s| s.success()) {
-        assert!(std::env::var_os("CI").is_none(), "mkfifo failed");
-        println!("skipped: install coreutils (mkfifo)");
-        return;
-    }
+    std::fs::remove_dir_all(&records).expect("remove records dir");
+    std::fs::write(&records, b"in the way").expect("file in its place");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -118,7 +108,7 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
         .expect("runtime");
     // Declared after the runtime, so dropped before it on a failure: the
     // runtime's shutdown then waits for workers that can finish.
-    let mut unstick = Unstick(Some(fifo));
+    let mut unstick = Unstick(Some(records.clone()));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -141,8 +131,8 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
         });
     };
 
-    // A batch far larger than a pipe buffer (~64 KiB): it fills the pipe,
-    // then waits for the writer, holding one ingest slot.
+    // A batch far larger than the queue: it waits for the writer, holding
+    // one ingest slot.
     post(1000);
     // Wait until the writer is stuck: nothing more gets queued for a while.
     let mut last = u64::MAX;
@@ -191,8 +181,8 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
     );
 
     // Unstick the writer: every waiting request completes, recorded. A
-    // FIFO cannot be fsynced, so the durable acknowledgement may honestly
-    // answer 503 "not durable" instead of 200; the records are still counted.
+    // request whose wait saw a failed round may honestly answer 503 "not
+    // durable" instead of 200; its records are still counted and written.
     unstick.now();
     for _ in 0..MAX_INGEST_IN_FLIGHT {
         let (n, r) = rx
