@@ -75,8 +75,9 @@ pub enum ApiError {
     /// A query or path parameter is missing, malformed or out of range (422).
     #[error("invalid parameter {name}: {message}")]
     InvalidParameter {
-        /// The parameter, e.g. `days`.
-        name: &'static str,
+        /// The parameter, e.g. `days` (as the client spelt it, for an
+        /// unknown repeated one).
+        name: std::borrow::Cow<'static, str>,
         /// What is wrong with it.
         message: String,
         /// The check that failed, as FastAPI names it (`int_parsing`, …).
@@ -139,9 +140,12 @@ pub enum ApiError {
 impl ApiError {
     /// Shorthand for [`ApiError::InvalidParameter`] (a `value_error`,
     /// without the value).
-    pub fn param(name: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn param(
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError::InvalidParameter {
-            name,
+            name: name.into(),
             message: message.into(),
             kind: "value_error",
             input: None,
@@ -157,7 +161,7 @@ impl ApiError {
         message: impl Into<String>,
     ) -> ApiError {
         ApiError::InvalidParameter {
-            name,
+            name: name.into(),
             message: message.into(),
             kind,
             input: input.map(str::to_string),
@@ -218,13 +222,13 @@ impl ApiError {
                 kind: (*kind).to_string(),
                 // Path parameters are checked by the handler too.
                 loc: vec![
-                    if *name == "session_id" {
+                    if name == "session_id" {
                         "path"
                     } else {
                         "query"
                     }
                     .into(),
-                    (*name).into(),
+                    name.to_string().into(),
                 ],
                 msg: message.clone(),
                 input: input.clone().map_or(serde_json::Value::Null, Into::into),

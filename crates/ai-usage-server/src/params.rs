@@ -196,7 +196,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         for (k, v) in pairs {
             if map.contains_key(&k) {
                 return Err(ApiError::param(
-                    known_name(&k),
+                    k.clone(),
                     format!("{k:?} is given more than once"),
                 ));
             }
@@ -204,24 +204,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         }
         Ok(Params(map))
     }
-}
-
-/// The `'static` name of a documented parameter, or `"query"` for others
-/// (the message still quotes the key).
-fn known_name(key: &str) -> &'static str {
-    [
-        HOURS_AGO.name,
-        DAYS_AGO.name,
-        YEAR.name,
-        MONTH.name,
-        LIMIT.name,
-        DAYS.name,
-        REPORT_FORMAT.name,
-        "path",
-    ]
-    .into_iter()
-    .find(|n| *n == key)
-    .unwrap_or("query")
 }
 
 impl Params {
