@@ -26,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pricing::calculate_cost, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::model_display_name, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::pricing_json, m)?)?;
+    m.add_function(wrap_pyfunction!(pricing::function_names, m)?)?;
     m.add_function(wrap_pyfunction!(pricing::usage_from_json, m)?)?;
     m.add("DEFAULT_DIR", ai_usage_core::dayfile::DEFAULT_DIR)?;
     m.add("DIR_ENV", ai_usage_core::dayfile::DIR_ENV)?;

@@ -75,3 +75,13 @@ pub fn usage_from_json(
         ))
     })
 }
+
+/// The default function display table (`function` → display name), the one
+/// the engine's API uses, so Python and Rust show the same names.
+#[pyfunction]
+pub fn function_names() -> Vec<(String, String)> {
+    ai_usage_core::FunctionNames::default()
+        .iter()
+        .map(|(f, d)| (f.to_owned(), d.to_owned()))
+        .collect()
+}

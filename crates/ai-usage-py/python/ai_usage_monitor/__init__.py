@@ -45,20 +45,9 @@ logger = logging.getLogger("ai_usage_monitor")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Display names of the app's functions (issue 9's default table); names not
-#: listed show as they are.
-FUNCTION_NAMES_CN: Dict[str, str] = {
-    "live_review": "直播复盘",
-    "gateway_qwen": "实时分析（通义千问）",
-    "gateway_openai": "实时分析（OpenAI）",
-    "gateway_deepseek": "实时分析（DeepSeek）",
-    "gateway_doubao": "实时分析（豆包）",
-    "gateway_glm": "实时分析（ChatGLM）",
-    "gateway_gemini": "直播复盘（Gemini）",
-    "live_analysis": "实时分析",
-    "script_generation": "话术生成",
-    "qa": "问答",
-}
+#: Display names of the app's functions: the engine's default table (the same
+#: one the HTTP API uses); names not listed show as they are.
+FUNCTION_NAMES_CN: Dict[str, str] = dict(_native.function_names())
 
 
 # ---------------------------------------------------------------------------
