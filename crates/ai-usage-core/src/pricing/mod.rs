@@ -619,6 +619,19 @@ fn band_for(bands: &[Band], input: u64) -> &Band {
         .unwrap_or(&FREE_BAND)
 }
 
+/// Nano-units to micro-units, rounded half up (away from zero).
+fn nanos_to_micros(nanos: i64) -> i64 {
+    let q = nanos / 1000;
+    let r = nanos % 1000;
+    if r >= 500 {
+        q + 1
+    } else if r <= -500 {
+        q - 1
+    } else {
+        q
+    }
+}
+
 /// Only reached for empty band lists, which callers exclude.
 static FREE_BAND: Band = Band {
     up_to: None,
@@ -757,6 +770,9 @@ pub struct PricingTable {
     /// Normalised alias → canonical id.
     aliases: FxHashMap<String, String>,
     memo: Memo,
+    /// Fall back to the built-in genai-prices catalogue for models this
+    /// table does not know (parsed lazily, on the first such model).
+    catalogue: bool,
 }
 
 /// Per-table memo of slow resolutions and of names already warned about.
@@ -796,12 +812,54 @@ impl PricingTable {
             index: FxHashMap::default(),
             aliases: FxHashMap::default(),
             memo: Memo::default(),
+            catalogue: false,
+        }
+    }
+
+    /// Turns the fallback to the built-in genai-prices catalogue on or off
+    /// (on for [`PricingTable::builtin`], off for [`PricingTable::empty`]).
+    pub fn with_catalogue(mut self, enabled: bool) -> PricingTable {
+        self.catalogue = enabled;
+        self.invalidate();
+        self
+    }
+
+    /// True when models unknown to the table are looked up in the catalogue.
+    pub fn uses_catalogue(&self) -> bool {
+        self.catalogue
+    }
+
+    /// The catalogue entry that prices `model` for this table: with a
+    /// `provider`, that provider's entry (an explicit provider wins over the
+    /// table); without one, only for models the table does not know.
+    pub fn catalogue_match(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+    ) -> Option<catalogue::ModelMatch<'static>> {
+        if !self.catalogue {
+            return None;
+        }
+        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
+        if provider.is_none() && self.lookup(model).is_some() {
+            return None;
+        }
+        let cat = match catalogue::Catalogue::builtin() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "genai-prices catalogue unavailable");
+                return None;
+            }
+        };
+        match provider {
+            Some(p) => cat.lookup(Some(p), model),
+            None => cat.lookup_anywhere(model),
         }
     }
 
     /// The built-in table (see the `builtin` module for sources and dates).
     pub fn builtin() -> PricingTable {
-        let mut t = PricingTable::empty();
+        let mut t = PricingTable::empty().with_catalogue(true);
         t.insert_all(builtin::models());
         for (alias, target) in builtin::ALIASES {
             t.aliases
@@ -884,25 +942,68 @@ impl PricingTable {
         }
     }
 
-    /// The currency the model is priced in, when known.
+    /// The currency the model is priced in, when known (the table's, else
+    /// the catalogue's).
     pub fn currency_of(&self, model: &str) -> Option<Currency> {
-        self.resolve(model).map(|(_, p)| p.currency)
+        self.resolve(model)
+            .map(|(_, p)| p.currency)
+            .or_else(|| self.catalogue_match(None, model).map(|m| m.currency()))
     }
 
-    /// Prices one call. Unknown models give [`Quote::UNPRICED`] and a warning
-    /// once per distinct name.
+    /// Prices one call, now. The table's entry wins; models it does not know
+    /// are priced by the catalogue (when enabled). Unknown models give
+    /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
-        match self.resolve(model) {
-            Some((_, p)) => Quote {
-                cost: p.cost(usage),
-                currency: p.currency,
-                priced: true,
-            },
-            None => {
-                self.warn_unknown(model);
-                Quote::UNPRICED
+        self.price_at(None, model, usage, chrono::Utc::now())
+    }
+
+    /// Prices one call at `at` (catalogue prices can change over time), with
+    /// an optional provider (id, API base URL or name): a provider the
+    /// catalogue knows picks its own entry for the model, over the table's.
+    ///
+    /// Catalogue costs are exact nano-units; the [`Quote`] rounds them half
+    /// up to micro-units (a 200 nano-USD call becomes 0); use
+    /// [`PricingTable::catalogue_match`] for the exact figures.
+    pub fn price_at(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        usage: &TokenUsage,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Quote {
+        let table_first = provider.is_none_or(|p| p.trim().is_empty());
+        if table_first {
+            if let Some((_, p)) = self.resolve(model) {
+                return Quote {
+                    cost: p.cost(usage),
+                    currency: p.currency,
+                    priced: true,
+                };
             }
         }
+        if let Some(m) = self.catalogue_match(provider, model) {
+            match m.quote(&catalogue::CatalogueUsage::from(usage), at) {
+                Ok(q) => {
+                    return Quote {
+                        cost: Money::from_micros(nanos_to_micros(q.total_nanos)),
+                        currency: q.currency,
+                        priced: true,
+                    }
+                }
+                Err(e) => tracing::warn!(model, error = %e, "catalogue could not price the call"),
+            }
+        }
+        if !table_first {
+            if let Some((_, p)) = self.resolve(model) {
+                return Quote {
+                    cost: p.cost(usage),
+                    currency: p.currency,
+                    priced: true,
+                };
+            }
+        }
+        self.warn_unknown(model);
+        Quote::UNPRICED
     }
 
     /// All models, sorted by id.

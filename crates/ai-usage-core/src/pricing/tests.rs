@@ -308,8 +308,11 @@ impl tracing::Subscriber for CountEvents {
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+    fn event(&self, e: &tracing::Event<'_>) {
+        // Warnings only: the catalogue logs its load and misses at debug.
+        if *e.metadata().level() <= tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -798,4 +801,81 @@ proptest! {
         let t = custom(Tiers::Graduated(bands));
         prop_assert_eq!(micros(&t, "tiered", usage(input, output)), want);
     }
+}
+
+// --- fallback to the genai-prices catalogue -------------------------------
+
+#[test]
+fn builtin_table_prices_catalogue_models_in_usd() {
+    let t = PricingTable::builtin();
+    // Claude Sonnet 4.5: $3 / $15 per million tokens (genai-prices 2026-08-21).
+    let q = t.price("claude-sonnet-4-5", &usage(1000, 100));
+    assert!(q.priced);
+    assert_eq!(q.currency, Currency::USD);
+    assert_eq!(q.cost.micros(), 4_500);
+    assert_eq!(t.currency_of("claude-sonnet-4-5"), Some(Currency::USD));
+    // 10 tokens of text-embedding-3-small is 200 nano-USD: priced, rounds to 0 micro.
+    let q = t.price("text-embedding-3-small", &usage(10, 0));
+    assert!(q.priced);
+    assert_eq!((q.currency, q.cost.micros()), (Currency::USD, 0));
+    let m = t.catalogue_match(None, "text-embedding-3-small").unwrap();
+    let exact = m
+        .quote(
+            &catalogue::CatalogueUsage::from(&usage(10, 0)),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(exact.total_nanos, 200);
+}
+
+#[test]
+fn table_wins_for_its_models_unless_a_provider_is_named() {
+    let t = PricingTable::builtin();
+    // The seed's CNY model keeps its CNY price (¥0.004/1K in, ¥0.012/1K out).
+    let q = t.price("qwen-plus", &usage(1000, 1000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert!(t.catalogue_match(None, "qwen-plus").is_none());
+    // gpt-4o: the table's entry without a provider …
+    let table_q = t.price("gpt-4o", &usage(1000, 0));
+    assert_eq!(table_q.cost.micros(), 2_500);
+    // … and OpenAI's catalogue entry when the provider is named.
+    let m = t.catalogue_match(Some("openai"), "gpt-4o").unwrap();
+    assert_eq!(m.provider_id(), "openai");
+    let q = t.price_at(
+        Some("openai"),
+        "gpt-4o",
+        &usage(1000, 0),
+        chrono::Utc::now(),
+    );
+    assert!(q.priced);
+    assert_eq!(q.currency, Currency::USD);
+    // A provider the catalogue does not know falls back to the table.
+    let q = t.price_at(
+        Some("my-gateway"),
+        "qwen-plus",
+        &usage(1000, 1000),
+        chrono::Utc::now(),
+    );
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+}
+
+#[test]
+fn empty_table_does_not_use_the_catalogue() {
+    let t = PricingTable::empty();
+    assert!(!t.uses_catalogue());
+    assert_eq!(
+        t.price("claude-sonnet-4-5", &usage(1000, 100)),
+        Quote::UNPRICED
+    );
+    let t = t.with_catalogue(true);
+    assert!(t.price("claude-sonnet-4-5", &usage(1000, 100)).priced);
+}
+
+#[test]
+fn nano_to_micro_rounds_half_up() {
+    assert_eq!(nanos_to_micros(0), 0);
+    assert_eq!(nanos_to_micros(499), 0);
+    assert_eq!(nanos_to_micros(500), 1);
+    assert_eq!(nanos_to_micros(1_499), 1);
+    assert_eq!(nanos_to_micros(-500), -1);
 }
