@@ -954,6 +954,14 @@ impl PricingTable {
     /// are priced by the catalogue (when enabled). Unknown models give
     /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
+        // The table's prices do not depend on time: skip reading the clock.
+        if let Some((_, p)) = self.resolve(model) {
+            return Quote {
+                cost: p.cost(usage),
+                currency: p.currency,
+                priced: true,
+            };
+        }
         self.price_at(None, model, usage, chrono::Utc::now())
     }
 
