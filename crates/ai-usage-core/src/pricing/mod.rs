@@ -1091,12 +1091,41 @@ impl PricingTable {
         if let Some(hit) = self.memo.0.read().resolved.get(model) {
             return *hit;
         }
-        let found = self.resolve_slow(model);
+        let found = self
+            .resolve_slow(model)
+            .filter(|&i| !self.catalogue_knows_better(model, i));
         let mut memo = self.memo.0.write();
         if memo.resolved.len() < MEMO_CAP {
             memo.resolved.insert(model.to_string(), found);
         }
         found
+    }
+
+    /// True when `model` reached the table's non-CNY entry `i` only by
+    /// dropping `-…` parts and a provider of the catalogue claims the full
+    /// name (`gemini-2.5-flash-lite` is not `gemini-2.5-flash`). The seed's
+    /// CNY models always keep the table's price.
+    fn catalogue_knows_better(&self, model: &str, i: usize) -> bool {
+        if !self.catalogue {
+            return false;
+        }
+        let Some((id, price)) = self.entries.get(i) else {
+            return false;
+        };
+        if price.currency == Currency::CNY {
+            return false;
+        }
+        let n = normalise(model);
+        let base = n.rsplit_once('/').map_or(n.as_str(), |(_, rest)| rest);
+        // Reached by the id itself, an alias, or an `@`/`:` suffix: the table's.
+        let head = base.split(['@', ':']).next().unwrap_or(base);
+        if head == id.as_str() || self.exact(head).is_some() {
+            return false;
+        }
+        match catalogue::Catalogue::builtin() {
+            Ok(cat) => cat.lookup(None, model).is_some(),
+            Err(_) => false,
+        }
     }
 
     /// Normalisation and suffix stripping, as documented on the module.

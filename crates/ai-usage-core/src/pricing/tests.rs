@@ -257,7 +257,9 @@ fn corrected_prices_differ_from_the_original() {
 
 #[test]
 fn names_resolve_through_aliases_and_suffixes() {
-    let t = PricingTable::builtin();
+    // The table's own rules; with the catalogue, dated USD variants it knows
+    // (gpt-4o-2024-11-20) go to the catalogue instead (tested below).
+    let t = PricingTable::builtin().with_catalogue(false);
     let id = |m: &str| t.resolve(m).map(|(id, _)| id.to_string());
     let cases = [
         ("qwen-plus", "qwen-plus"),
@@ -878,4 +880,32 @@ fn nano_to_micro_rounds_half_up() {
     assert_eq!(nanos_to_micros(500), 1);
     assert_eq!(nanos_to_micros(1_499), 1);
     assert_eq!(nanos_to_micros(-500), -1);
+}
+
+#[test]
+fn catalogue_beats_suffix_stripping_for_usd_models_only() {
+    let t = PricingTable::builtin();
+    // Not the table's gemini-2.5-flash: Google's own flash-lite entry.
+    assert!(t.resolve("gemini-2.5-flash-lite").is_none());
+    let m = t.catalogue_match(None, "gemini-2.5-flash-lite").unwrap();
+    assert_eq!(m.model_id(), "gemini-2.5-flash-lite");
+    assert!(t.price("gemini-2.5-flash-lite", &usage(1000, 1000)).priced);
+    // Aliases and exact ids stay the table's.
+    assert_eq!(
+        t.resolve("gpt-4o-mini-2024-07-18").unwrap().0,
+        "gpt-4o-mini"
+    );
+    assert_eq!(
+        t.resolve("models/gemini-2.5-flash").unwrap().0,
+        "gemini-2.5-flash"
+    );
+    // The seed's CNY models keep their dated variants.
+    assert_eq!(t.resolve("qwen-plus-2025-01-25").unwrap().0, "qwen-plus");
+    assert_eq!(t.resolve("deepseek-chat-0324").unwrap().0, "deepseek-chat");
+    // Without the catalogue, stripping still applies.
+    let plain = PricingTable::builtin().with_catalogue(false);
+    assert_eq!(
+        plain.resolve("gemini-2.5-flash-lite").unwrap().0,
+        "gemini-2.5-flash"
+    );
 }
