@@ -33,6 +33,13 @@
 //!   long-context prices). A request larger than the last bounded band, when no
 //!   unbounded band exists, is priced at the last band (the provider would
 //!   normally reject it; under-reporting it as free would be worse).
+//! - Models the table does not know are priced by the genai-prices
+//!   [`catalogue`] (when enabled, as in [`PricingTable::builtin`]) in the
+//!   provider's currency (USD), at the call's time; costs are exact in
+//!   nano-units there and rounded half up to micro-units in a [`Quote`]. The
+//!   table's CNY models always keep their price; a non-CNY entry reached only
+//!   by dropping `-…` suffixes yields to a catalogue model that claims the
+//!   full name.
 //! - Unknown model: a [`Quote`] with cost 0 in CNY and `priced: false`, plus a
 //!   `tracing` warning once per distinct model name and table.
 //!
@@ -95,6 +102,10 @@
 //! }
 //! ```
 //!
+//! A `.json` file in LiteLLM's `model_prices_and_context_window.json` format
+//! (per-token USD prices, `litellm_provider`) is detected and converted; see
+//! the `litellm` module.
+//!
 //! Unknown fields, negative prices, bad currency codes, unsorted or
 //! overlapping bands and aliases to unknown models are errors naming the file,
 //! line, column, model and field. A file that fails to load changes nothing.
@@ -113,6 +124,7 @@ use crate::record::usage::TokenUsage;
 mod builtin;
 pub mod catalogue;
 mod file;
+mod litellm;
 #[cfg(test)]
 mod tests;
 

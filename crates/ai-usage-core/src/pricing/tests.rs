@@ -909,3 +909,58 @@ fn catalogue_beats_suffix_stripping_for_usd_models_only() {
         "gemini-2.5-flash"
     );
 }
+
+// --- LiteLLM pricing files ------------------------------------------------
+
+#[test]
+fn litellm_files_are_detected_and_converted() {
+    let f = write(
+        "json",
+        r#"{
+  "sample_spec": {"input_cost_per_token": 0, "output_cost_per_token": 0, "litellm_provider": "x"},
+  "my-claude": {
+    "max_input_tokens": 1000000,
+    "input_cost_per_token": 3e-06,
+    "output_cost_per_token": 1.5e-05,
+    "cache_read_input_token_cost": 3e-07,
+    "cache_creation_input_token_cost": 3.75e-06,
+    "input_cost_per_token_above_200k_tokens": 6e-06,
+    "output_cost_per_token_above_200k_tokens": 2.25e-05,
+    "litellm_provider": "anthropic",
+    "mode": "chat"
+  },
+  "my-embed": {"input_cost_per_token": 2e-08, "output_cost_per_token": 0.0, "litellm_provider": "openai", "mode": "embedding"},
+  "dall-e-x": {"input_cost_per_pixel": 1e-08, "litellm_provider": "openai", "mode": "image_generation"}
+}"#,
+    );
+    let mut t = PricingTable::empty();
+    assert_eq!(t.load_file(f.path()).unwrap(), 2, "priced entries only");
+    let (_, p) = t.resolve("my-claude").unwrap();
+    assert_eq!(p.currency, Currency::USD);
+    assert_eq!(p.input, Rate::from_nanos_per_1k(3_000_000));
+    assert_eq!(p.cached_input, Some(Rate::from_nanos_per_1k(300_000)));
+    // $3 in / $15 out per million; above 200K input the whole call pays $6 / $22.5.
+    assert_eq!(micros(&t, "my-claude", usage(1000, 100)), 4_500);
+    assert_eq!(micros(&t, "my-claude", usage(300_000, 1000)), 1_822_500);
+    let mut cached = usage(1000, 0);
+    cached.cached_input_tokens = 1000;
+    assert_eq!(micros(&t, "my-claude", cached), 300);
+    assert_eq!(micros(&t, "my-embed", usage(1_000_000, 0)), 20_000);
+    assert!(t.resolve("sample_spec").is_none());
+    assert!(t.resolve("dall-e-x").is_none());
+}
+
+#[test]
+fn litellm_errors_name_file_entry_and_field() {
+    let f = write(
+        "json",
+        "{\n  \"ok-model\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 2e-06},\n  \"bad-model\": {\"input_cost_per_token\": -1, \"litellm_provider\": \"openai\"}\n}",
+    );
+    let mut t = PricingTable::empty();
+    let e = t.load_file(f.path()).unwrap_err().to_string();
+    assert!(e.contains(&f.path().display().to_string()), "{e}");
+    assert!(e.contains("line 3"), "{e}");
+    assert!(e.contains("model `bad-model`"), "{e}");
+    assert!(e.contains("input_cost_per_token"), "{e}");
+    assert!(t.is_empty(), "a bad file changes nothing");
+}
