@@ -93,8 +93,8 @@ pub enum Command {
     Budgets,
     /// Price calculator: the cost of one call (费用计算).
     Cost(CostArgs),
-    /// The pricing table in force (定价).
-    Pricing,
+    /// The pricing table in force (定价); `pricing show MODEL`, `pricing missing`.
+    Pricing(PricingArgs),
     /// Record one call (flushed to disk before exit).
     Record(RecordArgs),
     /// Write realistic demo data for a live-streaming app into --dir.
@@ -243,21 +243,68 @@ pub struct ReportArgs {
     pub bom: bool,
 }
 
-/// `cost` arguments.
+/// `cost` arguments: a model and token counts, or provider response bodies.
 #[derive(Debug, Args)]
 pub struct CostArgs {
     /// Model name, e.g. qwen-plus.
-    pub model: String,
-    /// Input (prompt) tokens.
-    pub input_tokens: u64,
+    #[arg(required_unless_present_any = ["response", "responses"])]
+    pub model: Option<String>,
+    /// Input (prompt) tokens, cached and cache-written ones included.
+    #[arg(required_unless_present_any = ["response", "responses"])]
+    pub input_tokens: Option<u64>,
     /// Output (completion) tokens.
-    pub output_tokens: u64,
-    /// Cached input tokens (part of the input).
+    #[arg(required_unless_present_any = ["response", "responses"])]
+    pub output_tokens: Option<u64>,
+    /// Input tokens read from the cache (part of the input).
     #[arg(long, default_value_t = 0)]
     pub cached: u64,
+    /// Input tokens written to the cache (part of the input).
+    #[arg(long, default_value_t = 0)]
+    pub cache_write: u64,
     /// Reasoning tokens (part of the output).
     #[arg(long, default_value_t = 0)]
     pub reasoning: u64,
+    /// Provider (catalogue id such as `anthropic`, an API base URL, or a
+    /// name): picks that provider's catalogue entry.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// API flavour of the response bodies (e.g. `chat`, `responses`,
+    /// `embeddings`; default: the provider's default).
+    #[arg(long, requires = "provider")]
+    pub api: Option<String>,
+    /// Price as of this moment (RFC 3339, e.g. 2026-03-01T00:00:00Z; default: now).
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// One raw response body (JSON) of --provider to price; `-` reads stdin.
+    #[arg(long, requires = "provider", conflicts_with_all = ["model", "responses"])]
+    pub response: Option<PathBuf>,
+    /// A JSONL file of response bodies (`-`: stdin): one JSON result per
+    /// line, in order; a bad line prints `{"line": N, "error": …}`.
+    #[arg(long, requires = "provider", conflicts_with_all = ["model"])]
+    pub responses: Option<PathBuf>,
+}
+
+/// `pricing` arguments.
+#[derive(Debug, Args)]
+pub struct PricingArgs {
+    /// What to show (default: the table).
+    #[command(subcommand)]
+    pub action: Option<PricingAction>,
+}
+
+/// `pricing` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PricingAction {
+    /// How a model is priced: the match, the provider, the prices and their history.
+    Show {
+        /// Model name.
+        model: String,
+        /// Provider (catalogue id, API base URL or name).
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Models seen in the records that have no price, with call counts.
+    Missing,
 }
 
 /// `record` arguments.
@@ -320,6 +367,13 @@ pub struct ServeArgs {
     /// 30 days of demo data first when it is empty.
     #[arg(long)]
     pub demo: bool,
+}
+
+/// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.
+pub fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("expected a time like 2026-03-01T00:00:00Z, got {s:?}"))
 }
 
 /// `YYYY-MM-DD`.

@@ -804,3 +804,301 @@ fn iana_zones_work_across_dst() {
         "America/New_York",
     );
 }
+
+// --- issue 10: the genai-prices catalogue --------------------------------
+
+/// Models only the catalogue knows are priced in USD, exactly to 1e-9.
+#[test]
+fn cost_prices_catalogue_models_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Claude Sonnet 4.5: $3 in / $15 out per million tokens (genai-prices 2026-08-21).
+    let q = ok_json(
+        dir.path(),
+        &["cost", "claude-sonnet-4-5", "1000", "100", "--json"],
+    );
+    assert_eq!(
+        (
+            &q["currency"],
+            &q["cost_exact"],
+            &q["provider"],
+            &q["catalogue_model"]
+        ),
+        (
+            &Value::from("USD"),
+            &Value::from("0.0045"),
+            &Value::from("anthropic"),
+            &Value::from("claude-sonnet-4-5")
+        ),
+        "{q}"
+    );
+    assert_eq!(q["priced"], true);
+    // $0.02 per million: 10 tokens cost $0.0000002, not 0.
+    let q = ok_json(
+        dir.path(),
+        &["cost", "text-embedding-3-small", "10", "0", "--json"],
+    );
+    assert_eq!(q["cost_exact"], "0.0000002", "{q}");
+    assert_eq!(q["cost"], 0.0000002);
+    assert_eq!(q["currency"], "USD");
+    let out = run(dir.path(), &["cost", "text-embedding-3-small", "10", "0"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("$0.0000002 USD"));
+    // Cache reads and writes are parts of the input, each at its own rate:
+    // 100 × $3 + 10,000 × $0.30 + 2,000 × $3.75 per million, + 500 × $15.
+    let q = ok_json(
+        dir.path(),
+        &[
+            "cost",
+            "claude-sonnet-4-5",
+            "12100",
+            "500",
+            "--cached",
+            "10000",
+            "--cache-write",
+            "2000",
+            "--json",
+        ],
+    );
+    assert_eq!(q["cost_exact"], "0.0183", "{q}");
+    // The table's gpt-4o without a provider; OpenAI's catalogue entry with one.
+    let q = ok_json(dir.path(), &["cost", "gpt-4o", "1000", "0", "--json"]);
+    assert_eq!(
+        (&q["priced_by"], &q["cost_exact"]),
+        (&Value::from("table"), &Value::from("0.0025"))
+    );
+    let q = ok_json(
+        dir.path(),
+        &[
+            "cost",
+            "gpt-4o",
+            "1000",
+            "0",
+            "--provider",
+            "openai",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (&q["priced_by"], &q["provider"]),
+        (&Value::from("catalogue"), &Value::from("openai"))
+    );
+    // The seed's CNY models are unchanged.
+    let q = ok_json(dir.path(), &["cost", "qwen-plus", "1200", "300", "--json"]);
+    assert_eq!(
+        (&q["currency"], &q["cost"]),
+        (&Value::from("CNY"), &Value::from(0.0084))
+    );
+    // --at: Sonnet 4.6 had long-context tiers (cliff above 200K input: $6)
+    // until 2026-03-13, then one flat $3.
+    let at = |t: &str| {
+        ok_json(
+            dir.path(),
+            &[
+                "cost",
+                "claude-sonnet-4-6",
+                "300000",
+                "0",
+                "--at",
+                t,
+                "--json",
+            ],
+        )["cost_exact"]
+            .clone()
+    };
+    assert_eq!(at("2026-03-01T00:00:00Z"), "1.8");
+    assert_eq!(at("2026-04-01T00:00:00Z"), "0.9");
+    assert_error(
+        &run(
+            dir.path(),
+            &["cost", "claude-sonnet-4-6", "1", "1", "--at", "yesterday"],
+        ),
+        2,
+        "2026-03-01T00:00:00Z",
+    );
+    assert_error(
+        &run(
+            dir.path(),
+            &["cost", "no-such-model", "1", "1", "--provider", "anthropic"],
+        ),
+        2,
+        "unknown model",
+    );
+}
+
+/// An Anthropic messages body (API reference: `usage.input_tokens` excludes
+/// cache reads and writes).
+const ANTHROPIC_BODY: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":100,"cache_creation_input_tokens":2000,"cache_read_input_tokens":10000,"output_tokens":500}}"#;
+
+#[test]
+fn cost_of_raw_response_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, ANTHROPIC_BODY).unwrap();
+    let q = ok_json(
+        dir.path(),
+        &[
+            "cost",
+            "--provider",
+            "anthropic",
+            "--response",
+            body.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(q["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(q["catalogue_model"], "claude-sonnet-4-5");
+    // All input: 100 + 2,000 + 10,000.
+    assert_eq!(q["input_tokens"], 12100, "{q}");
+    assert_eq!(
+        (&q["cache_read_tokens"], &q["cache_write_tokens"]),
+        (&Value::from(10000), &Value::from(2000))
+    );
+    assert_eq!(q["output_tokens"], 500);
+    assert_eq!(
+        (&q["cost_exact"], &q["currency"]),
+        (&Value::from("0.0183"), &Value::from("USD"))
+    );
+    let parts: Vec<(String, String)> = q["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["part"].as_str().unwrap().to_owned(),
+                p["cost"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("uncached_input", "0.0003"),
+            ("cache_read", "0.003"),
+            ("cache_write", "0.0075"),
+            ("output", "0.0075")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // An OpenAI embeddings body, flavour given.
+    let emb = dir.path().join("emb.json");
+    std::fs::write(
+        &emb,
+        r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":10,"total_tokens":10}}"#,
+    )
+    .unwrap();
+    let q = ok_json(
+        dir.path(),
+        &[
+            "cost",
+            "--provider",
+            "openai",
+            "--api",
+            "embeddings",
+            "--response",
+            emb.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (&q["input_tokens"], &q["cost_exact"]),
+        (&Value::from(10), &Value::from("0.0000002")),
+        "{q}"
+    );
+
+    // --responses: one line out per line in, in order; bad lines say why.
+    let lines = dir.path().join("bodies.jsonl");
+    std::fs::write(
+        &lines,
+        format!(
+            "{ANTHROPIC_BODY}\nnot json\n{{\"model\":\"claude-sonnet-4-5\"}}\n{ANTHROPIC_BODY}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "cost",
+            "--provider",
+            "anthropic",
+            "--responses",
+            lines.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0]["cost_exact"], "0.0183");
+    assert_eq!(got[1]["line"], 2);
+    assert!(
+        got[1]["error"].as_str().unwrap().contains("not JSON"),
+        "{}",
+        got[1]
+    );
+    assert_eq!(got[2]["line"], 3);
+    assert!(
+        got[2]["error"].as_str().unwrap().contains("usage"),
+        "{}",
+        got[2]
+    );
+    assert_eq!(got[3]["cost_exact"], "0.0183");
+    // --response needs --provider.
+    assert_eq!(
+        run(dir.path(), &["cost", "--response", body.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn pricing_show_and_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ai_usage");
+    let s = ok_json(&dir, &["pricing", "show", "claude-sonnet-4-6", "--json"]);
+    assert_eq!(s["priced_by"], "catalogue");
+    assert_eq!(s["catalogue"]["provider"], "anthropic");
+    let history = s["catalogue"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{s}");
+    assert_eq!(history[1]["when"], "from 2026-03-13");
+    assert_eq!(history[1]["prices"]["input_mtok"], "3");
+    assert_eq!(history[0]["prices"]["input_mtok"], "3 (above 200000: 6)");
+    let s = ok_json(&dir, &["pricing", "show", "qwen-plus", "--json"]);
+    assert_eq!(
+        (&s["priced_by"], &s["table"]["currency"]),
+        (&Value::from("table"), &Value::from("CNY"))
+    );
+    assert_error(
+        &run(&dir, &["pricing", "show", "no-such-model"]),
+        2,
+        "unknown model",
+    );
+
+    let record = |model: &str| {
+        ok_json(
+            &dir,
+            &[
+                "record",
+                "--model",
+                model,
+                "--function",
+                "f",
+                "--input-tokens",
+                "10",
+                "--output-tokens",
+                "1",
+                "--json",
+            ],
+        )
+    };
+    record("qwen-plus");
+    record("my-private-model");
+    record("my-private-model");
+    record("claude-sonnet-4-5");
+    let m = ok_json(&dir, &["pricing", "missing", "--json"]);
+    assert_eq!(
+        m,
+        serde_json::json!([{"model": "my-private-model", "calls": 2, "unpriced_calls": 2, "priced_now": false}])
+    );
+}

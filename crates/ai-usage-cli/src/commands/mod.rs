@@ -1,5 +1,6 @@
 //! The subcommands.
 
+mod cost;
 mod pricing;
 mod queries;
 mod record;
@@ -24,8 +25,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Forecast => queries::forecast(&cli),
         Command::Savings { days } => queries::savings(&cli, *days),
         Command::Budgets => queries::budgets(&cli),
-        Command::Cost(a) => pricing::cost(&cli, a),
-        Command::Pricing => pricing::list(&cli),
+        Command::Cost(a) => cost::run(&cli, a),
+        Command::Pricing(a) => pricing::run(&cli, a),
         Command::Record(a) => record::record(&cli, a),
         Command::Demo { days, seed } => record::demo(&cli, *days, *seed),
         Command::Serve(a) => record::serve(&cli, a),

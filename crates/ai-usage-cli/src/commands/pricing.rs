@@ -1,81 +1,222 @@
-//! `cost` and `pricing`.
+//! `pricing`: the table in force, how one model is priced (`show`) and the
+//! recorded models without a price (`missing`).
 
-use ai_usage_core::Tiers;
-use ai_usage_core::TokenUsage;
+use std::collections::BTreeMap;
+
+use ai_usage_core::catalogue::{Catalogue, ModelMatch};
+use ai_usage_core::{Currency, ModelPrice, Tiers};
 use serde::Serialize;
 
-use crate::args::{Cli, CostArgs};
-use crate::context::{pricing, print_json};
-use crate::output::{int, money, table};
+use crate::args::{Cli, PricingAction, PricingArgs};
+use crate::context::{open_read, pricing, print_json};
+use crate::output::{int, table};
 use crate::{CliError, CliResult};
 
-/// What `cost --json` prints.
-#[derive(Serialize)]
-struct CostQuote<'a> {
-    model: &'a str,
-    canonical_model: &'a str,
-    display_name: &'a str,
-    input_tokens: u64,
-    output_tokens: u64,
-    cached_input_tokens: u64,
-    reasoning_tokens: u64,
-    cost: ai_usage_core::Money,
-    currency: ai_usage_core::Currency,
-    priced: bool,
+pub fn run(cli: &Cli, a: &PricingArgs) -> CliResult {
+    match &a.action {
+        None => list(cli),
+        Some(PricingAction::Show { model, provider }) => show(cli, model, provider.as_deref()),
+        Some(PricingAction::Missing) => missing(cli),
+    }
 }
 
-pub fn cost(cli: &Cli, a: &CostArgs) -> CliResult {
-    if a.cached > a.input_tokens {
-        return Err(CliError::usage(format!(
-            "--cached {} is more than the {} input tokens",
-            a.cached, a.input_tokens
-        )));
+/// The catalogue entry of `pricing show`.
+#[derive(Serialize)]
+struct CatalogueEntry<'a> {
+    provider: &'a str,
+    provider_name: &'a str,
+    model_id: &'a str,
+    model_name: Option<&'a str>,
+    currency: Currency,
+    context_window: Option<u64>,
+    deprecated: bool,
+    /// Price sets (per million tokens) with when each applies.
+    history: Vec<HistoryEntry>,
+}
+
+#[derive(Serialize)]
+struct HistoryEntry {
+    when: String,
+    prices: BTreeMap<&'static str, String>,
+}
+
+/// What `pricing show --json` prints.
+#[derive(Serialize)]
+struct ShowResult<'a> {
+    model: &'a str,
+    /// Which prices apply by default: `"table"` or `"catalogue"`.
+    priced_by: &'static str,
+    /// The table's entry (per 1K tokens), when the table knows the model.
+    table: Option<TableEntry<'a>>,
+    /// The catalogue's entry (also shown when the table wins).
+    catalogue: Option<CatalogueEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct TableEntry<'a> {
+    canonical_model: &'a str,
+    #[serde(flatten)]
+    price: &'a ModelPrice,
+}
+
+fn catalogue_entry<'a>(m: &ModelMatch<'a>) -> CatalogueEntry<'a> {
+    CatalogueEntry {
+        provider: m.provider_id(),
+        provider_name: m.provider_name(),
+        model_id: m.model_id(),
+        model_name: m.model_name(),
+        currency: m.currency(),
+        context_window: m.context_window(),
+        deprecated: m.deprecated(),
+        history: m
+            .price_history()
+            .into_iter()
+            .map(|e| HistoryEntry {
+                when: e.when,
+                prices: e.prices.into_iter().collect(),
+            })
+            .collect(),
     }
-    if a.reasoning > a.output_tokens {
-        return Err(CliError::usage(format!(
-            "--reasoning {} is more than the {} output tokens",
-            a.reasoning, a.output_tokens
-        )));
-    }
-    let table_ = pricing(cli)?;
-    let Some((id, price)) = table_.resolve(&a.model) else {
-        return Err(CliError::usage(format!(
-            "unknown model {:?} (see `ai-usage pricing`)",
-            a.model
-        )));
+}
+
+fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
+    let t = pricing(cli)?;
+    let in_table = if provider.is_none() {
+        t.resolve(model)
+    } else {
+        None
     };
-    let usage = TokenUsage {
-        input_tokens: a.input_tokens,
-        output_tokens: a.output_tokens,
-        total_tokens: None,
-        cached_input_tokens: a.cached,
-        reasoning_tokens: a.reasoning,
+    let cat = Catalogue::builtin().map_err(|e| {
+        CliError::failed(format!("the built-in price catalogue does not load: {e}"))
+    })?;
+    let found = match provider {
+        Some(p) => cat.lookup(Some(p), model),
+        None => cat.lookup_anywhere(model),
     };
-    let q = table_.price(&a.model, &usage);
-    let out = CostQuote {
-        model: &a.model,
-        canonical_model: id,
-        display_name: &price.display_name,
-        input_tokens: a.input_tokens,
-        output_tokens: a.output_tokens,
-        cached_input_tokens: a.cached,
-        reasoning_tokens: a.reasoning,
-        cost: q.cost,
-        currency: q.currency,
-        priced: q.priced,
+    let priced_by = match (&in_table, &found) {
+        (Some(_), _) => "table",
+        (None, Some(_)) => "catalogue",
+        (None, None) => {
+            return Err(CliError::usage(format!(
+                "unknown model {model:?}{} (see `ai-usage pricing`)",
+                provider
+                    .map(|p| format!(" for provider {p:?}"))
+                    .unwrap_or_default()
+            )))
+        }
+    };
+    let out = ShowResult {
+        model,
+        priced_by,
+        table: in_table.map(|(canonical_model, price)| TableEntry {
+            canonical_model,
+            price,
+        }),
+        catalogue: found.as_ref().map(catalogue_entry),
     };
     if cli.json {
         return print_json(&out);
     }
-    println!(
-        "{} ({}): {} input + {} output tokens = {} {}",
-        id,
-        price.display_name,
-        int(a.input_tokens),
-        int(a.output_tokens),
-        money(q.cost, q.currency),
-        q.currency
+    println!("{model}: priced by the {priced_by}");
+    if let Some(e) = &out.table {
+        let p = e.price;
+        println!(
+            "  table: {} ({}), {} per 1K tokens: input {}, output {}, cached {}{}",
+            e.canonical_model,
+            p.display_name,
+            p.currency,
+            p.input,
+            p.output,
+            p.cached_input
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            p.source
+                .as_deref()
+                .map(|s| format!("; source: {s}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(c) = &out.catalogue {
+        println!(
+            "  catalogue: {} ({}) / {}{}, {} per million tokens{}",
+            c.provider,
+            c.provider_name,
+            c.model_id,
+            c.model_name.map(|n| format!(" ({n})")).unwrap_or_default(),
+            c.currency,
+            if c.deprecated { ", deprecated" } else { "" }
+        );
+        for h in &c.history {
+            let prices: Vec<String> = h.prices.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("    {}: {}", h.when, prices.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// One row of `pricing missing`.
+#[derive(Serialize)]
+struct MissingRow {
+    model: String,
+    /// Calls recorded with this model.
+    calls: u64,
+    /// Of them, calls recorded without a price.
+    unpriced_calls: u64,
+    /// Whether the prices in force now know the model (re-pricing would help).
+    priced_now: bool,
+}
+
+fn missing(cli: &Cli) -> CliResult {
+    let monitor = open_read(cli, None)?;
+    let mut by_model: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    monitor.for_each_function_model(|_, model, g| {
+        let slot = by_model.entry(model.to_owned()).or_default();
+        slot.0 += g.calls;
+        slot.1 += g.unpriced_calls;
+    });
+    let t = monitor.pricing();
+    let mut rows: Vec<MissingRow> = by_model
+        .into_iter()
+        .map(|(model, (calls, unpriced_calls))| {
+            let priced_now =
+                t.resolve(&model).is_some() || t.catalogue_match(None, &model).is_some();
+            MissingRow {
+                model,
+                calls,
+                unpriced_calls,
+                priced_now,
+            }
+        })
+        .filter(|r| r.unpriced_calls > 0 || !r.priced_now)
+        .collect();
+    drop(t);
+    rows.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.model.cmp(&b.model)));
+    if cli.json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!("every recorded model has a price");
+        return Ok(());
+    }
+    println!("未定价模型 models without a price ({})", rows.len());
+    let mut out = table(
+        &[
+            "模型 model",
+            "调用 calls",
+            "未定价 unpriced",
+            "现可定价 priced now",
+        ],
+        &[1, 2],
     );
+    for r in &rows {
+        out.add_row(vec![
+            r.model.clone(),
+            int(r.calls),
+            int(r.unpriced_calls),
+            if r.priced_now { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    println!("{out}");
     Ok(())
 }
 

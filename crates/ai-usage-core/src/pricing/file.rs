@@ -76,6 +76,27 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
         message: at.message,
     };
 
+    if matches!(format, Format::Json) {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+            if super::litellm::is_litellm(&value) {
+                let models = super::litellm::models(&value).map_err(|e| {
+                    let at = locate_key(&text, &e.entry);
+                    file_error(
+                        Located {
+                            message: e.message,
+                            ..at
+                        },
+                        Some(e.entry),
+                    )
+                })?;
+                return Ok(Parsed {
+                    models,
+                    aliases: Vec::new(),
+                });
+            }
+        }
+    }
+
     set_current_model(None);
     let raw: Result<RawFile, Located> = match format {
         Format::Json => serde_json::from_str(&text).map_err(|e| json_error(&e)),
@@ -130,6 +151,25 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
         models: raw.models.0,
         aliases,
     })
+}
+
+/// Where a JSON object key first appears (1-based line and column), else 1:1.
+fn locate_key(text: &str, key: &str) -> Located {
+    let quoted = serde_json::to_string(key).unwrap_or_else(|_| format!("\"{key}\""));
+    let (line, column) = match text.find(&quoted) {
+        Some(at) => {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (line, column)
+        }
+        None => (1, 1),
+    };
+    Located {
+        line,
+        column,
+        message: String::new(),
+    }
 }
 
 /// Follows aliases of this file and of the table (a few hops, no cycles) to

@@ -33,6 +33,13 @@
 //!   long-context prices). A request larger than the last bounded band, when no
 //!   unbounded band exists, is priced at the last band (the provider would
 //!   normally reject it; under-reporting it as free would be worse).
+//! - Models the table does not know are priced by the genai-prices
+//!   [`catalogue`] (when enabled, as in [`PricingTable::builtin`]) in the
+//!   provider's currency (USD), at the call's time; costs are exact in
+//!   nano-units there and rounded half up to micro-units in a [`Quote`]. The
+//!   table's CNY models always keep their price; a non-CNY entry reached only
+//!   by dropping `-…` suffixes yields to a catalogue model that claims the
+//!   full name.
 //! - Unknown model: a [`Quote`] with cost 0 in CNY and `priced: false`, plus a
 //!   `tracing` warning once per distinct model name and table.
 //!
@@ -95,6 +102,10 @@
 //! }
 //! ```
 //!
+//! A `.json` file in LiteLLM's `model_prices_and_context_window.json` format
+//! (per-token USD prices, `litellm_provider`) is detected and converted; see
+//! the `litellm` module.
+//!
 //! Unknown fields, negative prices, bad currency codes, unsorted or
 //! overlapping bands and aliases to unknown models are errors naming the file,
 //! line, column, model and field. A file that fails to load changes nothing.
@@ -113,6 +124,7 @@ use crate::record::usage::TokenUsage;
 mod builtin;
 pub mod catalogue;
 mod file;
+mod litellm;
 #[cfg(test)]
 mod tests;
 
@@ -619,6 +631,19 @@ fn band_for(bands: &[Band], input: u64) -> &Band {
         .unwrap_or(&FREE_BAND)
 }
 
+/// Nano-units to micro-units, rounded half up (away from zero).
+fn nanos_to_micros(nanos: i64) -> i64 {
+    let q = nanos / 1000;
+    let r = nanos % 1000;
+    if r >= 500 {
+        q + 1
+    } else if r <= -500 {
+        q - 1
+    } else {
+        q
+    }
+}
+
 /// Only reached for empty band lists, which callers exclude.
 static FREE_BAND: Band = Band {
     up_to: None,
@@ -757,6 +782,9 @@ pub struct PricingTable {
     /// Normalised alias → canonical id.
     aliases: FxHashMap<String, String>,
     memo: Memo,
+    /// Fall back to the built-in genai-prices catalogue for models this
+    /// table does not know (parsed lazily, on the first such model).
+    catalogue: bool,
 }
 
 /// Per-table memo of slow resolutions and of names already warned about.
@@ -796,12 +824,54 @@ impl PricingTable {
             index: FxHashMap::default(),
             aliases: FxHashMap::default(),
             memo: Memo::default(),
+            catalogue: false,
+        }
+    }
+
+    /// Turns the fallback to the built-in genai-prices catalogue on or off
+    /// (on for [`PricingTable::builtin`], off for [`PricingTable::empty`]).
+    pub fn with_catalogue(mut self, enabled: bool) -> PricingTable {
+        self.catalogue = enabled;
+        self.invalidate();
+        self
+    }
+
+    /// True when models unknown to the table are looked up in the catalogue.
+    pub fn uses_catalogue(&self) -> bool {
+        self.catalogue
+    }
+
+    /// The catalogue entry that prices `model` for this table: with a
+    /// `provider`, that provider's entry (an explicit provider wins over the
+    /// table); without one, only for models the table does not know.
+    pub fn catalogue_match(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+    ) -> Option<catalogue::ModelMatch<'static>> {
+        if !self.catalogue {
+            return None;
+        }
+        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
+        if provider.is_none() && self.lookup(model).is_some() {
+            return None;
+        }
+        let cat = match catalogue::Catalogue::builtin() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "genai-prices catalogue unavailable");
+                return None;
+            }
+        };
+        match provider {
+            Some(p) => cat.lookup(Some(p), model),
+            None => cat.lookup_anywhere(model),
         }
     }
 
     /// The built-in table (see the `builtin` module for sources and dates).
     pub fn builtin() -> PricingTable {
-        let mut t = PricingTable::empty();
+        let mut t = PricingTable::empty().with_catalogue(true);
         t.insert_all(builtin::models());
         for (alias, target) in builtin::ALIASES {
             t.aliases
@@ -884,25 +954,76 @@ impl PricingTable {
         }
     }
 
-    /// The currency the model is priced in, when known.
+    /// The currency the model is priced in, when known (the table's, else
+    /// the catalogue's).
     pub fn currency_of(&self, model: &str) -> Option<Currency> {
-        self.resolve(model).map(|(_, p)| p.currency)
+        self.resolve(model)
+            .map(|(_, p)| p.currency)
+            .or_else(|| self.catalogue_match(None, model).map(|m| m.currency()))
     }
 
-    /// Prices one call. Unknown models give [`Quote::UNPRICED`] and a warning
-    /// once per distinct name.
+    /// Prices one call, now. The table's entry wins; models it does not know
+    /// are priced by the catalogue (when enabled). Unknown models give
+    /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
-        match self.resolve(model) {
-            Some((_, p)) => Quote {
+        // The table's prices do not depend on time: skip reading the clock.
+        if let Some((_, p)) = self.resolve(model) {
+            return Quote {
                 cost: p.cost(usage),
                 currency: p.currency,
                 priced: true,
-            },
-            None => {
-                self.warn_unknown(model);
-                Quote::UNPRICED
+            };
+        }
+        self.price_at(None, model, usage, chrono::Utc::now())
+    }
+
+    /// Prices one call at `at` (catalogue prices can change over time), with
+    /// an optional provider (id, API base URL or name): a provider the
+    /// catalogue knows picks its own entry for the model, over the table's.
+    ///
+    /// Catalogue costs are exact nano-units; the [`Quote`] rounds them half
+    /// up to micro-units (a 200 nano-USD call becomes 0); use
+    /// [`PricingTable::catalogue_match`] for the exact figures.
+    pub fn price_at(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        usage: &TokenUsage,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Quote {
+        let table_first = provider.is_none_or(|p| p.trim().is_empty());
+        if table_first {
+            if let Some((_, p)) = self.resolve(model) {
+                return Quote {
+                    cost: p.cost(usage),
+                    currency: p.currency,
+                    priced: true,
+                };
             }
         }
+        if let Some(m) = self.catalogue_match(provider, model) {
+            match m.quote(&catalogue::CatalogueUsage::from(usage), at) {
+                Ok(q) => {
+                    return Quote {
+                        cost: Money::from_micros(nanos_to_micros(q.total_nanos)),
+                        currency: q.currency,
+                        priced: true,
+                    }
+                }
+                Err(e) => tracing::warn!(model, error = %e, "catalogue could not price the call"),
+            }
+        }
+        if !table_first {
+            if let Some((_, p)) = self.resolve(model) {
+                return Quote {
+                    cost: p.cost(usage),
+                    currency: p.currency,
+                    priced: true,
+                };
+            }
+        }
+        self.warn_unknown(model);
+        Quote::UNPRICED
     }
 
     /// All models, sorted by id.
@@ -982,12 +1103,41 @@ impl PricingTable {
         if let Some(hit) = self.memo.0.read().resolved.get(model) {
             return *hit;
         }
-        let found = self.resolve_slow(model);
+        let found = self
+            .resolve_slow(model)
+            .filter(|&i| !self.catalogue_knows_better(model, i));
         let mut memo = self.memo.0.write();
         if memo.resolved.len() < MEMO_CAP {
             memo.resolved.insert(model.to_string(), found);
         }
         found
+    }
+
+    /// True when `model` reached the table's non-CNY entry `i` only by
+    /// dropping `-…` parts and a provider of the catalogue claims the full
+    /// name (`gemini-2.5-flash-lite` is not `gemini-2.5-flash`). The seed's
+    /// CNY models always keep the table's price.
+    fn catalogue_knows_better(&self, model: &str, i: usize) -> bool {
+        if !self.catalogue {
+            return false;
+        }
+        let Some((id, price)) = self.entries.get(i) else {
+            return false;
+        };
+        if price.currency == Currency::CNY {
+            return false;
+        }
+        let n = normalise(model);
+        let base = n.rsplit_once('/').map_or(n.as_str(), |(_, rest)| rest);
+        // Reached by the id itself, an alias, or an `@`/`:` suffix: the table's.
+        let head = base.split(['@', ':']).next().unwrap_or(base);
+        if head == id.as_str() || self.exact(head).is_some() {
+            return false;
+        }
+        match catalogue::Catalogue::builtin() {
+            Ok(cat) => cat.lookup(None, model).is_some(),
+            Err(_) => false,
+        }
     }
 
     /// Normalisation and suffix stripping, as documented on the module.

@@ -257,7 +257,9 @@ fn corrected_prices_differ_from_the_original() {
 
 #[test]
 fn names_resolve_through_aliases_and_suffixes() {
-    let t = PricingTable::builtin();
+    // The table's own rules; with the catalogue, dated USD variants it knows
+    // (gpt-4o-2024-11-20) go to the catalogue instead (tested below).
+    let t = PricingTable::builtin().with_catalogue(false);
     let id = |m: &str| t.resolve(m).map(|(id, _)| id.to_string());
     let cases = [
         ("qwen-plus", "qwen-plus"),
@@ -308,8 +310,11 @@ impl tracing::Subscriber for CountEvents {
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+    fn event(&self, e: &tracing::Event<'_>) {
+        // Warnings only: the catalogue logs its load and misses at debug.
+        if *e.metadata().level() <= tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -798,4 +803,164 @@ proptest! {
         let t = custom(Tiers::Graduated(bands));
         prop_assert_eq!(micros(&t, "tiered", usage(input, output)), want);
     }
+}
+
+// --- fallback to the genai-prices catalogue -------------------------------
+
+#[test]
+fn builtin_table_prices_catalogue_models_in_usd() {
+    let t = PricingTable::builtin();
+    // Claude Sonnet 4.5: $3 / $15 per million tokens (genai-prices 2026-08-21).
+    let q = t.price("claude-sonnet-4-5", &usage(1000, 100));
+    assert!(q.priced);
+    assert_eq!(q.currency, Currency::USD);
+    assert_eq!(q.cost.micros(), 4_500);
+    assert_eq!(t.currency_of("claude-sonnet-4-5"), Some(Currency::USD));
+    // 10 tokens of text-embedding-3-small is 200 nano-USD: priced, rounds to 0 micro.
+    let q = t.price("text-embedding-3-small", &usage(10, 0));
+    assert!(q.priced);
+    assert_eq!((q.currency, q.cost.micros()), (Currency::USD, 0));
+    let m = t.catalogue_match(None, "text-embedding-3-small").unwrap();
+    let exact = m
+        .quote(
+            &catalogue::CatalogueUsage::from(&usage(10, 0)),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(exact.total_nanos, 200);
+}
+
+#[test]
+fn table_wins_for_its_models_unless_a_provider_is_named() {
+    let t = PricingTable::builtin();
+    // The seed's CNY model keeps its CNY price (¥0.004/1K in, ¥0.012/1K out).
+    let q = t.price("qwen-plus", &usage(1000, 1000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert!(t.catalogue_match(None, "qwen-plus").is_none());
+    // gpt-4o: the table's entry without a provider …
+    let table_q = t.price("gpt-4o", &usage(1000, 0));
+    assert_eq!(table_q.cost.micros(), 2_500);
+    // … and OpenAI's catalogue entry when the provider is named.
+    let m = t.catalogue_match(Some("openai"), "gpt-4o").unwrap();
+    assert_eq!(m.provider_id(), "openai");
+    let q = t.price_at(
+        Some("openai"),
+        "gpt-4o",
+        &usage(1000, 0),
+        chrono::Utc::now(),
+    );
+    assert!(q.priced);
+    assert_eq!(q.currency, Currency::USD);
+    // A provider the catalogue does not know falls back to the table.
+    let q = t.price_at(
+        Some("my-gateway"),
+        "qwen-plus",
+        &usage(1000, 1000),
+        chrono::Utc::now(),
+    );
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+}
+
+#[test]
+fn empty_table_does_not_use_the_catalogue() {
+    let t = PricingTable::empty();
+    assert!(!t.uses_catalogue());
+    assert_eq!(
+        t.price("claude-sonnet-4-5", &usage(1000, 100)),
+        Quote::UNPRICED
+    );
+    let t = t.with_catalogue(true);
+    assert!(t.price("claude-sonnet-4-5", &usage(1000, 100)).priced);
+}
+
+#[test]
+fn nano_to_micro_rounds_half_up() {
+    assert_eq!(nanos_to_micros(0), 0);
+    assert_eq!(nanos_to_micros(499), 0);
+    assert_eq!(nanos_to_micros(500), 1);
+    assert_eq!(nanos_to_micros(1_499), 1);
+    assert_eq!(nanos_to_micros(-500), -1);
+}
+
+#[test]
+fn catalogue_beats_suffix_stripping_for_usd_models_only() {
+    let t = PricingTable::builtin();
+    // Not the table's gemini-2.5-flash: Google's own flash-lite entry.
+    assert!(t.resolve("gemini-2.5-flash-lite").is_none());
+    let m = t.catalogue_match(None, "gemini-2.5-flash-lite").unwrap();
+    assert_eq!(m.model_id(), "gemini-2.5-flash-lite");
+    assert!(t.price("gemini-2.5-flash-lite", &usage(1000, 1000)).priced);
+    // Aliases and exact ids stay the table's.
+    assert_eq!(
+        t.resolve("gpt-4o-mini-2024-07-18").unwrap().0,
+        "gpt-4o-mini"
+    );
+    assert_eq!(
+        t.resolve("models/gemini-2.5-flash").unwrap().0,
+        "gemini-2.5-flash"
+    );
+    // The seed's CNY models keep their dated variants.
+    assert_eq!(t.resolve("qwen-plus-2025-01-25").unwrap().0, "qwen-plus");
+    assert_eq!(t.resolve("deepseek-chat-0324").unwrap().0, "deepseek-chat");
+    // Without the catalogue, stripping still applies.
+    let plain = PricingTable::builtin().with_catalogue(false);
+    assert_eq!(
+        plain.resolve("gemini-2.5-flash-lite").unwrap().0,
+        "gemini-2.5-flash"
+    );
+}
+
+// --- LiteLLM pricing files ------------------------------------------------
+
+#[test]
+fn litellm_files_are_detected_and_converted() {
+    let f = write(
+        "json",
+        r#"{
+  "sample_spec": {"input_cost_per_token": 0, "output_cost_per_token": 0, "litellm_provider": "x"},
+  "my-claude": {
+    "max_input_tokens": 1000000,
+    "input_cost_per_token": 3e-06,
+    "output_cost_per_token": 1.5e-05,
+    "cache_read_input_token_cost": 3e-07,
+    "cache_creation_input_token_cost": 3.75e-06,
+    "input_cost_per_token_above_200k_tokens": 6e-06,
+    "output_cost_per_token_above_200k_tokens": 2.25e-05,
+    "litellm_provider": "anthropic",
+    "mode": "chat"
+  },
+  "my-embed": {"input_cost_per_token": 2e-08, "output_cost_per_token": 0.0, "litellm_provider": "openai", "mode": "embedding"},
+  "dall-e-x": {"input_cost_per_pixel": 1e-08, "litellm_provider": "openai", "mode": "image_generation"}
+}"#,
+    );
+    let mut t = PricingTable::empty();
+    assert_eq!(t.load_file(f.path()).unwrap(), 2, "priced entries only");
+    let (_, p) = t.resolve("my-claude").unwrap();
+    assert_eq!(p.currency, Currency::USD);
+    assert_eq!(p.input, Rate::from_nanos_per_1k(3_000_000));
+    assert_eq!(p.cached_input, Some(Rate::from_nanos_per_1k(300_000)));
+    // $3 in / $15 out per million; above 200K input the whole call pays $6 / $22.5.
+    assert_eq!(micros(&t, "my-claude", usage(1000, 100)), 4_500);
+    assert_eq!(micros(&t, "my-claude", usage(300_000, 1000)), 1_822_500);
+    let mut cached = usage(1000, 0);
+    cached.cached_input_tokens = 1000;
+    assert_eq!(micros(&t, "my-claude", cached), 300);
+    assert_eq!(micros(&t, "my-embed", usage(1_000_000, 0)), 20_000);
+    assert!(t.resolve("sample_spec").is_none());
+    assert!(t.resolve("dall-e-x").is_none());
+}
+
+#[test]
+fn litellm_errors_name_file_entry_and_field() {
+    let f = write(
+        "json",
+        "{\n  \"ok-model\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 2e-06},\n  \"bad-model\": {\"input_cost_per_token\": -1, \"litellm_provider\": \"openai\"}\n}",
+    );
+    let mut t = PricingTable::empty();
+    let e = t.load_file(f.path()).unwrap_err().to_string();
+    assert!(e.contains(&f.path().display().to_string()), "{e}");
+    assert!(e.contains("line 3"), "{e}");
+    assert!(e.contains("model `bad-model`"), "{e}");
+    assert!(e.contains("input_cost_per_token"), "{e}");
+    assert!(t.is_empty(), "a bad file changes nothing");
 }

@@ -163,15 +163,79 @@ forward_usage_source!(&T, &mut T, Box<T>, std::sync::Arc<T>, std::rc::Rc<T>);
 ///
 /// A bare usage object (the `usage` value itself) is read the same way. The
 /// model comes from `model`, else Gemini's `modelVersion`.
+///
+/// When the body shows which API answered (Anthropic `"type": "message"`,
+/// OpenAI `"object"` of `chat.completion`, `response` or an embeddings
+/// `list`, Groq's `x_groq`, OpenRouter's `gen-` ids, Gemini's
+/// `usageMetadata`, Bedrock Converse's `output.message`), the genai-prices
+/// catalogue's extractor for that provider and flavour reads it; otherwise,
+/// or when that extractor fails, the table above. Cache-write tokens are
+/// part of `input_tokens` (uncached: [`TokenUsage`] has no field for them).
 impl UsageSource for serde_json::Value {
     fn token_usage(&self) -> Option<TokenUsage> {
-        json_usage(self)
+        let fallback = json_usage(self);
+        match catalogue_usage(self) {
+            Some(mut u) => {
+                u.total_tokens = fallback.and_then(|f| f.total_tokens);
+                Some(u)
+            }
+            None => fallback,
+        }
     }
     fn response_model(&self) -> Option<&str> {
         ["model", "modelVersion"]
             .iter()
             .find_map(|k| self.get(*k).and_then(serde_json::Value::as_str))
             .filter(|m| !m.trim().is_empty())
+    }
+}
+
+/// The provider and API flavour a response body comes from, by its shape.
+pub(crate) fn detect_flavour(v: &serde_json::Value) -> Option<(&'static str, &'static str)> {
+    let str_of = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+    if v.get("usageMetadata")
+        .is_some_and(serde_json::Value::is_object)
+    {
+        return Some(("google", "default"));
+    }
+    if v.pointer("/output/message").is_some() && v.pointer("/usage/inputTokens").is_some() {
+        return Some(("aws", "default"));
+    }
+    match (str_of("type"), str_of("object")) {
+        (Some("message"), _) => Some(("anthropic", "default")),
+        (_, Some("chat.completion")) => {
+            if v.get("x_groq").is_some() {
+                Some(("groq", "default"))
+            } else if str_of("id").is_some_and(|id| id.starts_with("gen-")) {
+                Some(("openrouter", "chat"))
+            } else {
+                Some(("openai", "chat"))
+            }
+        }
+        (_, Some("response")) => Some(("openai", "responses")),
+        (_, Some("list")) if v.get("data").is_some_and(serde_json::Value::is_array) => {
+            Some(("openai", "embeddings"))
+        }
+        _ => None,
+    }
+}
+
+/// Usage read by the catalogue's extractor for the body's flavour.
+fn catalogue_usage(v: &serde_json::Value) -> Option<TokenUsage> {
+    let (provider, flavour) = detect_flavour(v)?;
+    let catalogue = crate::pricing::catalogue::Catalogue::builtin().ok()?;
+    match catalogue.extract(provider, Some(flavour), v) {
+        Ok(e) => Some(TokenUsage {
+            input_tokens: e.usage.input_tokens,
+            output_tokens: e.usage.output_tokens,
+            total_tokens: None,
+            cached_input_tokens: e.usage.cache_read_tokens,
+            reasoning_tokens: e.usage.reasoning_tokens,
+        }),
+        Err(error) => {
+            tracing::debug!(provider, flavour, %error, "catalogue extractor failed; reading usage by shape");
+            None
+        }
     }
 }
 
@@ -437,6 +501,96 @@ mod source_tests {
             json!({"prompt_tokens": 1.0, "completion_tokens": 2}).token_usage(),
             Some(TokenUsage::new(1, 2))
         );
+    }
+
+    /// Bodies written from each provider's API reference; the flavour is
+    /// detected and the catalogue's extractor reads them.
+    #[test]
+    fn catalogue_extractors_read_provider_bodies() {
+        let counts = |u: TokenUsage| {
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens,
+            )
+        };
+        // Bedrock Converse: camelCase usage, cache reads and writes apart from
+        // `inputTokens` (the shape-based reader does not know it).
+        let bedrock = json!({"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+            "stopReason": "end_turn", "usage": {"inputTokens": 30, "outputTokens": 10,
+            "totalTokens": 160, "cacheReadInputTokens": 100, "cacheWriteInputTokens": 20},
+            "metrics": {"latencyMs": 120}});
+        assert_eq!(super::detect_flavour(&bedrock), Some(("aws", "default")));
+        assert_eq!(json_usage(&bedrock), None);
+        assert_eq!(counts(bedrock.token_usage().unwrap()), (150, 10, 100, 0));
+
+        // Anthropic: input_tokens excludes cache reads and writes.
+        let anthropic = json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 5,
+            "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 4000, "output_tokens": 50}});
+        assert_eq!(
+            super::detect_flavour(&anthropic),
+            Some(("anthropic", "default"))
+        );
+        assert_eq!(
+            counts(anthropic.token_usage().unwrap()),
+            (5005, 50, 4000, 0)
+        );
+
+        // OpenAI chat with cached and reasoning tokens (prompt_tokens includes cached).
+        let chat = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "o3-mini",
+            "choices": [], "usage": {"prompt_tokens": 2000, "completion_tokens": 300,
+            "total_tokens": 2300, "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0}}});
+        assert_eq!(super::detect_flavour(&chat), Some(("openai", "chat")));
+        let u = chat.token_usage().unwrap();
+        assert_eq!(counts(u), (2000, 300, 1024, 256));
+        assert_eq!(u.total_tokens, Some(2300));
+
+        // OpenAI Responses and embeddings.
+        let responses = json!({"id": "resp_1", "object": "response", "model": "gpt-4.1",
+            "usage": {"input_tokens": 80, "input_tokens_details": {"cached_tokens": 64},
+            "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 100}});
+        assert_eq!(
+            super::detect_flavour(&responses),
+            Some(("openai", "responses"))
+        );
+        assert_eq!(counts(responses.token_usage().unwrap()), (80, 20, 64, 12));
+        let embeddings = json!({"object": "list", "data": [{"object": "embedding", "index": 0,
+            "embedding": [0.1]}], "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 10, "total_tokens": 10}});
+        assert_eq!(
+            super::detect_flavour(&embeddings),
+            Some(("openai", "embeddings"))
+        );
+        assert_eq!(counts(embeddings.token_usage().unwrap()), (10, 0, 0, 0));
+
+        // Groq (x_groq), OpenRouter (gen- ids) and Mistral (plain chat shape).
+        let groq = json!({"id": "chatcmpl-g", "object": "chat.completion", "model": "llama-3.3-70b-versatile",
+            "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49,
+            "prompt_time": 0.01, "completion_time": 0.02}, "x_groq": {"id": "req_1"}});
+        assert_eq!(super::detect_flavour(&groq), Some(("groq", "default")));
+        assert_eq!(counts(groq.token_usage().unwrap()), (40, 9, 0, 0));
+        let openrouter = json!({"id": "gen-123", "object": "chat.completion", "provider": "Anthropic",
+            "model": "anthropic/claude-sonnet-4.5", "choices": [], "usage": {"prompt_tokens": 500,
+            "completion_tokens": 20, "total_tokens": 520,
+            "prompt_tokens_details": {"cached_tokens": 300, "cache_write_tokens": 100}}});
+        assert_eq!(
+            super::detect_flavour(&openrouter),
+            Some(("openrouter", "chat"))
+        );
+        assert_eq!(counts(openrouter.token_usage().unwrap()), (500, 20, 300, 0));
+        let mistral = json!({"id": "cmpl-m", "object": "chat.completion", "model": "mistral-large-latest",
+            "choices": [], "usage": {"prompt_tokens": 16, "completion_tokens": 34, "total_tokens": 50}});
+        assert_eq!(counts(mistral.token_usage().unwrap()), (16, 34, 0, 0));
+
+        // Gemini with thoughts (part of output here) and cached content.
+        let gemini = json!({"modelVersion": "gemini-2.5-pro", "usageMetadata": {"promptTokenCount": 1000,
+            "cachedContentTokenCount": 600, "candidatesTokenCount": 50, "thoughtsTokenCount": 200,
+            "totalTokenCount": 1250}});
+        assert_eq!(super::detect_flavour(&gemini), Some(("google", "default")));
+        assert_eq!(counts(gemini.token_usage().unwrap()), (1000, 250, 600, 200));
     }
 
     #[test]

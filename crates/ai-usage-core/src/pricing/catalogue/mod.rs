@@ -73,7 +73,7 @@ mod matching;
 mod price;
 
 pub use extract::ExtractedUsage;
-pub use price::{PartCost, PartCosts};
+pub use price::{PartCost, PartCosts, PriceEntry};
 
 use data::RawProvider;
 use extract::Extractor;
@@ -82,6 +82,10 @@ use price::ModelPrices;
 
 /// The embedded snapshot (genai-prices `data_slim.json`, 2026-08-21).
 const BUILTIN_JSON: &str = include_str!("../../../data/genai-prices/data_slim.json");
+
+/// The cache key of [`Catalogue::lookup_anywhere`]'s second pass (no
+/// provider id, URL or name can contain a NUL).
+const ANYWHERE_HINT: &str = "\0anywhere";
 
 /// How many distinct (provider hint, model name) resolutions are cached;
 /// beyond it, new names are resolved on every call instead of growing memory.
@@ -328,6 +332,12 @@ impl<'a> ModelMatch<'a> {
         self.provider.currency
     }
 
+    /// The model's price sets with when each applies (dated price changes,
+    /// daily windows), in catalogue order.
+    pub fn price_history(&self) -> Vec<PriceEntry> {
+        self.model.prices.history()
+    }
+
     /// Prices `usage` with the price set in force at `at`.
     pub fn quote(
         &self,
@@ -450,6 +460,16 @@ impl Catalogue {
             }
         };
         slot.map(|(p, m)| self.at(p as usize, m as usize))
+    }
+
+    /// Resolves a model name without a provider: first like
+    /// [`Catalogue::lookup`] without a hint, then — for names no provider's
+    /// `model_match` claims, such as `text-embedding-3-small` — in the model
+    /// lists of all providers, first-party ones (without fallback providers)
+    /// before resellers such as Azure. Cached like `lookup`.
+    pub fn lookup_anywhere(&self, model: &str) -> Option<ModelMatch<'_>> {
+        self.lookup(None, model)
+            .or_else(|| self.lookup(Some(ANYWHERE_HINT), model))
     }
 
     /// Looks the model up and prices `usage` at `at`.
@@ -583,6 +603,17 @@ impl Catalogue {
 
     fn resolve(&self, hint: &str, model: &str) -> Slot {
         let lower = model.trim().to_lowercase();
+        if hint == ANYWHERE_HINT {
+            let (first_party, resellers): (Vec<usize>, Vec<usize>) =
+                (0..self.providers.len()).partition(|&p| self.providers[p].fallbacks.is_empty());
+            return first_party.into_iter().chain(resellers).find_map(|p| {
+                self.providers[p]
+                    .models
+                    .iter()
+                    .position(|m| m.matcher.is_match(&lower))
+                    .map(|m| (p as u32, m as u32))
+            });
+        }
         if !hint.trim().is_empty() {
             let found = self
                 .find_provider(hint)

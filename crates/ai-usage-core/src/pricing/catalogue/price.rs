@@ -195,6 +195,80 @@ impl ModelPrices {
     }
 }
 
+/// One dated (or timed) set of a model's prices, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceEntry {
+    /// When the set applies: `"always"`, `"from 2025-05-01"` (UTC) or
+    /// `"daily 16:30:00-00:30:00 UTC"`.
+    pub when: String,
+    /// (field, price) pairs in the catalogue's terms: `input_mtok` etc. are
+    /// exact decimal prices per million tokens, tiered ones written
+    /// `"3 (above 200000: 6)"`; `requests_kcount` per thousand requests.
+    pub prices: Vec<(&'static str, String)>,
+}
+
+/// 1e-18 units as an exact decimal without trailing zeros.
+fn decimal_e18(v: i128) -> String {
+    const SCALE: i128 = 1_000_000_000_000_000_000;
+    let sign = if v < 0 { "-" } else { "" };
+    let a = v.unsigned_abs();
+    let (int, frac) = (a / SCALE as u128, a % SCALE as u128);
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let digits = format!("{frac:018}");
+    format!("{sign}{int}.{}", digits.trim_end_matches('0'))
+}
+
+impl Rate {
+    fn describe(&self) -> String {
+        match self {
+            Rate::Flat(r) => decimal_e18(*r),
+            Rate::Tiered { base, tiers } => {
+                let tiers: Vec<String> = tiers
+                    .iter()
+                    .map(|(start, p)| format!("above {start}: {}", decimal_e18(*p)))
+                    .collect();
+                format!("{} ({})", decimal_e18(*base), tiers.join(", "))
+            }
+        }
+    }
+}
+
+impl ModelPrices {
+    /// Every price set with when it applies, in catalogue order.
+    pub(crate) fn history(&self) -> Vec<PriceEntry> {
+        self.sets
+            .iter()
+            .map(|(c, set)| {
+                let when = match c {
+                    Constraint::Always => "always".to_owned(),
+                    Constraint::StartDate(d) => format!("from {d}"),
+                    Constraint::Daily { start, end } => format!("daily {start}-{end} UTC"),
+                };
+                let mut prices = Vec::new();
+                for (name, rate) in [
+                    ("input_mtok", &set.input),
+                    ("cache_write_mtok", &set.cache_write),
+                    ("cache_read_mtok", &set.cache_read),
+                    ("output_mtok", &set.output),
+                    ("input_audio_mtok", &set.input_audio),
+                    ("cache_audio_read_mtok", &set.cache_audio_read),
+                    ("output_audio_mtok", &set.output_audio),
+                ] {
+                    if let Some(r) = rate {
+                        prices.push((name, r.describe()));
+                    }
+                }
+                if let Some(k) = set.requests_kcount {
+                    prices.push(("requests_kcount", decimal_e18(k)));
+                }
+                PriceEntry { when, prices }
+            })
+            .collect()
+    }
+}
+
 static EMPTY: PriceSet = PriceSet {
     input: None,
     cache_write: None,
