@@ -137,11 +137,9 @@ fn fleet_source(
         (false, Some(endpoint)) => {
             let mut cfg = ai_usage_clickhouse::ShipperConfig::new(dir, endpoint);
             cfg.pricing = crate::context::pricing(cli)?;
-            let t = ai_usage_clickhouse::ShipperThread::spawn(
-                cfg,
-                std::time::Duration::from_secs(1),
-            )
-            .map_err(|e| CliError::failed(format!("cannot start the shipper: {e}")))?;
+            let t =
+                ai_usage_clickhouse::ShipperThread::spawn(cfg, std::time::Duration::from_secs(1))
+                    .map_err(|e| CliError::failed(format!("cannot start the shipper: {e}")))?;
             eprintln!("ai-usage: shipping {} to ClickHouse", dir.display());
             Some(t)
         }
