@@ -367,6 +367,10 @@ pub struct ServeArgs {
     /// 30 days of demo data first when it is empty.
     #[arg(long)]
     pub demo: bool,
+    /// With --clickhouse: answer from ClickHouse but do not ship this
+    /// host's day files there (another process ships them).
+    #[arg(long)]
+    pub no_ship: bool,
 }
 
 /// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.

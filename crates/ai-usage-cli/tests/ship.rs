@@ -124,3 +124,104 @@ fn ship_fails_with_one_line_when_clickhouse_is_unreachable() {
     let no_url = ai_usage(dir.path(), &["ship"]);
     assert_eq!(no_url.status.code(), Some(2));
 }
+
+/// A plain HTTP/1.0 GET on loopback; the body parsed as JSON.
+fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// Kills the server child however the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(ai_usage(a.path(), &["demo", "--days", "3", "--seed", "3"]));
+    ok(ai_usage(b.path(), &["demo", "--days", "3", "--seed", "4"]));
+    // Host b ships with the sidecar; host a's server ships its own files.
+    ok(ai_usage(
+        b.path(),
+        &["--clickhouse", url.as_str(), "ship", "--host-id", "b"],
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_ai-usage"))
+            .arg("--dir")
+            .arg(a.path())
+            .args(["--tz", "Asia/Shanghai", "--clickhouse", url.as_str()])
+            .args(["serve", "--addr", addr.as_str()])
+            .env_remove("AI_USAGE_CLICKHOUSE")
+            .env_remove("AI_USAGE_TOKEN")
+            .spawn()
+            .expect("start serve"),
+    );
+    // Wait until /healthz shows host a's files all shipped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let shipping = get_json(port, "/healthz").map(|h| h["fleet"]["shipping"].clone());
+        if let Some(s) = shipping {
+            if s["lag_bytes"] == 0 && s["shipped_records"].as_u64().unwrap_or(0) > 0 {
+                assert!(s["last_error"].is_null(), "{s}");
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background shipper did not catch up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for days_ago in ["0", "1", "2"] {
+        let q = ["stats", "daily", "--days-ago", days_ago, "--json"];
+        let la = json(ai_usage(a.path(), &q));
+        let lb = json(ai_usage(b.path(), &q));
+        let f = get_json(
+            port,
+            &format!("/api/ai_usage/stats/daily?days_ago={days_ago}"),
+        )
+        .expect("daily");
+        for key in ["total_calls", "successful_calls", "total_tokens"] {
+            let sum = la[key].as_u64().unwrap() + lb[key].as_u64().unwrap();
+            assert_eq!(f[key].as_u64(), Some(sum), "{key} {days_ago} days ago");
+        }
+    }
+    let trend = get_json(port, "/api/ai_usage/cost_trend?days=3").expect("trend");
+    let calls: u64 = trend["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|p| p["calls"].as_u64().unwrap())
+        .sum();
+    let local = |d: &Path| -> u64 {
+        json(ai_usage(d, &["trend", "--days", "3", "--json"]))
+            .as_array()
+            .map(|a| a.iter().map(|p| p["calls"].as_u64().unwrap()).sum())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls, local(a.path()) + local(b.path()));
+    let top = get_json(port, "/api/ai_usage/top_users?limit=3&days=3").expect("top");
+    assert_eq!(top["top_users"].as_array().map(Vec::len), Some(3));
+}

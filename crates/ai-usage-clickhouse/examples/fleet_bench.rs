@@ -104,8 +104,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let client = shipper.client().clone();
     client.execute(&format!("OPTIMIZE TABLE `{db}`.records FINAL"))?;
-    client.execute(&format!("OPTIMIZE TABLE `{db}`.hourly FINAL"))?;
-    for table in ["records", "hourly"] {
+    for table in ai_usage_clickhouse::schema::AGGREGATE_TABLES {
+        client.execute(&format!("OPTIMIZE TABLE `{db}`.{table} FINAL"))?;
+    }
+    for table in ["records", "agg_model", "agg_user", "agg_anchor"] {
         let rows = client.query_rows(&format!(
             "SELECT sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) \
              FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"

@@ -5,11 +5,13 @@
 //!   their records over ClickHouse's HTTP interface, exactly once (see the
 //!   `shipper` module for how, on ClickHouse 18.16 and later);
 //! - [`schema::migrate`] creates and upgrades the tables idempotently;
+//! - [`ShipperThread`] runs a shipper in the background (`serve`, apps);
 //! - [`FleetQueries`] answers summaries with the core's result types.
 //!
 //! The core crate knows nothing of this one or of HTTP.
 #![warn(missing_docs)]
 
+mod background;
 mod checkpoint;
 mod client;
 mod endpoint;
@@ -20,6 +22,7 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
+pub use background::{ShipStatus, ShipperThread};
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};

@@ -1,8 +1,10 @@
 //! The fleet's answers from ClickHouse, in the core's result types so the
 //! CLI, the API and the page print them exactly like local answers.
 //!
-//! Every query reads `records FINAL`: rows are merged by their stable id
-//! before counting, so even a duplicate that slipped in is counted once.
+//! Ranges whose bounds fall on whole UTC hours (every day and hour of a
+//! zone whose offset is whole hours) read the hourly aggregates (schema v3):
+//! groups, not rows. Other ranges (e.g. days in UTC+05:30) read
+//! `records FINAL`, merged by stable id before counting.
 
 use std::collections::BTreeMap;
 
@@ -26,19 +28,38 @@ pub struct FleetQueries {
     group_limit: usize,
 }
 
-/// One (currency, model, function, user, anchor) group read from the server.
-struct Row {
-    model: String,
-    function: String,
-    user: String,
-    anchor: String,
-    stats: GroupStats,
+/// The groups a summary is built from.
+#[derive(Default)]
+struct Parts {
+    /// (model, function) groups: the totals.
+    models: Vec<(String, String, GroupStats)>,
+    /// Per user (calls without a user left out).
+    users: Vec<(String, GroupStats)>,
+    /// Per anchor (calls without an anchor left out).
+    anchors: Vec<(String, GroupStats)>,
+    avg_ms: f64,
+    p95_ms: f64,
 }
 
 /// The sums every group query selects, in the order [`stats_of`] reads them.
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
 sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_micros), \
 countIf(priced = 0)";
+
+/// The same sums over the v3 aggregates.
+const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
+sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
+sum(cost_micros), sum(unpriced_calls)";
+
+/// Whether `[start, end)` is made of whole UTC hours.
+fn hour_aligned((start, end): (f64, f64)) -> bool {
+    start.fract() == 0.0 && end.fract() == 0.0 && start % 3600.0 == 0.0 && end % 3600.0 == 0.0
+}
+
+/// The aggregate row filter of a time range.
+fn where_hours((start, end): (f64, f64)) -> String {
+    format!("hour >= {start} AND hour < {end}")
+}
 
 impl FleetQueries {
     /// Queries in `zone`, totals in CNY unless told otherwise, no exchange
@@ -123,26 +144,34 @@ impl FleetQueries {
         limit: usize,
     ) -> Result<Vec<RankEntry>> {
         check_range(from, to)?;
-        let column = match kind {
-            RankKind::User => "user_id",
-            RankKind::Anchor => "anchor_id",
-            RankKind::Function => "function",
-            RankKind::Model => "model",
+        let (column, table) = match kind {
+            RankKind::User => ("user_id", "agg_user"),
+            RankKind::Anchor => ("anchor_id", "agg_anchor"),
+            RankKind::Function => ("function", "agg_model"),
+            RankKind::Model => ("model", "agg_model"),
         };
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
         // Calls without a user (anchor) are not ranked, as locally.
         let skip_empty = matches!(kind, RankKind::User | RankKind::Anchor);
-        let sql = format!(
-            "SELECT {column}, currency, {SUMS} FROM {}.records FINAL WHERE {}{} \
+        let not_empty = if skip_empty {
+            format!(" AND {column} != ''")
+        } else {
+            String::new()
+        };
+        let db = self.client.db();
+        let sql = if hour_aligned(bounds) {
+            format!(
+                "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} WHERE {}{not_empty} \
 GROUP BY {column}, currency",
-            self.client.db(),
-            where_bounds(bounds),
-            if skip_empty {
-                format!(" AND {column} != ''")
-            } else {
-                String::new()
-            }
-        );
+                where_hours(bounds)
+            )
+        } else {
+            format!(
+                "SELECT {column}, currency, {SUMS} FROM {db}.records FINAL WHERE {}{not_empty} \
+GROUP BY {column}, currency",
+                where_bounds(bounds)
+            )
+        };
         let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
         for row in self.client.query_rows(&sql)? {
             let (id, currency) = (field(&row, 0)?, currency_of(field(&row, 1)?)?);
@@ -179,14 +208,24 @@ GROUP BY {column}, currency",
     pub fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>> {
         check_range(from, to)?;
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
-        // Every zone's offset is a multiple of 15 minutes: quarter hours
-        // map to exactly one local day, DST included.
-        let sql = format!(
-            "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, {SUMS} \
-FROM {}.records FINAL WHERE {} GROUP BY slot, currency",
-            self.client.db(),
-            where_bounds(bounds)
-        );
+        // Where every day of the range starts on a whole UTC hour, hours
+        // map to exactly one local day; else quarter hours do (every zone's
+        // offset is a multiple of 15 minutes, DST included).
+        let whole_hours = self.days_hour_aligned(from, to);
+        let db = self.client.db();
+        let sql = if whole_hours {
+            format!(
+                "SELECT hour, currency, {AGG_SUMS} FROM {db}.agg_model WHERE {} \
+GROUP BY hour, currency",
+                where_hours(bounds)
+            )
+        } else {
+            format!(
+                "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, {SUMS} \
+FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
+                where_bounds(bounds)
+            )
+        };
         let mut days: BTreeMap<NaiveDate, GroupStats> = BTreeMap::new();
         for row in self.client.query_rows(&sql)? {
             let slot: f64 = parse(field(&row, 0)?)?;
@@ -215,64 +254,128 @@ FROM {}.records FINAL WHERE {} GROUP BY slot, currency",
         Ok(out)
     }
 
-    /// A summary of `[start, end)`: groups from one query, durations from another.
+    /// Whether every local day `from..=to` starts and ends on a whole UTC hour.
+    fn days_hour_aligned(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        let mut d = from;
+        loop {
+            if !hour_aligned(self.zone.day_bounds(d)) {
+                return false;
+            }
+            match d.succ_opt() {
+                Some(n) if n <= to => d = n,
+                _ => return true,
+            }
+        }
+    }
+
+    /// A summary of `[start, end)`.
     fn summary(&self, period: &str, bounds: (f64, f64)) -> Result<UsageSummary> {
+        let parts = if hour_aligned(bounds) {
+            self.parts_from_aggregates(bounds)?
+        } else {
+            self.parts_from_records(bounds)?
+        };
+        Ok(self.build_summary(period, bounds, parts))
+    }
+
+    /// Summary groups from the v3 aggregates: three small group-bys.
+    fn parts_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
+        let db = self.client.db();
+        let wh = where_hours(bounds);
+        let mut parts = Parts::default();
+        let mut duration_sum = 0.0;
+        for r in self.client.query_rows(&format!(
+            "SELECT currency, model, function, {AGG_SUMS}, sum(duration_ms_sum) \
+FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
+        ))? {
+            let currency = currency_of(field(&r, 0)?)?;
+            duration_sum += parse_f64_or_zero(field(&r, 12)?);
+            parts.models.push((
+                field(&r, 1)?.to_string(),
+                field(&r, 2)?.to_string(),
+                stats_of(&r, 3, currency)?,
+            ));
+        }
+        let calls: u64 = parts.models.iter().map(|m| m.2.calls).sum();
+        if calls > 0 {
+            parts.avg_ms = duration_sum / calls as f64;
+            let p95 = self.client.query_rows(&format!(
+                "SELECT quantileMerge(0.95)(duration_q) FROM {db}.agg_model WHERE {wh}"
+            ))?;
+            parts.p95_ms = p95
+                .first()
+                .and_then(|r| r.first())
+                .map_or(0.0, |v| parse_f64_or_zero(v));
+        }
+        for (table, column, out) in [
+            ("agg_user", "user_id", &mut parts.users),
+            ("agg_anchor", "anchor_id", &mut parts.anchors),
+        ] {
+            for r in self.client.query_rows(&format!(
+                "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} \
+WHERE {wh} AND {column} != '' GROUP BY {column}, currency"
+            ))? {
+                let currency = currency_of(field(&r, 1)?)?;
+                out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Summary groups from raw rows (ranges not made of whole hours).
+    fn parts_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
         let wb = where_bounds(bounds);
         let sql = format!(
             "SELECT currency, model, function, user_id, anchor_id, {SUMS} \
 FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, anchor_id"
         );
-        let mut rows = Vec::new();
+        let mut parts = Parts::default();
         for r in self.client.query_rows(&sql)? {
             let currency = currency_of(field(&r, 0)?)?;
-            rows.push(Row {
-                model: field(&r, 1)?.to_string(),
-                function: field(&r, 2)?.to_string(),
-                user: field(&r, 3)?.to_string(),
-                anchor: field(&r, 4)?.to_string(),
-                stats: stats_of(&r, 5, currency)?,
-            });
+            let stats = stats_of(&r, 5, currency)?;
+            let (user, anchor) = (field(&r, 3)?, field(&r, 4)?);
+            if !user.is_empty() {
+                parts.users.push((user.to_string(), stats.clone()));
+            }
+            if !anchor.is_empty() {
+                parts.anchors.push((anchor.to_string(), stats.clone()));
+            }
+            parts
+                .models
+                .push((field(&r, 1)?.to_string(), field(&r, 2)?.to_string(), stats));
         }
         let durations = self.client.query_rows(&format!(
             "SELECT avg(duration_ms), quantile(0.95)(duration_ms) FROM {db}.records FINAL WHERE {wb}"
         ))?;
-        let (avg, p95) = match durations.first().map(Vec::as_slice) {
-            Some([a, p]) => (parse_f64_or_zero(a), parse_f64_or_zero(p)),
-            _ => (0.0, 0.0),
-        };
-        Ok(self.build_summary(period, bounds, &rows, avg, p95))
+        if let Some([a, p]) = durations.first().map(Vec::as_slice) {
+            parts.avg_ms = parse_f64_or_zero(a);
+            parts.p95_ms = parse_f64_or_zero(p);
+        }
+        Ok(parts)
     }
 
     fn build_summary(
         &self,
         period: &str,
         (start_time, end_time): (f64, f64),
-        rows: &[Row],
-        avg: f64,
-        p95: f64,
+        parts: Parts,
     ) -> UsageSummary {
         let mut totals = GroupStats::default();
         let mut by_model: BTreeMap<String, GroupStats> = BTreeMap::new();
         let mut by_function: BTreeMap<String, GroupStats> = BTreeMap::new();
         let mut by_user: BTreeMap<String, GroupStats> = BTreeMap::new();
         let mut by_anchor: BTreeMap<String, GroupStats> = BTreeMap::new();
-        for r in rows {
-            totals.merge(&r.stats);
-            by_model.entry(r.model.clone()).or_default().merge(&r.stats);
-            by_function
-                .entry(r.function.clone())
-                .or_default()
-                .merge(&r.stats);
-            if !r.user.is_empty() {
-                by_user.entry(r.user.clone()).or_default().merge(&r.stats);
-            }
-            if !r.anchor.is_empty() {
-                by_anchor
-                    .entry(r.anchor.clone())
-                    .or_default()
-                    .merge(&r.stats);
-            }
+        for (model, function, stats) in parts.models {
+            totals.merge(&stats);
+            by_model.entry(model).or_default().merge(&stats);
+            by_function.entry(function).or_default().merge(&stats);
+        }
+        for (user, stats) in parts.users {
+            by_user.entry(user).or_default().merge(&stats);
+        }
+        for (anchor, stats) in parts.anchors {
+            by_anchor.entry(anchor).or_default().merge(&stats);
         }
         let reporting = self.reporting;
         let groups = |m: &BTreeMap<String, GroupStats>| -> BTreeMap<String, GroupSummary> {
@@ -318,8 +421,8 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             costs: totals.cost.clone(),
             converted_total: convert(&totals.cost, reporting, &self.rates),
             success_rate: success_rate(&totals),
-            avg_duration_ms: avg,
-            p95_duration_ms: p95,
+            avg_duration_ms: parts.avg_ms,
+            p95_duration_ms: parts.p95_ms,
             cached_input_tokens: totals.cached_input_tokens,
             reasoning_tokens: totals.reasoning_tokens,
             unpriced_calls: totals.unpriced_calls,

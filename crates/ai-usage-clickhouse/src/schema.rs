@@ -8,12 +8,28 @@
 //! - v2: `hourly`, per UTC hour × currency × model × function × user × anchor
 //!   sums (`SummingMergeTree`) fed by the materialized view `hourly_mv`, with
 //!   the rows already in `records` copied in once.
+//! - v3: replaces `hourly` (keyed down to user × anchor, nearly one row per
+//!   call) with three narrow `SummingMergeTree`s, each fed by its own
+//!   materialized view, so a summary reads groups, not rows:
+//!   `agg_model` (hour × currency × model × function, with the duration sum
+//!   and a p95 state), `agg_user` (hour × currency × user) and `agg_anchor`
+//!   (hour × currency × anchor). Rows already in `records` are copied in
+//!   once, read with `FINAL` (deduplicated).
+//!
+//! The views count what is inserted into `records`; the shipper's
+//! server-offset protocol keeps a record from being inserted twice, so the
+//! aggregates are exact. [`aggregates_match`] compares them with
+//! `records FINAL` for a range of days and [`rebuild_aggregates`] recomputes
+//! them, for a duplicate inserted outside that protocol (e.g. two shippers
+//! given different host ids for one directory).
+
+use chrono::NaiveDate;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Columns of `records`, in the order the shipper sends them.
 pub const RECORD_COLUMNS: &str = "id, host, file, offset, end_offset, day, timestamp, user_id, \
@@ -56,51 +72,111 @@ ORDER BY (day, id)"
     )]
 }
 
-/// Key columns of `hourly` (the sum is per distinct key).
-const HOURLY_KEY: &str = "hour, currency, model, function, user_id, anchor_id";
-
-/// What `hourly` sums, as expressions over `records`.
-const HOURLY_SUMS: &str = "count() AS calls, sum(success) AS successful_calls, \
+/// The sums every aggregate holds, as expressions over `records`.
+const AGG_SUMS: &str = "count() AS calls, sum(success) AS successful_calls, \
 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
 sum(total_tokens) AS total_tokens, sum(cached_input_tokens) AS cached_input_tokens, \
 sum(reasoning_tokens) AS reasoning_tokens, sum(cost_micros) AS cost_micros, \
-countIf(priced = 0) AS unpriced_calls, sum(duration_ms) AS duration_ms_sum";
+countIf(priced = 0) AS unpriced_calls";
 
-fn hourly_select(db: &str, final_: bool) -> String {
-    format!(
-        "SELECT toUInt32(intDiv(toUInt64(timestamp), 3600) * 3600) AS hour, currency, model, \
-function, user_id, anchor_id, {HOURLY_SUMS} FROM {db}.records{} GROUP BY {HOURLY_KEY}",
-        if final_ { " FINAL" } else { "" }
-    )
+/// The columns of [`AGG_SUMS`].
+const AGG_SUM_COLUMNS: &str = "calls UInt64, successful_calls UInt64, input_tokens UInt64, \
+output_tokens UInt64, total_tokens UInt64, cached_input_tokens UInt64, reasoning_tokens UInt64, \
+cost_micros Int64, unpriced_calls UInt64";
+
+/// One v3 aggregate: its table, its key beyond the hour and currency, and
+/// any extra (column definition, expression) pairs.
+struct Aggregate {
+    table: &'static str,
+    key: &'static str,
+    key_columns: &'static str,
+    extra: &'static [(&'static str, &'static str)],
 }
 
-/// v2: hourly aggregates and the view that keeps them.
-fn v2(db: &str) -> Vec<String> {
-    vec![
+/// The v3 aggregates. `agg_model`'s `duration_q` is an `AggregateFunction`
+/// column: `SummingMergeTree` merges such columns by their state.
+const AGGREGATES: [Aggregate; 3] = [
+    Aggregate {
+        table: "agg_model",
+        key: "model, function",
+        key_columns: "model String, function String",
+        extra: &[
+            (
+                "duration_ms_sum Float64",
+                "sum(duration_ms) AS duration_ms_sum",
+            ),
+            (
+                "duration_q AggregateFunction(quantile(0.95), Float64)",
+                "quantileState(0.95)(duration_ms) AS duration_q",
+            ),
+        ],
+    },
+    Aggregate {
+        table: "agg_user",
+        key: "user_id",
+        key_columns: "user_id String",
+        extra: &[],
+    },
+    Aggregate {
+        table: "agg_anchor",
+        key: "anchor_id",
+        key_columns: "anchor_id String",
+        extra: &[],
+    },
+];
+
+/// The names of the v3 aggregate tables.
+pub const AGGREGATE_TABLES: [&str; 3] = ["agg_model", "agg_user", "agg_anchor"];
+
+impl Aggregate {
+    fn select(&self, db: &str, source: &str) -> String {
+        let extra: String = self.extra.iter().map(|(_, e)| format!(", {e}")).collect();
         format!(
-            "CREATE TABLE IF NOT EXISTS {db}.hourly (
-  hour UInt32,               -- epoch seconds of the UTC hour's start
-  currency String, model String, function String, user_id String, anchor_id String,
-  calls UInt64, successful_calls UInt64, input_tokens UInt64, output_tokens UInt64,
-  total_tokens UInt64, cached_input_tokens UInt64, reasoning_tokens UInt64,
-  cost_micros Int64, unpriced_calls UInt64, duration_ms_sum Float64
-) ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(toDate(toDateTime(hour)))
-ORDER BY ({HOURLY_KEY})"
-        ),
-        format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hourly_mv TO {db}.hourly AS {}",
-            hourly_select(db, false)
-        ),
-    ]
+            "SELECT toUInt32(intDiv(toUInt64(timestamp), 3600) * 3600) AS hour, currency, {key}, \
+{AGG_SUMS}{extra} FROM {db}.{source} GROUP BY hour, currency, {key}",
+            key = self.key
+        )
+    }
+
+    fn create(&self, db: &str) -> [String; 2] {
+        let extra: String = self.extra.iter().map(|(c, _)| format!(", {c}")).collect();
+        [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{t} (hour UInt32, currency String, {kc}, \
+{AGG_SUM_COLUMNS}{extra}) ENGINE = SummingMergeTree \
+PARTITION BY toYYYYMM(toDate(toDateTime(hour))) ORDER BY (hour, currency, {key})",
+                t = self.table,
+                kc = self.key_columns,
+                key = self.key
+            ),
+            format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{t}_mv TO {db}.{t} AS {sel}",
+                t = self.table,
+                sel = self.select(db, "records")
+            ),
+        ]
+    }
+}
+
+/// v3: the narrow aggregates; v2's `hourly` goes.
+fn v3(db: &str) -> Vec<String> {
+    let mut steps = vec![
+        format!("DROP TABLE IF EXISTS {db}.hourly_mv"),
+        format!("DROP TABLE IF EXISTS {db}.hourly"),
+    ];
+    for a in &AGGREGATES {
+        steps.extend(a.create(db));
+    }
+    steps
 }
 
 /// Creates the database and brings its tables to [`SCHEMA_VERSION`];
 /// returns the version found before. Safe to run any number of times.
 ///
-/// The v2 step copies rows already in `records` into `hourly` once: run the
-/// first upgrade of a shared database from one process, with shippers of
-/// older versions stopped (see docs/scale.md).
+/// The v3 step copies rows already in `records` into the aggregates once:
+/// run the first upgrade of a shared database from one process, with
+/// shippers stopped (see docs/scale.md). v2 is skipped on the way (v3
+/// replaces what it made).
 pub fn migrate(client: &Client) -> Result<u32> {
     let db = client.db();
     client.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))?;
@@ -119,13 +195,14 @@ pub fn migrate(client: &Client) -> Result<u32> {
         tracing::info!(version, database = %db, "migrating ClickHouse schema");
         let steps = match version {
             1 => v1(&db),
-            _ => v2(&db),
+            2 => Vec::new(),
+            _ => v3(&db),
         };
         for sql in steps {
             client.execute(&sql)?;
         }
-        if version == 2 {
-            backfill_hourly(client)?;
+        if version == 3 {
+            backfill_aggregates(client)?;
         }
         client.execute(&format!(
             "INSERT INTO {db}.schema_version (version) VALUES ({version})"
@@ -134,17 +211,64 @@ pub fn migrate(client: &Client) -> Result<u32> {
     Ok(found)
 }
 
-/// Copies what `records` held before the view existed into `hourly`,
-/// unless `hourly` already has rows (a retried migration).
-fn backfill_hourly(client: &Client) -> Result<()> {
+/// Copies what `records` held before the views existed into each aggregate
+/// that is still empty (so a retried migration copies nothing twice).
+fn backfill_aggregates(client: &Client) -> Result<()> {
     let db = client.db();
-    if client.query_u64(&format!("SELECT count() FROM {db}.hourly"))? > 0 {
-        return Ok(());
+    for a in &AGGREGATES {
+        if client.query_u64(&format!("SELECT count() FROM {db}.{}", a.table))? > 0 {
+            continue;
+        }
+        client.execute(&format!(
+            "INSERT INTO {db}.{} SELECT * FROM ({})",
+            a.table,
+            a.select(&db, "records FINAL")
+        ))?;
     }
-    client.execute(&format!(
-        "INSERT INTO {db}.hourly SELECT * FROM ({})",
-        hourly_select(&db, true)
-    ))
+    Ok(())
+}
+
+/// Whether the aggregates count, per UTC day in `from..=to`, exactly the
+/// calls of `records FINAL` (deduplicated by id). Reads raw rows: an
+/// audit, not a query path.
+pub fn aggregates_match(client: &Client, from: NaiveDate, to: NaiveDate) -> Result<bool> {
+    let db = client.db();
+    let secs = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp())
+    };
+    let (start, end) = (secs(from), secs(to) + 86_400);
+    let (f, t) = (from.format("%Y-%m-%d"), to.format("%Y-%m-%d"));
+    let raw = client.query_rows(&format!(
+        "SELECT intDiv(toUInt64(timestamp), 86400) AS d, count() FROM {db}.records FINAL \
+WHERE day >= toDate('{f}') AND day <= toDate('{t}') AND timestamp >= {start} \
+AND timestamp < {end} GROUP BY d ORDER BY d"
+    ))?;
+    for table in AGGREGATE_TABLES {
+        let agg = client.query_rows(&format!(
+            "SELECT intDiv(hour, 86400) AS d, sum(calls) FROM {db}.{table} \
+WHERE hour >= {start} AND hour < {end} GROUP BY d ORDER BY d"
+        ))?;
+        if agg != raw {
+            tracing::warn!(table, "aggregate differs from records FINAL");
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Recomputes every aggregate from `records FINAL`. Stop the shippers
+/// first: rows inserted while it runs would be counted twice.
+pub fn rebuild_aggregates(client: &Client) -> Result<()> {
+    let db = client.db();
+    for a in &AGGREGATES {
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.{}_mv", a.table))?;
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.{}", a.table))?;
+        for sql in a.create(&db) {
+            client.execute(&sql)?;
+        }
+    }
+    backfill_aggregates(client)
 }
 
 /// The schema version of the database (0 when empty).

@@ -488,7 +488,7 @@ struct Inflight<'scope> {
     bytes: u64,
 }
 
-fn sleep_unless(stop: &AtomicBool, total: Duration) {
+pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {
     let until = Instant::now() + total;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();

@@ -110,7 +110,7 @@ fn row_counts(client: &Client) -> (u64, u64, u64) {
         count(client, &format!("SELECT uniqExact(id) FROM {db}.records")),
         count(
             client,
-            &format!("SELECT toUInt64(sum(calls)) FROM {db}.hourly"),
+            &format!("SELECT toUInt64(sum(calls)) FROM {db}.agg_model"),
         ),
     )
 }
@@ -163,6 +163,32 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     ]);
     assert_eq!(want.totals.0, na + nb);
     assert_eq!(digest(&[&fleet.range_summary(from, today).unwrap()]), want);
+    // A zone whose days don't start on whole UTC hours reads raw rows, not
+    // the hourly aggregates: over days that hold every record, the same.
+    let kolkata = FleetQueries::new(
+        client.clone(),
+        "+05:30".parse().expect("zone"),
+        PricingTable::builtin(),
+    );
+    let wide = (
+        from - chrono::Duration::days(1),
+        today + chrono::Duration::days(1),
+    );
+    assert_eq!(
+        digest(&[&kolkata.range_summary(wide.0, wide.1).unwrap()]),
+        want
+    );
+    assert_eq!(
+        digest(&[&fleet.range_summary(wide.0, wide.1).unwrap()]),
+        want
+    );
+    let trend_calls: u64 = kolkata
+        .trend(wide.0, wide.1)
+        .unwrap()
+        .iter()
+        .map(|p| p.calls)
+        .sum();
+    assert_eq!(trend_calls, na + nb);
 
     // Trend: day by day, the sum of the hosts.
     let (ta, tb) = (
@@ -293,7 +319,7 @@ fn schema_migrates_from_empty_and_from_v1() {
     );
     assert_eq!(schema::migrate(&empty).unwrap(), schema::SCHEMA_VERSION);
 
-    // From v1 holding rows: v2's aggregates start with them.
+    // From v1 holding rows: v3's aggregates start with them.
     let old = server.client("from_v1");
     schema::create_v1_for_tests(&old).unwrap();
     let db = old.db();
@@ -305,17 +331,56 @@ fn schema_migrates_from_empty_and_from_v1() {
     ))
     .unwrap();
     assert_eq!(schema::migrate(&old).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 2);
+    assert_eq!(schema::current_version(&old).unwrap(), 3);
     let sums = old
         .query_rows(&format!(
             "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_micros), \
-             count() FROM {db}.hourly"
+             count() FROM {db}.agg_model"
         ))
         .unwrap();
+    // Two calls in two different UTC hours.
     assert_eq!(sums, vec![vec!["2", "1", "12", "4000000", "2"]]);
     // Run again: no second copy.
-    assert_eq!(schema::migrate(&old).unwrap(), 2);
+    assert_eq!(schema::migrate(&old).unwrap(), 3);
     assert_eq!(row_counts(&old).2, 2);
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
+    assert!(schema::aggregates_match(&old, day, day).unwrap());
+    // A duplicate inserted behind the shipper's back shows in the audit,
+    // and a rebuild (reading records FINAL) makes the aggregates exact again.
+    old.execute(&format!(
+        "INSERT INTO {db}.records (id, host, file, offset, end_offset, day, timestamp, model, \
+         input_tokens, total_tokens, cost_micros, currency, priced, success) VALUES \
+         (2, 'h', 'usage_2025-10-26.jsonl', 100, 200, '2025-10-26', 1761483700, 'm', 7, 7, 2500000, 'CNY', 1, 0)"
+    ))
+    .unwrap();
+    assert!(!schema::aggregates_match(&old, day, day).unwrap());
+    schema::rebuild_aggregates(&old).unwrap();
+    assert!(schema::aggregates_match(&old, day, day).unwrap());
+    assert_eq!(row_counts(&old).2, 2);
+
+    // From v2: its `hourly` table and view are replaced.
+    let v2 = server.client("from_v2");
+    schema::create_v1_for_tests(&v2).unwrap();
+    let db2 = v2.db();
+    v2.execute(&format!(
+        "CREATE TABLE {db2}.hourly (hour UInt32, calls UInt64) ENGINE = SummingMergeTree ORDER BY hour"
+    ))
+    .unwrap();
+    v2.execute(&format!(
+        "INSERT INTO {db2}.schema_version (version) VALUES (2)"
+    ))
+    .unwrap();
+    assert_eq!(schema::migrate(&v2).unwrap(), 2);
+    assert_eq!(schema::current_version(&v2).unwrap(), 3);
+    assert_eq!(
+        count(
+            &v2,
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = '{db2}' AND name = 'hourly'"
+            )
+        ),
+        0
+    );
 
     // A newer schema than ours is refused, not overwritten.
     empty

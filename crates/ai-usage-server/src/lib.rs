@@ -36,6 +36,7 @@ pub mod auth;
 pub mod compat;
 pub mod conn;
 pub mod error;
+pub mod fleet;
 pub mod ingest;
 pub mod json;
 pub mod metrics;
@@ -61,6 +62,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::state::AppState;
 
 pub use crate::conn::HttpLimits;
+pub use crate::fleet::{FleetError, FleetSource};
 
 /// Largest accepted request body (1 MiB); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -155,7 +157,18 @@ pub fn router(monitor: Arc<UsageMonitor>) -> Router {
 /// A blank token is not an open door here: guarded routes then refuse every
 /// request (use [`ServeOptions::validate`] to catch it first).
 pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
-    let state = AppState::new(monitor);
+    router_with_fleet(monitor, opts, None)
+}
+
+/// [`router_with`], the read routes answering from `fleet` when given
+/// (`stats/*`, rankings, `cost_trend`; `/healthz` adds `fleet`).
+pub fn router_with_fleet(
+    monitor: Arc<UsageMonitor>,
+    opts: &ServeOptions,
+    fleet: Option<Arc<dyn FleetSource>>,
+) -> Router {
+    let mut state = AppState::new(monitor);
+    state.fleet = fleet;
     let token = opts.active_token();
     if opts.validate().is_err() {
         tracing::error!("blank token: every guarded route will answer 401");
@@ -208,9 +221,20 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_listener_with_fleet(monitor, opts, listener, shutdown, None).await
+}
+
+/// [`serve_listener`] with the read routes answering from `fleet`.
+pub async fn serve_listener_with_fleet(
+    monitor: Arc<UsageMonitor>,
+    opts: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    fleet: Option<Arc<dyn FleetSource>>,
+) -> std::io::Result<()> {
     opts.validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let app = router_with(Arc::clone(&monitor), &opts);
+    let app = router_with_fleet(Arc::clone(&monitor), &opts, fleet);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, limits = ?opts.limits, "ai-usage server listening");
     conn::serve_connections(listener, app, opts.limits, shutdown).await;
@@ -227,19 +251,37 @@ pub async fn serve_listener(
 
 /// Serves until Ctrl-C (or SIGTERM), then flushes the monitor.
 pub async fn serve(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
+    serve_with_fleet(monitor, opts, None).await
+}
+
+/// [`serve`] with the read routes answering from `fleet`.
+pub async fn serve_with_fleet(
+    monitor: Arc<UsageMonitor>,
+    opts: ServeOptions,
+    fleet: Option<Arc<dyn FleetSource>>,
+) -> std::io::Result<()> {
     opts.validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
-    serve_listener(monitor, opts, listener, shutdown_signal()).await
+    serve_listener_with_fleet(monitor, opts, listener, shutdown_signal(), fleet).await
 }
 
 /// [`serve`] on a new multi-thread tokio runtime (for non-async callers).
 pub fn serve_blocking(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
+    serve_blocking_with_fleet(monitor, opts, None)
+}
+
+/// [`serve_with_fleet`] on a new multi-thread tokio runtime.
+pub fn serve_blocking_with_fleet(
+    monitor: Arc<UsageMonitor>,
+    opts: ServeOptions,
+    fleet: Option<Arc<dyn FleetSource>>,
+) -> std::io::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ai-usage-http")
         .build()?
-        .block_on(serve(monitor, opts))
+        .block_on(serve_with_fleet(monitor, opts, fleet))
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

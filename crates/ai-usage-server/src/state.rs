@@ -34,6 +34,8 @@ pub struct AppState {
     /// With protected reads, `/healthz` shows callers without the token
     /// only the status (no directory, error texts or counters).
     pub(crate) private_health: Option<crate::auth::Token>,
+    /// Where the read routes answer from instead of the monitor, when set.
+    pub(crate) fleet: Option<Arc<dyn crate::fleet::FleetSource>>,
 }
 
 /// A serialised payload and what it was computed from.
@@ -72,6 +74,7 @@ impl AppState {
             reports: Arc::new(Mutex::new(ReportBook::default())),
             ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_IN_FLIGHT)),
             private_health: None,
+            fleet: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod pricing;
 mod queries;
 mod record;
 mod report;
+mod serve_fleet;
 mod ship;
 mod stats;
 

@@ -123,6 +123,38 @@ fn demo_dir(dir: &Path) -> PathBuf {
     }
 }
 
+/// With `--clickhouse`: the fleet's answers, and (unless `--no-ship`) a
+/// background shipper for `dir`.
+fn fleet_source(
+    cli: &Cli,
+    a: &ServeArgs,
+    dir: &std::path::Path,
+) -> CliResult<Option<Arc<dyn ai_usage_server::FleetSource>>> {
+    let Some(queries) = crate::context::fleet(cli)? else {
+        return Ok(None);
+    };
+    let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
+        (false, Some(endpoint)) => {
+            let mut cfg = ai_usage_clickhouse::ShipperConfig::new(dir, endpoint);
+            cfg.pricing = crate::context::pricing(cli)?;
+            let t =
+                ai_usage_clickhouse::ShipperThread::spawn(cfg, std::time::Duration::from_secs(1))
+                    .map_err(|e| CliError::failed(format!("cannot start the shipper: {e}")))?;
+            eprintln!("ai-usage: shipping {} to ClickHouse", dir.display());
+            Some(t)
+        }
+        _ => None,
+    };
+    eprintln!(
+        "ai-usage: answering from ClickHouse {}",
+        queries.client().endpoint().display_target()
+    );
+    Ok(Some(Arc::new(super::serve_fleet::FleetAnswers {
+        queries,
+        shipper,
+    })))
+}
+
 pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     // Options first: nothing is opened or generated for a refused command line.
     if a.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -166,7 +198,8 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         protect_reads: a.protect_reads,
         ..ai_usage_server::ServeOptions::default()
     };
-    let result = ai_usage_server::serve_blocking(Arc::clone(&monitor), opts);
+    let fleet = fleet_source(cli, a, &dir)?;
+    let result = ai_usage_server::serve_blocking_with_fleet(Arc::clone(&monitor), opts, fleet);
     if let Err(e) = monitor.flush() {
         tracing::error!(error = %e, "could not flush records at shutdown");
     }

@@ -38,6 +38,13 @@ pub async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response
     match serde_json::to_value(&h) {
         Ok(mut body) => {
             public_view(&mut body);
+            if let (Some(f), Some(obj)) = (st.fleet.clone(), body.as_object_mut()) {
+                // The source may ask a server (e.g. for the shipper's lag).
+                let fleet = tokio::task::spawn_blocking(move || f.health())
+                    .await
+                    .unwrap_or(Value::Null);
+                obj.insert("fleet".into(), fleet);
+            }
             (status, Json(body)).into_response()
         }
         Err(e) => ApiError::internal("cannot serialise health", e).into_response(),

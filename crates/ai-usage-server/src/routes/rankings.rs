@@ -5,7 +5,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::compat;
+use ai_usage_core::{RankBy, RankKind};
+
 use crate::error::{ApiError, ErrorBody};
+use crate::fleet;
 use crate::params::{DaysQuery, Params, RankingQuery, DAYS, LIMIT};
 use crate::state::AppState;
 
@@ -17,7 +20,14 @@ use crate::state::AppState;
 pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
     let days = p.u32_of(&DAYS, None)?;
-    let rows = st.monitor.get_top_users(limit as usize, days);
+    let rows = match st.fleet.clone() {
+        Some(f) => {
+            let (from, to) = st.monitor.last_days(days);
+            fleet::ask(move || f.top(RankKind::User, from, to, RankBy::Tokens, limit as usize))
+                .await?
+        }
+        None => st.monitor.get_top_users(limit as usize, days),
+    };
     Ok(Json(compat::top_users_view(days, &rows)).into_response())
 }
 
@@ -29,7 +39,15 @@ pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response
 pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
     let days = p.u32_of(&DAYS, None)?;
-    Ok(Json(st.monitor.get_top_anchors(limit as usize, days)).into_response())
+    let rows = match st.fleet.clone() {
+        Some(f) => {
+            let (from, to) = st.monitor.last_days(days);
+            fleet::ask(move || f.top(RankKind::Anchor, from, to, RankBy::Tokens, limit as usize))
+                .await?
+        }
+        None => st.monitor.get_top_anchors(limit as usize, days),
+    };
+    Ok(Json(rows).into_response())
 }
 
 /// Daily cost, oldest first, one point per day.
@@ -39,6 +57,12 @@ pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Respon
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn cost_trend(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let days = p.u32_of(&DAYS, None)?;
-    let points = st.monitor.get_cost_trend(days);
+    let points = match st.fleet.clone() {
+        Some(f) => {
+            let (from, to) = st.monitor.last_days(days);
+            fleet::ask(move || f.trend(from, to)).await?
+        }
+        None => st.monitor.get_cost_trend(days),
+    };
     Ok(Json(compat::cost_trend_view(days, &points)).into_response())
 }

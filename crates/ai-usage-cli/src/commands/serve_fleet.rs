@@ -1,0 +1,51 @@
+//! `serve --clickhouse`: the API and the page answer from ClickHouse (the
+//! whole fleet), and this host's day files are shipped there in the
+//! background.
+
+use ai_usage_clickhouse::{FleetQueries, ShipperThread};
+use ai_usage_core::{RankBy, RankEntry, RankKind, TrendPoint, UsageSummary};
+use ai_usage_server::{FleetError, FleetSource};
+use chrono::NaiveDate;
+
+/// The fleet's answers for the server, plus this host's shipper (if any).
+pub struct FleetAnswers {
+    pub queries: FleetQueries,
+    pub shipper: Option<ShipperThread>,
+}
+
+impl FleetSource for FleetAnswers {
+    fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary, FleetError> {
+        Ok(self.queries.summary_for_date(date)?)
+    }
+
+    fn hourly_summary(&self, hours_ago: u32) -> Result<UsageSummary, FleetError> {
+        Ok(self.queries.hourly_summary(hours_ago)?)
+    }
+
+    fn monthly_summary(&self, year: i32, month: u32) -> Result<UsageSummary, FleetError> {
+        Ok(self.queries.monthly_summary(year, month)?)
+    }
+
+    fn top(
+        &self,
+        kind: RankKind,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: RankBy,
+        limit: usize,
+    ) -> Result<Vec<RankEntry>, FleetError> {
+        Ok(self.queries.top(kind, from, to, by, limit)?)
+    }
+
+    fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>, FleetError> {
+        Ok(self.queries.trend(from, to)?)
+    }
+
+    fn health(&self) -> serde_json::Value {
+        serde_json::json!({
+            // Without credentials: /healthz may be open.
+            "clickhouse": self.queries.client().endpoint().display_target(),
+            "shipping": self.shipper.as_ref().map(ShipperThread::status),
+        })
+    }
+}

@@ -1,0 +1,54 @@
+//! Answers from the whole fleet (e.g. ClickHouse) instead of the local
+//! monitor: a trait the server calls, implemented outside this crate so the
+//! server knows no database client.
+
+use ai_usage_core::{RankBy, RankEntry, RankKind, TrendPoint, UsageSummary};
+use chrono::NaiveDate;
+
+use crate::error::ApiError;
+
+/// The error a fleet source reports (shown to the client as a 503).
+pub type FleetError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the read routes (`stats/*`, rankings, `cost_trend`) get their
+/// answers when set: the same core types the local monitor returns, so the
+/// JSON shapes are identical. Methods block (they may call a database);
+/// the routes run them on the blocking pool.
+pub trait FleetSource: Send + Sync + 'static {
+    /// The summary of a local calendar date.
+    fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary, FleetError>;
+    /// The summary of the local clock hour `hours_ago` before the current one.
+    fn hourly_summary(&self, hours_ago: u32) -> Result<UsageSummary, FleetError>;
+    /// The summary of a calendar month.
+    fn monthly_summary(&self, year: i32, month: u32) -> Result<UsageSummary, FleetError>;
+    /// A ranking over whole local days `from..=to`.
+    fn top(
+        &self,
+        kind: RankKind,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: RankBy,
+        limit: usize,
+    ) -> Result<Vec<RankEntry>, FleetError>;
+    /// The cost of every local day `from..=to`.
+    fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>, FleetError>;
+    /// What `/healthz` shows under `fleet` (e.g. the shipper's lag).
+    fn health(&self) -> serde_json::Value;
+}
+
+/// Runs a fleet call on the blocking pool; its failure is a 503.
+pub(crate) async fn ask<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, FleetError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "fleet query failed");
+            Err(ApiError::Unavailable {
+                message: format!("fleet query failed: {e}"),
+                retry_after_secs: 5,
+            })
+        }
+        Err(e) => Err(ApiError::internal("fleet query task", e)),
+    }
+}
