@@ -358,16 +358,18 @@ impl Monitor {
             .map_err(to_py)
     }
 
-    /// Writes the daily CSV of the last `days` days; returns its path.
-    #[pyo3(signature = (output_path=None, days=7))]
+    /// Writes the daily CSV of the last `days` days (with a UTF-8 BOM for
+    /// Excel when `bom`); returns its path.
+    #[pyo3(signature = (output_path=None, days=7, bom=false))]
     fn _export_csv(
         &self,
         py: Python<'_>,
         output_path: Option<PathBuf>,
         days: u32,
+        bom: bool,
     ) -> PyResult<PathBuf> {
         let m = self.m();
-        py.detach(|| m.export_csv(output_path.as_deref(), days))
+        py.detach(|| m.export_csv(output_path.as_deref(), days, bom))
             .map_err(to_py)
     }
 

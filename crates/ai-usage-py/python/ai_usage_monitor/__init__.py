@@ -205,9 +205,14 @@ class AIUsageMonitor(_native.Monitor):
         """Cheaper-model advice from the last ``days`` days."""
         return json.loads(self._savings_json(days))
 
-    def export_csv(self, output_path: Union[str, "os.PathLike[str]", None] = None, days: int = 7) -> Path:
+    def export_csv(
+        self,
+        output_path: Union[str, "os.PathLike[str]", None] = None,
+        days: int = 7,
+        bom: bool = False,
+    ) -> Path:
         """Writes one CSV row per day × model × function; returns its path."""
-        return Path(self._export_csv(output_path, days))
+        return Path(self._export_csv(output_path, days, bom))
 
     def health(self) -> Dict[str, Any]:
         """Writer state and replay figures."""
