@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use ai_usage_core::{
-    main_currency, success_rate, ConvertedTotal, Costs, Currency, GroupStats, GroupSummary, Money,
-    PricingTable, RankBy, RankEntry, RankKind, TrendPoint, UsageSummary, Zone,
+    main_currency, success_rate, Costs, Currency, GroupStats, GroupSummary, Money, PricingTable,
+    RankBy, RankEntry, RankKind, TrendPoint, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
@@ -111,7 +111,7 @@ impl FleetQueries {
 
     /// The summary of whole local days `from..=to`.
     pub fn range_summary(&self, from: NaiveDate, to: NaiveDate) -> Result<UsageSummary> {
-        check_range(from, to)?;
+        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
         self.summary(
             "range",
             (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1),
@@ -143,7 +143,7 @@ impl FleetQueries {
         by: RankBy,
         limit: usize,
     ) -> Result<Vec<RankEntry>> {
-        check_range(from, to)?;
+        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
         let (column, table) = match kind {
             RankKind::User => ("user_id", "agg_user"),
             RankKind::Anchor => ("anchor_id", "agg_anchor"),
@@ -206,7 +206,7 @@ GROUP BY {column}, currency",
 
     /// The cost of every local day `from..=to`, oldest first, zero days included.
     pub fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>> {
-        check_range(from, to)?;
+        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
         // Where every day of the range starts on a whole UTC hour, hours
         // map to exactly one local day; else quarter hours do (every zone's
@@ -419,7 +419,7 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             total_cost: totals.cost.get(currency),
             currency,
             costs: totals.cost.clone(),
-            converted_total: convert(&totals.cost, reporting, &self.rates),
+            converted_total: ai_usage_core::convert_costs(&totals.cost, reporting, &self.rates),
             success_rate: success_rate(&totals),
             avg_duration_ms: parts.avg_ms,
             p95_duration_ms: parts.p95_ms,
@@ -489,52 +489,6 @@ fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
         RankBy::Cost => (g.cost.get(reporting).micros(), g.total_tokens),
         RankBy::Calls => (g.calls as i64, g.total_tokens),
     }
-}
-
-/// The core's conversion rule: only when rates are set and more than the
-/// reporting currency is present.
-fn convert(
-    costs: &Costs,
-    reporting: Currency,
-    rates: &[(Currency, i64)],
-) -> Option<ConvertedTotal> {
-    if rates.is_empty() || costs.iter().count() < 2 && costs.iter().all(|(c, _)| c == reporting) {
-        return None;
-    }
-    let mut total = costs.get(reporting);
-    let mut used = BTreeMap::new();
-    let mut missing = Vec::new();
-    for (c, amount) in costs.others(reporting) {
-        match rates.iter().find(|(rc, _)| *rc == c) {
-            Some((_, rate)) => {
-                total += amount.mul_div(*rate, 1_000_000).unwrap_or(Money::ZERO);
-                used.insert(c, Money::from_micros(*rate));
-            }
-            None => missing.push(c),
-        }
-    }
-    Some(ConvertedTotal {
-        total,
-        currency: reporting,
-        rates: used,
-        missing_rates: missing,
-    })
-}
-
-fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
-    let bad = |message: String| {
-        Err(Error::Core(ai_usage_core::Error::InvalidArgument {
-            argument: "from",
-            message,
-        }))
-    };
-    if from > to {
-        return bad(format!("{from} is after {to}"));
-    }
-    if (to - from).num_days() > 3660 {
-        return bad("a range may span at most 3660 days".into());
-    }
-    Ok(())
 }
 
 fn field(row: &[String], i: usize) -> Result<&str> {

@@ -29,6 +29,7 @@ pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,
 };
 pub use session::{recent_sessions, SessionSummary};
-pub(crate) use summary::check_range;
-pub use summary::{main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary};
+pub use summary::{
+    check_range, convert, main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary,
+};
 pub use trend::{trend, TrendPoint};

@@ -279,7 +279,7 @@ pub fn convert(
 }
 
 /// Dates `from..=to`, validated (`from <= to`, at most 3,660 days).
-pub(crate) fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
+pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
     if from > to {
         return Err(Error::InvalidArgument {
             argument: "from",
