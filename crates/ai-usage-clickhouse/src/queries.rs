@@ -380,7 +380,7 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
         let reporting = self.reporting;
         let groups = |m: &BTreeMap<String, GroupStats>| -> BTreeMap<String, GroupSummary> {
             m.iter()
-                .map(|(k, g)| (k.clone(), group_summary(g, reporting)))
+                .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
                 .collect()
         };
         let limit = self.group_limit;
@@ -398,7 +398,7 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             });
             v.truncate(limit);
             v.into_iter()
-                .map(|(k, g)| (k.clone(), group_summary(g, reporting)))
+                .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
                 .collect()
         };
         let mut models = limited(&by_model);
@@ -463,23 +463,6 @@ fn where_bounds((start, end): (f64, f64)) -> String {
         day(start).format("%Y-%m-%d"),
         day(end).format("%Y-%m-%d"),
     )
-}
-
-fn group_summary(g: &GroupStats, reporting: Currency) -> GroupSummary {
-    let currency = main_currency(&g.cost, reporting);
-    GroupSummary {
-        calls: g.calls,
-        input_tokens: g.input_tokens,
-        output_tokens: g.output_tokens,
-        total_tokens: g.total_tokens,
-        cost: g.cost.get(currency),
-        currency,
-        costs: g.cost.clone(),
-        successful_calls: g.successful_calls,
-        cached_input_tokens: g.cached_input_tokens,
-        unpriced_calls: g.unpriced_calls,
-        display_name: None,
-    }
 }
 
 /// The core's ranking key: the measure, then a tie-breaker.
