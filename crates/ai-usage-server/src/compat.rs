@@ -96,16 +96,19 @@ pub fn by_display_name(
         .collect()
 }
 
-/// Adds `g` into `acc`; the cost stays in one currency (the main one of the
-/// merged costs), never a sum across currencies.
+/// Adds `g` into `acc` (saturating, as every sum in the core); the cost
+/// stays in one currency (the main one of the merged costs), never a sum
+/// across currencies.
 fn add_group(acc: &mut GroupSummary, g: &GroupSummary, reporting: Currency) {
-    acc.calls += g.calls;
-    acc.input_tokens += g.input_tokens;
-    acc.output_tokens += g.output_tokens;
-    acc.total_tokens += g.total_tokens;
-    acc.successful_calls += g.successful_calls;
-    acc.cached_input_tokens += g.cached_input_tokens;
-    acc.unpriced_calls += g.unpriced_calls;
+    acc.calls = acc.calls.saturating_add(g.calls);
+    acc.input_tokens = acc.input_tokens.saturating_add(g.input_tokens);
+    acc.output_tokens = acc.output_tokens.saturating_add(g.output_tokens);
+    acc.total_tokens = acc.total_tokens.saturating_add(g.total_tokens);
+    acc.successful_calls = acc.successful_calls.saturating_add(g.successful_calls);
+    acc.cached_input_tokens = acc
+        .cached_input_tokens
+        .saturating_add(g.cached_input_tokens);
+    acc.unpriced_calls = acc.unpriced_calls.saturating_add(g.unpriced_calls);
     acc.costs.merge(&g.costs);
     acc.currency = main_currency(&acc.costs, reporting);
     acc.cost = acc.costs.get(acc.currency);
