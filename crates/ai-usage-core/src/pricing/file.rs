@@ -323,6 +323,8 @@ struct RawModel {
     output: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_cached_input")]
     cached_input: Option<Rate>,
+    #[serde(default, deserialize_with = "de_opt_cache_write")]
+    cache_write: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_reasoning")]
     reasoning: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_tier_mode")]
@@ -353,6 +355,7 @@ impl RawModel {
             input,
             output,
             cached_input,
+            cache_write: self.cache_write,
             reasoning: self.reasoning,
             tiers: Tiers::Flat,
             free_input_tokens_per_call: self.free_input_tokens_per_call,
@@ -379,6 +382,7 @@ impl RawModel {
                     ("input", self.input.is_some()),
                     ("output", self.output.is_some()),
                     ("cached_input", self.cached_input.is_some()),
+                    ("cache_write", self.cache_write.is_some()),
                 ] {
                     if set {
                         return Err(format!(
@@ -425,6 +429,12 @@ pub(crate) fn de_opt_cached_input<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Rate>, D::Error> {
     rate_field(d, "cached_input").map(Some)
+}
+
+pub(crate) fn de_opt_cache_write<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Rate>, D::Error> {
+    rate_field(d, "cache_write").map(Some)
 }
 
 fn de_opt_reasoning<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {

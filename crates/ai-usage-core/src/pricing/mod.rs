@@ -16,7 +16,10 @@
 //! # What is charged how
 //!
 //! - Cached input tokens (part of `input_tokens`) use `cached_input` when the
-//!   model (or band) has one, else the input rate.
+//!   model (or band) has one, else the input rate; cache-write tokens (also
+//!   part of `input_tokens`) likewise use `cache_write`. Audio tokens are
+//!   priced as input / output here (the table has no audio rates; the
+//!   catalogue has).
 //! - Reasoning tokens (part of `output_tokens`) use `reasoning` when set, else
 //!   the output rate that applies to the call.
 //! - Token order inside a call follows how providers build it: cached tokens
@@ -66,6 +69,7 @@
 //! input = 0.01              # per 1K tokens
 //! output = 0.03
 //! cached_input = 0.002      # optional
+//! cache_write = 0.0125      # optional; default: the input rate
 //! reasoning = 0.03          # optional; default: the output rate
 //! free_input_tokens_per_call = 0   # optional
 //! price_date = "2025-09"    # optional
@@ -338,6 +342,13 @@ pub struct Band {
         deserialize_with = "file::de_opt_cached_input"
     )]
     pub cached_input: Option<Rate>,
+    /// Cache-write rate in this band; `None` = the band's input rate.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file::de_opt_cache_write"
+    )]
+    pub cache_write: Option<Rate>,
 }
 
 impl Band {
@@ -348,11 +359,16 @@ impl Band {
             input,
             output,
             cached_input: None,
+            cache_write: None,
         }
     }
 
     fn cached_rate(&self) -> Rate {
         self.cached_input.unwrap_or(self.input)
+    }
+
+    fn cache_write_rate(&self) -> Rate {
+        self.cache_write.unwrap_or(self.input)
     }
 }
 
@@ -435,6 +451,10 @@ pub struct ModelPrice {
     /// Rate of cached input tokens; `None` = the input rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<Rate>,
+    /// Rate of input tokens written to the prompt cache; `None` = the input
+    /// rate (for tiered models: the first band's, for display).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<Rate>,
     /// Rate of reasoning tokens; `None` = priced as output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Rate>,
@@ -510,6 +530,7 @@ impl ModelPrice {
             input,
             output,
             cached_input: None,
+            cache_write: None,
             reasoning: None,
             tiers: Tiers::Flat,
             free_input_tokens_per_call: 0,
@@ -525,18 +546,26 @@ impl ModelPrice {
         self
     }
 
+    /// Sets the cache-write rate.
+    pub fn cache_write(mut self, rate: Rate) -> ModelPrice {
+        self.cache_write = Some(rate);
+        self
+    }
+
     /// Sets the reasoning-token rate.
     pub fn reasoning(mut self, rate: Rate) -> ModelPrice {
         self.reasoning = Some(rate);
         self
     }
 
-    /// Sets tiers; `input`/`output`/`cached_input` become the first band's.
+    /// Sets tiers; `input`/`output`/`cached_input`/`cache_write` become the
+    /// first band's.
     pub fn tiered(mut self, tiers: Tiers) -> ModelPrice {
         if let Some(first) = tiers.bands().first() {
             self.input = first.input;
             self.output = first.output;
             self.cached_input = first.cached_input;
+            self.cache_write = first.cache_write;
         }
         self.tiers = tiers;
         self
@@ -571,9 +600,13 @@ impl ModelPrice {
     /// `Σ tokens × nano-per-1K` over all components (units of 1e-12).
     fn cost_sum(&self, usage: &TokenUsage) -> u128 {
         let input = usage.input_tokens;
+        let cached = usage.cached_input_tokens.min(input);
         let split = InputSplit {
             input,
-            cached: usage.cached_input_tokens.min(input),
+            cached,
+            written: cached
+                .saturating_add(usage.cache_write_tokens)
+                .min(input),
             free: self.free_input_tokens_per_call.min(input),
         };
         let flat_band = Band {
@@ -581,6 +614,7 @@ impl ModelPrice {
             input: self.input,
             output: self.output,
             cached_input: self.cached_input,
+            cache_write: self.cache_write,
         };
         let mut sum: u128 = 0;
         let out_band = match &self.tiers {
@@ -650,6 +684,7 @@ static FREE_BAND: Band = Band {
     input: Rate::ZERO,
     output: Rate::ZERO,
     cached_input: None,
+    cache_write: None,
 };
 
 fn mul(tokens: u64, rate: Rate) -> u128 {
@@ -657,10 +692,13 @@ fn mul(tokens: u64, rate: Rate) -> u128 {
 }
 
 /// Input token positions 1..=input: cached tokens are the prefix 1..=cached,
-/// free tokens the prefix 1..=free.
+/// cache-written tokens follow them up to `written` (the cache holds a
+/// prefix of the prompt), free tokens are the prefix 1..=free.
 struct InputSplit {
     input: u64,
     cached: u64,
+    /// End of the cache-written positions (`cached + cache_write`, at most `input`).
+    written: u64,
     free: u64,
 }
 
@@ -668,8 +706,11 @@ impl InputSplit {
     /// Cost of the billable input tokens whose positions lie in `(lo, hi]`.
     fn cost_in(&self, lo: u64, hi: u64, band: &Band) -> u128 {
         let cached = overlap(lo, hi, self.free, self.cached);
-        let fresh = overlap(lo, hi, self.free.max(self.cached), self.input);
-        mul(cached, band.cached_rate()).saturating_add(mul(fresh, band.input))
+        let written = overlap(lo, hi, self.free.max(self.cached), self.written);
+        let fresh = overlap(lo, hi, self.free.max(self.written), self.input);
+        mul(cached, band.cached_rate())
+            .saturating_add(mul(written, band.cache_write_rate()))
+            .saturating_add(mul(fresh, band.input))
     }
 }
 

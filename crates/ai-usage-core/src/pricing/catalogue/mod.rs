@@ -138,15 +138,20 @@ impl Default for CatalogueUsage {
 }
 
 impl From<&TokenUsage> for CatalogueUsage {
-    /// A recorded usage: cached input tokens are cache reads (part of input),
-    /// reasoning tokens part of output; no cache writes or audio are known.
+    /// A recorded usage: cached input tokens are cache reads and cache-write
+    /// and audio tokens are parts of input; reasoning and audio output tokens
+    /// parts of output. One request.
     fn from(u: &TokenUsage) -> CatalogueUsage {
         CatalogueUsage {
             input_tokens: u.input_tokens,
             cache_read_tokens: u.cached_input_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cache_audio_read_tokens: u.cached_audio_input_tokens,
             output_tokens: u.output_tokens,
+            output_audio_tokens: u.output_audio_tokens,
             reasoning_tokens: u.reasoning_tokens,
-            ..CatalogueUsage::default()
+            requests: 1,
         }
     }
 }
