@@ -575,6 +575,43 @@ fn record_flushes_and_prints_the_record() {
 }
 
 #[test]
+fn record_cache_writes_and_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let args = [
+        "record",
+        "--model",
+        "claude-sonnet-4-5",
+        "--function",
+        "问答",
+        "--input-tokens",
+        "7000",
+        "--cached-tokens",
+        "4000",
+        "--cache-write-tokens",
+        "2000",
+        "--output-tokens",
+        "200",
+        "--provider",
+        "anthropic",
+        "--json",
+    ];
+    let r = ok_json(dir, &args);
+    // $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200 per M tokens.
+    assert_eq!(r["cost"], 0.0147);
+    assert_eq!(r["currency"], "USD");
+    assert_eq!(r["cache_write_tokens"], 2000);
+    assert_eq!(r["provider"], "anthropic");
+    let line = std::fs::read_to_string(dir.join(format!("usage_{}.jsonl", today()))).unwrap();
+    let stored: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(stored["cache_write_tokens"], 2000);
+    assert_eq!(stored["provider"], "anthropic");
+    let mut too_many = args;
+    too_many[10] = "3001";
+    assert_error(&run(dir, &too_many), 2, "--cache-write-tokens");
+}
+
+#[test]
 fn bad_input_exits_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("missing");

@@ -77,6 +77,20 @@ pub struct RecordInput {
     pub tags: Option<Vec<String>>,
     /// Epoch seconds (default: now).
     pub timestamp: Option<f64>,
+    /// Input tokens written to the prompt cache (part of input_tokens, apart
+    /// from cached_input_tokens), priced at the cache-write rate.
+    pub cache_write_tokens: Option<u64>,
+    /// Audio input tokens (part of input_tokens).
+    pub input_audio_tokens: Option<u64>,
+    /// Audio input tokens read from the cache (part of cached_input_tokens
+    /// and input_audio_tokens).
+    pub cached_audio_input_tokens: Option<u64>,
+    /// Audio output tokens (part of output_tokens).
+    pub output_audio_tokens: Option<u64>,
+    /// Provider that served the call (`anthropic`, `aws`, an API base URL …):
+    /// picks that provider's catalogue price.
+    #[schema(example = "anthropic")]
+    pub provider: Option<String>,
 }
 
 /// A single record or a batch of at most 1000.
@@ -133,6 +147,7 @@ pub struct OwnedEvent {
     request_id: Option<String>,
     tags: Vec<String>,
     timestamp: Option<f64>,
+    provider: Option<String>,
 }
 
 impl OwnedEvent {
@@ -164,6 +179,7 @@ impl OwnedEvent {
             request_id: self.request_id.as_deref(),
             tags,
             timestamp: self.timestamp,
+            provider: self.provider.as_deref(),
         }
     }
 }
@@ -249,7 +265,14 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         total_tokens: r.count("total_tokens")?,
         cached_input_tokens: cached,
         reasoning_tokens: reasoning,
+        cache_write_tokens: r.count("cache_write_tokens")?.unwrap_or(0),
+        input_audio_tokens: r.count("input_audio_tokens")?.unwrap_or(0),
+        cached_audio_input_tokens: r.count("cached_audio_input_tokens")?.unwrap_or(0),
+        output_audio_tokens: r.count("output_audio_tokens")?.unwrap_or(0),
     };
+    if let Some((field, message)) = usage.inconsistency() {
+        return Err(field_err(field, index, message));
+    }
     let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
     if duration_ms > MAX_DURATION_MS {
         return Err(field_err(
@@ -332,6 +355,9 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         request_id: r.opt_str("request_id", MAX_NAME_LEN)?,
         tags,
         timestamp,
+        provider: r
+            .opt_str("provider", MAX_NAME_LEN)?
+            .filter(|p| !p.trim().is_empty()),
     })
 }
 
@@ -440,6 +466,42 @@ mod tests {
             body[*key] = json!({"not": "valid"});
             let e = detail(parse_body(&body, 1e9).unwrap_err());
             assert!(e.contains(key), "{key} is accepted but not validated: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_write_audio_and_provider_are_read_and_checked() {
+        let ok = parse_body(
+            &json!({"model": "m", "function": "f", "input_tokens": 100, "cached_input_tokens": 40,
+                    "cache_write_tokens": 30, "input_audio_tokens": 20, "output_tokens": 10,
+                    "output_audio_tokens": 4, "provider": "anthropic"}),
+            1e9,
+        )
+        .unwrap();
+        let e = &ok[0];
+        assert_eq!(
+            (e.usage.cache_write_tokens, e.usage.input_audio_tokens, e.usage.output_audio_tokens),
+            (30, 20, 4)
+        );
+        assert_eq!(e.provider.as_deref(), Some("anthropic"));
+        e.with_event(|ev| assert_eq!(ev.provider, Some("anthropic")));
+        let cases = [
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 100, "cached_input_tokens": 80, "cache_write_tokens": 30}),
+                "cache_write_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "output_tokens": 3, "output_audio_tokens": 4}),
+                "output_audio_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 10, "input_audio_tokens": 5, "cached_audio_input_tokens": 6}),
+                "cached_audio_input_tokens",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(field), "{body}: {e}");
         }
     }
 

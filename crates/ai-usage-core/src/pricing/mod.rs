@@ -117,6 +117,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -826,6 +827,9 @@ pub struct PricingTable {
     /// Fall back to the built-in genai-prices catalogue for models this
     /// table does not know (parsed lazily, on the first such model).
     catalogue: bool,
+    /// Pricing files in the genai-prices format, the last loaded first:
+    /// they win over the table and the built-in catalogue.
+    user_catalogues: Vec<Arc<catalogue::Catalogue>>,
 }
 
 /// Per-table memo of slow resolutions and of names already warned about.
@@ -866,6 +870,7 @@ impl PricingTable {
             aliases: FxHashMap::default(),
             memo: Memo::default(),
             catalogue: false,
+            user_catalogues: Vec::new(),
         }
     }
 
@@ -882,18 +887,23 @@ impl PricingTable {
         self.catalogue
     }
 
-    /// The catalogue entry that prices `model` for this table: with a
+    /// The catalogue entry that prices `model` for this table: first from
+    /// the pricing files in the genai-prices format (the last loaded first),
+    /// which win over the table; then from the built-in catalogue: with a
     /// `provider`, that provider's entry (an explicit provider wins over the
     /// table); without one, only for models the table does not know.
     pub fn catalogue_match(
         &self,
         provider: Option<&str>,
         model: &str,
-    ) -> Option<catalogue::ModelMatch<'static>> {
+    ) -> Option<catalogue::ModelMatch<'_>> {
+        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
+        if let Some(m) = self.user_catalogue_match(provider, model) {
+            return Some(m);
+        }
         if !self.catalogue {
             return None;
         }
-        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
         if provider.is_none() && self.lookup(model).is_some() {
             return None;
         }
@@ -908,6 +918,27 @@ impl PricingTable {
             Some(p) => cat.lookup(Some(p), model),
             None => cat.lookup_anywhere(model),
         }
+    }
+
+    /// The entry of a loaded genai-prices file that prices `model`.
+    fn user_catalogue_match(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+    ) -> Option<catalogue::ModelMatch<'_>> {
+        self.user_catalogues.iter().find_map(|c| match provider {
+            Some(p) => c.lookup(Some(p), model),
+            None => c.lookup_anywhere(model),
+        })
+    }
+
+    /// Adds a catalogue in the genai-prices format (what
+    /// [`PricingTable::load_file`] does with such a file): its models win
+    /// over the table's and the built-in catalogue's; a catalogue added later
+    /// wins over one added earlier.
+    pub fn add_catalogue(&mut self, catalogue: catalogue::Catalogue) {
+        self.user_catalogues.insert(0, Arc::new(catalogue));
+        self.invalidate();
     }
 
     /// The built-in table (see the `builtin` module for sources and dates).
@@ -937,6 +968,11 @@ impl PricingTable {
     /// the number of models added or overridden. On error nothing changes.
     pub fn load_file(&mut self, path: &Path) -> Result<usize, PricingError> {
         let parsed = file::parse(path, self)?;
+        if let Some(cat) = parsed.catalogue {
+            let n = cat.models().count();
+            self.add_catalogue(cat);
+            return Ok(n);
+        }
         let n = parsed.models.len();
         self.insert_all(parsed.models);
         for (alias, target) in parsed.aliases {
@@ -998,6 +1034,9 @@ impl PricingTable {
     /// The currency the model is priced in, when known (the table's, else
     /// the catalogue's).
     pub fn currency_of(&self, model: &str) -> Option<Currency> {
+        if let Some(m) = self.user_catalogue_match(None, model) {
+            return Some(m.currency());
+        }
         self.resolve(model)
             .map(|(_, p)| p.currency)
             .or_else(|| self.catalogue_match(None, model).map(|m| m.currency()))
@@ -1007,7 +1046,11 @@ impl PricingTable {
     /// are priced by the catalogue (when enabled). Unknown models give
     /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
-        // The table's prices do not depend on time: skip reading the clock.
+        // The table's prices do not depend on time: skip reading the clock
+        // (unless a genai-prices file may claim the model first).
+        if !self.user_catalogues.is_empty() {
+            return self.price_at(None, model, usage, chrono::Utc::now());
+        }
         if let Some((_, p)) = self.resolve(model) {
             return Quote {
                 cost: p.cost(usage),
@@ -1033,7 +1076,7 @@ impl PricingTable {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Quote {
         let table_first = provider.is_none_or(|p| p.trim().is_empty());
-        if table_first {
+        if table_first && self.user_catalogue_match(None, model).is_none() {
             if let Some((_, p)) = self.resolve(model) {
                 return Quote {
                     cost: p.cost(usage),

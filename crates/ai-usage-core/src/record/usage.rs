@@ -57,6 +57,47 @@ impl TokenUsage {
         }
     }
 
+    /// The first part that exceeds its whole, as (field, what it must not
+    /// exceed): cache reads + cache writes + uncached audio within
+    /// `input_tokens`, cached audio within both cache reads and audio input,
+    /// reasoning + audio output within `output_tokens`. `None` when the
+    /// parts fit (what the catalogue needs to price a call).
+    pub fn inconsistency(&self) -> Option<(&'static str, &'static str)> {
+        let uncached_audio = self
+            .input_audio_tokens
+            .checked_sub(self.cached_audio_input_tokens);
+        let Some(uncached_audio) = uncached_audio else {
+            return Some(("cached_audio_input_tokens", "must not exceed input_audio_tokens"));
+        };
+        if self.cached_audio_input_tokens > self.cached_input_tokens {
+            return Some(("cached_audio_input_tokens", "must not exceed cached_input_tokens"));
+        }
+        if self.cached_input_tokens > self.input_tokens {
+            return Some(("cached_input_tokens", "must not exceed input_tokens"));
+        }
+        let parts = u128::from(self.cached_input_tokens)
+            + u128::from(self.cache_write_tokens)
+            + u128::from(uncached_audio);
+        if parts > u128::from(self.input_tokens) {
+            let field = if self.cache_write_tokens > 0 {
+                "cache_write_tokens"
+            } else {
+                "input_audio_tokens"
+            };
+            return Some((
+                field,
+                "cached_input_tokens + cache_write_tokens + uncached audio input must not exceed input_tokens",
+            ));
+        }
+        if self.reasoning_tokens > self.output_tokens {
+            return Some(("reasoning_tokens", "must not exceed output_tokens"));
+        }
+        if self.output_audio_tokens > self.output_tokens {
+            return Some(("output_audio_tokens", "must not exceed output_tokens"));
+        }
+        None
+    }
+
     /// The total as the seed records it: `max(total_tokens, input + output)`.
     pub fn total(&self) -> u64 {
         let sum = self.input_tokens.saturating_add(self.output_tokens);
