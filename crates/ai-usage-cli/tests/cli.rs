@@ -612,6 +612,35 @@ fn record_cache_writes_and_provider() {
 }
 
 #[test]
+fn genai_prices_pricing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = dir.join("prices.json");
+    let text = r#"[{"id": "acme", "name": "Acme AI", "api_pattern": "https://api\\.acme\\.example",
+  "models": [{"id": "acme-large", "match": {"starts_with": "acme-large"},
+    "prices": {"input_mtok": 2, "output_mtok": 8, "cache_write_mtok": 2.5}}]}]"#;
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    let r = ok_json(
+        dir,
+        &["--pricing", f, "cost", "acme-large", "10000", "1000", "--cache-write", "2000", "--json"],
+    );
+    // 8,000 × $2 + 2,000 × $2.50 + 1,000 × $8 per M tokens.
+    assert_eq!(r["cost_exact"], "0.029");
+    assert_eq!(r["provider"], "acme");
+    assert_eq!(r["cache_write_tokens"], 2000);
+    let s = ok_json(dir, &["--pricing", f, "pricing", "show", "acme-large", "--json"]);
+    assert_eq!(s["priced_by"], "catalogue");
+    assert_eq!(s["catalogue"]["history"][0]["prices"]["cache_write_mtok"], "2.5");
+    std::fs::write(&file, text.replace("\"output_mtok\": 8", "\"output_mtok\": -8")).unwrap();
+    assert_error(
+        &run(dir, &["--pricing", f, "cost", "acme-large", "1", "1"]),
+        1,
+        "prices.output_mtok",
+    );
+}
+
+#[test]
 fn bad_input_exits_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("missing");
