@@ -623,16 +623,36 @@ fn genai_prices_pricing_file() {
     let f = file.to_str().unwrap();
     let r = ok_json(
         dir,
-        &["--pricing", f, "cost", "acme-large", "10000", "1000", "--cache-write", "2000", "--json"],
+        &[
+            "--pricing",
+            f,
+            "cost",
+            "acme-large",
+            "10000",
+            "1000",
+            "--cache-write",
+            "2000",
+            "--json",
+        ],
     );
     // 8,000 × $2 + 2,000 × $2.50 + 1,000 × $8 per M tokens.
     assert_eq!(r["cost_exact"], "0.029");
     assert_eq!(r["provider"], "acme");
     assert_eq!(r["cache_write_tokens"], 2000);
-    let s = ok_json(dir, &["--pricing", f, "pricing", "show", "acme-large", "--json"]);
+    let s = ok_json(
+        dir,
+        &["--pricing", f, "pricing", "show", "acme-large", "--json"],
+    );
     assert_eq!(s["priced_by"], "catalogue");
-    assert_eq!(s["catalogue"]["history"][0]["prices"]["cache_write_mtok"], "2.5");
-    std::fs::write(&file, text.replace("\"output_mtok\": 8", "\"output_mtok\": -8")).unwrap();
+    assert_eq!(
+        s["catalogue"]["history"][0]["prices"]["cache_write_mtok"],
+        "2.5"
+    );
+    std::fs::write(
+        &file,
+        text.replace("\"output_mtok\": 8", "\"output_mtok\": -8"),
+    )
+    .unwrap();
     assert_error(
         &run(dir, &["--pricing", f, "cost", "acme-large", "1", "1"]),
         1,

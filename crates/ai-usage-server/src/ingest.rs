@@ -3,8 +3,8 @@
 //! value is rejected (422 naming the field and index), never sanitised.
 
 use ai_usage_core::UsageEvent;
-use ai_usage_core::{TokenUsage, UsageSource};
 use ai_usage_core::{Currency, Money};
+use ai_usage_core::{TokenUsage, UsageSource};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -261,12 +261,7 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
     let response = match obj.get("response") {
         None | Some(Value::Null) => None,
         Some(body @ Value::Object(_)) => Some(body),
-        Some(_) => {
-            return Err(r.err(
-                "response",
-                "expected the provider's JSON response object",
-            ))
-        }
+        Some(_) => return Err(r.err("response", "expected the provider's JSON response object")),
     };
     let model_given = !matches!(obj.get("model"), None | Some(Value::Null));
     let model = match response.and_then(UsageSource::response_model) {
@@ -284,7 +279,10 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
 /// Token counts of a raw provider response.
 fn response_usage(r: &Reader<'_>, body: &Value) -> Result<TokenUsage, ApiError> {
     if let Some(k) = TOKEN_FIELDS.iter().find(|k| r.obj.contains_key(**k)) {
-        return Err(r.err(k, "not allowed together with `response` (its counts are used)"));
+        return Err(r.err(
+            k,
+            "not allowed together with `response` (its counts are used)",
+        ));
     }
     let usage = body
         .token_usage()
@@ -566,7 +564,11 @@ mod tests {
         .unwrap();
         let e = &ok[0];
         assert_eq!(
-            (e.usage.cache_write_tokens, e.usage.input_audio_tokens, e.usage.output_audio_tokens),
+            (
+                e.usage.cache_write_tokens,
+                e.usage.input_audio_tokens,
+                e.usage.output_audio_tokens
+            ),
             (30, 20, 4)
         );
         assert_eq!(e.provider.as_deref(), Some("anthropic"));
@@ -605,23 +607,37 @@ mod tests {
         let e = &ev[0];
         assert_eq!(e.model, "claude-sonnet-4-5");
         assert_eq!(
-            (e.usage.input_tokens, e.usage.cached_input_tokens, e.usage.cache_write_tokens),
+            (
+                e.usage.input_tokens,
+                e.usage.cached_input_tokens,
+                e.usage.cache_write_tokens
+            ),
             (7000, 4000, 2000)
         );
         // Bedrock Converse names no model: `model` is then required.
         let bedrock = json!({"output": {"message": {"role": "assistant", "content": []}},
             "usage": {"inputTokens": 30, "outputTokens": 10, "totalTokens": 40}});
-        let e = detail(parse_body(&json!({"function": "f", "response": bedrock}), 1e9).unwrap_err());
+        let e =
+            detail(parse_body(&json!({"function": "f", "response": bedrock}), 1e9).unwrap_err());
         assert!(e.contains("model"), "{e}");
         let ok = parse_body(
             &json!({"model": "anthropic.claude-3-haiku", "function": "f", "response": bedrock}),
             1e9,
         )
         .unwrap();
-        assert_eq!((ok[0].usage.input_tokens, ok[0].usage.output_tokens), (30, 10));
+        assert_eq!(
+            (ok[0].usage.input_tokens, ok[0].usage.output_tokens),
+            (30, 10)
+        );
         for (body, field) in [
-            (json!({"model": "m", "function": "f", "response": "text"}), "response"),
-            (json!({"model": "m", "function": "f", "response": {"choices": []}}), "response"),
+            (
+                json!({"model": "m", "function": "f", "response": "text"}),
+                "response",
+            ),
+            (
+                json!({"model": "m", "function": "f", "response": {"choices": []}}),
+                "response",
+            ),
             (
                 json!({"model": "m", "function": "f", "input_tokens": 3, "response": anthropic}),
                 "input_tokens",

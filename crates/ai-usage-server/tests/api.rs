@@ -241,7 +241,12 @@ async fn record_cache_writes_and_provider() {
         &[],
     )
     .await;
-    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "cache_write_tokens");
+    assert_error(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cache_write_tokens",
+    );
 }
 
 #[tokio::test]

@@ -30,7 +30,9 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
     if let Some((field, message)) = usage.inconsistency() {
         return Err(CliError::usage(format!(
             "--{}: {message}",
-            field.replace("cached_input_tokens", "cached_tokens").replace('_', "-")
+            field
+                .replace("cached_input_tokens", "cached_tokens")
+                .replace('_', "-")
         )));
     }
     if a.error.is_some() && !a.failed {

@@ -605,9 +605,7 @@ impl ModelPrice {
         let split = InputSplit {
             input,
             cached,
-            written: cached
-                .saturating_add(usage.cache_write_tokens)
-                .min(input),
+            written: cached.saturating_add(usage.cache_write_tokens).min(input),
             free: self.free_input_tokens_per_call.min(input),
         };
         let flat_band = Band {

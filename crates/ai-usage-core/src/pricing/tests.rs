@@ -1054,7 +1054,10 @@ fn genai_prices_files_are_detected_and_win() {
 fn genai_prices_errors_name_file_entry_and_field() {
     let bad_field = GENAI_FILE.replace(r#""output_mtok": 4}"#, r#""output_mtok": "four"}"#);
     let (msg, e) = load_err("json", &bad_field);
-    assert!(msg.contains(r#"provider "acme", model "acme-large""#), "{msg}");
+    assert!(
+        msg.contains(r#"provider "acme", model "acme-large""#),
+        "{msg}"
+    );
     assert!(msg.contains("prices[1].prices.output_mtok"), "{msg}");
     assert!(line_of(&e) > 1, "{msg}");
 
@@ -1065,7 +1068,10 @@ fn genai_prices_errors_name_file_entry_and_field() {
 
     let bad_regex = GENAI_FILE.replace(r#"{"equals": "qwen-plus"}"#, r#"{"regex": "qwen("}"#);
     let (msg, _) = load_err("json", &bad_regex);
-    assert!(msg.contains(r#"provider "qwen-override", model "qwen-plus""#), "{msg}");
+    assert!(
+        msg.contains(r#"provider "qwen-override", model "qwen-plus""#),
+        "{msg}"
+    );
     assert!(msg.contains("regex"), "{msg}");
 
     let provider_field = GENAI_FILE.replace(r#""name": "Acme AI","#, "");

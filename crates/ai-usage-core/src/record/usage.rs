@@ -67,10 +67,16 @@ impl TokenUsage {
             .input_audio_tokens
             .checked_sub(self.cached_audio_input_tokens);
         let Some(uncached_audio) = uncached_audio else {
-            return Some(("cached_audio_input_tokens", "must not exceed input_audio_tokens"));
+            return Some((
+                "cached_audio_input_tokens",
+                "must not exceed input_audio_tokens",
+            ));
         };
         if self.cached_audio_input_tokens > self.cached_input_tokens {
-            return Some(("cached_audio_input_tokens", "must not exceed cached_input_tokens"));
+            return Some((
+                "cached_audio_input_tokens",
+                "must not exceed cached_input_tokens",
+            ));
         }
         if self.cached_input_tokens > self.input_tokens {
             return Some(("cached_input_tokens", "must not exceed input_tokens"));
@@ -626,6 +632,7 @@ mod source_tests {
         assert_eq!(super::detect_flavour(&bedrock), Some(("aws", "default")));
         assert_eq!(json_usage(&bedrock), None);
         assert_eq!(counts(bedrock.token_usage().unwrap()), (150, 10, 100, 0));
+        assert_eq!(bedrock.token_usage().unwrap().cache_write_tokens, 20);
 
         // Anthropic: input_tokens excludes cache reads and writes.
         let anthropic = json!({"id": "msg_1", "type": "message", "role": "assistant",
@@ -639,6 +646,13 @@ mod source_tests {
             counts(anthropic.token_usage().unwrap()),
             (5005, 50, 4000, 0)
         );
+        assert_eq!(anthropic.token_usage().unwrap().cache_write_tokens, 1000);
+        // An Anthropic-shaped body the flavour detection does not recognise
+        // (no `type`) is read by shape, cache writes kept apart too.
+        let bare = json!({"model": "claude-sonnet-4-5", "usage": {"input_tokens": 5,
+            "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 4000, "output_tokens": 50}});
+        let u = bare.token_usage().unwrap();
+        assert_eq!((u.input_tokens, u.cache_write_tokens), (5005, 1000));
 
         // OpenAI chat with cached and reasoning tokens (prompt_tokens includes cached).
         let chat = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "o3-mini",
@@ -683,6 +697,14 @@ mod source_tests {
             Some(("openrouter", "chat"))
         );
         assert_eq!(counts(openrouter.token_usage().unwrap()), (500, 20, 300, 0));
+        assert_eq!(openrouter.token_usage().unwrap().cache_write_tokens, 100);
+        // OpenAI chat with audio in and out (gpt-4o-audio-preview).
+        let audio = json!({"id": "chatcmpl-a", "object": "chat.completion", "model": "gpt-audio",
+            "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 400},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 300}}});
+        let u = audio.token_usage().unwrap();
+        assert_eq!((u.input_audio_tokens, u.output_audio_tokens), (400, 300));
         let mistral = json!({"id": "cmpl-m", "object": "chat.completion", "model": "mistral-large-latest",
             "choices": [], "usage": {"prompt_tokens": 16, "completion_tokens": 34, "total_tokens": 50}});
         assert_eq!(counts(mistral.token_usage().unwrap()), (16, 34, 0, 0));

@@ -682,7 +682,11 @@ fn recorded_body_keeps_cache_writes_and_provider() {
         "output_tokens": 200}});
     let usage = body.token_usage().expect("usage");
     assert_eq!(
-        (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens),
+        (
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.cache_write_tokens
+        ),
         (7000, 4000, 2000)
     );
     let model = body.response_model().expect("model");
@@ -743,5 +747,8 @@ fn recorded_body_keeps_cache_writes_and_provider() {
         .find(|r| &r[col("provider")] == "anthropic")
         .expect("row with provider");
     assert_eq!(&row[col("cache_write_tokens")], "2000");
-    assert_eq!(row[col("cost")].parse::<Money>(), Ok(Money::from_micros(14_700)));
+    assert_eq!(
+        row[col("cost")].parse::<Money>(),
+        Ok(Money::from_micros(14_700))
+    );
 }

@@ -304,13 +304,23 @@ fn recorded_cache_writes_and_audio_are_priced_at_their_rates() {
         ..TokenUsage::default()
     };
     let q = builtin()
-        .price(Some("openai"), "gpt-audio", &CatalogueUsage::from(&audio), at)
+        .price(
+            Some("openai"),
+            "gpt-audio",
+            &CatalogueUsage::from(&audio),
+            at,
+        )
         .expect("priced");
     let p = q.parts;
     assert_eq!((p.uncached_input.units, p.input_audio.units), (600, 400));
     assert_eq!((p.output.units, p.output_audio.units), (200, 300));
     assert_eq!(
-        (p.uncached_input.nanos, p.input_audio.nanos, p.output.nanos, p.output_audio.nanos),
+        (
+            p.uncached_input.nanos,
+            p.input_audio.nanos,
+            p.output.nanos,
+            p.output_audio.nanos
+        ),
         (1_500_000, 12_800_000, 2_000_000, 19_200_000)
     );
     assert_eq!(q.total_nanos, 35_500_000);
