@@ -65,6 +65,29 @@ fn default_function_name(mon: &UsageMonitor) -> TokenUsage {
     TokenUsage::new(1, 2)
 }
 
+#[track_ai_usage("问答", provider = "anthropic", monitor = mon)]
+fn anthropic_call(mon: &UsageMonitor) -> Value {
+    // Anthropic Messages: input_tokens excludes cache reads and writes.
+    json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 1000,
+        "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 4000, "output_tokens": 200}})
+}
+
+#[test]
+fn provider_and_cache_writes_from_an_anthropic_body() {
+    let t = TestMonitor::new();
+    anthropic_call(&t.monitor);
+    let r = t.records();
+    assert_eq!(r[0]["provider"], "anthropic");
+    assert_eq!(r[0]["model"], "claude-sonnet-4-5");
+    assert_eq!(r[0]["input_tokens"], 7000);
+    assert_eq!(r[0]["cached_input_tokens"], 4000);
+    assert_eq!(r[0]["cache_write_tokens"], 2000);
+    // $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200 per M tokens.
+    assert_eq!(r[0]["currency"], "USD");
+    assert_eq!(r[0]["cost"].as_f64(), Some(0.0147));
+}
+
 #[test]
 fn model_from_response_else_unknown_and_default_function() {
     let t = TestMonitor::new();

@@ -349,6 +349,20 @@ pub struct RecordArgs {
     /// Currency of --cost, e.g. CNY or USD.
     #[arg(long, requires = "cost")]
     pub currency: Option<Currency>,
+    /// Input tokens written to the prompt cache (part of the input), priced
+    /// at the cache-write rate.
+    #[arg(long, default_value_t = 0)]
+    pub cache_write_tokens: u64,
+    /// Audio input tokens (part of the input).
+    #[arg(long, default_value_t = 0)]
+    pub input_audio_tokens: u64,
+    /// Audio output tokens (part of the output).
+    #[arg(long, default_value_t = 0)]
+    pub output_audio_tokens: u64,
+    /// Provider that served the call (anthropic, aws, an API base URL …):
+    /// picks that provider's price.
+    #[arg(long)]
+    pub provider: Option<String>,
 }
 
 /// `serve` arguments.

@@ -575,6 +575,92 @@ fn record_flushes_and_prints_the_record() {
 }
 
 #[test]
+fn record_cache_writes_and_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let args = [
+        "record",
+        "--model",
+        "claude-sonnet-4-5",
+        "--function",
+        "问答",
+        "--input-tokens",
+        "7000",
+        "--cached-tokens",
+        "4000",
+        "--cache-write-tokens",
+        "2000",
+        "--output-tokens",
+        "200",
+        "--provider",
+        "anthropic",
+        "--json",
+    ];
+    let r = ok_json(dir, &args);
+    // $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200 per M tokens.
+    assert_eq!(r["cost"], 0.0147);
+    assert_eq!(r["currency"], "USD");
+    assert_eq!(r["cache_write_tokens"], 2000);
+    assert_eq!(r["provider"], "anthropic");
+    let line = std::fs::read_to_string(dir.join(format!("usage_{}.jsonl", today()))).unwrap();
+    let stored: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(stored["cache_write_tokens"], 2000);
+    assert_eq!(stored["provider"], "anthropic");
+    let mut too_many = args;
+    too_many[10] = "3001";
+    assert_error(&run(dir, &too_many), 2, "--cache-write-tokens");
+}
+
+#[test]
+fn genai_prices_pricing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = dir.join("prices.json");
+    let text = r#"[{"id": "acme", "name": "Acme AI", "api_pattern": "https://api\\.acme\\.example",
+  "models": [{"id": "acme-large", "match": {"starts_with": "acme-large"},
+    "prices": {"input_mtok": 2, "output_mtok": 8, "cache_write_mtok": 2.5}}]}]"#;
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    let r = ok_json(
+        dir,
+        &[
+            "--pricing",
+            f,
+            "cost",
+            "acme-large",
+            "10000",
+            "1000",
+            "--cache-write",
+            "2000",
+            "--json",
+        ],
+    );
+    // 8,000 × $2 + 2,000 × $2.50 + 1,000 × $8 per M tokens.
+    assert_eq!(r["cost_exact"], "0.029");
+    assert_eq!(r["provider"], "acme");
+    assert_eq!(r["cache_write_tokens"], 2000);
+    let s = ok_json(
+        dir,
+        &["--pricing", f, "pricing", "show", "acme-large", "--json"],
+    );
+    assert_eq!(s["priced_by"], "catalogue");
+    assert_eq!(
+        s["catalogue"]["history"][0]["prices"]["cache_write_mtok"],
+        "2.5"
+    );
+    std::fs::write(
+        &file,
+        text.replace("\"output_mtok\": 8", "\"output_mtok\": -8"),
+    )
+    .unwrap();
+    assert_error(
+        &run(dir, &["--pricing", f, "cost", "acme-large", "1", "1"]),
+        1,
+        "prices.output_mtok",
+    );
+}
+
+#[test]
 fn bad_input_exits_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("missing");

@@ -69,6 +69,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 priced: None,
                 request_id: None,
                 tags: Vec::new(),
+                cache_write_tokens: 0,
+                input_audio_tokens: 0,
+                cached_audio_input_tokens: 0,
+                output_audio_tokens: 0,
+                provider: None,
             };
             line.clear();
             r.write_line(&mut line);

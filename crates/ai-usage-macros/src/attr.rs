@@ -10,6 +10,7 @@ use syn::{Expr, Ident, Lit, LitStr, Path, Token};
 const KEYS: &[&str] = &[
     "function",
     "model",
+    "provider",
     "user_id",
     "anchor_id",
     "session_id",
@@ -26,6 +27,8 @@ pub(crate) struct Args {
     pub function: Option<LitStr>,
     /// Model name; defaults to the response's model, else `"unknown"`.
     pub model: Option<LitStr>,
+    /// Provider whose price applies (`anthropic`, an API base URL …).
+    pub provider: Option<LitStr>,
     /// Explicit user id expression.
     pub user_id: Option<Expr>,
     /// Explicit anchor id expression.
@@ -135,6 +138,10 @@ impl Args {
                     return Err(given_positionally(key, "second"));
                 }
                 set(&mut self.model, v, key)
+            }
+            "provider" => {
+                let v = literal_name(input, "provider", "anthropic")?;
+                set(&mut self.provider, v, key)
             }
             "user_id" => set(&mut self.user_id, input.parse()?, key),
             "anchor_id" => set(&mut self.anchor_id, input.parse()?, key),

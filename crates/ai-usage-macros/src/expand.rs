@@ -228,9 +228,10 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         ),
     };
     let model = args.model.as_ref().map(|m| quote!(.model(#m)));
+    let provider = args.provider.as_ref().map(|p| quote!(.provider(#p)));
     values.extend(quote!(let __ai_usage_monitor = #monitor;));
     let start = quote! {
-        let __ai_usage_guard = #p::CallGuard::start(#handle, #function) #model #(#ids)*;
+        let __ai_usage_guard = #p::CallGuard::start(#handle, #function) #model #provider #(#ids)*;
     };
 
     let ret_span = match &func.sig.output {

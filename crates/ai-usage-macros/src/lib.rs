@@ -31,13 +31,14 @@ mod expand;
 /// | --- | --- |
 /// | `"功能"` (first positional) or `function = "…"` | the app feature; defaults to the function's name |
 /// | `"model"` (second positional) or `model = "…"` | the model; defaults to the response's model, else `"unknown"` |
+/// | `provider = "…"` | the provider whose catalogue price applies (`"anthropic"`, `"aws"`, an API base URL …) |
 /// | `user_id = expr`, `anchor_id = expr`, `session_id = expr` | ids, evaluated once when the call starts |
 /// | `extract = path::to_fn` | custom extraction: `fn(&Ret) -> X` where `X: UsageSource` (e.g. `Option<TokenUsage>` or `Result<TokenUsage, &E>`) |
 /// | `monitor = expr` | a non-global monitor: a `UsageMonitor`, a reference to one, or an `Arc`/`Box` of one |
 /// | `context = param` | a parameter whose type implements `UsageContext` (same as `#[usage_context]` on it) |
 /// | `crate = "path"` | where the facade lives when the dependency is renamed |
 ///
-/// `function` and `model` must be non-empty string literals. Every misuse
+/// `function`, `model` and `provider` must be non-empty string literals. Every misuse
 /// (an unknown or repeated key, a missing value, a `context` naming no
 /// parameter, the attribute on something other than a function with a body,
 /// …) is a compile error that points at the offending tokens and says how to

@@ -227,6 +227,7 @@ impl Monitor {
                 total_tokens: total_tokens.map(tokens),
                 cached_input_tokens: tokens(cached_input_tokens),
                 reasoning_tokens: tokens(reasoning_tokens),
+                ..TokenUsage::default()
             },
             duration_ms,
             success,
@@ -239,6 +240,7 @@ impl Monitor {
             request_id,
             tags: &[],
             timestamp,
+            provider: None,
         };
         let m = &self.inner;
         // Released: a full queue (lossless policy) or a budget callback that

@@ -2,9 +2,9 @@
 //! other languages, with the same rules as `record_ai_usage` but strict: a bad
 //! value is rejected (422 naming the field and index), never sanitised.
 
-use ai_usage_core::TokenUsage;
 use ai_usage_core::UsageEvent;
 use ai_usage_core::{Currency, Money};
+use ai_usage_core::{TokenUsage, UsageSource};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -77,7 +77,40 @@ pub struct RecordInput {
     pub tags: Option<Vec<String>>,
     /// Epoch seconds (default: now).
     pub timestamp: Option<f64>,
+    /// Input tokens written to the prompt cache (part of input_tokens, apart
+    /// from cached_input_tokens), priced at the cache-write rate.
+    pub cache_write_tokens: Option<u64>,
+    /// Audio input tokens (part of input_tokens).
+    pub input_audio_tokens: Option<u64>,
+    /// Audio input tokens read from the cache (part of cached_input_tokens
+    /// and input_audio_tokens).
+    pub cached_audio_input_tokens: Option<u64>,
+    /// Audio output tokens (part of output_tokens).
+    pub output_audio_tokens: Option<u64>,
+    /// Provider that served the call (`anthropic`, `aws`, an API base URL …):
+    /// picks that provider's catalogue price.
+    #[schema(example = "anthropic")]
+    pub provider: Option<String>,
+    /// The provider's raw response body (Anthropic, OpenAI chat / Responses /
+    /// embeddings, Gemini, Bedrock Converse, Groq, OpenRouter, DashScope …):
+    /// token counts (and `model`, when not given) are read from it with the
+    /// genai-prices extractors. Not allowed together with token counts.
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
 }
+
+/// The token-count keys a `response` replaces.
+const TOKEN_FIELDS: [&str; 9] = [
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+    "input_audio_tokens",
+    "cached_audio_input_tokens",
+    "output_audio_tokens",
+];
 
 /// A single record or a batch of at most 1000.
 #[allow(dead_code)] // only read by the OpenAPI generator
@@ -133,6 +166,7 @@ pub struct OwnedEvent {
     request_id: Option<String>,
     tags: Vec<String>,
     timestamp: Option<f64>,
+    provider: Option<String>,
 }
 
 impl OwnedEvent {
@@ -164,6 +198,7 @@ impl OwnedEvent {
             request_id: self.request_id.as_deref(),
             tags,
             timestamp: self.timestamp,
+            provider: self.provider.as_deref(),
         }
     }
 }
@@ -223,8 +258,58 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         return Err(field_err(k, index, "unknown field"));
     }
     let r = Reader { obj, index };
-    let model = r.name("model", MAX_NAME_LEN)?;
+    let response = match obj.get("response") {
+        None | Some(Value::Null) => None,
+        Some(body @ Value::Object(_)) => Some(body),
+        Some(_) => return Err(r.err("response", "expected the provider's JSON response object")),
+    };
+    let model_given = !matches!(obj.get("model"), None | Some(Value::Null));
+    let model = match response.and_then(UsageSource::response_model) {
+        Some(m) if !model_given && m.len() <= MAX_NAME_LEN => m.to_owned(),
+        _ => r.name("model", MAX_NAME_LEN)?,
+    };
     let function = r.name("function", MAX_NAME_LEN)?;
+    let usage = match response {
+        Some(body) => response_usage(&r, body)?,
+        None => given_usage(&r)?,
+    };
+    finish_event(&r, model, function, usage, now)
+}
+
+/// Token counts of a raw provider response.
+fn response_usage(r: &Reader<'_>, body: &Value) -> Result<TokenUsage, ApiError> {
+    if let Some(k) = TOKEN_FIELDS.iter().find(|k| r.obj.contains_key(**k)) {
+        return Err(r.err(
+            k,
+            "not allowed together with `response` (its counts are used)",
+        ));
+    }
+    let usage = body
+        .token_usage()
+        .ok_or_else(|| r.err("response", "no token usage found in the response"))?;
+    let counts = [
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens.unwrap_or(0),
+        usage.cached_input_tokens,
+        usage.reasoning_tokens,
+        usage.cache_write_tokens,
+        usage.input_audio_tokens,
+        usage.cached_audio_input_tokens,
+        usage.output_audio_tokens,
+    ];
+    if counts.iter().any(|&n| n > MAX_TOKENS) {
+        return Err(r.err("response", "token counts must be at most 10^12 per call"));
+    }
+    if let Some((field, message)) = usage.inconsistency() {
+        return Err(r.err("response", &format!("{field} {message}")));
+    }
+    Ok(usage)
+}
+
+/// Token counts given as fields.
+fn given_usage(r: &Reader<'_>) -> Result<TokenUsage, ApiError> {
+    let index = r.index;
     let input_tokens = r.count("input_tokens")?.unwrap_or(0);
     let output_tokens = r.count("output_tokens")?.unwrap_or(0);
     let cached = r.count("cached_input_tokens")?.unwrap_or(0);
@@ -249,7 +334,25 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         total_tokens: r.count("total_tokens")?,
         cached_input_tokens: cached,
         reasoning_tokens: reasoning,
+        cache_write_tokens: r.count("cache_write_tokens")?.unwrap_or(0),
+        input_audio_tokens: r.count("input_audio_tokens")?.unwrap_or(0),
+        cached_audio_input_tokens: r.count("cached_audio_input_tokens")?.unwrap_or(0),
+        output_audio_tokens: r.count("output_audio_tokens")?.unwrap_or(0),
     };
+    if let Some((field, message)) = usage.inconsistency() {
+        return Err(field_err(field, index, message));
+    }
+    Ok(usage)
+}
+
+fn finish_event(
+    r: &Reader<'_>,
+    model: String,
+    function: String,
+    usage: TokenUsage,
+    now: f64,
+) -> Result<OwnedEvent, ApiError> {
+    let (obj, index) = (r.obj, r.index);
     let duration_ms = r.non_negative("duration_ms")?.unwrap_or(0.0);
     if duration_ms > MAX_DURATION_MS {
         return Err(field_err(
@@ -332,6 +435,9 @@ fn parse_one(v: &Value, index: Option<usize>, now: f64) -> Result<OwnedEvent, Ap
         request_id: r.opt_str("request_id", MAX_NAME_LEN)?,
         tags,
         timestamp,
+        provider: r
+            .opt_str("provider", MAX_NAME_LEN)?
+            .filter(|p| !p.trim().is_empty()),
     })
 }
 
@@ -434,12 +540,111 @@ mod tests {
         let record =
             serde_aux::serde_introspection::serde_introspect::<ai_usage_core::UsageRecord>();
         for key in known_fields() {
-            assert!(record.contains(key), "{key} is not a UsageRecord field");
+            // `response` is read into the token fields, not stored.
+            assert!(
+                record.contains(key) || *key == "response",
+                "{key} is not a UsageRecord field"
+            );
             // A wrong type must be rejected naming the key: proof it is read.
             let mut body = json!({"model": "m", "function": "f"});
             body[*key] = json!({"not": "valid"});
             let e = detail(parse_body(&body, 1e9).unwrap_err());
             assert!(e.contains(key), "{key} is accepted but not validated: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_write_audio_and_provider_are_read_and_checked() {
+        let ok = parse_body(
+            &json!({"model": "m", "function": "f", "input_tokens": 100, "cached_input_tokens": 40,
+                    "cache_write_tokens": 30, "input_audio_tokens": 20, "output_tokens": 10,
+                    "output_audio_tokens": 4, "provider": "anthropic"}),
+            1e9,
+        )
+        .unwrap();
+        let e = &ok[0];
+        assert_eq!(
+            (
+                e.usage.cache_write_tokens,
+                e.usage.input_audio_tokens,
+                e.usage.output_audio_tokens
+            ),
+            (30, 20, 4)
+        );
+        assert_eq!(e.provider.as_deref(), Some("anthropic"));
+        e.with_event(|ev| assert_eq!(ev.provider, Some("anthropic")));
+        let cases = [
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 100, "cached_input_tokens": 80, "cache_write_tokens": 30}),
+                "cache_write_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "output_tokens": 3, "output_audio_tokens": 4}),
+                "output_audio_tokens",
+            ),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 10, "input_audio_tokens": 5, "cached_audio_input_tokens": 6}),
+                "cached_audio_input_tokens",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(field), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn raw_responses_give_tokens_and_model() {
+        // Anthropic Messages: input_tokens excludes cache reads and writes.
+        let anthropic = json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 1000,
+            "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 4000, "output_tokens": 200}});
+        let ev = parse_body(
+            &json!({"function": "f", "provider": "anthropic", "response": anthropic}),
+            1e9,
+        )
+        .unwrap();
+        let e = &ev[0];
+        assert_eq!(e.model, "claude-sonnet-4-5");
+        assert_eq!(
+            (
+                e.usage.input_tokens,
+                e.usage.cached_input_tokens,
+                e.usage.cache_write_tokens
+            ),
+            (7000, 4000, 2000)
+        );
+        // Bedrock Converse names no model: `model` is then required.
+        let bedrock = json!({"output": {"message": {"role": "assistant", "content": []}},
+            "usage": {"inputTokens": 30, "outputTokens": 10, "totalTokens": 40}});
+        let e =
+            detail(parse_body(&json!({"function": "f", "response": bedrock}), 1e9).unwrap_err());
+        assert!(e.contains("model"), "{e}");
+        let ok = parse_body(
+            &json!({"model": "anthropic.claude-3-haiku", "function": "f", "response": bedrock}),
+            1e9,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok[0].usage.input_tokens, ok[0].usage.output_tokens),
+            (30, 10)
+        );
+        for (body, field) in [
+            (
+                json!({"model": "m", "function": "f", "response": "text"}),
+                "response",
+            ),
+            (
+                json!({"model": "m", "function": "f", "response": {"choices": []}}),
+                "response",
+            ),
+            (
+                json!({"model": "m", "function": "f", "input_tokens": 3, "response": anthropic}),
+                "input_tokens",
+            ),
+        ] {
+            let e = detail(parse_body(&body, 1e9).unwrap_err());
+            assert!(e.contains(field), "{body}: {e}");
         }
     }
 

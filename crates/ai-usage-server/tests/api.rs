@@ -215,6 +215,40 @@ async fn record_one_and_batch() {
     assert_eq!(f.monitor.get_session_stats("s1").map(|s| s.calls), Some(1));
 }
 
+/// Cache writes are priced at their own rate and `provider` picks that
+/// provider's catalogue entry; parts larger than their whole are refused.
+#[tokio::test]
+async fn record_cache_writes_and_provider() {
+    let f = fixture();
+    let (s, v) = post_json(
+        &f.app,
+        "/api/ai_usage/record",
+        &json!({"model": "claude-sonnet-4-5", "function": "问答", "provider": "anthropic",
+                "input_tokens": 7000, "cached_input_tokens": 4000, "cache_write_tokens": 2000,
+                "output_tokens": 200}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200 per M = $0.0147.
+    assert_eq!(v["records"][0]["currency"], "USD");
+    assert_eq!(v["records"][0]["cost"].as_f64(), Some(0.0147));
+    let (s, v) = post_json(
+        &f.app,
+        "/api/ai_usage/record",
+        &json!({"model": "claude-sonnet-4-5", "function": "问答", "input_tokens": 100,
+                "cached_input_tokens": 60, "cache_write_tokens": 50}),
+        &[],
+    )
+    .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cache_write_tokens",
+    );
+}
+
 #[tokio::test]
 async fn record_rejections() {
     let f = fixture();

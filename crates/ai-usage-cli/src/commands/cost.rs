@@ -158,13 +158,8 @@ fn price_usage(
 ) -> Result<CostResult, String> {
     if provider.is_none() {
         if let Some((id, price)) = table.resolve(model) {
-            let t = TokenUsage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                total_tokens: None,
-                cached_input_tokens: usage.cache_read_tokens,
-                reasoning_tokens: usage.reasoning_tokens,
-            };
+            // Cache writes at the table's cache-write rate (else input).
+            let t = TokenUsage::from(usage);
             let nanos = price.cost(&t).micros().saturating_mul(NANOS_PER_MICRO);
             let mut r = result(model, usage, nanos, price.currency, at);
             r.canonical_model = id.to_owned();

@@ -44,7 +44,8 @@ struct HistoryEntry {
 #[derive(Serialize)]
 struct ShowResult<'a> {
     model: &'a str,
-    /// Which prices apply by default: `"table"` or `"catalogue"`.
+    /// Which prices apply by default: `"table"`, `"catalogue"` or
+    /// `"pricing file"` (a genai-prices file's entry over the table's).
     priced_by: &'static str,
     /// The table's entry (per 1K tokens), when the table knows the model.
     table: Option<TableEntry<'a>>,
@@ -86,15 +87,13 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
     } else {
         None
     };
-    let cat = Catalogue::builtin().map_err(|e| {
-        CliError::failed(format!("the built-in price catalogue does not load: {e}"))
-    })?;
-    let found = match provider {
-        Some(p) => cat.lookup(Some(p), model),
-        None => cat.lookup_anywhere(model),
-    };
-    let priced_by = match (&in_table, &found) {
-        (Some(_), _) => "table",
+    // What prices the call: a genai-prices pricing file, the table, or the
+    // built-in catalogue (`catalogue_match` applies that order).
+    let chosen = t.catalogue_match(provider, model);
+    let priced_by = match (&in_table, &chosen) {
+        // Without a provider, only a pricing file's entry beats the table.
+        (Some(_), Some(_)) => "pricing file",
+        (Some(_), None) => "table",
         (None, Some(_)) => "catalogue",
         (None, None) => {
             return Err(CliError::usage(format!(
@@ -104,6 +103,15 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
                     .unwrap_or_default()
             )))
         }
+    };
+    // The built-in catalogue's entry is shown even when the table wins.
+    let found = match chosen {
+        Some(m) => Some(m),
+        None => Catalogue::builtin()
+            .map_err(|e| {
+                CliError::failed(format!("the built-in price catalogue does not load: {e}"))
+            })?
+            .lookup_anywhere(model),
     };
     let out = ShowResult {
         model,

@@ -20,10 +20,20 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
             a.duration_ms
         )));
     }
-    if a.cached_tokens > a.input_tokens {
-        return Err(CliError::usage(
-            "--cached-tokens is more than --input-tokens",
-        ));
+    let usage = ai_usage_core::TokenUsage {
+        cached_input_tokens: a.cached_tokens,
+        cache_write_tokens: a.cache_write_tokens,
+        input_audio_tokens: a.input_audio_tokens,
+        output_audio_tokens: a.output_audio_tokens,
+        ..ai_usage_core::TokenUsage::new(a.input_tokens, a.output_tokens)
+    };
+    if let Some((field, message)) = usage.inconsistency() {
+        return Err(CliError::usage(format!(
+            "--{}: {message}",
+            field
+                .replace("cached_input_tokens", "cached_tokens")
+                .replace('_', "-")
+        )));
     }
     if a.error.is_some() && !a.failed {
         tracing::debug!("--error implies --failed");
@@ -36,9 +46,11 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
         monitor.add_budgets(load_budgets_file(&budgets)?)?;
     }
     let mut ev = UsageEvent::new(&a.model, &a.function)
-        .tokens(a.input_tokens, a.output_tokens)
-        .cached_tokens(a.cached_tokens)
+        .usage(usage)
         .duration_ms(a.duration_ms);
+    if let Some(p) = a.provider.as_deref().filter(|p| !p.trim().is_empty()) {
+        ev = ev.provider(p);
+    }
     if let Some(u) = &a.user_id {
         ev = ev.user(u);
     }

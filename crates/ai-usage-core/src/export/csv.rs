@@ -73,6 +73,12 @@ struct RecordRow<'a> {
     request_id: Cow<'a, str>,
     /// Tags joined with `;`.
     tags: Cow<'a, str>,
+    // Appended after the original columns so their positions stay.
+    cache_write_tokens: u64,
+    input_audio_tokens: u64,
+    cached_audio_input_tokens: u64,
+    output_audio_tokens: u64,
+    provider: Cow<'a, str>,
 }
 
 /// Columns of the daily CSV export
@@ -219,6 +225,11 @@ pub fn records_csv(
                 error_msg: neutralise_cell(r.error_msg.as_deref().unwrap_or_default()),
                 request_id: neutralise_cell(r.request_id.as_deref().unwrap_or_default()),
                 tags: Cow::Owned(neutralise_cell(&r.tags.join(";")).into_owned()),
+                cache_write_tokens: r.cache_write_tokens,
+                input_audio_tokens: r.input_audio_tokens,
+                cached_audio_input_tokens: r.cached_audio_input_tokens,
+                output_audio_tokens: r.output_audio_tokens,
+                provider: neutralise_cell(r.provider.as_deref().unwrap_or_default()),
             })
             .map_err(csv_error)?;
         }
@@ -242,7 +253,8 @@ mod tests {
             "timestamp,local_time,user_id,anchor_id,session_id,model,function,\
              input_tokens,output_tokens,total_tokens,cached_input_tokens,\
              reasoning_tokens,cost,currency,duration_ms,success,error_msg,\
-             request_id,tags"
+             request_id,tags,cache_write_tokens,input_audio_tokens,\
+             cached_audio_input_tokens,output_audio_tokens,provider"
         );
     }
 

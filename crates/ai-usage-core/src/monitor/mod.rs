@@ -312,6 +312,11 @@ impl UsageMonitor {
         usage.total_tokens = usage.total_tokens.map(cap);
         usage.cached_input_tokens = cap(usage.cached_input_tokens);
         usage.reasoning_tokens = cap(usage.reasoning_tokens);
+        usage.cache_write_tokens = cap(usage.cache_write_tokens);
+        usage.input_audio_tokens = cap(usage.input_audio_tokens);
+        usage.cached_audio_input_tokens = cap(usage.cached_audio_input_tokens);
+        usage.output_audio_tokens = cap(usage.output_audio_tokens);
+        let provider = ev.provider.map(str::trim).filter(|p| !p.is_empty());
         let (cost, currency, priced) = {
             let pricing = self.shared.pricing.read();
             match ev.cost {
@@ -327,7 +332,7 @@ impl UsageMonitor {
                     // moment, so back-filled records get the price then.
                     let at = chrono::DateTime::from_timestamp_micros((timestamp * 1e6) as i64)
                         .unwrap_or_else(chrono::Utc::now);
-                    let q = pricing.price_at(None, model, &usage, at);
+                    let q = pricing.price_at(provider, model, &usage, at);
                     (q.cost, q.currency, q.priced)
                 }
             }
@@ -359,6 +364,11 @@ impl UsageMonitor {
             priced: (!priced).then_some(false),
             request_id: ev.request_id.map(str::to_owned),
             tags: ev.tags.iter().map(|t| (*t).to_owned()).collect(),
+            cache_write_tokens: usage.cache_write_tokens,
+            input_audio_tokens: usage.input_audio_tokens,
+            cached_audio_input_tokens: usage.cached_audio_input_tokens,
+            output_audio_tokens: usage.output_audio_tokens,
+            provider: provider.map(str::to_owned),
         };
         (record, currency, priced)
     }

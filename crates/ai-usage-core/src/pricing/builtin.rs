@@ -72,6 +72,7 @@ fn band(up_to: Option<u64>, input: u64, output: u64, cached: Option<u64>) -> Ban
         input: r(input),
         output: r(output),
         cached_input: cached.map(r),
+        cache_write: None,
     }
 }
 

@@ -21,6 +21,8 @@ pub(super) struct Parsed {
     pub(super) models: Vec<(String, ModelPrice)>,
     /// Normalised alias → canonical id.
     pub(super) aliases: Vec<(String, String)>,
+    /// A file in the genai-prices format (a JSON array of providers).
+    pub(super) catalogue: Option<super::catalogue::Catalogue>,
 }
 
 thread_local! {
@@ -76,6 +78,30 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
         message: at.message,
     };
 
+    if matches!(format, Format::Json) && text.trim_start().starts_with('[') {
+        // Only the genai-prices format is a top-level array.
+        let catalogue = super::catalogue::Catalogue::from_json_located(&text).map_err(|e| {
+            PricingError::File {
+                path: path.to_path_buf(),
+                line: e.line.max(1),
+                column: e.column.max(1),
+                model: e.entry.clone(),
+                message: format!(
+                    "genai-prices format: {}{}",
+                    e.field
+                        .as_ref()
+                        .map(|f| format!("field `{f}`: "))
+                        .unwrap_or_default(),
+                    e.message
+                ),
+            }
+        })?;
+        return Ok(Parsed {
+            models: Vec::new(),
+            aliases: Vec::new(),
+            catalogue: Some(catalogue),
+        });
+    }
     if matches!(format, Format::Json) {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
             if super::litellm::is_litellm(&value) {
@@ -92,6 +118,7 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
                 return Ok(Parsed {
                     models,
                     aliases: Vec::new(),
+                    catalogue: None,
                 });
             }
         }
@@ -150,6 +177,7 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
     Ok(Parsed {
         models: raw.models.0,
         aliases,
+        catalogue: None,
     })
 }
 
@@ -323,6 +351,8 @@ struct RawModel {
     output: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_cached_input")]
     cached_input: Option<Rate>,
+    #[serde(default, deserialize_with = "de_opt_cache_write")]
+    cache_write: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_reasoning")]
     reasoning: Option<Rate>,
     #[serde(default, deserialize_with = "de_opt_tier_mode")]
@@ -353,6 +383,7 @@ impl RawModel {
             input,
             output,
             cached_input,
+            cache_write: self.cache_write,
             reasoning: self.reasoning,
             tiers: Tiers::Flat,
             free_input_tokens_per_call: self.free_input_tokens_per_call,
@@ -379,6 +410,7 @@ impl RawModel {
                     ("input", self.input.is_some()),
                     ("output", self.output.is_some()),
                     ("cached_input", self.cached_input.is_some()),
+                    ("cache_write", self.cache_write.is_some()),
                 ] {
                     if set {
                         return Err(format!(
@@ -425,6 +457,12 @@ pub(crate) fn de_opt_cached_input<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Rate>, D::Error> {
     rate_field(d, "cached_input").map(Some)
+}
+
+pub(crate) fn de_opt_cache_write<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Rate>, D::Error> {
+    rate_field(d, "cache_write").map(Some)
 }
 
 fn de_opt_reasoning<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {

@@ -7,8 +7,8 @@
 //! become a by-request-size tier above 200,000 input tokens (the whole call
 //! pays the higher price, as the providers bill it). Entries without token
 //! prices (images, audio per second, `sample_spec`) are skipped.
-//! `cache_creation_input_token_cost` is read and checked, but the table has no
-//! cache-write rate: cache writes are priced as input.
+//! `cache_creation_input_token_cost` (and its `…_above_200k_tokens` variant)
+//! is the cache-write rate.
 
 use serde_json::{Map, Value};
 
@@ -82,8 +82,7 @@ fn entry_price(key: &str, fields: &Map<String, Value>) -> Result<Option<ModelPri
     let input = per_token(fields, "input_cost_per_token")?;
     let output = per_token(fields, "output_cost_per_token")?;
     let cached = per_token(fields, "cache_read_input_token_cost")?;
-    // Checked so a typo'd value is reported; see the module docs.
-    per_token(fields, "cache_creation_input_token_cost")?;
+    let cache_write = per_token(fields, "cache_creation_input_token_cost")?;
     let (input, output) = match (input, output) {
         (None, None) => return Ok(None),
         (Some(i), o) => (i, o.unwrap_or(Rate::ZERO)),
@@ -101,9 +100,13 @@ fn entry_price(key: &str, fields: &Map<String, Value>) -> Result<Option<ModelPri
     if let Some(c) = cached {
         price = price.cached(c);
     }
+    if let Some(w) = cache_write {
+        price = price.cache_write(w);
+    }
     let long_input = per_token(fields, "input_cost_per_token_above_200k_tokens")?;
     let long_output = per_token(fields, "output_cost_per_token_above_200k_tokens")?;
     let long_cached = per_token(fields, "cache_read_input_token_cost_above_200k_tokens")?;
+    let long_write = per_token(fields, "cache_creation_input_token_cost_above_200k_tokens")?;
     if long_input.is_some() || long_output.is_some() {
         price = price.tiered(Tiers::ByRequestSize(vec![
             Band {
@@ -111,12 +114,14 @@ fn entry_price(key: &str, fields: &Map<String, Value>) -> Result<Option<ModelPri
                 input,
                 output,
                 cached_input: cached,
+                cache_write,
             },
             Band {
                 up_to: None,
                 input: long_input.unwrap_or(input),
                 output: long_output.unwrap_or(output),
                 cached_input: long_cached.or(cached),
+                cache_write: long_write.or(cache_write),
             },
         ]));
     }

@@ -16,7 +16,10 @@
 //! # What is charged how
 //!
 //! - Cached input tokens (part of `input_tokens`) use `cached_input` when the
-//!   model (or band) has one, else the input rate.
+//!   model (or band) has one, else the input rate; cache-write tokens (also
+//!   part of `input_tokens`) likewise use `cache_write`. Audio tokens are
+//!   priced as input / output here (the table has no audio rates; the
+//!   catalogue has).
 //! - Reasoning tokens (part of `output_tokens`) use `reasoning` when set, else
 //!   the output rate that applies to the call.
 //! - Token order inside a call follows how providers build it: cached tokens
@@ -66,6 +69,7 @@
 //! input = 0.01              # per 1K tokens
 //! output = 0.03
 //! cached_input = 0.002      # optional
+//! cache_write = 0.0125      # optional; default: the input rate
 //! reasoning = 0.03          # optional; default: the output rate
 //! free_input_tokens_per_call = 0   # optional
 //! price_date = "2025-09"    # optional
@@ -113,6 +117,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -338,6 +343,13 @@ pub struct Band {
         deserialize_with = "file::de_opt_cached_input"
     )]
     pub cached_input: Option<Rate>,
+    /// Cache-write rate in this band; `None` = the band's input rate.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file::de_opt_cache_write"
+    )]
+    pub cache_write: Option<Rate>,
 }
 
 impl Band {
@@ -348,11 +360,16 @@ impl Band {
             input,
             output,
             cached_input: None,
+            cache_write: None,
         }
     }
 
     fn cached_rate(&self) -> Rate {
         self.cached_input.unwrap_or(self.input)
+    }
+
+    fn cache_write_rate(&self) -> Rate {
+        self.cache_write.unwrap_or(self.input)
     }
 }
 
@@ -435,6 +452,10 @@ pub struct ModelPrice {
     /// Rate of cached input tokens; `None` = the input rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<Rate>,
+    /// Rate of input tokens written to the prompt cache; `None` = the input
+    /// rate (for tiered models: the first band's, for display).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<Rate>,
     /// Rate of reasoning tokens; `None` = priced as output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Rate>,
@@ -510,6 +531,7 @@ impl ModelPrice {
             input,
             output,
             cached_input: None,
+            cache_write: None,
             reasoning: None,
             tiers: Tiers::Flat,
             free_input_tokens_per_call: 0,
@@ -525,18 +547,26 @@ impl ModelPrice {
         self
     }
 
+    /// Sets the cache-write rate.
+    pub fn cache_write(mut self, rate: Rate) -> ModelPrice {
+        self.cache_write = Some(rate);
+        self
+    }
+
     /// Sets the reasoning-token rate.
     pub fn reasoning(mut self, rate: Rate) -> ModelPrice {
         self.reasoning = Some(rate);
         self
     }
 
-    /// Sets tiers; `input`/`output`/`cached_input` become the first band's.
+    /// Sets tiers; `input`/`output`/`cached_input`/`cache_write` become the
+    /// first band's.
     pub fn tiered(mut self, tiers: Tiers) -> ModelPrice {
         if let Some(first) = tiers.bands().first() {
             self.input = first.input;
             self.output = first.output;
             self.cached_input = first.cached_input;
+            self.cache_write = first.cache_write;
         }
         self.tiers = tiers;
         self
@@ -571,9 +601,11 @@ impl ModelPrice {
     /// `Σ tokens × nano-per-1K` over all components (units of 1e-12).
     fn cost_sum(&self, usage: &TokenUsage) -> u128 {
         let input = usage.input_tokens;
+        let cached = usage.cached_input_tokens.min(input);
         let split = InputSplit {
             input,
-            cached: usage.cached_input_tokens.min(input),
+            cached,
+            written: cached.saturating_add(usage.cache_write_tokens).min(input),
             free: self.free_input_tokens_per_call.min(input),
         };
         let flat_band = Band {
@@ -581,6 +613,7 @@ impl ModelPrice {
             input: self.input,
             output: self.output,
             cached_input: self.cached_input,
+            cache_write: self.cache_write,
         };
         let mut sum: u128 = 0;
         let out_band = match &self.tiers {
@@ -650,6 +683,7 @@ static FREE_BAND: Band = Band {
     input: Rate::ZERO,
     output: Rate::ZERO,
     cached_input: None,
+    cache_write: None,
 };
 
 fn mul(tokens: u64, rate: Rate) -> u128 {
@@ -657,10 +691,13 @@ fn mul(tokens: u64, rate: Rate) -> u128 {
 }
 
 /// Input token positions 1..=input: cached tokens are the prefix 1..=cached,
-/// free tokens the prefix 1..=free.
+/// cache-written tokens follow them up to `written` (the cache holds a
+/// prefix of the prompt), free tokens are the prefix 1..=free.
 struct InputSplit {
     input: u64,
     cached: u64,
+    /// End of the cache-written positions (`cached + cache_write`, at most `input`).
+    written: u64,
     free: u64,
 }
 
@@ -668,8 +705,11 @@ impl InputSplit {
     /// Cost of the billable input tokens whose positions lie in `(lo, hi]`.
     fn cost_in(&self, lo: u64, hi: u64, band: &Band) -> u128 {
         let cached = overlap(lo, hi, self.free, self.cached);
-        let fresh = overlap(lo, hi, self.free.max(self.cached), self.input);
-        mul(cached, band.cached_rate()).saturating_add(mul(fresh, band.input))
+        let written = overlap(lo, hi, self.free.max(self.cached), self.written);
+        let fresh = overlap(lo, hi, self.free.max(self.written), self.input);
+        mul(cached, band.cached_rate())
+            .saturating_add(mul(written, band.cache_write_rate()))
+            .saturating_add(mul(fresh, band.input))
     }
 }
 
@@ -785,6 +825,9 @@ pub struct PricingTable {
     /// Fall back to the built-in genai-prices catalogue for models this
     /// table does not know (parsed lazily, on the first such model).
     catalogue: bool,
+    /// Pricing files in the genai-prices format, the last loaded first:
+    /// they win over the table and the built-in catalogue.
+    user_catalogues: Vec<Arc<catalogue::Catalogue>>,
 }
 
 /// Per-table memo of slow resolutions and of names already warned about.
@@ -825,6 +868,7 @@ impl PricingTable {
             aliases: FxHashMap::default(),
             memo: Memo::default(),
             catalogue: false,
+            user_catalogues: Vec::new(),
         }
     }
 
@@ -841,18 +885,23 @@ impl PricingTable {
         self.catalogue
     }
 
-    /// The catalogue entry that prices `model` for this table: with a
+    /// The catalogue entry that prices `model` for this table: first from
+    /// the pricing files in the genai-prices format (the last loaded first),
+    /// which win over the table; then from the built-in catalogue: with a
     /// `provider`, that provider's entry (an explicit provider wins over the
     /// table); without one, only for models the table does not know.
     pub fn catalogue_match(
         &self,
         provider: Option<&str>,
         model: &str,
-    ) -> Option<catalogue::ModelMatch<'static>> {
+    ) -> Option<catalogue::ModelMatch<'_>> {
+        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
+        if let Some(m) = self.user_catalogue_match(provider, model) {
+            return Some(m);
+        }
         if !self.catalogue {
             return None;
         }
-        let provider = provider.map(str::trim).filter(|p| !p.is_empty());
         if provider.is_none() && self.lookup(model).is_some() {
             return None;
         }
@@ -867,6 +916,27 @@ impl PricingTable {
             Some(p) => cat.lookup(Some(p), model),
             None => cat.lookup_anywhere(model),
         }
+    }
+
+    /// The entry of a loaded genai-prices file that prices `model`.
+    fn user_catalogue_match(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+    ) -> Option<catalogue::ModelMatch<'_>> {
+        self.user_catalogues.iter().find_map(|c| match provider {
+            Some(p) => c.lookup(Some(p), model),
+            None => c.lookup_anywhere(model),
+        })
+    }
+
+    /// Adds a catalogue in the genai-prices format (what
+    /// [`PricingTable::load_file`] does with such a file): its models win
+    /// over the table's and the built-in catalogue's; a catalogue added later
+    /// wins over one added earlier.
+    pub fn add_catalogue(&mut self, catalogue: catalogue::Catalogue) {
+        self.user_catalogues.insert(0, Arc::new(catalogue));
+        self.invalidate();
     }
 
     /// The built-in table (see the `builtin` module for sources and dates).
@@ -896,6 +966,11 @@ impl PricingTable {
     /// the number of models added or overridden. On error nothing changes.
     pub fn load_file(&mut self, path: &Path) -> Result<usize, PricingError> {
         let parsed = file::parse(path, self)?;
+        if let Some(cat) = parsed.catalogue {
+            let n = cat.models().count();
+            self.add_catalogue(cat);
+            return Ok(n);
+        }
         let n = parsed.models.len();
         self.insert_all(parsed.models);
         for (alias, target) in parsed.aliases {
@@ -957,6 +1032,9 @@ impl PricingTable {
     /// The currency the model is priced in, when known (the table's, else
     /// the catalogue's).
     pub fn currency_of(&self, model: &str) -> Option<Currency> {
+        if let Some(m) = self.user_catalogue_match(None, model) {
+            return Some(m.currency());
+        }
         self.resolve(model)
             .map(|(_, p)| p.currency)
             .or_else(|| self.catalogue_match(None, model).map(|m| m.currency()))
@@ -966,7 +1044,11 @@ impl PricingTable {
     /// are priced by the catalogue (when enabled). Unknown models give
     /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
-        // The table's prices do not depend on time: skip reading the clock.
+        // The table's prices do not depend on time: skip reading the clock
+        // (unless a genai-prices file may claim the model first).
+        if !self.user_catalogues.is_empty() {
+            return self.price_at(None, model, usage, chrono::Utc::now());
+        }
         if let Some((_, p)) = self.resolve(model) {
             return Quote {
                 cost: p.cost(usage),
@@ -992,7 +1074,7 @@ impl PricingTable {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Quote {
         let table_first = provider.is_none_or(|p| p.trim().is_empty());
-        if table_first {
+        if table_first && self.user_catalogue_match(None, model).is_none() {
             if let Some((_, p)) = self.resolve(model) {
                 return Quote {
                     cost: p.cost(usage),

@@ -945,6 +945,14 @@ fn litellm_files_are_detected_and_converted() {
     let mut cached = usage(1000, 0);
     cached.cached_input_tokens = 1000;
     assert_eq!(micros(&t, "my-claude", cached), 300);
+    // cache_creation_input_token_cost is the cache-write rate ($3.75 / M),
+    // and its long-context band falls back to it.
+    assert_eq!(p.cache_write, Some(Rate::from_nanos_per_1k(3_750_000)));
+    let mut written = usage(1000, 0);
+    written.cached_input_tokens = 200;
+    written.cache_write_tokens = 400;
+    // 400 × $3 + 200 × $0.30 + 400 × $3.75 per M = 1,200 + 60 + 1,500.
+    assert_eq!(micros(&t, "my-claude", written), 2_760);
     assert_eq!(micros(&t, "my-embed", usage(1_000_000, 0)), 20_000);
     assert!(t.resolve("sample_spec").is_none());
     assert!(t.resolve("dall-e-x").is_none());
@@ -963,4 +971,111 @@ fn litellm_errors_name_file_entry_and_field() {
     assert!(e.contains("model `bad-model`"), "{e}");
     assert!(e.contains("input_cost_per_token"), "{e}");
     assert!(t.is_empty(), "a bad file changes nothing");
+}
+
+// --- genai-prices pricing files ---------------------------------------------
+
+const GENAI_FILE: &str = r#"[
+  {
+    "id": "acme",
+    "name": "Acme AI",
+    "api_pattern": "https://api\\.acme\\.example",
+    "model_match": {"starts_with": "acme-"},
+    "models": [
+      {
+        "id": "acme-large",
+        "match": {"or": [{"equals": "acme-large"}, {"starts_with": "acme-large-"}]},
+        "prices": [
+          {"prices": {"input_mtok": 2, "output_mtok": 8, "cache_read_mtok": 0.5, "cache_write_mtok": 2.5}},
+          {"constraint": {"start_date": "2026-06-01"},
+           "prices": {"input_mtok": {"base": 1, "tiers": [{"start": 100000, "price": 2}]}, "output_mtok": 4}}
+        ]
+      }
+    ]
+  },
+  {
+    "id": "qwen-override",
+    "name": "Contract prices",
+    "api_pattern": "https://contract\\.example",
+    "models": [
+      {"id": "qwen-plus", "match": {"equals": "qwen-plus"}, "prices": {"input_mtok": 1, "output_mtok": 1}}
+    ]
+  }
+]"#;
+
+#[test]
+fn genai_prices_files_are_detected_and_win() {
+    let f = write("json", GENAI_FILE);
+    let mut t = PricingTable::builtin();
+    assert_eq!(t.load_file(f.path()).unwrap(), 2, "models in the file");
+    let at = |y, m, d| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, y, m, d, 12, 0, 0)
+            .single()
+            .unwrap()
+    };
+    // Before 2026-06-01: $2 in, $8 out, $0.50 cache read, $2.50 cache write per M.
+    let mut u = usage(10_000, 1_000);
+    u.cached_input_tokens = 4_000;
+    u.cache_write_tokens = 2_000;
+    let q = t.price_at(None, "acme-large-2026", &u, at(2026, 3, 1));
+    assert!(q.priced);
+    assert_eq!(q.currency, Currency::USD);
+    // 4,000 × 2 + 4,000 × 0.5 + 2,000 × 2.5 + 1,000 × 8 = 8,000 + 2,000 + 5,000 + 8,000.
+    assert_eq!(q.cost.micros(), 23_000);
+    // From 2026-06-01 a cliff tier: above 100K input every input token pays $2.
+    let q = t.price_at(None, "acme-large", &usage(100_000, 0), at(2026, 7, 1));
+    assert_eq!(q.cost.micros(), 100_000);
+    let q = t.price_at(None, "acme-large", &usage(100_001, 0), at(2026, 7, 1));
+    assert_eq!(q.cost.micros(), 200_002);
+    // The provider given as its API URL picks it too.
+    let q = t.price_at(
+        Some("https://api.acme.example/v1"),
+        "acme-large",
+        &usage(1_000_000, 0),
+        at(2026, 3, 1),
+    );
+    assert_eq!(q.cost.micros(), 2_000_000);
+    // A file's entry wins over the built-in table, even for a seed model.
+    let q = t.price("qwen-plus", &usage(1_000_000, 0));
+    assert_eq!((q.cost.micros(), q.currency), (1_000_000, Currency::USD));
+    assert_eq!(t.currency_of("qwen-plus"), Some(Currency::USD));
+    // Models the file does not know keep their prices.
+    let builtin = PricingTable::builtin();
+    assert_eq!(
+        t.price("qwen-turbo", &usage(1000, 1000)),
+        builtin.price("qwen-turbo", &usage(1000, 1000))
+    );
+    let m = t.catalogue_match(None, "acme-large").unwrap();
+    assert_eq!((m.provider_id(), m.model_id()), ("acme", "acme-large"));
+    assert_eq!(m.price_history().len(), 2);
+}
+
+#[test]
+fn genai_prices_errors_name_file_entry_and_field() {
+    let bad_field = GENAI_FILE.replace(r#""output_mtok": 4}"#, r#""output_mtok": "four"}"#);
+    let (msg, e) = load_err("json", &bad_field);
+    assert!(
+        msg.contains(r#"provider "acme", model "acme-large""#),
+        "{msg}"
+    );
+    assert!(msg.contains("prices[1].prices.output_mtok"), "{msg}");
+    assert!(line_of(&e) > 1, "{msg}");
+
+    let unknown = GENAI_FILE.replace(r#""cache_write_mtok": 2.5"#, r#""cache_writ_mtok": 2.5"#);
+    let (msg, _) = load_err("json", &unknown);
+    assert!(msg.contains(r#"model "acme-large""#), "{msg}");
+    assert!(msg.contains("cache_writ_mtok"), "{msg}");
+
+    let bad_regex = GENAI_FILE.replace(r#"{"equals": "qwen-plus"}"#, r#"{"regex": "qwen("}"#);
+    let (msg, _) = load_err("json", &bad_regex);
+    assert!(
+        msg.contains(r#"provider "qwen-override", model "qwen-plus""#),
+        "{msg}"
+    );
+    assert!(msg.contains("regex"), "{msg}");
+
+    let provider_field = GENAI_FILE.replace(r#""name": "Acme AI","#, "");
+    let (msg, _) = load_err("json", &provider_field);
+    assert!(msg.contains(r#"provider "acme""#), "{msg}");
+    assert!(msg.contains("name"), "{msg}");
 }

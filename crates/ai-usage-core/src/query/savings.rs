@@ -157,6 +157,8 @@ fn reprice(price: &ModelPrice, g: &GroupStats) -> Money {
         total_tokens: None,
         cached_input_tokens: avg(c),
         reasoning_tokens: avg(r),
+        // Rollups keep no cache-write or audio counts: priced as input/output.
+        ..TokenUsage::default()
     };
     // Integer division leaves `v % n` tokens over; price them on top so token
     // totals are exactly those recorded (one call of the remainder, but with
@@ -167,6 +169,7 @@ fn reprice(price: &ModelPrice, g: &GroupStats) -> Money {
         total_tokens: None,
         cached_input_tokens: base.cached_input_tokens + c % n,
         reasoning_tokens: base.reasoning_tokens + r % n,
+        ..TokenUsage::default()
     };
     let one = price.cost(&base);
     let last = price.cost(&rest);

@@ -72,6 +72,24 @@ pub struct UsageRecord {
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Input tokens written to the prompt cache (part of `input_tokens`,
+    /// apart from `cached_input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+    /// Audio input tokens (part of `input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_audio_tokens: u64,
+    /// Audio input tokens read from the cache (part of `cached_input_tokens`
+    /// and of `input_audio_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_audio_input_tokens: u64,
+    /// Audio output tokens (part of `output_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_audio_tokens: u64,
+    /// The provider that served the call (`anthropic`, `aws`, an API base
+    /// URL …), when the caller named one: it picks that provider's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// Most tokens of any kind one call may report (10^12: far above any real
@@ -122,6 +140,10 @@ impl UsageRecord {
             total_tokens: Some(self.total_tokens),
             cached_input_tokens: self.cached_input_tokens,
             reasoning_tokens: self.reasoning_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            input_audio_tokens: self.input_audio_tokens,
+            cached_audio_input_tokens: self.cached_audio_input_tokens,
+            output_audio_tokens: self.output_audio_tokens,
         }
     }
 
@@ -181,6 +203,9 @@ pub struct UsageEvent<'a> {
     pub tags: &'a [&'a str],
     /// Epoch seconds; `None` means now.
     pub timestamp: Option<f64>,
+    /// The provider that served the call (id such as `anthropic`, API base
+    /// URL or name); picks that provider's catalogue price.
+    pub provider: Option<&'a str>,
 }
 
 impl Default for UsageEvent<'_> {
@@ -200,6 +225,7 @@ impl Default for UsageEvent<'_> {
             request_id: None,
             tags: &[],
             timestamp: None,
+            provider: None,
         }
     }
 }
@@ -236,6 +262,25 @@ impl<'a> UsageEvent<'a> {
     /// Sets cached input tokens.
     pub fn cached_tokens(mut self, cached: u64) -> Self {
         self.usage.cached_input_tokens = cached;
+        self
+    }
+
+    /// Sets cache-write tokens (part of input, priced at the cache-write rate).
+    pub fn cache_write_tokens(mut self, written: u64) -> Self {
+        self.usage.cache_write_tokens = written;
+        self
+    }
+
+    /// Sets audio input and output tokens (parts of input and output).
+    pub fn audio_tokens(mut self, input_audio: u64, output_audio: u64) -> Self {
+        self.usage.input_audio_tokens = input_audio;
+        self.usage.output_audio_tokens = output_audio;
+        self
+    }
+
+    /// Sets the provider (id, API base URL or name) whose price applies.
+    pub fn provider(mut self, provider: &'a str) -> Self {
+        self.provider = Some(provider);
         self
     }
 
@@ -319,6 +364,10 @@ impl<'a> UsageEvent<'a> {
             ("total_tokens", u.total_tokens.unwrap_or(0)),
             ("cached_input_tokens", u.cached_input_tokens),
             ("reasoning_tokens", u.reasoning_tokens),
+            ("cache_write_tokens", u.cache_write_tokens),
+            ("input_audio_tokens", u.input_audio_tokens),
+            ("cached_audio_input_tokens", u.cached_audio_input_tokens),
+            ("output_audio_tokens", u.output_audio_tokens),
         ];
         for (field, value) in tokens {
             if value > MAX_TOKENS_PER_CALL {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pricing::catalogue::CatalogueUsage;
+
 /// Token counts of one AI call, as providers report them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
@@ -18,6 +20,25 @@ pub struct TokenUsage {
     /// Reasoning ("thinking") tokens (part of `output_tokens`).
     #[serde(default)]
     pub reasoning_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (part of
+    /// `input_tokens`, apart from `cached_input_tokens`), priced at the
+    /// model's cache-write rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+    /// Audio input tokens (part of `input_tokens`, cached ones included).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_audio_tokens: u64,
+    /// Audio input tokens read from the cache (part of both
+    /// `cached_input_tokens` and `input_audio_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_audio_input_tokens: u64,
+    /// Audio output tokens (part of `output_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_audio_tokens: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl TokenUsage {
@@ -29,13 +50,82 @@ impl TokenUsage {
             total_tokens: None,
             cached_input_tokens: 0,
             reasoning_tokens: 0,
+            cache_write_tokens: 0,
+            input_audio_tokens: 0,
+            cached_audio_input_tokens: 0,
+            output_audio_tokens: 0,
         }
+    }
+
+    /// The first part that exceeds its whole, as (field, what it must not
+    /// exceed): cache reads + cache writes + uncached audio within
+    /// `input_tokens`, cached audio within both cache reads and audio input,
+    /// reasoning + audio output within `output_tokens`. `None` when the
+    /// parts fit (what the catalogue needs to price a call).
+    pub fn inconsistency(&self) -> Option<(&'static str, &'static str)> {
+        let uncached_audio = self
+            .input_audio_tokens
+            .checked_sub(self.cached_audio_input_tokens);
+        let Some(uncached_audio) = uncached_audio else {
+            return Some((
+                "cached_audio_input_tokens",
+                "must not exceed input_audio_tokens",
+            ));
+        };
+        if self.cached_audio_input_tokens > self.cached_input_tokens {
+            return Some((
+                "cached_audio_input_tokens",
+                "must not exceed cached_input_tokens",
+            ));
+        }
+        if self.cached_input_tokens > self.input_tokens {
+            return Some(("cached_input_tokens", "must not exceed input_tokens"));
+        }
+        let parts = u128::from(self.cached_input_tokens)
+            + u128::from(self.cache_write_tokens)
+            + u128::from(uncached_audio);
+        if parts > u128::from(self.input_tokens) {
+            let field = if self.cache_write_tokens > 0 {
+                "cache_write_tokens"
+            } else {
+                "input_audio_tokens"
+            };
+            return Some((
+                field,
+                "cached_input_tokens + cache_write_tokens + uncached audio input must not exceed input_tokens",
+            ));
+        }
+        if self.reasoning_tokens > self.output_tokens {
+            return Some(("reasoning_tokens", "must not exceed output_tokens"));
+        }
+        if self.output_audio_tokens > self.output_tokens {
+            return Some(("output_audio_tokens", "must not exceed output_tokens"));
+        }
+        None
     }
 
     /// The total as the seed records it: `max(total_tokens, input + output)`.
     pub fn total(&self) -> u64 {
         let sum = self.input_tokens.saturating_add(self.output_tokens);
         self.total_tokens.map_or(sum, |t| t.max(sum))
+    }
+}
+
+impl From<&CatalogueUsage> for TokenUsage {
+    /// Usage read by a catalogue extractor, with every part kept (the
+    /// request count is not: a record is one request).
+    fn from(u: &CatalogueUsage) -> TokenUsage {
+        TokenUsage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            total_tokens: None,
+            cached_input_tokens: u.cache_read_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cached_audio_input_tokens: u.cache_audio_read_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+        }
     }
 }
 
@@ -169,8 +259,10 @@ forward_usage_source!(&T, &mut T, Box<T>, std::sync::Arc<T>, std::rc::Rc<T>);
 /// `list`, Groq's `x_groq`, OpenRouter's `gen-` ids, Gemini's
 /// `usageMetadata`, Bedrock Converse's `output.message`), the genai-prices
 /// catalogue's extractor for that provider and flavour reads it; otherwise,
-/// or when that extractor fails, the table above. Cache-write tokens are
-/// part of `input_tokens` (uncached: [`TokenUsage`] has no field for them).
+/// or when that extractor fails, the table above. Cache-write tokens
+/// (Anthropic `cache_creation_input_tokens`, Bedrock `cacheWriteInputTokens`,
+/// OpenAI/OpenRouter `cache_write_tokens`) are part of `input_tokens` and
+/// kept apart in `cache_write_tokens`; audio tokens likewise.
 impl UsageSource for serde_json::Value {
     fn token_usage(&self) -> Option<TokenUsage> {
         let fallback = json_usage(self);
@@ -225,13 +317,7 @@ fn catalogue_usage(v: &serde_json::Value) -> Option<TokenUsage> {
     let (provider, flavour) = detect_flavour(v)?;
     let catalogue = crate::pricing::catalogue::Catalogue::builtin().ok()?;
     match catalogue.extract(provider, Some(flavour), v) {
-        Ok(e) => Some(TokenUsage {
-            input_tokens: e.usage.input_tokens,
-            output_tokens: e.usage.output_tokens,
-            total_tokens: None,
-            cached_input_tokens: e.usage.cache_read_tokens,
-            reasoning_tokens: e.usage.reasoning_tokens,
-        }),
+        Ok(e) => Some(TokenUsage::from(&e.usage)),
         Err(error) => {
             tracing::debug!(provider, flavour, %error, "catalogue extractor failed; reading usage by shape");
             None
@@ -275,6 +361,12 @@ fn usage_object(u: &serde_json::Value) -> Option<TokenUsage> {
             cached_input_tokens: nested(u, "prompt_tokens_details", "cached_tokens").unwrap_or(0),
             reasoning_tokens: nested(u, "completion_tokens_details", "reasoning_tokens")
                 .unwrap_or(0),
+            cache_write_tokens: nested(u, "prompt_tokens_details", "cache_write_tokens")
+                .unwrap_or(0),
+            input_audio_tokens: nested(u, "prompt_tokens_details", "audio_tokens").unwrap_or(0),
+            cached_audio_input_tokens: 0,
+            output_audio_tokens: nested(u, "completion_tokens_details", "audio_tokens")
+                .unwrap_or(0),
         });
     }
     let input = count(u, "input_tokens");
@@ -290,6 +382,8 @@ fn usage_object(u: &serde_json::Value) -> Option<TokenUsage> {
             .or_else(|| nested(u, "prompt_tokens_details", "cached_tokens"))
             .unwrap_or(0),
         reasoning_tokens: nested(u, "output_tokens_details", "reasoning_tokens").unwrap_or(0),
+        cache_write_tokens: nested(u, "input_tokens_details", "cache_write_tokens").unwrap_or(0),
+        ..TokenUsage::default()
     };
     // Anthropic's `input_tokens` excludes cache reads and writes; ours
     // includes them (cached tokens are part of input).
@@ -302,6 +396,7 @@ fn usage_object(u: &serde_json::Value) -> Option<TokenUsage> {
             .saturating_add(read)
             .saturating_add(created.unwrap_or(0));
         usage.cached_input_tokens = usage.cached_input_tokens.max(read);
+        usage.cache_write_tokens = usage.cache_write_tokens.max(created.unwrap_or(0));
     }
     Some(usage)
 }
@@ -324,6 +419,7 @@ fn gemini_usage(m: &serde_json::Value) -> Option<TokenUsage> {
         total_tokens: total,
         cached_input_tokens: count(m, "cachedContentTokenCount").unwrap_or(0),
         reasoning_tokens: thoughts,
+        ..TokenUsage::default()
     })
 }
 
@@ -351,6 +447,17 @@ mod async_openai_impls {
                     .as_ref()
                     .and_then(|d| d.reasoning_tokens)
                     .map_or(0, u64::from),
+                input_audio_tokens: self
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.audio_tokens)
+                    .map_or(0, u64::from),
+                output_audio_tokens: self
+                    .completion_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.audio_tokens)
+                    .map_or(0, u64::from),
+                ..TokenUsage::default()
             })
         }
     }
@@ -385,6 +492,7 @@ mod async_openai_impls {
                     .output_tokens_details
                     .reasoning_tokens
                     .map_or(0, u64::from),
+                ..TokenUsage::default()
             })
         }
     }
@@ -524,6 +632,7 @@ mod source_tests {
         assert_eq!(super::detect_flavour(&bedrock), Some(("aws", "default")));
         assert_eq!(json_usage(&bedrock), None);
         assert_eq!(counts(bedrock.token_usage().unwrap()), (150, 10, 100, 0));
+        assert_eq!(bedrock.token_usage().unwrap().cache_write_tokens, 20);
 
         // Anthropic: input_tokens excludes cache reads and writes.
         let anthropic = json!({"id": "msg_1", "type": "message", "role": "assistant",
@@ -537,6 +646,13 @@ mod source_tests {
             counts(anthropic.token_usage().unwrap()),
             (5005, 50, 4000, 0)
         );
+        assert_eq!(anthropic.token_usage().unwrap().cache_write_tokens, 1000);
+        // An Anthropic-shaped body the flavour detection does not recognise
+        // (no `type`) is read by shape, cache writes kept apart too.
+        let bare = json!({"model": "claude-sonnet-4-5", "usage": {"input_tokens": 5,
+            "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 4000, "output_tokens": 50}});
+        let u = bare.token_usage().unwrap();
+        assert_eq!((u.input_tokens, u.cache_write_tokens), (5005, 1000));
 
         // OpenAI chat with cached and reasoning tokens (prompt_tokens includes cached).
         let chat = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "o3-mini",
@@ -581,6 +697,14 @@ mod source_tests {
             Some(("openrouter", "chat"))
         );
         assert_eq!(counts(openrouter.token_usage().unwrap()), (500, 20, 300, 0));
+        assert_eq!(openrouter.token_usage().unwrap().cache_write_tokens, 100);
+        // OpenAI chat with audio in and out (gpt-4o-audio-preview).
+        let audio = json!({"id": "chatcmpl-a", "object": "chat.completion", "model": "gpt-audio",
+            "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 400},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 300}}});
+        let u = audio.token_usage().unwrap();
+        assert_eq!((u.input_audio_tokens, u.output_audio_tokens), (400, 300));
         let mistral = json!({"id": "cmpl-m", "object": "chat.completion", "model": "mistral-large-latest",
             "choices": [], "usage": {"prompt_tokens": 16, "completion_tokens": 34, "total_tokens": 50}});
         assert_eq!(counts(mistral.token_usage().unwrap()), (16, 34, 0, 0));

@@ -270,6 +270,7 @@ struct Active<'a> {
     monitor: &'a UsageMonitor,
     function: &'static str,
     model: Option<&'static str>,
+    provider: Option<&'static str>,
     user_id: Option<Cow<'a, str>>,
     anchor_id: Option<Cow<'a, str>>,
     session_id: Option<Cow<'a, str>>,
@@ -299,6 +300,7 @@ impl<'a> CallGuard<'a> {
                 monitor,
                 function,
                 model: None,
+                provider: None,
                 user_id: None,
                 anchor_id: None,
                 session_id: None,
@@ -318,6 +320,15 @@ impl<'a> CallGuard<'a> {
     pub fn model(mut self, model: &'static str) -> Self {
         if let Some(a) = &mut self.inner {
             a.model = Some(model);
+        }
+        self
+    }
+
+    /// The provider named in the attribute: picks its catalogue price.
+    #[inline]
+    pub fn provider(mut self, provider: &'static str) -> Self {
+        if let Some(a) = &mut self.inner {
+            a.provider = Some(provider);
         }
         self
     }
@@ -443,6 +454,7 @@ impl Active<'_> {
         ev.user_id = self.user_id.as_deref();
         ev.anchor_id = self.anchor_id.as_deref();
         ev.session_id = self.session_id.as_deref();
+        ev.provider = self.provider;
         self.monitor.record(&ev);
     }
 }

@@ -664,3 +664,91 @@ fn unknown_models_and_inconsistent_usage_are_errors() {
         .expect_err("unknown");
     assert!(err.to_string().contains("no-such-model-x"), "{err}");
 }
+
+/// A record made from an Anthropic body keeps its cache writes apart, is
+/// priced at the cache-write rate, carries its provider, and round-trips
+/// through the day file and the records CSV; a line without the new fields
+/// loads with zeros.
+#[test]
+fn recorded_body_keeps_cache_writes_and_provider() {
+    use ai_usage_core::dayfile::{parse_record, read_day_file};
+    use ai_usage_core::{Money, UsageEvent, UsageRecord, UsageSource};
+
+    let (dir, m, ts) = crate::common::setup();
+    // Anthropic Messages: input_tokens excludes cache reads and writes.
+    let body = json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 1000,
+        "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 4000,
+        "output_tokens": 200}});
+    let usage = body.token_usage().expect("usage");
+    assert_eq!(
+        (
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.cache_write_tokens
+        ),
+        (7000, 4000, 2000)
+    );
+    let model = body.response_model().expect("model");
+    let rec = m.record(
+        &UsageEvent::new(model, "问答")
+            .usage(usage)
+            .provider("anthropic")
+            .at(ts),
+    );
+    // $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200, per M tokens:
+    // 3,000 + 7,500 + 1,200 + 3,000 = 14,700 micro-USD.
+    assert_eq!(rec.currency, Some(Currency::USD));
+    assert_eq!(rec.cost, Money::from_micros(14_700));
+    assert_eq!(rec.cache_write_tokens, 2000);
+    assert_eq!(rec.provider.as_deref(), Some("anthropic"));
+    // Without the split, the cache writes would be priced as plain input.
+    let plain = m.record(
+        &UsageEvent::new(model, "问答")
+            .usage(ai_usage_core::TokenUsage {
+                cache_write_tokens: 0,
+                ..usage
+            })
+            .at(ts),
+    );
+    assert_eq!(plain.cost, Money::from_micros(13_200));
+    m.flush().expect("flush");
+
+    let mut stored: Vec<UsageRecord> = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            read_day_file(&path, |r| stored.push(r)).expect("reads");
+        }
+    }
+    let first = stored
+        .iter()
+        .find(|r| r.provider.is_some())
+        .expect("stored with provider");
+    assert_eq!(first, &rec);
+
+    let old = br#"{"timestamp": 1761403494.6, "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null}"#;
+    let old = parse_record(old).expect("an old line loads");
+    assert_eq!(
+        (old.cache_write_tokens, old.input_audio_tokens, old.provider),
+        (0, 0, None)
+    );
+
+    let out = dir.path().join("records.csv");
+    m.export_records_csv(Some(&out), m.today(), m.today(), false)
+        .expect("export");
+    let text = std::fs::read_to_string(&out).expect("csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().expect("header").clone();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let row = rows
+        .iter()
+        .find(|r| &r[col("provider")] == "anthropic")
+        .expect("row with provider");
+    assert_eq!(&row[col("cache_write_tokens")], "2000");
+    assert_eq!(
+        row[col("cost")].parse::<Money>(),
+        Ok(Money::from_micros(14_700))
+    );
+}

@@ -145,7 +145,8 @@ fn records_csv_reads_day_files_and_escapes_fields() {
     assert!(text.starts_with(
         "timestamp,local_time,user_id,anchor_id,session_id,model,function,input_tokens,\
          output_tokens,total_tokens,cached_input_tokens,reasoning_tokens,cost,currency,\
-         duration_ms,success,error_msg,request_id,tags\n"
+         duration_ms,success,error_msg,request_id,tags,cache_write_tokens,input_audio_tokens,\
+         cached_audio_input_tokens,output_audio_tokens,provider\n"
     ));
     assert!(text.contains("\"s\"\"1\""), "{text}");
     assert!(

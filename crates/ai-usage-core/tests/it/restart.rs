@@ -47,6 +47,7 @@ fn a_restart_gives_the_same_answers() {
             total_tokens: None,
             cached_input_tokens: (rng >> 12) % 1000,
             reasoning_tokens: 0,
+            ..Default::default()
         })
         .duration_ms(((rng >> 33) % 90_000) as f64 / 7.0)
         .user(&user)

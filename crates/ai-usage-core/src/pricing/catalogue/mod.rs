@@ -138,15 +138,20 @@ impl Default for CatalogueUsage {
 }
 
 impl From<&TokenUsage> for CatalogueUsage {
-    /// A recorded usage: cached input tokens are cache reads (part of input),
-    /// reasoning tokens part of output; no cache writes or audio are known.
+    /// A recorded usage: cached input tokens are cache reads and cache-write
+    /// and audio tokens are parts of input; reasoning and audio output tokens
+    /// parts of output. One request.
     fn from(u: &TokenUsage) -> CatalogueUsage {
         CatalogueUsage {
             input_tokens: u.input_tokens,
             cache_read_tokens: u.cached_input_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cache_audio_read_tokens: u.cached_audio_input_tokens,
             output_tokens: u.output_tokens,
+            output_audio_tokens: u.output_audio_tokens,
             reasoning_tokens: u.reasoning_tokens,
-            ..CatalogueUsage::default()
+            requests: 1,
         }
     }
 }
@@ -176,6 +181,75 @@ pub enum CatalogueError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// A catalogue file does not load; says where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}{}{}{message}",
+    if *.line > 0 { format!("line {}, column {}: ", .line, .column) } else { String::new() },
+    .entry.as_ref().map(|e| format!("{e}: ")).unwrap_or_default(),
+    .field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
+)]
+pub struct LocatedCatalogueError {
+    /// 1-based line (0 when the problem is not at one place in the text).
+    pub line: usize,
+    /// 1-based column (0 with `line`).
+    pub column: usize,
+    /// The provider and model, e.g. `provider "acme", model "acme-1"`.
+    pub entry: Option<String>,
+    /// The field path inside the entry, e.g. `prices.input_mtok`.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn strip_position(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    full.strip_suffix(&suffix).unwrap_or(&full).to_owned()
+}
+
+/// Turns a path such as `[2].models[5].prices.input_mtok` into the entry
+/// (`provider "x", model "y"`, ids read from the text) and the field
+/// inside it (`prices.input_mtok`).
+fn name_entry(json: &str, path: &serde_path_to_error::Path) -> (Option<String>, Option<String>) {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some(Segment::Seq { index: p }) = segments.first() else {
+        return (None, None);
+    };
+    // The text is valid JSON whenever serde got as far as a field.
+    let doc: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+    let provider = doc.get(*p);
+    let id_of = |v: Option<&Value>, i: usize| {
+        v.and_then(|v| v.get("id"))
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{}", i + 1), |s| format!("{s:?}"))
+    };
+    let mut entry = format!("provider {}", id_of(provider, *p));
+    let mut rest = &segments[1..];
+    if let [Segment::Map { key }, Segment::Seq { index: m }, tail @ ..] = rest {
+        if key == "models" {
+            let model = provider
+                .and_then(|v| v.get("models"))
+                .and_then(|v| v.get(*m));
+            entry.push_str(&format!(", model {}", id_of(model, *m)));
+            rest = tail;
+        }
+    }
+    let field: Vec<String> = rest
+        .iter()
+        .map(|s| match s {
+            Segment::Seq { index } => format!("[{index}]"),
+            Segment::Map { key } => key.clone(),
+            Segment::Enum { variant } => variant.clone(),
+            Segment::Unknown => "?".to_owned(),
+        })
+        .collect();
+    let field = (!field.is_empty()).then(|| field.join(".").replace(".[", "["));
+    (Some(entry), field)
 }
 
 /// A call could not be priced.
@@ -399,8 +473,55 @@ impl Catalogue {
     /// Loads a catalogue in the genai-prices `data_slim.json` format.
     pub fn from_json(json: &str) -> Result<Catalogue, CatalogueError> {
         let raw: Vec<RawProvider> = serde_json::from_str(json)?;
+        Catalogue::compile(&raw)
+    }
+
+    /// Like [`Catalogue::from_json`], for files users write: an error names
+    /// the entry (`provider "x", model "y"`) and the field path inside it
+    /// (`prices.input_mtok`), with the line and column. Slower than
+    /// `from_json` only when the file is wrong.
+    pub fn from_json_located(json: &str) -> Result<Catalogue, LocatedCatalogueError> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let raw: Vec<RawProvider> = match serde_path_to_error::deserialize(&mut de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let (entry, field) = name_entry(json, e.path());
+                let inner = e.into_inner();
+                return Err(LocatedCatalogueError {
+                    line: inner.line(),
+                    column: inner.column(),
+                    entry,
+                    field,
+                    message: strip_position(&inner),
+                });
+            }
+        };
+        Catalogue::compile(&raw).map_err(|e| {
+            let (entry, message) = match e {
+                CatalogueError::Regex {
+                    what,
+                    pattern,
+                    reason,
+                } => (
+                    Some(what),
+                    format!("regex {pattern:?} does not compile: {reason}"),
+                ),
+                CatalogueError::Invalid { what, reason } => (Some(what), reason),
+                CatalogueError::Format(e) => (None, e.to_string()),
+            };
+            LocatedCatalogueError {
+                line: 0,
+                column: 0,
+                entry,
+                field: None,
+                message,
+            }
+        })
+    }
+
+    fn compile(raw: &[RawProvider]) -> Result<Catalogue, CatalogueError> {
         let mut providers = Vec::with_capacity(raw.len());
-        for p in &raw {
+        for p in raw {
             providers.push(compile_provider(p)?);
         }
         // Fallback providers are ids; resolve them once all are known.

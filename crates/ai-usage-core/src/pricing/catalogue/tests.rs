@@ -246,6 +246,7 @@ fn recorded_usage_converts_with_cached_tokens_as_cache_reads() {
         total_tokens: Some(2100),
         cached_input_tokens: 1024,
         reasoning_tokens: 640,
+        ..TokenUsage::default()
     };
     let u = CatalogueUsage::from(&recorded);
     assert_eq!(
@@ -266,4 +267,61 @@ fn recorded_usage_converts_with_cached_tokens_as_cache_reads() {
         .price(Some("openai"), "o3", &u, at)
         .expect("priced");
     assert_eq!(q.total_nanos, 352_000 + 512_000 + 7_200_000);
+}
+
+#[test]
+fn recorded_cache_writes_and_audio_are_priced_at_their_rates() {
+    // claude-sonnet-4-5 (Anthropic): input $3, cache write $3.75, cache read
+    // $0.30, output $15 per M. 5,005 input = 5 fresh + 4,000 read + 1,000 written.
+    let recorded = TokenUsage {
+        input_tokens: 5_005,
+        output_tokens: 50,
+        cached_input_tokens: 4_000,
+        cache_write_tokens: 1_000,
+        ..TokenUsage::default()
+    };
+    let u = CatalogueUsage::from(&recorded);
+    assert_eq!((u.cache_read_tokens, u.cache_write_tokens), (4_000, 1_000));
+    let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
+    let q = builtin()
+        .price(Some("anthropic"), "claude-sonnet-4-5", &u, at)
+        .expect("priced");
+    assert_eq!(q.parts.cache_write.nanos, 3_750_000);
+    assert_eq!(q.parts.cache_read.nanos, 1_200_000);
+    assert_eq!(q.parts.uncached_input.nanos, 15_000);
+    assert_eq!(q.parts.output.nanos, 750_000);
+    assert_eq!(q.total_nanos, 3_750_000 + 1_200_000 + 15_000 + 750_000);
+
+    // gpt-audio (input $2.50, output $10, audio in $32, audio out $64 per M):
+    // audio tokens are parts of the totals, priced at the audio rates.
+    let audio = TokenUsage {
+        input_tokens: 1_000,
+        output_tokens: 500,
+        input_audio_tokens: 400,
+        output_audio_tokens: 300,
+        ..TokenUsage::default()
+    };
+    let q = builtin()
+        .price(
+            Some("openai"),
+            "gpt-audio",
+            &CatalogueUsage::from(&audio),
+            at,
+        )
+        .expect("priced");
+    let p = q.parts;
+    assert_eq!((p.uncached_input.units, p.input_audio.units), (600, 400));
+    assert_eq!((p.output.units, p.output_audio.units), (200, 300));
+    assert_eq!(
+        (
+            p.uncached_input.nanos,
+            p.input_audio.nanos,
+            p.output.nanos,
+            p.output_audio.nanos
+        ),
+        (1_500_000, 12_800_000, 2_000_000, 19_200_000)
+    );
+    assert_eq!(q.total_nanos, 35_500_000);
 }
