@@ -1,21 +1,31 @@
 //! The fleet's answers from ClickHouse, in the core's result types so the
 //! CLI, the API and the page print them exactly like local answers.
 //!
-//! Ranges whose bounds fall on whole UTC hours (every day and hour of a
-//! zone whose offset is whole hours) read the hourly aggregates (schema v3):
-//! groups, not rows. Other ranges (e.g. days in UTC+05:30) read
-//! `records FINAL`, merged by stable id before counting.
+//! Which table answers (schema v4), so a summary reads groups, not rows:
+//! - totals, models, functions, durations and the trend: `agg_model` (UTC
+//!   hours) when the range is made of whole UTC hours (every day and hour
+//!   of a zone whose offset is whole hours);
+//! - users and anchors: `agg_user_day` / `agg_anchor_day` when the range is
+//!   whole local days of the database's reporting zone (or of a zone whose
+//!   days fall on the same instants);
+//! - sessions: `agg_session`.
+//!
+//! Anything else (another zone's days for users, a single hour's users,
+//! days in UTC+05:30 for models) reads `records FINAL`, merged by stable
+//! id before counting: exact, only slower.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
     main_currency, success_rate, Costs, Currency, GroupStats, GroupSummary, Money, PricingTable,
-    RankBy, RankEntry, RankKind, TrendPoint, UsageSummary, Zone,
+    RankBy, RankEntry, RankKind, SessionSummary, TrendPoint, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::schema::{money_from_column, reporting_zone};
 
 /// Answers summaries, rankings and trends for the whole fleet.
 #[derive(Debug, Clone)]
@@ -26,6 +36,9 @@ pub struct FleetQueries {
     reporting: Currency,
     rates: Vec<(Currency, i64)>,
     group_limit: usize,
+    /// The database's reporting zone, read once (`None`: unreadable, so
+    /// the per-day tables are not used).
+    day_zone: Arc<OnceLock<Option<Zone>>>,
 }
 
 /// The groups a summary is built from.
@@ -43,13 +56,13 @@ struct Parts {
 
 /// The sums every group query selects, in the order [`stats_of`] reads them.
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
-sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_micros), \
+sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_nanos), \
 countIf(priced = 0)";
 
-/// The same sums over the v3 aggregates.
+/// The same sums over the v4 aggregates.
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
 sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
-sum(cost_micros), sum(unpriced_calls)";
+sum(cost_nanos), sum(unpriced_calls)";
 
 /// Whether `[start, end)` is made of whole UTC hours.
 fn hour_aligned((start, end): (f64, f64)) -> bool {
@@ -72,6 +85,7 @@ impl FleetQueries {
             reporting: Currency::CNY,
             rates: Vec::new(),
             group_limit: 1000,
+            day_zone: Arc::new(OnceLock::new()),
         }
     }
 
@@ -94,12 +108,12 @@ impl FleetQueries {
 
     /// The summary of a local calendar date.
     pub fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary> {
-        self.summary("daily", self.zone.day_bounds(date))
+        self.summary("daily", self.zone.day_bounds(date), Some((date, date)))
     }
 
     /// The summary of one local clock hour of a date.
     pub fn summary_for_hour(&self, date: NaiveDate, hour: u8) -> Result<UsageSummary> {
-        self.summary("hourly", self.zone.hour_bounds(date, hour))
+        self.summary("hourly", self.zone.hour_bounds(date, hour), None)
     }
 
     /// The summary of the local clock hour `hours_ago` before the current one.
@@ -115,6 +129,7 @@ impl FleetQueries {
         self.summary(
             "range",
             (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1),
+            Some((from, to)),
         )
     }
 
@@ -130,6 +145,7 @@ impl FleetQueries {
         self.summary(
             "monthly",
             (self.zone.day_bounds(first).0, self.zone.day_bounds(last).1),
+            Some((first, last)),
         )
     }
 
@@ -144,13 +160,20 @@ impl FleetQueries {
         limit: usize,
     ) -> Result<Vec<RankEntry>> {
         ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
-        let (column, table) = match kind {
-            RankKind::User => ("user_id", "agg_user"),
-            RankKind::Anchor => ("anchor_id", "agg_anchor"),
-            RankKind::Function => ("function", "agg_model"),
-            RankKind::Model => ("model", "agg_model"),
-        };
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
+        let db = self.client.db();
+        let (column, aggregate) = match kind {
+            RankKind::User => (
+                "user_id",
+                self.days_covered(from, to).then_some("agg_user_day"),
+            ),
+            RankKind::Anchor => (
+                "anchor_id",
+                self.days_covered(from, to).then_some("agg_anchor_day"),
+            ),
+            RankKind::Function => ("function", hour_aligned(bounds).then_some("agg_model")),
+            RankKind::Model => ("model", hour_aligned(bounds).then_some("agg_model")),
+        };
         // Calls without a user (anchor) are not ranked, as locally.
         let skip_empty = matches!(kind, RankKind::User | RankKind::Anchor);
         let not_empty = if skip_empty {
@@ -158,19 +181,21 @@ impl FleetQueries {
         } else {
             String::new()
         };
-        let db = self.client.db();
-        let sql = if hour_aligned(bounds) {
-            format!(
+        let sql = match aggregate {
+            Some(table) => format!(
                 "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} WHERE {}{not_empty} \
 GROUP BY {column}, currency",
-                where_hours(bounds)
-            )
-        } else {
-            format!(
+                if table == "agg_model" {
+                    where_hours(bounds)
+                } else {
+                    where_days(from, to)
+                }
+            ),
+            None => format!(
                 "SELECT {column}, currency, {SUMS} FROM {db}.records FINAL WHERE {}{not_empty} \
 GROUP BY {column}, currency",
                 where_bounds(bounds)
-            )
+            ),
         };
         let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
         for row in self.client.query_rows(&sql)? {
@@ -268,18 +293,62 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         }
     }
 
-    /// A summary of `[start, end)`.
-    fn summary(&self, period: &str, bounds: (f64, f64)) -> Result<UsageSummary> {
-        let parts = if hour_aligned(bounds) {
-            self.parts_from_aggregates(bounds)?
-        } else {
-            self.parts_from_records(bounds)?
+    /// The database's reporting zone (read once).
+    fn day_zone(&self) -> Option<Zone> {
+        *self
+            .day_zone
+            .get_or_init(|| match reporting_zone(&self.client) {
+                Ok(name) => name.parse().ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no reporting zone; per-day tables unused");
+                    None
+                }
+            })
+    }
+
+    /// Whether the per-day tables answer the local days `from..=to` of this
+    /// zone: each day starts and ends on the same instants in the
+    /// reporting zone.
+    fn days_covered(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        let Some(day_zone) = self.day_zone() else {
+            return false;
         };
+        if day_zone == self.zone {
+            return true;
+        }
+        let mut d = from;
+        loop {
+            if day_zone.day_bounds(d) != self.zone.day_bounds(d) {
+                return false;
+            }
+            match d.succ_opt() {
+                Some(n) if n <= to => d = n,
+                _ => return true,
+            }
+        }
+    }
+
+    /// A summary of `[start, end)`, which is the local days `days` if given.
+    fn summary(
+        &self,
+        period: &str,
+        bounds: (f64, f64),
+        days: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<UsageSummary> {
+        let mut parts = if hour_aligned(bounds) {
+            self.models_from_aggregates(bounds)?
+        } else {
+            self.models_from_records(bounds)?
+        };
+        match days.filter(|&(from, to)| self.days_covered(from, to)) {
+            Some((from, to)) => self.ids_from_day_tables(from, to, &mut parts)?,
+            None => self.ids_from_records(bounds, &mut parts)?,
+        }
         Ok(self.build_summary(period, bounds, parts))
     }
 
-    /// Summary groups from the v3 aggregates: three small group-bys.
-    fn parts_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
+    /// Totals, models, functions and durations from `agg_model`.
+    fn models_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
         let wh = where_hours(bounds);
         let mut parts = Parts::default();
@@ -307,43 +376,44 @@ FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
                 .and_then(|r| r.first())
                 .map_or(0.0, |v| parse_f64_or_zero(v));
         }
+        Ok(parts)
+    }
+
+    /// Users and anchors of the local days `from..=to` from the per-day tables.
+    fn ids_from_day_tables(&self, from: NaiveDate, to: NaiveDate, parts: &mut Parts) -> Result<()> {
+        let db = self.client.db();
+        let wd = where_days(from, to);
         for (table, column, out) in [
-            ("agg_user", "user_id", &mut parts.users),
-            ("agg_anchor", "anchor_id", &mut parts.anchors),
+            ("agg_user_day", "user_id", &mut parts.users),
+            ("agg_anchor_day", "anchor_id", &mut parts.anchors),
         ] {
             for r in self.client.query_rows(&format!(
                 "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} \
-WHERE {wh} AND {column} != '' GROUP BY {column}, currency"
+WHERE {wd} AND {column} != '' GROUP BY {column}, currency"
             ))? {
                 let currency = currency_of(field(&r, 1)?)?;
                 out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
             }
         }
-        Ok(parts)
+        Ok(())
     }
 
-    /// Summary groups from raw rows (ranges not made of whole hours).
-    fn parts_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
+    /// Totals, models, functions and durations from raw rows (ranges not
+    /// made of whole UTC hours).
+    fn models_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
         let wb = where_bounds(bounds);
-        let sql = format!(
-            "SELECT currency, model, function, user_id, anchor_id, {SUMS} \
-FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, anchor_id"
-        );
         let mut parts = Parts::default();
-        for r in self.client.query_rows(&sql)? {
+        for r in self.client.query_rows(&format!(
+            "SELECT currency, model, function, {SUMS} \
+FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
+        ))? {
             let currency = currency_of(field(&r, 0)?)?;
-            let stats = stats_of(&r, 5, currency)?;
-            let (user, anchor) = (field(&r, 3)?, field(&r, 4)?);
-            if !user.is_empty() {
-                parts.users.push((user.to_string(), stats.clone()));
-            }
-            if !anchor.is_empty() {
-                parts.anchors.push((anchor.to_string(), stats.clone()));
-            }
-            parts
-                .models
-                .push((field(&r, 1)?.to_string(), field(&r, 2)?.to_string(), stats));
+            parts.models.push((
+                field(&r, 1)?.to_string(),
+                field(&r, 2)?.to_string(),
+                stats_of(&r, 3, currency)?,
+            ));
         }
         let durations = self.client.query_rows(&format!(
             "SELECT avg(duration_ms), quantile(0.95)(duration_ms) FROM {db}.records FINAL WHERE {wb}"
@@ -353,6 +423,75 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             parts.p95_ms = parse_f64_or_zero(p);
         }
         Ok(parts)
+    }
+
+    /// Users and anchors from raw rows (an hour, or days of another zone).
+    fn ids_from_records(&self, bounds: (f64, f64), parts: &mut Parts) -> Result<()> {
+        let db = self.client.db();
+        let wb = where_bounds(bounds);
+        for (column, out) in [
+            ("user_id", &mut parts.users),
+            ("anchor_id", &mut parts.anchors),
+        ] {
+            for r in self.client.query_rows(&format!(
+                "SELECT {column}, currency, {SUMS} FROM {db}.records FINAL \
+WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
+            ))? {
+                let currency = currency_of(field(&r, 1)?)?;
+                out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// One session's figures across the fleet (`None`: no such session).
+    pub fn session(&self, session_id: &str) -> Result<Option<SessionSummary>> {
+        let db = self.client.db();
+        let id = sql_string(session_id);
+        let mut stats = GroupStats::default();
+        let mut models: BTreeMap<String, u64> = BTreeMap::new();
+        let mut functions: BTreeMap<String, u64> = BTreeMap::new();
+        for r in self.client.query_rows(&format!(
+            "SELECT currency, model, function, {AGG_SUMS} FROM {db}.agg_session \
+WHERE session_id = {id} GROUP BY currency, model, function"
+        ))? {
+            let currency = currency_of(field(&r, 0)?)?;
+            let g = stats_of(&r, 3, currency)?;
+            *models.entry(field(&r, 1)?.to_string()).or_default() += g.calls;
+            *functions.entry(field(&r, 2)?.to_string()).or_default() += g.calls;
+            stats.merge(&g);
+        }
+        if stats.calls == 0 {
+            return Ok(None);
+        }
+        let span = self.client.query_rows(&format!(
+            "SELECT minMerge(first_call), maxMerge(last_call), argMaxIfMerge(user_id), \
+argMaxIfMerge(anchor_id) FROM {db}.agg_session WHERE session_id = {id}"
+        ))?;
+        let row = span
+            .first()
+            .ok_or_else(|| Error::Protocol("session span: no row".into()))?;
+        let (first_call, last_call): (f64, f64) = (parse(field(row, 0)?)?, parse(field(row, 1)?)?);
+        let id_of = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let currency = main_currency(&stats.cost, self.reporting);
+        Ok(Some(SessionSummary {
+            session_id: session_id.to_string(),
+            calls: stats.calls,
+            successful_calls: stats.successful_calls,
+            input_tokens: stats.input_tokens,
+            output_tokens: stats.output_tokens,
+            total_tokens: stats.total_tokens,
+            cost: stats.cost.get(currency),
+            currency,
+            costs: stats.cost,
+            first_call,
+            last_call,
+            duration_seconds: (last_call - first_call).max(0.0),
+            models,
+            functions,
+            user_id: id_of(field(row, 2)?),
+            anchor_id: id_of(field(row, 3)?),
+        }))
     }
 
     fn build_summary(
@@ -465,6 +604,29 @@ fn where_bounds((start, end): (f64, f64)) -> String {
     )
 }
 
+/// The per-day tables' row filter of the local days `from..=to`.
+fn where_days(from: NaiveDate, to: NaiveDate) -> String {
+    format!(
+        "day >= toDate('{}') AND day <= toDate('{}')",
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d")
+    )
+}
+
+/// A quoted ClickHouse string literal.
+fn sql_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if matches!(c, '\'' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
 /// The core's ranking key: the measure, then a tie-breaker.
 fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
     match by {
@@ -502,7 +664,7 @@ fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats>
     let n = |i: usize| -> Result<u64> { parse(field(row, at + i)?) };
     let cost: i64 = parse(field(row, at + 7)?)?;
     let mut costs = Costs::default();
-    costs.add(currency, Money::from_micros(cost));
+    costs.add(currency, money_from_column(cost));
     Ok(GroupStats {
         calls: n(0)?,
         successful_calls: n(1)?,
