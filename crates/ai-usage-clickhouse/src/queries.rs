@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, success_rate, Costs, Currency, GroupStats, GroupSummary, Money, PricingTable,
-    RankBy, RankEntry, RankKind, SessionSummary, TrendPoint, UsageSummary, Zone,
+    main_currency, success_rate, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
+    GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy, RankEntry, RankKind,
+    SavingsReport, SessionSummary, TrendPoint, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
@@ -442,6 +443,162 @@ WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
             }
         }
         Ok(())
+    }
+
+    /// The dashboard payload of the whole fleet, as the local monitor's
+    /// `dashboard()` builds it (the core's [`DayGroups`]).
+    pub fn dashboard(&self) -> Result<DashboardData> {
+        let now = ai_usage_core::now_timestamp();
+        let today = self.zone.date_of(now);
+        let week = today - chrono::Duration::days(7);
+        let first = ai_usage_core::month_start(today).min(week);
+        let groups = self.day_groups(first, Some(week + chrono::Duration::days(1)), today)?;
+        let generated_at = self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string();
+        Ok(groups.dashboard(&self.pricing, today, generated_at, self.reporting))
+    }
+
+    /// The fleet's month forecast as of today.
+    pub fn forecast(&self) -> Result<MonthForecast> {
+        let today = self.zone.today();
+        let first = ai_usage_core::month_start(today).min(today - chrono::Duration::days(7));
+        let groups = self.day_groups(first, None, today)?;
+        Ok(groups.forecast(today, self.reporting))
+    }
+
+    /// Savings advice from the fleet's local days `from..=to`.
+    pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> Result<SavingsReport> {
+        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        let groups = self.day_groups(from, None, to)?;
+        Ok(groups.savings(&self.pricing, from, to))
+    }
+
+    /// Savings advice from the last `days` local days (today included).
+    pub fn savings(&self, days: u32) -> Result<SavingsReport> {
+        let to = self.zone.today();
+        self.savings_between(to - chrono::Duration::days(i64::from(days.max(1)) - 1), to)
+    }
+
+    /// Where each budget stands on the whole fleet's spend, as the local
+    /// monitor's `budget_status()` (thresholds already reached count as
+    /// fired).
+    pub fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>> {
+        let now = ai_usage_core::now_timestamp();
+        let today = self.zone.date_of(now);
+        let first = budgets
+            .iter()
+            .map(|b| b.period.bounds(today).0)
+            .min()
+            .unwrap_or(today);
+        let ids = budgets.iter().any(|b| {
+            matches!(
+                b.scope,
+                ai_usage_core::BudgetScope::User(_) | ai_usage_core::BudgetScope::Anchor(_)
+            )
+        });
+        let groups = self.day_groups(first, ids.then_some(first), today)?;
+        groups
+            .budget_status(budgets, &self.zone, today, now)
+            .map_err(Error::Core)
+    }
+
+    /// Day-level groups of the local days `from..=to` (users and anchors
+    /// from `ids_from` on, if given), for the core's [`DayGroups`] answers.
+    fn day_groups(
+        &self,
+        from: NaiveDate,
+        ids_from: Option<NaiveDate>,
+        to: NaiveDate,
+    ) -> Result<DayGroups> {
+        let db = self.client.db();
+        let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
+        let mut groups = DayGroups::new();
+        // Days start on whole UTC hours: hours map to one local day each
+        // (grouped into days by ClickHouse when the reporting zone's days
+        // are these days); else quarter hours of raw rows do.
+        let sql = match (
+            self.days_hour_aligned(from, to),
+            self.days_covered(from, to),
+        ) {
+            (true, true) => format!(
+                "SELECT toUInt32(toDateTime(toDate(toDateTime(hour), '{z}'), '{z}')) + 43200 AS t, \
+currency, model, function, {AGG_SUMS} FROM {db}.agg_model WHERE {} \
+GROUP BY t, currency, model, function",
+                where_hours(bounds),
+                z = self.day_zone_name()
+            ),
+            (true, false) => format!(
+                "SELECT hour, currency, model, function, {AGG_SUMS} FROM {db}.agg_model \
+WHERE {} GROUP BY hour, currency, model, function",
+                where_hours(bounds)
+            ),
+            _ => format!(
+                "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, model, \
+function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model, function",
+                where_bounds(bounds)
+            ),
+        };
+        for r in self.client.query_rows(&sql)? {
+            let t: f64 = parse(field(&r, 0)?)?;
+            let currency = currency_of(field(&r, 1)?)?;
+            let g = stats_of(&r, 4, currency)?;
+            groups.add_model_function(self.zone.date_of(t), field(&r, 2)?, field(&r, 3)?, &g);
+        }
+        if let Some(ids_from) = ids_from {
+            let covered = self.days_covered(ids_from, to);
+            let ids_bounds = (self.zone.day_bounds(ids_from).0, bounds.1);
+            for (table, column, user) in [
+                ("agg_user_day", "user_id", true),
+                ("agg_anchor_day", "anchor_id", false),
+            ] {
+                let sql = if covered {
+                    format!(
+                        "SELECT day, currency, {column}, {AGG_SUMS} FROM {db}.{table} \
+WHERE {} AND {column} != '' GROUP BY day, currency, {column}",
+                        where_days(ids_from, to)
+                    )
+                } else {
+                    format!(
+                        "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, \
+{column}, {SUMS} FROM {db}.records FINAL WHERE {} AND {column} != '' \
+GROUP BY slot, currency, {column}",
+                        where_bounds(ids_bounds)
+                    )
+                };
+                for r in self.client.query_rows(&sql)? {
+                    let date = if covered {
+                        NaiveDate::parse_from_str(field(&r, 0)?, "%Y-%m-%d")
+                            .map_err(|_| Error::Protocol(format!("day {:?}", r.first())))?
+                    } else {
+                        self.zone.date_of(parse(field(&r, 0)?)?)
+                    };
+                    let currency = currency_of(field(&r, 1)?)?;
+                    let g = stats_of(&r, 3, currency)?;
+                    if user {
+                        groups.add_user(date, field(&r, 2)?, &g);
+                    } else {
+                        groups.add_anchor(date, field(&r, 2)?, &g);
+                    }
+                }
+            }
+        }
+        // The fleet's first tracked day bounds the forecast's basis, as
+        // the local monitor's first day in memory does.
+        let first = self
+            .client
+            .query_rows(&format!("SELECT count(), min(hour) FROM {db}.agg_model"))?;
+        if let Some([n, min]) = first.first().map(Vec::as_slice) {
+            if n != "0" {
+                groups.add_day(self.zone.date_of(parse(min)?));
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The reporting zone's ClickHouse name (UTC if unreadable).
+    fn day_zone_name(&self) -> String {
+        self.day_zone()
+            .and_then(|z| crate::schema::clickhouse_zone(&z))
+            .unwrap_or_else(|| "UTC".into())
     }
 
     /// One session's figures across the fleet (`None`: no such session).

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{
-    Costs, GroupSummary, PricingTable, RankBy, RankKind, UsageEvent, UsageMonitor, UsageSummary,
-    Zone,
+    Budget, BudgetPeriod, BudgetScope, Costs, Currency, GroupSummary, Money, PricingTable, RankBy,
+    RankKind, UsageEvent, UsageMonitor, UsageSummary, Zone,
 };
 use chrono::NaiveDate;
 use common::Server;
@@ -297,6 +297,117 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     let mut fresh = shipper(&server, "fleet", a.path(), "host-a");
     assert_eq!(fresh.ship_all(Duration::from_secs(5)).unwrap().records, 0);
     assert_eq!(row_counts(&client), before);
+}
+
+/// Concatenates the day files of `hosts` into `into`: one directory that
+/// holds every host's records, for a local monitor that sees the fleet.
+fn merge_dirs(hosts: &[&Path], into: &Path) {
+    for h in hosts {
+        for e in std::fs::read_dir(h).unwrap().flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().ends_with(".jsonl") {
+                continue;
+            }
+            let mut bytes = std::fs::read(into.join(&name)).unwrap_or_default();
+            bytes.extend(std::fs::read(e.path()).unwrap());
+            std::fs::write(into.join(&name), bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dashboard_forecast_savings_and_budgets_equal_the_hosts_together() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    // Records up to now (these answers are as of today).
+    let now = ai_usage_core::now_timestamp();
+    let (a, b, both) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for (dir, seed) in [(a.path(), 3), (b.path(), 4)] {
+        let m = UsageMonitor::builder()
+            .dir(dir)
+            .timezone(zone())
+            .replay(false)
+            .build()
+            .unwrap();
+        ai_usage_core::demo::generate_at(&m, 12, seed, now, None);
+        m.shutdown().unwrap();
+    }
+    merge_dirs(&[a.path(), b.path()], both.path());
+    schema::migrate_in(&server.client("fleet"), &zone()).unwrap();
+    for (dir, host) in [(a.path(), "host-a"), (b.path(), "host-b")] {
+        shipper(&server, "fleet", dir, host)
+            .ship_all(Duration::from_secs(10))
+            .unwrap();
+    }
+    let budgets = vec![
+        Budget::new(
+            "all",
+            BudgetScope::Global,
+            BudgetPeriod::Monthly,
+            Money::from_micros(50_000_000),
+            Currency::CNY,
+        ),
+        Budget::new(
+            "one-user",
+            BudgetScope::User("10001".into()),
+            BudgetPeriod::Daily,
+            Money::from_micros(1_000),
+            Currency::CNY,
+        ),
+        Budget::new(
+            "one-model",
+            BudgetScope::Model("qwen-plus".into()),
+            BudgetPeriod::Daily,
+            Money::from_micros(2_000_000),
+            Currency::CNY,
+        ),
+    ];
+    // In UTC too: the per-day tables don't cover its days, raw rows answer.
+    for z in [zone(), "UTC".parse().unwrap()] {
+        let fleet = FleetQueries::new(server.client("fleet"), z, PricingTable::builtin());
+        let local = if z == zone() {
+            local_monitor(both.path())
+        } else {
+            UsageMonitor::builder()
+                .dir(both.path())
+                .timezone(z)
+                .retention_days(3660)
+                .replay(true)
+                .build()
+                .unwrap()
+        };
+        local.add_budgets(budgets.clone()).unwrap();
+        let mut want = local.dashboard();
+        let mut got = fleet.dashboard().unwrap();
+        assert!(
+            want.today.calls > 0 || want.month.calls > 0,
+            "demo data today"
+        );
+        want.generated_at.clear();
+        got.generated_at.clear();
+        assert_eq!(got, want, "dashboard in {z}");
+        assert_eq!(fleet.forecast().unwrap(), local.forecast(), "{z}");
+        assert_eq!(fleet.savings(7).unwrap(), local.savings(7), "{z}");
+        let strip = |v: Vec<ai_usage_core::BudgetStatus>| -> Vec<_> {
+            v.into_iter()
+                .map(|mut s| {
+                    // Projected from "now", read a moment apart.
+                    s.projected_end_of_period = Money::ZERO;
+                    s
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(fleet.budget_status(&budgets).unwrap()),
+            strip(local.budget_status()),
+            "{z}"
+        );
+    }
 }
 
 #[test]
