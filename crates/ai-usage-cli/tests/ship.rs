@@ -224,4 +224,28 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     assert_eq!(calls, local(a.path()) + local(b.path()));
     let top = get_json(port, "/api/ai_usage/top_users?limit=3&days=3").expect("top");
     assert_eq!(top["top_users"].as_array().map(Vec::len), Some(3));
+
+    // The dashboard, the forecast and savings answer for the fleet too.
+    let q = ["stats", "daily", "--json"];
+    let today_calls = |d: &Path| json(ai_usage(d, &q))["total_calls"].as_u64().unwrap();
+    let dash = get_json(port, "/api/ai_usage/dashboard").expect("dashboard");
+    assert_eq!(
+        dash["today"]["calls"].as_u64(),
+        Some(today_calls(a.path()) + today_calls(b.path())),
+        "{dash}"
+    );
+    let money = |v: &serde_json::Value| v.as_str().map_or(0.0, |s| s.parse::<f64>().unwrap());
+    let mtd = |d: &Path| money(&json(ai_usage(d, &["forecast", "--json"]))["month_to_date"]);
+    let fleet_forecast = get_json(port, "/api/ai_usage/forecast").expect("forecast");
+    assert!(
+        (money(&fleet_forecast["month_to_date"]) - mtd(a.path()) - mtd(b.path())).abs() < 1e-6,
+        "{fleet_forecast}"
+    );
+    // The CLI's --clickhouse forecast is the server's.
+    let cli_forecast = json(ai_usage(
+        a.path(),
+        &["--clickhouse", url.as_str(), "forecast", "--json"],
+    ));
+    assert_eq!(cli_forecast, fleet_forecast);
+    assert!(get_json(port, "/api/ai_usage/savings?days=3").is_some());
 }

@@ -84,6 +84,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .map(|_| ())
     })?;
+    p50("dashboard", &|| fleet.dashboard().map(|_| ()))?;
+    p50("forecast", &|| fleet.forecast().map(|_| ()))?;
+    let budgets = [ai_usage_core::Budget::new(
+        "fleet",
+        ai_usage_core::BudgetScope::Global,
+        ai_usage_core::BudgetPeriod::Monthly,
+        Money::from_micros(1_000_000_000_000),
+        Currency::CNY,
+    )];
+    p50("budgets (monthly, global)", &|| {
+        fleet.budget_status(&budgets).map(|_| ())
+    })?;
     p50("session", &|| fleet.session("live_3_7").map(|_| ()))?;
     if std::env::var_os("FLEET_BENCH_KEEP").is_some() {
         println!("kept database {db}");
