@@ -55,6 +55,18 @@ struct Parts {
     p95_ms: f64,
 }
 
+/// Which users and anchors [`FleetQueries::day_groups`] reads.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// None (totals, models and functions only).
+    None,
+    /// Per local day from this date on (budgets on a user or anchor).
+    PerDay(NaiveDate),
+    /// Summed over this date to the last day and counted on the last day:
+    /// enough for rankings over exactly that range (the dashboard's).
+    Summed(NaiveDate),
+}
+
 /// The sums every group query selects, in the order [`stats_of`] reads them.
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
 sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_nanos), \
@@ -336,15 +348,30 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         bounds: (f64, f64),
         days: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<UsageSummary> {
-        let mut parts = if hour_aligned(bounds) {
-            self.models_from_aggregates(bounds)?
-        } else {
-            self.models_from_records(bounds)?
-        };
-        match days.filter(|&(from, to)| self.days_covered(from, to)) {
-            Some((from, to)) => self.ids_from_day_tables(from, to, &mut parts)?,
-            None => self.ids_from_records(bounds, &mut parts)?,
-        }
+        let covered = days.filter(|&(from, to)| self.days_covered(from, to));
+        // The two halves are independent queries: ask them at once.
+        let (models, ids) = std::thread::scope(|scope| {
+            let ids = scope.spawn(move || {
+                let mut ids = Parts::default();
+                match covered {
+                    Some((from, to)) => self.ids_from_day_tables(from, to, &mut ids)?,
+                    None => self.ids_from_records(bounds, &mut ids)?,
+                }
+                Ok::<Parts, Error>(ids)
+            });
+            let models = if hour_aligned(bounds) {
+                self.models_from_aggregates(bounds)
+            } else {
+                self.models_from_records(bounds)
+            };
+            let ids = ids
+                .join()
+                .unwrap_or_else(|_| Err(Error::Protocol("summary query thread panicked".into())));
+            (models, ids)
+        });
+        let (mut parts, ids) = (models?, ids?);
+        parts.users = ids.users;
+        parts.anchors = ids.anchors;
         Ok(self.build_summary(period, bounds, parts))
     }
 
@@ -426,22 +453,31 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
         Ok(parts)
     }
 
-    /// Users and anchors from raw rows (an hour, or days of another zone).
+    /// Users and anchors from raw rows (an hour, or days of another zone):
+    /// one pass over `records FINAL`, grouped by both.
     fn ids_from_records(&self, bounds: (f64, f64), parts: &mut Parts) -> Result<()> {
         let db = self.client.db();
         let wb = where_bounds(bounds);
-        for (column, out) in [
-            ("user_id", &mut parts.users),
-            ("anchor_id", &mut parts.anchors),
-        ] {
-            for r in self.client.query_rows(&format!(
-                "SELECT {column}, currency, {SUMS} FROM {db}.records FINAL \
-WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
-            ))? {
-                let currency = currency_of(field(&r, 1)?)?;
-                out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
+        let mut users: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
+        let mut anchors: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
+        for r in self.client.query_rows(&format!(
+            "SELECT user_id, anchor_id, currency, {SUMS} FROM {db}.records FINAL \
+WHERE {wb} AND (user_id != '' OR anchor_id != '') GROUP BY user_id, anchor_id, currency"
+        ))? {
+            let currency = currency_of(field(&r, 2)?)?;
+            let g = stats_of(&r, 3, currency)?;
+            for (id, map) in [(field(&r, 0)?, &mut users), (field(&r, 1)?, &mut anchors)] {
+                if !id.is_empty() {
+                    map.entry((id.to_string(), currency)).or_default().merge(&g);
+                }
             }
         }
+        parts
+            .users
+            .extend(users.into_iter().map(|((id, _), g)| (id, g)));
+        parts
+            .anchors
+            .extend(anchors.into_iter().map(|((id, _), g)| (id, g)));
         Ok(())
     }
 
@@ -452,7 +488,10 @@ WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
         let today = self.zone.date_of(now);
         let week = today - chrono::Duration::days(7);
         let first = ai_usage_core::month_start(today).min(week);
-        let groups = self.day_groups(first, Some(week + chrono::Duration::days(1)), today)?;
+        // Users and anchors only feed the 7-day rankings: their 7-day sums
+        // (one row per user, not per user and day) are counted on today.
+        let ids = Ids::Summed(week + chrono::Duration::days(1));
+        let groups = self.day_groups(first, ids, today)?;
         let generated_at = self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string();
         Ok(groups.dashboard(&self.pricing, today, generated_at, self.reporting))
     }
@@ -461,14 +500,14 @@ WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
     pub fn forecast(&self) -> Result<MonthForecast> {
         let today = self.zone.today();
         let first = ai_usage_core::month_start(today).min(today - chrono::Duration::days(7));
-        let groups = self.day_groups(first, None, today)?;
+        let groups = self.day_groups(first, Ids::None, today)?;
         Ok(groups.forecast(today, self.reporting))
     }
 
     /// Savings advice from the fleet's local days `from..=to`.
     pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> Result<SavingsReport> {
         ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
-        let groups = self.day_groups(from, None, to)?;
+        let groups = self.day_groups(from, Ids::None, to)?;
         Ok(groups.savings(&self.pricing, from, to))
     }
 
@@ -495,20 +534,16 @@ WHERE {wb} AND {column} != '' GROUP BY {column}, currency"
                 ai_usage_core::BudgetScope::User(_) | ai_usage_core::BudgetScope::Anchor(_)
             )
         });
-        let groups = self.day_groups(first, ids.then_some(first), today)?;
+        let ids = if ids { Ids::PerDay(first) } else { Ids::None };
+        let groups = self.day_groups(first, ids, today)?;
         groups
             .budget_status(budgets, &self.zone, today, now)
             .map_err(Error::Core)
     }
 
     /// Day-level groups of the local days `from..=to` (users and anchors
-    /// from `ids_from` on, if given), for the core's [`DayGroups`] answers.
-    fn day_groups(
-        &self,
-        from: NaiveDate,
-        ids_from: Option<NaiveDate>,
-        to: NaiveDate,
-    ) -> Result<DayGroups> {
+    /// as `ids` says), for the core's [`DayGroups`] answers.
+    fn day_groups(&self, from: NaiveDate, ids: Ids, to: NaiveDate) -> Result<DayGroups> {
         let db = self.client.db();
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
         let mut groups = DayGroups::new();
@@ -543,8 +578,19 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
             let g = stats_of(&r, 4, currency)?;
             groups.add_model_function(self.zone.date_of(t), field(&r, 2)?, field(&r, 3)?, &g);
         }
-        if let Some(ids_from) = ids_from {
+        if let Ids::PerDay(ids_from) | Ids::Summed(ids_from) = ids {
             let covered = self.days_covered(ids_from, to);
+            let summed = matches!(ids, Ids::Summed(_));
+            // Summed: one constant first column (not named `day`: an alias
+            // would shadow the column in WHERE), every group counted on `to`.
+            let (day_col, slot_col) = if summed {
+                ("toDate('1970-01-01') AS summed", "toInt64(0) AS slot")
+            } else {
+                (
+                    "day",
+                    "intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot",
+                )
+            };
             let ids_bounds = (self.zone.day_bounds(ids_from).0, bounds.1);
             for (table, column, user) in [
                 ("agg_user_day", "user_id", true),
@@ -552,20 +598,22 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
             ] {
                 let sql = if covered {
                     format!(
-                        "SELECT day, currency, {column}, {AGG_SUMS} FROM {db}.{table} \
+                        "SELECT {day_col}, currency, {column}, {AGG_SUMS} FROM {db}.{table} \
 WHERE {} AND {column} != '' GROUP BY day, currency, {column}",
                         where_days(ids_from, to)
                     )
                 } else {
                     format!(
-                        "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, \
+                        "SELECT {slot_col}, currency, \
 {column}, {SUMS} FROM {db}.records FINAL WHERE {} AND {column} != '' \
 GROUP BY slot, currency, {column}",
                         where_bounds(ids_bounds)
                     )
                 };
                 for r in self.client.query_rows(&sql)? {
-                    let date = if covered {
+                    let date = if summed {
+                        to
+                    } else if covered {
                         NaiveDate::parse_from_str(field(&r, 0)?, "%Y-%m-%d")
                             .map_err(|_| Error::Protocol(format!("day {:?}", r.first())))?
                     } else {
