@@ -583,10 +583,15 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
             let summed = matches!(ids, Ids::Summed(_));
             // Summed: one constant first column (not named `day`: an alias
             // would shadow the column in WHERE), every group counted on `to`.
-            let (day_col, slot_col) = if summed {
-                ("toDate('1970-01-01') AS summed", "toInt64(0) AS slot")
+            let (day_col, day_key, slot_col) = if summed {
+                (
+                    "toDate('1970-01-01') AS summed",
+                    "summed",
+                    "toInt64(0) AS slot",
+                )
             } else {
                 (
+                    "day",
                     "day",
                     "intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot",
                 )
@@ -599,7 +604,7 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
                 let sql = if covered {
                     format!(
                         "SELECT {day_col}, currency, {column}, {AGG_SUMS} FROM {db}.{table} \
-WHERE {} AND {column} != '' GROUP BY day, currency, {column}",
+WHERE {} AND {column} != '' GROUP BY {day_key}, currency, {column}",
                         where_days(ids_from, to)
                     )
                 } else {
