@@ -169,7 +169,7 @@ fn load(
     );
 
     let db = format!("bench_{}", std::process::id());
-    let endpoint = Endpoint::parse(&url, &db)?;
+    let endpoint = Endpoint::parse(url, &db)?;
     // The reporting zone is the one the queries use.
     schema::migrate_in(
         &Client::new(endpoint.clone(), Duration::from_secs(60)),
