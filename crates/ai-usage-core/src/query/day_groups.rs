@@ -110,3 +110,103 @@ impl DayGroups {
         Ok(book.status(&self.rollups, zone, today, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::{BudgetPeriod, BudgetScope};
+    use crate::money::Money;
+
+    /// Calls over 10 days: 5 users, 3 anchors, 3 models, 2 functions.
+    fn calls() -> Vec<crate::UsageRecord> {
+        let models = ["qwen-plus", "qwen-max", "deepseek-chat"];
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        (0..400)
+            .map(|i| {
+                let ts = 1_764_000_000.0 + f64::from(i) * 2_160.0;
+                let line = format!(
+                    r#"{{"timestamp": {ts}, "user_id": "u{}", "anchor_id": "a{}", "model": "{}", "function": "f{}", "input_tokens": {}, "output_tokens": 9, "total_tokens": {}, "cost": 0.0{}, "duration_ms": 5.0, "success": true, "error_msg": null}}"#,
+                    next(5),
+                    next(3),
+                    models[next(3) as usize],
+                    next(2),
+                    100 + i,
+                    109 + i,
+                    1 + next(9),
+                );
+                crate::dayfile::parse_record(line.as_bytes()).expect("record")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_equal_the_monitors_over_the_same_calls() {
+        let zone: Zone = "+08:00".parse().expect("zone");
+        let pricing = PricingTable::builtin();
+        let (mut rollups, mut groups) = (Rollups::default(), DayGroups::new());
+        for r in calls() {
+            let (date, hour) = rollups.locate(&zone, r.timestamp);
+            rollups.add(&r, date, hour, Currency::CNY, true);
+            let mut g = GroupStats::default();
+            g.add(&r, Currency::CNY, true);
+            groups.add_model_function(date, &r.model, &r.function, &g);
+            groups.add_user(date, r.user_id.as_deref().unwrap_or(""), &g);
+            groups.add_anchor(date, r.anchor_id.as_deref().unwrap_or(""), &g);
+        }
+        let today = *rollups.days.keys().last().expect("days");
+        let want = dashboard(
+            &rollups,
+            &mut RankCache::default(),
+            &pricing,
+            today,
+            "t".into(),
+            Currency::CNY,
+        );
+        assert!(want.today.calls > 0 && !want.top_users.is_empty());
+        assert_eq!(
+            groups.dashboard(&pricing, today, "t".into(), Currency::CNY),
+            want
+        );
+        assert_eq!(
+            groups.forecast(today, Currency::CNY),
+            forecast_at(&rollups, today, Currency::CNY)
+        );
+        let from = today - chrono::Duration::days(6);
+        assert_eq!(
+            groups.savings(&pricing, from, today),
+            savings_for(&rollups, &pricing, from, today)
+        );
+        let budgets = vec![
+            Budget::new(
+                "all",
+                BudgetScope::Global,
+                BudgetPeriod::Monthly,
+                Money::from_micros(100_000),
+                Currency::CNY,
+            ),
+            Budget::new(
+                "u1",
+                BudgetScope::User("u1".into()),
+                BudgetPeriod::Daily,
+                Money::from_micros(1),
+                Currency::CNY,
+            ),
+        ];
+        let now = zone.day_bounds(today).0 + 43_200.0;
+        let book = BudgetBook::default();
+        for b in &budgets {
+            book.add(b.clone(), &rollups, today).expect("budget");
+        }
+        let got = groups
+            .budget_status(&budgets, &zone, today, now)
+            .expect("status");
+        assert!(got[1].spent > Money::ZERO && !got[1].thresholds_fired.is_empty());
+        assert_eq!(got, book.status(&rollups, &zone, today, now));
+    }
+}
