@@ -82,6 +82,42 @@ fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
         );
     }
 
+    // The JSON report from ClickHouse: the period's figures are the hosts' sum.
+    let out = tempfile::tempdir().unwrap();
+    let report = |d: &Path, args: &[&str], name: &str| -> serde_json::Value {
+        let file = out.path().join(name);
+        let file = file.to_str().unwrap();
+        let q = [
+            "report", "--days", "3", "--format", "json", "--output", file,
+        ];
+        ok(ai_usage(d, &[args, &q[..]].concat()));
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    };
+    let (ra, rb) = (
+        report(a.path(), &[], "a.json"),
+        report(b.path(), &[], "b.json"),
+    );
+    let rf = report(a.path(), &ch, "fleet.json");
+    for key in ["total_calls", "total_tokens", "unpriced_calls"] {
+        let sum = |r: &serde_json::Value| r["period_summary"][key].as_u64().unwrap();
+        assert_eq!(sum(&rf), sum(&ra) + sum(&rb), "report {key}");
+    }
+    let trend_calls = |r: &serde_json::Value| -> u64 {
+        r["cost_trend"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["calls"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(trend_calls(&rf), trend_calls(&ra) + trend_calls(&rb));
+    assert!(!ai_usage(
+        a.path(),
+        &[&ch[..], &["report", "--format", "csv"]].concat()
+    )
+    .status
+    .success());
+
     // Re-ship: nothing new. A corrupt line is skipped and counted.
     let again = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
     assert!(again.starts_with("shipped 0 records"), "{again}");

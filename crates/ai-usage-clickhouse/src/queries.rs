@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use ai_usage_core::{
     main_currency, success_rate, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
     GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy, RankEntry, RankKind,
-    SavingsReport, SessionSummary, TrendPoint, UsageSummary, Zone,
+    SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
@@ -539,6 +539,32 @@ WHERE {wb} AND (user_id != '' OR anchor_id != '') GROUP BY user_id, anchor_id, c
         groups
             .budget_status(budgets, &self.zone, today, now)
             .map_err(Error::Core)
+    }
+
+    /// The usage report of the last `days` local days (today included) for
+    /// the whole fleet, with `budgets` evaluated on its spend: the same
+    /// parts as the local monitor's `usage_report`.
+    pub fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport> {
+        let days = days.max(1);
+        let now = ai_usage_core::now_timestamp();
+        let to = self.zone.date_of(now);
+        let from = to - chrono::Duration::days(i64::from(days) - 1);
+        let top = ai_usage_core::REPORT_TOP;
+        Ok(UsageReport {
+            generated_at: self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string(),
+            period_days: days,
+            from: from.format("%Y-%m-%d").to_string(),
+            to: to.format("%Y-%m-%d").to_string(),
+            timezone: self.zone.to_string(),
+            today_summary: self.summary_for_date(to)?,
+            period_summary: self.range_summary(from, to)?,
+            top_users: self.top(RankKind::User, from, to, RankBy::Tokens, top)?,
+            by_anchor: self.top(RankKind::Anchor, from, to, RankBy::Cost, top)?,
+            cost_trend: self.trend(from, to)?,
+            forecast: self.forecast()?,
+            budgets: self.budget_status(budgets)?,
+            savings: self.savings_between(from, to)?,
+        })
     }
 
     /// Day-level groups of the local days `from..=to` (users and anchors

@@ -95,7 +95,7 @@ pub use budget::{
 };
 
 // Reports.
-pub use export::{daily_csv_header, records_csv_header, UsageReport};
+pub use export::{daily_csv_header, records_csv_header, UsageReport, REPORT_TOP};
 
 // Time zones and clocks.
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};
