@@ -192,6 +192,12 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     let b = tempfile::tempdir().unwrap();
     ok(ai_usage(a.path(), &["demo", "--days", "3", "--seed", "3"]));
     ok(ai_usage(b.path(), &["demo", "--days", "3", "--seed", "4"]));
+    // The same budgets on both hosts (a's server evaluates them on the fleet).
+    let budgets = r#"[{"name": "daily", "period": "daily", "limit": 50},
+        {"name": "monthly", "period": "monthly", "limit": 1000}]"#;
+    for d in [a.path(), b.path()] {
+        std::fs::write(d.join("budgets.json"), budgets).unwrap();
+    }
     // Host b ships with the sidecar; host a's server ships its own files.
     ok(ai_usage(
         b.path(),
@@ -270,9 +276,18 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
         Some(today_calls(a.path()) + today_calls(b.path())),
         "{dash}"
     );
-    let money = |v: &serde_json::Value| v.as_str().map_or(0.0, |s| s.parse::<f64>().unwrap());
+    // Money is a JSON number (a string only if it could lose digits).
+    let money = |v: &serde_json::Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().map(|s| s.parse::<f64>().unwrap()))
+            .expect("an amount")
+    };
     let mtd = |d: &Path| money(&json(ai_usage(d, &["forecast", "--json"]))["month_to_date"]);
     let fleet_forecast = get_json(port, "/api/ai_usage/forecast").expect("forecast");
+    assert!(
+        money(&fleet_forecast["month_to_date"]) > 0.0,
+        "{fleet_forecast}"
+    );
     assert!(
         (money(&fleet_forecast["month_to_date"]) - mtd(a.path()) - mtd(b.path())).abs() < 1e-6,
         "{fleet_forecast}"
@@ -284,4 +299,23 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     ));
     assert_eq!(cli_forecast, fleet_forecast);
     assert!(get_json(port, "/api/ai_usage/savings?days=3").is_some());
+    // Budgets: each one's spend is the hosts' spend together.
+    let spent = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .expect("budget list")
+            .iter()
+            .map(|s| money(&s["spent"]))
+            .collect()
+    };
+    let (sa, sb) = (
+        spent(&json(ai_usage(a.path(), &["budgets", "--json"]))),
+        spent(&json(ai_usage(b.path(), &["budgets", "--json"]))),
+    );
+    let fleet_budgets = get_json(port, "/api/ai_usage/budgets").expect("budgets");
+    let sf = spent(&fleet_budgets);
+    assert_eq!(sf.len(), 2, "{fleet_budgets}");
+    for i in 0..2 {
+        assert!((sf[i] - sa[i] - sb[i]).abs() < 1e-6, "{fleet_budgets}");
+    }
+    assert!(sf[1] > 0.0);
 }
