@@ -82,6 +82,42 @@ fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
         );
     }
 
+    // The JSON report from ClickHouse: the period's figures are the hosts' sum.
+    let out = tempfile::tempdir().unwrap();
+    let report = |d: &Path, args: &[&str], name: &str| -> serde_json::Value {
+        let file = out.path().join(name);
+        let file = file.to_str().unwrap();
+        let q = [
+            "report", "--days", "3", "--format", "json", "--output", file,
+        ];
+        ok(ai_usage(d, &[args, &q[..]].concat()));
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    };
+    let (ra, rb) = (
+        report(a.path(), &[], "a.json"),
+        report(b.path(), &[], "b.json"),
+    );
+    let rf = report(a.path(), &ch, "fleet.json");
+    for key in ["total_calls", "total_tokens", "unpriced_calls"] {
+        let sum = |r: &serde_json::Value| r["period_summary"][key].as_u64().unwrap();
+        assert_eq!(sum(&rf), sum(&ra) + sum(&rb), "report {key}");
+    }
+    let trend_calls = |r: &serde_json::Value| -> u64 {
+        r["cost_trend"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["calls"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(trend_calls(&rf), trend_calls(&ra) + trend_calls(&rb));
+    assert!(!ai_usage(
+        a.path(),
+        &[&ch[..], &["report", "--format", "csv"]].concat()
+    )
+    .status
+    .success());
+
     // Re-ship: nothing new. A corrupt line is skipped and counted.
     let again = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
     assert!(again.starts_with("shipped 0 records"), "{again}");
@@ -156,6 +192,12 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     let b = tempfile::tempdir().unwrap();
     ok(ai_usage(a.path(), &["demo", "--days", "3", "--seed", "3"]));
     ok(ai_usage(b.path(), &["demo", "--days", "3", "--seed", "4"]));
+    // The same budgets on both hosts (a's server evaluates them on the fleet).
+    let budgets = r#"[{"name": "daily", "period": "daily", "limit": 50},
+        {"name": "monthly", "period": "monthly", "limit": 1000}]"#;
+    for d in [a.path(), b.path()] {
+        std::fs::write(d.join("budgets.json"), budgets).unwrap();
+    }
     // Host b ships with the sidecar; host a's server ships its own files.
     ok(ai_usage(
         b.path(),
@@ -224,4 +266,56 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     assert_eq!(calls, local(a.path()) + local(b.path()));
     let top = get_json(port, "/api/ai_usage/top_users?limit=3&days=3").expect("top");
     assert_eq!(top["top_users"].as_array().map(Vec::len), Some(3));
+
+    // The dashboard, the forecast and savings answer for the fleet too.
+    let q = ["stats", "daily", "--json"];
+    let today_calls = |d: &Path| json(ai_usage(d, &q))["total_calls"].as_u64().unwrap();
+    let dash = get_json(port, "/api/ai_usage/dashboard").expect("dashboard");
+    assert_eq!(
+        dash["today"]["calls"].as_u64(),
+        Some(today_calls(a.path()) + today_calls(b.path())),
+        "{dash}"
+    );
+    // Money is a JSON number (a string only if it could lose digits).
+    let money = |v: &serde_json::Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().map(|s| s.parse::<f64>().unwrap()))
+            .expect("an amount")
+    };
+    let mtd = |d: &Path| money(&json(ai_usage(d, &["forecast", "--json"]))["month_to_date"]);
+    let fleet_forecast = get_json(port, "/api/ai_usage/forecast").expect("forecast");
+    assert!(
+        money(&fleet_forecast["month_to_date"]) > 0.0,
+        "{fleet_forecast}"
+    );
+    assert!(
+        (money(&fleet_forecast["month_to_date"]) - mtd(a.path()) - mtd(b.path())).abs() < 1e-6,
+        "{fleet_forecast}"
+    );
+    // The CLI's --clickhouse forecast is the server's.
+    let cli_forecast = json(ai_usage(
+        a.path(),
+        &["--clickhouse", url.as_str(), "forecast", "--json"],
+    ));
+    assert_eq!(cli_forecast, fleet_forecast);
+    assert!(get_json(port, "/api/ai_usage/savings?days=3").is_some());
+    // Budgets: each one's spend is the hosts' spend together.
+    let spent = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .expect("budget list")
+            .iter()
+            .map(|s| money(&s["spent"]))
+            .collect()
+    };
+    let (sa, sb) = (
+        spent(&json(ai_usage(a.path(), &["budgets", "--json"]))),
+        spent(&json(ai_usage(b.path(), &["budgets", "--json"]))),
+    );
+    let fleet_budgets = get_json(port, "/api/ai_usage/budgets").expect("budgets");
+    let sf = spent(&fleet_budgets);
+    assert_eq!(sf.len(), 2, "{fleet_budgets}");
+    for i in 0..2 {
+        assert!((sf[i] - sa[i] - sb[i]).abs() < 1e-6, "{fleet_budgets}");
+    }
+    assert!(sf[1] > 0.0);
 }

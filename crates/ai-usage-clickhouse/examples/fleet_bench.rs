@@ -6,11 +6,15 @@
 //!     http://127.0.0.1:8123 [records=2000000] [days=30]
 //! ```
 //! Writes `records` synthetic calls over `days` day files into a temp dir,
-//! ships them into a fresh database `bench_<pid>`, then times the queries.
+//! ships them into a fresh database `bench_<pid>` (reporting zone
+//! Asia/Shanghai), then times the queries and drops the database.
+//!
+//! `FLEET_BENCH_DB=name` reuses a database a previous run kept
+//! (`FLEET_BENCH_KEEP=1`): only the queries are timed.
 
 use std::time::{Duration, Instant};
 
-use ai_usage_clickhouse::{Endpoint, FleetQueries, Shipper, ShipperConfig};
+use ai_usage_clickhouse::{schema, Client, Endpoint, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{Currency, Money, PricingTable, UsageRecord, Zone};
 
 const MODELS: [&str; 6] = [
@@ -32,12 +36,88 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let records: u64 = args.get(1).map_or(Ok(2_000_000), |s| s.parse())?;
     let days: u64 = args.get(2).map_or(Ok(30), |s| s.parse())?;
     let zone: Zone = "Asia/Shanghai".parse()?;
+    let end = ai_usage_core::now_timestamp().floor();
+    let client = match std::env::var("FLEET_BENCH_DB") {
+        Ok(db) => Client::new(Endpoint::parse(&url, &db)?, Duration::from_secs(300)),
+        Err(_) => load(&url, records, days, zone, end)?,
+    };
+    let db = client.db();
+    let fleet = FleetQueries::new(client.clone(), zone, PricingTable::builtin());
+    let today = zone.date_of(end);
+    let p50 = |name: &str,
+               f: &dyn Fn() -> Result<(), ai_usage_clickhouse::Error>|
+     -> Result<(), ai_usage_clickhouse::Error> {
+        let mut times = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "{name}: p50 {:.1?}, max {:.1?}",
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+        Ok(())
+    };
+    let yesterday = today - chrono::Duration::days(1);
+    p50("daily summary (yesterday)", &|| {
+        fleet.summary_for_date(yesterday).map(|_| ())
+    })?;
+    p50("hourly summary", &|| {
+        fleet.summary_for_hour(yesterday, 20).map(|_| ())
+    })?;
+    p50("30-day trend", &|| {
+        fleet
+            .trend(today - chrono::Duration::days(29), today)
+            .map(|_| ())
+    })?;
+    p50("top 10 users, 7 days", &|| {
+        fleet
+            .top(
+                ai_usage_core::RankKind::User,
+                today - chrono::Duration::days(6),
+                today,
+                ai_usage_core::RankBy::Tokens,
+                10,
+            )
+            .map(|_| ())
+    })?;
+    p50("dashboard", &|| fleet.dashboard().map(|_| ()))?;
+    p50("forecast", &|| fleet.forecast().map(|_| ()))?;
+    let budgets = [ai_usage_core::Budget::new(
+        "fleet",
+        ai_usage_core::BudgetScope::Global,
+        ai_usage_core::BudgetPeriod::Monthly,
+        Money::from_micros(1_000_000_000_000),
+        Currency::CNY,
+    )];
+    p50("budgets (monthly, global)", &|| {
+        fleet.budget_status(&budgets).map(|_| ())
+    })?;
+    p50("session", &|| fleet.session("live_3_7").map(|_| ()))?;
+    if std::env::var_os("FLEET_BENCH_KEEP").is_some() {
+        println!("kept database {db}");
+    } else {
+        client.execute(&format!("DROP DATABASE `{db}`"))?;
+    }
+    Ok(())
+}
+
+/// Writes the day files, ships them into a new database and reports sizes.
+fn load(
+    url: &str,
+    records: u64,
+    days: u64,
+    zone: Zone,
+    end: f64,
+) -> Result<Client, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
 
     // Synthetic day files (epoch days in UTC+8 are the file days).
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(1);
-    let end = ai_usage_core::now_timestamp().floor();
     let start = end - days as f64 * 86_400.0;
     let per_day = records / days;
     let mut line = Vec::with_capacity(512);
@@ -94,7 +174,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let db = format!("bench_{}", std::process::id());
-    let endpoint = Endpoint::parse(&url, &db)?;
+    let endpoint = Endpoint::parse(url, &db)?;
+    // The reporting zone is the one the queries use.
+    schema::migrate_in(
+        &Client::new(endpoint.clone(), Duration::from_secs(60)),
+        &zone,
+    )?;
     let mut cfg = ShipperConfig::new(dir.path(), endpoint);
     cfg.host_id = Some("bench".into());
     let mut shipper = Shipper::open(cfg)?;
@@ -109,10 +194,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let client = shipper.client().clone();
     client.execute(&format!("OPTIMIZE TABLE `{db}`.records FINAL"))?;
-    for table in ai_usage_clickhouse::schema::AGGREGATE_TABLES {
+    for table in schema::AGGREGATE_TABLES {
         client.execute(&format!("OPTIMIZE TABLE `{db}`.{table} FINAL"))?;
     }
-    for table in ["records", "agg_model", "agg_user", "agg_anchor"] {
+    for table in std::iter::once("records").chain(schema::AGGREGATE_TABLES) {
         let rows = client.query_rows(&format!(
             "SELECT sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) \
              FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"
@@ -128,48 +213,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let fleet = FleetQueries::new(client.clone(), zone, PricingTable::builtin());
-    let today = zone.date_of(end);
-    let p50 = |name: &str,
-               f: &dyn Fn() -> Result<(), ai_usage_clickhouse::Error>|
-     -> Result<(), ai_usage_clickhouse::Error> {
-        let mut times = Vec::new();
-        for _ in 0..15 {
-            let t = Instant::now();
-            f()?;
-            times.push(t.elapsed());
-        }
-        times.sort();
-        println!(
-            "{name}: p50 {:.1?}, max {:.1?}",
-            times[times.len() / 2],
-            times[times.len() - 1]
-        );
-        Ok(())
-    };
-    let yesterday = today - chrono::Duration::days(1);
-    p50("daily summary (yesterday)", &|| {
-        fleet.summary_for_date(yesterday).map(|_| ())
-    })?;
-    p50("hourly summary", &|| {
-        fleet.summary_for_hour(yesterday, 20).map(|_| ())
-    })?;
-    p50("30-day trend", &|| {
-        fleet
-            .trend(today - chrono::Duration::days(29), today)
-            .map(|_| ())
-    })?;
-    p50("top 10 users, 7 days", &|| {
-        fleet
-            .top(
-                ai_usage_core::RankKind::User,
-                today - chrono::Duration::days(6),
-                today,
-                ai_usage_core::RankBy::Tokens,
-                10,
-            )
-            .map(|_| ())
-    })?;
-    client.execute(&format!("DROP DATABASE `{db}`"))?;
-    Ok(())
+    Ok(client)
 }

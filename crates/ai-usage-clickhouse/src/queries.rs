@@ -1,21 +1,32 @@
 //! The fleet's answers from ClickHouse, in the core's result types so the
 //! CLI, the API and the page print them exactly like local answers.
 //!
-//! Ranges whose bounds fall on whole UTC hours (every day and hour of a
-//! zone whose offset is whole hours) read the hourly aggregates (schema v3):
-//! groups, not rows. Other ranges (e.g. days in UTC+05:30) read
-//! `records FINAL`, merged by stable id before counting.
+//! Which table answers (schema v4), so a summary reads groups, not rows:
+//! - totals, models, functions, durations and the trend: `agg_model` (UTC
+//!   hours) when the range is made of whole UTC hours (every day and hour
+//!   of a zone whose offset is whole hours);
+//! - users and anchors: `agg_user_day` / `agg_anchor_day` when the range is
+//!   whole local days of the database's reporting zone (or of a zone whose
+//!   days fall on the same instants);
+//! - sessions: `agg_session`.
+//!
+//! Anything else (another zone's days for users, a single hour's users,
+//! days in UTC+05:30 for models) reads `records FINAL`, merged by stable
+//! id before counting: exact, only slower.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, success_rate, Costs, Currency, GroupStats, GroupSummary, Money, PricingTable,
-    RankBy, RankEntry, RankKind, TrendPoint, UsageSummary, Zone,
+    main_currency, success_rate, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
+    GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy, RankEntry, RankKind,
+    SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::schema::{money_from_column, reporting_zone};
 
 /// Answers summaries, rankings and trends for the whole fleet.
 #[derive(Debug, Clone)]
@@ -26,6 +37,9 @@ pub struct FleetQueries {
     reporting: Currency,
     rates: Vec<(Currency, i64)>,
     group_limit: usize,
+    /// The database's reporting zone, read once (`None`: unreadable, so
+    /// the per-day tables are not used).
+    day_zone: Arc<OnceLock<Option<Zone>>>,
 }
 
 /// The groups a summary is built from.
@@ -41,15 +55,27 @@ struct Parts {
     p95_ms: f64,
 }
 
+/// Which users and anchors [`FleetQueries::day_groups`] reads.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// None (totals, models and functions only).
+    None,
+    /// Per local day from this date on (budgets on a user or anchor).
+    PerDay(NaiveDate),
+    /// Summed over this date to the last day and counted on the last day:
+    /// enough for rankings over exactly that range (the dashboard's).
+    Summed(NaiveDate),
+}
+
 /// The sums every group query selects, in the order [`stats_of`] reads them.
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
-sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_micros), \
+sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_nanos), \
 countIf(priced = 0)";
 
-/// The same sums over the v3 aggregates.
+/// The same sums over the v4 aggregates.
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
 sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
-sum(cost_micros), sum(unpriced_calls)";
+sum(cost_nanos), sum(unpriced_calls)";
 
 /// Whether `[start, end)` is made of whole UTC hours.
 fn hour_aligned((start, end): (f64, f64)) -> bool {
@@ -72,6 +98,7 @@ impl FleetQueries {
             reporting: Currency::CNY,
             rates: Vec::new(),
             group_limit: 1000,
+            day_zone: Arc::new(OnceLock::new()),
         }
     }
 
@@ -94,12 +121,12 @@ impl FleetQueries {
 
     /// The summary of a local calendar date.
     pub fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary> {
-        self.summary("daily", self.zone.day_bounds(date))
+        self.summary("daily", self.zone.day_bounds(date), Some((date, date)))
     }
 
     /// The summary of one local clock hour of a date.
     pub fn summary_for_hour(&self, date: NaiveDate, hour: u8) -> Result<UsageSummary> {
-        self.summary("hourly", self.zone.hour_bounds(date, hour))
+        self.summary("hourly", self.zone.hour_bounds(date, hour), None)
     }
 
     /// The summary of the local clock hour `hours_ago` before the current one.
@@ -115,6 +142,7 @@ impl FleetQueries {
         self.summary(
             "range",
             (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1),
+            Some((from, to)),
         )
     }
 
@@ -130,6 +158,7 @@ impl FleetQueries {
         self.summary(
             "monthly",
             (self.zone.day_bounds(first).0, self.zone.day_bounds(last).1),
+            Some((first, last)),
         )
     }
 
@@ -144,13 +173,20 @@ impl FleetQueries {
         limit: usize,
     ) -> Result<Vec<RankEntry>> {
         ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
-        let (column, table) = match kind {
-            RankKind::User => ("user_id", "agg_user"),
-            RankKind::Anchor => ("anchor_id", "agg_anchor"),
-            RankKind::Function => ("function", "agg_model"),
-            RankKind::Model => ("model", "agg_model"),
-        };
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
+        let db = self.client.db();
+        let (column, aggregate) = match kind {
+            RankKind::User => (
+                "user_id",
+                self.days_covered(from, to).then_some("agg_user_day"),
+            ),
+            RankKind::Anchor => (
+                "anchor_id",
+                self.days_covered(from, to).then_some("agg_anchor_day"),
+            ),
+            RankKind::Function => ("function", hour_aligned(bounds).then_some("agg_model")),
+            RankKind::Model => ("model", hour_aligned(bounds).then_some("agg_model")),
+        };
         // Calls without a user (anchor) are not ranked, as locally.
         let skip_empty = matches!(kind, RankKind::User | RankKind::Anchor);
         let not_empty = if skip_empty {
@@ -158,19 +194,21 @@ impl FleetQueries {
         } else {
             String::new()
         };
-        let db = self.client.db();
-        let sql = if hour_aligned(bounds) {
-            format!(
+        let sql = match aggregate {
+            Some(table) => format!(
                 "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} WHERE {}{not_empty} \
 GROUP BY {column}, currency",
-                where_hours(bounds)
-            )
-        } else {
-            format!(
+                if table == "agg_model" {
+                    where_hours(bounds)
+                } else {
+                    where_days(from, to)
+                }
+            ),
+            None => format!(
                 "SELECT {column}, currency, {SUMS} FROM {db}.records FINAL WHERE {}{not_empty} \
 GROUP BY {column}, currency",
                 where_bounds(bounds)
-            )
+            ),
         };
         let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
         for row in self.client.query_rows(&sql)? {
@@ -268,18 +306,77 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         }
     }
 
-    /// A summary of `[start, end)`.
-    fn summary(&self, period: &str, bounds: (f64, f64)) -> Result<UsageSummary> {
-        let parts = if hour_aligned(bounds) {
-            self.parts_from_aggregates(bounds)?
-        } else {
-            self.parts_from_records(bounds)?
+    /// The database's reporting zone (read once).
+    fn day_zone(&self) -> Option<Zone> {
+        *self
+            .day_zone
+            .get_or_init(|| match reporting_zone(&self.client) {
+                Ok(name) => name.parse().ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no reporting zone; per-day tables unused");
+                    None
+                }
+            })
+    }
+
+    /// Whether the per-day tables answer the local days `from..=to` of this
+    /// zone: each day starts and ends on the same instants in the
+    /// reporting zone.
+    fn days_covered(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        let Some(day_zone) = self.day_zone() else {
+            return false;
         };
+        if day_zone == self.zone {
+            return true;
+        }
+        let mut d = from;
+        loop {
+            if day_zone.day_bounds(d) != self.zone.day_bounds(d) {
+                return false;
+            }
+            match d.succ_opt() {
+                Some(n) if n <= to => d = n,
+                _ => return true,
+            }
+        }
+    }
+
+    /// A summary of `[start, end)`, which is the local days `days` if given.
+    fn summary(
+        &self,
+        period: &str,
+        bounds: (f64, f64),
+        days: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<UsageSummary> {
+        let covered = days.filter(|&(from, to)| self.days_covered(from, to));
+        // The two halves are independent queries: ask them at once.
+        let (models, ids) = std::thread::scope(|scope| {
+            let ids = scope.spawn(move || {
+                let mut ids = Parts::default();
+                match covered {
+                    Some((from, to)) => self.ids_from_day_tables(from, to, &mut ids)?,
+                    None => self.ids_from_records(bounds, &mut ids)?,
+                }
+                Ok::<Parts, Error>(ids)
+            });
+            let models = if hour_aligned(bounds) {
+                self.models_from_aggregates(bounds)
+            } else {
+                self.models_from_records(bounds)
+            };
+            let ids = ids
+                .join()
+                .unwrap_or_else(|_| Err(Error::Protocol("summary query thread panicked".into())));
+            (models, ids)
+        });
+        let (mut parts, ids) = (models?, ids?);
+        parts.users = ids.users;
+        parts.anchors = ids.anchors;
         Ok(self.build_summary(period, bounds, parts))
     }
 
-    /// Summary groups from the v3 aggregates: three small group-bys.
-    fn parts_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
+    /// Totals, models, functions and durations from `agg_model`.
+    fn models_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
         let wh = where_hours(bounds);
         let mut parts = Parts::default();
@@ -307,43 +404,44 @@ FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
                 .and_then(|r| r.first())
                 .map_or(0.0, |v| parse_f64_or_zero(v));
         }
+        Ok(parts)
+    }
+
+    /// Users and anchors of the local days `from..=to` from the per-day tables.
+    fn ids_from_day_tables(&self, from: NaiveDate, to: NaiveDate, parts: &mut Parts) -> Result<()> {
+        let db = self.client.db();
+        let wd = where_days(from, to);
         for (table, column, out) in [
-            ("agg_user", "user_id", &mut parts.users),
-            ("agg_anchor", "anchor_id", &mut parts.anchors),
+            ("agg_user_day", "user_id", &mut parts.users),
+            ("agg_anchor_day", "anchor_id", &mut parts.anchors),
         ] {
             for r in self.client.query_rows(&format!(
                 "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} \
-WHERE {wh} AND {column} != '' GROUP BY {column}, currency"
+WHERE {wd} AND {column} != '' GROUP BY {column}, currency"
             ))? {
                 let currency = currency_of(field(&r, 1)?)?;
                 out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
             }
         }
-        Ok(parts)
+        Ok(())
     }
 
-    /// Summary groups from raw rows (ranges not made of whole hours).
-    fn parts_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
+    /// Totals, models, functions and durations from raw rows (ranges not
+    /// made of whole UTC hours).
+    fn models_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
         let wb = where_bounds(bounds);
-        let sql = format!(
-            "SELECT currency, model, function, user_id, anchor_id, {SUMS} \
-FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, anchor_id"
-        );
         let mut parts = Parts::default();
-        for r in self.client.query_rows(&sql)? {
+        for r in self.client.query_rows(&format!(
+            "SELECT currency, model, function, {SUMS} \
+FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
+        ))? {
             let currency = currency_of(field(&r, 0)?)?;
-            let stats = stats_of(&r, 5, currency)?;
-            let (user, anchor) = (field(&r, 3)?, field(&r, 4)?);
-            if !user.is_empty() {
-                parts.users.push((user.to_string(), stats.clone()));
-            }
-            if !anchor.is_empty() {
-                parts.anchors.push((anchor.to_string(), stats.clone()));
-            }
-            parts
-                .models
-                .push((field(&r, 1)?.to_string(), field(&r, 2)?.to_string(), stats));
+            parts.models.push((
+                field(&r, 1)?.to_string(),
+                field(&r, 2)?.to_string(),
+                stats_of(&r, 3, currency)?,
+            ));
         }
         let durations = self.client.query_rows(&format!(
             "SELECT avg(duration_ms), quantile(0.95)(duration_ms) FROM {db}.records FINAL WHERE {wb}"
@@ -353,6 +451,283 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function, user_id, 
             parts.p95_ms = parse_f64_or_zero(p);
         }
         Ok(parts)
+    }
+
+    /// Users and anchors from raw rows (an hour, or days of another zone):
+    /// one pass over `records FINAL`, grouped by both.
+    fn ids_from_records(&self, bounds: (f64, f64), parts: &mut Parts) -> Result<()> {
+        let db = self.client.db();
+        let wb = where_bounds(bounds);
+        let mut users: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
+        let mut anchors: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
+        for r in self.client.query_rows(&format!(
+            "SELECT user_id, anchor_id, currency, {SUMS} FROM {db}.records FINAL \
+WHERE {wb} AND (user_id != '' OR anchor_id != '') GROUP BY user_id, anchor_id, currency"
+        ))? {
+            let currency = currency_of(field(&r, 2)?)?;
+            let g = stats_of(&r, 3, currency)?;
+            for (id, map) in [(field(&r, 0)?, &mut users), (field(&r, 1)?, &mut anchors)] {
+                if !id.is_empty() {
+                    map.entry((id.to_string(), currency)).or_default().merge(&g);
+                }
+            }
+        }
+        parts
+            .users
+            .extend(users.into_iter().map(|((id, _), g)| (id, g)));
+        parts
+            .anchors
+            .extend(anchors.into_iter().map(|((id, _), g)| (id, g)));
+        Ok(())
+    }
+
+    /// The dashboard payload of the whole fleet, as the local monitor's
+    /// `dashboard()` builds it (the core's [`DayGroups`]).
+    pub fn dashboard(&self) -> Result<DashboardData> {
+        let now = ai_usage_core::now_timestamp();
+        let today = self.zone.date_of(now);
+        let week = today - chrono::Duration::days(7);
+        let first = ai_usage_core::month_start(today).min(week);
+        // Users and anchors only feed the 7-day rankings: their 7-day sums
+        // (one row per user, not per user and day) are counted on today.
+        let ids = Ids::Summed(week + chrono::Duration::days(1));
+        let groups = self.day_groups(first, ids, today)?;
+        let generated_at = self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string();
+        Ok(groups.dashboard(&self.pricing, today, generated_at, self.reporting))
+    }
+
+    /// The fleet's month forecast as of today.
+    pub fn forecast(&self) -> Result<MonthForecast> {
+        let today = self.zone.today();
+        let first = ai_usage_core::month_start(today).min(today - chrono::Duration::days(7));
+        let groups = self.day_groups(first, Ids::None, today)?;
+        Ok(groups.forecast(today, self.reporting))
+    }
+
+    /// Savings advice from the fleet's local days `from..=to`.
+    pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> Result<SavingsReport> {
+        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        let groups = self.day_groups(from, Ids::None, to)?;
+        Ok(groups.savings(&self.pricing, from, to))
+    }
+
+    /// Savings advice from the last `days` local days (today included).
+    pub fn savings(&self, days: u32) -> Result<SavingsReport> {
+        let to = self.zone.today();
+        self.savings_between(to - chrono::Duration::days(i64::from(days.max(1)) - 1), to)
+    }
+
+    /// Where each budget stands on the whole fleet's spend, as the local
+    /// monitor's `budget_status()` (thresholds already reached count as
+    /// fired).
+    pub fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>> {
+        let now = ai_usage_core::now_timestamp();
+        let today = self.zone.date_of(now);
+        let first = budgets
+            .iter()
+            .map(|b| b.period.bounds(today).0)
+            .min()
+            .unwrap_or(today);
+        let ids = budgets.iter().any(|b| {
+            matches!(
+                b.scope,
+                ai_usage_core::BudgetScope::User(_) | ai_usage_core::BudgetScope::Anchor(_)
+            )
+        });
+        let ids = if ids { Ids::PerDay(first) } else { Ids::None };
+        let groups = self.day_groups(first, ids, today)?;
+        groups
+            .budget_status(budgets, &self.zone, today, now)
+            .map_err(Error::Core)
+    }
+
+    /// The usage report of the last `days` local days (today included) for
+    /// the whole fleet, with `budgets` evaluated on its spend: the same
+    /// parts as the local monitor's `usage_report`.
+    pub fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport> {
+        let days = days.max(1);
+        let now = ai_usage_core::now_timestamp();
+        let to = self.zone.date_of(now);
+        let from = to - chrono::Duration::days(i64::from(days) - 1);
+        let top = ai_usage_core::REPORT_TOP;
+        Ok(UsageReport {
+            generated_at: self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string(),
+            period_days: days,
+            from: from.format("%Y-%m-%d").to_string(),
+            to: to.format("%Y-%m-%d").to_string(),
+            timezone: self.zone.to_string(),
+            today_summary: self.summary_for_date(to)?,
+            period_summary: self.range_summary(from, to)?,
+            top_users: self.top(RankKind::User, from, to, RankBy::Tokens, top)?,
+            by_anchor: self.top(RankKind::Anchor, from, to, RankBy::Cost, top)?,
+            cost_trend: self.trend(from, to)?,
+            forecast: self.forecast()?,
+            budgets: self.budget_status(budgets)?,
+            savings: self.savings_between(from, to)?,
+        })
+    }
+
+    /// Day-level groups of the local days `from..=to` (users and anchors
+    /// as `ids` says), for the core's [`DayGroups`] answers.
+    fn day_groups(&self, from: NaiveDate, ids: Ids, to: NaiveDate) -> Result<DayGroups> {
+        let db = self.client.db();
+        let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
+        let mut groups = DayGroups::new();
+        // Days start on whole UTC hours: hours map to one local day each
+        // (grouped into days by ClickHouse when the reporting zone's days
+        // are these days); else quarter hours of raw rows do.
+        let sql = match (
+            self.days_hour_aligned(from, to),
+            self.days_covered(from, to),
+        ) {
+            (true, true) => format!(
+                "SELECT toUInt32(toDateTime(toDate(toDateTime(hour), '{z}'), '{z}')) + 43200 AS t, \
+currency, model, function, {AGG_SUMS} FROM {db}.agg_model WHERE {} \
+GROUP BY t, currency, model, function",
+                where_hours(bounds),
+                z = self.day_zone_name()
+            ),
+            (true, false) => format!(
+                "SELECT hour, currency, model, function, {AGG_SUMS} FROM {db}.agg_model \
+WHERE {} GROUP BY hour, currency, model, function",
+                where_hours(bounds)
+            ),
+            _ => format!(
+                "SELECT intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot, currency, model, \
+function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model, function",
+                where_bounds(bounds)
+            ),
+        };
+        for r in self.client.query_rows(&sql)? {
+            let t: f64 = parse(field(&r, 0)?)?;
+            let currency = currency_of(field(&r, 1)?)?;
+            let g = stats_of(&r, 4, currency)?;
+            groups.add_model_function(self.zone.date_of(t), field(&r, 2)?, field(&r, 3)?, &g);
+        }
+        if let Ids::PerDay(ids_from) | Ids::Summed(ids_from) = ids {
+            let covered = self.days_covered(ids_from, to);
+            let summed = matches!(ids, Ids::Summed(_));
+            // Summed: one constant first column (not named `day`: an alias
+            // would shadow the column in WHERE), every group counted on `to`.
+            let (day_col, day_key, slot_col) = if summed {
+                (
+                    "toDate('1970-01-01') AS summed",
+                    "summed",
+                    "toInt64(0) AS slot",
+                )
+            } else {
+                (
+                    "day",
+                    "day",
+                    "intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot",
+                )
+            };
+            let ids_bounds = (self.zone.day_bounds(ids_from).0, bounds.1);
+            for (table, column, user) in [
+                ("agg_user_day", "user_id", true),
+                ("agg_anchor_day", "anchor_id", false),
+            ] {
+                let sql = if covered {
+                    format!(
+                        "SELECT {day_col}, currency, {column}, {AGG_SUMS} FROM {db}.{table} \
+WHERE {} AND {column} != '' GROUP BY {day_key}, currency, {column}",
+                        where_days(ids_from, to)
+                    )
+                } else {
+                    format!(
+                        "SELECT {slot_col}, currency, \
+{column}, {SUMS} FROM {db}.records FINAL WHERE {} AND {column} != '' \
+GROUP BY slot, currency, {column}",
+                        where_bounds(ids_bounds)
+                    )
+                };
+                for r in self.client.query_rows(&sql)? {
+                    let date = if summed {
+                        to
+                    } else if covered {
+                        NaiveDate::parse_from_str(field(&r, 0)?, "%Y-%m-%d")
+                            .map_err(|_| Error::Protocol(format!("day {:?}", r.first())))?
+                    } else {
+                        self.zone.date_of(parse(field(&r, 0)?)?)
+                    };
+                    let currency = currency_of(field(&r, 1)?)?;
+                    let g = stats_of(&r, 3, currency)?;
+                    if user {
+                        groups.add_user(date, field(&r, 2)?, &g);
+                    } else {
+                        groups.add_anchor(date, field(&r, 2)?, &g);
+                    }
+                }
+            }
+        }
+        // The fleet's first tracked day bounds the forecast's basis, as
+        // the local monitor's first day in memory does.
+        let first = self
+            .client
+            .query_rows(&format!("SELECT count(), min(hour) FROM {db}.agg_model"))?;
+        if let Some([n, min]) = first.first().map(Vec::as_slice) {
+            if n != "0" {
+                groups.add_day(self.zone.date_of(parse(min)?));
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The reporting zone's ClickHouse name (UTC if unreadable).
+    fn day_zone_name(&self) -> String {
+        self.day_zone()
+            .and_then(|z| crate::schema::clickhouse_zone(&z))
+            .unwrap_or_else(|| "UTC".into())
+    }
+
+    /// One session's figures across the fleet (`None`: no such session).
+    pub fn session(&self, session_id: &str) -> Result<Option<SessionSummary>> {
+        let db = self.client.db();
+        let id = sql_string(session_id);
+        let mut stats = GroupStats::default();
+        let mut models: BTreeMap<String, u64> = BTreeMap::new();
+        let mut functions: BTreeMap<String, u64> = BTreeMap::new();
+        for r in self.client.query_rows(&format!(
+            "SELECT currency, model, function, {AGG_SUMS} FROM {db}.agg_session \
+WHERE session_id = {id} GROUP BY currency, model, function"
+        ))? {
+            let currency = currency_of(field(&r, 0)?)?;
+            let g = stats_of(&r, 3, currency)?;
+            *models.entry(field(&r, 1)?.to_string()).or_default() += g.calls;
+            *functions.entry(field(&r, 2)?.to_string()).or_default() += g.calls;
+            stats.merge(&g);
+        }
+        if stats.calls == 0 {
+            return Ok(None);
+        }
+        let span = self.client.query_rows(&format!(
+            "SELECT minMerge(first_call), maxMerge(last_call), argMaxIfMerge(user_id), \
+argMaxIfMerge(anchor_id) FROM {db}.agg_session WHERE session_id = {id}"
+        ))?;
+        let row = span
+            .first()
+            .ok_or_else(|| Error::Protocol("session span: no row".into()))?;
+        let (first_call, last_call): (f64, f64) = (parse(field(row, 0)?)?, parse(field(row, 1)?)?);
+        let id_of = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let currency = main_currency(&stats.cost, self.reporting);
+        Ok(Some(SessionSummary {
+            session_id: session_id.to_string(),
+            calls: stats.calls,
+            successful_calls: stats.successful_calls,
+            input_tokens: stats.input_tokens,
+            output_tokens: stats.output_tokens,
+            total_tokens: stats.total_tokens,
+            cost: stats.cost.get(currency),
+            currency,
+            costs: stats.cost,
+            first_call,
+            last_call,
+            duration_seconds: (last_call - first_call).max(0.0),
+            models,
+            functions,
+            user_id: id_of(field(row, 2)?),
+            anchor_id: id_of(field(row, 3)?),
+        }))
     }
 
     fn build_summary(
@@ -465,6 +840,29 @@ fn where_bounds((start, end): (f64, f64)) -> String {
     )
 }
 
+/// The per-day tables' row filter of the local days `from..=to`.
+fn where_days(from: NaiveDate, to: NaiveDate) -> String {
+    format!(
+        "day >= toDate('{}') AND day <= toDate('{}')",
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d")
+    )
+}
+
+/// A quoted ClickHouse string literal.
+fn sql_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if matches!(c, '\'' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
 /// The core's ranking key: the measure, then a tie-breaker.
 fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
     match by {
@@ -502,7 +900,7 @@ fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats>
     let n = |i: usize| -> Result<u64> { parse(field(row, at + i)?) };
     let cost: i64 = parse(field(row, at + 7)?)?;
     let mut costs = Costs::default();
-    costs.add(currency, Money::from_micros(cost));
+    costs.add(currency, money_from_column(cost));
     Ok(GroupStats {
         calls: n(0)?,
         successful_calls: n(1)?,

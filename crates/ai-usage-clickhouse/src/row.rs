@@ -100,7 +100,7 @@ pub fn push_row(
         r.total_tokens,
         r.cached_input_tokens,
         r.reasoning_tokens,
-        r.cost.micros(),
+        crate::schema::money_to_column(r.cost),
         currency.code(),
         priced as u8,
         r.success as u8,
@@ -117,7 +117,10 @@ pub fn push_row(
         }
         push_array_string(out, t);
     }
-    out.extend_from_slice(b"]\n");
+    // provider, cache_write_tokens (schema v4).
+    // TODO(h15-catalogue): the record's provider and cache-write tokens once
+    // the core record has them; until then not recorded ('' and 0).
+    out.extend_from_slice(b"]\t\t0\n");
 }
 
 fn finite(v: f64) -> f64 {
@@ -158,7 +161,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let columns = crate::schema::RECORD_COLUMNS.split(',').count();
         assert_eq!(text.trim_end_matches('\n').split('\t').count(), columns);
-        assert!(text.contains("\t500000\tCNY\t1\t1\t1\t"), "{text}");
+        assert!(text.contains("\t500000000\tCNY\t1\t1\t1\t"), "{text}");
         assert!(
             text.contains("\t2025-10-25\t1761403494.6\t4\\t2\t"),
             "{text}"

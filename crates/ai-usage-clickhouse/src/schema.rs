@@ -8,13 +8,20 @@
 //! - v2: `hourly`, per UTC hour × currency × model × function × user × anchor
 //!   sums (`SummingMergeTree`) fed by the materialized view `hourly_mv`, with
 //!   the rows already in `records` copied in once.
-//! - v3: replaces `hourly` (keyed down to user × anchor, nearly one row per
-//!   call) with three narrow `SummingMergeTree`s, each fed by its own
-//!   materialized view, so a summary reads groups, not rows:
-//!   `agg_model` (hour × currency × model × function, with the duration sum
-//!   and a p95 state), `agg_user` (hour × currency × user) and `agg_anchor`
-//!   (hour × currency × anchor). Rows already in `records` are copied in
-//!   once, read with `FINAL` (deduplicated).
+//! - v3: replaces `hourly` with three narrow `SummingMergeTree`s keyed by
+//!   UTC hour (`agg_model`, `agg_user`, `agg_anchor`).
+//! - v4: `cost_nanos` (billionths, exact) replaces `cost_micros` (v3 rows
+//!   are copied ×1000 into a new `records`); new raw columns `provider` and
+//!   `cache_write_tokens`; a `settings` table holding the database's
+//!   *reporting zone*, fixed at creation; and four aggregates, each fed by
+//!   its own materialized view: `agg_model` (UTC hour × currency × model ×
+//!   function, with the duration sum and a p95 state), `agg_user_day` and
+//!   `agg_anchor_day` (local day of the reporting zone × currency × user /
+//!   anchor: about one row per active user a day, not per hour) and
+//!   `agg_session` (session × currency × model × function, with first and
+//!   last call and the latest user and anchor). v3's `agg_user` and
+//!   `agg_anchor` go. Rows already in `records` are copied in once, read
+//!   with `FINAL` (deduplicated).
 //!
 //! The views count what is inserted into `records`; the shipper's
 //! server-offset protocol keeps a record from being inserted twice, so the
@@ -23,24 +30,55 @@
 //! them, for a duplicate inserted outside that protocol (e.g. two shippers
 //! given different host ids for one directory).
 
+use ai_usage_core::{Money, Zone};
 use chrono::NaiveDate;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Columns of `records`, in the order the shipper sends them.
 pub const RECORD_COLUMNS: &str = "id, host, file, offset, end_offset, day, timestamp, user_id, \
 anchor_id, session_id, model, function, input_tokens, output_tokens, total_tokens, \
-cached_input_tokens, reasoning_tokens, cost_micros, currency, priced, success, duration_ms, \
-error_msg, request_id, tags";
+cached_input_tokens, reasoning_tokens, cost_nanos, currency, priced, success, duration_ms, \
+error_msg, request_id, tags, provider, cache_write_tokens";
 
-/// v1: the raw table.
-fn v1(db: &str) -> Vec<String> {
-    vec![format!(
-        "CREATE TABLE IF NOT EXISTS {db}.records (
+/// An exact cost as stored in `cost_nanos` (billionths of its currency).
+///
+/// The one place money enters a column: the core counts in micro-units
+/// until its nano-unit change lands, then this becomes `m.nanos()`.
+pub fn money_to_column(m: Money) -> i64 {
+    m.micros().saturating_mul(1000)
+}
+
+/// A `cost_nanos` value (or a sum of them) as the core's [`Money`]; the
+/// inverse of [`money_to_column`] (becomes `Money::from_nanos` with the
+/// core's nano units; until then sub-micro digits, which no row carries,
+/// are dropped).
+pub fn money_from_column(nanos: i64) -> Money {
+    Money::from_micros(nanos / 1000)
+}
+
+/// The raw table: v1's columns with v4's changes (`cost_nanos` for
+/// `cost_micros`, `provider`, `cache_write_tokens`) when `v4`.
+fn records_table(db: &str, table: &str, v4: bool) -> String {
+    let (cost, extra) = if v4 {
+        (
+            "cost_nanos Int64,          -- exact cost in billionths of `currency`",
+            ",
+  provider String DEFAULT '',        -- '' = not recorded
+  cache_write_tokens UInt64 DEFAULT 0",
+        )
+    } else {
+        (
+            "cost_micros Int64,         -- exact cost in millionths of `currency`",
+            "",
+        )
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table} (
   id UInt64,                 -- stable record id: hash of host, file, offset
   host String,               -- shipping host's id
   file String,               -- day file name on that host
@@ -58,46 +96,61 @@ fn v1(db: &str) -> Vec<String> {
   total_tokens UInt64,
   cached_input_tokens UInt64,
   reasoning_tokens UInt64,
-  cost_micros Int64,         -- exact cost in millionths of `currency`
+  {cost}
   currency String,           -- ISO code, never mixed within a sum
   priced UInt8,
   success UInt8,
   duration_ms Float64,
   error_msg String,
   request_id String,
-  tags Array(String)
+  tags Array(String){extra}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, id)"
-    )]
+    )
 }
 
 /// The sums every aggregate holds, as expressions over `records`.
 const AGG_SUMS: &str = "count() AS calls, sum(success) AS successful_calls, \
 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
 sum(total_tokens) AS total_tokens, sum(cached_input_tokens) AS cached_input_tokens, \
-sum(reasoning_tokens) AS reasoning_tokens, sum(cost_micros) AS cost_micros, \
-countIf(priced = 0) AS unpriced_calls";
+sum(reasoning_tokens) AS reasoning_tokens, sum(cost_nanos) AS cost_nanos, \
+countIf(priced = 0) AS unpriced_calls, sum(cache_write_tokens) AS cache_write_tokens";
 
 /// The columns of [`AGG_SUMS`].
 const AGG_SUM_COLUMNS: &str = "calls UInt64, successful_calls UInt64, input_tokens UInt64, \
 output_tokens UInt64, total_tokens UInt64, cached_input_tokens UInt64, reasoning_tokens UInt64, \
-cost_micros Int64, unpriced_calls UInt64";
+cost_nanos Int64, unpriced_calls UInt64, cache_write_tokens UInt64";
 
-/// One v3 aggregate: its table, its key beyond the hour and currency, and
-/// any extra (column definition, expression) pairs.
+/// What an aggregate's rows are keyed by in time.
+#[derive(Clone, Copy)]
+enum Period {
+    /// `hour UInt32`: epoch seconds of the UTC hour.
+    UtcHour,
+    /// `day Date`: the local date in the database's reporting zone.
+    ReportingDay,
+    /// No time key (sessions: across days).
+    None,
+}
+
+/// One v4 aggregate: its table, its time key, its key beyond that and the
+/// currency, and any extra (column definition, expression) pairs.
 struct Aggregate {
     table: &'static str,
+    period: Period,
     key: &'static str,
     key_columns: &'static str,
     extra: &'static [(&'static str, &'static str)],
+    /// Rows counted (a filter on `records`).
+    filter: &'static str,
 }
 
-/// The v3 aggregates. `agg_model`'s `duration_q` is an `AggregateFunction`
-/// column: `SummingMergeTree` merges such columns by their state.
-const AGGREGATES: [Aggregate; 3] = [
+/// The v4 aggregates. `AggregateFunction` columns are merged by their state
+/// (`SummingMergeTree` does so).
+const AGGREGATES: [Aggregate; 4] = [
     Aggregate {
         table: "agg_model",
+        period: Period::UtcHour,
         key: "model, function",
         key_columns: "model String, function String",
         extra: &[
@@ -110,41 +163,127 @@ const AGGREGATES: [Aggregate; 3] = [
                 "quantileState(0.95)(duration_ms) AS duration_q",
             ),
         ],
+        filter: "",
     },
     Aggregate {
-        table: "agg_user",
+        table: "agg_user_day",
+        period: Period::ReportingDay,
         key: "user_id",
         key_columns: "user_id String",
         extra: &[],
+        filter: "",
     },
     Aggregate {
-        table: "agg_anchor",
+        table: "agg_anchor_day",
+        period: Period::ReportingDay,
         key: "anchor_id",
         key_columns: "anchor_id String",
         extra: &[],
+        filter: "",
+    },
+    Aggregate {
+        table: "agg_session",
+        period: Period::None,
+        key: "session_id, model, function",
+        key_columns: "session_id String, model String, function String",
+        extra: &[
+            (
+                "first_call AggregateFunction(min, Float64)",
+                "minState(timestamp) AS first_call",
+            ),
+            (
+                "last_call AggregateFunction(max, Float64)",
+                "maxState(timestamp) AS last_call",
+            ),
+            (
+                "user_id AggregateFunction(argMaxIf, String, Float64, UInt8)",
+                "argMaxIfState(user_id, timestamp, user_id != '') AS user_id",
+            ),
+            (
+                "anchor_id AggregateFunction(argMaxIf, String, Float64, UInt8)",
+                "argMaxIfState(anchor_id, timestamp, anchor_id != '') AS anchor_id",
+            ),
+        ],
+        filter: "WHERE session_id != ''",
     },
 ];
 
-/// The names of the v3 aggregate tables.
-pub const AGGREGATE_TABLES: [&str; 3] = ["agg_model", "agg_user", "agg_anchor"];
+/// The names of the v4 aggregate tables.
+pub const AGGREGATE_TABLES: [&str; 4] =
+    ["agg_model", "agg_user_day", "agg_anchor_day", "agg_session"];
+
+/// Tables of earlier versions that v4 drops (views first).
+const OLD_AGGREGATES: [&str; 8] = [
+    "hourly_mv",
+    "hourly",
+    "agg_model_mv",
+    "agg_model",
+    "agg_user_mv",
+    "agg_user",
+    "agg_anchor_mv",
+    "agg_anchor",
+];
+
+/// The ClickHouse name of a zone, for `toDate(…, zone)`: an IANA name,
+/// `UTC`, `Etc/GMT∓h` for a whole-hour fixed offset, the machine's zone
+/// for `local`. `None` for an offset ClickHouse cannot name (e.g. +05:45).
+pub fn clickhouse_zone(zone: &Zone) -> Option<String> {
+    match zone {
+        Zone::Named(tz) => Some(tz.name().to_string()),
+        Zone::Fixed(o) => {
+            let secs = o.local_minus_utc();
+            match (secs, secs % 3600) {
+                (0, _) => Some("UTC".into()),
+                // Etc/GMT signs are inverted: Etc/GMT-8 is UTC+8.
+                (s, 0) => Some(format!("Etc/GMT{:+}", -s / 3600)),
+                _ => None,
+            }
+        }
+        Zone::Local => iana_time_zone::get_timezone().ok(),
+    }
+}
 
 impl Aggregate {
-    fn select(&self, db: &str, source: &str) -> String {
+    fn time_key(&self, zone: &str) -> (String, &'static str, &'static str) {
+        match self.period {
+            Period::UtcHour => (
+                "toUInt32(intDiv(toUInt64(timestamp), 3600) * 3600) AS hour, ".into(),
+                "hour UInt32, ",
+                "hour, ",
+            ),
+            Period::ReportingDay => (
+                format!("toDate(toDateTime(toUInt32(timestamp)), '{zone}') AS day, "),
+                "day Date, ",
+                "day, ",
+            ),
+            Period::None => (String::new(), "", ""),
+        }
+    }
+
+    fn select(&self, db: &str, source: &str, zone: &str) -> String {
         let extra: String = self.extra.iter().map(|(_, e)| format!(", {e}")).collect();
+        let (time, _, time_key) = self.time_key(zone);
         format!(
-            "SELECT toUInt32(intDiv(toUInt64(timestamp), 3600) * 3600) AS hour, currency, {key}, \
-{AGG_SUMS}{extra} FROM {db}.{source} GROUP BY hour, currency, {key}",
-            key = self.key
+            "SELECT {time}currency, {key}, {AGG_SUMS}{extra} FROM {db}.{source} {filter} \
+GROUP BY {time_key}currency, {key}",
+            key = self.key,
+            filter = self.filter,
         )
     }
 
-    fn create(&self, db: &str) -> [String; 2] {
+    fn create(&self, db: &str, zone: &str) -> [String; 2] {
         let extra: String = self.extra.iter().map(|(c, _)| format!(", {c}")).collect();
+        let (_, time_column, time_key) = self.time_key(zone);
+        let partition = match self.period {
+            Period::UtcHour => "PARTITION BY toYYYYMM(toDate(toDateTime(hour))) ",
+            Period::ReportingDay => "PARTITION BY toYYYYMM(day) ",
+            Period::None => "",
+        };
         [
             format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{t} (hour UInt32, currency String, {kc}, \
+                "CREATE TABLE IF NOT EXISTS {db}.{t} ({time_column}currency String, {kc}, \
 {AGG_SUM_COLUMNS}{extra}) ENGINE = SummingMergeTree \
-PARTITION BY toYYYYMM(toDate(toDateTime(hour))) ORDER BY (hour, currency, {key})",
+{partition}ORDER BY ({time_key}currency, {key})",
                 t = self.table,
                 kc = self.key_columns,
                 key = self.key
@@ -152,32 +291,91 @@ PARTITION BY toYYYYMM(toDate(toDateTime(hour))) ORDER BY (hour, currency, {key})
             format!(
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{t}_mv TO {db}.{t} AS {sel}",
                 t = self.table,
-                sel = self.select(db, "records")
+                sel = self.select(db, "records", zone)
             ),
         ]
     }
 }
 
-/// v3: the narrow aggregates; v2's `hourly` goes.
-fn v3(db: &str) -> Vec<String> {
-    let mut steps = vec![
-        format!("DROP TABLE IF EXISTS {db}.hourly_mv"),
-        format!("DROP TABLE IF EXISTS {db}.hourly"),
-    ];
-    for a in &AGGREGATES {
-        steps.extend(a.create(db));
+/// The database's reporting zone (v4): the zone whose local days key
+/// `agg_user_day` and `agg_anchor_day`, fixed when the schema is created.
+pub fn reporting_zone(client: &Client) -> Result<String> {
+    let db = client.db();
+    let rows = client.query_rows(&format!(
+        "SELECT value FROM {db}.settings WHERE key = 'reporting_zone' LIMIT 1"
+    ))?;
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .ok_or_else(|| Error::Protocol("no reporting_zone in settings".into()))
+}
+
+/// The settings table and its reporting zone (kept if already set).
+fn settings(client: &Client, zone: &str) -> Result<String> {
+    let db = client.db();
+    client.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {db}.settings (key String, value String) ENGINE = TinyLog"
+    ))?;
+    if let Ok(z) = reporting_zone(client) {
+        return Ok(z);
     }
-    steps
+    client.execute(&format!(
+        "INSERT INTO {db}.settings (key, value) VALUES ('reporting_zone', '{}')",
+        zone.replace(['\'', '\\'], "")
+    ))?;
+    reporting_zone(client)
+}
+
+/// Whether `records` still has v1's `cost_micros` column.
+fn records_in_micros(client: &Client) -> Result<bool> {
+    let name = client.endpoint().database().replace(['\'', '\\'], "");
+    Ok(client.query_u64(&format!(
+        "SELECT count() FROM system.columns WHERE database = '{name}' AND table = 'records' \
+AND name = 'cost_micros'"
+    ))? > 0)
+}
+
+/// v4 over v1..v3: the earlier aggregates go; `records` is copied into a
+/// v4 table (`cost_micros` × 1000 as `cost_nanos`, deduplicated with
+/// `FINAL`) that then takes its name. Each step can be run again.
+fn upgrade_records(client: &Client) -> Result<()> {
+    let db = client.db();
+    for t in OLD_AGGREGATES {
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.{t}"))?;
+    }
+    if records_in_micros(client)? {
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.records_v4"))?;
+        client.execute(&records_table(&db, "records_v4", true))?;
+        let v3_columns = RECORD_COLUMNS
+            .replace("cost_nanos", "cost_micros * 1000")
+            .replace(", provider, cache_write_tokens", ", '', 0");
+        client.execute(&format!(
+            "INSERT INTO {db}.records_v4 ({RECORD_COLUMNS}) SELECT {v3_columns} FROM {db}.records FINAL"
+        ))?;
+        client.execute(&format!(
+            "RENAME TABLE {db}.records TO {db}.records_v3, {db}.records_v4 TO {db}.records"
+        ))?;
+    }
+    client.execute(&format!("DROP TABLE IF EXISTS {db}.records_v3"))
 }
 
 /// Creates the database and brings its tables to [`SCHEMA_VERSION`];
 /// returns the version found before. Safe to run any number of times.
 ///
-/// The v3 step copies rows already in `records` into the aggregates once:
-/// run the first upgrade of a shared database from one process, with
-/// shippers stopped (see docs/scale.md). v2 is skipped on the way (v3
-/// replaces what it made).
+/// A new database's reporting zone is the machine's zone (see
+/// [`migrate_in`]).
 pub fn migrate(client: &Client) -> Result<u32> {
+    migrate_in(client, &Zone::Local)
+}
+
+/// [`migrate`], with `zone` as the reporting zone if the database has none
+/// yet (a zone ClickHouse cannot name falls back to UTC, with a warning).
+/// An existing database keeps the zone it was created with.
+///
+/// From v1..v3 the records are copied once into the v4 table and the
+/// aggregates rebuilt from them: run the first upgrade of a shared
+/// database from one process, with shippers stopped (see docs/scale.md).
+pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
     let db = client.db();
     client.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))?;
     client.execute(&format!(
@@ -191,29 +389,35 @@ pub fn migrate(client: &Client) -> Result<u32> {
             supported: SCHEMA_VERSION,
         });
     }
-    for version in found + 1..=SCHEMA_VERSION {
-        tracing::info!(version, database = %db, "migrating ClickHouse schema");
-        let steps = match version {
-            1 => v1(&db),
-            2 => Vec::new(),
-            _ => v3(&db),
-        };
-        for sql in steps {
+    if found == SCHEMA_VERSION {
+        return Ok(found);
+    }
+    tracing::info!(from = found, to = SCHEMA_VERSION, database = %db, "migrating ClickHouse schema");
+    let zone_name = clickhouse_zone(zone).unwrap_or_else(|| {
+        tracing::warn!(%zone, "ClickHouse cannot name this zone; reporting days in UTC");
+        "UTC".into()
+    });
+    let zone = settings(client, &zone_name)?;
+    if found == 0 {
+        client.execute(&records_table(&db, "records", true))?;
+    } else {
+        upgrade_records(client)?;
+    }
+    for a in &AGGREGATES {
+        for sql in a.create(&db, &zone) {
             client.execute(&sql)?;
         }
-        if version == 3 {
-            backfill_aggregates(client)?;
-        }
-        client.execute(&format!(
-            "INSERT INTO {db}.schema_version (version) VALUES ({version})"
-        ))?;
     }
+    backfill_aggregates(client, &zone)?;
+    client.execute(&format!(
+        "INSERT INTO {db}.schema_version (version) VALUES ({SCHEMA_VERSION})"
+    ))?;
     Ok(found)
 }
 
 /// Copies what `records` held before the views existed into each aggregate
 /// that is still empty (so a retried migration copies nothing twice).
-fn backfill_aggregates(client: &Client) -> Result<()> {
+fn backfill_aggregates(client: &Client, zone: &str) -> Result<()> {
     let db = client.db();
     for a in &AGGREGATES {
         if client.query_u64(&format!("SELECT count() FROM {db}.{}", a.table))? > 0 {
@@ -222,35 +426,53 @@ fn backfill_aggregates(client: &Client) -> Result<()> {
         client.execute(&format!(
             "INSERT INTO {db}.{} SELECT * FROM ({})",
             a.table,
-            a.select(&db, "records FINAL")
+            a.select(&db, "records FINAL", zone)
         ))?;
     }
     Ok(())
 }
 
-/// Whether the aggregates count, per UTC day in `from..=to`, exactly the
-/// calls of `records FINAL` (deduplicated by id). Reads raw rows: an
-/// audit, not a query path.
+/// Whether the aggregates count exactly the calls of `records FINAL`
+/// (deduplicated by id): `agg_model` per UTC day in `from..=to`, the
+/// per-day tables per reporting-zone day in `from..=to`, `agg_session`
+/// over all sessions. Reads raw rows: an audit, not a query path.
 pub fn aggregates_match(client: &Client, from: NaiveDate, to: NaiveDate) -> Result<bool> {
     let db = client.db();
-    let secs = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp())
-    };
-    let (start, end) = (secs(from), secs(to) + 86_400);
+    let zone = reporting_zone(client)?;
     let (f, t) = (from.format("%Y-%m-%d"), to.format("%Y-%m-%d"));
-    let raw = client.query_rows(&format!(
-        "SELECT intDiv(toUInt64(timestamp), 86400) AS d, count() FROM {db}.records FINAL \
-WHERE day >= toDate('{f}') AND day <= toDate('{t}') AND timestamp >= {start} \
-AND timestamp < {end} GROUP BY d ORDER BY d"
-    ))?;
-    for table in AGGREGATE_TABLES {
+    // The UTC `day` key prunes parts; a local day lies within a day of it.
+    let prune = format!("day >= toDate('{f}') - 1 AND day <= toDate('{t}') + 1");
+    let utc_day = "toDate(toDateTime(toUInt32(timestamp)), 'UTC')";
+    let local_day = format!("toDate(toDateTime(toUInt32(timestamp)), '{zone}')");
+    let in_range = |d: &str| format!("{d} >= toDate('{f}') AND {d} <= toDate('{t}')");
+    for a in &AGGREGATES {
+        let (raw_day, agg_day, filter) = match a.period {
+            Period::UtcHour => (utc_day.to_string(), "toDate(toDateTime(hour), 'UTC')", ""),
+            Period::ReportingDay => (local_day.clone(), "day", ""),
+            Period::None => (
+                "toDate('1970-01-01')".into(),
+                "toDate('1970-01-01')",
+                "session_id != ''",
+            ),
+        };
+        let (raw_where, agg_where) = match a.period {
+            Period::None => (filter.to_string(), "1".to_string()),
+            _ => (
+                format!("{prune} AND {}", in_range(&raw_day)),
+                in_range(agg_day),
+            ),
+        };
+        let raw = client.query_rows(&format!(
+            "SELECT {raw_day} AS d, count() FROM {db}.records FINAL WHERE {raw_where} \
+GROUP BY d ORDER BY d"
+        ))?;
         let agg = client.query_rows(&format!(
-            "SELECT intDiv(hour, 86400) AS d, sum(calls) FROM {db}.{table} \
-WHERE hour >= {start} AND hour < {end} GROUP BY d ORDER BY d"
+            "SELECT {agg_day} AS d, sum(calls) FROM {db}.{t} WHERE {agg_where} \
+GROUP BY d ORDER BY d",
+            t = a.table
         ))?;
         if agg != raw {
-            tracing::warn!(table, "aggregate differs from records FINAL");
+            tracing::warn!(table = a.table, "aggregate differs from records FINAL");
             return Ok(false);
         }
     }
@@ -261,14 +483,15 @@ WHERE hour >= {start} AND hour < {end} GROUP BY d ORDER BY d"
 /// first: rows inserted while it runs would be counted twice.
 pub fn rebuild_aggregates(client: &Client) -> Result<()> {
     let db = client.db();
+    let zone = reporting_zone(client)?;
     for a in &AGGREGATES {
         client.execute(&format!("DROP TABLE IF EXISTS {db}.{}_mv", a.table))?;
         client.execute(&format!("DROP TABLE IF EXISTS {db}.{}", a.table))?;
-        for sql in a.create(&db) {
+        for sql in a.create(&db, &zone) {
             client.execute(&sql)?;
         }
     }
-    backfill_aggregates(client)
+    backfill_aggregates(client, &zone)
 }
 
 /// The schema version of the database (0 when empty).
@@ -289,9 +512,7 @@ pub fn create_v1_for_tests(client: &Client) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS {db}.schema_version \
 (version UInt32, applied_at DateTime DEFAULT now()) ENGINE = TinyLog"
     ))?;
-    for sql in v1(&db) {
-        client.execute(&sql)?;
-    }
+    client.execute(&records_table(&db, "records", false))?;
     client.execute(&format!(
         "INSERT INTO {db}.schema_version (version) VALUES (1)"
     ))

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{
-    Costs, GroupSummary, PricingTable, RankBy, RankKind, UsageEvent, UsageMonitor, UsageSummary,
-    Zone,
+    Budget, BudgetPeriod, BudgetScope, Costs, Currency, GroupSummary, Money, PricingTable, RankBy,
+    RankKind, UsageEvent, UsageMonitor, UsageSummary, Zone,
 };
 use chrono::NaiveDate;
 use common::Server;
@@ -126,6 +126,12 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     let nb = write_demo(b.path(), 5, 2);
     assert!(na > 100 && nb > 100, "demo data: {na} {nb}");
 
+    // The fleet reports in the hosts' zone: its per-day tables answer.
+    schema::migrate_in(&server.client("fleet"), &zone()).unwrap();
+    assert_eq!(
+        schema::reporting_zone(&server.client("fleet")).unwrap(),
+        "Asia/Shanghai"
+    );
     let mut sa = shipper(&server, "fleet", a.path(), "host-a");
     let mut sb = shipper(&server, "fleet", b.path(), "host-b");
     let ra = sa.ship_all(Duration::from_secs(10)).unwrap();
@@ -230,6 +236,54 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
         );
     }
 
+    // Sessions: each one's figures are the sum of the hosts' (the demo's
+    // session ids recur on both hosts), its span the widest.
+    let mut ids: Vec<String> = [&la, &lb]
+        .iter()
+        .flat_map(|m| m.recent_sessions(10_000))
+        .map(|s| s.session_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert!(!ids.is_empty(), "demo data has sessions");
+    for id in &ids {
+        let parts: Vec<_> = [&la, &lb]
+            .iter()
+            .filter_map(|m| m.get_session_stats(id))
+            .collect();
+        let got = fleet.session(id).unwrap().expect("session in ClickHouse");
+        let mut costs = Costs::default();
+        let mut models: BTreeMap<String, u64> = BTreeMap::new();
+        for p in &parts {
+            costs.merge(&p.costs);
+            for (m, n) in &p.models {
+                *models.entry(m.clone()).or_default() += n;
+            }
+        }
+        assert_eq!(
+            (got.calls, got.total_tokens, &got.costs, &got.models),
+            (
+                parts.iter().map(|p| p.calls).sum(),
+                parts.iter().map(|p| p.total_tokens).sum(),
+                &costs,
+                &models
+            ),
+            "session {id}"
+        );
+        let first = parts.iter().map(|p| p.first_call).fold(f64::MAX, f64::min);
+        let last = parts.iter().map(|p| p.last_call).fold(f64::MIN, f64::max);
+        assert!((got.first_call - first).abs() < 1e-3 && (got.last_call - last).abs() < 1e-3);
+        // The latest user: the host holding the last call says which.
+        let latest = parts
+            .iter()
+            .max_by(|x, y| x.last_call.total_cmp(&y.last_call))
+            .and_then(|p| p.user_id.clone());
+        if parts.iter().all(|p| p.user_id.is_some()) {
+            assert_eq!(got.user_id, latest, "session {id}");
+        }
+    }
+    assert!(fleet.session("no-such-session").unwrap().is_none());
+
     // A second ship (same process, then a fresh one) sends nothing.
     let before = row_counts(&client);
     assert_eq!(before, (na + nb, na + nb, na + nb));
@@ -243,6 +297,117 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     let mut fresh = shipper(&server, "fleet", a.path(), "host-a");
     assert_eq!(fresh.ship_all(Duration::from_secs(5)).unwrap().records, 0);
     assert_eq!(row_counts(&client), before);
+}
+
+/// Concatenates the day files of `hosts` into `into`: one directory that
+/// holds every host's records, for a local monitor that sees the fleet.
+fn merge_dirs(hosts: &[&Path], into: &Path) {
+    for h in hosts {
+        for e in std::fs::read_dir(h).unwrap().flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().ends_with(".jsonl") {
+                continue;
+            }
+            let mut bytes = std::fs::read(into.join(&name)).unwrap_or_default();
+            bytes.extend(std::fs::read(e.path()).unwrap());
+            std::fs::write(into.join(&name), bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dashboard_forecast_savings_and_budgets_equal_the_hosts_together() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    // Records up to now (these answers are as of today).
+    let now = ai_usage_core::now_timestamp();
+    let (a, b, both) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for (dir, seed) in [(a.path(), 3), (b.path(), 4)] {
+        let m = UsageMonitor::builder()
+            .dir(dir)
+            .timezone(zone())
+            .replay(false)
+            .build()
+            .unwrap();
+        ai_usage_core::demo::generate_at(&m, 12, seed, now, None);
+        m.shutdown().unwrap();
+    }
+    merge_dirs(&[a.path(), b.path()], both.path());
+    schema::migrate_in(&server.client("fleet"), &zone()).unwrap();
+    for (dir, host) in [(a.path(), "host-a"), (b.path(), "host-b")] {
+        shipper(&server, "fleet", dir, host)
+            .ship_all(Duration::from_secs(10))
+            .unwrap();
+    }
+    let budgets = vec![
+        Budget::new(
+            "all",
+            BudgetScope::Global,
+            BudgetPeriod::Monthly,
+            Money::from_micros(50_000_000),
+            Currency::CNY,
+        ),
+        Budget::new(
+            "one-user",
+            BudgetScope::User("10001".into()),
+            BudgetPeriod::Daily,
+            Money::from_micros(1_000),
+            Currency::CNY,
+        ),
+        Budget::new(
+            "one-model",
+            BudgetScope::Model("qwen-plus".into()),
+            BudgetPeriod::Daily,
+            Money::from_micros(2_000_000),
+            Currency::CNY,
+        ),
+    ];
+    // In UTC too: the per-day tables don't cover its days, raw rows answer.
+    for z in [zone(), "UTC".parse().unwrap()] {
+        let fleet = FleetQueries::new(server.client("fleet"), z, PricingTable::builtin());
+        let local = if z == zone() {
+            local_monitor(both.path())
+        } else {
+            UsageMonitor::builder()
+                .dir(both.path())
+                .timezone(z)
+                .retention_days(3660)
+                .replay(true)
+                .build()
+                .unwrap()
+        };
+        local.add_budgets(budgets.clone()).unwrap();
+        let mut want = local.dashboard();
+        let mut got = fleet.dashboard().unwrap();
+        assert!(
+            want.today.calls > 0 || want.month.calls > 0,
+            "demo data today"
+        );
+        want.generated_at.clear();
+        got.generated_at.clear();
+        assert_eq!(got, want, "dashboard in {z}");
+        assert_eq!(fleet.forecast().unwrap(), local.forecast(), "{z}");
+        assert_eq!(fleet.savings(7).unwrap(), local.savings(7), "{z}");
+        let strip = |v: Vec<ai_usage_core::BudgetStatus>| -> Vec<_> {
+            v.into_iter()
+                .map(|mut s| {
+                    // Projected from "now", read a moment apart.
+                    s.projected_end_of_period = Money::ZERO;
+                    s
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(fleet.budget_status(&budgets).unwrap()),
+            strip(local.budget_status()),
+            "{z}"
+        );
+    }
 }
 
 #[test]
@@ -305,52 +470,105 @@ fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
     );
 }
 
+/// Inserts two v1/v3-format rows (cost in micro-units) on 2025-10-26.
+fn insert_micros_rows(client: &Client, ids: &[u64]) {
+    let db = client.db();
+    for &id in ids {
+        let (offset, ts, tokens, cost, ok) = if id == 1 {
+            (0, "1761480000.5", 5, 1_500_000, 1)
+        } else {
+            (100, "1761483700", 7, 2_500_000, 0)
+        };
+        client
+            .execute(&format!(
+                "INSERT INTO {db}.records (id, host, file, offset, end_offset, day, timestamp, \
+                 session_id, model, input_tokens, total_tokens, cost_micros, currency, priced, \
+                 success) VALUES ({id}, 'h', 'usage_2025-10-26.jsonl', {offset}, {end}, \
+                 '2025-10-26', {ts}, 's1', 'm', {tokens}, {tokens}, {cost}, 'CNY', 1, {ok})",
+                end = offset + 100
+            ))
+            .unwrap();
+    }
+}
+
+/// Sums of an aggregate: calls, successful calls, input tokens, nano-units.
+fn agg_sums(client: &Client, table: &str) -> Vec<Vec<String>> {
+    client
+        .query_rows(&format!(
+            "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_nanos) \
+             FROM {}.{table}",
+            client.db()
+        ))
+        .unwrap()
+}
+
 #[test]
-fn schema_migrates_from_empty_and_from_v1() {
+fn schema_migrates_from_empty_and_from_v1_v2_v3() {
     let Some(server) = Server::start() else {
         return;
     };
-    // From nothing, twice.
+    let shanghai = zone();
+    // From nothing, twice; the reporting zone is fixed at creation.
     let empty = server.client("from_empty");
-    assert_eq!(schema::migrate(&empty).unwrap(), 0);
+    assert_eq!(schema::migrate_in(&empty, &shanghai).unwrap(), 0);
     assert_eq!(
         schema::current_version(&empty).unwrap(),
         schema::SCHEMA_VERSION
     );
-    assert_eq!(schema::migrate(&empty).unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(schema::SCHEMA_VERSION, 4);
+    assert_eq!(
+        schema::migrate_in(&empty, &"UTC".parse().unwrap()).unwrap(),
+        4
+    );
+    assert_eq!(schema::reporting_zone(&empty).unwrap(), "Asia/Shanghai");
+    let columns = count(
+        &empty,
+        &format!(
+            "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'records' \
+             AND name IN ('cost_nanos', 'provider', 'cache_write_tokens')",
+            empty.endpoint().database()
+        ),
+    );
+    assert_eq!(columns, 3);
 
-    // From v1 holding rows: v3's aggregates start with them.
+    // From v1 holding rows: money ×1000, aggregates start with them.
+    let want = vec![vec!["2", "1", "12", "4000000000"]];
     let old = server.client("from_v1");
     schema::create_v1_for_tests(&old).unwrap();
     let db = old.db();
-    old.execute(&format!(
-        "INSERT INTO {db}.records (id, host, file, offset, end_offset, day, timestamp, model, \
-         input_tokens, total_tokens, cost_micros, currency, priced, success) VALUES \
-         (1, 'h', 'usage_2025-10-26.jsonl', 0, 100, '2025-10-26', 1761480000.5, 'm', 5, 5, 1500000, 'CNY', 1, 1), \
-         (2, 'h', 'usage_2025-10-26.jsonl', 100, 200, '2025-10-26', 1761483700, 'm', 7, 7, 2500000, 'CNY', 1, 0)"
-    ))
-    .unwrap();
-    assert_eq!(schema::migrate(&old).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 3);
-    let sums = old
-        .query_rows(&format!(
-            "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_micros), \
-             count() FROM {db}.agg_model"
+    insert_micros_rows(&old, &[1, 2]);
+    assert_eq!(schema::migrate_in(&old, &shanghai).unwrap(), 1);
+    assert_eq!(schema::current_version(&old).unwrap(), 4);
+    for table in schema::AGGREGATE_TABLES {
+        assert_eq!(agg_sums(&old, table), want, "{table}");
+    }
+    assert_eq!(
+        old.query_rows(&format!(
+            "SELECT sum(cost_nanos), any(provider), sum(cache_write_tokens) FROM {db}.records"
         ))
-        .unwrap();
-    // Two calls in two different UTC hours.
-    assert_eq!(sums, vec![vec!["2", "1", "12", "4000000", "2"]]);
+        .unwrap(),
+        vec![vec!["4000000000", "", "0"]]
+    );
     // Run again: no second copy.
-    assert_eq!(schema::migrate(&old).unwrap(), 3);
+    assert_eq!(schema::migrate(&old).unwrap(), 4);
     assert_eq!(row_counts(&old).2, 2);
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
     assert!(schema::aggregates_match(&old, day, day).unwrap());
+    // The migrated rows answer through the day tables in the new units.
+    let fleet = FleetQueries::new(old.clone(), shanghai, PricingTable::builtin());
+    let s = fleet.summary_for_date(day).unwrap();
+    assert_eq!(
+        (s.total_calls, s.costs.get(ai_usage_core::Currency::CNY)),
+        (2, ai_usage_core::Money::from_micros(4_000_000))
+    );
+    let session = fleet.session("s1").unwrap().unwrap();
+    assert_eq!((session.calls, session.duration_seconds), (2, 3699.5));
     // A duplicate inserted behind the shipper's back shows in the audit,
     // and a rebuild (reading records FINAL) makes the aggregates exact again.
     old.execute(&format!(
         "INSERT INTO {db}.records (id, host, file, offset, end_offset, day, timestamp, model, \
-         input_tokens, total_tokens, cost_micros, currency, priced, success) VALUES \
-         (2, 'h', 'usage_2025-10-26.jsonl', 100, 200, '2025-10-26', 1761483700, 'm', 7, 7, 2500000, 'CNY', 1, 0)"
+         input_tokens, total_tokens, cost_nanos, currency, priced, success) VALUES \
+         (2, 'h', 'usage_2025-10-26.jsonl', 100, 200, '2025-10-26', 1761483700, 'm', 7, 7, 2500000000, 'CNY', 1, 0)"
     ))
     .unwrap();
     assert!(!schema::aggregates_match(&old, day, day).unwrap());
@@ -358,29 +576,42 @@ fn schema_migrates_from_empty_and_from_v1() {
     assert!(schema::aggregates_match(&old, day, day).unwrap());
     assert_eq!(row_counts(&old).2, 2);
 
-    // From v2: its `hourly` table and view are replaced.
-    let v2 = server.client("from_v2");
-    schema::create_v1_for_tests(&v2).unwrap();
-    let db2 = v2.db();
-    v2.execute(&format!(
-        "CREATE TABLE {db2}.hourly (hour UInt32, calls UInt64) ENGINE = SummingMergeTree ORDER BY hour"
-    ))
-    .unwrap();
-    v2.execute(&format!(
-        "INSERT INTO {db2}.schema_version (version) VALUES (2)"
-    ))
-    .unwrap();
-    assert_eq!(schema::migrate(&v2).unwrap(), 2);
-    assert_eq!(schema::current_version(&v2).unwrap(), 3);
-    assert_eq!(
-        count(
-            &v2,
+    // From v3 (v1's records plus hour-keyed aggregates) and from v2: the
+    // old aggregates are replaced, the records converted.
+    for (name, version, old_tables) in [
+        ("from_v3", 3, &["agg_user", "agg_anchor", "agg_model"][..]),
+        ("from_v2", 2, &["hourly"][..]),
+    ] {
+        let c = server.client(name);
+        let db = c.db();
+        schema::create_v1_for_tests(&c).unwrap();
+        for t in old_tables {
+            c.execute(&format!(
+                "CREATE TABLE {db}.{t} (hour UInt32, calls UInt64, cost_micros Int64) \
+                 ENGINE = SummingMergeTree ORDER BY hour"
+            ))
+            .unwrap();
+        }
+        c.execute(&format!(
+            "INSERT INTO {db}.schema_version (version) VALUES ({version})"
+        ))
+        .unwrap();
+        insert_micros_rows(&c, &[1, 2, 2]);
+        assert_eq!(schema::migrate_in(&c, &shanghai).unwrap(), version);
+        assert_eq!(schema::current_version(&c).unwrap(), 4);
+        // The duplicate id was merged by the FINAL copy.
+        assert_eq!(agg_sums(&c, "agg_user_day"), want, "{name}");
+        assert_eq!(agg_sums(&c, "agg_model"), want, "{name}");
+        let left = count(
+            &c,
             &format!(
-                "SELECT count() FROM system.tables WHERE database = '{db2}' AND name = 'hourly'"
-            )
-        ),
-        0
-    );
+                "SELECT count() FROM system.tables WHERE database = '{}' AND name IN \
+                 ('hourly', 'agg_user', 'agg_anchor', 'records_v3', 'records_v4')",
+                c.endpoint().database()
+            ),
+        );
+        assert_eq!(left, 0, "{name}");
+    }
 
     // A newer schema than ours is refused, not overwritten.
     empty

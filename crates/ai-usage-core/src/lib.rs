@@ -78,9 +78,10 @@ pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 /// the accepted day range, and the conversion into the reporting currency.
 pub use query::{check_range as check_day_range, convert as convert_costs};
 pub use query::{
-    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DistributionSlice,
-    FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard, MonthForecast, RankBy,
-    RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
+    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups,
+    DistributionSlice, FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard,
+    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard,
+    TrendPoint, UsageSummary,
 };
 pub use rollups::{
     GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY, MAX_NAMES_PER_HOUR,
@@ -94,7 +95,7 @@ pub use budget::{
 };
 
 // Reports.
-pub use export::{daily_csv_header, records_csv_header, UsageReport};
+pub use export::{daily_csv_header, records_csv_header, UsageReport, REPORT_TOP};
 
 // Time zones and clocks.
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};

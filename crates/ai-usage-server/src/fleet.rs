@@ -2,7 +2,10 @@
 //! monitor: a trait the server calls, implemented outside this crate so the
 //! server knows no database client.
 
-use ai_usage_core::{RankBy, RankEntry, RankKind, TrendPoint, UsageSummary};
+use ai_usage_core::{
+    Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
+    SessionSummary, TrendPoint, UsageSummary,
+};
 use chrono::NaiveDate;
 
 use crate::error::ApiError;
@@ -10,8 +13,8 @@ use crate::error::ApiError;
 /// The error a fleet source reports (shown to the client as a 503).
 pub type FleetError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where the read routes (`stats/*`, rankings, `cost_trend`) get their
-/// answers when set: the same core types the local monitor returns, so the
+/// Where the read routes (`stats/*`, `session`, rankings, `cost_trend`,
+/// `dashboard`, `budgets`, `forecast`, `savings`) get their answers when set: the same core types the local monitor returns, so the
 /// JSON shapes are identical. Methods block (they may call a database);
 /// the routes run them on the blocking pool.
 pub trait FleetSource: Send + Sync + 'static {
@@ -32,6 +35,17 @@ pub trait FleetSource: Send + Sync + 'static {
     ) -> Result<Vec<RankEntry>, FleetError>;
     /// The cost of every local day `from..=to`.
     fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>, FleetError>;
+    /// One session's figures (`None`: unknown session).
+    fn session(&self, session_id: &str) -> Result<Option<SessionSummary>, FleetError>;
+    /// The dashboard payload as of today.
+    fn dashboard(&self) -> Result<DashboardData, FleetError>;
+    /// Where `budgets` (this server's budget definitions) stand on the
+    /// fleet's spend.
+    fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>, FleetError>;
+    /// The month forecast as of today.
+    fn forecast(&self) -> Result<MonthForecast, FleetError>;
+    /// Savings advice over the last `days` local days (today included).
+    fn savings(&self, days: u32) -> Result<SavingsReport, FleetError>;
     /// What `/healthz` shows under `fleet` (e.g. the shipper's lag).
     fn health(&self) -> serde_json::Value;
 }

@@ -161,7 +161,9 @@ pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
 }
 
 /// [`router_with`], the read routes answering from `fleet` when given
-/// (`stats/*`, rankings, `cost_trend`; `/healthz` adds `fleet`).
+/// (`stats/*`, `session`, rankings, `cost_trend`, `dashboard`, `budgets`
+/// — this server's budgets on the fleet's spend —, `forecast`, `savings`;
+/// `/healthz` adds `fleet`).
 pub fn router_with_fleet(
     monitor: Arc<UsageMonitor>,
     opts: &ServeOptions,

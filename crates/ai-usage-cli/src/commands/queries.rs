@@ -10,13 +10,18 @@ use crate::output::{costs, int, local_time, money, table};
 use crate::{CliError, CliResult};
 
 pub fn session(cli: &Cli, id: &str) -> CliResult {
-    let monitor = open_read(cli, None)?;
-    let s = monitor.get_session_stats(id).ok_or_else(|| {
-        CliError::failed(format!(
-            "session {id:?} not found in {} (last 93 days)",
-            cli.dir.display()
-        ))
-    })?;
+    let s = match fleet(cli)? {
+        Some(f) => f
+            .session(id)
+            .map_err(fleet_error)?
+            .ok_or_else(|| CliError::failed(format!("session {id:?} not found in ClickHouse")))?,
+        None => open_read(cli, None)?.get_session_stats(id).ok_or_else(|| {
+            CliError::failed(format!(
+                "session {id:?} not found in {} (last 93 days)",
+                cli.dir.display()
+            ))
+        })?,
+    };
     if cli.json {
         return print_json(&s);
     }
@@ -139,8 +144,10 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
 }
 
 pub fn forecast(cli: &Cli) -> CliResult {
-    let monitor = open_read(cli, None)?;
-    let f = monitor.forecast();
+    let f = match fleet(cli)? {
+        Some(q) => q.forecast().map_err(fleet_error)?,
+        None => open_read(cli, None)?.forecast(),
+    };
     if cli.json {
         return print_json(&f);
     }
@@ -168,8 +175,12 @@ pub fn forecast(cli: &Cli) -> CliResult {
 
 pub fn savings(cli: &Cli, days: u32) -> CliResult {
     let today = zone(cli).today();
-    let monitor = open_read(cli, Some(today - chrono::Duration::days(days as i64 - 1)))?;
-    let report = monitor.savings(days);
+    let report = match fleet(cli)? {
+        Some(q) => q.savings(days).map_err(fleet_error)?,
+        None => {
+            open_read(cli, Some(today - chrono::Duration::days(days as i64 - 1)))?.savings(days)
+        }
+    };
     if cli.json {
         return print_json(&report);
     }
@@ -248,8 +259,13 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
 }
 
 pub fn budgets(cli: &Cli) -> CliResult {
-    // A read command: the records directory must exist, budgets file or not.
-    let monitor = open_read(cli, None)?;
+    // A read command: the records directory must exist, budgets file or
+    // not (unless the answers come from ClickHouse).
+    let fleet = fleet(cli)?;
+    let monitor = match fleet {
+        Some(_) => None,
+        None => Some(open_read(cli, None)?),
+    };
     let path = budgets_file(cli);
     if !path.exists() {
         if cli.budgets.is_some() {
@@ -268,8 +284,15 @@ pub fn budgets(cli: &Cli) -> CliResult {
         return Ok(());
     }
     let list = load_budgets_file(&path)?;
-    monitor.add_budgets(list)?;
-    let status = monitor.budget_status();
+    // From ClickHouse: the same budgets on the whole fleet's spend.
+    let status = match (&fleet, monitor) {
+        (Some(f), _) => f.budget_status(&list).map_err(fleet_error)?,
+        (None, Some(m)) => {
+            m.add_budgets(list)?;
+            m.budget_status()
+        }
+        (None, None) => Vec::new(),
+    };
     if cli.json {
         return print_json(&status);
     }

@@ -147,6 +147,17 @@ fn fleet_source(
     };
     let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
         (false, Some(endpoint)) => {
+            // A new database reports in --tz (else the shipper thread
+            // creates it in the machine's zone once ClickHouse is up).
+            let client = ai_usage_clickhouse::Client::new(
+                endpoint.clone(),
+                std::time::Duration::from_secs(60),
+            );
+            if let Err(e) =
+                ai_usage_clickhouse::schema::migrate_in(&client, &crate::context::zone(cli))
+            {
+                tracing::warn!(error = %e, "cannot create the ClickHouse schema yet");
+            }
             let mut cfg = ai_usage_clickhouse::ShipperConfig::new(dir, endpoint);
             cfg.pricing = crate::context::pricing(cli)?;
             let t =

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::args::{Cli, Format, ReportArgs};
-use crate::context::{budgets_file, open_read, print_json, zone};
+use crate::context::{budgets_file, fleet, fleet_error, open_read, print_json, zone};
 use crate::{CliError, CliResult};
 
 /// What `report --json` prints.
@@ -18,6 +18,9 @@ struct Written {
 pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
     let today = zone(cli).today();
     let from = today - chrono::Duration::days(a.days as i64 - 1);
+    if let Some(f) = fleet(cli)? {
+        return fleet_report(cli, a, &f);
+    }
     let monitor = open_read(cli, Some(from))?;
     // The report's `budgets` section shows the budgets file's budgets.
     let budgets = budgets_file(cli);
@@ -45,5 +48,40 @@ pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
         });
     }
     println!("报告已导出 report written: {}", path.display());
+    Ok(())
+}
+
+/// `report --clickhouse`: the JSON report of the whole fleet (the budgets
+/// file's budgets on the fleet's spend), written like a local one.
+fn fleet_report(cli: &Cli, a: &ReportArgs, f: &ai_usage_clickhouse::FleetQueries) -> CliResult {
+    if a.format != Format::Json {
+        return Err(CliError::usage(
+            "report --clickhouse writes --format json only (the CSV formats read local day files)",
+        ));
+    }
+    if a.bom {
+        return Err(CliError::usage("--bom applies to the CSV formats only"));
+    }
+    let path = budgets_file(cli);
+    let budgets = if path.exists() {
+        ai_usage_core::load_budgets_file(&path)?
+    } else {
+        Vec::new()
+    };
+    let report = f.usage_report(a.days, &budgets).map_err(fleet_error)?;
+    let stamp = zone(cli)
+        .local(ai_usage_core::now_timestamp())
+        .format("%Y%m%d_%H%M%S")
+        .to_string();
+    let written = report.write_json(&cli.dir, &stamp, a.output.as_deref())?;
+    if cli.json {
+        return print_json(&Written {
+            success: true,
+            report_path: written.display().to_string(),
+            format: "json",
+            period_days: a.days,
+        });
+    }
+    println!("报告已导出 report written: {}", written.display());
     Ok(())
 }

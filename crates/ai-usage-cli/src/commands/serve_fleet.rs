@@ -3,7 +3,10 @@
 //! background.
 
 use ai_usage_clickhouse::{FleetQueries, ShipperThread};
-use ai_usage_core::{RankBy, RankEntry, RankKind, TrendPoint, UsageSummary};
+use ai_usage_core::{
+    Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
+    SessionSummary, TrendPoint, UsageSummary,
+};
 use ai_usage_server::{FleetError, FleetSource};
 use chrono::NaiveDate;
 
@@ -39,6 +42,26 @@ impl FleetSource for FleetAnswers {
 
     fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>, FleetError> {
         Ok(self.queries.trend(from, to)?)
+    }
+
+    fn session(&self, session_id: &str) -> Result<Option<SessionSummary>, FleetError> {
+        Ok(self.queries.session(session_id)?)
+    }
+
+    fn dashboard(&self) -> Result<DashboardData, FleetError> {
+        Ok(self.queries.dashboard()?)
+    }
+
+    fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>, FleetError> {
+        Ok(self.queries.budget_status(budgets)?)
+    }
+
+    fn forecast(&self) -> Result<MonthForecast, FleetError> {
+        Ok(self.queries.forecast()?)
+    }
+
+    fn savings(&self, days: u32) -> Result<SavingsReport, FleetError> {
+        Ok(self.queries.savings(days)?)
     }
 
     fn health(&self) -> serde_json::Value {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ai_usage_clickhouse::{Shipper, ShipperConfig};
 
 use crate::args::{Cli, ShipArgs};
-use crate::context::{clickhouse_endpoint, fleet_error, pricing, print_json};
+use crate::context::{clickhouse_endpoint, fleet_error, pricing, print_json, zone};
 use crate::{CliError, CliResult};
 
 pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
     cfg.checkpoint = a.checkpoint.clone();
     cfg.batch_rows = a.batch_rows as usize;
     cfg.pricing = pricing(cli)?;
-    let mut shipper = open_retrying(cfg, Duration::from_secs(a.retry_for))?;
+    let mut shipper = open_retrying(cfg, &zone(cli), Duration::from_secs(a.retry_for))?;
     let report = if a.follow {
         // Runs until killed: the checkpoint and the server's offsets make
         // any stop, even SIGKILL, safe to resume from.
@@ -50,13 +50,22 @@ pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
     Ok(())
 }
 
-/// Opens the shipper (which creates or migrates the schema), retrying while
-/// ClickHouse is unreachable for at most `patience`.
-fn open_retrying(cfg: ShipperConfig, patience: Duration) -> CliResult<Shipper> {
+/// Creates or migrates the schema (a new database reports in `zone`) and
+/// opens the shipper, retrying while ClickHouse is unreachable for at most
+/// `patience`.
+fn open_retrying(
+    cfg: ShipperConfig,
+    zone: &ai_usage_core::Zone,
+    patience: Duration,
+) -> CliResult<Shipper> {
     let deadline = Instant::now() + patience;
     let mut backoff = Duration::from_millis(200);
     loop {
-        match Shipper::open(cfg.clone()) {
+        let client =
+            ai_usage_clickhouse::Client::new(cfg.endpoint.clone(), Duration::from_secs(60));
+        match ai_usage_clickhouse::schema::migrate_in(&client, zone)
+            .and_then(|_| Shipper::open(cfg.clone()))
+        {
             Ok(s) => return Ok(s),
             Err(e) if e.is_transient() && Instant::now() + backoff < deadline => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "ClickHouse not ready; will retry");

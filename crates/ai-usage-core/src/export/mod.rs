@@ -31,7 +31,7 @@ pub use self::atomic::write_atomic;
 pub use self::csv::{daily_csv, daily_csv_header, records_csv, records_csv_header};
 
 /// Rankings in a report list at most this many entries.
-pub(crate) const REPORT_TOP: usize = 10;
+pub const REPORT_TOP: usize = 10;
 
 /// The JSON usage report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +80,23 @@ pub fn write_export(
             let p = dir.join(format!("{prefix}_{stamp}.{ext}"));
             write_atomic(&p, bytes, true)
         }
+    }
+}
+
+impl UsageReport {
+    /// Writes the report as pretty JSON to `path` (replaced atomically) or to
+    /// `dir/usage_report_{stamp}.json` (never replacing a file), as
+    /// `UsageMonitor::export_report` does; for reports built elsewhere (e.g.
+    /// from a fleet database).
+    pub fn write_json(&self, dir: &Path, stamp: &str, path: Option<&Path>) -> Result<PathBuf> {
+        write_export(
+            dir,
+            stamp,
+            path,
+            "usage_report",
+            "json",
+            &report_json(self)?,
+        )
     }
 }
 

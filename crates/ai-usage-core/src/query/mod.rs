@@ -12,6 +12,7 @@
 //! every currency separately.
 
 mod dashboard;
+mod day_groups;
 mod forecast;
 mod rank;
 mod savings;
@@ -20,6 +21,7 @@ mod summary;
 mod trend;
 
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
+pub use day_groups::DayGroups;
 pub use forecast::{forecast_at, MonthForecast};
 #[cfg(test)]
 pub(crate) use rank::rank;

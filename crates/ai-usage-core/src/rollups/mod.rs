@@ -567,6 +567,37 @@ impl Rollups {
         }
     }
 
+    /// Counts `g`, one model × function group of the local day `date`
+    /// counted elsewhere, in the day's totals, model, function and pair
+    /// groups (see [`crate::DayGroups`]).
+    pub(crate) fn add_model_group(
+        &mut self,
+        date: NaiveDate,
+        model: &str,
+        function: &str,
+        g: &GroupStats,
+    ) {
+        let day = self.days.entry(date).or_default();
+        day.version += 1;
+        day.day.totals.merge(g);
+        group(&mut day.day.by_model, model, MAX_NAMES_PER_DAY).merge(g);
+        group(&mut day.day.by_function, function, MAX_NAMES_PER_DAY).merge(g);
+        day.pair(function, model).merge(g);
+    }
+
+    /// Counts `g`, one user's (`user`) or anchor's group of `date` counted
+    /// elsewhere.
+    pub(crate) fn add_id_group(&mut self, date: NaiveDate, user: bool, id: &str, g: &GroupStats) {
+        let day = self.days.entry(date).or_default();
+        day.version += 1;
+        let map = if user {
+            &mut day.day.by_user
+        } else {
+            &mut day.day.by_anchor
+        };
+        group(map, id, MAX_IDS_PER_DAY).merge(g);
+    }
+
     /// Total records counted.
     pub fn record_count(&self) -> u64 {
         self.days.values().map(|d| d.day.totals.calls).sum()

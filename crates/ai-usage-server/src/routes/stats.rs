@@ -121,8 +121,14 @@ pub async fn session(
             format!("must be 1..={} bytes", ingest::MAX_NAME_LEN),
         ));
     }
-    st.monitor
-        .get_session_stats(&id)
+    let found = match st.fleet.clone() {
+        Some(f) => {
+            let sid = id.clone();
+            fleet::ask(move || f.session(&sid)).await?
+        }
+        None => st.monitor.get_session_stats(&id),
+    };
+    found
         .map(|s| Json(compat::session_view(&s)).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("unknown session {id:?}")))
 }
