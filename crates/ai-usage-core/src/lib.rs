@@ -64,7 +64,7 @@ pub use record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKE
 pub use function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 
 // Money and pricing.
-pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};
+pub use money::{Costs, Currency, Money, MoneyParseError, MAX_DECIMALS, MICROS_PER_UNIT, NANOS_PER_UNIT};
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;
