@@ -400,7 +400,9 @@ impl MoneyVisitor {
     fn number<E: serde::de::Error>(text: &str) -> Result<Money, E> {
         let t = text.trim();
         parse_number(t, true).or_else(|()| {
-            let numeric = t.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+            let numeric = t
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
             match t.parse::<f64>() {
                 Ok(v) if numeric && v.is_finite() => Self::float(v),
                 _ => Err(E::custom(format_args!("cost {t:?} is not a finite number"))),
@@ -467,15 +469,11 @@ impl<'de> serde::de::Visitor<'de> for MoneyVisitor {
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Money, E> {
-        Ok(Money(clamp_i64(
-            i128::from(v) * i128::from(NANOS_PER_UNIT),
-        )))
+        Ok(Money(clamp_i64(i128::from(v) * i128::from(NANOS_PER_UNIT))))
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Money, E> {
-        Ok(Money(clamp_i64(
-            i128::from(v) * i128::from(NANOS_PER_UNIT),
-        )))
+        Ok(Money(clamp_i64(i128::from(v) * i128::from(NANOS_PER_UNIT))))
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Money, E> {
@@ -661,7 +659,10 @@ mod tests {
         assert!("9223372036.854775808".parse::<Money>().is_err());
         assert_eq!(Money::from_nanos(200).to_string(), "0.0000002");
         assert_eq!(Money::from_nanos(-200).to_string(), "-0.0000002");
-        assert_eq!(Money::from_nanos(3 * NANOS_PER_UNIT).to_string(), "3.000000");
+        assert_eq!(
+            Money::from_nanos(3 * NANOS_PER_UNIT).to_string(),
+            "3.000000"
+        );
         assert_eq!(Money::from_nanos(1).to_string(), "0.000000001");
         assert_eq!(Money::from_nanos(1_500).to_string(), "0.0000015");
         assert_eq!(Money::ZERO.to_string(), "0.000000");
@@ -685,7 +686,15 @@ mod tests {
         // from the integer instead.
         assert_eq!(serde_json::to_string(&2e-7f64).unwrap(), "2e-7");
         assert_eq!(json(Money::from_nanos(200)), "0.0000002");
-        for s in ["0.003068", "21.67948", "8.68335", "0.1", "123456.789012", "0.000000001", "7.0"] {
+        for s in [
+            "0.003068",
+            "21.67948",
+            "8.68335",
+            "0.1",
+            "123456.789012",
+            "0.000000001",
+            "7.0",
+        ] {
             let m: Money = s.parse().unwrap();
             assert_eq!(json(m), s);
             assert_eq!(from_json(s), m);
@@ -698,7 +707,10 @@ mod tests {
         // 19 significant digits: more than an f64 holds, so this passes only
         // when the raw text is read (see RAW_JSON_TOKEN).
         assert_eq!(from_json("9223372036.854775807"), Money::MAX);
-        assert_eq!(from_json("1234567890.123456789").nanos(), 1_234_567_890_123_456_789);
+        assert_eq!(
+            from_json("1234567890.123456789").nanos(),
+            1_234_567_890_123_456_789
+        );
         // Through a `Value` the amount arrives as text as well.
         let v: serde_json::Value = serde_json::from_str("0.0000002").unwrap();
         assert_eq!(serde_json::from_value::<Money>(v).unwrap().nanos(), 200);

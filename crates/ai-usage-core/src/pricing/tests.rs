@@ -15,7 +15,12 @@ fn usage(input: u64, output: u64) -> TokenUsage {
 fn micros(t: &PricingTable, model: &str, u: TokenUsage) -> i64 {
     let q = t.price(model, &u);
     assert!(q.priced, "{model} should be priced");
-    assert_eq!(q.cost.nanos() % 1000, 0, "{model}: {} has a sub-micro part", q.cost);
+    assert_eq!(
+        q.cost.nanos() % 1000,
+        0,
+        "{model}: {} has a sub-micro part",
+        q.cost
+    );
     q.cost.nanos() / 1000
 }
 
@@ -899,7 +904,10 @@ fn table_prices_are_exact_in_nanos() {
         "embed",
         ModelPrice::flat("Embed", Currency::USD, 0.00002, 0.0),
     );
-    assert_eq!(t.resolve("embed").unwrap().1.input, Rate::from_nanos_per_1k(20_000));
+    assert_eq!(
+        t.resolve("embed").unwrap().1.input,
+        Rate::from_nanos_per_1k(20_000)
+    );
     assert_eq!(nanos(&t, "embed", usage(10, 0)), 200);
     assert_eq!(nanos(&t, "embed", usage(1, 0)), 20);
     let one = t.price("embed", &usage(10, 0)).cost;
