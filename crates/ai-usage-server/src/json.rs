@@ -42,3 +42,23 @@ impl<T: Serialize> IntoResponse for PlainJson<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_usage_core::Money;
+
+    #[test]
+    fn money_through_a_value_is_a_plain_decimal() {
+        // The compat views build `Value`s, where an amount is a float.
+        let v = serde_json::json!({
+            "total_cost": Money::from_nanos(200).round_dp(2).as_f64(),
+            "total_cost_exact": Money::from_nanos(200),
+        });
+        let body = to_json(&v).expect("serialises");
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"total_cost":0.0,"total_cost_exact":0.0000002}"#
+        );
+    }
+}

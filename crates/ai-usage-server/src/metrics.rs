@@ -382,6 +382,32 @@ mod tests {
     }
 
     #[test]
+    fn sub_micro_costs_add_up_exactly() {
+        let m = Metrics::new();
+        let r: UsageRecord = serde_json::from_str(
+            r#"{"timestamp": 1.0, "model": "text-embedding-3-small", "function": "embed",
+                "input_tokens": 10, "output_tokens": 0, "total_tokens": 10, "cost": 0.0000002}"#,
+        )
+        .expect("record");
+        for _ in 0..1000 {
+            m.observe(&RecordedCall {
+                record: &r,
+                currency: Currency::USD,
+                priced: true,
+            });
+        }
+        let text = m.encode().expect("encode");
+        let cost = text
+            .lines()
+            .find(|l| l.starts_with("ai_usage_cost_total{"))
+            .expect("cost line");
+        assert!(cost.contains("currency=\"USD\""), "{cost}");
+        let v: f64 = cost.rsplit(' ').next().unwrap().parse().unwrap();
+        // 1000 × 200 nano-USD, summed as integers: exactly the double of 0.0002.
+        assert_eq!(v, 0.0002, "{cost}");
+    }
+
+    #[test]
     fn series_are_capped_and_nothing_is_lost() {
         let m = Metrics::new();
         let n = MAX_SERIES + 100;
