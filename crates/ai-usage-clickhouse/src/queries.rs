@@ -502,7 +502,7 @@ fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats>
     let n = |i: usize| -> Result<u64> { parse(field(row, at + i)?) };
     let cost: i64 = parse(field(row, at + 7)?)?;
     let mut costs = Costs::default();
-    costs.add(currency, Money::from_micros(cost));
+    costs.add(currency, Money::from_nanos(cost));
     Ok(GroupStats {
         calls: n(0)?,
         successful_calls: n(1)?,

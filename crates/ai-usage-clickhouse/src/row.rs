@@ -100,7 +100,8 @@ pub fn push_row(
         r.total_tokens,
         r.cached_input_tokens,
         r.reasoning_tokens,
-        r.cost.micros(),
+        // Nano-units (the column keeps its old name until its owner renames it).
+        r.cost.nanos(),
         currency.code(),
         priced as u8,
         r.success as u8,
@@ -158,7 +159,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let columns = crate::schema::RECORD_COLUMNS.split(',').count();
         assert_eq!(text.trim_end_matches('\n').split('\t').count(), columns);
-        assert!(text.contains("\t500000\tCNY\t1\t1\t1\t"), "{text}");
+        assert!(text.contains("\t500000000\tCNY\t1\t1\t1\t"), "{text}");
         assert!(
             text.contains("\t2025-10-25\t1761403494.6\t4\\t2\t"),
             "{text}"

@@ -233,7 +233,7 @@ impl DecimalText {
             push(digits[i]);
         }
         let mut places = MAX_DECIMALS;
-        while places > min_places && frac % 10 == 0 {
+        while places > min_places && frac.is_multiple_of(10) {
             frac /= 10;
             places -= 1;
         }
@@ -318,44 +318,51 @@ fn parse_number(t: &str, round: bool) -> Result<Money, ()> {
     }
     // value = digits × 10^(exp − frac.len()); nanos = digits × 10^shift.
     let shift = exp as i64 - frac.len() as i64 + i64::from(MAX_DECIMALS);
-    let digits = int.bytes().chain(frac.bytes()).skip_while(|b| *b == b'0');
-    let all: Vec<u8> = digits.collect();
-    let (kept, dropped): (&[u8], &[u8]) = if shift >= 0 {
-        (&all, &[])
-    } else {
-        let cut = all.len().saturating_sub(shift.unsigned_abs() as usize);
-        all.split_at(cut)
+    // Significant digits, without collecting them (this runs per record).
+    let digits = || {
+        int.bytes()
+            .chain(frac.bytes())
+            .skip_while(|b| *b == b'0')
+            .map(|b| b - b'0')
     };
+    let count = digits().count();
+    // Digits below 1e-9: the last `lost` ones (implicit zeros included).
+    let lost = if shift < 0 {
+        shift.unsigned_abs() as usize
+    } else {
+        0
+    };
+    let kept = count.saturating_sub(lost);
+    let limit = i128::from(i64::MAX) + 1;
     let mut nanos: i128 = 0;
-    for b in kept {
-        nanos = nanos
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i128::from(b - b'0')))
-            .filter(|v| *v <= i128::from(i64::MAX) + 1)
+    let mut round_up = false;
+    for (i, d) in digits().enumerate() {
+        if i < kept {
+            nanos = nanos
+                .checked_mul(10)
+                .map(|v| v + i128::from(d))
+                .filter(|v| *v <= limit)
+                .ok_or(())?;
+        } else {
+            // The first dropped digit is the one right below 1e-9 only when
+            // no implicit zeros lie between (lost <= count).
+            if i == kept && lost <= count {
+                round_up = d >= 5;
+            }
+            if !round && d != 0 {
+                return Err(());
+            }
+        }
+    }
+    if shift > 0 && nanos != 0 {
+        let scale = 10i128.checked_pow(u32::try_from(shift).map_err(|_| ())?);
+        nanos = scale
+            .and_then(|s| nanos.checked_mul(s))
+            .filter(|v| *v <= limit)
             .ok_or(())?;
     }
-    if shift > 0 {
-        if nanos != 0 {
-            let scale = 10i128.checked_pow(u32::try_from(shift).map_err(|_| ())?);
-            nanos = scale
-                .and_then(|s| nanos.checked_mul(s))
-                .filter(|v| *v <= i128::from(i64::MAX) + 1)
-                .ok_or(())?;
-        }
-    } else if shift < 0 {
-        // Digits below 1e-9 (including zeros a shift pushed past the end).
-        let lost = shift.unsigned_abs() as usize;
-        let first_dropped = if lost > dropped.len() {
-            b'0' // every significant digit is below half a nano-unit
-        } else {
-            dropped[0]
-        };
-        if !round && dropped.iter().any(|b| *b != b'0') {
-            return Err(());
-        }
-        if first_dropped >= b'5' {
-            nanos += 1;
-        }
+    if round_up {
+        nanos += 1;
     }
     let signed = if neg { -nanos } else { nanos };
     i64::try_from(signed).map(Money).map_err(|_| ())
@@ -814,6 +821,22 @@ mod tests {
             let back: std::collections::BTreeMap<String, Money> =
                 serde_json::from_reader(obj.as_bytes()).unwrap();
             prop_assert_eq!(back["cost"], m);
+        }
+
+        #[test]
+        fn longer_decimals_round_half_away_from_zero(
+            nanos in -1_000_000_000_000_000i64..1_000_000_000_000_000,
+            extra in "[0-9]{1,8}",
+        ) {
+            let text = format!("{:.9}{extra}", Money::from_nanos(nanos));
+            let up = extra.as_bytes()[0] >= b'5';
+            let want = match (up, text.starts_with('-')) {
+                (false, _) => nanos,
+                (true, true) => nanos - 1,
+                (true, false) => nanos + 1,
+            };
+            prop_assert_eq!(from_json(&text).nanos(), want, "{}", text);
+            prop_assert!(text.parse::<Money>().is_err() == extra.bytes().any(|b| b != b'0'));
         }
 
         #[test]
