@@ -39,7 +39,7 @@ pub use ai_usage_core::{TokenUsage, UsageEvent, UsageRecord};
 // Money and pricing.
 pub use ai_usage_core::{
     Band, Costs, Currency, ModelPrice, Money, MoneyParseError, PricingError, PricingTable, Quote,
-    Rate, Tiers, MICROS_PER_UNIT, PRICING_ENV,
+    Rate, Tiers, MAX_DECIMALS, MICROS_PER_UNIT, NANOS_PER_UNIT, PRICING_ENV,
 };
 
 // Durability settings and health.

@@ -158,7 +158,7 @@ pub fn progress_bar(message: &str) -> Option<ProgressBar> {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
-    let text = serde_json::to_string_pretty(value)
+    let text = ai_usage_core::json_text::to_string_pretty(value)
         .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;
     println!("{text}");
     Ok(())

@@ -5,9 +5,21 @@ use ai_usage_core::{Costs, Currency, Money};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-/// An amount with its currency symbol and 4 decimals, e.g. `¥29.5200`.
+/// An amount with its currency symbol and 4 decimals, e.g. `¥29.5200`;
+/// amounts with finer digits keep them (`$0.0000002`), so a small cost never
+/// shows as zero.
 pub fn money(m: Money, c: Currency) -> String {
-    format!("{}{:.4}", c.symbol(), m)
+    format!("{}{}", c.symbol(), amount(m))
+}
+
+/// An amount with 4 decimals, or its exact digits (up to 9) when it has more.
+pub fn amount(m: Money) -> String {
+    if m.round_dp(4) == m {
+        format!("{m:.4}")
+    } else {
+        let exact = format!("{m:.9}");
+        exact.trim_end_matches('0').to_string()
+    }
 }
 
 /// Every currency of `costs`, never added together: `¥1.2000 + $0.0300`.

@@ -926,8 +926,21 @@ fn cost_prices_catalogue_models_exactly() {
     assert_eq!(q["cost_exact"], "0.0000002", "{q}");
     assert_eq!(q["cost"], 0.0000002);
     assert_eq!(q["currency"], "USD");
+    // The number itself is written as the exact decimal, not `2e-7`.
+    let out = run(
+        dir.path(),
+        &["cost", "text-embedding-3-small", "10", "0", "--json"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""cost": 0.0000002,"#), "{text}");
+    assert!(!text.contains("e-7"), "{text}");
     let out = run(dir.path(), &["cost", "text-embedding-3-small", "10", "0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("$0.0000002 USD"));
+    // A table-priced tiny cost keeps its digits instead of `¥0.0000`:
+    // qwen-turbo ¥0.002/1K input → one token is ¥0.000002.
+    let out = run(dir.path(), &["cost", "qwen-turbo", "1", "0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("¥0.000002 CNY"), "{text}");
     // Cache reads and writes are parts of the input, each at its own rate:
     // 100 × $3 + 10,000 × $0.30 + 2,000 × $3.75 per million, + 500 × $15.
     let q = ok_json(

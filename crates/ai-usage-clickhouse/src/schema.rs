@@ -47,18 +47,15 @@ error_msg, request_id, tags, provider, cache_write_tokens";
 
 /// An exact cost as stored in `cost_nanos` (billionths of its currency).
 ///
-/// The one place money enters a column: the core counts in micro-units
-/// until its nano-unit change lands, then this becomes `m.nanos()`.
+/// The one place money enters a column: the core's nano-units, as they are.
 pub fn money_to_column(m: Money) -> i64 {
-    m.micros().saturating_mul(1000)
+    m.nanos()
 }
 
 /// A `cost_nanos` value (or a sum of them) as the core's [`Money`]; the
-/// inverse of [`money_to_column`] (becomes `Money::from_nanos` with the
-/// core's nano units; until then sub-micro digits, which no row carries,
-/// are dropped).
+/// inverse of [`money_to_column`].
 pub fn money_from_column(nanos: i64) -> Money {
-    Money::from_micros(nanos / 1000)
+    Money::from_nanos(nanos)
 }
 
 /// The raw table: v1's columns with v4's changes (`cost_nanos` for

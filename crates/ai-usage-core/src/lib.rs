@@ -39,6 +39,8 @@ mod tracking;
 mod zone;
 
 pub mod demo;
+/// JSON text with plain-decimal numbers (no `2e-7`), for responses and output.
+pub mod json_text;
 
 /// The day-file format: `usage_YYYYMMDD.jsonl` files of one JSON record per
 /// line in the records directory, read and parsed exactly as a replay does.
@@ -64,7 +66,9 @@ pub use record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKE
 pub use function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 
 // Money and pricing.
-pub use money::{Costs, Currency, Money, MoneyParseError, MICROS_PER_UNIT};
+pub use money::{
+    Costs, Currency, Money, MoneyParseError, MAX_DECIMALS, MICROS_PER_UNIT, NANOS_PER_UNIT,
+};
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;

@@ -1,58 +1,123 @@
-//! Exact money: integer micro-units of one currency, never mixed.
+//! Exact money: integer nano-units of one currency, never mixed.
 //!
-//! Every cost in this crate is a [`Money`] (signed 64-bit count of 1e-6 units,
-//! i.e. ±9.2 trillion units of range) tagged with a [`Currency`]. Sums are
-//! integer additions, so a million records of ¥0.0001 sum to exactly ¥100.
+//! Every cost in this crate is a [`Money`]: a signed 64-bit count of 1e-9
+//! units tagged (by its holder) with a [`Currency`]. Sums are integer
+//! additions, so a million 10-token embedding calls at $0.0000002 sum to
+//! exactly $0.2.
+//!
+//! # Why nano-units in an `i64` (and not an `i128`)
+//!
+//! - Nano-units are the finest step any list price reaches per call: a
+//!   10-token `text-embedding-3-small` call at $0.02 per million tokens costs
+//!   200 nano-dollars, which micro-units rounded to 0.
+//! - An `i64` holds ±9,223,372,036.854775807 units, i.e. ±¥/$9.2 billion per
+//!   amount and per sum. No AI bill (one call, one day, one fleet's year)
+//!   comes near it, while an `i128` would double the size of every record,
+//!   counter and rollup group and take two registers on the record path,
+//!   which has to stay around a microsecond.
+//! - Sums saturate at the range ends instead of wrapping, so even an absurd
+//!   total is reported as the largest amount, never as a negative one.
+//!   Products (`mul_div`, prices × tokens) use `i128` intermediates and are
+//!   rounded once.
+//!
+//! # Text and JSON
+//!
+//! [`Money`] displays with six to nine decimals (`0.003068`, `0.0000002`)
+//! and serialises as the shortest exact decimal with at most nine
+//! places (`0.0000002`, `21.67948`, `3.0`), written as a JSON number
+//! token from the integer itself (through [`serde_json::value::RawValue`]), so
+//! no float is involved and no exponent form (`2e-7`) appears. Reading a
+//! number takes its exact text when the deserializer is `serde_json`'s, and
+//! rounds half away from zero to 1e-9; other deserializers hand over an
+//! `f64`, which is converted through its shortest decimal form (exact for
+//! every amount of up to 15 significant digits, e.g. all six-decimal costs
+//! written by older versions and the seed service).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Micro-units per whole unit of currency.
+/// Nano-units (1e-9) per whole unit of currency.
+pub const NANOS_PER_UNIT: i64 = 1_000_000_000;
+
+/// Micro-units (1e-6) per whole unit of currency, for [`Money::from_micros`]
+/// and [`Money::micros`] (exchange rates and stores that count millionths).
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
 
-/// An exact amount of money in micro-units (1e-6) of some currency.
+/// Nano-units per micro-unit.
+const NANOS_PER_MICRO: i64 = 1_000;
+
+/// Most decimal places an amount carries.
+pub const MAX_DECIMALS: u32 = 9;
+
+/// An exact amount of money in nano-units (1e-9) of some currency.
 ///
-/// Serialised as a JSON number with at most six decimals (`0.003068`), which is
-/// how the seed's records store `cost`. Parsing from an `f64` rounds half away
-/// from zero to the nearest micro-unit.
+/// Serialised as a JSON number with at most nine decimals (`0.0000002`);
+/// the seed's records and older files store six (`0.003068`) and load to the
+/// same amounts. Parsing rounds half away from zero to the nearest nano-unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
 
 impl Money {
     /// Zero.
     pub const ZERO: Money = Money(0);
+    /// The largest amount (sums saturate here).
+    pub const MAX: Money = Money(i64::MAX);
+    /// The smallest amount (sums saturate here).
+    pub const MIN: Money = Money(i64::MIN);
 
-    /// From a count of micro-units.
-    pub const fn from_micros(micros: i64) -> Money {
-        Money(micros)
+    /// From a count of nano-units.
+    pub const fn from_nanos(nanos: i64) -> Money {
+        Money(nanos)
     }
 
-    /// The count of micro-units.
-    pub const fn micros(self) -> i64 {
+    /// The count of nano-units.
+    pub const fn nanos(self) -> i64 {
         self.0
     }
 
-    /// From a float amount of whole units, rounded half away from zero to 1e-6.
-    ///
-    /// Returns `None` for NaN, infinities and amounts outside ±9.2e12.
-    pub fn from_f64(units: f64) -> Option<Money> {
-        if !units.is_finite() {
-            return None;
-        }
-        let micros = (units * MICROS_PER_UNIT as f64).round();
-        if micros.abs() >= 9.2e18 {
-            return None;
-        }
-        Some(Money(micros as i64))
+    /// From a count of micro-units (saturating at the range ends).
+    pub const fn from_micros(micros: i64) -> Money {
+        Money(micros.saturating_mul(NANOS_PER_MICRO))
     }
 
-    /// The amount as a float of whole units (for display and JSON only).
+    /// The amount in micro-units, rounded half away from zero
+    /// (`0.0000005` → 1, `0.0000004999` → 0): a convenience for stores and
+    /// rates kept in millionths; it loses the last three digits.
+    pub const fn micros(self) -> i64 {
+        let q = self.0 / NANOS_PER_MICRO;
+        let r = self.0 % NANOS_PER_MICRO;
+        if r >= NANOS_PER_MICRO / 2 {
+            q + 1
+        } else if r <= -NANOS_PER_MICRO / 2 {
+            q - 1
+        } else {
+            q
+        }
+    }
+
+    /// From a float amount of whole units, rounded half away from zero to
+    /// 1e-9 via the float's shortest decimal form (so `0.1` is exactly
+    /// 100,000,000 nano-units, not the binary float's neighbour).
+    ///
+    /// Returns `None` for NaN, infinities and amounts outside the range.
+    pub fn from_f64(units: f64) -> Option<Money> {
+        if !units.is_finite() || units.abs() >= 9.3e9 {
+            return None;
+        }
+        if units.abs() < 1e-10 {
+            return Some(Money::ZERO); // rounds to 0; skips long subnormal text
+        }
+        // `Display` of an f64 is the shortest decimal that reads back as the
+        // same float, without an exponent.
+        parse_number(&units.to_string(), true).ok()
+    }
+
+    /// The amount as a float of whole units (for display and JSON only;
+    /// amounts beyond 2^53 nano-units lose their last digits).
     pub fn as_f64(self) -> f64 {
-        // i64 micro-units below 2^53 convert exactly; dividing by 1e6 yields the
-        // float whose shortest representation is the six-decimal value.
-        self.0 as f64 / MICROS_PER_UNIT as f64
+        self.0 as f64 / NANOS_PER_UNIT as f64
     }
 
     /// Checked addition.
@@ -60,30 +125,26 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
-    /// Saturating addition (rollups never wrap; ±9.2e12 units is the range).
+    /// Saturating addition (rollups never wrap; ±9.2e9 units is the range).
     pub fn saturating_add(self, other: Money) -> Money {
         Money(self.0.saturating_add(other.0))
     }
 
-    /// Rounded half-up to a number of decimals (0..=6), e.g. 2 for the seed's
-    /// `total_cost`.
+    /// Rounded half away from zero to a number of decimals (0..=9; more are
+    /// taken as 9), e.g. 2 for the seed's `total_cost`.
     pub fn round_dp(self, decimals: u32) -> Money {
-        let decimals = decimals.min(6);
-        let step = 10i64.pow(6 - decimals);
+        let decimals = decimals.min(MAX_DECIMALS);
+        let step = 10i128.pow(MAX_DECIMALS - decimals);
         if step == 1 {
             return self;
         }
-        let half = step / 2;
-        let rounded = if self.0 >= 0 {
-            (self.0 + half) / step * step
-        } else {
-            -((-self.0 + half) / step * step)
-        };
-        Money(rounded)
+        // i128: rounding i64::MAX up must saturate, not overflow.
+        let rounded = div_round_half_up(i128::from(self.0), step) * step;
+        Money(clamp_i64(rounded))
     }
 
-    /// `self * numerator / denominator`, rounded half-up; `None` on overflow or a
-    /// zero denominator. Used for projections and savings.
+    /// `self * numerator / denominator`, rounded half away from zero; `None`
+    /// on overflow or a zero denominator. Used for projections and savings.
     pub fn mul_div(self, numerator: i64, denominator: i64) -> Option<Money> {
         if denominator == 0 {
             return None;
@@ -103,6 +164,10 @@ pub(crate) fn div_round_half_up(n: i128, d: i128) -> i128 {
     } else {
         -((-n + d / 2) / d)
     }
+}
+
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl std::ops::Add for Money {
@@ -131,93 +196,297 @@ impl std::iter::Sum for Money {
     }
 }
 
-impl fmt::Display for Money {
-    /// Six decimals, e.g. `21.679480`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let units = abs / MICROS_PER_UNIT as u64;
-        let frac = abs % MICROS_PER_UNIT as u64;
-        match f.precision() {
-            Some(p) if p < 6 => {
-                let m = Money(self.0).round_dp(p as u32);
-                let abs = m.0.unsigned_abs();
-                let units = abs / MICROS_PER_UNIT as u64;
-                let frac = (abs % MICROS_PER_UNIT as u64) / 10u64.pow(6 - p as u32);
-                if p == 0 {
-                    write!(f, "{sign}{units}")
-                } else {
-                    write!(f, "{sign}{units}.{frac:0width$}", width = p)
-                }
+/// The exact decimal of `nanos` nano-units with at least `min_places` and
+/// at most nine places, no trailing zeros beyond `min_places` (`-0.0000002`,
+/// `3.0`, `21.67948`), in a stack buffer: at most 1 + 10 + 1 + 9 bytes.
+struct DecimalText {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl DecimalText {
+    fn new(nanos: i64, min_places: u32) -> DecimalText {
+        let mut buf = [0u8; 24];
+        let mut len = 0;
+        let mut push = |b: u8| {
+            buf[len] = b;
+            len += 1;
+        };
+        if nanos < 0 {
+            push(b'-');
+        }
+        let abs = nanos.unsigned_abs();
+        let units = abs / NANOS_PER_UNIT as u64;
+        let mut frac = abs % NANOS_PER_UNIT as u64;
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        let mut u = units;
+        loop {
+            digits[n] = b'0' + (u % 10) as u8;
+            n += 1;
+            u /= 10;
+            if u == 0 {
+                break;
             }
-            _ => write!(f, "{sign}{units}.{frac:06}"),
+        }
+        for i in (0..n).rev() {
+            push(digits[i]);
+        }
+        let mut places = MAX_DECIMALS;
+        while places > min_places && frac.is_multiple_of(10) {
+            frac /= 10;
+            places -= 1;
+        }
+        if places > 0 {
+            push(b'.');
+            let mut div = 10u64.pow(places - 1);
+            while div > 0 {
+                push(b'0' + (frac / div % 10) as u8);
+                div /= 10;
+            }
+        }
+        DecimalText { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits, '-' and '.' were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
+impl fmt::Display for Money {
+    /// The exact amount with six to nine decimals (`21.679480`,
+    /// `0.0000002`, `3.000000`: six as ever, more only where the amount has
+    /// them); with a precision (`{:.2}`, 0..=9) rounded half away from zero
+    /// and padded to exactly that many places.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(p) = f.precision() else {
+            return f.write_str(DecimalText::new(self.0, 6).as_str());
+        };
+        let p = (p as u32).min(MAX_DECIMALS);
+        let m = self.round_dp(p);
+        let sign = if m.0 < 0 { "-" } else { "" };
+        let abs = m.0.unsigned_abs();
+        let units = abs / NANOS_PER_UNIT as u64;
+        let frac = (abs % NANOS_PER_UNIT as u64) / 10u64.pow(MAX_DECIMALS - p);
+        if p == 0 {
+            write!(f, "{sign}{units}")
+        } else {
+            write!(f, "{sign}{units}.{frac:0width$}", width = p as usize)
         }
     }
 }
 
 impl FromStr for Money {
     type Err = MoneyParseError;
-    /// Parses a decimal string with at most six decimals (`"0.0234"`, `"-3"`).
+    /// Parses a plain decimal with at most nine decimals (`"0.0000002"`,
+    /// `"-3"`); anything finer is an error rather than silently rounded.
     fn from_str(s: &str) -> Result<Money, MoneyParseError> {
-        let err = || MoneyParseError(s.to_string());
         let t = s.trim();
-        let (neg, t) = match t.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, t),
-        };
-        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-        if int.is_empty() && frac.is_empty() {
-            return Err(err());
+        if t.bytes().any(|b| b == b'e' || b == b'E' || b == b'+') {
+            return Err(MoneyParseError(s.to_string()));
         }
-        if frac.len() > 6
-            || !int.bytes().all(|b| b.is_ascii_digit())
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(err());
-        }
-        let int: i64 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| err())?
-        };
-        let mut frac_micros: i64 = 0;
-        for (i, b) in frac.bytes().enumerate() {
-            frac_micros += (b - b'0') as i64 * 10i64.pow(5 - i as u32);
-        }
-        let micros = int
-            .checked_mul(MICROS_PER_UNIT)
-            .and_then(|m| m.checked_add(frac_micros))
-            .ok_or_else(err)?;
-        Ok(Money(if neg { -micros } else { micros }))
+        parse_number(t, false).map_err(|()| MoneyParseError(s.to_string()))
     }
 }
 
-/// A string that is not a decimal amount with at most six decimals.
+/// Parses a JSON-style number (`-12.5`, `0.0000002`, `6e-6`, `2E+3`)
+/// exactly. With `round`, digits beyond nine places round half away from
+/// zero; without, they are an error. Out of range is an error.
+fn parse_number(t: &str, round: bool) -> Result<Money, ()> {
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => {
+            let e = &t[i + 1..];
+            let e = e.strip_prefix('+').unwrap_or(e);
+            if e.is_empty() || e.len() > 6 {
+                return Err(());
+            }
+            (&t[..i], e.parse::<i32>().map_err(|_| ())?)
+        }
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(());
+    }
+    // value = digits × 10^(exp − frac.len()); nanos = digits × 10^shift.
+    let shift = exp as i64 - frac.len() as i64 + i64::from(MAX_DECIMALS);
+    // Significant digits, without collecting them (this runs per record).
+    let digits = || {
+        int.bytes()
+            .chain(frac.bytes())
+            .skip_while(|b| *b == b'0')
+            .map(|b| b - b'0')
+    };
+    let count = digits().count();
+    // Digits below 1e-9: the last `lost` ones (implicit zeros included).
+    let lost = if shift < 0 {
+        shift.unsigned_abs() as usize
+    } else {
+        0
+    };
+    let kept = count.saturating_sub(lost);
+    let limit = i128::from(i64::MAX) + 1;
+    let mut nanos: i128 = 0;
+    let mut round_up = false;
+    for (i, d) in digits().enumerate() {
+        if i < kept {
+            nanos = nanos
+                .checked_mul(10)
+                .map(|v| v + i128::from(d))
+                .filter(|v| *v <= limit)
+                .ok_or(())?;
+        } else {
+            // The first dropped digit is the one right below 1e-9 only when
+            // no implicit zeros lie between (lost <= count).
+            if i == kept && lost <= count {
+                round_up = d >= 5;
+            }
+            if !round && d != 0 {
+                return Err(());
+            }
+        }
+    }
+    if shift > 0 && nanos != 0 {
+        let scale = 10i128.checked_pow(u32::try_from(shift).map_err(|_| ())?);
+        nanos = scale
+            .and_then(|s| nanos.checked_mul(s))
+            .filter(|v| *v <= limit)
+            .ok_or(())?;
+    }
+    if round_up {
+        nanos += 1;
+    }
+    let signed = if neg { -nanos } else { nanos };
+    i64::try_from(signed).map(Money).map_err(|_| ())
+}
+
+/// A string that is not a decimal amount with at most nine decimals.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid money amount {0:?}: expected a decimal number with at most 6 decimals")]
+#[error("invalid money amount {0:?}: expected a decimal number with at most 9 decimals")]
 pub struct MoneyParseError(pub String);
 
 impl Serialize for Money {
+    /// A JSON number token written from the integer: the shortest exact
+    /// decimal, with `.0` on whole amounts so that readers keep seeing a
+    /// float (`3.0`, `0.003068`, `0.0000002`), as when costs were floats.
+    /// With other serializers, whatever they make of a raw JSON value.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.as_f64())
+        let text = DecimalText::new(self.0, 1);
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(text.as_str()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
+
+/// The name under which `serde_json` hands out a value's raw text
+/// (`serde_json::value::RawValue` asks for it the same way). A deserializer
+/// that does not know it treats the request as a plain newtype, and the
+/// amount arrives as a number instead; `tests::json_reads_the_exact_text`
+/// fails should `serde_json` ever rename it.
+const RAW_JSON_TOKEN: &str = "$serde_json::private::RawValue";
 
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
-        let v = f64::deserialize(d)?;
-        if !v.is_finite() {
-            return Err(serde::de::Error::custom("cost is not a finite number"));
-        }
-        // Saturate like sums do: a huge stored cost is kept, not dropped.
-        Ok(Money::from_f64(v).unwrap_or(if v < 0.0 {
-            Money(i64::MIN)
-        } else {
-            Money(i64::MAX)
-        }))
+        d.deserialize_newtype_struct(RAW_JSON_TOKEN, MoneyVisitor)
     }
 }
 
+struct MoneyVisitor;
+
+impl MoneyVisitor {
+    /// Out-of-range amounts saturate like sums do: a huge stored cost is
+    /// kept as the largest amount, not dropped.
+    fn number<E: serde::de::Error>(text: &str) -> Result<Money, E> {
+        let t = text.trim();
+        parse_number(t, true).or_else(|()| {
+            let numeric = t
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+            match t.parse::<f64>() {
+                Ok(v) if numeric && v.is_finite() => Self::float(v),
+                _ => Err(E::custom(format_args!("cost {t:?} is not a finite number"))),
+            }
+        })
+    }
+
+    fn float<E: serde::de::Error>(v: f64) -> Result<Money, E> {
+        if !v.is_finite() {
+            return Err(E::custom("cost is not a finite number"));
+        }
+        Ok(Money::from_f64(v).unwrap_or(if v < 0.0 { Money::MIN } else { Money::MAX }))
+    }
+}
+
+/// Reads the raw text of a number (borrowed or owned) without copying it.
+struct RawText;
+
+impl<'de> serde::de::DeserializeSeed<'de> for RawText {
+    type Value = Money;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Money, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for RawText {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the text of a JSON number")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Money, E> {
+        if text.starts_with('"') {
+            // A quoted amount ("0.1"): accepted like the number.
+            let s: String = serde_json::from_str(text).map_err(E::custom)?;
+            return MoneyVisitor::number(&s);
+        }
+        MoneyVisitor::number(text)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MoneyVisitor {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an amount of money as a number")
+    }
+
+    /// `serde_json`'s raw-value form: one entry whose value is the text.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Money, A::Error> {
+        let Some(_) = map.next_key::<serde::de::IgnoredAny>()? else {
+            return Err(serde::de::Error::custom("cost: empty value"));
+        };
+        map.next_value_seed(RawText)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Money, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Money, E> {
+        Self::float(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Money, E> {
+        Ok(Money(clamp_i64(i128::from(v) * i128::from(NANOS_PER_UNIT))))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Money, E> {
+        Ok(Money(clamp_i64(i128::from(v) * i128::from(NANOS_PER_UNIT))))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Money, E> {
+        Self::number(v)
+    }
+}
 /// An ISO-4217-style currency code: three ASCII upper-case letters.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency([u8; 3]);
@@ -369,63 +638,166 @@ impl<'de> Deserialize<'de> for Costs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn json(m: Money) -> String {
+        serde_json::to_string(&m).unwrap()
+    }
+
+    fn from_json(s: &str) -> Money {
+        serde_json::from_str(s).unwrap()
+    }
 
     #[test]
     fn parses_and_displays_exactly() {
         let m: Money = "21.67948".parse().unwrap();
-        assert_eq!(m.micros(), 21_679_480);
+        assert_eq!(m.nanos(), 21_679_480_000);
         assert_eq!(m.to_string(), "21.679480");
         assert_eq!(format!("{m:.2}"), "21.68");
-        assert_eq!("-0.5".parse::<Money>().unwrap().micros(), -500_000);
-        assert!("0.0000001".parse::<Money>().is_err());
+        assert_eq!(format!("{m:.6}"), "21.679480");
+        assert_eq!(format!("{m:.0}"), "22");
+        assert_eq!("-0.5".parse::<Money>().unwrap().nanos(), -500_000_000);
+        assert_eq!("0.0000002".parse::<Money>().unwrap().nanos(), 200);
+        assert_eq!("0.000000001".parse::<Money>().unwrap().nanos(), 1);
+        assert!("0.0000000001".parse::<Money>().is_err(), "finer than 1e-9");
+        assert!("2e-7".parse::<Money>().is_err(), "plain decimals only");
         assert!("abc".parse::<Money>().is_err());
+        assert!(".".parse::<Money>().is_err());
+        assert!("9223372036.854775808".parse::<Money>().is_err());
+        assert_eq!(Money::from_nanos(200).to_string(), "0.0000002");
+        assert_eq!(Money::from_nanos(-200).to_string(), "-0.0000002");
+        assert_eq!(
+            Money::from_nanos(3 * NANOS_PER_UNIT).to_string(),
+            "3.000000"
+        );
+        assert_eq!(Money::from_nanos(1).to_string(), "0.000000001");
+        assert_eq!(Money::from_nanos(1_500).to_string(), "0.0000015");
+        assert_eq!(Money::ZERO.to_string(), "0.000000");
+        assert_eq!(Money::MIN.to_string(), "-9223372036.854775808");
     }
 
     #[test]
-    fn float_round_trip_is_shortest_decimal() {
-        for s in ["0.003068", "21.67948", "8.68335", "0.1", "123456.789012"] {
+    fn micro_helpers_round_half_away_from_zero() {
+        assert_eq!(Money::from_micros(3068).nanos(), 3_068_000);
+        assert_eq!(Money::from_nanos(3_068_000).micros(), 3068);
+        assert_eq!(Money::from_nanos(499).micros(), 0);
+        assert_eq!(Money::from_nanos(500).micros(), 1);
+        assert_eq!(Money::from_nanos(-500).micros(), -1);
+        assert_eq!(Money::from_nanos(-499).micros(), 0);
+        assert_eq!(Money::from_micros(i64::MAX), Money::MAX, "saturates");
+    }
+
+    #[test]
+    fn json_is_the_exact_plain_decimal() {
+        // serde_json writes the float 2e-7 as `2e-7`; the amount is written
+        // from the integer instead.
+        assert_eq!(serde_json::to_string(&2e-7f64).unwrap(), "2e-7");
+        assert_eq!(json(Money::from_nanos(200)), "0.0000002");
+        for s in [
+            "0.003068",
+            "21.67948",
+            "8.68335",
+            "0.1",
+            "123456.789012",
+            "0.000000001",
+            "7.0",
+        ] {
             let m: Money = s.parse().unwrap();
+            assert_eq!(json(m), s);
+            assert_eq!(from_json(s), m);
             assert_eq!(Money::from_f64(m.as_f64()), Some(m));
-            assert_eq!(serde_json::to_string(&m).unwrap(), s);
         }
     }
 
     #[test]
-    fn round_half_up() {
+    fn json_reads_the_exact_text() {
+        // 19 significant digits: more than an f64 holds, so this passes only
+        // when the raw text is read (see RAW_JSON_TOKEN).
+        assert_eq!(from_json("9223372036.854775807"), Money::MAX);
         assert_eq!(
-            Money::from_micros(21_675_000).round_dp(2).micros(),
-            21_680_000
+            from_json("1234567890.123456789").nanos(),
+            1_234_567_890_123_456_789
         );
-        assert_eq!(
-            Money::from_micros(21_674_999).round_dp(2).micros(),
-            21_670_000
-        );
-        assert_eq!(Money::from_micros(-5_000).round_dp(2).micros(), -10_000);
+        // Through a `Value` the amount arrives as text as well.
+        let v: serde_json::Value = serde_json::from_str("0.0000002").unwrap();
+        assert_eq!(serde_json::from_value::<Money>(v).unwrap().nanos(), 200);
+    }
+
+    #[test]
+    fn older_files_and_other_number_forms_load() {
+        // Six-decimal costs (the seed, our older versions) and the exponent
+        // forms serde_json wrote for tiny floats.
+        assert_eq!(from_json("0.003068").nanos(), 3_068_000);
+        assert_eq!(from_json("6e-6").nanos(), 6_000);
+        assert_eq!(from_json("1.5E+2").nanos(), 150 * NANOS_PER_UNIT);
+        assert_eq!(from_json("3").nanos(), 3 * NANOS_PER_UNIT);
+        assert_eq!(from_json("-0.25").nanos(), -250_000_000);
+        assert_eq!(from_json(r#""0.1""#).nanos(), 100_000_000);
+        // Beyond nine places: half away from zero.
+        assert_eq!(from_json("0.0000000015").nanos(), 2);
+        assert_eq!(from_json("0.0000000014999").nanos(), 1);
+        assert_eq!(from_json("-0.0000000015").nanos(), -2);
+        assert_eq!(from_json("0.30000000000000004").nanos(), 300_000_000);
+        assert_eq!(from_json("1e-30").nanos(), 0);
+        // Out of range saturates, like sums.
+        assert_eq!(from_json("1e15"), Money::MAX);
+        assert_eq!(from_json("-1e15"), Money::MIN);
+        assert!(serde_json::from_str::<Money>("null").is_err());
+        assert!(serde_json::from_str::<Money>(r#""abc""#).is_err());
+        assert!(serde_json::from_str::<Money>("1e400").is_err());
+    }
+
+    #[test]
+    fn floats_convert_through_their_shortest_decimal() {
+        assert_eq!(Money::from_f64(2e-7).unwrap().nanos(), 200);
+        assert_eq!(Money::from_f64(0.1 + 0.2).unwrap().nanos(), 300_000_000);
+        assert_eq!(Money::from_f64(-0.0000000025).unwrap().nanos(), -3);
+        assert_eq!(Money::from_f64(5e-324), Some(Money::ZERO));
+        assert_eq!(Money::from_f64(f64::NAN), None);
+        assert_eq!(Money::from_f64(1e12), None);
+    }
+
+    #[test]
+    fn round_half_away_from_zero() {
+        let r = |n: i64, d: u32| Money::from_nanos(n).round_dp(d).nanos();
+        assert_eq!(r(21_675_000_000, 2), 21_680_000_000);
+        assert_eq!(r(21_674_999_999, 2), 21_670_000_000);
+        assert_eq!(r(-5_000_000, 2), -10_000_000);
+        assert_eq!(r(1_234_567_891, 9), 1_234_567_891);
+        assert_eq!(r(1_234_567_891, 8), 1_234_567_890);
+        assert_eq!(r(1_234_567_895, 8), 1_234_567_900);
+        assert_eq!(r(1_234_567_895, 20), 1_234_567_895, "more than 9 is 9");
+        assert_eq!(Money::MAX.round_dp(0), Money::MAX, "saturates");
     }
 
     #[test]
     fn million_small_amounts_sum_exactly() {
+        let call: Money = "0.0000002".parse().unwrap();
+        let total: Money = std::iter::repeat_n(call, 1_000_000).sum();
+        assert_eq!(total.to_string(), "0.200000");
+        assert_eq!(json(total), "0.2");
         let unit: Money = "0.0001".parse().unwrap();
         let total: Money = std::iter::repeat_n(unit, 1_000_000).sum();
         assert_eq!(total.to_string(), "100.000000");
+        assert_eq!(json(total), "100.0");
+        assert_eq!(Money::MAX + Money::from_nanos(1), Money::MAX);
     }
 
     #[test]
     fn costs_keep_currencies_apart() {
         let mut c = Costs::default();
         c.add(Currency::CNY, Money::from_micros(5));
-        c.add(Currency::USD, Money::from_micros(7));
+        c.add(Currency::USD, Money::from_nanos(7));
         c.add(Currency::CNY, Money::from_micros(1));
         let mut d = Costs::default();
-        d.add(Currency::USD, Money::from_micros(7));
+        d.add(Currency::USD, Money::from_nanos(7));
         d.add(Currency::CNY, Money::from_micros(6));
         assert_eq!(c, d, "order of arrival does not matter");
         assert_eq!(c.get(Currency::CNY).micros(), 6);
-        assert_eq!(c.get(Currency::USD).micros(), 7);
-        assert_eq!(
-            serde_json::to_string(&c).unwrap(),
-            r#"{"CNY":6e-6,"USD":7e-6}"#
-        );
+        assert_eq!(c.get(Currency::USD).nanos(), 7);
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(text, r#"{"CNY":0.000006,"USD":0.000000007}"#);
+        assert_eq!(serde_json::from_str::<Costs>(&text).unwrap(), c);
     }
 
     #[test]
@@ -433,5 +805,45 @@ mod tests {
         assert_eq!(Currency::new("usd"), Some(Currency::USD));
         assert!(Currency::new("US").is_none());
         assert!(Currency::new("U$D").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_amount_round_trips_through_text_and_json(nanos in any::<i64>()) {
+            let m = Money::from_nanos(nanos);
+            let text = m.to_string();
+            prop_assert_eq!(text.parse::<Money>().unwrap(), m);
+            let j = json(m);
+            prop_assert_eq!(from_json(&j), m);
+            prop_assert!(!j.contains(['e', 'E']), "plain decimal: {}", j);
+            // Inside a record-like object and from a reader (owned text).
+            let obj = format!(r#"{{"cost": {j}}}"#);
+            let back: std::collections::BTreeMap<String, Money> =
+                serde_json::from_reader(obj.as_bytes()).unwrap();
+            prop_assert_eq!(back["cost"], m);
+        }
+
+        #[test]
+        fn longer_decimals_round_half_away_from_zero(
+            nanos in -1_000_000_000_000_000i64..1_000_000_000_000_000,
+            extra in "[0-9]{1,8}",
+        ) {
+            let text = format!("{:.9}{extra}", Money::from_nanos(nanos));
+            let up = extra.as_bytes()[0] >= b'5';
+            let want = match (up, text.starts_with('-')) {
+                (false, _) => nanos,
+                (true, true) => nanos - 1,
+                (true, false) => nanos + 1,
+            };
+            prop_assert_eq!(from_json(&text).nanos(), want, "{}", text);
+            prop_assert!(text.parse::<Money>().is_err() == extra.bytes().any(|b| b != b'0'));
+        }
+
+        #[test]
+        fn six_decimal_amounts_read_as_floats_too(micros in -1_000_000_000_000i64..1_000_000_000_000) {
+            // Older files: what a float holds of a six-decimal amount.
+            let m = Money::from_micros(micros);
+            prop_assert_eq!(Money::from_f64(m.as_f64()), Some(m));
+        }
     }
 }

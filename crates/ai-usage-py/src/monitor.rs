@@ -37,7 +37,8 @@ fn to_py(e: Error) -> PyErr {
 }
 
 fn json<T: Serialize>(v: &T) -> PyResult<String> {
-    serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(format!("serialising: {e}")))
+    ai_usage_core::json_text::to_string(v)
+        .map_err(|e| PyRuntimeError::new_err(format!("serialising: {e}")))
 }
 
 /// An id given as `str` (or anything else, e.g. an `int` user id, taken by
@@ -91,7 +92,7 @@ fn subscribe_alerts(m: &UsageMonitor, callback: Py<PyAny>) {
         if EXITING.load(Ordering::SeqCst) {
             return; // the engine still logs the alert
         }
-        let text = match serde_json::to_string(alert) {
+        let text = match ai_usage_core::json_text::to_string(alert) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise a budget alert");

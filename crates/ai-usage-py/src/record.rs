@@ -34,7 +34,7 @@ pub struct PyUsageRecord {
     pub output_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
-    /// Cost in `currency` (exact to 1e-6).
+    /// Cost in `currency` (exact to 1e-9 in the engine; a float here).
     pub cost: f64,
     /// Wall time in milliseconds.
     pub duration_ms: f64,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ai_usage_core::RecordedCall;
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::MICROS_PER_UNIT;
+use ai_usage_core::NANOS_PER_UNIT;
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
@@ -78,14 +78,15 @@ struct CostLabels {
     currency: String,
 }
 
-/// A counter of money kept as exact integer micro-units and exposed as a
-/// float of whole units (a float accumulator would drift over millions of adds).
+/// A counter of money kept as exact integer nano-units and exposed as a
+/// float of whole units (a float accumulator would drift over millions of
+/// adds; a million $0.0000002 calls read exactly 0.2).
 #[derive(Debug, Default)]
 struct MoneyCounter(AtomicI64);
 
 impl MoneyCounter {
-    fn add_micros(&self, micros: i64) {
-        saturating_add_i64(&self.0, micros);
+    fn add_nanos(&self, nanos: i64) {
+        saturating_add_i64(&self.0, nanos);
     }
 }
 
@@ -95,8 +96,8 @@ impl TypedMetric for MoneyCounter {
 
 impl EncodeMetric for MoneyCounter {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let micros = self.0.load(Ordering::Relaxed);
-        let units = micros as f64 / MICROS_PER_UNIT as f64;
+        let nanos = self.0.load(Ordering::Relaxed);
+        let units = nanos as f64 / NANOS_PER_UNIT as f64;
         encoder.encode_counter::<NoLabelSet, _, u64>(&units, None)
     }
 
@@ -292,7 +293,7 @@ impl Metrics {
                         function: f.clone(),
                         currency: currency.code().to_string(),
                     })
-                    .add_micros(amount.micros());
+                    .add_nanos(amount.nanos());
             }
             self.unpriced.inc_by(g.unpriced_calls);
         });
@@ -330,7 +331,7 @@ impl Metrics {
                 function,
                 currency: call.currency.code().to_string(),
             })
-            .add_micros(r.cost.micros());
+            .add_nanos(r.cost.nanos());
         self.duration.observe(r.duration_ms / 1000.0);
         if !call.priced {
             self.unpriced.inc();
@@ -378,6 +379,32 @@ mod tests {
             .expect("cost line");
         let v: f64 = cost.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(v > 0.0, "cost wrapped negative: {cost}");
+    }
+
+    #[test]
+    fn sub_micro_costs_add_up_exactly() {
+        let m = Metrics::new();
+        let r: UsageRecord = serde_json::from_str(
+            r#"{"timestamp": 1.0, "model": "text-embedding-3-small", "function": "embed",
+                "input_tokens": 10, "output_tokens": 0, "total_tokens": 10, "cost": 0.0000002}"#,
+        )
+        .expect("record");
+        for _ in 0..1000 {
+            m.observe(&RecordedCall {
+                record: &r,
+                currency: Currency::USD,
+                priced: true,
+            });
+        }
+        let text = m.encode().expect("encode");
+        let cost = text
+            .lines()
+            .find(|l| l.starts_with("ai_usage_cost_total{"))
+            .expect("cost line");
+        assert!(cost.contains("currency=\"USD\""), "{cost}");
+        let v: f64 = cost.rsplit(' ').next().unwrap().parse().unwrap();
+        // 1000 × 200 nano-USD, summed as integers: exactly the double of 0.0002.
+        assert_eq!(v, 0.0002, "{cost}");
     }
 
     #[test]

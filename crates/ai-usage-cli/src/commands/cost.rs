@@ -11,18 +11,15 @@ use std::path::Path;
 use ai_usage_core::catalogue::{
     Catalogue, CatalogueQuote, CatalogueUsage, ExtractedUsage, ModelMatch,
 };
-use ai_usage_core::{Currency, PricingTable, TokenUsage};
+use ai_usage_core::{json_text, Currency, Money, PricingTable, TokenUsage};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{Cli, CostArgs};
 use crate::context::{pricing, print_json};
-use crate::output::int;
+use crate::output::{amount, int};
 use crate::{CliError, CliResult};
-
-/// Nano-units (1e-9) per micro-unit.
-const NANOS_PER_MICRO: i64 = 1_000;
 
 /// One priced call, as `cost --json` and `--responses` print it.
 #[derive(Debug, Serialize)]
@@ -53,8 +50,8 @@ struct CostResult {
     output_audio_tokens: u64,
     /// Cost of each part with tokens (exact decimal strings).
     parts: Vec<PartJson>,
-    /// The total as a number (at most 9 decimals).
-    cost: f64,
+    /// The total as an exact number (at most 9 decimals, never `2e-7`).
+    cost: Money,
     /// The total as an exact decimal string.
     cost_exact: String,
     currency: Currency,
@@ -160,7 +157,7 @@ fn price_usage(
         if let Some((id, price)) = table.resolve(model) {
             // Cache writes at the table's cache-write rate (else input).
             let t = TokenUsage::from(usage);
-            let nanos = price.cost(&t).micros().saturating_mul(NANOS_PER_MICRO);
+            let nanos = price.cost(&t).nanos();
             let mut r = result(model, usage, nanos, price.currency, at);
             r.canonical_model = id.to_owned();
             r.display_name = price.display_name.clone();
@@ -205,8 +202,7 @@ fn result(
         cache_audio_read_tokens: u.cache_audio_read_tokens,
         output_audio_tokens: u.output_audio_tokens,
         parts: Vec::new(),
-        // Correctly rounded division: the double nearest the exact decimal.
-        cost: nanos as f64 / 1e9,
+        cost: Money::from_nanos(nanos),
         cost_exact: decimal_nanos(nanos),
         currency,
         priced: true,
@@ -279,9 +275,10 @@ fn show(cli: &Cli, r: &CostResult) -> CliResult {
         int(r.input_tokens),
         int(r.output_tokens),
         r.currency.symbol(),
-        // The table's micro-unit costs keep four decimals, as before.
+        // Table prices keep four decimals as before (more when the amount
+        // has them); catalogue costs print exactly.
         if r.priced_by == Some("table") {
-            format!("{:.4}", r.cost)
+            amount(r.cost)
         } else {
             r.cost_exact.clone()
         },
@@ -319,10 +316,10 @@ fn responses(table: &PricingTable, a: &CostArgs, path: &Path, at: DateTime<Utc>)
             .map_err(|e| format!("not JSON: {e}"))
             .and_then(|body| price_body(table, a, &body, at));
         let text = match outcome {
-            Ok(r) => serde_json::to_string(&r),
+            Ok(r) => json_text::to_string(&r),
             Err(error) => {
                 failed += 1;
-                serde_json::to_string(&serde_json::json!({ "line": n, "error": error }))
+                json_text::to_string(&serde_json::json!({ "line": n, "error": error }))
             }
         }
         .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;

@@ -120,7 +120,7 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     println!("成本趋势 cost trend {from} – {to}");
     let max = points
         .iter()
-        .map(|p| p.cost.micros())
+        .map(|p| p.cost.nanos())
         .max()
         .unwrap_or(0)
         .max(1);
@@ -130,7 +130,7 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     );
     for p in &points {
         // A bar of the main-currency cost, for the eye only.
-        let width = (p.cost.micros().max(0) as i128 * 30 / max as i128) as usize;
+        let width = (p.cost.nanos().max(0) as i128 * 30 / max as i128) as usize;
         t.add_row(vec![
             p.date.clone(),
             int(p.calls),

@@ -221,14 +221,14 @@ impl Budget {
     /// True when `spent` is at or above `threshold` percent of the limit.
     fn reached(&self, spent: Money, threshold: u32) -> bool {
         // Integers only: 79.9999 % must not round up to 80 %.
-        spent.micros() as i128 * 100 >= self.limit.micros() as i128 * threshold as i128
+        spent.nanos() as i128 * 100 >= self.limit.nanos() as i128 * threshold as i128
     }
 
     fn percent(&self, spent: Money) -> f64 {
-        if self.limit.micros() == 0 {
+        if self.limit.nanos() == 0 {
             return 0.0;
         }
-        (spent.micros() as f64 * 10_000.0 / self.limit.micros() as f64).round() / 100.0
+        (spent.nanos() as f64 * 10_000.0 / self.limit.nanos() as f64).round() / 100.0
     }
 }
 

@@ -166,8 +166,9 @@ impl MonitorBuilder {
     }
 
     /// An exchange rate: one unit of `from` is `rate` units of the reporting
-    /// currency (e.g. `USD`, `"7.1"`). Only used for converted totals, which
-    /// always say which rates they used.
+    /// currency (e.g. `USD`, `"7.1"`), kept to six decimals (rates are
+    /// millionths; converted amounts stay nano-units). Only used for converted
+    /// totals, which always say which rates they used.
     pub fn exchange_rate(mut self, from: Currency, rate: Money) -> Self {
         self.exchange_rates.retain(|(c, _)| *c != from);
         self.exchange_rates.push((from, rate.micros()));

@@ -9,8 +9,8 @@
 //!
 //! A [`Rate`] is an integer count of nano-units (1e-9) per 1,000 tokens. The
 //! cost of one call is `Σ tokens × rate` over its components (input, cached
-//! input, output, reasoning) in 128-bit integers, converted to micro-units
-//! (÷ 1,000,000) and rounded half-up **once** per call. Sums of calls are then
+//! input, output, reasoning) in 128-bit integers, converted to nano-units
+//! (÷ 1,000) and rounded half-up **once** per call. Sums of calls are then
 //! exact integer additions of [`Money`].
 //!
 //! # What is charged how
@@ -39,7 +39,8 @@
 //! - Models the table does not know are priced by the genai-prices
 //!   [`catalogue`] (when enabled, as in [`PricingTable::builtin`]) in the
 //!   provider's currency (USD), at the call's time; costs are exact in
-//!   nano-units there and rounded half up to micro-units in a [`Quote`]. The
+//!   nano-units there and in a [`Quote`] (a 10-token embedding call is
+//!   $0.0000002, not 0). The
 //!   table's CNY models always keep their price; a non-CNY entry reached only
 //!   by dropping `-…` suffixes yields to a catalogue model that claims the
 //!   full name.
@@ -139,8 +140,8 @@ pub const PRICING_ENV: &str = "AI_USAGE_PRICING";
 /// Nano-units (1e-9) per whole unit of currency.
 const NANOS_PER_UNIT: u64 = 1_000_000_000;
 
-/// `Σ tokens × nano-per-1K` is in units of 1e-12; this many make one micro-unit.
-const SUM_PER_MICRO: u128 = 1_000_000;
+/// `Σ tokens × nano-per-1K` is in units of 1e-12; this many make one nano-unit.
+const SUM_PER_NANO: u128 = 1_000;
 
 /// Memoised resolutions and warned names kept per table; bounded so that a
 /// stream of distinct junk model names cannot grow memory without limit.
@@ -591,11 +592,11 @@ impl ModelPrice {
     }
 
     /// The exact cost of one call in this model's currency (rounded half-up
-    /// to a micro-unit once).
+    /// to a nano-unit once).
     pub fn cost(&self, usage: &TokenUsage) -> Money {
         let sum = self.cost_sum(usage);
-        let micros = (sum.saturating_add(SUM_PER_MICRO / 2)) / SUM_PER_MICRO;
-        Money::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+        let nanos = (sum.saturating_add(SUM_PER_NANO / 2)) / SUM_PER_NANO;
+        Money::from_nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
 
     /// `Σ tokens × nano-per-1K` over all components (units of 1e-12).
@@ -662,19 +663,6 @@ fn band_for(bands: &[Band], input: u64) -> &Band {
         .find(|b| b.up_to.is_none_or(|u| input <= u))
         .or(bands.last())
         .unwrap_or(&FREE_BAND)
-}
-
-/// Nano-units to micro-units, rounded half up (away from zero).
-fn nanos_to_micros(nanos: i64) -> i64 {
-    let q = nanos / 1000;
-    let r = nanos % 1000;
-    if r >= 500 {
-        q + 1
-    } else if r <= -500 {
-        q - 1
-    } else {
-        q
-    }
 }
 
 /// Only reached for empty band lists, which callers exclude.
@@ -1063,9 +1051,9 @@ impl PricingTable {
     /// an optional provider (id, API base URL or name): a provider the
     /// catalogue knows picks its own entry for the model, over the table's.
     ///
-    /// Catalogue costs are exact nano-units; the [`Quote`] rounds them half
-    /// up to micro-units (a 200 nano-USD call becomes 0); use
-    /// [`PricingTable::catalogue_match`] for the exact figures.
+    /// Catalogue costs are exact nano-units, as is the [`Quote`] (a 200
+    /// nano-USD call stays 200); [`PricingTable::catalogue_match`] gives the
+    /// cost of each part.
     pub fn price_at(
         &self,
         provider: Option<&str>,
@@ -1087,7 +1075,7 @@ impl PricingTable {
             match m.quote(&catalogue::CatalogueUsage::from(usage), at) {
                 Ok(q) => {
                     return Quote {
-                        cost: Money::from_micros(nanos_to_micros(q.total_nanos)),
+                        cost: Money::from_nanos(q.total_nanos),
                         currency: q.currency,
                         priced: true,
                     }

@@ -10,10 +10,24 @@ fn usage(input: u64, output: u64) -> TokenUsage {
     TokenUsage::new(input, output)
 }
 
+/// The cost in micro-units; these prices have no finer part, which this
+/// checks (costs are nano-units).
 fn micros(t: &PricingTable, model: &str, u: TokenUsage) -> i64 {
     let q = t.price(model, &u);
     assert!(q.priced, "{model} should be priced");
-    q.cost.micros()
+    assert_eq!(
+        q.cost.nanos() % 1000,
+        0,
+        "{model}: {} has a sub-micro part",
+        q.cost
+    );
+    q.cost.nanos() / 1000
+}
+
+fn nanos(t: &PricingTable, model: &str, u: TokenUsage) -> i64 {
+    let q = t.price(model, &u);
+    assert!(q.priced, "{model} should be priced");
+    q.cost.nanos()
 }
 
 fn rate(v: f64) -> Rate {
@@ -450,13 +464,20 @@ fn rounding_happens_once_per_call_and_sums_are_exact() {
     let one = t.price("tiny", &usage(1000, 0)).cost;
     let total: Money = std::iter::repeat_n(one, 1_000_000).sum();
     assert_eq!(total.to_string(), "100.000000");
-    // 0.4 + 0.4 micro-units: components are summed before rounding → 1.
+    // 0.4 + 0.4 nano-units: components are summed before rounding → 1.
     t.register(
         "frac",
-        ModelPrice::flat("Frac", Currency::CNY, 0.0004, 0.0004),
+        ModelPrice::flat("Frac", Currency::CNY, 0.0000004, 0.0000004),
     );
-    assert_eq!(micros(&t, "frac", usage(1, 1)), 1);
-    assert_eq!(micros(&t, "frac", usage(1, 0)), 0);
+    assert_eq!(nanos(&t, "frac", usage(1, 1)), 1);
+    assert_eq!(nanos(&t, "frac", usage(1, 0)), 0);
+    // Sub-micro costs are kept: ¥0.0004 per 1K is 400 nano-units a token.
+    t.register(
+        "micro",
+        ModelPrice::flat("Micro", Currency::CNY, 0.0004, 0.0004),
+    );
+    assert_eq!(nanos(&t, "micro", usage(1, 1)), 800);
+    assert_eq!(nanos(&t, "micro", usage(1, 0)), 400);
 }
 
 // --- runtime API ----------------------------------------------------------
@@ -798,10 +819,10 @@ proptest! {
             lo = hi;
         }
         sum += output as u128 * out_rate as u128;
-        let want = ((sum + 500_000) / 1_000_000) as i64;
+        let want = ((sum + 500) / 1_000) as i64;
 
         let t = custom(Tiers::Graduated(bands));
-        prop_assert_eq!(micros(&t, "tiered", usage(input, output)), want);
+        prop_assert_eq!(nanos(&t, "tiered", usage(input, output)), want);
     }
 }
 
@@ -816,10 +837,11 @@ fn builtin_table_prices_catalogue_models_in_usd() {
     assert_eq!(q.currency, Currency::USD);
     assert_eq!(q.cost.micros(), 4_500);
     assert_eq!(t.currency_of("claude-sonnet-4-5"), Some(Currency::USD));
-    // 10 tokens of text-embedding-3-small is 200 nano-USD: priced, rounds to 0 micro.
+    // 10 tokens of text-embedding-3-small ($0.02/M) is 200 nano-USD, exactly.
     let q = t.price("text-embedding-3-small", &usage(10, 0));
     assert!(q.priced);
-    assert_eq!((q.currency, q.cost.micros()), (Currency::USD, 0));
+    assert_eq!((q.currency, q.cost.nanos()), (Currency::USD, 200));
+    assert_eq!(q.cost.to_string(), "0.0000002");
     let m = t.catalogue_match(None, "text-embedding-3-small").unwrap();
     let exact = m
         .quote(
@@ -874,12 +896,23 @@ fn empty_table_does_not_use_the_catalogue() {
 }
 
 #[test]
-fn nano_to_micro_rounds_half_up() {
-    assert_eq!(nanos_to_micros(0), 0);
-    assert_eq!(nanos_to_micros(499), 0);
-    assert_eq!(nanos_to_micros(500), 1);
-    assert_eq!(nanos_to_micros(1_499), 1);
-    assert_eq!(nanos_to_micros(-500), -1);
+fn table_prices_are_exact_in_nanos() {
+    // $0.02 per million tokens = 0.00002 per 1K = 20,000 nano-units per 1K:
+    // 10 tokens cost 200 nano-units, with no rounding anywhere.
+    let mut t = PricingTable::empty();
+    t.register(
+        "embed",
+        ModelPrice::flat("Embed", Currency::USD, 0.00002, 0.0),
+    );
+    assert_eq!(
+        t.resolve("embed").unwrap().1.input,
+        Rate::from_nanos_per_1k(20_000)
+    );
+    assert_eq!(nanos(&t, "embed", usage(10, 0)), 200);
+    assert_eq!(nanos(&t, "embed", usage(1, 0)), 20);
+    let one = t.price("embed", &usage(10, 0)).cost;
+    let total: Money = std::iter::repeat_n(one, 1_000_000).sum();
+    assert_eq!(total.to_string(), "0.200000");
 }
 
 #[test]

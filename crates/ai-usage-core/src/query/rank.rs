@@ -102,7 +102,7 @@ fn rank_map(day: &DayRollup, kind: RankKind) -> &GroupMap {
 fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
     match by {
         RankBy::Tokens => (g.total_tokens as i64, g.calls),
-        RankBy::Cost => (g.cost.get(reporting).micros(), g.total_tokens),
+        RankBy::Cost => (g.cost.get(reporting).nanos(), g.total_tokens),
         RankBy::Calls => (g.calls as i64, g.total_tokens),
     }
 }

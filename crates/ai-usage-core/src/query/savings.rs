@@ -117,10 +117,10 @@ pub struct FrequencyChange {
 
 /// `part / whole` in percent with two decimals (0 when `whole` is not positive).
 fn pct(part: Money, whole: Money) -> f64 {
-    if whole.micros() <= 0 {
+    if whole.nanos() <= 0 {
         return 0.0;
     }
-    (part.micros() as f64 * 10_000.0 / whole.micros() as f64).round() / 100.0
+    (part.nanos() as f64 * 10_000.0 / whole.nanos() as f64).round() / 100.0
 }
 
 /// Free models (zero list price, usually rate-limited free tiers) are no

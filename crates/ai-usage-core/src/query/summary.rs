@@ -106,7 +106,7 @@ pub struct UsageSummary {
     pub total_output_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
-    /// Exact cost in `currency` (the seed rounds this to 0.01; we keep 1e-6).
+    /// Exact cost in `currency` (the seed rounds this to 0.01; we keep 1e-9).
     pub total_cost: Money,
     /// Currency of `total_cost`.
     pub currency: Currency,

@@ -1,8 +1,8 @@
 //! Budget status, the month forecast and savings suggestions.
 
+use crate::json::PlainJson as Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet;

@@ -1,8 +1,8 @@
 //! Top users, top anchors and the daily cost trend.
 
+use crate::json::PlainJson as Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::compat;
 use ai_usage_core::{RankBy, RankKind};

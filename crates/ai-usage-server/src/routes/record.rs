@@ -77,7 +77,7 @@ pub async fn record(
     })
     .await?;
     tracing::debug!(records = records.len(), "records ingested over HTTP");
-    Ok(Json(RecordResponse {
+    Ok(crate::json::PlainJson(RecordResponse {
         success: true,
         recorded: records.len(),
         records,

@@ -1,9 +1,9 @@
 //! Period summaries (`stats/…`) and session figures.
 
+use crate::json::PlainJson as Json;
 use ai_usage_core::UsageSummary;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::Datelike;
 
 use crate::compat::{self, PeriodLabel};
