@@ -88,6 +88,9 @@ pub struct ShipReport {
     pub files: u64,
     /// Bytes of complete lines still not shipped (0 after a full pass).
     pub lag_bytes: u64,
+    /// (aggregate, hour) buckets filled after an insert whose outcome was
+    /// unknown had reached `records` but not that aggregate's view.
+    pub aggregate_repairs: u64,
 }
 
 impl ShipReport {
@@ -98,6 +101,7 @@ impl ShipReport {
         self.skipped_lines += o.skipped_lines;
         self.files += o.files;
         self.lag_bytes = o.lag_bytes;
+        self.aggregate_repairs += o.aggregate_repairs;
     }
 }
 
@@ -113,6 +117,8 @@ pub struct Shipper {
     /// The server's acknowledged offsets per file; `None` when they must be
     /// asked again because an insert's outcome is unknown.
     server_marks: Option<HashMap<String, u64>>,
+    /// Aggregate repairs made since the last report.
+    repairs: u64,
     _lock: File,
 }
 
@@ -183,6 +189,7 @@ impl Shipper {
             checkpoint_path,
             query_prefix,
             server_marks: None,
+            repairs: 0,
             _lock: lock,
         })
     }
@@ -220,6 +227,7 @@ impl Shipper {
             }
         }
         report.lag_bytes = self.lag()?;
+        report.aggregate_repairs = std::mem::take(&mut self.repairs);
         Ok(report)
     }
 
@@ -321,8 +329,54 @@ impl Shipper {
                 marks.insert(file.clone(), end);
             }
         }
+        self.repair_uncertain(&marks)?;
         self.server_marks = Some(marks.clone());
         Ok(marks)
+    }
+
+    /// Where the server holds more of a file than the checkpoint says, an
+    /// insert's outcome was unknown: its rows reached `records`, but a crash
+    /// may have cut it before the materialized views. Makes the aggregates
+    /// count those rows exactly once, then checkpoints the server's offset
+    /// (so the check is not repeated; a crash before that repeats it, which
+    /// finds nothing left to do).
+    fn repair_uncertain(&mut self, marks: &HashMap<String, u64>) -> Result<()> {
+        let mut changed = false;
+        for (file, &server) in marks {
+            let local = self.checkpoint.files.get(file).copied().unwrap_or_default();
+            if server <= local.offset {
+                continue;
+            }
+            let r = schema::repair_shipped_range(
+                &self.client,
+                &self.checkpoint.host,
+                file,
+                local.offset,
+                server,
+            )?;
+            if !r.repaired.is_empty() {
+                tracing::warn!(file, repaired = ?r.repaired,
+                    "an interrupted insert had missed aggregates; filled them from records");
+            }
+            if !r.unresolved.is_empty() {
+                tracing::error!(file, unresolved = ?r.unresolved,
+                    "aggregates differ from records beyond this host's interrupted insert; \
+                     not repaired automatically (schema::rebuild_aggregates, shippers stopped)");
+            }
+            self.repairs += r.repaired.len() as u64;
+            self.checkpoint.files.insert(
+                file.clone(),
+                FileMark {
+                    inode: local.inode,
+                    offset: server,
+                },
+            );
+            changed = true;
+        }
+        if changed {
+            self.checkpoint.save(&self.checkpoint_path)?;
+        }
+        Ok(())
     }
 
     fn ship_file(&mut self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
