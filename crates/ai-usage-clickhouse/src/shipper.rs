@@ -469,7 +469,12 @@ impl Shipper {
                         let client = client.clone();
                         inflight = Some(Inflight {
                             handle: scope.spawn(move || {
-                                client.insert_tsv("records", RECORD_COLUMNS, &query_id, &rows)
+                                client.insert_row_binary(
+                                    "records",
+                                    RECORD_COLUMNS,
+                                    &query_id,
+                                    &rows,
+                                )
                             }),
                             end: pos,
                             rows: batch_rows as u64,

@@ -246,6 +246,78 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
 }
 
 #[test]
+fn every_field_arrives_as_written() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Strings that need escaping in text formats, a long one (a two-byte
+    // length), tags, and every optional field.
+    let long = "长".repeat(100);
+    let line = serde_json::json!({
+        "timestamp": 1_761_480_000.125, "user_id": "a\tb\n'c\\", "anchor_id": long,
+        "session_id": "s1", "model": "gpt-4o", "function": "实时分析",
+        "input_tokens": 1000, "output_tokens": 20, "total_tokens": 1020,
+        "cached_input_tokens": 400, "reasoning_tokens": 7, "cost": 0.001234,
+        "currency": "USD", "priced": false, "duration_ms": 12.5, "success": false,
+        "error_msg": "上游错误\r\n", "request_id": "req-1", "tags": ["x'y", "z\\", ""]
+    });
+    std::fs::write(
+        dir.path().join("usage_2025-10-26.jsonl"),
+        format!("{line}\n"),
+    )
+    .unwrap();
+    let r = shipper(&server, "fields", dir.path(), "h")
+        .ship_all(Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(r.records, 1);
+    let client = server.client("fields");
+    let rows = client
+        .query_rows(&format!(
+            "SELECT host, file, offset, end_offset, day, timestamp, user_id, anchor_id, \
+             session_id, model, function, input_tokens, output_tokens, total_tokens, \
+             cached_input_tokens, reasoning_tokens, cost_micros, currency, priced, success, \
+             duration_ms, error_msg, request_id, length(tags), tags[1], tags[2], tags[3], \
+             id = {} FROM {}.records",
+            ai_usage_clickhouse::record_id("h", "usage_2025-10-26.jsonl", 0),
+            client.db()
+        ))
+        .unwrap();
+    let end = (line.to_string().len() + 1).to_string();
+    let want = [
+        "h",
+        "usage_2025-10-26.jsonl",
+        "0",
+        &end,
+        "2025-10-26",
+        "1761480000.125",
+        "a\tb\n'c\\",
+        &long,
+        "s1",
+        "gpt-4o",
+        "实时分析",
+        "1000",
+        "20",
+        "1020",
+        "400",
+        "7",
+        "1234",
+        "USD",
+        "0",
+        "0",
+        "12.5",
+        "上游错误\r\n",
+        "req-1",
+        "3",
+        "x'y",
+        "z\\",
+        "",
+        "1",
+    ];
+    assert_eq!(rows, vec![want.map(str::to_string).to_vec()]);
+}
+
+#[test]
 fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
     let Some(server) = Server::start() else {
         return;
