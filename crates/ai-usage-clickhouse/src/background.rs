@@ -26,6 +26,9 @@ pub struct ShipStatus {
     pub shipped_records: u64,
     /// Bad lines skipped since start.
     pub skipped_lines: u64,
+    /// Aggregate buckets repaired since start (after inserts whose outcome
+    /// was unknown; see [`ShipReport::aggregate_repairs`](crate::ShipReport)).
+    pub aggregate_repairs: u64,
     /// The last pass's error; `None` after a pass that succeeded.
     pub last_error: Option<String>,
     /// False once the thread ended (stopped, or a non-transient error).
@@ -132,6 +135,7 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
                 update(status, |s| {
                     s.shipped_records += r.records;
                     s.skipped_lines += r.skipped_lines;
+                    s.aggregate_repairs += r.aggregate_repairs;
                     s.lag_bytes = lag;
                     s.last_error = None;
                 });
