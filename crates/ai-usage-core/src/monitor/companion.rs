@@ -47,3 +47,110 @@ pub struct CompanionHealth {
     /// Its own figures (e.g. a shipper's lag and last error).
     pub details: serde_json::Value,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::{UsageEvent, UsageMonitor};
+
+    /// What the test companion saw: the directory it was started with and
+    /// how many records were on disk when it was stopped.
+    #[derive(Debug, Default)]
+    struct Seen {
+        dir: Option<std::path::PathBuf>,
+        lines_at_stop: Option<usize>,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Probe {
+        seen: Arc<Mutex<Seen>>,
+        fail: bool,
+    }
+
+    struct Running {
+        seen: Arc<Mutex<Seen>>,
+        stopped: AtomicBool,
+    }
+
+    impl Companion for Probe {
+        fn start(
+            &self,
+            cx: CompanionContext<'_>,
+        ) -> std::result::Result<Box<dyn CompanionHandle>, String> {
+            if self.fail {
+                return Err("refused".into());
+            }
+            self.seen.lock().unwrap().dir = Some(cx.dir.to_path_buf());
+            Ok(Box::new(Running {
+                seen: Arc::clone(&self.seen),
+                stopped: AtomicBool::new(false),
+            }))
+        }
+    }
+
+    impl CompanionHandle for Running {
+        fn health(&self) -> CompanionHealth {
+            CompanionHealth {
+                name: "probe".into(),
+                ok: !self.stopped.load(Ordering::Relaxed),
+                details: serde_json::json!({ "lag_bytes": 0 }),
+            }
+        }
+
+        fn stop(self: Box<Self>) {
+            self.stopped.store(true, Ordering::Relaxed);
+            let mut seen = self.seen.lock().unwrap();
+            let dir = seen.dir.clone().unwrap();
+            let lines = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+                .sum();
+            seen.lines_at_stop = Some(lines);
+        }
+    }
+
+    #[test]
+    fn a_companion_starts_after_build_shows_in_health_and_stops_after_the_last_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let m = UsageMonitor::builder()
+            .dir(dir.path())
+            .replay(false)
+            // A long flush interval: only the shutdown's flush writes.
+            .flush_interval(std::time::Duration::from_secs(3600))
+            .companion(probe.clone())
+            .build()
+            .unwrap();
+        assert_eq!(probe.seen.lock().unwrap().dir.as_deref(), Some(dir.path()));
+        let h = m.health();
+        assert_eq!(h.companions.len(), 1);
+        assert_eq!(h.companions[0].name, "probe");
+        assert!(h.companions[0].ok);
+        m.record(&UsageEvent::new("qwen-plus", "f").tokens(10, 5));
+        m.record(&UsageEvent::new("qwen-plus", "f").tokens(10, 5));
+        m.shutdown().unwrap();
+        // Stopped after the writer's last flush: it saw both records on disk.
+        assert_eq!(probe.seen.lock().unwrap().lines_at_stop, Some(2));
+        assert!(m.health().companions.is_empty());
+    }
+
+    #[test]
+    fn a_companion_that_cannot_start_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = UsageMonitor::builder()
+            .dir(dir.path())
+            .replay(false)
+            .companion(Probe {
+                fail: true,
+                ..Probe::default()
+            })
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+    }
+}
