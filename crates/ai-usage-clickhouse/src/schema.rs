@@ -344,9 +344,12 @@ pub fn repair_shipped_range(
         crate::tsv::quote(host),
         crate::tsv::quote(file)
     );
+    // `host`/`file` are not in `records`' key: a plain scan of a few columns
+    // (like the server-offset query), deduplicated by id without `FINAL`,
+    // which would merge the whole table.
     let ours = bucket_counts(
         client,
-        &format!("SELECT {BUCKET} AS b, count() FROM {db}.records FINAL WHERE {range} GROUP BY b"),
+        &format!("SELECT {BUCKET} AS b, uniqExact(id) FROM {db}.records WHERE {range} GROUP BY b"),
     )?;
     let mut out = RangeRepair::default();
     let (Some(&lo), Some(&hi)) = (ours.keys().next(), ours.keys().next_back()) else {
@@ -354,14 +357,15 @@ pub fn repair_shipped_range(
     };
     let buckets: Vec<String> = ours.keys().map(u64::to_string).collect();
     let buckets = buckets.join(",");
+    // The days those buckets lie in: what prunes every `FINAL` read below.
+    let days = format!("day >= toDate(toDateTime({lo})) AND day <= toDate(toDateTime({hi}))");
     // The buckets' differences per aggregate; empty when all match.
     let differences = || -> Result<Vec<(&'static str, u64, i128)>> {
         let raw = bucket_counts(
             client,
             &format!(
                 "SELECT {BUCKET} AS b, count() FROM {db}.records FINAL \
-WHERE day >= toDate(toDateTime({lo})) AND day <= toDate(toDateTime({hi})) \
-AND timestamp >= {lo} AND timestamp < {end} GROUP BY b HAVING b IN ({buckets})",
+WHERE {days} AND timestamp >= {lo} AND timestamp < {end} GROUP BY b HAVING b IN ({buckets})",
                 end = hi + 3600
             ),
         )?;
@@ -410,7 +414,7 @@ GROUP BY b",
             continue;
         }
         let source = format!(
-            "records FINAL WHERE {range} AND {BUCKET} IN ({})",
+            "records FINAL WHERE {days} AND {range} AND {BUCKET} IN ({})",
             hours.join(",")
         );
         client.execute(&format!(
