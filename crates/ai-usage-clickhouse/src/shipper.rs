@@ -5,7 +5,8 @@
 //! Exactly once, on ClickHouse 18.16 and later (no insert deduplication
 //! tokens there, no block dedup outside replicated tables):
 //! 1. Rows of a file are sent in offset order, each with the offset where its
-//!    line ends. An insert that is cut short keeps a prefix of its rows (the
+//!    line ends, with at most one insert of that file in flight (several
+//!    files may be shipped side by side: their offsets are independent). An insert that is cut short keeps a prefix of its rows (the
 //!    server writes whole blocks, in order), so the server's
 //!    `max(end_offset)` for (host, file) is exactly where its data ends.
 //! 2. Whenever the outcome of an insert is unknown (error, timeout, a crash
