@@ -68,6 +68,18 @@ pub use ai_usage_core::{month_start, now_timestamp, Zone, ZoneParseError};
 // Errors.
 pub use ai_usage_core::{Error, Result};
 
+// Background work beside a monitor (e.g. shipping to ClickHouse).
+pub use ai_usage_core::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
+
+/// Fleet scale (feature `clickhouse`): ship the day files to ClickHouse and
+/// answer the fleet's queries from it. See `docs/scale.md`.
+#[cfg(feature = "clickhouse")]
+pub use ai_usage_clickhouse as clickhouse;
+/// `MonitorBuilder::clickhouse(endpoint)` (feature `clickhouse`): ships the
+/// monitor's day files from a background thread of the application.
+#[cfg(feature = "clickhouse")]
+pub use ai_usage_clickhouse::ClickHouseExt;
+
 // Tools working with the records directory itself: the day-file format and
 // demo data.
 pub use ai_usage_core::{dayfile, demo};

@@ -11,6 +11,12 @@
 //!
 //! `FLEET_BENCH_DB=name` reuses a database a previous run kept
 //! (`FLEET_BENCH_KEEP=1`): only the queries are timed.
+//!
+//! Profiling: with env `CLICKHOUSE_PID` (the server's pid, same machine) it
+//! prints the CPU seconds the server and this process spent shipping; with
+//! `AIU_BENCH_NO_VIEWS=1` it detaches the aggregates' views before shipping
+//! (what the views cost) and stops after the ship; `AIU_BENCH_BATCH_ROWS`
+//! sets the rows per insert.
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end = ai_usage_core::now_timestamp().floor();
     let client = match std::env::var("FLEET_BENCH_DB") {
         Ok(db) => Client::new(Endpoint::parse(&url, &db)?, Duration::from_secs(300)),
-        Err(_) => load(&url, records, days, zone, end)?,
+        Err(_) => match load(&url, records, days, zone, end)? {
+            Some(client) => client,
+            None => return Ok(()),
+        },
     };
     let db = client.db();
     let fleet = FleetQueries::new(client.clone(), zone, PricingTable::builtin());
@@ -112,7 +121,7 @@ fn load(
     days: u64,
     zone: Zone,
     end: f64,
-) -> Result<Client, Box<dyn std::error::Error>> {
+) -> Result<Option<Client>, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
 
     // Synthetic day files (epoch days in UTC+8 are the file days).
@@ -182,17 +191,54 @@ fn load(
     )?;
     let mut cfg = ShipperConfig::new(dir.path(), endpoint);
     cfg.host_id = Some("bench".into());
+    if let Some(n) = std::env::var("AIU_BENCH_BATCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.batch_rows = n;
+    }
     let mut shipper = Shipper::open(cfg)?;
+    let client = shipper.client().clone();
+    let no_views = std::env::var("AIU_BENCH_NO_VIEWS").is_ok_and(|v| v == "1");
+    if no_views {
+        for table in schema::AGGREGATE_TABLES {
+            client.execute(&format!("DETACH TABLE `{db}`.{table}_mv"))?;
+        }
+    }
+    let server_pid = std::env::var("CLICKHOUSE_PID").ok();
+    let (server_cpu, own_cpu) = (
+        cpu_seconds(server_pid.as_deref()),
+        cpu_seconds(Some("self")),
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let t = Instant::now();
     let report = shipper.ship_all(Duration::from_secs(30))?;
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "shipped {} records in {secs:.2} s: {:.0} records/s ({:.1} MB/s of day files)",
+        "shipped {} records in {secs:.2} s: {:.0} records/s ({:.1} MB/s of day files), \
+         load average before: {}",
         report.records,
         report.records as f64 / secs,
-        bytes as f64 / secs / 1e6
+        bytes as f64 / secs / 1e6,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    let client = shipper.client().clone();
+    if let (Some(s0), Some(s1)) = (server_cpu, cpu_seconds(server_pid.as_deref())) {
+        println!("  server CPU while shipping: {:.2} s", s1 - s0);
+    }
+    if let (Some(o0), Some(o1)) = (own_cpu, cpu_seconds(Some("self"))) {
+        println!("  shipper CPU while shipping: {:.2} s", o1 - o0);
+    }
+    if no_views {
+        // A database with detached tables cannot be dropped.
+        for table in schema::AGGREGATE_TABLES {
+            client.execute(&format!("ATTACH TABLE `{db}`.{table}_mv"))?;
+        }
+        client.execute(&format!("DROP DATABASE `{db}`"))?;
+        return Ok(None);
+    }
     client.execute(&format!("OPTIMIZE TABLE `{db}`.records FINAL"))?;
     for table in schema::AGGREGATE_TABLES {
         client.execute(&format!("OPTIMIZE TABLE `{db}`.{table} FINAL"))?;
@@ -213,5 +259,17 @@ fn load(
         }
     }
 
-    Ok(client)
+    Ok(Some(client))
+}
+
+/// User + system CPU seconds of a process (`self` or a pid), from
+/// `/proc/PID/stat` (Linux; clock ticks of 1/100 s); `None` elsewhere.
+fn cpu_seconds(pid: Option<&str>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }

@@ -7,6 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ai_usage_core::{
+    Companion, CompanionContext, CompanionHandle, CompanionHealth, MonitorBuilder,
+};
+
+use crate::endpoint::Endpoint;
 use crate::shipper::{sleep_unless, Shipper, ShipperConfig};
 
 /// What the background shipper last did.
@@ -21,6 +26,9 @@ pub struct ShipStatus {
     pub shipped_records: u64,
     /// Bad lines skipped since start.
     pub skipped_lines: u64,
+    /// Aggregate buckets repaired since start (after inserts whose outcome
+    /// was unknown; see [`ShipReport::aggregate_repairs`](crate::ShipReport)).
+    pub aggregate_repairs: u64,
     /// The last pass's error; `None` after a pass that succeeded.
     pub last_error: Option<String>,
     /// False once the thread ended (stopped, or a non-transient error).
@@ -127,6 +135,7 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
                 update(status, |s| {
                     s.shipped_records += r.records;
                     s.skipped_lines += r.skipped_lines;
+                    s.aggregate_repairs += r.aggregate_repairs;
                     s.lag_bytes = lag;
                     s.last_error = None;
                 });
@@ -153,4 +162,94 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
         sleep_unless(stop, backoff);
     }
     update(status, |s| s.running = false);
+}
+
+/// Shipping from inside an application: attached to a monitor with
+/// [`ClickHouseExt::clickhouse`] (or [`MonitorBuilder::companion`]), it
+/// starts a [`ShipperThread`] over the monitor's directory once the monitor
+/// is built and stops it when the monitor shuts down (after the writer's
+/// last flush; what the last pass did not reach waits on disk for the next
+/// start). `health().companions` shows its [`ShipStatus`].
+#[derive(Debug, Clone)]
+pub struct ClickHouseShipping {
+    /// Where to ship.
+    pub endpoint: Endpoint,
+    /// This host's id (default: the checkpoint's, else the hostname).
+    pub host_id: Option<String>,
+    /// Pause between passes (default 1 s).
+    pub poll: Duration,
+    /// Rows per insert (default: [`ShipperConfig::new`]'s).
+    pub batch_rows: Option<usize>,
+}
+
+impl ClickHouseShipping {
+    /// Ships to `endpoint` once a second.
+    pub fn new(endpoint: Endpoint) -> ClickHouseShipping {
+        ClickHouseShipping {
+            endpoint,
+            host_id: None,
+            poll: Duration::from_secs(1),
+            batch_rows: None,
+        }
+    }
+}
+
+impl Companion for ClickHouseShipping {
+    fn start(&self, cx: CompanionContext<'_>) -> Result<Box<dyn CompanionHandle>, String> {
+        let mut cfg = ShipperConfig::new(cx.dir, self.endpoint.clone());
+        cfg.host_id.clone_from(&self.host_id);
+        cfg.pricing = cx.pricing.clone();
+        if let Some(rows) = self.batch_rows {
+            cfg.batch_rows = rows.max(1);
+        }
+        ShipperThread::spawn(cfg, self.poll)
+            .map(|t| Box::new(t) as Box<dyn CompanionHandle>)
+            .map_err(|e| format!("cannot start the ClickHouse shipping thread: {e}"))
+    }
+}
+
+impl CompanionHandle for ShipperThread {
+    fn health(&self) -> CompanionHealth {
+        let status = self.status();
+        CompanionHealth {
+            name: "clickhouse".into(),
+            ok: status.running && status.last_error.is_none(),
+            details: serde_json::to_value(&status).unwrap_or_default(),
+        }
+    }
+
+    fn stop(self: Box<Self>) {
+        ShipperThread::stop(*self);
+    }
+}
+
+/// `MonitorBuilder::clickhouse(..)`: ship the monitor's day files to
+/// ClickHouse from inside the application, on a background thread.
+///
+/// ```no_run
+/// use ai_usage_clickhouse::{ClickHouseExt, Endpoint};
+/// use ai_usage_core::UsageMonitor;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let monitor = UsageMonitor::builder()
+///     .dir("records/ai_usage")
+///     .clickhouse(Endpoint::parse("http://127.0.0.1:8123", "ai_usage")?)
+///     .build()?;
+/// // … record calls; `monitor.health().companions` shows the shipping lag.
+/// # Ok(()) }
+/// ```
+pub trait ClickHouseExt {
+    /// Ships to `endpoint` once a second with the default settings.
+    fn clickhouse(self, endpoint: Endpoint) -> Self;
+    /// Ships with explicit settings.
+    fn clickhouse_shipping(self, shipping: ClickHouseShipping) -> Self;
+}
+
+impl ClickHouseExt for MonitorBuilder {
+    fn clickhouse(self, endpoint: Endpoint) -> Self {
+        self.clickhouse_shipping(ClickHouseShipping::new(endpoint))
+    }
+
+    fn clickhouse_shipping(self, shipping: ClickHouseShipping) -> Self {
+        self.companion(shipping)
+    }
 }

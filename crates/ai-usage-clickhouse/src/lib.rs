@@ -6,6 +6,8 @@
 //!   `shipper` module for how, on ClickHouse 18.16 and later);
 //! - [`schema::migrate`] creates and upgrades the tables idempotently;
 //! - [`ShipperThread`] runs a shipper in the background (`serve`, apps);
+//!   [`ClickHouseExt::clickhouse`] attaches one to a monitor
+//!   (`MonitorBuilder::clickhouse(..)`);
 //! - [`FleetQueries`] answers summaries with the core's result types.
 //!
 //! The core crate knows nothing of this one or of HTTP.
@@ -22,7 +24,7 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
-pub use background::{ShipStatus, ShipperThread};
+pub use background::{ClickHouseExt, ClickHouseShipping, ShipStatus, ShipperThread};
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};

@@ -1,12 +1,9 @@
 //! One usage record as a row of `records`: its stable id, its currency and
-//! priced flag settled, written as a TabSeparated line.
+//! priced flag settled, written as a `RowBinary` row.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use ai_usage_core::{Currency, Money, PricingTable, UsageRecord};
-
-use crate::tsv::{push_array_string, push_escaped};
 
 /// Where a record comes from: the host, its day file and the line's bytes.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +56,12 @@ pub fn settle_currency(
     )
 }
 
-/// Appends the record as one TabSeparated row in
-/// [`RECORD_COLUMNS`](crate::schema::RECORD_COLUMNS) order.
+/// Appends the record as one `RowBinary` row in
+/// [`RECORD_COLUMNS`](crate::schema::RECORD_COLUMNS) order: little-endian
+/// numbers, strings as a LEB128 length and their bytes, `Date` as days since
+/// 1970-01-01 (`UInt16`). Nothing to escape or format, so it is cheap to
+/// write here and to read for the server (ClickHouse reads `RowBinary`
+/// inserts since long before 18.16).
 pub fn push_row(
     out: &mut Vec<u8>,
     o: Origin<'_>,
@@ -68,59 +69,71 @@ pub fn push_row(
     currency: Currency,
     priced: bool,
 ) {
-    let day = chrono::DateTime::from_timestamp(r.timestamp.floor() as i64, 0)
-        .map(|t| t.date_naive())
-        .unwrap_or_default();
-    let opt = |s: &Option<String>| s.as_deref().unwrap_or("").to_owned();
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}\t", record_id(o.host, o.file, o.offset));
-    push_escaped(out, o.host);
-    out.push(b'\t');
-    push_escaped(out, o.file);
-    let _ = write!(
-        out,
-        "\t{}\t{}\t{}\t{}\t",
-        o.offset,
-        o.end_offset,
-        day.format("%Y-%m-%d"),
-        r.timestamp
-    );
-    for s in [opt(&r.user_id), opt(&r.anchor_id), opt(&r.session_id)] {
-        push_escaped(out, &s);
-        out.push(b'\t');
-    }
-    push_escaped(out, &r.model);
-    out.push(b'\t');
-    push_escaped(out, &r.function);
-    let _ = write!(
-        out,
-        "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+    put_u64(out, record_id(o.host, o.file, o.offset));
+    put_str(out, o.host);
+    put_str(out, o.file);
+    put_u64(out, o.offset);
+    put_u64(out, o.end_offset);
+    out.extend_from_slice(&utc_day(r.timestamp).to_le_bytes());
+    out.extend_from_slice(&r.timestamp.to_le_bytes());
+    put_str(out, opt(&r.user_id));
+    put_str(out, opt(&r.anchor_id));
+    put_str(out, opt(&r.session_id));
+    put_str(out, &r.model);
+    put_str(out, &r.function);
+    for n in [
         r.input_tokens,
         r.output_tokens,
         r.total_tokens,
         r.cached_input_tokens,
         r.reasoning_tokens,
-        crate::schema::money_to_column(r.cost),
-        currency.code(),
-        priced as u8,
-        r.success as u8,
-        finite(r.duration_ms),
-    );
-    push_escaped(out, r.error_msg.as_deref().unwrap_or(""));
-    out.push(b'\t');
-    push_escaped(out, r.request_id.as_deref().unwrap_or(""));
-    out.push(b'\t');
-    out.push(b'[');
-    for (i, t) in r.tags.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_array_string(out, t);
+    ] {
+        put_u64(out, n);
     }
-    // provider, cache_write_tokens (schema v4).
-    // TODO(h15-catalogue): the record's provider and cache-write tokens once
-    // the core record has them; until then not recorded ('' and 0).
-    out.extend_from_slice(b"]\t\t0\n");
+    out.extend_from_slice(&crate::schema::money_to_column(r.cost).to_le_bytes());
+    put_str(out, currency.code());
+    out.push(u8::from(priced));
+    out.push(u8::from(r.success));
+    out.extend_from_slice(&finite(r.duration_ms).to_le_bytes());
+    put_str(out, opt(&r.error_msg));
+    put_str(out, opt(&r.request_id));
+    put_len(out, r.tags.len());
+    for t in &r.tags {
+        put_str(out, t);
+    }
+    // Schema v4's columns.
+    put_str(out, opt(&r.provider));
+    put_u64(out, r.cache_write_tokens);
+}
+
+/// An absent id or text as the column's empty string.
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+/// The `day` column: days since 1970-01-01 of the timestamp's UTC date,
+/// within `Date`'s range (1970 … 2149).
+fn utc_day(timestamp: f64) -> u16 {
+    let days = (timestamp.floor() as i64).div_euclid(86_400);
+    days.clamp(0, i64::from(u16::MAX)) as u16
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A length as `RowBinary` writes it: unsigned LEB128.
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn finite(v: f64) -> f64 {
@@ -147,8 +160,8 @@ mod tests {
     }
 
     #[test]
-    fn a_row_has_one_field_per_column() {
-        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"]}"#;
+    fn a_row_is_laid_out_as_rowbinary() {
+        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"], "provider": "dashscope", "cache_write_tokens": 1}"#;
         let r = ai_usage_core::dayfile::parse_record(line).unwrap();
         let mut out = Vec::new();
         let o = Origin {
@@ -158,13 +171,32 @@ mod tests {
             end_offset: 20,
         };
         push_row(&mut out, o, &r, Currency::CNY, true);
-        let text = String::from_utf8(out).unwrap();
-        let columns = crate::schema::RECORD_COLUMNS.split(',').count();
-        assert_eq!(text.trim_end_matches('\n').split('\t').count(), columns);
-        assert!(text.contains("\t500000000\tCNY\t1\t1\t1\t"), "{text}");
-        assert!(
-            text.contains("\t2025-10-25\t1761403494.6\t4\\t2\t"),
-            "{text}"
-        );
+        let mut want = Vec::new();
+        want.extend_from_slice(&record_id("h", "f", 10).to_le_bytes());
+        want.extend_from_slice(b"\x01h\x01f");
+        want.extend_from_slice(&10u64.to_le_bytes());
+        want.extend_from_slice(&20u64.to_le_bytes());
+        want.extend_from_slice(&20386u16.to_le_bytes()); // 2025-10-25
+        want.extend_from_slice(&1761403494.6f64.to_le_bytes());
+        want.extend_from_slice(b"\x034\t2\x00\x00\x09qwen-plus\x01f");
+        for n in [3u64, 4, 7, 0, 0] {
+            want.extend_from_slice(&n.to_le_bytes());
+        }
+        want.extend_from_slice(&500_000_000i64.to_le_bytes());
+        want.extend_from_slice(b"\x03CNY\x01\x01");
+        want.extend_from_slice(&1.0f64.to_le_bytes());
+        want.extend_from_slice(b"\x00\x00\x01\x03x'y");
+        want.extend_from_slice(b"\x09dashscope");
+        want.extend_from_slice(&1u64.to_le_bytes()); // cache-write tokens
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn lengths_are_leb128_and_days_stay_in_range() {
+        let mut out = Vec::new();
+        put_len(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        assert_eq!(utc_day(-5.0), 0);
+        assert_eq!(utc_day(86_400.0 * 1e6), u16::MAX);
     }
 }

@@ -258,14 +258,41 @@ impl Aggregate {
     }
 
     fn select(&self, db: &str, source: &str, zone: &str) -> String {
+        self.select_from(&format!("{db}.{source}"), zone)
+    }
+
+    /// The view's query over `from` (a table or a parenthesised subquery).
+    fn select_from(&self, from: &str, zone: &str) -> String {
         let extra: String = self.extra.iter().map(|(_, e)| format!(", {e}")).collect();
         let (time, _, time_key) = self.time_key(zone);
         format!(
-            "SELECT {time}currency, {key}, {AGG_SUMS}{extra} FROM {db}.{source} {filter} \
+            "SELECT {time}currency, {key}, {AGG_SUMS}{extra} FROM {from} {filter} \
 GROUP BY {time_key}currency, {key}",
             key = self.key,
             filter = self.filter,
         )
+    }
+
+    /// The repair's bucket of a `records` row and of an aggregate row: the
+    /// UTC hour, the reporting zone's day number, or (sessions, no time
+    /// key) a hash of the session id.
+    fn buckets(&self, zone: &str) -> (String, &'static str) {
+        match self.period {
+            Period::UtcHour => (
+                "toUInt64(intDiv(toUInt64(timestamp), 3600) * 3600)".into(),
+                "toUInt64(hour)",
+            ),
+            Period::ReportingDay => (
+                format!("toUInt64(toDate(toDateTime(toUInt32(timestamp)), '{zone}'))"),
+                "toUInt64(day)",
+            ),
+            Period::None => ("cityHash64(session_id)".into(), "cityHash64(session_id)"),
+        }
+    }
+
+    /// The rows of `records` this aggregate counts, as a condition.
+    fn counted(&self) -> &'static str {
+        self.filter.strip_prefix("WHERE ").unwrap_or("1")
     }
 
     fn create(&self, db: &str, zone: &str) -> [String; 2] {
@@ -514,3 +541,158 @@ pub fn create_v1_for_tests(client: &Client) -> Result<()> {
         "INSERT INTO {db}.schema_version (version) VALUES (1)"
     ))
 }
+
+// h16: automatic aggregate repair, called by the shipper (shipper.rs) after
+// an insert whose outcome was unknown. Every statement that reads or writes
+// the aggregates for it is in this block, so a schema change adapts it here
+// (each aggregate compares per its own bucket: UTC hour, reporting day or
+// session).
+
+/// What [`repair_shipped_range`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeRepair {
+    /// (aggregate, bucket) pairs that lacked the range's rows and were
+    /// filled from `records FINAL`.
+    pub repaired: Vec<(String, u64)>,
+    /// (aggregate, bucket) pairs that differ from `records` by something
+    /// else than the range (a duplicate inserted outside the shipper,
+    /// another host's insert still running): left alone;
+    /// [`rebuild_aggregates`] repairs them with the shippers stopped.
+    pub unresolved: Vec<(String, u64)>,
+}
+
+/// Makes the aggregates count the rows of `host`'s day file `file` whose
+/// lines end in `after + 1 ..= upto` (an insert whose outcome was unknown;
+/// the server holds them) if a view missed them.
+///
+/// Why this is exact: an insert reaches `records` and then each view block
+/// by block, so a crash can leave an aggregate without a block's rows while
+/// `records` has them. Per aggregate and bucket the range touches (its UTC
+/// hour, reporting-zone day or session), the difference `distinct records −
+/// aggregate calls` is then either 0 (nothing missing) or exactly the
+/// range's rows in that bucket (they are missing): those buckets get the
+/// range's rows, computed as the view computes them. Any other difference
+/// is reported, not touched. Two reads 0.3 s apart must agree, so another
+/// host's insert caught between its raw rows and its views is not mistaken
+/// for ours.
+pub fn repair_shipped_range(
+    client: &Client,
+    host: &str,
+    file: &str,
+    after: u64,
+    upto: u64,
+) -> Result<RangeRepair> {
+    let db = client.db();
+    let zone = reporting_zone(client)?;
+    let range = format!(
+        "host = {} AND file = {} AND end_offset > {after} AND end_offset <= {upto}",
+        crate::tsv::quote(host),
+        crate::tsv::quote(file)
+    );
+    let mut out = RangeRepair::default();
+    // The range's time span prunes the reads of its rows by `day` (a UTC
+    // date; a reporting day or a session lies within a few of them).
+    let span = client.query_rows(&format!(
+        "SELECT count(), toUInt64(min(timestamp)), toUInt64(max(timestamp)) \
+FROM {db}.records WHERE {range}"
+    ))?;
+    let (tmin, tmax) = match span.first().map(Vec::as_slice) {
+        Some([n, lo, hi]) if n != "0" => (parse_u64(lo)?, parse_u64(hi)?),
+        _ => return Ok(out),
+    };
+    let days = format!(
+        "day >= toDate(toDateTime({tmin})) - 2 AND day <= toDate(toDateTime({tmax})) + 2"
+    );
+    for a in &AGGREGATES {
+        let (raw_bucket, agg_bucket) = a.buckets(&zone);
+        let counted = a.counted();
+        // `host`/`file` are not in `records`' key: a plain scan of a few
+        // columns, deduplicated by id without `FINAL`, which would merge
+        // the whole table.
+        let ours = bucket_counts(
+            client,
+            &format!(
+                "SELECT {raw_bucket} AS b, uniqExact(id) FROM {db}.records \
+WHERE {days} AND {range} AND {counted} GROUP BY b"
+            ),
+        )?;
+        if ours.is_empty() {
+            continue;
+        }
+        let buckets: Vec<String> = ours.keys().map(u64::to_string).collect();
+        let buckets = buckets.join(",");
+        // Sessions span days: their rows are counted over the whole table.
+        let window = match a.period {
+            Period::None => "1".to_string(),
+            _ => days.clone(),
+        };
+        let differences = || -> Result<Vec<(u64, i128)>> {
+            let raw = bucket_counts(
+                client,
+                &format!(
+                    "SELECT {raw_bucket} AS b, uniqExact(id) FROM {db}.records \
+WHERE {window} AND {counted} AND {raw_bucket} IN ({buckets}) GROUP BY b"
+                ),
+            )?;
+            let agg = bucket_counts(
+                client,
+                &format!(
+                    "SELECT {agg_bucket} AS b, sum(calls) FROM {db}.{} \
+WHERE {agg_bucket} IN ({buckets}) GROUP BY b",
+                    a.table
+                ),
+            )?;
+            Ok(ours
+                .keys()
+                .filter_map(|&b| {
+                    let d = i128::from(raw.get(&b).copied().unwrap_or(0))
+                        - i128::from(agg.get(&b).copied().unwrap_or(0));
+                    (d != 0).then_some((b, d))
+                })
+                .collect())
+        };
+        let first = differences()?;
+        if first.is_empty() {
+            continue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut fill = Vec::new();
+        for (b, d) in differences()? {
+            if first.contains(&(b, d)) && d == i128::from(ours[&b]) {
+                out.repaired.push((a.table.to_string(), b));
+                fill.push(b.to_string());
+            } else {
+                out.unresolved.push((a.table.to_string(), b));
+            }
+        }
+        if fill.is_empty() {
+            continue;
+        }
+        let source = format!(
+            "(SELECT * FROM {db}.records FINAL WHERE {days} AND {range} AND {raw_bucket} IN ({}))",
+            fill.join(",")
+        );
+        client.execute(&format!(
+            "INSERT INTO {db}.{} SELECT * FROM ({})",
+            a.table,
+            a.select_from(&source, &zone)
+        ))?;
+    }
+    Ok(out)
+}
+
+fn parse_u64(s: &str) -> Result<u64> {
+    s.parse::<u64>()
+        .map_err(|_| Error::Protocol(format!("not a number: {s:?}")))
+}
+
+fn bucket_counts(client: &Client, sql: &str) -> Result<std::collections::BTreeMap<u64, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for row in client.query_rows(sql)? {
+        if let [b, n] = row.as_slice() {
+            out.insert(parse_u64(b)?, parse_u64(n)?);
+        }
+    }
+    Ok(out)
+}
+// h16: end of the automatic repair block.

@@ -5,7 +5,8 @@
 //! Exactly once, on ClickHouse 18.16 and later (no insert deduplication
 //! tokens there, no block dedup outside replicated tables):
 //! 1. Rows of a file are sent in offset order, each with the offset where its
-//!    line ends. An insert that is cut short keeps a prefix of its rows (the
+//!    line ends, with at most one insert of that file in flight (several
+//!    files may be shipped side by side: their offsets are independent). An insert that is cut short keeps a prefix of its rows (the
 //!    server writes whole blocks, in order), so the server's
 //!    `max(end_offset)` for (host, file) is exactly where its data ends.
 //! 2. Whenever the outcome of an insert is unknown (error, timeout, a crash
@@ -23,7 +24,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ai_usage_core::PricingTable;
@@ -52,6 +54,9 @@ pub struct ShipperConfig {
     pub checkpoint: Option<PathBuf>,
     /// Rows per insert (kept well below ClickHouse's 1,048,576-row block).
     pub batch_rows: usize,
+    /// Day files shipped at the same time (each with one insert in flight),
+    /// so a backlog of days keeps more than one server thread busy.
+    pub parallel_files: usize,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Prices, for the currency of records written without one (the seed's).
@@ -67,6 +72,7 @@ impl ShipperConfig {
             host_id: None,
             checkpoint: None,
             batch_rows: 100_000,
+            parallel_files: 2,
             timeout: Duration::from_secs(60),
             pricing: PricingTable::builtin(),
         }
@@ -88,6 +94,9 @@ pub struct ShipReport {
     pub files: u64,
     /// Bytes of complete lines still not shipped (0 after a full pass).
     pub lag_bytes: u64,
+    /// (aggregate, hour) buckets filled after an insert whose outcome was
+    /// unknown had reached `records` but not that aggregate's view.
+    pub aggregate_repairs: u64,
 }
 
 impl ShipReport {
@@ -98,6 +107,7 @@ impl ShipReport {
         self.skipped_lines += o.skipped_lines;
         self.files += o.files;
         self.lag_bytes = o.lag_bytes;
+        self.aggregate_repairs += o.aggregate_repairs;
     }
 }
 
@@ -106,13 +116,17 @@ impl ShipReport {
 pub struct Shipper {
     cfg: ShipperConfig,
     client: Client,
-    checkpoint: Checkpoint,
+    /// This host's id (also in the checkpoint).
+    host: String,
+    checkpoint: Mutex<Checkpoint>,
     checkpoint_path: PathBuf,
     /// Prefix of this host's insert query ids.
     query_prefix: String,
     /// The server's acknowledged offsets per file; `None` when they must be
     /// asked again because an insert's outcome is unknown.
-    server_marks: Option<HashMap<String, u64>>,
+    server_marks: Mutex<Option<HashMap<String, u64>>>,
+    /// Aggregate repairs made since the last report.
+    repairs: u64,
     _lock: File,
 }
 
@@ -179,17 +193,31 @@ impl Shipper {
         Ok(Shipper {
             cfg,
             client,
-            checkpoint,
+            host: checkpoint.host.clone(),
+            checkpoint: Mutex::new(checkpoint),
             checkpoint_path,
             query_prefix,
-            server_marks: None,
+            server_marks: Mutex::new(None),
+            repairs: 0,
             _lock: lock,
         })
     }
 
     /// This host's id.
     pub fn host_id(&self) -> &str {
-        &self.checkpoint.host
+        &self.host
+    }
+
+    fn checkpoint(&self) -> MutexGuard<'_, Checkpoint> {
+        self.checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn known_marks(&self) -> MutexGuard<'_, Option<HashMap<String, u64>>> {
+        self.server_marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The client (for queries over the same connection settings).
@@ -202,24 +230,57 @@ impl Shipper {
     pub fn ship_once(&mut self) -> Result<ShipReport> {
         let marks = self.server_marks()?;
         let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let lanes = self.cfg.parallel_files.clamp(1, files.len().max(1));
+        let this = &*self;
+        // Each lane takes the next file; files are independent (the server's
+        // offsets are per file), so their inserts may run side by side.
+        let lane = || -> Result<ShipReport> {
+            let mut report = ShipReport::default();
+            while !failed.load(Ordering::Relaxed) {
+                let Some((_, path)) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                report.files += 1;
+                let server = marks.get(name).copied().unwrap_or(0);
+                match this.ship_file(path, name, server) {
+                    Ok(r) => report.merge(&r),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(report)
+        };
+        let results: Vec<Result<ShipReport>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..lanes).map(|_| scope.spawn(lane)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Protocol("a shipping thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
         let mut report = ShipReport::default();
-        for (_, path) in &files {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let name = name.to_string();
-            report.files += 1;
-            let server = marks.get(&name).copied().unwrap_or(0);
-            match self.ship_file(path, &name, server) {
+        for r in results {
+            match r {
                 Ok(r) => report.merge(&r),
                 Err(e) => {
                     // An insert may have been under way: ask the server again.
-                    self.server_marks = None;
+                    *self.known_marks() = None;
                     return Err(e);
                 }
             }
         }
         report.lag_bytes = self.lag()?;
+        report.aggregate_repairs = std::mem::take(&mut self.repairs);
         Ok(report)
     }
 
@@ -281,7 +342,7 @@ impl Shipper {
                 continue;
             };
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let done = self.checkpoint.files.get(name).map_or(0, |m| m.offset);
+            let done = self.checkpoint().files.get(name).map_or(0, |m| m.offset);
             lag += len.saturating_sub(done);
         }
         Ok(lag)
@@ -289,7 +350,7 @@ impl Shipper {
 
     /// The server's acknowledged offsets, asked again after any uncertainty.
     fn server_marks(&mut self) -> Result<HashMap<String, u64>> {
-        if let Some(m) = &self.server_marks {
+        if let Some(m) = &*self.known_marks() {
             return Ok(m.clone());
         }
         // An insert whose answer we lost may still be running: its rows
@@ -310,7 +371,7 @@ impl Shipper {
         let rows = self.client.query_rows(&format!(
             "SELECT file, max(end_offset) FROM {}.records WHERE host = {} GROUP BY file",
             self.client.db(),
-            quote(&self.checkpoint.host)
+            quote(&self.host)
         ))?;
         let mut marks = HashMap::new();
         for row in rows {
@@ -321,11 +382,57 @@ impl Shipper {
                 marks.insert(file.clone(), end);
             }
         }
-        self.server_marks = Some(marks.clone());
+        self.repair_uncertain(&marks)?;
+        *self.known_marks() = Some(marks.clone());
         Ok(marks)
     }
 
-    fn ship_file(&mut self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
+    /// Where the server holds more of a file than the checkpoint says, an
+    /// insert's outcome was unknown: its rows reached `records`, but a crash
+    /// may have cut it before the materialized views. Makes the aggregates
+    /// count those rows exactly once, then checkpoints the server's offset
+    /// (so the check is not repeated; a crash before that repeats it, which
+    /// finds nothing left to do).
+    fn repair_uncertain(&mut self, marks: &HashMap<String, u64>) -> Result<()> {
+        let mut changed = false;
+        for (file, &server) in marks {
+            let local = self
+                .checkpoint()
+                .files
+                .get(file)
+                .copied()
+                .unwrap_or_default();
+            if server <= local.offset {
+                continue;
+            }
+            let r =
+                schema::repair_shipped_range(&self.client, &self.host, file, local.offset, server)?;
+            if !r.repaired.is_empty() {
+                tracing::warn!(file, repaired = ?r.repaired,
+                    "an interrupted insert had missed aggregates; filled them from records");
+            }
+            if !r.unresolved.is_empty() {
+                tracing::error!(file, unresolved = ?r.unresolved,
+                    "aggregates differ from records beyond this host's interrupted insert; \
+                     not repaired automatically (schema::rebuild_aggregates, shippers stopped)");
+            }
+            self.repairs += r.repaired.len() as u64;
+            self.checkpoint().files.insert(
+                file.clone(),
+                FileMark {
+                    inode: local.inode,
+                    offset: server,
+                },
+            );
+            changed = true;
+        }
+        if changed {
+            self.checkpoint().save(&self.checkpoint_path)?;
+        }
+        Ok(())
+    }
+
+    fn ship_file(&self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
         let mut report = ShipReport::default();
         let file = match File::open(path) {
             Ok(f) => f,
@@ -336,7 +443,12 @@ impl Shipper {
             .metadata()
             .map_err(|e| Error::io("cannot stat day file", path, e))?;
         let inode = inode_of(&meta);
-        let local = self.checkpoint.files.get(name).copied().unwrap_or_default();
+        let local = self
+            .checkpoint()
+            .files
+            .get(name)
+            .copied()
+            .unwrap_or_default();
         let start = local.offset.max(server_mark);
         if start > meta.len() {
             // Shipped further than the file now reaches: it was truncated or
@@ -359,7 +471,7 @@ impl Shipper {
         reader
             .seek(SeekFrom::Start(start))
             .map_err(|e| Error::io("cannot seek day file", path, e))?;
-        let host = self.checkpoint.host.clone();
+        let host = self.host.clone();
         let client = self.client.clone();
         let capacity = self.cfg.batch_rows * 320;
         let mut currencies = HashMap::new();
@@ -415,7 +527,12 @@ impl Shipper {
                         let client = client.clone();
                         inflight = Some(Inflight {
                             handle: scope.spawn(move || {
-                                client.insert_tsv("records", RECORD_COLUMNS, &query_id, &rows)
+                                client.insert_row_binary(
+                                    "records",
+                                    RECORD_COLUMNS,
+                                    &query_id,
+                                    &rows,
+                                )
                             }),
                             end: pos,
                             rows: batch_rows as u64,
@@ -439,7 +556,7 @@ impl Shipper {
 
     /// Waits for the insert in flight, then marks its rows as shipped.
     fn settle(
-        &mut self,
+        &self,
         inflight: &mut Option<Inflight<'_>>,
         name: &str,
         inode: u64,
@@ -468,15 +585,17 @@ impl Shipper {
     }
 
     /// Records an acknowledged offset durably.
-    fn mark(&mut self, name: &str, inode: u64, offset: u64) -> Result<()> {
-        self.checkpoint
-            .files
-            .insert(name.to_string(), FileMark { inode, offset });
-        if let Some(m) = &mut self.server_marks {
+    fn mark(&self, name: &str, inode: u64, offset: u64) -> Result<()> {
+        if let Some(m) = &mut *self.known_marks() {
             let e = m.entry(name.to_string()).or_insert(0);
             *e = (*e).max(offset);
         }
-        self.checkpoint.save(&self.checkpoint_path)
+        // Held while saving: the file is written whole, one lane at a time.
+        let mut checkpoint = self.checkpoint();
+        checkpoint
+            .files
+            .insert(name.to_string(), FileMark { inode, offset });
+        checkpoint.save(&self.checkpoint_path)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::storage::replay::{current_ends, replay_dir, Replayed};
 use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
 use crate::zone::Zone;
 
+use super::companion::{Companion, CompanionContext};
 use super::{Parts, UsageMonitor};
 
 /// Environment variable naming the monitor's time zone (`local`, `UTC`, `+08:00`, …).
@@ -70,6 +71,8 @@ pub struct MonitorBuilder {
     function_names_file: Option<PathBuf>,
     /// The writer's system calls (fault-injection tests replace them).
     file_io: Option<Arc<dyn crate::storage::writer::FileIo>>,
+    /// Background work started after the build (e.g. a shipper).
+    companions: Vec<Arc<dyn Companion>>,
 }
 
 impl Default for MonitorBuilder {
@@ -92,6 +95,7 @@ impl Default for MonitorBuilder {
             function_names: FunctionNames::default(),
             function_names_file: None,
             file_io: None,
+            companions: Vec::new(),
         }
     }
 }
@@ -213,6 +217,16 @@ impl MonitorBuilder {
         self
     }
 
+    /// Starts `companion` once the monitor is built (its own thread, never
+    /// on the recording path) and stops it at shutdown, after the writer's
+    /// last flush; its state shows in [`UsageMonitor::health`]. Extension
+    /// crates use it, e.g. `ai-usage-clickhouse` for
+    /// `MonitorBuilder::clickhouse(..)`.
+    pub fn companion(mut self, companion: impl Companion + 'static) -> Self {
+        self.companions.push(Arc::new(companion));
+        self
+    }
+
     /// Replaces the writer's system calls (fault-injection tests).
     #[cfg(test)]
     pub(crate) fn file_io(mut self, io: Arc<dyn crate::storage::writer::FileIo>) -> Self {
@@ -273,7 +287,8 @@ impl MonitorBuilder {
     /// Builds the monitor: loads pricing, replays the retention window and
     /// starts the writer (and the follower, if asked). Errors name the
     /// directory or file that is wrong.
-    pub fn build(self) -> Result<UsageMonitor> {
+    pub fn build(mut self) -> Result<UsageMonitor> {
+        let companions = std::mem::take(&mut self.companions);
         let mut config = self.config(self.resolve_zone()?);
         if let Some(file) = self.function_names_path() {
             config.function_names.load_file(&file)?;
@@ -326,7 +341,7 @@ impl MonitorBuilder {
             wc.io = io;
         }
         let writer = Writer::start(wc)?;
-        Ok(UsageMonitor::assemble(Parts {
+        let monitor = UsageMonitor::assemble(Parts {
             config,
             pricing,
             rollups,
@@ -334,7 +349,27 @@ impl MonitorBuilder {
             follow,
             replay,
             replay_time,
-        }))
+        });
+        for c in companions {
+            let started = {
+                let pricing = monitor.pricing();
+                c.start(CompanionContext {
+                    dir: monitor.dir(),
+                    pricing: &pricing,
+                })
+            };
+            match started {
+                Ok(handle) => monitor.companions.lock().push(handle),
+                // Dropping the monitor stops what already started.
+                Err(message) => {
+                    return Err(Error::Config {
+                        setting: "companion",
+                        message,
+                    })
+                }
+            }
+        }
+        Ok(monitor)
     }
 
     /// A monitor that keeps rollups but cannot write (used when the global

@@ -11,6 +11,7 @@
 
 mod budgets;
 mod builder;
+mod companion;
 mod following;
 mod global;
 mod queries;
@@ -25,6 +26,7 @@ use chrono::NaiveDate;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
+pub use companion::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};
 pub use queries::CurrentTotals;
 
@@ -70,6 +72,8 @@ pub struct UsageMonitor {
     replay_time: Duration,
     /// Records whose out-of-range values `record` clamped.
     clamped: AtomicU64,
+    /// Running companions (stopped at shutdown, after the writer).
+    companions: Mutex<Vec<Box<dyn CompanionHandle>>>,
 }
 
 /// The counting state of a monitor. Lock order everywhere: `rollups`, then
@@ -134,6 +138,10 @@ pub struct MonitorHealth {
     /// Groups and sessions the rollups hold (bounded per day; see the
     /// README's durability section for what a flood of ids costs).
     pub rollup_groups: u64,
+    /// Attached companions (e.g. a ClickHouse shipper: its lag and last
+    /// error). Their trouble does not clear `ok`: records are safe on disk.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<CompanionHealth>,
 }
 
 impl UsageMonitor {
@@ -164,6 +172,7 @@ impl UsageMonitor {
             replay: parts.replay,
             replay_time: parts.replay_time,
             clamped: AtomicU64::new(0),
+            companions: Mutex::new(Vec::new()),
         }
     }
 
@@ -402,16 +411,22 @@ impl UsageMonitor {
         }
     }
 
-    /// Stops following, flushes and stops the writer; later records are
-    /// counted in memory only. Called by `Drop` too.
+    /// Stops following, flushes and stops the writer, then stops the
+    /// companions; later records are counted in memory only. Called by
+    /// `Drop` too.
     pub fn shutdown(&self) -> Result<()> {
         if let Some(task) = self.follow.lock().take() {
             task.stop();
         }
-        match &self.writer {
+        let flushed = match &self.writer {
             Some(w) => w.shutdown(),
             None => Ok(()),
+        };
+        let companions = std::mem::take(&mut *self.companions.lock());
+        for c in companions {
+            c.stop();
         }
+        flushed
     }
 
     /// Writer, replay and memory figures.
@@ -434,6 +449,7 @@ impl UsageMonitor {
             records_in_memory,
             rollup_groups,
             clamped_records: self.clamped.load(Ordering::Relaxed),
+            companions: self.companions.lock().iter().map(|c| c.health()).collect(),
         }
     }
 
