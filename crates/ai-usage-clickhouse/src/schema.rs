@@ -548,7 +548,7 @@ pub fn create_v1_for_tests(client: &Client) -> Result<()> {
 // (each aggregate compares per its own bucket: UTC hour, reporting day or
 // session).
 
-/// What [`repair_shipped_range`] found.
+/// What [`repair_shipped_ranges`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeRepair {
     /// (aggregate, bucket) pairs that lacked the range's rows and were
@@ -561,9 +561,11 @@ pub struct RangeRepair {
     pub unresolved: Vec<(String, u64)>,
 }
 
-/// Makes the aggregates count the rows of `host`'s day file `file` whose
-/// lines end in `after + 1 ..= upto` (an insert whose outcome was unknown;
-/// the server holds them) if a view missed them.
+/// Makes the aggregates count the rows of `host`'s day files in `ranges`
+/// — `(file, after, upto)`: the lines ending in `after + 1 ..= upto`, the
+/// inserts whose outcome was unknown; the server holds them — if a view
+/// missed them. All uncertain ranges go in one call: a reporting day or a
+/// session can hold rows of several files.
 ///
 /// Why this is exact: an insert reaches `records` and then each view block
 /// by block, so a crash can leave an aggregate without a block's rows while
@@ -575,21 +577,31 @@ pub struct RangeRepair {
 /// is reported, not touched. Two reads 0.3 s apart must agree, so another
 /// host's insert caught between its raw rows and its views is not mistaken
 /// for ours.
-pub fn repair_shipped_range(
+pub fn repair_shipped_ranges(
     client: &Client,
     host: &str,
-    file: &str,
-    after: u64,
-    upto: u64,
+    ranges: &[(&str, u64, u64)],
 ) -> Result<RangeRepair> {
+    let mut out = RangeRepair::default();
+    if ranges.is_empty() {
+        return Ok(out);
+    }
     let db = client.db();
     let zone = reporting_zone(client)?;
+    let files: Vec<String> = ranges
+        .iter()
+        .map(|(file, after, upto)| {
+            format!(
+                "(file = {} AND end_offset > {after} AND end_offset <= {upto})",
+                crate::tsv::quote(file)
+            )
+        })
+        .collect();
     let range = format!(
-        "host = {} AND file = {} AND end_offset > {after} AND end_offset <= {upto}",
+        "host = {} AND ({})",
         crate::tsv::quote(host),
-        crate::tsv::quote(file)
+        files.join(" OR ")
     );
-    let mut out = RangeRepair::default();
     // The range's time span prunes the reads of its rows by `day` (a UTC
     // date; a reporting day or a session lies within a few of them).
     let span = client.query_rows(&format!(
@@ -600,9 +612,8 @@ FROM {db}.records WHERE {range}"
         Some([n, lo, hi]) if n != "0" => (parse_u64(lo)?, parse_u64(hi)?),
         _ => return Ok(out),
     };
-    let days = format!(
-        "day >= toDate(toDateTime({tmin})) - 2 AND day <= toDate(toDateTime({tmax})) + 2"
-    );
+    let days =
+        format!("day >= toDate(toDateTime({tmin})) - 2 AND day <= toDate(toDateTime({tmax})) + 2");
     for a in &AGGREGATES {
         let (raw_bucket, agg_bucket) = a.buckets(&zone);
         let counted = a.counted();

@@ -394,7 +394,7 @@ impl Shipper {
     /// (so the check is not repeated; a crash before that repeats it, which
     /// finds nothing left to do).
     fn repair_uncertain(&mut self, marks: &HashMap<String, u64>) -> Result<()> {
-        let mut changed = false;
+        let mut uncertain = Vec::new();
         for (file, &server) in marks {
             let local = self
                 .checkpoint()
@@ -402,29 +402,34 @@ impl Shipper {
                 .get(file)
                 .copied()
                 .unwrap_or_default();
-            if server <= local.offset {
-                continue;
+            if server > local.offset {
+                uncertain.push((file.clone(), local, server));
             }
-            let r =
-                schema::repair_shipped_range(&self.client, &self.host, file, local.offset, server)?;
-            if !r.repaired.is_empty() {
-                tracing::warn!(file, repaired = ?r.repaired,
-                    "an interrupted insert had missed aggregates; filled them from records");
-            }
-            if !r.unresolved.is_empty() {
-                tracing::error!(file, unresolved = ?r.unresolved,
-                    "aggregates differ from records beyond this host's interrupted insert; \
-                     not repaired automatically (schema::rebuild_aggregates, shippers stopped)");
-            }
-            self.repairs += r.repaired.len() as u64;
+        }
+        let ranges: Vec<(&str, u64, u64)> = uncertain
+            .iter()
+            .map(|(file, local, server)| (file.as_str(), local.offset, *server))
+            .collect();
+        let r = schema::repair_shipped_ranges(&self.client, &self.host, &ranges)?;
+        if !r.repaired.is_empty() {
+            tracing::warn!(repaired = ?r.repaired,
+                "an interrupted insert had missed aggregates; filled them from records");
+        }
+        if !r.unresolved.is_empty() {
+            tracing::error!(unresolved = ?r.unresolved,
+                "aggregates differ from records beyond this host's interrupted inserts; \
+                 not repaired automatically (schema::rebuild_aggregates, shippers stopped)");
+        }
+        self.repairs += r.repaired.len() as u64;
+        let changed = !uncertain.is_empty();
+        for (file, local, server) in uncertain {
             self.checkpoint().files.insert(
-                file.clone(),
+                file,
                 FileMark {
                     inode: local.inode,
                     offset: server,
                 },
             );
-            changed = true;
         }
         if changed {
             self.checkpoint().save(&self.checkpoint_path)?;

@@ -425,7 +425,8 @@ fn every_field_arrives_as_written() {
         "input_tokens": 1000, "output_tokens": 20, "total_tokens": 1020,
         "cached_input_tokens": 400, "reasoning_tokens": 7, "cost": 0.001234,
         "currency": "USD", "priced": false, "duration_ms": 12.5, "success": false,
-        "error_msg": "上游错误\r\n", "request_id": "req-1", "tags": ["x'y", "z\\", ""]
+        "error_msg": "上游错误\r\n", "request_id": "req-1", "tags": ["x'y", "z\\", ""],
+        "provider": "openai", "cache_write_tokens": 100
     });
     std::fs::write(
         dir.path().join("usage_2025-10-26.jsonl"),
@@ -441,9 +442,9 @@ fn every_field_arrives_as_written() {
         .query_rows(&format!(
             "SELECT host, file, offset, end_offset, day, timestamp, user_id, anchor_id, \
              session_id, model, function, input_tokens, output_tokens, total_tokens, \
-             cached_input_tokens, reasoning_tokens, cost_micros, currency, priced, success, \
+             cached_input_tokens, reasoning_tokens, cost_nanos, currency, priced, success, \
              duration_ms, error_msg, request_id, length(tags), tags[1], tags[2], tags[3], \
-             id = {} FROM {}.records",
+             provider, cache_write_tokens, id = {} FROM {}.records",
             ai_usage_clickhouse::record_id("h", "usage_2025-10-26.jsonl", 0),
             client.db()
         ))
@@ -466,7 +467,7 @@ fn every_field_arrives_as_written() {
         "1020",
         "400",
         "7",
-        "1234",
+        "1234000",
         "USD",
         "0",
         "0",
@@ -477,6 +478,8 @@ fn every_field_arrives_as_written() {
         "x'y",
         "z\\",
         "",
+        "openai",
+        "100",
         "1",
     ];
     assert_eq!(rows, vec![want.map(str::to_string).to_vec()]);
@@ -715,44 +718,59 @@ fn an_insert_that_missed_a_view_is_repaired_by_the_next_pass() {
         day - chrono::Duration::days(5),
         day + chrono::Duration::days(1),
     );
-    // What a server crash between an insert's raw rows and one of its views
-    // leaves: `agg_user`'s view misses the rows, then the shipper dies
-    // before its checkpoint (the insert's outcome unknown).
-    client
-        .execute(&format!("DETACH TABLE {db}.agg_user_mv"))
-        .unwrap();
+    // What a server crash between an insert's raw rows and its views
+    // leaves: the views miss the rows, then the shipper dies before its
+    // checkpoint (the insert's outcome unknown). Every kind of bucket is
+    // exercised: UTC hours, reporting days and sessions.
+    for table in schema::AGGREGATE_TABLES {
+        client
+            .execute(&format!("DETACH TABLE {db}.{table}_mv"))
+            .unwrap();
+    }
     let shipped = shipper(&server, "repair", dir.path(), "h")
         .ship_all(Duration::from_secs(30))
         .unwrap();
     assert_eq!(shipped.records, n);
-    client
-        .execute(&format!("ATTACH TABLE {db}.agg_user_mv"))
-        .unwrap();
+    for table in schema::AGGREGATE_TABLES {
+        client
+            .execute(&format!("ATTACH TABLE {db}.{table}_mv"))
+            .unwrap();
+    }
     assert!(!schema::aggregates_match(&client, from, to).unwrap());
     let checkpoint = dir.path().join(ai_usage_clickhouse::CHECKPOINT_FILE);
     std::fs::remove_file(&checkpoint).unwrap();
 
-    // The next pass resumes at the server's offsets and fills agg_user.
+    // The next pass resumes at the server's offsets and fills the aggregates.
     let r = shipper(&server, "repair", dir.path(), "h")
         .ship_all(Duration::from_secs(30))
         .unwrap();
     assert_eq!(r.records, 0);
     assert!(r.aggregate_repairs > 0, "{r:?}");
     assert!(schema::aggregates_match(&client, from, to).unwrap());
-    let raw = client
-        .query_rows(&format!(
-            "SELECT toUInt64(count()), sum(input_tokens), sum(cost_micros) FROM {db}.records FINAL"
-        ))
-        .unwrap();
+    let raw = |filter: &str| {
+        client
+            .query_rows(&format!(
+                "SELECT toUInt64(count()), sum(input_tokens), sum(cost_nanos) \
+                 FROM {db}.records FINAL {filter}"
+            ))
+            .unwrap()
+    };
     let calls = |t: &str| {
         client
             .query_rows(&format!(
-                "SELECT sum(calls), sum(input_tokens), sum(cost_micros) FROM {db}.{t}"
+                "SELECT sum(calls), sum(input_tokens), sum(cost_nanos) FROM {db}.{t}"
             ))
             .unwrap()
     };
     for table in schema::AGGREGATE_TABLES {
-        assert_eq!(calls(table), raw, "{table}");
+        // Sessions count only calls that belong to one.
+        let filter = if table == "agg_session" {
+            "WHERE session_id != ''"
+        } else {
+            ""
+        };
+        assert_eq!(calls(table), raw(filter), "{table}");
+        assert_ne!(calls(table)[0][0], "0", "{table} is empty");
     }
 
     // Nothing to redo: the checkpoint now holds the server's offsets; and
