@@ -70,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok(())
     };
+    println!("load average before the queries: {}", load_average());
     let yesterday = today - chrono::Duration::days(1);
     p50("daily summary (yesterday)", &|| {
         fleet.summary_for_date(yesterday).map(|_| ())
@@ -106,6 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fleet.budget_status(&budgets).map(|_| ())
     })?;
     p50("session", &|| fleet.session("live_3_7").map(|_| ()))?;
+    println!("load average after the queries: {}", load_average());
     if std::env::var_os("FLEET_BENCH_KEEP").is_some() {
         println!("kept database {db}");
     } else {
@@ -210,7 +212,7 @@ fn load(
         cpu_seconds(server_pid.as_deref()),
         cpu_seconds(Some("self")),
     );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     let t = Instant::now();
     let report = shipper.ship_all(Duration::from_secs(30))?;
     let secs = t.elapsed().as_secs_f64();
@@ -220,10 +222,7 @@ fn load(
         report.records,
         report.records as f64 / secs,
         bytes as f64 / secs / 1e6,
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load
     );
     if let (Some(s0), Some(s1)) = (server_cpu, cpu_seconds(server_pid.as_deref())) {
         println!("  server CPU while shipping: {:.2} s", s1 - s0);
@@ -260,6 +259,16 @@ fn load(
     }
 
     Ok(Some(client))
+}
+
+/// The 1, 5 and 15-minute load averages (`/proc/loadavg`; empty elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// User + system CPU seconds of a process (`self` or a pid), from

@@ -11,8 +11,9 @@
 //! - sessions: `agg_session`.
 //!
 //! Anything else (another zone's days for users, a single hour's users,
-//! days in UTC+05:30 for models) reads `records FINAL`, merged by stable
-//! id before counting: exact, only slower.
+//! days in UTC+05:30 for models) reads raw rows, each line once (`FINAL`,
+//! or `LIMIT 1 BY id` for users and anchors) before counting: exact, only
+//! slower.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -71,6 +72,10 @@ enum Ids {
 const SUMS: &str = "count(), sum(success), sum(input_tokens), sum(output_tokens), \
 sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_nanos), \
 countIf(priced = 0)";
+
+/// The `records` columns [`SUMS`] reads.
+const SUM_COLUMNS: &str = "success, input_tokens, output_tokens, total_tokens, \
+cached_input_tokens, reasoning_tokens, cost_nanos, priced";
 
 /// The same sums over the v4 aggregates.
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
@@ -211,11 +216,12 @@ GROUP BY {column}, currency",
             ),
         };
         let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
-        for row in self.client.query_rows(&sql)? {
-            let (id, currency) = (field(&row, 0)?, currency_of(field(&row, 1)?)?);
-            let g = stats_of(&row, 2, currency)?;
+        self.client.query_each(&sql, |row| {
+            let (id, currency) = (field(row, 0)?, currency_of(field(row, 1)?)?);
+            let g = stats_of(row, 2, currency)?;
             groups.entry(id.to_string()).or_default().merge(&g);
-        }
+            Ok(())
+        })?;
         let mut ranked: Vec<(String, GroupStats)> = groups.into_iter().collect();
         let reporting = self.reporting;
         // Stable sort on a key, ids already ascending: ties stay by id.
@@ -265,12 +271,13 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
             )
         };
         let mut days: BTreeMap<NaiveDate, GroupStats> = BTreeMap::new();
-        for row in self.client.query_rows(&sql)? {
-            let slot: f64 = parse(field(&row, 0)?)?;
-            let currency = currency_of(field(&row, 1)?)?;
-            let g = stats_of(&row, 2, currency)?;
+        self.client.query_each(&sql, |row| {
+            let slot: f64 = parse(field(row, 0)?)?;
+            let currency = currency_of(field(row, 1)?)?;
+            let g = stats_of(row, 2, currency)?;
             days.entry(self.zone.date_of(slot)).or_default().merge(&g);
-        }
+            Ok(())
+        })?;
         let mut out = Vec::new();
         let mut d = from;
         while d <= to {
@@ -381,18 +388,22 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         let wh = where_hours(bounds);
         let mut parts = Parts::default();
         let mut duration_sum = 0.0;
-        for r in self.client.query_rows(&format!(
-            "SELECT currency, model, function, {AGG_SUMS}, sum(duration_ms_sum) \
+        self.client.query_each(
+            &format!(
+                "SELECT currency, model, function, {AGG_SUMS}, sum(duration_ms_sum) \
 FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
-        ))? {
-            let currency = currency_of(field(&r, 0)?)?;
-            duration_sum += parse_f64_or_zero(field(&r, 12)?);
-            parts.models.push((
-                field(&r, 1)?.to_string(),
-                field(&r, 2)?.to_string(),
-                stats_of(&r, 3, currency)?,
-            ));
-        }
+            ),
+            |r| {
+                let currency = currency_of(field(r, 0)?)?;
+                duration_sum += parse_f64_or_zero(field(r, 12)?);
+                parts.models.push((
+                    field(r, 1)?.to_string(),
+                    field(r, 2)?.to_string(),
+                    stats_of(r, 3, currency)?,
+                ));
+                Ok(())
+            },
+        )?;
         let calls: u64 = parts.models.iter().map(|m| m.2.calls).sum();
         if calls > 0 {
             parts.avg_ms = duration_sum / calls as f64;
@@ -415,13 +426,17 @@ FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
             ("agg_user_day", "user_id", &mut parts.users),
             ("agg_anchor_day", "anchor_id", &mut parts.anchors),
         ] {
-            for r in self.client.query_rows(&format!(
-                "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} \
+            self.client.query_each(
+                &format!(
+                    "SELECT {column}, currency, {AGG_SUMS} FROM {db}.{table} \
 WHERE {wd} AND {column} != '' GROUP BY {column}, currency"
-            ))? {
-                let currency = currency_of(field(&r, 1)?)?;
-                out.push((field(&r, 0)?.to_string(), stats_of(&r, 2, currency)?));
-            }
+                ),
+                |r| {
+                    let currency = currency_of(field(r, 1)?)?;
+                    out.push((field(r, 0)?.to_string(), stats_of(r, 2, currency)?));
+                    Ok(())
+                },
+            )?;
         }
         Ok(())
     }
@@ -432,17 +447,21 @@ WHERE {wd} AND {column} != '' GROUP BY {column}, currency"
         let db = self.client.db();
         let wb = where_bounds(bounds);
         let mut parts = Parts::default();
-        for r in self.client.query_rows(&format!(
-            "SELECT currency, model, function, {SUMS} \
+        self.client.query_each(
+            &format!(
+                "SELECT currency, model, function, {SUMS} \
 FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
-        ))? {
-            let currency = currency_of(field(&r, 0)?)?;
-            parts.models.push((
-                field(&r, 1)?.to_string(),
-                field(&r, 2)?.to_string(),
-                stats_of(&r, 3, currency)?,
-            ));
-        }
+            ),
+            |r| {
+                let currency = currency_of(field(r, 0)?)?;
+                parts.models.push((
+                    field(r, 1)?.to_string(),
+                    field(r, 2)?.to_string(),
+                    stats_of(r, 3, currency)?,
+                ));
+                Ok(())
+            },
+        )?;
         let durations = self.client.query_rows(&format!(
             "SELECT avg(duration_ms), quantile(0.95)(duration_ms) FROM {db}.records FINAL WHERE {wb}"
         ))?;
@@ -454,24 +473,31 @@ FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
     }
 
     /// Users and anchors from raw rows (an hour, or days of another zone):
-    /// one pass over `records FINAL`, grouped by both.
+    /// one pass over the range's rows, each line once (`LIMIT 1 BY id`:
+    /// `FINAL` would merge every row of the range's UTC days by the whole
+    /// key, ten times the cost for an hour), grouped by both.
     fn ids_from_records(&self, bounds: (f64, f64), parts: &mut Parts) -> Result<()> {
         let db = self.client.db();
         let wb = where_bounds(bounds);
         let mut users: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
         let mut anchors: BTreeMap<(String, Currency), GroupStats> = BTreeMap::new();
-        for r in self.client.query_rows(&format!(
-            "SELECT user_id, anchor_id, currency, {SUMS} FROM {db}.records FINAL \
-WHERE {wb} AND (user_id != '' OR anchor_id != '') GROUP BY user_id, anchor_id, currency"
-        ))? {
-            let currency = currency_of(field(&r, 2)?)?;
-            let g = stats_of(&r, 3, currency)?;
-            for (id, map) in [(field(&r, 0)?, &mut users), (field(&r, 1)?, &mut anchors)] {
-                if !id.is_empty() {
-                    map.entry((id.to_string(), currency)).or_default().merge(&g);
+        self.client.query_each(
+            &format!(
+                "SELECT user_id, anchor_id, currency, {SUMS} FROM (SELECT user_id, anchor_id, \
+currency, {SUM_COLUMNS} FROM {db}.records WHERE {wb} AND (user_id != '' OR anchor_id != '') \
+LIMIT 1 BY id) GROUP BY user_id, anchor_id, currency"
+            ),
+            |r| {
+                let currency = currency_of(field(r, 2)?)?;
+                let g = stats_of(r, 3, currency)?;
+                for (id, map) in [(field(r, 0)?, &mut users), (field(r, 1)?, &mut anchors)] {
+                    if !id.is_empty() {
+                        map.entry((id.to_string(), currency)).or_default().merge(&g);
+                    }
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         parts
             .users
             .extend(users.into_iter().map(|((id, _), g)| (id, g)));
@@ -598,12 +624,13 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
                 where_bounds(bounds)
             ),
         };
-        for r in self.client.query_rows(&sql)? {
-            let t: f64 = parse(field(&r, 0)?)?;
-            let currency = currency_of(field(&r, 1)?)?;
-            let g = stats_of(&r, 4, currency)?;
-            groups.add_model_function(self.zone.date_of(t), field(&r, 2)?, field(&r, 3)?, &g);
-        }
+        self.client.query_each(&sql, |r| {
+            let t: f64 = parse(field(r, 0)?)?;
+            let currency = currency_of(field(r, 1)?)?;
+            let g = stats_of(r, 4, currency)?;
+            groups.add_model_function(self.zone.date_of(t), field(r, 2)?, field(r, 3)?, &g);
+            Ok(())
+        })?;
         if let Ids::PerDay(ids_from) | Ids::Summed(ids_from) = ids {
             let covered = self.days_covered(ids_from, to);
             let summed = matches!(ids, Ids::Summed(_));
@@ -641,23 +668,24 @@ GROUP BY slot, currency, {column}",
                         where_bounds(ids_bounds)
                     )
                 };
-                for r in self.client.query_rows(&sql)? {
+                self.client.query_each(&sql, |r| {
                     let date = if summed {
                         to
                     } else if covered {
-                        NaiveDate::parse_from_str(field(&r, 0)?, "%Y-%m-%d")
+                        NaiveDate::parse_from_str(field(r, 0)?, "%Y-%m-%d")
                             .map_err(|_| Error::Protocol(format!("day {:?}", r.first())))?
                     } else {
-                        self.zone.date_of(parse(field(&r, 0)?)?)
+                        self.zone.date_of(parse(field(r, 0)?)?)
                     };
-                    let currency = currency_of(field(&r, 1)?)?;
-                    let g = stats_of(&r, 3, currency)?;
+                    let currency = currency_of(field(r, 1)?)?;
+                    let g = stats_of(r, 3, currency)?;
                     if user {
-                        groups.add_user(date, field(&r, 2)?, &g);
+                        groups.add_user(date, field(r, 2)?, &g);
                     } else {
-                        groups.add_anchor(date, field(&r, 2)?, &g);
+                        groups.add_anchor(date, field(r, 2)?, &g);
                     }
-                }
+                    Ok(())
+                })?;
             }
         }
         // The fleet's first tracked day bounds the forecast's basis, as
@@ -687,16 +715,20 @@ GROUP BY slot, currency, {column}",
         let mut stats = GroupStats::default();
         let mut models: BTreeMap<String, u64> = BTreeMap::new();
         let mut functions: BTreeMap<String, u64> = BTreeMap::new();
-        for r in self.client.query_rows(&format!(
-            "SELECT currency, model, function, {AGG_SUMS} FROM {db}.agg_session \
+        self.client.query_each(
+            &format!(
+                "SELECT currency, model, function, {AGG_SUMS} FROM {db}.agg_session \
 WHERE session_id = {id} GROUP BY currency, model, function"
-        ))? {
-            let currency = currency_of(field(&r, 0)?)?;
-            let g = stats_of(&r, 3, currency)?;
-            *models.entry(field(&r, 1)?.to_string()).or_default() += g.calls;
-            *functions.entry(field(&r, 2)?.to_string()).or_default() += g.calls;
-            stats.merge(&g);
-        }
+            ),
+            |r| {
+                let currency = currency_of(field(r, 0)?)?;
+                let g = stats_of(r, 3, currency)?;
+                *models.entry(field(r, 1)?.to_string()).or_default() += g.calls;
+                *functions.entry(field(r, 2)?.to_string()).or_default() += g.calls;
+                stats.merge(&g);
+                Ok(())
+            },
+        )?;
         if stats.calls == 0 {
             return Ok(None);
         }
@@ -872,9 +904,9 @@ fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
     }
 }
 
-fn field(row: &[String], i: usize) -> Result<&str> {
+fn field<S: AsRef<str> + std::fmt::Debug>(row: &[S], i: usize) -> Result<&str> {
     row.get(i)
-        .map(String::as_str)
+        .map(AsRef::as_ref)
         .ok_or_else(|| Error::Protocol(format!("row has no column {i}: {row:?}")))
 }
 
@@ -896,7 +928,11 @@ fn currency_of(code: &str) -> Result<Currency> {
 }
 
 /// Reads the [`SUMS`] columns starting at `at`.
-fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats> {
+fn stats_of<S: AsRef<str> + std::fmt::Debug>(
+    row: &[S],
+    at: usize,
+    currency: Currency,
+) -> Result<GroupStats> {
     let n = |i: usize| -> Result<u64> { parse(field(row, at + i)?) };
     let cost: i64 = parse(field(row, at + 7)?)?;
     let mut costs = Costs::default();

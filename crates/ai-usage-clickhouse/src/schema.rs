@@ -5,6 +5,8 @@
 //!
 //! - v1: `records`, one row per call, `ReplacingMergeTree` ordered by
 //!   `(day, id)`: the raw rows, deduplicated by their stable id on merge.
+//!   (v4's `records` is ordered by `(day, host, file, offset)`: the same
+//!   line identity, in the order the shipper sends.)
 //! - v2: `hourly`, per UTC hour × currency × model × function × user × anchor
 //!   sums (`SummingMergeTree`) fed by the materialized view `hourly_mv`, with
 //!   the rows already in `records` copied in once.
@@ -12,7 +14,8 @@
 //!   UTC hour (`agg_model`, `agg_user`, `agg_anchor`).
 //! - v4: `cost_nanos` (billionths, exact) replaces `cost_micros` (v3 rows
 //!   are copied ×1000 into a new `records`); new raw columns `provider` and
-//!   `cache_write_tokens`; a `settings` table holding the database's
+//!   `cache_write_tokens`; `records` ordered by `(day, host, file,
+//!   offset)`; a `settings` table holding the database's
 //!   *reporting zone*, fixed at creation; and four aggregates, each fed by
 //!   its own materialized view: `agg_model` (UTC hour × currency × model ×
 //!   function, with the duration sum and a p95 state), `agg_user_day` and
@@ -60,7 +63,19 @@ pub fn money_from_column(nanos: i64) -> Money {
 
 /// The raw table: v1's columns with v4's changes (`cost_nanos` for
 /// `cost_micros`, `provider`, `cache_write_tokens`) when `v4`.
+///
+/// v4 orders the rows by `(day, host, file, offset)`: the order the shipper
+/// sends them in (a block needs almost no sorting, offsets compress to
+/// nothing), the server-offset and repair queries (`host = … AND file = …`)
+/// can skip by the index, and the key still identifies a line exactly as
+/// `id` (a hash of host, file and offset) does, so `ReplacingMergeTree` and
+/// `FINAL` deduplicate as before. v1..v3 were ordered by `(day, id)`.
 fn records_table(db: &str, table: &str, v4: bool) -> String {
+    let order = if v4 {
+        "day, host, file, offset"
+    } else {
+        "day, id"
+    };
     let (cost, extra) = if v4 {
         (
             "cost_nanos Int64,          -- exact cost in billionths of `currency`",
@@ -103,7 +118,7 @@ fn records_table(db: &str, table: &str, v4: bool) -> String {
   tags Array(String){extra}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, id)"
+ORDER BY ({order})"
     )
 }
 
@@ -592,7 +607,10 @@ pub fn repair_shipped_ranges(
         .iter()
         .map(|(file, after, upto)| {
             format!(
-                "(file = {} AND end_offset > {after} AND end_offset <= {upto})",
+                // `offset` bounds let the index skip: `after` is a line
+                // end, so the range's lines start in `after..upto`.
+                "(file = {} AND offset >= {after} AND offset < {upto} \
+AND end_offset > {after} AND end_offset <= {upto})",
                 crate::tsv::quote(file)
             )
         })
@@ -617,9 +635,9 @@ FROM {db}.records WHERE {range}"
     for a in &AGGREGATES {
         let (raw_bucket, agg_bucket) = a.buckets(&zone);
         let counted = a.counted();
-        // `host`/`file` are not in `records`' key: a plain scan of a few
-        // columns, deduplicated by id without `FINAL`, which would merge
-        // the whole table.
+        // `day, host, file` lead `records`' key, so the index skips to the
+        // ranges' rows; deduplicated by id without `FINAL`, which would
+        // merge every row of those days.
         let ours = bucket_counts(
             client,
             &format!(
