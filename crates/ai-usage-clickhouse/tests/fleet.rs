@@ -688,6 +688,44 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         assert_eq!(left, 0, "{name}");
     }
 
+    // v4 orders `records` by the line's place (day, host, file, offset),
+    // which identifies a line as its id does: a line inserted twice behind
+    // the shipper's back counts once in an hour's users and anchors (read
+    // without FINAL) and is merged away by the engine.
+    let dup = server.client("dup_line");
+    schema::migrate_in(&dup, &shanghai).unwrap();
+    let ddb = dup.db();
+    let create = dup
+        .query_rows(&format!("SHOW CREATE TABLE {ddb}.records"))
+        .unwrap();
+    assert!(
+        create[0][0].contains("ORDER BY (day, host, file, offset)"),
+        "{create:?}"
+    );
+    for _ in 0..2 {
+        dup.execute(&format!(
+            "INSERT INTO {ddb}.records (id, host, file, offset, end_offset, day, timestamp, \
+             user_id, anchor_id, model, input_tokens, total_tokens, cost_nanos, currency, \
+             priced, success) VALUES (7, 'h', 'usage_2025-10-26.jsonl', 0, 100, '2025-10-26', \
+             1761483700, 'u1', 'a1', 'm', 7, 7, 2500000000, 'CNY', 1, 1)"
+        ))
+        .unwrap();
+    }
+    let fleet = FleetQueries::new(dup.clone(), shanghai, PricingTable::builtin());
+    // 13:01:40 UTC is 21:01:40 in Shanghai.
+    let hour = fleet.summary_for_hour(day, 21).unwrap();
+    assert_eq!(
+        (hour.by_user["u1"].calls, hour.by_anchor["a1"].calls),
+        (1, 1)
+    );
+    assert_eq!((hour.user_count, hour.by_user["u1"].input_tokens), (1, 7));
+    dup.execute(&format!("OPTIMIZE TABLE {ddb}.records FINAL"))
+        .unwrap();
+    assert_eq!(
+        count(&dup, &format!("SELECT count() FROM {ddb}.records")),
+        1
+    );
+
     // A newer schema than ours is refused, not overwritten.
     empty
         .execute(&format!(
