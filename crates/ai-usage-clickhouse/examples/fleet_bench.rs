@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("FLEET_BENCH_KEEP").is_some() {
         println!("kept database {db}");
     } else {
-        client.execute(&format!("DROP DATABASE `{db}`"))?;
+        client.execute(&format!("DROP DATABASE {db}"))?;
     }
     Ok(())
 }

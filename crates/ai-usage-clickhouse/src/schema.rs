@@ -170,9 +170,12 @@ const AGGREGATES: [Aggregate; 4] = [
                 "duration_ms_sum Float64",
                 "sum(duration_ms) AS duration_ms_sum",
             ),
+            // A t-digest, not `quantile`'s 8,192-value reservoir: a day's
+            // 720 states merge in ~15 ms instead of 50–90 ms, take a third of
+            // the bytes, and came closer to the exact p95 in the bench.
             (
-                "duration_q AggregateFunction(quantile(0.95), Float64)",
-                "quantileState(0.95)(duration_ms) AS duration_q",
+                "duration_q AggregateFunction(quantileTDigest(0.95), Float64)",
+                "quantileTDigestState(0.95)(duration_ms) AS duration_q",
             ),
         ],
         filter: "",
