@@ -911,5 +911,7 @@ fn stats_of(row: &[String], at: usize, currency: Currency) -> Result<GroupStats>
         reasoning_tokens: n(6)?,
         unpriced_calls: n(8)?,
         cost: costs,
+        // The schema keeps no cache-write sum: savings re-price them as input.
+        ..GroupStats::default()
     })
 }
