@@ -1274,3 +1274,61 @@ fn closed_stdout_ends_quietly_with_status_141() {
         assert_eq!(code, Some(141), "{args:?}: 128 + SIGPIPE");
     }
 }
+
+/// `--response -` and `--responses -` read the body (or bodies) from stdin,
+/// with the same result as from a file.
+#[test]
+fn response_bodies_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let from_stdin = |args: &[&str], input: String| -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("AI_USAGE_PRICING")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ai-usage");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().expect("wait for ai-usage")
+    };
+    let out = from_stdin(
+        &[
+            "cost",
+            "--provider",
+            "anthropic",
+            "--response",
+            "-",
+            "--json",
+        ],
+        ANTHROPIC_BODY.to_string(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&q["input_tokens"], &q["cost_exact"], &q["currency"]),
+        (
+            &Value::from(12100),
+            &Value::from("0.0183"),
+            &Value::from("USD")
+        ),
+        "{q}"
+    );
+    let out = from_stdin(
+        &["cost", "--provider", "anthropic", "--responses", "-"],
+        format!("{ANTHROPIC_BODY}\nnot json\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["cost_exact"], "0.0183");
+    assert_eq!(lines[1]["line"], 2);
+}
