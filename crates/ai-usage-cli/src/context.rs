@@ -160,6 +160,6 @@ pub fn progress_bar(message: &str) -> Option<ProgressBar> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
     let text = ai_usage_core::json_text::to_string_pretty(value)
         .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }

@@ -3,7 +3,18 @@
 //! Human tables by default, `--json` for the library's structures. Errors
 //! print one `error: …` line on stderr and exit with 2 for bad arguments,
 //! 1 for everything else (missing directory, unreadable file, I/O).
+//! When stdout closes early (`ai-usage … | head -1`) the command stops
+//! quietly with status 141, the shell's status for a writer ended by SIGPIPE.
 #![forbid(unsafe_code)]
+
+/// `println!` that never panics: writes one line to stdout and returns from
+/// the enclosing command with [`CliError`] when stdout is gone (a closed
+/// pipe ends the command quietly) or fails.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_line(format_args!($($arg)*))?
+    };
+}
 
 mod args;
 mod commands;
@@ -23,6 +34,8 @@ pub struct CliError {
     pub code: u8,
     /// One line, without the `error: ` prefix.
     pub message: String,
+    /// True when nothing is to be printed (stdout was closed by its reader).
+    pub quiet: bool,
 }
 
 impl CliError {
@@ -31,6 +44,7 @@ impl CliError {
         CliError {
             code: 2,
             message: message.into(),
+            quiet: false,
         }
     }
 
@@ -39,6 +53,18 @@ impl CliError {
         CliError {
             code: 1,
             message: message.into(),
+            quiet: false,
+        }
+    }
+
+    /// Stdout was closed by its reader (`| head`): stop without a message,
+    /// with status 141 (128 + SIGPIPE), what a shell reports for a writer
+    /// that the closed pipe ended.
+    pub fn closed_stdout() -> CliError {
+        CliError {
+            code: CLOSED_STDOUT_STATUS,
+            message: String::new(),
+            quiet: true,
         }
     }
 }
@@ -53,9 +79,13 @@ impl From<ai_usage_core::Error> for CliError {
         CliError {
             code,
             message: e.to_string(),
+            quiet: false,
         }
     }
 }
+
+/// Exit status when stdout was closed early: 128 + SIGPIPE (13).
+pub const CLOSED_STDOUT_STATUS: u8 = 141;
 
 /// Result of a command.
 pub type CliResult<T = ()> = Result<T, CliError>;
@@ -68,6 +98,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.quiet => ExitCode::from(e.code),
         Err(e) => {
             // One line: newlines inside messages would break log scrapers.
             eprintln!("error: {}", e.message.replace('\n', " "));

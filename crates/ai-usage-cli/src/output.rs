@@ -1,9 +1,26 @@
 //! Human output: tables and amounts.
 
+use std::io::Write;
+
 use ai_usage_core::GroupSummary;
 use ai_usage_core::{Costs, Currency, Money};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
+
+use crate::{CliError, CliResult};
+
+/// Writes `args` and a newline to stdout (what [`outln!`] expands to). A
+/// reader that closed the pipe gives [`CliError::closed_stdout`]; any other
+/// write failure is an ordinary error, never a panic as in `println!`.
+pub fn stdout_line(args: std::fmt::Arguments<'_>) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::closed_stdout(),
+            _ => CliError::failed(format!("cannot write to stdout: {e}")),
+        })
+}
 
 /// An amount with its currency symbol and 4 decimals, e.g. `¥29.5200`;
 /// amounts with finer digits keep them (`$0.0000002`), so a small cost never

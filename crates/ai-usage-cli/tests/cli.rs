@@ -1201,3 +1201,134 @@ fn pricing_show_and_missing() {
         serde_json::json!([{"model": "my-private-model", "calls": 2, "unpriced_calls": 2, "priced_now": false}])
     );
 }
+
+/// Starts the binary with stdout on a pipe, reads one line and closes the
+/// pipe, like `ai-usage … | head -1`; returns the exit status and stderr.
+fn read_one_line_then_close(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--tz", "+08:00"])
+        .args(args)
+        .env_remove("AI_USAGE_PRICING")
+        .env_remove("RUST_LOG")
+        .env_remove("AI_USAGE_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ai-usage");
+    let mut first = String::new();
+    {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        reader.read_line(&mut first).expect("first line");
+        // Dropping the reader closes the pipe's read end.
+    }
+    let out = child.wait_with_output().expect("wait for ai-usage");
+    (out.status.code(), first, stderr(&out))
+}
+
+#[test]
+fn closed_stdout_ends_quietly_with_status_141() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every output must be far larger than a pipe's buffer (64 KiB), so the
+    // program is still writing when the reader goes away.
+    let mut litellm = serde_json::Map::new();
+    for i in 0..2_000 {
+        litellm.insert(
+            format!("pipe-test-model-{i:05}"),
+            serde_json::json!({
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+                "litellm_provider": "openai",
+                "mode": "chat"
+            }),
+        );
+    }
+    let prices = dir.path().join("model_prices_and_context_window.json");
+    std::fs::write(&prices, Value::Object(litellm).to_string()).unwrap();
+    let bodies = dir.path().join("bodies.jsonl");
+    std::fs::write(&bodies, format!("{ANTHROPIC_BODY}\n").repeat(2_000)).unwrap();
+    let prices = prices.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        // Pretty JSON (print_json).
+        &["--pricing", prices, "pricing", "--json"],
+        // A human table.
+        &["--pricing", prices, "pricing"],
+        // One JSON line per input line.
+        &[
+            "cost",
+            "--provider",
+            "anthropic",
+            "--responses",
+            bodies.to_str().unwrap(),
+        ],
+    ];
+    for args in cases {
+        let (code, first, err) = read_one_line_then_close(dir.path(), args);
+        assert!(!first.is_empty(), "{args:?}: no first line");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert_eq!(err, "", "{args:?}: nothing on stderr");
+        assert_eq!(code, Some(141), "{args:?}: 128 + SIGPIPE");
+    }
+}
+
+/// `--response -` and `--responses -` read the body (or bodies) from stdin,
+/// with the same result as from a file.
+#[test]
+fn response_bodies_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let from_stdin = |args: &[&str], input: String| -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("AI_USAGE_PRICING")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ai-usage");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().expect("wait for ai-usage")
+    };
+    let out = from_stdin(
+        &[
+            "cost",
+            "--provider",
+            "anthropic",
+            "--response",
+            "-",
+            "--json",
+        ],
+        ANTHROPIC_BODY.to_string(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&q["input_tokens"], &q["cost_exact"], &q["currency"]),
+        (
+            &Value::from(12100),
+            &Value::from("0.0183"),
+            &Value::from("USD")
+        ),
+        "{q}"
+    );
+    let out = from_stdin(
+        &["cost", "--provider", "anthropic", "--responses", "-"],
+        format!("{ANTHROPIC_BODY}\nnot json\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["cost_exact"], "0.0183");
+    assert_eq!(lines[1]["line"], 2);
+}

@@ -958,5 +958,7 @@ fn stats_of<S: AsRef<str> + std::fmt::Debug>(
         reasoning_tokens: n(6)?,
         unpriced_calls: n(8)?,
         cost: costs,
+        // The schema keeps no cache-write sum: savings re-price them as input.
+        ..GroupStats::default()
     })
 }

@@ -268,7 +268,7 @@ fn show(cli: &Cli, r: &CostResult) -> CliResult {
         (Some(p), Some(m)) => format!("{p}: {m}"),
         _ => r.display_name.clone(),
     };
-    println!(
+    outln!(
         "{} ({}): {} input + {} output tokens = {}{} {}",
         r.model,
         via,
@@ -285,14 +285,14 @@ fn show(cli: &Cli, r: &CostResult) -> CliResult {
         r.currency
     );
     if r.cache_read_tokens > 0 || r.cache_write_tokens > 0 {
-        println!(
+        outln!(
             "  cache: {} read, {} written",
             int(r.cache_read_tokens),
             int(r.cache_write_tokens)
         );
     }
     for p in &r.parts {
-        println!("  {:<16} {:>12} tokens  {}", p.part, int(p.tokens), p.cost);
+        outln!("  {:<16} {:>12} tokens  {}", p.part, int(p.tokens), p.cost);
     }
     Ok(())
 }
@@ -323,7 +323,7 @@ fn responses(table: &PricingTable, a: &CostArgs, path: &Path, at: DateTime<Utc>)
             }
         }
         .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;
-        println!("{text}");
+        outln!("{text}");
     }
     if failed > 0 {
         tracing::warn!(failed, "some response lines could not be priced");

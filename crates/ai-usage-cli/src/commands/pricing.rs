@@ -125,10 +125,10 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
     if cli.json {
         return print_json(&out);
     }
-    println!("{model}: priced by the {priced_by}");
+    outln!("{model}: priced by the {priced_by}");
     if let Some(e) = &out.table {
         let p = e.price;
-        println!(
+        outln!(
             "  table: {} ({}), {} per 1K tokens: input {}, output {}, cached {}{}",
             e.canonical_model,
             p.display_name,
@@ -145,7 +145,7 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
         );
     }
     if let Some(c) = &out.catalogue {
-        println!(
+        outln!(
             "  catalogue: {} ({}) / {}{}, {} per million tokens{}",
             c.provider,
             c.provider_name,
@@ -156,7 +156,7 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
         );
         for h in &c.history {
             let prices: Vec<String> = h.prices.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!("    {}: {}", h.when, prices.join(", "));
+            outln!("    {}: {}", h.when, prices.join(", "));
         }
     }
     Ok(())
@@ -203,10 +203,10 @@ fn missing(cli: &Cli) -> CliResult {
         return print_json(&rows);
     }
     if rows.is_empty() {
-        println!("every recorded model has a price");
+        outln!("every recorded model has a price");
         return Ok(());
     }
-    println!("未定价模型 models without a price ({})", rows.len());
+    outln!("未定价模型 models without a price ({})", rows.len());
     let mut out = table(
         &[
             "模型 model",
@@ -224,7 +224,7 @@ fn missing(cli: &Cli) -> CliResult {
             if r.priced_now { "yes" } else { "no" }.to_owned(),
         ]);
     }
-    println!("{out}");
+    outln!("{out}");
     Ok(())
 }
 
@@ -245,7 +245,7 @@ pub fn list(cli: &Cli) -> CliResult {
             .collect();
         return print_json(&rows);
     }
-    println!("定价 pricing ({} models; per 1K tokens)", t.len());
+    outln!("定价 pricing ({} models; per 1K tokens)", t.len());
     let mut out = table(
         &[
             "模型 model",
@@ -276,6 +276,6 @@ pub fn list(cli: &Cli) -> CliResult {
             notes,
         ]);
     }
-    println!("{out}");
+    outln!("{out}");
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
         return print_json(&s);
     }
     let z = zone(cli);
-    println!("会话 session {}", s.session_id);
+    outln!("会话 session {}", s.session_id);
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     let mins = s.duration_seconds / 60.0;
     for (k, v) in [
@@ -55,12 +55,12 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
     ] {
         t.add_row(vec![k.to_string(), v]);
     }
-    println!("{t}");
+    outln!("{t}");
     let mut m = table(&["模型 / 功能", "调用 calls"], &[1]);
     for (name, n) in s.models.iter().chain(s.functions.iter()) {
         m.add_row(vec![name.clone(), int(*n)]);
     }
-    println!("{m}");
+    outln!("{m}");
     Ok(())
 }
 
@@ -85,7 +85,7 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         RankKind::Function => ("Top 功能 functions", "功能 function"),
         RankKind::Model => ("Top 模型 models", "模型 model"),
     };
-    println!("{label} {from} – {to}");
+    outln!("{label} {from} – {to}");
     let mut t = table(
         &["#", col, "调用 calls", "Token", "费用 cost"],
         &[0, 2, 3, 4],
@@ -100,9 +100,9 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         ]);
     }
     if rows.is_empty() {
-        println!("(无数据 no data)");
+        outln!("(无数据 no data)");
     } else {
-        println!("{t}");
+        outln!("{t}");
     }
     Ok(())
 }
@@ -117,7 +117,7 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     if cli.json {
         return print_json(&points);
     }
-    println!("成本趋势 cost trend {from} – {to}");
+    outln!("成本趋势 cost trend {from} – {to}");
     let max = points
         .iter()
         .map(|p| p.cost.nanos())
@@ -139,7 +139,7 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
             "█".repeat(width),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -151,7 +151,7 @@ pub fn forecast(cli: &Cli) -> CliResult {
     if cli.json {
         return print_json(&f);
     }
-    println!("本月费用预测 forecast {}", f.month);
+    outln!("本月费用预测 forecast {}", f.month);
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     for (k, v) in [
         ("本月至今 month to date", money(f.month_to_date, f.currency)),
@@ -168,8 +168,8 @@ pub fn forecast(cli: &Cli) -> CliResult {
     ] {
         t.add_row(vec![k.to_string(), v]);
     }
-    println!("{t}");
-    println!("{}", f.basis);
+    outln!("{t}");
+    outln!("{}", f.basis);
     Ok(())
 }
 
@@ -184,12 +184,14 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
     if cli.json {
         return print_json(&report);
     }
-    println!(
+    outln!(
         "成本优化建议 savings advice {} – {} ({} days)",
-        report.from, report.to, report.period_days
+        report.from,
+        report.to,
+        report.period_days
     );
     if report.functions.is_empty() {
-        println!("(无数据 no priced calls in the period)");
+        outln!("(无数据 no priced calls in the period)");
         return Ok(());
     }
     let mut t = table(
@@ -253,8 +255,8 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
             }
         }
     }
-    println!("{t}");
-    println!("注: 按平均单次调用估算 (≈: tiered price, approximate); quality not considered.");
+    outln!("{t}");
+    outln!("注: 按平均单次调用估算 (≈: tiered price, approximate); quality not considered.");
     Ok(())
 }
 
@@ -277,7 +279,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
         if cli.json {
             return print_json(&Vec::<()>::new());
         }
-        println!(
+        outln!(
             "未配置预算 no budgets: create {} (see docs/cli.md)",
             path.display()
         );
@@ -296,7 +298,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
     if cli.json {
         return print_json(&status);
     }
-    println!("预算 budgets ({})", path.display());
+    outln!("预算 budgets ({})", path.display());
     let mut t = table(
         &[
             "预算 budget",
@@ -333,6 +335,6 @@ pub fn budgets(cli: &Cli) -> CliResult {
             fired,
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }

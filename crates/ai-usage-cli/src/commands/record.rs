@@ -75,7 +75,7 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
         return print_json(&rec);
     }
     let currency = rec.currency.unwrap_or_default();
-    println!(
+    outln!(
         "已记录 recorded {} {} {} in + {} out = {} ({})",
         local_time(&zone(cli), rec.timestamp),
         rec.model,
@@ -97,7 +97,7 @@ pub fn demo(cli: &Cli, days: u32, seed: u64) -> CliResult {
     if cli.json {
         return print_json(&stats);
     }
-    println!(
+    outln!(
         "演示数据已写入 demo data written to {}: {} records, {} sessions, {} anchors, {} failed, {} over {} days",
         cli.dir.display(),
         int(stats.records),

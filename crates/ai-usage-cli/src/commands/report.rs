@@ -47,7 +47,7 @@ pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
             period_days: a.days,
         });
     }
-    println!("报告已导出 report written: {}", path.display());
+    outln!("报告已导出 report written: {}", path.display());
     Ok(())
 }
 
@@ -82,6 +82,6 @@ fn fleet_report(cli: &Cli, a: &ReportArgs, f: &ai_usage_clickhouse::FleetQueries
             period_days: a.days,
         });
     }
-    println!("报告已导出 report written: {}", written.display());
+    outln!("报告已导出 report written: {}", written.display());
     Ok(())
 }

@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
     if cli.json {
         return print_json(&report);
     }
-    println!(
+    outln!(
         "shipped {} records in {} inserts as host {:?}; {} bad lines skipped; {} bytes waiting",
         report.records,
         report.batches,

@@ -39,8 +39,7 @@ pub fn run(cli: &Cli, a: &StatsArgs) -> CliResult {
         if cli.json {
             return print_json(&summary);
         }
-        print_summary(&title, &z.to_string(), &summary);
-        return Ok(());
+        return print_summary(&title, &z.to_string(), &summary);
     }
     let monitor = open_read(cli, oldest)?;
     let (summary, title) = match a.period {
@@ -78,8 +77,7 @@ pub fn run(cli: &Cli, a: &StatsArgs) -> CliResult {
     if cli.json {
         return print_json(&summary);
     }
-    print_summary(&title, &z.to_string(), &summary);
-    Ok(())
+    print_summary(&title, &z.to_string(), &summary)
 }
 
 /// The same summaries from ClickHouse: the whole fleet's.
@@ -131,8 +129,8 @@ fn period_name(p: Period) -> &'static str {
 }
 
 /// The totals, then models, functions and anchors.
-pub fn print_summary(title: &str, zone: &str, s: &UsageSummary) {
-    println!("{title} (时区 {zone})");
+pub fn print_summary(title: &str, zone: &str, s: &UsageSummary) -> CliResult {
+    outln!("{title} (时区 {zone})");
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     t.add_row(vec!["调用次数 calls".to_string(), int(s.total_calls)]);
     t.add_row(vec![
@@ -165,15 +163,16 @@ pub fn print_summary(title: &str, zone: &str, s: &UsageSummary) {
             int(s.unpriced_calls),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     for (label, col, map) in [
         ("按模型 by model", "模型 model", &s.by_model),
         ("按功能 by function", "功能 function", &s.by_function),
         ("按主播 by anchor (top 10)", "主播 anchor", &s.by_anchor),
     ] {
         if let Some(t) = groups_table(col, map.iter(), 10) {
-            println!("\n{label}");
-            println!("{t}");
+            outln!("\n{label}");
+            outln!("{t}");
         }
     }
+    Ok(())
 }

@@ -8,7 +8,8 @@
 //! `by_function_model`, priced calls only) are re-priced per model they used
 //! with [`PricingTable::price`]. The rollups keep token sums, not single calls,
 //! so a group of `n` calls is priced as `n` calls of its average size
-//! (`tokens / n`, every component: input, output, cached, reasoning). That is
+//! (`tokens / n`, every component: input, output, cache read, cache write,
+//! reasoning; cache writes at the model's cache-write rate). That is
 //! exact for flat prices up to per-call rounding; for tiered prices and free
 //! per-call allowances it is an approximation (calls far from the average may
 //! fall in another band), flagged with `approximate: true`.
@@ -145,10 +146,11 @@ fn size_dependent(p: &ModelPrice) -> bool {
 fn reprice(price: &ModelPrice, g: &GroupStats) -> Money {
     let n = g.calls.max(1);
     let avg = |v: u64| v / n;
-    let (i, o, c, r) = (
+    let (i, o, c, w, r) = (
         g.input_tokens,
         g.output_tokens,
         g.cached_input_tokens,
+        g.cache_write_tokens,
         g.reasoning_tokens,
     );
     let base = TokenUsage {
@@ -156,8 +158,9 @@ fn reprice(price: &ModelPrice, g: &GroupStats) -> Money {
         output_tokens: avg(o),
         total_tokens: None,
         cached_input_tokens: avg(c),
+        cache_write_tokens: avg(w),
         reasoning_tokens: avg(r),
-        // Rollups keep no cache-write or audio counts: priced as input/output.
+        // Rollups keep no audio counts: audio is priced as text input/output.
         ..TokenUsage::default()
     };
     // Integer division leaves `v % n` tokens over; price them on top so token
@@ -168,6 +171,7 @@ fn reprice(price: &ModelPrice, g: &GroupStats) -> Money {
         output_tokens: base.output_tokens + o % n,
         total_tokens: None,
         cached_input_tokens: base.cached_input_tokens + c % n,
+        cache_write_tokens: base.cache_write_tokens + w % n,
         reasoning_tokens: base.reasoning_tokens + r % n,
         ..TokenUsage::default()
     };

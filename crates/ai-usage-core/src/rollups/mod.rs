@@ -52,6 +52,11 @@ pub const MAX_NAMES_PER_HOUR: usize = 1_000;
 /// Most sessions kept (across the retention window).
 pub const MAX_SESSIONS: usize = 100_000;
 
+/// Serialisation skips counters that are zero (most groups have no cache writes).
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 /// Counters of one group (a model, a function, a user, a day, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GroupStats {
@@ -69,6 +74,10 @@ pub struct GroupStats {
     pub cached_input_tokens: u64,
     /// Reasoning tokens.
     pub reasoning_tokens: u64,
+    /// Input tokens written to the prompt cache (part of `input_tokens`),
+    /// so re-pricing (savings) charges them at each model's cache-write rate.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     /// Calls of models without a price.
     pub unpriced_calls: u64,
     /// Cost per currency, never mixed.
@@ -88,6 +97,7 @@ impl GroupStats {
             .cached_input_tokens
             .saturating_add(r.cached_input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(r.cache_write_tokens);
         self.unpriced_calls = self.unpriced_calls.saturating_add((!priced) as u64);
         self.cost.add(currency, r.cost);
     }
@@ -103,6 +113,7 @@ impl GroupStats {
             .cached_input_tokens
             .saturating_add(o.cached_input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
         self.unpriced_calls = self.unpriced_calls.saturating_add(o.unpriced_calls);
         self.cost.merge(&o.cost);
     }

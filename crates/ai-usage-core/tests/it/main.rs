@@ -13,6 +13,7 @@ mod follow;
 mod nano_money;
 mod original_pricing;
 mod queries;
+mod recycled_slots;
 mod report;
 mod restart;
 mod savings;

@@ -129,3 +129,92 @@ fn currencies_are_advised_separately_and_sorted_by_saving() {
     // The expensive qwen-max review has the largest CNY saving, so it comes first.
     assert_eq!(report.functions[0].function, "直播复盘");
 }
+
+/// Claude-style usage: most input is read from or written to the prompt
+/// cache. The cheaper model's cost must charge cache writes at its own
+/// cache-write rate (1.25 × input for Anthropic), as the recorded cost does.
+#[test]
+fn cache_writes_are_repriced_at_the_alternatives_cache_write_rate() {
+    use ai_usage_core::{ModelPrice, Rate};
+    let rate = |usd_per_mtok: f64| Rate::per_1m(usd_per_mtok).unwrap();
+    let claude = |name: &str, input: f64, output: f64| {
+        ModelPrice::with_rates(name, Currency::USD, rate(input), rate(output))
+            .cached(rate(input / 10.0))
+            .cache_write(rate(input * 1.25))
+    };
+    let mut table = PricingTable::empty();
+    table.register("claude-sonnet-4-5", claude("Claude Sonnet 4.5", 3.0, 15.0));
+    table.register("claude-haiku-4-5", claude("Claude Haiku 4.5", 1.0, 5.0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let zone: Zone = "+08:00".parse().unwrap();
+    let m = UsageMonitor::builder()
+        .dir(dir.path())
+        .timezone(zone)
+        .pricing(table.clone())
+        .build()
+        .unwrap();
+    let ts = zone.day_bounds(zone.today()).0 + 12.0 * 3600.0;
+    // (input incl. cache, cache read, cache write, output): a conversation
+    // that first writes its context, then reads it back; sizes differ so the
+    // per-group averages leave remainders.
+    let calls = [
+        (12_345, 0, 12_000, 310),
+        (13_001, 12_000, 900, 505),
+        (13_777, 12_900, 700, 77),
+        (14_003, 13_600, 0, 1_203),
+    ];
+    let usage = |(i, c, w, o): (u64, u64, u64, u64)| TokenUsage {
+        cached_input_tokens: c,
+        cache_write_tokens: w,
+        ..TokenUsage::new(i, o)
+    };
+    for call in calls {
+        let (i, c, w, o) = call;
+        m.record(
+            &UsageEvent::new("claude-sonnet-4-5", "对话")
+                .tokens(i, o)
+                .cached_tokens(c)
+                .cache_write_tokens(w)
+                .at(ts),
+        );
+        assert_eq!(usage(call).cache_write_tokens, w);
+    }
+    m.flush().unwrap();
+    let today = m.current_totals().today;
+    assert_eq!(today.cache_write_tokens, 13_600, "rollups sum cache writes");
+
+    let price_all = |model: &str| -> Money {
+        calls
+            .iter()
+            .map(|c| table.price(model, &usage(*c)).cost)
+            .sum()
+    };
+    let report = m.savings(1);
+    let f = report
+        .functions
+        .iter()
+        .find(|f| f.function == "对话")
+        .unwrap();
+    assert_eq!(f.currency, Currency::USD);
+    assert_eq!(f.calls, 4);
+    assert_eq!(f.current_cost, price_all("claude-sonnet-4-5"));
+    let haiku = f
+        .alternatives
+        .iter()
+        .find(|a| a.model == "claude-haiku-4-5")
+        .expect("haiku is cheaper");
+    // Flat prices: the average-call re-pricing is exact to the nano-unit.
+    assert_eq!(haiku.cost, price_all("claude-haiku-4-5"));
+    assert_eq!(haiku.saving, f.current_cost - haiku.cost);
+    // Pricing the writes as plain input would have understated the cost.
+    let as_input: Money = calls
+        .iter()
+        .map(|c| {
+            let mut u = usage(*c);
+            u.cache_write_tokens = 0;
+            table.price("claude-haiku-4-5", &u).cost
+        })
+        .sum();
+    assert!(haiku.cost > as_input, "{} vs {}", haiku.cost, as_input);
+}
