@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::query::{MonthForecast, RankEntry, SavingsReport, TrendPoint, UsageSummary};
 
 pub use self::atomic::write_atomic;
-pub use self::csv::{daily_csv, daily_csv_header, records_csv, records_csv_header};
+pub use self::csv::{daily_csv, daily_csv_header, records_csv, records_csv_header, RecordsCsv};
 
 /// Rankings in a report list at most this many entries.
 pub const REPORT_TOP: usize = 10;
