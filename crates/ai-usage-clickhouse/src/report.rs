@@ -175,7 +175,13 @@ ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
 
     /// Writes an export as the local monitor names it: stamped with the
     /// local time in this zone.
-    fn write(&self, dir: &Path, path: Option<&Path>, prefix: &str, bytes: &[u8]) -> Result<PathBuf> {
+    fn write(
+        &self,
+        dir: &Path,
+        path: Option<&Path>,
+        prefix: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf> {
         let stamp = self
             .zone()
             .local(ai_usage_core::now_timestamp())

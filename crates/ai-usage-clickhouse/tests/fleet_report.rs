@@ -107,11 +107,7 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
             call("a1", "实时分析", 0.5, "CNY"),
         ],
     );
-    append(
-        b.path(),
-        date,
-        &[call("b1", "+cmd", 0.000001, "USD")],
-    );
+    append(b.path(), date, &[call("b1", "+cmd", 0.000001, "USD")]);
     written += 3;
     merge_dirs(&[a.path(), b.path()], both.path());
 
@@ -156,7 +152,9 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
         .export_records_csv(Some(&out.path().join("local.csv")), from, to, false)
         .unwrap();
     let want = std::fs::read_to_string(want).unwrap();
-    let got = fleet.write_records_csv(from, to, false, Vec::new()).unwrap();
+    let got = fleet
+        .write_records_csv(from, to, false, Vec::new())
+        .unwrap();
     assert_eq!(String::from_utf8(got).unwrap(), want, "records CSV");
     // Pages of 1 and 2 rows over the hand-written calls' day: page
     // boundaries fall inside the group of calls at one instant.
@@ -192,7 +190,10 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
         .export_records_csv(out.path(), None, from, to, true)
         .unwrap();
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("usage_records_") && name.ends_with(".csv"), "{name}");
+    assert!(
+        name.starts_with("usage_records_") && name.ends_with(".csv"),
+        "{name}"
+    );
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[..3], "\u{feff}".as_bytes());
     assert_eq!(&bytes[3..], want.as_bytes());

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ai_usage_core::{
-    Budget, BudgetPeriod, BudgetScope, BudgetStatus, Currency, DashboardData, Money,
-    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint,
-    UsageEvent, UsageMonitor, UsageReport, UsageSummary,
+    Budget, BudgetPeriod, BudgetScope, BudgetStatus, Currency, DashboardData, Money, MonthForecast,
+    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageEvent,
+    UsageMonitor, UsageReport, UsageSummary,
 };
 use ai_usage_server::{router_with_fleet, FleetError, FleetSource, ServeOptions};
 use axum::body::Body;

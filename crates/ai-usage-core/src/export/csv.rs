@@ -226,7 +226,7 @@ impl<W: Write> RecordsCsv<W> {
     pub fn new(out: W, zone: &Zone, bom: bool) -> Result<RecordsCsv<W>> {
         Ok(RecordsCsv {
             w: writer_into(out, records_csv_header(), bom)?,
-            zone: zone.clone(),
+            zone: *zone,
         })
     }
 
@@ -271,7 +271,9 @@ impl<W: Write> RecordsCsv<W> {
 
     /// Flushes the rows and returns `out`.
     pub fn finish(self) -> Result<W> {
-        self.w.into_inner().map_err(|e| csv_error(e.into_error().into()))
+        self.w
+            .into_inner()
+            .map_err(|e| csv_error(e.into_error().into()))
     }
 }
 
