@@ -323,7 +323,7 @@ AND `offset` > 42))))))"
         assert_eq!(r.user_id.as_deref(), Some("u1"));
         assert_eq!(r.anchor_id, None);
         assert_eq!(r.function, "=f");
-        assert_eq!(r.cost.to_string(), "1.5");
+        assert_eq!(r.cost, ai_usage_core::Money::from_micros(1_500_000));
         assert_eq!(r.currency, Some(Currency::new("USD").unwrap()));
         assert!(!r.success);
         assert_eq!(r.tags.join(";"), "a;b");
