@@ -86,8 +86,10 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
     // Hand-written calls: formula-like ids and names, another currency,
     // text that needs CSV quoting, and the same instant on both hosts
     // (the order then follows host, file, line).
-    // A day of their own (before the demo's), so pages of one row stay few.
-    let t = (now - 10.0 * 86_400.0).floor() + 0.25;
+    // A day of their own (before the demo's), so pages of one row stay few;
+    // a fraction binary floats cannot hold exactly, as the page key must
+    // round-trip through ClickHouse's text and a SQL literal.
+    let t = (now - 10.0 * 86_400.0).floor() + 0.123_456_7;
     let date = zone().date_of(t);
     let call = |user: &str, function: &str, cost: f64, currency: &str| {
         serde_json::json!({
