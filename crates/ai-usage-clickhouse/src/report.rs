@@ -10,10 +10,11 @@
 //!   offset).
 //! - The records CSV reads `records FINAL` one UTC day at a time, at most
 //!   [`RECORDS_BATCH_ROWS`] rows per query (keyset pages on
-//!   `(timestamp, host, file, offset)`), so memory does not grow with the
-//!   table. Rows come in that order: by time, then host, day file and
-//!   line, which is the local export's order over the hosts' files taken
-//!   host by host.
+//!   `(timestamp, host, file, offset)`), and `export_records_csv` writes
+//!   each page straight into the report's temporary file, so memory does
+//!   not grow with the table. Rows come in that order: by time, then host,
+//!   day file and line, which is the local export's order over the hosts'
+//!   files taken host by host.
 //!
 //! Audio token counts are not columns of `records` (schema v4): the fleet's
 //! records CSV shows them as 0.
@@ -169,8 +170,16 @@ ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
         to: NaiveDate,
         bom: bool,
     ) -> Result<PathBuf> {
-        let csv = self.write_records_csv(from, to, bom, Vec::new())?;
-        self.write(dir, path, "usage_records", &csv)
+        // Streamed into the temporary file: the export may be far larger
+        // than what is worth holding in memory.
+        ai_usage_core::write_export_with(dir, &self.stamp(), path, "usage_records", "csv", |f| {
+            let out = self.write_records_csv(from, to, bom, std::io::BufWriter::new(f))?;
+            out.into_inner().map(|_| ()).map_err(|e| Error::Io {
+                action: "cannot write the records export in",
+                path: dir.to_path_buf(),
+                source: e.into_error(),
+            })
+        })
     }
 
     /// Writes an export as the local monitor names it: stamped with the
@@ -182,14 +191,22 @@ ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
         prefix: &str,
         bytes: &[u8],
     ) -> Result<PathBuf> {
-        let stamp = self
-            .zone()
+        Ok(ai_usage_core::write_export(
+            dir,
+            &self.stamp(),
+            path,
+            prefix,
+            "csv",
+            bytes,
+        )?)
+    }
+
+    /// The local time of a default export name.
+    fn stamp(&self) -> String {
+        self.zone()
             .local(ai_usage_core::now_timestamp())
             .format("%Y%m%d_%H%M%S")
-            .to_string();
-        Ok(ai_usage_core::write_export(
-            dir, &stamp, path, prefix, "csv", bytes,
-        )?)
+            .to_string()
     }
 }
 

@@ -101,8 +101,8 @@ pub use budget::{
 
 // Reports.
 pub use export::{
-    daily_csv_header, records_csv_header, report_json, write_export, RecordsCsv, UsageReport,
-    REPORT_TOP,
+    daily_csv_header, records_csv_header, report_json, write_export, write_export_with, RecordsCsv,
+    UsageReport, REPORT_TOP,
 };
 
 // Time zones and clocks.
