@@ -111,12 +111,34 @@ fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
             .sum()
     };
     assert_eq!(trend_calls(&rf), trend_calls(&ra) + trend_calls(&rb));
-    assert!(!ai_usage(
-        a.path(),
-        &[&ch[..], &["report", "--format", "csv"]].concat()
-    )
-    .status
-    .success());
+    // The CSV exports from ClickHouse: byte for byte the local exports over
+    // both hosts' day files merged (host a's lines first, as its id sorts).
+    let both = tempfile::tempdir().unwrap();
+    for host in [a.path(), b.path()] {
+        for e in std::fs::read_dir(host).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "jsonl") {
+                let into = both.path().join(e.file_name());
+                let mut bytes = std::fs::read(&into).unwrap_or_default();
+                bytes.extend(std::fs::read(e.path()).unwrap());
+                std::fs::write(into, bytes).unwrap();
+            }
+        }
+    }
+    for format in ["csv", "records"] {
+        let export = |d: &Path, args: &[&str], name: &str| -> String {
+            let file = out.path().join(name);
+            let file = file.to_str().unwrap();
+            let q = [
+                "report", "--days", "3", "--format", format, "--output", file,
+            ];
+            ok(ai_usage(d, &[args, &q[..]].concat()));
+            std::fs::read_to_string(file).unwrap()
+        };
+        let local = export(both.path(), &[], &format!("local-{format}.csv"));
+        let fleet = export(a.path(), &ch, &format!("fleet-{format}.csv"));
+        assert!(local.lines().count() > 10, "{format}: {local}");
+        assert_eq!(fleet, local, "{format}");
+    }
 
     // Re-ship: nothing new. A corrupt line is skipped and counted.
     let again = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));

@@ -8,7 +8,8 @@
 //! - [`ShipperThread`] runs a shipper in the background (`serve`, apps);
 //!   [`ClickHouseExt::clickhouse`] attaches one to a monitor
 //!   (`MonitorBuilder::clickhouse(..)`);
-//! - [`FleetQueries`] answers summaries with the core's result types.
+//! - [`FleetQueries`] answers summaries with the core's result types, and
+//!   writes the fleet's CSV exports (module `report`).
 //!
 //! The core crate knows nothing of this one or of HTTP.
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ mod client;
 mod endpoint;
 mod error;
 mod queries;
+mod report;
 mod row;
 pub mod schema;
 mod shipper;
@@ -30,5 +32,6 @@ pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};
 pub use error::{Error, Result};
 pub use queries::FleetQueries;
+pub use report::RECORDS_BATCH_ROWS;
 pub use row::record_id;
 pub use shipper::{hostname, ShipReport, Shipper, ShipperConfig, LOCK_FILE};

@@ -124,6 +124,26 @@ impl FleetQueries {
         &self.client
     }
 
+    /// The zone local days are taken in (for `report.rs`).
+    pub(crate) fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// The pricing table (display names; for `report.rs`).
+    pub(crate) fn pricing(&self) -> &PricingTable {
+        &self.pricing
+    }
+
+    /// The reporting currency (for `report.rs`).
+    pub(crate) fn reporting(&self) -> Currency {
+        self.reporting
+    }
+
+    /// Model × function groups of the local days `from..=to` (for `report.rs`).
+    pub(crate) fn model_day_groups(&self, from: NaiveDate, to: NaiveDate) -> Result<DayGroups> {
+        self.day_groups(from, Ids::None, to)
+    }
+
     /// The summary of a local calendar date.
     pub fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary> {
         self.summary("daily", self.zone.day_bounds(date), Some((date, date)))

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ai_usage_core::{Currency, Money, PricingTable, UsageRecord};
+use ai_usage_core::{Currency, PricingTable, UsageRecord};
 
 /// Where a record comes from: the host, its day file and the line's bytes.
 #[derive(Debug, Clone, Copy)]
@@ -30,30 +30,23 @@ pub fn record_id(host: &str, file: &str, offset: u64) -> u64 {
     h.digest()
 }
 
-/// The currency and priced flag of a stored record: its own fields, else
-/// the pricing table's (the seed's files have neither; CNY when unknown).
-/// The same rule the core applies on replay; `cache` keeps the table's
-/// answer per model.
+/// The currency and priced flag of a stored record, by the core's rule
+/// ([`UsageRecord::stored_currency`]: a seed line without `currency` is
+/// CNY); `cache` keeps whether the pricing table knows each model.
 pub fn settle_currency(
     r: &UsageRecord,
     pricing: &PricingTable,
-    cache: &mut HashMap<String, (Currency, bool)>,
+    cache: &mut HashMap<String, bool>,
 ) -> (Currency, bool) {
-    let (currency, known) = match cache.get(r.model.as_str()) {
-        Some(v) => *v,
+    let known = match cache.get(r.model.as_str()) {
+        Some(k) => *k,
         None => {
-            let v = match pricing.currency_of(&r.model) {
-                Some(c) => (c, true),
-                None => (Currency::CNY, false),
-            };
-            cache.insert(r.model.clone(), v);
-            v
+            let k = pricing.resolve(&r.model).is_some();
+            cache.insert(r.model.clone(), k);
+            k
         }
     };
-    (
-        r.currency.unwrap_or(currency),
-        r.priced.unwrap_or(known || r.cost != Money::ZERO),
-    )
+    r.stored_currency(known)
 }
 
 /// Appends the record as one `RowBinary` row in
@@ -147,6 +140,35 @@ fn finite(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_line_without_currency_ships_as_cny_like_the_core_reads_it() {
+        let pricing = PricingTable::builtin();
+        let mut cache = HashMap::new();
+        // The seed priced OpenAI models in CNY (¥7/$); the table now prices
+        // gpt-4o in USD, which must not relabel the stored cost.
+        let seed = br#"{"timestamp": 1761403494.6, "model": "gpt-4o", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null}"#;
+        let r = ai_usage_core::dayfile::parse_record(seed).unwrap();
+        assert_eq!(pricing.currency_of("gpt-4o"), Some(Currency::USD));
+        assert_eq!(
+            settle_currency(&r, &pricing, &mut cache),
+            (Currency::CNY, true)
+        );
+        // Our own lines say their currency.
+        let ours = br#"{"timestamp": 1761403494.6, "model": "gpt-4o", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "currency": "USD", "priced": true}"#;
+        let r = ai_usage_core::dayfile::parse_record(ours).unwrap();
+        assert_eq!(
+            settle_currency(&r, &pricing, &mut cache),
+            (Currency::USD, true)
+        );
+        // An unknown model's ¥0 seed line is unpriced.
+        let unknown = br#"{"timestamp": 1761403494.6, "model": "no-such-model", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0, "duration_ms": 1.0, "success": true, "error_msg": null}"#;
+        let r = ai_usage_core::dayfile::parse_record(unknown).unwrap();
+        assert_eq!(
+            settle_currency(&r, &pricing, &mut cache),
+            (Currency::CNY, false)
+        );
+    }
 
     #[test]
     fn ids_are_stable_and_distinct() {

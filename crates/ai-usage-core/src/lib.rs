@@ -100,7 +100,10 @@ pub use budget::{
 };
 
 // Reports.
-pub use export::{daily_csv_header, records_csv_header, UsageReport, REPORT_TOP};
+pub use export::{
+    daily_csv_header, records_csv_header, report_json, write_export, write_export_with, RecordsCsv,
+    UsageReport, REPORT_TOP,
+};
 
 // Time zones and clocks.
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};

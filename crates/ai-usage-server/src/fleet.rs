@@ -4,7 +4,7 @@
 
 use ai_usage_core::{
     Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
-    SessionSummary, TrendPoint, UsageSummary,
+    SessionSummary, TrendPoint, UsageReport, UsageSummary,
 };
 use chrono::NaiveDate;
 
@@ -14,8 +14,9 @@ use crate::error::ApiError;
 pub type FleetError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where the read routes (`stats/*`, `session`, rankings, `cost_trend`,
-/// `dashboard`, `budgets`, `forecast`, `savings`) get their answers when set: the same core types the local monitor returns, so the
-/// JSON shapes are identical. Methods block (they may call a database);
+/// `dashboard`, `budgets`, `forecast`, `savings`) and `export_report` get
+/// their answers when set: the same core types (and CSV bytes) the local
+/// monitor makes, so the JSON shapes and files are identical. Methods block (they may call a database);
 /// the routes run them on the blocking pool.
 pub trait FleetSource: Send + Sync + 'static {
     /// The summary of a local calendar date.
@@ -46,6 +47,13 @@ pub trait FleetSource: Send + Sync + 'static {
     fn forecast(&self) -> Result<MonthForecast, FleetError>;
     /// Savings advice over the last `days` local days (today included).
     fn savings(&self, days: u32) -> Result<SavingsReport, FleetError>;
+    /// The usage report of the last `days` local days (today included),
+    /// `budgets` (this server's definitions) evaluated on the fleet's spend.
+    fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport, FleetError>;
+    /// The daily CSV export (one row per local day × model × function) of
+    /// the last `days` local days (today included), as the local monitor's
+    /// `export_csv` writes it; `bom` puts a UTF-8 byte order mark first.
+    fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError>;
     /// What `/healthz` shows under `fleet` (e.g. the shipper's lag).
     fn health(&self) -> serde_json::Value;
 }

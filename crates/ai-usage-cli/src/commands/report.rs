@@ -51,34 +51,48 @@ pub fn run(cli: &Cli, a: &ReportArgs) -> CliResult {
     Ok(())
 }
 
-/// `report --clickhouse`: the JSON report of the whole fleet (the budgets
-/// file's budgets on the fleet's spend), written like a local one.
+/// `report --clickhouse`: the whole fleet's report, written like a local
+/// one: the JSON report (the budgets file's budgets on the fleet's spend),
+/// the daily CSV or the records CSV.
 fn fleet_report(cli: &Cli, a: &ReportArgs, f: &ai_usage_clickhouse::FleetQueries) -> CliResult {
-    if a.format != Format::Json {
-        return Err(CliError::usage(
-            "report --clickhouse writes --format json only (the CSV formats read local day files)",
-        ));
-    }
-    if a.bom {
+    if a.bom && a.format == Format::Json {
         return Err(CliError::usage("--bom applies to the CSV formats only"));
     }
-    let path = budgets_file(cli);
-    let budgets = if path.exists() {
-        ai_usage_core::load_budgets_file(&path)?
-    } else {
-        Vec::new()
+    let out = a.output.as_deref();
+    let (written, format) = match a.format {
+        Format::Json => {
+            let path = budgets_file(cli);
+            let budgets = if path.exists() {
+                ai_usage_core::load_budgets_file(&path)?
+            } else {
+                Vec::new()
+            };
+            let report = f.usage_report(a.days, &budgets).map_err(fleet_error)?;
+            let stamp = zone(cli)
+                .local(ai_usage_core::now_timestamp())
+                .format("%Y%m%d_%H%M%S")
+                .to_string();
+            (report.write_json(&cli.dir, &stamp, out)?, "json")
+        }
+        Format::Csv => (
+            f.export_csv(&cli.dir, out, a.days, a.bom)
+                .map_err(fleet_error)?,
+            "csv",
+        ),
+        Format::Records => {
+            let (from, to) = f.last_days(a.days);
+            (
+                f.export_records_csv(&cli.dir, out, from, to, a.bom)
+                    .map_err(fleet_error)?,
+                "records",
+            )
+        }
     };
-    let report = f.usage_report(a.days, &budgets).map_err(fleet_error)?;
-    let stamp = zone(cli)
-        .local(ai_usage_core::now_timestamp())
-        .format("%Y%m%d_%H%M%S")
-        .to_string();
-    let written = report.write_json(&cli.dir, &stamp, a.output.as_deref())?;
     if cli.json {
         return print_json(&Written {
             success: true,
             report_path: written.display().to_string(),
-            format: "json",
+            format,
             period_days: a.days,
         });
     }

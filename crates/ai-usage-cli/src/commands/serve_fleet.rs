@@ -5,7 +5,7 @@
 use ai_usage_clickhouse::{FleetQueries, ShipperThread};
 use ai_usage_core::{
     Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
-    SessionSummary, TrendPoint, UsageSummary,
+    SessionSummary, TrendPoint, UsageReport, UsageSummary,
 };
 use ai_usage_server::{FleetError, FleetSource};
 use chrono::NaiveDate;
@@ -62,6 +62,15 @@ impl FleetSource for FleetAnswers {
 
     fn savings(&self, days: u32) -> Result<SavingsReport, FleetError> {
         Ok(self.queries.savings(days)?)
+    }
+
+    fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport, FleetError> {
+        Ok(self.queries.usage_report(days, budgets)?)
+    }
+
+    fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError> {
+        let (from, to) = self.queries.last_days(days);
+        Ok(self.queries.daily_csv(from, to, bom)?)
     }
 
     fn health(&self) -> serde_json::Value {

@@ -19,6 +19,20 @@ const MAX_SUFFIX: u32 = 10_000;
 /// no-replace rename (`persist_noclobber`) makes that free of races with
 /// another writer. The directory is created when missing.
 pub fn write_atomic(path: &Path, bytes: &[u8], no_clobber: bool) -> Result<PathBuf> {
+    write_atomic_with(path, no_clobber, |f| {
+        f.write_all(bytes)
+            .map_err(|e| Error::io("cannot write temporary file", path, e))
+    })
+}
+
+/// [`write_atomic`] with the content written by `fill` into the temporary
+/// file (so a large export need not be held in memory). Nothing appears at
+/// `path` when `fill` fails.
+pub fn write_atomic_with<E: From<Error>>(
+    path: &Path,
+    no_clobber: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> std::result::Result<(), E>,
+) -> std::result::Result<PathBuf, E> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -26,8 +40,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], no_clobber: bool) -> Result<PathB
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
     let mut tmp = NamedTempFile::new_in(dir)
         .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+    fill(tmp.as_file_mut())?;
+    tmp.as_file()
+        .sync_all()
         .map_err(|e| Error::io("cannot write temporary file", tmp.path(), e))?;
     if !no_clobber {
         tmp.persist(path)
@@ -45,11 +60,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], no_clobber: bool) -> Result<PathB
             // Taken: try the next name with the same temporary file.
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
             Err(e) => {
-                return Err(Error::io(
-                    "cannot rename temporary file to",
-                    &candidate,
-                    e.error,
-                ))
+                return Err(
+                    Error::io("cannot rename temporary file to", &candidate, e.error).into(),
+                )
             }
         }
     }
@@ -57,7 +70,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], no_clobber: bool) -> Result<PathB
     Err(Error::Config {
         setting: "report path",
         message: format!("no free file name next to {}", path.display()),
-    })
+    }
+    .into())
 }
 
 /// `dir/stem_N.ext`.
@@ -100,6 +114,26 @@ mod tests {
         assert_eq!(std::fs::read(&third).unwrap(), b"three");
         // No temporary files left behind.
         assert_eq!(names(dir.path()), ["r.json", "r_1.json", "r_2.json"]);
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let r: Result<PathBuf> = write_atomic_with(&p, true, |f| {
+            f.write_all(b"half a report").unwrap();
+            Err(Error::Config {
+                setting: "test",
+                message: "the source failed".into(),
+            })
+        });
+        assert!(r.is_err());
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        let ok = write_atomic_with::<Error>(&p, true, |f| {
+            f.write_all(b"whole").map_err(|e| Error::io("write", &p, e))
+        });
+        assert_eq!(ok.unwrap(), p);
+        assert_eq!(std::fs::read(&p).unwrap(), b"whole");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! UTF-8 and shows Chinese names right; most other tools do not want one.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -95,15 +96,19 @@ pub fn records_csv_header() -> &'static [&'static str] {
 
 /// A CSV writer into memory, header written, optionally after a BOM.
 fn writer(header: &[&str], bom: bool) -> Result<csv::Writer<Vec<u8>>> {
-    let start = if bom {
-        BOM.as_bytes().to_vec()
-    } else {
-        Vec::new()
-    };
+    writer_into(Vec::new(), header, bom)
+}
+
+/// A CSV writer into `out`, header written, optionally after a BOM.
+fn writer_into<W: Write>(mut out: W, header: &[&str], bom: bool) -> Result<csv::Writer<W>> {
+    if bom {
+        out.write_all(BOM.as_bytes())
+            .map_err(|e| csv_error(e.into()))?;
+    }
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(start);
+        .from_writer(out);
     w.write_record(header).map_err(csv_error)?;
     Ok(w)
 }
@@ -194,17 +199,47 @@ pub fn records_csv(
         .into_iter()
         .filter(|(d, _)| *d >= from && *d <= to)
         .collect();
-    let mut w = writer(records_csv_header(), bom)?;
+    let mut w = RecordsCsv::new(Vec::new(), zone, bom)?;
     for (_, file) in files {
         let mut records: Vec<UsageRecord> = Vec::new();
         dayfile::read_day_file(&file, |r| records.push(r))?;
         records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
         for r in &records {
-            // No `currency`: a seed record, always CNY (see `stored_currency`).
-            let currency = r.currency.unwrap_or(Currency::CNY);
-            w.serialize(RecordRow {
+            w.write(r)?;
+        }
+    }
+    w.finish()
+}
+
+/// The records CSV export written row by row into `W` (columns
+/// [`records_csv_header`]): the writer [`records_csv`] uses, public so
+/// records read elsewhere (e.g. a fleet database, in batches) make the very
+/// same file, formula-like text neutralised the same way.
+pub struct RecordsCsv<W: Write> {
+    w: csv::Writer<W>,
+    zone: Zone,
+}
+
+impl<W: Write> RecordsCsv<W> {
+    /// Starts the export in `out`: the BOM when `bom`, then the header.
+    /// Local times are shown in `zone`.
+    pub fn new(out: W, zone: &Zone, bom: bool) -> Result<RecordsCsv<W>> {
+        Ok(RecordsCsv {
+            w: writer_into(out, records_csv_header(), bom)?,
+            zone: *zone,
+        })
+    }
+
+    /// Writes one record as a row; a record without a currency (the
+    /// seed's) is CNY.
+    pub fn write(&mut self, r: &UsageRecord) -> Result<()> {
+        // No `currency`: a seed record, always CNY (see `stored_currency`).
+        let currency = r.currency.unwrap_or(Currency::CNY);
+        self.w
+            .serialize(RecordRow {
                 timestamp: format!("{:.3}", r.timestamp),
-                local_time: zone
+                local_time: self
+                    .zone
                     .local(r.timestamp)
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string(),
@@ -231,10 +266,15 @@ pub fn records_csv(
                 output_audio_tokens: r.output_audio_tokens,
                 provider: neutralise_cell(r.provider.as_deref().unwrap_or_default()),
             })
-            .map_err(csv_error)?;
-        }
+            .map_err(csv_error)
     }
-    finish(w)
+
+    /// Flushes the rows and returns `out`.
+    pub fn finish(self) -> Result<W> {
+        self.w
+            .into_inner()
+            .map_err(|e| csv_error(e.into_error().into()))
+    }
 }
 
 #[cfg(test)]

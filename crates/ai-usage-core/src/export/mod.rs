@@ -27,8 +27,8 @@ use crate::budget::BudgetStatus;
 use crate::error::{Error, Result};
 use crate::query::{MonthForecast, RankEntry, SavingsReport, TrendPoint, UsageSummary};
 
-pub use self::atomic::write_atomic;
-pub use self::csv::{daily_csv, daily_csv_header, records_csv, records_csv_header};
+pub use self::atomic::{write_atomic, write_atomic_with};
+pub use self::csv::{daily_csv, daily_csv_header, records_csv, records_csv_header, RecordsCsv};
 
 /// Rankings in a report list at most this many entries.
 pub const REPORT_TOP: usize = 10;
@@ -79,6 +79,26 @@ pub fn write_export(
         None => {
             let p = dir.join(format!("{prefix}_{stamp}.{ext}"));
             write_atomic(&p, bytes, true)
+        }
+    }
+}
+
+/// [`write_export`] with the content written by `fill` straight into the
+/// temporary file (for exports too large to hold in memory); nothing is
+/// written at the final name when `fill` fails.
+pub fn write_export_with<E: From<Error>>(
+    dir: &Path,
+    stamp: &str,
+    path: Option<&Path>,
+    prefix: &str,
+    ext: &str,
+    fill: impl FnOnce(&mut std::fs::File) -> std::result::Result<(), E>,
+) -> std::result::Result<PathBuf, E> {
+    match path {
+        Some(p) => write_atomic_with(p, false, fill),
+        None => {
+            let p = dir.join(format!("{prefix}_{stamp}.{ext}"));
+            write_atomic_with(&p, true, fill)
         }
     }
 }

@@ -92,6 +92,21 @@ impl DayGroups {
         savings_for(&self.rollups, pricing, from, to)
     }
 
+    /// The daily CSV export of the days `from..=to` (one row per day ×
+    /// model × function, columns [`daily_csv_header`](crate::daily_csv_header)),
+    /// byte for byte what `UsageMonitor::daily_csv` writes over the same
+    /// groups; `bom` as there.
+    pub fn daily_csv(
+        &self,
+        pricing: &PricingTable,
+        reporting: Currency,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+    ) -> Result<Vec<u8>> {
+        crate::export::daily_csv(&self.rollups, pricing, reporting, from, to, bom)
+    }
+
     /// Where each budget stands in its period containing `today`, at `now`
     /// (epoch seconds) in `zone`; thresholds already reached count as fired
     /// (needs the days of each budget's period). Errors name an invalid

@@ -132,6 +132,22 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl UsageRecord {
+    /// The currency and priced flag of this record as stored in a day file:
+    /// its own fields when it has them (our files). A record without
+    /// `currency` was written by the seed, which priced every model in CNY
+    /// (OpenAI ones at ¥7/$), so its cost is CNY whatever currency the table
+    /// prices that model in today; `model_known` (does the pricing table
+    /// know the model?) only decides whether a ¥0 seed record counts as
+    /// priced. Replay, the follower and the ClickHouse shipper all read
+    /// records through this one rule.
+    pub fn stored_currency(&self, model_known: bool) -> (Currency, bool) {
+        (
+            self.currency.unwrap_or(Currency::CNY),
+            self.priced
+                .unwrap_or(model_known || self.cost != Money::ZERO),
+        )
+    }
+
     /// The token counts of this record.
     pub fn usage(&self) -> TokenUsage {
         TokenUsage {

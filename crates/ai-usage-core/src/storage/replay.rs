@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use super::dayfile::{self, ReadStats};
 use crate::error::{Error, Result};
-use crate::money::{Currency, Money};
+use crate::money::Currency;
 use crate::pricing::PricingTable;
 use crate::record::UsageRecord;
 use crate::rollups::Rollups;
@@ -43,11 +43,9 @@ pub struct Replayed {
     pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
 }
 
-/// The currency and priced flag of a stored record: its own fields when it
-/// has them (our files). A record without `currency` was written by the seed,
-/// which priced every model in CNY (OpenAI ones at ¥7/$), so its cost is CNY
-/// whatever currency the table prices that model in today; the table only
-/// says whether the model is known.
+/// The currency and priced flag of a stored record (see
+/// [`UsageRecord::stored_currency`]); `cache` keeps whether the table knows
+/// each model.
 pub(crate) fn stored_currency(
     r: &UsageRecord,
     pricing: &PricingTable,
@@ -61,10 +59,7 @@ pub(crate) fn stored_currency(
             k
         }
     };
-    (
-        r.currency.unwrap_or(Currency::CNY),
-        r.priced.unwrap_or(known || r.cost != Money::ZERO),
-    )
+    r.stored_currency(known)
 }
 
 /// Replays the given day files (see [`replay_dir`]).

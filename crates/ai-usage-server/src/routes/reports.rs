@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::fleet;
 use crate::params::{ExportQuery, Params, DAYS, REPORT_FORMAT};
 use crate::routes::off_worker;
 use crate::state::AppState;
@@ -45,7 +46,8 @@ impl ReportBook {
     }
 }
 
-/// Writes a report file (JSON or CSV) and says where to download it.
+/// Writes a report file (JSON or CSV) and says where to download it; under
+/// `serve --clickhouse` the report holds the whole fleet's figures.
 #[utoipa::path(post, path = "/api/ai_usage/export_report", tag = "reports",
     params(ExportQuery),
     responses((status = 200, description = "`{success, report_path, download_url}`", body = serde_json::Value),
@@ -65,11 +67,38 @@ pub async fn export_report(State(st): State<AppState>, p: Params) -> Result<Resp
     }
     let monitor = Arc::clone(&st.monitor);
     let book = Arc::clone(&st.reports);
+    let csv = format == "csv";
+    // Under a fleet source the figures are the fleet's (this server's
+    // budgets on its spend); the file is written here either way, so
+    // downloads and the on-disk cap work the same.
+    let fleet_bytes = match st.fleet.clone() {
+        Some(f) if csv => Some(fleet::ask(move || f.daily_csv(days, false)).await?),
+        Some(f) => {
+            let budgets = monitor.budgets();
+            let report = fleet::ask(move || f.usage_report(days, &budgets)).await?;
+            let json = ai_usage_core::report_json(&report)
+                .map_err(|e| ApiError::internal("cannot write the report", e))?;
+            Some(json)
+        }
+        None => None,
+    };
     let path = off_worker(move || {
-        let written = if format == "csv" {
-            monitor.export_csv(None, days, false)
-        } else {
-            monitor.export_report(None, days)
+        let written = match fleet_bytes {
+            Some(bytes) => {
+                let stamp = monitor
+                    .zone()
+                    .local(ai_usage_core::now_timestamp())
+                    .format("%Y%m%d_%H%M%S")
+                    .to_string();
+                let (prefix, ext) = if csv {
+                    ("usage_daily", "csv")
+                } else {
+                    ("usage_report", "json")
+                };
+                ai_usage_core::write_export(monitor.dir(), &stamp, None, prefix, ext, &bytes)
+            }
+            None if csv => monitor.export_csv(None, days, false),
+            None => monitor.export_report(None, days),
         }
         .map_err(|e| ApiError::internal("cannot write the report", e))?;
         prune_reports(&book, written.clone());

@@ -1,0 +1,352 @@
+//! The fleet's CSV exports from ClickHouse: the same files, columns and
+//! formula neutralising as the local monitor's `export_csv` and
+//! `export_records_csv`, because the core's writers make them
+//! ([`DayGroups::daily_csv`](ai_usage_core::DayGroups::daily_csv),
+//! [`RecordsCsv`]); this module only reads the figures.
+//!
+//! - The daily CSV (one row per local day × model × function) comes from
+//!   the same day-level groups as the fleet's dashboard and savings
+//!   (`agg_model`, or `records FINAL` for zones with a non-whole-hour
+//!   offset).
+//! - The records CSV reads `records FINAL` one UTC day at a time, at most
+//!   [`RECORDS_BATCH_ROWS`] rows per query (keyset pages on
+//!   `(timestamp, host, file, offset)`), and `export_records_csv` writes
+//!   each page straight into the report's temporary file, so memory does
+//!   not grow with the table. Rows come in that order: by time, then host,
+//!   day file and line, which is the local export's order over the hosts'
+//!   files taken host by host.
+//!
+//! Audio token counts are not columns of `records` (schema v4): the fleet's
+//! records CSV shows them as 0.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ai_usage_core::{Currency, RecordsCsv, UsageRecord};
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::queries::FleetQueries;
+use crate::schema::money_from_column;
+use crate::tsv::quote;
+
+/// Rows of `records` read per query by the records export.
+pub const RECORDS_BATCH_ROWS: usize = 50_000;
+
+/// The columns the records export selects, in the order [`record_of`] reads
+/// them; the last three are the page key's tie-breakers.
+const RECORD_SELECT: &str = "timestamp, user_id, anchor_id, session_id, model, function, \
+input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, cost_nanos, \
+currency, priced, success, duration_ms, error_msg, request_id, arrayStringConcat(tags, ';'), \
+provider, cache_write_tokens, host, file, `offset`";
+
+/// Where the last page ended: `(timestamp, host, file, offset)`.
+struct PageKey {
+    timestamp: f64,
+    host: String,
+    file: String,
+    offset: u64,
+}
+
+impl PageKey {
+    /// The filter of rows strictly after this key.
+    fn after(&self) -> String {
+        let (t, h, f, o) = (
+            self.timestamp,
+            quote(&self.host),
+            quote(&self.file),
+            self.offset,
+        );
+        format!(
+            "(timestamp > {t} OR (timestamp = {t} AND (host > {h} OR (host = {h} AND \
+(file > {f} OR (file = {f} AND `offset` > {o}))))))"
+        )
+    }
+}
+
+impl FleetQueries {
+    /// The last `days` local days (today included, at least one), as
+    /// `UsageMonitor::last_days` counts them.
+    pub fn last_days(&self, days: u32) -> (NaiveDate, NaiveDate) {
+        let to = self.zone().today();
+        (to - chrono::Duration::days(i64::from(days.max(1)) - 1), to)
+    }
+
+    /// The daily CSV export of the fleet's local days `from..=to`: one row
+    /// per day × model × function, byte for byte what a local monitor's
+    /// `daily_csv` writes over all the hosts' records.
+    pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> Result<Vec<u8>> {
+        ai_usage_core::check_day_range(from, to)?;
+        let groups = self.model_day_groups(from, to)?;
+        Ok(groups.daily_csv(self.pricing(), self.reporting(), from, to, bom)?)
+    }
+
+    /// Writes the daily CSV of the last `days` local days (today included)
+    /// to `path` (replaced atomically) or to `dir/usage_daily_….csv`
+    /// (never replacing a file), as `UsageMonitor::export_csv` does.
+    pub fn export_csv(
+        &self,
+        dir: &Path,
+        path: Option<&Path>,
+        days: u32,
+        bom: bool,
+    ) -> Result<PathBuf> {
+        let (from, to) = self.last_days(days);
+        let csv = self.daily_csv(from, to, bom)?;
+        self.write(dir, path, "usage_daily", &csv)
+    }
+
+    /// Writes the records CSV export of the fleet's local days `from..=to`
+    /// into `out` (see the module's notes for order and batches) and
+    /// returns `out`.
+    pub fn write_records_csv<W: Write>(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+        out: W,
+    ) -> Result<W> {
+        self.write_records_csv_in_batches(from, to, bom, out, RECORDS_BATCH_ROWS)
+    }
+
+    /// [`write_records_csv`](Self::write_records_csv) with `batch_rows`
+    /// rows per query (at least 1).
+    pub fn write_records_csv_in_batches<W: Write>(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+        out: W,
+        batch_rows: usize,
+    ) -> Result<W> {
+        ai_usage_core::check_day_range(from, to)?;
+        let batch_rows = batch_rows.max(1);
+        let zone = self.zone();
+        let (start, end) = (zone.day_bounds(from).0, zone.day_bounds(to).1);
+        let mut csv = RecordsCsv::new(out, zone, bom)?;
+        let db = self.client().db();
+        // One UTC day at a time: `day` leads the table's key, so each
+        // query merges (FINAL) only that day's rows.
+        let mut day = utc_date(start);
+        let last = utc_date(end);
+        while day <= last {
+            let mut key: Option<PageKey> = None;
+            loop {
+                let after = key
+                    .as_ref()
+                    .map(|k| format!(" AND {}", k.after()))
+                    .unwrap_or_default();
+                let sql = format!(
+                    "SELECT {RECORD_SELECT} FROM {db}.records FINAL WHERE day = toDate('{}') \
+AND timestamp >= {start} AND timestamp < {end}{after} \
+ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
+                    day.format("%Y-%m-%d")
+                );
+                let rows = self.client().query_rows(&sql)?;
+                for row in &rows {
+                    csv.write(&record_of(row)?)?;
+                }
+                if rows.len() < batch_rows {
+                    break;
+                }
+                key = rows.last().map(|r| page_key(r)).transpose()?;
+            }
+            day = match day.succ_opt() {
+                Some(d) => d,
+                None => break,
+            };
+        }
+        Ok(csv.finish()?)
+    }
+
+    /// Writes the records CSV of the local days `from..=to` to `path` or
+    /// `dir/usage_records_….csv`, as `UsageMonitor::export_records_csv`
+    /// does.
+    pub fn export_records_csv(
+        &self,
+        dir: &Path,
+        path: Option<&Path>,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+    ) -> Result<PathBuf> {
+        // Streamed into the temporary file: the export may be far larger
+        // than what is worth holding in memory.
+        ai_usage_core::write_export_with(dir, &self.stamp(), path, "usage_records", "csv", |f| {
+            let out = self.write_records_csv(from, to, bom, std::io::BufWriter::new(f))?;
+            out.into_inner().map(|_| ()).map_err(|e| Error::Io {
+                action: "cannot write the records export in",
+                path: dir.to_path_buf(),
+                source: e.into_error(),
+            })
+        })
+    }
+
+    /// Writes an export as the local monitor names it: stamped with the
+    /// local time in this zone.
+    fn write(
+        &self,
+        dir: &Path,
+        path: Option<&Path>,
+        prefix: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf> {
+        Ok(ai_usage_core::write_export(
+            dir,
+            &self.stamp(),
+            path,
+            prefix,
+            "csv",
+            bytes,
+        )?)
+    }
+
+    /// The local time of a default export name.
+    fn stamp(&self) -> String {
+        self.zone()
+            .local(ai_usage_core::now_timestamp())
+            .format("%Y%m%d_%H%M%S")
+            .to_string()
+    }
+}
+
+/// The UTC date of an epoch second (the `day` column's rule).
+fn utc_date(t: f64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(t.floor() as i64, 0)
+        .map(|d| d.date_naive())
+        .unwrap_or_default()
+}
+
+fn field(row: &[String], i: usize) -> Result<&str> {
+    row.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| Error::Protocol(format!("row has no column {i}: {row:?}")))
+}
+
+fn number<T: std::str::FromStr>(row: &[String], i: usize) -> Result<T> {
+    let s = field(row, i)?;
+    s.parse()
+        .map_err(|_| Error::Protocol(format!("column {i}: not a number: {s:?}")))
+}
+
+/// An empty column is an absent id or text.
+fn text(row: &[String], i: usize) -> Result<Option<String>> {
+    let s = field(row, i)?;
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+/// One row of [`RECORD_SELECT`] as the record the day file held (but for
+/// the audio token counts, which `records` does not keep).
+fn record_of(row: &[String]) -> Result<UsageRecord> {
+    let code = field(row, 12)?;
+    let currency =
+        Currency::new(code).ok_or_else(|| Error::Protocol(format!("currency {code:?}")))?;
+    let tags = field(row, 18)?;
+    Ok(UsageRecord {
+        timestamp: number(row, 0)?,
+        user_id: text(row, 1)?,
+        anchor_id: text(row, 2)?,
+        session_id: text(row, 3)?,
+        model: field(row, 4)?.to_string(),
+        function: field(row, 5)?.to_string(),
+        input_tokens: number(row, 6)?,
+        output_tokens: number(row, 7)?,
+        total_tokens: number(row, 8)?,
+        cached_input_tokens: number(row, 9)?,
+        reasoning_tokens: number(row, 10)?,
+        cost: money_from_column(number(row, 11)?),
+        currency: Some(currency),
+        priced: Some(field(row, 13)? == "1"),
+        success: field(row, 14)? == "1",
+        duration_ms: number(row, 15)?,
+        error_msg: text(row, 16)?,
+        request_id: text(row, 17)?,
+        // Joined by ClickHouse; the export joins them the same way.
+        tags: if tags.is_empty() {
+            Vec::new()
+        } else {
+            vec![tags.to_string()]
+        },
+        provider: text(row, 19)?,
+        cache_write_tokens: number(row, 20)?,
+        input_audio_tokens: 0,
+        cached_audio_input_tokens: 0,
+        output_audio_tokens: 0,
+    })
+}
+
+/// The page key of a [`RECORD_SELECT`] row.
+fn page_key(row: &[String]) -> Result<PageKey> {
+    Ok(PageKey {
+        timestamp: number(row, 0)?,
+        host: field(row, 21)?.to_string(),
+        file: field(row, 22)?.to_string(),
+        offset: number(row, 23)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_key_filter_quotes_text_and_keeps_the_exact_timestamp() {
+        let k = PageKey {
+            timestamp: 1761403494.6,
+            host: "h'1".into(),
+            file: "usage_2025-10-25.jsonl".into(),
+            offset: 42,
+        };
+        assert_eq!(
+            k.after(),
+            "(timestamp > 1761403494.6 OR (timestamp = 1761403494.6 AND (host > 'h\\'1' OR \
+(host = 'h\\'1' AND (file > 'usage_2025-10-25.jsonl' OR (file = 'usage_2025-10-25.jsonl' \
+AND `offset` > 42))))))"
+        );
+    }
+
+    #[test]
+    fn a_row_reads_back_as_its_record() {
+        let row: Vec<String> = [
+            "1761403494.6",
+            "u1",
+            "",
+            "s1",
+            "qwen-plus",
+            "=f",
+            "3",
+            "4",
+            "7",
+            "1",
+            "2",
+            "1500000000",
+            "USD",
+            "1",
+            "0",
+            "12.5",
+            "boom",
+            "",
+            "a;b",
+            "dashscope",
+            "5",
+            "h",
+            "usage_2025-10-25.jsonl",
+            "9",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = record_of(&row).unwrap();
+        assert_eq!(r.timestamp, 1761403494.6);
+        assert_eq!(r.user_id.as_deref(), Some("u1"));
+        assert_eq!(r.anchor_id, None);
+        assert_eq!(r.function, "=f");
+        assert_eq!(r.cost, ai_usage_core::Money::from_micros(1_500_000));
+        assert_eq!(r.currency, Some(Currency::new("USD").unwrap()));
+        assert!(!r.success);
+        assert_eq!(r.tags.join(";"), "a;b");
+        assert_eq!(r.cache_write_tokens, 5);
+        let k = page_key(&row).unwrap();
+        assert_eq!((k.host.as_str(), k.offset), ("h", 9));
+        assert!(record_of(&row[..10]).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! `export_report` under a fleet source (`serve --clickhouse`): the file
+//! written and downloaded holds the fleet's figures, not this host's, and
+//! the fleet sees this server's budgets; a failing fleet is a 503.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ai_usage_core::{
+    Budget, BudgetPeriod, BudgetScope, BudgetStatus, Currency, DashboardData, Money, MonthForecast,
+    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageEvent,
+    UsageMonitor, UsageReport, UsageSummary,
+};
+use ai_usage_server::{router_with_fleet, FleetError, FleetSource, ServeOptions};
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use chrono::NaiveDate;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use common::{monitor_in, post_json, seed, send};
+
+/// A "fleet" that is another monitor: its answers differ from the
+/// server's own monitor, so the test sees which one a file came from.
+struct OtherMonitor {
+    monitor: Arc<UsageMonitor>,
+    budgets_seen: Mutex<Vec<String>>,
+    down: AtomicBool,
+}
+
+impl OtherMonitor {
+    fn check(&self) -> Result<(), FleetError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("fleet database down".into());
+        }
+        Ok(())
+    }
+}
+
+fn unused<T>() -> Result<T, FleetError> {
+    Err("not used by this test".into())
+}
+
+impl FleetSource for OtherMonitor {
+    fn summary_for_date(&self, _: NaiveDate) -> Result<UsageSummary, FleetError> {
+        unused()
+    }
+    fn hourly_summary(&self, _: u32) -> Result<UsageSummary, FleetError> {
+        unused()
+    }
+    fn monthly_summary(&self, _: i32, _: u32) -> Result<UsageSummary, FleetError> {
+        unused()
+    }
+    fn top(
+        &self,
+        _: RankKind,
+        _: NaiveDate,
+        _: NaiveDate,
+        _: RankBy,
+        _: usize,
+    ) -> Result<Vec<RankEntry>, FleetError> {
+        unused()
+    }
+    fn trend(&self, _: NaiveDate, _: NaiveDate) -> Result<Vec<TrendPoint>, FleetError> {
+        unused()
+    }
+    fn session(&self, _: &str) -> Result<Option<SessionSummary>, FleetError> {
+        unused()
+    }
+    fn dashboard(&self) -> Result<DashboardData, FleetError> {
+        unused()
+    }
+    fn budget_status(&self, _: &[Budget]) -> Result<Vec<BudgetStatus>, FleetError> {
+        unused()
+    }
+    fn forecast(&self) -> Result<MonthForecast, FleetError> {
+        unused()
+    }
+    fn savings(&self, _: u32) -> Result<SavingsReport, FleetError> {
+        unused()
+    }
+    fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport, FleetError> {
+        self.check()?;
+        *self.budgets_seen.lock() = budgets.iter().map(|b| b.name.clone()).collect();
+        Ok(self.monitor.usage_report(days))
+    }
+    fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError> {
+        self.check()?;
+        let (from, to) = self.monitor.last_days(days);
+        Ok(self.monitor.daily_csv(from, to, bom)?)
+    }
+    fn health(&self) -> Value {
+        json!({})
+    }
+}
+
+#[tokio::test]
+async fn export_report_writes_the_fleets_figures() {
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let monitor = monitor_in(here.path());
+    seed(&monitor);
+    monitor
+        .add_budgets([Budget::new(
+            "all",
+            BudgetScope::Global,
+            BudgetPeriod::Monthly,
+            Money::from_micros(50_000_000),
+            Currency::CNY,
+        )])
+        .unwrap();
+    let fleet_monitor = monitor_in(there.path());
+    for user in ["=cmd", "f2", "f3", "f4", "f5"] {
+        fleet_monitor.record(
+            &UsageEvent::new("qwen-plus", "+fleet")
+                .tokens(10, 5)
+                .user(user),
+        );
+    }
+    let fleet = Arc::new(OtherMonitor {
+        monitor: Arc::clone(&fleet_monitor),
+        budgets_seen: Mutex::new(Vec::new()),
+        down: AtomicBool::new(false),
+    });
+    let app = router_with_fleet(
+        Arc::clone(&monitor),
+        &ServeOptions::default(),
+        Some(Arc::clone(&fleet) as Arc<dyn FleetSource>),
+    );
+
+    // CSV: the fleet's rows, written into this server's directory and
+    // downloadable like a local export.
+    let (s, v) = post_json(
+        &app,
+        "/api/ai_usage/export_report?days=3&format=csv",
+        &json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let path = v["report_path"].as_str().unwrap();
+    assert!(path.starts_with(here.path().to_str().unwrap()), "{path}");
+    let url = v["download_url"].as_str().unwrap();
+    assert!(url.contains("path=usage_daily_"), "{url}");
+    let (s, _, body) = send(&app, Method::GET, url, &[], Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (from, to) = fleet_monitor.last_days(3);
+    assert_eq!(
+        body.as_ref(),
+        fleet_monitor.daily_csv(from, to, false).unwrap().as_slice()
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(",'+fleet,5,"), "{text}");
+    assert!(!text.contains("qwen-max"), "this host's calls: {text}");
+
+    // JSON: the fleet's report, with this server's budgets.
+    let (s, v) = post_json(&app, "/api/ai_usage/export_report?days=7", &json!({}), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(v["report_path"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(report["period_days"], 7);
+    assert_eq!(report["period_summary"]["total_calls"], 5, "{report}");
+    assert_eq!(*fleet.budgets_seen.lock(), vec!["all".to_string()]);
+
+    // A failing fleet writes nothing and says so.
+    fleet.down.store(true, Ordering::SeqCst);
+    let before = std::fs::read_dir(here.path()).unwrap().count();
+    let (s, v) = post_json(
+        &app,
+        "/api/ai_usage/export_report?days=3&format=csv",
+        &json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), before);
+}
