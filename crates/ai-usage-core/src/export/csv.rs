@@ -212,8 +212,9 @@ pub fn records_csv(
 }
 
 /// The records CSV export written row by row into `W` (columns
-/// [`records_csv_header`]): the writer [`records_csv`] uses, public so
-/// records read elsewhere (e.g. a fleet database, in batches) make the very
+/// [`records_csv_header`]): the writer behind the monitor's records export
+/// ([`UsageMonitor::export_records_csv`](crate::UsageMonitor::export_records_csv)),
+/// public so records read elsewhere (e.g. a fleet database, in batches) make the very
 /// same file, formula-like text neutralised the same way.
 pub struct RecordsCsv<W: Write> {
     w: csv::Writer<W>,
