@@ -339,9 +339,11 @@ impl UsageMonitor {
                 None => {
                     // Catalogue prices change over time: use the call's own
                     // moment, so back-filled records get the price then.
-                    let at = chrono::DateTime::from_timestamp_micros((timestamp * 1e6) as i64)
-                        .unwrap_or_else(chrono::Utc::now);
-                    let q = pricing.price_at(provider, model, &usage, at);
+                    let at = || {
+                        chrono::DateTime::from_timestamp_micros((timestamp * 1e6) as i64)
+                            .unwrap_or_else(chrono::Utc::now)
+                    };
+                    let q = pricing.price_when(provider, model, &usage, at);
                     (q.cost, q.currency, q.priced)
                 }
             }

@@ -595,7 +595,13 @@ impl ModelPrice {
     /// to a nano-unit once).
     pub fn cost(&self, usage: &TokenUsage) -> Money {
         let sum = self.cost_sum(usage);
-        let nanos = (sum.saturating_add(SUM_PER_NANO / 2)) / SUM_PER_NANO;
+        // Rounded to the nearest nano; a sum that fits in 64 bits (every
+        // real call) takes the native division instead of the 128-bit one.
+        const HALF: u64 = (SUM_PER_NANO / 2) as u64;
+        let nanos = match u64::try_from(sum) {
+            Ok(s) if s <= u64::MAX - HALF => u128::from((s + HALF) / SUM_PER_NANO as u64),
+            _ => (sum.saturating_add(SUM_PER_NANO / 2)) / SUM_PER_NANO,
+        };
         Money::from_nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
 
@@ -1061,6 +1067,19 @@ impl PricingTable {
         usage: &TokenUsage,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Quote {
+        self.price_when(provider, model, usage, || at)
+    }
+
+    /// [`PricingTable::price_at`] with the moment computed only when a
+    /// catalogue price needs it (the table's prices do not depend on time),
+    /// so recording a table model skips the timestamp conversion.
+    pub(crate) fn price_when(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        usage: &TokenUsage,
+        at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
+    ) -> Quote {
         let table_first = provider.is_none_or(|p| p.trim().is_empty());
         if table_first && self.user_catalogue_match(None, model).is_none() {
             if let Some((_, p)) = self.resolve(model) {
@@ -1072,7 +1091,7 @@ impl PricingTable {
             }
         }
         if let Some(m) = self.catalogue_match(provider, model) {
-            match m.quote(&catalogue::CatalogueUsage::from(usage), at) {
+            match m.quote(&catalogue::CatalogueUsage::from(usage), at()) {
                 Ok(q) => {
                     return Quote {
                         cost: Money::from_nanos(q.total_nanos),

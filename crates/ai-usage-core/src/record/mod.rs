@@ -368,11 +368,8 @@ impl<'a> UsageEvent<'a> {
         self
     }
 
-    /// Checks the input limits: every token count at most
-    /// [`MAX_TOKENS_PER_CALL`], `duration_ms` finite and in
-    /// `0..=`[`MAX_DURATION_MS`], a given `timestamp` finite and positive.
-    /// The first field out of range is named in the error.
-    pub fn validate(&self) -> Result<(), RecordError> {
+    /// The first token count above [`MAX_TOKENS_PER_CALL`], as an error.
+    fn name_token_overflow(&self) -> Result<(), RecordError> {
         let u = &self.usage;
         let tokens = [
             ("input_tokens", u.input_tokens),
@@ -393,6 +390,30 @@ impl<'a> UsageEvent<'a> {
                     limit: MAX_TOKENS_PER_CALL,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the input limits: every token count at most
+    /// [`MAX_TOKENS_PER_CALL`], `duration_ms` finite and in
+    /// `0..=`[`MAX_DURATION_MS`], a given `timestamp` finite and positive.
+    /// The first field out of range is named in the error.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let u = &self.usage;
+        // One comparison for the common case; the field is named only when
+        // some count is out of range.
+        let largest = u
+            .input_tokens
+            .max(u.output_tokens)
+            .max(u.total_tokens.unwrap_or(0))
+            .max(u.cached_input_tokens)
+            .max(u.reasoning_tokens)
+            .max(u.cache_write_tokens)
+            .max(u.input_audio_tokens)
+            .max(u.cached_audio_input_tokens)
+            .max(u.output_audio_tokens);
+        if largest > MAX_TOKENS_PER_CALL {
+            self.name_token_overflow()?;
         }
         let d = self.duration_ms;
         if !(d.is_finite() && (0.0..=MAX_DURATION_MS).contains(&d)) {

@@ -214,6 +214,20 @@ fn group<'m>(map: &'m mut GroupMap, key: &str, cap: usize) -> &'m mut GroupStats
     slot(map, capped_key(map, key, cap), GroupStats::default)
 }
 
+/// Applies `f` to the group of `key` (see [`group`]). The hot path: a known
+/// key costs one lookup, no allocation.
+fn with_group<R>(
+    map: &mut GroupMap,
+    key: &str,
+    cap: usize,
+    f: impl FnOnce(&mut GroupStats) -> R,
+) -> R {
+    if let Some(g) = map.get_mut(key) {
+        return f(g);
+    }
+    f(group(map, key, cap))
+}
+
 /// `key`, or [`OTHER_GROUP`] when `key` is new and `map` is full.
 fn capped_key<'k, V>(map: &FxHashMap<String, V>, key: &'k str, cap: usize) -> &'k str {
     if map.len() >= cap && !map.contains_key(key) {
@@ -224,7 +238,8 @@ fn capped_key<'k, V>(map: &FxHashMap<String, V>, key: &'k str, cap: usize) -> &'
 }
 
 /// The value of `key`, inserted by `make` when absent. Looks up by `&str`
-/// first so a known key (the common case) costs no allocation.
+/// first so a known key costs no allocation (hot paths use [`with_group`],
+/// one lookup).
 fn slot<'m, V>(
     map: &'m mut FxHashMap<String, V>,
     key: &str,
@@ -258,14 +273,15 @@ impl Bucket {
     /// Counts a record, at most `names` models and functions and `ids`
     /// users and anchors.
     fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool, (names, ids): Caps) {
-        self.totals.add(r, currency, priced);
-        group(&mut self.by_model, &r.model, names).add(r, currency, priced);
-        group(&mut self.by_function, &r.function, names).add(r, currency, priced);
+        let add = |g: &mut GroupStats| g.add(r, currency, priced);
+        add(&mut self.totals);
+        with_group(&mut self.by_model, &r.model, names, add);
+        with_group(&mut self.by_function, &r.function, names, add);
         if let Some(u) = &r.user_id {
-            group(&mut self.by_user, u, ids).add(r, currency, priced);
+            with_group(&mut self.by_user, u, ids, add);
         }
         if let Some(a) = &r.anchor_id {
-            group(&mut self.by_anchor, a, ids).add(r, currency, priced);
+            with_group(&mut self.by_anchor, a, ids, add);
         }
         self.durations.add(r.duration_ms);
     }
@@ -345,6 +361,25 @@ impl DayRollup {
         }
     }
 
+    /// Applies `f` to the counters of (function, model) (see
+    /// [`DayRollup::pair`]). The hot path: a known pair costs two lookups
+    /// (function, then model), no allocation.
+    fn with_pair<R>(
+        &mut self,
+        function: &str,
+        model: &str,
+        f: impl FnOnce(&mut GroupStats) -> R,
+    ) -> R {
+        if let Some(g) = self
+            .by_function_model
+            .get_mut(function)
+            .and_then(|models| models.get_mut(model))
+        {
+            return f(g);
+        }
+        f(self.pair(function, model))
+    }
+
     /// The counters of (function, model); a new pair beyond the cap is
     /// counted as ([`OTHER_GROUP`], [`OTHER_GROUP`]).
     fn pair(&mut self, function: &str, model: &str) -> &mut GroupStats {
@@ -406,7 +441,11 @@ fn keep_latest(slot: &mut Option<String>, slot_ts: &mut f64, id: Option<&String>
         Some(cur) => ts > *slot_ts || (ts == *slot_ts && id > cur),
     };
     if newer {
-        slot.clone_from(&Some(id.clone()));
+        // Reuses the held string's buffer: no allocation per call.
+        match slot {
+            Some(cur) => cur.clone_from(id),
+            None => *slot = Some(id.clone()),
+        }
         *slot_ts = ts;
     }
 }
@@ -470,15 +509,21 @@ impl Rollups {
             .entry(hour)
             .or_default()
             .add(r, currency, priced, HOUR_CAPS);
-        day.pair(&r.function, &r.model).add(r, currency, priced);
+        day.with_pair(&r.function, &r.model, |g| g.add(r, currency, priced));
         if let Some(sid) = &r.session_id {
-            let sid = capped_key(&self.sessions, sid, MAX_SESSIONS);
-            let s = slot(&mut self.sessions, sid, || SessionStats {
-                session_id: sid.to_owned(),
-                first_call: r.timestamp,
-                last_call: r.timestamp,
-                ..SessionStats::default()
-            });
+            let s = match self.sessions.get_mut(sid.as_str()) {
+                // A known session (the common case): one lookup.
+                Some(s) => s,
+                None => {
+                    let sid = capped_key(&self.sessions, sid, MAX_SESSIONS);
+                    slot(&mut self.sessions, sid, || SessionStats {
+                        session_id: sid.to_owned(),
+                        first_call: r.timestamp,
+                        last_call: r.timestamp,
+                        ..SessionStats::default()
+                    })
+                }
+            };
             s.stats.add(r, currency, priced);
             s.first_call = s.first_call.min(r.timestamp);
             s.last_call = s.last_call.max(r.timestamp);
@@ -637,6 +682,32 @@ fn bump_by(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_paths_keep_the_caps() {
+        // A known group is found in one lookup, a new one beyond the cap
+        // still goes to OTHER_GROUP.
+        let mut m = GroupMap::default();
+        for key in ["a", "b", "a", "c"] {
+            with_group(&mut m, key, 1, |g| g.calls += 1);
+        }
+        assert_eq!(m["a"].calls, 2);
+        assert_eq!(m[OTHER_GROUP].calls, 2);
+        assert!(!m.contains_key("b"));
+
+        let mut day = DayRollup::default();
+        for i in 0..MAX_NAMES_PER_DAY {
+            day.with_pair("f", &format!("m{i}"), |g| g.calls += 1);
+        }
+        day.with_pair("f", "m0", |g| g.calls += 1);
+        day.with_pair("g", "new", |g| g.calls += 1);
+        day.with_pair("f", "new", |g| g.calls += 1);
+        assert_eq!(day.by_function_model["f"]["m0"].calls, 2);
+        assert_eq!(day.by_function_model[OTHER_GROUP][OTHER_GROUP].calls, 2);
+        assert!(!day.by_function_model.contains_key("g"));
+        assert!(!day.by_function_model["f"].contains_key("new"));
+        assert_eq!(day.pairs, MAX_NAMES_PER_DAY + 1);
+    }
 
     #[test]
     fn histogram_quantiles_are_close() {

@@ -555,6 +555,8 @@ impl Drop for Writer {
 
 /// Queued records that wake the writer early (else it wakes each interval).
 const WAKE_BATCH: usize = 8192;
+/// Records formatted between two hand-backs of their slots to recorders.
+const RETURN_CHUNK: usize = 512;
 /// Open day files kept at most (today, yesterday, a late straggler).
 const MAX_OPEN_FILES: usize = 3;
 
@@ -590,6 +592,7 @@ impl WriterThread {
     fn run(mut self) {
         let sh = self.shared.clone();
         let mut batch: Vec<(NaiveDate, UsageRecord)> = Vec::new();
+        let mut returned: Vec<UsageRecord> = Vec::with_capacity(RETURN_CHUNK);
         let mut shutdown_rounds = 0u32;
         loop {
             let (flush_wanted, shutdown) = {
@@ -617,17 +620,26 @@ impl WriterThread {
                 }
                 (q.flush_target > q.durable, q.shutdown)
             };
-            for (day, record) in &batch {
-                record.write_line(self.pending.entry(*day).or_default());
-                *self.pending_records.entry(*day).or_default() += 1;
-            }
-            // Hand the emptied records back for reuse (bounded by capacity).
-            if !batch.is_empty() {
+            // Hand the records back for reuse (bounded by capacity) every
+            // RETURN_CHUNK lines, not after the whole batch: recorders keep
+            // going while a batch is formatted, and with the slots back early
+            // they refill one instead of cloning (allocating) a record.
+            let mut lines = batch.drain(..);
+            loop {
+                returned.clear();
+                for (day, record) in lines.by_ref().take(RETURN_CHUNK) {
+                    record.write_line(self.pending.entry(day).or_default());
+                    *self.pending_records.entry(day).or_default() += 1;
+                    returned.push(record);
+                }
+                if returned.is_empty() {
+                    break;
+                }
                 let mut q = sh.queue.lock();
                 let room = sh.capacity.saturating_sub(q.spare.len());
-                q.spare.extend(batch.drain(..).take(room).map(|(_, r)| r));
+                q.spare.extend(returned.drain(..).take(room));
             }
-            batch.clear();
+            drop(lines);
             self.write_pending();
             let all_written = self.pending.is_empty();
             let sync_now = flush_wanted
