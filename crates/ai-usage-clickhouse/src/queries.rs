@@ -245,7 +245,7 @@ GROUP BY {column}, currency",
         let mut ranked: Vec<(String, GroupStats)> = groups.into_iter().collect();
         let reporting = self.reporting;
         // Stable sort on a key, ids already ascending: ties stay by id.
-        ranked.sort_by_key(|e| std::cmp::Reverse(rank_key(&e.1, by, reporting)));
+        ranked.sort_by_key(|e| std::cmp::Reverse(by.key(&e.1, reporting)));
         if limit > 0 {
             ranked.truncate(limit);
         }
@@ -827,13 +827,7 @@ argMaxIfMerge(anchor_id) FROM {db}.agg_session WHERE session_id = {id}"
                 return groups(m);
             }
             let mut v: Vec<(&String, &GroupStats)> = m.iter().collect();
-            v.sort_by(|a, b| {
-                rank_key(b.1, RankBy::Tokens, reporting).cmp(&rank_key(
-                    a.1,
-                    RankBy::Tokens,
-                    reporting,
-                ))
-            });
+            v.sort_by_key(|e| std::cmp::Reverse(RankBy::Tokens.key(e.1, reporting)));
             v.truncate(limit);
             v.into_iter()
                 .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
@@ -924,15 +918,6 @@ fn sql_string(s: &str) -> String {
     }
     out.push('\'');
     out
-}
-
-/// The core's ranking key: the measure, then a tie-breaker.
-fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
-    match by {
-        RankBy::Tokens => (g.total_tokens as i64, g.calls),
-        RankBy::Cost => (g.cost.get(reporting).nanos(), g.total_tokens),
-        RankBy::Calls => (g.calls as i64, g.total_tokens),
-    }
 }
 
 fn field<S: AsRef<str> + std::fmt::Debug>(row: &[S], i: usize) -> Result<&str> {

@@ -99,11 +99,16 @@ fn rank_map(day: &DayRollup, kind: RankKind) -> &GroupMap {
     }
 }
 
-fn rank_key(g: &GroupStats, by: RankBy, reporting: Currency) -> (i64, u64) {
-    match by {
-        RankBy::Tokens => (g.total_tokens as i64, g.calls),
-        RankBy::Cost => (g.cost.get(reporting).nanos(), g.total_tokens),
-        RankBy::Calls => (g.calls as i64, g.total_tokens),
+impl RankBy {
+    /// A group's sort key for this order (higher ranks first): the measure,
+    /// then a tie-breaker. Public so rankings computed elsewhere (e.g. from
+    /// a fleet database) order exactly as the monitor's do.
+    pub fn key(self, g: &GroupStats, reporting: Currency) -> (i64, u64) {
+        match self {
+            RankBy::Tokens => (g.total_tokens as i64, g.calls),
+            RankBy::Cost => (g.cost.get(reporting).nanos(), g.total_tokens),
+            RankBy::Calls => (g.calls as i64, g.total_tokens),
+        }
     }
 }
 
@@ -197,11 +202,11 @@ impl<'a> Candidate<'a> {
         by: RankBy,
         reporting: Currency,
     ) -> Self {
-        let ka = rank_key(a, by, reporting);
+        let ka = by.key(a, reporting);
         let key = match b {
             // Every rank key component is a sum, so keys of parts add up.
             Some(b) => {
-                let kb = rank_key(b, by, reporting);
+                let kb = by.key(b, reporting);
                 (ka.0 + kb.0, ka.1 + kb.1)
             }
             None => ka,
