@@ -182,7 +182,9 @@ impl Monitor {
     #[pyo3(signature = (model, function, input_tokens=0, output_tokens=0, duration_ms=0.0, *,
         cost=None, total_tokens=None, success=true, user_id=None, anchor_id=None,
         session_id=None, error_msg=None, currency=None, cached_input_tokens=0,
-        reasoning_tokens=0, request_id=None, timestamp=None))]
+        reasoning_tokens=0, request_id=None, timestamp=None, cache_write_tokens=0,
+        input_audio_tokens=0, cached_audio_input_tokens=0, output_audio_tokens=0,
+        provider=None))]
     #[allow(clippy::too_many_arguments)]
     fn record_usage(
         &self,
@@ -204,6 +206,11 @@ impl Monitor {
         reasoning_tokens: i64,
         request_id: Option<&str>,
         timestamp: Option<f64>,
+        cache_write_tokens: i64,
+        input_audio_tokens: i64,
+        cached_audio_input_tokens: i64,
+        output_audio_tokens: i64,
+        provider: Option<&str>,
     ) -> PyResult<PyUsageRecord> {
         let cost = match cost {
             None => None,
@@ -228,7 +235,10 @@ impl Monitor {
                 total_tokens: total_tokens.map(tokens),
                 cached_input_tokens: tokens(cached_input_tokens),
                 reasoning_tokens: tokens(reasoning_tokens),
-                ..TokenUsage::default()
+                cache_write_tokens: tokens(cache_write_tokens),
+                input_audio_tokens: tokens(input_audio_tokens),
+                cached_audio_input_tokens: tokens(cached_audio_input_tokens),
+                output_audio_tokens: tokens(output_audio_tokens),
             },
             duration_ms,
             success,
@@ -241,7 +251,7 @@ impl Monitor {
             request_id,
             tags: &[],
             timestamp,
-            provider: None,
+            provider,
         };
         let m = &self.inner;
         // Released: a full queue (lossless policy) or a budget callback that

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use ai_usage_core::{PricingTable, TokenUsage, UsageSource};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// The table `ModelPricing` answers from: `AI_USAGE_PRICING` or the built-in
 /// prices, loaded once (as the original's class attributes were).
@@ -53,27 +54,33 @@ pub fn pricing_json(model: &str) -> PyResult<Option<String>> {
     }
 }
 
-/// Token counts and model read from a provider response body (JSON text):
-/// `(input, output, total, cached_input, reasoning, model)`, `None` when the
-/// body has no usage the engine recognises.
+/// Token counts and model read from a provider response body (JSON text),
+/// as a dict keyed like `record_usage`'s keywords (`input_tokens`,
+/// `output_tokens`, `total_tokens`, `cached_input_tokens`,
+/// `reasoning_tokens`, `cache_write_tokens`, the three audio counts) plus
+/// `model`; `None` when the body has no usage the engine recognises.
 #[pyfunction]
-#[allow(clippy::type_complexity)]
-pub fn usage_from_json(
-    py: Python<'_>,
-    body: &str,
-) -> Option<(u64, u64, u64, u64, u64, Option<String>)> {
-    py.detach(|| {
+pub fn usage_from_json<'py>(py: Python<'py>, body: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let read = py.detach(|| {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
         let u = v.token_usage()?;
-        Some((
-            u.input_tokens,
-            u.output_tokens,
-            u.total(),
-            u.cached_input_tokens,
-            u.reasoning_tokens,
-            v.response_model().map(str::to_owned),
-        ))
-    })
+        Some((u, v.response_model().map(str::to_owned)))
+    });
+    let Some((u, model)) = read else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("input_tokens", u.input_tokens)?;
+    d.set_item("output_tokens", u.output_tokens)?;
+    d.set_item("total_tokens", u.total())?;
+    d.set_item("cached_input_tokens", u.cached_input_tokens)?;
+    d.set_item("reasoning_tokens", u.reasoning_tokens)?;
+    d.set_item("cache_write_tokens", u.cache_write_tokens)?;
+    d.set_item("input_audio_tokens", u.input_audio_tokens)?;
+    d.set_item("cached_audio_input_tokens", u.cached_audio_input_tokens)?;
+    d.set_item("output_audio_tokens", u.output_audio_tokens)?;
+    d.set_item("model", model)?;
+    Ok(Some(d))
 }
 
 /// The default function display table (`function` → display name), the one

@@ -44,6 +44,22 @@ pub struct PyUsageRecord {
     pub error_msg: Option<String>,
     /// Currency code of `cost` (`CNY`, `USD`, …).
     pub currency: String,
+    /// Input tokens read from the provider's cache (part of `input_tokens`).
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens (part of `output_tokens`).
+    pub reasoning_tokens: u64,
+    /// Input tokens written to the provider's cache (part of `input_tokens`).
+    pub cache_write_tokens: u64,
+    /// Audio input tokens (part of `input_tokens`).
+    pub input_audio_tokens: u64,
+    /// Audio input tokens read from the cache (part of `cached_input_tokens`).
+    pub cached_audio_input_tokens: u64,
+    /// Audio output tokens (part of `output_tokens`).
+    pub output_audio_tokens: u64,
+    /// Provider whose price applied (`openai`, `anthropic`, …), if given.
+    pub provider: Option<String>,
+    /// The provider's request id, if given.
+    pub request_id: Option<String>,
 }
 
 impl From<&UsageRecord> for PyUsageRecord {
@@ -63,17 +79,29 @@ impl From<&UsageRecord> for PyUsageRecord {
             success: r.success,
             error_msg: r.error_msg.clone(),
             currency: r.currency.unwrap_or_default().code().to_owned(),
+            cached_input_tokens: r.cached_input_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            input_audio_tokens: r.input_audio_tokens,
+            cached_audio_input_tokens: r.cached_audio_input_tokens,
+            output_audio_tokens: r.output_audio_tokens,
+            provider: r.provider.clone(),
+            request_id: r.request_id.clone(),
         }
     }
 }
 
 #[pymethods]
 impl PyUsageRecord {
-    /// Builds a record by hand, with the original dataclass's field order.
+    /// Builds a record by hand, with the original dataclass's field order;
+    /// the token details, provider and request id are keyword-only.
     #[new]
     #[pyo3(signature = (timestamp, user_id, anchor_id, session_id, model, function,
         input_tokens, output_tokens, total_tokens, cost, duration_ms, success=true,
-        error_msg=None, currency="CNY".to_owned()))]
+        error_msg=None, currency="CNY".to_owned(), *, cached_input_tokens=0,
+        reasoning_tokens=0, cache_write_tokens=0, input_audio_tokens=0,
+        cached_audio_input_tokens=0, output_audio_tokens=0, provider=None,
+        request_id=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         timestamp: f64,
@@ -90,6 +118,14 @@ impl PyUsageRecord {
         success: bool,
         error_msg: Option<String>,
         currency: String,
+        cached_input_tokens: u64,
+        reasoning_tokens: u64,
+        cache_write_tokens: u64,
+        input_audio_tokens: u64,
+        cached_audio_input_tokens: u64,
+        output_audio_tokens: u64,
+        provider: Option<String>,
+        request_id: Option<String>,
     ) -> Self {
         PyUsageRecord {
             timestamp,
@@ -106,10 +142,19 @@ impl PyUsageRecord {
             success,
             error_msg,
             currency,
+            cached_input_tokens,
+            reasoning_tokens,
+            cache_write_tokens,
+            input_audio_tokens,
+            cached_audio_input_tokens,
+            output_audio_tokens,
+            provider,
+            request_id,
         }
     }
 
-    /// The record as a dict (what `dataclasses.asdict` gave for the original).
+    /// The record as a dict: the original's `dataclasses.asdict` keys, then
+    /// `currency` and the token details, provider and request id.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("timestamp", self.timestamp)?;
@@ -126,6 +171,14 @@ impl PyUsageRecord {
         d.set_item("success", self.success)?;
         d.set_item("error_msg", &self.error_msg)?;
         d.set_item("currency", &self.currency)?;
+        d.set_item("cached_input_tokens", self.cached_input_tokens)?;
+        d.set_item("reasoning_tokens", self.reasoning_tokens)?;
+        d.set_item("cache_write_tokens", self.cache_write_tokens)?;
+        d.set_item("input_audio_tokens", self.input_audio_tokens)?;
+        d.set_item("cached_audio_input_tokens", self.cached_audio_input_tokens)?;
+        d.set_item("output_audio_tokens", self.output_audio_tokens)?;
+        d.set_item("provider", &self.provider)?;
+        d.set_item("request_id", &self.request_id)?;
         Ok(d)
     }
 
@@ -135,7 +188,7 @@ impl PyUsageRecord {
         format!(
             "UsageRecord(timestamp={}, model={:?}, function={:?}, input_tokens={}, \
              output_tokens={}, total_tokens={}, cost={} {}, duration_ms={}, success={}, \
-             user_id={}, anchor_id={}, session_id={}, error_msg={})",
+             user_id={}, anchor_id={}, session_id={}, error_msg={}, provider={})",
             self.timestamp,
             self.model,
             self.function,
@@ -150,6 +203,7 @@ impl PyUsageRecord {
             opt(&self.anchor_id),
             opt(&self.session_id),
             opt(&self.error_msg),
+            opt(&self.provider),
         )
     }
 }

@@ -231,3 +231,31 @@ def test_flush_releases_the_gil(monitor):
         t.join()
         sys.setswitchinterval(old)
     assert during > 20
+
+
+def test_cache_writes_audio_and_provider(monitor):
+    # Anthropic prices cache writes and reads apart from fresh input:
+    # $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200 per M = $0.0147.
+    r = monitor.record_usage("claude-sonnet-4-5", "问答", 7000, 200, 1.0, cached_input_tokens=4000,
+                             cache_write_tokens=2000, provider="anthropic", request_id="req-1")
+    assert (r.cost, r.currency) == (0.0147, "USD")
+    assert (r.cached_input_tokens, r.cache_write_tokens, r.provider, r.request_id) == (
+        4000, 2000, "anthropic", "req-1")
+    # Without the split the same tokens cost less: the split is what was priced.
+    plain = monitor.record_usage("claude-sonnet-4-5", "问答", 7000, 200, 1.0, provider="anthropic")
+    assert plain.cost == 0.024 and plain.cache_write_tokens == 0
+    a = monitor.record_usage("gpt-4o-audio-preview", "语音", 1000, 500, 1.0, input_audio_tokens=600,
+                             output_audio_tokens=400, reasoning_tokens=0)
+    assert (a.input_audio_tokens, a.cached_audio_input_tokens, a.output_audio_tokens) == (600, 0, 400)
+    d = r.to_dict()
+    assert d["cache_write_tokens"] == 2000 and d["provider"] == "anthropic"
+    assert d["input_audio_tokens"] == 0 and d["request_id"] == "req-1"
+    assert "provider='anthropic'" in repr(r) or 'provider="anthropic"' in repr(r)
+
+
+def test_usage_record_details_are_keyword_only():
+    r = UsageRecord(1.0, None, None, None, "m", "f", 1, 2, 3, 0.5, 9.0, True, None, "USD",
+                    cache_write_tokens=7, provider="openai")
+    assert (r.cache_write_tokens, r.provider, r.cached_input_tokens) == (7, "openai", 0)
+    with pytest.raises(TypeError):
+        UsageRecord(1.0, None, None, None, "m", "f", 1, 2, 3, 0.5, 9.0, True, None, "USD", 7)

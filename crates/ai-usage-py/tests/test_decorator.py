@@ -3,6 +3,7 @@ context, failures of the call and of the recording."""
 
 import asyncio
 import inspect
+import json
 import logging
 
 import pytest
@@ -71,8 +72,6 @@ def test_exception_recorded_and_reraised(monitor, records_dir):
     assert day.failed_calls == 1 and day.successful_calls == 0
     monitor.flush()
     (line,) = next(records_dir.glob("usage_*.jsonl")).read_text(encoding="utf-8").splitlines()
-    import json
-
     rec = json.loads(line)
     assert rec["success"] is False and rec["error_msg"] == "bad prompt"
     assert rec["session_id"] == "s-err" and rec["input_tokens"] == 0
@@ -194,3 +193,40 @@ def test_method_self_is_not_context(monitor):
 
     Service().ask("why?", user_id="svc-user")
     assert only_record(monitor).by_user["svc-user"]["calls"] == 1
+
+
+def test_anthropic_body_cache_writes_and_provider(monitor, records_dir):
+    # The engine reads the body's cache reads and writes; `provider` picks
+    # Anthropic's price: $3 × 1000 + $3.75 × 2000 + $0.30 × 4000 + $15 × 200
+    # per M tokens = $0.0147.
+    @track_ai_usage("问答", provider="anthropic")
+    def call():
+        return {"id": "msg_1", "type": "message", "model": "claude-sonnet-4-5", "content": [],
+                "usage": {"input_tokens": 1000, "cache_creation_input_tokens": 2000,
+                          "cache_read_input_tokens": 4000, "output_tokens": 200}}
+
+    call()
+    monitor.flush()
+    (line,) = next(records_dir.glob("usage_*.jsonl")).read_text(encoding="utf-8").splitlines()
+    r = json.loads(line)
+    assert (r["input_tokens"], r["cached_input_tokens"], r["cache_write_tokens"]) == (7000, 4000, 2000)
+    assert (r["provider"], r["currency"], r["cost"]) == ("anthropic", "USD", 0.0147)
+
+
+def test_openai_sdk_object_keeps_cached_tokens(monitor, records_dir):
+    class Response:  # pydantic-style: usage details only in model_dump()
+        usage = type("U", (), {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010})()
+
+        def model_dump(self):
+            return {"model": "gpt-4o", "usage": {"prompt_tokens": 1000, "completion_tokens": 10,
+                                                  "total_tokens": 1010,
+                                                  "prompt_tokens_details": {"cached_tokens": 800}}}
+
+    @track_ai_usage("qa")
+    def call():
+        return Response()
+
+    call()
+    monitor.flush()
+    (line,) = next(records_dir.glob("usage_*.jsonl")).read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["cached_input_tokens"] == 800

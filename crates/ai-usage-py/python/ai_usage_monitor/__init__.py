@@ -368,31 +368,39 @@ def _as_body(result: Any) -> Optional[str]:
 
 def _tokens_of(
     result: Any, extract_tokens: Optional[Callable[[Any], Any]]
-) -> Tuple[int, int, Optional[int], Optional[str], int, int]:
-    """``(input, output, total, model, cached, reasoning)`` of a result."""
+) -> Tuple[Dict[str, Any], Optional[str]]:
+    """``(token keywords of record_usage, model)`` of a result.
+
+    A provider body (text, dict or pydantic object) is read by the engine,
+    which also finds cached, cache-write, reasoning and audio tokens; a plain
+    object with ``usage.prompt_tokens`` is read attribute by attribute.
+    """
     model = _field(result, "model")
     model = model if isinstance(model, str) and model else None
     if extract_tokens is not None:
         t = tuple(extract_tokens(result))
         if len(t) == 2:
-            return int(t[0]), int(t[1]), None, model, 0, 0
+            return {"input_tokens": int(t[0]), "output_tokens": int(t[1])}, model
         if len(t) == 3:
-            return int(t[0]), int(t[1]), int(t[2]), model, 0, 0
+            return {"input_tokens": int(t[0]), "output_tokens": int(t[1]), "total_tokens": int(t[2])}, model
         raise ValueError(f"extract_tokens must return 2 or 3 numbers, got {len(t)}")
+    body = _as_body(result)
+    if body is not None:
+        read = _native.usage_from_json(body)
+        if read is not None:
+            body_model = read.pop("model")
+            return read, model or body_model
     usage = _field(result, "usage")
     if usage is not None:
         prompt = _field(usage, "prompt_tokens")
         completion = _field(usage, "completion_tokens")
         if prompt is not None or completion is not None:
             total = _field(usage, "total_tokens")
-            return int(prompt or 0), int(completion or 0), None if total is None else int(total), model, 0, 0
-    body = _as_body(result)
-    if body is not None:
-        read = _native.usage_from_json(body)
-        if read is not None:
-            i, o, total, cached, reasoning, body_model = read
-            return i, o, total, model or body_model, cached, reasoning
-    return 0, 0, None, model, 0, 0
+            tokens = {"input_tokens": int(prompt or 0), "output_tokens": int(completion or 0)}
+            if total is not None:
+                tokens["total_tokens"] = int(total)
+            return tokens, model
+    return {}, model
 
 
 _CONTEXT_KEYS = ("user_id", "anchor_id", "session_id")
@@ -414,6 +422,7 @@ def _context_of(args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Dict[str, A
 def _record_call(
     function_name: str,
     model_name: Optional[str],
+    provider: Optional[str],
     extract_tokens: Optional[Callable[[Any], Any]],
     args: Tuple[Any, ...],
     kwargs: Mapping[str, Any],
@@ -425,23 +434,20 @@ def _record_call(
     try:
         duration_ms = (time.perf_counter() - started) * 1000.0
         ctx = _context_of(args, kwargs)
-        if error is not None:
-            inp, out, total, model, cached, reasoning = 0, 0, None, None, 0, 0
-        else:
+        tokens: Dict[str, Any] = {}
+        model: Optional[str] = None
+        if error is None:
             try:
-                inp, out, total, model, cached, reasoning = _tokens_of(result, extract_tokens)
+                tokens, model = _tokens_of(result, extract_tokens)
             except Exception:
                 logger.warning("ai_usage_monitor: could not read tokens of %s", function_name, exc_info=True)
-                inp, out, total, model, cached, reasoning = 0, 0, None, None, 0, 0
+                tokens, model = {}, None
         get_usage_monitor().record_usage(
             model_name or model or "unknown",
             function_name,
-            inp,
-            out,
-            duration_ms,
-            total_tokens=total,
-            cached_input_tokens=cached,
-            reasoning_tokens=reasoning,
+            duration_ms=duration_ms,
+            provider=provider,
+            **tokens,
             success=error is None,
             error_msg=None if error is None else (str(error) or type(error).__name__),
             **ctx,
@@ -454,13 +460,17 @@ def track_ai_usage(
     function_name: str,
     model_name: Optional[str] = None,
     extract_tokens: Optional[Callable[[Any], Any]] = None,
+    *,
+    provider: Optional[str] = None,
 ) -> Callable[[F], F]:
     """Records every call of the decorated function (sync or ``async def``).
 
     Tokens come from ``result.usage.prompt_tokens / completion_tokens /
     total_tokens`` (attributes or dict keys), from ``extract_tokens(result)``
     (a 2- or 3-tuple), or from any provider body the engine reads (OpenAI,
-    Anthropic, Gemini, DashScope). The model is ``model_name``, else
+    Anthropic, Gemini, DashScope; with their cached, cache-write, reasoning
+    and audio tokens). ``provider`` (e.g. ``"anthropic"``) picks that
+    provider's price when a model is sold by several. The model is ``model_name``, else
     ``result.model``. ``user_id`` / ``anchor_id`` / ``session_id`` come from
     the keywords, else from ``args[0]`` when it is a dict. An exception is
     recorded as a failure and re-raised.
@@ -475,9 +485,9 @@ def track_ai_usage(
                 try:
                     result = await func(*args, **kwargs)
                 except Exception as e:
-                    _record_call(function_name, model_name, extract_tokens, args, kwargs, started, None, e)
+                    _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, None, e)
                     raise
-                _record_call(function_name, model_name, extract_tokens, args, kwargs, started, result, None)
+                _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, result, None)
                 return result
 
             return async_wrapper  # type: ignore[return-value]
@@ -488,9 +498,9 @@ def track_ai_usage(
             try:
                 result = func(*args, **kwargs)
             except Exception as e:
-                _record_call(function_name, model_name, extract_tokens, args, kwargs, started, None, e)
+                _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, None, e)
                 raise
-            _record_call(function_name, model_name, extract_tokens, args, kwargs, started, result, None)
+            _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, result, None)
             return result
 
         return wrapper  # type: ignore[return-value]

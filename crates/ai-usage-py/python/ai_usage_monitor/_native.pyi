@@ -26,6 +26,14 @@ class UsageRecord:
     success: bool
     error_msg: Optional[str]
     currency: str
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cache_write_tokens: int
+    input_audio_tokens: int
+    cached_audio_input_tokens: int
+    output_audio_tokens: int
+    provider: Optional[str]
+    request_id: Optional[str]
     def __init__(
         self,
         timestamp: float,
@@ -42,6 +50,15 @@ class UsageRecord:
         success: bool = True,
         error_msg: Optional[str] = None,
         currency: str = "CNY",
+        *,
+        cached_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        input_audio_tokens: int = 0,
+        cached_audio_input_tokens: int = 0,
+        output_audio_tokens: int = 0,
+        provider: Optional[str] = None,
+        request_id: Optional[str] = None,
     ) -> None: ...
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -71,6 +88,11 @@ class Monitor:
         reasoning_tokens: int = 0,
         request_id: Optional[str] = None,
         timestamp: Optional[float] = None,
+        cache_write_tokens: int = 0,
+        input_audio_tokens: int = 0,
+        cached_audio_input_tokens: int = 0,
+        output_audio_tokens: int = 0,
+        provider: Optional[str] = None,
     ) -> UsageRecord: ...
     def remove_budget(self, name: str) -> bool: ...
     def flush(self) -> None: ...
@@ -95,4 +117,4 @@ def calculate_cost(model: str, input_tokens: int, output_tokens: int) -> float: 
 def model_display_name(model: str) -> str: ...
 def function_names() -> List[Tuple[str, str]]: ...
 def pricing_json(model: str) -> Optional[str]: ...
-def usage_from_json(body: str) -> Optional[Tuple[int, int, int, int, int, Optional[str]]]: ...
+def usage_from_json(body: str) -> Optional[dict[str, Any]]: ...
