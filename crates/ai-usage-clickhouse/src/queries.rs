@@ -1,7 +1,7 @@
 //! The fleet's answers from ClickHouse, in the core's result types so the
 //! CLI, the API and the page print them exactly like local answers.
 //!
-//! Which table answers (schema v4), so a summary reads groups, not rows:
+//! Which table answers (schema v4, v5), so a summary reads groups, not rows:
 //! - totals, models, functions, durations and the trend: `agg_model` (UTC
 //!   hours) when the range is made of whole UTC hours (every day and hour
 //!   of a zone whose offset is whole hours); the p95 comes from its summed
@@ -80,7 +80,7 @@ countIf(priced = 0)";
 const SUM_COLUMNS: &str = "success, input_tokens, output_tokens, total_tokens, \
 cached_input_tokens, reasoning_tokens, cost_nanos, priced";
 
-/// The same sums over the v4 aggregates.
+/// The same sums over the aggregates.
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
 sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
 sum(cost_nanos), sum(unpriced_calls)";

@@ -16,8 +16,8 @@
 //!   day file and line, which is the local export's order over the hosts'
 //!   files taken host by host.
 //!
-//! Audio token counts are not columns of `records` (schema v4): the fleet's
-//! records CSV shows them as 0.
+//! Every column of the local records CSV comes from `records`, the audio
+//! token counts included (schema v5; rows shipped before v5 read 0).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
