@@ -1150,6 +1150,33 @@ fn the_fleet_buckets_durations_exactly_as_the_core() {
         .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
         .collect();
     assert_eq!(got, want);
+    // ClickHouse's `log2` may round otherwise than Rust's elsewhere: with
+    // its first guess off by one either way, the bucket is still the
+    // core's (the thresholds decide). Off by -1 only where it is ≥ 1: a
+    // duration above 1 ms has a positive logarithm.
+    let sql = schema::duration_bucket_sql("duration_ms");
+    for (delta, from_bucket) in [("+ 1", 0usize), ("- 1", 1)] {
+        let skewed = sql
+            .replace("ceil(log2(", "(ceil(log2(")
+            .replace(") * 4)))", &format!(") * 4) {delta})))"));
+        assert_ne!(skewed, sql, "the guess is where the test expects it");
+        let got: BTreeMap<u64, usize> = client
+            .query_rows(&format!(
+                "SELECT offset, {skewed} FROM {}.records WHERE {} >= {from_bucket}",
+                client.db(),
+                sql
+            ))
+            .unwrap()
+            .iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect();
+        let want: BTreeMap<u64, usize> = want
+            .iter()
+            .filter(|(_, &b)| b >= from_bucket)
+            .map(|(&o, &b)| (o, b))
+            .collect();
+        assert_eq!(got, want, "guess {delta}");
+    }
     // Every bucket is reached, from 0 to the last.
     let local = local_histogram(&durations);
     assert_eq!(local.len(), ai_usage_core::DurationHistogram::BUCKETS);
