@@ -1,10 +1,12 @@
 //! The fleet's answers from ClickHouse, in the core's result types so the
 //! CLI, the API and the page print them exactly like local answers.
 //!
-//! Which table answers (schema v4), so a summary reads groups, not rows:
+//! Which table answers (schema v4, v5), so a summary reads groups, not rows:
 //! - totals, models, functions, durations and the trend: `agg_model` (UTC
 //!   hours) when the range is made of whole UTC hours (every day and hour
-//!   of a zone whose offset is whole hours);
+//!   of a zone whose offset is whole hours); the p95 comes from its summed
+//!   duration histogram (schema v5) read into the core's
+//!   [`DurationHistogram`], so it is exactly the local p95;
 //! - users and anchors: `agg_user_day` / `agg_anchor_day` when the range is
 //!   whole local days of the database's reporting zone (or of a zone whose
 //!   days fall on the same instants);
@@ -20,14 +22,15 @@ use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
     main_currency, success_rate, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
-    GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy, RankEntry, RankKind,
-    SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary, Zone,
+    DurationHistogram, GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy,
+    RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary,
+    Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::schema::{money_from_column, reporting_zone};
+use crate::schema::{duration_bucket_sql, money_from_column, reporting_zone};
 
 /// Answers summaries, rankings and trends for the whole fleet.
 #[derive(Debug, Clone)]
@@ -77,7 +80,7 @@ countIf(priced = 0)";
 const SUM_COLUMNS: &str = "success, input_tokens, output_tokens, total_tokens, \
 cached_input_tokens, reasoning_tokens, cost_nanos, priced";
 
-/// The same sums over the v4 aggregates.
+/// The same sums over the aggregates.
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
 sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
 sum(cost_nanos), sum(unpriced_calls)";
@@ -402,39 +405,49 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         Ok(self.build_summary(period, bounds, parts))
     }
 
-    /// Totals, models, functions and durations from `agg_model`.
+    /// Totals, models, functions and durations from `agg_model`: one
+    /// query, each group with its summed duration histogram.
     fn models_from_aggregates(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
-        let wh = where_hours(bounds);
+        self.model_groups(&format!(
+            "SELECT currency, model, function, {AGG_SUMS}, sum(duration_ms_sum), \
+(sumMap(durationMap.bucket, durationMap.calls) AS duration_map).1, duration_map.2 \
+FROM {db}.agg_model WHERE {} GROUP BY currency, model, function",
+            where_hours(bounds)
+        ))
+    }
+
+    /// Reads model × function groups: currency, model, function, the
+    /// [`SUMS`], the durations' sum, then the histogram's buckets and
+    /// their calls (two arrays); the average and p95 as the core computes
+    /// them from its histogram.
+    fn model_groups(&self, sql: &str) -> Result<Parts> {
         let mut parts = Parts::default();
-        let mut duration_sum = 0.0;
-        self.client.query_each(
-            &format!(
-                "SELECT currency, model, function, {AGG_SUMS}, sum(duration_ms_sum) \
-FROM {db}.agg_model WHERE {wh} GROUP BY currency, model, function"
-            ),
-            |r| {
-                let currency = currency_of(field(r, 0)?)?;
-                duration_sum += parse_f64_or_zero(field(r, 12)?);
-                parts.models.push((
-                    field(r, 1)?.to_string(),
-                    field(r, 2)?.to_string(),
-                    stats_of(r, 3, currency)?,
-                ));
-                Ok(())
-            },
-        )?;
-        let calls: u64 = parts.models.iter().map(|m| m.2.calls).sum();
-        if calls > 0 {
-            parts.avg_ms = duration_sum / calls as f64;
-            let p95 = self.client.query_rows(&format!(
-                "SELECT quantileTDigestMerge(0.95)(duration_q) FROM {db}.agg_model WHERE {wh}"
-            ))?;
-            parts.p95_ms = p95
-                .first()
-                .and_then(|r| r.first())
-                .map_or(0.0, |v| parse_f64_or_zero(v));
-        }
+        let mut durations = DurationHistogram::default();
+        self.client.query_each(sql, |r| {
+            let currency = currency_of(field(r, 0)?)?;
+            durations.sum_ms += parse_f64_or_zero(field(r, 12)?);
+            let buckets = parse_array(field(r, 13)?)?;
+            let calls = parse_array(field(r, 14)?)?;
+            if buckets.len() != calls.len() {
+                return Err(Error::Protocol(format!(
+                    "duration histogram: {} buckets, {} counts",
+                    buckets.len(),
+                    calls.len()
+                )));
+            }
+            for (b, n) in buckets.into_iter().zip(calls) {
+                durations.add_to_bucket(usize::try_from(b).unwrap_or(usize::MAX), n);
+            }
+            parts.models.push((
+                field(r, 1)?.to_string(),
+                field(r, 2)?.to_string(),
+                stats_of(r, 3, currency)?,
+            ));
+            Ok(())
+        })?;
+        parts.avg_ms = durations.mean_ms();
+        parts.p95_ms = durations.quantile_ms(0.95);
         Ok(parts)
     }
 
@@ -472,34 +485,17 @@ WHERE {wd} AND {column} != '' GROUP BY {column}, currency"
     }
 
     /// Totals, models, functions and durations from raw rows (ranges not
-    /// made of whole UTC hours).
+    /// made of whole UTC hours), each group's durations bucketed as the
+    /// `agg_model` view buckets them.
     fn models_from_records(&self, bounds: (f64, f64)) -> Result<Parts> {
         let db = self.client.db();
-        let wb = where_bounds(bounds);
-        let mut parts = Parts::default();
-        self.client.query_each(
-            &format!(
-                "SELECT currency, model, function, {SUMS} \
-FROM {db}.records FINAL WHERE {wb} GROUP BY currency, model, function"
-            ),
-            |r| {
-                let currency = currency_of(field(r, 0)?)?;
-                parts.models.push((
-                    field(r, 1)?.to_string(),
-                    field(r, 2)?.to_string(),
-                    stats_of(r, 3, currency)?,
-                ));
-                Ok(())
-            },
-        )?;
-        let durations = self.client.query_rows(&format!(
-            "SELECT avg(duration_ms), quantileTDigest(0.95)(duration_ms) FROM {db}.records FINAL WHERE {wb}"
-        ))?;
-        if let Some([a, p]) = durations.first().map(Vec::as_slice) {
-            parts.avg_ms = parse_f64_or_zero(a);
-            parts.p95_ms = parse_f64_or_zero(p);
-        }
-        Ok(parts)
+        self.model_groups(&format!(
+            "SELECT currency, model, function, {SUMS}, sum(duration_ms), \
+(sumMap([{}], [toUInt64(1)]) AS duration_map).1, duration_map.2 \
+FROM {db}.records FINAL WHERE {} GROUP BY currency, model, function",
+            duration_bucket_sql("duration_ms"),
+            where_bounds(bounds)
+        ))
     }
 
     /// Users and anchors from raw rows (an hour, or days of another zone):
@@ -937,6 +933,18 @@ fn parse_f64_or_zero(s: &str) -> f64 {
         .ok()
         .filter(|v| v.is_finite())
         .unwrap_or(0.0)
+}
+
+/// An array of unsigned numbers as ClickHouse writes it (`[1,2,3]`).
+fn parse_array(s: &str) -> Result<Vec<u64>> {
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| Error::Protocol(format!("not an array: {s:?}")))?;
+    if inner.is_empty() {
+        return Ok(Vec::new());
+    }
+    inner.split(',').map(parse).collect()
 }
 
 fn currency_of(code: &str) -> Result<Currency> {

@@ -16,8 +16,8 @@
 //!   day file and line, which is the local export's order over the hosts'
 //!   files taken host by host.
 //!
-//! Audio token counts are not columns of `records` (schema v4): the fleet's
-//! records CSV shows them as 0.
+//! Every column of the local records CSV comes from `records`, the audio
+//! token counts included (schema v5; rows shipped before v5 read 0).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,8 @@ pub const RECORDS_BATCH_ROWS: usize = 50_000;
 const RECORD_SELECT: &str = "timestamp, user_id, anchor_id, session_id, model, function, \
 input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, cost_nanos, \
 currency, priced, success, duration_ms, error_msg, request_id, arrayStringConcat(tags, ';'), \
-provider, cache_write_tokens, host, file, `offset`";
+provider, cache_write_tokens, input_audio_tokens, cached_audio_input_tokens, \
+output_audio_tokens, host, file, `offset`";
 
 /// Where the last page ended: `(timestamp, host, file, offset)`.
 struct PageKey {
@@ -235,8 +236,7 @@ fn text(row: &[String], i: usize) -> Result<Option<String>> {
     Ok((!s.is_empty()).then(|| s.to_string()))
 }
 
-/// One row of [`RECORD_SELECT`] as the record the day file held (but for
-/// the audio token counts, which `records` does not keep).
+/// One row of [`RECORD_SELECT`] as the record the day file held.
 fn record_of(row: &[String]) -> Result<UsageRecord> {
     let code = field(row, 12)?;
     let currency =
@@ -269,9 +269,9 @@ fn record_of(row: &[String]) -> Result<UsageRecord> {
         },
         provider: text(row, 19)?,
         cache_write_tokens: number(row, 20)?,
-        input_audio_tokens: 0,
-        cached_audio_input_tokens: 0,
-        output_audio_tokens: 0,
+        input_audio_tokens: number(row, 21)?,
+        cached_audio_input_tokens: number(row, 22)?,
+        output_audio_tokens: number(row, 23)?,
     })
 }
 
@@ -279,9 +279,9 @@ fn record_of(row: &[String]) -> Result<UsageRecord> {
 fn page_key(row: &[String]) -> Result<PageKey> {
     Ok(PageKey {
         timestamp: number(row, 0)?,
-        host: field(row, 21)?.to_string(),
-        file: field(row, 22)?.to_string(),
-        offset: number(row, 23)?,
+        host: field(row, 24)?.to_string(),
+        file: field(row, 25)?.to_string(),
+        offset: number(row, 26)?,
     })
 }
 
@@ -329,6 +329,9 @@ AND `offset` > 42))))))"
             "a;b",
             "dashscope",
             "5",
+            "4",
+            "1",
+            "2",
             "h",
             "usage_2025-10-25.jsonl",
             "9",
@@ -345,6 +348,14 @@ AND `offset` > 42))))))"
         assert!(!r.success);
         assert_eq!(r.tags.join(";"), "a;b");
         assert_eq!(r.cache_write_tokens, 5);
+        assert_eq!(
+            (
+                r.input_audio_tokens,
+                r.cached_audio_input_tokens,
+                r.output_audio_tokens
+            ),
+            (4, 1, 2)
+        );
         let k = page_key(&row).unwrap();
         assert_eq!((k.host.as_str(), k.offset), ("h", 9));
         assert!(record_of(&row[..10]).is_err());

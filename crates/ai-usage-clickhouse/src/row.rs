@@ -97,6 +97,14 @@ pub fn push_row(
     // Schema v4's columns.
     put_str(out, opt(&r.provider));
     put_u64(out, r.cache_write_tokens);
+    // Schema v5's columns.
+    for n in [
+        r.input_audio_tokens,
+        r.cached_audio_input_tokens,
+        r.output_audio_tokens,
+    ] {
+        put_u64(out, n);
+    }
 }
 
 /// An absent id or text as the column's empty string.
@@ -183,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_row_is_laid_out_as_rowbinary() {
-        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"], "provider": "dashscope", "cache_write_tokens": 1}"#;
+        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"], "provider": "dashscope", "cache_write_tokens": 1, "input_audio_tokens": 2, "cached_audio_input_tokens": 1, "output_audio_tokens": 3}"#;
         let r = ai_usage_core::dayfile::parse_record(line).unwrap();
         let mut out = Vec::new();
         let o = Origin {
@@ -210,6 +218,9 @@ mod tests {
         want.extend_from_slice(b"\x00\x00\x01\x03x'y");
         want.extend_from_slice(b"\x09dashscope");
         want.extend_from_slice(&1u64.to_le_bytes()); // cache-write tokens
+        for n in [2u64, 1, 3] {
+            want.extend_from_slice(&n.to_le_bytes()); // audio in, cached, out
+        }
         assert_eq!(out, want);
     }
 

@@ -25,6 +25,15 @@
 //!   last call and the latest user and anchor). v3's `agg_user` and
 //!   `agg_anchor` go. Rows already in `records` are copied in once, read
 //!   with `FINAL` (deduplicated).
+//! - v5: `records` gets the core's audio token columns
+//!   (`input_audio_tokens`, `cached_audio_input_tokens`,
+//!   `output_audio_tokens`; 0 for older rows), and `agg_model`'s p95 is the
+//!   core's duration histogram instead of a t-digest state: a nested
+//!   `durationMap` (`bucket UInt8` → `calls UInt64`) that `SummingMergeTree`
+//!   sums by bucket, filled by the view with [`duration_bucket_sql`] (the
+//!   bucket [`DurationHistogram::bucket_of`] gives, boundaries included),
+//!   so the fleet's p95 is exactly the local one. `agg_model` and its view
+//!   are recreated and refilled from `records FINAL`.
 //!
 //! The views count what is inserted into `records`; the shipper's
 //! server-offset protocol keeps a record from being inserted twice, so the
@@ -33,20 +42,30 @@
 //! them, for a duplicate inserted outside that protocol (e.g. two shippers
 //! given different host ids for one directory).
 
-use ai_usage_core::{Money, Zone};
+use std::sync::OnceLock;
+
+use ai_usage_core::{DurationHistogram, Money, Zone};
 use chrono::NaiveDate;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Columns of `records`, in the order the shipper sends them.
 pub const RECORD_COLUMNS: &str = "id, host, file, offset, end_offset, day, timestamp, user_id, \
 anchor_id, session_id, model, function, input_tokens, output_tokens, total_tokens, \
 cached_input_tokens, reasoning_tokens, cost_nanos, currency, priced, success, duration_ms, \
-error_msg, request_id, tags, provider, cache_write_tokens";
+error_msg, request_id, tags, provider, cache_write_tokens, input_audio_tokens, \
+cached_audio_input_tokens, output_audio_tokens";
+
+/// v5's audio token columns of `records`, as the core names them.
+const AUDIO_COLUMNS: [&str; 3] = [
+    "input_audio_tokens",
+    "cached_audio_input_tokens",
+    "output_audio_tokens",
+];
 
 /// An exact cost as stored in `cost_nanos` (billionths of its currency).
 ///
@@ -62,7 +81,8 @@ pub fn money_from_column(nanos: i64) -> Money {
 }
 
 /// The raw table: v1's columns with v4's changes (`cost_nanos` for
-/// `cost_micros`, `provider`, `cache_write_tokens`) when `v4`.
+/// `cost_micros`, `provider`, `cache_write_tokens`) and v5's audio token
+/// columns when `current`.
 ///
 /// v4 orders the rows by `(day, host, file, offset)`: the order the shipper
 /// sends them in (a block needs almost no sorting, offsets compress to
@@ -70,18 +90,21 @@ pub fn money_from_column(nanos: i64) -> Money {
 /// can skip by the index, and the key still identifies a line exactly as
 /// `id` (a hash of host, file and offset) does, so `ReplacingMergeTree` and
 /// `FINAL` deduplicate as before. v1..v3 were ordered by `(day, id)`.
-fn records_table(db: &str, table: &str, v4: bool) -> String {
-    let order = if v4 {
+fn records_table(db: &str, table: &str, current: bool) -> String {
+    let order = if current {
         "day, host, file, offset"
     } else {
         "day, id"
     };
-    let (cost, extra) = if v4 {
+    let (cost, extra) = if current {
         (
             "cost_nanos Int64,          -- exact cost in billionths of `currency`",
             ",
   provider String DEFAULT '',        -- '' = not recorded
-  cache_write_tokens UInt64 DEFAULT 0",
+  cache_write_tokens UInt64 DEFAULT 0,
+  input_audio_tokens UInt64 DEFAULT 0,
+  cached_audio_input_tokens UInt64 DEFAULT 0,
+  output_audio_tokens UInt64 DEFAULT 0",
         )
     } else {
         (
@@ -157,8 +180,9 @@ struct Aggregate {
     filter: &'static str,
 }
 
-/// The v4 aggregates. `AggregateFunction` columns are merged by their state
-/// (`SummingMergeTree` does so).
+/// The aggregates (v4, with v5's histogram in `agg_model`).
+/// `AggregateFunction` columns are merged by their state and nested
+/// `…Map` columns by key (`SummingMergeTree` does both).
 const AGGREGATES: [Aggregate; 4] = [
     Aggregate {
         table: "agg_model",
@@ -170,12 +194,13 @@ const AGGREGATES: [Aggregate; 4] = [
                 "duration_ms_sum Float64",
                 "sum(duration_ms) AS duration_ms_sum",
             ),
-            // A t-digest, not `quantile`'s 8,192-value reservoir: a day's
-            // 720 states merge in ~15 ms instead of 50–90 ms, take a third of
-            // the bytes, and came closer to the exact p95 in the bench.
+            // v5: the core's duration histogram (bucket → calls), summed
+            // by `SummingMergeTree` as a nested `…Map`: a range's p95 is
+            // exactly the local one, and summing it is cheap (v4 merged a
+            // t-digest state per hour).
             (
-                "duration_q AggregateFunction(quantileTDigest(0.95), Float64)",
-                "quantileTDigestState(0.95)(duration_ms) AS duration_q",
+                "durationMap Nested(bucket UInt8, calls UInt64)",
+                DURATION_MAP_EXPR,
             ),
         ],
         filter: "",
@@ -223,7 +248,72 @@ const AGGREGATES: [Aggregate; 4] = [
     },
 ];
 
-/// The names of the v4 aggregate tables.
+/// Stands for [`duration_bucket_sql`] of `duration_ms` in an aggregate's
+/// expressions.
+const DURATION_BUCKET: &str = "{duration_bucket}";
+
+/// `agg_model`'s histogram columns from `records` rows (the inner alias
+/// is not a column of the result).
+const DURATION_MAP_EXPR: &str = "(sumMap([{duration_bucket}], [toUInt64(1)]) AS duration_map).1 \
+AS `durationMap.bucket`, duration_map.2 AS `durationMap.calls`";
+
+/// The smallest duration of each bucket by the core's rule: entry `k`
+/// (1..BUCKETS) is the least `f64` above 1 that
+/// [`DurationHistogram::bucket_of`] puts in bucket `k` or later; entry 0
+/// is 0 and entry `BUCKETS` infinity. Found by bisecting the bit patterns
+/// (positive floats order as their bits), so the SQL bucket follows the
+/// core's floating-point result exactly, boundaries included.
+fn bucket_thresholds() -> &'static [f64] {
+    static T: OnceLock<Vec<f64>> = OnceLock::new();
+    T.get_or_init(|| {
+        let n = DurationHistogram::BUCKETS;
+        let mut t = vec![0.0; n + 1];
+        t[n] = f64::INFINITY;
+        for (k, slot) in t.iter_mut().enumerate().take(n).skip(1) {
+            // bucket_of(lo) < k <= bucket_of(hi).
+            let (mut lo, mut hi) = (1.0f64.to_bits(), f64::MAX.to_bits());
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if DurationHistogram::bucket_of(f64::from_bits(mid)) >= k {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            *slot = f64::from_bits(hi);
+        }
+        t
+    })
+}
+
+/// The core's duration bucket ([`DurationHistogram::bucket_of`]) of the
+/// `Float64` expression `column`, as a ClickHouse `UInt8` expression.
+///
+/// `ceil(log2(ms) * 4)` as the core computes it, corrected by one bucket
+/// either way against [`bucket_thresholds`]: ClickHouse's `log2` may round
+/// differently from Rust's at a bucket boundary, the thresholds (exact
+/// `f64` literals) decide. Durations ≤ 1 ms, NaN and infinities are bucket
+/// 0 as in the core.
+pub fn duration_bucket_sql(column: &str) -> String {
+    let x = format!("if(isFinite({column}) AND {column} > 1, {column}, 1.)");
+    let last = DurationHistogram::BUCKETS - 1;
+    let guess = format!("toUInt8(least({last}, ceil(log2({x}) * 4)))");
+    let bounds: Vec<String> = bucket_thresholds()
+        .iter()
+        .map(|t| {
+            if t.is_finite() {
+                format!("{t:?}")
+            } else {
+                "inf".to_string()
+            }
+        })
+        .collect();
+    let bounds = format!("[{}]", bounds.join(", "));
+    // Arrays count from 1: bucket b's threshold is element b + 1.
+    format!("toUInt8({guess} - ({x} < {bounds}[{guess} + 1]) + ({x} >= {bounds}[{guess} + 2]))")
+}
+
+/// The names of the aggregate tables.
 pub const AGGREGATE_TABLES: [&str; 4] =
     ["agg_model", "agg_user_day", "agg_anchor_day", "agg_session"];
 
@@ -281,7 +371,20 @@ impl Aggregate {
 
     /// The view's query over `from` (a table or a parenthesised subquery).
     fn select_from(&self, from: &str, zone: &str) -> String {
-        let extra: String = self.extra.iter().map(|(_, e)| format!(", {e}")).collect();
+        let extra: String = self
+            .extra
+            .iter()
+            .map(|(_, e)| {
+                if e.contains(DURATION_BUCKET) {
+                    format!(
+                        ", {}",
+                        e.replace(DURATION_BUCKET, &duration_bucket_sql("duration_ms"))
+                    )
+                } else {
+                    format!(", {e}")
+                }
+            })
+            .collect();
         let (time, _, time_key) = self.time_key(zone);
         format!(
             "SELECT {time}currency, {key}, {AGG_SUMS}{extra} FROM {from} {filter} \
@@ -368,13 +471,19 @@ fn settings(client: &Client, zone: &str) -> Result<String> {
     reporting_zone(client)
 }
 
-/// Whether `records` still has v1's `cost_micros` column.
-fn records_in_micros(client: &Client) -> Result<bool> {
+/// Whether `table` of the database has the column `column` (18.16 has
+/// no `ADD COLUMN IF NOT EXISTS`).
+fn has_column(client: &Client, table: &str, column: &str) -> Result<bool> {
     let name = client.endpoint().database().replace(['\'', '\\'], "");
     Ok(client.query_u64(&format!(
-        "SELECT count() FROM system.columns WHERE database = '{name}' AND table = 'records' \
-AND name = 'cost_micros'"
+        "SELECT count() FROM system.columns WHERE database = '{name}' AND table = '{table}' \
+AND name = '{column}'"
     ))? > 0)
+}
+
+/// Whether `records` still has v1's `cost_micros` column.
+fn records_in_micros(client: &Client) -> Result<bool> {
+    has_column(client, "records", "cost_micros")
 }
 
 /// v4 over v1..v3: the earlier aggregates go; `records` is copied into a
@@ -388,9 +497,12 @@ fn upgrade_records(client: &Client) -> Result<()> {
     if records_in_micros(client)? {
         client.execute(&format!("DROP TABLE IF EXISTS {db}.records_v4"))?;
         client.execute(&records_table(&db, "records_v4", true))?;
-        let v3_columns = RECORD_COLUMNS
+        let mut v3_columns = RECORD_COLUMNS
             .replace("cost_nanos", "cost_micros * 1000")
             .replace(", provider, cache_write_tokens", ", '', 0");
+        for c in AUDIO_COLUMNS {
+            v3_columns = v3_columns.replace(c, "0");
+        }
         client.execute(&format!(
             "INSERT INTO {db}.records_v4 ({RECORD_COLUMNS}) SELECT {v3_columns} FROM {db}.records FINAL"
         ))?;
@@ -399,6 +511,46 @@ fn upgrade_records(client: &Client) -> Result<()> {
         ))?;
     }
     client.execute(&format!("DROP TABLE IF EXISTS {db}.records_v3"))
+}
+
+// v5 (h23): audio token columns and `agg_model`'s duration histogram.
+// Self-contained: `migrate_in` calls `upgrade_to_v5` before creating the
+// aggregates that are missing and filling the empty ones.
+
+/// v5 over v4: `records` gets the audio token columns (0 for older rows)
+/// and `agg_model` trades its t-digest for the duration histogram (it is
+/// dropped here and recreated, then refilled from `records FINAL`, by the
+/// caller). Each step checks first, so a cut-short upgrade resumes.
+fn upgrade_to_v5(client: &Client) -> Result<()> {
+    add_audio_columns(client)?;
+    drop_digest_agg_model(client)
+}
+
+/// Adds the audio token columns `records` lacks (v1..v4 tables).
+fn add_audio_columns(client: &Client) -> Result<()> {
+    let db = client.db();
+    for column in AUDIO_COLUMNS {
+        if !has_column(client, "records", column)? {
+            client.execute(&format!(
+                "ALTER TABLE {db}.records ADD COLUMN {column} UInt64 DEFAULT 0"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops a v4 `agg_model` (with its view): one without the histogram.
+fn drop_digest_agg_model(client: &Client) -> Result<()> {
+    let db = client.db();
+    let exists = client.query_u64(&format!(
+        "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'agg_model'",
+        client.endpoint().database().replace(['\'', '\\'], "")
+    ))? > 0;
+    if exists && !has_column(client, "agg_model", "durationMap.bucket")? {
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.agg_model_mv"))?;
+        client.execute(&format!("DROP TABLE IF EXISTS {db}.agg_model"))?;
+    }
+    Ok(())
 }
 
 /// Creates the database and brings its tables to [`SCHEMA_VERSION`];
@@ -442,9 +594,10 @@ pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
     let zone = settings(client, &zone_name)?;
     if found == 0 {
         client.execute(&records_table(&db, "records", true))?;
-    } else {
+    } else if found < 4 {
         upgrade_records(client)?;
     }
+    upgrade_to_v5(client)?;
     for a in &AGGREGATES {
         for sql in a.create(&db, &zone) {
             client.execute(&sql)?;

@@ -188,6 +188,55 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
         digest(&[&fleet.range_summary(wide.0, wide.1).unwrap()]),
         want
     );
+    // Durations: the fleet's p95 is exactly the local p95 over both hosts'
+    // records (the same histogram), from the aggregates and from raw rows.
+    let both = tempfile::tempdir().unwrap();
+    merge_dirs(&[a.path(), b.path()], both.path());
+    let lboth = local_monitor(both.path());
+    let same_durations = |got: &UsageSummary, want: &UsageSummary, what: &str| {
+        assert_eq!(got.p95_duration_ms, want.p95_duration_ms, "p95 of {what}");
+        assert!(
+            (got.avg_duration_ms - want.avg_duration_ms).abs() <= 1e-9 * want.avg_duration_ms,
+            "average of {what}: {} vs {}",
+            got.avg_duration_ms,
+            want.avg_duration_ms
+        );
+    };
+    for back in 0..6 {
+        let date = today - chrono::Duration::days(back);
+        let want = lboth.get_summary_for_date(date);
+        assert!(want.total_calls == 0 || want.p95_duration_ms > 0.0);
+        same_durations(&fleet.summary_for_date(date).unwrap(), &want, "a day");
+    }
+    for hour in [0u8, 9, 19, 20, 21] {
+        same_durations(
+            &fleet.summary_for_hour(today, hour).unwrap(),
+            &lboth.get_summary_for_hour(today, hour),
+            "an hour",
+        );
+    }
+    let want = lboth.get_range_summary(wide.0, wide.1).unwrap();
+    assert!(want.p95_duration_ms > 0.0);
+    same_durations(
+        &fleet.range_summary(wide.0, wide.1).unwrap(),
+        &want,
+        "the range",
+    );
+    // Raw rows: days of a zone whose days don't start on whole UTC hours.
+    let kolkata_local = UsageMonitor::builder()
+        .dir(both.path())
+        .timezone("+05:30".parse().expect("zone"))
+        .retention_days(3660)
+        .replay(true)
+        .build()
+        .expect("monitor");
+    for (from, to) in [wide, (today, today)] {
+        same_durations(
+            &kolkata.range_summary(from, to).unwrap(),
+            &kolkata_local.get_range_summary(from, to).unwrap(),
+            "days in +05:30",
+        );
+    }
     let trend_calls: u64 = kolkata
         .trend(wide.0, wide.1)
         .unwrap()
@@ -426,7 +475,8 @@ fn every_field_arrives_as_written() {
         "cached_input_tokens": 400, "reasoning_tokens": 7, "cost": 0.001234,
         "currency": "USD", "priced": false, "duration_ms": 12.5, "success": false,
         "error_msg": "上游错误\r\n", "request_id": "req-1", "tags": ["x'y", "z\\", ""],
-        "provider": "openai", "cache_write_tokens": 100
+        "provider": "openai", "cache_write_tokens": 100, "input_audio_tokens": 300,
+        "cached_audio_input_tokens": 50, "output_audio_tokens": 9
     });
     std::fs::write(
         dir.path().join("usage_2025-10-26.jsonl"),
@@ -444,7 +494,8 @@ fn every_field_arrives_as_written() {
              session_id, model, function, input_tokens, output_tokens, total_tokens, \
              cached_input_tokens, reasoning_tokens, cost_nanos, currency, priced, success, \
              duration_ms, error_msg, request_id, length(tags), tags[1], tags[2], tags[3], \
-             provider, cache_write_tokens, id = {} FROM {}.records",
+             provider, cache_write_tokens, input_audio_tokens, cached_audio_input_tokens, \
+             output_audio_tokens, id = {} FROM {}.records",
             ai_usage_clickhouse::record_id("h", "usage_2025-10-26.jsonl", 0),
             client.db()
         ))
@@ -480,6 +531,9 @@ fn every_field_arrives_as_written() {
         "",
         "openai",
         "100",
+        "300",
+        "50",
+        "9",
         "1",
     ];
     assert_eq!(rows, vec![want.map(str::to_string).to_vec()]);
@@ -590,21 +644,22 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         schema::current_version(&empty).unwrap(),
         schema::SCHEMA_VERSION
     );
-    assert_eq!(schema::SCHEMA_VERSION, 4);
+    assert_eq!(schema::SCHEMA_VERSION, 5);
     assert_eq!(
         schema::migrate_in(&empty, &"UTC".parse().unwrap()).unwrap(),
-        4
+        5
     );
     assert_eq!(schema::reporting_zone(&empty).unwrap(), "Asia/Shanghai");
     let columns = count(
         &empty,
         &format!(
             "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'records' \
-             AND name IN ('cost_nanos', 'provider', 'cache_write_tokens')",
+             AND name IN ('cost_nanos', 'provider', 'cache_write_tokens', \
+             'input_audio_tokens', 'cached_audio_input_tokens', 'output_audio_tokens')",
             empty.endpoint().database()
         ),
     );
-    assert_eq!(columns, 3);
+    assert_eq!(columns, 6);
 
     // From v1 holding rows: money ×1000, aggregates start with them.
     let want = vec![vec!["2", "1", "12", "4000000000"]];
@@ -613,19 +668,21 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
     let db = old.db();
     insert_micros_rows(&old, &[1, 2]);
     assert_eq!(schema::migrate_in(&old, &shanghai).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 4);
+    assert_eq!(schema::current_version(&old).unwrap(), 5);
     for table in schema::AGGREGATE_TABLES {
         assert_eq!(agg_sums(&old, table), want, "{table}");
     }
     assert_eq!(
         old.query_rows(&format!(
-            "SELECT sum(cost_nanos), any(provider), sum(cache_write_tokens) FROM {db}.records"
+            "SELECT sum(cost_nanos), any(provider), sum(cache_write_tokens), \
+             sum(input_audio_tokens + cached_audio_input_tokens + output_audio_tokens) \
+             FROM {db}.records"
         ))
         .unwrap(),
-        vec![vec!["4000000000", "", "0"]]
+        vec![vec!["4000000000", "", "0", "0"]]
     );
     // Run again: no second copy.
-    assert_eq!(schema::migrate(&old).unwrap(), 4);
+    assert_eq!(schema::migrate(&old).unwrap(), 5);
     assert_eq!(row_counts(&old).2, 2);
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
     assert!(schema::aggregates_match(&old, day, day).unwrap());
@@ -673,7 +730,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         .unwrap();
         insert_micros_rows(&c, &[1, 2, 2]);
         assert_eq!(schema::migrate_in(&c, &shanghai).unwrap(), version);
-        assert_eq!(schema::current_version(&c).unwrap(), 4);
+        assert_eq!(schema::current_version(&c).unwrap(), 5);
         // The duplicate id was merged by the FINAL copy.
         assert_eq!(agg_sums(&c, "agg_user_day"), want, "{name}");
         assert_eq!(agg_sums(&c, "agg_model"), want, "{name}");
@@ -972,4 +1029,410 @@ fn shipper_killed_at_random_points_never_duplicates() {
         digest(&[&local.get_range_summary(from, to).unwrap()])
     );
     let _: NaiveDate = to;
+}
+
+/// Durations at, just below and just above every bucket boundary
+/// `2^(k/4)`, 0, 1, sub-millisecond and huge values, and pseudo-random ones.
+fn boundary_durations() -> Vec<f64> {
+    let ulps = |x: f64, d: i64| f64::from_bits((x.to_bits() as i64 + d) as u64);
+    let mut v = vec![0.0, 0.25, 1.0, ulps(1.0, 1), 1e15, 1e300, f64::MAX];
+    for k in 0..=ai_usage_core::DurationHistogram::BUCKETS as i32 + 1 {
+        let b = (f64::from(k) / 4.0).exp2();
+        for d in -2..=2 {
+            v.push(ulps(b, d));
+        }
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..400 {
+        // xorshift: reproducible, no dependency.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+        v.push((unit * 26.0).exp2() - 0.5);
+    }
+    v
+}
+
+/// Writes one call per duration into the day file of 2025-10-26 (Shanghai),
+/// ten seconds apart from 20:00 local time; returns the timestamps' start.
+fn write_durations(dir: &Path, durations: &[f64]) -> f64 {
+    use std::io::Write;
+    let start = 1_761_480_000.0; // 2025-10-26 12:00 UTC, 20:00 in Shanghai
+    let date = zone().date_of(start);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ai_usage_core::dayfile::day_file_path(dir, date))
+        .unwrap();
+    for (i, ms) in durations.iter().enumerate() {
+        let line = serde_json::json!({
+            "timestamp": start + i as f64 * 10.0, "user_id": "u1", "model": "qwen-plus",
+            "function": "f", "input_tokens": 10, "output_tokens": 2, "total_tokens": 12,
+            "cost": 0.001, "duration_ms": ms, "success": true, "error_msg": null,
+            "input_audio_tokens": 4, "output_audio_tokens": 1
+        });
+        writeln!(f, "{line}").unwrap();
+    }
+    start
+}
+
+/// The fleet histogram of `agg_model` as (bucket, calls) pairs.
+fn fleet_histogram(client: &Client) -> Vec<(usize, u64)> {
+    let rows = client
+        .query_rows(&format!(
+            "SELECT arrayJoin(arrayMap((b, n) -> (b, n), (sumMap(durationMap.bucket, \
+             durationMap.calls) AS m).1, m.2)) AS p, p.1, p.2 FROM {}.agg_model",
+            client.db()
+        ))
+        .unwrap();
+    rows.iter()
+        .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap()))
+        .collect()
+}
+
+/// The core's histogram of `durations` as (bucket, calls) pairs.
+fn local_histogram(durations: &[f64]) -> Vec<(usize, u64)> {
+    let mut m: BTreeMap<usize, u64> = BTreeMap::new();
+    for &ms in durations {
+        *m.entry(ai_usage_core::DurationHistogram::bucket_of(ms))
+            .or_default() += 1;
+    }
+    m.into_iter().collect()
+}
+
+#[test]
+fn the_fleet_buckets_durations_exactly_as_the_core() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let durations = boundary_durations();
+    write_durations(dir.path(), &durations);
+    let shipped = shipper(&server, "hist", dir.path(), "h")
+        .ship_all(Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(shipped.records, durations.len() as u64);
+    let client = server.client("hist");
+    // Each value: the SQL bucket of the stored duration is the core's
+    // bucket of the duration the day file holds (read back as the core
+    // reads it).
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap();
+    let text = std::fs::read(file.path()).unwrap();
+    let mut want: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut read_back = Vec::new();
+    let mut offset = 0u64;
+    for line in text.split_inclusive(|&c| c == b'\n') {
+        let r = ai_usage_core::dayfile::parse_record(line.trim_ascii_end()).unwrap();
+        want.insert(
+            offset,
+            ai_usage_core::DurationHistogram::bucket_of(r.duration_ms),
+        );
+        read_back.push(r.duration_ms);
+        offset += line.len() as u64;
+    }
+    // The core's JSON reading may round a few of the written values by an
+    // ulp: what both sides see is what it reads.
+    assert_eq!(read_back.len(), durations.len());
+    let durations = read_back;
+    let got: BTreeMap<u64, usize> = client
+        .query_rows(&format!(
+            "SELECT offset, {} FROM {}.records",
+            schema::duration_bucket_sql("duration_ms"),
+            client.db()
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    // ClickHouse's `log2` may round otherwise than Rust's elsewhere: with
+    // its first guess off by one either way, the bucket is still the
+    // core's (the thresholds decide). Off by -1 only where it is ≥ 1: a
+    // duration above 1 ms has a positive logarithm.
+    let sql = schema::duration_bucket_sql("duration_ms");
+    for (delta, from_bucket) in [("+ 1", 0usize), ("- 1", 1)] {
+        let skewed = sql
+            .replace("ceil(log2(", "(ceil(log2(")
+            .replace(") * 4)))", &format!(") * 4) {delta})))"));
+        assert_ne!(skewed, sql, "the guess is where the test expects it");
+        let got: BTreeMap<u64, usize> = client
+            .query_rows(&format!(
+                "SELECT offset, {skewed} FROM {}.records WHERE {} >= {from_bucket}",
+                client.db(),
+                sql
+            ))
+            .unwrap()
+            .iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect();
+        let want: BTreeMap<u64, usize> = want
+            .iter()
+            .filter(|(_, &b)| b >= from_bucket)
+            .map(|(&o, &b)| (o, b))
+            .collect();
+        assert_eq!(got, want, "guess {delta}");
+    }
+    // Every bucket is reached, from 0 to the last.
+    let local = local_histogram(&durations);
+    assert_eq!(local.len(), ai_usage_core::DurationHistogram::BUCKETS);
+    // The aggregate's histogram (the view's) is the core's.
+    assert_eq!(fleet_histogram(&client), local);
+    // After the background merges too.
+    client
+        .execute(&format!("OPTIMIZE TABLE {}.agg_model FINAL", client.db()))
+        .unwrap();
+    assert_eq!(fleet_histogram(&client), local);
+    // The p95 of the day (aggregates), of an hour (aggregates) and of a
+    // day in +05:30 (raw rows) are the local ones.
+    let lm = local_monitor(dir.path());
+    let fleet = FleetQueries::new(client.clone(), zone(), PricingTable::builtin());
+    let day = NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
+    let want = lm.get_summary_for_date(day);
+    assert_eq!(want.total_calls, durations.len() as u64);
+    assert_eq!(
+        fleet.summary_for_date(day).unwrap().p95_duration_ms,
+        want.p95_duration_ms
+    );
+    assert_eq!(
+        fleet.summary_for_hour(day, 20).unwrap().p95_duration_ms,
+        lm.get_summary_for_hour(day, 20).p95_duration_ms
+    );
+    let kolkata: Zone = "+05:30".parse().unwrap();
+    let local_kolkata = UsageMonitor::builder()
+        .dir(dir.path())
+        .timezone(kolkata)
+        .retention_days(3660)
+        .replay(true)
+        .build()
+        .unwrap();
+    let fleet_kolkata = FleetQueries::new(client.clone(), kolkata, PricingTable::builtin());
+    assert_eq!(
+        fleet_kolkata.summary_for_date(day).unwrap().p95_duration_ms,
+        local_kolkata.get_summary_for_date(day).p95_duration_ms
+    );
+    // Each quantile the core can answer, over a prefix of the calls: the
+    // histogram, not just its 95th percentile, is the same.
+    for n in [1usize, 7, 50, 200] {
+        let mut h = ai_usage_core::DurationHistogram::default();
+        for &ms in &durations[..n] {
+            h.add(ms);
+        }
+        let (start, end) = (1_761_480_000.0, 1_761_480_000.0 + n as f64 * 10.0);
+        let rows = client
+            .query_rows(&format!(
+                "SELECT (sumMap([{}], [toUInt64(1)]) AS m).1, m.2 FROM {}.records \
+                 WHERE timestamp >= {start} AND timestamp < {end}",
+                schema::duration_bucket_sql("duration_ms"),
+                client.db()
+            ))
+            .unwrap();
+        let parse = |s: &str| -> Vec<u64> {
+            s.trim_matches(['[', ']'])
+                .split(',')
+                .map(|x| x.parse().unwrap())
+                .collect()
+        };
+        let mut fleet_h = ai_usage_core::DurationHistogram::default();
+        for (b, c) in parse(&rows[0][0]).into_iter().zip(parse(&rows[0][1])) {
+            fleet_h.add_to_bucket(b as usize, c);
+        }
+        fleet_h.sum_ms = h.sum_ms;
+        assert_eq!(fleet_h, h, "first {n} calls");
+    }
+}
+
+/// Turns a v5 database back into v4's layout (no audio columns, the
+/// t-digest `agg_model` and its view, filled from `records FINAL`) and
+/// its recorded version into 4: the state a v4 database is in.
+fn downgrade_to_v4(client: &Client) {
+    let db = client.db();
+    let sums = "count() AS calls, sum(success) AS successful_calls, \
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
+        sum(total_tokens) AS total_tokens, sum(cached_input_tokens) AS cached_input_tokens, \
+        sum(reasoning_tokens) AS reasoning_tokens, sum(cost_nanos) AS cost_nanos, \
+        countIf(priced = 0) AS unpriced_calls, sum(cache_write_tokens) AS cache_write_tokens, \
+        sum(duration_ms) AS duration_ms_sum, \
+        quantileTDigestState(0.95)(duration_ms) AS duration_q";
+    let select = |from: &str| {
+        format!(
+            "SELECT toUInt32(intDiv(toUInt64(timestamp), 3600) * 3600) AS hour, currency, \
+             model, function, {sums} FROM {from} GROUP BY hour, currency, model, function"
+        )
+    };
+    for sql in [
+        format!(
+            "ALTER TABLE {db}.records DROP COLUMN input_audio_tokens, \
+             DROP COLUMN cached_audio_input_tokens, DROP COLUMN output_audio_tokens"
+        ),
+        format!("DROP TABLE {db}.agg_model_mv"),
+        format!("DROP TABLE {db}.agg_model"),
+        format!(
+            "CREATE TABLE {db}.agg_model (hour UInt32, currency String, model String, \
+             function String, calls UInt64, successful_calls UInt64, input_tokens UInt64, \
+             output_tokens UInt64, total_tokens UInt64, cached_input_tokens UInt64, \
+             reasoning_tokens UInt64, cost_nanos Int64, unpriced_calls UInt64, \
+             cache_write_tokens UInt64, duration_ms_sum Float64, \
+             duration_q AggregateFunction(quantileTDigest(0.95), Float64)) \
+             ENGINE = SummingMergeTree PARTITION BY toYYYYMM(toDate(toDateTime(hour))) \
+             ORDER BY (hour, currency, model, function)"
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW {db}.agg_model_mv TO {db}.agg_model AS {}",
+            select(&format!("{db}.records"))
+        ),
+        format!(
+            "INSERT INTO {db}.agg_model {}",
+            select(&format!("{db}.records FINAL"))
+        ),
+        format!("DROP TABLE {db}.schema_version"),
+        format!(
+            "CREATE TABLE {db}.schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
+             ENGINE = TinyLog"
+        ),
+        format!("INSERT INTO {db}.schema_version (version) VALUES (1), (4)"),
+    ] {
+        client.execute(&sql).expect(&sql);
+    }
+}
+
+#[test]
+fn schema_migrates_from_v4_keeping_rows_with_the_histogram() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n = write_demo(dir.path(), 3, 21);
+    let durations = boundary_durations();
+    write_durations(dir.path(), &durations);
+    let total = n + durations.len() as u64;
+    schema::migrate_in(&server.client("v4"), &zone()).unwrap();
+    let mut s = shipper(&server, "v4", dir.path(), "h");
+    assert_eq!(s.ship_all(Duration::from_secs(10)).unwrap().records, total);
+    drop(s);
+    let client = server.client("v4");
+    let db = client.db();
+    downgrade_to_v4(&client);
+    assert_eq!(schema::current_version(&client).unwrap(), 4);
+    let audio = format!(
+        "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'records' \
+         AND name LIKE '%audio%'",
+        client.endpoint().database()
+    );
+    assert_eq!(count(&client, &audio), 0);
+    assert_eq!(row_counts(&client), (total, total, total));
+
+    // v4 → v5, twice: the rows stay, the audio columns come (0 for the
+    // rows shipped before), agg_model is rebuilt with the histogram.
+    assert_eq!(schema::migrate_in(&client, &zone()).unwrap(), 4);
+    assert_eq!(schema::migrate_in(&client, &zone()).unwrap(), 5);
+    assert_eq!(count(&client, &audio), 3);
+    assert_eq!(row_counts(&client), (total, total, total));
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT sum(input_audio_tokens + output_audio_tokens) FROM {db}.records")
+        ),
+        0
+    );
+    let digest_left = count(
+        &client,
+        &format!(
+            "SELECT count() FROM system.columns WHERE database = '{}' AND name = 'duration_q'",
+            client.endpoint().database()
+        ),
+    );
+    assert_eq!(digest_left, 0);
+    let local = local_monitor(dir.path());
+    let today = zone().date_of(NOW);
+    let first = NaiveDate::from_ymd_opt(2025, 10, 20).unwrap();
+    assert!(schema::aggregates_match(&client, first, today).unwrap());
+    for table in ["agg_model", "agg_user_day", "agg_anchor_day"] {
+        assert_eq!(
+            count(
+                &client,
+                &format!("SELECT toUInt64(sum(calls)) FROM {db}.{table}")
+            ),
+            total,
+            "{table}"
+        );
+    }
+    // agg_model holds the core's histogram of every record, and each day's
+    // p95 is the local one.
+    let all_durations = file_durations(dir.path());
+    assert_eq!(all_durations.len() as u64, total);
+    assert_eq!(fleet_histogram(&client), local_histogram(&all_durations));
+    let fleet = FleetQueries::new(client.clone(), zone(), PricingTable::builtin());
+    let mut d = first;
+    let mut days_with_calls = 0;
+    while d <= today {
+        let want = local.get_summary_for_date(d);
+        let got = fleet.summary_for_date(d).unwrap();
+        assert_eq!(
+            (got.total_calls, got.p95_duration_ms),
+            (want.total_calls, want.p95_duration_ms),
+            "{d}"
+        );
+        days_with_calls += u32::from(want.total_calls > 0);
+        d = d.succ_opt().unwrap();
+    }
+    assert!(days_with_calls >= 3, "{days_with_calls} days with calls");
+
+    // New records ship into v5, audio tokens included, and the view keeps
+    // the histogram.
+    let more = boundary_durations()[..20].to_vec();
+    let mut start = NOW + 3600.0;
+    start -= start % 3600.0;
+    let line = |i: usize, ms: f64| {
+        serde_json::json!({
+            "timestamp": start + i as f64, "model": "qwen-plus", "function": "f",
+            "input_tokens": 10, "output_tokens": 2, "total_tokens": 12, "cost": 0.001,
+            "duration_ms": ms, "success": true, "error_msg": null,
+            "input_audio_tokens": 4, "cached_audio_input_tokens": 0, "output_audio_tokens": 1
+        })
+    };
+    let text: String = more
+        .iter()
+        .enumerate()
+        .map(|(i, &ms)| format!("{}\n", line(i, ms)))
+        .collect();
+    let path = ai_usage_core::dayfile::day_file_path(dir.path(), zone().date_of(start));
+    let mut bytes = std::fs::read(&path).unwrap_or_default();
+    bytes.extend(text.as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let mut s = shipper(&server, "v4", dir.path(), "h");
+    assert_eq!(s.ship_all(Duration::from_secs(10)).unwrap().records, 20);
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT sum(input_audio_tokens * 10 + output_audio_tokens) FROM {db}.records")
+        ),
+        20 * 41
+    );
+    let all_durations = file_durations(dir.path());
+    assert_eq!(all_durations.len() as u64, total + 20);
+    assert_eq!(fleet_histogram(&client), local_histogram(&all_durations));
+}
+
+/// Every duration of the day files in `dir`, as the core reads them.
+fn file_durations(dir: &Path) -> Vec<f64> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".jsonl") {
+            for line in std::fs::read(e.path()).unwrap().split(|&c| c == b'\n') {
+                if !line.is_empty() {
+                    out.push(
+                        ai_usage_core::dayfile::parse_record(line)
+                            .unwrap()
+                            .duration_ms,
+                    );
+                }
+            }
+        }
+    }
+    out
 }

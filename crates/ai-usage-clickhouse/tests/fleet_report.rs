@@ -84,8 +84,8 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
         m.shutdown().unwrap();
     }
     // Hand-written calls: formula-like ids and names, another currency,
-    // text that needs CSV quoting, and the same instant on both hosts
-    // (the order then follows host, file, line).
+    // text that needs CSV quoting, audio tokens, and the same instant on
+    // both hosts (the order then follows host, file, line).
     // A day of their own (before the demo's), so pages of one row stay few;
     // a fraction binary floats cannot hold exactly, as the page key must
     // round-trip through ClickHouse's text and a SQL literal.
@@ -98,7 +98,8 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
             "output_tokens": 20, "total_tokens": 120, "cost": cost, "currency": currency,
             "duration_ms": 33.25, "success": false, "error_msg": "bad, \"quoted\"\nline",
             "request_id": "+r", "tags": ["=t1", "t2"], "provider": "openai",
-            "cache_write_tokens": 3
+            "cache_write_tokens": 3, "cached_input_tokens": 20, "input_audio_tokens": 30,
+            "cached_audio_input_tokens": 10, "output_audio_tokens": 5
         })
     };
     append(
@@ -185,6 +186,15 @@ fn fleet_csv_exports_equal_the_local_exports_over_both_hosts() {
             "total_tokens"
         )
     );
+    // The audio columns carry the hand-written calls' tokens (and the
+    // fleet's CSV equals this one, above).
+    for (column, per_call) in [
+        ("input_audio_tokens", 30),
+        ("cached_audio_input_tokens", 10),
+        ("output_audio_tokens", 5),
+    ] {
+        assert_eq!(column_sum(&want, column), 3 * per_call, "{column}");
+    }
     assert!(want.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""));
     assert!(want.contains(",'@anchor,'-s,"));
     // The written file is named like a local export.

@@ -89,8 +89,8 @@ pub use query::{
     TrendPoint, UsageSummary,
 };
 pub use rollups::{
-    GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY, MAX_NAMES_PER_HOUR,
-    MAX_SESSIONS, OTHER_GROUP,
+    DurationHistogram, GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY,
+    MAX_NAMES_PER_HOUR, MAX_SESSIONS, OTHER_GROUP,
 };
 
 // Budgets and their file.

@@ -137,7 +137,7 @@ pub struct DurationHistogram {
     pub count: u64,
 }
 
-const HIST_BUCKETS: usize = 96;
+const HIST_BUCKETS: usize = DurationHistogram::BUCKETS;
 
 impl Default for DurationHistogram {
     fn default() -> Self {
@@ -150,6 +150,27 @@ impl Default for DurationHistogram {
 }
 
 impl DurationHistogram {
+    /// Number of buckets: bucket `BUCKETS - 1` also holds everything longer.
+    pub const BUCKETS: usize = 96;
+
+    /// The bucket [`add`](Self::add) counts a duration of `ms` in:
+    /// `ceil(log2(ms) * 4)` clamped to `0..BUCKETS`; durations ≤ 1 ms,
+    /// negative, NaN or infinite ones go to bucket 0. Other stores (the
+    /// fleet's ClickHouse histogram) use it to bucket exactly as the core.
+    pub fn bucket_of(ms: f64) -> usize {
+        let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+        Self::index(ms)
+    }
+
+    /// Counts `calls` durations in bucket `bucket` (one a histogram kept
+    /// elsewhere summed, e.g. from [`bucket_of`](Self::bucket_of)); a
+    /// bucket past the last counts in the last. Adds to `count`, not to
+    /// `sum_ms`: the caller adds the durations' sum it knows.
+    pub fn add_to_bucket(&mut self, bucket: usize, calls: u64) {
+        self.buckets[bucket.min(HIST_BUCKETS - 1)] += calls;
+        self.count += calls;
+    }
+
     fn index(ms: f64) -> usize {
         if ms.is_nan() || ms <= 1.0 {
             return 0;
@@ -165,7 +186,7 @@ impl DurationHistogram {
     /// Counts one duration.
     pub fn add(&mut self, ms: f64) {
         let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
-        self.buckets[Self::index(ms)] += 1;
+        self.buckets[Self::bucket_of(ms)] += 1;
         self.sum_ms += ms;
         self.count += 1;
     }
@@ -719,5 +740,35 @@ mod tests {
         assert!((950.0..=950.0 * 1.19).contains(&p95), "p95 {p95}");
         assert!((h.mean_ms() - 500.5).abs() < 1e-9);
         assert_eq!(DurationHistogram::default().quantile_ms(0.95), 0.0);
+    }
+
+    #[test]
+    fn buckets_added_by_count_equal_durations_added_one_by_one() {
+        let durations = [
+            0.0,
+            -3.0,
+            f64::NAN,
+            f64::INFINITY,
+            1.0,
+            1.5,
+            2.0,
+            950.0,
+            1e12,
+        ];
+        let mut one_by_one = DurationHistogram::default();
+        let mut by_bucket = DurationHistogram::default();
+        for ms in durations {
+            one_by_one.add(ms);
+            by_bucket.add_to_bucket(DurationHistogram::bucket_of(ms), 1);
+        }
+        by_bucket.sum_ms = one_by_one.sum_ms;
+        assert_eq!(by_bucket, one_by_one);
+        assert_eq!(
+            durations.map(DurationHistogram::bucket_of),
+            [0, 0, 0, 0, 0, 3, 4, 40, 95]
+        );
+        // A bucket past the last counts in the last.
+        by_bucket.add_to_bucket(500, 1);
+        assert_eq!(by_bucket.quantile_ms(1.0), (95.0f64 / 4.0).exp2());
     }
 }
