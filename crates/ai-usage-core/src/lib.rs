@@ -54,7 +54,7 @@ pub mod dayfile {
 
 // The monitor: recording, configuration, the global instance.
 pub use monitor::{
-    get_usage_monitor, init_global, record_ai_usage, Companion, CompanionContext, CompanionHandle,
+    get_usage_monitor, init_global, record_ai_usage, BudgetHandle, Companion, CompanionContext, CompanionHandle,
     CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder, MonitorConfig, MonitorHealth,
     Observer, RecordedCall, UsageMonitor, TZ_ENV,
 };
