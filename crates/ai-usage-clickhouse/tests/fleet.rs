@@ -590,10 +590,10 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         schema::current_version(&empty).unwrap(),
         schema::SCHEMA_VERSION
     );
-    assert_eq!(schema::SCHEMA_VERSION, 4);
+    assert_eq!(schema::SCHEMA_VERSION, 5);
     assert_eq!(
         schema::migrate_in(&empty, &"UTC".parse().unwrap()).unwrap(),
-        4
+        5
     );
     assert_eq!(schema::reporting_zone(&empty).unwrap(), "Asia/Shanghai");
     let columns = count(
@@ -613,7 +613,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
     let db = old.db();
     insert_micros_rows(&old, &[1, 2]);
     assert_eq!(schema::migrate_in(&old, &shanghai).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 4);
+    assert_eq!(schema::current_version(&old).unwrap(), 5);
     for table in schema::AGGREGATE_TABLES {
         assert_eq!(agg_sums(&old, table), want, "{table}");
     }
@@ -625,7 +625,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         vec![vec!["4000000000", "", "0"]]
     );
     // Run again: no second copy.
-    assert_eq!(schema::migrate(&old).unwrap(), 4);
+    assert_eq!(schema::migrate(&old).unwrap(), 5);
     assert_eq!(row_counts(&old).2, 2);
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
     assert!(schema::aggregates_match(&old, day, day).unwrap());
@@ -673,7 +673,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         .unwrap();
         insert_micros_rows(&c, &[1, 2, 2]);
         assert_eq!(schema::migrate_in(&c, &shanghai).unwrap(), version);
-        assert_eq!(schema::current_version(&c).unwrap(), 4);
+        assert_eq!(schema::current_version(&c).unwrap(), 5);
         // The duplicate id was merged by the FINAL copy.
         assert_eq!(agg_sums(&c, "agg_user_day"), want, "{name}");
         assert_eq!(agg_sums(&c, "agg_model"), want, "{name}");
