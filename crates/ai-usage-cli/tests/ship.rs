@@ -350,10 +350,7 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
         if let Some(a) = a.filter(|a| a["polls"].as_u64() > Some(0)) {
             break a;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no budget alert poll"
-        );
+        assert!(std::time::Instant::now() < deadline, "no budget alert poll");
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert!(alerts["last_error"].is_null(), "{alerts}");

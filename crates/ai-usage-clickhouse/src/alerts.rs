@@ -320,7 +320,11 @@ FROM {db}.{ALERTS_TABLE} WHERE budget IN ({}) AND period_label IN ({})",
         Ok(out)
     }
 
-    fn insert_claims(&self, keys: &[ClaimKey], reached: &BTreeMap<ClaimKey, BudgetAlert>) -> Result<()> {
+    fn insert_claims(
+        &self,
+        keys: &[ClaimKey],
+        reached: &BTreeMap<ClaimKey, BudgetAlert>,
+    ) -> Result<()> {
         let values: Vec<String> = keys
             .iter()
             .filter_map(|k| reached.get(k).map(|a| (k, a)))

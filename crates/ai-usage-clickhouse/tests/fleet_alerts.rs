@@ -95,9 +95,7 @@ fn alerter(server: &Server, db: &str, claimant: &str) -> FleetAlerter {
 
 /// Both pollers poll at once (released together) and deliver what they won
 /// through their own monitor; returns (budget, threshold) → deliverers.
-fn race(
-    pollers: &mut [(FleetAlerter, &UsageMonitor)],
-) -> BTreeMap<(String, u32), Vec<String>> {
+fn race(pollers: &mut [(FleetAlerter, &UsageMonitor)]) -> BTreeMap<(String, u32), Vec<String>> {
     let barrier = Barrier::new(pollers.len());
     let list = budgets();
     let won: Vec<(String, Vec<BudgetAlert>)> = std::thread::scope(|s| {
@@ -177,7 +175,10 @@ fn two_hosts_cross_together_and_exactly_one_poller_delivers_each_threshold_once(
     let winners = table_winners(&server, db);
     for (key, who) in &delivered {
         assert_eq!(who.len(), 1, "{key:?} delivered by {who:?}");
-        assert_eq!(&winners[key], &who[0], "{key:?}: the table's winner delivered");
+        assert_eq!(
+            &winners[key], &who[0],
+            "{key:?}: the table's winner delivered"
+        );
     }
     let all: Vec<BudgetAlert> = seen_a
         .lock()
@@ -190,7 +191,10 @@ fn two_hosts_cross_together_and_exactly_one_poller_delivers_each_threshold_once(
     let local_sum = ma.budget_status()[0].spent + mb.budget_status()[0].spent;
     assert_eq!(local_sum, money("6"));
     for a in &all {
-        assert_eq!(a.spent, local_sum, "{a:?}: the fleet's spend, the hosts' sum");
+        assert_eq!(
+            a.spent, local_sum,
+            "{a:?}: the fleet's spend, the hosts' sum"
+        );
         assert_eq!((a.percent, a.currency), (60.0, Currency::CNY));
         assert!(a.model.is_empty() && a.function.is_empty(), "{a:?}");
         assert!((ai_usage_core::now_timestamp() - a.timestamp).abs() < 120.0);
@@ -204,7 +208,10 @@ fn two_hosts_cross_together_and_exactly_one_poller_delivers_each_threshold_once(
         (alerter(&server, db, "host-b"), &mb),
     ];
     assert!(race(&mut restarted).is_empty());
-    assert_eq!(seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len(), 4);
+    assert_eq!(
+        seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len(),
+        4
+    );
 
     // Later host B alone takes the fleet over 100 %: delivered once.
     spend(&mb, "5");
@@ -231,7 +238,10 @@ fn two_hosts_cross_together_and_exactly_one_poller_delivers_each_threshold_once(
         .all(|a| a.spent == money("11")));
     assert!(race(&mut restarted).is_empty());
     assert!(race(&mut pollers).is_empty());
-    assert_eq!(seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len(), 8);
+    assert_eq!(
+        seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len(),
+        8
+    );
     // The local per-record check never fired (it is off on both hosts).
     assert!(!ma.local_budget_alerts() && !mb.local_budget_alerts());
 }
@@ -299,14 +309,19 @@ fn in_app_pollers_deliver_once_show_in_health_and_wait_out_an_outage() {
     let (ma, seen_a) = app(dir_a.path(), "app-a");
     let (mb, seen_b) = app(dir_b.path(), "app-b");
     assert!(!ma.local_budget_alerts(), "the companion turned them off");
-    wait_for(&ma, "a first poll", |d, ok| ok && d["polls"].as_u64() > Some(0));
+    wait_for(&ma, "a first poll", |d, ok| {
+        ok && d["polls"].as_u64() > Some(0)
+    });
     // 45 % on each host, 90 % for the fleet.
     spend(&ma, "4.5");
     spend(&mb, "4.5");
     let total = || seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len();
     let started = Instant::now();
     while total() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no fleet alert");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no fleet alert"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Several more polls of both: still one.
@@ -319,8 +334,12 @@ fn in_app_pollers_deliver_once_show_in_health_and_wait_out_an_outage() {
             .unwrap_or(0)
     };
     let (pa, pb) = (polls(&ma), polls(&mb));
-    wait_for(&ma, "three more polls", |d, _| d["polls"].as_u64() >= Some(pa + 3));
-    wait_for(&mb, "three more polls", |d, _| d["polls"].as_u64() >= Some(pb + 3));
+    wait_for(&ma, "three more polls", |d, _| {
+        d["polls"].as_u64() >= Some(pa + 3)
+    });
+    wait_for(&mb, "three more polls", |d, _| {
+        d["polls"].as_u64() >= Some(pb + 3)
+    });
     assert_eq!(total(), 1);
     let alert = seen_a
         .lock()
@@ -352,7 +371,9 @@ fn in_app_pollers_deliver_once_show_in_health_and_wait_out_an_outage() {
     spend(&ma, "0.1");
     assert_eq!(ma.budget_status()[0].spent, money("4.6"));
     server.spawn();
-    wait_for(&ma, "polling again", |d, ok| ok && d["last_error"].is_null());
+    wait_for(&ma, "polling again", |d, ok| {
+        ok && d["last_error"].is_null()
+    });
     assert_eq!(total(), 1, "nothing delivered again after the outage");
     ma.shutdown().unwrap();
     mb.shutdown().unwrap();
@@ -371,7 +392,10 @@ fn wait_for_claims(server: &Server, db: &str, host: &str, n: u64) {
         .unwrap_or(0)
         < n
     {
-        assert!(started.elapsed() < Duration::from_secs(30), "no claim by {host}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no claim by {host}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -411,7 +435,11 @@ fn a_rival_claim_arriving_during_the_settle_delay_decides_who_delivers() {
     });
     let mut won: Vec<String> = alerts.iter().map(|a| a.budget.clone()).collect();
     won.sort();
-    assert_eq!(won, vec!["anchor a1", "month", "qwen"], "`total` went to the earlier rival");
+    assert_eq!(
+        won,
+        vec!["anchor a1", "month", "qwen"],
+        "`total` went to the earlier rival"
+    );
     // A key someone already claimed is skipped without claiming.
     m.deliver_budget_alerts(&alerts);
     assert_eq!(seen.lock().unwrap().len(), 3);
@@ -439,8 +467,10 @@ fn v5_adds_the_claims_table_to_a_v4_database_and_keeps_its_rows() {
     spend(&m, "2");
     ship(&server, "from_v4", dir.path(), "h");
     // Make it a v4 database: no claims table, version 4.
-    c.execute(&format!("DROP TABLE {db}.{ALERTS_TABLE}")).unwrap();
-    c.execute(&format!("DROP TABLE {db}.schema_version")).unwrap();
+    c.execute(&format!("DROP TABLE {db}.{ALERTS_TABLE}"))
+        .unwrap();
+    c.execute(&format!("DROP TABLE {db}.schema_version"))
+        .unwrap();
     c.execute(&format!(
         "CREATE TABLE {db}.schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
          ENGINE = TinyLog"

@@ -354,7 +354,11 @@ fn with_local_alerts_off_records_fire_nothing_and_delivered_alerts_reach_the_cal
     assert!(seen.lock().unwrap().is_empty());
     let status = m.budget_status();
     assert_eq!(status[0].spent, money("6"));
-    assert_eq!(status[0].thresholds_fired, vec![50], "reached counts as fired");
+    assert_eq!(
+        status[0].thresholds_fired,
+        vec![50],
+        "reached counts as fired"
+    );
 
     // What a fleet poller decided arrives through the same callbacks.
     let alert = BudgetAlert {
