@@ -88,7 +88,8 @@ fn ship(server: &Server, db: &str, dir: &Path, host: &str) {
 fn alerter(server: &Server, db: &str, claimant: &str) -> FleetAlerter {
     let mut cfg = ClickHouseAlerts::new(server.endpoint(db));
     cfg.claimant = Some(claimant.into());
-    cfg.settle = Duration::from_secs(1);
+    // 2 s: the check and the claim time out after 1 s on this shared machine.
+    cfg.settle = Duration::from_secs(2);
     let queries = FleetQueries::new(server.client(db), zone(), PricingTable::builtin());
     FleetAlerter::new(queries, &cfg)
 }

@@ -455,6 +455,10 @@ impl BudgetBook {
         }
         let mut queued = Vec::new();
         let mut entries = self.entries.lock();
+        if self.alerts_elsewhere.load(Ordering::Relaxed) {
+            // Switched off between the load above and the lock.
+            return;
+        }
         for e in entries.iter_mut() {
             if e.budget.currency != currency || !e.budget.scope.matches(record) {
                 continue;
