@@ -305,7 +305,6 @@ impl FleetAlertThread {
         queries: FleetQueries,
         budgets: BudgetHandle,
     ) -> std::io::Result<FleetAlertThread> {
-        budgets.set_local_alerts(false);
         let alerter = FleetAlerter::new(queries, cfg);
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(FleetAlertStatus {
@@ -314,9 +313,13 @@ impl FleetAlertThread {
             ..FleetAlertStatus::default()
         }));
         let (s, st, interval) = (Arc::clone(&stop), Arc::clone(&status), cfg.interval);
+        let local = budgets.clone();
         let handle = std::thread::Builder::new()
             .name("ai-usage-alerts".into())
             .spawn(move || poll_loop(alerter, &budgets, interval, &s, &st))?;
+        // Only once the poller runs: a thread that failed to start leaves
+        // the local alerts on.
+        local.set_local_alerts(false);
         Ok(FleetAlertThread {
             stop,
             status,

@@ -348,6 +348,15 @@ fn with_local_alerts_off_records_fire_nothing_and_delivered_alerts_reach_the_cal
     assert!(m.local_budget_alerts());
     m.set_local_budget_alerts(false);
     assert!(!m.local_budget_alerts());
+    // A budget added while they are off stays off too.
+    m.add_budget(Budget::new(
+        "late",
+        BudgetScope::Global,
+        BudgetPeriod::Daily,
+        money("1"),
+        Currency::CNY,
+    ))
+    .unwrap();
     let ts = today_noon();
     // 6 of 10: 50 % reached, nothing fires here.
     m.record(&UsageEvent::new("qwen-plus", "f").cost(money("6")).at(ts));
@@ -379,7 +388,7 @@ fn with_local_alerts_off_records_fire_nothing_and_delivered_alerts_reach_the_cal
     assert_eq!(*seen.lock().unwrap(), vec![alert.clone()]);
     // The handle a companion gets delivers the same way and lists the budgets.
     let handle = m.budget_handle();
-    assert_eq!(handle.budgets().len(), 1);
+    assert_eq!(handle.budgets().len(), 2);
     handle.deliver(std::slice::from_ref(&alert));
     assert_eq!(seen.lock().unwrap().len(), 2);
 
