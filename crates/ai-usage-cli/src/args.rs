@@ -385,6 +385,11 @@ pub struct ServeArgs {
     /// host's day files there (another process ships them).
     #[arg(long)]
     pub no_ship: bool,
+    /// With --clickhouse: keep budget alerts per host (each on its own
+    /// records) instead of alerting on the fleet's spend, once per
+    /// threshold across the fleet (the default when budgets exist).
+    #[arg(long)]
+    pub no_fleet_alerts: bool,
 }
 
 /// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.

@@ -216,7 +216,8 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     ok(ai_usage(b.path(), &["demo", "--days", "3", "--seed", "4"]));
     // The same budgets on both hosts (a's server evaluates them on the fleet).
     let budgets = r#"[{"name": "daily", "period": "daily", "limit": 50},
-        {"name": "monthly", "period": "monthly", "limit": 1000}]"#;
+        {"name": "monthly", "period": "monthly", "limit": 1000},
+        {"name": "small", "period": "monthly", "limit": 1}]"#;
     for d in [a.path(), b.path()] {
         std::fs::write(d.join("budgets.json"), budgets).unwrap();
     }
@@ -335,9 +336,45 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     );
     let fleet_budgets = get_json(port, "/api/ai_usage/budgets").expect("budgets");
     let sf = spent(&fleet_budgets);
-    assert_eq!(sf.len(), 2, "{fleet_budgets}");
-    for i in 0..2 {
+    assert_eq!(sf.len(), 3, "{fleet_budgets}");
+    for i in 0..3 {
         assert!((sf[i] - sa[i] - sb[i]).abs() < 1e-6, "{fleet_budgets}");
     }
     assert!(sf[1] > 0.0);
+
+    // Budget alerts come from the fleet's spend: after the server's first
+    // poll, every threshold the fleet reached has exactly one claim, by it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let alerts = loop {
+        let a = get_json(port, "/healthz").map(|h| h["fleet"]["budget_alerts"].clone());
+        if let Some(a) = a.filter(|a| a["polls"].as_u64() > Some(0)) {
+            break a;
+        }
+        assert!(std::time::Instant::now() < deadline, "no budget alert poll");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(alerts["last_error"].is_null(), "{alerts}");
+    let mut reached: Vec<(String, u64)> = Vec::new();
+    for b in fleet_budgets.as_array().unwrap() {
+        for t in b["thresholds_fired"].as_array().unwrap() {
+            reached.push((b["name"].as_str().unwrap().into(), t.as_u64().unwrap()));
+        }
+    }
+    reached.sort();
+    assert!(!reached.is_empty(), "{fleet_budgets}");
+    let client = server.client("ai_usage");
+    let claims: Vec<(String, u64)> = client
+        .query_rows(&format!(
+            "SELECT budget, threshold, host FROM {}.budget_alerts ORDER BY budget, threshold",
+            client.db()
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r[2], alerts["claimant"].as_str().unwrap());
+            (r[0].clone(), r[1].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(claims, reached);
+    assert_eq!(alerts["delivered"].as_u64(), Some(reached.len() as u64));
 }

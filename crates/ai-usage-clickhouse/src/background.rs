@@ -1,6 +1,7 @@
-//! Shipping on a background thread, for a long-running process (`ai-usage
-//! serve`, an application): never on the caller's path, with its state
-//! readable for health checks.
+//! Background work for a long-running process (`ai-usage serve`, an
+//! application): shipping ([`ShipperThread`]) and the fleet's budget alerts
+//! ([`FleetAlertThread`]), each on its own thread, never on the caller's
+//! path, with its state readable for health checks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,10 +9,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ai_usage_core::{
-    Companion, CompanionContext, CompanionHandle, CompanionHealth, MonitorBuilder,
+    BudgetHandle, Companion, CompanionContext, CompanionHandle, CompanionHealth, MonitorBuilder,
 };
 
+use crate::alerts::{ClickHouseAlerts, FleetAlerter};
+use crate::client::Client;
 use crate::endpoint::Endpoint;
+use crate::queries::FleetQueries;
 use crate::shipper::{sleep_unless, Shipper, ShipperConfig};
 
 /// What the background shipper last did.
@@ -242,6 +246,11 @@ pub trait ClickHouseExt {
     fn clickhouse(self, endpoint: Endpoint) -> Self;
     /// Ships with explicit settings.
     fn clickhouse_shipping(self, shipping: ClickHouseShipping) -> Self;
+    /// Opt-in: the monitor's budgets alert on the whole fleet's spend (a
+    /// [`FleetAlertThread`]; its per-record alerts are turned off). Every
+    /// host doing so delivers each threshold once in all (see the `alerts`
+    /// module); `health().companions` shows the poller.
+    fn clickhouse_alerts(self, alerts: ClickHouseAlerts) -> Self;
 }
 
 impl ClickHouseExt for MonitorBuilder {
@@ -251,5 +260,170 @@ impl ClickHouseExt for MonitorBuilder {
 
     fn clickhouse_shipping(self, shipping: ClickHouseShipping) -> Self {
         self.companion(shipping)
+    }
+
+    fn clickhouse_alerts(self, alerts: ClickHouseAlerts) -> Self {
+        self.companion(alerts)
+    }
+}
+
+/// What the fleet alert poller last did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FleetAlertStatus {
+    /// This poller's id in the claims table.
+    pub claimant: String,
+    /// When the last poll succeeded (epoch seconds).
+    pub last_poll: Option<f64>,
+    /// Polls that succeeded since start.
+    pub polls: u64,
+    /// Alerts this poller delivered since start.
+    pub delivered: u64,
+    /// The last poll's error; `None` after a poll that succeeded.
+    pub last_error: Option<String>,
+    /// False once the thread ended.
+    pub running: bool,
+}
+
+/// A [`FleetAlerter`] polling on its own thread every interval, delivering
+/// what it wins through a monitor's [`BudgetHandle`] (the monitor's warning
+/// and callbacks). ClickHouse being down is logged, shown in the status and
+/// retried at the next poll; recording never waits on it.
+#[derive(Debug)]
+pub struct FleetAlertThread {
+    stop: Arc<AtomicBool>,
+    status: Arc<Mutex<FleetAlertStatus>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl FleetAlertThread {
+    /// Starts polling for `budgets`' budgets (read at each poll, so budgets
+    /// added later count) with `queries` (whose zone makes the periods),
+    /// and turns the monitor's per-record alerts off. The schema (with the
+    /// claims table) is migrated before the first poll.
+    pub fn spawn(
+        cfg: &ClickHouseAlerts,
+        queries: FleetQueries,
+        budgets: BudgetHandle,
+    ) -> std::io::Result<FleetAlertThread> {
+        let alerter = FleetAlerter::new(queries, cfg);
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(FleetAlertStatus {
+            claimant: alerter.claimant().to_string(),
+            running: true,
+            ..FleetAlertStatus::default()
+        }));
+        let (s, st, interval) = (Arc::clone(&stop), Arc::clone(&status), cfg.interval);
+        let local = budgets.clone();
+        let handle = std::thread::Builder::new()
+            .name("ai-usage-alerts".into())
+            .spawn(move || poll_loop(alerter, &budgets, interval, &s, &st))?;
+        // Only once the poller runs: a thread that failed to start leaves
+        // the local alerts on.
+        local.set_local_alerts(false);
+        Ok(FleetAlertThread {
+            stop,
+            status,
+            handle: Some(handle),
+        })
+    }
+
+    /// The poller's current state.
+    pub fn status(&self) -> FleetAlertStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops after the poll in progress (a claim in progress is decided
+    /// first) and waits for the thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            if h.join().is_err() {
+                tracing::error!("the budget alert thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for FleetAlertThread {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn poll_loop(
+    mut alerter: FleetAlerter,
+    budgets: &BudgetHandle,
+    interval: Duration,
+    stop: &AtomicBool,
+    status: &Mutex<FleetAlertStatus>,
+) {
+    let set = |f: &dyn Fn(&mut FleetAlertStatus)| {
+        f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
+    };
+    let mut migrated = false;
+    while !stop.load(Ordering::Relaxed) {
+        let list = budgets.budgets();
+        let polled = if list.is_empty() {
+            Ok(Vec::new())
+        } else if migrated {
+            alerter.poll(&list)
+        } else {
+            let q = alerter.queries();
+            crate::schema::migrate_in(q.client(), q.zone())
+                .map(|_| migrated = true)
+                .and_then(|()| alerter.poll(&list))
+        };
+        match polled {
+            Ok(alerts) => {
+                budgets.deliver(&alerts);
+                let n = alerts.len() as u64;
+                let now = ai_usage_core::now_timestamp();
+                set(&|s| {
+                    s.polls += 1;
+                    s.delivered += n;
+                    s.last_poll = Some(now);
+                    s.last_error = None;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?interval, "fleet budget alert poll failed; will retry");
+                let message = e.to_string();
+                set(&|s| s.last_error = Some(message.clone()));
+            }
+        }
+        sleep_unless(stop, interval);
+    }
+    set(&|s| s.running = false);
+}
+
+impl Companion for ClickHouseAlerts {
+    fn start(&self, cx: CompanionContext<'_>) -> Result<Box<dyn CompanionHandle>, String> {
+        let client = Client::new(self.endpoint.clone(), Duration::from_secs(60));
+        let queries = FleetQueries::new(client, cx.zone, cx.pricing.clone());
+        FleetAlertThread::spawn(self, queries, cx.budgets.clone())
+            .map(|t| Box::new(t) as Box<dyn CompanionHandle>)
+            .map_err(|e| format!("cannot start the fleet budget alert thread: {e}"))
+    }
+}
+
+impl CompanionHandle for FleetAlertThread {
+    fn health(&self) -> CompanionHealth {
+        let status = self.status();
+        CompanionHealth {
+            name: "clickhouse-alerts".into(),
+            ok: status.running && status.last_error.is_none(),
+            details: serde_json::to_value(&status).unwrap_or_default(),
+        }
+    }
+
+    fn stop(self: Box<Self>) {
+        FleetAlertThread::stop(*self);
     }
 }

@@ -9,11 +9,15 @@
 //!   [`ClickHouseExt::clickhouse`] attaches one to a monitor
 //!   (`MonitorBuilder::clickhouse(..)`);
 //! - [`FleetQueries`] answers summaries with the core's result types, and
-//!   writes the fleet's CSV exports (module `report`).
+//!   writes the fleet's CSV exports (module `report`);
+//! - [`FleetAlerter`] alerts on budgets from the fleet's spend, each
+//!   threshold delivered by one host once (module `alerts`), on its own
+//!   thread with [`FleetAlertThread`] or [`ClickHouseExt::clickhouse_alerts`].
 //!
 //! The core crate knows nothing of this one or of HTTP.
 #![warn(missing_docs)]
 
+mod alerts;
 mod background;
 mod checkpoint;
 mod client;
@@ -26,7 +30,11 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
-pub use background::{ClickHouseExt, ClickHouseShipping, ShipStatus, ShipperThread};
+pub use alerts::{ClickHouseAlerts, FleetAlerter, ALERTS_TABLE};
+pub use background::{
+    ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
+    ShipperThread,
+};
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};

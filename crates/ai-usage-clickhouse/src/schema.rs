@@ -33,7 +33,9 @@
 //!   sums by bucket, filled by the view with [`duration_bucket_sql`] (the
 //!   bucket [`DurationHistogram::bucket_of`] gives, boundaries included),
 //!   so the fleet's p95 is exactly the local one. `agg_model` and its view
-//!   are recreated and refilled from `records FINAL`.
+//!   are recreated and refilled from `records FINAL`. Also new in v5:
+//!   `budget_alerts`, the fleet alert poller's claims (`MergeTree` ordered
+//!   by budget, period label and threshold; see the `alerts` module).
 //!
 //! The views count what is inserted into `records`; the shipper's
 //! server-offset protocol keeps a record from being inserted twice, so the
@@ -604,10 +606,32 @@ pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
         }
     }
     backfill_aggregates(client, &zone)?;
+    create_budget_alerts(client)?;
     client.execute(&format!(
         "INSERT INTO {db}.schema_version (version) VALUES ({SCHEMA_VERSION})"
     ))?;
     Ok(found)
+}
+
+/// v5 (budget alerts): the claims of the fleet alert poller, one row per
+/// claim of a (budget, period, threshold) by a poller; the winner of a key
+/// is its smallest `(claimed_at, host)` (see the `alerts` module). A few
+/// rows a day per budget: no partitions, never merged away.
+fn create_budget_alerts(client: &Client) -> Result<()> {
+    let db = client.db();
+    client.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} (
+  budget String,              -- the budget's name
+  period_label String,        -- YYYY-MM-DD or YYYY-MM, in the pollers' zone
+  threshold UInt32,           -- percent of the limit
+  host String,                -- the claiming poller's id
+  claimed_at DateTime DEFAULT now(), -- the server's clock at the insert
+  spent_nanos Int64,          -- the fleet's spend the claimant saw, billionths
+  currency String
+) ENGINE = MergeTree
+ORDER BY (budget, period_label, threshold)",
+        crate::alerts::ALERTS_TABLE
+    ))
 }
 
 /// Copies what `records` held before the views existed into each aggregate

@@ -141,6 +141,7 @@ fn fleet_source(
     cli: &Cli,
     a: &ServeArgs,
     dir: &std::path::Path,
+    monitor: &UsageMonitor,
 ) -> CliResult<Option<Arc<dyn ai_usage_server::FleetSource>>> {
     let Some(queries) = crate::context::fleet(cli)? else {
         return Ok(None);
@@ -168,6 +169,22 @@ fn fleet_source(
         }
         _ => None,
     };
+    // Budgets alert on the fleet's spend, once across the fleet; the
+    // monitor's per-record alerts go off (the thread turns them off).
+    let alerts = match crate::context::clickhouse_endpoint(cli)? {
+        Some(endpoint) if !a.no_fleet_alerts && !monitor.budgets().is_empty() => {
+            let cfg = ai_usage_clickhouse::ClickHouseAlerts::new(endpoint);
+            let t = ai_usage_clickhouse::FleetAlertThread::spawn(
+                &cfg,
+                queries.clone(),
+                monitor.budget_handle(),
+            )
+            .map_err(|e| CliError::failed(format!("cannot start the budget alerts: {e}")))?;
+            eprintln!("ai-usage: budget alerts from the fleet's spend (once per threshold)");
+            Some(t)
+        }
+        _ => None,
+    };
     eprintln!(
         "ai-usage: answering from ClickHouse {}",
         queries.client().endpoint().display_target()
@@ -175,6 +192,7 @@ fn fleet_source(
     Ok(Some(Arc::new(super::serve_fleet::FleetAnswers {
         queries,
         shipper,
+        alerts,
     })))
 }
 
@@ -221,7 +239,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         protect_reads: a.protect_reads,
         ..ai_usage_server::ServeOptions::default()
     };
-    let fleet = fleet_source(cli, a, &dir)?;
+    let fleet = fleet_source(cli, a, &dir, &monitor)?;
     let result = ai_usage_server::serve_blocking_with_fleet(Arc::clone(&monitor), opts, fleet);
     if let Err(e) = monitor.flush() {
         tracing::error!(error = %e, "could not flush records at shutdown");

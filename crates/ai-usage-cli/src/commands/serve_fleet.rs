@@ -1,8 +1,8 @@
 //! `serve --clickhouse`: the API and the page answer from ClickHouse (the
-//! whole fleet), and this host's day files are shipped there in the
-//! background.
+//! whole fleet), this host's day files are shipped there in the
+//! background, and budgets alert on the fleet's spend.
 
-use ai_usage_clickhouse::{FleetQueries, ShipperThread};
+use ai_usage_clickhouse::{FleetAlertThread, FleetQueries, ShipperThread};
 use ai_usage_core::{
     Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
     SessionSummary, TrendPoint, UsageReport, UsageSummary,
@@ -10,10 +10,12 @@ use ai_usage_core::{
 use ai_usage_server::{FleetError, FleetSource};
 use chrono::NaiveDate;
 
-/// The fleet's answers for the server, plus this host's shipper (if any).
+/// The fleet's answers for the server, plus this host's shipper and
+/// budget alert poller (if any).
 pub struct FleetAnswers {
     pub queries: FleetQueries,
     pub shipper: Option<ShipperThread>,
+    pub alerts: Option<FleetAlertThread>,
 }
 
 impl FleetSource for FleetAnswers {
@@ -78,6 +80,7 @@ impl FleetSource for FleetAnswers {
             // Without credentials: /healthz may be open.
             "clickhouse": self.queries.client().endpoint().display_target(),
             "shipping": self.shipper.as_ref().map(ShipperThread::status),
+            "budget_alerts": self.alerts.as_ref().map(FleetAlertThread::status),
         })
     }
 }

@@ -18,6 +18,12 @@
 //!   crossed *before* count as fired: the process that crossed them has
 //!   alerted. A budget added when its period is already over a threshold
 //!   therefore does not alert for it (its status shows it as fired).
+//! - Fleet alerts: when the budgets are evaluated on a whole fleet's spend
+//!   (ai-usage-clickhouse's alert poller), [`BudgetBook::set_local_alerts`]
+//!   turns the per-record check off (recording then costs one relaxed load
+//!   for budgets, as without budgets) and the poller hands what it decided
+//!   to [`BudgetBook::deliver`]: the same warning and callbacks. Status
+//!   keeps working; thresholds reached count as fired in it.
 //!
 //! Money is never converted: a budget in CNY counts only costs recorded in
 //! CNY. Scopes match the names as recorded (the `model` string as given, not
@@ -245,7 +251,8 @@ pub struct BudgetAlert {
     pub period_label: String,
     /// The threshold crossed (percent of the limit).
     pub threshold: u32,
-    /// Spent in the period, including the record that crossed.
+    /// Spent in the period, including the record that crossed (fleet
+    /// alerts: the fleet's spend when the poll saw the crossing).
     pub spent: Money,
     /// The limit.
     pub limit: Money,
@@ -253,11 +260,13 @@ pub struct BudgetAlert {
     pub percent: f64,
     /// Currency of `spent` and `limit`.
     pub currency: Currency,
-    /// Timestamp (epoch seconds) of the record that crossed.
+    /// Timestamp (epoch seconds) of the record that crossed (fleet alerts:
+    /// of the poll that saw the crossing).
     pub timestamp: f64,
-    /// Model of the record that crossed.
+    /// Model of the record that crossed (empty for fleet alerts: no single
+    /// record crossed).
     pub model: String,
-    /// Function of the record that crossed.
+    /// Function of the record that crossed (empty for fleet alerts).
     pub function: String,
 }
 
@@ -357,11 +366,16 @@ impl Delivery {
             return;
         }
         let alerts = std::mem::take(&mut *self.pending.lock());
+        self.emit(&alerts);
+    }
+
+    /// The warning and the callbacks, for each alert in order.
+    fn emit(&self, alerts: &[BudgetAlert]) {
         if alerts.is_empty() {
             return;
         }
         let callbacks = self.callbacks.read().clone();
-        for a in &alerts {
+        for a in alerts {
             tracing::warn!(
                 budget = %a.budget,
                 scope = %a.scope,
@@ -392,8 +406,12 @@ impl Delivery {
 #[derive(Default)]
 pub struct BudgetBook {
     entries: Mutex<Vec<Entry>>,
-    /// False while there are no budgets: the per-record check is then one load.
+    /// True while there are budgets and local alerts are on; false: the
+    /// per-record check is one load. Written under the `entries` lock.
     active: AtomicBool,
+    /// True when an outside poller alerts on these budgets (local alerts
+    /// off, see [`BudgetBook::set_local_alerts`]). Written under `entries`.
+    alerts_elsewhere: AtomicBool,
     delivery: Arc<Delivery>,
 }
 
@@ -437,6 +455,10 @@ impl BudgetBook {
         }
         let mut queued = Vec::new();
         let mut entries = self.entries.lock();
+        if self.alerts_elsewhere.load(Ordering::Relaxed) {
+            // Switched off between the load above and the lock.
+            return;
+        }
         for e in entries.iter_mut() {
             if e.budget.currency != currency || !e.budget.scope.matches(record) {
                 continue;
@@ -496,7 +518,10 @@ impl BudgetBook {
             spent_in(rollups, &scope, currency, first, last)
         });
         entries.push(e);
-        self.active.store(true, Ordering::Relaxed);
+        self.active.store(
+            !self.alerts_elsewhere.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -540,6 +565,37 @@ impl BudgetBook {
         self.delivery.callbacks.write().push(callback);
     }
 
+    /// Delivers alerts decided elsewhere (e.g. on a fleet's spend) exactly as
+    /// local ones: a `tracing::warn!` and every callback, in order, on the
+    /// calling thread. Must be called without the rollups lock held.
+    pub fn deliver(&self, alerts: &[BudgetAlert]) {
+        self.delivery.emit(alerts);
+    }
+
+    /// Turns the per-record threshold check on (the default) or off. Off
+    /// means an outside poller evaluates these budgets and delivers through
+    /// [`BudgetBook::deliver`]: records then fire nothing (one relaxed load
+    /// each), and [`BudgetBook::status`] counts every threshold reached as
+    /// fired. Turned back on, each period starts over as after a restart
+    /// (thresholds already reached count as fired).
+    pub fn set_local_alerts(&self, on: bool) {
+        let mut entries = self.entries.lock();
+        let was_on = !self.alerts_elsewhere.swap(!on, Ordering::Relaxed);
+        if on && !was_on {
+            // The periods' fired lists are stale: rebuilt on first use.
+            for e in entries.iter_mut() {
+                e.periods.clear();
+            }
+        }
+        self.active
+            .store(on && !entries.is_empty(), Ordering::Relaxed);
+    }
+
+    /// False when local alerts are off (see [`BudgetBook::set_local_alerts`]).
+    pub fn local_alerts(&self) -> bool {
+        !self.alerts_elsewhere.load(Ordering::Relaxed)
+    }
+
     /// Where every budget stands in its period containing `today`, at the
     /// time `now` (epoch seconds) in `zone`.
     pub fn status(
@@ -550,14 +606,25 @@ impl BudgetBook {
         now: f64,
     ) -> Vec<BudgetStatus> {
         let mut entries = self.entries.lock();
+        let elsewhere = self.alerts_elsewhere.load(Ordering::Relaxed);
         entries
             .iter_mut()
             .map(|e| {
                 let (first, last) = e.budget.period.bounds(today);
                 let spent = spent_in(rollups, &e.budget.scope, e.budget.currency, first, last);
-                let mut fired = period_state(&e.budget, &mut e.periods, first, || spent)
-                    .fired
-                    .clone();
+                let mut fired = if elsewhere {
+                    // Nothing fires here: what is reached is the poller's to alert.
+                    let b = &e.budget;
+                    b.thresholds
+                        .iter()
+                        .copied()
+                        .filter(|t| b.reached(spent, *t))
+                        .collect()
+                } else {
+                    period_state(&e.budget, &mut e.periods, first, || spent)
+                        .fired
+                        .clone()
+                };
                 fired.sort_unstable();
                 let b = &e.budget;
                 BudgetStatus {

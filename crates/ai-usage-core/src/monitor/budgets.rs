@@ -1,13 +1,13 @@
 //! Budgets of a monitor: the monitor takes the rollups lock and asks its
 //! [`BudgetBook`](crate::budget::BudgetBook).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::budget::{budgets_path, load_budgets_file, Budget, BudgetAlert, BudgetStatus};
 use crate::error::Result;
 use crate::zone::now_timestamp;
 
-use super::UsageMonitor;
+use super::{Shared, UsageMonitor};
 
 impl UsageMonitor {
     /// Adds a budget, or replaces the one with the same name. Thresholds its
@@ -58,6 +58,36 @@ impl UsageMonitor {
         self.shared.budgets.subscribe(Arc::new(callback));
     }
 
+    /// Delivers alerts decided outside this monitor (e.g. on the whole
+    /// fleet's spend by a ClickHouse alert poller) through its own delivery:
+    /// the `tracing::warn!` and every [`UsageMonitor::on_budget_alert`]
+    /// callback, on the calling thread.
+    pub fn deliver_budget_alerts(&self, alerts: &[BudgetAlert]) {
+        self.shared.budgets.deliver(alerts);
+    }
+
+    /// Turns the per-record budget alerts on (the default) or off, for a
+    /// monitor whose budgets an outside poller evaluates on the fleet's
+    /// spend. Off, records fire nothing (their cost is one relaxed load, as
+    /// without budgets) and [`UsageMonitor::budget_status`] counts thresholds
+    /// reached as fired.
+    pub fn set_local_budget_alerts(&self, on: bool) {
+        self.shared.budgets.set_local_alerts(on);
+    }
+
+    /// False when per-record budget alerts are off.
+    pub fn local_budget_alerts(&self) -> bool {
+        self.shared.budgets.local_alerts()
+    }
+
+    /// A handle on this monitor's budgets for a poller running beside it
+    /// (it does not keep the monitor alive).
+    pub fn budget_handle(&self) -> BudgetHandle {
+        BudgetHandle {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// Where every budget stands in its current period.
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
         let today = self.today();
@@ -65,5 +95,51 @@ impl UsageMonitor {
         let now = now_timestamp();
         let rollups = self.rollups();
         self.shared.budgets.status(&rollups, &zone, today, now)
+    }
+}
+
+/// A monitor's budgets as a poller beside it sees them (e.g. the fleet
+/// alert poller of ai-usage-clickhouse): the budgets in force, the switch
+/// of the per-record alerts, and delivery through the monitor's warning and
+/// callbacks. Cheap to clone; does nothing once the monitor is dropped.
+#[derive(Clone)]
+pub struct BudgetHandle {
+    shared: Weak<Shared>,
+}
+
+impl std::fmt::Debug for BudgetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetHandle")
+            .field("live", &(self.shared.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl BudgetHandle {
+    /// The budgets in force (none once the monitor is gone).
+    pub fn budgets(&self) -> Vec<Budget> {
+        self.shared
+            .upgrade()
+            .map(|s| s.budgets.list())
+            .unwrap_or_default()
+    }
+
+    /// [`UsageMonitor::deliver_budget_alerts`].
+    pub fn deliver(&self, alerts: &[BudgetAlert]) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.deliver(alerts);
+        }
+    }
+
+    /// [`UsageMonitor::set_local_budget_alerts`].
+    pub fn set_local_alerts(&self, on: bool) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.set_local_alerts(on);
+        }
+    }
+
+    /// The monitor's zone (whose local days make the budgets' periods).
+    pub fn zone(&self) -> Option<crate::zone::Zone> {
+        self.shared.upgrade().map(|s| s.config.zone)
     }
 }

@@ -350,12 +350,15 @@ impl MonitorBuilder {
             replay,
             replay_time,
         });
+        let budgets = monitor.budget_handle();
         for c in companions {
             let started = {
                 let pricing = monitor.pricing();
                 c.start(CompanionContext {
                     dir: monitor.dir(),
                     pricing: &pricing,
+                    zone: monitor.zone(),
+                    budgets: &budgets,
                 })
             };
             match started {

@@ -8,6 +8,9 @@
 use std::path::Path;
 
 use crate::pricing::PricingTable;
+use crate::zone::Zone;
+
+use super::budgets::BudgetHandle;
 
 /// What a companion is given when the monitor starts it.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +19,10 @@ pub struct CompanionContext<'a> {
     pub dir: &'a Path,
     /// The monitor's pricing table at build time.
     pub pricing: &'a PricingTable,
+    /// The monitor's zone (its local days).
+    pub zone: Zone,
+    /// The monitor's budgets, for a companion that alerts on them.
+    pub budgets: &'a BudgetHandle,
 }
 
 /// Something that runs beside a monitor, on its own thread, never on the

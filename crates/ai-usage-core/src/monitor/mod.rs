@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use budgets::BudgetHandle;
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
 pub use companion::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};

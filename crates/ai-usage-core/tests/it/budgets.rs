@@ -328,3 +328,81 @@ fn a_callback_may_query_the_monitor() {
     );
     assert_eq!(*calls_seen.lock().unwrap(), Some(money("1.5")));
 }
+
+#[test]
+fn with_local_alerts_off_records_fire_nothing_and_delivered_alerts_reach_the_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = monitor(dir.path());
+    m.add_budget(
+        Budget::new(
+            "total",
+            BudgetScope::Global,
+            BudgetPeriod::Daily,
+            money("10"),
+            Currency::CNY,
+        )
+        .with_thresholds(vec![50, 100, 150]),
+    )
+    .unwrap();
+    let seen = collect(&m);
+    assert!(m.local_budget_alerts());
+    m.set_local_budget_alerts(false);
+    assert!(!m.local_budget_alerts());
+    // A budget added while they are off stays off too.
+    m.add_budget(Budget::new(
+        "late",
+        BudgetScope::Global,
+        BudgetPeriod::Daily,
+        money("1"),
+        Currency::CNY,
+    ))
+    .unwrap();
+    let ts = today_noon();
+    // 6 of 10: 50 % reached, nothing fires here.
+    m.record(&UsageEvent::new("qwen-plus", "f").cost(money("6")).at(ts));
+    assert!(seen.lock().unwrap().is_empty());
+    let status = m.budget_status();
+    assert_eq!(status[0].spent, money("6"));
+    assert_eq!(
+        status[0].thresholds_fired,
+        vec![50],
+        "reached counts as fired"
+    );
+
+    // What a fleet poller decided arrives through the same callbacks.
+    let alert = BudgetAlert {
+        budget: "total".into(),
+        scope: BudgetScope::Global,
+        period: BudgetPeriod::Daily,
+        period_label: status[0].period_label.clone(),
+        threshold: 50,
+        spent: money("6"),
+        limit: money("10"),
+        percent: 60.0,
+        currency: Currency::CNY,
+        timestamp: ts,
+        model: String::new(),
+        function: String::new(),
+    };
+    m.deliver_budget_alerts(std::slice::from_ref(&alert));
+    assert_eq!(*seen.lock().unwrap(), vec![alert.clone()]);
+    // The handle a companion gets delivers the same way and lists the budgets.
+    let handle = m.budget_handle();
+    assert_eq!(handle.budgets().len(), 2);
+    handle.deliver(std::slice::from_ref(&alert));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+
+    // Back on: what was reached meanwhile does not fire, the next crossing does.
+    m.set_local_budget_alerts(true);
+    m.record(&UsageEvent::new("qwen-plus", "f").cost(money("1")).at(ts));
+    assert_eq!(seen.lock().unwrap().len(), 2, "50 % was reached while off");
+    m.record(&UsageEvent::new("qwen-plus", "f").cost(money("4")).at(ts));
+    let alerts = seen.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 3);
+    assert_eq!((alerts[2].threshold, alerts[2].spent), (100, money("11")));
+    drop(m);
+    // A handle outliving its monitor does nothing.
+    handle.deliver(std::slice::from_ref(&alert));
+    assert!(handle.budgets().is_empty());
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
