@@ -378,3 +378,64 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     assert_eq!(claims, reached);
     assert_eq!(alerts["delivered"].as_u64(), Some(reached.len() as u64));
 }
+
+#[test]
+fn serve_with_no_fleet_alerts_leaves_alerts_to_each_host() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    ok(ai_usage(a.path(), &["demo", "--days", "2", "--seed", "5"]));
+    // A limit of 1 is reached at once: a fleet poller would claim it.
+    std::fs::write(
+        a.path().join("budgets.json"),
+        r#"[{"name": "small", "period": "monthly", "limit": 1}]"#,
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_ai-usage"))
+            .arg("--dir")
+            .arg(a.path())
+            .args(["--clickhouse", url.as_str()])
+            .args(["serve", "--addr", addr.as_str(), "--no-fleet-alerts"])
+            .env_remove("AI_USAGE_CLICKHOUSE")
+            .env_remove("AI_USAGE_TOKEN")
+            .spawn()
+            .expect("start serve"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let health = loop {
+        let h = get_json(port, "/healthz");
+        if let Some(h) = h.filter(|h| h["fleet"]["shipping"]["lag_bytes"] == 0) {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not ship");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(health["fleet"]["budget_alerts"].is_null(), "{health}");
+    // Longer than a poll and its 5 s settle delay: still no claim.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let client = server.client("ai_usage");
+    let claims = client
+        .query_u64(&format!(
+            "SELECT count() FROM {}.budget_alerts",
+            client.db()
+        ))
+        .unwrap();
+    assert_eq!(claims, 0);
+    let fleet_budgets = get_json(port, "/api/ai_usage/budgets").expect("budgets");
+    assert_eq!(
+        fleet_budgets[0]["thresholds_fired"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{fleet_budgets}"
+    );
+}
