@@ -292,7 +292,7 @@ fn bucket_thresholds() -> &'static [f64] {
 /// `Float64` expression `column`, as a ClickHouse `UInt8` expression.
 ///
 /// `ceil(log2(ms) * 4)` as the core computes it, corrected by one bucket
-/// either way against [`bucket_thresholds`]: ClickHouse's `log2` may round
+/// either way against `bucket_thresholds`: ClickHouse's `log2` may round
 /// differently from Rust's at a bucket boundary, the thresholds (exact
 /// `f64` literals) decide. Durations ≤ 1 ms, NaN and infinities are bucket
 /// 0 as in the core.
