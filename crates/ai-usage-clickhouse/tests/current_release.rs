@@ -227,7 +227,7 @@ fn the_fleet_scenario_runs_on_a_current_clickhouse_engine() {
     assert_eq!(want.totals.0, na + nb);
     assert_eq!(digest(&[&fleet.range_summary(from, today).unwrap()]), want);
     let kolkata_zone: Zone = "+05:30".parse().expect("zone");
-    let kolkata = FleetQueries::new(client.clone(), kolkata_zone.clone(), PricingTable::builtin());
+    let kolkata = FleetQueries::new(client.clone(), kolkata_zone, PricingTable::builtin());
     assert_eq!(
         digest(&[&kolkata.range_summary(wide.0, wide.1).unwrap()]),
         want
