@@ -5,6 +5,9 @@
 //! env `CI` is set, where a missing server fails them.
 #![allow(dead_code)]
 
+/// ClickHouse 26.x's engine (chDB) behind our HTTP front.
+pub mod chdb;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
