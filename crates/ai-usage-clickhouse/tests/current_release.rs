@@ -8,111 +8,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
-use ai_usage_core::{
-    Costs, GroupSummary, PricingTable, RankBy, RankKind, UsageMonitor, UsageSummary, Zone,
-};
+use ai_usage_clickhouse::{schema, Client, FleetQueries};
+use ai_usage_core::{PricingTable, UsageSummary, Zone};
 use common::chdb::ChdbFront;
-
-/// A fixed "now" so the demo data is the same on every run.
-const NOW: f64 = 1_761_500_000.0; // 2025-10-26 17:33 UTC
-
-fn zone() -> Zone {
-    "Asia/Shanghai".parse().expect("zone")
-}
-
-fn local_monitor_in(dir: &Path, zone: Zone) -> UsageMonitor {
-    UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone)
-        .retention_days(3660)
-        .replay(true)
-        .build()
-        .expect("monitor")
-}
-
-fn write_demo(dir: &Path, days: u32, seed: u64) -> u64 {
-    let m = UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone())
-        .replay(false)
-        .build()
-        .expect("monitor");
-    let stats = ai_usage_core::demo::generate_at(&m, days, seed, NOW, None);
-    m.shutdown().expect("flush");
-    stats.records
-}
-
-fn shipper(front: &ChdbFront, db: &str, dir: &Path, host: &str) -> Shipper {
-    let mut cfg = ShipperConfig::new(dir, front.endpoint(db));
-    cfg.host_id = Some(host.to_string());
-    Shipper::open(cfg).expect("open shipper")
-}
-
-/// What must match between answers: counts, tokens, exact costs per group.
-#[derive(Debug, Default, PartialEq)]
-struct Digest {
-    totals: (u64, u64, u64, u64, u64, u64),
-    costs: Costs,
-    groups: BTreeMap<(String, String), (u64, u64, Costs)>,
-}
-
-impl Digest {
-    fn add(&mut self, s: &UsageSummary) {
-        let t = &mut self.totals;
-        t.0 += s.total_calls;
-        t.1 += s.successful_calls;
-        t.2 += s.total_input_tokens;
-        t.3 += s.total_output_tokens;
-        t.4 += s.total_tokens;
-        t.5 += s.unpriced_calls;
-        self.costs.merge(&s.costs);
-        let mut add = |kind: &str, m: &BTreeMap<String, GroupSummary>| {
-            for (k, g) in m {
-                let e = self
-                    .groups
-                    .entry((kind.to_string(), k.clone()))
-                    .or_default();
-                e.0 += g.calls;
-                e.1 += g.total_tokens;
-                e.2.merge(&g.costs);
-            }
-        };
-        add("model", &s.by_model);
-        add("function", &s.by_function);
-        add("user", &s.by_user);
-        add("anchor", &s.by_anchor);
-    }
-}
-
-fn digest(parts: &[&UsageSummary]) -> Digest {
-    let mut d = Digest::default();
-    for p in parts {
-        d.add(p);
-    }
-    d
-}
-
-fn count(client: &Client, sql: &str) -> u64 {
-    client.query_u64(sql).expect(sql)
-}
-
-/// (rows, distinct ids, calls summed in `agg_model`).
-fn row_counts(client: &Client) -> (u64, u64, u64) {
-    let db = client.db();
-    (
-        count(client, &format!("SELECT count() FROM {db}.records")),
-        count(client, &format!("SELECT uniqExact(id) FROM {db}.records")),
-        count(
-            client,
-            &format!("SELECT toUInt64(sum(calls)) FROM {db}.agg_model"),
-        ),
-    )
-}
+use common::scenario::*;
 
 /// The database's tables with their engines and columns, to tell that a
 /// second migration changed nothing.
@@ -125,22 +26,6 @@ LEFT JOIN (SELECT table, name FROM system.columns WHERE database = '{name}') AS 
 ON c.table = t.name WHERE t.database = '{name}' GROUP BY t.name, t.engine ORDER BY t.name"
         ))
         .expect("tables")
-}
-
-/// Concatenates the day files of `hosts` into `into`: one directory that
-/// holds every host's records, for a local monitor that sees the fleet.
-fn merge_dirs(hosts: &[&Path], into: &Path) {
-    for h in hosts {
-        for e in std::fs::read_dir(h).unwrap().flatten() {
-            let name = e.file_name();
-            if !name.to_string_lossy().ends_with(".jsonl") {
-                continue;
-            }
-            let mut bytes = std::fs::read(into.join(&name)).unwrap_or_default();
-            bytes.extend(std::fs::read(e.path()).unwrap());
-            std::fs::write(into.join(&name), bytes).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -301,76 +186,8 @@ fn the_fleet_scenario_runs_on_a_current_clickhouse_engine() {
         .sum();
     assert_eq!(trend_calls, na + nb);
 
-    // Rankings: every user's, anchor's and model's totals are the sum of
-    // the hosts' (limit 0 = all), ordered by tokens.
-    for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
-        let mut want: BTreeMap<String, (u64, u64, Costs)> = BTreeMap::new();
-        for m in [&la, &lb] {
-            for e in m.top(kind, from, today, RankBy::Tokens, 0) {
-                let w = want.entry(e.id.clone()).or_default();
-                w.0 += e.calls;
-                w.1 += e.tokens;
-                w.2.merge(&e.costs);
-            }
-        }
-        let got = fleet.top(kind, from, today, RankBy::Tokens, 0).unwrap();
-        let got_map: BTreeMap<String, (u64, u64, Costs)> = got
-            .iter()
-            .map(|e| (e.id.clone(), (e.calls, e.tokens, e.costs.clone())))
-            .collect();
-        assert_eq!(got_map, want, "{kind:?}");
-        assert!(
-            got.windows(2).all(|w| w[0].tokens >= w[1].tokens),
-            "ordered by tokens"
-        );
-    }
-
-    // Sessions: each one's figures are the sum of the hosts', its span the
-    // widest, its user the one of the latest call.
-    let mut ids: Vec<String> = [&la, &lb]
-        .iter()
-        .flat_map(|m| m.recent_sessions(10_000))
-        .map(|s| s.session_id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert!(!ids.is_empty(), "demo data has sessions");
-    for id in &ids {
-        let parts: Vec<_> = [&la, &lb]
-            .iter()
-            .filter_map(|m| m.get_session_stats(id))
-            .collect();
-        let got = fleet.session(id).unwrap().expect("session in ClickHouse");
-        let mut costs = Costs::default();
-        let mut models: BTreeMap<String, u64> = BTreeMap::new();
-        for p in &parts {
-            costs.merge(&p.costs);
-            for (m, n) in &p.models {
-                *models.entry(m.clone()).or_default() += n;
-            }
-        }
-        assert_eq!(
-            (got.calls, got.total_tokens, &got.costs, &got.models),
-            (
-                parts.iter().map(|p| p.calls).sum(),
-                parts.iter().map(|p| p.total_tokens).sum(),
-                &costs,
-                &models
-            ),
-            "session {id}"
-        );
-        let first = parts.iter().map(|p| p.first_call).fold(f64::MAX, f64::min);
-        let last = parts.iter().map(|p| p.last_call).fold(f64::MIN, f64::max);
-        assert!((got.first_call - first).abs() < 1e-3 && (got.last_call - last).abs() < 1e-3);
-        let latest = parts
-            .iter()
-            .max_by(|x, y| x.last_call.total_cmp(&y.last_call))
-            .and_then(|p| p.user_id.clone());
-        if parts.iter().all(|p| p.user_id.is_some()) {
-            assert_eq!(got.user_id, latest, "session {id}");
-        }
-    }
-    assert!(fleet.session("no-such-session").unwrap().is_none());
+    assert_rankings_are_sums(&fleet, &[&la, &lb], from, today);
+    assert_sessions_are_sums(&fleet, &[&la, &lb]);
 
     // A re-ship (same process, a fresh one, one without its checkpoint)
     // sends nothing.
@@ -397,17 +214,6 @@ fn the_fleet_scenario_runs_on_a_current_clickhouse_engine() {
     );
     drop(sb);
     drop(front);
-}
-
-/// Sums of an aggregate: calls, successful calls, input tokens, nano-units.
-fn agg_sums(client: &Client, table: &str) -> Vec<Vec<String>> {
-    client
-        .query_rows(&format!(
-            "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_nanos) \
-             FROM {}.{table}",
-            client.db()
-        ))
-        .unwrap()
 }
 
 #[test]

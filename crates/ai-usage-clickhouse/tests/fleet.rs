@@ -13,107 +13,12 @@ use std::time::{Duration, Instant};
 
 use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{
-    Budget, BudgetPeriod, BudgetScope, Costs, Currency, GroupSummary, Money, PricingTable, RankBy,
-    RankKind, UsageEvent, UsageMonitor, UsageSummary, Zone,
+    Budget, BudgetPeriod, BudgetScope, Currency, Money, PricingTable, UsageEvent, UsageMonitor,
+    UsageSummary, Zone,
 };
 use chrono::NaiveDate;
+use common::scenario::*;
 use common::Server;
-
-/// A fixed "now" so the demo data is the same on every run.
-const NOW: f64 = 1_761_500_000.0; // 2025-10-26 17:33 UTC
-
-fn zone() -> Zone {
-    "Asia/Shanghai".parse().expect("zone")
-}
-
-fn local_monitor(dir: &Path) -> UsageMonitor {
-    UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone())
-        .retention_days(3660)
-        .replay(true)
-        .build()
-        .expect("monitor")
-}
-
-fn write_demo(dir: &Path, days: u32, seed: u64) -> u64 {
-    let m = UsageMonitor::builder()
-        .dir(dir)
-        .timezone(zone())
-        .replay(false)
-        .build()
-        .expect("monitor");
-    let stats = ai_usage_core::demo::generate_at(&m, days, seed, NOW, None);
-    m.shutdown().expect("flush");
-    stats.records
-}
-
-fn shipper(server: &Server, db: &str, dir: &Path, host: &str) -> Shipper {
-    let mut cfg = ShipperConfig::new(dir, server.endpoint(db));
-    cfg.host_id = Some(host.to_string());
-    Shipper::open(cfg).expect("open shipper")
-}
-
-/// What must match between answers: counts, tokens, exact costs per group.
-#[derive(Debug, Default, PartialEq)]
-struct Digest {
-    totals: (u64, u64, u64, u64, u64, u64),
-    costs: Costs,
-    groups: BTreeMap<(String, String), (u64, u64, Costs)>,
-}
-
-impl Digest {
-    fn add(&mut self, s: &UsageSummary) {
-        let t = &mut self.totals;
-        t.0 += s.total_calls;
-        t.1 += s.successful_calls;
-        t.2 += s.total_input_tokens;
-        t.3 += s.total_output_tokens;
-        t.4 += s.total_tokens;
-        t.5 += s.unpriced_calls;
-        self.costs.merge(&s.costs);
-        let mut add = |kind: &str, m: &BTreeMap<String, GroupSummary>| {
-            for (k, g) in m {
-                let e = self
-                    .groups
-                    .entry((kind.to_string(), k.clone()))
-                    .or_default();
-                e.0 += g.calls;
-                e.1 += g.total_tokens;
-                e.2.merge(&g.costs);
-            }
-        };
-        add("model", &s.by_model);
-        add("function", &s.by_function);
-        add("user", &s.by_user);
-        add("anchor", &s.by_anchor);
-    }
-}
-
-fn digest(parts: &[&UsageSummary]) -> Digest {
-    let mut d = Digest::default();
-    for p in parts {
-        d.add(p);
-    }
-    d
-}
-
-fn count(client: &Client, sql: &str) -> u64 {
-    client.query_u64(sql).expect(sql)
-}
-
-/// (rows, rows after dedup by id, calls summed in the hourly aggregates).
-fn row_counts(client: &Client) -> (u64, u64, u64) {
-    let db = client.db();
-    (
-        count(client, &format!("SELECT count() FROM {db}.records")),
-        count(client, &format!("SELECT uniqExact(id) FROM {db}.records")),
-        count(
-            client,
-            &format!("SELECT toUInt64(sum(calls)) FROM {db}.agg_model"),
-        ),
-    )
-}
 
 #[test]
 fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
@@ -262,76 +167,8 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
             f.date
         );
     }
-    // Rankings: every user's totals are the sum of the hosts' (limit 0 = all).
-    for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
-        let mut want: BTreeMap<String, (u64, u64, Costs)> = BTreeMap::new();
-        for m in [&la, &lb] {
-            for e in m.top(kind, from, today, RankBy::Tokens, 0) {
-                let w = want.entry(e.id.clone()).or_default();
-                w.0 += e.calls;
-                w.1 += e.tokens;
-                w.2.merge(&e.costs);
-            }
-        }
-        let got = fleet.top(kind, from, today, RankBy::Tokens, 0).unwrap();
-        let got_map: BTreeMap<String, (u64, u64, Costs)> = got
-            .iter()
-            .map(|e| (e.id.clone(), (e.calls, e.tokens, e.costs.clone())))
-            .collect();
-        assert_eq!(got_map, want, "{kind:?}");
-        assert!(
-            got.windows(2).all(|w| w[0].tokens >= w[1].tokens),
-            "ordered by tokens"
-        );
-    }
-
-    // Sessions: each one's figures are the sum of the hosts' (the demo's
-    // session ids recur on both hosts), its span the widest.
-    let mut ids: Vec<String> = [&la, &lb]
-        .iter()
-        .flat_map(|m| m.recent_sessions(10_000))
-        .map(|s| s.session_id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert!(!ids.is_empty(), "demo data has sessions");
-    for id in &ids {
-        let parts: Vec<_> = [&la, &lb]
-            .iter()
-            .filter_map(|m| m.get_session_stats(id))
-            .collect();
-        let got = fleet.session(id).unwrap().expect("session in ClickHouse");
-        let mut costs = Costs::default();
-        let mut models: BTreeMap<String, u64> = BTreeMap::new();
-        for p in &parts {
-            costs.merge(&p.costs);
-            for (m, n) in &p.models {
-                *models.entry(m.clone()).or_default() += n;
-            }
-        }
-        assert_eq!(
-            (got.calls, got.total_tokens, &got.costs, &got.models),
-            (
-                parts.iter().map(|p| p.calls).sum(),
-                parts.iter().map(|p| p.total_tokens).sum(),
-                &costs,
-                &models
-            ),
-            "session {id}"
-        );
-        let first = parts.iter().map(|p| p.first_call).fold(f64::MAX, f64::min);
-        let last = parts.iter().map(|p| p.last_call).fold(f64::MIN, f64::max);
-        assert!((got.first_call - first).abs() < 1e-3 && (got.last_call - last).abs() < 1e-3);
-        // The latest user: the host holding the last call says which.
-        let latest = parts
-            .iter()
-            .max_by(|x, y| x.last_call.total_cmp(&y.last_call))
-            .and_then(|p| p.user_id.clone());
-        if parts.iter().all(|p| p.user_id.is_some()) {
-            assert_eq!(got.user_id, latest, "session {id}");
-        }
-    }
-    assert!(fleet.session("no-such-session").unwrap().is_none());
+    assert_rankings_are_sums(&fleet, &[&la, &lb], from, today);
+    assert_sessions_are_sums(&fleet, &[&la, &lb]);
 
     // A second ship (same process, then a fresh one) sends nothing.
     let before = row_counts(&client);
@@ -346,22 +183,6 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     let mut fresh = shipper(&server, "fleet", a.path(), "host-a");
     assert_eq!(fresh.ship_all(Duration::from_secs(5)).unwrap().records, 0);
     assert_eq!(row_counts(&client), before);
-}
-
-/// Concatenates the day files of `hosts` into `into`: one directory that
-/// holds every host's records, for a local monitor that sees the fleet.
-fn merge_dirs(hosts: &[&Path], into: &Path) {
-    for h in hosts {
-        for e in std::fs::read_dir(h).unwrap().flatten() {
-            let name = e.file_name();
-            if !name.to_string_lossy().ends_with(".jsonl") {
-                continue;
-            }
-            let mut bytes = std::fs::read(into.join(&name)).unwrap_or_default();
-            bytes.extend(std::fs::read(e.path()).unwrap());
-            std::fs::write(into.join(&name), bytes).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -600,6 +421,10 @@ fn a_corrupt_line_is_skipped_counted_and_never_shipped() {
 }
 
 /// Inserts two v1/v3-format rows (cost in micro-units) on 2025-10-26.
+fn local_monitor(dir: &Path) -> UsageMonitor {
+    local_monitor_in(dir, zone())
+}
+
 fn insert_micros_rows(client: &Client, ids: &[u64]) {
     let db = client.db();
     for &id in ids {
@@ -618,17 +443,6 @@ fn insert_micros_rows(client: &Client, ids: &[u64]) {
             ))
             .unwrap();
     }
-}
-
-/// Sums of an aggregate: calls, successful calls, input tokens, nano-units.
-fn agg_sums(client: &Client, table: &str) -> Vec<Vec<String>> {
-    client
-        .query_rows(&format!(
-            "SELECT sum(calls), sum(successful_calls), sum(input_tokens), sum(cost_nanos) \
-             FROM {}.{table}",
-            client.db()
-        ))
-        .unwrap()
 }
 
 #[test]

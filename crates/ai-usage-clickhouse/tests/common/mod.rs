@@ -7,6 +7,8 @@
 
 /// ClickHouse 26.x's engine (chDB) behind our HTTP front.
 pub mod chdb;
+/// The fleet scenario's shared data and checks.
+pub mod scenario;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
