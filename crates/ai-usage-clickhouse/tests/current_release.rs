@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use ai_usage_clickhouse::{schema, Client, FleetQueries};
-use ai_usage_core::{PricingTable, UsageSummary, Zone};
+use ai_usage_core::PricingTable;
 use common::chdb::ChdbFront;
 use common::scenario::*;
 
@@ -72,122 +72,7 @@ fn the_fleet_scenario_runs_on_a_current_clickhouse_engine() {
     assert_eq!((ra.records, rb.records), (na, nb));
     assert_eq!((ra.lag_bytes, rb.lag_bytes, ra.skipped_lines), (0, 0, 0));
 
-    let fleet = FleetQueries::new(client.clone(), zone(), PricingTable::builtin());
-    let la = local_monitor_in(a.path(), zone());
-    let lb = local_monitor_in(b.path(), zone());
-    let today = zone().date_of(NOW);
-    let from = today - chrono::Duration::days(6);
-    let wide = (
-        from - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-    );
-    assert!(schema::aggregates_match(&client, wide.0, wide.1).unwrap());
-
-    // Summaries: days, hours and ranges, from the aggregates and (a zone
-    // whose days don't start on whole UTC hours) from raw rows.
-    for back in 0..6 {
-        let date = today - chrono::Duration::days(back);
-        let want = digest(&[
-            &la.get_summary_for_date(date),
-            &lb.get_summary_for_date(date),
-        ]);
-        let got = digest(&[&fleet.summary_for_date(date).unwrap()]);
-        assert_eq!(got, want, "daily summary of {date}");
-    }
-    for hour in [0u8, 9, 19, 20, 21] {
-        let want = digest(&[
-            &la.get_summary_for_hour(today, hour),
-            &lb.get_summary_for_hour(today, hour),
-        ]);
-        assert_eq!(
-            digest(&[&fleet.summary_for_hour(today, hour).unwrap()]),
-            want,
-            "hour {hour}"
-        );
-    }
-    let want = digest(&[
-        &la.get_range_summary(from, today).unwrap(),
-        &lb.get_range_summary(from, today).unwrap(),
-    ]);
-    assert_eq!(want.totals.0, na + nb);
-    assert_eq!(digest(&[&fleet.range_summary(from, today).unwrap()]), want);
-    let kolkata_zone: Zone = "+05:30".parse().expect("zone");
-    let kolkata = FleetQueries::new(client.clone(), kolkata_zone, PricingTable::builtin());
-    assert_eq!(
-        digest(&[&kolkata.range_summary(wide.0, wide.1).unwrap()]),
-        want
-    );
-
-    // Durations: p95 exactly the local one over both hosts' records (the
-    // same histogram), the average within rounding.
-    let both = tempfile::tempdir().unwrap();
-    merge_dirs(&[a.path(), b.path()], both.path());
-    let lboth = local_monitor_in(both.path(), zone());
-    let same_durations = |got: &UsageSummary, want: &UsageSummary, what: &str| {
-        assert_eq!(got.p95_duration_ms, want.p95_duration_ms, "p95 of {what}");
-        assert!(
-            (got.avg_duration_ms - want.avg_duration_ms).abs() <= 1e-9 * want.avg_duration_ms,
-            "average of {what}: {} vs {}",
-            got.avg_duration_ms,
-            want.avg_duration_ms
-        );
-    };
-    for back in 0..6 {
-        let date = today - chrono::Duration::days(back);
-        let want = lboth.get_summary_for_date(date);
-        assert!(want.total_calls == 0 || want.p95_duration_ms > 0.0);
-        same_durations(&fleet.summary_for_date(date).unwrap(), &want, "a day");
-    }
-    for hour in [0u8, 9, 19, 20, 21] {
-        same_durations(
-            &fleet.summary_for_hour(today, hour).unwrap(),
-            &lboth.get_summary_for_hour(today, hour),
-            "an hour",
-        );
-    }
-    let want = lboth.get_range_summary(wide.0, wide.1).unwrap();
-    assert!(want.p95_duration_ms > 0.0);
-    same_durations(
-        &fleet.range_summary(wide.0, wide.1).unwrap(),
-        &want,
-        "the range",
-    );
-    let kolkata_local = local_monitor_in(both.path(), kolkata_zone);
-    for (from, to) in [wide, (today, today)] {
-        same_durations(
-            &kolkata.range_summary(from, to).unwrap(),
-            &kolkata_local.get_range_summary(from, to).unwrap(),
-            "days in +05:30",
-        );
-    }
-
-    // Trend: day by day, the sum of the hosts.
-    let (ta, tb) = (
-        la.cost_trend_range(from, today).unwrap(),
-        lb.cost_trend_range(from, today).unwrap(),
-    );
-    let tf = fleet.trend(from, today).unwrap();
-    assert_eq!(tf.len(), ta.len());
-    for ((f, x), y) in tf.iter().zip(&ta).zip(&tb) {
-        let mut costs = x.costs.clone();
-        costs.merge(&y.costs);
-        assert_eq!(
-            (f.calls, f.tokens, &f.costs),
-            (x.calls + y.calls, x.tokens + y.tokens, &costs),
-            "{}",
-            f.date
-        );
-    }
-    let trend_calls: u64 = kolkata
-        .trend(wide.0, wide.1)
-        .unwrap()
-        .iter()
-        .map(|p| p.calls)
-        .sum();
-    assert_eq!(trend_calls, na + nb);
-
-    assert_rankings_are_sums(&fleet, &[&la, &lb], from, today);
-    assert_sessions_are_sums(&fleet, &[&la, &lb]);
+    assert_answers_are_the_hosts_sum(&client, a.path(), b.path(), na + nb);
 
     // A re-ship (same process, a fresh one, one without its checkpoint)
     // sends nothing.

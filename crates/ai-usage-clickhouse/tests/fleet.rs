@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{
     Budget, BudgetPeriod, BudgetScope, Currency, Money, PricingTable, UsageEvent, UsageMonitor,
-    UsageSummary, Zone,
+    Zone,
 };
 use chrono::NaiveDate;
 use common::scenario::*;
@@ -45,130 +45,7 @@ fn two_hosts_answer_as_their_sum_and_a_reship_adds_nothing() {
     assert_eq!((ra.lag_bytes, rb.lag_bytes, ra.skipped_lines), (0, 0, 0));
 
     let client = server.client("fleet");
-    let fleet = FleetQueries::new(client.clone(), zone(), PricingTable::builtin());
-    let (la, lb) = (local_monitor(a.path()), local_monitor(b.path()));
-    let today = zone().date_of(NOW);
-    for back in 0..6 {
-        let date = today - chrono::Duration::days(back);
-        let want = digest(&[
-            &la.get_summary_for_date(date),
-            &lb.get_summary_for_date(date),
-        ]);
-        let got = digest(&[&fleet.summary_for_date(date).unwrap()]);
-        assert_eq!(got, want, "daily summary of {date}");
-    }
-    for hour in [0u8, 9, 19, 20, 21] {
-        let want = digest(&[
-            &la.get_summary_for_hour(today, hour),
-            &lb.get_summary_for_hour(today, hour),
-        ]);
-        assert_eq!(
-            digest(&[&fleet.summary_for_hour(today, hour).unwrap()]),
-            want
-        );
-    }
-    let from = today - chrono::Duration::days(6);
-    let want = digest(&[
-        &la.get_range_summary(from, today).unwrap(),
-        &lb.get_range_summary(from, today).unwrap(),
-    ]);
-    assert_eq!(want.totals.0, na + nb);
-    assert_eq!(digest(&[&fleet.range_summary(from, today).unwrap()]), want);
-    // A zone whose days don't start on whole UTC hours reads raw rows, not
-    // the hourly aggregates: over days that hold every record, the same.
-    let kolkata = FleetQueries::new(
-        client.clone(),
-        "+05:30".parse().expect("zone"),
-        PricingTable::builtin(),
-    );
-    let wide = (
-        from - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-    );
-    assert_eq!(
-        digest(&[&kolkata.range_summary(wide.0, wide.1).unwrap()]),
-        want
-    );
-    assert_eq!(
-        digest(&[&fleet.range_summary(wide.0, wide.1).unwrap()]),
-        want
-    );
-    // Durations: the fleet's p95 is exactly the local p95 over both hosts'
-    // records (the same histogram), from the aggregates and from raw rows.
-    let both = tempfile::tempdir().unwrap();
-    merge_dirs(&[a.path(), b.path()], both.path());
-    let lboth = local_monitor(both.path());
-    let same_durations = |got: &UsageSummary, want: &UsageSummary, what: &str| {
-        assert_eq!(got.p95_duration_ms, want.p95_duration_ms, "p95 of {what}");
-        assert!(
-            (got.avg_duration_ms - want.avg_duration_ms).abs() <= 1e-9 * want.avg_duration_ms,
-            "average of {what}: {} vs {}",
-            got.avg_duration_ms,
-            want.avg_duration_ms
-        );
-    };
-    for back in 0..6 {
-        let date = today - chrono::Duration::days(back);
-        let want = lboth.get_summary_for_date(date);
-        assert!(want.total_calls == 0 || want.p95_duration_ms > 0.0);
-        same_durations(&fleet.summary_for_date(date).unwrap(), &want, "a day");
-    }
-    for hour in [0u8, 9, 19, 20, 21] {
-        same_durations(
-            &fleet.summary_for_hour(today, hour).unwrap(),
-            &lboth.get_summary_for_hour(today, hour),
-            "an hour",
-        );
-    }
-    let want = lboth.get_range_summary(wide.0, wide.1).unwrap();
-    assert!(want.p95_duration_ms > 0.0);
-    same_durations(
-        &fleet.range_summary(wide.0, wide.1).unwrap(),
-        &want,
-        "the range",
-    );
-    // Raw rows: days of a zone whose days don't start on whole UTC hours.
-    let kolkata_local = UsageMonitor::builder()
-        .dir(both.path())
-        .timezone("+05:30".parse().expect("zone"))
-        .retention_days(3660)
-        .replay(true)
-        .build()
-        .expect("monitor");
-    for (from, to) in [wide, (today, today)] {
-        same_durations(
-            &kolkata.range_summary(from, to).unwrap(),
-            &kolkata_local.get_range_summary(from, to).unwrap(),
-            "days in +05:30",
-        );
-    }
-    let trend_calls: u64 = kolkata
-        .trend(wide.0, wide.1)
-        .unwrap()
-        .iter()
-        .map(|p| p.calls)
-        .sum();
-    assert_eq!(trend_calls, na + nb);
-
-    // Trend: day by day, the sum of the hosts.
-    let (ta, tb) = (
-        la.cost_trend_range(from, today).unwrap(),
-        lb.cost_trend_range(from, today).unwrap(),
-    );
-    let tf = fleet.trend(from, today).unwrap();
-    assert_eq!(tf.len(), ta.len());
-    for ((f, x), y) in tf.iter().zip(&ta).zip(&tb) {
-        let mut costs = x.costs.clone();
-        costs.merge(&y.costs);
-        assert_eq!(
-            (f.calls, f.tokens, &f.costs),
-            (x.calls + y.calls, x.tokens + y.tokens, &costs),
-            "{}",
-            f.date
-        );
-    }
-    assert_rankings_are_sums(&fleet, &[&la, &lb], from, today);
-    assert_sessions_are_sums(&fleet, &[&la, &lb]);
+    assert_answers_are_the_hosts_sum(&client, a.path(), b.path(), na + nb);
 
     // A second ship (same process, then a fresh one) sends nothing.
     let before = row_counts(&client);
