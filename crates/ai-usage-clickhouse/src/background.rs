@@ -39,12 +39,73 @@ pub struct ShipStatus {
     pub running: bool,
 }
 
+/// A named thread with a stop flag and a status it keeps up to date;
+/// stopped and joined when dropped. The one mechanism behind
+/// [`ShipperThread`] and [`FleetAlertThread`].
+#[derive(Debug)]
+struct Worker<S> {
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+    status: Arc<Mutex<S>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl<S: Clone + Send + 'static> Worker<S> {
+    /// Runs `work(stop, status)` on a thread called `name`.
+    fn spawn(
+        name: &'static str,
+        status: S,
+        work: impl FnOnce(&AtomicBool, &Mutex<S>) + Send + 'static,
+    ) -> std::io::Result<Worker<S>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(status));
+        let (s, st) = (Arc::clone(&stop), Arc::clone(&status));
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || work(&s, &st))?;
+        Ok(Worker {
+            name,
+            stop,
+            status,
+            handle: Some(handle),
+        })
+    }
+
+    fn status(&self) -> S {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<S> Worker<S> {
+    /// Asks the thread to stop after the work in progress and waits for it.
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            if h.join().is_err() {
+                tracing::error!(thread = self.name, "a background thread panicked");
+            }
+        }
+    }
+}
+
+impl<S> Drop for Worker<S> {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Applies `f` to a worker's status.
+fn update<S>(status: &Mutex<S>, f: impl FnOnce(&mut S)) {
+    f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
 /// A [`Shipper`] running on its own thread until stopped or dropped.
 #[derive(Debug)]
 pub struct ShipperThread {
-    stop: Arc<AtomicBool>,
-    status: Arc<Mutex<ShipStatus>>,
-    handle: Option<JoinHandle<()>>,
+    worker: Worker<ShipStatus>,
 }
 
 impl ShipperThread {
@@ -52,53 +113,25 @@ impl ShipperThread {
     /// down (at start or later) is waited out with backoff; records wait on
     /// disk meanwhile.
     pub fn spawn(cfg: ShipperConfig, poll: Duration) -> std::io::Result<ShipperThread> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(Mutex::new(ShipStatus {
+        let status = ShipStatus {
             running: true,
             ..ShipStatus::default()
-        }));
-        let (s, st) = (Arc::clone(&stop), Arc::clone(&status));
-        let handle = std::thread::Builder::new()
-            .name("ai-usage-ship".into())
-            .spawn(move || run(cfg, poll, &s, &st))?;
-        Ok(ShipperThread {
-            stop,
-            status,
-            handle: Some(handle),
-        })
+        };
+        let worker = Worker::spawn("ai-usage-ship", status, move |stop, status| {
+            run(cfg, poll, stop, status)
+        })?;
+        Ok(ShipperThread { worker })
     }
 
     /// The shipper's current state.
     pub fn status(&self) -> ShipStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.worker.status()
     }
 
     /// Stops after the pass in progress and waits for the thread.
     pub fn stop(mut self) {
-        self.halt();
+        self.worker.halt();
     }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            if h.join().is_err() {
-                tracing::error!("the shipping thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for ShipperThread {
-    fn drop(&mut self) {
-        self.halt();
-    }
-}
-
-fn update(status: &Mutex<ShipStatus>, f: impl FnOnce(&mut ShipStatus)) {
-    f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
 }
 
 fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<ShipStatus>) {
@@ -290,9 +323,7 @@ pub struct FleetAlertStatus {
 /// retried at the next poll; recording never waits on it.
 #[derive(Debug)]
 pub struct FleetAlertThread {
-    stop: Arc<AtomicBool>,
-    status: Arc<Mutex<FleetAlertStatus>>,
-    handle: Option<JoinHandle<()>>,
+    worker: Worker<FleetAlertStatus>,
 }
 
 impl FleetAlertThread {
@@ -306,54 +337,30 @@ impl FleetAlertThread {
         budgets: BudgetHandle,
     ) -> std::io::Result<FleetAlertThread> {
         let alerter = FleetAlerter::new(queries, cfg);
-        let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(Mutex::new(FleetAlertStatus {
+        let status = FleetAlertStatus {
             claimant: alerter.claimant().to_string(),
             running: true,
             ..FleetAlertStatus::default()
-        }));
-        let (s, st, interval) = (Arc::clone(&stop), Arc::clone(&status), cfg.interval);
-        let local = budgets.clone();
-        let handle = std::thread::Builder::new()
-            .name("ai-usage-alerts".into())
-            .spawn(move || poll_loop(alerter, &budgets, interval, &s, &st))?;
+        };
+        let (interval, local) = (cfg.interval, budgets.clone());
+        let worker = Worker::spawn("ai-usage-alerts", status, move |stop, status| {
+            poll_loop(alerter, &budgets, interval, stop, status)
+        })?;
         // Only once the poller runs: a thread that failed to start leaves
         // the local alerts on.
         local.set_local_alerts(false);
-        Ok(FleetAlertThread {
-            stop,
-            status,
-            handle: Some(handle),
-        })
+        Ok(FleetAlertThread { worker })
     }
 
     /// The poller's current state.
     pub fn status(&self) -> FleetAlertStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.worker.status()
     }
 
     /// Stops after the poll in progress (a claim in progress is decided
     /// first) and waits for the thread.
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            if h.join().is_err() {
-                tracing::error!("the budget alert thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for FleetAlertThread {
-    fn drop(&mut self) {
-        self.halt();
+        self.worker.halt();
     }
 }
 
@@ -364,9 +371,7 @@ fn poll_loop(
     stop: &AtomicBool,
     status: &Mutex<FleetAlertStatus>,
 ) {
-    let set = |f: &dyn Fn(&mut FleetAlertStatus)| {
-        f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
-    };
+    let set = |f: &dyn Fn(&mut FleetAlertStatus)| update(status, f);
     let mut migrated = false;
     while !stop.load(Ordering::Relaxed) {
         let list = budgets.budgets();
