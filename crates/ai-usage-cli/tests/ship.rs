@@ -221,6 +221,27 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     for d in [a.path(), b.path()] {
         std::fs::write(d.join("budgets.json"), budgets).unwrap();
     }
+    // The demo's data for today depends on the hour (none before the
+    // day's first broadcast). A call made now, on host a, reaches "small"
+    // and "daily" whatever the hour: the budgets below have something to
+    // cross, and which thresholds are reached is known only once host a's
+    // files are in the fleet (see the wait for claims below).
+    ok(ai_usage(
+        a.path(),
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "实时分析",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            "--cost",
+            "60",
+        ],
+    ));
     // Host b ships with the sidecar; host a's server ships its own files.
     ok(ai_usage(
         b.path(),
@@ -342,18 +363,11 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     }
     assert!(sf[1] > 0.0);
 
-    // Budget alerts come from the fleet's spend: after the server's first
-    // poll, every threshold the fleet reached has exactly one claim, by it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let alerts = loop {
-        let a = get_json(port, "/healthz").map(|h| h["fleet"]["budget_alerts"].clone());
-        if let Some(a) = a.filter(|a| a["polls"].as_u64() > Some(0)) {
-            break a;
-        }
-        assert!(std::time::Instant::now() < deadline, "no budget alert poll");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    assert!(alerts["last_error"].is_null(), "{alerts}");
+    // Budget alerts come from the fleet's spend: once the server has polled
+    // after host a's files were all shipped, every threshold the fleet
+    // reached has exactly one claim, by it. A poll that ran before then saw
+    // part of the spend, so this waits for the next one (polls are 30 s
+    // apart) instead of assuming which thresholds the first poll saw.
     let mut reached: Vec<(String, u64)> = Vec::new();
     for b in fleet_budgets.as_array().unwrap() {
         for t in b["thresholds_fired"].as_array().unwrap() {
@@ -361,22 +375,37 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
         }
     }
     reached.sort();
-    assert!(!reached.is_empty(), "{fleet_budgets}");
+    assert!(reached.contains(&("small".into(), 100)), "{fleet_budgets}");
+    assert!(reached.contains(&("daily".into(), 100)), "{fleet_budgets}");
     let client = server.client("ai_usage");
-    let claims: Vec<(String, u64)> = client
-        .query_rows(&format!(
-            "SELECT budget, threshold, host FROM {}.budget_alerts ORDER BY budget, threshold",
-            client.db()
-        ))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            assert_eq!(r[2], alerts["claimant"].as_str().unwrap());
-            (r[0].clone(), r[1].parse().unwrap())
-        })
-        .collect();
-    assert_eq!(claims, reached);
-    assert_eq!(alerts["delivered"].as_u64(), Some(reached.len() as u64));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let (alerts, claims) = loop {
+        let alerts = get_json(port, "/healthz")
+            .map(|h| h["fleet"]["budget_alerts"].clone())
+            .expect("healthz");
+        assert!(alerts["last_error"].is_null(), "{alerts}");
+        let claims: Vec<(String, u64, String)> = client
+            .query_rows(&format!(
+                "SELECT budget, threshold, host FROM {}.budget_alerts ORDER BY budget, threshold",
+                client.db()
+            ))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].parse().unwrap(), r[2].clone()))
+            .collect();
+        let claimed: Vec<(String, u64)> = claims.iter().map(|(b, t, _)| (b.clone(), *t)).collect();
+        if claimed == reached && alerts["delivered"].as_u64() == Some(reached.len() as u64) {
+            break (alerts, claims);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "claims {claimed:?} never became the reached thresholds {reached:?}: {alerts}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    for (_, _, host) in &claims {
+        assert_eq!(host, alerts["claimant"].as_str().unwrap());
+    }
 }
 
 #[test]
@@ -387,6 +416,24 @@ fn serve_with_no_fleet_alerts_leaves_alerts_to_each_host() {
     let url = server.url();
     let a = tempfile::tempdir().unwrap();
     ok(ai_usage(a.path(), &["demo", "--days", "2", "--seed", "5"]));
+    // A call made now reaches the limit of 1 whatever the hour (the demo's
+    // month-to-date is nothing early on a month's first day).
+    ok(ai_usage(
+        a.path(),
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "实时分析",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            "--cost",
+            "5",
+        ],
+    ));
     // A limit of 1 is reached at once: a fleet poller would claim it.
     std::fs::write(
         a.path().join("budgets.json"),

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 use crate::record::{UsageEvent, UsageRecord};
 
-use super::{MonitorBuilder, UsageMonitor};
+use super::{exit_flush, MonitorBuilder, UsageMonitor};
 
 static GLOBAL: OnceLock<UsageMonitor> = OnceLock::new();
 
@@ -15,11 +15,16 @@ static GLOBAL: OnceLock<UsageMonitor> = OnceLock::new();
 ///
 /// Never fails: if the directory or pricing file is unusable, the error is
 /// logged and the monitor keeps counting in memory (see
-/// [`UsageMonitor::health`]). Being a static, it is never dropped: flush it
-/// before the program exits, with [`UsageMonitor::flush`] or the guard from
-/// [`init_global`].
+/// [`UsageMonitor::health`]).
+///
+/// It is flushed when the process exits normally (return from `main`,
+/// [`std::process::exit`]), so a short program keeps every record without a
+/// guard or an explicit [`UsageMonitor::flush`]. A panic-abort, a fatal
+/// signal (SIGKILL) or `_exit` skip that flush: records still queued then
+/// (at most one `flush_interval`'s worth, default 1 s) are lost.
 pub fn get_usage_monitor() -> &'static UsageMonitor {
     GLOBAL.get_or_init(|| {
+        exit_flush::register();
         UsageMonitor::builder().build().unwrap_or_else(|e| {
             tracing::error!(error = %e, "usage monitor cannot write records; counting in memory only");
             MonitorBuilder::default().build_in_memory(e.to_string())
@@ -27,12 +32,20 @@ pub fn get_usage_monitor() -> &'static UsageMonitor {
     })
 }
 
+/// The global monitor if it exists, without creating it.
+pub(super) fn existing() -> Option<&'static UsageMonitor> {
+    GLOBAL.get()
+}
+
 /// Configures the global monitor before first use and returns a guard that
-/// flushes it when dropped (keep it in `main`).
+/// flushes it when dropped. The monitor is also flushed at a normal process
+/// exit without the guard; the guard makes the flush happen at a point you
+/// choose (and reports nothing more).
 ///
 /// Errors if the builder fails, or if the global monitor already exists.
 pub fn init_global(builder: MonitorBuilder) -> Result<FlushGuard> {
     let monitor = builder.build()?;
+    exit_flush::register();
     GLOBAL.set(monitor).map_err(|_| Error::Config {
         setting: "global monitor",
         message: "already initialised (init_global must run before the first record)".into(),
@@ -70,7 +83,7 @@ impl Drop for FlushGuard {
     }
 }
 
-/// Records one call on the global monitor (the seed's `record_ai_usage`).
+/// Records one call on the global monitor (the original's `record_ai_usage`).
 ///
 /// ```no_run
 /// use ai_usage_core::{record_ai_usage, UsageEvent};

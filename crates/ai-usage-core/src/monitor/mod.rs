@@ -12,6 +12,7 @@
 mod budgets;
 mod builder;
 mod companion;
+mod exit_flush;
 mod following;
 mod global;
 mod queries;
