@@ -119,7 +119,8 @@ pub struct ShipArgs {
     /// Keep shipping what is appended (until killed; killing is safe).
     #[arg(long)]
     pub follow: bool,
-    /// This host's id in the fleet (default: the hostname, kept in the checkpoint).
+    /// This host's id in the fleet (default: the records directory's own id,
+    /// HOSTNAME-xxxxxxxx, generated once and kept in DIR/.ai-usage-host-id).
     #[arg(long, env = "AI_USAGE_HOST_ID")]
     pub host_id: Option<String>,
     /// Checkpoint file (default: DIR/.clickhouse-ship.json).

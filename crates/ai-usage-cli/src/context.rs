@@ -50,7 +50,9 @@ pub fn open_read(cli: &Cli, oldest: Option<chrono::NaiveDate>) -> CliResult<Usag
     }
     let zone = zone(cli);
     let retention = oldest.map_or(DEFAULT_RETENTION, |d| {
-        let back = (zone.today() - d).num_days().max(0) as u32 + 1;
+        // One more day: a day file is named by its writer's local date, which
+        // can be a day before the reader's for the same moment.
+        let back = (zone.today() - d).num_days().max(0) as u32 + 2;
         back.max(DEFAULT_RETENTION)
     });
     build(cli, &cli.dir, true, retention, None)

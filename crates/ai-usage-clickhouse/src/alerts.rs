@@ -95,7 +95,7 @@ fn default_claimant() -> String {
         .unwrap_or_default();
     format!(
         "{}#{}-{nonce:09}",
-        crate::shipper::hostname(),
+        crate::host_id::hostname(),
         std::process::id()
     )
 }

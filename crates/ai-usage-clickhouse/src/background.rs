@@ -211,7 +211,7 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
 pub struct ClickHouseShipping {
     /// Where to ship.
     pub endpoint: Endpoint,
-    /// This host's id (default: the checkpoint's, else the hostname).
+    /// This host's id (default: the checkpoint's, else the records directory's own).
     pub host_id: Option<String>,
     /// Pause between passes (default 1 s).
     pub poll: Duration,

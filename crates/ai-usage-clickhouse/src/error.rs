@@ -45,6 +45,14 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
+    /// The records directory's host id file cannot be used.
+    #[error("host id file {}: {message}", path.display())]
+    HostId {
+        /// The host id file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        message: String,
+    },
     /// Another shipper holds the records directory's ship lock.
     #[error("another shipper is already shipping {} (lock {})", dir.display(), lock.display())]
     Locked {

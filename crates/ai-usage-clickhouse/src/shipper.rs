@@ -34,6 +34,7 @@ use crate::checkpoint::{inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::host_id::directory_host_id;
 use crate::row::{push_row, settle_currency, Origin};
 use crate::schema::{self, RECORD_COLUMNS};
 use crate::tsv::quote;
@@ -48,7 +49,8 @@ pub struct ShipperConfig {
     pub dir: PathBuf,
     /// The ClickHouse server and database.
     pub endpoint: Endpoint,
-    /// This host's id; default: the one in the checkpoint, else the hostname.
+    /// This host's id; default: the one in the checkpoint, else the records
+    /// directory's own (see [`directory_host_id`]).
     pub host_id: Option<String>,
     /// Checkpoint file; default `DIR/.clickhouse-ship.json`.
     pub checkpoint: Option<PathBuf>,
@@ -179,7 +181,10 @@ impl Shipper {
                 c
             }
             None => Checkpoint {
-                host: cfg.host_id.clone().unwrap_or_else(hostname),
+                host: match &cfg.host_id {
+                    Some(h) => h.clone(),
+                    None => directory_host_id(&cfg.dir)?,
+                },
                 target,
                 files: Default::default(),
             },
@@ -621,18 +626,4 @@ pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
     }
-}
-
-/// The machine's name: `HOSTNAME`, else the kernel's, else `localhost`.
-pub fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "localhost".to_string())
 }
