@@ -288,7 +288,11 @@ pub struct CostArgs {
     #[arg(long = "cached-tokens", alias = "cached", default_value_t = 0)]
     pub cached: u64,
     /// Input tokens written to the cache (part of the input).
-    #[arg(long = "cache-write-tokens", alias = "cache-write", default_value_t = 0)]
+    #[arg(
+        long = "cache-write-tokens",
+        alias = "cache-write",
+        default_value_t = 0
+    )]
     pub cache_write: u64,
     /// Reasoning tokens (part of the output).
     #[arg(long = "reasoning-tokens", alias = "reasoning", default_value_t = 0)]
