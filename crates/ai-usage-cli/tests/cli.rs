@@ -434,7 +434,7 @@ fn cost_and_pricing() {
     assert!(!dir.path().join("records").exists());
 }
 
-/// Issue 9: every model the original priced is priced; OpenAI/Gemini in USD by
+/// Every model the original priced is priced; OpenAI/Gemini in USD by
 /// default, the original's CNY figures through `pricing/original-service.toml`.
 #[test]
 fn cost_of_every_model_the_original_priced() {
@@ -891,7 +891,7 @@ fn iana_zones_work_across_dst() {
     );
 }
 
-// --- issue 10: the genai-prices catalogue --------------------------------
+// --- the genai-prices catalogue ----------------------------------------
 
 /// Models only the catalogue knows are priced in USD, exactly to 1e-9.
 #[test]
