@@ -16,12 +16,14 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
             .session(id)
             .map_err(fleet_error)?
             .ok_or_else(|| CliError::failed(format!("session {id:?} not found in ClickHouse")))?,
-        None => open_read(cli, None)?.get_session_stats(id).ok_or_else(|| {
-            CliError::failed(format!(
-                "session {id:?} not found in {} (last 93 days)",
-                cli.dir.display()
-            ))
-        })?,
+        None => open_read(cli, session_date(id))?
+            .get_session_stats(id)
+            .ok_or_else(|| {
+                CliError::failed(format!(
+                    "session {id:?} not found in {} (last 93 days)",
+                    cli.dir.display()
+                ))
+            })?,
     };
     if cli.json {
         return print_json(&s);
@@ -343,6 +345,17 @@ pub fn budgets(cli: &Cli) -> CliResult {
     }
     outln!("{t}");
     Ok(())
+}
+
+/// The day a session id like `live_20251026_193000` names (the demo's and
+/// the original guide's form), a day before it for a broadcast that started
+/// near midnight in another zone: an older session is then still found.
+fn session_date(id: &str) -> Option<chrono::NaiveDate> {
+    let digits = id
+        .split('_')
+        .find(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()))?;
+    let date = chrono::NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
+    date.pred_opt()
 }
 
 /// The title suffix of answers for the whole fleet (from ClickHouse), as
