@@ -466,3 +466,18 @@ fn pricing_table_shows_each_entrys_source_and_date() {
     assert!(text.contains("provider list price"), "{text}");
     assert!(!text.to_lowercase().contains("seed"), "{text}");
 }
+
+#[test]
+fn an_unreachable_clickhouse_is_one_error_line_without_internal_notices() {
+    // A closed port: nothing listens there.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["stats", "daily"][..], &["trend", "--days", "3"]] {
+        let mut all = vec!["--clickhouse", url.as_str()];
+        all.extend_from_slice(args);
+        let out = run(tmp.path(), &all);
+        assert_error(&out, 1, &port.to_string());
+        assert!(!stderr(&out).contains("reporting zone"), "{}", stderr(&out));
+    }
+}
