@@ -17,7 +17,7 @@
 //! );
 //! let today = get_usage_monitor().get_daily_summary(0);
 //! println!("今日费用: ¥{:.2}", today.total_cost);
-//! get_usage_monitor().flush().ok(); // before exit: the global monitor is never dropped
+//! // A normal exit flushes the global monitor: no guard or flush() needed.
 //! ```
 //!
 //! This crate is a facade: everything lives in `ai-usage-core` (pricing,
@@ -99,3 +99,29 @@ pub mod __private {
     pub use core::pin::pin;
 }
 // END macro support
+
+/// The Rust snippets of the README and of `docs/`, compiled (and the ones not
+/// marked `no_run` run) as doc tests, so the docs cannot drift from the API.
+/// Each snippet is written against this facade crate alone, as a user's
+/// application sees it.
+#[cfg(doctest)]
+mod docs_snippets {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/cli.md")]
+    struct Cli;
+    #[doc = include_str!("../docs/tracking.md")]
+    struct Tracking;
+    #[doc = include_str!("../docs/server.md")]
+    struct Server;
+    #[doc = include_str!("../docs/pricing.md")]
+    struct Pricing;
+    #[doc = include_str!("../docs/records.md")]
+    struct Records;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    /// Its in-app shipping example needs the `clickhouse` feature.
+    #[cfg(feature = "clickhouse")]
+    #[doc = include_str!("../docs/scale.md")]
+    struct Scale;
+}

@@ -8,6 +8,10 @@ use ai_usage_core::{Currency, Money};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Help heading of the options every command takes, listed after the
+/// command's own.
+const GLOBAL: &str = "Global options";
+
 /// Know exactly what your AI features cost: usage statistics, rankings,
 /// reports, budgets and savings advice from the monitor's day files.
 #[derive(Debug, Parser)]
@@ -17,29 +21,34 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "AI_USAGE_DIR",
         default_value = "records/ai_usage"
     )]
     pub dir: PathBuf,
     /// Time zone of days: `local`, `UTC`, an IANA name (`America/New_York`), an offset (`+08:00`) (default: local).
-    #[arg(long, global = true, env = "AI_USAGE_TZ", value_parser = parse_zone)]
+    #[arg(long, global = true,
+        help_heading = GLOBAL, env = "AI_USAGE_TZ", value_parser = parse_zone)]
     pub tz: Option<Zone>,
     /// Pricing file (JSON or TOML) merged over the built-in prices.
-    #[arg(long, global = true, env = "AI_USAGE_PRICING")]
+    #[arg(long, global = true,
+        help_heading = GLOBAL, env = "AI_USAGE_PRICING")]
     pub pricing: Option<PathBuf>,
     /// Budgets file (default: DIR/budgets.json).
-    #[arg(long, global = true, env = "AI_USAGE_BUDGETS")]
+    #[arg(long, global = true,
+        help_heading = GLOBAL, env = "AI_USAGE_BUDGETS")]
     pub budgets: Option<PathBuf>,
     /// Exchange rate into CNY for converted totals, e.g. `--rate USD=7.1`
     /// (repeatable; env: comma-separated). Amounts stay apart per currency;
     /// the converted total says which rates it used.
-    #[arg(long = "rate", global = true, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    #[arg(long = "rate", global = true, help_heading = GLOBAL, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Currency, Money)>,
     /// Answer queries from this ClickHouse server (the fleet's records) and
     /// ship to it: `http[s]://[user:password@]host:8123`.
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "AI_USAGE_CLICKHOUSE",
         hide_env_values = true
     )]
@@ -48,15 +57,16 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "AI_USAGE_CLICKHOUSE_DATABASE",
         default_value = "ai_usage"
     )]
     pub clickhouse_database: String,
     /// Machine-readable JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// More log output on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// The command.
     #[command(subcommand)]
@@ -79,7 +89,7 @@ pub enum Command {
     TopAnchors(TopArgs),
     /// Daily cost trend (成本趋势).
     Trend(RangeArgs),
-    /// Export a report: JSON (the seed's format), daily CSV or raw records CSV.
+    /// Export a report: JSON (the original monitor's format), daily CSV or raw records CSV.
     Report(ReportArgs),
     /// This month's cost forecast (预测本月费用).
     Forecast,
@@ -90,6 +100,21 @@ pub enum Command {
         days: u32,
     },
     /// Budgets from the budgets file and where they stand (预算).
+    ///
+    /// The budgets file is DIR/budgets.json (or --budgets FILE, or
+    /// AI_USAGE_BUDGETS): a JSON array of budgets, or an object with a
+    /// "budgets" array. Each budget has a "name", a "period" (daily or
+    /// monthly) and a "limit" (a number or a decimal string); "currency"
+    /// defaults to CNY and "thresholds" (percent) to [80, 100]. An optional
+    /// scope key limits it to one "user", "anchor", "function" or "model"
+    /// (none: everything). Example:
+    ///
+    ///   {"budgets": [
+    ///     {"name": "每日总预算", "period": "daily", "limit": 50},
+    ///     {"name": "anchor_002 月预算", "anchor": "anchor_002", "period": "monthly", "limit": 300},
+    ///     {"name": "qwen-max 每日", "model": "qwen-max", "period": "daily", "limit": "20.00", "thresholds": [50, 80, 100]}
+    ///   ]}
+    #[command(verbatim_doc_comment)]
     Budgets,
     /// Price calculator: the cost of one call (费用计算).
     Cost(CostArgs),
@@ -105,6 +130,10 @@ pub enum Command {
         /// Random seed (same seed, same data).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Add to a directory that already holds records (by default demo
+        /// refuses, so that running it twice does not double the data).
+        #[arg(long)]
+        append: bool,
     },
     /// Serve the HTTP API, metrics and dashboard.
     Serve(ServeArgs),
@@ -257,20 +286,25 @@ pub struct CostArgs {
     #[arg(required_unless_present_any = ["response", "responses"])]
     pub output_tokens: Option<u64>,
     /// Input tokens read from the cache (part of the input).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = "cached-tokens", alias = "cached", default_value_t = 0)]
     pub cached: u64,
     /// Input tokens written to the cache (part of the input).
-    #[arg(long, default_value_t = 0)]
+    #[arg(
+        long = "cache-write-tokens",
+        alias = "cache-write",
+        default_value_t = 0
+    )]
     pub cache_write: u64,
     /// Reasoning tokens (part of the output).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = "reasoning-tokens", alias = "reasoning", default_value_t = 0)]
     pub reasoning: u64,
     /// Provider (catalogue id such as `anthropic`, an API base URL, or a
     /// name): picks that provider's catalogue entry.
     #[arg(long)]
     pub provider: Option<String>,
     /// API flavour of the response bodies (e.g. `chat`, `responses`,
-    /// `embeddings`; default: the provider's default).
+    /// `embeddings`; default: the provider's `default` flavour, or else the
+    /// first of its flavours that reads the body).
     #[arg(long, requires = "provider")]
     pub api: Option<String>,
     /// Price as of this moment (RFC 3339, e.g. 2026-03-01T00:00:00Z; default: now).
@@ -280,7 +314,8 @@ pub struct CostArgs {
     #[arg(long, requires = "provider", conflicts_with_all = ["model", "responses"])]
     pub response: Option<PathBuf>,
     /// A JSONL file of response bodies (`-`: stdin): one JSON result per
-    /// line, in order; a bad line prints `{"line": N, "error": …}`.
+    /// line, in order; a bad line prints `{"line": N, "error": …}`, and the
+    /// command then exits 1 with the count of bad lines on stderr.
     #[arg(long, requires = "provider", conflicts_with_all = ["model"])]
     pub responses: Option<PathBuf>,
 }
@@ -378,6 +413,10 @@ pub struct ServeArgs {
     /// Require the token on read routes too.
     #[arg(long)]
     pub protect_reads: bool,
+    /// Serve a non-loopback address without --token (anyone who can reach
+    /// it can then record calls).
+    #[arg(long, conflicts_with = "token")]
+    pub allow_unauthenticated: bool,
     /// Serve a separate demo directory (DIR/../ai_usage_demo), generating
     /// 30 days of demo data first when it is empty.
     #[arg(long)]

@@ -22,20 +22,42 @@ pub fn stdout_line(args: std::fmt::Arguments<'_>) -> CliResult {
         })
 }
 
-/// An amount with its currency symbol and 4 decimals, e.g. `¥29.5200`;
-/// amounts with finer digits keep them (`$0.0000002`), so a small cost never
-/// shows as zero.
+/// An amount with its currency symbol, as [`amount`] writes it: `¥29.5200`,
+/// `$0.00000020`.
 pub fn money(m: Money, c: Currency) -> String {
     format!("{}{}", c.symbol(), amount(m))
 }
 
-/// An amount with 4 decimals, or its exact digits (up to 9) when it has more.
+/// Significant digits kept for an amount too small for 4 decimals.
+const TINY_SIGNIFICANT_DIGITS: u32 = 2;
+
+/// The one rule for money in human output: 4 decimals (rounded half away
+/// from zero), so columns line up; an amount that would round to zero at 4
+/// decimals keeps 2 significant digits instead (`0.0000002` →
+/// `0.00000020`), so a small cost never shows as zero. `--json` prints the
+/// exact amount instead.
 pub fn amount(m: Money) -> String {
-    if m.round_dp(4) == m {
-        format!("{m:.4}")
+    let rounded = m.round_dp(4);
+    if rounded != Money::ZERO || m == Money::ZERO {
+        return format!("{rounded:.4}");
+    }
+    // |m| < 0.00005: decimals up to the second significant digit (at most
+    // the 9 that nano-units hold).
+    let digits = m.nanos().unsigned_abs().to_string().len() as u32;
+    let decimals = (9 + TINY_SIGNIFICANT_DIGITS).saturating_sub(digits).min(9);
+    format!("{:.*}", decimals as usize, m.round_dp(decimals))
+}
+
+/// The exact amount, with at least 4 decimals (`0.0500`, `0.000075`): for
+/// the price of one call (`cost`), where rounding would hide the answer.
+pub fn exact_amount(m: Money) -> String {
+    let exact = format!("{m:.9}");
+    let trimmed = exact.trim_end_matches('0');
+    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
+    if decimals >= 4 {
+        trimmed.to_string()
     } else {
-        let exact = format!("{m:.9}");
-        exact.trim_end_matches('0').to_string()
+        format!("{m:.4}")
     }
 }
 
@@ -143,5 +165,35 @@ mod tests {
         c.add(Currency::USD, "0.03".parse().unwrap());
         c.add(Currency::CNY, "1.2".parse().unwrap());
         assert_eq!(costs(&c, Currency::CNY), "¥1.2000 + $0.0300");
+    }
+
+    #[test]
+    fn money_has_four_decimals_or_two_significant_digits() {
+        let m = |s: &str| amount(s.parse().unwrap());
+        // Long amounts are rounded to 4 decimals, never printed with 9.
+        assert_eq!(m("36.270737"), "36.2707");
+        assert_eq!(m("894.318250136"), "894.3183");
+        assert_eq!(m("8.743558488"), "8.7436");
+        assert_eq!(m("50"), "50.0000");
+        assert_eq!(m("0.0036107"), "0.0036");
+        assert_eq!(m("0"), "0.0000");
+        assert_eq!(m("-1.23456"), "-1.2346");
+        // Amounts that 4 decimals would show as zero keep 2 significant digits.
+        assert_eq!(m("0.0000002"), "0.00000020");
+        assert_eq!(m("0.000012345"), "0.000012");
+        assert_eq!(m("0.00004999"), "0.000050");
+        assert_eq!(m("0.000000001"), "0.000000001");
+        assert_eq!(m("-0.0000123"), "-0.000012");
+        assert_eq!(money("0.00005".parse().unwrap(), Currency::USD), "$0.0001");
+    }
+
+    #[test]
+    fn exact_amounts_keep_every_digit() {
+        let m = |s: &str| exact_amount(s.parse().unwrap());
+        assert_eq!(m("0.05"), "0.0500");
+        assert_eq!(m("0.000075"), "0.000075");
+        assert_eq!(m("0.001125"), "0.001125");
+        assert_eq!(m("3"), "3.0000");
+        assert_eq!(m("894.318250136"), "894.318250136");
     }
 }

@@ -1,4 +1,4 @@
-//! Issue 12 against the real binary: every acknowledged record survives
+//! Reliability against the real binary: every acknowledged record survives
 //! SIGKILL exactly once, `serve --token ''` is refused, and
 //! `report --format records` writes formula-safe CSV.
 
@@ -231,7 +231,7 @@ fn acknowledged_records_survive_sigkill_exactly_once() {
             lost.len(),
             doubled.len()
         );
-        // THE durability assertion (issue 12). It holds once ingest answers
+        // THE durability assertion. It holds once ingest answers
         // only after write + fsync; before that, ~1-2 % were lost here.
         assert!(
             lost.is_empty(),

@@ -140,6 +140,33 @@ fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
         assert_eq!(fleet, local, "{format}");
     }
 
+    // Human answers from the fleet say so in their title, as `stats` does;
+    // the same commands on the local day files do not.
+    std::fs::write(
+        a.path().join("budgets.json"),
+        r#"[{"name": "d", "period": "daily", "limit": 50}]"#,
+    )
+    .unwrap();
+    for (cmd, title) in [
+        (&["trend", "--days", "3"][..], "成本趋势"),
+        (&["forecast"][..], "本月费用预测"),
+        (&["budgets"][..], "预算 budgets"),
+        (&["top-anchors"][..], "Top 主播"),
+    ] {
+        let fleet = ok(ai_usage(a.path(), &[&ch[..], cmd].concat()));
+        let first = fleet.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(title) && first.ends_with(" (fleet)"),
+            "{cmd:?}: {first}"
+        );
+        let local = ok(ai_usage(a.path(), cmd));
+        let first = local.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(title) && !first.contains("(fleet)"),
+            "{cmd:?}: {first}"
+        );
+    }
+
     // Re-ship: nothing new. A corrupt line is skipped and counted.
     let again = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
     assert!(again.starts_with("shipped 0 records"), "{again}");

@@ -343,7 +343,9 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
             .get_or_init(|| match reporting_zone(&self.client) {
                 Ok(name) => name.parse().ok(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no reporting zone; per-day tables unused");
+                    // Only an optimisation is lost (the raw table answers); the
+                    // query's own error, if any, follows on its own.
+                    tracing::debug!(error = %e, "no reporting zone; per-day tables unused");
                     None
                 }
             })

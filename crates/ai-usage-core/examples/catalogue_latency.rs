@@ -5,7 +5,7 @@
 //! cargo run --release -p ai-usage-core --example catalogue_latency [-- --check]
 //! ```
 //!
-//! Budgets (issue 10): first use ≤ 20 ms, pricing a call p50 ≤ 300 ns. With
+//! Budgets: first use ≤ 20 ms, pricing a call p50 ≤ 300 ns. With
 //! `--check` the process exits with status 1 when a budget is exceeded.
 //! Per-call figures are batch means (64 calls per timed batch, so the clock's
 //! own cost is amortised); p50/p99 are taken over 20,000 batches.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// merged over the defaults when a monitor is built.
 pub const FUNCTION_NAMES_ENV: &str = "AI_USAGE_FUNCTION_NAMES";
 
-/// The original service's display table (issue 9 lists it).
+/// The original service's display table.
 const DEFAULTS: [(&str, &str); 10] = [
     ("live_review", "直播复盘"),
     ("gateway_qwen", "实时分析（通义千问）"),

@@ -234,6 +234,12 @@ pub fn top_users_view(days: u32, rows: &[RankEntry]) -> Value {
     json!({ "period_days": days, "top_users": rows })
 }
 
+/// `/top_anchors` (ours; the original has no such route): shaped like
+/// `/top_users`, `{period_days, top_anchors}`.
+pub fn top_anchors_view(days: u32, rows: &[RankEntry]) -> Value {
+    json!({ "period_days": days, "top_anchors": rows })
+}
+
 /// `/cost_trend`: the original's `{period_days, data}`.
 pub fn cost_trend_view(days: u32, points: &[TrendPoint]) -> Value {
     json!({ "period_days": days, "data": points })

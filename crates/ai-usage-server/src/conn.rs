@@ -4,7 +4,7 @@
 //! limits that answer 414 / 431 with a JSON body.
 //!
 //! `axum::serve` has no timeouts, so a client holding sockets open with a
-//! partial request (slowloris) kept them forever (issue 12). Here every
+//! partial request (slowloris) kept them forever. Here every
 //! connection must deliver a complete request head within
 //! [`HttpLimits::header_read_timeout`] of opening or of its previous
 //! response, and at most [`HttpLimits::max_connections`] are open at once;

@@ -106,9 +106,11 @@ async fn rankings_trend_and_bounds() {
     let users = &v["top_users"];
     assert_eq!(users.as_array().map(Vec::len), Some(1));
     assert_eq!(users[0]["user_id"], "u2", "u2 has most tokens: {v}");
+    // Shaped like /top_users (the original has no /top_anchors to follow).
     let (s, v) = get(&f.app, "/api/ai_usage/top_anchors").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v[0]["anchor_id"], "anchor_123");
+    assert_eq!(v["period_days"], 7);
+    assert_eq!(v["top_anchors"][0]["anchor_id"], "anchor_123", "{v}");
     for days in [1, 30, 90] {
         let (s, v) = get(&f.app, &format!("/api/ai_usage/cost_trend?days={days}")).await;
         assert_eq!(s, StatusCode::OK);

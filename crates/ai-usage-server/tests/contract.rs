@@ -1,11 +1,11 @@
-//! The API contract of the original Python service (issue 9): every key a
+//! The API contract of the original Python service: every key a
 //! client of the original reads, with the JSON type the original sent,
 //! checked against our answers.
 //!
 //! The table is written from the guide (`MONITORING_GUIDE.zh.md`: the
 //! `/stats/current` example, `session_stats['cost']`, `user['user_id']`,
 //! `user['cost']`, `by_model` groups `{calls, cost}`, `d['cost']` of the
-//! trend, the export answer) and issue 9 (`by_model`/`by_function` of
+//! trend, the export answer) and what its clients were found to read (`by_model`/`by_function` of
 //! today, `input_tokens`/`output_tokens`, `date`, `year_month`, ISO
 //! `start_time`/`end_time`, session `tokens`, `{period_days, top_users}`,
 //! `{period_days, data}`, the dashboard's `this_month`, `cost_trend_7days`,

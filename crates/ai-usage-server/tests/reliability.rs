@@ -1,4 +1,4 @@
-//! Issue 12, server side: input limits, JSON on every error, HTTP timeouts
+//! Reliability, server side: input limits, JSON on every error, HTTP timeouts
 //! and the connection cap, `/healthz` under protected reads, safe report
 //! downloads and formula-safe CSV.
 
@@ -587,7 +587,7 @@ async fn downloads_refuse_links_and_fifos() {
 
 // ---- CSV formula injection -------------------------------------------------
 
-/// Ids a spreadsheet would run as formulas (issue 12).
+/// Ids a spreadsheet would run as formulas.
 pub const HOSTILE: [&str; 6] = [
     "=HYPERLINK(\"http://evil\",\"x\")",
     "+cmd|' /C calc'!A0",

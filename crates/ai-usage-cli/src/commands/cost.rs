@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use ai_usage_core::catalogue::{
-    Catalogue, CatalogueQuote, CatalogueUsage, ExtractedUsage, ModelMatch,
+    Catalogue, CatalogueQuote, CatalogueUsage, ExtractError, ExtractedUsage, ModelMatch,
 };
 use ai_usage_core::{json_text, Currency, Money, PricingTable, TokenUsage};
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::args::{Cli, CostArgs};
 use crate::context::{pricing, print_json};
-use crate::output::{amount, int};
+use crate::output::{exact_amount, int};
 use crate::{CliError, CliResult};
 
 /// One priced call, as `cost --json` and `--responses` print it.
@@ -67,6 +67,9 @@ struct PartJson {
     part: &'static str,
     tokens: u64,
     cost: String,
+    /// The same cost, for human output.
+    #[serde(skip)]
+    nanos: Money,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -112,13 +115,13 @@ pub fn run(cli: &Cli, a: &CostArgs) -> CliResult {
     };
     if a.cached.saturating_add(a.cache_write) > input {
         return Err(CliError::usage(format!(
-            "--cached {} plus --cache-write {} is more than the {} input tokens",
+            "--cached-tokens {} plus --cache-write-tokens {} is more than the {} input tokens",
             a.cached, a.cache_write, input
         )));
     }
     if a.reasoning > output {
         return Err(CliError::usage(format!(
-            "--reasoning {} is more than the {} output tokens",
+            "--reasoning-tokens {} is more than the {} output tokens",
             a.reasoning, output
         )));
     }
@@ -232,6 +235,7 @@ fn from_quote(
             part,
             tokens: p.units,
             cost: decimal_nanos(p.nanos),
+            nanos: Money::from_nanos(p.nanos),
         })
         .collect();
     r
@@ -246,9 +250,8 @@ fn price_body(
 ) -> Result<CostResult, String> {
     let provider = a.provider.as_deref().unwrap_or_default();
     let cat = catalogue()?;
-    let ExtractedUsage { model, usage } = cat
-        .extract(provider, a.api.as_deref(), body)
-        .map_err(|e| e.to_string())?;
+    let ExtractedUsage { model, usage } =
+        extract(cat, provider, a.api.as_deref(), body).map_err(|e| e.to_string())?;
     let model = model
         .or_else(|| a.model.clone())
         .ok_or_else(|| "the response names no model".to_owned())?;
@@ -258,6 +261,36 @@ fn price_body(
     }
     // A provider that resells others' models under their own names.
     price_usage(table, None, &model, &usage, at)
+}
+
+/// Usage from a response body. Without `--api`, a provider with no
+/// `default` flavour (OpenAI: chat, responses, embeddings) is read with the
+/// first of its flavours, in catalogue order, that understands the body.
+fn extract(
+    cat: &Catalogue,
+    provider: &str,
+    api: Option<&str>,
+    body: &Value,
+) -> Result<ExtractedUsage, ExtractError> {
+    let id = match cat.extract(provider, api, body) {
+        Err(ExtractError::AmbiguousFlavour { provider: id, .. }) => id,
+        other => return other,
+    };
+    let flavours: Vec<&str> = cat
+        .providers()
+        .find(|(p, _)| *p == id)
+        .map(|(_, f)| f)
+        .unwrap_or_default();
+    let mut error = None;
+    for flavour in flavours {
+        match cat.extract(provider, Some(flavour), body) {
+            Ok(u) => return Ok(u),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    Err(error.unwrap_or(ExtractError::NoExtractors(id)))
 }
 
 fn show(cli: &Cli, r: &CostResult) -> CliResult {
@@ -275,13 +308,8 @@ fn show(cli: &Cli, r: &CostResult) -> CliResult {
         int(r.input_tokens),
         int(r.output_tokens),
         r.currency.symbol(),
-        // Table prices keep four decimals as before (more when the amount
-        // has them); catalogue costs print exactly.
-        if r.priced_by == Some("table") {
-            amount(r.cost)
-        } else {
-            r.cost_exact.clone()
-        },
+        // The price of one call: exact, unlike the rounded tables.
+        exact_amount(r.cost),
         r.currency
     );
     if r.cache_read_tokens > 0 || r.cache_write_tokens > 0 {
@@ -292,41 +320,61 @@ fn show(cli: &Cli, r: &CostResult) -> CliResult {
         );
     }
     for p in &r.parts {
-        outln!("  {:<16} {:>12} tokens  {}", p.part, int(p.tokens), p.cost);
+        outln!(
+            "  {:<16} {:>12} tokens  {}{}",
+            p.part,
+            int(p.tokens),
+            r.currency.symbol(),
+            exact_amount(p.nanos)
+        );
     }
     Ok(())
 }
 
-/// `--responses`: one JSON line per input line, in order; bad lines report
-/// their error and the rest go on.
+/// `--responses`: one JSON line per input line, in order; bad lines (not
+/// UTF-8, not JSON, not priceable) report their error and the rest go on.
+/// Any bad line makes the command fail at the end, with their count.
 fn responses(table: &PricingTable, a: &CostArgs, path: &Path, at: DateTime<Utc>) -> CliResult {
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
         let f = std::fs::File::open(path)
             .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?;
         Box::new(BufReader::new(f))
     };
-    let mut failed = 0usize;
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line =
-            line.map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?;
-        let outcome = serde_json::from_str::<Value>(&line)
-            .map_err(|e| format!("not JSON: {e}"))
+    let (mut lines, mut failed) = (0usize, 0usize);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?;
+        if read == 0 {
+            break;
+        }
+        lines += 1;
+        let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let outcome = std::str::from_utf8(raw)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|line| {
+                serde_json::from_str::<Value>(line).map_err(|e| format!("not JSON: {e}"))
+            })
             .and_then(|body| price_body(table, a, &body, at));
         let text = match outcome {
             Ok(r) => json_text::to_string(&r),
             Err(error) => {
                 failed += 1;
-                json_text::to_string(&serde_json::json!({ "line": n, "error": error }))
+                json_text::to_string(&serde_json::json!({ "line": lines, "error": error }))
             }
         }
         .map_err(|e| CliError::failed(format!("cannot serialise output: {e}")))?;
         outln!("{text}");
     }
     if failed > 0 {
-        tracing::warn!(failed, "some response lines could not be priced");
+        return Err(CliError::failed(format!(
+            "{failed} of {lines} response line(s) could not be priced"
+        )));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod pricing;
 mod queries;
 mod record;
 mod report;
+mod safety;
 mod serve_fleet;
 mod ship;
 mod stats;
@@ -29,8 +30,14 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Cost(a) => cost::run(&cli, a),
         Command::Pricing(a) => pricing::run(&cli, a),
         Command::Record(a) => record::record(&cli, a),
-        Command::Demo { days, seed } => record::demo(&cli, *days, *seed),
-        Command::Serve(a) => record::serve(&cli, a),
+        Command::Demo { days, seed, append } => {
+            safety::demo_target(&cli.dir, *append)?;
+            record::demo(&cli, *days, *seed)
+        }
+        Command::Serve(a) => {
+            safety::serve_exposure(a)?;
+            record::serve(&cli, a)
+        }
         Command::Ship(a) => ship::run(&cli, a),
     }
 }

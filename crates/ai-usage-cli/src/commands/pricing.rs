@@ -254,6 +254,8 @@ pub fn list(cli: &Cli) -> CliResult {
             "输入 input",
             "输出 output",
             "缓存 cached",
+            "来源 source",
+            "日期 date",
             "备注 notes",
         ],
         &[3, 4, 5],
@@ -273,6 +275,8 @@ pub fn list(cli: &Cli) -> CliResult {
             p.cached_input
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "-".into()),
+            p.source.clone().unwrap_or_else(|| "-".into()),
+            p.price_date.clone().unwrap_or_else(|| "-".into()),
             notes,
         ]);
     }

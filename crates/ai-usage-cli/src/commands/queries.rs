@@ -10,23 +10,26 @@ use crate::output::{costs, int, local_time, money, table};
 use crate::{CliError, CliResult};
 
 pub fn session(cli: &Cli, id: &str) -> CliResult {
-    let s = match fleet(cli)? {
+    let fleet = fleet(cli)?;
+    let s = match &fleet {
         Some(f) => f
             .session(id)
             .map_err(fleet_error)?
             .ok_or_else(|| CliError::failed(format!("session {id:?} not found in ClickHouse")))?,
-        None => open_read(cli, None)?.get_session_stats(id).ok_or_else(|| {
-            CliError::failed(format!(
-                "session {id:?} not found in {} (last 93 days)",
-                cli.dir.display()
-            ))
-        })?,
+        None => open_read(cli, session_date(id))?
+            .get_session_stats(id)
+            .ok_or_else(|| {
+                CliError::failed(format!(
+                    "session {id:?} not found in {} (last 93 days)",
+                    cli.dir.display()
+                ))
+            })?,
     };
     if cli.json {
         return print_json(&s);
     }
     let z = zone(cli);
-    outln!("会话 session {}", s.session_id);
+    outln!("会话 session {}{}", s.session_id, fleet_mark(&fleet));
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     let mins = s.duration_seconds / 60.0;
     for (k, v) in [
@@ -72,7 +75,8 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         By::Cost => RankBy::Cost,
         By::Calls => RankBy::Calls,
     };
-    let rows = match fleet(cli)? {
+    let fleet = fleet(cli)?;
+    let rows = match &fleet {
         Some(f) => f.top(kind, from, to, by, a.limit).map_err(fleet_error)?,
         None => open_read(cli, Some(from))?.top(kind, from, to, by, a.limit),
     };
@@ -85,7 +89,7 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         RankKind::Function => ("Top 功能 functions", "功能 function"),
         RankKind::Model => ("Top 模型 models", "模型 model"),
     };
-    outln!("{label} {from} – {to}");
+    outln!("{label} {from} – {to}{}", fleet_mark(&fleet));
     let mut t = table(
         &["#", col, "调用 calls", "Token", "费用 cost"],
         &[0, 2, 3, 4],
@@ -110,14 +114,15 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
 pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     let today = zone(cli).today();
     let (from, to) = resolve_days(range, today, 30)?;
-    let points = match fleet(cli)? {
+    let fleet = fleet(cli)?;
+    let points = match &fleet {
         Some(f) => f.trend(from, to).map_err(fleet_error)?,
         None => open_read(cli, Some(from))?.cost_trend_range(from, to)?,
     };
     if cli.json {
         return print_json(&points);
     }
-    outln!("成本趋势 cost trend {from} – {to}");
+    outln!("成本趋势 cost trend {from} – {to}{}", fleet_mark(&fleet));
     let max = points
         .iter()
         .map(|p| p.cost.nanos())
@@ -144,14 +149,15 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
 }
 
 pub fn forecast(cli: &Cli) -> CliResult {
-    let f = match fleet(cli)? {
+    let fleet = fleet(cli)?;
+    let f = match &fleet {
         Some(q) => q.forecast().map_err(fleet_error)?,
         None => open_read(cli, None)?.forecast(),
     };
     if cli.json {
         return print_json(&f);
     }
-    outln!("本月费用预测 forecast {}", f.month);
+    outln!("本月费用预测 forecast {}{}", f.month, fleet_mark(&fleet));
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     for (k, v) in [
         ("本月至今 month to date", money(f.month_to_date, f.currency)),
@@ -175,7 +181,8 @@ pub fn forecast(cli: &Cli) -> CliResult {
 
 pub fn savings(cli: &Cli, days: u32) -> CliResult {
     let today = zone(cli).today();
-    let report = match fleet(cli)? {
+    let fleet = fleet(cli)?;
+    let report = match &fleet {
         Some(q) => q.savings(days).map_err(fleet_error)?,
         None => {
             open_read(cli, Some(today - chrono::Duration::days(days as i64 - 1)))?.savings(days)
@@ -185,10 +192,11 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
         return print_json(&report);
     }
     outln!(
-        "成本优化建议 savings advice {} – {} ({} days)",
+        "成本优化建议 savings advice {} – {} ({} days){}",
         report.from,
         report.to,
-        report.period_days
+        report.period_days,
+        fleet_mark(&fleet)
     );
     if report.functions.is_empty() {
         outln!("(无数据 no priced calls in the period)");
@@ -280,7 +288,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
             return print_json(&Vec::<()>::new());
         }
         outln!(
-            "未配置预算 no budgets: create {} (see docs/cli.md)",
+            "未配置预算 no budgets: create {} (its format: `ai-usage budgets --help`)",
             path.display()
         );
         return Ok(());
@@ -298,7 +306,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
     if cli.json {
         return print_json(&status);
     }
-    outln!("预算 budgets ({})", path.display());
+    outln!("预算 budgets ({}){}", path.display(), fleet_mark(&fleet));
     let mut t = table(
         &[
             "预算 budget",
@@ -337,4 +345,25 @@ pub fn budgets(cli: &Cli) -> CliResult {
     }
     outln!("{t}");
     Ok(())
+}
+
+/// The day a session id like `live_20251026_193000` names (the demo's and
+/// the original guide's form), a day before it for a broadcast that started
+/// near midnight in another zone: an older session is then still found.
+fn session_date(id: &str) -> Option<chrono::NaiveDate> {
+    let digits = id
+        .split('_')
+        .find(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()))?;
+    let date = chrono::NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
+    date.pred_opt()
+}
+
+/// The title suffix of answers for the whole fleet (from ClickHouse), as
+/// `stats` shows it.
+fn fleet_mark<T>(fleet: &Option<T>) -> &'static str {
+    if fleet.is_some() {
+        " (fleet)"
+    } else {
+        ""
+    }
 }

@@ -10,8 +10,8 @@
 //! What does not run this hook: a panic with `panic = "abort"`,
 //! `std::process::abort`, a signal that kills the process (SIGKILL, an
 //! unhandled SIGTERM/SIGINT) and `libc::_exit`. What is still queued then is
-//! lost; what the writer already synced (every `flush_interval`, default
-//! 1 s) is on disk.
+//! lost; what the writer already wrote (every `flush_interval`, default
+//! 200 ms) is on disk.
 #![allow(unsafe_code)]
 
 use std::sync::Once;

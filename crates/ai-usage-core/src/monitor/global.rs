@@ -21,7 +21,7 @@ static GLOBAL: OnceLock<UsageMonitor> = OnceLock::new();
 /// [`std::process::exit`]), so a short program keeps every record without a
 /// guard or an explicit [`UsageMonitor::flush`]. A panic-abort, a fatal
 /// signal (SIGKILL) or `_exit` skip that flush: records still queued then
-/// (at most one `flush_interval`'s worth, default 1 s) are lost.
+/// (at most one `flush_interval`'s worth, default 200 ms) are lost.
 pub fn get_usage_monitor() -> &'static UsageMonitor {
     GLOBAL.get_or_init(|| {
         exit_flush::register();

@@ -23,7 +23,7 @@
 use super::{Band, ModelPrice, Rate, Tiers};
 use crate::money::Currency;
 
-const SEED: &str = "seed implementation (verified against its records)";
+const SEED: &str = "the original service (verified against its records)";
 const LIST: &str = "provider list price, 2025";
 const GENAI: &str = "provider list price (USD), genai-prices snapshot 2026-08-21";
 const GENAI_DATE: &str = "2026-08-21";

@@ -174,7 +174,7 @@ fn builtin_entries_are_valid_and_documented() {
 }
 
 /// The models the original service priced that the built-in table once
-/// called unknown (issue 9), with the currency each is billed in.
+/// called unknown, with the currency each is billed in.
 const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
     ("gpt-4", "gpt-4", Currency::USD),
     ("deepseek-coder", "deepseek-coder", Currency::CNY),

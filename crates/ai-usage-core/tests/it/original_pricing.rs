@@ -1,5 +1,5 @@
 //! `pricing/original-service.toml` (repository root) reproduces the original
-//! service's numbers: the figures of issue 9 and the costs in its records.
+//! service's numbers: the figures its users reported and the costs in its records.
 
 use std::path::PathBuf;
 

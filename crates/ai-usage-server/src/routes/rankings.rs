@@ -34,7 +34,7 @@ pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response
 /// Top anchors (主播) by tokens.
 #[utoipa::path(get, path = "/api/ai_usage/top_anchors", tag = "rankings",
     params(RankingQuery),
-    responses((status = 200, description = "`[{anchor_id, tokens, cost, …}]`", body = serde_json::Value),
+    responses((status = 200, description = "`{period_days, top_anchors: [{anchor_id, tokens, cost, currency, costs, calls, input_tokens, output_tokens}]}`", body = serde_json::Value),
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
@@ -47,7 +47,7 @@ pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Respon
         }
         None => st.monitor.get_top_anchors(limit as usize, days),
     };
-    Ok(Json(rows).into_response())
+    Ok(Json(compat::top_anchors_view(days, &rows)).into_response())
 }
 
 /// Daily cost, oldest first, one point per day.
