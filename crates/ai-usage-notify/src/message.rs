@@ -283,11 +283,8 @@ impl AlertMessage {
             out.push_str(&format!("\n\n**{label}**{sep}{value}"));
         }
         if let Some(url) = &self.public_url {
-            let label = Self::link_label(language);
-            out.push_str(&format!(
-                "\n\n[{}]({url})",
-                pick(language, "打开看板", label)
-            ));
+            let label = pick(language, "打开看板", "Open dashboard");
+            out.push_str(&format!("\n\n[{label}]({url})"));
         }
         out
     }

@@ -103,19 +103,21 @@ pub fn build_request(
         }),
         ChannelKind::Slack => json!({"text": message.text(language)}),
         ChannelKind::Webhook => {
-            // Serialising a struct of strings and numbers cannot fail.
-            let event = serde_json::to_value(WebhookEvent::of(message)).unwrap_or(Value::Null);
+            // Serialised from the struct so the fields keep their documented
+            // order; a struct of strings and numbers always serialises.
+            let body = serde_json::to_vec(&WebhookEvent::of(message)).unwrap_or_default();
             headers.push((EVENT_ID_HEADER, message.id.clone()));
-            event
+            if let Some(secret) = secret {
+                headers.push((SIGNATURE_HEADER, sign::webhook_signature(secret, &body)));
+            }
+            return PreparedRequest { url, headers, body };
         }
     };
-    let body = body.to_string().into_bytes();
-    if config.kind() == ChannelKind::Webhook {
-        if let Some(secret) = secret {
-            headers.push((SIGNATURE_HEADER, sign::webhook_signature(secret, &body)));
-        }
+    PreparedRequest {
+        url,
+        headers,
+        body: body.to_string().into_bytes(),
     }
-    PreparedRequest { url, headers, body }
 }
 
 /// A Feishu message card: a header coloured by severity, the markdown body,

@@ -1,0 +1,126 @@
+//! The pure request builder with an injected clock: exact bytes and
+//! signatures, and the samples shown in docs/budgets.md.
+
+mod common;
+
+use ai_usage_notify::{build_request, ChannelConfig, Language, WebhookEvent, SIGNATURE_HEADER};
+use common::*;
+
+/// 2026-12-07T06:03:05.123Z.
+const NOW_MS: i64 = 1_796_623_385_123;
+
+#[test]
+fn feishu_signature_uses_the_injected_seconds() {
+    let c = ChannelConfig::from_json(
+        r#"{"kind":"feishu","url":"https://open.feishu.cn/open-apis/bot/v2/hook/h","secret":"s"}"#,
+    )
+    .unwrap();
+    let r = build_request(&c, &sample_message(), NOW_MS);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["timestamp"], "1796623385");
+    assert_eq!(
+        body["sign"],
+        b64(&hmac_sha256(b"1796623385\ns", b"")).as_str()
+    );
+    assert_eq!(
+        r.url.as_str(),
+        "https://open.feishu.cn/open-apis/bot/v2/hook/h"
+    );
+}
+
+#[test]
+fn dingtalk_signature_uses_the_injected_milliseconds() {
+    let c = ChannelConfig::from_json(
+        r#"{"kind":"dingtalk","url":"https://oapi.dingtalk.com/robot/send?access_token=t","secret":"s"}"#,
+    )
+    .unwrap();
+    let r = build_request(&c, &sample_message(), NOW_MS);
+    let sign = b64(&hmac_sha256(b"s", b"1796623385123\ns"));
+    let encoded = percent_encoding::utf8_percent_encode(&sign, percent_encoding::NON_ALPHANUMERIC);
+    assert_eq!(
+        r.url.as_str(),
+        format!("https://oapi.dingtalk.com/robot/send?access_token=t&timestamp=1796623385123&sign={encoded}")
+    );
+    // Debug shows neither the token nor the signature.
+    let shown = format!("{r:?}");
+    assert!(
+        shown.contains("access_token=***&timestamp=***&sign=***"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn webhook_signature_covers_the_exact_body() {
+    let c = ChannelConfig::from_json(
+        r#"{"kind":"webhook","url":"https://example.com/h","secret":"s"}"#,
+    )
+    .unwrap();
+    let r = build_request(&c, &sample_message(), NOW_MS);
+    let signature = r
+        .headers
+        .iter()
+        .find(|(n, _)| *n == SIGNATURE_HEADER)
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(
+        signature,
+        format!("sha256={}", hex::encode(hmac_sha256(b"s", &r.body)))
+    );
+    assert!(!format!("{r:?}").contains(&signature[7..]));
+    // The same message at another time is the same event (idempotent).
+    assert_eq!(
+        r.body,
+        build_request(&c, &sample_message(), NOW_MS + 60_000).body
+    );
+}
+
+/// The rendered samples in docs/budgets.md are what the code renders.
+#[test]
+fn docs_show_the_rendered_messages() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/budgets.md"
+    ))
+    .unwrap();
+    let message = sample_message();
+    for rendered in [
+        message.text(Language::Zh),
+        message.text(Language::En),
+        message.markdown(Language::Zh),
+        message.markdown(Language::En),
+    ] {
+        assert!(
+            docs.contains(&rendered),
+            "docs/budgets.md lacks:\n{rendered}"
+        );
+    }
+    let pretty = serde_json::to_string_pretty(&WebhookEvent::of(&message)).unwrap();
+    assert!(
+        docs.contains(&pretty),
+        "docs/budgets.md lacks the event:\n{pretty}"
+    );
+}
+
+#[test]
+fn webhook_fields_keep_their_documented_order() {
+    let c =
+        ChannelConfig::from_json(r#"{"kind":"webhook","url":"https://example.com/h"}"#).unwrap();
+    let body = String::from_utf8(build_request(&c, &sample_message(), NOW_MS).body).unwrap();
+    let order = [
+        "\"id\"",
+        "\"type\"",
+        "\"budget\"",
+        "\"scope\"",
+        "\"period\"",
+        "\"period_kind\"",
+        "\"threshold\"",
+        "\"spent\"",
+        "\"limit\"",
+        "\"currency\"",
+        "\"projected\"",
+        "\"time\"",
+        "\"dashboard_url\"",
+    ];
+    let positions: Vec<usize> = order.iter().map(|k| body.find(k).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{body}");
+}
