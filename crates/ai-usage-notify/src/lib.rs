@@ -30,18 +30,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delivery;
 pub mod message;
 pub mod request;
 pub mod secret;
-pub mod send;
 pub mod sign;
 
 pub use config::{ChannelConfig, ChannelKind, ConfigError, FeishuMsgType, Language};
+pub use delivery::{send, send_prepared, send_with_timeout, SendError, DEFAULT_TIMEOUT};
 pub use message::{format_money, AlertMessage, AlertScope};
 pub use request::{
     build_request, PreparedRequest, WebhookEvent, EVENT_ID_HEADER, SIGNATURE_HEADER,
 };
 pub use secret::{ChannelUrl, Secret};
-pub use send::{send, send_prepared, send_with_timeout, SendError, DEFAULT_TIMEOUT};

@@ -313,6 +313,13 @@ fn provider_codes_decide_on_http_200() {
             r#"{"errcode":130101,"errmsg":"send too fast"}"#,
             true,
         ),
+        // Feishu: rate limited (answered with HTTP 400 too, see below).
+        (
+            "feishu",
+            "/open-apis/bot/v2/hook/x",
+            r#"{"code":11232,"msg":"frequency limited"}"#,
+            true,
+        ),
         // WeCom: invalid webhook URL.
         (
             "wecom",
@@ -416,4 +423,25 @@ fn secrets_never_show_in_errors() {
     for shown in [e.to_string(), format!("{e:?}")] {
         assert!(!shown.contains(token), "{shown}");
     }
+}
+
+#[test]
+fn feishu_rate_limit_on_http_400_is_retryable() {
+    let stub = Stub::start(vec![
+        reply(400, r#"{"code":11232,"msg":"frequency limited"}"#),
+        reply(400, r#"{"code":9499,"msg":"Bad Request"}"#),
+    ]);
+    let c = config(format!(
+        r#"{{"kind":"feishu","url":"{}"}}"#,
+        stub.url("/hook/x")
+    ));
+    let e = send(&c, &sample_message()).unwrap_err();
+    assert!(
+        matches!(e, SendError::Provider { code: 11232, .. }),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    let e = send(&c, &sample_message()).unwrap_err();
+    assert!(matches!(e, SendError::Status { status: 400, .. }), "{e:?}");
+    assert!(!e.is_retryable());
 }

@@ -206,7 +206,20 @@ fn classify(
     answer: &str,
     retry_after: Option<Duration>,
 ) -> Result<(), SendError> {
+    let kind = config.kind();
     if !(200..300).contains(&status) {
+        // Feishu answers its rate limit with HTTP 400 and code 11232: a
+        // provider's "slow down" code wins over the status.
+        if let Some((code, message)) = provider_code(answer) {
+            if kind.has_provider_code() && RETRYABLE_PROVIDER_CODES.contains(&(kind, code)) {
+                return Err(SendError::Provider {
+                    channel,
+                    code,
+                    message: scrub(config, &message),
+                    retryable: true,
+                });
+            }
+        }
         return Err(SendError::Status {
             channel,
             status,
@@ -214,27 +227,10 @@ fn classify(
             retry_after,
         });
     }
-    let kind = config.kind();
     if !kind.has_provider_code() {
         return Ok(());
     }
-    let json: Option<serde_json::Value> = serde_json::from_str(answer).ok();
-    // Feishu answers `code`/`msg` (older hooks `StatusCode`/`StatusMessage`);
-    // DingTalk and WeCom `errcode`/`errmsg`.
-    let code_and_message = json.as_ref().and_then(|v| {
-        [
-            ("code", "msg"),
-            ("StatusCode", "StatusMessage"),
-            ("errcode", "errmsg"),
-        ]
-        .into_iter()
-        .find_map(|(code, msg)| {
-            let code = v.get(code)?.as_i64()?;
-            let msg = v.get(msg).and_then(|m| m.as_str()).unwrap_or("");
-            Some((code, msg.to_string()))
-        })
-    });
-    match code_and_message {
+    match provider_code(answer) {
         Some((0, _)) => Ok(()),
         Some((code, message)) => Err(SendError::Provider {
             channel,
@@ -247,6 +243,24 @@ fn classify(
             answer: scrub(config, answer),
         }),
     }
+}
+
+/// The provider's code and message in a JSON answer: Feishu's `code`/`msg`
+/// (older hooks `StatusCode`/`StatusMessage`), DingTalk's and WeCom's
+/// `errcode`/`errmsg`.
+fn provider_code(answer: &str) -> Option<(i64, String)> {
+    let json: serde_json::Value = serde_json::from_str(answer).ok()?;
+    [
+        ("code", "msg"),
+        ("StatusCode", "StatusMessage"),
+        ("errcode", "errmsg"),
+    ]
+    .into_iter()
+    .find_map(|(code, msg)| {
+        let code = json.get(code)?.as_i64()?;
+        let msg = json.get(msg).and_then(|m| m.as_str()).unwrap_or("");
+        Some((code, msg.to_string()))
+    })
 }
 
 fn transport_error(
