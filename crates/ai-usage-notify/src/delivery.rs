@@ -292,16 +292,19 @@ fn scrub(config: &ChannelConfig, text: &str) -> String {
     let url = config.url().expose();
     let mut needles: Vec<String> = vec![url.as_str().to_string()];
     needles.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
-    needles.extend(
-        url.path_segments()
-            .into_iter()
-            .flatten()
-            .map(str::to_string),
-    );
+    // Feishu and Slack hooks carry their token in the path.
+    if matches!(config.kind(), ChannelKind::Feishu | ChannelKind::Slack) {
+        needles.extend(
+            url.path_segments()
+                .into_iter()
+                .flatten()
+                .map(str::to_string),
+        );
+    }
     if let Some(secret) = config.secret() {
         needles.push(secret.expose().to_string());
     }
-    // Only path segments long enough to be tokens: short ones are words.
+    // Only values long enough to be tokens: short ones are words.
     needles.retain(|n| n.len() >= 8);
     needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     for needle in needles {

@@ -445,3 +445,19 @@ fn feishu_rate_limit_on_http_400_is_retryable() {
     assert!(matches!(e, SendError::Status { status: 400, .. }), "{e:?}");
     assert!(!e.is_retryable());
 }
+
+#[test]
+fn a_slack_hook_token_echoed_back_is_redacted() {
+    let token = "XXXXsecretTOKENxxxx";
+    let stub = Stub::start(vec![reply(404, &format!("no_service for {token}"))]);
+    let c = config(format!(
+        r#"{{"kind":"slack","url":"{}"}}"#,
+        stub.url(&format!("/services/T0001/B0001/{token}"))
+    ));
+    let e = send(&c, &sample_message()).unwrap_err();
+    assert!(!e.is_retryable());
+    let shown = e.to_string();
+    assert!(!shown.contains(token), "{shown}");
+    assert!(shown.contains("/services/***/***/***"), "{shown}");
+    assert!(shown.contains("HTTP 404: no_service for ***"), "{shown}");
+}
