@@ -124,3 +124,30 @@ fn webhook_fields_keep_their_documented_order() {
     let positions: Vec<usize> = order.iter().map(|k| body.find(k).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{body}");
 }
+
+#[test]
+fn a_signed_feishu_card_carries_the_signature_beside_the_card() {
+    let c = ChannelConfig::from_json(
+        r#"{"kind":"feishu","url":"https://open.feishu.cn/open-apis/bot/v2/hook/h","secret":"s","msg_type":"interactive"}"#,
+    )
+    .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&build_request(&c, &sample_message(), NOW_MS).body).unwrap();
+    assert_eq!(body["msg_type"], "interactive");
+    assert_eq!(body["timestamp"], "1796623385");
+    assert_eq!(
+        body["sign"],
+        b64(&hmac_sha256(b"1796623385\ns", b"")).as_str()
+    );
+    assert_eq!(
+        body["card"]["header"]["title"]["content"],
+        "预算提醒：主播日预算 已达 80%"
+    );
+    let md = body["card"]["elements"][0]["text"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(
+        md.starts_with("**范围**：主播 anchor_001"),
+        "the title is not repeated: {md}"
+    );
+}
