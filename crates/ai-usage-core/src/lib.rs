@@ -81,6 +81,7 @@ pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 // Query results.
 /// The query layer's rules, for other query sources (the ClickHouse crate):
 /// the accepted day range, and the conversion into the reporting currency.
+pub use query::bounds;
 pub use query::{check_range as check_day_range, convert as convert_costs};
 pub use query::{
     main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups,

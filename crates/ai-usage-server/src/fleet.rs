@@ -59,15 +59,20 @@ pub trait FleetSource: Send + Sync + 'static {
 }
 
 /// Runs a fleet call on the blocking pool; its failure is a 503.
+///
+/// The store's own error text (user names, "Authentication failed",
+/// addresses) goes to the log only, under an error id; the client, who may
+/// be unauthenticated, learns only that the store is unavailable, and that id.
 pub(crate) async fn ask<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, FleetError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "fleet query failed");
+            let id = crate::error::next_error_id();
+            tracing::warn!(error_id = %id, error = %e, "fleet query failed");
             Err(ApiError::Unavailable {
-                message: format!("fleet query failed: {e}"),
+                message: format!("the fleet store is unavailable (error id {id})"),
                 retry_after_secs: 5,
             })
         }

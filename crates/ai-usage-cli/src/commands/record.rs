@@ -209,6 +209,8 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
             "--protect-reads needs --token (or AI_USAGE_TOKEN)",
         ));
     }
+    // A ClickHouse URL that does not parse is refused before anything starts.
+    crate::context::clickhouse_endpoint(cli)?;
     let dir = if a.demo {
         demo_dir(&cli.dir)
     } else {
