@@ -73,7 +73,10 @@ pub use money::{
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;
-pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV};
+pub use pricing::{
+    Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, MAX_PRICING_FILE_BYTES,
+    MAX_PRICING_MODELS, PRICING_ENV,
+};
 
 // Durability settings and health.
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
@@ -98,6 +101,7 @@ pub use rollups::{
 pub use budget::{
     budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
     BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+    MAX_BUDGETS, MAX_BUDGETS_FILE_BYTES,
 };
 
 // Reports.

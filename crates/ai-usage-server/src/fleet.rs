@@ -54,7 +54,9 @@ pub trait FleetSource: Send + Sync + 'static {
     /// the last `days` local days (today included), as the local monitor's
     /// `export_csv` writes it; `bom` puts a UTF-8 byte order mark first.
     fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError>;
-    /// What `/healthz` shows under `fleet` (e.g. the shipper's lag).
+    /// What `/healthz` shows under `fleet` (e.g. the shipper's lag). An
+    /// object with `"ok": false` (the store cannot answer) makes `/healthz`
+    /// not ok (503).
     fn health(&self) -> serde_json::Value;
 }
 
