@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ai_usage_core::bounds;
 use ai_usage_core::Zone;
 use ai_usage_core::{Currency, Money};
 use chrono::NaiveDate;
@@ -96,7 +97,7 @@ pub enum Command {
     /// Savings advice: cheaper models and lower call frequency (成本优化建议).
     Savings {
         /// Days of usage to analyse (today included).
-        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(bounds::DAYS.range()))]
         days: u32,
     },
     /// Budgets from the budgets file and where they stand (预算).
@@ -150,7 +151,7 @@ pub struct ShipArgs {
     pub follow: bool,
     /// This host's id in the fleet (default: the records directory's own id,
     /// HOSTNAME-xxxxxxxx, generated once and kept in DIR/.ai-usage-host-id).
-    #[arg(long, env = "AI_USAGE_HOST_ID")]
+    #[arg(long, env = "AI_USAGE_HOST_ID", value_parser = parse_host_id)]
     pub host_id: Option<String>,
     /// Checkpoint file (default: DIR/.clickhouse-ship.json).
     #[arg(long)]
@@ -180,11 +181,13 @@ pub struct StatsArgs {
     /// daily, hourly or monthly.
     #[arg(value_enum)]
     pub period: Period,
-    /// Daily: days before today (0 = today).
-    #[arg(long, conflicts_with_all = ["date", "hours_ago", "month"])]
+    /// Daily: days before today (0 = today; at most 90, older days with --date).
+    #[arg(long, conflicts_with_all = ["date", "hours_ago", "month"],
+        value_parser = clap::value_parser!(u32).range(bounds::DAYS_AGO.range()))]
     pub days_ago: Option<u32>,
-    /// Hourly: hours before the current hour (0 = this hour).
-    #[arg(long, conflicts_with_all = ["date", "days_ago", "month"])]
+    /// Hourly: hours before the current hour (0 = this hour; at most 72).
+    #[arg(long, conflicts_with_all = ["date", "days_ago", "month"],
+        value_parser = clap::value_parser!(u32).range(bounds::HOURS_AGO.range()))]
     pub hours_ago: Option<u32>,
     /// Daily or hourly: a local date YYYY-MM-DD.
     #[arg(long, value_parser = parse_date)]
@@ -211,8 +214,8 @@ pub enum By {
 /// A period of whole days: the last N days, or FROM..=TO.
 #[derive(Debug, Clone, Args)]
 pub struct DaysArgs {
-    /// The last N days, today included.
-    #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(u32).range(1..=3660))]
+    /// The last N days, today included (at most 90; longer periods with --from/--to).
+    #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(u32).range(bounds::DAYS.range()))]
     pub days: Option<u32>,
     /// First local date YYYY-MM-DD (with --to).
     #[arg(long, requires = "to", value_parser = parse_date)]
@@ -225,8 +228,8 @@ pub struct DaysArgs {
 /// `top-users` / `top-anchors` arguments.
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Rows to show.
-    #[arg(long, default_value_t = 10)]
+    /// Rows to show (1 to 100).
+    #[arg(long, default_value_t = 10, value_parser = parse_limit)]
     pub limit: usize,
     /// Period (default: the last 7 days).
     #[command(flatten)]
@@ -258,8 +261,8 @@ pub enum Format {
 /// `report` arguments.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Days covered, today included.
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    /// Days covered, today included (at most 90).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(bounds::DAYS.range()))]
     pub days: u32,
     /// Output file (default: DIR/usage_report_YYYYMMDD_HHMMSS.json, never overwritten).
     #[arg(short, long)]
@@ -445,16 +448,37 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("expected a date YYYY-MM-DD, got {s:?}"))
 }
 
-/// `YYYY-MM`.
+/// `YYYY-MM`, the year and month within the core's bounds.
 pub fn parse_month(s: &str) -> Result<(i32, u32), String> {
     let bad = || format!("expected a month YYYY-MM, got {s:?}");
     let (y, m) = s.trim().split_once('-').ok_or_else(bad)?;
     let y: i32 = y.parse().map_err(|_| bad())?;
     let m: u32 = m.parse().map_err(|_| bad())?;
-    if y < 1 || !(1..=12).contains(&m) {
-        return Err(bad());
-    }
+    let out_of_range = |e: ai_usage_core::Error| format!("{e} (expected a month YYYY-MM)");
+    bounds::YEAR.check(y.into()).map_err(out_of_range)?;
+    bounds::MONTH.check(m.into()).map_err(out_of_range)?;
     Ok((y, m))
+}
+
+/// `--limit`: rows of a ranking, within the core's bounds.
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number of rows, got {s:?}"))?;
+    let n = bounds::LIMIT.check(n).map_err(|e| e.to_string())?;
+    usize::try_from(n).map_err(|_| format!("{n} rows do not fit this machine"))
+}
+
+/// `--host-id` / `AI_USAGE_HOST_ID`: a host's name in the fleet, never blank
+/// (a blank id would merge with every other blank host's records).
+pub fn parse_host_id(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "the host id is empty (give a name, or leave it unset for the hostname)".into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 /// A time zone as `Zone::from_str` reads it.
@@ -497,6 +521,10 @@ mod tests {
         assert!(parse_rate("USD=-1").is_err());
         assert!(parse_rate("US=7").is_err());
         assert!(parse_month("2025-00").is_err());
+        assert!(parse_month("1999-12").unwrap_err().contains("year"));
+        assert_eq!(parse_limit("100").unwrap(), 100);
+        assert!(parse_limit("0").unwrap_err().contains("1..=100"));
+        assert!(parse_host_id(" ").is_err());
         assert!(parse_month("202502").is_err());
     }
 

@@ -1,5 +1,7 @@
 //! Human output: tables and amounts.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::Write;
 
 use ai_usage_core::GroupSummary;
@@ -87,8 +89,56 @@ pub fn int(n: u64) -> String {
     out
 }
 
+/// `s` with every control character (C0, DEL, C1, line and paragraph
+/// separators, bidi overrides) written as an escape (`\u{1b}`, `\r`), so
+/// that recorded ids cannot move the cursor, recolour or rewrite the
+/// terminal, or break a table's rows.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A terminal table whose cells are always [`printable`]: every row goes
+/// through [`TextTable::add_row`], so no command can print a raw id.
+pub struct TextTable(Table);
+
+impl TextTable {
+    /// Adds a row, escaping control characters in every cell.
+    pub fn add_row(&mut self, cells: Vec<String>) -> &mut TextTable {
+        self.0.add_row(
+            cells
+                .iter()
+                .map(|c| printable(c).into_owned())
+                .collect::<Vec<_>>(),
+        );
+        self
+    }
+}
+
+impl fmt::Display for TextTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A table with a header; columns listed in `right` are right-aligned.
-pub fn table(header: &[&str], right: &[usize]) -> Table {
+pub fn table(header: &[&str], right: &[usize]) -> TextTable {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -98,7 +148,7 @@ pub fn table(header: &[&str], right: &[usize]) -> Table {
             col.set_cell_alignment(CellAlignment::Right);
         }
     }
-    t
+    TextTable(t)
 }
 
 /// Rows `(name, group)` as a table sorted by cost, then calls.
@@ -106,7 +156,7 @@ pub fn groups_table<'a>(
     title_col: &str,
     rows: impl Iterator<Item = (&'a String, &'a GroupSummary)>,
     limit: usize,
-) -> Option<Table> {
+) -> Option<TextTable> {
     let mut v: Vec<(&String, &GroupSummary)> = rows.collect();
     if v.is_empty() {
         return None;
@@ -195,5 +245,23 @@ mod tests {
         assert_eq!(m("0.001125"), "0.001125");
         assert_eq!(m("3"), "3.0000");
         assert_eq!(m("894.318250136"), "894.318250136");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_cells() {
+        assert_eq!(printable("u1"), "u1");
+        assert_eq!(printable("a\u{1b}[2Jb\rc"), "a\\u{1b}[2Jb\\rc");
+        assert_eq!(printable("x\u{202e}y\u{85}"), "x\\u{202e}y\\u{85}");
+        let mut t = table(&["id"], &[]);
+        t.add_row(vec!["evil\u{1b}]0;title\u{7}\r\nnext".to_string()]);
+        let shown = t.to_string();
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains("evil\\u{1b}]0;title\\u{7}\\r\\nnext"),
+            "{shown}"
+        );
     }
 }

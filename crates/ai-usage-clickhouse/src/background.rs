@@ -35,7 +35,8 @@ pub struct ShipStatus {
     pub aggregate_repairs: u64,
     /// The last pass's error; `None` after a pass that succeeded.
     pub last_error: Option<String>,
-    /// False once the thread ended (stopped, or a non-transient error).
+    /// False once the thread ended (stopped, or a non-transient error while
+    /// shipping; failures to start are retried, never end it).
     pub running: bool,
 }
 
@@ -110,8 +111,10 @@ pub struct ShipperThread {
 
 impl ShipperThread {
     /// Starts shipping `cfg.dir`, one pass every `poll`. ClickHouse being
-    /// down (at start or later) is waited out with backoff; records wait on
-    /// disk meanwhile.
+    /// down (at start or later) is waited out with backoff; so is any other
+    /// failure to start (refused credentials, the ship lock held by another
+    /// shipper, a checkpoint that does not fit): records wait on disk
+    /// meanwhile, and `status().last_error` says why.
     pub fn spawn(cfg: ShipperConfig, poll: Duration) -> std::io::Result<ShipperThread> {
         let status = ShipStatus {
             running: true,
@@ -137,7 +140,10 @@ impl ShipperThread {
 fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<ShipStatus>) {
     let max_backoff = Duration::from_secs(30);
     let mut backoff = poll;
-    // Open (which creates or migrates the schema), retrying while down.
+    // Open (which creates or migrates the schema), retrying with backoff
+    // whatever the failure: a proxy answering 401 while credentials
+    // propagate, a lock another shipper releases, a checkpoint an operator
+    // fixes. Giving up here stopped shipping until a restart.
     let mut shipper = loop {
         if stop.load(Ordering::Relaxed) {
             update(status, |s| s.running = false);
@@ -145,19 +151,15 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
         }
         match Shipper::open(cfg.clone()) {
             Ok(s) => break s,
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "ClickHouse not ready; will retry");
+            Err(e) => {
+                if e.is_transient() {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "ClickHouse not ready; will retry");
+                } else {
+                    tracing::error!(error = %e, retry_in = ?backoff, "cannot start shipping; will retry");
+                }
                 update(status, |s| s.last_error = Some(e.to_string()));
                 sleep_unless(stop, backoff);
                 backoff = (backoff * 2).min(max_backoff);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start shipping");
-                update(status, |s| {
-                    s.last_error = Some(e.to_string());
-                    s.running = false;
-                });
-                return;
             }
         }
     };

@@ -34,8 +34,9 @@ impl Endpoint {
     /// Parses `http[s]://[user[:password]@]host[:port][/]` and checks the
     /// database name (letters, digits and `_`, so it can be quoted safely).
     pub fn parse(url: &str, database: &str) -> Result<Endpoint> {
-        let parsed = url::Url::parse(url.trim())
-            .map_err(|e| Error::InvalidUrl(format!("{e} in {:?}", redact(url))))?;
+        // The text of a URL that does not parse is never repeated: it may
+        // hold a password, and nothing can say where that password ends.
+        let parsed = url::Url::parse(url.trim()).map_err(|e| Error::InvalidUrl(wrong_part(e)))?;
         match parsed.scheme() {
             "http" | "https" => {}
             other => {
@@ -115,14 +116,39 @@ fn check_identifier(name: &str) -> Result<()> {
     }
 }
 
-/// The URL with any password replaced, for error messages.
+/// Names the part of an unparsable URL that is wrong, without quoting it.
+fn wrong_part(e: url::ParseError) -> String {
+    use url::ParseError as P;
+    let part = match e {
+        P::EmptyHost => "the host is empty",
+        P::InvalidPort => "the port is not a number from 1 to 65535",
+        P::InvalidIpv4Address => "the host is not a valid IPv4 address",
+        P::InvalidIpv6Address => "the host is not a valid IPv6 address (check the [ ] brackets)",
+        P::InvalidDomainCharacter => {
+            "the host holds a character not allowed in a host name (a space?)"
+        }
+        P::IdnaError => "the host is not a valid international domain name",
+        P::RelativeUrlWithoutBase => "no scheme (write http://host:8123 or https://host:8443)",
+        P::SetHostOnCannotBeABaseUrl | P::RelativeUrlWithCannotBeABaseBase => {
+            "not a http:// or https:// address"
+        }
+        P::Overflow => "the address is too long",
+        _ => "the address is not a URL",
+    };
+    format!("{part} (the address is not shown: it may hold a password)")
+}
+
+/// The URL with any password replaced, for error messages. A URL that does
+/// not parse is not shown at all (it may hold a password in a place no
+/// parser can find): `<unparsable URL>`.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
-        _ => url.to_string(),
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".to_string(),
     }
 }
 
@@ -154,5 +180,23 @@ mod tests {
         assert!(Endpoint::parse("http://h", "a;drop").is_err());
         assert!(Endpoint::parse("http://h", "1abc").is_err());
         assert_eq!(redact("http://u:secret@h/"), "http://u:***@h/");
+        assert_eq!(redact("http://u:secret@h:999999/"), "<unparsable URL>");
+    }
+
+    #[test]
+    fn an_unparsable_address_is_never_quoted_and_names_the_wrong_part() {
+        let cases = [
+            ("http://bob:S3CRETpw@127.0.0.1:999999/", "port"),
+            ("http://bob:S3CRETpw@[::1/", "IPv6"),
+            ("http://bob:S3CRETpw@ho st:8123/", "host"),
+            ("http://bob:S3CRETpw@:8123/", "host"),
+            ("http://bob:S3CRETpw@/", "host"),
+        ];
+        for (url, part) in cases {
+            let message = Endpoint::parse(url, "ai_usage").unwrap_err().to_string();
+            assert!(!message.contains("S3CRET"), "{url}: {message}");
+            assert!(!message.contains("bob"), "{url}: {message}");
+            assert!(message.contains(part), "{url}: {message}");
+        }
     }
 }

@@ -8,6 +8,9 @@ pub enum Error {
     /// The ClickHouse URL or database name is not usable.
     #[error("invalid ClickHouse address: {0}")]
     InvalidUrl(String),
+    /// The host id given for this records directory cannot be used.
+    #[error("invalid host id: {0}")]
+    InvalidHostId(String),
     /// The server could not be reached or the connection broke.
     #[error("ClickHouse at {endpoint} unreachable: {message}")]
     Transport {

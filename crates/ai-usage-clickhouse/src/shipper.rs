@@ -136,6 +136,13 @@ impl Shipper {
     /// Takes the directory's ship lock, loads the checkpoint and brings the
     /// database schema up to date.
     pub fn open(cfg: ShipperConfig) -> Result<Shipper> {
+        // A blank id would pool this host's records with every other
+        // host shipped without a name.
+        if cfg.host_id.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err(Error::InvalidHostId(
+                "it is empty (give a name, or none for the hostname)".into(),
+            ));
+        }
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| Error::io("cannot create records directory", &cfg.dir, e))?;
         let lock_path = cfg.dir.join(LOCK_FILE);

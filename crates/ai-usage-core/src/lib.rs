@@ -75,7 +75,10 @@ pub use money::{
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;
-pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, PRICING_ENV};
+pub use pricing::{
+    Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, MAX_PRICING_FILE_BYTES,
+    MAX_PRICING_MODELS, PRICING_ENV,
+};
 
 // Durability settings and health.
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
@@ -83,6 +86,7 @@ pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 // Query results.
 /// The query layer's rules, for other query sources (the ClickHouse crate):
 /// the accepted day range, and the conversion into the reporting currency.
+pub use query::bounds;
 pub use query::{check_range as check_day_range, convert as convert_costs};
 pub use query::{
     main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups,
@@ -99,6 +103,7 @@ pub use rollups::{
 pub use budget::{
     budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
     BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+    MAX_BUDGETS, MAX_BUDGETS_FILE_BYTES,
 };
 
 // Reports.

@@ -40,9 +40,14 @@ pub enum Zone {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid time zone {0:?}: use `local`, `UTC`, an IANA zone name such as \
-     `America/New_York` or `Asia/Shanghai`, or a UTC offset such as `+08:00` or `UTC+8`"
+     `America/New_York` or `Asia/Shanghai`, or a UTC offset such as `+08:00` or `UTC+8` \
+     (minutes 00, 15, 30 or 45: the offsets zones use)"
 )]
 pub struct ZoneParseError(pub String);
+
+/// Every zone's offset is a whole number of quarter hours (DST included):
+/// the fleet's day math relies on it, so a fixed offset must be one too.
+pub const OFFSET_STEP_SECS: i32 = 15 * 60;
 
 impl FromStr for Zone {
     type Err = ZoneParseError;
@@ -76,7 +81,8 @@ impl FromStr for Zone {
     }
 }
 
-/// `+08:00`, `-0530`, `+8`: a sign, hours 0..=14 and optional minutes.
+/// `+08:00`, `-0530`, `+8`: a sign, hours 0..=14 and optional minutes
+/// 00, 15, 30 or 45 (no zone uses any other, e.g. `+00:07`).
 fn parse_offset(t: &str) -> Option<FixedOffset> {
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'+') => (1, &t[1..]),
@@ -90,7 +96,7 @@ fn parse_offset(t: &str) -> Option<FixedOffset> {
     };
     let h: i32 = h.parse().ok()?;
     let m: i32 = m.parse().ok()?;
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) || (m * 60) % OFFSET_STEP_SECS != 0 {
         return None;
     }
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
@@ -283,6 +289,16 @@ mod tests {
         assert_eq!(zone("local"), Zone::Local);
         assert!("+25:00".parse::<Zone>().is_err());
         assert!("UTC+".parse::<Zone>().is_err());
+        assert_eq!(
+            zone("+05:45"),
+            Zone::Fixed(FixedOffset::east_opt(20_700).unwrap())
+        );
+        // No zone uses these: the fleet's quarter-hour day math could not
+        // follow them, so they are refused with the allowed minutes named.
+        for odd in ["+00:07", "+00:22", "+05:50", "-0301"] {
+            let e = odd.parse::<Zone>().unwrap_err().to_string();
+            assert!(e.contains("00, 15, 30 or 45"), "{odd}: {e}");
+        }
     }
 
     #[test]

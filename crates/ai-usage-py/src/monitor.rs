@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ai_usage_core::bounds::{self, QueryBound};
 use ai_usage_core::{
     Budget, BudgetAlert, Currency, Error, Money, RankBy, RankKind, TokenUsage, UsageEvent,
     UsageMonitor,
 };
+use arc_swap::ArcSwap;
 use chrono::Datelike;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serde::Serialize;
@@ -52,6 +54,26 @@ fn id_text(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
             Err(_) => Ok(Some(v.str()?.to_cow()?.into_owned())),
         },
     }
+}
+
+/// A Python `int` query argument checked against the core's bound (the same
+/// ranges as the HTTP parameters and the CLI flags): `ValueError` when out
+/// of range, however large; `TypeError` (unchanged) when not an integer.
+fn bounded(v: &Bound<'_, PyAny>, bound: &QueryBound) -> PyResult<i64> {
+    match v.extract::<i64>() {
+        Ok(n) => bound.check(n).map_err(to_py),
+        Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => {
+            let shown = v.str()?.to_cow()?.into_owned();
+            Err(to_py(bound.out_of_range(shown)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// [`bounded`] for the engine's `u32` arguments.
+fn bounded_u32(v: &Bound<'_, PyAny>, bound: &QueryBound) -> PyResult<u32> {
+    let n = bounded(v, bound)?;
+    u32::try_from(n).map_err(|_| to_py(bound.out_of_range(n)))
 }
 
 /// A snake_case enum value from its name.
@@ -118,16 +140,21 @@ struct Settings {
 }
 
 /// One monitor: a records directory, its rollups and its writer thread.
+///
+/// The engine sits in an [`ArcSwap`], not behind a lock or `&mut self`: a
+/// child forked while other threads were recording inherits their
+/// borrows and locks as held forever, and must still be able to swap in a
+/// fresh engine (see [`Monitor::_reinit_after_fork`]).
 #[pyclass(subclass, weakref, module = "ai_usage_monitor._native")]
 pub struct Monitor {
-    inner: Arc<UsageMonitor>,
+    inner: ArcSwap<UsageMonitor>,
     follow: Option<Duration>,
     settings: Mutex<Settings>,
 }
 
 impl Monitor {
     fn m(&self) -> Arc<UsageMonitor> {
-        Arc::clone(&self.inner)
+        self.inner.load_full()
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -149,6 +176,15 @@ impl Monitor {
         data_dir: Option<PathBuf>,
         follow_interval: Option<f64>,
     ) -> PyResult<Self> {
+        if data_dir
+            .as_ref()
+            .is_some_and(|d| d.to_string_lossy().trim().is_empty())
+        {
+            // `''` would silently mean the working directory.
+            return Err(PyValueError::new_err(
+                "data_dir is empty: give a directory, or None for AI_USAGE_DIR / records/ai_usage",
+            ));
+        }
         let dir =
             data_dir.unwrap_or_else(|| match std::env::var(ai_usage_core::dayfile::DIR_ENV) {
                 Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
@@ -165,7 +201,7 @@ impl Monitor {
         };
         let inner = py.detach(|| build(&dir, follow)).map_err(to_py)?;
         Ok(Monitor {
-            inner: Arc::new(inner),
+            inner: ArcSwap::from_pointee(inner),
             follow,
             settings: Mutex::default(),
         })
@@ -174,7 +210,7 @@ impl Monitor {
     /// The records directory.
     #[getter]
     fn data_dir(&self) -> PathBuf {
-        self.inner.dir().to_path_buf()
+        self.m().dir().to_path_buf()
     }
 
     /// Records one AI call and returns the priced record. An explicit `cost`
@@ -253,7 +289,7 @@ impl Monitor {
             timestamp,
             provider,
         };
-        let m = &self.inner;
+        let m = self.m();
         // Released: a full queue (lossless policy) or a budget callback that
         // needs the GIL on this thread must not deadlock other Python threads.
         let record = py.detach(|| m.record(&ev));
@@ -262,40 +298,46 @@ impl Monitor {
 
     /// A summary as the keyword arguments of `UsageSummary`: `kind` is
     /// `hourly` (`a` = hours ago), `daily` (`a` = days ago) or `monthly`
-    /// (`a` = year, `b` = month; negative = this month).
+    /// (`a` = year, `b` = month; both `None` = this month). Every number is
+    /// checked against the core's bounds (`ValueError` outside them).
+    #[pyo3(signature = (kind, a=None, b=None))]
     fn _summary<'py>(
         &self,
         py: Python<'py>,
         kind: &str,
-        a: i64,
-        b: i64,
+        a: Option<&Bound<'py, PyAny>>,
+        b: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let m = self.m();
-        let ago = |v: i64| {
-            u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("{kind}: expected a count >= 0, got {v}"))
-            })
-        };
+        let zero = 0_i64.into_pyobject(py)?.into_any();
+        let a_or_zero = a.unwrap_or(&zero);
         let summary = match kind {
             "hourly" => {
-                let h = ago(a)?;
+                let h = bounded_u32(a_or_zero, &bounds::HOURS_AGO)?;
                 py.detach(|| m.get_hourly_summary(h))
             }
             "daily" => {
-                let d = ago(a)?;
+                let d = bounded_u32(a_or_zero, &bounds::DAYS_AGO)?;
                 py.detach(|| m.get_daily_summary(d))
             }
-            "monthly" if a < 0 || b < 0 => {
-                // The current month in the monitor's zone.
-                let today = m.today();
-                py.detach(|| m.get_monthly_summary(today.year(), today.month()))
-                    .map_err(to_py)?
-            }
             "monthly" => {
-                let year = i32::try_from(a)
-                    .map_err(|_| PyValueError::new_err(format!("invalid year {a}")))?;
-                let month = u32::try_from(b)
-                    .map_err(|_| PyValueError::new_err(format!("invalid month {b}")))?;
+                let (year, month) = match (a, b) {
+                    (None, None) => {
+                        // The current month in the monitor's zone.
+                        let today = m.today();
+                        (today.year(), today.month())
+                    }
+                    (Some(y), Some(mo)) => (
+                        i32::try_from(bounded(y, &bounds::YEAR)?)
+                            .map_err(|_| PyValueError::new_err("invalid year"))?,
+                        bounded_u32(mo, &bounds::MONTH)?,
+                    ),
+                    _ => {
+                        return Err(PyValueError::new_err(
+                            "give both year and month, or neither",
+                        ))
+                    }
+                };
                 py.detach(|| m.get_monthly_summary(year, month))
                     .map_err(to_py)?
             }
@@ -320,12 +362,14 @@ impl Monitor {
         &self,
         py: Python<'_>,
         kind: &str,
-        limit: usize,
-        days: u32,
+        limit: &Bound<'_, PyAny>,
+        days: &Bound<'_, PyAny>,
         by: &str,
     ) -> PyResult<String> {
         let kind: RankKind = parse_name("ranking", kind)?;
         let by: RankBy = parse_name("order", by)?;
+        let limit = bounded_u32(limit, &bounds::LIMIT)? as usize;
+        let days = bounded_u32(days, &bounds::DAYS)?;
         let m = self.m();
         let rows = py.detach(|| {
             let (from, to) = m.last_days(days);
@@ -335,7 +379,8 @@ impl Monitor {
     }
 
     /// The cost of each of the last `days` days as JSON, oldest first.
-    fn _trend_json(&self, py: Python<'_>, days: u32) -> PyResult<String> {
+    fn _trend_json(&self, py: Python<'_>, days: &Bound<'_, PyAny>) -> PyResult<String> {
+        let days = bounded_u32(days, &bounds::DAYS)?;
         let m = self.m();
         json(&py.detach(|| m.get_cost_trend(days)))
     }
@@ -347,7 +392,8 @@ impl Monitor {
     }
 
     /// Savings advice over the last `days` days as JSON.
-    fn _savings_json(&self, py: Python<'_>, days: u32) -> PyResult<String> {
+    fn _savings_json(&self, py: Python<'_>, days: &Bound<'_, PyAny>) -> PyResult<String> {
+        let days = bounded_u32(days, &bounds::DAYS)?;
         let m = self.m();
         json(&py.detach(|| m.savings(days)))
     }
@@ -359,13 +405,14 @@ impl Monitor {
     }
 
     /// Writes the JSON report of the last `days` days; returns its path.
-    #[pyo3(signature = (output_path=None, days=7))]
+    #[pyo3(signature = (output_path=None, days=None))]
     fn _export_report(
         &self,
         py: Python<'_>,
         output_path: Option<PathBuf>,
-        days: u32,
+        days: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PathBuf> {
+        let days = days.map_or(Ok(7), |d| bounded_u32(d, &bounds::DAYS))?;
         let m = self.m();
         py.detach(|| m.export_report(output_path.as_deref(), days))
             .map_err(to_py)
@@ -373,14 +420,15 @@ impl Monitor {
 
     /// Writes the daily CSV of the last `days` days (with a UTF-8 BOM for
     /// Excel when `bom`); returns its path.
-    #[pyo3(signature = (output_path=None, days=7, bom=false))]
+    #[pyo3(signature = (output_path=None, days=None, bom=false))]
     fn _export_csv(
         &self,
         py: Python<'_>,
         output_path: Option<PathBuf>,
-        days: u32,
+        days: Option<&Bound<'_, PyAny>>,
         bom: bool,
     ) -> PyResult<PathBuf> {
+        let days = days.map_or(Ok(7), |d| bounded_u32(d, &bounds::DAYS))?;
         let m = self.m();
         py.detach(|| m.export_csv(output_path.as_deref(), days, bom))
             .map_err(to_py)
@@ -400,7 +448,7 @@ impl Monitor {
     /// Removes a budget; true when it existed.
     fn remove_budget(&self, name: &str) -> bool {
         self.settings().budgets.remove(name);
-        self.inner.remove_budget(name)
+        self.m().remove_budget(name)
     }
 
     /// Where every budget stands, as JSON.
@@ -412,7 +460,7 @@ impl Monitor {
     /// Calls `callback(alert_json)` for each budget threshold crossed, on the
     /// recording thread.
     fn _on_budget_alert_json(&self, py: Python<'_>, callback: Py<PyAny>) {
-        subscribe_alerts(&self.inner, callback.clone_ref(py));
+        subscribe_alerts(&self.m(), callback.clone_ref(py));
         self.settings().alert_callbacks.push(callback);
     }
 
@@ -436,14 +484,35 @@ impl Monitor {
 
     /// In a child after `os.fork()`: the parent's writer and follower threads
     /// do not exist here, so the inherited engine is abandoned (never dropped:
-    /// dropping would wait for those threads) and a fresh one opened on the
-    /// same directory, replaying what the parent had written. Budgets and
-    /// alert callbacks set from Python carry over.
-    fn _reinit_after_fork(&mut self, py: Python<'_>) -> PyResult<()> {
-        let dir = self.inner.dir().to_path_buf();
+    /// dropping would wait for those threads) and a fresh one, with its own
+    /// queue, locks and writer thread, opened on the same directory,
+    /// replaying what the parent had written. Budgets and alert callbacks set
+    /// from Python carry over.
+    ///
+    /// `&self`, not `&mut self`: parent threads that were inside a method
+    /// when the process forked left their borrows behind, and an exclusive
+    /// borrow would fail with "Already borrowed". Nothing the old engine
+    /// holds (its locks may be held by threads that no longer exist) is
+    /// touched; the GIL is kept, since no other thread runs in the child yet.
+    fn _reinit_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        let old = self.inner.load_full();
+        let dir = old.dir().to_path_buf();
         let follow = self.follow;
-        let fresh = py.detach(|| build(&dir, follow)).map_err(to_py)?;
-        let settings = self.settings.get_mut().unwrap_or_else(|e| e.into_inner());
+        let fresh = build(&dir, follow).map_err(to_py)?;
+        // A parent thread may have held the settings lock at the fork: it
+        // would never be released, so wait for it only briefly.
+        let settings = match self.settings.try_lock() {
+            Ok(s) => Some(s),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let Some(settings) = settings else {
+            tracing::error!(
+                "budgets and alert callbacks set from Python were being changed at fork: not carried over"
+            );
+            self.swap_after_fork(old, fresh);
+            return Ok(());
+        };
         for (name, text) in &settings.budgets {
             let added = serde_json::from_str::<Budget>(text)
                 .map_err(|e| e.to_string())
@@ -455,8 +524,18 @@ impl Monitor {
         for cb in &settings.alert_callbacks {
             subscribe_alerts(&fresh, cb.clone_ref(py));
         }
-        let old = std::mem::replace(&mut self.inner, Arc::new(fresh));
-        std::mem::forget(old);
+        drop(settings);
+        self.swap_after_fork(old, fresh);
         Ok(())
+    }
+}
+
+impl Monitor {
+    /// Puts `fresh` in place of `old`, which is leaked on purpose: dropping
+    /// the last handle would join threads that do not exist in this process.
+    fn swap_after_fork(&self, old: Arc<UsageMonitor>, fresh: UsageMonitor) {
+        let previous = self.inner.swap(Arc::new(fresh));
+        std::mem::forget(previous);
+        std::mem::forget(old);
     }
 }

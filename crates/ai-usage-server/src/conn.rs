@@ -1,7 +1,8 @@
 //! Connection handling of [`serve_listener`](crate::serve_listener): the
 //! accept loop with a cap on open connections, hyper's header-read timeout
 //! (which also closes idle keep-alive connections), and the request-head
-//! limits that answer 414 / 431 with a JSON body.
+//! limits that answer 414 / 431 with a JSON body. Request bodies get their
+//! deadline and memory budget in [`crate::body_guard`].
 //!
 //! `axum::serve` has no timeouts, so a client holding sockets open with a
 //! partial request (slowloris) kept them forever. Here every
@@ -56,6 +57,19 @@ pub struct HttpLimits {
     /// Most connections open at once (keep it below the open-files limit).
     /// Default 1024.
     pub max_connections: usize,
+    /// Time a request body has to arrive once its head has, on top of what
+    /// [`HttpLimits::min_body_bytes_per_sec`] allows for its size; a slower
+    /// client gets a 408 and its connection is closed. Default 10 s.
+    pub body_read_timeout: Duration,
+    /// The slowest body upload accepted, in bytes per second (adds
+    /// `size / rate` to the body's time). Default 64 KiB/s: a 1 MiB body
+    /// may take 26 s.
+    pub min_body_bytes_per_sec: u32,
+    /// Bytes of request bodies held in memory at once, across connections;
+    /// a body that does not fit waits (up to `body_read_timeout`, unread)
+    /// and then gets a 503. Default 64 MiB (raised to one maximal body if
+    /// set lower).
+    pub max_body_bytes_in_flight: usize,
 }
 
 impl Default for HttpLimits {
@@ -63,6 +77,9 @@ impl Default for HttpLimits {
         HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            body_read_timeout: Duration::from_secs(10),
+            min_body_bytes_per_sec: 64 * 1024,
+            max_body_bytes_in_flight: 64 << 20,
         }
     }
 }
@@ -83,6 +100,11 @@ pub(crate) async fn serve_connections(
         .max_buf_size(HYPER_MAX_BUF);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    // Bodies get their own deadline and memory budget (hyper has neither).
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        crate::body_guard::BodyGuard::new(limits),
+        crate::body_guard::guard_body,
+    ));
     let service = TowerToHyperService::new(app);
     tokio::pin!(shutdown);
     let mut warned_full = false;

@@ -316,7 +316,7 @@ impl IntoResponse for ApiError {
 
 /// A short id, unique within this process and unlikely to repeat across
 /// restarts: start time (ms, hex) and a sequence number.
-fn next_error_id() -> String {
+pub(crate) fn next_error_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static START: OnceLock<u128> = OnceLock::new();

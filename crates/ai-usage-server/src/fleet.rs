@@ -54,20 +54,27 @@ pub trait FleetSource: Send + Sync + 'static {
     /// the last `days` local days (today included), as the local monitor's
     /// `export_csv` writes it; `bom` puts a UTF-8 byte order mark first.
     fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError>;
-    /// What `/healthz` shows under `fleet` (e.g. the shipper's lag).
+    /// What `/healthz` shows under `fleet` (e.g. the shipper's lag). An
+    /// object with `"ok": false` (the store cannot answer) makes `/healthz`
+    /// not ok (503).
     fn health(&self) -> serde_json::Value;
 }
 
 /// Runs a fleet call on the blocking pool; its failure is a 503.
+///
+/// The store's own error text (user names, "Authentication failed",
+/// addresses) goes to the log only, under an error id; the client, who may
+/// be unauthenticated, learns only that the store is unavailable, and that id.
 pub(crate) async fn ask<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, FleetError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "fleet query failed");
+            let id = crate::error::next_error_id();
+            tracing::warn!(error_id = %id, error = %e, "fleet query failed");
             Err(ApiError::Unavailable {
-                message: format!("fleet query failed: {e}"),
+                message: format!("the fleet store is unavailable (error id {id})"),
                 retry_after_secs: 5,
             })
         }

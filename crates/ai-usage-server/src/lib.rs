@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod body_guard;
 pub mod compat;
 pub mod conn;
 pub mod error;

@@ -4,7 +4,8 @@
 //! parameter and its allowed range (serde's messages name neither reliably).
 //! Each parameter's range is declared once, as an [`IntParam`] or
 //! [`ChoiceParam`] constant, read both by the validation here and by the
-//! OpenAPI document (through the `…Query` types).
+//! OpenAPI document (through the `…Query` types). The ranges themselves are
+//! the core's [`bounds`], which the CLI and Python read too.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,8 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+use ai_usage_core::bounds;
 
 use crate::error::ApiError;
 
@@ -45,51 +48,51 @@ pub struct ChoiceParam {
 
 /// `hours_ago`: hours before the current one.
 pub const HOURS_AGO: IntParam = IntParam {
-    name: "hours_ago",
+    name: bounds::HOURS_AGO.name,
     description: "Hours before the current one",
     default: Some(0),
-    min: 0,
-    max: 72,
+    min: bounds::HOURS_AGO.min,
+    max: bounds::HOURS_AGO.max,
 };
 /// `days_ago`: days before today.
 pub const DAYS_AGO: IntParam = IntParam {
-    name: "days_ago",
+    name: bounds::DAYS_AGO.name,
     description: "Days before today",
     default: Some(0),
-    min: 0,
-    max: 90,
+    min: bounds::DAYS_AGO.min,
+    max: bounds::DAYS_AGO.max,
 };
 /// `year` of a monthly summary (default: this year).
 pub const YEAR: IntParam = IntParam {
-    name: "year",
+    name: bounds::YEAR.name,
     description: "Year (default: this year)",
     default: None,
-    min: 2000,
-    max: 2100,
+    min: bounds::YEAR.min,
+    max: bounds::YEAR.max,
 };
 /// `month` of a monthly summary (default: this month).
 pub const MONTH: IntParam = IntParam {
-    name: "month",
+    name: bounds::MONTH.name,
     description: "Month (default: this month)",
     default: None,
-    min: 1,
-    max: 12,
+    min: bounds::MONTH.min,
+    max: bounds::MONTH.max,
 };
 /// `limit`: rows of a ranking.
 pub const LIMIT: IntParam = IntParam {
-    name: "limit",
+    name: bounds::LIMIT.name,
     description: "Rows",
     default: Some(10),
-    min: 1,
-    max: 100,
+    min: bounds::LIMIT.min,
+    max: bounds::LIMIT.max,
 };
 /// `days`: the window ending today.
 pub const DAYS: IntParam = IntParam {
-    name: "days",
+    name: bounds::DAYS.name,
     description: "Days ending today",
     default: Some(7),
-    min: 1,
-    max: 90,
+    min: bounds::DAYS.min,
+    max: bounds::DAYS.max,
 };
 /// `format` of an exported report.
 pub const REPORT_FORMAT: ChoiceParam = ChoiceParam {

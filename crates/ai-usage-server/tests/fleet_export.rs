@@ -1,6 +1,7 @@
 //! `export_report` under a fleet source (`serve --clickhouse`): the file
 //! written and downloaded holds the fleet's figures, not this host's, and
-//! the fleet sees this server's budgets; a failing fleet is a 503.
+//! the fleet sees this server's budgets; a failing fleet is a 503 that
+//! does not repeat the store's error text.
 
 mod common;
 
@@ -32,7 +33,7 @@ struct OtherMonitor {
 impl OtherMonitor {
     fn check(&self) -> Result<(), FleetError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err("fleet database down".into());
+            return Err("ClickHouse error (HTTP 516): default: Authentication failed: password is incorrect".into());
         }
         Ok(())
     }
@@ -175,4 +176,15 @@ async fn export_report_writes_the_fleets_figures() {
     .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), before);
+    // The store's error text stays in the log: the (maybe unauthenticated)
+    // client learns only that the store is unavailable, with an error id.
+    let detail = v["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("the fleet store is unavailable (error id "),
+        "{v}"
+    );
+    let text = v.to_string();
+    for secret in ["Authentication", "password", "516", "default:"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
 }

@@ -390,6 +390,7 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
         limits: HttpLimits {
             header_read_timeout: timeout,
             max_connections: 300,
+            ..HttpLimits::default()
         },
         ..ServeOptions::default()
     })
@@ -494,6 +495,7 @@ async fn the_connection_cap_holds_new_clients_until_a_slot_frees() {
         limits: HttpLimits {
             header_read_timeout: Duration::from_millis(700),
             max_connections: 20,
+            ..HttpLimits::default()
         },
         ..ServeOptions::default()
     })
@@ -647,4 +649,162 @@ async fn daily_csv_neutralises_formula_cells() {
             );
         }
     }
+}
+
+/// Reads from `s` until EOF or a reset; true when that came within `wait`.
+async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(wait, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue, // the 408 head before the close
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_and_trickling_request_bodies_are_cut_off() {
+    let timeout = Duration::from_millis(800);
+    let srv = start(ServeOptions {
+        limits: HttpLimits {
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 300,
+            body_read_timeout: timeout,
+            ..HttpLimits::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    // 250 POST heads promising 100 bytes, then one byte, then nothing:
+    // without a body deadline each held its slot forever.
+    let mut stalled = Vec::new();
+    for _ in 0..250 {
+        let mut s = tokio::net::TcpStream::connect(srv.addr)
+            .await
+            .expect("connect");
+        s.write_all(
+            b"POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("head");
+        stalled.push(s);
+    }
+    // One more keeps its body trickling, a byte every 100 ms.
+    let mut trickle = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .expect("head");
+    let started = Instant::now();
+    let trickler = tokio::spawn(async move {
+        for _ in 0..40 {
+            if trickle.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        trickle
+    });
+
+    // A new client is answered while they hold their connections.
+    let (s, took) = healthz(srv.addr).await;
+    assert_eq!(s, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    tokio::time::sleep(timeout + Duration::from_millis(400)).await;
+    let mut closed = 0;
+    for s in &mut stalled {
+        if closed_within(s, Duration::from_millis(300)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        stalled.len(),
+        "every stalled body's connection closed"
+    );
+    let mut trickle = trickler.await.expect("trickler");
+    assert!(
+        closed_within(&mut trickle, Duration::from_millis(500)).await,
+        "a body trickling a byte every 100 ms is cut off"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A stalled body gets a 408 that names the cause.
+    let (s, _, body) = raw(
+        srv.addr,
+        "POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"a\"".into(),
+    )
+    .await
+    .expect("raw");
+    assert_eq!(s, 408, "{body}");
+    assert!(body.contains("did not arrive in time"), "{body}");
+    // Complete bodies still go through.
+    let (s, _, body) = raw(
+        srv.addr,
+        "POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".into(),
+    )
+    .await
+    .expect("raw");
+    assert_eq!(s, 422, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_in_flight_share_a_bounded_memory_budget() {
+    let timeout = Duration::from_millis(1500);
+    let max = ai_usage_server::MAX_BODY_BYTES;
+    // Room for one maximal body at a time.
+    let srv = start(ServeOptions {
+        limits: HttpLimits {
+            body_read_timeout: timeout,
+            // No extra time for size: A is cut off right after the timeout.
+            min_body_bytes_per_sec: u32::MAX,
+            max_body_bytes_in_flight: max + 1,
+            ..HttpLimits::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    // A holds the whole budget: it declares a maximal body and stalls.
+    let mut a = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    a.write_all(
+        format!("POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nContent-Length: {max}\r\n\r\n{{")
+            .as_bytes(),
+    )
+    .await
+    .expect("head");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // B's small complete body is not read (nor held in memory) until A's
+    // bytes are released, when A is cut off.
+    let started = Instant::now();
+    let (s, _, body) = raw(
+        srv.addr,
+        "POST /api/ai_usage/record HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".into(),
+    )
+    .await
+    .expect("raw");
+    let waited = started.elapsed();
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        waited >= Duration::from_millis(800),
+        "B was read while A held the budget: {waited:?}"
+    );
+    assert!(closed_within(&mut a, Duration::from_secs(2)).await);
+    // Requests without a body never wait for the budget.
+    let (s, took) = healthz(srv.addr).await;
+    assert_eq!(s, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }

@@ -6,7 +6,7 @@ use ai_usage_core::{RankBy, RankKind};
 use crate::args::{By, Cli, DaysArgs, TopArgs};
 use crate::commands::resolve_days;
 use crate::context::{budgets_file, fleet, fleet_error, open_read, print_json, zone};
-use crate::output::{costs, int, local_time, money, table};
+use crate::output::{costs, int, local_time, money, printable, table};
 use crate::{CliError, CliResult};
 
 pub fn session(cli: &Cli, id: &str) -> CliResult {
@@ -29,7 +29,7 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
         return print_json(&s);
     }
     let z = zone(cli);
-    outln!("会话 session {}{}", s.session_id, fleet_mark(&fleet));
+    outln!("会话 session {}{}", printable(&s.session_id), fleet_mark(&fleet));
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     let mins = s.duration_seconds / 60.0;
     for (k, v) in [

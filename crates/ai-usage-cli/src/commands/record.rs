@@ -189,8 +189,14 @@ fn fleet_source(
         "ai-usage: answering from ClickHouse {}",
         queries.client().endpoint().display_target()
     );
+    // `/healthz` asks the store each time: a short timeout keeps it quick.
+    let probe = ai_usage_clickhouse::Client::new(
+        queries.client().endpoint().clone(),
+        std::time::Duration::from_secs(3),
+    );
     Ok(Some(Arc::new(super::serve_fleet::FleetAnswers {
         queries,
+        probe,
         shipper,
         alerts,
     })))
@@ -209,6 +215,8 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
             "--protect-reads needs --token (or AI_USAGE_TOKEN)",
         ));
     }
+    // A ClickHouse URL that does not parse is refused before anything starts.
+    crate::context::clickhouse_endpoint(cli)?;
     let dir = if a.demo {
         demo_dir(&cli.dir)
     } else {

@@ -14,6 +14,8 @@ use chrono::NaiveDate;
 /// budget alert poller (if any).
 pub struct FleetAnswers {
     pub queries: FleetQueries,
+    /// Asks whether the store can answer (short timeout), for `/healthz`.
+    pub probe: ai_usage_clickhouse::Client,
     pub shipper: Option<ShipperThread>,
     pub alerts: Option<FleetAlertThread>,
 }
@@ -76,7 +78,18 @@ impl FleetSource for FleetAnswers {
     }
 
     fn health(&self) -> serde_json::Value {
+        // Answers only once reachable, with our credentials, and with the
+        // schema in place: what every fleet route needs. The error text
+        // stays in the log (/healthz may be open).
+        let ok = match ai_usage_clickhouse::schema::current_version(&self.probe) {
+            Ok(v) => v > 0,
+            Err(e) => {
+                tracing::debug!(error = %e, "fleet store not answering");
+                false
+            }
+        };
         serde_json::json!({
+            "ok": ok,
             // Without credentials: /healthz may be open.
             "clickhouse": self.queries.client().endpoint().display_target(),
             "shipping": self.shipper.as_ref().map(ShipperThread::status),

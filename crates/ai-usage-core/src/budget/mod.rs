@@ -536,6 +536,19 @@ impl BudgetBook {
                 argument: "budget",
                 message: format!("budget `{}`: {message}", budget.name),
             })?;
+        {
+            let entries = self.entries.lock();
+            let replaces = entries.iter().any(|e| e.budget.name == budget.name);
+            if !replaces && entries.len() >= MAX_BUDGETS {
+                return Err(Error::InvalidArgument {
+                    argument: "budget",
+                    message: format!(
+                        "budget `{}`: a monitor keeps at most {MAX_BUDGETS} budgets",
+                        budget.name
+                    ),
+                });
+            }
+        }
         self.insert(budget, rollups, today);
         Ok(())
     }
@@ -765,13 +778,32 @@ fn de_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Money, D::Er
 ///
 /// Errors name the file, the line and column, the budget and the field.
 pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+    let io = |e| Error::Io {
         action: "cannot read budgets file",
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_BUDGETS_FILE_BYTES {
+        return Err(Error::Config {
+            setting: "budgets file",
+            message: format!(
+                "{}: {size} bytes; a budgets file may have at most {MAX_BUDGETS_FILE_BYTES}",
+                path.display()
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
     parse_budgets(&text, &path.display().to_string())
 }
+
+/// Most budgets a monitor keeps (and a budgets file may hold): every
+/// recorded call is checked against each budget, so thousands would slow
+/// recording for no real use.
+pub const MAX_BUDGETS: usize = 1000;
+
+/// Largest budgets file read (bytes); 1000 budgets take well under 1 MiB.
+pub const MAX_BUDGETS_FILE_BYTES: u64 = 1 << 20;
 
 /// Parses the text of a budgets file; `origin` names it in errors.
 pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
@@ -794,8 +826,18 @@ pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
         .into_iter()
         .map(|v| v.0)
         .collect();
-    for (i, b) in budgets.iter().enumerate() {
-        if budgets[..i].iter().any(|o| o.name == b.name) {
+    if budgets.len() > MAX_BUDGETS {
+        return Err(Error::Config {
+            setting: "budgets file",
+            message: format!(
+                "{origin}: {} budgets; at most {MAX_BUDGETS} are kept",
+                budgets.len()
+            ),
+        });
+    }
+    let mut names = std::collections::HashSet::with_capacity(budgets.len());
+    for b in &budgets {
+        if !names.insert(b.name.as_str()) {
             return Err(Error::Config {
                 setting: "budgets file",
                 message: format!("{origin}: budget name `{}` is used more than once", b.name),
@@ -903,5 +945,65 @@ mod tests {
         );
         assert_eq!(BudgetPeriod::Monthly.label(d), "2024-02");
         assert_eq!(BudgetPeriod::Daily.label(d), "2024-02-17");
+    }
+
+    #[test]
+    fn budget_files_have_a_count_and_size_limit_and_parse_linearly() {
+        let file = |n: usize| {
+            let items: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"name": "b{i}", "period": "daily", "limit": 5}}"#))
+                .collect();
+            format!("[{}]", items.join(","))
+        };
+        let started = std::time::Instant::now();
+        assert_eq!(
+            parse_budgets(&file(MAX_BUDGETS), "b.json").unwrap().len(),
+            MAX_BUDGETS
+        );
+        let e = parse_budgets(&file(40_000), "b.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("40000 budgets") && e.contains("at most 1000"),
+            "{e}"
+        );
+        // 40,000 budgets took 4.65 s (names compared pairwise).
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let dup = r#"[{"name": "x", "period": "daily", "limit": 5}, {"name": "x", "period": "daily", "limit": 6}]"#;
+        assert!(parse_budgets(dup, "d.json")
+            .unwrap_err()
+            .to_string()
+            .contains("more than once"));
+        let big = tempfile::NamedTempFile::new().unwrap();
+        big.as_file().set_len(MAX_BUDGETS_FILE_BYTES + 1).unwrap();
+        let e = load_budgets_file(big.path()).unwrap_err().to_string();
+        assert!(e.contains("at most 1048576"), "{e}");
+    }
+
+    #[test]
+    fn a_book_keeps_at_most_max_budgets() {
+        let book = BudgetBook::default();
+        let rollups = Rollups::default();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let budget = |i: usize| {
+            Budget::new(
+                format!("b{i}"),
+                BudgetScope::Global,
+                BudgetPeriod::Daily,
+                money("5"),
+                Currency::CNY,
+            )
+        };
+        for i in 0..MAX_BUDGETS {
+            book.add(budget(i), &rollups, today).unwrap();
+        }
+        let e = book.add(budget(MAX_BUDGETS), &rollups, today).unwrap_err();
+        assert!(e.to_string().contains("at most 1000 budgets"), "{e}");
+        // Replacing one by name is still allowed.
+        book.add(budget(7), &rollups, today).unwrap();
     }
 }

@@ -34,6 +34,18 @@ pub struct CurrentTotals {
     pub today_by_function: BTreeMap<String, GroupStats>,
 }
 
+/// The widest window [`UsageMonitor::last_days`] gives: the longest
+/// explicit range, so no door can make a query walk millions of days.
+const MAX_WINDOW_DAYS: u32 = query::bounds::MAX_RANGE_DAYS as u32;
+
+/// The date `days` before `date`, never before the epoch: no record is
+/// older, and chrono's date arithmetic panics past its range.
+fn days_before(date: NaiveDate, days: u32) -> NaiveDate {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
+    date.checked_sub_days(chrono::Days::new(days.into()))
+        .map_or(epoch, |d| d.max(epoch))
+}
+
 impl UsageMonitor {
     fn reporting(&self) -> Currency {
         self.config().reporting_currency
@@ -65,7 +77,7 @@ impl UsageMonitor {
 
     /// The summary of the local day `days_ago` days before today (0 = today).
     pub fn get_daily_summary(&self, days_ago: u32) -> UsageSummary {
-        let date = self.today() - chrono::Duration::days(days_ago as i64);
+        let date = days_before(self.today(), days_ago);
         self.get_summary_for_date(date)
     }
 
@@ -137,10 +149,12 @@ impl UsageMonitor {
         query::recent_sessions(&rollups, limit, self.reporting())
     }
 
-    /// The last `days` local days ending today, as `(from, to)`.
+    /// The last `days` local days ending today, as `(from, to)` (at most
+    /// [`MAX_RANGE_DAYS`](crate::bounds::MAX_RANGE_DAYS) days).
     pub fn last_days(&self, days: u32) -> (NaiveDate, NaiveDate) {
         let to = self.today();
-        (to - chrono::Duration::days(days.max(1) as i64 - 1), to)
+        let days = days.clamp(1, MAX_WINDOW_DAYS);
+        (days_before(to, days - 1), to)
     }
 
     /// Top users over the last `days` days by tokens (the seed's call).

@@ -66,10 +66,30 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
             })
         }
     };
-    let text = std::fs::read_to_string(path).map_err(|source| PricingError::Io {
+    let io = |source| PricingError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // Checked before reading: a huge file would cost memory (and seconds)
+    // long before its model count could be seen.
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > super::MAX_PRICING_FILE_BYTES {
+        return Err(PricingError::TooLarge {
+            path: path.to_path_buf(),
+            message: format!(
+                "{size} bytes; a pricing file may have at most {} (split it, or keep only the models you use)",
+                super::MAX_PRICING_FILE_BYTES
+            ),
+        });
+    }
+    let too_many = |n: usize| PricingError::TooLarge {
+        path: path.to_path_buf(),
+        message: format!(
+            "{n} models; a pricing file may price at most {}",
+            super::MAX_PRICING_MODELS
+        ),
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
     let file_error = |at: Located, model: Option<String>| PricingError::File {
         path: path.to_path_buf(),
         line: at.line,
@@ -96,6 +116,10 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
                 ),
             }
         })?;
+        let n = catalogue.models().count();
+        if n > super::MAX_PRICING_MODELS {
+            return Err(too_many(n));
+        }
         return Ok(Parsed {
             models: Vec::new(),
             aliases: Vec::new(),
@@ -115,6 +139,9 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
                         Some(e.entry),
                     )
                 })?;
+                if models.len() > super::MAX_PRICING_MODELS {
+                    return Err(too_many(models.len()));
+                }
                 return Ok(Parsed {
                     models,
                     aliases: Vec::new(),
@@ -131,6 +158,9 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
     };
     let model = take_current_model();
     let raw = raw.map_err(|at| file_error(at, model))?;
+    if raw.models.0.len() > super::MAX_PRICING_MODELS {
+        return Err(too_many(raw.models.0.len()));
+    }
 
     let file_ids: HashSet<&str> = raw.models.0.iter().map(|(id, _)| id.as_str()).collect();
     let file_aliases: BTreeMap<String, String> = raw

@@ -736,6 +736,13 @@ impl Quote {
 // Errors
 // ---------------------------------------------------------------------------
 
+/// Largest pricing file read (bytes). The largest public price lists
+/// (LiteLLM's, the genai-prices catalogue) are near 1-2 MiB.
+pub const MAX_PRICING_FILE_BYTES: u64 = 4 << 20;
+
+/// Most models one pricing file may price (LiteLLM's list has about 2,500).
+pub const MAX_PRICING_MODELS: usize = 20_000;
+
 /// Errors of the pricing engine and the pricing-file loader.
 #[derive(Debug, thiserror::Error)]
 pub enum PricingError {
@@ -747,6 +754,15 @@ pub enum PricingError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The file is over [`MAX_PRICING_FILE_BYTES`] or prices more than
+    /// [`MAX_PRICING_MODELS`] models.
+    #[error("pricing file {}: {message}", .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Which limit, and the file's figure.
+        message: String,
     },
     /// The file name ends neither in `.json` nor in `.toml`.
     #[error("pricing file {}: unsupported format; the name must end in .json or .toml", .path.display())]

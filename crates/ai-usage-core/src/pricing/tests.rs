@@ -1112,3 +1112,38 @@ fn genai_prices_errors_name_file_entry_and_field() {
     assert!(msg.contains(r#"provider "acme""#), "{msg}");
     assert!(msg.contains("name"), "{msg}");
 }
+
+#[test]
+fn big_pricing_files_are_refused_quickly_with_the_limit_named() {
+    use crate::pricing::{MAX_PRICING_FILE_BYTES, MAX_PRICING_MODELS};
+    let models = |n: usize| {
+        let body: Vec<String> = (0..n)
+            .map(|i| format!("\"m{i}\": {{\"input\": 1, \"output\": 2}}"))
+            .collect();
+        format!("{{\"models\": {{{}}}}}", body.join(","))
+    };
+    // One model over the count: refused, naming the limit.
+    let mut t = PricingTable::empty();
+    let over = write("json", &models(MAX_PRICING_MODELS + 1));
+    let started = std::time::Instant::now();
+    let e = t.load_file(over.path()).unwrap_err();
+    assert!(matches!(e, PricingError::TooLarge { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("at most {MAX_PRICING_MODELS}")),
+        "{e}"
+    );
+    // At the count limit: loaded, and in well under the 9.9 s a million took.
+    let at = write("json", &models(MAX_PRICING_MODELS));
+    assert_eq!(t.load_file(at.path()).unwrap(), MAX_PRICING_MODELS);
+    assert!(t.models().any(|(id, _)| id == "m19999"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Over the size: refused before it is read.
+    let big = write("toml", "");
+    big.as_file()
+        .set_len(MAX_PRICING_FILE_BYTES + 1)
+        .expect("grow file");
+    let e = t.load_file(big.path()).unwrap_err();
+    assert!(matches!(e, PricingError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("bytes"), "{e}");
+}

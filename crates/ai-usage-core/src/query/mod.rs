@@ -11,6 +11,7 @@
 //! currency, or the reporting currency when it has several) and `costs` lists
 //! every currency separately.
 
+pub mod bounds;
 mod dashboard;
 mod day_groups;
 mod forecast;

@@ -278,7 +278,8 @@ pub fn convert(
     })
 }
 
-/// Dates `from..=to`, validated (`from <= to`, at most 3,660 days).
+/// Dates `from..=to`, validated (`from <= to`, at most
+/// [`MAX_RANGE_DAYS`](super::bounds::MAX_RANGE_DAYS) days).
 pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
     if from > to {
         return Err(Error::InvalidArgument {
@@ -286,10 +287,11 @@ pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
             message: format!("{from} is after {to}"),
         });
     }
-    if (to - from).num_days() > 3660 {
+    let max = super::bounds::MAX_RANGE_DAYS;
+    if (to - from).num_days() > max {
         return Err(Error::InvalidArgument {
             argument: "from",
-            message: "a range may span at most 3660 days".into(),
+            message: format!("a range may span at most {max} days"),
         });
     }
     Ok(())

@@ -172,7 +172,7 @@ class AIUsageMonitor(_native.Monitor):
         if year is None or month is None:
             if year is not None or month is not None:
                 raise ValueError("give both year and month, or neither")
-            return UsageSummary(**self._summary("monthly", -1, -1))
+            return UsageSummary(**self._summary("monthly"))
         return UsageSummary(**self._summary("monthly", year, month))
 
     def get_top_users(self, limit: int = 10, days: int = 7) -> List[Dict[str, Any]]:
@@ -419,6 +419,16 @@ def _context_of(args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Dict[str, A
     return ctx
 
 
+def _error_text(error: BaseException) -> str:
+    """The error message of a failed call: the exception's text, and for an
+    interruption (cancellation, ``KeyboardInterrupt``, ``SystemExit(2)``)
+    its type too, since its text alone says little."""
+    text = str(error)
+    if isinstance(error, Exception):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _record_call(
     function_name: str,
     model_name: Optional[str],
@@ -449,7 +459,7 @@ def _record_call(
             provider=provider,
             **tokens,
             success=error is None,
-            error_msg=None if error is None else (str(error) or type(error).__name__),
+            error_msg=None if error is None else _error_text(error),
             **ctx,
         )
     except Exception:
@@ -473,7 +483,9 @@ def track_ai_usage(
     provider's price when a model is sold by several. The model is ``model_name``, else
     ``result.model``. ``user_id`` / ``anchor_id`` / ``session_id`` come from
     the keywords, else from ``args[0]`` when it is a dict. An exception is
-    recorded as a failure and re-raised.
+    recorded as a failure and re-raised unchanged; so are a cancelled task
+    (``task.cancel()``, an ``asyncio.wait_for`` timeout), ``KeyboardInterrupt``
+    and ``SystemExit``.
     """
 
     def decorate(func: F) -> F:
@@ -484,7 +496,10 @@ def track_ai_usage(
                 started = time.perf_counter()
                 try:
                     result = await func(*args, **kwargs)
-                except Exception as e:
+                # BaseException: a cancelled task, a timeout of
+                # asyncio.wait_for, KeyboardInterrupt and SystemExit are
+                # calls that ended too; recorded as failures, re-raised as is.
+                except BaseException as e:
                     _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, None, e)
                     raise
                 _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, result, None)
@@ -497,7 +512,7 @@ def track_ai_usage(
             started = time.perf_counter()
             try:
                 result = func(*args, **kwargs)
-            except Exception as e:
+            except BaseException as e:
                 _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, None, e)
                 raise
             _record_call(function_name, model_name, provider, extract_tokens, args, kwargs, started, result, None)

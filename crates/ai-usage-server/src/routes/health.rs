@@ -22,7 +22,22 @@ pub const ERROR_IN_LOG: &str = "see the server log";
               (status = 503, description = "MonitorHealth without the records directory, not ok", body = serde_json::Value)))]
 pub async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let h = st.monitor.health();
-    let status = if h.ok {
+    // With a fleet store, the service is ok only while the store answers:
+    // every read route depends on it.
+    let fleet = match st.fleet.clone() {
+        // The source may ask a server (e.g. for the shipper's lag).
+        Some(f) => Some(
+            tokio::task::spawn_blocking(move || f.health())
+                .await
+                .unwrap_or(Value::Null),
+        ),
+        None => None,
+    };
+    let fleet_ok = fleet
+        .as_ref()
+        .is_none_or(|f| f.get("ok").and_then(Value::as_bool) != Some(false));
+    let ok = h.ok && fleet_ok;
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -32,18 +47,17 @@ pub async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response
         if !token.matches_header(given) {
             // Reads are protected: a caller without the token learns only
             // whether the service is up.
-            return (status, Json(serde_json::json!({ "ok": h.ok }))).into_response();
+            return (status, Json(serde_json::json!({ "ok": ok }))).into_response();
         }
     }
     match serde_json::to_value(&h) {
         Ok(mut body) => {
             public_view(&mut body);
-            if let (Some(f), Some(obj)) = (st.fleet.clone(), body.as_object_mut()) {
-                // The source may ask a server (e.g. for the shipper's lag).
-                let fleet = tokio::task::spawn_blocking(move || f.health())
-                    .await
-                    .unwrap_or(Value::Null);
-                obj.insert("fleet".into(), fleet);
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("ok".into(), Value::Bool(ok));
+                if let Some(fleet) = fleet {
+                    obj.insert("fleet".into(), fleet);
+                }
             }
             (status, Json(body)).into_response()
         }
