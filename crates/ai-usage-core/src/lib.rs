@@ -21,6 +21,8 @@
 //! directory itself rather than through a monitor: [`dayfile`] (the day-file
 //! format: names, the directory's environment variable, reading and
 //! parsing) and [`demo`] (realistic demo data for try-outs and tests).
+//! [`original`] shapes answers as the original (the Python service the
+//! guide documents) sent them, for the HTTP server and the Python module.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -41,6 +43,7 @@ mod zone;
 pub mod demo;
 /// JSON text with plain-decimal numbers (no `2e-7`), for responses and output.
 pub mod json_text;
+pub mod original;
 
 /// The day-file format: `usage_YYYYMMDD.jsonl` files of one JSON record per
 /// line in the records directory, read and parsed exactly as a replay does.

@@ -33,7 +33,6 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod compat;
 pub mod conn;
 pub mod error;
 pub mod fleet;
