@@ -15,7 +15,8 @@
 //!   and `success_rate_exact`;
 //! - `by_function` is keyed by display name ([`FunctionNames`]); names that
 //!   show the same are added together, and `functions` lists what was
-//!   recorded.
+//!   recorded. `/stats/current` is the exception, as in the original: its
+//!   `today.by_function` is keyed by the recorded name.
 
 use std::collections::BTreeMap;
 
@@ -209,7 +210,8 @@ fn models_view(
         .collect()
 }
 
-/// `/stats/current`: today (with `by_model` and `by_function`) and the
+/// `/stats/current`: today (with `by_model` and `by_function`, the latter
+/// keyed by the recorded function name as the original sends it) and the
 /// current hour.
 pub fn current_view(
     t: &CurrentTotals,
@@ -226,13 +228,19 @@ pub fn current_view(
             pricing,
         )),
     );
+    // The original passes this one `by_function` untranslated: keyed by the
+    // recorded name. Each group carries its display name beside it.
     today.insert(
         "by_function".into(),
-        Value::Object(by_display_name(
-            &summaries(&t.today_by_function, reporting),
-            names,
-            reporting,
-        )),
+        Value::Object(
+            summaries(&t.today_by_function, reporting)
+                .into_iter()
+                .map(|(function, mut g)| {
+                    g.display_name = Some(names.display(&function).to_string());
+                    (function, Value::Object(to_object(&g)))
+                })
+                .collect(),
+        ),
     );
     let mut hour = brief(&t.this_hour, reporting);
     hour.insert("hour".into(), json!(t.hour));

@@ -17,7 +17,7 @@ use ai_usage_core::original::{self, PeriodLabel};
 
 /// Current hour and today.
 #[utoipa::path(get, path = "/api/ai_usage/stats/current", tag = "stats",
-    responses((status = 200, description = "`{today: {calls, tokens, cost, currency, success_rate, by_model, by_function, …}, current_hour: {…}}`", body = serde_json::Value)))]
+    responses((status = 200, description = "`{today: {calls, tokens, cost, currency, success_rate, by_model, by_function, …}, current_hour: {…}}`; `today.by_function` is keyed by the recorded function name (as the original)", body = serde_json::Value)))]
 pub async fn stats_current(State(st): State<AppState>) -> Response {
     // Only today's groups by model and function: a full UsageSummary would
     // also build every user/anchor group only to drop them.
