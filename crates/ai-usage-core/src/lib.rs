@@ -82,14 +82,14 @@ pub use pricing::{Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tie
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 
 // Query results.
-/// The query layer's rules, for other query sources (the ClickHouse crate):
-/// the accepted day range, and the conversion into the reporting currency.
-pub use query::{check_range as check_day_range, convert as convert_costs};
+// Other query sources (the ClickHouse fleet) hand their groups to the same
+// builders: `DayGroups` (dashboard, forecast, savings, budgets) and
+// `PeriodGroups` (summaries).
 pub use query::{
-    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups,
+    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups, DayRange,
     DistributionSlice, FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard,
-    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard,
-    TrendPoint, UsageSummary,
+    MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
+    TodayCard, TrendPoint, UsageSummary,
 };
 pub use rollups::{
     DurationHistogram, GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY,

@@ -14,6 +14,7 @@
 mod dashboard;
 mod day_groups;
 mod forecast;
+mod period_groups;
 mod rank;
 mod savings;
 mod session;
@@ -23,6 +24,7 @@ mod trend;
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
 pub use day_groups::DayGroups;
 pub use forecast::{forecast_at, MonthForecast};
+pub use period_groups::{DayRange, PeriodGroups};
 #[cfg(test)]
 pub(crate) use rank::rank;
 pub(crate) use rank::RankCache;
@@ -31,7 +33,5 @@ pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,
 };
 pub use session::{recent_sessions, SessionSummary};
-pub use summary::{
-    check_range, convert, main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary,
-};
+pub use summary::{main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary};
 pub use trend::{trend, TrendPoint};

@@ -3,10 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::money::{Costs, Currency, Money};
 use crate::pricing::PricingTable;
 use crate::rollups::{Bucket, GroupMap, GroupStats};
@@ -250,7 +248,7 @@ pub fn success_rate(g: &GroupStats) -> f64 {
 
 /// Converts a multi-currency amount when more than one currency is present
 /// and rates are configured.
-pub fn convert(
+fn convert(
     costs: &Costs,
     reporting: Currency,
     rates: &[(Currency, i64)],
@@ -276,21 +274,4 @@ pub fn convert(
         rates: used,
         missing_rates: missing,
     })
-}
-
-/// Dates `from..=to`, validated (`from <= to`, at most 3,660 days).
-pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
-    if from > to {
-        return Err(Error::InvalidArgument {
-            argument: "from",
-            message: format!("{from} is after {to}"),
-        });
-    }
-    if (to - from).num_days() > 3660 {
-        return Err(Error::InvalidArgument {
-            argument: "from",
-            message: "a range may span at most 3660 days".into(),
-        });
-    }
-    Ok(())
 }
