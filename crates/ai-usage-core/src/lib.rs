@@ -1,4 +1,4 @@
-//! Core of `ai-usage-monitor`: exact pricing of AI calls, the seed-compatible
+//! Core of `ai-usage-monitor`: exact pricing of AI calls, the original's
 //! record format, a durable non-blocking recorder, in-memory rollups and the
 //! queries answered from them.
 //!

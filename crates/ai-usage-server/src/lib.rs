@@ -1,4 +1,4 @@
-//! HTTP server of `ai-usage-monitor`: the seed's JSON API (same routes, same
+//! HTTP server of `ai-usage-monitor`: the original's JSON API (same routes, same
 //! field names), record ingestion for services in other languages,
 //! Prometheus metrics, OpenAPI docs with an offline Swagger UI, and the
 //! dashboard page — one self-contained HTML file, compiled in.
@@ -46,6 +46,7 @@ pub mod openapi;
 pub mod page;
 pub mod params;
 pub mod rate_limit;
+mod report_files;
 pub mod routes;
 pub mod state;
 
@@ -72,7 +73,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Environment variable read by [`ServeOptions::from_env`] for the token.
 pub const TOKEN_ENV: &str = "AI_USAGE_TOKEN";
 
-/// Default listen address (the seed's port, loopback only).
+/// Default listen address (the original's port, loopback only).
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 10090);
 

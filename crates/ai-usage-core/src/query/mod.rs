@@ -6,7 +6,7 @@
 //! This layer is pure: functions of the rollups and the pricing table. The
 //! monitor (`crate::monitor`) takes its locks and calls them.
 //!
-//! Field names are the seed's (`total_calls`, `by_model`, …). Money is never
+//! Field names are the original's (`total_calls`, `by_model`, …). Money is never
 //! added across currencies: a group's `cost` is in its `currency` (its only
 //! currency, or the reporting currency when it has several) and `costs` lists
 //! every currency separately.
