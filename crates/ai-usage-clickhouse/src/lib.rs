@@ -30,11 +30,12 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
-pub use alerts::{ClickHouseAlerts, FleetAlerter, ALERTS_TABLE};
+pub use alerts::{ClickHouseAlerts, FleetAlerter};
 pub use background::{
     ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
     ShipperThread,
 };
+pub use checkpoint::hostname;
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};
@@ -42,4 +43,5 @@ pub use error::{Error, Result};
 pub use queries::FleetQueries;
 pub use report::RECORDS_BATCH_ROWS;
 pub use row::record_id;
-pub use shipper::{hostname, ShipReport, Shipper, ShipperConfig, LOCK_FILE};
+pub use schema::ALERTS_TABLE;
+pub use shipper::{ShipReport, Shipper, ShipperConfig, LOCK_FILE};

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use ai_usage_core::PricingTable;
 
-use crate::checkpoint::{inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
+use crate::checkpoint::{hostname, inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -621,18 +621,4 @@ pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
     }
-}
-
-/// The machine's name: `HOSTNAME`, else the kernel's, else `localhost`.
-pub fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "localhost".to_string())
 }
