@@ -112,12 +112,12 @@ mod docs_snippets {
     struct Cli;
     #[doc = include_str!("../docs/tracking.md")]
     struct Tracking;
-    #[doc = include_str!("../docs/server.md")]
-    struct Server;
     #[doc = include_str!("../docs/pricing.md")]
     struct Pricing;
     #[doc = include_str!("../docs/records.md")]
     struct Records;
+    // docs/server.md's embedding example is the server crate's
+    // `examples/embed_router.rs`, word for word (its `tests/embed.rs`).
     #[doc = include_str!("../docs/performance.md")]
     struct Performance;
     /// Its in-app shipping example needs the `clickhouse` feature.

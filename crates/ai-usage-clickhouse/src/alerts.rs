@@ -54,10 +54,8 @@ use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::queries::FleetQueries;
+use crate::schema::ALERTS_TABLE;
 use crate::tsv::quote;
-
-/// The claims table (schema v5).
-pub const ALERTS_TABLE: &str = "budget_alerts";
 
 /// How the fleet's budget alerts are polled and claimed.
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
-pub use alerts::{ClickHouseAlerts, FleetAlerter, ALERTS_TABLE};
+pub use alerts::{ClickHouseAlerts, FleetAlerter};
 pub use background::{
     ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
     ShipperThread,
@@ -44,4 +44,5 @@ pub use host_id::{directory_host_id, hostname, HOST_ID_FILE};
 pub use queries::FleetQueries;
 pub use report::RECORDS_BATCH_ROWS;
 pub use row::record_id;
+pub use schema::ALERTS_TABLE;
 pub use shipper::{ShipReport, Shipper, ShipperConfig, LOCK_FILE};

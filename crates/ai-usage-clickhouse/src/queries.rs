@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, success_rate, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
-    DurationHistogram, GroupStats, GroupSummary, Money, MonthForecast, PricingTable, RankBy,
+    main_currency, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups, DayRange,
+    DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingTable, RankBy,
     RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary,
     Zone,
 };
@@ -55,8 +55,7 @@ struct Parts {
     users: Vec<(String, GroupStats)>,
     /// Per anchor (calls without an anchor left out).
     anchors: Vec<(String, GroupStats)>,
-    avg_ms: f64,
-    p95_ms: f64,
+    durations: DurationHistogram,
 }
 
 /// Which users and anchors [`FleetQueries::day_groups`] reads.
@@ -166,7 +165,7 @@ impl FleetQueries {
 
     /// The summary of whole local days `from..=to`.
     pub fn range_summary(&self, from: NaiveDate, to: NaiveDate) -> Result<UsageSummary> {
-        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        DayRange::new(from, to).map_err(Error::Core)?;
         self.summary(
             "range",
             (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1),
@@ -200,7 +199,7 @@ impl FleetQueries {
         by: RankBy,
         limit: usize,
     ) -> Result<Vec<RankEntry>> {
-        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        DayRange::new(from, to).map_err(Error::Core)?;
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
         let db = self.client.db();
         let (column, aggregate) = match kind {
@@ -273,7 +272,7 @@ GROUP BY {column}, currency",
 
     /// The cost of every local day `from..=to`, oldest first, zero days included.
     pub fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>> {
-        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        DayRange::new(from, to).map_err(Error::Core)?;
         let bounds = (self.zone.day_bounds(from).0, self.zone.day_bounds(to).1);
         // Where every day of the range starts on a whole UTC hour, hours
         // map to exactly one local day; else quarter hours do (every zone's
@@ -448,8 +447,7 @@ FROM {db}.agg_model WHERE {} GROUP BY currency, model, function",
             ));
             Ok(())
         })?;
-        parts.avg_ms = durations.mean_ms();
-        parts.p95_ms = durations.quantile_ms(0.95);
+        parts.durations = durations;
         Ok(parts)
     }
 
@@ -561,7 +559,7 @@ WHERE user_id != '' OR anchor_id != '' LIMIT 1 BY id) GROUP BY user_id, anchor_i
 
     /// Savings advice from the fleet's local days `from..=to`.
     pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> Result<SavingsReport> {
-        ai_usage_core::check_day_range(from, to).map_err(Error::Core)?;
+        DayRange::new(from, to).map_err(Error::Core)?;
         let groups = self.day_groups(from, Ids::None, to)?;
         Ok(groups.savings(&self.pricing, from, to))
     }
@@ -791,92 +789,28 @@ argMaxIfMerge(anchor_id) FROM {db}.agg_session WHERE session_id = {id}"
         }))
     }
 
-    fn build_summary(
-        &self,
-        period: &str,
-        (start_time, end_time): (f64, f64),
-        parts: Parts,
-    ) -> UsageSummary {
-        let mut totals = GroupStats::default();
-        let mut by_model: BTreeMap<String, GroupStats> = BTreeMap::new();
-        let mut by_function: BTreeMap<String, GroupStats> = BTreeMap::new();
-        let mut by_user: BTreeMap<String, GroupStats> = BTreeMap::new();
-        let mut by_anchor: BTreeMap<String, GroupStats> = BTreeMap::new();
-        for (model, function, stats) in parts.models {
-            totals.merge(&stats);
-            by_model.entry(model).or_default().merge(&stats);
-            by_function.entry(function).or_default().merge(&stats);
+    /// The summary of the groups read, built by the core's one summary
+    /// builder (as the local monitor's).
+    fn build_summary(&self, period: &str, bounds: (f64, f64), parts: Parts) -> UsageSummary {
+        let mut groups = PeriodGroups::new();
+        for (model, function, stats) in &parts.models {
+            groups.add_model_function(model, function, stats);
         }
-        for (user, stats) in parts.users {
-            by_user.entry(user).or_default().merge(&stats);
+        for (user, stats) in &parts.users {
+            groups.add_user(user, stats);
         }
-        for (anchor, stats) in parts.anchors {
-            by_anchor.entry(anchor).or_default().merge(&stats);
+        for (anchor, stats) in &parts.anchors {
+            groups.add_anchor(anchor, stats);
         }
-        let reporting = self.reporting;
-        let groups = |m: &BTreeMap<String, GroupStats>| -> BTreeMap<String, GroupSummary> {
-            m.iter()
-                .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
-                .collect()
-        };
-        let limit = self.group_limit;
-        let limited = |m: &BTreeMap<String, GroupStats>| -> BTreeMap<String, GroupSummary> {
-            if limit == 0 || m.len() <= limit {
-                return groups(m);
-            }
-            let mut v: Vec<(&String, &GroupStats)> = m.iter().collect();
-            v.sort_by_key(|e| std::cmp::Reverse(RankBy::Tokens.key(e.1, reporting)));
-            v.truncate(limit);
-            v.into_iter()
-                .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
-                .collect()
-        };
-        let mut models = limited(&by_model);
-        for (model, g) in models.iter_mut() {
-            g.display_name = Some(self.pricing.display_name(model));
-        }
-        let currency = main_currency(&totals.cost, reporting);
-        UsageSummary {
-            period: period.to_string(),
-            start_time,
-            end_time,
-            total_calls: totals.calls,
-            successful_calls: totals.successful_calls,
-            failed_calls: totals.calls - totals.successful_calls,
-            total_input_tokens: totals.input_tokens,
-            total_output_tokens: totals.output_tokens,
-            total_tokens: totals.total_tokens,
-            total_cost: totals.cost.get(currency),
-            currency,
-            costs: totals.cost.clone(),
-            converted_total: ai_usage_core::convert_costs(&totals.cost, reporting, &self.rates),
-            success_rate: success_rate(&totals),
-            avg_duration_ms: parts.avg_ms,
-            p95_duration_ms: parts.p95_ms,
-            cached_input_tokens: totals.cached_input_tokens,
-            reasoning_tokens: totals.reasoning_tokens,
-            unpriced_calls: totals.unpriced_calls,
-            by_model: models,
-            by_function: limited(&by_function),
-            by_user: limited(&by_user),
-            by_anchor: limited(&by_anchor),
-            user_count: by_user.len() as u64,
-            anchor_count: by_anchor.len() as u64,
-            model_count: by_model.len() as u64,
-            function_count: by_function.len() as u64,
-            groups_truncated: limit > 0 && (by_user.len() > limit || by_anchor.len() > limit),
-            // As the local summary: groups left out of each list.
-            truncated: [
-                ("by_model", by_model.len()),
-                ("by_function", by_function.len()),
-                ("by_user", by_user.len()),
-                ("by_anchor", by_anchor.len()),
-            ]
-            .into_iter()
-            .filter(|&(_, n)| limit > 0 && n > limit)
-            .map(|(name, n)| (name, (n - limit) as u64))
-            .collect(),
-        }
+        *groups.durations_mut() = parts.durations;
+        groups.summary(
+            period,
+            bounds,
+            &self.pricing,
+            self.reporting,
+            &self.rates,
+            self.group_limit,
+        )
     }
 }
 

@@ -77,7 +77,7 @@ impl FleetQueries {
     /// per day × model × function, byte for byte what a local monitor's
     /// `daily_csv` writes over all the hosts' records.
     pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> Result<Vec<u8>> {
-        ai_usage_core::check_day_range(from, to)?;
+        ai_usage_core::DayRange::new(from, to)?;
         let groups = self.model_day_groups(from, to)?;
         Ok(groups.daily_csv(self.pricing(), self.reporting(), from, to, bom)?)
     }
@@ -120,7 +120,7 @@ impl FleetQueries {
         out: W,
         batch_rows: usize,
     ) -> Result<W> {
-        ai_usage_core::check_day_range(from, to)?;
+        ai_usage_core::DayRange::new(from, to)?;
         let batch_rows = batch_rows.max(1);
         let zone = self.zone();
         let (start, end) = (zone.day_bounds(from).0, zone.day_bounds(to).1);

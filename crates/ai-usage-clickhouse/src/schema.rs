@@ -52,6 +52,9 @@ use chrono::NaiveDate;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
+/// The budget-alert claims table (schema v5).
+pub const ALERTS_TABLE: &str = "budget_alerts";
+
 /// The newest schema version this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 5;
 
@@ -630,7 +633,7 @@ fn create_budget_alerts(client: &Client) -> Result<()> {
   currency String
 ) ENGINE = MergeTree
 ORDER BY (budget, period_label, threshold)",
-        crate::alerts::ALERTS_TABLE
+        ALERTS_TABLE
     ))
 }
 

@@ -140,7 +140,7 @@ impl Shipper {
         // host shipped without a name.
         if cfg.host_id.as_deref().is_some_and(|h| h.trim().is_empty()) {
             return Err(Error::InvalidHostId(
-                "it is empty (give a name, or none for the hostname)".into(),
+                "it is empty (give a name, or none for the records directory's own id)".into(),
             ));
         }
         std::fs::create_dir_all(&cfg.dir)

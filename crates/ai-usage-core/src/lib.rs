@@ -1,4 +1,4 @@
-//! Core of `ai-usage-monitor`: exact pricing of AI calls, the seed-compatible
+//! Core of `ai-usage-monitor`: exact pricing of AI calls, the original's
 //! record format, a durable non-blocking recorder, in-memory rollups and the
 //! queries answered from them.
 //!
@@ -21,6 +21,8 @@
 //! directory itself rather than through a monitor: [`dayfile`] (the day-file
 //! format: names, the directory's environment variable, reading and
 //! parsing) and [`demo`] (realistic demo data for try-outs and tests).
+//! [`original`] shapes answers as the original (the Python service the
+//! guide documents) sent them, for the HTTP server and the Python module.
 #![warn(missing_docs)]
 // `deny`, not `forbid`: one module (`monitor::exit_flush`) registers an
 // `atexit` hook and proves it sound where it does.
@@ -43,6 +45,7 @@ mod zone;
 pub mod demo;
 /// JSON text with plain-decimal numbers (no `2e-7`), for responses and output.
 pub mod json_text;
+pub mod original;
 
 /// The day-file format: `usage_YYYYMMDD.jsonl` files of one JSON record per
 /// line in the records directory, read and parsed exactly as a replay does.
@@ -84,15 +87,17 @@ pub use pricing::{
 pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 
 // Query results.
-/// The query layer's rules, for other query sources (the ClickHouse crate):
-/// the accepted day range, and the conversion into the reporting currency.
+// Other query sources (the ClickHouse fleet) hand their groups to the same
+// builders: `DayGroups` (dashboard, forecast, savings, budgets) and
+// `PeriodGroups` (summaries).
+/// Accepted ranges of query arguments, one rule for every door (HTTP,
+/// CLI, Python).
 pub use query::bounds;
-pub use query::{check_range as check_day_range, convert as convert_costs};
 pub use query::{
-    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups,
+    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups, DayRange,
     DistributionSlice, FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard,
-    MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard,
-    TrendPoint, UsageSummary,
+    MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
+    TodayCard, TrendPoint, UsageSummary,
 };
 pub use rollups::{
     DurationHistogram, GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY,

@@ -635,6 +635,16 @@ impl<'de> Deserialize<'de> for Costs {
     }
 }
 
+/// The currency a group's single `cost` is given in: its only currency, else
+/// the reporting currency.
+pub fn main_currency(costs: &Costs, reporting: Currency) -> Currency {
+    let mut it = costs.iter();
+    match (it.next(), it.next()) {
+        (Some((c, _)), None) => c,
+        _ => reporting,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use ai_usage_core::{Costs, Currency, GroupSummary, UsageSummary};
+use ai_usage_core::original;
+use ai_usage_core::{Costs, GroupSummary, UsageSummary};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -48,9 +49,10 @@ fn groups_dict<'py>(
     Ok(d)
 }
 
-/// The keyword arguments of `UsageSummary(...)`. `total_cost` is the CNY
-/// total rounded half-up to 2 decimals (the original's rounding, exact here);
-/// `costs` keeps every currency apart.
+/// The keyword arguments of `UsageSummary(...)`. `total_cost` is the
+/// original's (`original::total_cost`, as HTTP gives it): the main
+/// currency's total rounded half-up to 2 decimals; `costs` keeps every
+/// currency apart.
 pub fn summary_kwargs<'py>(py: Python<'py>, s: &UsageSummary) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("period", &s.period)?;
@@ -62,10 +64,7 @@ pub fn summary_kwargs<'py>(py: Python<'py>, s: &UsageSummary) -> PyResult<Bound<
     d.set_item("total_input_tokens", s.total_input_tokens)?;
     d.set_item("total_output_tokens", s.total_output_tokens)?;
     d.set_item("total_tokens", s.total_tokens)?;
-    d.set_item(
-        "total_cost",
-        s.costs.get(Currency::CNY).round_dp(2).as_f64(),
-    )?;
+    d.set_item("total_cost", original::total_cost(s))?;
     d.set_item("by_model", groups_dict(py, &s.by_model)?)?;
     d.set_item("by_function", groups_dict(py, &s.by_function)?)?;
     d.set_item("by_user", groups_dict(py, &s.by_user)?)?;

@@ -83,6 +83,19 @@ def test_total_cost_rounding_and_currencies(monitor):
     assert day.by_model["gpt-x"]["currency"] == "USD"
 
 
+def test_record_usage_accepts_explicit_cost(monitor):
+    # The original's own test: an explicit cost on a dollar-priced model is
+    # the day's total_cost, rounded as the original and /stats/daily round it.
+    r = monitor.record_usage(model="gpt-4o-mini-2024-07-18", function="gateway_openai",
+                             input_tokens=100, output_tokens=50, total_tokens=200,
+                             cost=2.3456, duration_ms=12.0, user_id="u1")
+    assert r.cost == 2.3456
+    day = monitor.get_daily_summary(0)
+    assert day.total_cost == 2.35
+    assert day.total_tokens == 200
+    assert day.costs == {"USD": 2.3456}
+
+
 def test_session_stats_unknown(monitor):
     assert monitor.get_session_stats("nope") == {"session_id": "nope", "calls": 0, "tokens": 0, "cost": 0.0}
 

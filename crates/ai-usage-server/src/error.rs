@@ -67,6 +67,11 @@ pub struct ValidationIssue {
     /// The value received (`null` when absent or not kept).
     #[schema(value_type = Object)]
     pub input: serde_json::Value,
+    /// The check's bound, where FastAPI gives one: `{"ge": 1}`,
+    /// `{"le": 72}`, `{"expected": "'csv' or 'json'"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ctx: Option<serde_json::Value>,
 }
 
 /// An error returned by a handler.
@@ -84,6 +89,8 @@ pub enum ApiError {
         kind: &'static str,
         /// The raw value received, if any.
         input: Option<String>,
+        /// FastAPI's `ctx`: the bound that was broken, e.g. `{"le": 72}`.
+        ctx: Option<serde_json::Value>,
     },
     /// A request body field is invalid (422); `index` is the record's position in a batch.
     #[error("invalid field {field}{}: {message}", index.map(|i| format!(" of record {i}")).unwrap_or_default())]
@@ -149,6 +156,7 @@ impl ApiError {
             message: message.into(),
             kind: "value_error",
             input: None,
+            ctx: None,
         }
     }
 
@@ -165,7 +173,17 @@ impl ApiError {
             message: message.into(),
             kind,
             input: input.map(str::to_string),
+            ctx: None,
         }
+    }
+
+    /// Adds FastAPI's `ctx` (the broken bound) to an
+    /// [`ApiError::InvalidParameter`]; other errors are returned unchanged.
+    pub fn with_ctx(mut self, bound: serde_json::Value) -> ApiError {
+        if let ApiError::InvalidParameter { ctx, .. } = &mut self {
+            *ctx = Some(bound);
+        }
+        self
     }
 
     /// An internal error: `context` is sent to the client, `cause` only logged.
@@ -218,6 +236,7 @@ impl ApiError {
                 message,
                 kind,
                 input,
+                ctx,
             } => ValidationIssue {
                 kind: (*kind).to_string(),
                 // Path parameters are checked by the handler too.
@@ -232,6 +251,7 @@ impl ApiError {
                 ],
                 msg: message.clone(),
                 input: input.clone().map_or(serde_json::Value::Null, Into::into),
+                ctx: ctx.clone(),
             },
             ApiError::InvalidField {
                 field,
@@ -246,6 +266,7 @@ impl ApiError {
                     loc,
                     msg: message.clone(),
                     input: serde_json::Value::Null,
+                    ctx: None,
                 }
             }
             ApiError::Body { status, message } if *status == StatusCode::UNPROCESSABLE_ENTITY => {
@@ -254,6 +275,7 @@ impl ApiError {
                     loc: vec!["body".into()],
                     msg: message.clone(),
                     input: serde_json::Value::Null,
+                    ctx: None,
                 }
             }
             _ => return None,

@@ -1,4 +1,4 @@
-//! HTTP server of `ai-usage-monitor`: the seed's JSON API (same routes, same
+//! HTTP server of `ai-usage-monitor`: the original's JSON API (same routes, same
 //! field names), record ingestion for services in other languages,
 //! Prometheus metrics, OpenAPI docs with an offline Swagger UI, and the
 //! dashboard page — one self-contained HTML file, compiled in.
@@ -15,7 +15,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! or mount [`router`] in an existing axum application:
+//! or merge its router into an existing axum application (the
+//! `embed_router` example; an app with its own `/` moves the dashboard
+//! with [`ServerBuilder::dashboard_at`]):
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -23,18 +25,18 @@
 //! # fn app(monitor: Arc<UsageMonitor>) -> axum::Router {
 //! axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "my app" }))
-//!     .merge(ai_usage_server::router(monitor))
+//!     .merge(ai_usage_server::ServerBuilder::new(monitor).dashboard_at("/ai-usage").router())
 //! # }
 //! ```
 //!
 //! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/metrics`, `/healthz`,
-//! `/docs`, `/` and `/static/ai_usage_monitor.html`.
+//! `/docs`, `/` (or the path given to [`ServerBuilder::dashboard_at`]) and
+//! `/static/ai_usage_monitor.html`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 mod body_guard;
-pub mod compat;
 pub mod conn;
 pub mod error;
 pub mod fleet;
@@ -45,6 +47,7 @@ pub mod openapi;
 pub mod page;
 pub mod params;
 pub mod rate_limit;
+mod report_files;
 pub mod routes;
 pub mod state;
 
@@ -71,7 +74,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Environment variable read by [`ServeOptions::from_env`] for the token.
 pub const TOKEN_ENV: &str = "AI_USAGE_TOKEN";
 
-/// Default listen address (the seed's port, loopback only).
+/// Default listen address (the original's port, loopback only).
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 10090);
 
@@ -145,33 +148,139 @@ pub enum ServeOptionsError {
     BlankToken,
 }
 
-/// Every route, without authentication (for embedding behind your own auth).
+/// Builds the server: the router to embed, or a listener to serve on.
 ///
-/// Subscribes the metrics to `monitor`: build one router per monitor.
-pub fn router(monitor: Arc<UsageMonitor>) -> Router {
-    router_with(monitor, &ServeOptions::default())
-}
-
-/// Every route, with the token rules of `opts` (its `addr` and `limits`
-/// are ignored).
+/// ```no_run
+/// use std::sync::Arc;
+/// use ai_usage_core::UsageMonitor;
+/// use ai_usage_server::{ServeOptions, ServerBuilder};
 ///
-/// A blank token is not an open door here: guarded routes then refuse every
-/// request (use [`ServeOptions::validate`] to catch it first).
-pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
-    router_with_fleet(monitor, opts, None)
-}
-
-/// [`router_with`], the read routes answering from `fleet` when given
-/// (`stats/*`, `session`, rankings, `cost_trend`, `dashboard`, `budgets`
-/// — this server's budgets on the fleet's spend —, `forecast`, `savings`;
-/// `/healthz` adds `fleet`).
-pub fn router_with_fleet(
+/// let monitor = Arc::new(UsageMonitor::builder().dir("records/ai_usage").build()?);
+/// ServerBuilder::new(monitor)
+///     .options(ServeOptions::from_env())
+///     .serve_blocking()?; // http://127.0.0.1:10090/
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ServerBuilder {
     monitor: Arc<UsageMonitor>,
-    opts: &ServeOptions,
+    opts: ServeOptions,
     fleet: Option<Arc<dyn FleetSource>>,
-) -> Router {
-    let mut state = AppState::new(monitor);
-    state.fleet = fleet;
+    dashboard_path: String,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("opts", &self.opts)
+            .field("fleet", &self.fleet.is_some())
+            .field("dashboard_path", &self.dashboard_path)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// A server over `monitor`: default options, answers from the monitor,
+    /// the dashboard at `/`.
+    pub fn new(monitor: Arc<UsageMonitor>) -> ServerBuilder {
+        ServerBuilder {
+            monitor,
+            opts: ServeOptions::default(),
+            fleet: None,
+            dashboard_path: "/".to_string(),
+        }
+    }
+
+    /// Address, token rules and limits (the router uses only the token
+    /// rules). A blank token is not an open door: guarded routes then
+    /// refuse every request, and serving refuses to start.
+    pub fn options(mut self, opts: ServeOptions) -> ServerBuilder {
+        self.opts = opts;
+        self
+    }
+
+    /// The read routes answer from `fleet` (`stats/*`, `session`, rankings,
+    /// `cost_trend`, `dashboard`, `budgets` — this server's budgets on the
+    /// fleet's spend —, `forecast`, `savings`, `export_report`); `/healthz`
+    /// adds `fleet`.
+    pub fn fleet(mut self, fleet: Arc<dyn FleetSource>) -> ServerBuilder {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// Where the dashboard page is served besides
+    /// `/static/ai_usage_monitor.html` (default `/`). Give another path
+    /// (e.g. `/ai-usage`) to merge the router into an app that has its
+    /// own `/`.
+    pub fn dashboard_at(mut self, path: impl Into<String>) -> ServerBuilder {
+        let path = path.into();
+        self.dashboard_path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self
+    }
+
+    /// The router: every route, with the token rules of the options.
+    ///
+    /// Subscribes the metrics to the monitor: build one router per monitor.
+    pub fn router(&self) -> Router {
+        build_router(self)
+    }
+
+    /// Serves on an already-bound listener until `shutdown` completes, then
+    /// flushes the monitor. Fails at once (`InvalidInput`) on options that
+    /// [`ServeOptions::validate`] refuses.
+    pub async fn serve_listener(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.opts
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let app = self.router();
+        let (monitor, opts) = (self.monitor, self.opts);
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, limits = ?opts.limits, "ai-usage server listening");
+        conn::serve_connections(listener, app, opts.limits, shutdown).await;
+        let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "ai-usage server stopped; records NOT all flushed")
+            }
+            Err(e) => tracing::error!(error = %e, "flush task failed"),
+        }
+        Ok(())
+    }
+
+    /// Binds the options' address and serves until Ctrl-C (or SIGTERM),
+    /// then flushes the monitor.
+    pub async fn serve(self) -> std::io::Result<()> {
+        self.opts
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = tokio::net::TcpListener::bind(self.opts.addr).await?;
+        self.serve_listener(listener, shutdown_signal()).await
+    }
+
+    /// [`serve`](Self::serve) on a new multi-thread tokio runtime (for
+    /// non-async callers).
+    pub fn serve_blocking(self) -> std::io::Result<()> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("ai-usage-http")
+            .build()?
+            .block_on(self.serve())
+    }
+}
+
+fn build_router(b: &ServerBuilder) -> Router {
+    let opts = &b.opts;
+    let mut state = AppState::new(Arc::clone(&b.monitor));
+    state.fleet = b.fleet.clone();
     let token = opts.active_token();
     if opts.validate().is_err() {
         tracing::error!("blank token: every guarded route will answer 401");
@@ -197,9 +306,10 @@ pub fn router_with_fleet(
     };
     // Liveness, the page and the docs stay open: the page asks for the token
     // itself when the API answers 401.
-    let open = routes::open()
-        .route("/", get(page::dashboard_page))
-        .route("/static/ai_usage_monitor.html", get(page::dashboard_page));
+    let mut open = routes::open().route(page::PAGE_PATH, get(page::dashboard_page));
+    if b.dashboard_path != page::PAGE_PATH {
+        open = open.route(&b.dashboard_path, get(page::dashboard_page));
+    }
 
     let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(open)
@@ -215,9 +325,36 @@ pub fn router_with_fleet(
         .layer(axum::middleware::from_fn(conn::limit_request_head))
 }
 
-/// Serves on an already-bound listener until `shutdown` completes, then
-/// flushes the monitor. Fails at once (`InvalidInput`) on options that
-/// [`ServeOptions::validate`] refuses.
+/// Every route, without authentication (for embedding behind your own
+/// auth). Shorthand for `ServerBuilder::new(monitor).router()`.
+pub fn router(monitor: Arc<UsageMonitor>) -> Router {
+    ServerBuilder::new(monitor).router()
+}
+
+/// Every route, with the token rules of `opts`. Shorthand for
+/// `ServerBuilder::new(monitor).options(opts.clone()).router()`.
+pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
+    ServerBuilder::new(monitor).options(opts.clone()).router()
+}
+
+/// [`router_with`], the read routes answering from `fleet` when given
+/// (see [`ServerBuilder::fleet`]).
+pub fn router_with_fleet(
+    monitor: Arc<UsageMonitor>,
+    opts: &ServeOptions,
+    fleet: Option<Arc<dyn FleetSource>>,
+) -> Router {
+    with_fleet(ServerBuilder::new(monitor).options(opts.clone()), fleet).router()
+}
+
+fn with_fleet(b: ServerBuilder, fleet: Option<Arc<dyn FleetSource>>) -> ServerBuilder {
+    match fleet {
+        Some(f) => b.fleet(f),
+        None => b,
+    }
+}
+
+/// Shorthand for [`ServerBuilder::serve_listener`].
 pub async fn serve_listener(
     monitor: Arc<UsageMonitor>,
     opts: ServeOptions,
@@ -235,24 +372,12 @@ pub async fn serve_listener_with_fleet(
     shutdown: impl Future<Output = ()> + Send + 'static,
     fleet: Option<Arc<dyn FleetSource>>,
 ) -> std::io::Result<()> {
-    opts.validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let app = router_with_fleet(Arc::clone(&monitor), &opts, fleet);
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, limits = ?opts.limits, "ai-usage server listening");
-    conn::serve_connections(listener, app, opts.limits, shutdown).await;
-    let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
-    match flushed {
-        Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "ai-usage server stopped; records NOT all flushed")
-        }
-        Err(e) => tracing::error!(error = %e, "flush task failed"),
-    }
-    Ok(())
+    with_fleet(ServerBuilder::new(monitor).options(opts), fleet)
+        .serve_listener(listener, shutdown)
+        .await
 }
 
-/// Serves until Ctrl-C (or SIGTERM), then flushes the monitor.
+/// Shorthand for [`ServerBuilder::serve`].
 pub async fn serve(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
     serve_with_fleet(monitor, opts, None).await
 }
@@ -263,13 +388,12 @@ pub async fn serve_with_fleet(
     opts: ServeOptions,
     fleet: Option<Arc<dyn FleetSource>>,
 ) -> std::io::Result<()> {
-    opts.validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = tokio::net::TcpListener::bind(opts.addr).await?;
-    serve_listener_with_fleet(monitor, opts, listener, shutdown_signal(), fleet).await
+    with_fleet(ServerBuilder::new(monitor).options(opts), fleet)
+        .serve()
+        .await
 }
 
-/// [`serve`] on a new multi-thread tokio runtime (for non-async callers).
+/// Shorthand for [`ServerBuilder::serve_blocking`].
 pub fn serve_blocking(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
     serve_blocking_with_fleet(monitor, opts, None)
 }
@@ -280,11 +404,7 @@ pub fn serve_blocking_with_fleet(
     opts: ServeOptions,
     fleet: Option<Arc<dyn FleetSource>>,
 ) -> std::io::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("ai-usage-http")
-        .build()?
-        .block_on(serve_with_fleet(monitor, opts, fleet))
+    with_fleet(ServerBuilder::new(monitor).options(opts), fleet).serve_blocking()
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -4,6 +4,9 @@
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+/// Where the page always is (the original's URL).
+pub const PAGE_PATH: &str = "/static/ai_usage_monitor.html";
+
 /// The page, embedded at build time.
 pub const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 

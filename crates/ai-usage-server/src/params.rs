@@ -256,17 +256,18 @@ impl Params {
             )
         })?;
         if v < min || v > max {
-            let kind = if v < min {
-                "greater_than_equal"
+            let (kind, ctx) = if v < min {
+                ("greater_than_equal", serde_json::json!({ "ge": min }))
             } else {
-                "less_than_equal"
+                ("less_than_equal", serde_json::json!({ "le": max }))
             };
             return Err(ApiError::param_check(
                 name,
                 kind,
                 Some(raw),
                 format!("{v} is out of range {min}..={max}"),
-            ));
+            )
+            .with_ctx(ctx));
         }
         Ok(v)
     }
@@ -322,7 +323,18 @@ impl Params {
                     Some(raw),
                     format!("{raw:?} is not one of {}", choices.join(", ")),
                 )
+                .with_ctx(serde_json::json!({ "expected": fastapi_expected(choices) }))
             })
+    }
+}
+
+/// FastAPI's `ctx.expected` of an enum: `'a', 'b' or 'c'`.
+fn fastapi_expected(choices: &[&str]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
     }
 }
 
@@ -359,5 +371,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bad"));
+    }
+
+    #[test]
+    fn an_enum_issue_names_the_choices_as_fastapi_does() {
+        let p = Params::from_pairs([("format", "xml")]);
+        let body = p
+            .choice("format", "json", &["json", "csv", "xlsx"])
+            .unwrap_err()
+            .body();
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["detail"][0]["type"], "enum", "{v}");
+        assert_eq!(
+            v["detail"][0]["ctx"]["expected"], "'json', 'csv' or 'xlsx'",
+            "{v}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 use crate::rate_limit::WindowLimiter;
-use crate::routes::reports::{ReportBook, EXPORTS_PER_WINDOW, EXPORT_WINDOW};
+use crate::report_files::{ReportBook, EXPORTS_PER_WINDOW, EXPORT_WINDOW};
 
 /// Ingest requests allowed to wait on the blocking pool at once; beyond
 /// this (a writer that cannot keep up) ingest answers 503 + `Retry-After`

@@ -985,3 +985,35 @@ async fn documented_ranges_are_the_validated_ones() {
     // hours_ago, days_ago, year, month, 2×(limit, days), days ×2.
     assert!(probed >= 10, "only {probed} ranged parameters documented");
 }
+
+/// The original's `test_record_usage_accepts_explicit_cost` through HTTP:
+/// `/stats/daily` gives the same `total_cost` as the one shared rule
+/// (`original::total_cost`) that the Python module uses too.
+#[tokio::test]
+async fn daily_total_cost_is_the_shared_rule() {
+    let f = fixture();
+    let cost: ai_usage_core::Money = "2.3456".parse().expect("money");
+    let event = UsageEvent::new("gpt-4o-mini-2024-07-18", "gateway_openai")
+        .tokens(100, 50)
+        .total_tokens(200)
+        .cost(cost)
+        .user("u1");
+    f.monitor.record(&event);
+    let (s, v) = get(&f.app, "/api/ai_usage/stats/daily?days_ago=0").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let summary = f.monitor.get_daily_summary(0);
+    let shared = ai_usage_core::original::total_cost(&summary);
+    assert_eq!(shared, 2.35);
+    assert_eq!(v["total_cost"].as_f64(), Some(shared), "{v}");
+    assert_eq!(v["total_tokens"], 200, "{v}");
+    // Mixed currencies: the reporting currency's part, on both doors.
+    f.monitor.record(
+        &UsageEvent::new("qwen-plus", "f")
+            .tokens(1, 1)
+            .cost("1.234567".parse().expect("money")),
+    );
+    let (_, v) = get(&f.app, "/api/ai_usage/stats/daily?days_ago=0").await;
+    let shared = ai_usage_core::original::total_cost(&f.monitor.get_daily_summary(0));
+    assert_eq!(shared, 1.23);
+    assert_eq!(v["total_cost"].as_f64(), Some(shared), "{v}");
+}

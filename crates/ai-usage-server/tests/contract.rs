@@ -193,6 +193,19 @@ fn original_contract() -> Vec<(&'static str, u16, Shape)> {
                 p("detail.[].loc.[]", "string"),
                 p("detail.[].msg", "string"),
                 p("detail.[].input", "string"),
+                p("detail.[].ctx", "object"),
+                p("detail.[].ctx.ge", "number"),
+            ],
+        ),
+        (
+            "GET /api/ai_usage/stats/hourly?hours_ago=73",
+            422,
+            vec![
+                p("detail.[].type", "string"),
+                p("detail.[].loc", "array"),
+                p("detail.[].msg", "string"),
+                p("detail.[].input", "string"),
+                p("detail.[].ctx.le", "number"),
             ],
         ),
         (
@@ -305,6 +318,23 @@ async fn every_key_the_original_sent_is_there_with_its_type() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// FastAPI's `ctx` carries the broken bound (pydantic's `ge`/`le`); a
+/// parse failure has none, as in FastAPI.
+#[tokio::test]
+async fn validation_issues_carry_fastapis_ctx() {
+    let f = fixture();
+    let (s, v) = call(&f, "GET /api/ai_usage/stats/hourly?hours_ago=73").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["detail"][0]["type"], "less_than_equal", "{v}");
+    assert_eq!(v["detail"][0]["ctx"], json!({ "le": 72 }), "{v}");
+    let (_, v) = call(&f, "GET /api/ai_usage/top_users?days=0").await;
+    assert_eq!(v["detail"][0]["type"], "greater_than_equal", "{v}");
+    assert_eq!(v["detail"][0]["ctx"], json!({ "ge": 1 }), "{v}");
+    let (_, v) = call(&f, "GET /api/ai_usage/stats/hourly?hours_ago=abc").await;
+    assert_eq!(v["detail"][0]["type"], "int_parsing", "{v}");
+    assert!(v["detail"][0].get("ctx").is_none(), "{v}");
+}
+
 #[tokio::test]
 async fn compat_values_follow_the_originals_rules() {
     let f = fixture();
@@ -358,7 +388,12 @@ async fn compat_values_follow_the_originals_rules() {
     assert_eq!(month["year_month"], today.format("%Y-%m").to_string());
 
     let (_, current) = call(&f, "GET /api/ai_usage/stats/current").await;
-    assert_eq!(current["today"]["by_function"]["实时分析"]["calls"], 2);
+    // The original's one untranslated `by_function`: recorded names as keys.
+    let raw = &current["today"]["by_function"];
+    assert_eq!(raw["live_analysis"]["calls"], 1, "{current}");
+    assert_eq!(raw["实时分析"]["calls"], 1, "{current}");
+    assert_eq!(raw["live_analysis"]["display_name"], "实时分析");
+    assert!(raw["live_analysis"]["cost"].is_number());
     assert_eq!(current["today"]["by_model"]["qwen-plus"]["calls"], 2);
     assert_eq!(current["today"]["calls"], 4);
 
@@ -519,11 +554,15 @@ async fn the_function_table_is_data_users_extend() {
         monitor,
         dir,
     };
-    let (_, current) = call(&f, "GET /api/ai_usage/stats/current").await;
-    let by_function = current["today"]["by_function"]
-        .as_object()
-        .expect("by_function");
+    let (_, day) = call(&f, "GET /api/ai_usage/stats/daily").await;
+    let by_function = day["by_function"].as_object().expect("by_function");
     let mut names: Vec<&str> = by_function.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["unlisted", "摘要", "翻译", "问答"], "{current}");
+    assert_eq!(names, ["unlisted", "摘要", "翻译", "问答"], "{day}");
+    // `/stats/current` keys by the recorded name; the table gives `display_name`.
+    let (_, current) = call(&f, "GET /api/ai_usage/stats/current").await;
+    let raw = &current["today"]["by_function"];
+    assert_eq!(raw["summarise"]["display_name"], "摘要", "{current}");
+    assert_eq!(raw["translate"]["display_name"], "翻译", "{current}");
+    assert_eq!(raw["qa"]["display_name"], "问答", "{current}");
 }

@@ -101,6 +101,27 @@ async fn original_keys_and_types_beside_ours() {
     );
     assert_eq!(ex["cost"], 0.01);
     assert_eq!(ex["currency"], "CNY");
+    // The original's per-model keys where they apply: qwen3-max is priced
+    // by the call's size (ours: by request size, no free tokens).
+    let q3 = &v["all_models"]["qwen3-max"];
+    assert_eq!(q3["input_free_tokens"], 0, "{q3}");
+    let tiers = q3["input_tiers"].as_array().expect("input_tiers");
+    assert!(tiers.len() >= 2, "{q3}");
+    assert_eq!(tiers[0]["up_to"], 32768, "{q3}");
+    assert_eq!(tiers[0]["input"], q3["input"], "{q3}");
+    for t in tiers {
+        assert!(t["input"].is_number() && t["output"].is_number(), "{t}");
+    }
+    assert!(v["qwen_series"]["qwen3-max"]["input_tiers"].is_array());
+    assert!(v["all_models"]["qwen-plus"].get("input_tiers").is_none());
+    // The Gemini preview: cache read, and Google's prices for the parts we
+    // do not record.
+    let gemini = &v["all_models"]["gemini-2.5-flash-preview-09-2025"];
+    assert_eq!(gemini["currency"], "USD", "{gemini}");
+    assert_eq!(gemini["cache_read"], 0.00003, "{gemini}");
+    assert_eq!(gemini["web_search"], 35.0, "{gemini}");
+    assert_eq!(gemini["cache_storage"], 0.001, "{gemini}");
+    assert!(v["all_models"]["gpt-4"].get("web_search").is_none());
     // Ours, unchanged.
     assert!(v["models"]["qwen-plus"]["display_name"].is_string(), "{v}");
     assert_eq!(v["aliases"]["generalv3.5"], "spark-max");
@@ -137,4 +158,12 @@ async fn with_the_original_service_file_the_prices_are_its_own() {
         v["xunfei_series"]["4.0Ultra"]["display_name"],
         "讯飞星火-4.0 Ultra"
     );
+    // The original's own (wrong) qwen3-max rule: 32,000 free input tokens,
+    // then one rate, shown as two bands.
+    let q3 = &v["all_models"]["qwen3-max"];
+    assert_eq!(q3["input_free_tokens"], 32000, "{q3}");
+    assert_eq!(q3["input_tiers"][0]["up_to"], 32000, "{q3}");
+    assert_eq!(q3["input_tiers"][0]["input"], 0.0, "{q3}");
+    assert_eq!(q3["input_tiers"][1]["input"], 0.006, "{q3}");
+    assert!(q3["input_tiers"][1].get("up_to").is_none(), "{q3}");
 }

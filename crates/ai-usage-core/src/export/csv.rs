@@ -13,9 +13,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::money::main_currency;
 use crate::money::Currency;
 use crate::pricing::PricingTable;
-use crate::query::main_currency;
 use crate::record::UsageRecord;
 use crate::rollups::Rollups;
 use crate::storage::dayfile;

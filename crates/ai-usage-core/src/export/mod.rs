@@ -17,7 +17,7 @@
 
 mod atomic;
 pub mod cell;
-mod csv;
+pub(crate) mod csv;
 
 use std::path::{Path, PathBuf};
 

@@ -106,7 +106,7 @@ impl UsageMonitor {
 
     /// The summary of whole local days `from..=to`.
     pub fn get_range_summary(&self, from: NaiveDate, to: NaiveDate) -> Result<UsageSummary> {
-        query::check_range(from, to)?;
+        query::DayRange::new(from, to)?;
         Ok(self.range_summary("range", from, to))
     }
 
@@ -206,7 +206,7 @@ impl UsageMonitor {
 
     /// The cost of every day `from..=to`.
     pub fn cost_trend_range(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>> {
-        query::check_range(from, to)?;
+        query::DayRange::new(from, to)?;
         let rollups = self.rollups();
         Ok(query::trend(&rollups, from, to, self.reporting()))
     }

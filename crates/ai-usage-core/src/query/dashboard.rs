@@ -83,7 +83,7 @@ pub struct DistributionSlice {
     pub costs: Costs,
 }
 
-/// The dashboard payload (the seed's `/dashboard`, plus anchors and forecast).
+/// The dashboard payload (the original's `/dashboard`, plus anchors and forecast).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DashboardData {
     /// When computed (local ISO time in the monitor's zone).

@@ -104,7 +104,7 @@ impl DayGroups {
         to: NaiveDate,
         bom: bool,
     ) -> Result<Vec<u8>> {
-        crate::export::daily_csv(&self.rollups, pricing, reporting, from, to, bom)
+        crate::export::csv::daily_csv(&self.rollups, pricing, reporting, from, to, bom)
     }
 
     /// Where each budget stands in its period containing `today`, at `now`

@@ -6,7 +6,7 @@
 //! This layer is pure: functions of the rollups and the pricing table. The
 //! monitor (`crate::monitor`) takes its locks and calls them.
 //!
-//! Field names are the seed's (`total_calls`, `by_model`, …). Money is never
+//! Field names are the original's (`total_calls`, `by_model`, …). Money is never
 //! added across currencies: a group's `cost` is in its `currency` (its only
 //! currency, or the reporting currency when it has several) and `costs` lists
 //! every currency separately.
@@ -15,6 +15,7 @@ pub mod bounds;
 mod dashboard;
 mod day_groups;
 mod forecast;
+mod period_groups;
 mod rank;
 mod savings;
 mod session;
@@ -24,6 +25,7 @@ mod trend;
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
 pub use day_groups::DayGroups;
 pub use forecast::{forecast_at, MonthForecast};
+pub use period_groups::{DayRange, PeriodGroups};
 #[cfg(test)]
 pub(crate) use rank::rank;
 pub(crate) use rank::RankCache;
@@ -32,7 +34,5 @@ pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,
 };
 pub use session::{recent_sessions, SessionSummary};
-pub use summary::{
-    check_range, convert, main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary,
-};
+pub use summary::{main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary};
 pub use trend::{trend, TrendPoint};

@@ -5,10 +5,8 @@ use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
-use crate::money::{Costs, Currency, Money};
+use crate::money::{main_currency, Costs, Currency, Money};
 use crate::rollups::{DayRollup, GroupMap, GroupStats, Rollups};
-
-use super::summary::main_currency;
 
 /// What a ranking groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -40,7 +38,7 @@ impl RankKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RankBy {
-    /// Total tokens (the seed's order).
+    /// Total tokens (the original's order).
     #[default]
     Tokens,
     /// Cost in the reporting currency.
@@ -49,7 +47,7 @@ pub enum RankBy {
     Calls,
 }
 
-/// One row of a ranking, serialised with the seed's names:
+/// One row of a ranking, serialised with the original's names:
 /// `{"user_id": …, "tokens", "cost", "calls"}` (or `anchor_id`, `function`, `model`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankEntry {

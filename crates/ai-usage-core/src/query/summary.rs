@@ -3,17 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::money::{Costs, Currency, Money};
 use crate::pricing::PricingTable;
 use crate::rollups::{Bucket, GroupMap, GroupStats};
 
 use super::rank::{select, Candidate, RankBy};
 
-/// One group of a summary: the seed's `{calls, input_tokens, output_tokens,
+/// One group of a summary: the original's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupSummary {
@@ -42,15 +40,8 @@ pub struct GroupSummary {
     pub display_name: Option<String>,
 }
 
-/// The currency a group's single `cost` is given in: its only currency, else
-/// the reporting currency.
-pub fn main_currency(costs: &Costs, reporting: Currency) -> Currency {
-    let mut it = costs.iter();
-    match (it.next(), it.next()) {
-        (Some((c, _)), None) => c,
-        _ => reporting,
-    }
-}
+// Which currency a group's single cost is shown in belongs to money.
+pub use crate::money::main_currency;
 
 impl GroupSummary {
     /// The summary of one group, its cost in its main currency.
@@ -85,7 +76,7 @@ pub struct ConvertedTotal {
     pub missing_rates: Vec<Currency>,
 }
 
-/// A usage summary of one period (the seed's `UsageSummary`, extended).
+/// A usage summary of one period (the original's `UsageSummary`, extended).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UsageSummary {
     /// `hourly`, `daily`, `monthly` or `range`.
@@ -106,7 +97,7 @@ pub struct UsageSummary {
     pub total_output_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
-    /// Exact cost in `currency` (the seed rounds this to 0.01; we keep 1e-9).
+    /// Exact cost in `currency` (the original rounds this to 0.01; we keep 1e-9).
     pub total_cost: Money,
     /// Currency of `total_cost`.
     pub currency: Currency,
@@ -170,7 +161,7 @@ impl UsageSummary {
                 .collect()
         };
         // Ids come from callers and can number in the tens of thousands a
-        // day: every list shows the biggest (by tokens, like the seed's
+        // day: every list shows the biggest (by tokens, like the original's
         // ranking) and the summary says how many were left out.
         let limited = |m: &GroupMap| -> BTreeMap<String, GroupSummary> {
             if group_limit == 0 || m.len() <= group_limit {
@@ -250,7 +241,7 @@ pub fn success_rate(g: &GroupStats) -> f64 {
 
 /// Converts a multi-currency amount when more than one currency is present
 /// and rates are configured.
-pub fn convert(
+fn convert(
     costs: &Costs,
     reporting: Currency,
     rates: &[(Currency, i64)],
@@ -276,23 +267,4 @@ pub fn convert(
         rates: used,
         missing_rates: missing,
     })
-}
-
-/// Dates `from..=to`, validated (`from <= to`, at most
-/// [`MAX_RANGE_DAYS`](super::bounds::MAX_RANGE_DAYS) days).
-pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
-    if from > to {
-        return Err(Error::InvalidArgument {
-            argument: "from",
-            message: format!("{from} is after {to}"),
-        });
-    }
-    let max = super::bounds::MAX_RANGE_DAYS;
-    if (to - from).num_days() > max {
-        return Err(Error::InvalidArgument {
-            argument: "from",
-            message: format!("a range may span at most {max} days"),
-        });
-    }
-    Ok(())
 }

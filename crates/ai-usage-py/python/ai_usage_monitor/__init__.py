@@ -59,7 +59,8 @@ FUNCTION_NAMES_CN: Dict[str, str] = dict(_native.function_names())
 class UsageSummary:
     """Usage of one period, with the original's attributes.
 
-    ``total_cost`` is the CNY total rounded to 2 decimals (as the original);
+    ``total_cost`` is the total of the period's currency (its only currency,
+    else CNY) rounded to 2 decimals, as the original and ``/stats/daily``;
     ``costs`` gives the exact total of each currency, never mixed.
     """
 

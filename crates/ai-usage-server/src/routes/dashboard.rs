@@ -9,17 +9,17 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::compat;
 use crate::error::ApiError;
 use crate::fleet::{self, FleetError, FleetSource};
 use crate::json::{json_bytes, to_json};
 use crate::state::{AppState, CachedJson};
+use ai_usage_core::original;
 
 /// How long a dashboard payload is reused while no record arrives.
 pub const DASHBOARD_TTL: Duration = Duration::from_secs(1);
 
 /// The dashboard payload: core's `DashboardData` in the original's shape
-/// (see [`crate::compat::dashboard_view`]) plus budgets and savings.
+/// (see [`crate::original::dashboard_view`]) plus budgets and savings.
 #[derive(Serialize)]
 struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
     #[serde(flatten)]
@@ -31,7 +31,7 @@ struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
 /// Builds the dashboard JSON (uncached).
 pub fn dashboard_json(monitor: &UsageMonitor) -> Result<Bytes, ApiError> {
     let config = monitor.config();
-    let data = compat::dashboard_view(
+    let data = original::dashboard_view(
         &monitor.dashboard(),
         &config.function_names,
         config.reporting_currency,
@@ -50,7 +50,7 @@ fn fleet_dashboard_json(
     fleet: &dyn FleetSource,
 ) -> Result<Result<Bytes, ApiError>, FleetError> {
     let config = monitor.config();
-    let data = compat::dashboard_view(
+    let data = original::dashboard_view(
         &fleet.dashboard()?,
         &config.function_names,
         config.reporting_currency,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ai_usage_core::{Currency, ModelPrice, Money, PricingTable, Rate, TokenUsage};
+use ai_usage_core::{Band, Currency, ModelPrice, Money, PricingTable, Rate, TokenUsage};
 use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
@@ -35,6 +35,19 @@ const XUNFEI_DOMAINS: [&str; 6] = [
 /// looking up a record's model finds both spellings.
 const ORIGINAL_SPELLINGS: [(&str, &str); 1] = [("4.0ultra", "4.0Ultra")];
 
+/// Google's list prices for the parts of a Gemini call we do not record,
+/// shown under the original's keys: `(model, currency, web_search per 1,000
+/// grounded requests, cache_storage per 1K tokens per hour)`. Informational:
+/// no recorded cost includes them.
+const UNRECORDED_PARTS: [(&str, Currency, Money, Rate); 1] = [(
+    "gemini-2.5-flash",
+    Currency::USD,
+    // $35 per 1,000 grounded prompts.
+    Money::from_micros(35_000_000),
+    // $1.00 per 1M tokens per hour = $0.001 per 1K.
+    Rate::from_nanos_per_1k(1_000_000),
+)];
+
 /// The original's worked example: 1,000 input and 500 output tokens.
 const EXAMPLE: (&str, u64, u64) = ("qwen-plus", 1000, 500);
 
@@ -51,10 +64,33 @@ struct Entry<'a> {
     /// For an alias, the model it prices as.
     #[serde(skip_serializing_if = "Option::is_none")]
     alias_of: Option<&'a str>,
+    /// The original's name for `cached_input`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read: Option<Rate>,
+    /// The original's free input tokens per call (0 unless a pricing file
+    /// sets them), where the price depends on the call's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_free_tokens: Option<u64>,
+    /// The size bands (`up_to` input tokens, rates), where the price depends
+    /// on the call's size; a free allowance is the first band, at 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_tiers: Option<Vec<Band>>,
+    /// Per 1,000 web-search (grounded) requests; not recorded by us.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_search: Option<Money>,
+    /// Context-cache storage per 1K tokens per hour; not recorded by us.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_storage: Option<Rate>,
 }
 
 impl<'a> Entry<'a> {
-    fn new(p: &'a ModelPrice, alias_of: Option<&'a str>) -> Entry<'a> {
+    /// The entry of `p`, the price of the model `id` (for an alias, the
+    /// model it prices as).
+    fn new(id: &str, p: &'a ModelPrice, alias_of: Option<&'a str>) -> Entry<'a> {
+        let sized = !p.tiers.bands().is_empty() || p.free_input_tokens_per_call > 0;
+        let unrecorded = UNRECORDED_PARTS
+            .iter()
+            .find(|(model, currency, ..)| *model == id && *currency == p.currency);
         Entry {
             input: p.input,
             output: p.output,
@@ -62,8 +98,33 @@ impl<'a> Entry<'a> {
             currency: p.currency,
             cached_input: p.cached_input,
             alias_of,
+            cache_read: p.cached_input,
+            input_free_tokens: sized.then_some(p.free_input_tokens_per_call),
+            input_tiers: sized.then(|| input_tiers(p)),
+            web_search: unrecorded.map(|u| u.2),
+            cache_storage: unrecorded.map(|u| u.3),
         }
     }
+}
+
+/// The size bands of `p`; a flat price with a free allowance is two bands:
+/// the free input tokens at 0, then the model's rates.
+fn input_tiers(p: &ModelPrice) -> Vec<Band> {
+    let bands = p.tiers.bands();
+    if !bands.is_empty() {
+        return bands.to_vec();
+    }
+    let band = |up_to, input| Band {
+        up_to,
+        input,
+        output: p.output,
+        cached_input: None,
+        cache_write: None,
+    };
+    vec![
+        band(Some(p.free_input_tokens_per_call), Rate::ZERO),
+        band(None, p.input),
+    ]
 }
 
 /// `calculation_example`: what one call of the example size costs.
@@ -120,9 +181,12 @@ fn payload(pricing: &PricingTable) -> Payload<'_> {
     let mut models = BTreeMap::new();
     for (id, p) in pricing.models() {
         models.insert(id, p);
-        all_models.insert(id, Entry::new(p, None));
+        all_models.insert(id, Entry::new(id, p, None));
         if let Some(s) = series_of(id) {
-            series.entry(s).or_default().insert(id, Entry::new(p, None));
+            series
+                .entry(s)
+                .or_default()
+                .insert(id, Entry::new(id, p, None));
         }
     }
     let aliases: BTreeMap<&str, &str> = pricing.aliases().into_iter().collect();
@@ -132,23 +196,23 @@ fn payload(pricing: &PricingTable) -> Payload<'_> {
         let Some((id, p)) = pricing.resolve(target) else {
             continue;
         };
-        all_models.insert(alias, Entry::new(p, Some(id)));
+        all_models.insert(alias, Entry::new(id, p, Some(id)));
         if let Some(s) = series_of(alias).or_else(|| series_of(id)) {
             series
                 .entry(s)
                 .or_default()
-                .insert(alias, Entry::new(p, Some(id)));
+                .insert(alias, Entry::new(id, p, Some(id)));
         }
     }
     for (ours, theirs) in ORIGINAL_SPELLINGS {
         if let Some((id, p)) = pricing.resolve(ours) {
             let alias_of = (id != ours).then_some(id);
-            all_models.insert(theirs, Entry::new(p, alias_of));
+            all_models.insert(theirs, Entry::new(id, p, alias_of));
             if let Some(s) = series_of(ours) {
                 series
                     .entry(s)
                     .or_default()
-                    .insert(theirs, Entry::new(p, alias_of));
+                    .insert(theirs, Entry::new(id, p, alias_of));
             }
         }
     }
@@ -184,6 +248,9 @@ fn payload(pricing: &PricingTable) -> Payload<'_> {
     responses((status = 200, description = "The original's keys: `qwen_series`, `openai_series`, \
 `deepseek_series`, `doubao_series`, `glm_series`, `xunfei_series` (and `gemini_series`), each and \
 `all_models` mapping model or alias → `{input, output, display_name, currency, cached_input?, alias_of?}`; \
+where the price depends on the call's size also `input_free_tokens` and `input_tiers [{up_to?, input, output}]`; \
+`cache_read` (= `cached_input`); on Gemini 2.5 Flash (and its preview) `web_search` (per 1,000 grounded requests) \
+and `cache_storage` (per 1K tokens per hour), Google's prices for parts we do not record; \
 `note`; `calculation_example {model, input_tokens, output_tokens, cost, currency}`. Ours beside them: \
 `models: {id: {display_name, currency, input, output, …}}`, `aliases: {alias: id}`, `unit`. \
 Rates per 1K tokens in the model's currency.", body = serde_json::Value)))]

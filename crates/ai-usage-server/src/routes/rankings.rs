@@ -4,7 +4,7 @@ use crate::json::PlainJson as Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use crate::compat;
+use ai_usage_core::original;
 use ai_usage_core::{RankBy, RankKind};
 
 use crate::error::{ApiError, ErrorBody};
@@ -28,7 +28,7 @@ pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response
         }
         None => st.monitor.get_top_users(limit as usize, days),
     };
-    Ok(Json(compat::top_users_view(days, &rows)).into_response())
+    Ok(Json(original::top_users_view(days, &rows)).into_response())
 }
 
 /// Top anchors (主播) by tokens.
@@ -64,5 +64,5 @@ pub async fn cost_trend(State(st): State<AppState>, p: Params) -> Result<Respons
         }
         None => st.monitor.get_cost_trend(days),
     };
-    Ok(Json(compat::cost_trend_view(days, &points)).into_response())
+    Ok(Json(original::cost_trend_view(days, &points)).into_response())
 }

@@ -1,11 +1,10 @@
 //! Report files: export (JSON or CSV, rate-limited, capped on disk) and
 //! download by bare file name. All file work runs on the blocking pool.
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::json::PlainJson as Json;
 use axum::extract::State;
@@ -17,34 +16,9 @@ use serde_json::json;
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet;
 use crate::params::{ExportQuery, Params, DAYS, REPORT_FORMAT};
+use crate::report_files::{ReportBook, EXPORTS_PER_WINDOW, EXPORT_WINDOW, REPORT_PREFIXES};
 use crate::routes::off_worker;
 use crate::state::AppState;
-
-/// Report exports allowed per [`EXPORT_WINDOW`].
-pub const EXPORTS_PER_WINDOW: usize = 10;
-/// The rate-limit window of report exports.
-pub const EXPORT_WINDOW: Duration = Duration::from_secs(60);
-/// Reports this server keeps on disk; older ones it wrote are deleted.
-pub const MAX_KEPT_REPORTS: usize = 20;
-/// File-name prefixes of report files (`export_report` JSON, `export_csv` CSV).
-pub const REPORT_PREFIXES: [&str; 2] = ["usage_report_", "usage_daily_"];
-
-/// Report files this server wrote, oldest first (for the on-disk cap).
-#[derive(Debug, Default)]
-pub struct ReportBook {
-    written: VecDeque<PathBuf>,
-}
-
-impl ReportBook {
-    /// Notes `written` and returns the files beyond [`MAX_KEPT_REPORTS`]
-    /// to delete, oldest first.
-    fn note(&mut self, written: PathBuf) -> Vec<PathBuf> {
-        self.written.retain(|p| p != &written);
-        self.written.push_back(written);
-        let excess = self.written.len().saturating_sub(MAX_KEPT_REPORTS);
-        self.written.drain(..excess).collect()
-    }
-}
 
 /// Writes a report file (JSON or CSV) and says where to download it; under
 /// `serve --clickhouse` the report holds the whole fleet's figures.
@@ -119,7 +93,7 @@ pub async fn export_report(State(st): State<AppState>, p: Params) -> Result<Resp
     .into_response())
 }
 
-/// Deletes the oldest reports this server wrote beyond [`MAX_KEPT_REPORTS`],
+/// Deletes the oldest reports this server wrote beyond `MAX_KEPT_REPORTS`,
 /// so repeated exports cannot fill the disk. Files it did not write are
 /// never touched. Blocking: call off the async workers.
 fn prune_reports(book: &Mutex<ReportBook>, written: PathBuf) {
@@ -272,7 +246,7 @@ mod tests {
     #[test]
     fn book_keeps_the_newest_and_forgets_rewrites() {
         let mut book = ReportBook::default();
-        for i in 0..MAX_KEPT_REPORTS {
+        for i in 0..crate::report_files::MAX_KEPT_REPORTS {
             assert!(book.note(PathBuf::from(format!("r{i}"))).is_empty());
         }
         // Writing an existing name again does not count twice.

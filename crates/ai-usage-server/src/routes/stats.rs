@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Datelike;
 
-use crate::compat::{self, PeriodLabel};
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet;
 use crate::ingest;
@@ -14,17 +13,18 @@ use crate::params::{
     DailyQuery, HourlyQuery, MonthlyQuery, Params, DAYS_AGO, HOURS_AGO, MONTH, YEAR,
 };
 use crate::state::AppState;
+use ai_usage_core::original::{self, PeriodLabel};
 
 /// Current hour and today.
 #[utoipa::path(get, path = "/api/ai_usage/stats/current", tag = "stats",
-    responses((status = 200, description = "`{today: {calls, tokens, cost, currency, success_rate, by_model, by_function, …}, current_hour: {…}}`", body = serde_json::Value)))]
+    responses((status = 200, description = "`{today: {calls, tokens, cost, currency, success_rate, by_model, by_function, …}, current_hour: {…}}`; `today.by_function` is keyed by the recorded function name (as the original)", body = serde_json::Value)))]
 pub async fn stats_current(State(st): State<AppState>) -> Response {
     // Only today's groups by model and function: a full UsageSummary would
     // also build every user/anchor group only to drop them.
     let totals = st.monitor.current_totals();
     let config = st.monitor.config();
     let pricing = st.monitor.pricing();
-    Json(compat::current_view(
+    Json(original::current_view(
         &totals,
         &config.function_names,
         &pricing,
@@ -36,7 +36,7 @@ pub async fn stats_current(State(st): State<AppState>) -> Response {
 /// A period summary in the original's shape.
 fn summary_response(st: &AppState, s: &UsageSummary, label: PeriodLabel) -> Response {
     let config = st.monitor.config();
-    Json(compat::summary_view(
+    Json(original::summary_view(
         s,
         label,
         &config.function_names,
@@ -129,6 +129,6 @@ pub async fn session(
         None => st.monitor.get_session_stats(&id),
     };
     found
-        .map(|s| Json(compat::session_view(&s)).into_response())
+        .map(|s| Json(original::session_view(&s)).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("unknown session {id:?}")))
 }

@@ -1,8 +1,10 @@
-//! The original service's payload shapes, built over the core's results.
+//! The original's payload shapes (the Python service the guide documents),
+//! built over the core's results: one place for its keys and its rounding,
+//! used by the HTTP server and the Python module alike.
 //!
 //! The core's types (`UsageSummary`, `DashboardData`, …) are the Rust API
-//! and the CLI's JSON; the HTTP API answers in the original's shape, so a
-//! client of the original keeps working. Each view adds the original's keys
+//! and the CLI's JSON; the HTTP API and the Python package answer in the
+//! original's shape, so a client of the original keeps working. Each view adds the original's keys
 //! (`input_tokens`, ISO `start_time`, `this_month`, objects keyed by name,
 //! …) beside ours, and keeps every value we had under one of our own names
 //! where the original's key means something else:
@@ -13,17 +15,24 @@
 //!   and `success_rate_exact`;
 //! - `by_function` is keyed by display name ([`FunctionNames`]); names that
 //!   show the same are added together, and `functions` lists what was
-//!   recorded.
+//!   recorded. `/stats/current` is the exception, as in the original: its
+//!   `today.by_function` is keyed by the recorded name.
 
 use std::collections::BTreeMap;
 
-use ai_usage_core::{
-    main_currency, success_rate, Costs, Currency, CurrentTotals, DashboardData, DistributionSlice,
-    FunctionNames, GroupStats, GroupSummary, Money, PricingTable, RankEntry, SessionSummary,
-    TrendPoint, UsageSummary, Zone,
-};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+use crate::function_names::FunctionNames;
+use crate::money::{Costs, Currency, Money};
+use crate::monitor::CurrentTotals;
+use crate::pricing::PricingTable;
+use crate::query::{
+    main_currency, success_rate, DashboardData, DistributionSlice, GroupSummary, RankEntry,
+    SessionSummary, TrendPoint, UsageSummary,
+};
+use crate::rollups::GroupStats;
+use crate::zone::Zone;
 
 /// Local ISO date-time format of the original's `start_time`/`end_time`.
 const ISO_LOCAL: &str = "%Y-%m-%dT%H:%M:%S";
@@ -44,9 +53,18 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// A cost rounded to 2 decimals (half away from zero), as a JSON number.
-fn cost2(m: Money) -> f64 {
+/// A cost rounded to 2 decimals (half away from zero, exact), as the
+/// original rounds every `total_cost`.
+pub fn cost2(m: Money) -> f64 {
     m.round_dp(2).as_f64()
+}
+
+/// The original's `total_cost` of a summary: the total in the summary's
+/// main currency (its only currency, else the reporting currency; never a
+/// sum across currencies), rounded by [`cost2`]. HTTP and Python both give
+/// this number.
+pub fn total_cost(s: &UsageSummary) -> f64 {
+    cost2(s.total_cost)
 }
 
 /// Epoch seconds as a local ISO date-time in `zone`.
@@ -129,7 +147,7 @@ pub fn summary_view(
     o.insert("end_time".into(), json!(iso_local(zone, s.end_time)));
     o.insert("input_tokens".into(), json!(s.total_input_tokens));
     o.insert("output_tokens".into(), json!(s.total_output_tokens));
-    o.insert("total_cost".into(), json!(cost2(s.total_cost)));
+    o.insert("total_cost".into(), json!(total_cost(s)));
     o.insert("total_cost_exact".into(), json!(s.total_cost));
     o.insert("success_rate".into(), json!(round2(s.success_rate)));
     o.insert("success_rate_exact".into(), json!(s.success_rate));
@@ -192,7 +210,8 @@ fn models_view(
         .collect()
 }
 
-/// `/stats/current`: today (with `by_model` and `by_function`) and the
+/// `/stats/current`: today (with `by_model` and `by_function`, the latter
+/// keyed by the recorded function name as the original sends it) and the
 /// current hour.
 pub fn current_view(
     t: &CurrentTotals,
@@ -209,13 +228,19 @@ pub fn current_view(
             pricing,
         )),
     );
+    // The original passes this one `by_function` untranslated: keyed by the
+    // recorded name. Each group carries its display name beside it.
     today.insert(
         "by_function".into(),
-        Value::Object(by_display_name(
-            &summaries(&t.today_by_function, reporting),
-            names,
-            reporting,
-        )),
+        Value::Object(
+            summaries(&t.today_by_function, reporting)
+                .into_iter()
+                .map(|(function, mut g)| {
+                    g.display_name = Some(names.display(&function).to_string());
+                    (function, Value::Object(to_object(&g)))
+                })
+                .collect(),
+        ),
     );
     let mut hour = brief(&t.this_hour, reporting);
     hour.insert("hour".into(), json!(t.hour));
