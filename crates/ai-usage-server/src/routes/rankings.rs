@@ -47,7 +47,7 @@ pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Respon
         }
         None => st.monitor.get_top_anchors(limit as usize, days),
     };
-    Ok(Json(compat::top_anchors_view(days, &rows)).into_response())
+    Ok(Json(original::top_anchors_view(days, &rows)).into_response())
 }
 
 /// Daily cost, oldest first, one point per day.
