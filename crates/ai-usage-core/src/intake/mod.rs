@@ -21,11 +21,11 @@ use crate::money::{Currency, Money};
 use crate::record::usage::{TokenUsage, UsageSource};
 use crate::record::{RecordError, UsageEvent, MAX_TOKENS_PER_CALL};
 
+pub(crate) use rules::cut;
 pub use rules::{
     check, check_id_text, TimeWindow, DEFAULT_PAST_DAYS, MAX_ERROR_LEN, MAX_FUTURE_SECS,
     MAX_ID_LEN, MAX_TAGS,
 };
-pub(crate) use rules::{cut, id_needs_repair, repair_id};
 
 /// Most records accepted in one batch.
 pub const MAX_BATCH: usize = 1000;

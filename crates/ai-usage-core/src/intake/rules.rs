@@ -219,16 +219,8 @@ pub fn check(ev: &UsageEvent<'_>, window: TimeWindow) -> Result<(), RecordError>
     Ok(())
 }
 
-/// An id as the never-failing `record` stores it: control characters
-/// replaced by U+FFFD, cut to [`MAX_ID_LEN`] bytes at a character boundary.
-pub(crate) fn repair_id(s: &str) -> String {
-    cut(s, MAX_ID_LEN)
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
-}
-
-/// `s` cut to at most `max` bytes at a character boundary.
+/// `s` cut to at most `max` bytes at a character boundary (how the
+/// never-failing `record` stores an over-long id or error message).
 pub(crate) fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -238,9 +230,4 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// True when `s` needs [`repair_id`] (the common case allocates nothing more).
-pub(crate) fn id_needs_repair(s: &str) -> bool {
-    s.len() > MAX_ID_LEN || control_char(s).is_some()
 }

@@ -119,13 +119,11 @@ struct Parts {
     out_of_window: u64,
 }
 
-/// An id as stored: as given, or repaired when it breaks the id rule.
+/// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
+/// Control characters are kept (trusted Rust callers; the validating doors
+/// refuse them, and every table and CSV escapes them).
 fn id(s: &str) -> String {
-    if intake::id_needs_repair(s) {
-        intake::repair_id(s)
-    } else {
-        s.to_owned()
-    }
+    intake::cut(s, intake::MAX_ID_LEN).to_owned()
 }
 
 fn round_to(x: f64, scale: f64) -> f64 {
@@ -216,8 +214,8 @@ impl UsageMonitor {
     /// becomes now (a past one is kept: back-filling from Rust is allowed
     /// here); a negative explicit cost is dropped and the call priced from
     /// the table; ids, model and function over
-    /// [`MAX_ID_LEN`](crate::intake::MAX_ID_LEN) bytes are cut and their
-    /// control characters replaced by U+FFFD; tags past
+    /// [`MAX_ID_LEN`](crate::intake::MAX_ID_LEN) bytes are cut (control
+    /// characters are kept here, refused by the validating calls); tags past
     /// [`MAX_TAGS`](crate::intake::MAX_TAGS) are dropped. Use
     /// [`UsageMonitor::record_durable`] or [`UsageMonitor::try_record`] (or
     /// [`UsageMonitor::validate`] first) to have such input refused instead.
