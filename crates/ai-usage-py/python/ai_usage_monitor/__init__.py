@@ -449,7 +449,8 @@ def _record_call(
             provider=provider,
             **tokens,
             success=error is None,
-            error_msg=None if error is None else (str(error) or type(error).__name__),
+            # 1000 characters are at most 4000 bytes: within the intake's limit.
+            error_msg=None if error is None else (str(error) or type(error).__name__)[:1000],
             **ctx,
         )
     except Exception:
