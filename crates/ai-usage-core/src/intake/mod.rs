@@ -361,20 +361,12 @@ fn response_usage(body: &Value) -> Result<TokenUsage, IntakeError> {
     let usage = body
         .token_usage()
         .ok_or_else(|| IntakeError::new("response", "no token usage found in the response"))?;
-    let largest = [
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.total_tokens.unwrap_or(0),
-        usage.cached_input_tokens,
-        usage.reasoning_tokens,
-        usage.cache_write_tokens,
-        usage.input_audio_tokens,
-        usage.cached_audio_input_tokens,
-        usage.output_audio_tokens,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0);
+    let largest = usage
+        .named_counts()
+        .into_iter()
+        .map(|(_, n)| n)
+        .max()
+        .unwrap_or(0);
     if largest > MAX_TOKENS_PER_CALL {
         return Err(IntakeError::new(
             "response",

@@ -90,32 +90,6 @@ pub fn check_id_text(field: &'static str, s: &str) -> Result<(), RecordError> {
     check_id(field, s)
 }
 
-/// The first token count above [`MAX_TOKENS_PER_CALL`], as an error.
-fn name_token_overflow(ev: &UsageEvent<'_>) -> Result<(), RecordError> {
-    let u = &ev.usage;
-    let tokens = [
-        ("input_tokens", u.input_tokens),
-        ("output_tokens", u.output_tokens),
-        ("total_tokens", u.total_tokens.unwrap_or(0)),
-        ("cached_input_tokens", u.cached_input_tokens),
-        ("reasoning_tokens", u.reasoning_tokens),
-        ("cache_write_tokens", u.cache_write_tokens),
-        ("input_audio_tokens", u.input_audio_tokens),
-        ("cached_audio_input_tokens", u.cached_audio_input_tokens),
-        ("output_audio_tokens", u.output_audio_tokens),
-    ];
-    for (field, value) in tokens {
-        if value > MAX_TOKENS_PER_CALL {
-            return Err(RecordError::TooManyTokens {
-                field,
-                value,
-                limit: MAX_TOKENS_PER_CALL,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Every intake rule, in one place; the first broken one is named.
 ///
 /// - token counts at most [`MAX_TOKENS_PER_CALL`], their parts within their
@@ -129,20 +103,16 @@ fn name_token_overflow(ev: &UsageEvent<'_>) -> Result<(), RecordError> {
 ///   [`MAX_TAGS`] tags; `error_msg` at most [`MAX_ERROR_LEN`] bytes.
 pub fn check(ev: &UsageEvent<'_>, window: TimeWindow) -> Result<(), RecordError> {
     let u = &ev.usage;
-    // One comparison for the common case; the field is named only when
-    // some count is out of range.
-    let largest = u
-        .input_tokens
-        .max(u.output_tokens)
-        .max(u.total_tokens.unwrap_or(0))
-        .max(u.cached_input_tokens)
-        .max(u.reasoning_tokens)
-        .max(u.cache_write_tokens)
-        .max(u.input_audio_tokens)
-        .max(u.cached_audio_input_tokens)
-        .max(u.output_audio_tokens);
-    if largest > MAX_TOKENS_PER_CALL {
-        name_token_overflow(ev)?;
+    if let Some((field, value)) = u
+        .named_counts()
+        .into_iter()
+        .find(|&(_, v)| v > MAX_TOKENS_PER_CALL)
+    {
+        return Err(RecordError::TooManyTokens {
+            field,
+            value,
+            limit: MAX_TOKENS_PER_CALL,
+        });
     }
     if let Some((field, message)) = u.inconsistency() {
         return Err(invalid(field, message));

@@ -371,17 +371,7 @@ impl UsageMonitor {
         } else {
             ev.model
         };
-        let mut usage = ev.usage;
-        let cap = |n: u64| n.min(MAX_TOKENS_PER_CALL);
-        usage.input_tokens = cap(usage.input_tokens);
-        usage.output_tokens = cap(usage.output_tokens);
-        usage.total_tokens = usage.total_tokens.map(cap);
-        usage.cached_input_tokens = cap(usage.cached_input_tokens);
-        usage.reasoning_tokens = cap(usage.reasoning_tokens);
-        usage.cache_write_tokens = cap(usage.cache_write_tokens);
-        usage.input_audio_tokens = cap(usage.input_audio_tokens);
-        usage.cached_audio_input_tokens = cap(usage.cached_audio_input_tokens);
-        usage.output_audio_tokens = cap(usage.output_audio_tokens);
+        let usage = ev.usage.map_counts(|n| n.min(MAX_TOKENS_PER_CALL));
         let provider = ev.provider.map(str::trim).filter(|p| !p.is_empty());
         let (cost, currency, priced) = {
             let pricing = self.shared.pricing.read();
@@ -410,7 +400,7 @@ impl UsageMonitor {
         } else {
             0.0
         };
-        let record = UsageRecord {
+        let mut record = UsageRecord {
             // Millisecond timestamps and microsecond durations: what a usage
             // record needs, and 4–8 bytes less per line than full floats.
             timestamp: round_to(timestamp, 1e3),
@@ -419,17 +409,12 @@ impl UsageMonitor {
             session_id: ev.session_id.map(id),
             model: id(model),
             function: id(ev.function),
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            total_tokens: usage.total(),
             cost,
             duration_ms: round_to(duration_ms, 1e3),
             success: ev.success,
             error_msg: ev
                 .error_msg
                 .map(|e| intake::cut(e, intake::MAX_ERROR_LEN).to_owned()),
-            cached_input_tokens: usage.cached_input_tokens,
-            reasoning_tokens: usage.reasoning_tokens,
             currency: (currency != Currency::CNY).then_some(currency),
             priced: (!priced).then_some(false),
             request_id: ev.request_id.map(id),
@@ -439,12 +424,10 @@ impl UsageMonitor {
                 .take(intake::MAX_TAGS)
                 .map(|t| id(t))
                 .collect(),
-            cache_write_tokens: usage.cache_write_tokens,
-            input_audio_tokens: usage.input_audio_tokens,
-            cached_audio_input_tokens: usage.cached_audio_input_tokens,
-            output_audio_tokens: usage.output_audio_tokens,
             provider: provider.map(id),
+            ..UsageRecord::default()
         };
+        record.set_usage(&usage);
         (record, currency, priced)
     }
 

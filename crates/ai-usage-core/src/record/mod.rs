@@ -14,7 +14,7 @@ use crate::record::usage::TokenUsage;
 /// optional ones after them are ours and are omitted when empty, so the seed's
 /// reader (which ignores unknown keys only when absent) can still load our files
 /// written without them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// Epoch seconds (float) when the call finished.
     pub timestamp: f64,
@@ -192,6 +192,19 @@ impl UsageRecord {
             cached_audio_input_tokens: self.cached_audio_input_tokens,
             output_audio_tokens: self.output_audio_tokens,
         }
+    }
+
+    /// Sets the token counts (the total as the seed records it).
+    pub fn set_usage(&mut self, u: &TokenUsage) {
+        self.input_tokens = u.input_tokens;
+        self.output_tokens = u.output_tokens;
+        self.total_tokens = u.total();
+        self.cached_input_tokens = u.cached_input_tokens;
+        self.reasoning_tokens = u.reasoning_tokens;
+        self.cache_write_tokens = u.cache_write_tokens;
+        self.input_audio_tokens = u.input_audio_tokens;
+        self.cached_audio_input_tokens = u.cached_audio_input_tokens;
+        self.output_audio_tokens = u.output_audio_tokens;
     }
 
     /// Appends this record as one JSON line (with the trailing `\n`) to `out`.
