@@ -61,6 +61,11 @@ fn invalid(field: &'static str, message: impl Into<String>) -> RecordError {
 
 /// The first control character's code in `s`, if any (ESC, CR, LF, NUL, …).
 fn control_char(s: &str) -> Option<u32> {
+    // Fast path (every recorded id passes here): no byte that can begin a
+    // control character (C0, DEL, or 0xC2, the lead byte of the C1 range).
+    if s.bytes().all(|b| b >= 0x20 && b != 0x7F && b != 0xC2) {
+        return None;
+    }
     s.chars().find(|c| c.is_control()).map(u32::from)
 }
 

@@ -119,11 +119,15 @@ fn costs_ids_and_tags_follow_one_rule() {
             "a\u{1b}[31mred",
             "line\r",
             "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
             &"x".repeat(MAX_ID_LEN + 1),
         ] {
             assert_eq!(field_of(with(key, json!(bad))), key, "{key} = {bad:?}");
         }
         assert!(event(with(key, json!("x".repeat(MAX_ID_LEN)))).is_ok());
+        // Other non-ASCII text (0xC2 lead bytes outside the C1 range too) is fine.
+        assert!(event(with(key, json!("主播·ü©"))).is_ok());
     }
     assert_eq!(field_of(with("tags", json!(["ok", "bad\n"]))), "tags");
     let many: Vec<String> = (0..=MAX_TAGS).map(|i| i.to_string()).collect();

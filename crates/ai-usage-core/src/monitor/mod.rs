@@ -220,9 +220,13 @@ impl UsageMonitor {
     /// [`UsageMonitor::record_durable`] or [`UsageMonitor::try_record`] (or
     /// [`UsageMonitor::validate`] first) to have such input refused instead.
     pub fn record(&self, ev: &UsageEvent<'_>) -> UsageRecord {
+        // The clock is read only for a given timestamp (the common call has none).
         let lenient = TimeWindow {
             earliest: f64::MIN_POSITIVE,
-            latest: now_timestamp() + MAX_FUTURE_SECS,
+            latest: match ev.timestamp {
+                Some(_) => now_timestamp() + MAX_FUTURE_SECS,
+                None => f64::INFINITY,
+            },
         };
         if let Err(e) = intake::check(ev, lenient) {
             let n = self.clamped.fetch_add(1, Ordering::Relaxed);
