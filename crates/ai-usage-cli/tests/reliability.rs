@@ -279,13 +279,14 @@ fn serve_refuses_a_blank_token() {
 fn records_csv_neutralises_formula_cells() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("ai_usage");
+    // Ids with control characters ("\tTAB", "\rCR") are refused by
+    // `record` (the intake's id rule); the CSV's neutralising of them is
+    // tested through the library in the server's tests.
     let hostile = [
         "=HYPERLINK(\"http://evil\",\"x\")",
         "+cmd|' /C calc'!A0",
         "@SUM(1)",
         "-2+3",
-        "\tTAB",
-        "\rCR",
     ];
     for id in hostile {
         // `--flag=value`: a value starting with `-` is not taken for a flag.
@@ -351,4 +352,67 @@ fn records_csv_neutralises_formula_cells() {
             );
         }
     }
+}
+
+/// `record` applies the intake's rules: ids with control characters or over
+/// 256 bytes, and a negative cost, are refused naming the option; nothing
+/// is written.
+#[test]
+fn record_refuses_what_every_door_refuses() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("ai_usage");
+    let long = format!("--session-id={}", "s".repeat(257));
+    let cases: [(&[&str], &str); 5] = [
+        (&["--user-id", "u\u{1b}[31m"], "--user-id"),
+        (&["--anchor-id", "a\r"], "--anchor-id"),
+        (&["--session-id", "s\n"], "--session-id"),
+        (&[long.as_str()], "--session-id"),
+        (&["--cost=-1"], "--cost"),
+    ];
+    for (extra, flag) in cases {
+        let mut argv = vec![
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "f",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "1",
+        ];
+        argv.extend_from_slice(extra);
+        let out = run(&dir, &argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(flag), "{extra:?}: {stderr}");
+    }
+    let written = std::fs::read_dir(&dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+            .count()
+    });
+    assert_eq!(written, 0, "a refused record was written");
+    // 256 bytes is the limit itself.
+    let ok = format!("--session-id={}", "s".repeat(256));
+    let out = run(
+        &dir,
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "f",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "1",
+            &ok,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

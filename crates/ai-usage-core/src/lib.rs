@@ -5,6 +5,8 @@
 //! Where things happen, in the order a record travels (all modules are
 //! private; what callers use is re-exported below):
 //! - `pricing` turns (model, tokens) into exact [`Money`] in one currency;
+//! - [`intake`] is what every door hands in ([`intake::UsageInput`]) and the
+//!   one set of rules it must meet ([`intake::check`]);
 //! - `record` is the JSON line ([`UsageRecord`]) and the caller's [`UsageEvent`];
 //! - `monitor` ([`UsageMonitor`]) prices an event, updates the rollups and
 //!   queues the line; its query, budget and report methods delegate to the
@@ -32,6 +34,7 @@ mod budget;
 mod error;
 mod export;
 mod function_names;
+pub mod intake;
 mod money;
 mod monitor;
 mod pricing;

@@ -113,3 +113,75 @@ fn record_clamps_counts_and_keeps_totals_finite() {
         (4, s.total_input_tokens, s.total_cost)
     );
 }
+
+/// One far-future record (milliseconds given as seconds) must not empty the
+/// day's totals: `record` stores it at now (counted as clamped), the
+/// validating calls refuse it naming `timestamp`, and a line already on
+/// disk with such a timestamp is skipped and counted by the follower and
+/// the replay alike.
+#[test]
+fn a_far_future_timestamp_never_empties_the_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || {
+        UsageMonitor::builder()
+            .dir(tmp.path())
+            .timezone("+08:00".parse().unwrap())
+            .follow(std::time::Duration::from_secs(3600))
+            .build()
+            .unwrap()
+    };
+    let m = open();
+    let now = ai_usage_core::now_timestamp();
+    let today = m.zone().date_of(now);
+    for _ in 0..50 {
+        m.record(
+            &UsageEvent::new("qwen-plus", "问答")
+                .tokens(10, 2)
+                .session("s1"),
+        );
+    }
+    let calls = |m: &UsageMonitor| m.get_summary_for_date(today).total_calls;
+    assert_eq!(calls(&m), 50);
+
+    let future = UsageEvent::new("qwen-plus", "f")
+        .tokens(10, 2)
+        .at(now * 1000.0);
+    let e = m.try_record(&future).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRecord(r) if r.field() == "timestamp"),
+        "{e}"
+    );
+    assert_eq!(m.validate(&future).unwrap_err().field(), "timestamp");
+    let r = m.record(&future);
+    assert!(r.timestamp <= now + 60.0, "stored at now: {}", r.timestamp);
+    assert_eq!(m.health().clamped_records, 1);
+    assert_eq!(calls(&m), 51);
+    assert_eq!(m.get_session_stats("s1").unwrap().calls, 50);
+    m.flush().unwrap();
+
+    // Another process appends a far-future line and one from 1970 to today's file.
+    let path = dayfile::day_file_path(tmp.path(), today);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    use std::io::Write;
+    for ts in [4_102_444_800.0, 1.0] {
+        writeln!(
+            f,
+            r#"{{"timestamp": {ts}, "user_id": null, "anchor_id": null, "session_id": null, "model": "qwen-plus", "function": "f", "input_tokens": 1, "output_tokens": 1, "total_tokens": 2, "cost": 0.0, "duration_ms": 1.0, "success": true, "error_msg": null}}"#
+        )
+        .unwrap();
+    }
+    drop(f);
+    m.refresh();
+    assert_eq!(calls(&m), 51, "a followed far-future line emptied the day");
+    assert_eq!(m.health().out_of_window_records, 2);
+    drop(m);
+
+    // The replay skips the same lines and counts them.
+    let again = open();
+    assert_eq!(calls(&again), 51);
+    assert_eq!(again.health().out_of_window_records, 2);
+    assert_eq!(again.get_session_stats("s1").unwrap().calls, 50);
+}

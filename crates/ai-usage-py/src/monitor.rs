@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_usage_core::bounds::{self, QueryBound};
+use ai_usage_core::intake::TokenCount;
 use ai_usage_core::{
     Budget, BudgetAlert, Currency, Error, Money, RankBy, RankKind, TokenUsage, UsageEvent,
     UsageMonitor,
@@ -80,11 +81,6 @@ fn bounded_u32(v: &Bound<'_, PyAny>, bound: &QueryBound) -> PyResult<u32> {
 fn parse_name<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> PyResult<T> {
     serde_json::from_value(serde_json::Value::String(v.to_owned()))
         .map_err(|_| PyValueError::new_err(format!("unknown {what} {v:?}")))
-}
-
-/// Token counts from Python: negative counts (a buggy extractor) count as 0.
-fn tokens(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// Builds an engine monitor for `dir`, following other processes' appends.
@@ -262,19 +258,28 @@ impl Monitor {
         };
         let (user_id, anchor_id, session_id) =
             (id_text(user_id)?, id_text(anchor_id)?, id_text(session_id)?);
+        // Counts are checked by the core's intake rule (negative refused).
+        let count = |field: &'static str, n: i64| {
+            TokenCount::from_i64(field, n)
+                .map(|c| c.0)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        };
         let ev = UsageEvent {
             model,
             function,
             usage: TokenUsage {
-                input_tokens: tokens(input_tokens),
-                output_tokens: tokens(output_tokens),
-                total_tokens: total_tokens.map(tokens),
-                cached_input_tokens: tokens(cached_input_tokens),
-                reasoning_tokens: tokens(reasoning_tokens),
-                cache_write_tokens: tokens(cache_write_tokens),
-                input_audio_tokens: tokens(input_audio_tokens),
-                cached_audio_input_tokens: tokens(cached_audio_input_tokens),
-                output_audio_tokens: tokens(output_audio_tokens),
+                input_tokens: count("input_tokens", input_tokens)?,
+                output_tokens: count("output_tokens", output_tokens)?,
+                total_tokens: total_tokens.map(|t| count("total_tokens", t)).transpose()?,
+                cached_input_tokens: count("cached_input_tokens", cached_input_tokens)?,
+                reasoning_tokens: count("reasoning_tokens", reasoning_tokens)?,
+                cache_write_tokens: count("cache_write_tokens", cache_write_tokens)?,
+                input_audio_tokens: count("input_audio_tokens", input_audio_tokens)?,
+                cached_audio_input_tokens: count(
+                    "cached_audio_input_tokens",
+                    cached_audio_input_tokens,
+                )?,
+                output_audio_tokens: count("output_audio_tokens", output_audio_tokens)?,
             },
             duration_ms,
             success,
@@ -287,9 +292,13 @@ impl Monitor {
             request_id,
             tags: &[],
             timestamp,
-            provider,
+            provider: provider.filter(|p| !p.trim().is_empty()),
         };
         let m = self.m();
+        // The one set of intake rules every door applies (timestamps in
+        // the window around the clock, no negative cost, the id rule, …).
+        m.validate(&ev)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         // Released: a full queue (lossless policy) or a budget callback that
         // needs the GIL on this thread must not deadlock other Python threads.
         let record = py.detach(|| m.record(&ev));

@@ -15,7 +15,7 @@ use crate::routes;
         title = "ai-usage-monitor",
         description = "Usage, cost, budgets and reports of AI calls. Write routes (record, export_report) need `Authorization: Bearer <token>` when the server runs with a token; with --protect-reads every /api route does."
     ),
-    components(schemas(crate::error::ErrorBody, crate::ingest::RecordInput, crate::ingest::RecordResponse)),
+    components(schemas(crate::error::ErrorBody, ai_usage_core::intake::UsageInput, crate::ingest::RecordResponse)),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;

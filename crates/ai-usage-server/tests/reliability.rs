@@ -807,4 +807,74 @@ async fn bodies_in_flight_share_a_bounded_memory_budget() {
     let (s, took) = healthz(srv.addr).await;
     assert_eq!(s, 200);
     assert!(took < Duration::from_secs(1), "{took:?}");
+
+// ---- the intake rules every door shares ------------------------------------
+
+/// Timestamps outside the window around the clock, control characters in
+/// ids, over-long ids and fractional counts inside a raw response are
+/// refused naming the field; nothing is recorded. The `/session/{id}` route
+/// takes the same id length as ingest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_rules_are_applied_at_ingest() {
+    let f = fixture();
+    let now = ai_usage_core::now_timestamp();
+    let long = "s".repeat(ai_usage_core::intake::MAX_ID_LEN + 1);
+    let cases = [
+        (
+            json!({"model": "m", "function": "f", "timestamp": now * 1000.0}),
+            "timestamp",
+        ),
+        (
+            json!({"model": "m", "function": "f", "timestamp": 1}),
+            "timestamp",
+        ),
+        (
+            json!({"model": "m", "function": "f", "timestamp": now - 400.0 * 86_400.0}),
+            "timestamp",
+        ),
+        (
+            json!({"model": "m", "function": "f", "user_id": "u\u{1b}[2J"}),
+            "user_id",
+        ),
+        (
+            json!({"model": "m", "function": "f", "anchor_id": "a\r"}),
+            "anchor_id",
+        ),
+        (
+            json!({"model": "m", "function": "f\u{1b}", "request_id": "r"}),
+            "function",
+        ),
+        (
+            json!({"model": "m", "function": "f", "request_id": "r\n"}),
+            "request_id",
+        ),
+        (
+            json!({"model": "m", "function": "f", "session_id": long}),
+            "session_id",
+        ),
+        (
+            json!({"model": "gpt-4o", "function": "f", "response": {"object": "chat.completion",
+                "model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 10.5, "completion_tokens": 2}}}),
+            "response",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = post_json(&f.app, "/api/ai_usage/record", &body, &[]).await;
+        assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, field);
+    }
+    assert_eq!(f.monitor.get_daily_summary(0).total_calls, 0);
+    // An hour-old timestamp and a 256-byte session id are accepted.
+    let ok_id = "s".repeat(ai_usage_core::intake::MAX_ID_LEN);
+    let (s, v) = post_json(
+        &f.app,
+        "/api/ai_usage/record",
+        &json!({"model": "m", "function": "f", "timestamp": now - 3600.0, "session_id": ok_id}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = get(&f.app, &format!("/api/ai_usage/session/{ok_id}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = get(&f.app, &format!("/api/ai_usage/session/{long}")).await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "session_id");
 }

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ai_usage_core::dayfile;
+use ai_usage_core::demo as demo_data;
+use ai_usage_core::intake::{OwnedEvent, TimeWindow};
 use ai_usage_core::load_budgets_file;
 use ai_usage_core::UsageMonitor;
-use ai_usage_core::{demo as demo_data, UsageEvent};
 
 use crate::args::{Cli, RecordArgs, ServeArgs};
 use crate::context::{budgets_file, open_serve, open_write, print_json, progress_bar, zone};
@@ -14,26 +15,33 @@ use crate::output::{costs, int, local_time, money};
 use crate::{CliError, CliResult};
 
 pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
-    if !a.duration_ms.is_finite() || a.duration_ms < 0.0 {
-        return Err(CliError::usage(format!(
-            "--duration-ms must be a non-negative number, got {}",
-            a.duration_ms
-        )));
-    }
-    let usage = ai_usage_core::TokenUsage {
-        cached_input_tokens: a.cached_tokens,
-        cache_write_tokens: a.cache_write_tokens,
-        input_audio_tokens: a.input_audio_tokens,
-        output_audio_tokens: a.output_audio_tokens,
-        ..ai_usage_core::TokenUsage::new(a.input_tokens, a.output_tokens)
+    // The command line is one more door over the core's intake: the same
+    // event and the same rules as HTTP and Python, checked before anything
+    // is opened.
+    let ev = OwnedEvent {
+        model: a.model.clone(),
+        function: a.function.clone(),
+        usage: ai_usage_core::TokenUsage {
+            cached_input_tokens: a.cached_tokens,
+            cache_write_tokens: a.cache_write_tokens,
+            input_audio_tokens: a.input_audio_tokens,
+            output_audio_tokens: a.output_audio_tokens,
+            ..ai_usage_core::TokenUsage::new(a.input_tokens, a.output_tokens)
+        },
+        duration_ms: a.duration_ms,
+        success: !(a.failed || a.error.is_some()),
+        error_msg: (a.failed || a.error.is_some())
+            .then(|| a.error.clone().unwrap_or_else(|| "failed".to_owned())),
+        user_id: a.user_id.clone(),
+        anchor_id: a.anchor_id.clone(),
+        session_id: a.session_id.clone(),
+        cost: a.cost,
+        currency: a.currency,
+        provider: a.provider.clone().filter(|p| !p.trim().is_empty()),
+        ..OwnedEvent::default()
     };
-    if let Some((field, message)) = usage.inconsistency() {
-        return Err(CliError::usage(format!(
-            "--{}: {message}",
-            field
-                .replace("cached_input_tokens", "cached_tokens")
-                .replace('_', "-")
-        )));
+    if let Err(e) = ev.validate(TimeWindow::now()) {
+        return Err(CliError::usage(format!("--{}: {e}", flag_of(e.field()))));
     }
     if a.error.is_some() && !a.failed {
         tracing::debug!("--error implies --failed");
@@ -45,30 +53,7 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
     if with_budgets {
         monitor.add_budgets(load_budgets_file(&budgets)?)?;
     }
-    let mut ev = UsageEvent::new(&a.model, &a.function)
-        .usage(usage)
-        .duration_ms(a.duration_ms);
-    if let Some(p) = a.provider.as_deref().filter(|p| !p.trim().is_empty()) {
-        ev = ev.provider(p);
-    }
-    if let Some(u) = &a.user_id {
-        ev = ev.user(u);
-    }
-    if let Some(x) = &a.anchor_id {
-        ev = ev.anchor(x);
-    }
-    if let Some(s) = &a.session_id {
-        ev = ev.session(s);
-    }
-    if a.failed || a.error.is_some() {
-        ev = ev.failed(a.error.as_deref().unwrap_or("failed"));
-    }
-    match (a.cost, a.currency) {
-        (Some(c), Some(cur)) => ev = ev.cost_in(c, cur),
-        (Some(c), None) => ev = ev.cost(c),
-        _ => {}
-    }
-    let rec = monitor.record(&ev);
+    let rec = ev.with_event(|ev| monitor.record(ev));
     // The record must be on disk before the process exits.
     monitor.flush()?;
     if cli.json {
@@ -89,6 +74,15 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
         }
     );
     Ok(())
+}
+
+/// The option that sets an event field.
+fn flag_of(field: &str) -> String {
+    match field {
+        "cached_input_tokens" => "cached-tokens".to_owned(),
+        "error_msg" => "error".to_owned(),
+        f => f.replace('_', "-"),
+    }
 }
 
 pub fn demo(cli: &Cli, days: u32, seed: u64) -> CliResult {

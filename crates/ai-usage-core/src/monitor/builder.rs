@@ -311,7 +311,15 @@ impl MonitorBuilder {
             rollups,
             stats: replay,
             offsets,
+            out_of_window,
         } = replayed;
+        if out_of_window > 0 {
+            tracing::warn!(
+                lines = out_of_window,
+                dir = %dir.display(),
+                "skipped day-file lines whose timestamp is outside the retention window or ahead of the clock"
+            );
+        }
         let follow = self.follow.map(|interval| {
             // Without a replay, start following at today's files' ends.
             let offsets = if self.replay {
@@ -349,6 +357,7 @@ impl MonitorBuilder {
             follow,
             replay,
             replay_time,
+            out_of_window,
         });
         let budgets = monitor.budget_handle();
         for c in companions {
@@ -396,6 +405,7 @@ impl MonitorBuilder {
             follow: None,
             replay: ReadStats::default(),
             replay_time: Duration::ZERO,
+            out_of_window: 0,
         })
     }
 }

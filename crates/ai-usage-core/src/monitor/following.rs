@@ -2,14 +2,17 @@
 //! by the monitor reads what other writers added to the day files and counts
 //! it, so queries never touch files on the caller's thread.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::intake::{TimeWindow, MAX_FUTURE_SECS};
 use crate::money::Currency;
 use crate::record::UsageRecord;
 use crate::storage::replay::stored_currency;
+use crate::zone::now_timestamp;
 
 use super::Shared;
 
@@ -68,6 +71,29 @@ impl Shared {
         let today = self.config.zone.today();
         let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
         let found = f.poll(&self.config.dir, first);
+        if found.is_empty() {
+            return;
+        }
+        // Lines from disk never move the rollups' "now": one outside the
+        // window is skipped, counted and logged.
+        let window = TimeWindow {
+            earliest: self.config.zone.day_bounds(first).0,
+            latest: now_timestamp() + MAX_FUTURE_SECS,
+        };
+        let before = found.len();
+        let found: Vec<_> = found
+            .into_iter()
+            .filter(|(_, r)| window.contains(r.timestamp))
+            .collect();
+        let skipped = (before - found.len()) as u64;
+        if skipped > 0 {
+            let total = self.out_of_window.fetch_add(skipped, Ordering::Relaxed) + skipped;
+            tracing::warn!(
+                lines = skipped,
+                total,
+                "skipped appended lines whose timestamp is outside the retention window or ahead of the clock"
+            );
+        }
         if found.is_empty() {
             return;
         }

@@ -34,10 +34,11 @@ pub use queries::CurrentTotals;
 
 use crate::budget::BudgetBook;
 use crate::error::{Error, Result};
-use crate::money::Currency;
+use crate::intake::{self, TimeWindow, MAX_FUTURE_SECS};
+use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
 use crate::query::RankCache;
-use crate::record::{UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
+use crate::record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
 use crate::rollups::Rollups;
 use crate::storage::dayfile::ReadStats;
 use crate::storage::follow::Follower;
@@ -90,6 +91,9 @@ struct Shared {
     observers: RwLock<Vec<Observer>>,
     /// Present when built with [`MonitorBuilder::follow`].
     follower: Option<Follower>,
+    /// Day-file lines (replayed or followed) skipped because their
+    /// timestamp is outside the retention window or ahead of the clock.
+    out_of_window: AtomicU64,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -112,6 +116,15 @@ struct Parts {
     follow: Option<(Duration, Follower)>,
     replay: ReadStats,
     replay_time: Duration,
+    /// Replayed lines skipped for a timestamp outside the window.
+    out_of_window: u64,
+}
+
+/// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
+/// Control characters are kept (trusted Rust callers; the validating doors
+/// refuse them, and every table and CSV escapes them).
+fn id(s: &str) -> String {
+    intake::cut(s, intake::MAX_ID_LEN).to_owned()
 }
 
 fn round_to(x: f64, scale: f64) -> f64 {
@@ -137,6 +150,10 @@ pub struct MonitorHealth {
     pub records_in_memory: u64,
     /// Records whose out-of-range values [`UsageMonitor::record`] clamped.
     pub clamped_records: u64,
+    /// Day-file lines (replayed at start or followed from other processes)
+    /// not counted because their timestamp lies outside the retention
+    /// window or more than an hour ahead of the clock (each is logged).
+    pub out_of_window_records: u64,
     /// Groups and sessions the rollups hold (bounded per day; see the
     /// README's durability section for what a flood of ids costs).
     pub rollup_groups: u64,
@@ -160,6 +177,7 @@ impl UsageMonitor {
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
             follower,
+            out_of_window: AtomicU64::new(parts.out_of_window),
         });
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
         let (writer, writer_error) = match parts.writer {
@@ -192,11 +210,26 @@ impl UsageMonitor {
     /// logged: an empty model becomes `"unknown"`; a token count above
     /// [`MAX_TOKENS_PER_CALL`](crate::MAX_TOKENS_PER_CALL) is clamped to it; a
     /// NaN, infinite or negative duration becomes 0 and one above
-    /// [`MAX_DURATION_MS`](crate::MAX_DURATION_MS) that limit; a bad
-    /// timestamp becomes now. Use [`UsageMonitor::record_durable`] or
-    /// [`UsageMonitor::try_record`] to have such input refused instead.
+    /// [`MAX_DURATION_MS`](crate::MAX_DURATION_MS) that limit; a NaN,
+    /// non-positive or future timestamp (over an hour ahead of the clock)
+    /// becomes now (a past one is kept: back-filling from Rust is allowed
+    /// here); a negative explicit cost is dropped and the call priced from
+    /// the table; ids, model and function over
+    /// [`MAX_ID_LEN`](crate::intake::MAX_ID_LEN) bytes are cut (control
+    /// characters are kept here, refused by the validating calls); tags past
+    /// [`MAX_TAGS`](crate::intake::MAX_TAGS) are dropped. Use
+    /// [`UsageMonitor::record_durable`] or [`UsageMonitor::try_record`] (or
+    /// [`UsageMonitor::validate`] first) to have such input refused instead.
     pub fn record(&self, ev: &UsageEvent<'_>) -> UsageRecord {
-        if let Err(e) = ev.validate() {
+        // The clock is read only for a given timestamp (the common call has none).
+        let lenient = TimeWindow {
+            earliest: f64::MIN_POSITIVE,
+            latest: match ev.timestamp {
+                Some(_) => now_timestamp() + MAX_FUTURE_SECS,
+                None => f64::INFINITY,
+            },
+        };
+        if let Err(e) = intake::check(ev, lenient) {
             let n = self.clamped.fetch_add(1, Ordering::Relaxed);
             // The 1st, 2nd, 4th, 8th, … bad record is logged, never a flood.
             if n.is_power_of_two() || n == 0 {
@@ -234,8 +267,9 @@ impl UsageMonitor {
     /// before any is counted, then all are written with as few syncs as
     /// possible; returns once the last one is durable.
     pub fn record_batch_durable(&self, events: &[UsageEvent<'_>]) -> Result<Vec<UsageRecord>> {
+        let window = self.intake_window();
         for ev in events {
-            ev.validate()?;
+            intake::check(ev, window)?;
         }
         let w = self.writer_or_err()?;
         let mut out = Vec::with_capacity(events.len());
@@ -257,12 +291,31 @@ impl UsageMonitor {
     /// while the disk fails) before counting anything. Does not wait for the
     /// disk either (see [`UsageMonitor::record_durable`]).
     pub fn try_record(&self, ev: &UsageEvent<'_>) -> Result<UsageRecord> {
-        ev.validate()?;
+        self.validate(ev)?;
         let w = self.writer_or_err()?;
         let mut places = w.reserve(1, false)?;
         let mut out = Vec::with_capacity(1);
         self.count_and_queue(std::slice::from_ref(ev), &mut places, &mut out);
         out.pop().ok_or(Error::WriterStopped)
+    }
+
+    /// The timestamps this monitor's validating calls accept: from the
+    /// first day of its retention window to an hour ahead of the clock.
+    pub fn intake_window(&self) -> TimeWindow {
+        let c = &self.shared.config;
+        let now = now_timestamp();
+        let first = c.zone.date_of(now) - chrono::Duration::days(i64::from(c.retention_days) - 1);
+        TimeWindow {
+            earliest: c.zone.day_bounds(first).0,
+            latest: now + MAX_FUTURE_SECS,
+        }
+    }
+
+    /// Checks the intake rules ([`intake::check`]) with this monitor's
+    /// window ([`UsageMonitor::intake_window`]): what `try_record` and
+    /// `record_durable` refuse, for doors that then call `record`.
+    pub fn validate(&self, ev: &UsageEvent<'_>) -> std::result::Result<(), RecordError> {
+        intake::check(ev, self.intake_window())
     }
 
     fn writer_or_err(&self) -> Result<&Writer> {
@@ -304,33 +357,30 @@ impl UsageMonitor {
         seqs
     }
 
-    /// Prices and stamps an event, clamping out-of-range values (see
+    /// Prices and stamps an event, repairing out-of-range values (see
     /// [`UsageMonitor::record`]).
     fn build_record(&self, ev: &UsageEvent<'_>) -> (UsageRecord, Currency, bool) {
         let timestamp = match ev.timestamp {
-            Some(t) if t.is_finite() && t > 0.0 => t,
-            _ => now_timestamp(),
+            None => now_timestamp(),
+            Some(t) => {
+                let now = now_timestamp();
+                if t.is_finite() && t > 0.0 && t <= now + MAX_FUTURE_SECS {
+                    t
+                } else {
+                    now
+                }
+            }
         };
         let model = if ev.model.trim().is_empty() {
             "unknown"
         } else {
             ev.model
         };
-        let mut usage = ev.usage;
-        let cap = |n: u64| n.min(MAX_TOKENS_PER_CALL);
-        usage.input_tokens = cap(usage.input_tokens);
-        usage.output_tokens = cap(usage.output_tokens);
-        usage.total_tokens = usage.total_tokens.map(cap);
-        usage.cached_input_tokens = cap(usage.cached_input_tokens);
-        usage.reasoning_tokens = cap(usage.reasoning_tokens);
-        usage.cache_write_tokens = cap(usage.cache_write_tokens);
-        usage.input_audio_tokens = cap(usage.input_audio_tokens);
-        usage.cached_audio_input_tokens = cap(usage.cached_audio_input_tokens);
-        usage.output_audio_tokens = cap(usage.output_audio_tokens);
+        let usage = ev.usage.map_counts(|n| n.min(MAX_TOKENS_PER_CALL));
         let provider = ev.provider.map(str::trim).filter(|p| !p.is_empty());
         let (cost, currency, priced) = {
             let pricing = self.shared.pricing.read();
-            match ev.cost {
+            match ev.cost.filter(|c| *c >= Money::ZERO) {
                 Some(c) => (
                     c,
                     ev.currency
@@ -355,34 +405,34 @@ impl UsageMonitor {
         } else {
             0.0
         };
-        let record = UsageRecord {
+        let mut record = UsageRecord {
             // Millisecond timestamps and microsecond durations: what a usage
             // record needs, and 4–8 bytes less per line than full floats.
             timestamp: round_to(timestamp, 1e3),
-            user_id: ev.user_id.map(str::to_owned),
-            anchor_id: ev.anchor_id.map(str::to_owned),
-            session_id: ev.session_id.map(str::to_owned),
-            model: model.to_owned(),
-            function: ev.function.to_owned(),
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            total_tokens: usage.total(),
+            user_id: ev.user_id.map(id),
+            anchor_id: ev.anchor_id.map(id),
+            session_id: ev.session_id.map(id),
+            model: id(model),
+            function: id(ev.function),
             cost,
             duration_ms: round_to(duration_ms, 1e3),
             success: ev.success,
-            error_msg: ev.error_msg.map(str::to_owned),
-            cached_input_tokens: usage.cached_input_tokens,
-            reasoning_tokens: usage.reasoning_tokens,
+            error_msg: ev
+                .error_msg
+                .map(|e| intake::cut(e, intake::MAX_ERROR_LEN).to_owned()),
             currency: (currency != Currency::CNY).then_some(currency),
             priced: (!priced).then_some(false),
-            request_id: ev.request_id.map(str::to_owned),
-            tags: ev.tags.iter().map(|t| (*t).to_owned()).collect(),
-            cache_write_tokens: usage.cache_write_tokens,
-            input_audio_tokens: usage.input_audio_tokens,
-            cached_audio_input_tokens: usage.cached_audio_input_tokens,
-            output_audio_tokens: usage.output_audio_tokens,
-            provider: provider.map(str::to_owned),
+            request_id: ev.request_id.map(id),
+            tags: ev
+                .tags
+                .iter()
+                .take(intake::MAX_TAGS)
+                .map(|t| id(t))
+                .collect(),
+            provider: provider.map(id),
+            ..UsageRecord::default()
         };
+        record.set_usage(&usage);
         (record, currency, priced)
     }
 
@@ -453,6 +503,7 @@ impl UsageMonitor {
             records_in_memory,
             rollup_groups,
             clamped_records: self.clamped.load(Ordering::Relaxed),
+            out_of_window_records: self.shared.out_of_window.load(Ordering::Relaxed),
             companions: self.companions.lock().iter().map(|c| c.health()).collect(),
         }
     }
@@ -517,8 +568,12 @@ impl Shared {
     ) -> NaiveDate {
         let (date, hour) = rollups.locate(&self.config.zone, record.timestamp);
         if rollups.note_day(date) {
-            // A new day: drop what left the retention window.
-            let keep_from = date - chrono::Duration::days(self.config.retention_days as i64 - 1);
+            // A new day: drop what left the retention window. The window
+            // ends at the clock's today, never later, whatever the record
+            // says (a stray future timestamp must not evict real days).
+            let today = self.config.zone.date_of(now_timestamp());
+            let keep_from =
+                date.min(today) - chrono::Duration::days(self.config.retention_days as i64 - 1);
             let cutoff = self.config.zone.day_bounds(keep_from).0;
             rollups.evict(keep_from, cutoff);
         }

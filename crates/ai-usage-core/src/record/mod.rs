@@ -14,7 +14,7 @@ use crate::record::usage::TokenUsage;
 /// optional ones after them are ours and are omitted when empty, so the seed's
 /// reader (which ignores unknown keys only when absent) can still load our files
 /// written without them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// Epoch seconds (float) when the call finished.
     pub timestamp: f64,
@@ -121,6 +121,37 @@ pub enum RecordError {
         /// The largest value allowed.
         limit: f64,
     },
+    /// A timestamp outside the accepted window around the clock.
+    #[error("timestamp {value} is outside the accepted window: epoch seconds from {earliest:.0} to {latest:.0} (now + 1 h); milliseconds or a far past are refused")]
+    Timestamp {
+        /// The value given.
+        value: f64,
+        /// Oldest accepted.
+        earliest: f64,
+        /// Newest accepted.
+        latest: f64,
+    },
+    /// Any other broken intake rule (a negative cost, an id with control
+    /// characters or over the length limit, an empty model …).
+    #[error("{field} {message}")]
+    Invalid {
+        /// The field, e.g. `cost`.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl RecordError {
+    /// The field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            RecordError::TooManyTokens { field, .. }
+            | RecordError::OutOfRange { field, .. }
+            | RecordError::Invalid { field, .. } => field,
+            RecordError::Timestamp { .. } => "timestamp",
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -161,6 +192,19 @@ impl UsageRecord {
             cached_audio_input_tokens: self.cached_audio_input_tokens,
             output_audio_tokens: self.output_audio_tokens,
         }
+    }
+
+    /// Sets the token counts (the total as the seed records it).
+    pub fn set_usage(&mut self, u: &TokenUsage) {
+        self.input_tokens = u.input_tokens;
+        self.output_tokens = u.output_tokens;
+        self.total_tokens = u.total();
+        self.cached_input_tokens = u.cached_input_tokens;
+        self.reasoning_tokens = u.reasoning_tokens;
+        self.cache_write_tokens = u.cache_write_tokens;
+        self.input_audio_tokens = u.input_audio_tokens;
+        self.cached_audio_input_tokens = u.cached_audio_input_tokens;
+        self.output_audio_tokens = u.output_audio_tokens;
     }
 
     /// Appends this record as one JSON line (with the trailing `\n`) to `out`.
@@ -368,70 +412,12 @@ impl<'a> UsageEvent<'a> {
         self
     }
 
-    /// The first token count above [`MAX_TOKENS_PER_CALL`], as an error.
-    fn name_token_overflow(&self) -> Result<(), RecordError> {
-        let u = &self.usage;
-        let tokens = [
-            ("input_tokens", u.input_tokens),
-            ("output_tokens", u.output_tokens),
-            ("total_tokens", u.total_tokens.unwrap_or(0)),
-            ("cached_input_tokens", u.cached_input_tokens),
-            ("reasoning_tokens", u.reasoning_tokens),
-            ("cache_write_tokens", u.cache_write_tokens),
-            ("input_audio_tokens", u.input_audio_tokens),
-            ("cached_audio_input_tokens", u.cached_audio_input_tokens),
-            ("output_audio_tokens", u.output_audio_tokens),
-        ];
-        for (field, value) in tokens {
-            if value > MAX_TOKENS_PER_CALL {
-                return Err(RecordError::TooManyTokens {
-                    field,
-                    value,
-                    limit: MAX_TOKENS_PER_CALL,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks the input limits: every token count at most
-    /// [`MAX_TOKENS_PER_CALL`], `duration_ms` finite and in
-    /// `0..=`[`MAX_DURATION_MS`], a given `timestamp` finite and positive.
-    /// The first field out of range is named in the error.
+    /// Checks the intake rules ([`crate::intake::check`]) with timestamps
+    /// limited to the default window around the clock (the default
+    /// retention window back, one hour ahead). The first field out of range
+    /// is named in the error. A monitor's own validating calls use its
+    /// retention window instead ([`crate::UsageMonitor::validate`]).
     pub fn validate(&self) -> Result<(), RecordError> {
-        let u = &self.usage;
-        // One comparison for the common case; the field is named only when
-        // some count is out of range.
-        let largest = u
-            .input_tokens
-            .max(u.output_tokens)
-            .max(u.total_tokens.unwrap_or(0))
-            .max(u.cached_input_tokens)
-            .max(u.reasoning_tokens)
-            .max(u.cache_write_tokens)
-            .max(u.input_audio_tokens)
-            .max(u.cached_audio_input_tokens)
-            .max(u.output_audio_tokens);
-        if largest > MAX_TOKENS_PER_CALL {
-            self.name_token_overflow()?;
-        }
-        let d = self.duration_ms;
-        if !(d.is_finite() && (0.0..=MAX_DURATION_MS).contains(&d)) {
-            return Err(RecordError::OutOfRange {
-                field: "duration_ms",
-                value: d,
-                limit: MAX_DURATION_MS,
-            });
-        }
-        if let Some(t) = self.timestamp {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(RecordError::OutOfRange {
-                    field: "timestamp",
-                    value: t,
-                    limit: f64::MAX,
-                });
-            }
-        }
-        Ok(())
+        crate::intake::check(self, crate::intake::TimeWindow::now())
     }
 }

@@ -104,6 +104,37 @@ impl TokenUsage {
         None
     }
 
+    /// Every count with its field name (`total_tokens` 0 when absent): what
+    /// limits and error messages walk instead of naming each field.
+    pub fn named_counts(&self) -> [(&'static str, u64); 9] {
+        [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("total_tokens", self.total_tokens.unwrap_or(0)),
+            ("cached_input_tokens", self.cached_input_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+            ("input_audio_tokens", self.input_audio_tokens),
+            ("cached_audio_input_tokens", self.cached_audio_input_tokens),
+            ("output_audio_tokens", self.output_audio_tokens),
+        ]
+    }
+
+    /// These counts with `f` applied to each (e.g. a cap).
+    pub fn map_counts(self, f: impl Fn(u64) -> u64) -> TokenUsage {
+        TokenUsage {
+            input_tokens: f(self.input_tokens),
+            output_tokens: f(self.output_tokens),
+            total_tokens: self.total_tokens.map(&f),
+            cached_input_tokens: f(self.cached_input_tokens),
+            reasoning_tokens: f(self.reasoning_tokens),
+            cache_write_tokens: f(self.cache_write_tokens),
+            input_audio_tokens: f(self.input_audio_tokens),
+            cached_audio_input_tokens: f(self.cached_audio_input_tokens),
+            output_audio_tokens: f(self.output_audio_tokens),
+        }
+    }
+
     /// The total as the seed records it: `max(total_tokens, input + output)`.
     pub fn total(&self) -> u64 {
         let sum = self.input_tokens.saturating_add(self.output_tokens);

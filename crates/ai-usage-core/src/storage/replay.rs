@@ -9,11 +9,12 @@ use chrono::NaiveDate;
 
 use super::dayfile::{self, ReadStats};
 use crate::error::{Error, Result};
+use crate::intake::{TimeWindow, MAX_FUTURE_SECS};
 use crate::money::Currency;
 use crate::pricing::PricingTable;
 use crate::record::UsageRecord;
 use crate::rollups::Rollups;
-use crate::zone::Zone;
+use crate::zone::{now_timestamp, Zone};
 
 /// Replays the day files of the retention window into fresh rollups, files
 /// parsed in parallel (one thread per core, at most 4).
@@ -29,7 +30,14 @@ pub fn replay_dir(
         .into_iter()
         .filter(|(d, _)| *d >= first)
         .collect();
-    replay_files(&files, zone, pricing)
+    // Lines outside the window (the first day's start to an hour ahead of
+    // the clock) are skipped and counted: a stray far-future line must not
+    // create days the queries then treat as the newest.
+    let window = TimeWindow {
+        earliest: zone.day_bounds(first).0,
+        latest: now_timestamp() + MAX_FUTURE_SECS,
+    };
+    replay_files(&files, zone, pricing, window)
 }
 
 /// What a replay rebuilt.
@@ -41,6 +49,8 @@ pub struct Replayed {
     pub stats: ReadStats,
     /// Per day file, the bytes of complete lines read (where following resumes).
     pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
+    /// Lines skipped because their timestamp is outside the window.
+    pub out_of_window: u64,
 }
 
 /// The currency and priced flag of a stored record (see
@@ -67,12 +77,13 @@ pub fn replay_files(
     files: &[(NaiveDate, PathBuf)],
     zone: &Zone,
     pricing: &PricingTable,
+    window: TimeWindow,
 ) -> Result<Replayed> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>);
+    type Part = (Rollups, ReadStats, Vec<(NaiveDate, u64)>, u64);
     let results: Vec<Result<Part>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.min(files.len().max(1)))
             .map(|_| {
@@ -81,6 +92,7 @@ pub fn replay_files(
                     let mut stats = ReadStats::default();
                     let mut offsets = Vec::new();
                     let mut currencies = rustc_hash::FxHashMap::default();
+                    let mut out_of_window = 0u64;
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((day, path)) = files.get(i) else {
@@ -90,6 +102,10 @@ pub fn replay_files(
                         // its records: it becomes an error naming the file.
                         let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             dayfile::read_day_file(path, |r| {
+                                if !window.contains(r.timestamp) {
+                                    out_of_window += 1;
+                                    return;
+                                }
                                 let (currency, priced) =
                                     stored_currency(&r, pricing, &mut currencies);
                                 let (date, hour) = rollups.locate(zone, r.timestamp);
@@ -108,7 +124,7 @@ pub fn replay_files(
                         offsets.push((*day, st.complete_bytes));
                         stats.merge(&st);
                     }
-                    Ok((rollups, stats, offsets))
+                    Ok((rollups, stats, offsets, out_of_window))
                 })
             })
             .collect();
@@ -126,7 +142,8 @@ pub fn replay_files(
     });
     let mut out = Replayed::default();
     for r in results {
-        let (rollups, st, offsets) = r?;
+        let (rollups, st, offsets, skipped) = r?;
+        out.out_of_window += skipped;
         if out.rollups.days.is_empty() && out.rollups.sessions.is_empty() {
             out.rollups = rollups;
         } else {

@@ -460,7 +460,8 @@ def _record_call(
             provider=provider,
             **tokens,
             success=error is None,
-            error_msg=None if error is None else _error_text(error),
+            # 1000 characters are at most 4000 bytes: within the intake's limit.
+            error_msg=None if error is None else _error_text(error)[:1000],
             **ctx,
         )
     except Exception:

@@ -44,7 +44,7 @@ pub async fn record(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let events = ingest::parse_body(&body, ai_usage_core::now_timestamp())?;
+    let events = ingest::parse_body(&body, st.monitor.intake_window())?;
     let permit = Arc::clone(&st.ingest_slots)
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable {
@@ -92,10 +92,7 @@ fn record_batch_durable(
     events: &[OwnedEvent],
 ) -> Result<Vec<UsageRecord>, ai_usage_core::Error> {
     // The events borrow their tags as `&[&str]`: build those first.
-    let tags: Vec<Vec<&str>> = events
-        .iter()
-        .map(|e| e.tags().iter().map(String::as_str).collect())
-        .collect();
+    let tags: Vec<Vec<&str>> = events.iter().map(OwnedEvent::tag_refs).collect();
     let borrowed: Vec<UsageEvent<'_>> = events.iter().zip(&tags).map(|(e, t)| e.event(t)).collect();
     monitor.record_batch_durable(&borrowed)
 }

@@ -8,7 +8,6 @@ use chrono::Datelike;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet;
-use crate::ingest;
 use crate::params::{
     DailyQuery, HourlyQuery, MonthlyQuery, Params, DAYS_AGO, HOURS_AGO, MONTH, YEAR,
 };
@@ -115,11 +114,10 @@ pub async fn session(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if id.is_empty() || id.len() > ingest::MAX_NAME_LEN {
-        return Err(ApiError::param(
-            "session_id",
-            format!("must be 1..={} bytes", ingest::MAX_NAME_LEN),
-        ));
+    // The same id rule as every door's intake: 1 to 256 bytes, no
+    // control characters.
+    if let Err(e) = ai_usage_core::intake::check_id_text("session_id", &id) {
+        return Err(ApiError::param("session_id", e.to_string()));
     }
     let found = match st.fleet.clone() {
         Some(f) => {
