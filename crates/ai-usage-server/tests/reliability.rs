@@ -807,6 +807,7 @@ async fn bodies_in_flight_share_a_bounded_memory_budget() {
     let (s, took) = healthz(srv.addr).await;
     assert_eq!(s, 200);
     assert!(took < Duration::from_secs(1), "{took:?}");
+}
 
 // ---- the intake rules every door shares ------------------------------------
 
