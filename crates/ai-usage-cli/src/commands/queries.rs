@@ -29,7 +29,11 @@ pub fn session(cli: &Cli, id: &str) -> CliResult {
         return print_json(&s);
     }
     let z = zone(cli);
-    outln!("会话 session {}{}", printable(&s.session_id), fleet_mark(&fleet));
+    outln!(
+        "会话 session {}{}",
+        printable(&s.session_id),
+        fleet_mark(&fleet)
+    );
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     let mins = s.duration_seconds / 60.0;
     for (k, v) in [
