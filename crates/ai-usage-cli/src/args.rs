@@ -392,6 +392,9 @@ pub struct RecordArgs {
     /// at the cache-write rate.
     #[arg(long, default_value_t = 0)]
     pub cache_write_tokens: u64,
+    /// Reasoning (thinking) tokens, part of the output tokens.
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u64,
     /// Audio input tokens (part of the input).
     #[arg(long, default_value_t = 0)]
     pub input_audio_tokens: u64,

@@ -481,3 +481,43 @@ fn an_unreachable_clickhouse_is_one_error_line_without_internal_notices() {
         assert!(!stderr(&out).contains("reporting zone"), "{}", stderr(&out));
     }
 }
+
+/// `record` takes the same token flags as `cost`, reasoning tokens included,
+/// and writes them into the record.
+#[test]
+fn record_takes_reasoning_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ai_usage");
+    let flags = [
+        "record",
+        "--model",
+        "deepseek-reasoner",
+        "--function",
+        "问答",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "600",
+        "--reasoning-tokens",
+        "400",
+        "--cached-tokens",
+        "200",
+    ];
+    ok(run(&dir, &flags));
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                lines.push(serde_json::from_str::<Value>(line).unwrap());
+            }
+        }
+    }
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["reasoning_tokens"], 400, "{}", lines[0]);
+    assert_eq!(lines[0]["cached_input_tokens"], 200, "{}", lines[0]);
+    // More reasoning than output is refused, naming the flag's field.
+    let mut bad = flags;
+    bad[10] = "700";
+    assert_error(&run(&dir, &bad), 2, "reasoning");
+}

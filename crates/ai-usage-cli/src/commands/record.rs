@@ -24,6 +24,7 @@ pub fn record(cli: &Cli, a: &RecordArgs) -> CliResult {
         usage: ai_usage_core::TokenUsage {
             cached_input_tokens: a.cached_tokens,
             cache_write_tokens: a.cache_write_tokens,
+            reasoning_tokens: a.reasoning_tokens,
             input_audio_tokens: a.input_audio_tokens,
             output_audio_tokens: a.output_audio_tokens,
             ..ai_usage_core::TokenUsage::new(a.input_tokens, a.output_tokens)
