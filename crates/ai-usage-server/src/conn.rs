@@ -2,7 +2,7 @@
 //! accept loop with a cap on open connections, hyper's header-read timeout
 //! (which also closes idle keep-alive connections), and the request-head
 //! limits that answer 414 / 431 with a JSON body. Request bodies get their
-//! deadline and memory budget in [`crate::body_guard`].
+//! deadline and memory budget in the `body_guard` module.
 //!
 //! `axum::serve` has no timeouts, so a client holding sockets open with a
 //! partial request (slowloris) kept them forever. Here every
