@@ -7,31 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ai-usage");
-
-fn cmd(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--dir")
-        .arg(dir)
-        .args(["--tz", "+08:00"])
-        .env_remove("AI_USAGE_DIR")
-        .env_remove("AI_USAGE_TZ")
-        .env_remove("AI_USAGE_PRICING")
-        .env_remove("AI_USAGE_BUDGETS")
-        .env_remove("AI_USAGE_CLICKHOUSE")
-        .env_remove("AI_USAGE_HOST_ID")
-        .env_remove("RUST_LOG")
-        .env_remove("AI_USAGE_LOG");
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir).args(args).output().expect("run ai-usage")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod support;
+use support::{cmd, run, stderr, BIN};
 
 /// Exit code 2 and one `error:` line containing every `needles`.
 fn refused(o: &Output, needles: &[&str]) {

@@ -10,35 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ai-usage");
-
-/// Runs the binary on `dir` in +08:00 with a clean environment.
-fn run(dir: &Path, args: &[&str]) -> Output {
-    base(dir).args(args).output().expect("run ai-usage")
-}
-
-fn base(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--dir")
-        .arg(dir)
-        .args(["--tz", "+08:00"])
-        .env_remove("AI_USAGE_DIR")
-        .env_remove("AI_USAGE_TZ")
-        .env_remove("AI_USAGE_PRICING")
-        .env_remove("AI_USAGE_BUDGETS")
-        .env_remove("AI_USAGE_TOKEN")
-        .env_remove("AI_USAGE_CLICKHOUSE")
-        .env_remove("RUST_LOG")
-        .env_remove("AI_USAGE_LOG");
-    c
-}
+mod support;
+use support::{cmd, run, stderr, BIN};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Asserts a failed run with `code` and exactly one `error: …` line on stderr.
@@ -98,7 +74,7 @@ fn demo_refuses_a_directory_with_records_unless_append() {
 /// Starts `serve` with `args`, returns whether it accepted a connection on
 /// `port` (then stops it).
 fn serve_listens(dir: &Path, args: &[&str], port: u16) -> bool {
-    let mut child = base(dir)
+    let mut child = cmd(dir)
         .arg("serve")
         .args(args)
         .stdout(Stdio::null())

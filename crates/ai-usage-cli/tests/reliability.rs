@@ -11,26 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ai-usage");
-
-fn cmd(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--dir")
-        .arg(dir)
-        .args(["--tz", "+08:00"])
-        .env_remove("AI_USAGE_DIR")
-        .env_remove("AI_USAGE_TZ")
-        .env_remove("AI_USAGE_PRICING")
-        .env_remove("AI_USAGE_BUDGETS")
-        .env_remove("AI_USAGE_TOKEN")
-        .env_remove("RUST_LOG")
-        .env_remove("AI_USAGE_LOG");
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir).args(args).output().expect("run ai-usage")
-}
+mod support;
+use support::{cmd, run, BIN};
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -31,6 +31,27 @@ fn json(out: Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("json")
 }
 
+/// Records one call made now with an explicit cost: whatever the hour, the
+/// day's and the month's budgets have that much to count.
+fn record_now(dir: &Path, cost: &str) {
+    ok(ai_usage(
+        dir,
+        &[
+            "record",
+            "--model",
+            "qwen-plus",
+            "--function",
+            "实时分析",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            "--cost",
+            cost,
+        ],
+    ));
+}
+
 #[test]
 fn ship_then_stats_from_clickhouse_equal_the_hosts_sum() {
     let Some(server) = common::Server::start() else {
@@ -253,22 +274,7 @@ fn serve_with_clickhouse_ships_in_the_background_and_answers_for_the_fleet() {
     // and "daily" whatever the hour: the budgets below have something to
     // cross, and which thresholds are reached is known only once host a's
     // files are in the fleet (see the wait for claims below).
-    ok(ai_usage(
-        a.path(),
-        &[
-            "record",
-            "--model",
-            "qwen-plus",
-            "--function",
-            "实时分析",
-            "--input-tokens",
-            "10",
-            "--output-tokens",
-            "10",
-            "--cost",
-            "60",
-        ],
-    ));
+    record_now(a.path(), "60");
     // Host b ships with the sidecar; host a's server ships its own files.
     ok(ai_usage(
         b.path(),
@@ -470,22 +476,7 @@ fn serve_with_no_fleet_alerts_leaves_alerts_to_each_host() {
     ok(ai_usage(a.path(), &["demo", "--days", "2", "--seed", "5"]));
     // A call made now reaches the limit of 1 whatever the hour (the demo's
     // month-to-date is nothing early on a month's first day).
-    ok(ai_usage(
-        a.path(),
-        &[
-            "record",
-            "--model",
-            "qwen-plus",
-            "--function",
-            "实时分析",
-            "--input-tokens",
-            "10",
-            "--output-tokens",
-            "10",
-            "--cost",
-            "5",
-        ],
-    ));
+    record_now(a.path(), "5");
     // A limit of 1 is reached at once: a fleet poller would claim it.
     std::fs::write(
         a.path().join("budgets.json"),
