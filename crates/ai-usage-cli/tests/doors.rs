@@ -3,7 +3,6 @@
 //! do not parse (with a password inside) and ids with control characters.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
