@@ -102,6 +102,8 @@ pub use query::{
     MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
     TodayCard, TrendPoint, UsageSummary,
 };
+// The one query interface every door holds (local monitor or fleet).
+pub use query::{QueryError, QueryResult, UsageQueries};
 pub use rollups::{
     DurationHistogram, GroupStats, MAX_IDS_PER_DAY, MAX_IDS_PER_HOUR, MAX_NAMES_PER_DAY,
     MAX_NAMES_PER_HOUR, MAX_SESSIONS, OTHER_GROUP,

@@ -10,6 +10,7 @@
 //! - `queries`, `budgets`, `reports`: the question-answering methods.
 
 mod budgets;
+mod answers;
 mod builder;
 mod companion;
 mod exit_flush;

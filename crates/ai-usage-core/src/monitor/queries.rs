@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::money::Currency;
+use crate::query::answers::days_before;
 use crate::query::{
     self, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
     TrendPoint, UsageSummary,
@@ -37,14 +38,6 @@ pub struct CurrentTotals {
 /// The widest window [`UsageMonitor::last_days`] gives: the longest
 /// explicit range, so no door can make a query walk millions of days.
 const MAX_WINDOW_DAYS: u32 = query::bounds::MAX_RANGE_DAYS as u32;
-
-/// The date `days` before `date`, never before the epoch: no record is
-/// older, and chrono's date arithmetic panics past its range.
-fn days_before(date: NaiveDate, days: u32) -> NaiveDate {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
-    date.checked_sub_days(chrono::Days::new(days.into()))
-        .map_or(epoch, |d| d.max(epoch))
-}
 
 impl UsageMonitor {
     fn reporting(&self) -> Currency {

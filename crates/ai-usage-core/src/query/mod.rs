@@ -11,6 +11,7 @@
 //! currency, or the reporting currency when it has several) and `costs` lists
 //! every currency separately.
 
+pub(crate) mod answers;
 pub mod bounds;
 mod dashboard;
 mod day_groups;
@@ -22,6 +23,7 @@ mod session;
 mod summary;
 mod trend;
 
+pub use answers::{QueryError, QueryResult, UsageQueries};
 pub use dashboard::{dashboard, DashboardData, DistributionSlice, MonthCard, TodayCard};
 pub use day_groups::DayGroups;
 pub use forecast::{forecast_at, MonthForecast};
