@@ -8,7 +8,8 @@
 //! - [`ShipperThread`] runs a shipper in the background (`serve`, apps);
 //!   [`ClickHouseExt::clickhouse`] attaches one to a monitor
 //!   (`MonitorBuilder::clickhouse(..)`);
-//! - [`FleetQueries`] answers summaries with the core's result types, and
+//! - [`FleetQueries`] answers summaries with the core's result types (it
+//!   implements the core's query interface, `UsageQueries`), and
 //!   writes the fleet's CSV exports (module `report`);
 //! - [`FleetAlerter`] alerts on budgets from the fleet's spend, each
 //!   threshold delivered by one host once (module `alerts`), on its own
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod alerts;
+mod answers;
 mod background;
 mod checkpoint;
 mod client;

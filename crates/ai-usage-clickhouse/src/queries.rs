@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, Budget, BudgetStatus, Costs, Currency, DashboardData, DayGroups, DayRange,
+    main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency, DashboardData, DayGroups, DayRange,
     DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingTable, RankBy,
     RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary,
     Zone,
@@ -44,6 +44,18 @@ pub struct FleetQueries {
     /// The database's reporting zone, read once (`None`: unreadable, so
     /// the per-day tables are not used).
     day_zone: Arc<OnceLock<Option<Zone>>>,
+    /// The budgets the query interface's `budget_status` and
+    /// `usage_report` evaluate on the fleet's spend.
+    budgets: BudgetSource,
+}
+
+/// Where the fleet's answers find the budgets in force.
+#[derive(Debug, Clone)]
+enum BudgetSource {
+    /// A fixed list (e.g. read from a budgets file).
+    List(Arc<Vec<Budget>>),
+    /// A monitor's budgets, as they are at each call.
+    Monitor(BudgetHandle),
 }
 
 /// The groups a summary is built from.
@@ -106,6 +118,29 @@ impl FleetQueries {
             rates: Vec::new(),
             group_limit: 1000,
             day_zone: Arc::new(OnceLock::new()),
+            budgets: BudgetSource::List(Arc::new(Vec::new())),
+        }
+    }
+
+    /// The budgets the query interface ([`UsageQueries`](ai_usage_core::UsageQueries))
+    /// evaluates on the fleet's spend (default: none).
+    pub fn with_budgets(mut self, budgets: Vec<Budget>) -> Self {
+        self.budgets = BudgetSource::List(Arc::new(budgets));
+        self
+    }
+
+    /// Evaluates the budgets of a monitor (e.g. the one `serve` ingests
+    /// into), as they stand at each call, on the fleet's spend.
+    pub fn with_budgets_of(mut self, monitor: BudgetHandle) -> Self {
+        self.budgets = BudgetSource::Monitor(monitor);
+        self
+    }
+
+    /// The budgets in force for the query interface.
+    pub(crate) fn budgets(&self) -> Vec<Budget> {
+        match &self.budgets {
+            BudgetSource::List(list) => list.to_vec(),
+            BudgetSource::Monitor(handle) => handle.budgets(),
         }
     }
 
