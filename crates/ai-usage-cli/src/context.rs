@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ai_usage_core::PricingTable;
 use ai_usage_core::UsageMonitor;
+use ai_usage_core::UsageQueries;
 use ai_usage_core::Zone;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -133,6 +134,42 @@ pub fn fleet(cli: &Cli) -> CliResult<Option<ai_usage_clickhouse::FleetQueries>> 
         q = q.exchange_rate(*currency, *rate);
     }
     Ok(Some(q))
+}
+
+/// The answers a read command prints, from wherever `--clickhouse` says
+/// the records are.
+pub struct Answers {
+    /// The query interface: the fleet's, or a monitor over the directory.
+    pub queries: Box<dyn UsageQueries>,
+    /// Where the answers come from, for messages ("ClickHouse", the
+    /// records directory).
+    pub origin: String,
+    /// The title suffix of answers for the whole fleet (` (fleet)`).
+    pub mark: &'static str,
+}
+
+/// The answers: the fleet's with `--clickhouse`, else a monitor over the
+/// records directory (its history back to `oldest`, see [`open_read`]);
+/// either evaluates `budgets`.
+pub fn answers(
+    cli: &Cli,
+    oldest: Option<chrono::NaiveDate>,
+    budgets: Vec<ai_usage_core::Budget>,
+) -> CliResult<Answers> {
+    if let Some(f) = fleet(cli)? {
+        return Ok(Answers {
+            queries: Box::new(f.with_budgets(budgets)),
+            origin: "ClickHouse".to_string(),
+            mark: " (fleet)",
+        });
+    }
+    let monitor = open_read(cli, oldest)?;
+    monitor.add_budgets(budgets)?;
+    Ok(Answers {
+        queries: Box::new(monitor),
+        origin: format!("{} (last {DEFAULT_RETENTION} days)", cli.dir.display()),
+        mark: "",
+    })
 }
 
 /// A ClickHouse failure as a one-line command error.

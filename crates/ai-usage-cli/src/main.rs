@@ -69,6 +69,17 @@ impl CliError {
     }
 }
 
+impl From<ai_usage_core::QueryError> for CliError {
+    /// A refused question as the core's error; a store that cannot answer
+    /// (ClickHouse) as a failure with its message.
+    fn from(e: ai_usage_core::QueryError) -> CliError {
+        match e {
+            ai_usage_core::QueryError::Core(e) => e.into(),
+            ai_usage_core::QueryError::Unavailable(e) => CliError::failed(e.to_string()),
+        }
+    }
+}
+
 impl From<ai_usage_core::Error> for CliError {
     fn from(e: ai_usage_core::Error) -> CliError {
         use ai_usage_core::Error;

@@ -85,4 +85,15 @@ impl UsageQueries for FleetQueries {
     fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> QueryResult<Vec<u8>> {
         Ok(FleetQueries::daily_csv(self, from, to, bom)?)
     }
+
+    fn write_records_csv(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+        out: &mut dyn std::io::Write,
+    ) -> QueryResult<()> {
+        FleetQueries::write_records_csv(self, from, to, bom, out)?;
+        Ok(())
+    }
 }

@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency, DashboardData, DayGroups, DayRange,
-    DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingTable, RankBy,
-    RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary,
-    Zone,
+    main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
+    DayRange, DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingTable,
+    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport,
+    UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use ai_usage_core::now_timestamp;
 use ai_usage_core::UsageEvent;
 use ai_usage_core::UsageMonitor;
-use ai_usage_server::ServeOptions;
+use ai_usage_server::{ServeOptions, ServerBuilder};
 
 const MODELS: [&str; 5] = [
     "qwen-plus",
@@ -87,6 +87,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "serving http://{}/api/ai_usage/dashboard (Ctrl-C to stop)",
         opts.addr
     );
-    ai_usage_server::serve_blocking(monitor, opts)?;
+    ServerBuilder::new(monitor).options(opts).serve_blocking()?;
     Ok(())
 }

@@ -31,9 +31,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::conn::HttpLimits;
 use crate::error::ApiError;
-use crate::MAX_BODY_BYTES;
+use crate::limits::{HttpLimits, MAX_BODY_BYTES};
 
 /// The shared state of [`guard_body`]: the limits and the byte budget.
 #[derive(Clone)]

@@ -41,16 +41,6 @@ impl From<String> for ErrorDetail {
     }
 }
 
-impl ErrorDetail {
-    /// The sentence, when `detail` is one.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            ErrorDetail::Text(s) => Some(s),
-            ErrorDetail::Issues(_) => None,
-        }
-    }
-}
-
 /// One validation issue, as FastAPI (pydantic 2) reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ValidationIssue {

@@ -8,10 +8,12 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use ai_usage_core::UsageMonitor;
-//! use ai_usage_server::{serve_blocking, ServeOptions};
+//! use ai_usage_server::{ServeOptions, ServerBuilder};
 //!
 //! let monitor = Arc::new(UsageMonitor::builder().dir("records/ai_usage").build()?);
-//! serve_blocking(monitor, ServeOptions::default())?; // http://127.0.0.1:10090/
+//! ServerBuilder::new(monitor)
+//!     .options(ServeOptions::from_env())
+//!     .serve_blocking()?; // http://127.0.0.1:10090/
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -35,27 +37,28 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod auth;
+mod answers;
+mod auth;
 mod body_guard;
-pub mod conn;
-pub mod error;
-pub mod fleet;
-pub mod ingest;
-pub mod json;
-pub mod metrics;
-pub mod openapi;
-pub mod page;
-pub mod params;
-pub mod rate_limit;
+mod conn;
+mod error;
+mod ingest;
+mod json;
+mod limits;
+mod metrics;
+mod openapi;
+mod page;
+mod params;
+mod rate_limit;
 mod report_files;
-pub mod routes;
-pub mod state;
+mod routes;
+mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ai_usage_core::UsageMonitor;
+use ai_usage_core::{UsageMonitor, UsageQueries};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -65,11 +68,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
 
-pub use crate::conn::HttpLimits;
-pub use crate::fleet::{FleetError, FleetSource};
-
-/// Largest accepted request body (1 MiB); larger ones get 413.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub use crate::answers::FleetHealth;
+pub use crate::limits::{HttpLimits, MAX_BODY_BYTES};
+pub use crate::openapi::document as openapi_document;
+pub use crate::state::MAX_INGEST_IN_FLIGHT;
 
 /// Environment variable read by [`ServeOptions::from_env`] for the token.
 pub const TOKEN_ENV: &str = "AI_USAGE_TOKEN";
@@ -85,7 +87,7 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// Bearer token required by write routes (`record`, `export_report`);
     /// `None`: no authentication. A blank token is refused by
-    /// [`serve_listener`] (it would otherwise silently disable auth).
+    /// [`ServerBuilder::serve_listener`] (it would otherwise silently disable auth).
     pub token: Option<String>,
     /// With a token: require it on every `/api` route and `/metrics` too
     /// (and `/healthz` then shows only the status to callers without it).
@@ -118,7 +120,7 @@ impl Default for ServeOptions {
 
 impl ServeOptions {
     /// Defaults, with the token taken from `AI_USAGE_TOKEN` when set (a set
-    /// but blank variable is kept, so [`serve_listener`] refuses it).
+    /// but blank variable is kept, so [`ServerBuilder::serve_listener`] refuses it).
     pub fn from_env() -> ServeOptions {
         ServeOptions {
             token: std::env::var(TOKEN_ENV).ok(),
@@ -139,7 +141,7 @@ impl ServeOptions {
     }
 }
 
-/// Options [`serve_listener`] refuses.
+/// Options [`ServerBuilder::serve_listener`] refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServeOptionsError {
     /// `token` is `Some("")` (or whitespace): serving would either lock
@@ -165,7 +167,8 @@ pub enum ServeOptionsError {
 pub struct ServerBuilder {
     monitor: Arc<UsageMonitor>,
     opts: ServeOptions,
-    fleet: Option<Arc<dyn FleetSource>>,
+    queries: Option<Arc<dyn UsageQueries>>,
+    fleet_health: Option<FleetHealth>,
     dashboard_path: String,
 }
 
@@ -173,7 +176,8 @@ impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("opts", &self.opts)
-            .field("fleet", &self.fleet.is_some())
+            .field("queries", &self.queries.is_some())
+            .field("fleet_health", &self.fleet_health.is_some())
             .field("dashboard_path", &self.dashboard_path)
             .finish()
     }
@@ -186,7 +190,8 @@ impl ServerBuilder {
         ServerBuilder {
             monitor,
             opts: ServeOptions::default(),
-            fleet: None,
+            queries: None,
+            fleet_health: None,
             dashboard_path: "/".to_string(),
         }
     }
@@ -199,12 +204,25 @@ impl ServerBuilder {
         self
     }
 
-    /// The read routes answer from `fleet` (`stats/*`, `session`, rankings,
-    /// `cost_trend`, `dashboard`, `budgets` — this server's budgets on the
-    /// fleet's spend —, `forecast`, `savings`, `export_report`); `/healthz`
-    /// adds `fleet`.
-    pub fn fleet(mut self, fleet: Arc<dyn FleetSource>) -> ServerBuilder {
-        self.fleet = Some(fleet);
+    /// The read routes answer from `queries` instead of the monitor
+    /// (`stats/*`, `session`, rankings, `cost_trend`, `dashboard`,
+    /// `budgets`, `forecast`, `savings`, `export_report`): e.g. the
+    /// ClickHouse fleet's `FleetQueries`, which evaluates this server's
+    /// budgets on the whole fleet's spend. Records are still ingested by
+    /// the monitor. A query `queries` cannot answer is a 503.
+    pub fn queries(mut self, queries: Arc<dyn UsageQueries>) -> ServerBuilder {
+        self.queries = Some(queries);
+        self
+    }
+
+    /// What `/healthz` adds under `fleet` (e.g. whether the fleet store
+    /// answers, the shipper's lag); an object with `"ok": false` makes
+    /// `/healthz` answer 503. Called on the blocking pool.
+    pub fn fleet_health(
+        mut self,
+        health: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> ServerBuilder {
+        self.fleet_health = Some(Arc::new(health));
         self
     }
 
@@ -280,7 +298,11 @@ impl ServerBuilder {
 fn build_router(b: &ServerBuilder) -> Router {
     let opts = &b.opts;
     let mut state = AppState::new(Arc::clone(&b.monitor));
-    state.fleet = b.fleet.clone();
+    if let Some(q) = &b.queries {
+        state.queries = Arc::clone(q);
+        state.answers_follow_records = false;
+    }
+    state.fleet_health = b.fleet_health.clone();
     let token = opts.active_token();
     if opts.validate().is_err() {
         tracing::error!("blank token: every guarded route will answer 401");
@@ -323,88 +345,6 @@ fn build_router(b: &ServerBuilder) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(conn::limit_request_head))
-}
-
-/// Every route, without authentication (for embedding behind your own
-/// auth). Shorthand for `ServerBuilder::new(monitor).router()`.
-pub fn router(monitor: Arc<UsageMonitor>) -> Router {
-    ServerBuilder::new(monitor).router()
-}
-
-/// Every route, with the token rules of `opts`. Shorthand for
-/// `ServerBuilder::new(monitor).options(opts.clone()).router()`.
-pub fn router_with(monitor: Arc<UsageMonitor>, opts: &ServeOptions) -> Router {
-    ServerBuilder::new(monitor).options(opts.clone()).router()
-}
-
-/// [`router_with`], the read routes answering from `fleet` when given
-/// (see [`ServerBuilder::fleet`]).
-pub fn router_with_fleet(
-    monitor: Arc<UsageMonitor>,
-    opts: &ServeOptions,
-    fleet: Option<Arc<dyn FleetSource>>,
-) -> Router {
-    with_fleet(ServerBuilder::new(monitor).options(opts.clone()), fleet).router()
-}
-
-fn with_fleet(b: ServerBuilder, fleet: Option<Arc<dyn FleetSource>>) -> ServerBuilder {
-    match fleet {
-        Some(f) => b.fleet(f),
-        None => b,
-    }
-}
-
-/// Shorthand for [`ServerBuilder::serve_listener`].
-pub async fn serve_listener(
-    monitor: Arc<UsageMonitor>,
-    opts: ServeOptions,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_listener_with_fleet(monitor, opts, listener, shutdown, None).await
-}
-
-/// [`serve_listener`] with the read routes answering from `fleet`.
-pub async fn serve_listener_with_fleet(
-    monitor: Arc<UsageMonitor>,
-    opts: ServeOptions,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    fleet: Option<Arc<dyn FleetSource>>,
-) -> std::io::Result<()> {
-    with_fleet(ServerBuilder::new(monitor).options(opts), fleet)
-        .serve_listener(listener, shutdown)
-        .await
-}
-
-/// Shorthand for [`ServerBuilder::serve`].
-pub async fn serve(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
-    serve_with_fleet(monitor, opts, None).await
-}
-
-/// [`serve`] with the read routes answering from `fleet`.
-pub async fn serve_with_fleet(
-    monitor: Arc<UsageMonitor>,
-    opts: ServeOptions,
-    fleet: Option<Arc<dyn FleetSource>>,
-) -> std::io::Result<()> {
-    with_fleet(ServerBuilder::new(monitor).options(opts), fleet)
-        .serve()
-        .await
-}
-
-/// Shorthand for [`ServerBuilder::serve_blocking`].
-pub fn serve_blocking(monitor: Arc<UsageMonitor>, opts: ServeOptions) -> std::io::Result<()> {
-    serve_blocking_with_fleet(monitor, opts, None)
-}
-
-/// [`serve_with_fleet`] on a new multi-thread tokio runtime.
-pub fn serve_blocking_with_fleet(
-    monitor: Arc<UsageMonitor>,
-    opts: ServeOptions,
-    fleet: Option<Arc<dyn FleetSource>>,
-) -> std::io::Result<()> {
-    with_fleet(ServerBuilder::new(monitor).options(opts), fleet).serve_blocking()
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -210,7 +210,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 impl Params {
-    /// Params from pairs (tests, internal callers).
+    /// Params from pairs (tests).
+    #[cfg(test)]
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Params {
         Params(
             pairs
@@ -270,19 +271,6 @@ impl Params {
             .with_ctx(ctx));
         }
         Ok(v)
-    }
-
-    /// [`Params::int`] for `u32` ranges.
-    pub fn u32(
-        &self,
-        name: &'static str,
-        default: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, ApiError> {
-        // The range check above guarantees the value fits.
-        self.int(name, Some(default.into()), min.into(), max.into())
-            .map(|v| u32::try_from(v).unwrap_or(default))
     }
 
     /// The value of `p`, checked against its range; `fallback` when absent

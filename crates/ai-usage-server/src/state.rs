@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ai_usage_core::UsageMonitor;
+use ai_usage_core::{UsageMonitor, UsageQueries};
 use axum::body::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
@@ -34,8 +34,15 @@ pub struct AppState {
     /// With protected reads, `/healthz` shows callers without the token
     /// only the status (no directory, error texts or counters).
     pub(crate) private_health: Option<crate::auth::Token>,
-    /// Where the read routes answer from instead of the monitor, when set.
-    pub(crate) fleet: Option<Arc<dyn crate::fleet::FleetSource>>,
+    /// Where every read route's answers come from: the monitor itself,
+    /// or a store holding more records (e.g. the ClickHouse fleet).
+    pub(crate) queries: Arc<dyn UsageQueries>,
+    /// True when the answers change only with this monitor's records
+    /// (the dashboard cache is then keyed on them).
+    pub(crate) answers_follow_records: bool,
+    /// What `/healthz` adds under `fleet`, when the answers come from a
+    /// fleet store.
+    pub(crate) fleet_health: Option<crate::answers::FleetHealth>,
 }
 
 /// A serialised payload and what it was computed from.
@@ -63,6 +70,9 @@ impl AppState {
             });
         }
         AppState {
+            queries: Arc::clone(&monitor) as Arc<dyn UsageQueries>,
+            answers_follow_records: true,
+            fleet_health: None,
             monitor,
             metrics,
             records_seen,
@@ -74,7 +84,6 @@ impl AppState {
             reports: Arc::new(Mutex::new(ReportBook::default())),
             ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_IN_FLIGHT)),
             private_health: None,
-            fleet: None,
         }
     }
 

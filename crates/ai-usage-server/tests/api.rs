@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ai_usage_core::UsageEvent;
-use ai_usage_server::{router, ServeOptions};
+use ai_usage_server::{ServeOptions, ServerBuilder};
 use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
@@ -914,7 +914,7 @@ async fn metrics_start_from_the_monitors_totals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let monitor = monitor_in(dir.path());
     seed(&monitor);
-    let app = router(Arc::clone(&monitor));
+    let app = ServerBuilder::new(Arc::clone(&monitor)).router();
     monitor.record(&UsageEvent::new("qwen-plus", "实时分析").tokens(10, 10));
     let (_, _, b) = send(&app, Method::GET, "/metrics", &[], Body::empty()).await;
     let (_, samples) = parse_exposition(&String::from_utf8_lossy(&b)).expect("parse");

@@ -11,8 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use ai_usage_core::UsageMonitor;
-use ai_usage_server::router;
-use ai_usage_server::state::MAX_INGEST_IN_FLIGHT;
+use ai_usage_server::{ServerBuilder, MAX_INGEST_IN_FLIGHT};
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -113,7 +112,7 @@ fn ingest_on_a_stuck_writer_answers_503_and_leaves_workers_free() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(Arc::clone(&monitor));
+    let app = ServerBuilder::new(Arc::clone(&monitor)).router();
     rt.spawn(async move { axum::serve(listener, app).await });
 
     let (tx, rx) = mpsc::channel();
@@ -216,7 +215,7 @@ async fn failed_export_names_no_path() {
             .build()
             .expect("monitor"),
     );
-    let app = router(Arc::clone(&monitor));
+    let app = ServerBuilder::new(Arc::clone(&monitor)).router();
     // Replace the records dir by a plain file: every write under it fails,
     // whatever the user's privileges (root ignores permission bits).
     std::fs::remove_dir_all(&dir).expect("remove dir");
@@ -266,7 +265,7 @@ async fn failing_writer_health_names_no_path() {
         monitor.today().format("%Y-%m-%d")
     ));
     std::fs::create_dir_all(&day_file).expect("trap");
-    let app = router(Arc::clone(&monitor));
+    let app = ServerBuilder::new(Arc::clone(&monitor)).router();
     monitor.record(&ai_usage_core::UsageEvent::new("qwen-plus", "health").tokens(10, 5));
     // The failure shows once the writer has tried; flush waits for that.
     assert!(monitor.flush().is_err(), "the write should fail");
@@ -292,7 +291,7 @@ async fn queries_see_records_appended_by_another_writer() {
             .build()
             .expect("served monitor"),
     );
-    let app = router(Arc::clone(&served));
+    let app = ServerBuilder::new(Arc::clone(&served)).router();
     let other = UsageMonitor::builder()
         .dir(dir.path())
         .replay(false)

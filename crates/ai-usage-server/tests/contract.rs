@@ -550,7 +550,7 @@ async fn the_function_table_is_data_users_extend() {
         monitor.record(&UsageEvent::new("qwen-plus", function).tokens(10, 5));
     }
     let f = Fixture {
-        app: ai_usage_server::router(std::sync::Arc::clone(&monitor)),
+        app: ai_usage_server::ServerBuilder::new(std::sync::Arc::clone(&monitor)).router(),
         monitor,
         dir,
     };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ai_usage_core::UsageMonitor;
 use ai_usage_core::{Budget, BudgetPeriod, BudgetScope};
 use ai_usage_core::{Currency, Money, UsageEvent};
-use ai_usage_server::{serve_listener, ServeOptions};
+use ai_usage_server::ServerBuilder;
 use fantoccini::{Client, ClientBuilder, Locator};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -155,9 +155,7 @@ async fn dashboard_in_headless_chromium() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_listener(
-        Arc::clone(&monitor),
-        ServeOptions::default(),
+    let server = tokio::spawn(ServerBuilder::new(Arc::clone(&monitor)).serve_listener(
         listener,
         async {
             let _ = stop_rx.await;

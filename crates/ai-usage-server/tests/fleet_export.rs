@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ai_usage_core::{
-    Budget, BudgetPeriod, BudgetScope, BudgetStatus, Currency, DashboardData, Money, MonthForecast,
-    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageEvent,
-    UsageMonitor, UsageReport, UsageSummary,
+    Budget, BudgetHandle, BudgetPeriod, BudgetScope, BudgetStatus, Currency, DashboardData, Money,
+    MonthForecast, QueryError, QueryResult, RankBy, RankEntry, RankKind, SavingsReport,
+    SessionSummary, TrendPoint, UsageEvent, UsageMonitor, UsageQueries, UsageReport, UsageSummary,
+    Zone,
 };
-use ai_usage_server::{router_with_fleet, FleetError, FleetSource, ServeOptions};
+use ai_usage_server::ServerBuilder;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use chrono::NaiveDate;
@@ -23,34 +24,42 @@ use serde_json::{json, Value};
 use common::{monitor_in, post_json, seed, send};
 
 /// A "fleet" that is another monitor: its answers differ from the
-/// server's own monitor, so the test sees which one a file came from.
+/// server's own monitor, so the test sees which one a file came from. It
+/// evaluates the server's budgets, as `FleetQueries` does.
 struct OtherMonitor {
     monitor: Arc<UsageMonitor>,
+    budgets: BudgetHandle,
     budgets_seen: Mutex<Vec<String>>,
     down: AtomicBool,
 }
 
 impl OtherMonitor {
-    fn check(&self) -> Result<(), FleetError> {
+    fn check(&self) -> QueryResult<()> {
         if self.down.load(Ordering::SeqCst) {
-            return Err("ClickHouse error (HTTP 516): default: Authentication failed: password is incorrect".into());
+            return Err(QueryError::Unavailable("ClickHouse error (HTTP 516): default: Authentication failed: password is incorrect".into()));
         }
         Ok(())
     }
 }
 
-fn unused<T>() -> Result<T, FleetError> {
-    Err("not used by this test".into())
+fn unused<T>() -> QueryResult<T> {
+    Err(QueryError::Unavailable("not used by this test".into()))
 }
 
-impl FleetSource for OtherMonitor {
-    fn summary_for_date(&self, _: NaiveDate) -> Result<UsageSummary, FleetError> {
+impl UsageQueries for OtherMonitor {
+    fn zone(&self) -> Zone {
+        self.monitor.zone()
+    }
+    fn summary_for_date(&self, _: NaiveDate) -> QueryResult<UsageSummary> {
         unused()
     }
-    fn hourly_summary(&self, _: u32) -> Result<UsageSummary, FleetError> {
+    fn summary_for_hour(&self, _: NaiveDate, _: u8) -> QueryResult<UsageSummary> {
         unused()
     }
-    fn monthly_summary(&self, _: i32, _: u32) -> Result<UsageSummary, FleetError> {
+    fn range_summary(&self, _: NaiveDate, _: NaiveDate) -> QueryResult<UsageSummary> {
+        unused()
+    }
+    fn monthly_summary(&self, _: i32, _: u32) -> QueryResult<UsageSummary> {
         unused()
     }
     fn top(
@@ -60,39 +69,49 @@ impl FleetSource for OtherMonitor {
         _: NaiveDate,
         _: RankBy,
         _: usize,
-    ) -> Result<Vec<RankEntry>, FleetError> {
+    ) -> QueryResult<Vec<RankEntry>> {
         unused()
     }
-    fn trend(&self, _: NaiveDate, _: NaiveDate) -> Result<Vec<TrendPoint>, FleetError> {
+    fn trend(&self, _: NaiveDate, _: NaiveDate) -> QueryResult<Vec<TrendPoint>> {
         unused()
     }
-    fn session(&self, _: &str) -> Result<Option<SessionSummary>, FleetError> {
+    fn session(&self, _: &str) -> QueryResult<Option<SessionSummary>> {
         unused()
     }
-    fn dashboard(&self) -> Result<DashboardData, FleetError> {
+    fn dashboard(&self) -> QueryResult<DashboardData> {
         unused()
     }
-    fn budget_status(&self, _: &[Budget]) -> Result<Vec<BudgetStatus>, FleetError> {
+    fn budget_status(&self) -> QueryResult<Vec<BudgetStatus>> {
         unused()
     }
-    fn forecast(&self) -> Result<MonthForecast, FleetError> {
+    fn forecast(&self) -> QueryResult<MonthForecast> {
         unused()
     }
-    fn savings(&self, _: u32) -> Result<SavingsReport, FleetError> {
+    fn savings_between(&self, _: NaiveDate, _: NaiveDate) -> QueryResult<SavingsReport> {
         unused()
     }
-    fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport, FleetError> {
+    fn usage_report(&self, days: u32) -> QueryResult<UsageReport> {
         self.check()?;
-        *self.budgets_seen.lock() = budgets.iter().map(|b| b.name.clone()).collect();
+        *self.budgets_seen.lock() = self
+            .budgets
+            .budgets()
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
         Ok(self.monitor.usage_report(days))
     }
-    fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError> {
+    fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> QueryResult<Vec<u8>> {
         self.check()?;
-        let (from, to) = self.monitor.last_days(days);
         Ok(self.monitor.daily_csv(from, to, bom)?)
     }
-    fn health(&self) -> Value {
-        json!({})
+    fn write_records_csv(
+        &self,
+        _: NaiveDate,
+        _: NaiveDate,
+        _: bool,
+        _: &mut dyn std::io::Write,
+    ) -> QueryResult<()> {
+        unused()
     }
 }
 
@@ -120,14 +139,13 @@ async fn export_report_writes_the_fleets_figures() {
     }
     let fleet = Arc::new(OtherMonitor {
         monitor: Arc::clone(&fleet_monitor),
+        budgets: monitor.budget_handle(),
         budgets_seen: Mutex::new(Vec::new()),
         down: AtomicBool::new(false),
     });
-    let app = router_with_fleet(
-        Arc::clone(&monitor),
-        &ServeOptions::default(),
-        Some(Arc::clone(&fleet) as Arc<dyn FleetSource>),
-    );
+    let app = ServerBuilder::new(Arc::clone(&monitor))
+        .queries(Arc::clone(&fleet) as Arc<dyn UsageQueries>)
+        .router();
 
     // CSV: the fleet's rows, written into this server's directory and
     // downloadable like a local export.

@@ -140,7 +140,7 @@ async fn with_the_original_service_file_the_prices_are_its_own() {
             .build()
             .unwrap(),
     );
-    let app = ai_usage_server::router(monitor);
+    let app = ai_usage_server::ServerBuilder::new(monitor).router();
     let (_, v) = get(&app, ROUTE).await;
     assert_original_shape(&v);
     let gpt4 = &v["openai_series"]["gpt-4"];

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ai_usage_core::{UsageEvent, UsageMonitor};
-use ai_usage_server::{serve_listener, HttpLimits, ServeOptions};
+use ai_usage_server::{HttpLimits, ServeOptions, ServerBuilder};
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -48,7 +48,9 @@ async fn start(opts: ServeOptions) -> Running {
         let stop = async move {
             let _ = rx.await;
         };
-        serve_listener(m, opts, listener, stop)
+        ServerBuilder::new(m)
+            .options(opts)
+            .serve_listener(listener, stop)
             .await
             .expect("serve");
     });
@@ -278,14 +280,11 @@ async fn a_blank_token_is_refused_not_ignored() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let err = serve_listener(
-            common::monitor_in(dir.path()),
-            opts.clone(),
-            listener,
-            async {},
-        )
-        .await
-        .expect_err("a blank token must not serve");
+        let err = ServerBuilder::new(common::monitor_in(dir.path()))
+            .options(opts.clone())
+            .serve_listener(listener, async {})
+            .await
+            .expect_err("a blank token must not serve");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("token is empty"), "{err}");
         // Mounted directly, the router fails closed: writes answer 401.

@@ -5,35 +5,20 @@ use ai_usage_core::{RankBy, RankKind};
 
 use crate::args::{By, Cli, DaysArgs, TopArgs};
 use crate::commands::resolve_days;
-use crate::context::{budgets_file, fleet, fleet_error, open_read, print_json, zone};
+use crate::context::{answers, budgets_file, print_json, zone};
 use crate::output::{costs, int, local_time, money, printable, table};
 use crate::{CliError, CliResult};
 
 pub fn session(cli: &Cli, id: &str) -> CliResult {
-    let fleet = fleet(cli)?;
-    let s = match &fleet {
-        Some(f) => f
-            .session(id)
-            .map_err(fleet_error)?
-            .ok_or_else(|| CliError::failed(format!("session {id:?} not found in ClickHouse")))?,
-        None => open_read(cli, session_date(id))?
-            .get_session_stats(id)
-            .ok_or_else(|| {
-                CliError::failed(format!(
-                    "session {id:?} not found in {} (last 93 days)",
-                    cli.dir.display()
-                ))
-            })?,
-    };
+    let answers = answers(cli, session_date(id), Vec::new())?;
+    let s = answers.queries.session(id)?.ok_or_else(|| {
+        CliError::failed(format!("session {id:?} not found in {}", answers.origin))
+    })?;
     if cli.json {
         return print_json(&s);
     }
     let z = zone(cli);
-    outln!(
-        "会话 session {}{}",
-        printable(&s.session_id),
-        fleet_mark(&fleet)
-    );
+    outln!("会话 session {}{}", printable(&s.session_id), answers.mark);
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     let mins = s.duration_seconds / 60.0;
     for (k, v) in [
@@ -79,11 +64,8 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         By::Cost => RankBy::Cost,
         By::Calls => RankBy::Calls,
     };
-    let fleet = fleet(cli)?;
-    let rows = match &fleet {
-        Some(f) => f.top(kind, from, to, by, a.limit).map_err(fleet_error)?,
-        None => open_read(cli, Some(from))?.top(kind, from, to, by, a.limit),
-    };
+    let answers = answers(cli, Some(from), Vec::new())?;
+    let rows = answers.queries.top(kind, from, to, by, a.limit)?;
     if cli.json {
         return print_json(&rows);
     }
@@ -93,7 +75,7 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
         RankKind::Function => ("Top 功能 functions", "功能 function"),
         RankKind::Model => ("Top 模型 models", "模型 model"),
     };
-    outln!("{label} {from} – {to}{}", fleet_mark(&fleet));
+    outln!("{label} {from} – {to}{}", answers.mark);
     let mut t = table(
         &["#", col, "调用 calls", "Token", "费用 cost"],
         &[0, 2, 3, 4],
@@ -118,15 +100,12 @@ pub fn top(cli: &Cli, a: &TopArgs, kind: RankKind) -> CliResult {
 pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
     let today = zone(cli).today();
     let (from, to) = resolve_days(range, today, 30)?;
-    let fleet = fleet(cli)?;
-    let points = match &fleet {
-        Some(f) => f.trend(from, to).map_err(fleet_error)?,
-        None => open_read(cli, Some(from))?.cost_trend_range(from, to)?,
-    };
+    let answers = answers(cli, Some(from), Vec::new())?;
+    let points = answers.queries.trend(from, to)?;
     if cli.json {
         return print_json(&points);
     }
-    outln!("成本趋势 cost trend {from} – {to}{}", fleet_mark(&fleet));
+    outln!("成本趋势 cost trend {from} – {to}{}", answers.mark);
     let max = points
         .iter()
         .map(|p| p.cost.nanos())
@@ -153,15 +132,12 @@ pub fn trend(cli: &Cli, range: &DaysArgs) -> CliResult {
 }
 
 pub fn forecast(cli: &Cli) -> CliResult {
-    let fleet = fleet(cli)?;
-    let f = match &fleet {
-        Some(q) => q.forecast().map_err(fleet_error)?,
-        None => open_read(cli, None)?.forecast(),
-    };
+    let answers = answers(cli, None, Vec::new())?;
+    let f = answers.queries.forecast()?;
     if cli.json {
         return print_json(&f);
     }
-    outln!("本月费用预测 forecast {}{}", f.month, fleet_mark(&fleet));
+    outln!("本月费用预测 forecast {}{}", f.month, answers.mark);
     let mut t = table(&["指标 metric", "值 value"], &[1]);
     for (k, v) in [
         ("本月至今 month to date", money(f.month_to_date, f.currency)),
@@ -185,13 +161,9 @@ pub fn forecast(cli: &Cli) -> CliResult {
 
 pub fn savings(cli: &Cli, days: u32) -> CliResult {
     let today = zone(cli).today();
-    let fleet = fleet(cli)?;
-    let report = match &fleet {
-        Some(q) => q.savings(days).map_err(fleet_error)?,
-        None => {
-            open_read(cli, Some(today - chrono::Duration::days(days as i64 - 1)))?.savings(days)
-        }
-    };
+    let oldest = today - chrono::Duration::days(days as i64 - 1);
+    let answers = answers(cli, Some(oldest), Vec::new())?;
+    let report = answers.queries.savings(days)?;
     if cli.json {
         return print_json(&report);
     }
@@ -200,7 +172,7 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
         report.from,
         report.to,
         report.period_days,
-        fleet_mark(&fleet)
+        answers.mark
     );
     if report.functions.is_empty() {
         outln!("(无数据 no priced calls in the period)");
@@ -274,13 +246,15 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
 
 pub fn budgets(cli: &Cli) -> CliResult {
     // A read command: the records directory must exist, budgets file or
-    // not (unless the answers come from ClickHouse).
-    let fleet = fleet(cli)?;
-    let monitor = match fleet {
-        Some(_) => None,
-        None => Some(open_read(cli, None)?),
-    };
+    // not (unless the answers come from ClickHouse). From ClickHouse: the
+    // same budgets on the whole fleet's spend.
     let path = budgets_file(cli);
+    let list = if path.exists() {
+        load_budgets_file(&path)?
+    } else {
+        Vec::new()
+    };
+    let answers = answers(cli, None, list)?;
     if !path.exists() {
         if cli.budgets.is_some() {
             return Err(CliError::failed(format!(
@@ -297,20 +271,11 @@ pub fn budgets(cli: &Cli) -> CliResult {
         );
         return Ok(());
     }
-    let list = load_budgets_file(&path)?;
-    // From ClickHouse: the same budgets on the whole fleet's spend.
-    let status = match (&fleet, monitor) {
-        (Some(f), _) => f.budget_status(&list).map_err(fleet_error)?,
-        (None, Some(m)) => {
-            m.add_budgets(list)?;
-            m.budget_status()
-        }
-        (None, None) => Vec::new(),
-    };
+    let status = answers.queries.budget_status()?;
     if cli.json {
         return print_json(&status);
     }
-    outln!("预算 budgets ({}){}", path.display(), fleet_mark(&fleet));
+    outln!("预算 budgets ({}){}", path.display(), answers.mark);
     let mut t = table(
         &[
             "预算 budget",
@@ -360,14 +325,4 @@ fn session_date(id: &str) -> Option<chrono::NaiveDate> {
         .find(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()))?;
     let date = chrono::NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
     date.pred_opt()
-}
-
-/// The title suffix of answers for the whole fleet (from ClickHouse), as
-/// `stats` shows it.
-fn fleet_mark<T>(fleet: &Option<T>) -> &'static str {
-    if fleet.is_some() {
-        " (fleet)"
-    } else {
-        ""
-    }
 }

@@ -130,73 +130,6 @@ fn demo_dir(dir: &Path) -> PathBuf {
     }
 }
 
-/// With `--clickhouse`: the fleet's answers, and (unless `--no-ship`) a
-/// background shipper for `dir`.
-fn fleet_source(
-    cli: &Cli,
-    a: &ServeArgs,
-    dir: &std::path::Path,
-    monitor: &UsageMonitor,
-) -> CliResult<Option<Arc<dyn ai_usage_server::FleetSource>>> {
-    let Some(queries) = crate::context::fleet(cli)? else {
-        return Ok(None);
-    };
-    let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
-        (false, Some(endpoint)) => {
-            // A new database reports in --tz (else the shipper thread
-            // creates it in the machine's zone once ClickHouse is up).
-            let client = ai_usage_clickhouse::Client::new(
-                endpoint.clone(),
-                std::time::Duration::from_secs(60),
-            );
-            if let Err(e) =
-                ai_usage_clickhouse::schema::migrate_in(&client, &crate::context::zone(cli))
-            {
-                tracing::warn!(error = %e, "cannot create the ClickHouse schema yet");
-            }
-            let mut cfg = ai_usage_clickhouse::ShipperConfig::new(dir, endpoint);
-            cfg.pricing = crate::context::pricing(cli)?;
-            let t =
-                ai_usage_clickhouse::ShipperThread::spawn(cfg, std::time::Duration::from_secs(1))
-                    .map_err(|e| CliError::failed(format!("cannot start the shipper: {e}")))?;
-            eprintln!("ai-usage: shipping {} to ClickHouse", dir.display());
-            Some(t)
-        }
-        _ => None,
-    };
-    // Budgets alert on the fleet's spend, once across the fleet; the
-    // monitor's per-record alerts go off (the thread turns them off).
-    let alerts = match crate::context::clickhouse_endpoint(cli)? {
-        Some(endpoint) if !a.no_fleet_alerts && !monitor.budgets().is_empty() => {
-            let cfg = ai_usage_clickhouse::ClickHouseAlerts::new(endpoint);
-            let t = ai_usage_clickhouse::FleetAlertThread::spawn(
-                &cfg,
-                queries.clone(),
-                monitor.budget_handle(),
-            )
-            .map_err(|e| CliError::failed(format!("cannot start the budget alerts: {e}")))?;
-            eprintln!("ai-usage: budget alerts from the fleet's spend (once per threshold)");
-            Some(t)
-        }
-        _ => None,
-    };
-    eprintln!(
-        "ai-usage: answering from ClickHouse {}",
-        queries.client().endpoint().display_target()
-    );
-    // `/healthz` asks the store each time: a short timeout keeps it quick.
-    let probe = ai_usage_clickhouse::Client::new(
-        queries.client().endpoint().clone(),
-        std::time::Duration::from_secs(3),
-    );
-    Ok(Some(Arc::new(super::serve_fleet::FleetAnswers {
-        queries,
-        probe,
-        shipper,
-        alerts,
-    })))
-}
-
 pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     // Options first: nothing is opened or generated for a refused command line.
     if a.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -242,8 +175,9 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         protect_reads: a.protect_reads,
         ..ai_usage_server::ServeOptions::default()
     };
-    let fleet = fleet_source(cli, a, &dir, &monitor)?;
-    let result = ai_usage_server::serve_blocking_with_fleet(Arc::clone(&monitor), opts, fleet);
+    let server = ai_usage_server::ServerBuilder::new(Arc::clone(&monitor)).options(opts);
+    let server = super::serve_fleet::answer_from_fleet(cli, a, &dir, &monitor, server)?;
+    let result = server.serve_blocking();
     if let Err(e) = monitor.flush() {
         tracing::error!(error = %e, "could not flush records at shutdown");
     }

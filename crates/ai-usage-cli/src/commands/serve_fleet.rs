@@ -2,98 +2,108 @@
 //! whole fleet), this host's day files are shipped there in the
 //! background, and budgets alert on the fleet's spend.
 
-use ai_usage_clickhouse::{FleetAlertThread, FleetQueries, ShipperThread};
-use ai_usage_core::{
-    Budget, BudgetStatus, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport,
-    SessionSummary, TrendPoint, UsageReport, UsageSummary,
-};
-use ai_usage_server::{FleetError, FleetSource};
-use chrono::NaiveDate;
+use std::path::Path;
+use std::sync::Arc;
 
-/// The fleet's answers for the server, plus this host's shipper and
-/// budget alert poller (if any).
-pub struct FleetAnswers {
-    pub queries: FleetQueries,
-    /// Asks whether the store can answer (short timeout), for `/healthz`.
-    pub probe: ai_usage_clickhouse::Client,
-    pub shipper: Option<ShipperThread>,
-    pub alerts: Option<FleetAlertThread>,
+use ai_usage_clickhouse::{FleetAlertThread, ShipperThread};
+use ai_usage_core::UsageMonitor;
+use ai_usage_server::ServerBuilder;
+
+use crate::args::{Cli, ServeArgs};
+use crate::{CliError, CliResult};
+
+/// With `--clickhouse`: `server` answers from the fleet (the monitor's
+/// budgets on the fleet's spend), `/healthz` shows the store and this
+/// host's shipping, and (unless `--no-ship`) `dir` is shipped in the
+/// background. Without it, `server` as given.
+pub fn answer_from_fleet(
+    cli: &Cli,
+    a: &ServeArgs,
+    dir: &Path,
+    monitor: &UsageMonitor,
+    server: ServerBuilder,
+) -> CliResult<ServerBuilder> {
+    let Some(queries) = crate::context::fleet(cli)? else {
+        return Ok(server);
+    };
+    let queries = queries.with_budgets_of(monitor.budget_handle());
+    let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
+        (false, Some(endpoint)) => {
+            // A new database reports in --tz (else the shipper thread
+            // creates it in the machine's zone once ClickHouse is up).
+            let client = ai_usage_clickhouse::Client::new(
+                endpoint.clone(),
+                std::time::Duration::from_secs(60),
+            );
+            if let Err(e) =
+                ai_usage_clickhouse::schema::migrate_in(&client, &crate::context::zone(cli))
+            {
+                tracing::warn!(error = %e, "cannot create the ClickHouse schema yet");
+            }
+            let mut cfg = ai_usage_clickhouse::ShipperConfig::new(dir, endpoint);
+            cfg.pricing = crate::context::pricing(cli)?;
+            let t =
+                ai_usage_clickhouse::ShipperThread::spawn(cfg, std::time::Duration::from_secs(1))
+                    .map_err(|e| CliError::failed(format!("cannot start the shipper: {e}")))?;
+            eprintln!("ai-usage: shipping {} to ClickHouse", dir.display());
+            Some(t)
+        }
+        _ => None,
+    };
+    // Budgets alert on the fleet's spend, once across the fleet; the
+    // monitor's per-record alerts go off (the thread turns them off).
+    let alerts = match crate::context::clickhouse_endpoint(cli)? {
+        Some(endpoint) if !a.no_fleet_alerts && !monitor.budgets().is_empty() => {
+            let cfg = ai_usage_clickhouse::ClickHouseAlerts::new(endpoint);
+            let t = ai_usage_clickhouse::FleetAlertThread::spawn(
+                &cfg,
+                queries.clone(),
+                monitor.budget_handle(),
+            )
+            .map_err(|e| CliError::failed(format!("cannot start the budget alerts: {e}")))?;
+            eprintln!("ai-usage: budget alerts from the fleet's spend (once per threshold)");
+            Some(t)
+        }
+        _ => None,
+    };
+    eprintln!(
+        "ai-usage: answering from ClickHouse {}",
+        queries.client().endpoint().display_target()
+    );
+    // `/healthz` asks the store each time: a short timeout keeps it quick.
+    let probe = ai_usage_clickhouse::Client::new(
+        queries.client().endpoint().clone(),
+        std::time::Duration::from_secs(3),
+    );
+    let endpoint = queries.client().endpoint().display_target();
+    Ok(server
+        .queries(Arc::new(queries))
+        .fleet_health(move || health(&probe, &endpoint, &shipper, &alerts)))
 }
 
-impl FleetSource for FleetAnswers {
-    fn summary_for_date(&self, date: NaiveDate) -> Result<UsageSummary, FleetError> {
-        Ok(self.queries.summary_for_date(date)?)
-    }
-
-    fn hourly_summary(&self, hours_ago: u32) -> Result<UsageSummary, FleetError> {
-        Ok(self.queries.hourly_summary(hours_ago)?)
-    }
-
-    fn monthly_summary(&self, year: i32, month: u32) -> Result<UsageSummary, FleetError> {
-        Ok(self.queries.monthly_summary(year, month)?)
-    }
-
-    fn top(
-        &self,
-        kind: RankKind,
-        from: NaiveDate,
-        to: NaiveDate,
-        by: RankBy,
-        limit: usize,
-    ) -> Result<Vec<RankEntry>, FleetError> {
-        Ok(self.queries.top(kind, from, to, by, limit)?)
-    }
-
-    fn trend(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<TrendPoint>, FleetError> {
-        Ok(self.queries.trend(from, to)?)
-    }
-
-    fn session(&self, session_id: &str) -> Result<Option<SessionSummary>, FleetError> {
-        Ok(self.queries.session(session_id)?)
-    }
-
-    fn dashboard(&self) -> Result<DashboardData, FleetError> {
-        Ok(self.queries.dashboard()?)
-    }
-
-    fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>, FleetError> {
-        Ok(self.queries.budget_status(budgets)?)
-    }
-
-    fn forecast(&self) -> Result<MonthForecast, FleetError> {
-        Ok(self.queries.forecast()?)
-    }
-
-    fn savings(&self, days: u32) -> Result<SavingsReport, FleetError> {
-        Ok(self.queries.savings(days)?)
-    }
-
-    fn usage_report(&self, days: u32, budgets: &[Budget]) -> Result<UsageReport, FleetError> {
-        Ok(self.queries.usage_report(days, budgets)?)
-    }
-
-    fn daily_csv(&self, days: u32, bom: bool) -> Result<Vec<u8>, FleetError> {
-        let (from, to) = self.queries.last_days(days);
-        Ok(self.queries.daily_csv(from, to, bom)?)
-    }
-
-    fn health(&self) -> serde_json::Value {
-        // Answers only once reachable, with our credentials, and with the
-        // schema in place: what every fleet route needs. The error text
-        // stays in the log (/healthz may be open).
-        let ok = match ai_usage_clickhouse::schema::current_version(&self.probe) {
-            Ok(v) => v > 0,
-            Err(e) => {
-                tracing::debug!(error = %e, "fleet store not answering");
-                false
-            }
-        };
-        serde_json::json!({
-            "ok": ok,
-            // Without credentials: /healthz may be open.
-            "clickhouse": self.queries.client().endpoint().display_target(),
-            "shipping": self.shipper.as_ref().map(ShipperThread::status),
-            "budget_alerts": self.alerts.as_ref().map(FleetAlertThread::status),
-        })
-    }
+/// What `/healthz` shows under `fleet`: whether the store answers, where it
+/// is, this host's shipping and the fleet budget alerts.
+fn health(
+    probe: &ai_usage_clickhouse::Client,
+    endpoint: &str,
+    shipper: &Option<ShipperThread>,
+    alerts: &Option<FleetAlertThread>,
+) -> serde_json::Value {
+    // Answers only once reachable, with our credentials, and with the
+    // schema in place: what every fleet route needs. The error text
+    // stays in the log (/healthz may be open).
+    let ok = match ai_usage_clickhouse::schema::current_version(probe) {
+        Ok(v) => v > 0,
+        Err(e) => {
+            tracing::debug!(error = %e, "fleet store not answering");
+            false
+        }
+    };
+    serde_json::json!({
+        "ok": ok,
+        // Without credentials: /healthz may be open.
+        "clickhouse": endpoint,
+        "shipping": shipper.as_ref().map(ShipperThread::status),
+        "budget_alerts": alerts.as_ref().map(FleetAlertThread::status),
+    })
 }

@@ -4,7 +4,7 @@ use ai_usage_core::UsageSummary;
 use chrono::{Datelike, NaiveDate};
 
 use crate::args::{Cli, Period, StatsArgs};
-use crate::context::{fleet, fleet_error, open_read, print_json, zone};
+use crate::context::{answers, print_json, zone};
 use crate::output::{costs, groups_table, int, local_time, table};
 use crate::{CliError, CliResult};
 
@@ -34,43 +34,41 @@ pub fn run(cli: &Cli, a: &StatsArgs) -> CliResult {
         (_, _, _, Some(n)) => Some(today - chrono::Duration::days(n as i64)),
         _ => None,
     };
-    if let Some(f) = fleet(cli)? {
-        let (summary, title) = fleet_summary(&f, a, today)?;
-        if cli.json {
-            return print_json(&summary);
-        }
-        return print_summary(&title, &z.to_string(), &summary);
-    }
-    let monitor = open_read(cli, oldest)?;
+    let answers = answers(cli, oldest, Vec::new())?;
+    let q = answers.queries.as_ref();
     let (summary, title) = match a.period {
         Period::Daily => {
             let date = a
                 .date
                 .unwrap_or_else(|| today - chrono::Duration::days(a.days_ago.unwrap_or(0) as i64));
             (
-                monitor.get_summary_for_date(date),
-                format!("每日统计 daily {date}"),
+                q.summary_for_date(date)?,
+                format!("每日统计 daily {date}{}", answers.mark),
             )
         }
         Period::Hourly => match (a.date, a.hour) {
             (Some(date), Some(hour)) => (
-                monitor.get_summary_for_hour(date, hour),
-                format!("每小时统计 hourly {date} {hour:02}:00"),
+                q.summary_for_hour(date, hour)?,
+                format!("每小时统计 hourly {date} {hour:02}:00{}", answers.mark),
             ),
             (Some(_), None) => {
                 return Err(CliError::usage("`stats hourly --date` needs --hour 0-23"))
             }
             _ => {
-                let s = monitor.get_hourly_summary(a.hours_ago.unwrap_or(0));
-                let title = format!("每小时统计 hourly {}", local_time(&z, s.start_time));
+                let s = q.hourly_summary(a.hours_ago.unwrap_or(0))?;
+                let title = format!(
+                    "每小时统计 hourly {}{}",
+                    local_time(&z, s.start_time),
+                    answers.mark
+                );
                 (s, title)
             }
         },
         Period::Monthly => {
             let (y, m) = a.month.unwrap_or((today.year(), today.month()));
             (
-                monitor.get_monthly_summary(y, m)?,
-                format!("每月统计 monthly {y}-{m:02}"),
+                q.monthly_summary(y, m)?,
+                format!("每月统计 monthly {y}-{m:02}{}", answers.mark),
             )
         }
     };
@@ -78,46 +76,6 @@ pub fn run(cli: &Cli, a: &StatsArgs) -> CliResult {
         return print_json(&summary);
     }
     print_summary(&title, &z.to_string(), &summary)
-}
-
-/// The same summaries from ClickHouse: the whole fleet's.
-fn fleet_summary(
-    f: &ai_usage_clickhouse::FleetQueries,
-    a: &StatsArgs,
-    today: NaiveDate,
-) -> CliResult<(UsageSummary, String)> {
-    let r = match a.period {
-        Period::Daily => {
-            let date = a
-                .date
-                .unwrap_or_else(|| today - chrono::Duration::days(a.days_ago.unwrap_or(0) as i64));
-            (
-                f.summary_for_date(date),
-                format!("每日统计 daily {date} (fleet)"),
-            )
-        }
-        Period::Hourly => match (a.date, a.hour) {
-            (Some(date), Some(hour)) => (
-                f.summary_for_hour(date, hour),
-                format!("每小时统计 hourly {date} {hour:02}:00 (fleet)"),
-            ),
-            (Some(_), None) => {
-                return Err(CliError::usage("`stats hourly --date` needs --hour 0-23"))
-            }
-            _ => (
-                f.hourly_summary(a.hours_ago.unwrap_or(0)),
-                "每小时统计 hourly (fleet)".to_string(),
-            ),
-        },
-        Period::Monthly => {
-            let (y, m) = a.month.unwrap_or((today.year(), today.month()));
-            (
-                f.monthly_summary(y, m),
-                format!("每月统计 monthly {y}-{m:02} (fleet)"),
-            )
-        }
-    };
-    Ok((r.0.map_err(fleet_error)?, r.1))
 }
 
 fn period_name(p: Period) -> &'static str {

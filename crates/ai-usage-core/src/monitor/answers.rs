@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 
 use crate::budget::BudgetStatus;
+use crate::error::Error;
 use crate::export::UsageReport;
 use crate::query::{
     DashboardData, MonthForecast, QueryResult, RankBy, RankEntry, RankKind, SavingsReport,
@@ -14,6 +15,11 @@ use crate::zone::Zone;
 use super::UsageMonitor;
 
 impl UsageQueries for UsageMonitor {
+    /// From the in-memory rollups, O(groups): no I/O to wait on.
+    fn may_block(&self) -> bool {
+        false
+    }
+
     fn zone(&self) -> Zone {
         UsageMonitor::zone(self)
     }
@@ -95,5 +101,22 @@ impl UsageQueries for UsageMonitor {
 
     fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> QueryResult<Vec<u8>> {
         Ok(UsageMonitor::daily_csv(self, from, to, bom)?)
+    }
+
+    fn write_records_csv(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+        out: &mut dyn std::io::Write,
+    ) -> QueryResult<()> {
+        if let Err(e) = self.flush() {
+            // Still export what is on disk; say that recent records may be missing.
+            tracing::warn!(error = %e, "exporting records without a successful flush");
+        }
+        let csv = crate::export::records_csv(self.dir(), &self.zone(), from, to, bom)?;
+        out.write_all(&csv)
+            .map_err(|e| Error::io("cannot write the records export of", self.dir(), e))?;
+        Ok(())
     }
 }

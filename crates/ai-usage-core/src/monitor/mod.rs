@@ -9,8 +9,8 @@
 //! - `following`: the background thread counting other processes' appends;
 //! - `queries`, `budgets`, `reports`: the question-answering methods.
 
-mod budgets;
 mod answers;
+mod budgets;
 mod builder;
 mod companion;
 mod exit_flush;

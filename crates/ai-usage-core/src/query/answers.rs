@@ -92,6 +92,24 @@ pub trait UsageQueries: Send + Sync {
     /// the days `from..=to`; `bom` puts a UTF-8 byte order mark first.
     fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> QueryResult<Vec<u8>>;
 
+    /// Writes the raw records of the local days `from..=to` as CSV (columns
+    /// [`records_csv_header`](crate::records_csv_header)) into `out`; `bom`
+    /// as for [`daily_csv`](Self::daily_csv). A store may stream them: the
+    /// export can be far larger than memory.
+    fn write_records_csv(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        bom: bool,
+        out: &mut dyn std::io::Write,
+    ) -> QueryResult<()>;
+
+    /// True when answers may wait on I/O (a database): async callers then
+    /// ask on a blocking pool. Answers from memory say false.
+    fn may_block(&self) -> bool {
+        true
+    }
+
     /// Today's local date.
     fn today(&self) -> NaiveDate {
         self.zone().today()

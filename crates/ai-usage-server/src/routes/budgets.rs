@@ -4,8 +4,8 @@ use crate::json::PlainJson as Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
+use crate::answers::ask;
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet;
 use crate::params::{DaysQuery, Params, DAYS};
 use crate::state::AppState;
 
@@ -13,14 +13,8 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/ai_usage/budgets", tag = "budgets",
     responses((status = 200, description = "`[BudgetStatus]`", body = serde_json::Value)))]
 pub async fn budgets(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let status = match st.fleet.clone() {
-        // This server's budgets, evaluated on the whole fleet's spend.
-        Some(f) => {
-            let budgets = st.monitor.budgets();
-            fleet::ask(move || f.budget_status(&budgets)).await?
-        }
-        None => st.monitor.budget_status(),
-    };
+    // This server's budgets (on the whole fleet's spend under a fleet).
+    let status = ask(&st.queries, |q| q.budget_status()).await?;
     Ok(Json(status).into_response())
 }
 
@@ -28,10 +22,7 @@ pub async fn budgets(State(st): State<AppState>) -> Result<Response, ApiError> {
 #[utoipa::path(get, path = "/api/ai_usage/forecast", tag = "budgets",
     responses((status = 200, description = "MonthForecast", body = serde_json::Value)))]
 pub async fn forecast(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let forecast = match st.fleet.clone() {
-        Some(f) => fleet::ask(move || f.forecast()).await?,
-        None => st.monitor.forecast(),
-    };
+    let forecast = ask(&st.queries, |q| q.forecast()).await?;
     Ok(Json(forecast).into_response())
 }
 
@@ -42,9 +33,6 @@ pub async fn forecast(State(st): State<AppState>) -> Result<Response, ApiError> 
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn savings(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let days = p.u32_of(&DAYS, None)?;
-    let report = match st.fleet.clone() {
-        Some(f) => fleet::ask(move || f.savings(days)).await?,
-        None => st.monitor.savings(days),
-    };
+    let report = ask(&st.queries, move |q| q.savings(days)).await?;
     Ok(Json(report).into_response())
 }

@@ -1,16 +1,17 @@
 //! The dashboard payload, cached briefly between records.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_usage_core::UsageMonitor;
+use ai_usage_core::{QueryResult, UsageMonitor, UsageQueries};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 
+use crate::answers::ask;
 use crate::error::ApiError;
-use crate::fleet::{self, FleetError, FleetSource};
 use crate::json::{json_bytes, to_json};
 use crate::state::{AppState, CachedJson};
 use ai_usage_core::original;
@@ -28,39 +29,22 @@ struct DashboardPayload<T: Serialize, B: Serialize, S: Serialize> {
     savings: S,
 }
 
-/// Builds the dashboard JSON (uncached).
-pub fn dashboard_json(monitor: &UsageMonitor) -> Result<Bytes, ApiError> {
-    let config = monitor.config();
-    let data = original::dashboard_view(
-        &monitor.dashboard(),
-        &config.function_names,
-        config.reporting_currency,
-    );
-    to_json(&DashboardPayload {
-        data,
-        budgets: monitor.budget_status(),
-        savings: monitor.savings(7),
-    })
-}
-
-/// The dashboard JSON from the fleet: the same payload, every part
-/// (budgets: this server's definitions) from the fleet source.
-fn fleet_dashboard_json(
+/// Builds the dashboard JSON (uncached) from `queries`, in the shape and
+/// with the function names of `monitor`'s configuration.
+fn dashboard_json(
     monitor: &UsageMonitor,
-    fleet: &dyn FleetSource,
-) -> Result<Result<Bytes, ApiError>, FleetError> {
+    queries: &dyn UsageQueries,
+) -> QueryResult<Result<Bytes, ApiError>> {
     let config = monitor.config();
     let data = original::dashboard_view(
-        &fleet.dashboard()?,
+        &queries.dashboard()?,
         &config.function_names,
         config.reporting_currency,
     );
-    let budgets = fleet.budget_status(&monitor.budgets())?;
-    let savings = fleet.savings(7)?;
     Ok(to_json(&DashboardPayload {
         data,
-        budgets,
-        savings,
+        budgets: queries.budget_status()?,
+        savings: queries.savings(7)?,
     }))
 }
 
@@ -70,10 +54,12 @@ fn fleet_dashboard_json(
 pub async fn dashboard(State(st): State<AppState>) -> Result<Response, ApiError> {
     // Reused while no record arrived and it is under a second old: page
     // polls and scrapers then cost a memcpy, not a rollup walk.
-    // From the fleet, records arrive elsewhere: only the age counts.
-    let seen = match st.fleet {
-        Some(_) => 0,
-        None => st.records_seen.load(Ordering::Acquire),
+    // Answers from elsewhere (a fleet) change without our records: only
+    // the age counts then.
+    let seen = if st.answers_follow_records {
+        st.records_seen.load(Ordering::Acquire)
+    } else {
+        0
     };
     {
         let cache = st.dashboard_cache.lock();
@@ -83,13 +69,8 @@ pub async fn dashboard(State(st): State<AppState>) -> Result<Response, ApiError>
             }
         }
     }
-    let body = match st.fleet.clone() {
-        Some(f) => {
-            let monitor = st.monitor.clone();
-            fleet::ask(move || fleet_dashboard_json(&monitor, f.as_ref())).await??
-        }
-        None => dashboard_json(&st.monitor)?,
-    };
+    let monitor = Arc::clone(&st.monitor);
+    let body = ask(&st.queries, move |q| dashboard_json(&monitor, q)).await??;
     *st.dashboard_cache.lock() = Some(CachedJson {
         records_seen: seen,
         at: Instant::now(),

@@ -24,10 +24,10 @@ pub async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response
     let h = st.monitor.health();
     // With a fleet store, the service is ok only while the store answers:
     // every read route depends on it.
-    let fleet = match st.fleet.clone() {
-        // The source may ask a server (e.g. for the shipper's lag).
+    let fleet = match st.fleet_health.clone() {
+        // The check may ask a server (e.g. for the shipper's lag).
         Some(f) => Some(
-            tokio::task::spawn_blocking(move || f.health())
+            tokio::task::spawn_blocking(move || f())
                 .await
                 .unwrap_or(Value::Null),
         ),

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use ai_usage_core::original;
 use ai_usage_core::{RankBy, RankKind};
 
+use crate::answers::ask;
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet;
 use crate::params::{DaysQuery, Params, RankingQuery, DAYS, LIMIT};
 use crate::state::AppState;
 
@@ -20,14 +20,11 @@ use crate::state::AppState;
 pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
     let days = p.u32_of(&DAYS, None)?;
-    let rows = match st.fleet.clone() {
-        Some(f) => {
-            let (from, to) = st.monitor.last_days(days);
-            fleet::ask(move || f.top(RankKind::User, from, to, RankBy::Tokens, limit as usize))
-                .await?
-        }
-        None => st.monitor.get_top_users(limit as usize, days),
-    };
+    let rows = ask(&st.queries, move |q| {
+        let (from, to) = q.last_days(days);
+        q.top(RankKind::User, from, to, RankBy::Tokens, limit as usize)
+    })
+    .await?;
     Ok(Json(original::top_users_view(days, &rows)).into_response())
 }
 
@@ -39,14 +36,11 @@ pub async fn top_users(State(st): State<AppState>, p: Params) -> Result<Response
 pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let limit = p.u32_of(&LIMIT, None)?;
     let days = p.u32_of(&DAYS, None)?;
-    let rows = match st.fleet.clone() {
-        Some(f) => {
-            let (from, to) = st.monitor.last_days(days);
-            fleet::ask(move || f.top(RankKind::Anchor, from, to, RankBy::Tokens, limit as usize))
-                .await?
-        }
-        None => st.monitor.get_top_anchors(limit as usize, days),
-    };
+    let rows = ask(&st.queries, move |q| {
+        let (from, to) = q.last_days(days);
+        q.top(RankKind::Anchor, from, to, RankBy::Tokens, limit as usize)
+    })
+    .await?;
     Ok(Json(original::top_anchors_view(days, &rows)).into_response())
 }
 
@@ -57,12 +51,10 @@ pub async fn top_anchors(State(st): State<AppState>, p: Params) -> Result<Respon
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn cost_trend(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let days = p.u32_of(&DAYS, None)?;
-    let points = match st.fleet.clone() {
-        Some(f) => {
-            let (from, to) = st.monitor.last_days(days);
-            fleet::ask(move || f.trend(from, to)).await?
-        }
-        None => st.monitor.get_cost_trend(days),
-    };
+    let points = ask(&st.queries, move |q| {
+        let (from, to) = q.last_days(days);
+        q.trend(from, to)
+    })
+    .await?;
     Ok(Json(original::cost_trend_view(days, &points)).into_response())
 }

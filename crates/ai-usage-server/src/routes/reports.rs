@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_json::json;
 
+use crate::answers::ask_off_worker;
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet;
 use crate::params::{ExportQuery, Params, DAYS, REPORT_FORMAT};
 use crate::report_files::{ReportBook, EXPORTS_PER_WINDOW, EXPORT_WINDOW, REPORT_PREFIXES};
 use crate::routes::off_worker;
@@ -42,39 +42,36 @@ pub async fn export_report(State(st): State<AppState>, p: Params) -> Result<Resp
     let monitor = Arc::clone(&st.monitor);
     let book = Arc::clone(&st.reports);
     let csv = format == "csv";
-    // Under a fleet source the figures are the fleet's (this server's
-    // budgets on its spend); the file is written here either way, so
+    // The figures come from the query interface (a fleet's under
+    // `serve --clickhouse`); the file is written here either way, so
     // downloads and the on-disk cap work the same.
-    let fleet_bytes = match st.fleet.clone() {
-        Some(f) if csv => Some(fleet::ask(move || f.daily_csv(days, false)).await?),
-        Some(f) => {
-            let budgets = monitor.budgets();
-            let report = fleet::ask(move || f.usage_report(days, &budgets)).await?;
-            let json = ai_usage_core::report_json(&report)
-                .map_err(|e| ApiError::internal("cannot write the report", e))?;
-            Some(json)
-        }
-        None => None,
+    let bytes = if csv {
+        ask_off_worker(&st.queries, move |q| {
+            let (from, to) = q.last_days(days);
+            q.daily_csv(from, to, false)
+        })
+        .await?
+    } else {
+        ask_off_worker(&st.queries, move |q| q.usage_report(days))
+            .await
+            .and_then(|report| {
+                ai_usage_core::report_json(&report)
+                    .map_err(|e| ApiError::internal("cannot write the report", e))
+            })?
     };
     let path = off_worker(move || {
-        let written = match fleet_bytes {
-            Some(bytes) => {
-                let stamp = monitor
-                    .zone()
-                    .local(ai_usage_core::now_timestamp())
-                    .format("%Y%m%d_%H%M%S")
-                    .to_string();
-                let (prefix, ext) = if csv {
-                    ("usage_daily", "csv")
-                } else {
-                    ("usage_report", "json")
-                };
-                ai_usage_core::write_export(monitor.dir(), &stamp, None, prefix, ext, &bytes)
-            }
-            None if csv => monitor.export_csv(None, days, false),
-            None => monitor.export_report(None, days),
-        }
-        .map_err(|e| ApiError::internal("cannot write the report", e))?;
+        let stamp = monitor
+            .zone()
+            .local(ai_usage_core::now_timestamp())
+            .format("%Y%m%d_%H%M%S")
+            .to_string();
+        let (prefix, ext) = if csv {
+            ("usage_daily", "csv")
+        } else {
+            ("usage_report", "json")
+        };
+        let written = ai_usage_core::write_export(monitor.dir(), &stamp, None, prefix, ext, &bytes)
+            .map_err(|e| ApiError::internal("cannot write the report", e))?;
         prune_reports(&book, written.clone());
         Ok(written)
     })

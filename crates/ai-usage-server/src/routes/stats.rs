@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Datelike;
 
+use crate::answers::ask;
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet;
 use crate::params::{
     DailyQuery, HourlyQuery, MonthlyQuery, Params, DAYS_AGO, HOURS_AGO, MONTH, YEAR,
 };
@@ -52,10 +52,7 @@ fn summary_response(st: &AppState, s: &UsageSummary, label: PeriodLabel) -> Resp
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn stats_hourly(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let hours_ago = p.u32_of(&HOURS_AGO, None)?;
-    let s = match st.fleet.clone() {
-        Some(f) => fleet::ask(move || f.hourly_summary(hours_ago)).await?,
-        None => st.monitor.get_hourly_summary(hours_ago),
-    };
+    let s = ask(&st.queries, move |q| q.hourly_summary(hours_ago)).await?;
     Ok(summary_response(&st, &s, PeriodLabel::Hour))
 }
 
@@ -66,13 +63,7 @@ pub async fn stats_hourly(State(st): State<AppState>, p: Params) -> Result<Respo
               (status = 422, description = "Invalid parameter", body = ErrorBody)))]
 pub async fn stats_daily(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let days_ago = p.u32_of(&DAYS_AGO, None)?;
-    let s = match st.fleet.clone() {
-        Some(f) => {
-            let date = st.monitor.today() - chrono::Duration::days(i64::from(days_ago));
-            fleet::ask(move || f.summary_for_date(date)).await?
-        }
-        None => st.monitor.get_daily_summary(days_ago),
-    };
+    let s = ask(&st.queries, move |q| q.daily_summary(days_ago)).await?;
     // The day the summary covers, not a second reading of the clock.
     let date = st.monitor.zone().date_of(s.start_time);
     Ok(summary_response(&st, &s, PeriodLabel::Day(date)))
@@ -87,21 +78,7 @@ pub async fn stats_monthly(State(st): State<AppState>, p: Params) -> Result<Resp
     let today = st.monitor.today();
     let year = p.int_of(&YEAR, Some(today.year().into()))? as i32;
     let month = p.u32_of(&MONTH, Some(today.month()))?;
-    let s = match st.fleet.clone() {
-        Some(f) => {
-            if chrono::NaiveDate::from_ymd_opt(year, month, 1).is_none() {
-                return Err(ApiError::param(
-                    "month",
-                    format!("{year}-{month} is not a month (month must be 1..=12)"),
-                ));
-            }
-            fleet::ask(move || f.monthly_summary(year, month)).await?
-        }
-        None => st
-            .monitor
-            .get_monthly_summary(year, month)
-            .map_err(|e| ApiError::param("month", e.to_string()))?,
-    };
+    let s = ask(&st.queries, move |q| q.monthly_summary(year, month)).await?;
     Ok(summary_response(&st, &s, PeriodLabel::Month(year, month)))
 }
 
@@ -119,13 +96,8 @@ pub async fn session(
     if let Err(e) = ai_usage_core::intake::check_id_text("session_id", &id) {
         return Err(ApiError::param("session_id", e.to_string()));
     }
-    let found = match st.fleet.clone() {
-        Some(f) => {
-            let sid = id.clone();
-            fleet::ask(move || f.session(&sid)).await?
-        }
-        None => st.monitor.get_session_stats(&id),
-    };
+    let sid = id.clone();
+    let found = ask(&st.queries, move |q| q.session(&sid)).await?;
     found
         .map(|s| Json(original::session_view(&s)).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("unknown session {id:?}")))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ai_usage_core::UsageEvent;
 use ai_usage_core::UsageMonitor;
-use ai_usage_server::{router, router_with, ServeOptions};
+use ai_usage_server::{ServeOptions, ServerBuilder};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -38,8 +38,8 @@ pub fn fixture_with(opts: Option<ServeOptions>) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let monitor = monitor_in(dir.path());
     let app = match opts {
-        Some(o) => router_with(Arc::clone(&monitor), &o),
-        None => router(Arc::clone(&monitor)),
+        Some(o) => ServerBuilder::new(Arc::clone(&monitor)).options(o).router(),
+        None => ServerBuilder::new(Arc::clone(&monitor)).router(),
     };
     Fixture { dir, monitor, app }
 }
