@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ai_usage_clickhouse::{schema, Client, FleetQueries, Shipper, ShipperConfig};
 use ai_usage_core::{
-    Budget, BudgetPeriod, BudgetScope, Currency, Money, PricingTable, UsageEvent, UsageMonitor,
-    Zone,
+    Budget, BudgetPeriod, BudgetScope, Currency, Money, PricingTable, QueryError, RankBy, RankKind,
+    UsageEvent, UsageMonitor, UsageQueries, Zone,
 };
 use chrono::NaiveDate;
 use common::scenario::*;
@@ -154,7 +154,85 @@ fn dashboard_forecast_savings_and_budgets_equal_the_hosts_together() {
             strip(local.budget_status()),
             "{z}"
         );
+
+        // The same answers through the one query interface the server and
+        // the CLI hold, the fleet evaluating the budgets it was given.
+        let fleet: Box<dyn UsageQueries> = Box::new(fleet.with_budgets(budgets.clone()));
+        let local: Box<dyn UsageQueries> = Box::new(local);
+        let (from, to) = local.last_days(7);
+        assert_eq!(fleet.last_days(7), (from, to), "{z}");
+        assert_eq!(
+            strip(fleet.budget_status().unwrap()),
+            strip(local.budget_status().unwrap()),
+            "{z}"
+        );
+        for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
+            assert_eq!(
+                fleet.top(kind, from, to, RankBy::Cost, 5).unwrap(),
+                local.top(kind, from, to, RankBy::Cost, 5).unwrap(),
+                "{kind:?} in {z}"
+            );
+        }
+        assert_eq!(
+            fleet.trend(from, to).unwrap(),
+            local.trend(from, to).unwrap(),
+            "{z}"
+        );
+        assert_eq!(fleet.savings(7).unwrap(), local.savings(7).unwrap(), "{z}");
+        assert_eq!(
+            fleet.daily_csv(from, to, false).unwrap(),
+            local.daily_csv(from, to, false).unwrap(),
+            "{z}"
+        );
+        let (f, l) = (
+            fleet.daily_summary(1).unwrap(),
+            local.daily_summary(1).unwrap(),
+        );
+        assert!(l.total_calls > 0, "demo data yesterday");
+        assert_eq!(
+            (
+                f.total_calls,
+                f.total_tokens,
+                &f.costs,
+                &f.by_model,
+                f.groups_truncated
+            ),
+            (
+                l.total_calls,
+                l.total_tokens,
+                &l.costs,
+                &l.by_model,
+                l.groups_truncated
+            ),
+            "{z}"
+        );
+        let report = fleet.usage_report(3).unwrap();
+        let names: Vec<&str> = report.budgets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["all", "one-user", "one-model"], "{z}");
+        // A refused argument is the core's error, on either source.
+        for q in [&fleet, &local] {
+            match q.monthly_summary(2026, 13) {
+                Err(QueryError::Core(ai_usage_core::Error::InvalidArgument {
+                    argument, ..
+                })) => {
+                    assert_eq!(argument, "month")
+                }
+                other => panic!("month 13: {other:?}"),
+            }
+        }
     }
+    // A store that cannot answer is unavailable, not the caller's mistake.
+    let gone = ai_usage_clickhouse::Endpoint::parse("http://127.0.0.1:9", "fleet").unwrap();
+    let gone: Box<dyn UsageQueries> = Box::new(FleetQueries::new(
+        Client::new(gone, Duration::from_secs(2)),
+        zone(),
+        PricingTable::builtin(),
+    ));
+    assert!(gone.may_block());
+    assert!(matches!(
+        gone.daily_summary(0),
+        Err(QueryError::Unavailable(_))
+    ));
 }
 
 #[test]

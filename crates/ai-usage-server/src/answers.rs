@@ -10,7 +10,7 @@ use crate::error::ApiError;
 /// What `/healthz` shows under `fleet` when the answers come from a fleet
 /// store (e.g. the store's reachability and the shipper's lag). An object
 /// with `"ok": false` makes `/healthz` not ok (503). May block.
-pub type FleetHealth = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+pub(crate) type FleetHealth = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Asks `queries` one question.
 ///

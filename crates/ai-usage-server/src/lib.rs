@@ -68,7 +68,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
 
-pub use crate::answers::FleetHealth;
+use crate::answers::FleetHealth;
 pub use crate::limits::{HttpLimits, MAX_BODY_BYTES};
 pub use crate::openapi::document as openapi_document;
 pub use crate::state::MAX_INGEST_IN_FLIGHT;
