@@ -210,3 +210,86 @@ async fn export_report_writes_the_fleets_figures() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
+
+/// Every read route asks the query source given to the builder (here
+/// another monitor), never the server's own monitor, which still ingests;
+/// `/healthz` shows the fleet's health and is not ok when it is not.
+#[tokio::test]
+async fn read_routes_answer_from_the_query_source() {
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let monitor = monitor_in(here.path());
+    seed(&monitor); // 3 calls here
+    let other = monitor_in(there.path());
+    for user in ["f1", "f2", "f3", "f4", "f5"] {
+        other.record(
+            &UsageEvent::new("qwen-plus", "+fleet")
+                .tokens(10, 5)
+                .user(user)
+                .session("fleet_session"),
+        );
+    }
+    let healthy = Arc::new(AtomicBool::new(true));
+    let h = Arc::clone(&healthy);
+    let app = ServerBuilder::new(Arc::clone(&monitor))
+        .queries(Arc::clone(&other) as Arc<dyn UsageQueries>)
+        .fleet_health(move || json!({ "ok": h.load(Ordering::SeqCst), "shipping": null }))
+        .router();
+
+    for uri in [
+        "/api/ai_usage/stats/daily",
+        "/api/ai_usage/stats/hourly",
+        "/api/ai_usage/stats/monthly",
+    ] {
+        let (s, v) = common::get(&app, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        assert_eq!(v["total_calls"], 5, "{uri}: {v}");
+    }
+    let (s, v) = common::get(&app, "/api/ai_usage/top_users?days=1&limit=10").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["top_users"].as_array().map(Vec::len), Some(5), "{v}");
+    let (s, v) = common::get(&app, "/api/ai_usage/session/fleet_session").await;
+    assert_eq!((s, &v["calls"]), (StatusCode::OK, &json!(5)), "{v}");
+    let (s, _) = common::get(&app, "/api/ai_usage/session/session_456").await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "this host's session is not the source's"
+    );
+    let (s, v) = common::get(&app, "/api/ai_usage/dashboard").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["today"]["calls"], 5, "{v}");
+    let (s, v) = common::get(&app, "/api/ai_usage/cost_trend?days=2").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let calls: u64 = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 5, "{v}");
+
+    // Ingest still goes to this server's monitor, not into the answers.
+    let (s, v) = post_json(
+        &app,
+        "/api/ai_usage/record",
+        &json!({"model": "qwen-plus", "function": "here", "input_tokens": 1, "output_tokens": 1}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(monitor.get_daily_summary(0).total_calls, 4);
+    let (_, v) = common::get(&app, "/api/ai_usage/stats/daily").await;
+    assert_eq!(v["total_calls"], 5, "{v}");
+
+    let (s, v) = common::get(&app, "/healthz").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fleet"]["ok"], true, "{v}");
+    healthy.store(false, Ordering::SeqCst);
+    let (s, v) = common::get(&app, "/healthz").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(
+        (&v["ok"], &v["fleet"]["ok"]),
+        (&json!(false), &json!(false)),
+        "{v}"
+    );
+}
