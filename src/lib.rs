@@ -52,6 +52,8 @@ pub use ai_usage_core::{
     RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TodayCard, TrendPoint,
     UsageSummary,
 };
+// The one query interface: a monitor, or the ClickHouse fleet, answers.
+pub use ai_usage_core::{QueryError, QueryResult, UsageQueries};
 
 // Budgets and their file.
 pub use ai_usage_core::{
