@@ -120,3 +120,74 @@ impl UsageQueries for UsageMonitor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::QueryError;
+    use crate::record::UsageEvent;
+
+    fn monitor(dir: &std::path::Path) -> UsageMonitor {
+        UsageMonitor::builder()
+            .dir(dir)
+            .timezone("+08:00".parse().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_interface_answers_what_the_monitor_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = monitor(tmp.path());
+        for user in ["a", "b", "a"] {
+            m.record(
+                &UsageEvent::new("qwen-plus", "qa")
+                    .tokens(100, 20)
+                    .user(user),
+            );
+        }
+        let q: &dyn UsageQueries = &m;
+        assert!(!q.may_block());
+        assert_eq!(q.zone(), m.zone());
+        assert_eq!(q.last_days(7), m.last_days(7));
+        // The window is clamped as the monitor clamps it.
+        assert_eq!(q.last_days(u32::MAX), m.last_days(u32::MAX));
+        assert_eq!(q.last_days(0), (m.today(), m.today()));
+        assert_eq!(q.daily_summary(0).unwrap(), m.get_daily_summary(0));
+        assert_eq!(q.daily_summary(0).unwrap().total_calls, 3);
+        let (from, to) = q.last_days(2);
+        assert_eq!(
+            q.top(RankKind::User, from, to, RankBy::Calls, 0).unwrap(),
+            m.top(RankKind::User, from, to, RankBy::Calls, 0)
+        );
+        assert_eq!(q.trend(from, to).unwrap(), m.get_cost_trend(2));
+        assert_eq!(q.savings(2).unwrap(), m.savings(2));
+        assert_eq!(
+            q.daily_csv(from, to, true).unwrap(),
+            m.daily_csv(from, to, true).unwrap()
+        );
+        // Refused arguments are the core's errors, naming the argument.
+        match q.monthly_summary(2026, 13) {
+            Err(QueryError::Core(Error::InvalidArgument { argument, .. })) => {
+                assert_eq!(argument, "month")
+            }
+            other => panic!("month 13: {other:?}"),
+        }
+        assert!(
+            matches!(
+                q.trend(to, from),
+                Err(QueryError::Core(Error::InvalidArgument { .. }))
+            ) || from == to
+        );
+        // The records CSV: the header, then one line per call.
+        let mut out = Vec::new();
+        q.write_records_csv(from, to, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            crate::export::records_csv_header().join(",")
+        );
+        assert_eq!(lines.count(), 3, "{text}");
+    }
+}
