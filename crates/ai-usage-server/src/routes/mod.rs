@@ -2,9 +2,11 @@
 //! [`writes`] and [`open`] are the one list of routes: the router and the
 //! OpenAPI document ([`all`]) are both built from them.
 //!
-//! Queries are O(groups) over in-memory rollups and run on the async
-//! workers; anything that touches the disk (or may wait on the writer's
-//! queue) runs on the blocking pool through `off_worker`. A monitor that
+//! Read routes ask one query handle (`AppState::queries`: the monitor, or
+//! a fleet store) through `answers::ask`: the monitor's answers are
+//! O(groups) over in-memory rollups and run on the async workers, a store's
+//! on the blocking pool. Anything that touches the disk (or may wait on the
+//! writer's queue) runs on the blocking pool through `off_worker`. A monitor that
 //! follows other processes reads their appends on its own background
 //! thread, never inside a query.
 
@@ -27,7 +29,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// Queries over the monitor's rollups (open unless the server protects reads).
+/// Queries (open unless the server protects reads).
 pub fn queries() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats::stats_current))
