@@ -120,6 +120,14 @@ impl TokenUsage {
         ]
     }
 
+    /// The largest count of any kind (`total_tokens` 0 when absent): one
+    /// comparison tells whether any count is over a limit.
+    pub fn largest_count(&self) -> u64 {
+        self.named_counts()
+            .into_iter()
+            .fold(0, |largest, (_, n)| largest.max(n))
+    }
+
     /// These counts with `f` applied to each (e.g. a cap).
     pub fn map_counts(self, f: impl Fn(u64) -> u64) -> TokenUsage {
         TokenUsage {
