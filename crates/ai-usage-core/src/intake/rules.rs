@@ -271,6 +271,19 @@ pub fn check(ev: &UsageEvent<'_>, window: TimeWindow) -> Result<(), RecordError>
     Ok(())
 }
 
+/// The intake rules on a Rust event (defined here, beside the rules, so
+/// that the record module does not depend on intake).
+impl UsageEvent<'_> {
+    /// Checks the intake rules ([`check`]) with timestamps
+    /// limited to the default window around the clock (the default
+    /// retention window back, one hour ahead). The first field out of range
+    /// is named in the error. A monitor's own validating calls use its
+    /// retention window instead ([`crate::UsageMonitor::validate`]).
+    pub fn validate(&self) -> Result<(), RecordError> {
+        check(self, TimeWindow::now())
+    }
+}
+
 /// `s` cut to at most `max` bytes at a character boundary (how the
 /// never-failing `record` stores an over-long id or error message).
 pub(crate) fn cut(s: &str, max: usize) -> &str {

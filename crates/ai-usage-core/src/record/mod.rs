@@ -411,13 +411,4 @@ impl<'a> UsageEvent<'a> {
         self.timestamp = Some(timestamp);
         self
     }
-
-    /// Checks the intake rules ([`crate::intake::check`]) with timestamps
-    /// limited to the default window around the clock (the default
-    /// retention window back, one hour ahead). The first field out of range
-    /// is named in the error. A monitor's own validating calls use its
-    /// retention window instead ([`crate::UsageMonitor::validate`]).
-    pub fn validate(&self) -> Result<(), RecordError> {
-        crate::intake::check(self, crate::intake::TimeWindow::now())
-    }
 }
