@@ -21,6 +21,7 @@ mod alerts;
 mod background;
 mod checkpoint;
 mod client;
+mod columns;
 mod endpoint;
 mod error;
 mod host_id;
