@@ -128,6 +128,26 @@ impl TokenUsage {
             .fold(0, |largest, (_, n)| largest.max(n))
     }
 
+    /// The count named `name` (any but `total_tokens`, which may be
+    /// absent), with its name as a static string: how doors that take the
+    /// token details as keywords set them without naming each.
+    pub fn count_mut(&mut self, name: &str) -> Option<(&'static str, &mut u64)> {
+        let counts = [
+            ("input_tokens", &mut self.input_tokens),
+            ("output_tokens", &mut self.output_tokens),
+            ("cached_input_tokens", &mut self.cached_input_tokens),
+            ("reasoning_tokens", &mut self.reasoning_tokens),
+            ("cache_write_tokens", &mut self.cache_write_tokens),
+            ("input_audio_tokens", &mut self.input_audio_tokens),
+            (
+                "cached_audio_input_tokens",
+                &mut self.cached_audio_input_tokens,
+            ),
+            ("output_audio_tokens", &mut self.output_audio_tokens),
+        ];
+        counts.into_iter().find(|(n, _)| *n == name)
+    }
+
     /// These counts with `f` applied to each (e.g. a cap).
     pub fn map_counts(self, f: impl Fn(u64) -> u64) -> TokenUsage {
         TokenUsage {
