@@ -18,7 +18,8 @@ record_table! {
 /// reader (which ignores unknown keys only when absent) can still load our files
 /// written without them.
 ///
-/// Declared as a table (see [`fields`]): each row is a field with its
+/// Declared as a table (`record_table!`; see [`UsageRecord::FIELDS`] and
+/// [`FieldValue`](crate::FieldValue)): each row is a field with its
 /// serde attributes, type and records-CSV column (`csv(n)`; `NOT_IN_CSV`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
