@@ -1,6 +1,8 @@
 //! The two CSV exports, written with the `csv` crate (RFC 4180 quoting,
-//! `\n` line ends). Each export's columns are the fields of one row struct:
-//! the header is read from that struct, so header and rows cannot drift.
+//! `\n` line ends). The daily export's columns are the fields of one row
+//! struct (the header is read from it); the records export's are the
+//! record's own table of fields (each at its CSV position) plus the local
+//! time. Either way header and rows come from one list and cannot drift.
 //!
 //! `bom` puts a UTF-8 byte order mark first: Excel then reads the file as
 //! UTF-8 and shows Chinese names right; most other tools do not want one.
