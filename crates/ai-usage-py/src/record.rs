@@ -13,7 +13,7 @@ use pyo3::IntoPyObjectExt;
 
 /// One recorded AI call, with the original's attributes first (`cost` as a
 /// float in `currency`, which is our addition), then the record's other
-/// fields (token details, `priced`, `request_id`, `tags`, `provider`).
+/// fields in the day-file line's order (token details, ids, labels, provider).
 #[pyclass(name = "UsageRecord", module = "ai_usage_monitor", eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyUsageRecord {
@@ -36,7 +36,7 @@ fn position(name: &str) -> Option<usize> {
 
 impl PyUsageRecord {
     /// Field `name` as a Python value, by its kind: money as a float, the
-    /// currency as its code, `priced` as a bool (false only when no price
+    /// currency as its code, the priced flag as a bool (false only when no price
     /// was known), a missing text as `None`.
     fn get_field<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let i = position(name).ok_or_else(|| {
