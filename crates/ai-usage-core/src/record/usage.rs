@@ -783,6 +783,25 @@ mod source_tests {
         assert_eq!(counts(gemini.token_usage().unwrap()), (1000, 250, 600, 200));
     }
 
+    /// Every count but the optional total is reachable by its name, and
+    /// setting it sets that count.
+    #[test]
+    fn counts_by_name() {
+        let names = TokenUsage::default().named_counts().map(|(n, _)| n);
+        for (i, name) in names.iter().enumerate() {
+            let mut u = TokenUsage::default();
+            match u.count_mut(name) {
+                None => assert_eq!(*name, "total_tokens"),
+                Some((field, slot)) => {
+                    assert_eq!(field, *name);
+                    *slot = 7;
+                    assert_eq!(u.named_counts()[i], (*name, 7));
+                }
+            }
+        }
+        assert!(TokenUsage::default().count_mut("cached_tokens").is_none());
+    }
+
     #[test]
     fn wrappers_forward() {
         let ok: Result<TokenUsage, String> = Ok(TokenUsage::new(1, 2));
