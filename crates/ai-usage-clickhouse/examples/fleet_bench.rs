@@ -153,18 +153,8 @@ fn load(
                 cost: Money::from_micros(rng.i64(10..50_000)),
                 duration_ms: rng.f64() * 5000.0,
                 success: rng.u8(0..100) > 2,
-                error_msg: None,
-                cached_input_tokens: 0,
-                reasoning_tokens: 0,
                 currency: Some(Currency::CNY),
-                priced: None,
-                request_id: None,
-                tags: Vec::new(),
-                cache_write_tokens: 0,
-                input_audio_tokens: 0,
-                cached_audio_input_tokens: 0,
-                output_audio_tokens: 0,
-                provider: None,
+                ..UsageRecord::default()
             };
             line.clear();
             r.write_line(&mut line);

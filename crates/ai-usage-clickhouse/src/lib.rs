@@ -23,6 +23,7 @@ mod answers;
 mod background;
 mod checkpoint;
 mod client;
+mod columns;
 mod endpoint;
 mod error;
 mod host_id;

@@ -22,9 +22,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
+use ai_usage_core::FieldSlot;
 use ai_usage_core::{Currency, RecordsCsv, UsageRecord};
 use chrono::NaiveDate;
 
+use crate::columns::field_columns;
 use crate::error::{Error, Result};
 use crate::queries::FleetQueries;
 use crate::schema::money_from_column;
@@ -33,13 +37,17 @@ use crate::tsv::quote;
 /// Rows of `records` read per query by the records export.
 pub const RECORDS_BATCH_ROWS: usize = 50_000;
 
-/// The columns the records export selects, in the order [`record_of`] reads
-/// them; the last three are the page key's tie-breakers.
-const RECORD_SELECT: &str = "timestamp, user_id, anchor_id, session_id, model, function, \
-input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, cost_nanos, \
-currency, priced, success, duration_ms, error_msg, request_id, arrayStringConcat(tags, ';'), \
-provider, cache_write_tokens, input_audio_tokens, cached_audio_input_tokens, \
-output_audio_tokens, host, file, `offset`";
+/// The columns the records export selects: the record's fields as the
+/// core's table declares them ([`field_columns`]), then the page key's
+/// tie-breakers. [`record_of`] fills each field from its own column.
+fn record_select() -> &'static str {
+    static SELECT: OnceLock<String> = OnceLock::new();
+    SELECT.get_or_init(|| {
+        let mut s: Vec<&str> = field_columns().iter().map(|c| c.select.as_str()).collect();
+        s.extend(["host", "file", "`offset`"]);
+        s.join(", ")
+    })
+}
 
 /// Where the last page ended: `(timestamp, host, file, offset)`.
 struct PageKey {
@@ -138,9 +146,10 @@ impl FleetQueries {
                     .map(|k| format!(" AND {}", k.after()))
                     .unwrap_or_default();
                 let sql = format!(
-                    "SELECT {RECORD_SELECT} FROM {db}.records FINAL WHERE day = toDate('{}') \
+                    "SELECT {} FROM {db}.records FINAL WHERE day = toDate('{}') \
 AND timestamp >= {start} AND timestamp < {end}{after} \
 ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
+                    record_select(),
                     day.format("%Y-%m-%d")
                 );
                 let rows = self.client().query_rows(&sql)?;
@@ -236,58 +245,55 @@ fn text(row: &[String], i: usize) -> Result<Option<String>> {
     Ok((!s.is_empty()).then(|| s.to_string()))
 }
 
-/// One row of [`RECORD_SELECT`] as the record the day file held.
+/// One row of [`record_select`] as the record the day file held: each
+/// field read from its column by its kind.
 fn record_of(row: &[String]) -> Result<UsageRecord> {
-    let code = field(row, 12)?;
-    let currency =
-        Currency::new(code).ok_or_else(|| Error::Protocol(format!("currency {code:?}")))?;
-    let tags = field(row, 18)?;
-    Ok(UsageRecord {
-        timestamp: number(row, 0)?,
-        user_id: text(row, 1)?,
-        anchor_id: text(row, 2)?,
-        session_id: text(row, 3)?,
-        model: field(row, 4)?.to_string(),
-        function: field(row, 5)?.to_string(),
-        input_tokens: number(row, 6)?,
-        output_tokens: number(row, 7)?,
-        total_tokens: number(row, 8)?,
-        cached_input_tokens: number(row, 9)?,
-        reasoning_tokens: number(row, 10)?,
-        cost: money_from_column(number(row, 11)?),
-        currency: Some(currency),
-        priced: Some(field(row, 13)? == "1"),
-        success: field(row, 14)? == "1",
-        duration_ms: number(row, 15)?,
-        error_msg: text(row, 16)?,
-        request_id: text(row, 17)?,
-        // Joined by ClickHouse; the export joins them the same way.
-        tags: if tags.is_empty() {
-            Vec::new()
-        } else {
-            vec![tags.to_string()]
-        },
-        provider: text(row, 19)?,
-        cache_write_tokens: number(row, 20)?,
-        input_audio_tokens: number(row, 21)?,
-        cached_audio_input_tokens: number(row, 22)?,
-        output_audio_tokens: number(row, 23)?,
-    })
+    let mut r = UsageRecord::default();
+    for ((i, column), slot) in field_columns().iter().enumerate().zip(r.slots()) {
+        let cell = field(row, i)?;
+        let bad = || Error::Protocol(format!("column {}: cannot read {cell:?}", column.name));
+        match slot {
+            FieldSlot::Float(f) => *f = number(row, i)?,
+            FieldSlot::Count(n) => *n = number(row, i)?,
+            FieldSlot::Text(t) => *t = cell.to_string(),
+            FieldSlot::OptText(t) => *t = text(row, i)?,
+            FieldSlot::Flag(b) => *b = cell == "1",
+            FieldSlot::Money(m) => *m = money_from_column(number(row, i)?),
+            FieldSlot::Currency(c) => *c = Some(Currency::new(cell).ok_or_else(bad)?),
+            FieldSlot::OptFlag(b) => *b = Some(cell == "1"),
+            // Joined by ClickHouse; the export joins them the same way.
+            FieldSlot::List(items) => {
+                *items = if cell.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![cell.to_string()]
+                }
+            }
+        }
+    }
+    Ok(r)
 }
 
-/// The page key of a [`RECORD_SELECT`] row.
+/// The page key of a [`record_select`] row: the timestamp, then the
+/// columns after the record's.
 fn page_key(row: &[String]) -> Result<PageKey> {
+    let timestamp = field_columns()
+        .iter()
+        .position(|c| c.name == "timestamp")
+        .ok_or_else(|| Error::Protocol("no timestamp column".into()))?;
+    let after = field_columns().len();
     Ok(PageKey {
-        timestamp: number(row, 0)?,
-        host: field(row, 24)?.to_string(),
-        file: field(row, 25)?.to_string(),
-        offset: number(row, 26)?,
+        timestamp: number(row, timestamp)?,
+        host: field(row, after)?.to_string(),
+        file: field(row, after + 1)?.to_string(),
+        offset: number(row, after + 2)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ai_usage_core::FieldValue;
 
     #[test]
     fn page_key_filter_quotes_text_and_keeps_the_exact_timestamp() {
@@ -305,59 +311,58 @@ AND `offset` > 42))))))"
         );
     }
 
+    /// Every field survives the trip through its column: a record with
+    /// each field set is written as the cells ClickHouse returns (by the
+    /// column's kind) and read back equal.
     #[test]
     fn a_row_reads_back_as_its_record() {
-        let row: Vec<String> = [
-            "1761403494.6",
-            "u1",
-            "",
-            "s1",
-            "qwen-plus",
-            "=f",
-            "3",
-            "4",
-            "7",
-            "1",
-            "2",
-            "1500000000",
-            "USD",
-            "1",
-            "0",
-            "12.5",
-            "boom",
-            "",
-            "a;b",
-            "dashscope",
-            "5",
-            "4",
-            "1",
-            "2",
-            "h",
-            "usage_2025-10-25.jsonl",
-            "9",
-        ]
-        .map(String::from)
-        .to_vec();
-        let r = record_of(&row).unwrap();
-        assert_eq!(r.timestamp, 1761403494.6);
-        assert_eq!(r.user_id.as_deref(), Some("u1"));
-        assert_eq!(r.anchor_id, None);
-        assert_eq!(r.function, "=f");
-        assert_eq!(r.cost, ai_usage_core::Money::from_micros(1_500_000));
-        assert_eq!(r.currency, Some(Currency::new("USD").unwrap()));
-        assert!(!r.success);
-        assert_eq!(r.tags.join(";"), "a;b");
-        assert_eq!(r.cache_write_tokens, 5);
-        assert_eq!(
-            (
-                r.input_audio_tokens,
-                r.cached_audio_input_tokens,
-                r.output_audio_tokens
-            ),
-            (4, 1, 2)
-        );
+        let mut want = UsageRecord::default();
+        for (i, slot) in want.slots().into_iter().enumerate() {
+            let n = i as u64 + 1;
+            match slot {
+                FieldSlot::Float(f) => *f = 1761403494.5 + n as f64,
+                FieldSlot::Count(c) => *c = n,
+                FieldSlot::Text(t) => *t = format!("=text {n}"),
+                FieldSlot::OptText(t) => *t = Some(format!("opt;{n}")),
+                FieldSlot::Flag(b) => *b = false,
+                FieldSlot::Money(m) => *m = ai_usage_core::Money::from_micros(1_500_000),
+                FieldSlot::Currency(c) => *c = Currency::new("USD"),
+                FieldSlot::OptFlag(b) => *b = Some(true),
+                FieldSlot::List(l) => *l = vec!["a;b".into()],
+            }
+        }
+        let mut row: Vec<String> = want
+            .values()
+            .into_iter()
+            .map(|v| match v {
+                FieldValue::Float(f) => f.to_string(),
+                FieldValue::Count(n) => n.to_string(),
+                FieldValue::Text(t) => t.to_string(),
+                FieldValue::OptText(t) => t.unwrap_or_default().to_string(),
+                FieldValue::Flag(b) | FieldValue::OptFlag(Some(b)) => u8::from(b).to_string(),
+                FieldValue::OptFlag(None) => "0".into(),
+                FieldValue::Money(m) => m.nanos().to_string(),
+                FieldValue::Currency(c) => c.map(|c| c.code().to_string()).unwrap_or_default(),
+                FieldValue::List(l) => l.join(";"),
+            })
+            .collect();
+        row.extend(["h", "usage_2025-10-25.jsonl", "9"].map(String::from));
+        assert_eq!(record_of(&row).unwrap(), want);
+        // An empty text column is an absent id.
+        let mut blank = row.clone();
+        for (cell, v) in blank.iter_mut().zip(want.values()) {
+            if matches!(v, FieldValue::OptText(_)) {
+                cell.clear();
+            }
+        }
+        let r = record_of(&blank).unwrap();
+        assert!(r
+            .values()
+            .iter()
+            .all(|v| !matches!(v, FieldValue::OptText(Some(_)))));
         let k = page_key(&row).unwrap();
         assert_eq!((k.host.as_str(), k.offset), ("h", 9));
+        assert_eq!(k.timestamp, want.timestamp);
         assert!(record_of(&row[..10]).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use ai_usage_core::FieldValue;
 use ai_usage_core::{Currency, PricingTable, UsageRecord};
 
 /// Where a record comes from: the host, its day file and the line's bytes.
@@ -50,7 +51,8 @@ pub fn settle_currency(
 }
 
 /// Appends the record as one `RowBinary` row in
-/// [`RECORD_COLUMNS`](crate::schema::RECORD_COLUMNS) order: little-endian
+/// [`record_columns`](crate::columns::record_columns) order (the record's
+/// fields by kind, the currency and priced flag as settled): little-endian
 /// numbers, strings as a LEB128 length and their bytes, `Date` as days since
 /// 1970-01-01 (`UInt16`). Nothing to escape or format, so it is cheap to
 /// write here and to read for the server (ClickHouse reads `RowBinary`
@@ -68,48 +70,26 @@ pub fn push_row(
     put_u64(out, o.offset);
     put_u64(out, o.end_offset);
     out.extend_from_slice(&utc_day(r.timestamp).to_le_bytes());
-    out.extend_from_slice(&r.timestamp.to_le_bytes());
-    put_str(out, opt(&r.user_id));
-    put_str(out, opt(&r.anchor_id));
-    put_str(out, opt(&r.session_id));
-    put_str(out, &r.model);
-    put_str(out, &r.function);
-    for n in [
-        r.input_tokens,
-        r.output_tokens,
-        r.total_tokens,
-        r.cached_input_tokens,
-        r.reasoning_tokens,
-    ] {
-        put_u64(out, n);
+    for value in r.values() {
+        match value {
+            FieldValue::Float(f) => out.extend_from_slice(&finite(f).to_le_bytes()),
+            FieldValue::Count(n) => put_u64(out, n),
+            FieldValue::Text(s) => put_str(out, s),
+            FieldValue::OptText(s) => put_str(out, s.unwrap_or("")),
+            FieldValue::Flag(b) => out.push(u8::from(b)),
+            FieldValue::Money(m) => {
+                out.extend_from_slice(&crate::schema::money_to_column(m).to_le_bytes());
+            }
+            FieldValue::Currency(_) => put_str(out, currency.code()),
+            FieldValue::OptFlag(_) => out.push(u8::from(priced)),
+            FieldValue::List(items) => {
+                put_len(out, items.len());
+                for t in items {
+                    put_str(out, t);
+                }
+            }
+        }
     }
-    out.extend_from_slice(&crate::schema::money_to_column(r.cost).to_le_bytes());
-    put_str(out, currency.code());
-    out.push(u8::from(priced));
-    out.push(u8::from(r.success));
-    out.extend_from_slice(&finite(r.duration_ms).to_le_bytes());
-    put_str(out, opt(&r.error_msg));
-    put_str(out, opt(&r.request_id));
-    put_len(out, r.tags.len());
-    for t in &r.tags {
-        put_str(out, t);
-    }
-    // Schema v4's columns.
-    put_str(out, opt(&r.provider));
-    put_u64(out, r.cache_write_tokens);
-    // Schema v5's columns.
-    for n in [
-        r.input_audio_tokens,
-        r.cached_audio_input_tokens,
-        r.output_audio_tokens,
-    ] {
-        put_u64(out, n);
-    }
-}
-
-/// An absent id or text as the column's empty string.
-fn opt(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("")
 }
 
 /// The `day` column: days since 1970-01-01 of the timestamp's UTC date,
@@ -191,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_row_is_laid_out_as_rowbinary() {
-        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"], "provider": "dashscope", "cache_write_tokens": 1, "input_audio_tokens": 2, "cached_audio_input_tokens": 1, "output_audio_tokens": 3}"#;
+        let line = br#"{"timestamp": 1761403494.6, "user_id": "4\t2", "model": "qwen-plus", "function": "f", "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "cost": 0.5, "duration_ms": 1.0, "success": true, "error_msg": null, "tags": ["x'y"], "provider": "dashscope", "cache_write_tokens": 1, "input_audio_tokens": 2, "output_audio_tokens": 3}"#;
         let r = ai_usage_core::dayfile::parse_record(line).unwrap();
         let mut out = Vec::new();
         let o = Origin {
@@ -208,19 +188,22 @@ mod tests {
         want.extend_from_slice(&20u64.to_le_bytes());
         want.extend_from_slice(&20386u16.to_le_bytes()); // 2025-10-25
         want.extend_from_slice(&1761403494.6f64.to_le_bytes());
+        // The record's fields in their table's order.
         want.extend_from_slice(b"\x034\t2\x00\x00\x09qwen-plus\x01f");
-        for n in [3u64, 4, 7, 0, 0] {
+        for n in [3u64, 4, 7] {
             want.extend_from_slice(&n.to_le_bytes());
         }
         want.extend_from_slice(&500_000_000i64.to_le_bytes());
-        want.extend_from_slice(b"\x03CNY\x01\x01");
         want.extend_from_slice(&1.0f64.to_le_bytes());
-        want.extend_from_slice(b"\x00\x00\x01\x03x'y");
-        want.extend_from_slice(b"\x09dashscope");
-        want.extend_from_slice(&1u64.to_le_bytes()); // cache-write tokens
-        for n in [2u64, 1, 3] {
-            want.extend_from_slice(&n.to_le_bytes()); // audio in, cached, out
+        want.extend_from_slice(b"\x01\x00"); // success, no error
+        for n in [0u64, 0] {
+            want.extend_from_slice(&n.to_le_bytes()); // cached, reasoning
         }
+        want.extend_from_slice(b"\x03CNY\x01\x00\x01\x03x'y"); // priced, no request id, tags
+        for n in [1u64, 2, 0, 3] {
+            want.extend_from_slice(&n.to_le_bytes()); // cache write, audio in, cached, out
+        }
+        want.extend_from_slice(b"\x09dashscope");
         assert_eq!(out, want);
     }
 

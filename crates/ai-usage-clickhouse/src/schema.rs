@@ -25,9 +25,9 @@
 //!   last call and the latest user and anchor). v3's `agg_user` and
 //!   `agg_anchor` go. Rows already in `records` are copied in once, read
 //!   with `FINAL` (deduplicated).
-//! - v5: `records` gets the core's audio token columns
-//!   (`input_audio_tokens`, `cached_audio_input_tokens`,
-//!   `output_audio_tokens`; 0 for older rows), and `agg_model`'s p95 is the
+//! - v5: `records` gets the core's audio token columns (0 for older rows;
+//!   the upgrade adds whatever record field's column the table lacks, so
+//!   the columns always follow the core's one table of fields), and `agg_model`'s p95 is the
 //!   core's duration histogram instead of a t-digest state: a nested
 //!   `durationMap` (`bucket UInt8` → `calls UInt64`) that `SummingMergeTree`
 //!   sums by bucket, filled by the view with [`duration_bucket_sql`] (the
@@ -50,6 +50,7 @@ use ai_usage_core::{DurationHistogram, Money, Zone};
 use chrono::NaiveDate;
 
 use crate::client::Client;
+use crate::columns::{field_columns, record_columns, HEAD_COLUMNS};
 use crate::error::{Error, Result};
 
 /// The budget-alert claims table (schema v5).
@@ -57,20 +58,6 @@ pub const ALERTS_TABLE: &str = "budget_alerts";
 
 /// The newest schema version this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 5;
-
-/// Columns of `records`, in the order the shipper sends them.
-pub const RECORD_COLUMNS: &str = "id, host, file, offset, end_offset, day, timestamp, user_id, \
-anchor_id, session_id, model, function, input_tokens, output_tokens, total_tokens, \
-cached_input_tokens, reasoning_tokens, cost_nanos, currency, priced, success, duration_ms, \
-error_msg, request_id, tags, provider, cache_write_tokens, input_audio_tokens, \
-cached_audio_input_tokens, output_audio_tokens";
-
-/// v5's audio token columns of `records`, as the core names them.
-const AUDIO_COLUMNS: [&str; 3] = [
-    "input_audio_tokens",
-    "cached_audio_input_tokens",
-    "output_audio_tokens",
-];
 
 /// An exact cost as stored in `cost_nanos` (billionths of its currency).
 ///
@@ -85,9 +72,11 @@ pub fn money_from_column(nanos: i64) -> Money {
     Money::from_nanos(nanos)
 }
 
-/// The raw table: v1's columns with v4's changes (`cost_nanos` for
-/// `cost_micros`, `provider`, `cache_write_tokens`) and v5's audio token
-/// columns when `current`.
+/// The raw table: v1's columns, frozen as v1..v3 created them, or (when
+/// `current`) the identity columns and then every record field's column
+/// as the core's table of fields declares it ([`field_columns`]): v4's
+/// `cost_nanos` for `cost_micros`, `provider`, `cache_write_tokens`, v5's
+/// audio token columns, and whatever field comes next.
 ///
 /// v4 orders the rows by `(day, host, file, offset)`: the order the shipper
 /// sends them in (a block needs almost no sorting, offsets compress to
@@ -96,37 +85,35 @@ pub fn money_from_column(nanos: i64) -> Money {
 /// `id` (a hash of host, file and offset) does, so `ReplacingMergeTree` and
 /// `FINAL` deduplicate as before. v1..v3 were ordered by `(day, id)`.
 fn records_table(db: &str, table: &str, current: bool) -> String {
-    let order = if current {
-        "day, host, file, offset"
-    } else {
-        "day, id"
-    };
-    let (cost, extra) = if current {
-        (
-            "cost_nanos Int64,          -- exact cost in billionths of `currency`",
-            ",
-  provider String DEFAULT '',        -- '' = not recorded
-  cache_write_tokens UInt64 DEFAULT 0,
-  input_audio_tokens UInt64 DEFAULT 0,
-  cached_audio_input_tokens UInt64 DEFAULT 0,
-  output_audio_tokens UInt64 DEFAULT 0",
-        )
-    } else {
-        (
-            "cost_micros Int64,         -- exact cost in millionths of `currency`",
-            "",
-        )
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{table} (
-  id UInt64,                 -- stable record id: hash of host, file, offset
+    let head = "  id UInt64,                 -- stable record id: hash of host, file, offset
   host String,               -- shipping host's id
   file String,               -- day file name on that host
   offset UInt64,             -- byte offset of the line in the file
   end_offset UInt64,         -- byte offset after the line (where shipping resumes)
-  day Date,                  -- UTC date of timestamp (partitioning and pruning)
-  timestamp Float64,         -- epoch seconds
-  user_id String,            -- '' = none
+  day Date,                  -- UTC date of timestamp (partitioning and pruning)";
+    let (fields, order) = if current {
+        let fields: Vec<String> = field_columns()
+            .iter()
+            .map(|c| format!("  {} {} DEFAULT {}", c.name, c.sql_type, c.default))
+            .collect();
+        (fields.join(",\n"), "day, host, file, offset")
+    } else {
+        (V1_FIELDS.to_string(), "day, id")
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table} (
+{head},
+{fields}
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY ({order})"
+    )
+}
+
+/// v1's record columns, as v1..v3 created them (history: only the upgrade
+/// tests create such a table now).
+const V1_FIELDS: &str = "  timestamp Float64,
+  user_id String,
   anchor_id String,
   session_id String,
   model String,
@@ -136,19 +123,14 @@ fn records_table(db: &str, table: &str, current: bool) -> String {
   total_tokens UInt64,
   cached_input_tokens UInt64,
   reasoning_tokens UInt64,
-  {cost}
-  currency String,           -- ISO code, never mixed within a sum
+  cost_micros Int64,
+  currency String,
   priced UInt8,
   success UInt8,
   duration_ms Float64,
   error_msg String,
   request_id String,
-  tags Array(String){extra}
-) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY ({order})"
-    )
-}
+  tags Array(String)";
 
 /// The sums every aggregate holds, as expressions over `records`.
 const AGG_SUMS: &str = "count() AS calls, sum(success) AS successful_calls, \
@@ -486,6 +468,18 @@ AND name = '{column}'"
     ))? > 0)
 }
 
+/// The column names of `table` in this database.
+fn columns_of(client: &Client, table: &str) -> Result<Vec<String>> {
+    let name = client.endpoint().database().replace(['\'', '\\'], "");
+    let rows = client.query_rows(&format!(
+        "SELECT name FROM system.columns WHERE database = '{name}' AND table = '{table}'"
+    ))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect())
+}
+
 /// Whether `records` still has v1's `cost_micros` column.
 fn records_in_micros(client: &Client) -> Result<bool> {
     has_column(client, "records", "cost_micros")
@@ -502,14 +496,23 @@ fn upgrade_records(client: &Client) -> Result<()> {
     if records_in_micros(client)? {
         client.execute(&format!("DROP TABLE IF EXISTS {db}.records_v4"))?;
         client.execute(&records_table(&db, "records_v4", true))?;
-        let mut v3_columns = RECORD_COLUMNS
-            .replace("cost_nanos", "cost_micros * 1000")
-            .replace(", provider, cache_write_tokens", ", '', 0");
-        for c in AUDIO_COLUMNS {
-            v3_columns = v3_columns.replace(c, "0");
+        // Each column from the v1..v3 table: money ×1000 to nanos, the
+        // columns it lacks at their defaults.
+        let old = columns_of(client, "records")?;
+        let mut v3_columns = HEAD_COLUMNS.to_string();
+        for c in field_columns() {
+            v3_columns.push_str(", ");
+            if c.name == "cost_nanos" {
+                v3_columns.push_str("cost_micros * 1000");
+            } else if old.contains(&c.name) {
+                v3_columns.push_str(&c.name);
+            } else {
+                v3_columns.push_str(c.default);
+            }
         }
+        let columns = record_columns();
         client.execute(&format!(
-            "INSERT INTO {db}.records_v4 ({RECORD_COLUMNS}) SELECT {v3_columns} FROM {db}.records FINAL"
+            "INSERT INTO {db}.records_v4 ({columns}) SELECT {v3_columns} FROM {db}.records FINAL"
         ))?;
         client.execute(&format!(
             "RENAME TABLE {db}.records TO {db}.records_v3, {db}.records_v4 TO {db}.records"
@@ -527,17 +530,20 @@ fn upgrade_records(client: &Client) -> Result<()> {
 /// dropped here and recreated, then refilled from `records FINAL`, by the
 /// caller). Each step checks first, so a cut-short upgrade resumes.
 fn upgrade_to_v5(client: &Client) -> Result<()> {
-    add_audio_columns(client)?;
+    add_missing_field_columns(client)?;
     drop_digest_agg_model(client)
 }
 
-/// Adds the audio token columns `records` lacks (v1..v4 tables).
-fn add_audio_columns(client: &Client) -> Result<()> {
+/// Adds every record field's column `records` lacks (v5's audio token
+/// columns on a v1..v4 table), at its default for the rows it holds.
+fn add_missing_field_columns(client: &Client) -> Result<()> {
     let db = client.db();
-    for column in AUDIO_COLUMNS {
-        if !has_column(client, "records", column)? {
+    let have = columns_of(client, "records")?;
+    for c in field_columns() {
+        if !have.contains(&c.name) {
             client.execute(&format!(
-                "ALTER TABLE {db}.records ADD COLUMN {column} UInt64 DEFAULT 0"
+                "ALTER TABLE {db}.records ADD COLUMN {} {} DEFAULT {}",
+                c.name, c.sql_type, c.default
             ))?;
         }
     }

@@ -32,11 +32,12 @@ use ai_usage_core::PricingTable;
 
 use crate::checkpoint::{inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
 use crate::client::Client;
+use crate::columns::record_columns;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::host_id::directory_host_id;
 use crate::row::{push_row, settle_currency, Origin};
-use crate::schema::{self, RECORD_COLUMNS};
+use crate::schema;
 use crate::tsv::quote;
 
 /// Name of the lock file in the records directory.
@@ -546,7 +547,7 @@ impl Shipper {
                             handle: scope.spawn(move || {
                                 client.insert_row_binary(
                                     "records",
-                                    RECORD_COLUMNS,
+                                    record_columns(),
                                     &query_id,
                                     &rows,
                                 )

@@ -68,6 +68,7 @@ pub use monitor::{
 };
 
 // Records: what a caller records and what is written.
+pub use record::fields::{CsvColumn, FieldSlot, FieldSpec, FieldValue, RecordField};
 pub use record::usage::{TokenUsage, UsageSource};
 pub use record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_TOKENS_PER_CALL};
 

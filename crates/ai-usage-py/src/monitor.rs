@@ -20,7 +20,7 @@ use ai_usage_core::{
 };
 use arc_swap::ArcSwap;
 use chrono::Datelike;
-use pyo3::exceptions::{PyOSError, PyOverflowError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serde::Serialize;
@@ -213,10 +213,8 @@ impl Monitor {
     /// (in `currency`, else the model's, else CNY) is kept as given.
     #[pyo3(signature = (model, function, input_tokens=0, output_tokens=0, duration_ms=0.0, *,
         cost=None, total_tokens=None, success=true, user_id=None, anchor_id=None,
-        session_id=None, error_msg=None, currency=None, cached_input_tokens=0,
-        reasoning_tokens=0, request_id=None, timestamp=None, cache_write_tokens=0,
-        input_audio_tokens=0, cached_audio_input_tokens=0, output_audio_tokens=0,
-        provider=None))]
+        session_id=None, error_msg=None, currency=None, request_id=None, timestamp=None,
+        provider=None, **token_details))]
     #[allow(clippy::too_many_arguments)]
     fn record_usage(
         &self,
@@ -234,15 +232,10 @@ impl Monitor {
         session_id: Option<&Bound<'_, PyAny>>,
         error_msg: Option<&str>,
         currency: Option<&str>,
-        cached_input_tokens: i64,
-        reasoning_tokens: i64,
         request_id: Option<&str>,
         timestamp: Option<f64>,
-        cache_write_tokens: i64,
-        input_audio_tokens: i64,
-        cached_audio_input_tokens: i64,
-        output_audio_tokens: i64,
         provider: Option<&str>,
+        token_details: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyUsageRecord> {
         let cost = match cost {
             None => None,
@@ -264,23 +257,30 @@ impl Monitor {
                 .map(|c| c.0)
                 .map_err(|e| PyValueError::new_err(e.to_string()))
         };
+        let mut usage = TokenUsage {
+            total_tokens: total_tokens.map(|t| count("total_tokens", t)).transpose()?,
+            ..TokenUsage::new(
+                count("input_tokens", input_tokens)?,
+                count("output_tokens", output_tokens)?,
+            )
+        };
+        // The token details (cached, reasoning, cache-write and audio
+        // counts), keyword-only, by the core's names.
+        if let Some(details) = token_details {
+            for (k, v) in details.iter() {
+                let name: String = k.extract()?;
+                let Some((field, slot)) = usage.count_mut(&name) else {
+                    return Err(PyTypeError::new_err(format!(
+                        "record_usage() got an unexpected keyword argument '{name}'"
+                    )));
+                };
+                *slot = count(field, v.extract()?)?;
+            }
+        }
         let ev = UsageEvent {
             model,
             function,
-            usage: TokenUsage {
-                input_tokens: count("input_tokens", input_tokens)?,
-                output_tokens: count("output_tokens", output_tokens)?,
-                total_tokens: total_tokens.map(|t| count("total_tokens", t)).transpose()?,
-                cached_input_tokens: count("cached_input_tokens", cached_input_tokens)?,
-                reasoning_tokens: count("reasoning_tokens", reasoning_tokens)?,
-                cache_write_tokens: count("cache_write_tokens", cache_write_tokens)?,
-                input_audio_tokens: count("input_audio_tokens", input_audio_tokens)?,
-                cached_audio_input_tokens: count(
-                    "cached_audio_input_tokens",
-                    cached_audio_input_tokens,
-                )?,
-                output_audio_tokens: count("output_audio_tokens", output_audio_tokens)?,
-            },
+            usage,
             duration_ms,
             success,
             error_msg,

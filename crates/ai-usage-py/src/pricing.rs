@@ -70,15 +70,11 @@ pub fn usage_from_json<'py>(py: Python<'py>, body: &str) -> PyResult<Option<Boun
         return Ok(None);
     };
     let d = PyDict::new(py);
-    d.set_item("input_tokens", u.input_tokens)?;
-    d.set_item("output_tokens", u.output_tokens)?;
+    // Every count by its name; the total as recorded (max of given and sum).
+    for (name, n) in u.named_counts() {
+        d.set_item(name, n)?;
+    }
     d.set_item("total_tokens", u.total())?;
-    d.set_item("cached_input_tokens", u.cached_input_tokens)?;
-    d.set_item("reasoning_tokens", u.reasoning_tokens)?;
-    d.set_item("cache_write_tokens", u.cache_write_tokens)?;
-    d.set_item("input_audio_tokens", u.input_audio_tokens)?;
-    d.set_item("cached_audio_input_tokens", u.cached_audio_input_tokens)?;
-    d.set_item("output_audio_tokens", u.output_audio_tokens)?;
     d.set_item("model", model)?;
     Ok(Some(d))
 }

@@ -1,209 +1,218 @@
-//! `UsageRecord`: the original's record dataclass, as a Python class whose
-//! instances are built in Rust (cheap enough for a record per call).
+//! `UsageRecord`: the original's record dataclass, as a Python class over
+//! the core's record. Its attributes are the core's table of fields
+//! ([`UsageRecord::FIELDS`]), read and set by each field's kind, so a field
+//! added to the record is a Python attribute (and a `to_dict` key) without
+//! an edit here; the `.pyi` stub is checked against `UsageRecord.FIELDS`
+//! by the tests.
 
-use ai_usage_core::UsageRecord;
+use ai_usage_core::{Currency, FieldSlot, FieldValue, Money, UsageRecord};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::IntoPyObjectExt;
 
-/// One recorded AI call, with the original's attributes (`cost` as a float in
-/// `currency`, which is our addition).
-#[pyclass(
-    name = "UsageRecord",
-    module = "ai_usage_monitor",
-    get_all,
-    set_all,
-    eq
-)]
+/// One recorded AI call, with the original's attributes first (`cost` as a
+/// float in `currency`, which is our addition), then the record's other
+/// fields in the day-file line's order (token details, ids, labels, provider).
+#[pyclass(name = "UsageRecord", module = "ai_usage_monitor", eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyUsageRecord {
-    /// Epoch seconds (float).
-    pub timestamp: f64,
-    /// Paying account.
-    pub user_id: Option<String>,
-    /// Streamer (主播).
-    pub anchor_id: Option<String>,
-    /// Broadcast session.
-    pub session_id: Option<String>,
-    /// Model name as recorded.
-    pub model: String,
-    /// App feature (功能).
-    pub function: String,
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Completion tokens.
-    pub output_tokens: u64,
-    /// Total tokens.
-    pub total_tokens: u64,
-    /// Cost in `currency` (exact to 1e-9 in the engine; a float here).
-    pub cost: f64,
-    /// Wall time in milliseconds.
-    pub duration_ms: f64,
-    /// False for a failed call.
-    pub success: bool,
-    /// Error text of a failed call.
-    pub error_msg: Option<String>,
-    /// Currency code of `cost` (`CNY`, `USD`, …).
-    pub currency: String,
-    /// Input tokens read from the provider's cache (part of `input_tokens`).
-    pub cached_input_tokens: u64,
-    /// Reasoning tokens (part of `output_tokens`).
-    pub reasoning_tokens: u64,
-    /// Input tokens written to the provider's cache (part of `input_tokens`).
-    pub cache_write_tokens: u64,
-    /// Audio input tokens (part of `input_tokens`).
-    pub input_audio_tokens: u64,
-    /// Audio input tokens read from the cache (part of `cached_input_tokens`).
-    pub cached_audio_input_tokens: u64,
-    /// Audio output tokens (part of `output_tokens`).
-    pub output_audio_tokens: u64,
-    /// Provider whose price applied (`openai`, `anthropic`, …), if given.
-    pub provider: Option<String>,
-    /// The provider's request id, if given.
-    pub request_id: Option<String>,
+    /// The record, its currency settled (a record without one is CNY).
+    record: UsageRecord,
 }
 
 impl From<&UsageRecord> for PyUsageRecord {
     fn from(r: &UsageRecord) -> Self {
-        PyUsageRecord {
-            timestamp: r.timestamp,
-            user_id: r.user_id.clone(),
-            anchor_id: r.anchor_id.clone(),
-            session_id: r.session_id.clone(),
-            model: r.model.clone(),
-            function: r.function.clone(),
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            total_tokens: r.total_tokens,
-            cost: r.cost.as_f64(),
-            duration_ms: r.duration_ms,
-            success: r.success,
-            error_msg: r.error_msg.clone(),
-            currency: r.currency.unwrap_or_default().code().to_owned(),
-            cached_input_tokens: r.cached_input_tokens,
-            reasoning_tokens: r.reasoning_tokens,
-            cache_write_tokens: r.cache_write_tokens,
-            input_audio_tokens: r.input_audio_tokens,
-            cached_audio_input_tokens: r.cached_audio_input_tokens,
-            output_audio_tokens: r.output_audio_tokens,
-            provider: r.provider.clone(),
-            request_id: r.request_id.clone(),
+        let mut record = r.clone();
+        record.currency = Some(r.currency.unwrap_or_default());
+        PyUsageRecord { record }
+    }
+}
+
+/// The position of field `name` in the record's table.
+fn position(name: &str) -> Option<usize> {
+    UsageRecord::FIELDS.iter().position(|f| f.name == name)
+}
+
+impl PyUsageRecord {
+    /// Field `name` as a Python value, by its kind: money as a float, the
+    /// currency as its code, the priced flag as a bool (false only when no price
+    /// was known), a missing text as `None`.
+    fn get_field<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let i = position(name).ok_or_else(|| {
+            PyAttributeError::new_err(format!("'UsageRecord' object has no attribute '{name}'"))
+        })?;
+        match self.record.values()[i] {
+            FieldValue::Float(f) => f.into_bound_py_any(py),
+            FieldValue::Count(n) => n.into_bound_py_any(py),
+            FieldValue::Text(s) => s.into_bound_py_any(py),
+            FieldValue::OptText(s) => s.into_bound_py_any(py),
+            FieldValue::Flag(b) => b.into_bound_py_any(py),
+            FieldValue::Money(m) => m.as_f64().into_bound_py_any(py),
+            FieldValue::Currency(c) => c.unwrap_or_default().code().into_bound_py_any(py),
+            FieldValue::OptFlag(b) => (b != Some(false)).into_bound_py_any(py),
+            FieldValue::List(items) => items.to_vec().into_bound_py_any(py),
         }
+    }
+
+    /// Sets field `name` from a Python value, by its kind.
+    fn set_field(&mut self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = position(name).ok_or_else(|| {
+            PyAttributeError::new_err(format!("'UsageRecord' object has no attribute '{name}'"))
+        })?;
+        let slot = self
+            .record
+            .slots()
+            .into_iter()
+            .nth(i)
+            .ok_or_else(|| PyAttributeError::new_err(name.to_owned()))?;
+        match slot {
+            FieldSlot::Float(f) => *f = value.extract()?,
+            FieldSlot::Count(n) => *n = value.extract()?,
+            FieldSlot::Text(s) => *s = value.extract()?,
+            FieldSlot::OptText(s) => *s = value.extract()?,
+            FieldSlot::Flag(b) => *b = value.extract()?,
+            FieldSlot::Money(m) => {
+                let f: f64 = value.extract()?;
+                *m = Money::from_f64(f).ok_or_else(|| {
+                    PyValueError::new_err(format!("{name} must be a finite amount, got {f}"))
+                })?;
+            }
+            FieldSlot::Currency(c) => {
+                let code: String = value.extract()?;
+                *c = Some(Currency::new(&code).ok_or_else(|| {
+                    PyValueError::new_err(format!("{name} must be a 3-letter code, got {code:?}"))
+                })?);
+            }
+            FieldSlot::OptFlag(b) => {
+                let known: bool = value.extract()?;
+                *b = (!known).then_some(false);
+            }
+            FieldSlot::List(items) => *items = value.extract()?,
+        }
+        Ok(())
     }
 }
 
 #[pymethods]
 impl PyUsageRecord {
-    /// Builds a record by hand, with the original dataclass's field order;
-    /// the token details, provider and request id are keyword-only.
-    #[new]
-    #[pyo3(signature = (timestamp, user_id, anchor_id, session_id, model, function,
-        input_tokens, output_tokens, total_tokens, cost, duration_ms, success=true,
-        error_msg=None, currency="CNY".to_owned(), *, cached_input_tokens=0,
-        reasoning_tokens=0, cache_write_tokens=0, input_audio_tokens=0,
-        cached_audio_input_tokens=0, output_audio_tokens=0, provider=None,
-        request_id=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        timestamp: f64,
-        user_id: Option<String>,
-        anchor_id: Option<String>,
-        session_id: Option<String>,
-        model: String,
-        function: String,
-        input_tokens: u64,
-        output_tokens: u64,
-        total_tokens: u64,
-        cost: f64,
-        duration_ms: f64,
-        success: bool,
-        error_msg: Option<String>,
-        currency: String,
-        cached_input_tokens: u64,
-        reasoning_tokens: u64,
-        cache_write_tokens: u64,
-        input_audio_tokens: u64,
-        cached_audio_input_tokens: u64,
-        output_audio_tokens: u64,
-        provider: Option<String>,
-        request_id: Option<String>,
-    ) -> Self {
-        PyUsageRecord {
-            timestamp,
-            user_id,
-            anchor_id,
-            session_id,
-            model,
-            function,
-            input_tokens,
-            output_tokens,
-            total_tokens,
-            cost,
-            duration_ms,
-            success,
-            error_msg,
-            currency,
-            cached_input_tokens,
-            reasoning_tokens,
-            cache_write_tokens,
-            input_audio_tokens,
-            cached_audio_input_tokens,
-            output_audio_tokens,
-            provider,
-            request_id,
-        }
+    /// The attribute names, in the day-file line's order.
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn FIELDS(py: Python<'_>) -> PyResult<Py<PyTuple>> {
+        Ok(PyTuple::new(py, UsageRecord::FIELDS.iter().map(|f| f.name))?.unbind())
     }
 
-    /// The record as a dict: the original's `dataclasses.asdict` keys, then
-    /// `currency` and the token details, provider and request id.
+    /// Builds a record by hand, with the original dataclass's fields in its
+    /// order (and `currency`); every other field is keyword-only.
+    #[new]
+    #[pyo3(signature = (timestamp, user_id, anchor_id, session_id, model, function,
+        input_tokens, output_tokens, total_tokens, cost, duration_ms, success=None,
+        error_msg=None, currency=None, **details))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        timestamp: &Bound<'_, PyAny>,
+        user_id: &Bound<'_, PyAny>,
+        anchor_id: &Bound<'_, PyAny>,
+        session_id: &Bound<'_, PyAny>,
+        model: &Bound<'_, PyAny>,
+        function: &Bound<'_, PyAny>,
+        input_tokens: &Bound<'_, PyAny>,
+        output_tokens: &Bound<'_, PyAny>,
+        total_tokens: &Bound<'_, PyAny>,
+        cost: &Bound<'_, PyAny>,
+        duration_ms: &Bound<'_, PyAny>,
+        success: Option<&Bound<'_, PyAny>>,
+        error_msg: Option<&Bound<'_, PyAny>>,
+        currency: Option<&Bound<'_, PyAny>>,
+        details: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let mut r = PyUsageRecord::from(&UsageRecord {
+            success: true,
+            ..UsageRecord::default()
+        });
+        let given = [
+            ("timestamp", Some(timestamp)),
+            ("user_id", Some(user_id)),
+            ("anchor_id", Some(anchor_id)),
+            ("session_id", Some(session_id)),
+            ("model", Some(model)),
+            ("function", Some(function)),
+            ("input_tokens", Some(input_tokens)),
+            ("output_tokens", Some(output_tokens)),
+            ("total_tokens", Some(total_tokens)),
+            ("cost", Some(cost)),
+            ("duration_ms", Some(duration_ms)),
+            ("success", success),
+            ("error_msg", error_msg),
+            ("currency", currency),
+        ];
+        for (name, value) in given {
+            if let Some(v) = value {
+                r.set_field(name, v)?;
+            }
+        }
+        if let Some(details) = details {
+            for (k, v) in details.iter() {
+                let name: String = k.extract()?;
+                if position(&name).is_none() || given.iter().any(|(g, _)| *g == name) {
+                    return Err(PyTypeError::new_err(format!(
+                        "UsageRecord() got an unexpected keyword argument '{name}'"
+                    )));
+                }
+                r.set_field(&name, &v)?;
+            }
+        }
+        Ok(r)
+    }
+
+    fn __getattr__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.get_field(py, name)
+    }
+
+    fn __setattr__(&mut self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set_field(name, value)
+    }
+
+    fn __dir__(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = UsageRecord::FIELDS.iter().map(|f| f.name).collect();
+        names.extend(["to_dict", "FIELDS"]);
+        names
+    }
+
+    /// The record as a dict: the original's `dataclasses.asdict` keys
+    /// first, then every other field, in the day-file line's order.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("timestamp", self.timestamp)?;
-        d.set_item("user_id", &self.user_id)?;
-        d.set_item("anchor_id", &self.anchor_id)?;
-        d.set_item("session_id", &self.session_id)?;
-        d.set_item("model", &self.model)?;
-        d.set_item("function", &self.function)?;
-        d.set_item("input_tokens", self.input_tokens)?;
-        d.set_item("output_tokens", self.output_tokens)?;
-        d.set_item("total_tokens", self.total_tokens)?;
-        d.set_item("cost", self.cost)?;
-        d.set_item("duration_ms", self.duration_ms)?;
-        d.set_item("success", self.success)?;
-        d.set_item("error_msg", &self.error_msg)?;
-        d.set_item("currency", &self.currency)?;
-        d.set_item("cached_input_tokens", self.cached_input_tokens)?;
-        d.set_item("reasoning_tokens", self.reasoning_tokens)?;
-        d.set_item("cache_write_tokens", self.cache_write_tokens)?;
-        d.set_item("input_audio_tokens", self.input_audio_tokens)?;
-        d.set_item("cached_audio_input_tokens", self.cached_audio_input_tokens)?;
-        d.set_item("output_audio_tokens", self.output_audio_tokens)?;
-        d.set_item("provider", &self.provider)?;
-        d.set_item("request_id", &self.request_id)?;
+        for f in UsageRecord::FIELDS {
+            d.set_item(f.name, self.get_field(py, f.name)?)?;
+        }
         Ok(d)
     }
 
     fn __repr__(&self) -> String {
+        let r = &self.record;
         // Python's spelling of optional text: None or a quoted string.
         let opt = |v: &Option<String>| v.as_ref().map_or("None".to_owned(), |s| format!("{s:?}"));
         format!(
             "UsageRecord(timestamp={}, model={:?}, function={:?}, input_tokens={}, \
              output_tokens={}, total_tokens={}, cost={} {}, duration_ms={}, success={}, \
              user_id={}, anchor_id={}, session_id={}, error_msg={}, provider={})",
-            self.timestamp,
-            self.model,
-            self.function,
-            self.input_tokens,
-            self.output_tokens,
-            self.total_tokens,
-            self.cost,
-            self.currency,
-            self.duration_ms,
-            if self.success { "True" } else { "False" },
-            opt(&self.user_id),
-            opt(&self.anchor_id),
-            opt(&self.session_id),
-            opt(&self.error_msg),
-            opt(&self.provider),
+            r.timestamp,
+            r.model,
+            r.function,
+            r.input_tokens,
+            r.output_tokens,
+            r.total_tokens,
+            r.cost.as_f64(),
+            r.currency.unwrap_or_default(),
+            r.duration_ms,
+            if r.success { "True" } else { "False" },
+            opt(&r.user_id),
+            opt(&r.anchor_id),
+            opt(&r.session_id),
+            opt(&r.error_msg),
+            opt(&r.provider),
         )
     }
 }

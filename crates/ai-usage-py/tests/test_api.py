@@ -272,3 +272,41 @@ def test_usage_record_details_are_keyword_only():
     assert (r.cache_write_tokens, r.provider, r.cached_input_tokens) == (7, "openai", 0)
     with pytest.raises(TypeError):
         UsageRecord(1.0, None, None, None, "m", "f", 1, 2, 3, 0.5, 9.0, True, None, "USD", 7)
+
+
+def test_stub_lists_every_record_field_in_order():
+    # The attributes come from the engine's one table of record fields; the
+    # hand-kept `.pyi` stub must list exactly them, in their order.
+    import ast
+    import pathlib
+
+    import ai_usage_monitor._native as native
+
+    stub = pathlib.Path(native.__file__).with_name("_native.pyi")
+    if not stub.exists():  # an installed wheel without the stub beside it
+        stub = pathlib.Path(__file__).parent.parent / "python" / "ai_usage_monitor" / "_native.pyi"
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "UsageRecord")
+    names = [n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and n.target.id != "FIELDS"]
+    assert names == list(UsageRecord.FIELDS)
+    # Every listed attribute reads, and to_dict has the same keys in order.
+    r = UsageRecord(1.0, None, None, None, "m", "f", 1, 2, 3, 0.5, 9.0)
+    assert list(r.to_dict()) == names
+    for name in names:
+        getattr(r, name)
+    r.tags = ["a", "b"]
+    r.priced = False
+    assert (r.tags, r.priced, r.to_dict()["priced"]) == (["a", "b"], False, False)
+    with pytest.raises(AttributeError):
+        r.no_such_field
+    with pytest.raises(TypeError):
+        UsageRecord(1.0, None, None, None, "m", "f", 1, 2, 3, 0.5, 9.0, no_such_field=1)
+
+
+def test_record_usage_refuses_an_unknown_token_keyword(monitor):
+    with pytest.raises(TypeError, match="cached_tokens"):
+        monitor.record_usage("qwen-plus", "f", 10, 5, cached_tokens=1)
+    r = monitor.record_usage("qwen-plus", "f", 10, 5, cached_input_tokens=4, reasoning_tokens=2)
+    assert (r.cached_input_tokens, r.reasoning_tokens) == (4, 2)
+    with pytest.raises(ValueError, match="reasoning_tokens"):
+        monitor.record_usage("qwen-plus", "f", 10, 5, reasoning_tokens=-1)

@@ -1,6 +1,8 @@
 //! The two CSV exports, written with the `csv` crate (RFC 4180 quoting,
-//! `\n` line ends). Each export's columns are the fields of one row struct:
-//! the header is read from that struct, so header and rows cannot drift.
+//! `\n` line ends). The daily export's columns are the fields of one row
+//! struct (the header is read from it); the records export's are the
+//! record's own table of fields (each at its CSV position) plus the local
+//! time. Either way header and rows come from one list and cannot drift.
 //!
 //! `bom` puts a UTF-8 byte order mark first: Excel then reads the file as
 //! UTF-8 and shows Chinese names right; most other tools do not want one.
@@ -8,6 +10,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -16,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::money::main_currency;
 use crate::money::Currency;
 use crate::pricing::PricingTable;
+use crate::record::fields::FieldValue;
 use crate::record::UsageRecord;
 use crate::rollups::Rollups;
 use crate::storage::dayfile;
@@ -44,43 +48,12 @@ struct DailyRow<'a> {
     currency: Currency,
 }
 
-/// One row of the records export: one stored record.
-///
-/// `Deserialize` is only derived so the header can be read from the type.
-#[derive(Serialize, Deserialize)]
-struct RecordRow<'a> {
-    /// Epoch seconds, three decimals.
-    timestamp: String,
-    /// `YYYY-MM-DD HH:MM:SS` in the monitor's zone.
-    local_time: String,
-    user_id: Cow<'a, str>,
-    anchor_id: Cow<'a, str>,
-    session_id: Cow<'a, str>,
-    model: Cow<'a, str>,
-    function: Cow<'a, str>,
-    input_tokens: u64,
-    output_tokens: u64,
-    total_tokens: u64,
-    cached_input_tokens: u64,
-    reasoning_tokens: u64,
-    /// Exact decimal (`Money`'s display), never a float.
-    cost: String,
-    /// The record's currency, else the model's, else CNY.
-    currency: Currency,
-    /// Milliseconds, one decimal.
-    duration_ms: String,
-    success: bool,
-    error_msg: Cow<'a, str>,
-    request_id: Cow<'a, str>,
-    /// Tags joined with `;`.
-    tags: Cow<'a, str>,
-    // Appended after the original columns so their positions stay.
-    cache_write_tokens: u64,
-    input_audio_tokens: u64,
-    cached_audio_input_tokens: u64,
-    output_audio_tokens: u64,
-    provider: Cow<'a, str>,
-}
+/// The records export's columns that are not record fields, by position:
+/// the local time beside the epoch seconds. Every other column is a record
+/// field, at the position its row of the record's table gives
+/// ([`FieldSpec::csv`](crate::record::fields::FieldSpec::csv)); positions stay where the original put them, the
+/// newer fields appended.
+const DERIVED_COLUMNS: [(usize, &str); 1] = [(1, "local_time")];
 
 /// Columns of the daily CSV export
 /// ([`UsageMonitor::export_csv`](crate::UsageMonitor::export_csv)).
@@ -89,9 +62,52 @@ pub fn daily_csv_header() -> &'static [&'static str] {
 }
 
 /// Columns of the records CSV export
-/// ([`UsageMonitor::export_records_csv`](crate::UsageMonitor::export_records_csv)).
+/// ([`UsageMonitor::export_records_csv`](crate::UsageMonitor::export_records_csv)):
+/// the record's fields at their CSV positions, and the derived columns.
 pub fn records_csv_header() -> &'static [&'static str] {
-    serde_aux::serde_introspection::serde_introspect::<RecordRow<'static>>()
+    static HEADER: OnceLock<Vec<&'static str>> = OnceLock::new();
+    HEADER.get_or_init(|| {
+        let mut header = vec![""; records_csv_width()];
+        for spec in UsageRecord::FIELDS {
+            if let Some(c) = spec.csv {
+                header[c.position] = spec.name;
+            }
+        }
+        for (position, name) in DERIVED_COLUMNS {
+            header[position] = name;
+        }
+        header
+    })
+}
+
+/// Number of columns of the records export.
+fn records_csv_width() -> usize {
+    UsageRecord::FIELDS
+        .iter()
+        .filter(|f| f.csv.is_some())
+        .count()
+        + DERIVED_COLUMNS.len()
+}
+
+/// One record field as its records-export cell: exact decimals for money,
+/// the given decimals for floats, caller text neutralised, tags joined with
+/// `;`, and the currency settled (a record without one is the seed's: CNY).
+fn csv_cell(value: FieldValue<'_>, decimals: usize) -> Cow<'_, str> {
+    match value {
+        FieldValue::Float(f) => Cow::Owned(format!("{f:.decimals$}")),
+        FieldValue::Count(n) => Cow::Owned(n.to_string()),
+        FieldValue::Text(t) => neutralise_cell(t),
+        FieldValue::OptText(t) => neutralise_cell(t.unwrap_or_default()),
+        FieldValue::Flag(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+        FieldValue::Money(m) => Cow::Owned(m.to_string()),
+        FieldValue::Currency(c) => Cow::Owned(c.unwrap_or(Currency::CNY).code().to_owned()),
+        FieldValue::OptFlag(b) => Cow::Borrowed(match b {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "",
+        }),
+        FieldValue::List(items) => Cow::Owned(neutralise_cell(&items.join(";")).into_owned()),
+    }
 }
 
 /// A CSV writer into memory, header written, optionally after a BOM.
@@ -234,39 +250,16 @@ impl<W: Write> RecordsCsv<W> {
     /// Writes one record as a row; a record without a currency (the
     /// seed's) is CNY.
     pub fn write(&mut self, r: &UsageRecord) -> Result<()> {
-        // No `currency`: a seed record, always CNY (see `stored_currency`).
-        let currency = r.currency.unwrap_or(Currency::CNY);
+        let mut cells = vec![Cow::Borrowed(""); records_csv_width()];
+        for (spec, value) in UsageRecord::FIELDS.iter().zip(r.values()) {
+            if let Some(c) = spec.csv {
+                cells[c.position] = csv_cell(value, c.decimals);
+            }
+        }
+        let local = self.zone.local(r.timestamp).format("%Y-%m-%d %H:%M:%S");
+        cells[DERIVED_COLUMNS[0].0] = Cow::Owned(local.to_string());
         self.w
-            .serialize(RecordRow {
-                timestamp: format!("{:.3}", r.timestamp),
-                local_time: self
-                    .zone
-                    .local(r.timestamp)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string(),
-                user_id: neutralise_cell(r.user_id.as_deref().unwrap_or_default()),
-                anchor_id: neutralise_cell(r.anchor_id.as_deref().unwrap_or_default()),
-                session_id: neutralise_cell(r.session_id.as_deref().unwrap_or_default()),
-                model: neutralise_cell(&r.model),
-                function: neutralise_cell(&r.function),
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                total_tokens: r.total_tokens,
-                cached_input_tokens: r.cached_input_tokens,
-                reasoning_tokens: r.reasoning_tokens,
-                cost: r.cost.to_string(),
-                currency,
-                duration_ms: format!("{:.1}", r.duration_ms),
-                success: r.success,
-                error_msg: neutralise_cell(r.error_msg.as_deref().unwrap_or_default()),
-                request_id: neutralise_cell(r.request_id.as_deref().unwrap_or_default()),
-                tags: Cow::Owned(neutralise_cell(&r.tags.join(";")).into_owned()),
-                cache_write_tokens: r.cache_write_tokens,
-                input_audio_tokens: r.input_audio_tokens,
-                cached_audio_input_tokens: r.cached_audio_input_tokens,
-                output_audio_tokens: r.output_audio_tokens,
-                provider: neutralise_cell(r.provider.as_deref().unwrap_or_default()),
-            })
+            .write_record(cells.iter().map(|c| c.as_bytes()))
             .map_err(csv_error)
     }
 
@@ -289,14 +282,22 @@ mod tests {
             "date,model,display_name,function,calls,input_tokens,output_tokens,\
              total_tokens,cost,currency"
         );
-        assert_eq!(
-            records_csv_header().join(","),
-            "timestamp,local_time,user_id,anchor_id,session_id,model,function,\
-             input_tokens,output_tokens,total_tokens,cached_input_tokens,\
-             reasoning_tokens,cost,currency,duration_ms,success,error_msg,\
-             request_id,tags,cache_write_tokens,input_audio_tokens,\
-             cached_audio_input_tokens,output_audio_tokens,provider"
-        );
+        // The records header in full is pinned by the report tests; here:
+        // the epoch seconds, then the local time, then one per field.
+        let header = records_csv_header();
+        assert_eq!(header[..2], ["timestamp", "local_time"]);
+        assert_eq!(header.len(), UsageRecord::FIELD_COUNT);
+    }
+
+    /// Each column is taken by exactly one field or derived column.
+    #[test]
+    fn every_records_column_has_one_source() {
+        let header = records_csv_header();
+        let mut names: Vec<&str> = header.to_vec();
+        assert!(names.iter().all(|n| !n.is_empty()), "a gap: {names:?}");
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), header.len(), "two sources for one column");
     }
 
     /// A field added to the stored record must reach the records export,

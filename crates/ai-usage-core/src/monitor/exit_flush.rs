@@ -22,11 +22,16 @@ static REGISTER: Once = Once::new();
 /// handlers but not the writer thread, so it must not wait for it.
 static OWNER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
-/// Registers [`flush_at_exit`] once per process. Called when the global
-/// monitor is created.
-pub(super) fn register() {
+/// What runs at exit: the global monitor's flush, handed in by the module
+/// that owns that monitor (so this hook does not depend on it).
+static FLUSH: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers [`flush_at_exit`] once per process, to run `flush`. Called
+/// when the global monitor is created.
+pub(super) fn register(flush: fn()) {
     REGISTER.call_once(|| {
         let _ = OWNER_PID.set(std::process::id());
+        let _ = FLUSH.set(flush);
         // SAFETY: `atexit` only stores a function pointer; it has no
         // preconditions on the caller. The pointer is to a plain
         // `extern "C" fn()` that lives for the whole program (it is a
@@ -48,10 +53,8 @@ extern "C" fn flush_at_exit() {
         if OWNER_PID.get() != Some(&std::process::id()) {
             return;
         }
-        if let Some(monitor) = super::global::existing() {
-            if let Err(e) = monitor.flush() {
-                tracing::error!(error = %e, "could not flush usage records at exit");
-            }
+        if let Some(flush) = FLUSH.get() {
+            flush();
         }
     });
 }

@@ -24,7 +24,7 @@ static GLOBAL: OnceLock<UsageMonitor> = OnceLock::new();
 /// (at most one `flush_interval`'s worth, default 200 ms) are lost.
 pub fn get_usage_monitor() -> &'static UsageMonitor {
     GLOBAL.get_or_init(|| {
-        exit_flush::register();
+        exit_flush::register(flush_at_exit);
         UsageMonitor::builder().build().unwrap_or_else(|e| {
             tracing::error!(error = %e, "usage monitor cannot write records; counting in memory only");
             MonitorBuilder::default().build_in_memory(e.to_string())
@@ -32,8 +32,17 @@ pub fn get_usage_monitor() -> &'static UsageMonitor {
     })
 }
 
+/// Flushes the global monitor, if it exists, as the process exits.
+fn flush_at_exit() {
+    if let Some(monitor) = existing() {
+        if let Err(e) = monitor.flush() {
+            tracing::error!(error = %e, "could not flush usage records at exit");
+        }
+    }
+}
+
 /// The global monitor if it exists, without creating it.
-pub(super) fn existing() -> Option<&'static UsageMonitor> {
+fn existing() -> Option<&'static UsageMonitor> {
     GLOBAL.get()
 }
 
@@ -45,7 +54,7 @@ pub(super) fn existing() -> Option<&'static UsageMonitor> {
 /// Errors if the builder fails, or if the global monitor already exists.
 pub fn init_global(builder: MonitorBuilder) -> Result<FlushGuard> {
     let monitor = builder.build()?;
-    exit_flush::register();
+    exit_flush::register(flush_at_exit);
     GLOBAL.set(monitor).map_err(|_| Error::Config {
         setting: "global monitor",
         message: "already initialised (init_global must run before the first record)".into(),

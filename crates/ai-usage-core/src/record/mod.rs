@@ -1,95 +1,103 @@
 //! The usage record: one JSON line in a day file, compatible with the seed's
 //! Python monitor in both directions, and the event a caller records.
 
+pub mod fields;
 pub mod usage;
 
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money};
+use crate::record::fields::{csv, csv_decimals, record_table, NOT_IN_CSV};
 use crate::record::usage::TokenUsage;
 
+record_table! {
 /// One recorded AI call, exactly as stored: one JSON object per line.
 ///
 /// The first thirteen fields are the seed's, with its names and types; the
 /// optional ones after them are ours and are omitted when empty, so the seed's
 /// reader (which ignores unknown keys only when absent) can still load our files
 /// written without them.
+///
+/// Declared as a table (`record_table!`; see [`UsageRecord::FIELDS`] and
+/// [`FieldValue`](crate::FieldValue)): each row is a field with its
+/// serde attributes, type and records-CSV column (`csv(n)`; `NOT_IN_CSV`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// Epoch seconds (float) when the call finished.
-    pub timestamp: f64,
+    timestamp: f64 => csv_decimals(0, 3),
     /// Paying account, if known.
     #[serde(default)]
-    pub user_id: Option<String>,
+    user_id: Option<String> => csv(2),
     /// Streamer (主播), if known.
     #[serde(default)]
-    pub anchor_id: Option<String>,
+    anchor_id: Option<String> => csv(3),
     /// Broadcast session, if known.
     #[serde(default)]
-    pub session_id: Option<String>,
+    session_id: Option<String> => csv(4),
     /// Model name as the caller gave it (not normalised).
-    pub model: String,
+    model: String => csv(5),
     /// App feature (功能) that made the call.
     #[serde(default)]
-    pub function: String,
+    function: String => csv(6),
     /// Prompt tokens.
     #[serde(default)]
-    pub input_tokens: u64,
+    input_tokens: u64 => csv(7),
     /// Completion tokens.
     #[serde(default)]
-    pub output_tokens: u64,
+    output_tokens: u64 => csv(8),
     /// `max(given total, input + output)`.
     #[serde(default)]
-    pub total_tokens: u64,
+    total_tokens: u64 => csv(9),
     /// Exact cost in `currency`; authoritative once stored (never re-priced).
     #[serde(default)]
-    pub cost: Money,
+    cost: Money => csv(12),
     /// Wall time of the call in milliseconds.
     #[serde(default)]
-    pub duration_ms: f64,
+    duration_ms: f64 => csv_decimals(14, 1),
     /// False when the call failed.
     #[serde(default = "default_true")]
-    pub success: bool,
+    success: bool => csv(15),
     /// Error text of a failed call.
     #[serde(default)]
-    pub error_msg: Option<String>,
+    error_msg: Option<String> => csv(16),
     /// Cached input tokens (part of `input_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub cached_input_tokens: u64,
+    cached_input_tokens: u64 => csv(10),
     /// Reasoning tokens (part of `output_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub reasoning_tokens: u64,
+    reasoning_tokens: u64 => csv(11),
     /// Currency of `cost`. Absent in the seed's files: the reader then takes the
     /// model's currency from the pricing table (CNY when unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<Currency>,
+    currency: Option<Currency> => csv(13),
     /// `Some(false)` when no price was known for the model (cost 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priced: Option<bool>,
+    priced: Option<bool> => NOT_IN_CSV,
     /// Provider or app request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    request_id: Option<String> => csv(17),
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    tags: Vec<String> => csv(18),
     /// Input tokens written to the prompt cache (part of `input_tokens`,
     /// apart from `cached_input_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub cache_write_tokens: u64,
+    cache_write_tokens: u64 => csv(19),
     /// Audio input tokens (part of `input_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub input_audio_tokens: u64,
+    input_audio_tokens: u64 => csv(20),
     /// Audio input tokens read from the cache (part of `cached_input_tokens`
     /// and of `input_audio_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub cached_audio_input_tokens: u64,
+    cached_audio_input_tokens: u64 => csv(21),
     /// Audio output tokens (part of `output_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub output_audio_tokens: u64,
+    output_audio_tokens: u64 => csv(22),
     /// The provider that served the call (`anthropic`, `aws`, an API base
     /// URL …), when the caller named one: it picks that provider's price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    provider: Option<String> => csv(23),
+}
 }
 
 /// Most tokens of any kind one call may report (10^12: far above any real
@@ -410,14 +418,5 @@ impl<'a> UsageEvent<'a> {
     pub fn at(mut self, timestamp: f64) -> Self {
         self.timestamp = Some(timestamp);
         self
-    }
-
-    /// Checks the intake rules ([`crate::intake::check`]) with timestamps
-    /// limited to the default window around the clock (the default
-    /// retention window back, one hour ahead). The first field out of range
-    /// is named in the error. A monitor's own validating calls use its
-    /// retention window instead ([`crate::UsageMonitor::validate`]).
-    pub fn validate(&self) -> Result<(), RecordError> {
-        crate::intake::check(self, crate::intake::TimeWindow::now())
     }
 }

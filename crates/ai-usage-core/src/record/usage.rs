@@ -120,6 +120,34 @@ impl TokenUsage {
         ]
     }
 
+    /// The largest count of any kind (`total_tokens` 0 when absent): one
+    /// comparison tells whether any count is over a limit.
+    pub fn largest_count(&self) -> u64 {
+        self.named_counts()
+            .into_iter()
+            .fold(0, |largest, (_, n)| largest.max(n))
+    }
+
+    /// The count named `name` (any but `total_tokens`, which may be
+    /// absent), with its name as a static string: how doors that take the
+    /// token details as keywords set them without naming each.
+    pub fn count_mut(&mut self, name: &str) -> Option<(&'static str, &mut u64)> {
+        let counts = [
+            ("input_tokens", &mut self.input_tokens),
+            ("output_tokens", &mut self.output_tokens),
+            ("cached_input_tokens", &mut self.cached_input_tokens),
+            ("reasoning_tokens", &mut self.reasoning_tokens),
+            ("cache_write_tokens", &mut self.cache_write_tokens),
+            ("input_audio_tokens", &mut self.input_audio_tokens),
+            (
+                "cached_audio_input_tokens",
+                &mut self.cached_audio_input_tokens,
+            ),
+            ("output_audio_tokens", &mut self.output_audio_tokens),
+        ];
+        counts.into_iter().find(|(n, _)| *n == name)
+    }
+
     /// These counts with `f` applied to each (e.g. a cap).
     pub fn map_counts(self, f: impl Fn(u64) -> u64) -> TokenUsage {
         TokenUsage {
@@ -156,6 +184,25 @@ impl From<&CatalogueUsage> for TokenUsage {
             input_audio_tokens: u.input_audio_tokens,
             cached_audio_input_tokens: u.cache_audio_read_tokens,
             output_audio_tokens: u.output_audio_tokens,
+        }
+    }
+}
+
+impl From<&TokenUsage> for CatalogueUsage {
+    /// A recorded usage: cached input tokens are cache reads and cache-write
+    /// and audio tokens are parts of input; reasoning and audio output tokens
+    /// parts of output. One request.
+    fn from(u: &TokenUsage) -> CatalogueUsage {
+        CatalogueUsage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cached_input_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cache_audio_read_tokens: u.cached_audio_input_tokens,
+            output_tokens: u.output_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            requests: 1,
         }
     }
 }
@@ -456,7 +503,7 @@ fn gemini_usage(m: &serde_json::Value) -> Option<TokenUsage> {
 
 #[cfg(feature = "async-openai")]
 mod async_openai_impls {
-    use super::{TokenUsage, UsageSource};
+    use crate::record::usage::{TokenUsage, UsageSource};
     use async_openai::types::responses::{Response, Usage};
     use async_openai::types::{
         CompletionUsage, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
@@ -542,7 +589,7 @@ mod async_openai_impls {
 
 #[cfg(all(test, feature = "async-openai"))]
 mod async_openai_tests {
-    use super::UsageSource;
+    use crate::record::usage::UsageSource;
     use async_openai::types::CreateChatCompletionResponse;
 
     #[test]
@@ -660,7 +707,7 @@ mod source_tests {
             "stopReason": "end_turn", "usage": {"inputTokens": 30, "outputTokens": 10,
             "totalTokens": 160, "cacheReadInputTokens": 100, "cacheWriteInputTokens": 20},
             "metrics": {"latencyMs": 120}});
-        assert_eq!(super::detect_flavour(&bedrock), Some(("aws", "default")));
+        assert_eq!(detect_flavour(&bedrock), Some(("aws", "default")));
         assert_eq!(json_usage(&bedrock), None);
         assert_eq!(counts(bedrock.token_usage().unwrap()), (150, 10, 100, 0));
         assert_eq!(bedrock.token_usage().unwrap().cache_write_tokens, 20);
@@ -669,10 +716,7 @@ mod source_tests {
         let anthropic = json!({"id": "msg_1", "type": "message", "role": "assistant",
             "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 5,
             "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 4000, "output_tokens": 50}});
-        assert_eq!(
-            super::detect_flavour(&anthropic),
-            Some(("anthropic", "default"))
-        );
+        assert_eq!(detect_flavour(&anthropic), Some(("anthropic", "default")));
         assert_eq!(
             counts(anthropic.token_usage().unwrap()),
             (5005, 50, 4000, 0)
@@ -690,7 +734,7 @@ mod source_tests {
             "choices": [], "usage": {"prompt_tokens": 2000, "completion_tokens": 300,
             "total_tokens": 2300, "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0}}});
-        assert_eq!(super::detect_flavour(&chat), Some(("openai", "chat")));
+        assert_eq!(detect_flavour(&chat), Some(("openai", "chat")));
         let u = chat.token_usage().unwrap();
         assert_eq!(counts(u), (2000, 300, 1024, 256));
         assert_eq!(u.total_tokens, Some(2300));
@@ -699,34 +743,25 @@ mod source_tests {
         let responses = json!({"id": "resp_1", "object": "response", "model": "gpt-4.1",
             "usage": {"input_tokens": 80, "input_tokens_details": {"cached_tokens": 64},
             "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 100}});
-        assert_eq!(
-            super::detect_flavour(&responses),
-            Some(("openai", "responses"))
-        );
+        assert_eq!(detect_flavour(&responses), Some(("openai", "responses")));
         assert_eq!(counts(responses.token_usage().unwrap()), (80, 20, 64, 12));
         let embeddings = json!({"object": "list", "data": [{"object": "embedding", "index": 0,
             "embedding": [0.1]}], "model": "text-embedding-3-small",
             "usage": {"prompt_tokens": 10, "total_tokens": 10}});
-        assert_eq!(
-            super::detect_flavour(&embeddings),
-            Some(("openai", "embeddings"))
-        );
+        assert_eq!(detect_flavour(&embeddings), Some(("openai", "embeddings")));
         assert_eq!(counts(embeddings.token_usage().unwrap()), (10, 0, 0, 0));
 
         // Groq (x_groq), OpenRouter (gen- ids) and Mistral (plain chat shape).
         let groq = json!({"id": "chatcmpl-g", "object": "chat.completion", "model": "llama-3.3-70b-versatile",
             "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49,
             "prompt_time": 0.01, "completion_time": 0.02}, "x_groq": {"id": "req_1"}});
-        assert_eq!(super::detect_flavour(&groq), Some(("groq", "default")));
+        assert_eq!(detect_flavour(&groq), Some(("groq", "default")));
         assert_eq!(counts(groq.token_usage().unwrap()), (40, 9, 0, 0));
         let openrouter = json!({"id": "gen-123", "object": "chat.completion", "provider": "Anthropic",
             "model": "anthropic/claude-sonnet-4.5", "choices": [], "usage": {"prompt_tokens": 500,
             "completion_tokens": 20, "total_tokens": 520,
             "prompt_tokens_details": {"cached_tokens": 300, "cache_write_tokens": 100}}});
-        assert_eq!(
-            super::detect_flavour(&openrouter),
-            Some(("openrouter", "chat"))
-        );
+        assert_eq!(detect_flavour(&openrouter), Some(("openrouter", "chat")));
         assert_eq!(counts(openrouter.token_usage().unwrap()), (500, 20, 300, 0));
         assert_eq!(openrouter.token_usage().unwrap().cache_write_tokens, 100);
         // OpenAI chat with audio in and out (gpt-4o-audio-preview).
@@ -744,8 +779,27 @@ mod source_tests {
         let gemini = json!({"modelVersion": "gemini-2.5-pro", "usageMetadata": {"promptTokenCount": 1000,
             "cachedContentTokenCount": 600, "candidatesTokenCount": 50, "thoughtsTokenCount": 200,
             "totalTokenCount": 1250}});
-        assert_eq!(super::detect_flavour(&gemini), Some(("google", "default")));
+        assert_eq!(detect_flavour(&gemini), Some(("google", "default")));
         assert_eq!(counts(gemini.token_usage().unwrap()), (1000, 250, 600, 200));
+    }
+
+    /// Every count but the optional total is reachable by its name, and
+    /// setting it sets that count.
+    #[test]
+    fn counts_by_name() {
+        let names = TokenUsage::default().named_counts().map(|(n, _)| n);
+        for (i, name) in names.iter().enumerate() {
+            let mut u = TokenUsage::default();
+            match u.count_mut(name) {
+                None => assert_eq!(*name, "total_tokens"),
+                Some((field, slot)) => {
+                    assert_eq!(field, *name);
+                    *slot = 7;
+                    assert_eq!(u.named_counts()[i], (*name, 7));
+                }
+            }
+        }
+        assert!(TokenUsage::default().count_mut("cached_tokens").is_none());
     }
 
     #[test]

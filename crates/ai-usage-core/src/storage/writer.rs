@@ -281,7 +281,8 @@ impl Drop for Reservation<'_> {
 fn push(sh: &Shared, q: &mut Queue, day: NaiveDate, record: &UsageRecord) -> u64 {
     let slot = match q.spare.pop() {
         Some(mut slot) => {
-            refill(&mut slot, record);
+            // Every field, from the record's one table of fields.
+            record.copy_into(&mut slot);
             slot
         }
         None => record.clone(),
@@ -487,62 +488,6 @@ impl Writer {
                 .is_some_and(|t| !t.is_finished()),
         }
     }
-}
-
-/// Copies `src` into `dst`, reusing `dst`'s string buffers.
-fn refill(dst: &mut UsageRecord, src: &UsageRecord) {
-    // Exhaustive on purpose: a field added to `UsageRecord` must be copied
-    // here too, or a recycled slot would write the previous record's value.
-    let UsageRecord {
-        timestamp,
-        user_id,
-        anchor_id,
-        session_id,
-        model,
-        function,
-        input_tokens,
-        output_tokens,
-        total_tokens,
-        cost,
-        duration_ms,
-        success,
-        error_msg,
-        cached_input_tokens,
-        reasoning_tokens,
-        currency,
-        priced,
-        request_id,
-        tags,
-        cache_write_tokens,
-        input_audio_tokens,
-        cached_audio_input_tokens,
-        output_audio_tokens,
-        provider,
-    } = src;
-    dst.timestamp = *timestamp;
-    dst.user_id.clone_from(user_id);
-    dst.anchor_id.clone_from(anchor_id);
-    dst.session_id.clone_from(session_id);
-    dst.model.clone_from(model);
-    dst.function.clone_from(function);
-    dst.input_tokens = *input_tokens;
-    dst.output_tokens = *output_tokens;
-    dst.total_tokens = *total_tokens;
-    dst.cost = *cost;
-    dst.duration_ms = *duration_ms;
-    dst.success = *success;
-    dst.error_msg.clone_from(error_msg);
-    dst.cached_input_tokens = *cached_input_tokens;
-    dst.reasoning_tokens = *reasoning_tokens;
-    dst.currency = *currency;
-    dst.priced = *priced;
-    dst.request_id.clone_from(request_id);
-    dst.tags.clone_from(tags);
-    dst.cache_write_tokens = *cache_write_tokens;
-    dst.input_audio_tokens = *input_audio_tokens;
-    dst.cached_audio_input_tokens = *cached_audio_input_tokens;
-    dst.output_audio_tokens = *output_audio_tokens;
-    dst.provider.clone_from(provider);
 }
 
 impl Drop for Writer {

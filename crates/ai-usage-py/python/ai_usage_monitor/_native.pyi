@@ -10,8 +10,11 @@ DIR_ENV: str
 _PathLike = Union[str, "os.PathLike[str]"]
 
 class UsageRecord:
-    """One recorded AI call (the original's dataclass fields, plus ``currency``)."""
+    """One recorded AI call: the original's dataclass fields, then the record's
+    others (``currency``, token details, ``priced``, ``request_id``, ``tags``,
+    ``provider``), in the day-file line's order (``FIELDS``)."""
 
+    FIELDS: Tuple[str, ...]
     timestamp: float
     user_id: Optional[str]
     anchor_id: Optional[str]
@@ -25,15 +28,17 @@ class UsageRecord:
     duration_ms: float
     success: bool
     error_msg: Optional[str]
-    currency: str
     cached_input_tokens: int
     reasoning_tokens: int
+    currency: str
+    priced: bool
+    request_id: Optional[str]
+    tags: List[str]
     cache_write_tokens: int
     input_audio_tokens: int
     cached_audio_input_tokens: int
     output_audio_tokens: int
     provider: Optional[str]
-    request_id: Optional[str]
     def __init__(
         self,
         timestamp: float,

@@ -65,7 +65,6 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::money::Currency;
-use crate::record::usage::TokenUsage;
 
 mod data;
 mod extract;
@@ -132,25 +131,6 @@ impl Default for CatalogueUsage {
             output_tokens: 0,
             output_audio_tokens: 0,
             reasoning_tokens: 0,
-            requests: 1,
-        }
-    }
-}
-
-impl From<&TokenUsage> for CatalogueUsage {
-    /// A recorded usage: cached input tokens are cache reads and cache-write
-    /// and audio tokens are parts of input; reasoning and audio output tokens
-    /// parts of output. One request.
-    fn from(u: &TokenUsage) -> CatalogueUsage {
-        CatalogueUsage {
-            input_tokens: u.input_tokens,
-            cache_read_tokens: u.cached_input_tokens,
-            cache_write_tokens: u.cache_write_tokens,
-            input_audio_tokens: u.input_audio_tokens,
-            cache_audio_read_tokens: u.cached_audio_input_tokens,
-            output_tokens: u.output_tokens,
-            output_audio_tokens: u.output_audio_tokens,
-            reasoning_tokens: u.reasoning_tokens,
             requests: 1,
         }
     }

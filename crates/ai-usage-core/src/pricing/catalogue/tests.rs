@@ -2,6 +2,7 @@
 //! names each model advertises).
 
 use super::*;
+use crate::record::usage::TokenUsage;
 
 fn builtin() -> &'static Catalogue {
     Catalogue::builtin().expect("the embedded catalogue loads")
