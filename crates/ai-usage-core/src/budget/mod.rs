@@ -29,6 +29,7 @@
 //! CNY. Scopes match the names as recorded (the `model` string as given, not
 //! its pricing alias).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -164,6 +165,11 @@ pub struct Budget {
     pub currency: Currency,
     /// Percentages of `limit` that alert, e.g. `[80, 100]` (1..=1000).
     pub thresholds: Vec<u32>,
+    /// Names of the channels (the budgets file's `"notify"` map, or a
+    /// notifier's channels) its alerts are sent to; empty: the warning and
+    /// callbacks only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 impl Budget {
@@ -182,7 +188,14 @@ impl Budget {
             limit,
             currency,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
+            notify: Vec::new(),
         }
+    }
+
+    /// Sends the budget's alerts to the channels named `channels`.
+    pub fn with_notify<S: Into<String>>(mut self, channels: impl IntoIterator<Item = S>) -> Budget {
+        self.notify = channels.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Replaces the thresholds (percent of the limit).
@@ -221,6 +234,11 @@ impl Budget {
         }
         self.thresholds.sort_unstable();
         self.thresholds.dedup();
+        if self.notify.iter().any(|n| n.trim().is_empty()) {
+            return Err("field `notify`: a channel name must not be empty".into());
+        }
+        self.notify.sort_unstable();
+        self.notify.dedup();
         Ok(())
     }
 
@@ -704,6 +722,8 @@ struct FileBudget {
     function: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 /// A validated file budget; validation runs inside serde so errors carry
@@ -737,6 +757,7 @@ impl TryFrom<FileBudget> for ValidBudget {
             limit: f.limit,
             currency: f.currency,
             thresholds: f.thresholds,
+            notify: f.notify,
         };
         b.validate()
             .map_err(|m| format!("budget `{}`: {m}", b.name))?;
@@ -748,6 +769,20 @@ impl TryFrom<FileBudget> for ValidBudget {
 #[serde(deny_unknown_fields)]
 struct FileBudgets {
     budgets: Vec<ValidBudget>,
+    /// Channels by name; their fields belong to the notifier (not the core).
+    #[serde(default)]
+    notify: BTreeMap<String, serde_json::Value>,
+}
+
+/// A budgets file: its budgets and the alert channels they name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetsConfig {
+    /// The budgets, in file order.
+    pub budgets: Vec<Budget>,
+    /// The `"notify"` map: channel name → its settings as written (checked
+    /// by the notifier, which knows the kinds; the core only checks that
+    /// every name a budget gives is defined here).
+    pub channels: BTreeMap<String, serde_json::Value>,
 }
 
 /// A limit given as a number (`50`, `12.5`) or a decimal string (`"12.50"`).
@@ -778,6 +813,17 @@ fn de_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Money, D::Er
 ///
 /// Errors name the file, the line and column, the budget and the field.
 pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
+    load_budgets_config(path).map(|c| c.budgets)
+}
+
+/// Reads a budgets file with its `"notify"` channels (see
+/// [`load_budgets_file`] for the budgets' format):
+///
+/// ```json
+/// {"notify": {"ops": {"kind": "feishu", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/…", "secret": "…"}},
+///  "budgets": [{"name": "每日总预算", "period": "daily", "limit": 50, "notify": ["ops"]}]}
+/// ```
+pub fn load_budgets_config(path: &Path) -> Result<BudgetsConfig> {
     let io = |e| Error::Io {
         action: "cannot read budgets file",
         path: path.to_path_buf(),
@@ -794,7 +840,7 @@ pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
-    parse_budgets(&text, &path.display().to_string())
+    parse_budgets_config(&text, &path.display().to_string())
 }
 
 /// Most budgets a monitor keeps (and a budgets file may hold): every
@@ -807,25 +853,28 @@ pub const MAX_BUDGETS_FILE_BYTES: u64 = 1 << 20;
 
 /// Parses the text of a budgets file; `origin` names it in errors.
 pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
+    parse_budgets_config(text, origin).map(|c| c.budgets)
+}
+
+/// Parses the text of a budgets file with its `"notify"` channels; `origin`
+/// names it in errors.
+pub fn parse_budgets_config(text: &str, origin: &str) -> Result<BudgetsConfig> {
     let parsed = if text.trim_start().starts_with('[') {
-        serde_json::from_str::<Vec<ValidBudget>>(text)
+        serde_json::from_str::<Vec<ValidBudget>>(text).map(|b| (b, BTreeMap::new()))
     } else {
-        serde_json::from_str::<FileBudgets>(text).map(|f| f.budgets)
+        serde_json::from_str::<FileBudgets>(text).map(|f| (f.budgets, f.notify))
     };
-    let budgets: Vec<Budget> = parsed
-        .map_err(|e| {
-            // serde_json appends " at line L column C"; we say it first.
-            let msg = e.to_string();
-            let suffix = format!(" at line {} column {}", e.line(), e.column());
-            let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
-            Error::Config {
-                setting: "budgets file",
-                message: format!("{origin}, line {}, column {}: {msg}", e.line(), e.column()),
-            }
-        })?
-        .into_iter()
-        .map(|v| v.0)
-        .collect();
+    let (budgets, channels) = parsed.map_err(|e| {
+        // serde_json appends " at line L column C"; we say it first.
+        let msg = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+        Error::Config {
+            setting: "budgets file",
+            message: format!("{origin}, line {}, column {}: {msg}", e.line(), e.column()),
+        }
+    })?;
+    let budgets: Vec<Budget> = budgets.into_iter().map(|v| v.0).collect();
     if budgets.len() > MAX_BUDGETS {
         return Err(Error::Config {
             setting: "budgets file",
@@ -843,8 +892,17 @@ pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
                 message: format!("{origin}: budget name `{}` is used more than once", b.name),
             });
         }
+        if let Some(name) = b.notify.iter().find(|n| !channels.contains_key(*n)) {
+            return Err(Error::Config {
+                setting: "budgets file",
+                message: format!(
+                    "{origin}: budget `{}`: field `notify`: channel `{name}` is not defined in the file's \"notify\" map",
+                    b.name
+                ),
+            });
+        }
     }
-    Ok(budgets)
+    Ok(BudgetsConfig { budgets, channels })
 }
 
 #[cfg(test)]

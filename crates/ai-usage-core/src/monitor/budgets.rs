@@ -138,6 +138,27 @@ impl BudgetHandle {
         }
     }
 
+    /// Adds an alert callback, as [`UsageMonitor::on_budget_alert`] (e.g. a
+    /// notifier's outbox); nothing once the monitor is gone.
+    pub fn subscribe(&self, callback: crate::budget::AlertCallback) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.subscribe(callback);
+        }
+    }
+
+    /// [`UsageMonitor::budget_status`] (empty once the monitor is gone).
+    /// Takes the rollups lock: never call it from inside a record.
+    pub fn status(&self) -> Vec<BudgetStatus> {
+        let Some(s) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        let zone = s.config.zone;
+        let now = now_timestamp();
+        let today = zone.date_of(now);
+        let rollups = s.rollups.lock();
+        s.budgets.status(&rollups, &zone, today, now)
+    }
+
     /// The monitor's zone (whose local days make the budgets' periods).
     pub fn zone(&self) -> Option<crate::zone::Zone> {
         self.shared.upgrade().map(|s| s.config.zone)
