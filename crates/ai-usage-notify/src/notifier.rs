@@ -200,7 +200,8 @@ impl Shared {
 
     fn io_failed(&self, e: &OutboxError) {
         tracing::error!(error = %e, "alert outbox");
-        *self.io_error.lock() = Some(e.to_string());
+        // Without the path: health may be shown to anyone (`/healthz`).
+        *self.io_error.lock() = Some(format!("{}: {}", e.action, e.source));
     }
 
     /// Enters `alert` for each channel its budget names.
@@ -469,7 +470,6 @@ impl CompanionHandle for NotifierHandle {
             name: "notify".into(),
             ok: problems.is_empty() && io_error.is_none(),
             details: serde_json::json!({
-                "outbox": self.shared.outbox.path().display().to_string(),
                 "channels": self.shared.notifier.channels.keys().collect::<Vec<_>>(),
                 "pending": counts.pending,
                 "sent": counts.sent,
