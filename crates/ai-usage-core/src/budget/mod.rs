@@ -44,6 +44,10 @@ use crate::record::UsageRecord;
 use crate::rollups::{Bucket, GroupStats, Rollups};
 use crate::zone::{month_start, Zone};
 
+mod guard;
+use guard::GuardIndex;
+pub use guard::{BudgetExceeded, CallScope, FleetSpend};
+
 /// Environment variable naming the budgets file (default `DIR/budgets.json`).
 pub const BUDGETS_ENV: &str = "AI_USAGE_BUDGETS";
 /// File name of the budgets file inside the records directory.
@@ -170,6 +174,11 @@ pub struct Budget {
     /// callbacks only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+    /// Hard limit in percent of `limit` (e.g. `100`): once the period's
+    /// spend reaches it, [`crate::UsageMonitor::check_budget`] refuses calls
+    /// of this scope. None (the default): the budget only alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<u32>,
 }
 
 impl Budget {
@@ -189,7 +198,14 @@ impl Budget {
             currency,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             notify: Vec::new(),
+            block_at: None,
         }
+    }
+
+    /// Refuses calls once the spend reaches `percent` of the limit.
+    pub fn with_block_at(mut self, percent: u32) -> Budget {
+        self.block_at = Some(percent);
+        self
     }
 
     /// Sends the budget's alerts to the channels named `channels`.
@@ -234,6 +250,11 @@ impl Budget {
         }
         self.thresholds.sort_unstable();
         self.thresholds.dedup();
+        if let Some(b) = self.block_at.filter(|b| !(1..=1000).contains(b)) {
+            return Err(format!(
+                "field `block_at`: {b} is not a percentage between 1 and 1000"
+            ));
+        }
         if self.notify.iter().any(|n| n.trim().is_empty()) {
             return Err("field `notify`: a channel name must not be empty".into());
         }
@@ -318,6 +339,11 @@ pub struct BudgetStatus {
     /// Thresholds that have fired (or had been crossed before this process
     /// saw the period) in the current period.
     pub thresholds_fired: Vec<u32>,
+    /// The hard limit (percent of `limit`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<u32>,
+    /// True while the hard limit is reached: calls of this scope are refused.
+    pub refusing: bool,
 }
 
 /// A budget alert callback.
@@ -431,6 +457,12 @@ pub struct BudgetBook {
     /// off, see [`BudgetBook::set_local_alerts`]). Written under `entries`.
     alerts_elsewhere: AtomicBool,
     delivery: Arc<Delivery>,
+    /// The budgets with a hard limit, rebuilt when budgets change.
+    guards: RwLock<GuardIndex>,
+    /// True when `guards` is not empty: a check without hard limits is one load.
+    has_guards: AtomicBool,
+    /// The fleet's spend, when a refresher keeps it (fleet mode).
+    fleet_spend: RwLock<Option<FleetSpend>>,
 }
 
 impl std::fmt::Debug for BudgetBook {
@@ -515,6 +547,39 @@ impl BudgetBook {
         }
     }
 
+    /// Rebuilds the hard-limit index (under the `entries` lock).
+    fn reindex(&self, entries: &[Entry]) {
+        let idx = GuardIndex::of(entries.iter().map(|e| &e.budget));
+        self.has_guards.store(!idx.is_empty(), Ordering::Release);
+        *self.guards.write() = idx;
+    }
+
+    /// True when some budget has a hard limit.
+    pub fn has_hard_limits(&self) -> bool {
+        self.has_guards.load(Ordering::Acquire)
+    }
+
+    /// Refuses `call` when a budget matching it is at its hard limit in
+    /// the period containing `today`. Looks only at the budgets with a hard
+    /// limit that match the call.
+    pub fn check(
+        &self,
+        call: &CallScope<'_>,
+        rollups: &Rollups,
+        today: NaiveDate,
+    ) -> std::result::Result<(), BudgetExceeded> {
+        let fleet = self.fleet_spend.read();
+        self.guards
+            .read()
+            .check(call, rollups, fleet.as_ref(), today)
+    }
+
+    /// Makes checks use the fleet's spend (until it expires); `None` goes
+    /// back to this host's spend.
+    pub fn set_fleet_spend(&self, spend: Option<FleetSpend>) {
+        *self.fleet_spend.write() = spend;
+    }
+
     /// Delivers queued alerts (warning + callbacks). Must be called without
     /// the rollups lock held. Cheap when nothing is queued.
     pub fn dispatch(&self) {
@@ -536,6 +601,7 @@ impl BudgetBook {
             spent_in(rollups, &scope, currency, first, last)
         });
         entries.push(e);
+        self.reindex(&entries);
         self.active.store(
             !self.alerts_elsewhere.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -576,6 +642,7 @@ impl BudgetBook {
         let mut entries = self.entries.lock();
         let before = entries.len();
         entries.retain(|e| e.budget.name != name);
+        self.reindex(&entries);
         if entries.is_empty() {
             self.active.store(false, Ordering::Relaxed);
         }
@@ -675,6 +742,8 @@ impl BudgetBook {
                     currency: b.currency,
                     thresholds: b.thresholds.clone(),
                     thresholds_fired: fired,
+                    block_at: b.block_at,
+                    refusing: b.block_at.is_some_and(|t| b.reached(spent, t)),
                 }
             })
             .collect()
@@ -724,6 +793,8 @@ struct FileBudget {
     model: Option<String>,
     #[serde(default)]
     notify: Vec<String>,
+    #[serde(default)]
+    block_at: Option<u32>,
 }
 
 /// A validated file budget; validation runs inside serde so errors carry
@@ -758,6 +829,7 @@ impl TryFrom<FileBudget> for ValidBudget {
             currency: f.currency,
             thresholds: f.thresholds,
             notify: f.notify,
+            block_at: f.block_at,
         };
         b.validate()
             .map_err(|m| format!("budget `{}`: {m}", b.name))?;
