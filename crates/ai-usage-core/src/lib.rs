@@ -110,8 +110,9 @@ pub use rollups::{
 // Budgets and their file.
 pub use budget::{
     budgets_path, load_budgets_config, load_budgets_file, parse_budgets, parse_budgets_config,
-    AlertCallback, Budget, BudgetAlert, BudgetPeriod, BudgetScope, BudgetStatus, BudgetsConfig,
-    BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS, MAX_BUDGETS, MAX_BUDGETS_FILE_BYTES,
+    AlertCallback, Budget, BudgetAlert, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetStatus,
+    BudgetsConfig, CallScope, FleetSpend, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+    MAX_BUDGETS, MAX_BUDGETS_FILE_BYTES,
 };
 
 // Reports.

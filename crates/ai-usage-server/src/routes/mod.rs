@@ -8,6 +8,7 @@
 //! follows other processes reads their appends on its own background
 //! thread, never inside a query.
 
+pub mod budget_check;
 pub mod budgets;
 pub mod dashboard;
 pub mod health;
@@ -41,6 +42,7 @@ pub fn queries() -> OpenApiRouter<AppState> {
         .routes(routes!(pricing::models_pricing))
         .routes(routes!(dashboard::dashboard))
         .routes(routes!(budgets::budgets))
+        .routes(routes!(budget_check::check))
         .routes(routes!(budgets::forecast))
         .routes(routes!(budgets::savings))
 }
