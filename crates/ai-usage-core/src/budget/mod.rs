@@ -1043,6 +1043,21 @@ mod tests {
     }
 
     #[test]
+    fn notify_channels_are_kept_raw_and_budget_names_must_exist() {
+        let text = r#"{"notify": {"ops": {"kind": "slack", "url": "https://hooks.slack.com/services/T/B/X"}},
+            "budgets": [{"name": "d", "period": "daily", "limit": 5, "notify": ["ops", "ops"]}]}"#;
+        let c = parse_budgets_config(text, "b.json").unwrap();
+        assert_eq!(c.budgets[0].notify, vec!["ops".to_string()]);
+        assert_eq!(c.channels["ops"]["kind"], "slack");
+        let bad = r#"{"notify": {}, "budgets": [{"name": "d", "period": "daily", "limit": 5, "notify": ["opz"]}]}"#;
+        let e = parse_budgets_config(bad, "b.json").unwrap_err().to_string();
+        assert!(e.contains("budget `d`") && e.contains("`opz`"), "{e}");
+        // The array form has no channels to name.
+        let arr = r#"[{"name": "d", "period": "daily", "limit": 5, "notify": ["ops"]}]"#;
+        assert!(parse_budgets(arr, "a.json").is_err());
+    }
+
+    #[test]
     fn missing_file_is_an_io_error_naming_it() {
         let e = load_budgets_file(Path::new("/nonexistent/budgets.json")).unwrap_err();
         assert!(matches!(e, Error::Io { .. }));
