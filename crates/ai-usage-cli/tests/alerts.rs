@@ -19,11 +19,9 @@ fn receiver(script: Vec<u16>) -> (SocketAddr, mpsc::Receiver<String>) {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut n = 0;
-        for stream in listener.incoming() {
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { return };
             let status = script[n.min(script.len() - 1)];
-            n += 1;
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut len = 0;
             let mut line = String::new();
