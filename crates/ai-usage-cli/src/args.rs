@@ -465,6 +465,11 @@ pub struct ServeArgs {
     /// https://ai-usage.example.com), linked from budget alerts.
     #[arg(long, env = "AI_USAGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// With --clickhouse: seconds between reads of the fleet's spend for
+    /// the hard limits (`block_at`) that budgets/check and check_budget
+    /// apply; a check is at most this far behind the fleet.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub fleet_budget_refresh: u64,
 }
 
 /// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.

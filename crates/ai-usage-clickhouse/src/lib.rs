@@ -19,6 +19,7 @@
 
 mod alerts;
 mod background;
+mod budget_refresh;
 mod checkpoint;
 mod client;
 mod endpoint;
@@ -36,6 +37,7 @@ pub use background::{
     ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
     ShipperThread,
 };
+pub use budget_refresh::{FleetBudgetRefresh, DEFAULT_BUDGET_REFRESH};
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};

@@ -1,6 +1,7 @@
 //! Two hosts cross one budget together on the fleet's spend, each with a
 //! notifier sending to the same receiver: one message in all (the claims
-//! table picks the host, that host's outbox sends it once).
+//! table picks the host, that host's outbox sends it once). A hard limit
+//! refuses on the fleet's spend once the refresher has read it.
 
 mod common;
 
@@ -10,8 +11,13 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ai_usage_clickhouse::{ClickHouseAlerts, ClickHouseExt, ClickHouseShipping};
-use ai_usage_core::{Budget, BudgetPeriod, BudgetScope, Currency, Money, UsageEvent, UsageMonitor};
+use ai_usage_clickhouse::{
+    ClickHouseAlerts, ClickHouseExt, ClickHouseShipping, FleetBudgetRefresh, FleetQueries,
+};
+use ai_usage_core::{
+    Budget, BudgetPeriod, BudgetScope, CallScope, Currency, Money, PricingTable, UsageEvent,
+    UsageMonitor,
+};
 use ai_usage_notify::{ChannelConfig, ChannelKind, Notifier, RetryPolicy};
 use common::Server;
 
@@ -134,6 +140,74 @@ fn two_hosts_crossing_one_budget_send_one_message() {
         })
         .sum();
     assert_eq!(sent, 1);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
+fn a_hard_limit_refuses_on_the_fleets_spend() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let db = "fleet_hard_limit";
+    let zone: ai_usage_core::Zone = "Asia/Shanghai".parse().expect("zone");
+    let host = |dir: &Path, name: &str| {
+        let mut shipping = ClickHouseShipping::new(server.endpoint(db));
+        shipping.host_id = Some(name.into());
+        shipping.poll = Duration::from_millis(50);
+        let m = UsageMonitor::builder()
+            .dir(dir)
+            .timezone(zone)
+            .replay(false)
+            .clickhouse_shipping(shipping)
+            .build()
+            .expect("monitor");
+        m.add_budget(
+            Budget::new(
+                "anchor cap",
+                BudgetScope::Anchor("a1".into()),
+                BudgetPeriod::Daily,
+                money("5"),
+                Currency::CNY,
+            )
+            .with_block_at(100),
+        )
+        .unwrap();
+        m
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = host(dir_a.path(), "host-a");
+    let b = host(dir_b.path(), "host-b");
+    let call = CallScope::new().anchor("a1");
+    // 3 on each host: each is under its limit alone, the fleet is over.
+    for m in [&a, &b] {
+        m.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .anchor("a1")
+                .cost(money("3")),
+        );
+        m.flush().unwrap();
+    }
+    assert!(a.check_budget(&call).is_ok(), "this host alone is under");
+    let queries = FleetQueries::new(server.client(db), zone, PricingTable::builtin());
+    let refresh =
+        FleetBudgetRefresh::spawn(queries, a.budget_handle(), Duration::from_millis(200)).unwrap();
+    let started = Instant::now();
+    let refused = loop {
+        if let Err(e) = a.check_budget(&call) {
+            break e;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fleet's spend never refused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused.budget, "anchor cap");
+    assert_eq!(refused.spent, money("6"));
+    // Another anchor is not held.
+    assert!(a.check_budget(&CallScope::new().anchor("a2")).is_ok());
+    refresh.stop();
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }

@@ -180,6 +180,18 @@ fn fleet_source(
         }
         _ => None,
     };
+    // Hard limits refuse on the fleet's spend, refreshed every few seconds.
+    let budget_refresh = if monitor.budgets().iter().any(|b| b.block_at.is_some()) {
+        let t = ai_usage_clickhouse::FleetBudgetRefresh::spawn(
+            queries.clone(),
+            monitor.budget_handle(),
+            std::time::Duration::from_secs(a.fleet_budget_refresh),
+        )
+        .map_err(|e| CliError::failed(format!("cannot start the fleet spend refresh: {e}")))?;
+        Some(t)
+    } else {
+        None
+    };
     eprintln!(
         "ai-usage: answering from ClickHouse {}",
         queries.client().endpoint().display_target()
@@ -194,6 +206,7 @@ fn fleet_source(
         probe,
         shipper,
         alerts,
+        budget_refresh,
     })))
 }
 

@@ -18,6 +18,10 @@ pub struct FleetAnswers {
     pub probe: ai_usage_clickhouse::Client,
     pub shipper: Option<ShipperThread>,
     pub alerts: Option<FleetAlertThread>,
+    /// Keeps the fleet's spend for the hard limits fresh (held for its
+    /// `Drop`, which stops it).
+    #[allow(dead_code)]
+    pub budget_refresh: Option<ai_usage_clickhouse::FleetBudgetRefresh>,
 }
 
 impl FleetSource for FleetAnswers {

@@ -194,6 +194,13 @@ impl BudgetHandle {
         s.budgets.status(&rollups, &zone, today, now)
     }
 
+    /// [`UsageMonitor::set_fleet_budget_spend`].
+    pub fn set_fleet_spend(&self, spend: Option<crate::budget::FleetSpend>) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.set_fleet_spend(spend);
+        }
+    }
+
     /// The monitor's zone (whose local days make the budgets' periods).
     pub fn zone(&self) -> Option<crate::zone::Zone> {
         self.shared.upgrade().map(|s| s.config.zone)
