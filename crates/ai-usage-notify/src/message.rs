@@ -34,6 +34,7 @@ impl From<&BudgetScope> for AlertScope {
             BudgetScope::Anchor(id) => AlertScope::Anchor(id.clone()),
             BudgetScope::Function(id) => AlertScope::Function(id.clone()),
             BudgetScope::Model(id) => AlertScope::Model(id.clone()),
+            BudgetScope::Tag(id) => AlertScope::Tag(id.clone()),
         }
     }
 }

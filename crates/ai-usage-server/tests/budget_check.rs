@@ -42,6 +42,33 @@ async fn the_check_refuses_at_block_at_for_the_matching_scope_only() {
     // Another anchor is not held.
     let (status, _) = get(&f.app, "/api/ai_usage/budgets/check?anchor_id=anchor_002").await;
     assert_eq!(status, StatusCode::OK);
+    // A tag budget holds calls carrying its tag (tags comma-separated).
+    f.monitor
+        .add_budget(
+            Budget::new(
+                "live-ops",
+                BudgetScope::Tag("team:live-ops".into()),
+                BudgetPeriod::Daily,
+                "1".parse().unwrap(),
+                Currency::CNY,
+            )
+            .with_block_at(100),
+        )
+        .unwrap();
+    f.monitor.record(
+        &UsageEvent::new("qwen-plus", "f")
+            .tags(&["team:live-ops", "beta"])
+            .cost("1".parse().unwrap()),
+    );
+    let (status, body) = get(
+        &f.app,
+        "/api/ai_usage/budgets/check?tags=beta,team:live-ops",
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["budget"], "live-ops");
+    let (status, _) = get(&f.app, "/api/ai_usage/budgets/check?tags=beta").await;
+    assert_eq!(status, StatusCode::OK);
     // A misspelt parameter is refused by name, not ignored.
     let (status, body) = get(&f.app, "/api/ai_usage/budgets/check?anchor=anchor_001").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

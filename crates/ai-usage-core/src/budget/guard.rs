@@ -37,6 +37,8 @@ pub struct CallScope<'a> {
     pub function: Option<&'a str>,
     /// The model, by the name the call records.
     pub model: Option<&'a str>,
+    /// The call's tags.
+    pub tags: &'a [&'a str],
 }
 
 impl<'a> CallScope<'a> {
@@ -62,6 +64,11 @@ impl<'a> CallScope<'a> {
     /// Sets the model.
     pub fn model(mut self, name: &'a str) -> Self {
         self.model = Some(name);
+        self
+    }
+    /// Sets the tags.
+    pub fn tags(mut self, tags: &'a [&'a str]) -> Self {
+        self.tags = tags;
         self
     }
 }
@@ -109,6 +116,7 @@ pub(super) struct GuardIndex {
     anchor: HashMap<String, Vec<Guard>>,
     function: HashMap<String, Vec<Guard>>,
     model: HashMap<String, Vec<Guard>>,
+    tag: HashMap<String, Vec<Guard>>,
 }
 
 impl GuardIndex {
@@ -129,6 +137,7 @@ impl GuardIndex {
                 BudgetScope::Anchor(id) => idx.anchor.entry(id.clone()).or_default().push(g),
                 BudgetScope::Function(id) => idx.function.entry(id.clone()).or_default().push(g),
                 BudgetScope::Model(id) => idx.model.entry(id.clone()).or_default().push(g),
+                BudgetScope::Tag(id) => idx.tag.entry(id.clone()).or_default().push(g),
             }
         }
         idx
@@ -141,6 +150,7 @@ impl GuardIndex {
             && self.anchor.is_empty()
             && self.function.is_empty()
             && self.model.is_empty()
+            && self.tag.is_empty()
     }
 
     /// The first budget matching `call` that is at its hard limit.
@@ -158,7 +168,8 @@ impl GuardIndex {
             call.function.and_then(|id| self.function.get(id)),
             call.model.and_then(|id| self.model.get(id)),
         ];
-        for g in lists.into_iter().flatten().flatten() {
+        let tagged = call.tags.iter().filter_map(|t| self.tag.get(*t));
+        for g in lists.into_iter().flatten().chain(tagged).flatten() {
             let b = &g.budget;
             let (first, last) = b.period.bounds(today);
             let spent = fleet
@@ -379,5 +390,81 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("field `block_at`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+    use crate::budget::BudgetPeriod;
+    use crate::{UsageEvent, UsageMonitor};
+
+    fn money(s: &str) -> Money {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_multi_tag_record_counts_once_per_tag_and_once_in_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = UsageMonitor::builder()
+            .dir(dir.path())
+            .replay(false)
+            .build()
+            .unwrap();
+        let tag = |name: &str, t: &str| {
+            Budget::new(
+                name,
+                BudgetScope::Tag(t.into()),
+                BudgetPeriod::Daily,
+                money("10"),
+                Currency::CNY,
+            )
+            .with_block_at(100)
+        };
+        m.add_budget(tag("ops", "team:live-ops")).unwrap();
+        m.add_budget(tag("beta", "beta")).unwrap();
+        m.add_budget(Budget::new(
+            "all",
+            BudgetScope::Global,
+            BudgetPeriod::Daily,
+            money("100"),
+            Currency::CNY,
+        ))
+        .unwrap();
+        // One record with both tags (one of them given twice), one with one.
+        let both = ["team:live-ops", "beta", "team:live-ops"];
+        m.record(
+            &UsageEvent::new("qwen-plus", "f")
+                .tags(&both)
+                .cost(money("6")),
+        );
+        m.record(
+            &UsageEvent::new("qwen-plus", "f")
+                .tags(&["beta"])
+                .cost(money("1")),
+        );
+        let status = m.budget_status();
+        let spent = |name: &str| status.iter().find(|s| s.name == name).unwrap().spent;
+        assert_eq!(spent("ops"), money("6"));
+        assert_eq!(spent("beta"), money("7"));
+        assert_eq!(spent("all"), money("7"), "once in the total");
+        let call_tags = ["team:live-ops"];
+        let call = CallScope::new().tags(&call_tags);
+        assert!(m.check_budget(&call).is_ok());
+        m.record(
+            &UsageEvent::new("qwen-plus", "f")
+                .tags(&["team:live-ops"])
+                .cost(money("4")),
+        );
+        assert_eq!(m.check_budget(&call).unwrap_err().budget, "ops");
+        assert!(m.check_budget(&CallScope::new().tags(&["beta"])).is_ok());
+        // Tag budgets are read from a budgets file too.
+        let b = crate::budget::parse_budgets(
+            r#"[{"name": "t", "tag": "team:live-ops", "period": "monthly", "limit": 5}]"#,
+            "b.json",
+        )
+        .unwrap();
+        assert_eq!(b[0].scope, BudgetScope::Tag("team:live-ops".into()));
+        assert_eq!(b[0].scope.to_string(), "tag:team:live-ops");
     }
 }

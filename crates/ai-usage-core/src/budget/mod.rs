@@ -72,6 +72,9 @@ pub enum BudgetScope {
     Function(String),
     /// Calls of one model, by the name as recorded.
     Model(String),
+    /// Calls carrying one tag (e.g. `team:live-ops`); a call with several
+    /// tags counts once toward each.
+    Tag(String),
 }
 
 impl BudgetScope {
@@ -83,6 +86,7 @@ impl BudgetScope {
             BudgetScope::Anchor(a) => r.anchor_id.as_deref() == Some(a.as_str()),
             BudgetScope::Function(f) => r.function == *f,
             BudgetScope::Model(m) => r.model == *m,
+            BudgetScope::Tag(t) => r.tags.contains(t),
         }
     }
 
@@ -94,6 +98,7 @@ impl BudgetScope {
             BudgetScope::Anchor(a) => b.by_anchor.get(a),
             BudgetScope::Function(f) => b.by_function.get(f),
             BudgetScope::Model(m) => b.by_model.get(m),
+            BudgetScope::Tag(t) => b.by_tag.get(t),
         }
     }
 }
@@ -107,6 +112,7 @@ impl std::fmt::Display for BudgetScope {
             BudgetScope::Anchor(id) => write!(f, "anchor:{id}"),
             BudgetScope::Function(id) => write!(f, "function:{id}"),
             BudgetScope::Model(id) => write!(f, "model:{id}"),
+            BudgetScope::Tag(id) => write!(f, "tag:{id}"),
         }
     }
 }
@@ -234,7 +240,8 @@ impl Budget {
         if let BudgetScope::User(id)
         | BudgetScope::Anchor(id)
         | BudgetScope::Function(id)
-        | BudgetScope::Model(id) = &self.scope
+        | BudgetScope::Model(id)
+        | BudgetScope::Tag(id) = &self.scope
         {
             if id.is_empty() {
                 return Err("field `scope`: the id must not be empty".into());
@@ -792,6 +799,8 @@ struct FileBudget {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
     notify: Vec<String>,
     #[serde(default)]
     block_at: Option<u32>,
@@ -811,13 +820,14 @@ impl TryFrom<FileBudget> for ValidBudget {
             f.anchor.map(BudgetScope::Anchor),
             f.function.map(BudgetScope::Function),
             f.model.map(BudgetScope::Model),
+            f.tag.map(BudgetScope::Tag),
         ]
         .into_iter()
         .flatten()
         .collect();
         if scopes.len() > 1 {
             return Err(format!(
-                "budget `{}`: give at most one of `user`, `anchor`, `function`, `model`",
+                "budget `{}`: give at most one of `user`, `anchor`, `function`, `model`, `tag`",
                 f.name
             ));
         }

@@ -13,7 +13,7 @@ use crate::params::Params;
 use crate::state::AppState;
 
 /// The scope parameters, each optional.
-const SCOPE_PARAMS: [&str; 4] = ["user_id", "anchor_id", "function", "model"];
+const SCOPE_PARAMS: [&str; 5] = ["user_id", "anchor_id", "function", "model", "tags"];
 
 /// 200 `{"allowed": true}`, or 429 `{"allowed": false, budget, spent,
 /// limit, …}` when a budget matching the call is at its hard limit. In
@@ -24,6 +24,7 @@ const SCOPE_PARAMS: [&str; 4] = ["user_id", "anchor_id", "function", "model"];
         ("anchor_id" = Option<String>, Query, description = "The anchor (主播)"),
         ("function" = Option<String>, Query, description = "The function (功能)"),
         ("model" = Option<String>, Query, description = "The model, as recorded"),
+        ("tags" = Option<String>, Query, description = "The call's tags, comma-separated (e.g. `team:live-ops,beta`)"),
     ),
     responses((status = 200, description = "`{allowed: true}`", body = serde_json::Value),
               (status = 429, description = "`{allowed: false, budget, scope, period, spent, limit, block_at, currency}`", body = serde_json::Value),
@@ -46,11 +47,21 @@ pub async fn check(State(st): State<AppState>, params: Params) -> Result<Respons
             }
         }
     }
+    let tags: Vec<&str> = params
+        .get("tags")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     let call = CallScope {
         user_id: params.get("user_id"),
         anchor_id: params.get("anchor_id"),
         function: params.get("function"),
         model: params.get("model"),
+        tags: &tags,
     };
     Ok(match st.monitor.check_budget(&call) {
         Ok(()) => Json(serde_json::json!({ "allowed": true })).into_response(),
