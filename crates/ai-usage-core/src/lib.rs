@@ -135,6 +135,7 @@ pub use tracking::{IntoUsageId, MonitorHandle, UsageContext};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::tracking::{
-        global_monitor, run_sync, CallGuard, ContextIds, Extracted, Tracked,
+        check_budget, global_monitor, refuse, run_sync, BudgetRefusal, CallGuard, ContextIds,
+        Extracted, Tracked,
     };
 }
