@@ -57,8 +57,9 @@ pub use ai_usage_core::{QueryError, QueryResult, UsageQueries};
 
 // Budgets and their file.
 pub use ai_usage_core::{
-    budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
-    BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+    budgets_path, load_budgets_config, load_budgets_file, parse_budgets, AlertCallback, Budget,
+    BudgetAlert, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetStatus, BudgetsConfig, CallScope,
+    FleetSpend, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
 };
 
 // Reports.
@@ -95,7 +96,8 @@ pub use ai_usage_macros::track_ai_usage;
 #[doc(hidden)]
 pub mod __private {
     pub use ai_usage_core::__private::{
-        global_monitor, run_sync, CallGuard, ContextIds, Extracted, Tracked,
+        check_budget, global_monitor, refuse, run_sync, BudgetRefusal, CallGuard, ContextIds,
+        Extracted, Tracked,
     };
     pub use ai_usage_core::{IntoUsageId, MonitorHandle, UsageContext, UsageSource};
     pub use core::pin::pin;

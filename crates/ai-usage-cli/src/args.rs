@@ -115,8 +115,22 @@ pub enum Command {
     ///     {"name": "anchor_002 月预算", "anchor": "anchor_002", "period": "monthly", "limit": 300},
     ///     {"name": "qwen-max 每日", "model": "qwen-max", "period": "daily", "limit": "20.00", "thresholds": [50, 80, 100]}
     ///   ]}
+    ///
+    /// Alerts reach group chats when the file has a "notify" map of
+    /// channels (kind feishu, dingtalk, wecom, slack or webhook, a "url",
+    /// an optional "secret") and a budget names them in "notify":
+    ///
+    ///   {"notify": {"ops": {"kind": "feishu", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/…", "secret": "…"}},
+    ///    "budgets": [{"name": "每日总预算", "period": "daily", "limit": 50, "notify": ["ops"]}]}
+    ///
+    /// `serve` delivers them; this command also shows the deliveries
+    /// pending and the channels whose configuration was refused.
     #[command(verbatim_doc_comment)]
-    Budgets,
+    Budgets {
+        /// `test-notify CHANNEL`: send a sample message.
+        #[command(subcommand)]
+        action: Option<BudgetsAction>,
+    },
     /// Price calculator: the cost of one call (费用计算).
     Cost(CostArgs),
     /// The pricing table in force (定价); `pricing show MODEL`, `pricing missing`.
@@ -407,6 +421,17 @@ pub struct RecordArgs {
     pub provider: Option<String>,
 }
 
+/// `budgets` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BudgetsAction {
+    /// Send a sample alert to the channel CHANNEL of the budgets file's
+    /// "notify" map, to check its URL, secret and keyword set-up.
+    TestNotify {
+        /// The channel's name in the "notify" map.
+        channel: String,
+    },
+}
+
 /// `serve` arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -436,6 +461,15 @@ pub struct ServeArgs {
     /// threshold across the fleet (the default when budgets exist).
     #[arg(long)]
     pub no_fleet_alerts: bool,
+    /// The dashboard's address as people reach it (e.g.
+    /// https://ai-usage.example.com), linked from budget alerts.
+    #[arg(long, env = "AI_USAGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// With --clickhouse: seconds between reads of the fleet's spend for
+    /// the hard limits (`block_at`) that budgets/check and check_budget
+    /// apply; a check is at most this far behind the fleet.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub fleet_budget_refresh: u64,
 }
 
 /// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.

@@ -21,6 +21,7 @@
 mod alerts;
 mod answers;
 mod background;
+mod budget_refresh;
 mod checkpoint;
 mod client;
 mod columns;
@@ -39,6 +40,7 @@ pub use background::{
     ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
     ShipperThread,
 };
+pub use budget_refresh::{FleetBudgetRefresh, DEFAULT_BUDGET_REFRESH};
 pub use checkpoint::{Checkpoint, FileMark, CHECKPOINT_FILE};
 pub use client::Client;
 pub use endpoint::{redact, Endpoint, DEFAULT_DATABASE};

@@ -112,8 +112,9 @@ pub use rollups::{
 
 // Budgets and their file.
 pub use budget::{
-    budgets_path, load_budgets_file, parse_budgets, AlertCallback, Budget, BudgetAlert,
-    BudgetPeriod, BudgetScope, BudgetStatus, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
+    budgets_path, load_budgets_config, load_budgets_file, parse_budgets, parse_budgets_config,
+    AlertCallback, Budget, BudgetAlert, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetStatus,
+    BudgetsConfig, CallScope, FleetSpend, BUDGETS_ENV, BUDGETS_FILE, DEFAULT_THRESHOLDS,
     MAX_BUDGETS, MAX_BUDGETS_FILE_BYTES,
 };
 
@@ -137,6 +138,7 @@ pub use tracking::{IntoUsageId, MonitorHandle, UsageContext};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::tracking::{
-        global_monitor, run_sync, CallGuard, ContextIds, Extracted, Tracked,
+        check_budget, global_monitor, refuse, run_sync, BudgetRefusal, CallGuard, ContextIds,
+        Extracted, Tracked,
     };
 }

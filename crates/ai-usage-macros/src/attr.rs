@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "monitor",
     "context",
     "crate",
+    "budget_guard",
 ];
 
 /// The parsed arguments of one `#[track_ai_usage(...)]`.
@@ -43,6 +44,9 @@ pub(crate) struct Args {
     pub context: Option<Ident>,
     /// Path of the facade crate, for renamed dependencies.
     pub krate: Option<Path>,
+    /// `budget_guard`: refuse the call (return `Err(BudgetExceeded.into())`)
+    /// when a matching budget is at its hard limit.
+    pub budget_guard: Option<Ident>,
 }
 
 impl Parse for Args {
@@ -77,18 +81,22 @@ impl Parse for Args {
                 positional += 1;
             } else if input.peek(Ident::peek_any) {
                 let key = input.call(Ident::parse_any)?;
-                if !input.peek(Token![=]) {
+                if key == "budget_guard" && !input.peek(Token![=]) {
+                    seen_named = true;
+                    set(&mut args.budget_guard, key.clone(), &key)?;
+                } else if !input.peek(Token![=]) {
                     return Err(bare_ident_error(&key));
+                } else {
+                    input.parse::<Token![=]>()?;
+                    if input.is_empty() || input.peek(Token![,]) {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            format!("`{key} =` needs a value after `=`, or remove `{key}`"),
+                        ));
+                    }
+                    seen_named = true;
+                    args.parse_named(&key, input, positional)?;
                 }
-                input.parse::<Token![=]>()?;
-                if input.is_empty() || input.peek(Token![,]) {
-                    return Err(syn::Error::new(
-                        key.span(),
-                        format!("`{key} =` needs a value after `=`, or remove `{key}`"),
-                    ));
-                }
-                seen_named = true;
-                args.parse_named(&key, input, positional)?;
             } else {
                 let tt: proc_macro2::TokenTree = input.parse()?;
                 return Err(syn::Error::new(
@@ -205,6 +213,11 @@ impl Args {
                 };
                 set(&mut self.krate, path, key)
             }
+            "budget_guard" => Err(syn::Error::new(
+                key.span(),
+                "`budget_guard` is a flag without a value: write `budget_guard`, e.g. \
+                 `#[track_ai_usage(\"实时分析\", \"qwen-plus\", budget_guard)]`",
+            )),
             _ => Err(syn::Error::new(key.span(), unknown_key_message(&name))),
         }
     }

@@ -165,6 +165,7 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     let mut ids = Vec::new();
     let mut id_values = TokenStream::new();
     let mut uses_context = false;
+    let mut present: Vec<&str> = Vec::new();
     for (key, explicit) in [
         ("user_id", &args.user_id),
         ("anchor_id", &args.anchor_id),
@@ -195,6 +196,7 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
             (None, None) => continue,
         };
         let local = Ident::new(&format!("__ai_usage_{key}"), Span::call_site());
+        present.push(key);
         id_values.extend(quote!(let #local = #value;));
         ids.push(quote!(.#method(#local)));
     }
@@ -230,7 +232,36 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     let model = args.model.as_ref().map(|m| quote!(.model(#m)));
     let provider = args.provider.as_ref().map(|p| quote!(.provider(#p)));
     values.extend(quote!(let __ai_usage_monitor = #monitor;));
+    // `budget_guard`: refused before the guard exists, so a refusal is
+    // recorded as neither a call nor a cost.
+    let guard_check = match &args.budget_guard {
+        Some(flag) => {
+            check_result_return(&func.sig, flag)?;
+            let id = |key: &str| {
+                if present.contains(&key) {
+                    let local = Ident::new(&format!("__ai_usage_{key}"), Span::call_site());
+                    quote!(::core::option::Option::as_deref(&#local))
+                } else {
+                    quote!(::core::option::Option::None)
+                }
+            };
+            let (user, anchor) = (id("user_id"), id("anchor_id"));
+            let model = match &args.model {
+                Some(m) => quote!(::core::option::Option::Some(#m)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote_spanned! {flag.span()=>
+                if let ::core::result::Result::Err(__ai_usage_refused) =
+                    #p::check_budget(#handle, #function, #model, #user, #anchor)
+                {
+                    return ::core::result::Result::Err(#p::refuse(__ai_usage_refused));
+                }
+            }
+        }
+        None => TokenStream::new(),
+    };
     let start = quote! {
+        #guard_check
         let __ai_usage_guard = #p::CallGuard::start(#handle, #function) #model #provider #(#ids)*;
     };
 
@@ -280,6 +311,38 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         *func.block = parse_quote!({ #values #inner });
     }
     Ok(func.into_token_stream())
+}
+
+/// `budget_guard` refuses with `Err(..)`: the function (or its future) must
+/// return a `Result`.
+fn check_result_return(sig: &Signature, flag: &Ident) -> syn::Result<()> {
+    let ty = match &sig.output {
+        ReturnType::Type(_, ty) if sig.asyncness.is_none() => {
+            future_output(ty).unwrap_or(ty.as_ref())
+        }
+        ReturnType::Type(_, ty) => ty.as_ref(),
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                flag.span(),
+                "`budget_guard` refuses a call by returning `Err(BudgetExceeded.into())`: the \
+                 function must return `Result<_, E>` where `E: From<BudgetExceeded>`, and this \
+                 one returns `()`",
+            ))
+        }
+    };
+    let is_result =
+        matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"));
+    if is_result {
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        flag.span(),
+        format!(
+            "`budget_guard` refuses a call by returning `Err(BudgetExceeded.into())`: the \
+             function must return `Result<_, E>` where `E: From<BudgetExceeded>`, not `{}`",
+            ty.to_token_stream()
+        ),
+    ))
 }
 
 /// Pieces shared by the sync and async bodies.

@@ -37,6 +37,7 @@ mod expand;
 /// | `monitor = expr` | a non-global monitor: a `UsageMonitor`, a reference to one, or an `Arc`/`Box` of one |
 /// | `context = param` | a parameter whose type implements `UsageContext` (same as `#[usage_context]` on it) |
 /// | `crate = "path"` | where the facade lives when the dependency is renamed |
+/// | `budget_guard` | refuse the call before it is made when a matching budget is at its hard limit (`block_at`): returns `Err(BudgetExceeded.into())`, so the function must return `Result<_, E>` with `E: From<BudgetExceeded>`; a refusal is recorded as neither a call nor a cost |
 ///
 /// `function`, `model` and `provider` must be non-empty string literals. Every misuse
 /// (an unknown or repeated key, a missing value, a `context` naming no

@@ -11,6 +11,10 @@
 //! `Debug`/`Display`, and errors quote neither the secret nor the URL's
 //! credentials.
 //!
+//! Wired to a monitor, a [`Notifier`] (a monitor companion) enters each
+//! crossed threshold in a durable [`Outbox`] in the records directory and a
+//! sender thread delivers it with retries, once per channel, across restarts.
+//!
 //! ```no_run
 //! use ai_usage_notify::{send, AlertMessage, AlertScope, ChannelConfig};
 //! use ai_usage_core::{BudgetPeriod, Currency, Money};
@@ -35,6 +39,8 @@
 pub mod config;
 pub mod delivery;
 pub mod message;
+pub mod notifier;
+pub mod outbox;
 pub mod request;
 pub mod secret;
 pub mod sign;
@@ -42,6 +48,11 @@ pub mod sign;
 pub use config::{ChannelConfig, ChannelKind, ConfigError, FeishuMsgType, Language};
 pub use delivery::{send, send_prepared, send_with_timeout, SendError, DEFAULT_TIMEOUT};
 pub use message::{format_money, AlertMessage, AlertScope};
+pub use notifier::{
+    channels_from_json, configuration_problems, ChannelProblem, Notifier, NotifierHandle,
+    RetryPolicy,
+};
+pub use outbox::{Delivery, DeliveryState, Outbox, OutboxCounts, OutboxError, OUTBOX_FILE};
 pub use request::{
     build_request, PreparedRequest, WebhookEvent, EVENT_ID_HEADER, SIGNATURE_HEADER,
 };

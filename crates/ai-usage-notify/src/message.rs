@@ -3,13 +3,13 @@
 
 use ai_usage_core::{BudgetAlert, BudgetPeriod, BudgetScope, Currency, Money, Zone};
 use chrono::{DateTime, FixedOffset, TimeZone};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Language;
 
 /// What a budget counts, as the message names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum AlertScope {
     /// Every call.
@@ -34,6 +34,7 @@ impl From<&BudgetScope> for AlertScope {
             BudgetScope::Anchor(id) => AlertScope::Anchor(id.clone()),
             BudgetScope::Function(id) => AlertScope::Function(id.clone()),
             BudgetScope::Model(id) => AlertScope::Model(id.clone()),
+            BudgetScope::Tag(id) => AlertScope::Tag(id.clone()),
         }
     }
 }
@@ -67,7 +68,7 @@ impl AlertScope {
 /// assert!(m.text(Language::En).contains("¥40.50 of ¥50.00"));
 /// assert_eq!(m.id.len(), 32);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertMessage {
     /// Idempotency key: the same for every delivery of one (budget, period,
     /// threshold), see [`AlertMessage::alert_id`].

@@ -454,6 +454,36 @@ impl Monitor {
         Ok(())
     }
 
+    /// `None` when no budget matching the call is at its hard limit, else
+    /// the refusal as JSON (`budget`, `scope`, `period_label`, `spent`,
+    /// `limit`, `block_at`, `currency`).
+    #[pyo3(signature = (user_id=None, anchor_id=None, function=None, model=None, tags=Vec::new()))]
+    fn _check_budget_json(
+        &self,
+        py: Python<'_>,
+        user_id: Option<String>,
+        anchor_id: Option<String>,
+        function: Option<String>,
+        model: Option<String>,
+        tags: Vec<String>,
+    ) -> PyResult<Option<String>> {
+        let m = self.m();
+        let refused = py.detach(|| {
+            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+            m.check_budget(&ai_usage_core::CallScope {
+                user_id: user_id.as_deref(),
+                anchor_id: anchor_id.as_deref(),
+                function: function.as_deref(),
+                model: model.as_deref(),
+                tags: &tags,
+            })
+        });
+        match refused {
+            Ok(()) => Ok(None),
+            Err(e) => json(&e).map(Some),
+        }
+    }
+
     /// Removes a budget; true when it existed.
     fn remove_budget(&self, name: &str) -> bool {
         self.settings().budgets.remove(name);

@@ -310,3 +310,22 @@ def test_record_usage_refuses_an_unknown_token_keyword(monitor):
     assert (r.cached_input_tokens, r.reasoning_tokens) == (4, 2)
     with pytest.raises(ValueError, match="reasoning_tokens"):
         monitor.record_usage("qwen-plus", "f", 10, 5, reasoning_tokens=-1)
+
+
+def test_check_budget_raises_at_block_at(monitor):
+    monitor.add_budget("u42", 1.0, scope="user", target="42", block_at=100)
+    monitor.add_budget("live-ops", 5.0, scope="tag", target="team:live-ops", block_at=100)
+    monitor.check_budget(user_id="42", model="qwen-plus")
+    monitor.record_usage("qwen-plus", "f", 1, 1, 1.0, cost=1.0, user_id="42")
+    with pytest.raises(ai_usage_monitor.BudgetExceeded) as refused:
+        monitor.check_budget(user_id="42", model="qwen-plus")
+    assert refused.value.budget == "u42"
+    assert refused.value.spent == pytest.approx(1.0)
+    assert refused.value.limit == pytest.approx(1.0)
+    assert refused.value.block_at == 100
+    monitor.check_budget(user_id="7")
+    # A tag budget with nothing spent lets the call through.
+    monitor.check_budget(tags=["beta", "team:live-ops"])
+    status = {s["name"]: s for s in monitor.budget_status()}
+    assert status["u42"]["refusing"] and status["u42"]["block_at"] == 100
+    assert not status["live-ops"]["refusing"]

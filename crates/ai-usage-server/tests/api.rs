@@ -649,6 +649,7 @@ async fn openapi_lists_every_route() {
         ("/api/ai_usage/dashboard", "get"),
         ("/api/ai_usage/record", "post"),
         ("/api/ai_usage/budgets", "get"),
+        ("/api/ai_usage/budgets/check", "get"),
         ("/api/ai_usage/forecast", "get"),
         ("/api/ai_usage/savings", "get"),
         ("/healthz", "get"),

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod cost;
+mod notify;
 mod pricing;
 mod queries;
 mod record;
@@ -26,7 +27,10 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Report(a) => report::run(&cli, a),
         Command::Forecast => queries::forecast(&cli),
         Command::Savings { days } => queries::savings(&cli, *days),
-        Command::Budgets => queries::budgets(&cli),
+        Command::Budgets { action: None } => queries::budgets(&cli),
+        Command::Budgets {
+            action: Some(crate::args::BudgetsAction::TestNotify { channel }),
+        } => notify::test_notify(&cli, channel),
         Command::Cost(a) => cost::run(&cli, a),
         Command::Pricing(a) => pricing::run(&cli, a),
         Command::Record(a) => record::record(&cli, a),

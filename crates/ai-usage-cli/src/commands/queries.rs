@@ -313,6 +313,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
         ]);
     }
     outln!("{t}");
+    super::notify::print_deliveries(cli)?;
     Ok(())
 }
 

@@ -165,7 +165,9 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         budgets_file(cli)
     };
     if budgets.exists() {
-        monitor.add_budgets(load_budgets_file(&budgets)?)?;
+        let config = ai_usage_core::load_budgets_config(&budgets)?;
+        monitor.add_budgets(config.budgets)?;
+        super::notify::start_notifier(&monitor, &config.channels, a.public_url.as_deref())?;
     }
     eprintln!("ai-usage: serving {} on http://{}/", dir.display(), a.addr);
     let monitor = Arc::new(monitor);

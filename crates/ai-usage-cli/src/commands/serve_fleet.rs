@@ -66,6 +66,18 @@ pub fn answer_from_fleet(
         }
         _ => None,
     };
+    // Hard limits refuse on the fleet's spend, refreshed every few seconds.
+    let budget_refresh = if monitor.budgets().iter().any(|b| b.block_at.is_some()) {
+        let t = ai_usage_clickhouse::FleetBudgetRefresh::spawn(
+            queries.clone(),
+            monitor.budget_handle(),
+            std::time::Duration::from_secs(a.fleet_budget_refresh),
+        )
+        .map_err(|e| CliError::failed(format!("cannot start the fleet spend refresh: {e}")))?;
+        Some(t)
+    } else {
+        None
+    };
     eprintln!(
         "ai-usage: answering from ClickHouse {}",
         queries.client().endpoint().display_target()
@@ -78,7 +90,12 @@ pub fn answer_from_fleet(
     let endpoint = queries.client().endpoint().display_target();
     Ok(server
         .queries(Arc::new(queries))
-        .fleet_health(move || health(&probe, &endpoint, &shipper, &alerts)))
+        .fleet_health(move || {
+            // The closure owns the refresh thread: it runs as long as the
+            // server (its `Drop` stops it).
+            let _keep = &budget_refresh;
+            health(&probe, &endpoint, &shipper, &alerts)
+        }))
 }
 
 /// What `/healthz` shows under `fleet`: whether the store answers, where it

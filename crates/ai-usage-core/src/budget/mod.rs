@@ -29,6 +29,7 @@
 //! CNY. Scopes match the names as recorded (the `model` string as given, not
 //! its pricing alias).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,6 +43,10 @@ use crate::money::{Currency, Money};
 use crate::record::UsageRecord;
 use crate::rollups::{Bucket, GroupStats, Rollups};
 use crate::zone::{month_start, Zone};
+
+mod guard;
+use guard::GuardIndex;
+pub use guard::{BudgetExceeded, CallScope, FleetSpend};
 
 /// Environment variable naming the budgets file (default `DIR/budgets.json`).
 pub const BUDGETS_ENV: &str = "AI_USAGE_BUDGETS";
@@ -67,6 +72,9 @@ pub enum BudgetScope {
     Function(String),
     /// Calls of one model, by the name as recorded.
     Model(String),
+    /// Calls carrying one tag (e.g. `team:live-ops`); a call with several
+    /// tags counts once toward each.
+    Tag(String),
 }
 
 impl BudgetScope {
@@ -78,6 +86,7 @@ impl BudgetScope {
             BudgetScope::Anchor(a) => r.anchor_id.as_deref() == Some(a.as_str()),
             BudgetScope::Function(f) => r.function == *f,
             BudgetScope::Model(m) => r.model == *m,
+            BudgetScope::Tag(t) => r.tags.contains(t),
         }
     }
 
@@ -89,6 +98,7 @@ impl BudgetScope {
             BudgetScope::Anchor(a) => b.by_anchor.get(a),
             BudgetScope::Function(f) => b.by_function.get(f),
             BudgetScope::Model(m) => b.by_model.get(m),
+            BudgetScope::Tag(t) => b.by_tag.get(t),
         }
     }
 }
@@ -102,6 +112,7 @@ impl std::fmt::Display for BudgetScope {
             BudgetScope::Anchor(id) => write!(f, "anchor:{id}"),
             BudgetScope::Function(id) => write!(f, "function:{id}"),
             BudgetScope::Model(id) => write!(f, "model:{id}"),
+            BudgetScope::Tag(id) => write!(f, "tag:{id}"),
         }
     }
 }
@@ -164,6 +175,16 @@ pub struct Budget {
     pub currency: Currency,
     /// Percentages of `limit` that alert, e.g. `[80, 100]` (1..=1000).
     pub thresholds: Vec<u32>,
+    /// Names of the channels (the budgets file's `"notify"` map, or a
+    /// notifier's channels) its alerts are sent to; empty: the warning and
+    /// callbacks only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Hard limit in percent of `limit` (e.g. `100`): once the period's
+    /// spend reaches it, [`crate::UsageMonitor::check_budget`] refuses calls
+    /// of this scope. None (the default): the budget only alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<u32>,
 }
 
 impl Budget {
@@ -182,7 +203,21 @@ impl Budget {
             limit,
             currency,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
+            notify: Vec::new(),
+            block_at: None,
         }
+    }
+
+    /// Refuses calls once the spend reaches `percent` of the limit.
+    pub fn with_block_at(mut self, percent: u32) -> Budget {
+        self.block_at = Some(percent);
+        self
+    }
+
+    /// Sends the budget's alerts to the channels named `channels`.
+    pub fn with_notify<S: Into<String>>(mut self, channels: impl IntoIterator<Item = S>) -> Budget {
+        self.notify = channels.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Replaces the thresholds (percent of the limit).
@@ -205,7 +240,8 @@ impl Budget {
         if let BudgetScope::User(id)
         | BudgetScope::Anchor(id)
         | BudgetScope::Function(id)
-        | BudgetScope::Model(id) = &self.scope
+        | BudgetScope::Model(id)
+        | BudgetScope::Tag(id) = &self.scope
         {
             if id.is_empty() {
                 return Err("field `scope`: the id must not be empty".into());
@@ -221,6 +257,16 @@ impl Budget {
         }
         self.thresholds.sort_unstable();
         self.thresholds.dedup();
+        if let Some(b) = self.block_at.filter(|b| !(1..=1000).contains(b)) {
+            return Err(format!(
+                "field `block_at`: {b} is not a percentage between 1 and 1000"
+            ));
+        }
+        if self.notify.iter().any(|n| n.trim().is_empty()) {
+            return Err("field `notify`: a channel name must not be empty".into());
+        }
+        self.notify.sort_unstable();
+        self.notify.dedup();
         Ok(())
     }
 
@@ -300,6 +346,11 @@ pub struct BudgetStatus {
     /// Thresholds that have fired (or had been crossed before this process
     /// saw the period) in the current period.
     pub thresholds_fired: Vec<u32>,
+    /// The hard limit (percent of `limit`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<u32>,
+    /// True while the hard limit is reached: calls of this scope are refused.
+    pub refusing: bool,
 }
 
 /// A budget alert callback.
@@ -413,6 +464,12 @@ pub struct BudgetBook {
     /// off, see [`BudgetBook::set_local_alerts`]). Written under `entries`.
     alerts_elsewhere: AtomicBool,
     delivery: Arc<Delivery>,
+    /// The budgets with a hard limit, rebuilt when budgets change.
+    guards: RwLock<GuardIndex>,
+    /// True when `guards` is not empty: a check without hard limits is one load.
+    has_guards: AtomicBool,
+    /// The fleet's spend, when a refresher keeps it (fleet mode).
+    fleet_spend: RwLock<Option<FleetSpend>>,
 }
 
 impl std::fmt::Debug for BudgetBook {
@@ -497,6 +554,39 @@ impl BudgetBook {
         }
     }
 
+    /// Rebuilds the hard-limit index (under the `entries` lock).
+    fn reindex(&self, entries: &[Entry]) {
+        let idx = GuardIndex::of(entries.iter().map(|e| &e.budget));
+        self.has_guards.store(!idx.is_empty(), Ordering::Release);
+        *self.guards.write() = idx;
+    }
+
+    /// True when some budget has a hard limit.
+    pub fn has_hard_limits(&self) -> bool {
+        self.has_guards.load(Ordering::Acquire)
+    }
+
+    /// Refuses `call` when a budget matching it is at its hard limit in
+    /// the period containing `today`. Looks only at the budgets with a hard
+    /// limit that match the call.
+    pub fn check(
+        &self,
+        call: &CallScope<'_>,
+        rollups: &Rollups,
+        today: NaiveDate,
+    ) -> std::result::Result<(), BudgetExceeded> {
+        let fleet = self.fleet_spend.read();
+        self.guards
+            .read()
+            .check(call, rollups, fleet.as_ref(), today)
+    }
+
+    /// Makes checks use the fleet's spend (until it expires); `None` goes
+    /// back to this host's spend.
+    pub fn set_fleet_spend(&self, spend: Option<FleetSpend>) {
+        *self.fleet_spend.write() = spend;
+    }
+
     /// Delivers queued alerts (warning + callbacks). Must be called without
     /// the rollups lock held. Cheap when nothing is queued.
     pub fn dispatch(&self) {
@@ -518,6 +608,7 @@ impl BudgetBook {
             spent_in(rollups, &scope, currency, first, last)
         });
         entries.push(e);
+        self.reindex(&entries);
         self.active.store(
             !self.alerts_elsewhere.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -558,6 +649,7 @@ impl BudgetBook {
         let mut entries = self.entries.lock();
         let before = entries.len();
         entries.retain(|e| e.budget.name != name);
+        self.reindex(&entries);
         if entries.is_empty() {
             self.active.store(false, Ordering::Relaxed);
         }
@@ -657,6 +749,8 @@ impl BudgetBook {
                     currency: b.currency,
                     thresholds: b.thresholds.clone(),
                     thresholds_fired: fired,
+                    block_at: b.block_at,
+                    refusing: b.block_at.is_some_and(|t| b.reached(spent, t)),
                 }
             })
             .collect()
@@ -704,6 +798,12 @@ struct FileBudget {
     function: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    notify: Vec<String>,
+    #[serde(default)]
+    block_at: Option<u32>,
 }
 
 /// A validated file budget; validation runs inside serde so errors carry
@@ -720,13 +820,14 @@ impl TryFrom<FileBudget> for ValidBudget {
             f.anchor.map(BudgetScope::Anchor),
             f.function.map(BudgetScope::Function),
             f.model.map(BudgetScope::Model),
+            f.tag.map(BudgetScope::Tag),
         ]
         .into_iter()
         .flatten()
         .collect();
         if scopes.len() > 1 {
             return Err(format!(
-                "budget `{}`: give at most one of `user`, `anchor`, `function`, `model`",
+                "budget `{}`: give at most one of `user`, `anchor`, `function`, `model`, `tag`",
                 f.name
             ));
         }
@@ -737,6 +838,8 @@ impl TryFrom<FileBudget> for ValidBudget {
             limit: f.limit,
             currency: f.currency,
             thresholds: f.thresholds,
+            notify: f.notify,
+            block_at: f.block_at,
         };
         b.validate()
             .map_err(|m| format!("budget `{}`: {m}", b.name))?;
@@ -748,6 +851,20 @@ impl TryFrom<FileBudget> for ValidBudget {
 #[serde(deny_unknown_fields)]
 struct FileBudgets {
     budgets: Vec<ValidBudget>,
+    /// Channels by name; their fields belong to the notifier (not the core).
+    #[serde(default)]
+    notify: BTreeMap<String, serde_json::Value>,
+}
+
+/// A budgets file: its budgets and the alert channels they name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetsConfig {
+    /// The budgets, in file order.
+    pub budgets: Vec<Budget>,
+    /// The `"notify"` map: channel name → its settings as written (checked
+    /// by the notifier, which knows the kinds; the core only checks that
+    /// every name a budget gives is defined here).
+    pub channels: BTreeMap<String, serde_json::Value>,
 }
 
 /// A limit given as a number (`50`, `12.5`) or a decimal string (`"12.50"`).
@@ -778,6 +895,17 @@ fn de_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Money, D::Er
 ///
 /// Errors name the file, the line and column, the budget and the field.
 pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
+    load_budgets_config(path).map(|c| c.budgets)
+}
+
+/// Reads a budgets file with its `"notify"` channels (see
+/// [`load_budgets_file`] for the budgets' format):
+///
+/// ```json
+/// {"notify": {"ops": {"kind": "feishu", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/…", "secret": "…"}},
+///  "budgets": [{"name": "每日总预算", "period": "daily", "limit": 50, "notify": ["ops"]}]}
+/// ```
+pub fn load_budgets_config(path: &Path) -> Result<BudgetsConfig> {
     let io = |e| Error::Io {
         action: "cannot read budgets file",
         path: path.to_path_buf(),
@@ -794,7 +922,7 @@ pub fn load_budgets_file(path: &Path) -> Result<Vec<Budget>> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
-    parse_budgets(&text, &path.display().to_string())
+    parse_budgets_config(&text, &path.display().to_string())
 }
 
 /// Most budgets a monitor keeps (and a budgets file may hold): every
@@ -807,25 +935,28 @@ pub const MAX_BUDGETS_FILE_BYTES: u64 = 1 << 20;
 
 /// Parses the text of a budgets file; `origin` names it in errors.
 pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
+    parse_budgets_config(text, origin).map(|c| c.budgets)
+}
+
+/// Parses the text of a budgets file with its `"notify"` channels; `origin`
+/// names it in errors.
+pub fn parse_budgets_config(text: &str, origin: &str) -> Result<BudgetsConfig> {
     let parsed = if text.trim_start().starts_with('[') {
-        serde_json::from_str::<Vec<ValidBudget>>(text)
+        serde_json::from_str::<Vec<ValidBudget>>(text).map(|b| (b, BTreeMap::new()))
     } else {
-        serde_json::from_str::<FileBudgets>(text).map(|f| f.budgets)
+        serde_json::from_str::<FileBudgets>(text).map(|f| (f.budgets, f.notify))
     };
-    let budgets: Vec<Budget> = parsed
-        .map_err(|e| {
-            // serde_json appends " at line L column C"; we say it first.
-            let msg = e.to_string();
-            let suffix = format!(" at line {} column {}", e.line(), e.column());
-            let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
-            Error::Config {
-                setting: "budgets file",
-                message: format!("{origin}, line {}, column {}: {msg}", e.line(), e.column()),
-            }
-        })?
-        .into_iter()
-        .map(|v| v.0)
-        .collect();
+    let (budgets, channels) = parsed.map_err(|e| {
+        // serde_json appends " at line L column C"; we say it first.
+        let msg = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+        Error::Config {
+            setting: "budgets file",
+            message: format!("{origin}, line {}, column {}: {msg}", e.line(), e.column()),
+        }
+    })?;
+    let budgets: Vec<Budget> = budgets.into_iter().map(|v| v.0).collect();
     if budgets.len() > MAX_BUDGETS {
         return Err(Error::Config {
             setting: "budgets file",
@@ -843,8 +974,17 @@ pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
                 message: format!("{origin}: budget name `{}` is used more than once", b.name),
             });
         }
+        if let Some(name) = b.notify.iter().find(|n| !channels.contains_key(*n)) {
+            return Err(Error::Config {
+                setting: "budgets file",
+                message: format!(
+                    "{origin}: budget `{}`: field `notify`: channel `{name}` is not defined in the file's \"notify\" map",
+                    b.name
+                ),
+            });
+        }
     }
-    Ok(budgets)
+    Ok(BudgetsConfig { budgets, channels })
 }
 
 #[cfg(test)]
@@ -910,6 +1050,21 @@ mod tests {
             "b.json",
         );
         assert!(dup.unwrap_err().to_string().contains("more than once"));
+    }
+
+    #[test]
+    fn notify_channels_are_kept_raw_and_budget_names_must_exist() {
+        let text = r#"{"notify": {"ops": {"kind": "slack", "url": "https://hooks.slack.com/services/T/B/X"}},
+            "budgets": [{"name": "d", "period": "daily", "limit": 5, "notify": ["ops", "ops"]}]}"#;
+        let c = parse_budgets_config(text, "b.json").unwrap();
+        assert_eq!(c.budgets[0].notify, vec!["ops".to_string()]);
+        assert_eq!(c.channels["ops"]["kind"], "slack");
+        let bad = r#"{"notify": {}, "budgets": [{"name": "d", "period": "daily", "limit": 5, "notify": ["opz"]}]}"#;
+        let e = parse_budgets_config(bad, "b.json").unwrap_err().to_string();
+        assert!(e.contains("budget `d`") && e.contains("`opz`"), "{e}");
+        // The array form has no channels to name.
+        let arr = r#"[{"name": "d", "period": "daily", "limit": 5, "notify": ["ops"]}]"#;
+        assert!(parse_budgets(arr, "a.json").is_err());
     }
 
     #[test]

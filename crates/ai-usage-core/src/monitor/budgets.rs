@@ -88,6 +88,41 @@ impl UsageMonitor {
         }
     }
 
+    /// Refuses a call before it is made when a budget matching it (global,
+    /// or the call's user, anchor, function or model) has reached its hard
+    /// limit (`block_at`) in its current period. Reads the rollups for the
+    /// matching hard-limited budgets only; without any, it is one load.
+    ///
+    /// ```
+    /// use ai_usage_core::{Budget, BudgetPeriod, BudgetScope, CallScope, Currency, UsageEvent, UsageMonitor};
+    /// let dir = tempfile::tempdir()?;
+    /// let m = UsageMonitor::builder().dir(dir.path()).build()?;
+    /// m.add_budget(Budget::new("u42", BudgetScope::User("42".into()), BudgetPeriod::Daily, "1".parse()?, Currency::CNY).with_block_at(100))?;
+    /// assert!(m.check_budget(&CallScope::new().user("42")).is_ok());
+    /// m.record(&UsageEvent::new("qwen-plus", "chat").user("42").cost("1".parse()?));
+    /// let refused = m.check_budget(&CallScope::new().user("42")).unwrap_err();
+    /// assert_eq!(refused.budget, "u42");
+    /// assert!(m.check_budget(&CallScope::new().user("7")).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_budget(
+        &self,
+        call: &crate::budget::CallScope<'_>,
+    ) -> std::result::Result<(), crate::budget::BudgetExceeded> {
+        if !self.shared.budgets.has_hard_limits() {
+            return Ok(());
+        }
+        let today = self.today();
+        let rollups = self.rollups();
+        self.shared.budgets.check(call, &rollups, today)
+    }
+
+    /// Makes [`UsageMonitor::check_budget`] use the fleet's spend (fleet
+    /// mode: a refresher reads it every few seconds) until it expires.
+    pub fn set_fleet_budget_spend(&self, spend: Option<crate::budget::FleetSpend>) {
+        self.shared.budgets.set_fleet_spend(spend);
+    }
+
     /// Where every budget stands in its current period.
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
         let today = self.today();
@@ -135,6 +170,34 @@ impl BudgetHandle {
     pub fn set_local_alerts(&self, on: bool) {
         if let Some(s) = self.shared.upgrade() {
             s.budgets.set_local_alerts(on);
+        }
+    }
+
+    /// Adds an alert callback, as [`UsageMonitor::on_budget_alert`] (e.g. a
+    /// notifier's outbox); nothing once the monitor is gone.
+    pub fn subscribe(&self, callback: crate::budget::AlertCallback) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.subscribe(callback);
+        }
+    }
+
+    /// [`UsageMonitor::budget_status`] (empty once the monitor is gone).
+    /// Takes the rollups lock: never call it from inside a record.
+    pub fn status(&self) -> Vec<BudgetStatus> {
+        let Some(s) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        let zone = s.config.zone;
+        let now = now_timestamp();
+        let today = zone.date_of(now);
+        let rollups = s.rollups.lock();
+        s.budgets.status(&rollups, &zone, today, now)
+    }
+
+    /// [`UsageMonitor::set_fleet_budget_spend`].
+    pub fn set_fleet_spend(&self, spend: Option<crate::budget::FleetSpend>) {
+        if let Some(s) = self.shared.upgrade() {
+            s.budgets.set_fleet_spend(spend);
         }
     }
 

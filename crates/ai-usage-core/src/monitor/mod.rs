@@ -484,6 +484,29 @@ impl UsageMonitor {
         flushed
     }
 
+    /// Starts `companion` beside this already built monitor (as
+    /// [`MonitorBuilder::companion`](crate::MonitorBuilder::companion) does at
+    /// build time), e.g. once the budgets are loaded. It shows in
+    /// [`UsageMonitor::health`] and stops at shutdown.
+    pub fn attach(&self, companion: &dyn Companion) -> Result<()> {
+        let budgets = self.budget_handle();
+        let started = {
+            let pricing = self.pricing();
+            companion.start(CompanionContext {
+                dir: self.dir(),
+                pricing: &pricing,
+                zone: self.zone(),
+                budgets: &budgets,
+            })
+        };
+        let handle = started.map_err(|message| Error::Config {
+            setting: "companion",
+            message,
+        })?;
+        self.companions.lock().push(handle);
+        Ok(())
+    }
+
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
         let writer = self.writer.as_ref().map(Writer::health);

@@ -286,6 +286,9 @@ pub struct Bucket {
     pub by_user: GroupMap,
     /// By anchor id (主播).
     pub by_anchor: GroupMap,
+    /// By tag (e.g. `team:live-ops`): a record counts once in each of its
+    /// distinct tags (and once in `totals`).
+    pub by_tag: GroupMap,
     /// Call durations.
     pub durations: DurationHistogram,
 }
@@ -304,6 +307,12 @@ impl Bucket {
         if let Some(a) = &r.anchor_id {
             with_group(&mut self.by_anchor, a, ids, add);
         }
+        for (i, t) in r.tags.iter().enumerate() {
+            // A tag given twice counts once.
+            if !r.tags[..i].contains(t) {
+                with_group(&mut self.by_tag, t, ids, add);
+            }
+        }
         self.durations.add(r.duration_ms);
     }
 
@@ -319,12 +328,17 @@ impl Bucket {
         merge_capped(&mut self.by_function, &o.by_function, names);
         merge_capped(&mut self.by_user, &o.by_user, ids);
         merge_capped(&mut self.by_anchor, &o.by_anchor, ids);
+        merge_capped(&mut self.by_tag, &o.by_tag, ids);
         self.durations.merge(&o.durations);
     }
 
     /// Groups held (all dimensions).
     pub fn group_count(&self) -> usize {
-        self.by_model.len() + self.by_function.len() + self.by_user.len() + self.by_anchor.len()
+        self.by_model.len()
+            + self.by_function.len()
+            + self.by_user.len()
+            + self.by_anchor.len()
+            + self.by_tag.len()
     }
 }
 

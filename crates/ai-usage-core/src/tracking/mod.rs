@@ -14,6 +14,9 @@
 //! caught, [`UsageMonitor::record`] never panics nor blocks on disk, and the
 //! function's value is returned untouched.
 
+mod budget_guard;
+pub use budget_guard::{check_budget, refuse, BudgetRefusal};
+
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;

@@ -32,6 +32,7 @@ from ._native import UsageRecord
 
 __all__ = [
     "AIUsageMonitor",
+    "BudgetExceeded",
     "ModelPricing",
     "UsageRecord",
     "UsageSummary",
@@ -53,6 +54,26 @@ FUNCTION_NAMES_CN: Dict[str, str] = dict(_native.function_names())
 # ---------------------------------------------------------------------------
 # Result objects
 # ---------------------------------------------------------------------------
+
+
+class BudgetExceeded(Exception):
+    """A call refused by :meth:`AIUsageMonitor.check_budget`: the budget
+    ``budget`` has reached its hard limit (``block_at`` percent of
+    ``limit``) with ``spent`` in its period."""
+
+    def __init__(self, details: Dict[str, Any]) -> None:
+        self.details = details
+        self.budget: str = details["budget"]
+        self.scope: Dict[str, Any] = details["scope"]
+        self.period: str = details["period_label"]
+        self.spent: float = details["spent"]
+        self.limit: float = details["limit"]
+        self.block_at: int = details["block_at"]
+        self.currency: str = details["currency"]
+        super().__init__(
+            f"budget {self.budget!r} refuses the call: spent {self.spent} of "
+            f"{self.limit} {self.currency} in {self.period}, hard limit at {self.block_at}%"
+        )
 
 
 @dataclass
@@ -229,12 +250,18 @@ class AIUsageMonitor(_native.Monitor):
         target: Optional[str] = None,
         currency: str = "CNY",
         thresholds: Tuple[int, ...] = (80, 100),
+        block_at: Optional[int] = None,
+        notify: Tuple[str, ...] = (),
     ) -> None:
         """Adds (or replaces) a budget.
 
-        ``scope`` is ``global``, ``user``, ``anchor``, ``function`` or
-        ``model`` (the last four name their ``target``); ``period`` is
-        ``daily`` or ``monthly``; only costs in ``currency`` count.
+        ``scope`` is ``global``, ``user``, ``anchor``, ``function``,
+        ``model`` or ``tag`` (all but the first name their ``target``);
+        ``period`` is ``daily`` or ``monthly``; only costs in ``currency``
+        count. ``block_at`` (percent of ``limit``) makes
+        :meth:`check_budget` refuse calls once reached; ``notify`` names
+        the channels of the budgets file's ``"notify"`` map its alerts go to
+        (delivered by ``ai-usage serve``).
         """
         scope_json: Dict[str, Any] = {"kind": scope}
         if scope != "global":
@@ -250,9 +277,28 @@ class AIUsageMonitor(_native.Monitor):
                     "limit": limit,
                     "currency": currency,
                     "thresholds": list(thresholds),
+                    "block_at": block_at,
+                    "notify": list(notify),
                 }
             )
         )
+
+    def check_budget(
+        self,
+        user_id: Optional[str] = None,
+        anchor_id: Optional[str] = None,
+        function: Optional[str] = None,
+        model: Optional[str] = None,
+        tags: Optional[List[str]] = None,
+    ) -> None:
+        """Call before an AI request: raises :class:`BudgetExceeded` when a
+        budget matching the call (global, or its user, anchor, function,
+        model or one of its tags) has reached its hard limit."""
+        refused = self._check_budget_json(
+            user_id, anchor_id, function, model, list(tags or ())
+        )
+        if refused is not None:
+            raise BudgetExceeded(json.loads(refused))
 
     def budget_status(self) -> List[Dict[str, Any]]:
         """Where each budget stands in its current period."""

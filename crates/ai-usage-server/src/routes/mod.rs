@@ -10,6 +10,7 @@
 //! follows other processes reads their appends on its own background
 //! thread, never inside a query.
 
+pub mod budget_check;
 pub mod budgets;
 pub mod dashboard;
 pub mod health;
@@ -43,6 +44,7 @@ pub fn queries() -> OpenApiRouter<AppState> {
         .routes(routes!(pricing::models_pricing))
         .routes(routes!(dashboard::dashboard))
         .routes(routes!(budgets::budgets))
+        .routes(routes!(budget_check::check))
         .routes(routes!(budgets::forecast))
         .routes(routes!(budgets::savings))
 }
