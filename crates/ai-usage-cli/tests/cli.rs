@@ -958,11 +958,12 @@ fn cost_prices_catalogue_models_exactly() {
         ],
     );
     assert_eq!(q["cost_exact"], "0.0183", "{q}");
-    // The table's gpt-4o without a provider; OpenAI's catalogue entry with one.
+    // gpt-4o is the catalogue's (USD models come from it alone), with or
+    // without a provider.
     let q = ok_json(dir.path(), &["cost", "gpt-4o", "1000", "0", "--json"]);
     assert_eq!(
         (&q["priced_by"], &q["cost_exact"]),
-        (&Value::from("table"), &Value::from("0.0025"))
+        (&Value::from("catalogue"), &Value::from("0.0025"))
     );
     let q = ok_json(
         dir.path(),

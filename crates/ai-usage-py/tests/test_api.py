@@ -148,6 +148,11 @@ def test_model_pricing_classmethods():
     p = ModelPricing.get_pricing("qwen-plus")
     assert p["input"] == 0.004 and p["output"] == 0.012 and p["display_name"] == "通义千问-Plus"
     assert ModelPricing.get_pricing("no-such-model") is None
+    # USD models come from the genai-prices catalogue: GPT-4o $2.50/$10 per M.
+    g = ModelPricing.get_pricing("gpt-4o-2024-08-06")
+    assert g["model"] == "gpt-4o" and g["currency"] == "USD"
+    assert g["input"] == pytest.approx(0.0025) and g["output"] == pytest.approx(0.01)
+    assert ModelPricing.get_model_display_name("gpt-4o-mini") == "GPT-4o Mini"
     assert ModelPricing.get_model_display_name("qwen-plus") == "通义千问-Plus"
     assert ModelPricing.get_model_display_name("no-such-model") == "no-such-model"
     assert ModelPricing.get_function_name_cn("live_review") == "直播复盘"

@@ -47,7 +47,7 @@ fn rates_are_exact_decimals() {
     assert!(Rate::per_1k(-0.1).is_none());
     assert!(Rate::per_1k(f64::NAN).is_none());
     assert!("-1".parse::<Rate>().is_err());
-    assert!("0.0000000001".parse::<Rate>().is_ok()); // via f64, rounds to 0
+    assert!("0.0000000001".parse::<Rate>().is_ok()); // exact: 21 decimals
     assert_eq!(serde_json::to_string(&rate(0.0008)).unwrap(), "0.0008");
 }
 
@@ -126,12 +126,13 @@ fn gemini_is_priced_in_usd_with_long_context_bands() {
     assert_eq!(q.cost.micros(), 500_000 + 10_000);
     assert_eq!(t.currency_of("gemini-2.5-flash"), Some(Currency::USD));
     assert_eq!(t.currency_of("qwen-plus"), Some(Currency::CNY));
-    // Cached input in the ≤200K band of Gemini 2.5 Pro: $0.31/M.
+    // Cached input in the ≤200K band of Gemini 2.5 Pro: the catalogue's
+    // $0.125/M (the table's copy still had the older $0.31/M).
     let u = TokenUsage {
         cached_input_tokens: 4000,
         ..usage(10_000, 0)
     };
-    assert_eq!(micros(&t, "gemini-2.5-pro", u), 7_500 + 1_240);
+    assert_eq!(micros(&t, "gemini-2.5-pro", u), 7_500 + 500);
 }
 
 #[test]
@@ -160,6 +161,14 @@ fn builtin_entries_are_valid_and_documented() {
         "spark-pro",
         "spark-max",
         "spark-4.0-ultra",
+    ] {
+        assert!(t.resolve(id).is_some_and(|(c, _)| c == id), "{id}");
+    }
+    // Every table model is CNY: USD models come from the catalogue alone.
+    for (id, p) in t.models() {
+        assert_eq!(p.currency, Currency::CNY, "{id}");
+    }
+    for id in [
         "gpt-4-turbo",
         "gpt-3.5-turbo",
         "o1-mini",
@@ -167,14 +176,18 @@ fn builtin_entries_are_valid_and_documented() {
         "gemini-2.0-flash",
         "gemini-2.5-flash",
     ] {
-        assert!(t.resolve(id).is_some_and(|(c, _)| c == id), "{id}");
+        assert!(t.resolve(id).is_none(), "{id} is in the table");
+        let m = t.catalogue_match(None, id).expect(id);
+        assert_eq!(m.model_id(), id);
+        assert_eq!(t.currency_of(id), Some(Currency::USD), "{id}");
     }
     assert_eq!(t.display_name("qwen3-max"), "通义千问3-Max");
     assert_eq!(micros(&t, "spark-lite", usage(5000, 5000)), 0);
 }
 
 /// The models the original service priced that the built-in table once
-/// called unknown, with the currency each is billed in.
+/// called unknown, with the model (of the table or the catalogue) that
+/// prices each and the currency it is billed in.
 const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
     ("gpt-4", "gpt-4", Currency::USD),
     ("deepseek-coder", "deepseek-coder", Currency::CNY),
@@ -197,13 +210,22 @@ const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
 fn every_model_the_original_priced_is_priced() {
     let t = PricingTable::builtin();
     for &(name, id, currency) in ORIGINAL_ONLY {
-        let (got, p) = t.resolve(name).unwrap_or_else(|| panic!("{name} unknown"));
+        let got = match t.resolve(name) {
+            Some((got, _)) => got.to_string(),
+            None => t
+                .catalogue_match(None, name)
+                .unwrap_or_else(|| panic!("{name} unknown"))
+                .model_id()
+                .to_string(),
+        };
         assert_eq!(got, id, "{name}");
-        assert_eq!(p.currency, currency, "{name}");
-        assert!(t.price(name, &usage(1000, 500)).priced, "{name}");
+        let q = t.price(name, &usage(1000, 500));
+        assert!(q.priced, "{name}");
+        assert_eq!(q.currency, currency, "{name}");
+        assert_eq!(t.currency_of(name), Some(currency), "{name}");
         // A display name of its own, not the raw id echoed back.
         assert_ne!(t.display_name(name), name, "{name}");
-        assert!(!p.display_name.trim().is_empty(), "{name}");
+        assert!(!t.display_name(name).trim().is_empty(), "{name}");
     }
     assert_eq!(t.display_name("4.0Ultra"), "讯飞星火-4.0 Ultra");
     assert_eq!(t.display_name("gpt-4"), "GPT-4");
@@ -275,28 +297,39 @@ fn names_resolve_through_aliases_and_suffixes() {
     // (gpt-4o-2024-11-20) go to the catalogue instead (tested below).
     let t = PricingTable::builtin().with_catalogue(false);
     let id = |m: &str| t.resolve(m).map(|(id, _)| id.to_string());
+    // USD models resolve in the catalogue, by its match rules and the
+    // shorter spellings tried after them.
+    let cat = PricingTable::builtin();
+    for (raw, want) in [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-2024-11-20", "gpt-4o"),
+        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
+        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("gpt-4o:latest", "gpt-4o"),
+        ("o1-mini-2024-09-12", "o1-mini"),
+        ("gpt-4-0613", "gpt-4"),
+        ("GPT-4-1106-Preview", "gpt-4-turbo"),
+    ] {
+        let m = cat.catalogue_match(None, raw);
+        assert_eq!(m.map(|m| m.model_id()), Some(want), "{raw:?}");
+        assert!(cat.price(raw, &usage(1000, 1000)).priced, "{raw:?}");
+    }
+    assert_eq!(cat.display_name("gpt-4o-mini-2024-07-18"), "GPT-4o Mini");
     let cases = [
         ("qwen-plus", "qwen-plus"),
         ("  QWEN-Plus\n", "qwen-plus"),
         ("qwen-max-longcontext", "qwen-max"),
         ("QWEN-MAX-LONGCONTEXT", "qwen-max"),
-        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
-        ("gpt-4o-2024-08-06", "gpt-4o"),
-        ("gpt-4o-2024-11-20", "gpt-4o"),
         ("qwen-plus-2025-01-25", "qwen-plus"),
         ("glm-4-flash-250414", "glm-4-flash"),
         ("DeepSeek-V3", "deepseek-chat"),
         ("deepseek-r1", "deepseek-reasoner"),
         ("deepseek-r1:14b", "deepseek-reasoner"),
-        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
-        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
         ("qwen-turbo:latest", "qwen-turbo"),
-        ("openai/gpt-4o", "gpt-4o"),
-        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
-        ("ft:gpt-4o-mini-2024-07-18:my-org::abc123", "gpt-4o-mini"),
-        ("o1-mini-2024-09-12", "o1-mini"),
-        ("gpt-4-0613", "gpt-4"),
-        ("GPT-4-1106-Preview", "gpt-4-turbo"),
+        ("dashscope/qwen-max", "qwen-max"),
+        ("qwen-plus@2025", "qwen-plus"),
         ("generalv3.5", "spark-max"),
     ];
     for (raw, want) in cases {
@@ -307,7 +340,6 @@ fn names_resolve_through_aliases_and_suffixes() {
     for unknown in ["", "   ", "llama-3-70b", "claude", "qwen", "-", "@", ":"] {
         assert_eq!(id(unknown), None, "{unknown:?}");
     }
-    assert_eq!(t.display_name("gpt-4o-mini-2024-07-18"), "GPT-4o Mini");
     assert_eq!(t.display_name("Mystery-Model"), "Mystery-Model");
     assert_eq!(t.currency_of("mystery"), None);
 }
@@ -859,10 +891,10 @@ fn table_wins_for_its_models_unless_a_provider_is_named() {
     let q = t.price("qwen-plus", &usage(1000, 1000));
     assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
     assert!(t.catalogue_match(None, "qwen-plus").is_none());
-    // gpt-4o: the table's entry without a provider …
-    let table_q = t.price("gpt-4o", &usage(1000, 0));
-    assert_eq!(table_q.cost.micros(), 2_500);
-    // … and OpenAI's catalogue entry when the provider is named.
+    // gpt-4o: the catalogue without a provider …
+    let any_q = t.price("gpt-4o", &usage(1000, 0));
+    assert_eq!(any_q.cost.micros(), 2_500);
+    // … and OpenAI's entry when the provider is named.
     let m = t.catalogue_match(Some("openai"), "gpt-4o").unwrap();
     assert_eq!(m.provider_id(), "openai");
     let q = t.price_at(
@@ -923,20 +955,23 @@ fn catalogue_beats_suffix_stripping_for_usd_models_only() {
     let m = t.catalogue_match(None, "gemini-2.5-flash-lite").unwrap();
     assert_eq!(m.model_id(), "gemini-2.5-flash-lite");
     assert!(t.price("gemini-2.5-flash-lite", &usage(1000, 1000)).priced);
-    // Aliases and exact ids stay the table's.
-    assert_eq!(
-        t.resolve("gpt-4o-mini-2024-07-18").unwrap().0,
-        "gpt-4o-mini"
-    );
-    assert_eq!(
-        t.resolve("models/gemini-2.5-flash").unwrap().0,
-        "gemini-2.5-flash"
-    );
     // The seed's CNY models keep their dated variants.
     assert_eq!(t.resolve("qwen-plus-2025-01-25").unwrap().0, "qwen-plus");
     assert_eq!(t.resolve("deepseek-chat-0324").unwrap().0, "deepseek-chat");
-    // Without the catalogue, stripping still applies.
-    let plain = PricingTable::builtin().with_catalogue(false);
+    // A USD entry of a user's file reached by stripping yields to the
+    // catalogue's own entry for the full name; without the catalogue,
+    // stripping still applies.
+    let mut mine = PricingTable::builtin();
+    mine.register(
+        "gemini-2.5-flash",
+        ModelPrice::flat("Mine", Currency::USD, 0.001, 0.002),
+    );
+    assert!(mine.resolve("gemini-2.5-flash-lite").is_none());
+    assert_eq!(
+        mine.resolve("gemini-2.5-flash").unwrap().1.display_name,
+        "Mine"
+    );
+    let plain = mine.clone().with_catalogue(false);
     assert_eq!(
         plain.resolve("gemini-2.5-flash-lite").unwrap().0,
         "gemini-2.5-flash"
