@@ -73,7 +73,10 @@ fn flat_constructor_rejects_or_zeroes_bad_numbers() {
 
 #[test]
 fn seed_models_cost_exactly_what_the_seed_recorded() {
-    let t = PricingTable::builtin();
+    // The original's numbers come from its own price file, merged over the
+    // built-in table (whose prices are the providers').
+    let mut t = PricingTable::builtin();
+    t.load_file(&original_service_file()).unwrap();
     assert_eq!(micros(&t, "qwen-plus", usage(2307, 1181)), 23_400);
     assert_eq!(micros(&t, "deepseek-chat", usage(2716, 176)), 3_068);
     assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
@@ -83,6 +86,82 @@ fn seed_models_cost_exactly_what_the_seed_recorded() {
     let q = t.price("qwen-plus", &usage(2307, 1181));
     assert_eq!(q.cost.to_string(), "0.023400");
     assert_eq!(q.currency, Currency::CNY);
+}
+
+fn original_service_file() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pricing/original-service.toml")
+}
+
+#[test]
+fn builtin_cny_prices_are_the_providers_with_source_and_date() {
+    let t = PricingTable::builtin();
+    for (id, p) in t.models() {
+        let source = p.source.as_deref().unwrap_or_default();
+        assert!(!source.trim().is_empty(), "{id} has no source");
+        let date = p.price_date.as_deref().unwrap_or_default();
+        assert!(
+            chrono::NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d").is_ok(),
+            "{id}: price date {date:?} is not YYYY-MM"
+        );
+        // The original's numbers are no longer the built-in's source.
+        assert!(!source.contains("verified against its records"), "{id}");
+    }
+    // Alibaba Cloud Model Studio's list (per 1K): qwen-plus ¥0.0008 / ¥0.002,
+    // qwen-turbo ¥0.0003 / ¥0.0006, qwen-max ¥0.02 / ¥0.06.
+    assert_eq!(micros(&t, "qwen-plus", usage(1000, 1000)), 2_800);
+    assert_eq!(micros(&t, "qwen-turbo", usage(1000, 1000)), 900);
+    assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
+    // Verified entries and the ones no provider page confirmed.
+    let unverified: Vec<&str> = t
+        .models()
+        .filter(|(_, p)| p.unverified)
+        .map(|(id, _)| id)
+        .collect();
+    for id in [
+        "qwen-plus",
+        "qwen-max",
+        "qwen-turbo",
+        "qwen-long",
+        "glm-4-plus",
+        "glm-4-flash",
+        "spark-lite",
+    ] {
+        assert!(!unverified.contains(&id), "{id} is verified");
+    }
+    for id in [
+        "deepseek-chat",
+        "doubao-pro-32k",
+        "doubao-lite-32k",
+        "spark-pro",
+        "qwen3-max",
+    ] {
+        assert!(unverified.contains(&id), "{id} is unverified");
+    }
+}
+
+#[test]
+fn unverified_is_read_from_pricing_files_and_shown_in_json() {
+    let f = write(
+        "toml",
+        "[models.m]\ninput = 0.001\noutput = 0.002\nunverified = true\n\n[models.n]\ninput = 0.001\noutput = 0.002\n",
+    );
+    let mut t = PricingTable::empty();
+    t.load_file(f.path()).unwrap();
+    let m = t.resolve("m").unwrap().1;
+    assert!(m.unverified);
+    assert_eq!(serde_json::to_value(m).unwrap()["unverified"], true);
+    let n = t.resolve("n").unwrap().1;
+    assert!(!n.unverified);
+    assert!(serde_json::to_value(n).unwrap().get("unverified").is_none());
+    let bad = write(
+        "toml",
+        "[models.m]\ninput = 0.001\noutput = 0.002\nunverified = \"yes\"\n",
+    );
+    let e = PricingTable::empty()
+        .load_file(bad.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unverified") || e.contains("bool"), "{e}");
 }
 
 #[test]
@@ -453,12 +532,13 @@ fn cached_and_reasoning_tokens() {
         ..usage(2716, 176)
     };
     assert_eq!(micros(&t, "deepseek-chat", u), 1_716 + 100 + 352);
-    // No cached price: cached tokens cost the input rate.
+    // No cached price: cached tokens cost the input rate (qwen-plus
+    // ¥0.0008 / ¥0.002 per 1K).
     let u = TokenUsage {
         cached_input_tokens: 1000,
         ..usage(2307, 1181)
     };
-    assert_eq!(micros(&t, "qwen-plus", u), 23_400);
+    assert_eq!(nanos(&t, "qwen-plus", u), 2307 * 800 + 1181 * 2000);
     // Cached count larger than input is clamped.
     let u = TokenUsage {
         cached_input_tokens: 9999,
@@ -532,7 +612,7 @@ fn register_override_and_alias_at_runtime() {
         ModelPrice::flat("Plus", Currency::CNY, 0.001, 0.001),
     );
     assert_eq!(micros(&t, "qwen-plus", usage(1000, 1000)), 2_000);
-    assert_eq!(micros(&before, "qwen-plus", usage(1000, 1000)), 16_000);
+    assert_eq!(micros(&before, "qwen-plus", usage(1000, 1000)), 2_800);
 
     assert!(matches!(
         t.add_alias("latest", "nope"),
@@ -887,9 +967,9 @@ fn builtin_table_prices_catalogue_models_in_usd() {
 #[test]
 fn table_wins_for_its_models_unless_a_provider_is_named() {
     let t = PricingTable::builtin();
-    // The seed's CNY model keeps its CNY price (¥0.004/1K in, ¥0.012/1K out).
+    // The table's CNY model keeps its CNY price (¥0.0008/1K in, ¥0.002/1K out).
     let q = t.price("qwen-plus", &usage(1000, 1000));
-    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 2_800));
     assert!(t.catalogue_match(None, "qwen-plus").is_none());
     // gpt-4o: the catalogue without a provider …
     let any_q = t.price("gpt-4o", &usage(1000, 0));
@@ -912,7 +992,7 @@ fn table_wins_for_its_models_unless_a_provider_is_named() {
         &usage(1000, 1000),
         chrono::Utc::now(),
     );
-    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 2_800));
 }
 
 #[test]
