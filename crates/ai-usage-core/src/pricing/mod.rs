@@ -168,6 +168,9 @@ const RATE_DECIMALS_PER_1K: usize = 21;
 /// `Σ tokens × rate` is in units of 1e-24; this many make one nano-unit.
 const SUM_PER_NANO: u128 = 1_000_000_000_000_000;
 
+/// The suffix of a provider's free variant of a model (OpenRouter).
+const FREE_SUFFIX: &str = ":free";
+
 /// Memoised resolutions and warned names kept per table; bounded so that a
 /// stream of distinct junk model names cannot grow memory without limit.
 const MEMO_CAP: usize = 4096;
@@ -907,33 +910,42 @@ impl Clone for Memo {
 }
 
 /// Shorter spellings of a model name for the catalogue, tried in order when
-/// it does not know the name as given: without a `provider/` prefix
-/// (`models/gemini-2.5-flash`), an `@version` (`gemini-1.5-pro@002`), a
-/// `:tag` (`gpt-4o:latest`) and then a trailing date or `-latest`
-/// (`gpt-4o-mini-2099-01-01`, `…-0613`, `…-latest`). Never a shorter model
-/// name: `gpt-4o-mini-tts` does not become `gpt-4o-mini`.
+/// it does not know the name as given: first without one trailing part at a
+/// time — an `@version` (`gemini-1.5-pro@002`), a `:tag` (`gpt-4o:latest`),
+/// a date or `-latest` (`gpt-4o-mini-2099-01-01`, `…-0613`) — then each of
+/// those without leading `provider/` segments (`models/gemini-2.5-flash`).
+/// Never a shorter model name: `gpt-4o-mini-tts` does not become
+/// `gpt-4o-mini`.
 fn catalogue_name_variants(model: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut cur = normalise(model);
-    let push = |cur: &str, out: &mut Vec<String>| {
-        if !cur.is_empty() && out.last().is_none_or(|l| l != cur) {
-            out.push(cur.to_string());
+    let full = normalise(model);
+    let mut chain: Vec<String> = vec![full.clone()];
+    let mut cur = full.as_str();
+    loop {
+        let shorter = strip_version_suffix(cur)
+            .or_else(|| cur.rsplit_once('@').map(|(head, _)| head))
+            .or_else(|| cur.rsplit_once(':').map(|(head, _)| head))
+            .filter(|h| !h.is_empty());
+        match shorter {
+            Some(h) => {
+                chain.push(h.to_string());
+                cur = h;
+            }
+            None => break,
         }
-    };
-    if let Some((_, rest)) = cur.rsplit_once('/') {
-        cur = rest.to_string();
-        push(&cur, &mut out);
     }
-    for sep in ['@', ':'] {
-        if let Some((head, _)) = cur.split_once(sep) {
-            cur = head.to_string();
-            push(&cur, &mut out);
+    let mut out: Vec<String> = chain.iter().skip(1).cloned().collect();
+    for form in &chain {
+        let mut rest = form.as_str();
+        while let Some((_, tail)) = rest.split_once('/') {
+            if tail.is_empty() {
+                break;
+            }
+            out.push(tail.to_string());
+            rest = tail;
         }
     }
-    while let Some(head) = strip_version_suffix(&cur) {
-        cur = head.to_string();
-        push(&cur, &mut out);
-    }
+    let mut seen = FxHashSet::default();
+    out.retain(|v| v != &full && seen.insert(v.clone()));
     out
 }
 
@@ -1192,6 +1204,9 @@ impl PricingTable {
     /// are priced by the catalogue (when enabled). Unknown models give
     /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
+        if let Some(q) = self.free_variant(model) {
+            return q;
+        }
         // The table's prices do not depend on time: skip reading the clock
         // (unless a genai-prices file may claim the model first).
         if !self.user_catalogues.is_empty() {
@@ -1234,6 +1249,9 @@ impl PricingTable {
         usage: &TokenUsage,
         at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Quote {
+        if let Some(q) = self.free_variant(model) {
+            return q;
+        }
         let table_first = provider.is_none_or(|p| p.trim().is_empty());
         if table_first && self.user_catalogue_match(None, model).is_none() {
             if let Some((_, p)) = self.resolve(model) {
@@ -1267,6 +1285,27 @@ impl PricingTable {
         }
         self.warn_unknown(model);
         Quote::UNPRICED
+    }
+
+    /// A `:free` variant (OpenRouter's `google/gemini-2.0-flash-exp:free`)
+    /// costs 0: dropping the suffix would price the paid model. Its currency
+    /// is the paid model's (USD when unknown). `None` for other names, and
+    /// for a `:free` name the table prices under its own full id.
+    fn free_variant(&self, model: &str) -> Option<Quote> {
+        let t = model.trim();
+        let head = t
+            .len()
+            .checked_sub(FREE_SUFFIX.len())
+            .filter(|&i| t.is_char_boundary(i) && t[i..].eq_ignore_ascii_case(FREE_SUFFIX))
+            .map(|i| &t[..i])?;
+        if self.exact(&normalise(t)).is_some() {
+            return None;
+        }
+        Some(Quote {
+            cost: Money::ZERO,
+            currency: self.currency_of(head).unwrap_or(Currency::USD),
+            priced: true,
+        })
     }
 
     /// All models, sorted by id.

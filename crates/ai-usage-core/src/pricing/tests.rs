@@ -1262,3 +1262,134 @@ fn big_pricing_files_are_refused_quickly_with_the_limit_named() {
     assert!(matches!(e, PricingError::TooLarge { .. }), "{e}");
     assert!(e.to_string().contains("bytes"), "{e}");
 }
+
+// --- free variants and name normalisation ---------------------------------
+
+#[test]
+fn free_variants_cost_nothing_in_the_paid_models_currency() {
+    let t = PricingTable::builtin();
+    let big = usage(1_000_000, 1_000_000);
+    // OpenRouter's free Gemini: the paid model costs money, the variant none.
+    let paid = t.price("google/gemini-2.0-flash-exp", &big);
+    assert!(paid.priced && paid.cost > Money::ZERO, "{paid:?}");
+    let free = t.price("google/gemini-2.0-flash-exp:free", &big);
+    assert_eq!(
+        free,
+        Quote {
+            cost: Money::ZERO,
+            currency: Currency::USD,
+            priced: true
+        }
+    );
+    // Any case and spacing; with a provider and a time too.
+    let q = t.price_at(
+        Some("openrouter"),
+        " Meta-Llama/Llama-3.3-70B-Instruct:FREE ",
+        &big,
+        chrono::Utc::now(),
+    );
+    assert_eq!((q.cost, q.priced), (Money::ZERO, true));
+    // A table model's free variant keeps the table's currency.
+    let q = t.price("qwen-plus:free", &big);
+    assert_eq!(
+        (q.cost, q.currency, q.priced),
+        (Money::ZERO, Currency::CNY, true)
+    );
+    // An unknown base model: still free, in USD (OpenRouter bills in USD).
+    let q = t.price("someone/new-model:free", &big);
+    assert_eq!(
+        (q.cost, q.currency, q.priced),
+        (Money::ZERO, Currency::USD, true)
+    );
+    // Only the `:free` suffix: `:freeze` or `free` elsewhere are not free.
+    assert!(t.price("gpt-4o:freeze", &big).cost > Money::ZERO);
+    // A table entry registered under the full `:free` name keeps its price.
+    let mut mine = PricingTable::builtin();
+    mine.register(
+        "my-model:free",
+        ModelPrice::flat("Mine", Currency::CNY, 0.001, 0.001),
+    );
+    assert_eq!(micros(&mine, "my-model:free", usage(1000, 1000)), 2_000);
+}
+
+#[test]
+fn normalisation_never_turns_a_catalogue_model_into_another() {
+    let t = PricingTable::builtin();
+    let cat = catalogue::Catalogue::builtin().unwrap();
+    let mut checked = 0;
+    for m in cat.models() {
+        let (p, id) = (m.provider_id(), m.model_id());
+        // Only ids the catalogue resolves to themselves, by its own rules.
+        let Some(own) = cat.lookup(Some(p), id) else {
+            continue;
+        };
+        if own.model_id() != id {
+            continue;
+        }
+        // The name as given first: the catalogue's own answer, unchanged.
+        assert_eq!(
+            t.catalogue_match(Some(p), id).map(|x| x.model_id()),
+            Some(id),
+            "{p}/{id}"
+        );
+        for decorated in [
+            format!("{id}:latest"),
+            format!("{id}@001"),
+            format!("{id}-2024-07-18"),
+            format!("{id}-latest"),
+            format!("models/{id}"),
+        ] {
+            let got = t.catalogue_match(Some(p), &decorated).map(|x| x.model_id());
+            // The catalogue's own rules win where they claim the name …
+            let want = match cat.lookup(Some(p), &decorated) {
+                Some(x) => x.model_id(),
+                // … and otherwise the decoration is dropped, never more.
+                None => id,
+            };
+            assert_eq!(got, Some(want), "{p}: {decorated}");
+            checked += 1;
+        }
+        // The free variant of every model costs nothing.
+        let q = t.price_at(
+            Some(p),
+            &format!("{id}:free"),
+            &usage(1000, 1000),
+            chrono::Utc::now(),
+        );
+        assert_eq!((q.cost, q.priced), (Money::ZERO, true), "{p}/{id}:free");
+    }
+    assert!(checked > 4000, "only {checked} names checked");
+}
+
+#[test]
+fn dated_latest_and_at_versions_resolve_as_before() {
+    let t = PricingTable::builtin();
+    for (raw, want) in [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o:latest", "gpt-4o"),
+        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+    ] {
+        let m = t
+            .catalogue_match(None, raw)
+            .unwrap_or_else(|| panic!("{raw}"));
+        assert_eq!(m.model_id(), want, "{raw}");
+        let q = t.price(raw, &usage(1_000_000, 0));
+        let base = t.price(want, &usage(1_000_000, 0));
+        assert_eq!(q, base, "{raw} is priced as {want}");
+    }
+    // A reseller's prefix: the catalogue's own entry of that reseller.
+    let m = t
+        .catalogue_match(None, "openai/gpt-4o-mini-2024-07-18")
+        .unwrap();
+    assert_eq!(m.model_id(), "openai/gpt-4o-mini");
+    // The table's CNY models keep their suffix rules.
+    for (raw, want) in [
+        ("qwen-plus-2025-01-25", "qwen-plus"),
+        ("qwen-turbo:latest", "qwen-turbo"),
+        ("qwen-plus@2025", "qwen-plus"),
+        ("dashscope/qwen-max", "qwen-max"),
+    ] {
+        assert_eq!(t.resolve(raw).map(|r| r.0), Some(want), "{raw}");
+    }
+}
