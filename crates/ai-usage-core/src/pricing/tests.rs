@@ -1393,3 +1393,39 @@ fn dated_latest_and_at_versions_resolve_as_before() {
         assert_eq!(t.resolve(raw).map(|r| r.0), Some(want), "{raw}");
     }
 }
+
+// --- one rate type ---------------------------------------------------------
+
+#[test]
+fn one_rate_holds_table_and_catalogue_prices_exactly() {
+    // A catalogue price with a float artefact, per 1K: exact, and printed back.
+    let r: Rate = "0.000083333333333333334".parse().unwrap();
+    assert_eq!(r.to_string(), "0.000083333333333333334");
+    // Nano-units per 1K are the table's unit: the same rate either way.
+    assert_eq!(Rate::from_nanos_per_1k(800_000), "0.0008".parse().unwrap());
+    assert_eq!(Rate::per_1m(0.8), Some(Rate::from_nanos_per_1k(800_000)));
+    assert_eq!(Rate::from_nanos_per_1k(800_000).nanos_per_1k(), 800_000);
+    // The catalogue's price of a model, in the table's terms, prices a call
+    // exactly as the catalogue does.
+    let t = PricingTable::builtin();
+    let at = chrono::Utc::now();
+    for (model, u) in [
+        ("gpt-4o", usage(12_345, 678)),
+        ("gemini-1.5-pro", usage(100_000, 1000)),
+        ("gemini-1.5-pro", usage(200_000, 1000)),
+        ("gemini-2.5-pro", usage(250_000, 2000)),
+    ] {
+        let (id, p) = t.catalogue_price(model, at).unwrap();
+        assert_eq!(id, model);
+        assert_eq!(p.currency, Currency::USD);
+        assert_eq!(p.cost(&u), t.price_at(None, model, &u, at).cost, "{model}");
+    }
+    let (_, pro) = t.catalogue_price("gemini-1.5-pro", at).unwrap();
+    assert_eq!(pro.tiers.bands().len(), 2);
+    assert_eq!(pro.tiers.bands()[0].up_to, Some(128_000));
+    assert!(
+        t.catalogue_price("qwen-plus", at).is_none(),
+        "the table's own"
+    );
+    assert!(t.catalogue_price("no-such-model", at).is_none());
+}
