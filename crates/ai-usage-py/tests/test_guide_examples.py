@@ -255,8 +255,11 @@ def test_q4_anchors_and_case_1(monitor, capsys):
     # ---
 
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["主播 anchor_001: ¥0.02", "主播 anchor_002: ¥0.03", "主播 anchor_123: ¥0.02"]
-    assert out[3:] == ["主播 123 今日费用: ¥0.02", "调用次数: 1"]
+    # qwen-plus ¥0.0008 / ¥0.002 per 1K (Alibaba Cloud's list).
+    a1, a2, a123 = 1 * 0.0008 + 1 * 0.002, 2 * 0.0008 + 2 * 0.002, 4 * 0.0008
+    assert out[:3] == [f"主播 anchor_001: ¥{a1:.2f}", f"主播 anchor_002: ¥{a2:.2f}",
+                       f"主播 anchor_123: ¥{a123:.2f}"]
+    assert out[3:] == [f"主播 123 今日费用: ¥{a123:.2f}", "调用次数: 1"]
 
 
 def test_case_2_models(monitor, capsys):
