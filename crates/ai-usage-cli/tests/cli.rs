@@ -383,8 +383,9 @@ fn cost_and_pricing() {
         ],
     );
     assert_eq!(q["cost"], 0.0001, "cached input at ¥0.1/M");
+    // qwen-plus ¥0.0008 / ¥0.002 per 1K (Alibaba Cloud's list).
     let out = run(dir.path(), &["cost", "qwen-plus", "1200", "300"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("¥0.0084"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("¥0.00156"));
     assert_error(
         &run(dir.path(), &["cost", "no-such-model", "1", "1"]),
         2,
@@ -402,8 +403,27 @@ fn cost_and_pricing() {
         .iter()
         .find(|m| m["model"] == "qwen-plus")
         .unwrap();
-    assert_eq!(plus["input"], 0.004);
+    assert_eq!(plus["input"], 0.0008);
     assert_eq!(plus["display_name"], "通义千问-Plus");
+    assert_eq!(plus["price_date"], "2024-09");
+    assert!(plus["source"]
+        .as_str()
+        .is_some_and(|s| s.contains("Model Studio")));
+    assert!(plus.get("unverified").is_none(), "{plus}");
+    let spark = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "spark-pro")
+        .unwrap();
+    assert_eq!(spark["unverified"], true, "{spark}");
+    // The table shows source, date and the unverified mark.
+    let text = String::from_utf8_lossy(&run(dir.path(), &["pricing"]).stdout).into_owned();
+    assert!(
+        text.contains("2024-09") && text.contains("Model Studio"),
+        "{text}"
+    );
+    assert!(text.contains("unverified"), "{text}");
     assert!(run(dir.path(), &["pricing"]).status.success());
     // A custom pricing file is merged in.
     let file = dir.path().join("prices.json");
@@ -517,7 +537,7 @@ fn record_flushes_and_prints_the_record() {
         ],
     );
     assert_eq!(r["model"], "qwen-plus");
-    assert_eq!(r["cost"], 0.0084);
+    assert_eq!(r["cost"], 0.00156);
     assert_eq!(r["success"], true);
     assert_eq!(r["session_id"], "session_456");
     // On disk before the process exited.
@@ -550,7 +570,7 @@ fn record_flushes_and_prints_the_record() {
     let s = ok_json(&dir, &["stats", "daily", "--json"]);
     assert_eq!(s["total_calls"], 2);
     assert_eq!(s["failed_calls"], 1);
-    assert_eq!(s["total_cost"], 0.5084);
+    assert_eq!(s["total_cost"], 0.50156);
     assert!(run(
         &dir,
         &[
@@ -780,7 +800,7 @@ fn help_and_version() {
 fn exchange_rates_give_a_converted_total_and_keep_currencies_apart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // ¥0.0084 (qwen-plus) and $0.10 (explicit cost of a Gemini call).
+    // ¥0.00156 (qwen-plus) and $0.10 (explicit cost of a Gemini call).
     let rec = |args: &[&str]| {
         let mut all = vec![
             "record",
@@ -797,15 +817,15 @@ fn exchange_rates_give_a_converted_total_and_keep_currencies_apart() {
     rec(&["--model", "qwen-plus"]);
     rec(&["--model", "gemini-2.0-flash", "--cost", "0.1"]);
     let plain = ok_json(dir, &["stats", "daily", "--json"]);
-    assert_eq!(plain["total_cost"], 0.0084, "CNY only");
+    assert_eq!(plain["total_cost"], 0.00156, "CNY only");
     assert_eq!(plain["costs"]["USD"], 0.1);
     assert!(
         plain["converted_total"].is_null(),
         "no rates, no conversion"
     );
     let conv = ok_json(dir, &["--rate", "USD=7.1", "stats", "daily", "--json"]);
-    assert_eq!(conv["total_cost"], 0.0084);
-    assert_eq!(conv["converted_total"]["total"], 0.7184);
+    assert_eq!(conv["total_cost"], 0.00156);
+    assert_eq!(conv["converted_total"]["total"], 0.71156);
     assert_eq!(conv["converted_total"]["rates"]["USD"], 7.1);
     assert_error(
         &run(dir, &["--rate", "USD", "stats", "daily"]),
@@ -937,10 +957,10 @@ fn cost_prices_catalogue_models_exactly() {
     let out = run(dir.path(), &["cost", "text-embedding-3-small", "10", "0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("$0.0000002 USD"));
     // A table-priced tiny cost keeps its digits instead of `¥0.0000`:
-    // qwen-turbo ¥0.002/1K input → one token is ¥0.000002.
+    // qwen-turbo ¥0.0003/1K input → one token is ¥0.0000003.
     let out = run(dir.path(), &["cost", "qwen-turbo", "1", "0"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("¥0.000002 CNY"), "{text}");
+    assert!(text.contains("¥0.0000003 CNY"), "{text}");
     // Cache reads and writes are parts of the input, each at its own rate:
     // 100 × $3 + 10,000 × $0.30 + 2,000 × $3.75 per million, + 500 × $15.
     let q = ok_json(
@@ -958,11 +978,12 @@ fn cost_prices_catalogue_models_exactly() {
         ],
     );
     assert_eq!(q["cost_exact"], "0.0183", "{q}");
-    // The table's gpt-4o without a provider; OpenAI's catalogue entry with one.
+    // gpt-4o is the catalogue's (USD models come from it alone), with or
+    // without a provider.
     let q = ok_json(dir.path(), &["cost", "gpt-4o", "1000", "0", "--json"]);
     assert_eq!(
         (&q["priced_by"], &q["cost_exact"]),
-        (&Value::from("table"), &Value::from("0.0025"))
+        (&Value::from("catalogue"), &Value::from("0.0025"))
     );
     let q = ok_json(
         dir.path(),
@@ -980,11 +1001,11 @@ fn cost_prices_catalogue_models_exactly() {
         (&q["priced_by"], &q["provider"]),
         (&Value::from("catalogue"), &Value::from("openai"))
     );
-    // The seed's CNY models are unchanged.
+    // The table's CNY models keep the table's price.
     let q = ok_json(dir.path(), &["cost", "qwen-plus", "1200", "300", "--json"]);
     assert_eq!(
         (&q["currency"], &q["cost"]),
-        (&Value::from("CNY"), &Value::from(0.0084))
+        (&Value::from("CNY"), &Value::from(0.00156))
     );
     // --at: Sonnet 4.6 had long-context tiers (cliff above 200K input: $6)
     // until 2026-03-13, then one flat $3.

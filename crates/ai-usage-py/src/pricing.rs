@@ -38,20 +38,24 @@ pub fn model_display_name(model: &str) -> String {
 }
 
 /// The model's price as JSON (`input` / `output` per 1K tokens, `currency`,
-/// `display_name`, …), `None` when unknown.
+/// `display_name`, …): the table's, else the catalogue's now; `None` when
+/// unknown.
 #[pyfunction]
 pub fn pricing_json(model: &str) -> PyResult<Option<String>> {
-    match table().resolve(model) {
-        None => Ok(None),
-        Some((id, price)) => {
-            let mut v = serde_json::to_value(price)
-                .map_err(|e| PyValueError::new_err(format!("cannot serialise price: {e}")))?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("model".into(), id.into());
-            }
-            Ok(Some(v.to_string()))
-        }
+    let t = table();
+    let found = match t.resolve(model) {
+        Some((id, price)) => Some((id.to_string(), price.clone())),
+        None => t.catalogue_price(model, chrono::Utc::now()),
+    };
+    let Some((id, price)) = found else {
+        return Ok(None);
+    };
+    let mut v = serde_json::to_value(&price)
+        .map_err(|e| PyValueError::new_err(format!("cannot serialise price: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("model".into(), id.into());
     }
+    Ok(Some(v.to_string()))
 }
 
 /// Token counts and model read from a provider response body (JSON text),

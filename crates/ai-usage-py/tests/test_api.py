@@ -21,7 +21,7 @@ def test_usage_record_attributes(monitor):
     assert (r.user_id, r.anchor_id, r.session_id) == ("u1", "a1", "s1")
     assert (r.model, r.function) == ("qwen-plus", "实时分析")
     assert (r.input_tokens, r.output_tokens, r.total_tokens) == (1200, 300, 1500)
-    assert r.cost == pytest.approx(0.0084)
+    assert r.cost == pytest.approx(0.00156)  # qwen-plus ¥0.0008 / ¥0.002 per 1K
     assert r.duration_ms == 850.5 and r.success is True and r.error_msg is None
     d = r.to_dict()
     assert d["cost"] == r.cost and d["currency"] == "CNY"
@@ -143,11 +143,16 @@ def test_default_dir_from_environment(tmp_path, monkeypatch):
 
 
 def test_model_pricing_classmethods():
-    assert ModelPricing.calculate_cost("qwen-plus", 1000, 1000) == pytest.approx(0.016)
+    assert ModelPricing.calculate_cost("qwen-plus", 1000, 1000) == pytest.approx(0.0028)
     assert ModelPricing.calculate_cost("no-such-model", 1000, 1000) == 0.0
     p = ModelPricing.get_pricing("qwen-plus")
-    assert p["input"] == 0.004 and p["output"] == 0.012 and p["display_name"] == "通义千问-Plus"
+    assert p["input"] == 0.0008 and p["output"] == 0.002 and p["display_name"] == "通义千问-Plus"
     assert ModelPricing.get_pricing("no-such-model") is None
+    # USD models come from the genai-prices catalogue: GPT-4o $2.50/$10 per M.
+    g = ModelPricing.get_pricing("gpt-4o-2024-08-06")
+    assert g["model"] == "gpt-4o" and g["currency"] == "USD"
+    assert g["input"] == pytest.approx(0.0025) and g["output"] == pytest.approx(0.01)
+    assert ModelPricing.get_model_display_name("gpt-4o-mini") == "GPT-4o Mini"
     assert ModelPricing.get_model_display_name("qwen-plus") == "通义千问-Plus"
     assert ModelPricing.get_model_display_name("no-such-model") == "no-such-model"
     assert ModelPricing.get_function_name_cn("live_review") == "直播复盘"

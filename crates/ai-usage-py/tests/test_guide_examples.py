@@ -50,8 +50,8 @@ def test_method_1_decorator(monitor):
     day = monitor.get_daily_summary()
     assert day.total_calls == 1
     assert day.by_function["实时分析"]["total_tokens"] == 1500
-    # qwen-plus: ¥0.004 / 1K input, ¥0.012 / 1K output
-    assert day.by_model["qwen-plus"]["cost"] == pytest.approx(1.2 * 0.004 + 0.3 * 0.012)
+    # qwen-plus: ¥0.0008 / 1K input, ¥0.002 / 1K output (Alibaba Cloud's list)
+    assert day.by_model["qwen-plus"]["cost"] == pytest.approx(1.2 * 0.0008 + 0.3 * 0.002)
     assert day.by_anchor["anchor_123"]["calls"] == 1
 
 
@@ -86,7 +86,7 @@ def test_method_2_manual_record(monitor):
 
     stats = monitor.get_session_stats("session_456")
     assert stats["calls"] == 1 and stats["tokens"] == 1000
-    assert stats["cost"] == pytest.approx(0.8 * 0.004 + 0.2 * 0.012)
+    assert stats["cost"] == pytest.approx(0.8 * 0.0008 + 0.2 * 0.002)
 
 
 def test_python_query_example(monitor, capsys):
@@ -118,7 +118,7 @@ def test_python_query_example(monitor, capsys):
 
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "今日调用: 2"
-    expected_session = 10 * 0.004 + 5 * 0.012
+    expected_session = 10 * 0.0008 + 5 * 0.002
     assert out[2] == f"会话费用: ¥{expected_session:.4f}"
     # u2 used more tokens, so it ranks first (the original orders by tokens).
     assert out[3].startswith("u2: ¥") and out[4].startswith("u1: ¥")
@@ -216,8 +216,8 @@ def test_session_cost_example(monitor, capsys):
     # ---
 
     assert stats["calls"] == 2
-    assert stats["cost"] == pytest.approx(2 * (5 * 0.004 + 1 * 0.012))
-    assert capsys.readouterr().out.strip() == f"本场直播AI成本: ¥{2 * (5 * 0.004 + 1 * 0.012):.2f}"
+    assert stats["cost"] == pytest.approx(2 * (5 * 0.0008 + 1 * 0.002))
+    assert capsys.readouterr().out.strip() == f"本场直播AI成本: ¥{2 * (5 * 0.0008 + 1 * 0.002):.2f}"
 
 
 def test_q4_anchors_and_case_1(monitor, capsys):
@@ -255,8 +255,11 @@ def test_q4_anchors_and_case_1(monitor, capsys):
     # ---
 
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["主播 anchor_001: ¥0.02", "主播 anchor_002: ¥0.03", "主播 anchor_123: ¥0.02"]
-    assert out[3:] == ["主播 123 今日费用: ¥0.02", "调用次数: 1"]
+    # qwen-plus ¥0.0008 / ¥0.002 per 1K (Alibaba Cloud's list).
+    a1, a2, a123 = 1 * 0.0008 + 1 * 0.002, 2 * 0.0008 + 2 * 0.002, 4 * 0.0008
+    assert out[:3] == [f"主播 anchor_001: ¥{a1:.2f}", f"主播 anchor_002: ¥{a2:.2f}",
+                       f"主播 anchor_123: ¥{a123:.2f}"]
+    assert out[3:] == [f"主播 123 今日费用: ¥{a123:.2f}", "调用次数: 1"]
 
 
 def test_case_2_models(monitor, capsys):
@@ -279,7 +282,7 @@ def test_case_2_models(monitor, capsys):
 
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "qwen-plus:" and out[1] == "  总调用: 3"
-    assert out[3] == "  平均每次: ¥0.0160"
+    assert out[3] == "  平均每次: ¥0.0028"
     assert out[4] == "qwen-turbo:" and out[5] == "  总调用: 1"
 
 

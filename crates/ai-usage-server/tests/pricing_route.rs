@@ -77,7 +77,8 @@ async fn original_keys_and_types_beside_ours() {
         v["qwen_series"]["qwen-plus"]["display_name"],
         "通义千问-Plus"
     );
-    assert_eq!(v["qwen_series"]["qwen-plus"]["input"], 0.004);
+    // Alibaba Cloud's list price (the original had ¥0.004).
+    assert_eq!(v["qwen_series"]["qwen-plus"]["input"], 0.0008);
     assert_eq!(v["openai_series"]["gpt-4"]["currency"], "USD");
     assert_eq!(v["openai_series"]["gpt-4"]["input"], 0.03);
     assert_eq!(v["xunfei_series"]["generalv3"]["alias_of"], "spark-pro");
@@ -89,7 +90,8 @@ async fn original_keys_and_types_beside_ours() {
     assert!(v["deepseek_series"]["deepseek-coder"].is_object());
     assert!(v["doubao_series"]["doubao-lite-32k"].is_object());
     assert!(v["glm_series"]["glm-3-turbo"].is_object());
-    // The original's example: qwen-plus, 1000 in + 500 out = ¥0.01.
+    // The original's example: qwen-plus, 1000 in + 500 out (¥0.01 at the
+    // original's price, ¥0.0018 at Alibaba Cloud's).
     let ex = &v["calculation_example"];
     assert_eq!(
         (&ex["model"], &ex["input_tokens"], &ex["output_tokens"]),
@@ -99,7 +101,7 @@ async fn original_keys_and_types_beside_ours() {
             &Value::from(500)
         )
     );
-    assert_eq!(ex["cost"], 0.01);
+    assert_eq!(ex["cost"], 0.0018);
     assert_eq!(ex["currency"], "CNY");
     // The original's per-model keys where they apply: qwen3-max is priced
     // by the call's size (ours: by request size, no free tokens).
@@ -149,6 +151,9 @@ async fn with_the_original_service_file_the_prices_are_its_own() {
         (&Value::from(0.21), &Value::from(0.42))
     );
     assert_eq!(gpt4["currency"], "CNY");
+    // The original's example gives its own figure again: ¥0.01.
+    assert_eq!(v["calculation_example"]["cost"], 0.01);
+    assert_eq!(v["qwen_series"]["qwen-plus"]["input"], 0.004);
     assert_eq!(
         v["all_models"]["gpt-4-turbo-preview"]["alias_of"],
         "gpt-4-turbo"

@@ -225,7 +225,7 @@ fn from_quote(
     r.provider = Some(m.provider_id().to_owned());
     r.catalogue_model = Some(m.model_id().to_owned());
     r.canonical_model = m.model_id().to_owned();
-    r.display_name = m.model_name().unwrap_or(m.model_id()).to_owned();
+    r.display_name = m.display_name();
     r.priced_by = Some("catalogue");
     r.parts = q
         .parts

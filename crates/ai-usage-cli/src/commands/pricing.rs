@@ -261,11 +261,15 @@ pub fn list(cli: &Cli) -> CliResult {
         &[3, 4, 5],
     );
     for (id, p) in t.models() {
-        let notes = match &p.tiers {
+        let mut notes = match &p.tiers {
             Tiers::Flat => String::new(),
             Tiers::Graduated(b) => format!("graduated, {} bands", b.len()),
             Tiers::ByRequestSize(b) => format!("by request size, {} bands", b.len()),
         };
+        if p.unverified {
+            let sep = if notes.is_empty() { "" } else { "; " };
+            notes = format!("未核实 unverified{sep}{notes}");
+        }
         out.add_row(vec![
             id.to_string(),
             p.display_name.clone(),
@@ -281,5 +285,10 @@ pub fn list(cli: &Cli) -> CliResult {
         ]);
     }
     outln!("{out}");
+    outln!(
+        "注: unverified = not confirmed by the provider's own price page (savings advice leaves it out); \
+         other models are priced by the genai-prices catalogue ({}): `ai-usage pricing show MODEL`.",
+        ai_usage_core::catalogue::BUILTIN_SNAPSHOT_DATE
+    );
     Ok(())
 }

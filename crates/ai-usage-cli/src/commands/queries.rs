@@ -241,6 +241,22 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
     }
     outln!("{t}");
     outln!("注: 按平均单次调用估算 (≈: tiered price, approximate); quality not considered.");
+    for f in &report.functions {
+        if !f.unverified_baseline.is_empty() {
+            outln!(
+                "注: {} 的当前费用按未核实价格计算 compares against an unverified price: {}",
+                f.function,
+                f.unverified_baseline.join(", ")
+            );
+        }
+        if !f.unverified_left_out.is_empty() {
+            outln!(
+                "注: {} — cheaper at unverified prices, left out: {}",
+                f.function,
+                f.unverified_left_out.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 

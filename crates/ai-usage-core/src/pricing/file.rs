@@ -41,8 +41,16 @@ fn take_current_model() -> Option<String> {
 
 #[derive(Clone, Copy)]
 enum Format {
+    /// JSON: our format, genai-prices' or LiteLLM's.
     Json,
+    /// TOML: our format.
     Toml,
+}
+
+/// Parses an embedded TOML pricing file (the built-in CNY table) with the
+/// rules of a user's file; `name` stands for its path in errors.
+pub(super) fn parse_embedded_toml(name: &str, text: &str) -> Result<Parsed, PricingError> {
+    parse_text(text, Path::new(name), Format::Toml, &PricingTable::empty())
 }
 
 /// A position-bearing problem before the path is attached.
@@ -82,6 +90,19 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
             ),
         });
     }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    parse_text(&text, path, format, table)
+}
+
+/// Parses and validates the text of a pricing file; `path` names it in
+/// errors (the built-in CNY table goes through here too, so it obeys the
+/// same rules as a user's file).
+fn parse_text(
+    text: &str,
+    path: &Path,
+    format: Format,
+    table: &PricingTable,
+) -> Result<Parsed, PricingError> {
     let too_many = |n: usize| PricingError::TooLarge {
         path: path.to_path_buf(),
         message: format!(
@@ -89,7 +110,6 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
             super::MAX_PRICING_MODELS
         ),
     };
-    let text = std::fs::read_to_string(path).map_err(io)?;
     let file_error = |at: Located, model: Option<String>| PricingError::File {
         path: path.to_path_buf(),
         line: at.line,
@@ -100,7 +120,7 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
 
     if matches!(format, Format::Json) && text.trim_start().starts_with('[') {
         // Only the genai-prices format is a top-level array.
-        let catalogue = super::catalogue::Catalogue::from_json_located(&text).map_err(|e| {
+        let catalogue = super::catalogue::Catalogue::from_json_located(text).map_err(|e| {
             PricingError::File {
                 path: path.to_path_buf(),
                 line: e.line.max(1),
@@ -127,10 +147,10 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
         });
     }
     if matches!(format, Format::Json) {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
             if super::litellm::is_litellm(&value) {
                 let models = super::litellm::models(&value).map_err(|e| {
-                    let at = locate_key(&text, &e.entry);
+                    let at = locate_key(text, &e.entry);
                     file_error(
                         Located {
                             message: e.message,
@@ -153,8 +173,8 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
 
     set_current_model(None);
     let raw: Result<RawFile, Located> = match format {
-        Format::Json => serde_json::from_str(&text).map_err(|e| json_error(&e)),
-        Format::Toml => toml::from_str(&text).map_err(|e| toml_error(&text, &e)),
+        Format::Json => serde_json::from_str(text).map_err(|e| json_error(&e)),
+        Format::Toml => toml::from_str(text).map_err(|e| toml_error(text, &e)),
     };
     let model = take_current_model();
     let raw = raw.map_err(|at| file_error(at, model))?;
@@ -170,7 +190,7 @@ pub(super) fn parse(path: &Path, table: &PricingTable) -> Result<Parsed, Pricing
         .collect();
     let mut aliases = Vec::with_capacity(raw.aliases.len());
     for (alias_raw, target_raw) in &raw.aliases {
-        let at = || locate_alias(&text, format, alias_raw);
+        let at = || locate_alias(text, format, alias_raw);
         let alias = normalise(alias_raw);
         if alias.is_empty() {
             return Err(file_error(
@@ -397,6 +417,8 @@ struct RawModel {
     price_date: Option<String>,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    unverified: bool,
 }
 
 impl RawModel {
@@ -420,6 +442,7 @@ impl RawModel {
             free_output_tokens_per_call: self.free_output_tokens_per_call,
             price_date: self.price_date.clone(),
             source: self.source.clone(),
+            unverified: self.unverified,
         };
         match (self.tier_mode, self.tiers.clone()) {
             (None, None) => {

@@ -75,6 +75,8 @@
 //! free_input_tokens_per_call = 0   # optional
 //! price_date = "2025-09"    # optional
 //! source = "contract 2025"  # optional
+//! unverified = false        # optional; true: not checked against the
+//!                           # provider's price page (savings leaves it out)
 //!
 //! # Tiered prices replace `input`/`output`/`cached_input` with bands.
 //! [models."my-long-model"]
@@ -127,12 +129,25 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::money::{Currency, Money};
 use crate::record::usage::TokenUsage;
 
-mod builtin;
 pub mod catalogue;
 mod file;
 mod litellm;
 #[cfg(test)]
 mod tests;
+
+/// The built-in CNY price table, a pricing file embedded at build time.
+const BUILTIN_CNY_TOML: &str = include_str!("../../data/cny/prices.toml");
+
+/// The built-in CNY table, parsed once with the rules of a user's file.
+fn builtin_cny() -> Result<&'static file::Parsed, &'static PricingError> {
+    static PARSED: std::sync::OnceLock<Result<file::Parsed, PricingError>> =
+        std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            file::parse_embedded_toml("<built-in>/data/cny/prices.toml", BUILTIN_CNY_TOML)
+        })
+        .as_ref()
+}
 
 /// Environment variable naming a pricing file for [`PricingTable::from_env_or_builtin`].
 pub const PRICING_ENV: &str = "AI_USAGE_PRICING";
@@ -140,8 +155,21 @@ pub const PRICING_ENV: &str = "AI_USAGE_PRICING";
 /// Nano-units (1e-9) per whole unit of currency.
 const NANOS_PER_UNIT: u64 = 1_000_000_000;
 
-/// `Σ tokens × nano-per-1K` is in units of 1e-12; this many make one nano-unit.
-const SUM_PER_NANO: u128 = 1_000;
+/// A [`Rate`] counts 1e-18 units per million tokens; this many make one
+/// unit per 1K tokens (1e18 × 1e3).
+const RATE_PER_UNIT_PER_1K: u128 = 1_000_000_000_000_000_000_000;
+
+/// A [`Rate`] per nano-unit per 1K tokens (1e21 / 1e9).
+const RATE_PER_NANO_PER_1K: u128 = 1_000_000_000_000;
+
+/// Decimals of a price per 1K tokens that a [`Rate`] holds exactly.
+const RATE_DECIMALS_PER_1K: usize = 21;
+
+/// `Σ tokens × rate` is in units of 1e-24; this many make one nano-unit.
+const SUM_PER_NANO: u128 = 1_000_000_000_000_000;
+
+/// The suffix of a provider's free variant of a model (OpenRouter).
+const FREE_SUFFIX: &str = ":free";
 
 /// Memoised resolutions and warned names kept per table; bounded so that a
 /// stream of distinct junk model names cannot grow memory without limit.
@@ -151,27 +179,48 @@ const MEMO_CAP: usize = 4096;
 // Rate
 // ---------------------------------------------------------------------------
 
-/// An exact price per 1,000 tokens: an integer count of nano-units (1e-9).
+/// An exact price per token count, the one rate type of every price: the
+/// table's, a pricing file's and the genai-prices catalogue's.
 ///
-/// Nano-units per 1K tokens are numerically equal to micro-units per 1M
-/// tokens, so a list price of ¥4 per million tokens is
-/// `Rate::from_nanos_per_1k(4_000_000)`. Serialised as a JSON/TOML number of
-/// currency units per 1K tokens (`0.004`).
+/// It is an integer count of 1e-18 currency units per million tokens, which
+/// holds every catalogue price exactly (float artefacts such as
+/// `0.08333333333333334` per million included) and every table price per 1K
+/// tokens to 21 decimals. A list price of ¥4 per million tokens is
+/// `Rate::per_1m(4.0)` or `Rate::from_nanos_per_1k(4_000_000)`. Serialised
+/// as a JSON/TOML number of currency units per 1K tokens (`0.004`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Rate(u64);
+pub struct Rate(u128);
 
 impl Rate {
     /// Free.
     pub const ZERO: Rate = Rate(0);
 
-    /// From an integer count of nano-units per 1K tokens.
+    /// From an integer count of nano-units per 1K tokens (= micro-units per
+    /// 1M tokens).
     pub const fn from_nanos_per_1k(nanos: u64) -> Rate {
-        Rate(nanos)
+        Rate(nanos as u128 * RATE_PER_NANO_PER_1K)
     }
 
-    /// The integer count of nano-units per 1K tokens.
-    pub const fn nanos_per_1k(self) -> u64 {
+    /// From an integer count of 1e-18 units per million tokens (the
+    /// catalogue's unit).
+    pub(crate) const fn from_e18_per_mtok(v: u128) -> Rate {
+        Rate(v)
+    }
+
+    /// The integer count of 1e-18 units per million tokens.
+    pub(crate) const fn e18_per_mtok(self) -> u128 {
         self.0
+    }
+
+    /// The count of nano-units per 1K tokens, rounded down (exact for every
+    /// price given with at most nine decimals per 1K tokens).
+    pub const fn nanos_per_1k(self) -> u64 {
+        let n = self.0 / RATE_PER_NANO_PER_1K;
+        if n > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            n as u64
+        }
     }
 
     /// From currency units per 1K tokens, rounded to the nearest nano-unit.
@@ -187,7 +236,7 @@ impl Rate {
         if nanos >= u64::MAX as f64 {
             return None;
         }
-        Some(Rate(nanos as u64))
+        Some(Rate::from_nanos_per_1k(nanos as u64))
     }
 
     /// From currency units per 1M tokens (how most providers list prices).
@@ -197,7 +246,7 @@ impl Rate {
 
     /// Currency units per 1K tokens as a float (display and serialisation only).
     pub fn as_f64(self) -> f64 {
-        self.0 as f64 / NANOS_PER_UNIT as f64
+        self.0 as f64 / RATE_PER_UNIT_PER_1K as f64
     }
 
     /// True when the rate is zero.
@@ -209,12 +258,12 @@ impl Rate {
 impl fmt::Display for Rate {
     /// The exact decimal amount per 1K tokens without trailing zeros (`0.0008`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let units = self.0 / NANOS_PER_UNIT;
-        let frac = self.0 % NANOS_PER_UNIT;
+        let units = self.0 / RATE_PER_UNIT_PER_1K;
+        let frac = self.0 % RATE_PER_UNIT_PER_1K;
         if frac == 0 {
             return write!(f, "{units}");
         }
-        let digits = format!("{frac:09}");
+        let digits = format!("{frac:0width$}", width = RATE_DECIMALS_PER_1K);
         write!(f, "{units}.{}", digits.trim_end_matches('0'))
     }
 }
@@ -229,10 +278,10 @@ impl FromStr for Rate {
     type Err = PricingError;
 
     /// Parses a non-negative decimal price per 1K tokens (`"0.0008"`); up to
-    /// nine decimals are exact, other forms (`"8e-4"`) go through `f64`.
+    /// 21 decimals are exact, other forms (`"8e-4"`) go through `f64`.
     fn from_str(s: &str) -> Result<Rate, PricingError> {
         let t = s.trim();
-        parse_decimal_nanos(t)
+        parse_decimal_rate(t)
             .or_else(|| t.parse::<f64>().ok().and_then(Rate::per_1k))
             .ok_or_else(|| PricingError::InvalidPrice {
                 value: s.to_string(),
@@ -240,23 +289,23 @@ impl FromStr for Rate {
     }
 }
 
-/// Exact parse of `123.456789012` (at most nine decimals) into nano-units.
-fn parse_decimal_nanos(t: &str) -> Option<Rate> {
+/// Exact parse of `123.456789012` (at most 21 decimals) per 1K tokens.
+fn parse_decimal_rate(t: &str) -> Option<Rate> {
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     if (int.is_empty() && frac.is_empty())
-        || frac.len() > 9
+        || frac.len() > RATE_DECIMALS_PER_1K
         || !int.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
     {
         return None;
     }
-    let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut nanos: u64 = 0;
+    let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut sub: u128 = 0;
     for (i, b) in frac.bytes().enumerate() {
-        nanos += u64::from(b - b'0') * 10u64.pow(8 - i as u32);
+        sub += u128::from(b - b'0') * 10u128.pow((RATE_DECIMALS_PER_1K - 1 - i) as u32);
     }
-    int.checked_mul(NANOS_PER_UNIT)?
-        .checked_add(nanos)
+    int.checked_mul(RATE_PER_UNIT_PER_1K)?
+        .checked_add(sub)
         .map(Rate)
 }
 
@@ -309,7 +358,8 @@ impl serde::de::Visitor<'_> for RateVisitor {
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Rate, E> {
-        v.checked_mul(NANOS_PER_UNIT)
+        u128::from(v)
+            .checked_mul(RATE_PER_UNIT_PER_1K)
             .map(Rate)
             .ok_or_else(|| self.fail(v))
     }
@@ -475,6 +525,11 @@ pub struct ModelPrice {
     /// Where the price comes from (price list, contract, seed …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// True when the price could not be checked against the provider's own
+    /// published price page: savings advice leaves such a model out and says
+    /// when it compares against one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 impl ModelPrice {
@@ -539,6 +594,7 @@ impl ModelPrice {
             free_output_tokens_per_call: 0,
             price_date: None,
             source: None,
+            unverified: false,
         }
     }
 
@@ -595,17 +651,12 @@ impl ModelPrice {
     /// to a nano-unit once).
     pub fn cost(&self, usage: &TokenUsage) -> Money {
         let sum = self.cost_sum(usage);
-        // Rounded to the nearest nano; a sum that fits in 64 bits (every
-        // real call) takes the native division instead of the 128-bit one.
-        const HALF: u64 = (SUM_PER_NANO / 2) as u64;
-        let nanos = match u64::try_from(sum) {
-            Ok(s) if s <= u64::MAX - HALF => u128::from((s + HALF) / SUM_PER_NANO as u64),
-            _ => (sum.saturating_add(SUM_PER_NANO / 2)) / SUM_PER_NANO,
-        };
+        // Rounded half up to the nearest nano-unit, once per call.
+        let nanos = sum.saturating_add(SUM_PER_NANO / 2) / SUM_PER_NANO;
         Money::from_nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
 
-    /// `Σ tokens × nano-per-1K` over all components (units of 1e-12).
+    /// `Σ tokens × rate` over all components (units of 1e-24).
     fn cost_sum(&self, usage: &TokenUsage) -> u128 {
         let input = usage.input_tokens;
         let cached = usage.cached_input_tokens.min(input);
@@ -681,7 +732,7 @@ static FREE_BAND: Band = Band {
 };
 
 fn mul(tokens: u64, rate: Rate) -> u128 {
-    u128::from(tokens) * u128::from(rate.0)
+    u128::from(tokens).saturating_mul(rate.0)
 }
 
 /// Input token positions 1..=input: cached tokens are the prefix 1..=cached,
@@ -858,6 +909,64 @@ impl Clone for Memo {
     }
 }
 
+/// Shorter spellings of a model name for the catalogue, tried in order when
+/// it does not know the name as given: first without one trailing part at a
+/// time — an `@version` (`gemini-1.5-pro@002`), a `:tag` (`gpt-4o:latest`),
+/// a date or `-latest` (`gpt-4o-mini-2099-01-01`, `…-0613`) — then each of
+/// those without leading `provider/` segments (`models/gemini-2.5-flash`).
+/// Never a shorter model name: `gpt-4o-mini-tts` does not become
+/// `gpt-4o-mini`.
+fn catalogue_name_variants(model: &str) -> Vec<String> {
+    let full = normalise(model);
+    let mut chain: Vec<String> = vec![full.clone()];
+    let mut cur = full.as_str();
+    loop {
+        let shorter = strip_version_suffix(cur)
+            .or_else(|| cur.rsplit_once('@').map(|(head, _)| head))
+            .or_else(|| cur.rsplit_once(':').map(|(head, _)| head))
+            .filter(|h| !h.is_empty());
+        match shorter {
+            Some(h) => {
+                chain.push(h.to_string());
+                cur = h;
+            }
+            None => break,
+        }
+    }
+    let mut out: Vec<String> = chain.iter().skip(1).cloned().collect();
+    for form in &chain {
+        let mut rest = form.as_str();
+        while let Some((_, tail)) = rest.split_once('/') {
+            if tail.is_empty() {
+                break;
+            }
+            out.push(tail.to_string());
+            rest = tail;
+        }
+    }
+    let mut seen = FxHashSet::default();
+    out.retain(|v| v != &full && seen.insert(v.clone()));
+    out
+}
+
+/// `name` without a trailing `-latest`, `-YYYY-MM-DD`, `-YYYYMMDD`,
+/// `-YYMMDD` or `-MMDD` part (a dated snapshot), if it has one.
+fn strip_version_suffix(name: &str) -> Option<&str> {
+    if let Some(head) = name.strip_suffix("-latest") {
+        return Some(head);
+    }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    // -YYYY-MM-DD
+    let mut it = name.rsplitn(4, '-');
+    if let (Some(d), Some(m), Some(y), Some(head)) = (it.next(), it.next(), it.next(), it.next()) {
+        if digits(y, 4) && digits(m, 2) && digits(d, 2) {
+            return Some(head);
+        }
+    }
+    let (head, last) = name.rsplit_once('-')?;
+    (digits(last, 8) || digits(last, 6) || digits(last, 4)).then_some(head)
+}
+
 /// Trim + lower-case, as the seed normalises model names.
 fn normalise(model: &str) -> String {
     model.trim().to_lowercase()
@@ -922,10 +1031,14 @@ impl PricingTable {
                 return None;
             }
         };
-        match provider {
-            Some(p) => cat.lookup(Some(p), model),
-            None => cat.lookup_anywhere(model),
-        }
+        let find = |name: &str| match provider {
+            Some(p) => cat.lookup(Some(p), name),
+            None => cat.lookup_anywhere(name),
+        };
+        // The name as given first, so a model the catalogue knows by its
+        // full name is never priced as another; then without the parts a
+        // provider or a gateway adds to a name.
+        find(model).or_else(|| catalogue_name_variants(model).iter().find_map(|n| find(n)))
     }
 
     /// The entry of a loaded genai-prices file that prices `model`.
@@ -949,13 +1062,19 @@ impl PricingTable {
         self.invalidate();
     }
 
-    /// The built-in table (see the `builtin` module for sources and dates).
+    /// The built-in table: the CNY models of `data/cny/prices.toml` (see
+    /// `docs/pricing.md` for their sources and dates), with the genai-prices
+    /// catalogue for every other model (USD).
     pub fn builtin() -> PricingTable {
         let mut t = PricingTable::empty().with_catalogue(true);
-        t.insert_all(builtin::models());
-        for (alias, target) in builtin::ALIASES {
-            t.aliases
-                .insert((*alias).to_string(), (*target).to_string());
+        match builtin_cny() {
+            Ok(parsed) => {
+                t.insert_all(parsed.models.clone());
+                t.aliases.extend(parsed.aliases.iter().cloned());
+            }
+            // Checked by a test; never reached in a release, but recording
+            // must not panic, so the table is left without CNY models.
+            Err(e) => tracing::error!(error = %e, "built-in CNY price table unavailable"),
         }
         t
     }
@@ -1031,12 +1150,43 @@ impl PricingTable {
             .map(|(id, p)| (id.as_str(), p))
     }
 
-    /// The resolved model's display name, else `model` unchanged.
+    /// The resolved model's display name; for a model the catalogue prices,
+    /// [`catalogue::ModelMatch::display_name`]; else `model` unchanged.
     pub fn display_name(&self, model: &str) -> String {
         match self.resolve(model) {
             Some((_, p)) => p.display_name.clone(),
-            None => model.to_string(),
+            None => match self.catalogue_match(None, model) {
+                Some(m) => m.display_name(),
+                None => model.to_string(),
+            },
         }
+    }
+
+    /// The catalogue's price of `model` in force at `at`, in the table's
+    /// terms, with the catalogue's model id: how listings (`ai-usage
+    /// pricing`, `/models/pricing`) show a model the table leaves to the
+    /// catalogue. `None` when the table prices `model` itself, the catalogue
+    /// does not know it, or it has no per-token text price.
+    pub fn catalogue_price(
+        &self,
+        model: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(String, ModelPrice)> {
+        let m = self.catalogue_match(None, model)?;
+        let bands = m.bands_at(at)?;
+        let mut p = ModelPrice::with_rates(m.display_name(), m.currency(), Rate::ZERO, Rate::ZERO);
+        match <[Band; 1]>::try_from(bands) {
+            Ok([b]) => {
+                p.input = b.input;
+                p.output = b.output;
+                p.cached_input = b.cached_input;
+                p.cache_write = b.cache_write;
+            }
+            Err(bands) => p = p.tiered(Tiers::ByRequestSize(bands)),
+        }
+        p.source = Some(format!("genai-prices catalogue ({})", m.provider_name()));
+        p.price_date = Some(catalogue::BUILTIN_SNAPSHOT_DATE.to_string());
+        Some((m.model_id().to_string(), p))
     }
 
     /// The currency the model is priced in, when known (the table's, else
@@ -1054,6 +1204,9 @@ impl PricingTable {
     /// are priced by the catalogue (when enabled). Unknown models give
     /// [`Quote::UNPRICED`] and a warning once per distinct name.
     pub fn price(&self, model: &str, usage: &TokenUsage) -> Quote {
+        if let Some(q) = self.free_variant(model) {
+            return q;
+        }
         // The table's prices do not depend on time: skip reading the clock
         // (unless a genai-prices file may claim the model first).
         if !self.user_catalogues.is_empty() {
@@ -1096,6 +1249,9 @@ impl PricingTable {
         usage: &TokenUsage,
         at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Quote {
+        if let Some(q) = self.free_variant(model) {
+            return q;
+        }
         let table_first = provider.is_none_or(|p| p.trim().is_empty());
         if table_first && self.user_catalogue_match(None, model).is_none() {
             if let Some((_, p)) = self.resolve(model) {
@@ -1129,6 +1285,27 @@ impl PricingTable {
         }
         self.warn_unknown(model);
         Quote::UNPRICED
+    }
+
+    /// A `:free` variant (OpenRouter's `google/gemini-2.0-flash-exp:free`)
+    /// costs 0: dropping the suffix would price the paid model. Its currency
+    /// is the paid model's (USD when unknown). `None` for other names, and
+    /// for a `:free` name the table prices under its own full id.
+    fn free_variant(&self, model: &str) -> Option<Quote> {
+        let t = model.trim();
+        let head = t
+            .len()
+            .checked_sub(FREE_SUFFIX.len())
+            .filter(|&i| t.is_char_boundary(i) && t[i..].eq_ignore_ascii_case(FREE_SUFFIX))
+            .map(|i| &t[..i])?;
+        if self.exact(&normalise(t)).is_some() {
+            return None;
+        }
+        Some(Quote {
+            cost: Money::ZERO,
+            currency: self.currency_of(head).unwrap_or(Currency::USD),
+            priced: true,
+        })
     }
 
     /// All models, sorted by id.

@@ -47,7 +47,7 @@ fn rates_are_exact_decimals() {
     assert!(Rate::per_1k(-0.1).is_none());
     assert!(Rate::per_1k(f64::NAN).is_none());
     assert!("-1".parse::<Rate>().is_err());
-    assert!("0.0000000001".parse::<Rate>().is_ok()); // via f64, rounds to 0
+    assert!("0.0000000001".parse::<Rate>().is_ok()); // exact: 21 decimals
     assert_eq!(serde_json::to_string(&rate(0.0008)).unwrap(), "0.0008");
 }
 
@@ -73,7 +73,10 @@ fn flat_constructor_rejects_or_zeroes_bad_numbers() {
 
 #[test]
 fn seed_models_cost_exactly_what_the_seed_recorded() {
-    let t = PricingTable::builtin();
+    // The original's numbers come from its own price file, merged over the
+    // built-in table (whose prices are the providers').
+    let mut t = PricingTable::builtin();
+    t.load_file(&original_service_file()).unwrap();
     assert_eq!(micros(&t, "qwen-plus", usage(2307, 1181)), 23_400);
     assert_eq!(micros(&t, "deepseek-chat", usage(2716, 176)), 3_068);
     assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
@@ -83,6 +86,82 @@ fn seed_models_cost_exactly_what_the_seed_recorded() {
     let q = t.price("qwen-plus", &usage(2307, 1181));
     assert_eq!(q.cost.to_string(), "0.023400");
     assert_eq!(q.currency, Currency::CNY);
+}
+
+fn original_service_file() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pricing/original-service.toml")
+}
+
+#[test]
+fn builtin_cny_prices_are_the_providers_with_source_and_date() {
+    let t = PricingTable::builtin();
+    for (id, p) in t.models() {
+        let source = p.source.as_deref().unwrap_or_default();
+        assert!(!source.trim().is_empty(), "{id} has no source");
+        let date = p.price_date.as_deref().unwrap_or_default();
+        assert!(
+            chrono::NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d").is_ok(),
+            "{id}: price date {date:?} is not YYYY-MM"
+        );
+        // The original's numbers are no longer the built-in's source.
+        assert!(!source.contains("verified against its records"), "{id}");
+    }
+    // Alibaba Cloud Model Studio's list (per 1K): qwen-plus ¥0.0008 / ¥0.002,
+    // qwen-turbo ¥0.0003 / ¥0.0006, qwen-max ¥0.02 / ¥0.06.
+    assert_eq!(micros(&t, "qwen-plus", usage(1000, 1000)), 2_800);
+    assert_eq!(micros(&t, "qwen-turbo", usage(1000, 1000)), 900);
+    assert_eq!(micros(&t, "qwen-max", usage(1000, 1000)), 80_000);
+    // Verified entries and the ones no provider page confirmed.
+    let unverified: Vec<&str> = t
+        .models()
+        .filter(|(_, p)| p.unverified)
+        .map(|(id, _)| id)
+        .collect();
+    for id in [
+        "qwen-plus",
+        "qwen-max",
+        "qwen-turbo",
+        "qwen-long",
+        "glm-4-plus",
+        "glm-4-flash",
+        "spark-lite",
+    ] {
+        assert!(!unverified.contains(&id), "{id} is verified");
+    }
+    for id in [
+        "deepseek-chat",
+        "doubao-pro-32k",
+        "doubao-lite-32k",
+        "spark-pro",
+        "qwen3-max",
+    ] {
+        assert!(unverified.contains(&id), "{id} is unverified");
+    }
+}
+
+#[test]
+fn unverified_is_read_from_pricing_files_and_shown_in_json() {
+    let f = write(
+        "toml",
+        "[models.m]\ninput = 0.001\noutput = 0.002\nunverified = true\n\n[models.n]\ninput = 0.001\noutput = 0.002\n",
+    );
+    let mut t = PricingTable::empty();
+    t.load_file(f.path()).unwrap();
+    let m = t.resolve("m").unwrap().1;
+    assert!(m.unverified);
+    assert_eq!(serde_json::to_value(m).unwrap()["unverified"], true);
+    let n = t.resolve("n").unwrap().1;
+    assert!(!n.unverified);
+    assert!(serde_json::to_value(n).unwrap().get("unverified").is_none());
+    let bad = write(
+        "toml",
+        "[models.m]\ninput = 0.001\noutput = 0.002\nunverified = \"yes\"\n",
+    );
+    let e = PricingTable::empty()
+        .load_file(bad.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unverified") || e.contains("bool"), "{e}");
 }
 
 #[test]
@@ -126,12 +205,13 @@ fn gemini_is_priced_in_usd_with_long_context_bands() {
     assert_eq!(q.cost.micros(), 500_000 + 10_000);
     assert_eq!(t.currency_of("gemini-2.5-flash"), Some(Currency::USD));
     assert_eq!(t.currency_of("qwen-plus"), Some(Currency::CNY));
-    // Cached input in the ≤200K band of Gemini 2.5 Pro: $0.31/M.
+    // Cached input in the ≤200K band of Gemini 2.5 Pro: the catalogue's
+    // $0.125/M (the table's copy still had the older $0.31/M).
     let u = TokenUsage {
         cached_input_tokens: 4000,
         ..usage(10_000, 0)
     };
-    assert_eq!(micros(&t, "gemini-2.5-pro", u), 7_500 + 1_240);
+    assert_eq!(micros(&t, "gemini-2.5-pro", u), 7_500 + 500);
 }
 
 #[test]
@@ -160,6 +240,14 @@ fn builtin_entries_are_valid_and_documented() {
         "spark-pro",
         "spark-max",
         "spark-4.0-ultra",
+    ] {
+        assert!(t.resolve(id).is_some_and(|(c, _)| c == id), "{id}");
+    }
+    // Every table model is CNY: USD models come from the catalogue alone.
+    for (id, p) in t.models() {
+        assert_eq!(p.currency, Currency::CNY, "{id}");
+    }
+    for id in [
         "gpt-4-turbo",
         "gpt-3.5-turbo",
         "o1-mini",
@@ -167,14 +255,18 @@ fn builtin_entries_are_valid_and_documented() {
         "gemini-2.0-flash",
         "gemini-2.5-flash",
     ] {
-        assert!(t.resolve(id).is_some_and(|(c, _)| c == id), "{id}");
+        assert!(t.resolve(id).is_none(), "{id} is in the table");
+        let m = t.catalogue_match(None, id).expect(id);
+        assert_eq!(m.model_id(), id);
+        assert_eq!(t.currency_of(id), Some(Currency::USD), "{id}");
     }
     assert_eq!(t.display_name("qwen3-max"), "通义千问3-Max");
     assert_eq!(micros(&t, "spark-lite", usage(5000, 5000)), 0);
 }
 
 /// The models the original service priced that the built-in table once
-/// called unknown, with the currency each is billed in.
+/// called unknown, with the model (of the table or the catalogue) that
+/// prices each and the currency it is billed in.
 const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
     ("gpt-4", "gpt-4", Currency::USD),
     ("deepseek-coder", "deepseek-coder", Currency::CNY),
@@ -197,13 +289,22 @@ const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[
 fn every_model_the_original_priced_is_priced() {
     let t = PricingTable::builtin();
     for &(name, id, currency) in ORIGINAL_ONLY {
-        let (got, p) = t.resolve(name).unwrap_or_else(|| panic!("{name} unknown"));
+        let got = match t.resolve(name) {
+            Some((got, _)) => got.to_string(),
+            None => t
+                .catalogue_match(None, name)
+                .unwrap_or_else(|| panic!("{name} unknown"))
+                .model_id()
+                .to_string(),
+        };
         assert_eq!(got, id, "{name}");
-        assert_eq!(p.currency, currency, "{name}");
-        assert!(t.price(name, &usage(1000, 500)).priced, "{name}");
+        let q = t.price(name, &usage(1000, 500));
+        assert!(q.priced, "{name}");
+        assert_eq!(q.currency, currency, "{name}");
+        assert_eq!(t.currency_of(name), Some(currency), "{name}");
         // A display name of its own, not the raw id echoed back.
         assert_ne!(t.display_name(name), name, "{name}");
-        assert!(!p.display_name.trim().is_empty(), "{name}");
+        assert!(!t.display_name(name).trim().is_empty(), "{name}");
     }
     assert_eq!(t.display_name("4.0Ultra"), "讯飞星火-4.0 Ultra");
     assert_eq!(t.display_name("gpt-4"), "GPT-4");
@@ -275,28 +376,39 @@ fn names_resolve_through_aliases_and_suffixes() {
     // (gpt-4o-2024-11-20) go to the catalogue instead (tested below).
     let t = PricingTable::builtin().with_catalogue(false);
     let id = |m: &str| t.resolve(m).map(|(id, _)| id.to_string());
+    // USD models resolve in the catalogue, by its match rules and the
+    // shorter spellings tried after them.
+    let cat = PricingTable::builtin();
+    for (raw, want) in [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-2024-11-20", "gpt-4o"),
+        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
+        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("gpt-4o:latest", "gpt-4o"),
+        ("o1-mini-2024-09-12", "o1-mini"),
+        ("gpt-4-0613", "gpt-4"),
+        ("GPT-4-1106-Preview", "gpt-4-turbo"),
+    ] {
+        let m = cat.catalogue_match(None, raw);
+        assert_eq!(m.map(|m| m.model_id()), Some(want), "{raw:?}");
+        assert!(cat.price(raw, &usage(1000, 1000)).priced, "{raw:?}");
+    }
+    assert_eq!(cat.display_name("gpt-4o-mini-2024-07-18"), "GPT-4o Mini");
     let cases = [
         ("qwen-plus", "qwen-plus"),
         ("  QWEN-Plus\n", "qwen-plus"),
         ("qwen-max-longcontext", "qwen-max"),
         ("QWEN-MAX-LONGCONTEXT", "qwen-max"),
-        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
-        ("gpt-4o-2024-08-06", "gpt-4o"),
-        ("gpt-4o-2024-11-20", "gpt-4o"),
         ("qwen-plus-2025-01-25", "qwen-plus"),
         ("glm-4-flash-250414", "glm-4-flash"),
         ("DeepSeek-V3", "deepseek-chat"),
         ("deepseek-r1", "deepseek-reasoner"),
         ("deepseek-r1:14b", "deepseek-reasoner"),
-        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
-        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
         ("qwen-turbo:latest", "qwen-turbo"),
-        ("openai/gpt-4o", "gpt-4o"),
-        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
-        ("ft:gpt-4o-mini-2024-07-18:my-org::abc123", "gpt-4o-mini"),
-        ("o1-mini-2024-09-12", "o1-mini"),
-        ("gpt-4-0613", "gpt-4"),
-        ("GPT-4-1106-Preview", "gpt-4-turbo"),
+        ("dashscope/qwen-max", "qwen-max"),
+        ("qwen-plus@2025", "qwen-plus"),
         ("generalv3.5", "spark-max"),
     ];
     for (raw, want) in cases {
@@ -307,7 +419,6 @@ fn names_resolve_through_aliases_and_suffixes() {
     for unknown in ["", "   ", "llama-3-70b", "claude", "qwen", "-", "@", ":"] {
         assert_eq!(id(unknown), None, "{unknown:?}");
     }
-    assert_eq!(t.display_name("gpt-4o-mini-2024-07-18"), "GPT-4o Mini");
     assert_eq!(t.display_name("Mystery-Model"), "Mystery-Model");
     assert_eq!(t.currency_of("mystery"), None);
 }
@@ -421,12 +532,13 @@ fn cached_and_reasoning_tokens() {
         ..usage(2716, 176)
     };
     assert_eq!(micros(&t, "deepseek-chat", u), 1_716 + 100 + 352);
-    // No cached price: cached tokens cost the input rate.
+    // No cached price: cached tokens cost the input rate (qwen-plus
+    // ¥0.0008 / ¥0.002 per 1K).
     let u = TokenUsage {
         cached_input_tokens: 1000,
         ..usage(2307, 1181)
     };
-    assert_eq!(micros(&t, "qwen-plus", u), 23_400);
+    assert_eq!(nanos(&t, "qwen-plus", u), 2307 * 800 + 1181 * 2000);
     // Cached count larger than input is clamped.
     let u = TokenUsage {
         cached_input_tokens: 9999,
@@ -500,7 +612,7 @@ fn register_override_and_alias_at_runtime() {
         ModelPrice::flat("Plus", Currency::CNY, 0.001, 0.001),
     );
     assert_eq!(micros(&t, "qwen-plus", usage(1000, 1000)), 2_000);
-    assert_eq!(micros(&before, "qwen-plus", usage(1000, 1000)), 16_000);
+    assert_eq!(micros(&before, "qwen-plus", usage(1000, 1000)), 2_800);
 
     assert!(matches!(
         t.add_alias("latest", "nope"),
@@ -855,14 +967,14 @@ fn builtin_table_prices_catalogue_models_in_usd() {
 #[test]
 fn table_wins_for_its_models_unless_a_provider_is_named() {
     let t = PricingTable::builtin();
-    // The seed's CNY model keeps its CNY price (¥0.004/1K in, ¥0.012/1K out).
+    // The table's CNY model keeps its CNY price (¥0.0008/1K in, ¥0.002/1K out).
     let q = t.price("qwen-plus", &usage(1000, 1000));
-    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 2_800));
     assert!(t.catalogue_match(None, "qwen-plus").is_none());
-    // gpt-4o: the table's entry without a provider …
-    let table_q = t.price("gpt-4o", &usage(1000, 0));
-    assert_eq!(table_q.cost.micros(), 2_500);
-    // … and OpenAI's catalogue entry when the provider is named.
+    // gpt-4o: the catalogue without a provider …
+    let any_q = t.price("gpt-4o", &usage(1000, 0));
+    assert_eq!(any_q.cost.micros(), 2_500);
+    // … and OpenAI's entry when the provider is named.
     let m = t.catalogue_match(Some("openai"), "gpt-4o").unwrap();
     assert_eq!(m.provider_id(), "openai");
     let q = t.price_at(
@@ -880,7 +992,7 @@ fn table_wins_for_its_models_unless_a_provider_is_named() {
         &usage(1000, 1000),
         chrono::Utc::now(),
     );
-    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 16_000));
+    assert_eq!((q.currency, q.cost.micros()), (Currency::CNY, 2_800));
 }
 
 #[test]
@@ -923,20 +1035,23 @@ fn catalogue_beats_suffix_stripping_for_usd_models_only() {
     let m = t.catalogue_match(None, "gemini-2.5-flash-lite").unwrap();
     assert_eq!(m.model_id(), "gemini-2.5-flash-lite");
     assert!(t.price("gemini-2.5-flash-lite", &usage(1000, 1000)).priced);
-    // Aliases and exact ids stay the table's.
-    assert_eq!(
-        t.resolve("gpt-4o-mini-2024-07-18").unwrap().0,
-        "gpt-4o-mini"
-    );
-    assert_eq!(
-        t.resolve("models/gemini-2.5-flash").unwrap().0,
-        "gemini-2.5-flash"
-    );
     // The seed's CNY models keep their dated variants.
     assert_eq!(t.resolve("qwen-plus-2025-01-25").unwrap().0, "qwen-plus");
     assert_eq!(t.resolve("deepseek-chat-0324").unwrap().0, "deepseek-chat");
-    // Without the catalogue, stripping still applies.
-    let plain = PricingTable::builtin().with_catalogue(false);
+    // A USD entry of a user's file reached by stripping yields to the
+    // catalogue's own entry for the full name; without the catalogue,
+    // stripping still applies.
+    let mut mine = PricingTable::builtin();
+    mine.register(
+        "gemini-2.5-flash",
+        ModelPrice::flat("Mine", Currency::USD, 0.001, 0.002),
+    );
+    assert!(mine.resolve("gemini-2.5-flash-lite").is_none());
+    assert_eq!(
+        mine.resolve("gemini-2.5-flash").unwrap().1.display_name,
+        "Mine"
+    );
+    let plain = mine.clone().with_catalogue(false);
     assert_eq!(
         plain.resolve("gemini-2.5-flash-lite").unwrap().0,
         "gemini-2.5-flash"
@@ -1146,4 +1261,171 @@ fn big_pricing_files_are_refused_quickly_with_the_limit_named() {
     let e = t.load_file(big.path()).unwrap_err();
     assert!(matches!(e, PricingError::TooLarge { .. }), "{e}");
     assert!(e.to_string().contains("bytes"), "{e}");
+}
+
+// --- free variants and name normalisation ---------------------------------
+
+#[test]
+fn free_variants_cost_nothing_in_the_paid_models_currency() {
+    let t = PricingTable::builtin();
+    let big = usage(1_000_000, 1_000_000);
+    // OpenRouter's free Gemini: the paid model costs money, the variant none.
+    let paid = t.price("google/gemini-2.0-flash-exp", &big);
+    assert!(paid.priced && paid.cost > Money::ZERO, "{paid:?}");
+    let free = t.price("google/gemini-2.0-flash-exp:free", &big);
+    assert_eq!(
+        free,
+        Quote {
+            cost: Money::ZERO,
+            currency: Currency::USD,
+            priced: true
+        }
+    );
+    // Any case and spacing; with a provider and a time too.
+    let q = t.price_at(
+        Some("openrouter"),
+        " Meta-Llama/Llama-3.3-70B-Instruct:FREE ",
+        &big,
+        chrono::Utc::now(),
+    );
+    assert_eq!((q.cost, q.priced), (Money::ZERO, true));
+    // A table model's free variant keeps the table's currency.
+    let q = t.price("qwen-plus:free", &big);
+    assert_eq!(
+        (q.cost, q.currency, q.priced),
+        (Money::ZERO, Currency::CNY, true)
+    );
+    // An unknown base model: still free, in USD (OpenRouter bills in USD).
+    let q = t.price("someone/new-model:free", &big);
+    assert_eq!(
+        (q.cost, q.currency, q.priced),
+        (Money::ZERO, Currency::USD, true)
+    );
+    // Only the `:free` suffix: `:freeze` or `free` elsewhere are not free.
+    assert!(t.price("gpt-4o:freeze", &big).cost > Money::ZERO);
+    // A table entry registered under the full `:free` name keeps its price.
+    let mut mine = PricingTable::builtin();
+    mine.register(
+        "my-model:free",
+        ModelPrice::flat("Mine", Currency::CNY, 0.001, 0.001),
+    );
+    assert_eq!(micros(&mine, "my-model:free", usage(1000, 1000)), 2_000);
+}
+
+#[test]
+fn normalisation_never_turns_a_catalogue_model_into_another() {
+    let t = PricingTable::builtin();
+    let cat = catalogue::Catalogue::builtin().unwrap();
+    let mut checked = 0;
+    for m in cat.models() {
+        let (p, id) = (m.provider_id(), m.model_id());
+        // Only ids the catalogue resolves to themselves, by its own rules.
+        let Some(own) = cat.lookup(Some(p), id) else {
+            continue;
+        };
+        if own.model_id() != id {
+            continue;
+        }
+        // The name as given first: the catalogue's own answer, unchanged.
+        assert_eq!(
+            t.catalogue_match(Some(p), id).map(|x| x.model_id()),
+            Some(id),
+            "{p}/{id}"
+        );
+        for decorated in [
+            format!("{id}:latest"),
+            format!("{id}@001"),
+            format!("{id}-2024-07-18"),
+            format!("{id}-latest"),
+            format!("models/{id}"),
+        ] {
+            let got = t.catalogue_match(Some(p), &decorated).map(|x| x.model_id());
+            // The catalogue's own rules win where they claim the name …
+            let want = match cat.lookup(Some(p), &decorated) {
+                Some(x) => x.model_id(),
+                // … and otherwise the decoration is dropped, never more.
+                None => id,
+            };
+            assert_eq!(got, Some(want), "{p}: {decorated}");
+            checked += 1;
+        }
+        // The free variant of every model costs nothing.
+        let q = t.price_at(
+            Some(p),
+            &format!("{id}:free"),
+            &usage(1000, 1000),
+            chrono::Utc::now(),
+        );
+        assert_eq!((q.cost, q.priced), (Money::ZERO, true), "{p}/{id}:free");
+    }
+    assert!(checked > 4000, "only {checked} names checked");
+}
+
+#[test]
+fn dated_latest_and_at_versions_resolve_as_before() {
+    let t = PricingTable::builtin();
+    for (raw, want) in [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o:latest", "gpt-4o"),
+        ("gemini-1.5-pro@002", "gemini-1.5-pro"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+    ] {
+        let m = t
+            .catalogue_match(None, raw)
+            .unwrap_or_else(|| panic!("{raw}"));
+        assert_eq!(m.model_id(), want, "{raw}");
+        let q = t.price(raw, &usage(1_000_000, 0));
+        let base = t.price(want, &usage(1_000_000, 0));
+        assert_eq!(q, base, "{raw} is priced as {want}");
+    }
+    // A reseller's prefix: the catalogue's own entry of that reseller.
+    let m = t
+        .catalogue_match(None, "openai/gpt-4o-mini-2024-07-18")
+        .unwrap();
+    assert_eq!(m.model_id(), "openai/gpt-4o-mini");
+    // The table's CNY models keep their suffix rules.
+    for (raw, want) in [
+        ("qwen-plus-2025-01-25", "qwen-plus"),
+        ("qwen-turbo:latest", "qwen-turbo"),
+        ("qwen-plus@2025", "qwen-plus"),
+        ("dashscope/qwen-max", "qwen-max"),
+    ] {
+        assert_eq!(t.resolve(raw).map(|r| r.0), Some(want), "{raw}");
+    }
+}
+
+// --- one rate type ---------------------------------------------------------
+
+#[test]
+fn one_rate_holds_table_and_catalogue_prices_exactly() {
+    // A catalogue price with a float artefact, per 1K: exact, and printed back.
+    let r: Rate = "0.000083333333333333334".parse().unwrap();
+    assert_eq!(r.to_string(), "0.000083333333333333334");
+    // Nano-units per 1K are the table's unit: the same rate either way.
+    assert_eq!(Rate::from_nanos_per_1k(800_000), "0.0008".parse().unwrap());
+    assert_eq!(Rate::per_1m(0.8), Some(Rate::from_nanos_per_1k(800_000)));
+    assert_eq!(Rate::from_nanos_per_1k(800_000).nanos_per_1k(), 800_000);
+    // The catalogue's price of a model, in the table's terms, prices a call
+    // exactly as the catalogue does.
+    let t = PricingTable::builtin();
+    let at = chrono::Utc::now();
+    for (model, u) in [
+        ("gpt-4o", usage(12_345, 678)),
+        ("gemini-1.5-pro", usage(100_000, 1000)),
+        ("gemini-1.5-pro", usage(200_000, 1000)),
+        ("gemini-2.5-pro", usage(250_000, 2000)),
+    ] {
+        let (id, p) = t.catalogue_price(model, at).unwrap();
+        assert_eq!(id, model);
+        assert_eq!(p.currency, Currency::USD);
+        assert_eq!(p.cost(&u), t.price_at(None, model, &u, at).cost, "{model}");
+    }
+    let (_, pro) = t.catalogue_price("gemini-1.5-pro", at).unwrap();
+    assert_eq!(pro.tiers.bands().len(), 2);
+    assert_eq!(pro.tiers.bands()[0].up_to, Some(128_000));
+    assert!(
+        t.catalogue_price("qwen-plus", at).is_none(),
+        "the table's own"
+    );
+    assert!(t.catalogue_price("no-such-model", at).is_none());
 }

@@ -17,6 +17,13 @@
 //! The baseline is the cost actually recorded. Free models (zero list price,
 //! e.g. glm-4-flash) are not offered as alternatives. Quality is not
 //! considered: read the list as a price comparison.
+//!
+//! Advice never rests on a price nobody could check: a model whose price is
+//! marked `unverified` (not found on the provider's own price page) is left
+//! out of the alternatives and named in `unverified_left_out`; when the
+//! function itself used such a model, its recorded cost was computed at that
+//! price and `unverified_baseline` names the models, so the reader knows the
+//! comparison is against an unverified price.
 
 use std::collections::BTreeMap;
 
@@ -71,6 +78,12 @@ pub struct FunctionSavings {
     pub halve_frequency: FrequencyChange,
     /// Calls of this function with unpriced models (left out above).
     pub unpriced_calls: u64,
+    /// Cheaper models left out of `alternatives` because their price is
+    /// unverified (canonical ids, sorted).
+    pub unverified_left_out: Vec<String>,
+    /// Models this function used whose price is unverified: the recorded
+    /// cost (the baseline of every saving) rests on it. Sorted.
+    pub unverified_baseline: Vec<String>,
 }
 
 /// One model a function used.
@@ -278,23 +291,39 @@ fn function_savings(
         [one] => pricing.resolve(&one.model).map(|(id, _)| id),
         _ => None,
     };
+    let mut unverified_baseline: Vec<String> = models
+        .keys()
+        .filter_map(|m| pricing.resolve(m))
+        .filter(|(_, p)| p.unverified)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    unverified_baseline.sort_unstable();
+    unverified_baseline.dedup();
+    let mut unverified_left_out: Vec<String> = Vec::new();
     let mut alternatives: Vec<Alternative> = pricing
         .models()
         .filter(|(id, p)| p.currency == currency && Some(*id) != only && !is_free(p))
-        .map(|(id, p)| {
+        .filter_map(|(id, p)| {
             let cost: Money = models.values().map(|g| reprice(p, g)).sum();
             let saving = current - cost;
-            Alternative {
+            if saving <= Money::ZERO {
+                return None;
+            }
+            if p.unverified {
+                unverified_left_out.push(id.to_string());
+                return None;
+            }
+            Some(Alternative {
                 model: id.to_string(),
                 display_name: p.display_name.clone(),
                 cost,
                 saving,
                 saving_pct: pct(saving, current),
                 approximate: size_dependent(p),
-            }
+            })
         })
-        .filter(|a| a.saving > Money::ZERO)
         .collect();
+    unverified_left_out.sort_unstable();
     alternatives.sort_by(|a, b| b.saving.cmp(&a.saving).then_with(|| a.model.cmp(&b.model)));
     let half_cost = current.mul_div(1, 2).unwrap_or(Money::ZERO);
     FunctionSavings {
@@ -314,5 +343,7 @@ fn function_savings(
             saving_pct: pct(current - half_cost, current),
         },
         unpriced_calls,
+        unverified_left_out,
+        unverified_baseline,
     }
 }

@@ -2,7 +2,7 @@
 // Each test binary uses only some of them.
 #![allow(dead_code)]
 
-use ai_usage_core::{Money, UsageMonitor, Zone};
+use ai_usage_core::{Money, PricingTable, UsageMonitor, Zone};
 use chrono::NaiveDate;
 
 /// The zone most tests record in: Shanghai's fixed UTC+8 (no DST).
@@ -10,12 +10,26 @@ pub fn zone() -> Zone {
     "+08:00".parse().unwrap()
 }
 
-/// A monitor on `dir` in `zone`; old test dates are kept (no retention).
+/// The built-in table with the original service's price file merged over
+/// it: the query tests' figures are the guide's (a qwen-plus call of 1,000
+/// input and 500 output tokens is ¥0.01). Pricing itself is tested in the
+/// pricing module.
+pub fn original_prices() -> PricingTable {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pricing/original-service.toml");
+    let mut t = PricingTable::builtin();
+    t.load_file(&file).unwrap();
+    t
+}
+
+/// A monitor on `dir` in `zone`, priced with [`original_prices`]; old test
+/// dates are kept (no retention).
 pub fn monitor_in(dir: &std::path::Path, zone: Zone) -> UsageMonitor {
     UsageMonitor::builder()
         .dir(dir)
         .timezone(zone)
         .retention_days(100_000)
+        .pricing(original_prices())
         .build()
         .unwrap()
 }

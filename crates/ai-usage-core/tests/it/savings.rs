@@ -18,7 +18,7 @@ fn setup() -> (tempfile::TempDir, UsageMonitor, f64) {
 }
 
 #[test]
-fn qwen_max_to_qwen_plus_saves_80_percent() {
+fn qwen_max_to_qwen_plus_saves_96_percent() {
     let (_d, m, ts) = setup();
     for _ in 0..100 {
         m.record(
@@ -43,9 +43,10 @@ fn qwen_max_to_qwen_plus_saves_80_percent() {
         .iter()
         .find(|a| a.model == "qwen-plus")
         .unwrap();
-    assert_eq!(plus.cost, "1".parse::<Money>().unwrap());
-    assert_eq!(plus.saving, "4".parse::<Money>().unwrap());
-    assert_eq!(plus.saving_pct, 80.0);
+    // qwen-plus: 1000 × 0.0008/1K + 500 × 0.002/1K = ¥0.0018 per call.
+    assert_eq!(plus.cost, "0.18".parse::<Money>().unwrap());
+    assert_eq!(plus.saving, "4.82".parse::<Money>().unwrap());
+    assert_eq!(plus.saving_pct, 96.4);
     assert!(!plus.approximate);
     assert!(
         f.alternatives.iter().all(|a| a.model != "qwen-max"),
@@ -58,6 +59,15 @@ fn qwen_max_to_qwen_plus_saves_80_percent() {
         "sorted by saving"
     );
     assert_eq!(f.best_saving, f.alternatives[0].saving);
+    // Cheaper at prices no provider page confirmed: left out, and named.
+    for id in ["deepseek-chat", "qwen3-max"] {
+        assert!(f.alternatives.iter().all(|a| a.model != id), "{id}");
+        assert!(f.unverified_left_out.iter().any(|m| m == id), "{id}");
+    }
+    assert!(
+        f.unverified_baseline.is_empty(),
+        "qwen-max's price is verified"
+    );
     assert_eq!(f.halve_frequency.saving, "2.5".parse::<Money>().unwrap());
     assert_eq!(f.halve_frequency.saving_pct, 50.0);
     assert_eq!(f.halve_frequency.calls, 50);
@@ -73,16 +83,16 @@ fn repricing_keeps_exact_token_totals_for_flat_prices() {
     let table = PricingTable::builtin();
     let exact: Money = sizes
         .iter()
-        .map(|(i, o)| table.price("deepseek-chat", &TokenUsage::new(*i, *o)).cost)
+        .map(|(i, o)| table.price("qwen-turbo", &TokenUsage::new(*i, *o)).cost)
         .sum();
     let report = m.savings(1);
     let f = &report.functions[0];
-    let ds = f
+    let turbo = f
         .alternatives
         .iter()
-        .find(|a| a.model == "deepseek-chat")
+        .find(|a| a.model == "qwen-turbo")
         .unwrap();
-    assert_eq!(ds.cost, exact);
+    assert_eq!(turbo.cost, exact);
 }
 
 #[test]
@@ -217,4 +227,33 @@ fn cache_writes_are_repriced_at_the_alternatives_cache_write_rate() {
         })
         .sum();
     assert!(haiku.cost > as_input, "{} vs {}", haiku.cost, as_input);
+}
+
+#[test]
+fn a_baseline_at_an_unverified_price_is_named() {
+    let (_d, m, ts) = setup();
+    for _ in 0..10 {
+        m.record(
+            &UsageEvent::new("doubao-pro-32k", "弹幕回复")
+                .tokens(2000, 1000)
+                .at(ts),
+        );
+    }
+    let report = m.savings(1);
+    let f = report
+        .functions
+        .iter()
+        .find(|f| f.function == "弹幕回复")
+        .unwrap();
+    assert_eq!(f.unverified_baseline, ["doubao-pro-32k"]);
+    let table = PricingTable::builtin();
+    for a in &f.alternatives {
+        let (_, p) = table.resolve(&a.model).unwrap();
+        assert!(!p.unverified, "{} is unverified", a.model);
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["functions"][0]["unverified_baseline"][0],
+        "doubao-pro-32k"
+    );
 }

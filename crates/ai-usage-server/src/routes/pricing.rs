@@ -48,6 +48,53 @@ const UNRECORDED_PARTS: [(&str, Currency, Money, Rate); 1] = [(
     Rate::from_nanos_per_1k(1_000_000),
 )];
 
+/// The original's USD model keys, which the genai-prices catalogue prices
+/// (unless a pricing file prices them, as `pricing/original-service.toml`
+/// does in CNY): listed here in the catalogue's current prices, a dated or
+/// preview key as an alias of the catalogue model that prices it.
+const ORIGINAL_CATALOGUE_KEYS: [&str; 17] = [
+    "gpt-4",
+    "gpt-4-turbo",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1-mini",
+    "gpt-3.5-turbo",
+    "o1-mini",
+    "gemini-1.5-flash",
+    "gemini-1.5-pro",
+    "gemini-2.0-flash",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gpt-4o-mini-2024-07-18",
+    "gpt-4o-2024-08-06",
+    "gpt-4-1106-preview",
+    "gpt-4-turbo-preview",
+    "gemini-2.5-flash-preview-09-2025",
+];
+
+/// A key of [`ORIGINAL_CATALOGUE_KEYS`] with the catalogue model that
+/// prices it and that model's current price in the table's terms.
+struct CatalogueView {
+    key: &'static str,
+    model_id: String,
+    price: ModelPrice,
+}
+
+fn catalogue_views(pricing: &PricingTable) -> Vec<CatalogueView> {
+    let now = chrono::Utc::now();
+    ORIGINAL_CATALOGUE_KEYS
+        .iter()
+        .filter_map(|&key| {
+            let (model_id, price) = pricing.catalogue_price(key, now)?;
+            Some(CatalogueView {
+                key,
+                model_id,
+                price,
+            })
+        })
+        .collect()
+}
+
 /// The original's worked example: 1,000 input and 500 output tokens.
 const EXAMPLE: (&str, u64, u64) = ("qwen-plus", 1000, 500);
 
@@ -174,7 +221,7 @@ fn series_of(id: &str) -> Option<&'static str> {
     }
 }
 
-fn payload(pricing: &PricingTable) -> Payload<'_> {
+fn payload<'a>(pricing: &'a PricingTable, views: &'a [CatalogueView]) -> Payload<'a> {
     let mut series: BTreeMap<&'static str, BTreeMap<&str, Entry<'_>>> =
         SERIES.iter().map(|s| (*s, BTreeMap::new())).collect();
     let mut all_models = BTreeMap::new();
@@ -187,6 +234,17 @@ fn payload(pricing: &PricingTable) -> Payload<'_> {
                 .entry(s)
                 .or_default()
                 .insert(id, Entry::new(id, p, None));
+        }
+    }
+    for v in views {
+        let alias_of = (v.key != v.model_id).then_some(v.model_id.as_str());
+        let id = v.model_id.as_str();
+        all_models.insert(v.key, Entry::new(id, &v.price, alias_of));
+        if let Some(s) = series_of(v.key) {
+            series
+                .entry(s)
+                .or_default()
+                .insert(v.key, Entry::new(id, &v.price, alias_of));
         }
     }
     let aliases: BTreeMap<&str, &str> = pricing.aliases().into_iter().collect();
@@ -257,6 +315,7 @@ Rates per 1K tokens in the model's currency.", body = serde_json::Value)))]
 pub async fn models_pricing(State(st): State<AppState>) -> Result<Response, ApiError> {
     // Serialised under the read lock, from borrowed data: no table copy.
     let pricing = st.monitor.pricing();
-    let body = to_json(&payload(&pricing))?;
+    let views = catalogue_views(&pricing);
+    let body = to_json(&payload(&pricing, &views))?;
     Ok(json_bytes(body))
 }

@@ -79,6 +79,9 @@ use extract::Extractor;
 use matching::{compile_regex, Matcher};
 use price::ModelPrices;
 
+/// The date of the embedded genai-prices snapshot.
+pub const BUILTIN_SNAPSHOT_DATE: &str = "2026-08-21";
+
 /// The embedded snapshot (genai-prices `data_slim.json`, 2026-08-21).
 const BUILTIN_JSON: &str = include_str!("../../../data/genai-prices/data_slim.json");
 
@@ -371,6 +374,15 @@ impl<'a> ModelMatch<'a> {
         self.model.name.as_deref()
     }
 
+    /// The model's name in the catalogue, else one made from its id (the
+    /// slim catalogue has no names): `gpt-4o-mini` → "GPT-4o Mini",
+    /// `gemini-2.0-flash` → "Gemini 2.0 Flash"; ids of the `o1-mini` kind
+    /// stay as they are.
+    pub fn display_name(&self) -> String {
+        self.model_name()
+            .map_or_else(|| display_name_of_id(self.model_id()), str::to_string)
+    }
+
     /// Maximum input tokens, when known.
     pub fn context_window(&self) -> Option<u64> {
         self.model.context_window
@@ -390,6 +402,14 @@ impl<'a> ModelMatch<'a> {
     /// daily windows), in catalogue order.
     pub fn price_history(&self) -> Vec<PriceEntry> {
         self.model.prices.history()
+    }
+
+    /// The text prices in force at `at` in the table's terms: one band per
+    /// input-size tier (a single unbounded band when the price is flat).
+    /// `None` when the model has no input or output price (e.g. a
+    /// per-request price only).
+    pub fn bands_at(&self, at: DateTime<Utc>) -> Option<Vec<crate::pricing::Band>> {
+        self.model.prices.at(at).as_bands()
     }
 
     /// Prices `usage` with the price set in force at `at`.
@@ -745,6 +765,39 @@ impl Catalogue {
         }
         found
     }
+}
+
+/// A display name made from a catalogue model id; see
+/// [`ModelMatch::display_name`].
+fn display_name_of_id(id: &str) -> String {
+    let mut parts = id.split('-');
+    let first = parts.next().unwrap_or_default();
+    if first.len() > 1 && first.starts_with('o') && first[1..].bytes().all(|b| b.is_ascii_digit()) {
+        return id.to_string();
+    }
+    let word = |w: &str| {
+        let mut c = w.chars();
+        match c.next() {
+            Some(f) if w.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                f.to_uppercase().chain(c).collect::<String>()
+            }
+            _ => w.to_string(),
+        }
+    };
+    let mut out = if first == "gpt" {
+        // "GPT-4o": the version stays joined to the family.
+        match parts.next() {
+            Some(v) => format!("GPT-{v}"),
+            None => "GPT".to_string(),
+        }
+    } else {
+        word(first)
+    };
+    for p in parts {
+        out.push(' ');
+        out.push_str(&word(p));
+    }
+    out
 }
 
 /// Names a model in load errors without formatting it unless one occurs.

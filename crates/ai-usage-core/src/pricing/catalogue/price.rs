@@ -21,34 +21,50 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 
 use super::data::{RawConstraint, RawPrice, RawPriceSet, RawPrices};
 use super::{CatalogueError, CatalogueUsage, PriceError};
+use crate::pricing::{Band, Rate};
 
 /// 1e-24 units (token × rate) per nano-unit.
 const SUB_PER_NANO: i128 = 1_000_000_000_000_000;
 /// 1e-21 units (request × per-kilo-request rate) per nano-unit.
 const SUB_PER_NANO_REQUESTS: i128 = 1_000_000_000_000;
 
-/// A price per million tokens, flat or tiered.
+/// The price of one part of a call (input, output, cache read, …): one
+/// [`Rate`], or cliff tiers of rates.
 #[derive(Debug, Clone)]
-pub(crate) enum Rate {
-    Flat(i128),
+pub(crate) enum PartRate {
+    Flat(Rate),
     /// Cliff tiers sorted by `start`: once the call's input tokens exceed a
     /// tier's start, every token of the part pays that tier's price.
     Tiered {
-        base: i128,
-        tiers: Box<[(u64, i128)]>,
+        base: Rate,
+        tiers: Box<[(u64, Rate)]>,
     },
 }
 
-impl Rate {
-    fn from_raw(raw: &RawPrice) -> Rate {
+/// A catalogue decimal (never negative: the parser refuses negatives) as a
+/// [`Rate`] per million tokens.
+fn rate_of(e18: i128) -> Rate {
+    Rate::from_e18_per_mtok(u128::try_from(e18).unwrap_or(0))
+}
+
+/// A [`Rate`] in the 1e-18-per-million unit of the cost arithmetic here.
+fn e18(rate: Rate) -> i128 {
+    i128::try_from(rate.e18_per_mtok()).unwrap_or(i128::MAX)
+}
+
+impl PartRate {
+    fn from_raw(raw: &RawPrice) -> PartRate {
         match raw {
-            RawPrice::Flat(d) => Rate::Flat(d.0),
+            RawPrice::Flat(d) => PartRate::Flat(rate_of(d.0)),
             RawPrice::Tiered(t) => {
-                let mut tiers: Vec<(u64, i128)> =
-                    t.tiers.iter().map(|x| (x.start, x.price.0)).collect();
+                let mut tiers: Vec<(u64, Rate)> = t
+                    .tiers
+                    .iter()
+                    .map(|x| (x.start, rate_of(x.price.0)))
+                    .collect();
                 tiers.sort_by_key(|&(start, _)| start);
-                Rate::Tiered {
-                    base: t.base.0,
+                PartRate::Tiered {
+                    base: rate_of(t.base.0),
                     tiers: tiers.into(),
                 }
             }
@@ -58,12 +74,7 @@ impl Rate {
     /// The rate in force for a call with `input_tokens` input tokens in all.
     pub(crate) fn per_mtok(&self, input_tokens: u64) -> i128 {
         match self {
-            Rate::Flat(r) => *r,
-            Rate::Tiered { base, tiers } => tiers
-                .iter()
-                .rev()
-                .find(|&&(start, _)| input_tokens > start)
-                .map_or(*base, |&(_, price)| price),
+            PartRate::Flat(_) | PartRate::Tiered { .. } => e18(self.rate_at(input_tokens)),
         }
     }
 }
@@ -71,20 +82,20 @@ impl Rate {
 /// One set of prices (one entry of a conditional list, or the only one).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PriceSet {
-    pub input: Option<Rate>,
-    pub cache_write: Option<Rate>,
-    pub cache_read: Option<Rate>,
-    pub output: Option<Rate>,
-    pub input_audio: Option<Rate>,
-    pub cache_audio_read: Option<Rate>,
-    pub output_audio: Option<Rate>,
+    pub input: Option<PartRate>,
+    pub cache_write: Option<PartRate>,
+    pub cache_read: Option<PartRate>,
+    pub output: Option<PartRate>,
+    pub input_audio: Option<PartRate>,
+    pub cache_audio_read: Option<PartRate>,
+    pub output_audio: Option<PartRate>,
     /// Per thousand requests, 1e-18 units.
     pub requests_kcount: Option<i128>,
 }
 
 impl PriceSet {
     fn from_raw(raw: &RawPriceSet) -> PriceSet {
-        let r = |p: &Option<RawPrice>| p.as_ref().map(Rate::from_raw);
+        let r = |p: &Option<RawPrice>| p.as_ref().map(PartRate::from_raw);
         PriceSet {
             input: r(&raw.input_mtok),
             cache_write: r(&raw.cache_write_mtok),
@@ -220,16 +231,16 @@ fn decimal_e18(v: i128) -> String {
     format!("{sign}{int}.{}", digits.trim_end_matches('0'))
 }
 
-impl Rate {
+impl PartRate {
     fn describe(&self) -> String {
         match self {
-            Rate::Flat(r) => decimal_e18(*r),
-            Rate::Tiered { base, tiers } => {
+            PartRate::Flat(r) => decimal_e18(e18(*r)),
+            PartRate::Tiered { base, tiers } => {
                 let tiers: Vec<String> = tiers
                     .iter()
-                    .map(|(start, p)| format!("above {start}: {}", decimal_e18(*p)))
+                    .map(|(start, p)| format!("above {start}: {}", decimal_e18(e18(*p))))
                     .collect();
-                format!("{} ({})", decimal_e18(*base), tiers.join(", "))
+                format!("{} ({})", decimal_e18(e18(*base)), tiers.join(", "))
             }
         }
     }
@@ -266,6 +277,61 @@ impl ModelPrices {
                 PriceEntry { when, prices }
             })
             .collect()
+    }
+}
+
+impl PartRate {
+    /// The input sizes at which the rate changes.
+    fn starts(&self) -> &[(u64, Rate)] {
+        match self {
+            PartRate::Flat(_) => &[],
+            PartRate::Tiered { tiers, .. } => tiers,
+        }
+    }
+
+    /// The rate for a call of `input_tokens` input tokens.
+    fn rate_at(&self, input_tokens: u64) -> Rate {
+        match self {
+            PartRate::Flat(r) => *r,
+            PartRate::Tiered { base, tiers } => tiers
+                .iter()
+                .rev()
+                .find(|&&(start, _)| input_tokens > start)
+                .map_or(*base, |&(_, price)| price),
+        }
+    }
+}
+
+impl PriceSet {
+    /// The text prices of this set in the table's terms: the bands of a
+    /// price chosen by the call's input size (one unbounded band when no
+    /// part is tiered). `None` without an input or output price.
+    pub(crate) fn as_bands(&self) -> Option<Vec<Band>> {
+        let (input, output) = (self.input.as_ref()?, self.output.as_ref()?);
+        let parts = [
+            Some(input),
+            Some(output),
+            self.cache_read.as_ref(),
+            self.cache_write.as_ref(),
+        ];
+        let mut edges: Vec<u64> = parts
+            .iter()
+            .flatten()
+            .flat_map(|p| p.starts().iter().map(|&(s, _)| s))
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        // A band ends at an edge (inclusive: the cliff applies above it).
+        let band = |up_to: Option<u64>, at: u64| Band {
+            up_to,
+            input: input.rate_at(at),
+            output: output.rate_at(at),
+            cached_input: self.cache_read.as_ref().map(|r| r.rate_at(at)),
+            cache_write: self.cache_write.as_ref().map(|r| r.rate_at(at)),
+        };
+        let mut bands: Vec<Band> = edges.iter().map(|&e| band(Some(e), e)).collect();
+        bands.push(band(None, u64::MAX));
+        Some(bands)
     }
 }
 
@@ -389,7 +455,7 @@ pub(crate) fn cost(set: &PriceSet, usage: &CatalogueUsage) -> Result<PartCosts, 
 
     let total_input = u.input_tokens;
     let input = set.input.as_ref();
-    let part = |tokens: u64, rate: Option<&Rate>| -> Result<PartCost, PriceError> {
+    let part = |tokens: u64, rate: Option<&PartRate>| -> Result<PartCost, PriceError> {
         let nanos = match rate {
             Some(r) if tokens > 0 => token_nanos(tokens, r.per_mtok(total_input))?,
             _ => 0,
@@ -456,8 +522,15 @@ mod tests {
 
     const USD: i128 = 1_000_000_000_000_000_000; // 1e18: one unit per million tokens
 
-    fn flat(units_per_mtok: i128) -> Option<Rate> {
-        Some(Rate::Flat(units_per_mtok))
+    fn flat(units_per_mtok: i128) -> Option<PartRate> {
+        Some(PartRate::Flat(rate_of(units_per_mtok)))
+    }
+
+    fn tiered(base: i128, tiers: &[(u64, i128)]) -> PartRate {
+        PartRate::Tiered {
+            base: rate_of(base),
+            tiers: tiers.iter().map(|&(s, p)| (s, rate_of(p))).collect(),
+        }
     }
 
     fn usage(input: u64, output: u64) -> CatalogueUsage {
@@ -506,21 +579,11 @@ mod tests {
 
     #[test]
     fn cliff_tier_prices_every_token_once_crossed() {
-        let tiered = Rate::Tiered {
-            base: 3 * USD,
-            tiers: vec![(200_000, 6 * USD)].into(),
-        };
-        assert_eq!(tiered.per_mtok(199_999), 3 * USD);
-        assert_eq!(
-            tiered.per_mtok(200_000),
-            3 * USD,
-            "crossing means exceeding"
-        );
-        assert_eq!(tiered.per_mtok(200_001), 6 * USD);
-        let three = Rate::Tiered {
-            base: USD,
-            tiers: vec![(100, 2 * USD), (1000, 3 * USD)].into(),
-        };
+        let cliff = tiered(3 * USD, &[(200_000, 6 * USD)]);
+        assert_eq!(cliff.per_mtok(199_999), 3 * USD);
+        assert_eq!(cliff.per_mtok(200_000), 3 * USD, "crossing means exceeding");
+        assert_eq!(cliff.per_mtok(200_001), 6 * USD);
+        let three = tiered(USD, &[(100, 2 * USD), (1000, 3 * USD)]);
         assert_eq!(three.per_mtok(50), USD);
         assert_eq!(three.per_mtok(101), 2 * USD);
         assert_eq!(three.per_mtok(1001), 3 * USD);
@@ -530,18 +593,9 @@ mod tests {
     fn tiers_follow_total_input_for_every_part() {
         // Output and cache reads switch tier by the call's input size.
         let set = PriceSet {
-            input: Some(Rate::Tiered {
-                base: 3 * USD,
-                tiers: vec![(200_000, 6 * USD)].into(),
-            }),
-            cache_read: Some(Rate::Tiered {
-                base: 3 * USD / 10,
-                tiers: vec![(200_000, 6 * USD / 10)].into(),
-            }),
-            output: Some(Rate::Tiered {
-                base: 15 * USD,
-                tiers: vec![(200_000, 45 * USD / 2)].into(),
-            }),
+            input: Some(tiered(3 * USD, &[(200_000, 6 * USD)])),
+            cache_read: Some(tiered(3 * USD / 10, &[(200_000, 6 * USD / 10)])),
+            output: Some(tiered(15 * USD, &[(200_000, 45 * USD / 2)])),
             ..PriceSet::default()
         };
         let mut u = usage(200_001, 1_000);
@@ -712,7 +766,7 @@ mod tests {
                 .expect("valid"))
             .input
         {
-            Some(Rate::Flat(r)) => r,
+            Some(PartRate::Flat(r)) => e18(r),
             ref other => panic!("unexpected {other:?}"),
         };
         assert_eq!(input_at(2026, 7, 1), 2 * USD);
