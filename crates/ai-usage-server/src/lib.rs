@@ -29,7 +29,8 @@
 //! # }
 //! ```
 //!
-//! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/metrics`, `/healthz`,
+//! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/v1/traces` (OTLP/HTTP
+//! GenAI spans in), `/metrics`, `/healthz`,
 //! `/docs`, `/` (or the path given to [`ServerBuilder::dashboard_at`]) and
 //! `/static/ai_usage_monitor.html`.
 #![warn(missing_docs)]
@@ -44,6 +45,7 @@ pub mod ingest;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+mod otlp;
 pub mod page;
 pub mod params;
 pub mod rate_limit;
@@ -291,7 +293,8 @@ fn build_router(b: &ServerBuilder) -> Router {
     }
 
     let reads = routes::queries().merge(routes::other_reads());
-    let writes = routes::writes();
+    // The OTLP/HTTP trace receiver is a write: behind the token.
+    let writes = routes::writes().merge(otlp::routes());
     let (reads, writes) = match token {
         Some(t) => {
             let guard = axum::middleware::from_fn_with_state(t, auth::require_token);
