@@ -59,7 +59,11 @@ fn current_names_map_to_every_field() {
     ]);
     let resource = [s("service.name", "svc")];
     let input = call(&resource, &sp);
-    assert_eq!(input.model.as_deref(), Some("gpt-4o-2024-08-06"), "response model first");
+    assert_eq!(
+        input.model.as_deref(),
+        Some("gpt-4o-2024-08-06"),
+        "response model first"
+    );
     assert_eq!(input.provider.as_deref(), Some("openai"));
     assert_eq!(input.input_tokens, Some(TokenCount(1000)));
     assert_eq!(input.output_tokens, Some(TokenCount(200)));
@@ -70,7 +74,11 @@ fn current_names_map_to_every_field() {
     assert_eq!(input.user_id.as_deref(), Some("u1"));
     assert_eq!(input.session_id.as_deref(), Some("live-9"));
     assert_eq!(input.anchor_id.as_deref(), Some("anchor-7"));
-    assert_eq!(input.function.as_deref(), Some("弹幕回复"), "the span's own function wins");
+    assert_eq!(
+        input.function.as_deref(),
+        Some("弹幕回复"),
+        "the span's own function wins"
+    );
     assert_eq!(input.duration_ms, Some(1500.0));
     assert_eq!(input.success, Some(true));
     assert_eq!(input.error_msg, None);
@@ -79,7 +87,11 @@ fn current_names_map_to_every_field() {
     assert!((t - 1_780_000_000.123_456_789).abs() < 1e-6, "{t}");
     assert_eq!(
         input.tags,
-        Some(vec![format!("{SPAN_TAG_PREFIX}{}/{}", "ab".repeat(16), "cd".repeat(8))])
+        Some(vec![format!(
+            "{SPAN_TAG_PREFIX}{}/{}",
+            "ab".repeat(16),
+            "cd".repeat(8)
+        )])
     );
 }
 
@@ -128,7 +140,11 @@ fn which_spans_are_calls() {
         s("gen_ai.request.model", "gpt-4o"),
         i("gen_ai.usage.input_tokens", 5),
     ]);
-    assert_eq!(map_span(&[], &agent), SpanKind::NotACall, "its calls are spans of their own");
+    assert_eq!(
+        map_span(&[], &agent),
+        SpanKind::NotACall,
+        "its calls are spans of their own"
+    );
     // Usage alone makes a call (libraries that set no operation name).
     let usage_only = span(vec![
         s("gen_ai.request.model", "qwen-plus"),
@@ -165,7 +181,10 @@ fn bad_spans_are_rejected_with_the_reason() {
         kv("gen_ai.usage.output_tokens", Value::DoubleValue(2.5)),
     ]);
     assert!(matches!(map_span(&[], &fraction), SpanKind::Rejected(_)));
-    let mut backwards = span(vec![s("gen_ai.operation.name", "chat"), s("gen_ai.request.model", "m")]);
+    let mut backwards = span(vec![
+        s("gen_ai.operation.name", "chat"),
+        s("gen_ai.request.model", "m"),
+    ]);
     backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
     assert!(matches!(map_span(&[], &backwards), SpanKind::Rejected(_)));
 }

@@ -77,11 +77,15 @@ fn records_once_across_resends_and_restarts() {
     }
     let recs = lines(dir.path());
     assert_eq!(recs.len(), 2);
-    let qwen = recs.iter().find(|r| r.model == "qwen-plus").expect("qwen-plus");
+    let qwen = recs
+        .iter()
+        .find(|r| r.model == "qwen-plus")
+        .expect("qwen-plus");
     assert_eq!(qwen.function, "直播助手");
     let expected = {
         let m = monitor(dir.path());
-        let at = chrono::DateTime::from_timestamp_micros((qwen.timestamp * 1e6) as i64).expect("at");
+        let at =
+            chrono::DateTime::from_timestamp_micros((qwen.timestamp * 1e6) as i64).expect("at");
         let q = m.pricing().price_at(None, "qwen-plus", &qwen.usage(), at);
         assert!(q.priced);
         q.cost
@@ -128,13 +132,22 @@ fn rejected_and_ignored_spans_are_counted() {
     assert!(partial.error_message.contains("timestamp"));
     let json: serde_json::Value =
         serde_json::from_slice(&encode_response(&out, Encoding::Json)).expect("json");
-    assert!(json["partialSuccess"]["rejectedSpans"] == 1 || json["partialSuccess"]["rejectedSpans"] == "1", "{json}");
+    assert!(
+        json["partialSuccess"]["rejectedSpans"] == 1
+            || json["partialSuccess"]["rejectedSpans"] == "1",
+        "{json}"
+    );
     // Nothing rejected: no partial_success at all.
-    let ok = ExportOutcome { recorded: 1, ..ExportOutcome::default() };
-    assert!(ExportTraceServiceResponse::decode(&encode_response(&ok, Encoding::Protobuf)[..])
-        .expect("decode")
-        .partial_success
-        .is_none());
+    let ok = ExportOutcome {
+        recorded: 1,
+        ..ExportOutcome::default()
+    };
+    assert!(
+        ExportTraceServiceResponse::decode(&encode_response(&ok, Encoding::Protobuf)[..])
+            .expect("decode")
+            .partial_success
+            .is_none()
+    );
 }
 
 #[test]
@@ -154,11 +167,14 @@ fn decodes_protobuf_json_and_gzip() {
     assert_eq!(err.http_status(), 415);
     let err = decode_request(Some("application/x-protobuf"), Some("br"), &pb).expect_err("415");
     assert_eq!(err.http_status(), 415);
-    let err = decode_request(Some("application/x-protobuf"), Some("gzip"), &pb).expect_err("not gzip");
+    let err =
+        decode_request(Some("application/x-protobuf"), Some("gzip"), &pb).expect_err("not gzip");
     assert_eq!(err.http_status(), 400);
-    let err = decode_request(Some("application/json"), None, b"{\"resourceSpans\": 3}").expect_err("400");
+    let err =
+        decode_request(Some("application/json"), None, b"{\"resourceSpans\": 3}").expect_err("400");
     assert_eq!(err.http_status(), 400);
-    let err = decode_request(Some("application/x-protobuf"), None, b"\xff\xff\xff").expect_err("400");
+    let err =
+        decode_request(Some("application/x-protobuf"), None, b"\xff\xff\xff").expect_err("400");
     assert_eq!(err.http_status(), 400);
 
     // A gzip bomb: small on the wire, over the limit inflated.
