@@ -172,3 +172,54 @@ pub(crate) fn error_type(error_msg: Option<&str>) -> String {
         _ => "_OTHER".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semconv_opt_in_is_a_list() {
+        assert_eq!(Semconv::from_opt_in(None), Semconv::V1_41);
+        assert_eq!(Semconv::from_opt_in(Some("http")), Semconv::V1_41);
+        assert_eq!(
+            Semconv::from_opt_in(Some("http, gen_ai_latest_experimental")),
+            Semconv::LatestExperimental
+        );
+    }
+
+    #[test]
+    fn error_types_stay_few() {
+        assert_eq!(error_type(Some("RateLimitError")), "RateLimitError");
+        assert_eq!(error_type(Some("connection reset by peer")), "_OTHER");
+        assert_eq!(error_type(Some(&"x".repeat(65))), "_OTHER");
+        assert_eq!(error_type(None), "_OTHER");
+    }
+
+    #[test]
+    fn series_attributes() {
+        let key = SeriesKey {
+            model: "qwen-plus".into(),
+            function: "问答".into(),
+            provider: None,
+            error_type: Some("timeout".into()),
+            currency: "CNY".into(),
+            user: Some("u1".into()),
+            anchor: None,
+            session: None,
+        };
+        let names = |v: &[KeyValue]| {
+            v.iter()
+                .map(|kv| kv.key.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let a = key.attrs(Semconv::V1_41);
+        assert!(names(&a.input).contains(&"gen_ai.token.type".to_owned()));
+        assert!(names(&a.duration).contains(&"error.type".to_owned()));
+        assert!(!names(&a.input).contains(&"error.type".to_owned()));
+        assert!(names(&a.cost).contains(&"currency".to_owned()));
+        assert!(names(&a.cost).contains(&"user.id".to_owned()));
+        assert!(!names(&a.cost).contains(&"gen_ai.provider.name".to_owned()));
+        let latest = key.attrs(Semconv::LatestExperimental);
+        assert!(names(&latest.cost).contains(&"gen_ai.usage.cost.currency".to_owned()));
+    }
+}

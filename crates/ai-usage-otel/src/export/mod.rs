@@ -307,11 +307,9 @@ impl Companion for MetricsCompanion {
                     attrs: Vec::new(),
                     stats: thread_stats,
                 };
-                loop {
-                    match stopped.recv_timeout(DRAIN_EVERY) {
-                        Err(RecvTimeoutError::Timeout) => drain.once(),
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                // Until stopped (a message, or the handle dropped).
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(DRAIN_EVERY) {
+                    drain.once();
                 }
                 drain.once();
                 // The last export: what the monitor recorded before shutdown.

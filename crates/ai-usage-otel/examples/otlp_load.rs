@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ai-usage --dir /tmp/otlp-load serve --addr 127.0.0.1:18092 &
-//! cargo run --release -p ai-usage-server --example otlp_load -- --addr 127.0.0.1:18092 --clients 4 --secs 10
+//! cargo run --release -p ai-usage-otel --example otlp_load -- --addr 127.0.0.1:18092 --clients 4 --secs 10
 //! ```
 //!
 //! Each span is what the official OpenAI instrumentation emits for a chat
@@ -13,15 +13,12 @@
 //! token counts, finish reasons, server address), with its own span id, so
 //! every one is a new call.
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -118,38 +115,62 @@ fn batch(client: usize, round: u64, n: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-async fn client(
+/// One keep-alive connection posting batches until `stop`.
+fn client(
     addr: SocketAddr,
     id: usize,
     spans: usize,
     token: Option<String>,
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
+) -> std::io::Result<()> {
+    let stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let body = batch(id, round, spans);
-        let mut req = Request::post("/v1/traces")
-            .header("host", addr.to_string())
-            .header("content-type", "application/x-protobuf");
-        if let Some(t) = &token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\n{auth}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        writer.write_all(head.as_bytes())?;
+        writer.write_all(&body)?;
+        // The answer: status line, headers, a Content-Length body.
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                if n.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
         }
-        let resp = sender
-            .send_request(req.body(Full::new(Bytes::from(body)))?)
-            .await?;
-        let status = resp.status();
-        resp.into_body().collect().await?;
-        if status.is_success() {
+        let mut answer = vec![0; len];
+        reader.read_exact(&mut answer)?;
+        if status == 200 {
             tally.ok.fetch_add(1, Ordering::Relaxed);
             tally.spans.fetch_add(spans as u64, Ordering::Relaxed);
-        } else if status.as_u16() == 503 || status.as_u16() == 429 {
+        } else if status == 503 || status == 429 {
             tally.busy.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
         } else {
             tally.other.fetch_add(1, Ordering::Relaxed);
         }
@@ -157,8 +178,7 @@ async fn client(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let addr: SocketAddr = arg(&args, "--addr", "127.0.0.1:18092".parse()?)?;
     let clients: usize = arg(&args, "--clients", 4)?;
@@ -170,20 +190,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
-            tokio::spawn(client(
-                addr,
-                i,
-                spans,
-                token.clone(),
-                Arc::clone(&stop),
-                Arc::clone(&tally),
-            ))
+            let (token, stop, tally) = (token.clone(), Arc::clone(&stop), Arc::clone(&tally));
+            std::thread::spawn(move || client(addr, i, spans, token, stop, tally))
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
-        if let Err(e) = t.await? {
+        if let Err(e) = t.join().map_err(|_| "a client panicked")? {
             eprintln!("client failed: {e}");
         }
     }
