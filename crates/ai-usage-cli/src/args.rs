@@ -436,8 +436,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_ship: bool,
     /// Export GenAI metrics (token usage, duration, cost) over OTLP/HTTP
-    /// protobuf, configured by the OTEL_EXPORTER_OTLP_* variables
-    /// (docs/opentelemetry.md).
+    /// protobuf, configured by the OTEL_EXPORTER_OTLP_* variables.
     #[arg(long, env = "AI_USAGE_OTLP")]
     pub otlp: bool,
     /// With --clickhouse: keep budget alerts per host (each on its own

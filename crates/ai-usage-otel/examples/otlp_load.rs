@@ -56,6 +56,17 @@ fn text(key: &str, v: &str) -> KeyValue {
     kv(key, Value::StringValue(v.into()))
 }
 
+/// A number unique to this run.
+fn run_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (u64::from(std::process::id()) << 32) ^ (nanos << 8)
+    })
+}
+
 /// One batch of `n` chat spans, ids unique to (`client`, `round`).
 fn batch(client: usize, round: u64, n: usize) -> Vec<u8> {
     let now = std::time::SystemTime::now()
@@ -65,7 +76,9 @@ fn batch(client: usize, round: u64, n: usize) -> Vec<u8> {
     let spans = (0..n)
         .map(|i| {
             let mut trace_id = [0u8; 16];
-            trace_id[..8].copy_from_slice(&(client as u64 + 1).to_be_bytes());
+            // This run (process id and start time) and client: a new run
+            // never re-sends an earlier run's spans (those would be repeats).
+            trace_id[..8].copy_from_slice(&(run_id() ^ (client as u64 + 1)).to_be_bytes());
             trace_id[8..].copy_from_slice(&round.to_be_bytes());
             let span_id = (i as u64 + 1).to_be_bytes().to_vec();
             let model = models[i % models.len()];
