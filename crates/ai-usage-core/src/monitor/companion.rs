@@ -176,7 +176,11 @@ mod tests {
             .observer(move |call| keep.lock().unwrap().push(call.record.function.clone()))
             .build()
             .unwrap();
-        assert_eq!(m.health().records_in_memory, 1, "the old record was replayed");
+        assert_eq!(
+            m.health().records_in_memory,
+            1,
+            "the old record was replayed"
+        );
         m.record(&UsageEvent::new("qwen-plus", "new").tokens(1, 1));
         assert_eq!(*seen.lock().unwrap(), vec!["new".to_string()]);
     }
