@@ -173,6 +173,10 @@ pub struct ShipArgs {
     /// Without --follow: seconds to keep retrying while ClickHouse is unreachable.
     #[arg(long, default_value_t = 30)]
     pub retry_for: u64,
+    /// With --follow: also export the GenAI metrics of the records appended
+    /// while shipping over OTLP/HTTP protobuf (OTEL_EXPORTER_OTLP_* variables).
+    #[arg(long, env = "AI_USAGE_OTLP", requires = "follow")]
+    pub otlp: bool,
     /// Records per insert.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_rows: u64,
@@ -456,6 +460,10 @@ pub struct ServeArgs {
     /// host's day files there (another process ships them).
     #[arg(long)]
     pub no_ship: bool,
+    /// Export GenAI metrics (token usage, duration, cost) over OTLP/HTTP
+    /// protobuf, configured by the OTEL_EXPORTER_OTLP_* variables.
+    #[arg(long, env = "AI_USAGE_OTLP")]
+    pub otlp: bool,
     /// With --clickhouse: keep budget alerts per host (each on its own
     /// records) instead of alerting on the fleet's spend, once per
     /// threshold across the fleet (the default when budgets exist).

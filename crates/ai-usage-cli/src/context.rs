@@ -56,23 +56,26 @@ pub fn open_read(cli: &Cli, oldest: Option<chrono::NaiveDate>) -> CliResult<Usag
         let back = (zone.today() - d).num_days().max(0) as u32 + 2;
         back.max(DEFAULT_RETENTION)
     });
-    build(cli, &cli.dir, true, retention, None)
+    build(cli, &cli.dir, true, retention, None, false)
 }
 
 /// A monitor that may write (the directory is created when missing).
 pub fn open_write(cli: &Cli, dir: &Path, replay: bool) -> CliResult<UsageMonitor> {
-    build(cli, dir, replay, DEFAULT_RETENTION, None)
+    build(cli, dir, replay, DEFAULT_RETENTION, None, false)
 }
 
 /// A monitor for `serve`: writes (HTTP ingest) and follows what the app's
 /// own processes append, checking once a second when queried.
-pub fn open_serve(cli: &Cli, dir: &Path) -> CliResult<UsageMonitor> {
+/// With `otlp`, every record counted from then on is exported as GenAI
+/// metrics over OTLP/HTTP.
+pub fn open_serve(cli: &Cli, dir: &Path, otlp: bool) -> CliResult<UsageMonitor> {
     build(
         cli,
         dir,
         true,
         DEFAULT_RETENTION,
         Some(Duration::from_secs(1)),
+        otlp,
     )
 }
 
@@ -82,8 +85,13 @@ fn build(
     replay: bool,
     retention: u32,
     follow: Option<Duration>,
+    otlp: bool,
 ) -> CliResult<UsageMonitor> {
     let mut builder = UsageMonitor::builder();
+    if otlp {
+        use ai_usage_otel::export::{OtlpExt, OtlpMetrics};
+        builder = builder.otlp_metrics(OtlpMetrics::from_env());
+    }
     if let Some(interval) = follow {
         builder = builder.follow(interval);
     }

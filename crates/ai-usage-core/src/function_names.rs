@@ -1,7 +1,7 @@
 //! The function display table: how a recorded function name (`live_review`)
 //! is shown in `by_function` groups of the HTTP API (`直播复盘`).
 //!
-//! It is data, not code: the defaults are the original service's table, and
+//! It is data, not code: the defaults are the original's table, and
 //! users add or override entries from code ([`crate::MonitorBuilder::function_name`])
 //! or a file ([`crate::MonitorBuilder::function_names_file`], or the file named
 //! by [`FUNCTION_NAMES_ENV`]).
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// merged over the defaults when a monitor is built.
 pub const FUNCTION_NAMES_ENV: &str = "AI_USAGE_FUNCTION_NAMES";
 
-/// The original service's display table.
+/// The original's display table.
 const DEFAULTS: [(&str, &str); 10] = [
     ("live_review", "直播复盘"),
     ("gateway_qwen", "实时分析（通义千问）"),
@@ -34,7 +34,7 @@ const DEFAULTS: [(&str, &str); 10] = [
 pub struct FunctionNames(BTreeMap<String, String>);
 
 impl Default for FunctionNames {
-    /// The original service's table.
+    /// The original's table.
     fn default() -> Self {
         FunctionNames(
             DEFAULTS

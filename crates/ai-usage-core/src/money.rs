@@ -31,7 +31,7 @@
 //! rounds half away from zero to 1e-9; other deserializers hand over an
 //! `f64`, which is converted through its shortest decimal form (exact for
 //! every amount of up to 15 significant digits, e.g. all six-decimal costs
-//! written by older versions and the seed service).
+//! written by older versions and the original).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,5 +1,5 @@
 //! `ai_usage_monitor._native`: the compiled half of the Python package
-//! `ai_usage_monitor`, a drop-in for the original service's module of that
+//! `ai_usage_monitor`, a drop-in for the original's module of that
 //! name, running on `ai-usage-core`.
 //!
 //! What lives here is what must be fast or exact: recording (the GIL is

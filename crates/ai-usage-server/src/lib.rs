@@ -31,7 +31,8 @@
 //! # }
 //! ```
 //!
-//! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/metrics`, `/healthz`,
+//! Routes: `/api/ai_usage/…` (see `/openapi.json`), `/v1/traces` (OTLP/HTTP
+//! GenAI spans in), `/metrics`, `/healthz`,
 //! `/docs`, `/` (or the path given to [`ServerBuilder::dashboard_at`]) and
 //! `/static/ai_usage_monitor.html`.
 #![warn(missing_docs)]
@@ -47,6 +48,7 @@ mod json;
 mod limits;
 mod metrics;
 mod openapi;
+mod otlp;
 mod page;
 mod params;
 mod rate_limit;
@@ -313,7 +315,8 @@ fn build_router(b: &ServerBuilder) -> Router {
     }
 
     let reads = routes::queries().merge(routes::other_reads());
-    let writes = routes::writes();
+    // The OTLP/HTTP trace receiver is a write: behind the token.
+    let writes = routes::writes().merge(otlp::routes());
     let (reads, writes) = match token {
         Some(t) => {
             let guard = axum::middleware::from_fn_with_state(t, auth::require_token);

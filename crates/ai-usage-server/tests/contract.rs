@@ -1,4 +1,4 @@
-//! The API contract of the original Python service: every key a
+//! The API contract of the original: every key a
 //! client of the original reads, with the JSON type the original sent,
 //! checked against our answers.
 //!

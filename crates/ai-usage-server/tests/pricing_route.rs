@@ -1,4 +1,4 @@
-//! `/api/ai_usage/models/pricing`: the original service's keys and JSON
+//! `/api/ai_usage/models/pricing`: the original's keys and JSON
 //! types, with ours beside them.
 
 mod common;

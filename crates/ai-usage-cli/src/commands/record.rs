@@ -150,7 +150,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     } else {
         cli.dir.clone()
     };
-    let monitor = open_serve(cli, &dir)?;
+    let monitor = open_serve(cli, &dir, a.otlp)?;
     if a.demo && dayfile::list_day_files(&dir)?.is_empty() {
         eprintln!(
             "ai-usage: generating 30 days of demo data in {}",

@@ -88,14 +88,12 @@ pub fn answer_from_fleet(
         std::time::Duration::from_secs(3),
     );
     let endpoint = queries.client().endpoint().display_target();
-    Ok(server
-        .queries(Arc::new(queries))
-        .fleet_health(move || {
-            // The closure owns the refresh thread: it runs as long as the
-            // server (its `Drop` stops it).
-            let _keep = &budget_refresh;
-            health(&probe, &endpoint, &shipper, &alerts)
-        }))
+    Ok(server.queries(Arc::new(queries)).fleet_health(move || {
+        // The closure owns the refresh thread: it runs as long as the
+        // server (its `Drop` stops it).
+        let _keep = &budget_refresh;
+        health(&probe, &endpoint, &shipper, &alerts)
+    }))
 }
 
 /// What `/healthz` shows under `fleet`: whether the store answers, where it

@@ -28,6 +28,12 @@ pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
         // Runs until killed: the checkpoint and the server's offsets make
         // any stop, even SIGKILL, safe to resume from.
         let never = AtomicBool::new(false);
+        // --otlp: a monitor following the directory exports what is appended.
+        let _metrics = if a.otlp {
+            Some(crate::context::open_serve(cli, &cli.dir, true)?)
+        } else {
+            None
+        };
         shipper
             .follow(&never, Duration::from_secs(1))
             .map_err(fleet_error)?

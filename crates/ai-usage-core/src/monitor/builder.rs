@@ -73,6 +73,18 @@ pub struct MonitorBuilder {
     file_io: Option<Arc<dyn crate::storage::writer::FileIo>>,
     /// Background work started after the build (e.g. a shipper).
     companions: Vec<Arc<dyn Companion>>,
+    /// Subscribed once the monitor is built (after the replay).
+    observers: Observers,
+}
+
+/// Observers given to the builder (closures: shown by count only).
+#[derive(Clone, Default)]
+struct Observers(Vec<super::Observer>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} observer(s)", self.0.len())
+    }
 }
 
 impl Default for MonitorBuilder {
@@ -96,6 +108,7 @@ impl Default for MonitorBuilder {
             function_names_file: None,
             file_io: None,
             companions: Vec::new(),
+            observers: Observers::default(),
         }
     }
 }
@@ -187,7 +200,7 @@ impl MonitorBuilder {
     }
 
     /// Shows `function` as `display` in the API's `by_function` groups
-    /// (added to the default table, the original service's).
+    /// (added to the default table, the original's).
     pub fn function_name(mut self, function: &str, display: &str) -> Self {
         self.function_names.insert(function, display);
         self
@@ -224,6 +237,19 @@ impl MonitorBuilder {
     /// `MonitorBuilder::clickhouse(..)`.
     pub fn companion(mut self, companion: impl Companion + 'static) -> Self {
         self.companions.push(Arc::new(companion));
+        self
+    }
+
+    /// Runs `observer` after every record counted once the monitor is built
+    /// (not for the replayed history), like [`UsageMonitor::subscribe`]:
+    /// on the recording thread, so it must be short and never block.
+    /// Extension crates use it with a companion, e.g. `ai-usage-otel` for
+    /// its metrics export.
+    pub fn observer(
+        mut self,
+        observer: impl Fn(&super::RecordedCall<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.observers.0.push(Arc::new(observer));
         self
     }
 
@@ -289,6 +315,7 @@ impl MonitorBuilder {
     /// directory or file that is wrong.
     pub fn build(mut self) -> Result<UsageMonitor> {
         let companions = std::mem::take(&mut self.companions);
+        let observers = std::mem::take(&mut self.observers.0);
         let mut config = self.config(self.resolve_zone()?);
         if let Some(file) = self.function_names_path() {
             config.function_names.load_file(&file)?;
@@ -359,6 +386,9 @@ impl MonitorBuilder {
             replay_time,
             out_of_window,
         });
+        for o in observers {
+            monitor.shared.observers.write().push(o);
+        }
         let budgets = monitor.budget_handle();
         for c in companions {
             let started = {

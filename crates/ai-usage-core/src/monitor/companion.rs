@@ -160,4 +160,28 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
     }
+
+    #[test]
+    fn builder_observer_sees_new_records_not_the_replayed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let m = UsageMonitor::builder().dir(dir.path()).build().unwrap();
+            m.record(&UsageEvent::new("qwen-plus", "old").tokens(1, 1));
+            m.shutdown().unwrap();
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&seen);
+        let m = UsageMonitor::builder()
+            .dir(dir.path())
+            .observer(move |call| keep.lock().unwrap().push(call.record.function.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(
+            m.health().records_in_memory,
+            1,
+            "the old record was replayed"
+        );
+        m.record(&UsageEvent::new("qwen-plus", "new").tokens(1, 1));
+        assert_eq!(*seen.lock().unwrap(), vec!["new".to_string()]);
+    }
 }

@@ -264,7 +264,7 @@ fn builtin_entries_are_valid_and_documented() {
     assert_eq!(micros(&t, "spark-lite", usage(5000, 5000)), 0);
 }
 
-/// The models the original service priced that the built-in table once
+/// The models the original priced that the built-in table once
 /// called unknown, with the model (of the table or the catalogue) that
 /// prices each and the currency it is billed in.
 const ORIGINAL_ONLY: &[(&str, &str, Currency)] = &[

@@ -2,6 +2,7 @@
 //! Python monitor in both directions, and the event a caller records.
 
 pub mod fields;
+mod response;
 pub mod usage;
 
 use serde::{Deserialize, Serialize};

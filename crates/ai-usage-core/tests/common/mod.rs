@@ -10,7 +10,7 @@ pub fn zone() -> Zone {
     "+08:00".parse().unwrap()
 }
 
-/// The built-in table with the original service's price file merged over
+/// The built-in table with the original's price file merged over
 /// it: the query tests' figures are the guide's (a qwen-plus call of 1,000
 /// input and 500 output tokens is ¥0.01). Pricing itself is tested in the
 /// pricing module.

@@ -57,7 +57,7 @@ fn every_model_and_alias_of_the_file_is_priced_in_cny() {
         let (_, p) = t.resolve(name).unwrap_or_else(|| panic!("{name} unknown"));
         assert_eq!(p.currency, Currency::CNY, "{name}");
         let source = p.source.as_deref().unwrap_or_default();
-        assert!(source.starts_with("original service ("), "{name}: {source}");
+        assert!(source.starts_with("the original ("), "{name}: {source}");
         assert!(
             source.contains("verified") || source.contains("reconstructed"),
             "{name}: {source}"

@@ -1,4 +1,4 @@
-"""Drop-in for the original service's ``ai_usage_monitor`` module.
+"""Drop-in for the original's ``ai_usage_monitor`` module.
 
 Code written for the original runs unchanged except its import line::
 

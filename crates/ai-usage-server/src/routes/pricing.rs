@@ -1,4 +1,4 @@
-//! The pricing table in force, in the original service's shape and ours.
+//! The pricing table in force, in the original's shape and ours.
 
 use std::collections::BTreeMap;
 
