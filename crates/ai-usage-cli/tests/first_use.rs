@@ -437,9 +437,12 @@ fn pricing_table_shows_each_entrys_source_and_date() {
     let text = stdout(&ok(run(tmp.path(), &["pricing"])));
     assert!(text.contains("来源 source"), "{text}");
     assert!(text.contains("日期 date"), "{text}");
-    // A dated list price and the genai-prices snapshot date appear.
+    // A provider's own page with its date, an entry no page confirmed,
+    // and the genai-prices snapshot date appear.
+    assert!(text.contains("Alibaba Cloud Model Studio"), "{text}");
+    assert!(text.contains("2024-09"), "{text}");
+    assert!(text.contains("未核实 unverified"), "{text}");
     assert!(text.contains("2026-08-21"), "{text}");
-    assert!(text.contains("provider list price"), "{text}");
     assert!(!text.to_lowercase().contains("seed"), "{text}");
 }
 
