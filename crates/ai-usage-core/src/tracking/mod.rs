@@ -277,6 +277,9 @@ struct Active<'a> {
     user_id: Option<Cow<'a, str>>,
     anchor_id: Option<Cow<'a, str>>,
     session_id: Option<Cow<'a, str>>,
+    /// The call's `tracing` span (disabled when no subscriber wants it):
+    /// entered while the body runs, its result fields filled on record.
+    span: tracing::Span,
     start: Instant,
 }
 
@@ -307,6 +310,7 @@ impl<'a> CallGuard<'a> {
                 user_id: None,
                 anchor_id: None,
                 session_id: None,
+                span: tracing::Span::none(),
                 start: Instant::now(),
             }),
         }
@@ -334,6 +338,27 @@ impl<'a> CallGuard<'a> {
             a.provider = Some(provider);
         }
         self
+    }
+
+    /// The call's span, opened by the generated code (its name and fields
+    /// are static per call site): entered while the body runs; the
+    /// response model, token counts and `error.type` are recorded on it when
+    /// the call is recorded.
+    #[inline]
+    pub fn span(mut self, span: tracing::Span) -> Self {
+        if let Some(a) = &mut self.inner {
+            a.span = span;
+        }
+        self
+    }
+
+    /// The span to enter while the body runs (none once finished).
+    #[inline]
+    fn active_span(&self) -> Option<&tracing::Span> {
+        self.inner
+            .as_ref()
+            .map(|a| &a.span)
+            .filter(|s| !s.is_disabled())
     }
 
     /// Sets the user id.
@@ -395,6 +420,7 @@ impl<'a> CallGuard<'a> {
             out.usage.unwrap_or_default(),
             out.model.as_deref(),
             out.error.as_deref(),
+            out.error.as_deref().map(error_type),
         );
     }
 
@@ -416,6 +442,7 @@ impl<'a> CallGuard<'a> {
             TokenUsage::default(),
             None,
             Some(&text),
+            Some("panic"),
         );
     }
 }
@@ -430,7 +457,13 @@ impl Drop for CallGuard<'_> {
             } else {
                 "cancelled"
             };
-            active.record(active.elapsed_ms(), TokenUsage::default(), None, Some(why));
+            active.record(
+                active.elapsed_ms(),
+                TokenUsage::default(),
+                None,
+                Some(why),
+                Some(why),
+            );
         }
     }
 }
@@ -446,8 +479,12 @@ impl Active<'_> {
         usage: TokenUsage,
         model: Option<&str>,
         error: Option<&str>,
+        error_type: Option<&str>,
     ) {
         let model = self.model.or(model).unwrap_or("unknown");
+        if !self.span.is_disabled() {
+            self.record_on_span(model, &usage, error_type);
+        }
         let mut ev = UsageEvent::new(model, self.function)
             .usage(usage)
             .duration_ms(duration_ms);
@@ -459,6 +496,33 @@ impl Active<'_> {
         ev.session_id = self.session_id.as_deref();
         ev.provider = self.provider;
         self.monitor.record(&ev);
+    }
+
+    /// The result's GenAI attributes on the call's span (declared `Empty`
+    /// by the generated code, so a field recorded here is exported).
+    #[cold]
+    fn record_on_span(&self, model: &str, usage: &TokenUsage, error_type: Option<&str>) {
+        let span = &self.span;
+        span.record("gen_ai.response.model", model);
+        span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        if let Some(e) = error_type {
+            span.record("error.type", e);
+            // `tracing-opentelemetry` turns this into the span's ERROR status.
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+/// A low-cardinality `error.type` from an error's text (the GenAI
+/// conventions want a class, not a message): the text itself when it looks
+/// like a type name (short, no spaces), else `_OTHER`.
+fn error_type(error: &str) -> &str {
+    let e = error.trim();
+    if !e.is_empty() && e.len() <= 64 && !e.contains(char::is_whitespace) {
+        e
+    } else {
+        "_OTHER"
     }
 }
 
@@ -494,7 +558,10 @@ impl Extracted {
 #[doc(hidden)]
 #[inline]
 pub fn run_sync<'a, R>(guard: CallGuard<'a>, body: impl FnOnce() -> R) -> (R, CallGuard<'a>) {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+    let entered = guard.active_span().map(tracing::Span::enter);
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    drop(entered);
+    match result {
         Ok(value) => (value, guard),
         Err(payload) => {
             guard.panicked(&*payload);
@@ -530,7 +597,16 @@ impl<'a, F: Future + Unpin> Future for Tracked<'a, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.future).poll(cx)));
+        // Entered for each poll only (what `tracing::Instrument` does), so
+        // the span is current exactly while the body runs, across awaits.
+        let entered = this
+            .guard
+            .as_ref()
+            .and_then(CallGuard::active_span)
+            .map(tracing::Span::enter);
+        let future = &mut this.future;
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx)));
+        drop(entered);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => {
