@@ -344,6 +344,7 @@ fn call_span(p: &TokenStream, function: &LitStr, args: &Args) -> TokenStream {
             target: "ai_usage_monitor",
             #p::tracing::Level::INFO,
             #name,
+            "otel.kind" = "client",
             "gen_ai.operation.name" = #OPERATION,
             "gen_ai.request.model" = #model,
             "gen_ai.provider.name" = #provider,
