@@ -263,8 +263,8 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     let span = call_span(&p, &function, &args);
     let start = quote! {
         #guard_check
-        let __ai_usage_guard = #p::CallGuard::start(#handle, #function) #model #provider #(#ids)*
-            .span(#span);
+        let __ai_usage_guard =
+            #p::CallGuard::start(#handle, #function, #span) #model #provider #(#ids)*;
     };
 
     let ret_span = match &func.sig.output {

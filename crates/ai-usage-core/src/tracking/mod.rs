@@ -298,9 +298,13 @@ impl fmt::Debug for CallGuard<'_> {
 }
 
 impl<'a> CallGuard<'a> {
-    /// Starts timing a call of `function` recorded on `monitor`.
+    /// Starts timing a call of `function` recorded on `monitor`, in `span`
+    /// (opened by the generated code, whose name and fields are static per
+    /// call site; disabled when no subscriber wants it): entered while the
+    /// body runs, and the response model, token counts and `error.type` are
+    /// recorded on it when the call is recorded.
     #[inline]
-    pub fn start(monitor: &'a UsageMonitor, function: &'static str) -> Self {
+    pub fn start(monitor: &'a UsageMonitor, function: &'static str, span: tracing::Span) -> Self {
         CallGuard {
             inner: Some(Active {
                 monitor,
@@ -310,7 +314,7 @@ impl<'a> CallGuard<'a> {
                 user_id: None,
                 anchor_id: None,
                 session_id: None,
-                span: tracing::Span::none(),
+                span,
                 start: Instant::now(),
             }),
         }
@@ -336,18 +340,6 @@ impl<'a> CallGuard<'a> {
     pub fn provider(mut self, provider: &'static str) -> Self {
         if let Some(a) = &mut self.inner {
             a.provider = Some(provider);
-        }
-        self
-    }
-
-    /// The call's span, opened by the generated code (its name and fields
-    /// are static per call site): entered while the body runs; the
-    /// response model, token counts and `error.type` are recorded on it when
-    /// the call is recorded.
-    #[inline]
-    pub fn span(mut self, span: tracing::Span) -> Self {
-        if let Some(a) = &mut self.inner {
-            a.span = span;
         }
         self
     }
