@@ -631,6 +631,15 @@ mod tests {
         assert_eq!((-3i32).usage_id().as_deref(), Some("-3"));
     }
 
+    #[test]
+    fn span_error_types_stay_few() {
+        assert_eq!(error_type("RateLimitError"), "RateLimitError");
+        assert_eq!(error_type(" timeout "), "timeout");
+        assert_eq!(error_type("api error: 429 too many requests"), "_OTHER");
+        assert_eq!(error_type(&"x".repeat(65)), "_OTHER");
+        assert_eq!(error_type(""), "_OTHER");
+    }
+
     struct Ctx {
         session: String,
     }
