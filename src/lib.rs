@@ -101,6 +101,8 @@ pub mod __private {
     };
     pub use ai_usage_core::{IntoUsageId, MonitorHandle, UsageContext, UsageSource};
     pub use core::pin::pin;
+    /// The generated code opens the call's span with `tracing::span!`.
+    pub use tracing;
 }
 // END macro support
 

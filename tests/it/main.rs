@@ -6,4 +6,5 @@ mod common;
 
 mod global_monitor;
 mod track_async;
+mod track_span;
 mod track_sync;

@@ -260,9 +260,11 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         }
         None => TokenStream::new(),
     };
+    let span = call_span(&p, &function, &args);
     let start = quote! {
         #guard_check
-        let __ai_usage_guard = #p::CallGuard::start(#handle, #function) #model #provider #(#ids)*;
+        let __ai_usage_guard =
+            #p::CallGuard::start(#handle, #function, #span) #model #provider #(#ids)*;
     };
 
     let ret_span = match &func.sig.output {
@@ -311,6 +313,49 @@ fn expand_fn(args: Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         *func.block = parse_quote!({ #values #inner });
     }
     Ok(func.into_token_stream())
+}
+
+/// The GenAI operation every tracked call is reported as: the attribute
+/// has no way to name another, and records do not keep one.
+const OPERATION: &str = "chat";
+
+/// The call's `tracing` span, named `{operation} {model}` (the GenAI span
+/// name; just the operation when the model is known only from the
+/// response), with the GenAI attribute names. Name and fields are static per
+/// call site, so with no subscriber this is one cached interest check; the
+/// result's fields are declared `Empty` and filled by the guard.
+fn call_span(p: &TokenStream, function: &LitStr, args: &Args) -> TokenStream {
+    let name = match &args.model {
+        Some(m) => format!("{OPERATION} {}", m.value()),
+        None => OPERATION.to_owned(),
+    };
+    let name = LitStr::new(&name, Span::call_site());
+    let empty = quote!(#p::tracing::field::Empty);
+    let model = match &args.model {
+        Some(m) => quote!(#m),
+        None => empty.clone(),
+    };
+    let provider = match &args.provider {
+        Some(pr) => quote!(#pr),
+        None => empty.clone(),
+    };
+    quote! {
+        #p::tracing::span!(
+            target: "ai_usage_monitor",
+            #p::tracing::Level::INFO,
+            #name,
+            "otel.kind" = "client",
+            "gen_ai.operation.name" = #OPERATION,
+            "gen_ai.request.model" = #model,
+            "gen_ai.provider.name" = #provider,
+            "ai_usage.function" = #function,
+            "gen_ai.response.model" = #empty,
+            "gen_ai.usage.input_tokens" = #empty,
+            "gen_ai.usage.output_tokens" = #empty,
+            "error.type" = #empty,
+            "otel.status_code" = #empty,
+        )
+    }
 }
 
 /// `budget_guard` refuses with `Err(..)`: the function (or its future) must

@@ -62,6 +62,22 @@ mod expand;
 /// unwinding. An `async` call whose future is dropped before it completes is
 /// recorded as a failure `"cancelled"` with the time it ran.
 ///
+/// # The call's `tracing` span
+///
+/// Each call runs in an INFO span of target `ai_usage_monitor`, named
+/// `chat {model}` (`chat` alone when the model comes from the response), with
+/// the GenAI semantic-convention attribute names: `gen_ai.operation.name`
+/// (`chat`), `gen_ai.request.model` and `gen_ai.provider.name` (when the
+/// attribute names them), `ai_usage.function`, `otel.kind = "client"`; when
+/// the call is recorded, `gen_ai.response.model`,
+/// `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, and on failure
+/// `error.type` (the error's text when it looks like a type name, else
+/// `_OTHER`; `panic`, `cancelled`) with `otel.status_code = "ERROR"`. An app
+/// with a `tracing-opentelemetry` layer exports it as a standard GenAI span.
+/// The span is entered while the body runs (on every poll of an `async`
+/// body); with no subscriber it is never opened. A call refused by
+/// `budget_guard` has no span.
+///
 /// # Where it works
 ///
 /// Sync and `async` functions, methods (`&self`, `&mut self`, `self`), generics

@@ -277,6 +277,9 @@ struct Active<'a> {
     user_id: Option<Cow<'a, str>>,
     anchor_id: Option<Cow<'a, str>>,
     session_id: Option<Cow<'a, str>>,
+    /// The call's `tracing` span (disabled when no subscriber wants it):
+    /// entered while the body runs, its result fields filled on record.
+    span: tracing::Span,
     start: Instant,
 }
 
@@ -295,9 +298,13 @@ impl fmt::Debug for CallGuard<'_> {
 }
 
 impl<'a> CallGuard<'a> {
-    /// Starts timing a call of `function` recorded on `monitor`.
+    /// Starts timing a call of `function` recorded on `monitor`, in `span`
+    /// (opened by the generated code, whose name and fields are static per
+    /// call site; disabled when no subscriber wants it): entered while the
+    /// body runs, and the response model, token counts and `error.type` are
+    /// recorded on it when the call is recorded.
     #[inline]
-    pub fn start(monitor: &'a UsageMonitor, function: &'static str) -> Self {
+    pub fn start(monitor: &'a UsageMonitor, function: &'static str, span: tracing::Span) -> Self {
         CallGuard {
             inner: Some(Active {
                 monitor,
@@ -307,6 +314,7 @@ impl<'a> CallGuard<'a> {
                 user_id: None,
                 anchor_id: None,
                 session_id: None,
+                span,
                 start: Instant::now(),
             }),
         }
@@ -334,6 +342,15 @@ impl<'a> CallGuard<'a> {
             a.provider = Some(provider);
         }
         self
+    }
+
+    /// The span to enter while the body runs (none once finished).
+    #[inline]
+    fn active_span(&self) -> Option<&tracing::Span> {
+        self.inner
+            .as_ref()
+            .map(|a| &a.span)
+            .filter(|s| !s.is_disabled())
     }
 
     /// Sets the user id.
@@ -395,6 +412,7 @@ impl<'a> CallGuard<'a> {
             out.usage.unwrap_or_default(),
             out.model.as_deref(),
             out.error.as_deref(),
+            out.error.as_deref().map(error_type),
         );
     }
 
@@ -416,6 +434,7 @@ impl<'a> CallGuard<'a> {
             TokenUsage::default(),
             None,
             Some(&text),
+            Some("panic"),
         );
     }
 }
@@ -430,7 +449,13 @@ impl Drop for CallGuard<'_> {
             } else {
                 "cancelled"
             };
-            active.record(active.elapsed_ms(), TokenUsage::default(), None, Some(why));
+            active.record(
+                active.elapsed_ms(),
+                TokenUsage::default(),
+                None,
+                Some(why),
+                Some(why),
+            );
         }
     }
 }
@@ -446,8 +471,12 @@ impl Active<'_> {
         usage: TokenUsage,
         model: Option<&str>,
         error: Option<&str>,
+        error_type: Option<&str>,
     ) {
         let model = self.model.or(model).unwrap_or("unknown");
+        if !self.span.is_disabled() {
+            self.record_on_span(model, &usage, error_type);
+        }
         let mut ev = UsageEvent::new(model, self.function)
             .usage(usage)
             .duration_ms(duration_ms);
@@ -459,6 +488,33 @@ impl Active<'_> {
         ev.session_id = self.session_id.as_deref();
         ev.provider = self.provider;
         self.monitor.record(&ev);
+    }
+
+    /// The result's GenAI attributes on the call's span (declared `Empty`
+    /// by the generated code, so a field recorded here is exported).
+    #[cold]
+    fn record_on_span(&self, model: &str, usage: &TokenUsage, error_type: Option<&str>) {
+        let span = &self.span;
+        span.record("gen_ai.response.model", model);
+        span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        if let Some(e) = error_type {
+            span.record("error.type", e);
+            // `tracing-opentelemetry` turns this into the span's ERROR status.
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+/// A low-cardinality `error.type` from an error's text (the GenAI
+/// conventions want a class, not a message): the text itself when it looks
+/// like a type name (short, no spaces), else `_OTHER`.
+fn error_type(error: &str) -> &str {
+    let e = error.trim();
+    if !e.is_empty() && e.len() <= 64 && !e.contains(char::is_whitespace) {
+        e
+    } else {
+        "_OTHER"
     }
 }
 
@@ -494,7 +550,10 @@ impl Extracted {
 #[doc(hidden)]
 #[inline]
 pub fn run_sync<'a, R>(guard: CallGuard<'a>, body: impl FnOnce() -> R) -> (R, CallGuard<'a>) {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+    let entered = guard.active_span().map(tracing::Span::enter);
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    drop(entered);
+    match result {
         Ok(value) => (value, guard),
         Err(payload) => {
             guard.panicked(&*payload);
@@ -530,7 +589,16 @@ impl<'a, F: Future + Unpin> Future for Tracked<'a, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.future).poll(cx)));
+        // Entered for each poll only (what `tracing::Instrument` does), so
+        // the span is current exactly while the body runs, across awaits.
+        let entered = this
+            .guard
+            .as_ref()
+            .and_then(CallGuard::active_span)
+            .map(tracing::Span::enter);
+        let future = &mut this.future;
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx)));
+        drop(entered);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => {
@@ -561,6 +629,15 @@ mod tests {
         assert_eq!(None::<&str>.usage_id(), None);
         assert_eq!((&&s).usage_id().as_deref(), Some("s1"));
         assert_eq!((-3i32).usage_id().as_deref(), Some("-3"));
+    }
+
+    #[test]
+    fn span_error_types_stay_few() {
+        assert_eq!(error_type("RateLimitError"), "RateLimitError");
+        assert_eq!(error_type(" timeout "), "timeout");
+        assert_eq!(error_type("api error: 429 too many requests"), "_OTHER");
+        assert_eq!(error_type(&"x".repeat(65)), "_OTHER");
+        assert_eq!(error_type(""), "_OTHER");
     }
 
     struct Ctx {
