@@ -148,6 +148,10 @@ fn sync_call_opens_a_genai_span() {
     assert!(s.closed, "the span ends with the call");
     let f = &s.fields;
     assert_eq!(f["otel.kind"], "client", "a GenAI client span");
+    assert_eq!(
+        f["ai_usage.recorded"], "true",
+        "marked as recorded, so an OTLP receiver of ours does not count it again"
+    );
     assert_eq!(f["gen_ai.operation.name"], "chat");
     assert_eq!(f["gen_ai.request.model"], "qwen-plus");
     assert_eq!(f["gen_ai.provider.name"], "dashscope");

@@ -345,6 +345,9 @@ fn call_span(p: &TokenStream, function: &LitStr, args: &Args) -> TokenStream {
             #p::tracing::Level::INFO,
             #name,
             "otel.kind" = "client",
+            // The call is a record already: a receiver of these spans
+            // (ours at /v1/traces) must not count it again.
+            "ai_usage.recorded" = true,
             "gen_ai.operation.name" = #OPERATION,
             "gen_ai.request.model" = #model,
             "gen_ai.provider.name" = #provider,

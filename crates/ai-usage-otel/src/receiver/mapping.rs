@@ -155,12 +155,30 @@ fn has_usage(span: &[KeyValue]) -> bool {
         .any(|kv| kv.key.starts_with("gen_ai.usage.") && kv.key.ends_with("tokens"))
 }
 
+/// The attribute `#[track_ai_usage]` puts on its spans: the call is already
+/// a record (the app's own monitor wrote it), so its span is not one more.
+pub const RECORDED_MARK: &str = "ai_usage.recorded";
+
+/// Whether the span says its call was recorded where it was made.
+fn recorded_at_source(attributes: &[KeyValue]) -> bool {
+    attributes.iter().any(|kv| {
+        kv.key == RECORDED_MARK
+            && matches!(
+                kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                Some(Value::BoolValue(true))
+            )
+    })
+}
+
 /// Maps one span (with its resource's attributes) to the core's input.
 pub fn map_span(resource: &[KeyValue], span: &Span) -> SpanKind {
     let attrs = Attrs {
         span: &span.attributes,
         resource,
     };
+    if recorded_at_source(&span.attributes) {
+        return SpanKind::NotACall;
+    }
     let operation = attrs.text(&["gen_ai.operation.name"]);
     let op = operation.as_deref().unwrap_or("");
     if WRAPPING_OPERATIONS.contains(&op) {

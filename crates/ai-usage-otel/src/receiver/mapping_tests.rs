@@ -240,3 +240,29 @@ fn token_counts_as_strings_and_doubles() {
     assert_eq!(input.input_tokens, Some(TokenCount(42)));
     assert_eq!(input.output_tokens, Some(TokenCount(7)));
 }
+
+#[test]
+fn a_span_marked_as_recorded_by_the_attribute_is_not_a_second_call() {
+    let attrs = || {
+        vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.request.model", "qwen-plus"),
+            i("gen_ai.usage.input_tokens", 10),
+            i("gen_ai.usage.output_tokens", 5),
+        ]
+    };
+    let mut marked = attrs();
+    marked.push(kv(RECORDED_MARK, Value::BoolValue(true)));
+    assert_eq!(map_span(&[], &span(marked)), SpanKind::NotACall);
+    // Only a true mark counts: false (or no mark) is an ordinary call.
+    let mut unmarked = attrs();
+    unmarked.push(kv(RECORDED_MARK, Value::BoolValue(false)));
+    assert_eq!(
+        call(&[], &span(unmarked)).model.as_deref(),
+        Some("qwen-plus")
+    );
+    assert_eq!(
+        call(&[], &span(attrs())).model.as_deref(),
+        Some("qwen-plus")
+    );
+}
