@@ -6,6 +6,9 @@
 //! When stdout closes early (`ai-usage … | head -1`) the command stops
 //! quietly with status 141, the shell's status for a writer ended by SIGPIPE.
 #![forbid(unsafe_code)]
+// The doc comments on the arguments are the `--help` text, read in a
+// terminal: a URL there is plain text, not a rustdoc link.
+#![allow(rustdoc::bare_urls)]
 
 /// `println!` that never panics: writes one line to stdout and returns from
 /// the enclosing command with [`CliError`] when stdout is gone (a closed

@@ -11,8 +11,9 @@ use std::path::Path;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::rate::{de_opt_cache_write, de_opt_cached_input, rate_field};
+use super::Tiers;
 use super::{normalise, validate_bands, Band, ModelPrice, PricingError, PricingTable, Rate};
-use super::{RateVisitor, Tiers};
 use crate::money::Currency;
 
 /// A validated file, ready to merge.
@@ -486,36 +487,12 @@ impl RawModel {
 // Field deserialisers: they name the field in their errors.
 // ---------------------------------------------------------------------------
 
-fn rate_field<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<Rate, D::Error> {
-    d.deserialize_any(RateVisitor { field: Some(field) })
-}
-
-pub(crate) fn de_input<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
-    rate_field(d, "input")
-}
-
-pub(crate) fn de_output<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
-    rate_field(d, "output")
-}
-
 fn de_opt_input<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {
     rate_field(d, "input").map(Some)
 }
 
 fn de_opt_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {
     rate_field(d, "output").map(Some)
-}
-
-pub(crate) fn de_opt_cached_input<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Rate>, D::Error> {
-    rate_field(d, "cached_input").map(Some)
-}
-
-pub(crate) fn de_opt_cache_write<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Rate>, D::Error> {
-    rate_field(d, "cache_write").map(Some)
 }
 
 fn de_opt_reasoning<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {

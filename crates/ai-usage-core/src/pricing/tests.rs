@@ -1,3 +1,4 @@
+use std::fmt;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,49 +1,8 @@
-//! Reading token usage from provider JSON (by the genai-prices catalogue's
-//! extractors when the body's API is known, else by shape), and the
-//! conversions between a record's usage and the catalogue's.
-//!
-//! Apart from `usage.rs` so that the record's usage type stays a leaf that
-//! pricing can depend on without a cycle.
+//! Reading token usage from provider JSON: by the genai-prices catalogue's
+//! extractors when the body shows which API answered, else by shape.
 
-use crate::pricing::catalogue::CatalogueUsage;
 use crate::record::usage::{TokenUsage, UsageSource};
 
-impl From<&CatalogueUsage> for TokenUsage {
-    /// Usage read by a catalogue extractor, with every part kept (the
-    /// request count is not: a record is one request).
-    fn from(u: &CatalogueUsage) -> TokenUsage {
-        TokenUsage {
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
-            total_tokens: None,
-            cached_input_tokens: u.cache_read_tokens,
-            reasoning_tokens: u.reasoning_tokens,
-            cache_write_tokens: u.cache_write_tokens,
-            input_audio_tokens: u.input_audio_tokens,
-            cached_audio_input_tokens: u.cache_audio_read_tokens,
-            output_audio_tokens: u.output_audio_tokens,
-        }
-    }
-}
-
-impl From<&TokenUsage> for CatalogueUsage {
-    /// A recorded usage: cached input tokens are cache reads and cache-write
-    /// and audio tokens are parts of input; reasoning and audio output tokens
-    /// parts of output. One request.
-    fn from(u: &TokenUsage) -> CatalogueUsage {
-        CatalogueUsage {
-            input_tokens: u.input_tokens,
-            cache_read_tokens: u.cached_input_tokens,
-            cache_write_tokens: u.cache_write_tokens,
-            input_audio_tokens: u.input_audio_tokens,
-            cache_audio_read_tokens: u.cached_audio_input_tokens,
-            output_tokens: u.output_tokens,
-            output_audio_tokens: u.output_audio_tokens,
-            reasoning_tokens: u.reasoning_tokens,
-            requests: 1,
-        }
-    }
-}
 /// Provider JSON as returned over HTTP. Recognised shapes:
 ///
 /// | provider | where | fields |
@@ -167,9 +126,10 @@ fn usage_object(u: &serde_json::Value) -> Option<TokenUsage> {
             cache_write_tokens: nested(u, "prompt_tokens_details", "cache_write_tokens")
                 .unwrap_or(0),
             input_audio_tokens: nested(u, "prompt_tokens_details", "audio_tokens").unwrap_or(0),
-            cached_audio_input_tokens: 0,
             output_audio_tokens: nested(u, "completion_tokens_details", "audio_tokens")
                 .unwrap_or(0),
+            // No cached-audio count in this shape.
+            ..TokenUsage::default()
         });
     }
     let input = count(u, "input_tokens");

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pricing::catalogue::CatalogueUsage;
+
 /// Token counts of one AI call, as providers report them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
@@ -165,6 +167,43 @@ impl TokenUsage {
     pub fn total(&self) -> u64 {
         let sum = self.input_tokens.saturating_add(self.output_tokens);
         self.total_tokens.map_or(sum, |t| t.max(sum))
+    }
+}
+
+impl From<&CatalogueUsage> for TokenUsage {
+    /// Usage read by a catalogue extractor, with every part kept (the
+    /// request count is not: a record is one request).
+    fn from(u: &CatalogueUsage) -> TokenUsage {
+        TokenUsage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            total_tokens: None,
+            cached_input_tokens: u.cache_read_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cached_audio_input_tokens: u.cache_audio_read_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+        }
+    }
+}
+
+impl From<&TokenUsage> for CatalogueUsage {
+    /// A recorded usage: cached input tokens are cache reads and cache-write
+    /// and audio tokens are parts of input; reasoning and audio output tokens
+    /// parts of output. One request.
+    fn from(u: &TokenUsage) -> CatalogueUsage {
+        CatalogueUsage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cached_input_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            cache_audio_read_tokens: u.cached_audio_input_tokens,
+            output_tokens: u.output_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            requests: 1,
+        }
     }
 }
 

@@ -408,7 +408,7 @@ impl<'a> ModelMatch<'a> {
     /// input-size tier (a single unbounded band when the price is flat).
     /// `None` when the model has no input or output price (e.g. a
     /// per-request price only).
-    pub fn bands_at(&self, at: DateTime<Utc>) -> Option<Vec<crate::pricing::Band>> {
+    pub fn bands_at(&self, at: DateTime<Utc>) -> Option<Vec<crate::pricing::rate::Band>> {
         self.model.prices.at(at).as_bands()
     }
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 
 use super::data::{RawConstraint, RawPrice, RawPriceSet, RawPrices};
 use super::{CatalogueError, CatalogueUsage, PriceError};
-use crate::pricing::{Band, Rate};
+use crate::pricing::rate::{Band, Rate};
 
 /// 1e-24 units (token × rate) per nano-unit.
 const SUB_PER_NANO: i128 = 1_000_000_000_000_000;
