@@ -68,6 +68,9 @@ impl Shared {
     /// Counts what other processes appended since the last look.
     pub(super) fn refresh(&self) {
         let Some(f) = &self.follower else { return };
+        // Until the records are in the rollups (not through the callbacks
+        // after, which may call back into the monitor).
+        let look = f.look();
         let today = self.config.zone.today();
         let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
         let found = f.poll(&self.config.dir, first);
@@ -113,6 +116,7 @@ impl Shared {
                 self.count(&mut rollups, r, *c, *p);
             }
         }
+        drop(look);
         let calls: Vec<(&UsageRecord, Currency, bool)> =
             counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();
         self.after_count(&calls);

@@ -51,6 +51,10 @@ impl OwnWrites {
 pub(crate) struct Follower {
     pub(crate) own: std::sync::Arc<Mutex<OwnWrites>>,
     state: Mutex<FollowState>,
+    /// Held from a poll until its records are counted: an explicit refresh
+    /// must not return while the follower thread holds lines it took from
+    /// disk but has not counted yet (a query right after would miss them).
+    counting: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +67,13 @@ impl Follower {
         Follower {
             own: Default::default(),
             state: Mutex::new(FollowState { offsets }),
+            counting: Mutex::new(()),
         }
+    }
+
+    /// One look at a time, from the poll until its records are counted.
+    pub(crate) fn look(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.counting.lock()
     }
 
     /// Reads what other processes appended since the last look (one look
