@@ -82,6 +82,9 @@ pub use money::{
 /// The genai-prices catalogue (USD prices of 34 providers, usage extraction
 /// from provider responses), exact in nano-units.
 pub use pricing::catalogue;
+/// Price catalogues installed in the records directory by `ai-usage pricing
+/// update`: validation, atomic install, rollback and what changed.
+pub use pricing::installed;
 pub use pricing::{
     Band, ModelPrice, PricingError, PricingTable, Quote, Rate, Tiers, MAX_PRICING_FILE_BYTES,
     MAX_PRICING_MODELS, PRICING_ENV,

@@ -75,6 +75,8 @@ pub struct MonitorBuilder {
     companions: Vec<Arc<dyn Companion>>,
     /// Subscribed once the monitor is built (after the replay).
     observers: Observers,
+    /// Log a warning at build when the price catalogue is stale.
+    warn_stale_catalogue: bool,
 }
 
 /// Observers given to the builder (closures: shown by count only).
@@ -109,6 +111,7 @@ impl Default for MonitorBuilder {
             file_io: None,
             companions: Vec::new(),
             observers: Observers::default(),
+            warn_stale_catalogue: true,
         }
     }
 }
@@ -135,6 +138,16 @@ impl MonitorBuilder {
     /// A complete pricing table (default: built-in + `AI_USAGE_PRICING`).
     pub fn pricing(mut self, table: PricingTable) -> Self {
         self.pricing = Some(table);
+        self
+    }
+
+    /// Whether [`build`](Self::build) logs a warning when the price
+    /// catalogue in force is more than
+    /// [`STALE_AFTER_DAYS`](crate::pricing::installed::STALE_AFTER_DAYS)
+    /// old (default: yes; a short-lived command may turn it off and show the
+    /// age where it matters).
+    pub fn warn_stale_catalogue(mut self, warn: bool) -> Self {
+        self.warn_stale_catalogue = warn;
         self
     }
 
@@ -328,6 +341,10 @@ impl MonitorBuilder {
             pricing.load_file(file)?;
         }
         let dir = config.dir.clone();
+        let catalogue_stamp = apply_installed_catalogue(&mut pricing, &dir);
+        if self.warn_stale_catalogue && pricing.uses_catalogue() {
+            pricing.catalogue_info().warn_if_stale();
+        }
         let started = Instant::now();
         let replayed = if self.replay {
             replay_dir(&dir, &config.zone, &pricing, self.retention_days)?
@@ -385,6 +402,7 @@ impl MonitorBuilder {
             replay,
             replay_time,
             out_of_window,
+            catalogue_stamp,
         });
         for o in observers {
             monitor.shared.observers.write().push(o);
@@ -436,6 +454,42 @@ impl MonitorBuilder {
             replay: ReadStats::default(),
             replay_time: Duration::ZERO,
             out_of_window: 0,
+            catalogue_stamp: None,
         })
     }
+}
+
+/// Puts the catalogue installed in `dir` (by `ai-usage pricing update`) in
+/// the built-in snapshot's place, for a table that uses the catalogue;
+/// returns the manifest's stamp to watch (`None`: the table does not use the
+/// catalogue). A damaged install is logged and the snapshot stays.
+pub(super) fn apply_installed_catalogue(
+    pricing: &mut PricingTable,
+    dir: &std::path::Path,
+) -> Option<crate::pricing::installed::Stamp> {
+    use crate::pricing::installed::CatalogueStore;
+    if !pricing.uses_catalogue() {
+        return None;
+    }
+    let store = CatalogueStore::new(dir);
+    // Taken before reading: a change in between is seen at the next check.
+    let stamp = store.stamp();
+    match store.load_current() {
+        Ok(installed) => {
+            if let Some(c) = &installed {
+                tracing::info!(
+                    source = %c.info().source,
+                    date = %c.info().date,
+                    models = c.info().models,
+                    "using the price catalogue installed by `pricing update`"
+                );
+            }
+            pricing.set_installed(installed.map(Arc::new));
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "installed price catalogue ignored; the previous prices stay in force"
+        ),
+    }
+    Some(stamp)
 }

@@ -95,6 +95,8 @@ struct Shared {
     /// Day-file lines (replayed or followed) skipped because their
     /// timestamp is outside the retention window or ahead of the clock.
     out_of_window: AtomicU64,
+    /// See [`Parts::catalogue_stamp`].
+    catalogue_stamp: Mutex<Option<crate::pricing::installed::Stamp>>,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -119,6 +121,9 @@ struct Parts {
     replay_time: Duration,
     /// Replayed lines skipped for a timestamp outside the window.
     out_of_window: u64,
+    /// The installed price catalogue's manifest as last read (`None`: the
+    /// table does not use the catalogue).
+    catalogue_stamp: Option<crate::pricing::installed::Stamp>,
 }
 
 /// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
@@ -162,6 +167,10 @@ pub struct MonitorHealth {
     /// error). Their trouble does not clear `ok`: records are safe on disk.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub companions: Vec<CompanionHealth>,
+    /// The price catalogue in force (built-in or installed by `ai-usage
+    /// pricing update`), its date, age and whether it is stale. Staleness
+    /// does not clear `ok`.
+    pub pricing_catalogue: crate::pricing::installed::CatalogueInfo,
 }
 
 impl UsageMonitor {
@@ -179,6 +188,7 @@ impl UsageMonitor {
             observers: RwLock::new(Vec::new()),
             follower,
             out_of_window: AtomicU64::new(parts.out_of_window),
+            catalogue_stamp: Mutex::new(parts.catalogue_stamp),
         });
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
         let (writer, writer_error) = match parts.writer {
@@ -529,6 +539,7 @@ impl UsageMonitor {
             clamped_records: self.clamped.load(Ordering::Relaxed),
             out_of_window_records: self.shared.out_of_window.load(Ordering::Relaxed),
             companions: self.companions.lock().iter().map(|c| c.health()).collect(),
+            pricing_catalogue: self.pricing().catalogue_info(),
         }
     }
 
@@ -550,6 +561,48 @@ impl UsageMonitor {
     /// The pricing table in force (read lock; keep it short).
     pub fn pricing(&self) -> RwLockReadGuard<'_, PricingTable> {
         self.shared.pricing.read()
+    }
+
+    /// Swaps in the price catalogue installed in the records directory (by
+    /// `ai-usage pricing update`, or a rollback) when its manifest changed
+    /// since the last look; returns true when it did. Cheap when nothing
+    /// changed (one read of a small file); `serve` calls it every few seconds, so a running
+    /// server prices new models without a restart. Recording is not slowed:
+    /// the table is swapped under its write lock only when a change is
+    /// found. A damaged install is logged and the prices in force stay.
+    pub fn refresh_price_catalogue(&self) -> bool {
+        let mut seen = self.shared.catalogue_stamp.lock();
+        let Some(last) = seen.as_ref() else {
+            return false;
+        };
+        let store = crate::pricing::installed::CatalogueStore::new(&self.shared.config.dir);
+        let now = store.stamp();
+        if &now == last {
+            return false;
+        }
+        *seen = Some(now);
+        match store.load_current() {
+            Ok(installed) => {
+                match &installed {
+                    Some(c) => tracing::info!(
+                        source = %c.info().source,
+                        date = %c.info().date,
+                        models = c.info().models,
+                        "price catalogue updated"
+                    ),
+                    None => tracing::info!("price catalogue back to the built-in snapshot"),
+                }
+                self.shared
+                    .pricing
+                    .write()
+                    .set_installed(installed.map(Arc::new));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "installed price catalogue ignored; the prices in force stay");
+                false
+            }
+        }
     }
 
     /// The pricing table for changes at run time (register a model, an alias).

@@ -54,6 +54,12 @@ pub(super) fn parse_embedded_toml(name: &str, text: &str) -> Result<Parsed, Pric
     parse_text(text, Path::new(name), Format::Toml, &PricingTable::empty())
 }
 
+/// Parses the text of a JSON pricing file (genai-prices, LiteLLM or ours)
+/// that is not on disk (a downloaded catalogue); `name` names it in errors.
+pub(super) fn parse_json_text(name: &str, text: &str) -> Result<Parsed, PricingError> {
+    parse_text(text, Path::new(name), Format::Json, &PricingTable::empty())
+}
+
 /// A position-bearing problem before the path is attached.
 struct Located {
     line: usize,

@@ -131,6 +131,7 @@ pub use rate::{Band, Rate};
 
 pub mod catalogue;
 mod file;
+pub mod installed;
 mod litellm;
 pub(crate) mod rate;
 #[cfg(test)]
@@ -643,6 +644,9 @@ pub struct PricingTable {
     /// Pricing files in the genai-prices format, the last loaded first:
     /// they win over the table and the built-in catalogue.
     user_catalogues: Vec<Arc<catalogue::Catalogue>>,
+    /// A catalogue installed with `ai-usage pricing update`: it takes the
+    /// built-in snapshot's place (see [`installed`]).
+    installed: Option<Arc<installed::InstalledCatalogue>>,
 }
 
 /// Per-table memo of slow resolutions and of names already warned about.
@@ -742,6 +746,7 @@ impl PricingTable {
             memo: Memo::default(),
             catalogue: false,
             user_catalogues: Vec::new(),
+            installed: None,
         }
     }
 
@@ -775,16 +780,10 @@ impl PricingTable {
         if !self.catalogue {
             return None;
         }
-        if provider.is_none() && self.lookup(model).is_some() {
+        if provider.is_none() && self.resolve(model).is_some() {
             return None;
         }
-        let cat = match catalogue::Catalogue::builtin() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "genai-prices catalogue unavailable");
-                return None;
-            }
-        };
+        let cat = self.base_catalogue()?;
         let find = |name: &str| match provider {
             Some(p) => cat.lookup(Some(p), name),
             None => cat.lookup_anywhere(name),
@@ -793,6 +792,44 @@ impl PricingTable {
         // full name is never priced as another; then without the parts a
         // provider or a gateway adds to a name.
         find(model).or_else(|| catalogue_name_variants(model).iter().find_map(|n| find(n)))
+    }
+
+    /// The genai-prices catalogue that prices what the table does not: an
+    /// installed one, else the built-in snapshot.
+    fn base_catalogue(&self) -> Option<&catalogue::Catalogue> {
+        if let Some(c) = self.installed.as_ref().and_then(|i| i.catalogue()) {
+            return Some(c);
+        }
+        match catalogue::Catalogue::builtin() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "genai-prices catalogue unavailable");
+                None
+            }
+        }
+    }
+
+    /// Puts an installed catalogue in the built-in snapshot's place (`None`:
+    /// back to the snapshot). Only for a table that uses the catalogue
+    /// ([`PricingTable::uses_catalogue`]); the table's own models and the
+    /// user's pricing files keep winning over it.
+    pub fn set_installed(&mut self, catalogue: Option<Arc<installed::InstalledCatalogue>>) {
+        self.installed = catalogue;
+        self.invalidate();
+    }
+
+    /// The installed catalogue in force, if any.
+    pub fn installed(&self) -> Option<&installed::InstalledCatalogue> {
+        self.installed.as_deref()
+    }
+
+    /// Which catalogue prices the models the table does not know: the
+    /// installed one or the built-in snapshot, its date, age and size.
+    pub fn catalogue_info(&self) -> installed::CatalogueInfo {
+        match &self.installed {
+            Some(i) => installed::CatalogueInfo::installed(i.info()),
+            None => installed::CatalogueInfo::builtin(),
+        }
     }
 
     /// The entry of a loaded genai-prices file that prices `model`.
@@ -897,11 +934,18 @@ impl PricingTable {
         Ok(())
     }
 
-    /// The canonical id and price of `model`, after name resolution.
+    /// The canonical id and price of `model`, after name resolution: the
+    /// table's own entry, else an installed LiteLLM catalogue's.
     pub fn resolve(&self, model: &str) -> Option<(&str, &ModelPrice)> {
         self.lookup(model)
             .and_then(|i| self.entries.get(i))
             .map(|(id, p)| (id.as_str(), p))
+            .or_else(|| {
+                self.installed
+                    .as_ref()
+                    .and_then(|i| i.table())
+                    .and_then(|t| t.resolve(model))
+            })
     }
 
     /// The resolved model's display name; for a model the catalogue prices,
@@ -939,7 +983,7 @@ impl PricingTable {
             Err(bands) => p = p.tiered(Tiers::ByRequestSize(bands)),
         }
         p.source = Some(format!("genai-prices catalogue ({})", m.provider_name()));
-        p.price_date = Some(catalogue::BUILTIN_SNAPSHOT_DATE.to_string());
+        p.price_date = Some(self.catalogue_info().date.to_string());
         Some((m.model_id().to_string(), p))
     }
 
@@ -1170,10 +1214,8 @@ impl PricingTable {
         if head == id.as_str() || self.exact(head).is_some() {
             return false;
         }
-        match catalogue::Catalogue::builtin() {
-            Ok(cat) => cat.lookup(None, model).is_some(),
-            Err(_) => false,
-        }
+        self.base_catalogue()
+            .is_some_and(|cat| cat.lookup(None, model).is_some())
     }
 
     /// Normalisation and suffix stripping, as documented on the module.
