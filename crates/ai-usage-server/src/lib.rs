@@ -59,6 +59,7 @@ mod state;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ai_usage_core::{UsageMonitor, UsageQueries};
 use axum::extract::DefaultBodyLimit;
@@ -264,7 +265,9 @@ impl ServerBuilder {
         let (monitor, opts) = (self.monitor, self.opts);
         let addr = listener.local_addr()?;
         tracing::info!(%addr, auth = opts.active_token().is_some(), protect_reads = opts.protect_reads, limits = ?opts.limits, "ai-usage server listening");
+        let watcher = tokio::spawn(watch_price_catalogue(Arc::clone(&monitor)));
         conn::serve_connections(listener, app, opts.limits, shutdown).await;
+        watcher.abort();
         let flushed = tokio::task::spawn_blocking(move || monitor.flush()).await;
         match flushed {
             Ok(Ok(())) => tracing::info!("ai-usage server stopped; records flushed"),
@@ -294,6 +297,27 @@ impl ServerBuilder {
             .thread_name("ai-usage-http")
             .build()?
             .block_on(self.serve())
+    }
+}
+
+/// How often a running server looks for a price catalogue installed (or
+/// rolled back) by `ai-usage pricing update`.
+pub const CATALOGUE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Swaps in a newly installed price catalogue while the server runs, so a
+/// new model is priced without a restart (one small file read per check).
+async fn watch_price_catalogue(monitor: Arc<UsageMonitor>) {
+    let mut tick = tokio::time::interval(CATALOGUE_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let m = Arc::clone(&monitor);
+        if tokio::task::spawn_blocking(move || m.refresh_price_catalogue())
+            .await
+            .is_err()
+        {
+            tracing::error!("price catalogue check failed");
+        }
     }
 }
 

@@ -159,6 +159,51 @@ async fn pricing_budgets_forecast_savings_health() {
     assert_eq!(v["ok"], true);
 }
 
+/// `/healthz` shows the price catalogue in force, its date, age and
+/// whether it is stale; an install is shown once the monitor looked.
+#[tokio::test]
+async fn healthz_shows_the_price_catalogue() {
+    use ai_usage_core::installed::{CatalogueStore, Origin, STALE_AFTER_DAYS};
+    let f = fixture();
+    let (_, v) = get(&f.app, "/healthz").await;
+    let c = &v["pricing_catalogue"];
+    assert_eq!(c["kind"], "built-in", "{v}");
+    assert_eq!(c["date"], ai_usage_core::catalogue::BUILTIN_SNAPSHOT_DATE);
+    let age = c["age_days"].as_i64().expect("age_days");
+    let snapshot = chrono::NaiveDate::parse_from_str(
+        ai_usage_core::catalogue::BUILTIN_SNAPSHOT_DATE,
+        "%Y-%m-%d",
+    )
+    .unwrap();
+    assert_eq!(age, (chrono::Utc::now().date_naive() - snapshot).num_days());
+    assert_eq!(c["stale"], age > STALE_AFTER_DAYS);
+    assert!(c["models"].as_u64().unwrap() > 1000, "{c}");
+
+    let json = include_bytes!("../../ai-usage-core/data/genai-prices/data_slim.json");
+    CatalogueStore::new(f.dir.path())
+        .install(
+            json,
+            Origin {
+                source: "http://127.0.0.1/data_slim.json".into(),
+                fetched_at: chrono::Utc::now(),
+                date: chrono::Utc::now().date_naive(),
+                sha256: "ab".repeat(32),
+            },
+        )
+        .unwrap();
+    assert!(f.monitor.refresh_price_catalogue());
+    let (s, v) = get(&f.app, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    let c = &v["pricing_catalogue"];
+    assert_eq!(c["kind"], "updated", "{v}");
+    assert_eq!(c["age_days"], 0);
+    assert_eq!(c["stale"], false);
+    assert_eq!(
+        c["date"],
+        chrono::Utc::now().date_naive().to_string().as_str()
+    );
+}
+
 #[tokio::test]
 async fn dashboard_payload_and_freshness() {
     let f = fixture();
