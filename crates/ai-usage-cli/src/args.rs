@@ -362,6 +362,30 @@ pub enum PricingAction {
     },
     /// Models seen in the records that have no price, with call counts.
     Missing,
+    /// Install a newer price catalogue into DIR/pricing (default: the
+    /// genai-prices project's published data_slim.json), or roll back.
+    ///
+    /// The file (genai-prices data_slim.json or LiteLLM's
+    /// model_prices_and_context_window.json, detected) is validated
+    /// completely before anything changes; a bad or partial download changes
+    /// nothing. `serve`, the monitor and every command then price the
+    /// models the built-in CNY table does not know with it; a running
+    /// `serve` picks it up within seconds.
+    Update {
+        /// Where to fetch it: an http(s) URL or a local file.
+        #[arg(long, value_name = "URL|FILE", conflicts_with = "rollback")]
+        from: Option<String>,
+        /// Return to the catalogue in force before the last update (a second
+        /// rollback undoes the first).
+        #[arg(long)]
+        rollback: bool,
+        /// Give up a download after this many seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
+    /// The price catalogue in force (built-in or updated), its date, age and
+    /// size, and what changed since the previous one.
+    Status,
 }
 
 /// `record` arguments.

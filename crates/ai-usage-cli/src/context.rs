@@ -21,9 +21,19 @@ pub fn zone(cli: &Cli) -> Zone {
     cli.tz.unwrap_or(Zone::Local)
 }
 
-/// The pricing table: built-in prices, plus `--pricing` / `AI_USAGE_PRICING`.
+/// The pricing table: built-in prices with the catalogue installed in the
+/// records directory by `pricing update` (if any) in the snapshot's place,
+/// plus `--pricing` / `AI_USAGE_PRICING`.
 pub fn pricing(cli: &Cli) -> CliResult<PricingTable> {
     let mut table = PricingTable::builtin();
+    match ai_usage_core::installed::CatalogueStore::new(&cli.dir).load_current() {
+        Ok(installed) => table.set_installed(installed.map(std::sync::Arc::new)),
+        // A damaged install must not stop a report: the snapshot prices.
+        Err(e) => tracing::warn!(
+            error = %e,
+            "installed price catalogue ignored; the built-in snapshot is in force"
+        ),
+    }
     if let Some(file) = &cli.pricing {
         table
             .load_file(file)
@@ -103,7 +113,10 @@ fn build(
         .timezone(zone(cli))
         .pricing(pricing(cli)?)
         .retention_days(retention)
-        .replay(replay);
+        .replay(replay)
+        // Only `serve` (which follows) warns of a stale price catalogue at
+        // start; every command would repeat it, and `pricing status` shows it.
+        .warn_stale_catalogue(follow.is_some());
     // Replay has no progress hook: a spinner says we are working.
     let spinner = (replay && std::io::stderr().is_terminal()).then(|| {
         let s = ProgressBar::new_spinner();

@@ -3,6 +3,7 @@
 mod cost;
 mod notify;
 mod pricing;
+mod pricing_update;
 mod queries;
 mod record;
 mod report;

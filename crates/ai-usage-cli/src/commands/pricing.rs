@@ -17,6 +17,22 @@ pub fn run(cli: &Cli, a: &PricingArgs) -> CliResult {
         None => list(cli),
         Some(PricingAction::Show { model, provider }) => show(cli, model, provider.as_deref()),
         Some(PricingAction::Missing) => missing(cli),
+        Some(PricingAction::Update {
+            from,
+            rollback,
+            timeout,
+        }) => {
+            if *rollback {
+                super::pricing_update::rollback(cli)
+            } else {
+                super::pricing_update::update(
+                    cli,
+                    from.as_deref(),
+                    std::time::Duration::from_secs(*timeout),
+                )
+            }
+        }
+        Some(PricingAction::Status) => super::pricing_update::status(cli),
     }
 }
 
@@ -104,14 +120,18 @@ fn show(cli: &Cli, model: &str, provider: Option<&str>) -> CliResult {
             )))
         }
     };
-    // The built-in catalogue's entry is shown even when the table wins.
+    // The catalogue's entry (installed, else built-in) is shown even when
+    // the table wins.
     let found = match chosen {
         Some(m) => Some(m),
-        None => Catalogue::builtin()
-            .map_err(|e| {
-                CliError::failed(format!("the built-in price catalogue does not load: {e}"))
-            })?
-            .lookup_anywhere(model),
+        None => match t.installed().and_then(|i| i.catalogue()) {
+            Some(c) => c.lookup_anywhere(model),
+            None => Catalogue::builtin()
+                .map_err(|e| {
+                    CliError::failed(format!("the built-in price catalogue does not load: {e}"))
+                })?
+                .lookup_anywhere(model),
+        },
     };
     let out = ShowResult {
         model,
@@ -285,10 +305,13 @@ pub fn list(cli: &Cli) -> CliResult {
         ]);
     }
     outln!("{out}");
+    let c = t.catalogue_info();
     outln!(
         "注: unverified = not confirmed by the provider's own price page (savings advice leaves it out); \
-         other models are priced by the genai-prices catalogue ({}): `ai-usage pricing show MODEL`.",
-        ai_usage_core::catalogue::BUILTIN_SNAPSHOT_DATE
+         other models are priced by the {} price catalogue ({}, {}): `ai-usage pricing show MODEL`, `ai-usage pricing status`.",
+        c.kind,
+        c.format,
+        c.date
     );
     Ok(())
 }
