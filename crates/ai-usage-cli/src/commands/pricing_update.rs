@@ -341,10 +341,7 @@ pub fn status(cli: &Cli) -> CliResult {
     let in_force = table.catalogue_info();
     // The table falls back to the snapshot when the install is damaged:
     // show what is really in force.
-    let current = match table.installed() {
-        Some(i) => Some(i.info()),
-        None => None,
-    };
+    let current = table.installed().map(|i| i.info());
     let has_previous = manifest.current.is_some() || manifest.previous.is_some();
     let previous = if has_previous {
         if current.is_some() {
