@@ -287,6 +287,39 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
     );
     assert!(api_cost > 0.0, "demo data should cost something today");
 
+    // The price catalogue notice shows exactly when /healthz says the
+    // catalogue is stale, with its age and date.
+    let health = http_get_json(addr, "/healthz").await;
+    let cat = &health["pricing_catalogue"];
+    let stale = cat["stale"].as_bool().expect("pricing_catalogue.stale");
+    let notice_shown = || async {
+        js(
+            c,
+            "return document.getElementById('pricing-notice').className;",
+        )
+        .await
+            == json!(if stale { "show" } else { "" })
+    };
+    wait_for(
+        "the price catalogue notice",
+        Duration::from_secs(15),
+        notice_shown,
+    )
+    .await;
+    if stale {
+        let text = js(
+            c,
+            "return document.getElementById('pricing-notice').textContent;",
+        )
+        .await;
+        let text = text.as_str().unwrap_or_default();
+        assert!(
+            text.contains(&format!("{} 天", cat["age_days"]))
+                && text.contains(cat["date"].as_str().unwrap_or("?")),
+            "{text}"
+        );
+    }
+
     // Trend: one point per day, 7 then 30.
     let days = dash["cost_trend"]
         .as_array()
