@@ -312,10 +312,14 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path, addr: SocketAddr) -> Server {
+    start_server_logging(dir, addr, Stdio::null())
+}
+
+fn start_server_logging(dir: &Path, addr: SocketAddr, log: Stdio) -> Server {
     let child = cmd(dir)
         .args(["serve", "--addr", &addr.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn serve");
     let server = Server(child);
@@ -383,4 +387,59 @@ fn a_running_serve_prices_a_new_model_after_an_update_without_a_restart() {
     assert_eq!(health["pricing_catalogue"]["kind"], "updated", "{health}");
     assert_eq!(health["pricing_catalogue"]["stale"], false);
     drop(server);
+}
+
+/// The stale-catalogue warning of `serve`'s start (tracing, on stderr).
+const STALE_WARNING: &str = "price catalogue is more than 90 days old";
+
+/// A stale catalogue gives one warning when `serve` starts (and none from
+/// a query command, which would repeat it on every run); a fresh one none.
+#[test]
+fn serve_warns_once_at_start_when_the_catalogue_is_stale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("records");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = tmp.path().join("serve.log");
+    let addr = free_addr();
+    let server = start_server_logging(
+        &dir,
+        addr,
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let (_, health) = http(addr, "GET", "/healthz", "");
+    let health: Value = serde_json::from_str(&health).unwrap();
+    let stale = health["pricing_catalogue"]["stale"].as_bool().unwrap();
+    assert_eq!(
+        stale,
+        health["pricing_catalogue"]["age_days"].as_i64().unwrap() > 90
+    );
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        log.matches(STALE_WARNING).count(),
+        usize::from(stale),
+        "{log}"
+    );
+    let out = run(&dir, &["stats", "daily"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(STALE_WARNING), "{}", stderr(&out));
+
+    // After an update (dated today) serve starts without the warning.
+    let file = tmp.path().join("data_slim.json");
+    std::fs::write(&file, newer_catalogue()).unwrap();
+    assert!(run(
+        &dir,
+        &["pricing", "update", "--from", file.to_str().unwrap()]
+    )
+    .status
+    .success());
+    let addr = free_addr();
+    let server = start_server_logging(
+        &dir,
+        addr,
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains(STALE_WARNING), "{log}");
 }
