@@ -560,6 +560,7 @@ impl CatalogueStore {
     /// force (same SHA-256) changes nothing either.
     pub fn install(&self, bytes: &[u8], origin: Origin) -> Result<Installed, UpdateError> {
         let (format, models) = validate(&origin.source, bytes)?;
+        let _lock = self.lock()?;
         let old = self.manifest()?;
         if old
             .current
@@ -606,6 +607,11 @@ impl CatalogueStore {
     /// snapshot when the first update was in force). A second rollback
     /// undoes the first.
     pub fn rollback(&self) -> Result<Manifest, UpdateError> {
+        // Nothing installed: say so without creating the store.
+        if self.manifest()? == Manifest::default() {
+            return Err(UpdateError::NothingToRollBack);
+        }
+        let _lock = self.lock()?;
         let old = self.manifest()?;
         if old.current.is_none() && old.previous.is_none() {
             return Err(UpdateError::NothingToRollBack);
@@ -620,6 +626,28 @@ impl CatalogueStore {
         };
         self.write_manifest(&manifest)?;
         Ok(manifest)
+    }
+
+    /// Serialises installs and rollbacks of several processes (the
+    /// manifest is read, changed and written; unused files are removed).
+    /// Readers need no lock: the manifest is replaced atomically. Released
+    /// when the returned file is dropped.
+    fn lock(&self) -> Result<std::fs::File, UpdateError> {
+        let path = self.dir.join(".lock");
+        let io = |message, source| UpdateError::Io {
+            message,
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create the directory of", e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("cannot open", e))?;
+        file.lock().map_err(|e| io("cannot lock", e))?;
+        Ok(file)
     }
 
     fn write_manifest(&self, m: &Manifest) -> Result<(), UpdateError> {
@@ -696,8 +724,13 @@ mod tests {
             source: format!("test:{tag}"),
             fetched_at: Utc::now(),
             date: Utc::now().date_naive(),
-            // Distinct per content for the tests (the CLI computes SHA-256).
-            sha256: format!("{:016x}{tag}", bytes.len()),
+            // Distinct per content (the CLI computes SHA-256).
+            sha256: {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut h);
+                format!("{:016x}", h.finish()).repeat(4)
+            },
         }
     }
 
@@ -830,6 +863,7 @@ mod tests {
             store.rollback(),
             Err(UpdateError::NothingToRollBack)
         ));
+        assert!(!store.dir().exists(), "a refused rollback creates nothing");
         let first = newer_catalogue();
         store.install(&first, origin(&first, "1")).unwrap();
         // The same file again changes nothing (the previous one stays).
@@ -926,6 +960,35 @@ mod tests {
         assert!(monitor.refresh_price_catalogue());
         assert_eq!(monitor.record(&ev).cost.nanos(), 0);
         assert_eq!(monitor.health().pricing_catalogue.kind, "built-in");
+    }
+
+    #[test]
+    fn concurrent_installs_keep_a_consistent_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogueStore::new(dir.path());
+        let base = String::from_utf8(newer_catalogue()).unwrap();
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let store = store.clone();
+                let bytes = base.replace("gpt-9-nova", &format!("gpt-9-nova-{i}"));
+                s.spawn(move || {
+                    store
+                        .install(bytes.as_bytes(), origin(bytes.as_bytes(), &i.to_string()))
+                        .unwrap()
+                });
+            }
+        });
+        // Whatever the order, both files the manifest names are there.
+        let m = store.manifest().unwrap();
+        let current = m.current.as_ref().unwrap();
+        let previous = m.previous.as_ref().unwrap();
+        assert_ne!(current.source, previous.source);
+        for info in [current, previous] {
+            let i = info.source.trim_start_matches("test:");
+            let c = store.load(info).unwrap();
+            let cat = c.catalogue().unwrap();
+            assert!(cat.lookup_anywhere(&format!("gpt-9-nova-{i}")).is_some());
+        }
     }
 
     #[test]
