@@ -140,7 +140,11 @@ pub fn send_with_timeout(
 
 /// Sends a digest to `config`'s channel with [`DEFAULT_TIMEOUT`].
 pub fn send_digest(config: &ChannelConfig, digest: &DigestMessage) -> Result<(), SendError> {
-    send_notice(config, &Notice::Digest(Box::new(digest.clone())), DEFAULT_TIMEOUT)
+    send_notice(
+        config,
+        &Notice::Digest(Box::new(digest.clone())),
+        DEFAULT_TIMEOUT,
+    )
 }
 
 /// Sends an alert or a digest to `config`'s channel; one attempt of at

@@ -57,8 +57,8 @@ pub use digest::{
     DigestClaims, DigestConfig, DigestError, DigestMessage, DigestPeriod, DigestSchedule,
     DigestStatus, DigestThread,
 };
-pub use notice::Notice;
 pub use message::{format_money, AlertMessage, AlertScope};
+pub use notice::Notice;
 pub use notifier::{
     channels_from_json, configuration_problems, ChannelProblem, Notifier, NotifierHandle,
     RetryPolicy,

@@ -124,7 +124,11 @@ pub fn build_request(
 
 /// The request `config` sends for an alert or a digest (see
 /// [`build_request`]).
-pub fn build_notice_request(config: &ChannelConfig, notice: &Notice, now_ms: i64) -> PreparedRequest {
+pub fn build_notice_request(
+    config: &ChannelConfig,
+    notice: &Notice,
+    now_ms: i64,
+) -> PreparedRequest {
     match notice {
         Notice::Alert(a) => build_request(config, a, now_ms),
         Notice::Digest(d) => build_digest_request(config, d, now_ms),
@@ -219,7 +223,9 @@ fn wecom_fit(text: String) -> String {
 /// A Feishu card for a digest: a blue header with the title, the markdown
 /// body, and a button to the dashboard when its URL is known.
 fn digest_card(digest: &DigestMessage, language: Language) -> Value {
-    let mut elements = vec![json!({"tag": "div", "text": {"tag": "lark_md", "content": digest.markdown(language, false)}})];
+    let mut elements = vec![
+        json!({"tag": "div", "text": {"tag": "lark_md", "content": digest.markdown(language, false)}}),
+    ];
     if let Some(url) = &digest.public_url {
         let label = match language {
             Language::Zh => "打开看板",

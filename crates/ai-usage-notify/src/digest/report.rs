@@ -259,7 +259,11 @@ impl DigestMessage {
             top_functions: ranked(RankKind::Function)?,
             top_models: ranked(RankKind::Model)?,
             top_anchors: ranked(RankKind::Anchor)?,
-            budgets: queries.budget_status()?.iter().map(BudgetLine::from).collect(),
+            budgets: queries
+                .budget_status()?
+                .iter()
+                .map(BudgetLine::from)
+                .collect(),
             savings,
             time: time_in_zone(now, &queries.zone()),
             public_url: None,
@@ -348,7 +352,10 @@ impl DigestMessage {
             cost_lines.push((if zh { "无费用" } else { "no cost" }).to_string());
         }
         cost_lines.push(if zh {
-            format!("调用 {} 次（{before} {} 次）", self.calls, self.previous_calls)
+            format!(
+                "调用 {} 次（{before} {} 次）",
+                self.calls, self.previous_calls
+            )
         } else {
             format!("{} calls ({before} {})", self.calls, self.previous_calls)
         });
@@ -373,7 +380,10 @@ impl DigestMessage {
             ("主播 Top", "Top anchors", &self.top_anchors),
         ] {
             if !entries.is_empty() {
-                sections.push(((if zh { zh_head } else { en_head }).to_string(), top(entries)));
+                sections.push((
+                    (if zh { zh_head } else { en_head }).to_string(),
+                    top(entries),
+                ));
             }
         }
         if !self.budgets.is_empty() {
@@ -436,7 +446,10 @@ impl DigestMessage {
                     }
                 })
                 .collect();
-            sections.push(((if zh { "省钱建议" } else { "Savings advice" }).to_string(), lines));
+            sections.push((
+                (if zh { "省钱建议" } else { "Savings advice" }).to_string(),
+                lines,
+            ));
         }
         sections
     }
@@ -452,8 +465,16 @@ impl DigestMessage {
             }
         }
         if let Some(url) = &self.public_url {
-            let label = if language == Language::Zh { "看板" } else { "Dashboard" };
-            let sep = if language == Language::Zh { "：" } else { ": " };
+            let label = if language == Language::Zh {
+                "看板"
+            } else {
+                "Dashboard"
+            };
+            let sep = if language == Language::Zh {
+                "："
+            } else {
+                ": "
+            };
             out.push_str(&format!("\n\n{label}{sep}{url}"));
         }
         out
@@ -469,7 +490,11 @@ impl DigestMessage {
             }
         }
         if let Some(url) = &self.public_url {
-            let label = if language == Language::Zh { "打开看板" } else { "Open dashboard" };
+            let label = if language == Language::Zh {
+                "打开看板"
+            } else {
+                "Open dashboard"
+            };
             out.push_str(&format!("\n\n<{url}|{label}>"));
         }
         out
@@ -488,7 +513,11 @@ impl DigestMessage {
             blocks.push(format!("**{heading}**\n\n{}", list.join("\n")));
         }
         if let Some(url) = &self.public_url {
-            let label = if language == Language::Zh { "打开看板" } else { "Open dashboard" };
+            let label = if language == Language::Zh {
+                "打开看板"
+            } else {
+                "Open dashboard"
+            };
             blocks.push(format!("[{label}]({url})"));
         }
         blocks.join("\n\n")
@@ -524,8 +553,16 @@ mod tests {
             previous_from: "2026-11-23".parse().unwrap(),
             previous_to: "2026-11-29".parse().unwrap(),
             costs: vec![
-                PeriodCost { currency: Currency::CNY, cost: m("1234.5"), previous: m("1000") },
-                PeriodCost { currency: Currency::USD, cost: m("2.25"), previous: Money::ZERO },
+                PeriodCost {
+                    currency: Currency::CNY,
+                    cost: m("1234.5"),
+                    previous: m("1000"),
+                },
+                PeriodCost {
+                    currency: Currency::USD,
+                    cost: m("2.25"),
+                    previous: Money::ZERO,
+                },
             ],
             calls: 12_000,
             previous_calls: 10_000,
@@ -533,7 +570,10 @@ mod tests {
                 id: "实时分析".into(),
                 calls: 9000,
                 tokens: 1,
-                costs: vec![Amount { currency: Currency::CNY, amount: m("800") }],
+                costs: vec![Amount {
+                    currency: Currency::CNY,
+                    amount: m("800"),
+                }],
             }],
             top_models: vec![],
             top_anchors: vec![],
@@ -564,12 +604,14 @@ mod tests {
 
     #[test]
     fn change_is_exact_and_signed() {
-        let c = |now: &str, before: &str| PeriodCost {
-            currency: Currency::CNY,
-            cost: m(now),
-            previous: m(before),
-        }
-        .change_percent();
+        let c = |now: &str, before: &str| {
+            PeriodCost {
+                currency: Currency::CNY,
+                cost: m(now),
+                previous: m(before),
+            }
+            .change_percent()
+        };
         assert_eq!(c("1234.5", "1000").as_deref(), Some("+23.45"));
         assert_eq!(c("500", "1000").as_deref(), Some("-50.00"));
         assert_eq!(c("5", "0"), None);
@@ -579,24 +621,43 @@ mod tests {
     fn renders_chinese_and_english() {
         let zh = sample().text(Language::Zh);
         assert!(zh.starts_with("AI 用量周报 2026-11-30 ~ 2026-12-06\n\n费用\n  ¥1234.50（上周 ¥1000.00，+23.45%）\n  $2.25（上周 $0.00，新增）\n  调用 12000 次（上周 10000 次）"), "{zh}");
-        assert!(zh.contains("\n功能 Top\n  1. 实时分析 ¥800.00（9000 次）"), "{zh}");
-        assert!(zh.contains("\n  每日总预算（全部调用，2026-12-07）：¥40.50 / ¥50.00（81.00%）"), "{zh}");
-        assert!(zh.contains("\n  实时分析：改用 Qwen-Turbo 可省 ¥500.00（¥800.00 → ¥300.00）"), "{zh}");
+        assert!(
+            zh.contains("\n功能 Top\n  1. 实时分析 ¥800.00（9000 次）"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("\n  每日总预算（全部调用，2026-12-07）：¥40.50 / ¥50.00（81.00%）"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("\n  实时分析：改用 Qwen-Turbo 可省 ¥500.00（¥800.00 → ¥300.00）"),
+            "{zh}"
+        );
         assert!(zh.ends_with("看板：https://ai-usage.example.com"), "{zh}");
         let en = sample().text(Language::En);
         assert!(en.starts_with("AI usage weekly digest 2026-11-30 ~ 2026-12-06\n\nCost\n  ¥1234.50 (week before ¥1000.00, +23.45%)"), "{en}");
         let md = sample().markdown(Language::Zh, true);
-        assert!(md.starts_with("### AI 用量周报 2026-11-30 ~ 2026-12-06\n\n**费用**\n\n- ¥1234.50"), "{md}");
-        assert!(md.ends_with("[打开看板](https://ai-usage.example.com)"), "{md}");
+        assert!(
+            md.starts_with("### AI 用量周报 2026-11-30 ~ 2026-12-06\n\n**费用**\n\n- ¥1234.50"),
+            "{md}"
+        );
+        assert!(
+            md.ends_with("[打开看板](https://ai-usage.example.com)"),
+            "{md}"
+        );
         let slack = sample().slack(Language::En);
-        assert!(slack.contains("\n*Top functions*\n• 1. 实时分析 ¥800.00 (9000 calls)"), "{slack}");
+        assert!(
+            slack.contains("\n*Top functions*\n• 1. 实时分析 ¥800.00 (9000 calls)"),
+            "{slack}"
+        );
     }
 
     #[test]
     fn survives_the_outbox_exactly() {
         let mut d = sample();
         d.costs[0].cost = m("1234.567891234");
-        let back: DigestMessage = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        let back: DigestMessage =
+            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
     }
 }

@@ -28,6 +28,14 @@ impl DigestSchedule {
         }
     }
 
+    /// How late a period's digest is still posted (seconds after it was
+    /// due): half a period, so a restart the same morning (daily) or the
+    /// same week (weekly) still posts it, but a digest configured on a
+    /// Sunday does not post the week before's.
+    pub fn max_lateness_secs(self) -> f64 {
+        self.days() as f64 * 86_400.0 / 2.0
+    }
+
     /// Days one period covers.
     pub fn days(self) -> u64 {
         match self {
@@ -154,7 +162,9 @@ impl DigestConfig {
             config.weekday = day.trim().parse::<Weekday>().map_err(|_| {
                 invalid(
                     "weekday",
-                    format!("unknown weekday {day:?} (expected mon, tue, wed, thu, fri, sat or sun)"),
+                    format!(
+                        "unknown weekday {day:?} (expected mon, tue, wed, thu, fri, sat or sun)"
+                    ),
                 )
             })?;
         }
@@ -203,7 +213,10 @@ impl DigestConfig {
         }
         if let Some(top) = raw.top {
             if top == 0 || top > MAX_TOP as u64 {
-                return Err(invalid("top", format!("{top} is not between 1 and {MAX_TOP}")));
+                return Err(invalid(
+                    "top",
+                    format!("{top} is not between 1 and {MAX_TOP}"),
+                ));
             }
             config.top = top as usize;
         }
@@ -404,7 +417,10 @@ mod tests {
         // 2026-12-07 is a Monday.
         let p = weekly().latest_due(at("2026-12-07 09:00:30"), &zone());
         assert_eq!((p.from, p.to), (d("2026-11-30"), d("2026-12-06")));
-        assert_eq!((p.previous_from, p.previous_to), (d("2026-11-23"), d("2026-11-29")));
+        assert_eq!(
+            (p.previous_from, p.previous_to),
+            (d("2026-11-23"), d("2026-11-29"))
+        );
         assert_eq!(p.due, at("2026-12-07 09:00:00"));
         assert_eq!(p.label(), "2026-11-30~2026-12-06");
         // A minute earlier the week before is the latest due.
@@ -423,36 +439,60 @@ mod tests {
         let c = DigestConfig::new(DigestSchedule::Daily, ["ops"])
             .at(NaiveTime::from_hms_opt(8, 30, 0).unwrap());
         let p = c.latest_due(at("2026-12-07 08:30:00"), &zone());
-        assert_eq!((p.from, p.to, p.previous_from), (d("2026-12-06"), d("2026-12-06"), d("2026-12-05")));
+        assert_eq!(
+            (p.from, p.to, p.previous_from),
+            (d("2026-12-06"), d("2026-12-06"), d("2026-12-05"))
+        );
         assert_eq!(p.label(), "2026-12-06");
         let p = c.latest_due(at("2026-12-07 08:29:00"), &zone());
         assert_eq!(p.from, d("2026-12-05"));
-        assert_eq!(c.next_due(at("2026-12-07 08:29:00"), &zone()).due, at("2026-12-07 08:30:00"));
+        assert_eq!(
+            c.next_due(at("2026-12-07 08:29:00"), &zone()).due,
+            at("2026-12-07 08:30:00")
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
         let err = |v: serde_json::Value| {
-            DigestConfig::from_json(&v, ["ops"]).unwrap_err().to_string()
+            DigestConfig::from_json(&v, ["ops"])
+                .unwrap_err()
+                .to_string()
         };
         assert!(err(serde_json::json!({"notify": ["ops"]})).contains("field `schedule`"));
-        assert!(err(serde_json::json!({"schedule": "hourly", "notify": ["ops"]}))
-            .contains("field `schedule`"));
-        assert!(err(serde_json::json!({"schedule": "weekly", "weekday": "lundi", "notify": ["ops"]}))
-            .contains("field `weekday`"));
-        assert!(err(serde_json::json!({"schedule": "daily", "weekday": "mon", "notify": ["ops"]}))
-            .contains("field `weekday`"));
-        assert!(err(serde_json::json!({"schedule": "daily", "at": "25:00", "notify": ["ops"]}))
-            .contains("field `at`"));
+        assert!(
+            err(serde_json::json!({"schedule": "hourly", "notify": ["ops"]}))
+                .contains("field `schedule`")
+        );
+        assert!(err(
+            serde_json::json!({"schedule": "weekly", "weekday": "lundi", "notify": ["ops"]})
+        )
+        .contains("field `weekday`"));
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "weekday": "mon", "notify": ["ops"]}))
+                .contains("field `weekday`")
+        );
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "at": "25:00", "notify": ["ops"]}))
+                .contains("field `at`")
+        );
         assert!(err(serde_json::json!({"schedule": "daily"})).contains("field `notify`"));
-        assert!(err(serde_json::json!({"schedule": "daily", "notify": ["dev"]}))
-            .contains("channel `dev` is not defined"));
-        assert!(err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "lang": "fr"}))
-            .contains("field `language`"));
-        assert!(err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "top": 0}))
-            .contains("field `top`"));
-        assert!(err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "hour": 9}))
-            .contains("unknown field `hour`"));
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "notify": ["dev"]}))
+                .contains("channel `dev` is not defined")
+        );
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "lang": "fr"}))
+                .contains("field `language`")
+        );
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "top": 0}))
+                .contains("field `top`")
+        );
+        assert!(
+            err(serde_json::json!({"schedule": "daily", "notify": ["ops"], "hour": 9}))
+                .contains("unknown field `hour`")
+        );
         let c = DigestConfig::from_json(
             &serde_json::json!({"schedule": "daily", "notify": ["ops"], "lang": "en", "top": 3}),
             ["ops"],

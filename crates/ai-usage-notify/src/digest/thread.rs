@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::report::DigestMessage;
 use super::schedule::DigestConfig;
-use crate::notifier::Notifier;
 use crate::notice::Notice;
+use crate::notifier::Notifier;
 
 /// The clock a digest thread reads (epoch seconds): the system's, or a
 /// test's.
@@ -36,7 +36,8 @@ pub struct DigestStatus {
     /// The latest period due (`2026-11-30~2026-12-06`).
     pub latest_period: Option<String>,
     /// `entered` (in the outbox), `claimed_elsewhere` (another host posts
-    /// it), or `none` yet.
+    /// it), `too_late` (due more than half a period ago when first seen),
+    /// or `None` yet.
     pub latest_state: Option<String>,
     /// The next period's due time (RFC 3339, the monitor's offset).
     pub next_due: Option<String>,
@@ -104,7 +105,9 @@ impl DigestThread {
         tick: Duration,
     ) -> Result<DigestThread, String> {
         if !notifier.is_running() {
-            return Err("the digest needs a running notifier (attach it to the monitor first)".into());
+            return Err(
+                "the digest needs a running notifier (attach it to the monitor first)".into(),
+            );
         }
         let shared = Arc::new(Shared {
             config,
@@ -184,10 +187,15 @@ impl Shared {
             let next = self.config.next_due(now, &zone);
             let mut status = self.status.lock();
             status.latest_period = Some(period.label());
-            status.next_due =
-                Some(crate::message::time_in_zone(next.due, &zone).to_rfc3339());
+            status.next_due = Some(crate::message::time_in_zone(next.due, &zone).to_rfc3339());
         }
         if self.settled.lock().as_deref() == Some(id.as_str()) {
+            return Ok(());
+        }
+        if now - period.due > period.schedule.max_lateness_secs() {
+            // Configured (or started) long after it was due: not news any more.
+            tracing::info!(period = %period.label(), "digest not posted: more than half a period late");
+            self.settle(&id, "too_late");
             return Ok(());
         }
         let channels = self.config.notify();
