@@ -533,30 +533,55 @@ async fn assert_budget_bars(c: &Client, addr: SocketAddr) {
         let pos = |p: f64| p.clamp(0.0, scale) / scale * 100.0;
         let percent = s["percent"].as_f64().unwrap();
         let fill = bar["fill"].as_f64().unwrap();
-        assert!((fill - pos(percent)).abs() < 0.02, "{name}: fill {fill} for {percent}%");
+        assert!(
+            (fill - pos(percent)).abs() < 0.02,
+            "{name}: fill {fill} for {percent}%"
+        );
         let marks = bar["marks"].as_array().unwrap();
         assert_eq!(marks.len(), thresholds.len(), "{name}: {marks:?}");
         for (m, t) in marks.iter().zip(&thresholds) {
             assert_eq!(m["at"].as_u64(), Some(*t), "{name}");
             let left = m["left"].as_f64().unwrap();
-            assert!((left - pos(*t as f64)).abs() < 0.02, "{name}: mark {t} at {left}");
-            assert_eq!(m["fired"].as_bool(), Some(fired.contains(t)), "{name}: mark {t}");
+            assert!(
+                (left - pos(*t as f64)).abs() < 0.02,
+                "{name}: mark {t} at {left}"
+            );
+            assert_eq!(
+                m["fired"].as_bool(),
+                Some(fired.contains(t)),
+                "{name}: mark {t}"
+            );
         }
         match block {
             Some(b) => {
                 assert_eq!(bar["block"]["at"].as_u64(), Some(b), "{name}");
                 let left = bar["block"]["left"].as_f64().unwrap();
-                assert!((left - pos(b as f64)).abs() < 0.02, "{name}: hard limit at {left}");
-                assert!(bar["text"].as_str().unwrap().contains(&format!("硬上限 {b}%")), "{name}: {bar}");
+                assert!(
+                    (left - pos(b as f64)).abs() < 0.02,
+                    "{name}: hard limit at {left}"
+                );
+                assert!(
+                    bar["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("硬上限 {b}%")),
+                    "{name}: {bar}"
+                );
             }
             None => assert!(bar["block"].is_null(), "{name}: {bar}"),
         }
         let refusing = s["refusing"].as_bool().unwrap_or(false);
         assert_eq!(bar["refusing"].as_bool(), Some(refusing), "{name}: {bar}");
         if refusing {
-            assert!(bar["text"].as_str().unwrap().contains("正在拒绝调用"), "{name}: {bar}");
+            assert!(
+                bar["text"].as_str().unwrap().contains("正在拒绝调用"),
+                "{name}: {bar}"
+            );
         }
         saw_refusing |= refusing;
     }
-    assert!(saw_refusing, "the hard limit over its spend is refusing: {status:?}");
+    assert!(
+        saw_refusing,
+        "the hard limit over its spend is refusing: {status:?}"
+    );
 }

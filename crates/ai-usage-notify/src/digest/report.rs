@@ -386,8 +386,10 @@ impl DigestMessage {
                 ));
             }
         }
-        if !self.budgets.is_empty() {
-            let lines = self
+        {
+            // Always present, so a robot's keyword (预算 / Budget) matches
+            // the digest as it matches the alerts.
+            let mut lines: Vec<String> = self
                 .budgets
                 .iter()
                 .map(|b| {
@@ -417,6 +419,16 @@ impl DigestMessage {
                     }
                 })
                 .collect();
+            if lines.is_empty() {
+                lines.push(
+                    (if zh {
+                        "未配置预算"
+                    } else {
+                        "no budgets configured"
+                    })
+                    .to_string(),
+                );
+            }
             sections.push(((if zh { "预算" } else { "Budgets" }).to_string(), lines));
         }
         if !self.savings.is_empty() {
@@ -486,7 +498,11 @@ impl DigestMessage {
         for (heading, lines) in self.sections(language) {
             out.push_str(&format!("\n\n*{heading}*"));
             for l in lines {
-                out.push_str(&format!("\n• {l}"));
+                if numbered(&l) {
+                    out.push_str(&format!("\n{l}"));
+                } else {
+                    out.push_str(&format!("\n• {l}"));
+                }
             }
         }
         if let Some(url) = &self.public_url {
@@ -509,7 +525,17 @@ impl DigestMessage {
             blocks.push(format!("### {}", self.title(language)));
         }
         for (heading, lines) in self.sections(language) {
-            let list: Vec<String> = lines.iter().map(|l| format!("- {l}")).collect();
+            // Top lists are numbered already: an ordered list, not bullets.
+            let list: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    if numbered(l) {
+                        l.clone()
+                    } else {
+                        format!("- {l}")
+                    }
+                })
+                .collect();
             blocks.push(format!("**{heading}**\n\n{}", list.join("\n")));
         }
         if let Some(url) = &self.public_url {
@@ -522,6 +548,12 @@ impl DigestMessage {
         }
         blocks.join("\n\n")
     }
+}
+
+/// True for a line of a top list (`1. 实时分析 …`).
+fn numbered(line: &str) -> bool {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && line[digits..].starts_with(". ")
 }
 
 /// `¥12.30 + $0.50` (each currency apart, never added together).
@@ -647,7 +679,7 @@ mod tests {
         );
         let slack = sample().slack(Language::En);
         assert!(
-            slack.contains("\n*Top functions*\n• 1. 实时分析 ¥800.00 (9000 calls)"),
+            slack.contains("\n*Top functions*\n1. 实时分析 ¥800.00 (9000 calls)"),
             "{slack}"
         );
     }
