@@ -1078,6 +1078,26 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_object_is_kept_raw_for_the_notifier() {
+        let text = r#"{"notify": {"ops": {"kind": "slack", "url": "https://hooks.slack.com/services/T/B/X"}},
+            "budgets": [],
+            "digest": {"schedule": "weekly", "weekday": "mon", "at": "09:00", "notify": ["ops"]}}"#;
+        let c = parse_budgets_config(text, "b.json").unwrap();
+        let digest = c.digest.expect("digest kept");
+        assert_eq!(digest["schedule"], "weekly");
+        assert_eq!(digest["notify"][0], "ops");
+        assert_eq!(
+            parse_budgets_config(r#"{"budgets": []}"#, "b.json")
+                .unwrap()
+                .digest,
+            None
+        );
+        // Other unknown top-level fields are still errors.
+        let e = parse_budgets_config(r#"{"budgets": [], "digets": {}}"#, "b.json").unwrap_err();
+        assert!(e.to_string().contains("unknown field `digets`"), "{e}");
+    }
+
+    #[test]
     fn missing_file_is_an_io_error_naming_it() {
         let e = load_budgets_file(Path::new("/nonexistent/budgets.json")).unwrap_err();
         assert!(matches!(e, Error::Io { .. }));
