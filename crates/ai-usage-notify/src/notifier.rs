@@ -207,6 +207,13 @@ impl Notifier {
         Ok(added)
     }
 
+    /// Shows the digest thread's `status` in the running notifier's health.
+    pub(crate) fn report_digest(&self, status: crate::digest::DigestStatus) {
+        if let Some(shared) = self.running.0.lock().upgrade() {
+            *shared.digest.lock() = Some(status);
+        }
+    }
+
     /// The message for `alert`, as the notifier sends it.
     fn message(&self, alert: &BudgetAlert, zone: &Zone, budgets: &BudgetHandle) -> AlertMessage {
         let mut m = AlertMessage::from_budget_alert(alert, zone);
@@ -235,10 +242,16 @@ struct Shared {
     /// True once stopping; the sender leaves what is pending on disk.
     stop: Mutex<bool>,
     wake: Condvar,
+    /// Set (under `stop`'s lock) by [`Shared::wake`]: work arrived, maybe
+    /// while the sender was busy rather than waiting, so it must look again
+    /// before it waits (else that wake-up is lost until the next minute).
+    kicked: std::sync::atomic::AtomicBool,
     /// Per (id, channel): failures so far, next attempt, last error.
     retries: Mutex<HashMap<(String, String), Retry>>,
     /// Last outbox I/O error (alerts may be lost: shown in health).
     io_error: Mutex<Option<String>>,
+    /// What the digest thread posting through this notifier last did.
+    digest: Mutex<Option<crate::digest::DigestStatus>>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +264,7 @@ struct Retry {
 impl Shared {
     fn wake(&self) {
         let _guard = self.stop.lock();
+        self.kicked.store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_all();
     }
 
@@ -395,6 +409,9 @@ impl Shared {
             if *stop {
                 return;
             }
+            if self.kicked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
             // New alerts wake the thread; a pending retry sets the deadline;
             // the minute-long wait is a safety net only.
             let deadline = next
@@ -478,8 +495,10 @@ impl Companion for Notifier {
             notifier: self.clone(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
+            kicked: std::sync::atomic::AtomicBool::new(false),
             retries: Mutex::new(HashMap::new()),
             io_error: Mutex::new(None),
+            digest: Mutex::new(None),
         });
         *self.running.0.lock() = Arc::downgrade(&shared);
         let pending = shared.outbox.pending().len();
@@ -523,9 +542,11 @@ impl CompanionHandle for NotifierHandle {
             })
             .collect();
         let io_error = self.shared.io_error.lock().clone();
+        let digest = self.shared.digest.lock().clone();
+        let digest_ok = digest.as_ref().is_none_or(|d| d.last_error.is_none());
         CompanionHealth {
             name: "notify".into(),
-            ok: problems.is_empty() && io_error.is_none(),
+            ok: problems.is_empty() && io_error.is_none() && digest_ok,
             details: serde_json::json!({
                 "channels": self.shared.notifier.channels.keys().collect::<Vec<_>>(),
                 "pending": counts.pending,
@@ -534,6 +555,7 @@ impl CompanionHandle for NotifierHandle {
                 "configuration_errors": problems,
                 "retrying": retrying,
                 "outbox_error": io_error,
+                "digest": digest,
             }),
         }
     }

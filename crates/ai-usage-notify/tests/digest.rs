@@ -299,6 +299,22 @@ fn a_weekly_digest_due_monday_nine_is_delivered_once_with_the_weeks_figures() {
             == 2
     });
     assert!(outbox.exists());
+    // The notifier's health shows the digest.
+    let health = m.health();
+    let notify = health
+        .companions
+        .iter()
+        .find(|c| c.name == "notify")
+        .unwrap();
+    assert_eq!(
+        notify.details["digest"]["latest_period"],
+        "2026-11-23~2026-11-29"
+    );
+    assert_eq!(notify.details["digest"]["latest_state"], "entered");
+    assert_eq!(
+        notify.details["digest"]["next_due"],
+        "2026-12-07T09:00:00+08:00"
+    );
     digest.stop();
     drop(queries);
     Arc::try_unwrap(m).ok().unwrap().shutdown().unwrap();

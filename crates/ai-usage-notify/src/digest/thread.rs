@@ -30,7 +30,8 @@ pub trait DigestClaims: Send + Sync {
     fn claim(&self, period_label: &str) -> Result<bool, String>;
 }
 
-/// What the digest thread last did, for health and logs.
+/// What the digest thread last did: shown in the notifier's health
+/// (`companions` → `notify` → `digest`, so in `/healthz`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DigestStatus {
     /// The latest period due (`2026-11-30~2026-12-06`).
@@ -166,6 +167,8 @@ impl Shared {
                 tracing::warn!(error = %e, "digest not posted yet; retrying");
                 self.status.lock().last_error = Some(e);
             }
+            // Shown under `notify` → `digest` in health and /healthz.
+            self.notifier.report_digest(self.status.lock().clone());
             let mut stop = self.stop.lock();
             if *stop {
                 return;
