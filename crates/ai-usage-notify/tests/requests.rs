@@ -264,3 +264,35 @@ fn docs_show_the_rendered_digest() {
         "docs/budgets.md lacks the event:\n{pretty}\n---"
     );
 }
+
+/// WeCom refuses markdown over 4096 bytes: a long digest is cut at a line.
+#[test]
+fn a_long_digest_fits_wecoms_limit() {
+    let mut digest = sample_digest();
+    let entry = digest.top_functions[0].clone();
+    for list in [
+        &mut digest.top_functions,
+        &mut digest.top_models,
+        &mut digest.top_anchors,
+    ] {
+        *list = (0..20)
+            .map(|i| ai_usage_notify::digest::TopEntry {
+                id: format!("一个很长很长的功能名称用来测试企业微信的长度限制-{i}"),
+                ..entry.clone()
+            })
+            .collect();
+    }
+    let full = digest.markdown(Language::Zh, true);
+    assert!(full.len() > 4096, "{}", full.len());
+    let c = ChannelConfig::from_json(
+        r#"{"kind":"wecom","url":"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}"#,
+    )
+    .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&build_digest_request(&c, &digest, NOW_MS).body).unwrap();
+    let content = body["markdown"]["content"].as_str().unwrap();
+    assert!(content.len() <= 4096, "{}", content.len());
+    assert!(content.ends_with("\n…"), "{content}");
+    let kept = content.strip_suffix("\n…").unwrap();
+    assert!(full.starts_with(kept.trim_end_matches('\n')));
+}
