@@ -12,6 +12,7 @@
 //! - [`DigestThread`] enters each period's digest once in the notifier's
 //!   outbox (and, in a fleet, only on the host that wins its claim).
 
+mod render;
 mod report;
 mod schedule;
 mod thread;
