@@ -242,6 +242,17 @@ fn serve_posts_a_digest_due_now_once_across_a_restart() {
     let cost: ai_usage_core::Money = body["costs"][0]["cost"].as_str().unwrap().parse().unwrap();
     assert_eq!(cost, "1.25".parse().unwrap());
     assert_eq!(body["top_functions"][0]["id"], "实时分析");
+    // Killed once the outbox recorded the delivery (killed between the
+    // receiver's answer and that line, it would be sent again: at least once).
+    let outbox = dir.path().join("alert-outbox.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&outbox)
+        .unwrap_or_default()
+        .contains(r#""op":"sent""#)
+    {
+        assert!(Instant::now() < deadline, "the delivery was recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.kill().unwrap();
     let _ = server.wait();
     let mut server = start_server(dir.path(), addr);
