@@ -574,6 +574,27 @@ mod tests {
     }
 
     #[test]
+    fn amounts_keep_every_nano_unit_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let exact: ai_usage_core::Money = "12345678.123456789".parse().unwrap();
+        let mut m = message(80);
+        m.spent = exact;
+        m = m.with_projection(exact);
+        let o = Outbox::open(dir.path()).unwrap();
+        o.enqueue("ops", &m).unwrap();
+        drop(o);
+        let o = Outbox::open(dir.path()).unwrap();
+        assert_eq!(o.pending()[0].message, Notice::Alert(m.clone()));
+        // Lines written with JSON numbers (an older outbox) still read.
+        let old = r#"{"op":"queued","id":"x","channel":"ops","at":1.0,"message":{"id":"x","budget":"b","scope":{"kind":"global"},"period":"daily","period_label":"2026-12-07","threshold":80,"spent":40.5,"limit":50.0,"currency":"CNY","projected_month":null,"time":"2026-12-07T14:03:05+08:00","public_url":null}}"#;
+        let lines: Line = serde_json::from_str(old).unwrap();
+        let Line::Queued { message, .. } = lines else {
+            panic!("a queued line")
+        };
+        assert_eq!(message.spent, "40.5".parse().unwrap());
+    }
+
+    #[test]
     fn a_torn_last_line_is_skipped_and_does_not_swallow_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let o = Outbox::open(dir.path()).unwrap();
