@@ -123,11 +123,19 @@ pub enum Command {
     ///   {"notify": {"ops": {"kind": "feishu", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/…", "secret": "…"}},
     ///    "budgets": [{"name": "每日总预算", "period": "daily", "limit": 50, "notify": ["ops"]}]}
     ///
+    /// `serve` also posts a daily or weekly digest (cost against the period
+    /// before, top functions, models and anchors, budget status, savings
+    /// advice) when the file has a "digest" object; "at" is local time in
+    /// --tz, "weekday" mon…sun (weekly), "language"/"lang" zh or en, "top"
+    /// 1…20:
+    ///
+    ///   {"digest": {"schedule": "weekly", "weekday": "mon", "at": "09:00", "notify": ["ops"]}}
+    ///
     /// `serve` delivers them; this command also shows the deliveries
     /// pending and the channels whose configuration was refused.
     #[command(verbatim_doc_comment)]
     Budgets {
-        /// `test-notify CHANNEL`: send a sample message.
+        /// `test-notify CHANNEL [--digest]`: send a sample message.
         #[command(subcommand)]
         action: Option<BudgetsAction>,
     },
@@ -457,6 +465,11 @@ pub enum BudgetsAction {
     TestNotify {
         /// The channel's name in the "notify" map.
         channel: String,
+        /// Send the digest of the latest period due instead (the file's
+        /// "digest" schedule, else weekly), built from the records (or the
+        /// fleet with --clickhouse).
+        #[arg(long)]
+        digest: bool,
     },
 }
 

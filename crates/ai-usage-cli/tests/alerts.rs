@@ -187,3 +187,105 @@ fn test_notify_sends_a_sample_and_names_a_refusal_or_unknown_channel() {
     let out = run(dir.path(), &["budgets", "test-notify", "nope"]);
     assert!(support::stderr(&out).contains("defined: ops"));
 }
+
+/// A budgets file whose daily digest was due one minute ago (local +08:00),
+/// to the webhook at `hook`.
+fn write_digest_budgets(dir: &Path, hook: SocketAddr, at: &str) {
+    std::fs::write(
+        dir.join("budgets.json"),
+        format!(
+            r#"{{"notify": {{"ops": {{"kind": "webhook", "url": "http://{hook}/hook", "secret": "{SECRET}"}}}},
+               "budgets": [{{"name": "每日总预算", "period": "daily", "limit": 50, "notify": ["ops"]}}],
+               "digest": {{"schedule": "daily", "at": "{at}", "notify": ["ops"], "lang": "en"}}}}"#
+        ),
+    )
+    .unwrap();
+}
+
+/// Local +08:00 time `minutes` ago, `HH:MM`, and the local date it falls on.
+fn local_minutes_ago(minutes: i64) -> (String, chrono::NaiveDate) {
+    let t = chrono::Utc::now() + chrono::TimeDelta::hours(8) - chrono::TimeDelta::minutes(minutes);
+    (t.format("%H:%M").to_string(), t.date_naive())
+}
+
+#[test]
+fn serve_posts_a_digest_due_now_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, received) = receiver(vec![200]);
+    let (at, posting_day) = local_minutes_ago(1);
+    write_digest_budgets(dir.path(), hook, &at);
+    // A call of the day the digest covers (the day before the posting day).
+    let day = posting_day.pred_opt().unwrap();
+    let ts = day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp() - 8 * 3600;
+    let line = serde_json::json!({
+        "timestamp": ts as f64, "user_id": null, "anchor_id": "anchor_001", "session_id": null,
+        "model": "qwen-plus", "function": "实时分析", "input_tokens": 10, "output_tokens": 5,
+        "total_tokens": 15, "cost": 1.25, "duration_ms": 1.0, "success": true,
+        "error_msg": null,
+    });
+    std::fs::write(
+        dir.path().join(format!("usage_{day}.jsonl")),
+        format!("{line}\n"),
+    )
+    .unwrap();
+    let addr = free_addr();
+    let mut server = start_server(dir.path(), addr);
+    let body: serde_json::Value = serde_json::from_str(
+        &received
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the digest"),
+    )
+    .unwrap();
+    assert_eq!(body["type"], "usage.digest");
+    assert_eq!(body["from"], day.to_string());
+    assert_eq!(body["costs"][0]["currency"], "CNY");
+    let cost: ai_usage_core::Money = body["costs"][0]["cost"].as_str().unwrap().parse().unwrap();
+    assert_eq!(cost, "1.25".parse().unwrap());
+    assert_eq!(body["top_functions"][0]["id"], "实时分析");
+    // Killed once the outbox recorded the delivery (killed between the
+    // receiver's answer and that line, it would be sent again: at least once).
+    let outbox = dir.path().join("alert-outbox.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&outbox)
+        .unwrap_or_default()
+        .contains(r#""op":"sent""#)
+    {
+        assert!(Instant::now() < deadline, "the delivery was recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    let mut server = start_server(dir.path(), addr);
+    assert!(
+        received.recv_timeout(Duration::from_millis(2000)).is_err(),
+        "a restart does not post it again"
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+    let out = run(dir.path(), &["budgets"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("报告 digest: daily digest at {at} to ops")),
+        "{text}"
+    );
+    assert!(text.contains("0 pending, 1 sent, 0 failed"), "{text}");
+}
+
+#[test]
+fn test_notify_digest_sends_the_latest_digest_and_a_bad_digest_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, received) = receiver(vec![200]);
+    write_digest_budgets(dir.path(), hook, "00:00");
+    let out = run(dir.path(), &["budgets", "test-notify", "ops", "--digest"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let body: serde_json::Value =
+        serde_json::from_str(&received.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+    assert_eq!(body["type"], "usage.digest");
+    assert_eq!(body["schedule"], "daily");
+    assert_eq!(body["from"], body["to"]);
+    write_digest_budgets(dir.path(), hook, "9am");
+    let out = run(dir.path(), &["budgets"]);
+    assert!(!out.status.success());
+    let err = support::stderr(&out);
+    assert!(err.contains("digest: field `at`"), "{err}");
+}

@@ -278,44 +278,7 @@ impl FleetAlerter {
         client: &Client,
         keys: impl IntoIterator<Item = &'k ClaimKey>,
     ) -> Result<Vec<Claim>> {
-        let keys: BTreeSet<&ClaimKey> = keys.into_iter().collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let list = |f: fn(&ClaimKey) -> &str| {
-            let set: BTreeSet<String> = keys.iter().map(|k| quote(f(k))).collect();
-            set.into_iter().collect::<Vec<_>>().join(", ")
-        };
-        let rows = client.query_rows(&format!(
-            "SELECT budget, period_label, threshold, host, toUInt32(claimed_at) \
-FROM {db}.{ALERTS_TABLE} WHERE budget IN ({}) AND period_label IN ({})",
-            list(|k| &k.budget),
-            list(|k| &k.period_label),
-            db = client.db(),
-        ))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let [budget, period_label, threshold, host, at] = row.as_slice() else {
-                return Err(Error::Protocol(format!("claim row {row:?}")));
-            };
-            let number = |s: &str| {
-                s.parse::<u32>()
-                    .map_err(|_| Error::Protocol(format!("not a number: {s:?}")))
-            };
-            let key = ClaimKey {
-                budget: budget.clone(),
-                period_label: period_label.clone(),
-                threshold: number(threshold)?,
-            };
-            if keys.contains(&key) {
-                out.push(Claim {
-                    key,
-                    claimant: host.clone(),
-                    claimed_at: number(at)?,
-                });
-            }
-        }
-        Ok(out)
+        read_claims(client, keys)
     }
 
     fn insert_claims(
@@ -345,6 +308,114 @@ currency) VALUES {}",
             self.claims.db(),
             values.join(", ")
         ))
+    }
+}
+
+/// The claims of `keys` (every claimant's).
+fn read_claims<'k>(
+    client: &Client,
+    keys: impl IntoIterator<Item = &'k ClaimKey>,
+) -> Result<Vec<Claim>> {
+    let keys: BTreeSet<&ClaimKey> = keys.into_iter().collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = |f: fn(&ClaimKey) -> &str| {
+        let set: BTreeSet<String> = keys.iter().map(|k| quote(f(k))).collect();
+        set.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let rows = client.query_rows(&format!(
+        "SELECT budget, period_label, threshold, host, toUInt32(claimed_at) \
+FROM {db}.{ALERTS_TABLE} WHERE budget IN ({}) AND period_label IN ({})",
+        list(|k| &k.budget),
+        list(|k| &k.period_label),
+        db = client.db(),
+    ))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let [budget, period_label, threshold, host, at] = row.as_slice() else {
+            return Err(Error::Protocol(format!("claim row {row:?}")));
+        };
+        let number = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| Error::Protocol(format!("not a number: {s:?}")))
+        };
+        let key = ClaimKey {
+            budget: budget.clone(),
+            period_label: period_label.clone(),
+            threshold: number(threshold)?,
+        };
+        if keys.contains(&key) {
+            out.push(Claim {
+                key,
+                claimant: host.clone(),
+                claimed_at: number(at)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One event a fleet posts once per period, e.g. the scheduled digest:
+/// the same claims table and protocol as the budget alerts (check, claim,
+/// settle, decide), for a single key `(subject, period_label, 0)`.
+#[derive(Debug)]
+pub struct OnceClaims {
+    /// Short timeouts for the check and the claim (half the settle delay).
+    claims: Client,
+    /// The decision's read.
+    reader: Client,
+    claimant: String,
+    settle: Duration,
+}
+
+impl OnceClaims {
+    /// Claims in `cfg`'s database with its claimant and settle delay.
+    pub fn new(cfg: &ClickHouseAlerts) -> OnceClaims {
+        let timeout = (cfg.settle / 2).max(Duration::from_millis(500));
+        OnceClaims {
+            claims: Client::new(cfg.endpoint.clone(), timeout),
+            reader: Client::new(cfg.endpoint.clone(), Duration::from_secs(30)),
+            claimant: cfg.claimant.clone().unwrap_or_else(default_claimant),
+            settle: cfg.settle,
+        }
+    }
+
+    /// This host's id in the claims.
+    pub fn claimant(&self) -> &str {
+        &self.claimant
+    }
+
+    /// True when this host is to post `subject` for `period_label`: nobody
+    /// had claimed it, this host claimed it, and after the settle delay its
+    /// claim is the winner. False when any claim existed before (another
+    /// host, or this one before a restart) or another host won. Takes the
+    /// settle delay when it claims.
+    pub fn claim(&self, subject: &str, period_label: &str) -> Result<bool> {
+        let key = ClaimKey {
+            budget: subject.to_string(),
+            period_label: period_label.to_string(),
+            threshold: 0,
+        };
+        let started = Instant::now();
+        if !read_claims(&self.claims, [&key])?.is_empty() {
+            return Ok(false);
+        }
+        self.claims.execute(&format!(
+            "INSERT INTO {}.{ALERTS_TABLE} (budget, period_label, threshold, host, spent_nanos, \
+currency) VALUES ({}, {}, 0, {}, 0, '')",
+            self.claims.db(),
+            quote(&key.budget),
+            quote(&key.period_label),
+            quote(&self.claimant),
+        ))?;
+        let gap = started.elapsed();
+        if gap >= self.settle {
+            tracing::warn!(took = ?gap, settle = ?self.settle, subject, "claiming took longer than the settle delay: another host may post it too");
+        }
+        std::thread::sleep(self.settle);
+        let claims = read_claims(&self.reader, [&key])?;
+        Ok(!won([&key], &claims, &self.claimant).is_empty())
     }
 }
 

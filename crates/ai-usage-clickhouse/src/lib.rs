@@ -35,7 +35,7 @@ pub mod schema;
 mod shipper;
 mod tsv;
 
-pub use alerts::{ClickHouseAlerts, FleetAlerter};
+pub use alerts::{ClickHouseAlerts, FleetAlerter, OnceClaims};
 pub use background::{
     ClickHouseExt, ClickHouseShipping, FleetAlertStatus, FleetAlertThread, ShipStatus,
     ShipperThread,

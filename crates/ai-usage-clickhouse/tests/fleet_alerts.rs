@@ -521,3 +521,51 @@ fn v5_adds_the_claims_table_to_a_v4_database_and_keeps_its_rows() {
         1
     );
 }
+
+#[test]
+fn a_digest_claimed_by_two_hosts_at_once_is_posted_by_one_and_never_again() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let db = "digest_claims";
+    schema::migrate_in(&server.client(db), &zone()).expect("schema");
+    let claims = |who: &str| {
+        let mut cfg = ClickHouseAlerts::new(server.endpoint(db));
+        cfg.claimant = Some(who.into());
+        cfg.settle = Duration::from_secs(1);
+        ai_usage_clickhouse::OnceClaims::new(&cfg)
+    };
+    let week = "2026-11-23~2026-11-29";
+    let (a, b) = (claims("host-a"), claims("host-b"));
+    let start = Barrier::new(2);
+    let (won_a, won_b) = std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            start.wait();
+            a.claim("digest", week).expect("claim a")
+        });
+        let tb = s.spawn(|| {
+            start.wait();
+            b.claim("digest", week).expect("claim b")
+        });
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(
+        won_a ^ won_b,
+        "exactly one host posts it: a={won_a} b={won_b}"
+    );
+    // A restarted host (a new claimant id) finds the claim: not posted again.
+    assert!(!claims("host-a-restarted").claim("digest", week).unwrap());
+    // The next week is a new key.
+    assert!(claims("host-b")
+        .claim("digest", "2026-11-30~2026-12-06")
+        .unwrap());
+    // The digest's claims do not collide with a budget alert's keys.
+    let c = server.client(db);
+    let rows = c
+        .query_u64(&format!(
+            "SELECT count() FROM {}.{ALERTS_TABLE} WHERE budget = 'digest' AND threshold = 0",
+            c.db()
+        ))
+        .unwrap();
+    assert!(rows >= 2, "{rows}");
+}

@@ -211,3 +211,132 @@ fn a_hard_limit_refuses_on_the_fleets_spend() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+/// The digest's claims through the fleet's claims table.
+struct FleetClaims(ai_usage_clickhouse::OnceClaims);
+
+impl ai_usage_notify::DigestClaims for FleetClaims {
+    fn claim(&self, period_label: &str) -> Result<bool, String> {
+        self.0
+            .claim("digest", period_label)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn two_hosts_post_one_weekly_digest_with_the_fleets_figures() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let db = "fleet_digest";
+    let zone: ai_usage_core::Zone = "Asia/Shanghai".parse().expect("zone");
+    let (hook, received) = receiver();
+    let local = |t: &str| {
+        zone.timestamp_of(
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").expect("time"),
+        )
+    };
+    let host = |dir: &Path, name: &str| {
+        let mut shipping = ClickHouseShipping::new(server.endpoint(db));
+        shipping.host_id = Some(name.into());
+        shipping.poll = Duration::from_millis(50);
+        let channel = ChannelConfig::new(ChannelKind::Webhook, &format!("http://{hook}/hook"))
+            .expect("channel");
+        let notifier = Notifier::new().channel("ops", channel);
+        let m = UsageMonitor::builder()
+            .dir(dir)
+            .timezone(zone)
+            .replay(false)
+            .clickhouse_shipping(shipping)
+            .companion(notifier.clone())
+            .build()
+            .expect("monitor");
+        (m, notifier)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, notifier_a) = host(dir_a.path(), "host-a");
+    let (b, notifier_b) = host(dir_b.path(), "host-b");
+    // Each host spent in the week 2026-11-23 … 11-29.
+    a.record(
+        &UsageEvent::new("qwen-plus", "实时分析")
+            .cost(money("4.5"))
+            .at(local("2026-11-24 10:00:00")),
+    );
+    b.record(
+        &UsageEvent::new("qwen-max", "话术生成")
+            .cost(money("2.25"))
+            .at(local("2026-11-28 21:00:00")),
+    );
+    a.flush().unwrap();
+    b.flush().unwrap();
+    let queries = FleetQueries::new(server.client(db), zone, PricingTable::builtin());
+    let (from, to) = ("2026-11-23".parse().unwrap(), "2026-11-29".parse().unwrap());
+    let started = Instant::now();
+    while queries
+        .range_summary(from, to)
+        .map(|s| s.total_calls)
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "both hosts shipped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = || {
+        ai_usage_notify::DigestConfig::from_json(
+            &serde_json::json!({"schedule": "weekly", "weekday": "mon", "at": "09:00", "notify": ["ops"]}),
+            ["ops"],
+        )
+        .unwrap()
+    };
+    let monday = local("2026-11-30 09:00:30");
+    let digest = |notifier: &Notifier, name: &str| {
+        let mut cfg = ClickHouseAlerts::new(server.endpoint(db));
+        cfg.claimant = Some(name.into());
+        cfg.settle = Duration::from_secs(1);
+        ai_usage_notify::DigestThread::spawn_with_clock(
+            config(),
+            notifier,
+            std::sync::Arc::new(queries.clone()),
+            Some(std::sync::Arc::new(FleetClaims(
+                ai_usage_clickhouse::OnceClaims::new(&cfg),
+            ))),
+            std::sync::Arc::new(move || monday),
+            Duration::from_millis(100),
+        )
+        .expect("digest thread")
+    };
+    let (da, db_) = (digest(&notifier_a, "host-a"), digest(&notifier_b, "host-b"));
+    let body = received
+        .recv_timeout(Duration::from_secs(30))
+        .expect("one digest from the fleet");
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["type"], "usage.digest");
+    assert_eq!(event["from"], "2026-11-23");
+    // The fleet's week: both hosts' spend.
+    let cost: Money = event["costs"][0]["cost"].as_str().unwrap().parse().unwrap();
+    assert_eq!(cost, money("6.75"));
+    assert_eq!(event["calls"], 2);
+    let quiet_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < quiet_until {
+        assert!(
+            received.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a second digest"
+        );
+    }
+    let states: Vec<Option<String>> = [&da, &db_]
+        .iter()
+        .map(|d| d.status().latest_state)
+        .collect();
+    assert!(
+        states.contains(&Some("entered".into()))
+            && states.contains(&Some("claimed_elsewhere".into())),
+        "{states:?}"
+    );
+    da.stop();
+    db_.stop();
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}

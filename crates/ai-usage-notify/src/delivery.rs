@@ -4,8 +4,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{ChannelConfig, ChannelKind};
+use crate::digest::DigestMessage;
 use crate::message::AlertMessage;
-use crate::request::{build_request, PreparedRequest};
+use crate::notice::Notice;
+use crate::request::{build_notice_request, PreparedRequest};
 
 /// How long one delivery attempt may take, connecting included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,26 +135,45 @@ pub fn send_with_timeout(
     message: &AlertMessage,
     timeout: Duration,
 ) -> Result<(), SendError> {
+    send_notice(config, &Notice::Alert(message.clone()), timeout)
+}
+
+/// Sends a digest to `config`'s channel with [`DEFAULT_TIMEOUT`].
+pub fn send_digest(config: &ChannelConfig, digest: &DigestMessage) -> Result<(), SendError> {
+    send_notice(
+        config,
+        &Notice::Digest(Box::new(digest.clone())),
+        DEFAULT_TIMEOUT,
+    )
+}
+
+/// Sends an alert or a digest to `config`'s channel; one attempt of at
+/// most `timeout`.
+pub fn send_notice(
+    config: &ChannelConfig,
+    notice: &Notice,
+    timeout: Duration,
+) -> Result<(), SendError> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let request = build_request(config, message, now_ms);
+    let request = build_notice_request(config, notice, now_ms);
     let result = send_prepared(config, &request, timeout);
     match &result {
-        Ok(()) => tracing::debug!(channel = %config, id = %message.id, "alert delivered"),
+        Ok(()) => tracing::debug!(channel = %config, id = %notice.id(), "notice delivered"),
         Err(e) => tracing::warn!(
             channel = %config,
-            id = %message.id,
+            id = %notice.id(),
             retryable = e.is_retryable(),
             error = %e,
-            "alert delivery failed"
+            "notice delivery failed"
         ),
     }
     result
 }
 
-/// Sends a request built by [`build_request`] for `config` and classifies
+/// Sends a request built by [`build_request`](crate::build_request) for `config` and classifies
 /// the answer.
 pub fn send_prepared(
     config: &ChannelConfig,

@@ -14,6 +14,8 @@
 //! Wired to a monitor, a [`Notifier`] (a monitor companion) enters each
 //! crossed threshold in a durable [`Outbox`] in the records directory and a
 //! sender thread delivers it with retries, once per channel, across restarts.
+//! A [`DigestThread`] posts a daily or weekly [`DigestMessage`] through the
+//! same outbox, once per period.
 //!
 //! ```no_run
 //! use ai_usage_notify::{send, AlertMessage, AlertScope, ChannelConfig};
@@ -38,7 +40,9 @@
 
 pub mod config;
 pub mod delivery;
+pub mod digest;
 pub mod message;
+pub mod notice;
 pub mod notifier;
 pub mod outbox;
 pub mod request;
@@ -46,14 +50,22 @@ pub mod secret;
 pub mod sign;
 
 pub use config::{ChannelConfig, ChannelKind, ConfigError, FeishuMsgType, Language};
-pub use delivery::{send, send_prepared, send_with_timeout, SendError, DEFAULT_TIMEOUT};
+pub use delivery::{
+    send, send_digest, send_notice, send_prepared, send_with_timeout, SendError, DEFAULT_TIMEOUT,
+};
+pub use digest::{
+    DigestClaims, DigestConfig, DigestError, DigestMessage, DigestPeriod, DigestSchedule,
+    DigestStatus, DigestThread,
+};
 pub use message::{format_money, AlertMessage, AlertScope};
+pub use notice::Notice;
 pub use notifier::{
     channels_from_json, configuration_problems, ChannelProblem, Notifier, NotifierHandle,
     RetryPolicy,
 };
 pub use outbox::{Delivery, DeliveryState, Outbox, OutboxCounts, OutboxError, OUTBOX_FILE};
 pub use request::{
-    build_request, PreparedRequest, WebhookEvent, EVENT_ID_HEADER, SIGNATURE_HEADER,
+    build_digest_request, build_notice_request, build_request, DigestEvent, PreparedRequest,
+    WebhookEvent, EVENT_ID_HEADER, SIGNATURE_HEADER,
 };
 pub use secret::{ChannelUrl, Secret};

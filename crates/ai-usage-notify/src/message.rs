@@ -84,12 +84,15 @@ pub struct AlertMessage {
     /// The threshold crossed, in percent of the limit.
     pub threshold: u32,
     /// Spent in the period when the threshold was crossed.
+    #[serde(serialize_with = "money_text::amount")]
     pub spent: Money,
     /// The period's limit.
+    #[serde(serialize_with = "money_text::amount")]
     pub limit: Money,
     /// Currency of every amount.
     pub currency: Currency,
     /// The month's projected spend, when known.
+    #[serde(serialize_with = "money_text::optional")]
     pub projected_month: Option<Money>,
     /// When the threshold was crossed, in the monitor's zone.
     pub time: DateTime<FixedOffset>,
@@ -288,6 +291,25 @@ impl AlertMessage {
             out.push_str(&format!("\n\n[{label}]({url})"));
         }
         out
+    }
+}
+
+/// Amounts written as exact decimal strings (`"40.123456789"`): the outbox
+/// reads its lines back through serde's buffered path, where a JSON number
+/// becomes an `f64` and loses nano-units. Reading accepts both forms.
+pub(crate) mod money_text {
+    use ai_usage_core::Money;
+    use serde::Serializer;
+
+    pub fn amount<S: Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&m.to_string())
+    }
+
+    pub fn optional<S: Serializer>(m: &Option<Money>, s: S) -> Result<S::Ok, S::Error> {
+        match m {
+            Some(m) => s.serialize_some(&m.to_string()),
+            None => s.serialize_none(),
+        }
     }
 }
 

@@ -32,8 +32,9 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
 use crate::config::{ChannelConfig, ConfigError};
-use crate::delivery::{send_with_timeout, SendError, DEFAULT_TIMEOUT};
+use crate::delivery::{send_notice, SendError, DEFAULT_TIMEOUT};
 use crate::message::AlertMessage;
+use crate::notice::Notice;
 use crate::outbox::{Delivery, DeliveryState, Outbox, OutboxError};
 
 /// How failed deliveries are retried.
@@ -103,6 +104,23 @@ pub struct Notifier {
     retry: RetryPolicy,
     timeout: Option<Duration>,
     public_url: Option<String>,
+    /// The running notifier, once started (shared by clones), so that a
+    /// digest thread can enter its digests in the same outbox.
+    running: Running,
+}
+
+/// The started notifier's shared state, if any (weak: the monitor owns it).
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<std::sync::Weak<Shared>>>);
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.lock().strong_count() > 0 {
+            "running"
+        } else {
+            "not running"
+        })
+    }
 }
 
 impl Notifier {
@@ -151,6 +169,51 @@ impl Notifier {
         &self.channels
     }
 
+    /// True once attached to a monitor (and until that monitor stops it).
+    pub fn is_running(&self) -> bool {
+        self.running.0.lock().strong_count() > 0
+    }
+
+    /// The dashboard's public URL, if set.
+    pub fn public_url_of(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// True when (`id`, `channel`) is in the running notifier's outbox.
+    pub(crate) fn has_entry(&self, id: &str, channel: &str) -> bool {
+        self.running
+            .0
+            .lock()
+            .upgrade()
+            .is_some_and(|s| s.outbox.contains(id, channel))
+    }
+
+    /// Enters `notice` for `channel` in the running notifier's outbox and
+    /// wakes its sender; false when it was entered before.
+    pub(crate) fn enter(&self, channel: &str, notice: &Notice) -> Result<bool, String> {
+        let Some(shared) = self.running.0.lock().upgrade() else {
+            return Err("the notifier is not running".into());
+        };
+        if !self.channels.contains_key(channel) {
+            return Err(format!("channel `{channel}` is not configured"));
+        }
+        let added = shared.outbox.enqueue_notice(channel, notice).map_err(|e| {
+            shared.io_failed(&e);
+            format!("{}: {}", e.action, e.source)
+        })?;
+        if added {
+            shared.wake();
+        }
+        Ok(added)
+    }
+
+    /// Shows the digest thread's `status` in the running notifier's health.
+    pub(crate) fn report_digest(&self, status: crate::digest::DigestStatus) {
+        if let Some(shared) = self.running.0.lock().upgrade() {
+            *shared.digest.lock() = Some(status);
+        }
+    }
+
     /// The message for `alert`, as the notifier sends it.
     fn message(&self, alert: &BudgetAlert, zone: &Zone, budgets: &BudgetHandle) -> AlertMessage {
         let mut m = AlertMessage::from_budget_alert(alert, zone);
@@ -179,10 +242,16 @@ struct Shared {
     /// True once stopping; the sender leaves what is pending on disk.
     stop: Mutex<bool>,
     wake: Condvar,
+    /// Set (under `stop`'s lock) by [`Shared::wake`]: work arrived, maybe
+    /// while the sender was busy rather than waiting, so it must look again
+    /// before it waits (else that wake-up is lost until the next minute).
+    kicked: std::sync::atomic::AtomicBool,
     /// Per (id, channel): failures so far, next attempt, last error.
     retries: Mutex<HashMap<(String, String), Retry>>,
     /// Last outbox I/O error (alerts may be lost: shown in health).
     io_error: Mutex<Option<String>>,
+    /// What the digest thread posting through this notifier last did.
+    digest: Mutex<Option<crate::digest::DigestStatus>>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +264,7 @@ struct Retry {
 impl Shared {
     fn wake(&self) {
         let _guard = self.stop.lock();
+        self.kicked.store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_all();
     }
 
@@ -267,13 +337,13 @@ impl Shared {
             return None;
         };
         let timeout = self.notifier.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        match send_with_timeout(config, &d.message, timeout) {
+        match send_notice(config, &d.message, timeout) {
             Ok(()) => {
                 if let Err(e) = self.outbox.mark_sent(&d.id, &d.channel, failures + 1) {
                     self.io_failed(&e);
                 }
                 self.retries.lock().remove(&key);
-                tracing::info!(budget = %d.message.budget, channel = %d.channel, threshold = d.message.threshold, "budget alert delivered");
+                tracing::info!(subject = %d.message.subject(), channel = %d.channel, "notice delivered");
                 None
             }
             Err(e) if e.is_retryable() => self.retry_later(d, key, failures + 1, &e),
@@ -320,9 +390,9 @@ impl Shared {
 
     fn settle_failed(&self, d: &Delivery, attempts: u32, error: &str, configuration: bool) {
         if configuration {
-            tracing::error!(budget = %d.message.budget, channel = %d.channel, error = %error, "budget alert not delivered: configuration error");
+            tracing::error!(subject = %d.message.subject(), channel = %d.channel, error = %error, "notice not delivered: configuration error");
         } else {
-            tracing::error!(budget = %d.message.budget, channel = %d.channel, error = %error, "budget alert not delivered");
+            tracing::error!(subject = %d.message.subject(), channel = %d.channel, error = %error, "notice not delivered");
         }
         if let Err(e) = self
             .outbox
@@ -338,6 +408,9 @@ impl Shared {
             let mut stop = self.stop.lock();
             if *stop {
                 return;
+            }
+            if self.kicked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                continue;
             }
             // New alerts wake the thread; a pending retry sets the deadline;
             // the minute-long wait is a safety net only.
@@ -359,7 +432,7 @@ impl Shared {
 pub struct ChannelProblem {
     /// The channel's name.
     pub channel: String,
-    /// The budget whose alert failed.
+    /// The budget whose alert failed (`digest …` for a digest).
     pub budget: String,
     /// What went wrong (redacted).
     pub error: String,
@@ -379,7 +452,7 @@ pub fn configuration_problems(entries: &[Delivery]) -> Vec<ChannelProblem> {
         {
             let p = ChannelProblem {
                 channel: d.channel.clone(),
-                budget: d.message.budget.clone(),
+                budget: d.message.subject(),
                 error: error.clone(),
             };
             match latest.get(d.channel.as_str()) {
@@ -422,9 +495,12 @@ impl Companion for Notifier {
             notifier: self.clone(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
+            kicked: std::sync::atomic::AtomicBool::new(false),
             retries: Mutex::new(HashMap::new()),
             io_error: Mutex::new(None),
+            digest: Mutex::new(None),
         });
+        *self.running.0.lock() = Arc::downgrade(&shared);
         let pending = shared.outbox.pending().len();
         if pending > 0 {
             tracing::info!(pending, "alert outbox: resuming pending deliveries");
@@ -466,9 +542,11 @@ impl CompanionHandle for NotifierHandle {
             })
             .collect();
         let io_error = self.shared.io_error.lock().clone();
+        let digest = self.shared.digest.lock().clone();
+        let digest_ok = digest.as_ref().is_none_or(|d| d.last_error.is_none());
         CompanionHealth {
             name: "notify".into(),
-            ok: problems.is_empty() && io_error.is_none(),
+            ok: problems.is_empty() && io_error.is_none() && digest_ok,
             details: serde_json::json!({
                 "channels": self.shared.notifier.channels.keys().collect::<Vec<_>>(),
                 "pending": counts.pending,
@@ -477,6 +555,7 @@ impl CompanionHandle for NotifierHandle {
                 "configuration_errors": problems,
                 "retrying": retrying,
                 "outbox_error": io_error,
+                "digest": digest,
             }),
         }
     }

@@ -8,6 +8,9 @@
 //!   to deliver to one channel. `id` is the alert's idempotency key (budget,
 //!   scope, period, threshold), so (`id`, `channel`) is entered once, ever:
 //!   an alert fired again (a restart, a second fleet decision) is dropped.
+//! - `{"op":"queued_digest","id":…,"channel":…,"at":…,"digest":{…}}`: a
+//!   scheduled digest for one channel; `id` is the period's key, so a
+//!   period's digest is entered once per channel, ever.
 //! - `{"op":"sent","id":…,"channel":…,"at":…,"attempts":…}`
 //! - `{"op":"failed","id":…,"channel":…,"at":…,"attempts":…,"error":…,"configuration":…}`:
 //!   a configuration error (a 4xx other than 429, a refused signature), or
@@ -27,7 +30,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::DigestMessage;
 use crate::message::AlertMessage;
+use crate::notice::Notice;
 
 /// File name of the outbox inside the records directory.
 pub const OUTBOX_FILE: &str = "alert-outbox.jsonl";
@@ -58,6 +63,12 @@ enum Line {
         channel: String,
         at: f64,
         message: AlertMessage,
+    },
+    QueuedDigest {
+        id: String,
+        channel: String,
+        at: f64,
+        digest: Box<DigestMessage>,
     },
     Sent {
         id: String,
@@ -105,14 +116,14 @@ pub enum DeliveryState {
 /// One alert for one channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
-    /// The alert's idempotency key ([`AlertMessage::id`]).
+    /// The idempotency key ([`AlertMessage::id`], [`DigestMessage::id`]).
     pub id: String,
     /// The channel's name (a key of the `"notify"` map).
     pub channel: String,
     /// When it was queued (epoch seconds).
     pub queued_at: f64,
     /// What is sent.
-    pub message: AlertMessage,
+    pub message: Notice,
     /// Where it stands.
     pub state: DeliveryState,
 }
@@ -229,20 +240,28 @@ impl Outbox {
     /// False when this alert was already entered for this channel (pending,
     /// sent or failed): an alert is delivered once per channel, ever.
     pub fn enqueue(&self, channel: &str, message: &AlertMessage) -> Result<bool, OutboxError> {
+        self.enqueue_notice(channel, &Notice::Alert(message.clone()))
+    }
+
+    /// Enters an alert or a digest for `channel`, as [`Outbox::enqueue`].
+    pub fn enqueue_notice(&self, channel: &str, notice: &Notice) -> Result<bool, OutboxError> {
         let mut inner = self.inner.lock();
-        let key = (message.id.clone(), channel.to_string());
+        let key = (notice.id().to_string(), channel.to_string());
         if inner.entries.contains_key(&key) {
             return Ok(false);
         }
-        let line = Line::Queued {
-            id: message.id.clone(),
-            channel: channel.to_string(),
-            at: now_secs(),
-            message: message.clone(),
-        };
+        let line = queued_line(channel, now_secs(), notice);
         self.append(&mut inner.file, &line)?;
         apply(&mut inner.entries, line);
         Ok(true)
+    }
+
+    /// True when (`id`, `channel`) was entered (pending, sent or failed).
+    pub fn contains(&self, id: &str, channel: &str) -> bool {
+        self.inner
+            .lock()
+            .entries
+            .contains_key(&(id.to_string(), channel.to_string()))
     }
 
     /// Records that (`id`, `channel`) was delivered after `attempts`.
@@ -375,7 +394,23 @@ fn apply(entries: &mut BTreeMap<(String, String), Delivery>, line: Line) {
                     id,
                     channel,
                     queued_at: at,
-                    message,
+                    message: Notice::Alert(message),
+                    state: DeliveryState::Pending,
+                });
+        }
+        Line::QueuedDigest {
+            id,
+            channel,
+            at,
+            digest,
+        } => {
+            entries
+                .entry((id.clone(), channel.clone()))
+                .or_insert(Delivery {
+                    id,
+                    channel,
+                    queued_at: at,
+                    message: Notice::Digest(digest),
                     state: DeliveryState::Pending,
                 });
         }
@@ -411,12 +446,7 @@ fn apply(entries: &mut BTreeMap<(String, String), Delivery>, line: Line) {
 
 /// The lines that give `entries` again.
 fn lines_of(d: &Delivery) -> Vec<Line> {
-    let mut lines = vec![Line::Queued {
-        id: d.id.clone(),
-        channel: d.channel.clone(),
-        at: d.queued_at,
-        message: d.message.clone(),
-    }];
+    let mut lines = vec![queued_line(&d.channel, d.queued_at, &d.message)];
     match &d.state {
         DeliveryState::Pending => {}
         DeliveryState::Sent { at, attempts } => lines.push(Line::Sent {
@@ -440,6 +470,24 @@ fn lines_of(d: &Delivery) -> Vec<Line> {
         }),
     }
     lines
+}
+
+/// The line entering `notice` for `channel` at `at`.
+fn queued_line(channel: &str, at: f64, notice: &Notice) -> Line {
+    match notice {
+        Notice::Alert(message) => Line::Queued {
+            id: message.id.clone(),
+            channel: channel.to_string(),
+            at,
+            message: message.clone(),
+        },
+        Notice::Digest(digest) => Line::QueuedDigest {
+            id: digest.id.clone(),
+            channel: channel.to_string(),
+            at,
+            digest: digest.clone(),
+        },
+    }
 }
 
 /// Replaces the file with `entries` (a synced temporary file renamed over
@@ -519,10 +567,31 @@ mod tests {
             }
         );
         let pending = o.pending();
-        assert_eq!(pending[0].message, message(100));
+        assert_eq!(pending[0].message, Notice::Alert(message(100)));
         // Still entered: never a second time, even after a restart.
         assert!(!o.enqueue("ops", &message(80)).unwrap());
         assert_eq!(read_entries(dir.path()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn amounts_keep_every_nano_unit_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let exact: ai_usage_core::Money = "12345678.123456789".parse().unwrap();
+        let mut m = message(80);
+        m.spent = exact;
+        m = m.with_projection(exact);
+        let o = Outbox::open(dir.path()).unwrap();
+        o.enqueue("ops", &m).unwrap();
+        drop(o);
+        let o = Outbox::open(dir.path()).unwrap();
+        assert_eq!(o.pending()[0].message, Notice::Alert(m.clone()));
+        // Lines written with JSON numbers (an older outbox) still read.
+        let old = r#"{"op":"queued","id":"x","channel":"ops","at":1.0,"message":{"id":"x","budget":"b","scope":{"kind":"global"},"period":"daily","period_label":"2026-12-07","threshold":80,"spent":40.5,"limit":50.0,"currency":"CNY","projected_month":null,"time":"2026-12-07T14:03:05+08:00","public_url":null}}"#;
+        let lines: Line = serde_json::from_str(old).unwrap();
+        let Line::Queued { message, .. } = lines else {
+            panic!("a queued line")
+        };
+        assert_eq!(message.spent, "40.5".parse().unwrap());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{ChannelConfig, ChannelKind, FeishuMsgType, Language};
+use crate::digest::{BudgetLine, DigestMessage, PeriodCost, SavingLine, TopEntry};
 use crate::message::{AlertMessage, AlertScope};
+use crate::notice::Notice;
 use crate::secret::redact_url;
 use crate::sign;
 
@@ -117,6 +119,195 @@ pub fn build_request(
         url,
         headers,
         body: body.to_string().into_bytes(),
+    }
+}
+
+/// The request `config` sends for an alert or a digest (see
+/// [`build_request`]).
+pub fn build_notice_request(
+    config: &ChannelConfig,
+    notice: &Notice,
+    now_ms: i64,
+) -> PreparedRequest {
+    match notice {
+        Notice::Alert(a) => build_request(config, a, now_ms),
+        Notice::Digest(d) => build_digest_request(config, d, now_ms),
+    }
+}
+
+/// The request `config` sends for a digest, in the channel's own format:
+/// Feishu `text` (or an `interactive` card), DingTalk and WeCom `markdown`,
+/// Slack `mrkdwn` text, or the webhook's `digest` event; signed like an
+/// alert.
+pub fn build_digest_request(
+    config: &ChannelConfig,
+    digest: &DigestMessage,
+    now_ms: i64,
+) -> PreparedRequest {
+    let language = digest.language_for(config.language());
+    let secret = config.secret().map(|s| s.expose());
+    let mut url = config.url().expose().clone();
+    let mut headers = Vec::new();
+    let body: Value = match config.kind() {
+        ChannelKind::Feishu => {
+            let mut body = match config.feishu_msg_type() {
+                FeishuMsgType::Text => json!({
+                    "msg_type": "text",
+                    "content": {"text": digest.text(language)},
+                }),
+                FeishuMsgType::Interactive => json!({
+                    "msg_type": "interactive",
+                    "card": digest_card(digest, language),
+                }),
+            };
+            if let Some(secret) = secret {
+                let ts = now_ms.div_euclid(1000);
+                body["timestamp"] = Value::String(ts.to_string());
+                body["sign"] = Value::String(sign::feishu_sign(ts, secret));
+            }
+            body
+        }
+        ChannelKind::DingTalk => {
+            if let Some(secret) = secret {
+                let sign = sign::dingtalk_sign(now_ms, secret);
+                url.query_pairs_mut()
+                    .append_pair("timestamp", &now_ms.to_string())
+                    .append_pair("sign", &sign);
+            }
+            json!({
+                "msgtype": "markdown",
+                "markdown": {"title": digest.title(language), "text": digest.markdown(language, true)},
+            })
+        }
+        ChannelKind::WeCom => json!({
+            "msgtype": "markdown",
+            "markdown": {"content": wecom_fit(digest.markdown(language, true))},
+        }),
+        ChannelKind::Slack => json!({"text": digest.slack(language)}),
+        ChannelKind::Webhook => {
+            let body = serde_json::to_vec(&DigestEvent::of(digest)).unwrap_or_default();
+            headers.push((EVENT_ID_HEADER, digest.id.clone()));
+            if let Some(secret) = secret {
+                headers.push((SIGNATURE_HEADER, sign::webhook_signature(secret, &body)));
+            }
+            return PreparedRequest { url, headers, body };
+        }
+    };
+    PreparedRequest {
+        url,
+        headers,
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// Most bytes of a WeCom markdown message (the robot refuses longer ones).
+const WECOM_MAX_BYTES: usize = 4096;
+
+/// Cuts a WeCom message to whole lines under the robot's limit, saying so.
+fn wecom_fit(text: String) -> String {
+    if text.len() <= WECOM_MAX_BYTES {
+        return text;
+    }
+    let more = "\n…";
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        if out.len() + line.len() + more.len() > WECOM_MAX_BYTES {
+            break;
+        }
+        out.push_str(line);
+    }
+    out.push_str(more);
+    out
+}
+
+/// A Feishu card for a digest: a blue header with the title, the markdown
+/// body, and a button to the dashboard when its URL is known.
+fn digest_card(digest: &DigestMessage, language: Language) -> Value {
+    let mut elements = vec![
+        json!({"tag": "div", "text": {"tag": "lark_md", "content": digest.markdown(language, false)}}),
+    ];
+    if let Some(url) = &digest.public_url {
+        let label = match language {
+            Language::Zh => "打开看板",
+            Language::En => "Open dashboard",
+        };
+        elements.push(json!({
+            "tag": "action",
+            "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "primary", "url": url}],
+        }));
+    }
+    json!({
+        "config": {"wide_screen_mode": true},
+        "header": {
+            "title": {"tag": "plain_text", "content": digest.title(language)},
+            "template": "blue",
+        },
+        "elements": elements,
+    })
+}
+
+/// The `webhook` kind's digest event. Amounts are exact decimal strings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DigestEvent {
+    /// Idempotency key of the period.
+    pub id: String,
+    /// Always `usage.digest`.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// `daily` or `weekly`.
+    pub schedule: &'static str,
+    /// First local day covered, `YYYY-MM-DD`.
+    pub from: String,
+    /// Last local day covered.
+    pub to: String,
+    /// First day of the period compared with.
+    pub previous_from: String,
+    /// Last day of the period compared with.
+    pub previous_to: String,
+    /// `[{"currency": "CNY", "cost": "…", "previous": "…"}]`, one per currency.
+    pub costs: Vec<PeriodCost>,
+    /// Calls in the period.
+    pub calls: u64,
+    /// Calls in the period before.
+    pub previous_calls: u64,
+    /// `[{"id", "calls", "tokens", "costs": [{"currency", "amount"}]}]`.
+    pub top_functions: Vec<TopEntry>,
+    /// As `top_functions`, for models.
+    pub top_models: Vec<TopEntry>,
+    /// As `top_functions`, for anchors.
+    pub top_anchors: Vec<TopEntry>,
+    /// Every budget's status when the digest was made.
+    pub budgets: Vec<BudgetLine>,
+    /// The largest savings found.
+    pub savings: Vec<SavingLine>,
+    /// When it was made, RFC 3339 with the monitor's offset.
+    pub time: String,
+    /// The dashboard's public URL or `null`.
+    pub dashboard_url: Option<String>,
+}
+
+impl DigestEvent {
+    /// The event for `digest`.
+    pub fn of(digest: &DigestMessage) -> DigestEvent {
+        DigestEvent {
+            id: digest.id.clone(),
+            event_type: "usage.digest",
+            schedule: digest.schedule.as_str(),
+            from: digest.from.to_string(),
+            to: digest.to.to_string(),
+            previous_from: digest.previous_from.to_string(),
+            previous_to: digest.previous_to.to_string(),
+            costs: digest.costs.clone(),
+            calls: digest.calls,
+            previous_calls: digest.previous_calls,
+            top_functions: digest.top_functions.clone(),
+            top_models: digest.top_models.clone(),
+            top_anchors: digest.top_anchors.clone(),
+            budgets: digest.budgets.clone(),
+            savings: digest.savings.clone(),
+            time: digest.time.to_rfc3339(),
+            dashboard_url: digest.public_url.clone(),
+        }
     }
 }
 

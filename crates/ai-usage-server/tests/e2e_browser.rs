@@ -139,6 +139,20 @@ async fn dashboard_in_headless_chromium() {
             Currency::CNY,
         ))
         .expect("budget");
+    // A hard limit the demo's day is far over: its bar says calls are refused.
+    monitor
+        .add_budget(
+            Budget::new(
+                "日硬上限",
+                BudgetScope::Global,
+                BudgetPeriod::Daily,
+                "0.01".parse::<Money>().expect("money"),
+                Currency::CNY,
+            )
+            .with_thresholds([50, 80, 100])
+            .with_block_at(120),
+        )
+        .expect("budget");
     let stats = ai_usage_core::demo::generate(&monitor, 30, 7, None);
     assert!(stats.records > 0);
     // Enough tokens to rank among the top 5 users of the week, on the
@@ -378,6 +392,7 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
         count(c, "#savings-list .savings-item").await > 0,
         "savings suggestions shown"
     );
+    assert_budget_bars(c, addr).await;
 
     // Session lookup.
     c.find(Locator::Css("#session-input"))
@@ -493,4 +508,113 @@ async fn checks(c: &Client, addr: SocketAddr, downloads: &Path) {
     let out = target_dir().join("e2e");
     std::fs::create_dir_all(&out).expect("target/e2e");
     std::fs::write(out.join("dashboard.png"), png).expect("write screenshot");
+}
+
+/// Each budget's bar against the status route: the fill at its percent, a
+/// tick per threshold (solid once fired), and for a hard limit its tick and
+/// whether calls are being refused.
+async fn assert_budget_bars(c: &Client, addr: SocketAddr) {
+    let status = http_get_json(addr, "/api/ai_usage/budgets").await;
+    let status = status.as_array().expect("budget list");
+    assert_eq!(count(c, "[data-testid=budget-row]").await, status.len());
+    let bars = js(
+        c,
+        r#"return Array.from(document.querySelectorAll('[data-testid=budget-row]')).map(function (r) {
+             return {
+               name: r.getAttribute('data-budget'),
+               fill: parseFloat(r.querySelector('[data-testid=budget-fill]').style.width),
+               marks: Array.from(r.querySelectorAll('[data-testid=budget-mark]')).map(function (m) {
+                 return { at: Number(m.getAttribute('data-threshold')), left: parseFloat(m.style.left),
+                          fired: m.classList.contains('fired') };
+               }),
+               block: (function (b) { return b ? { at: Number(b.getAttribute('data-threshold')), left: parseFloat(b.style.left) } : null; })(
+                 r.querySelector('[data-testid=budget-block-mark]')),
+               refusing: r.querySelector('[data-testid=budget-refusing]') !== null,
+               text: r.textContent
+             };
+           });"#,
+    )
+    .await;
+    let bars = bars.as_array().expect("rows");
+    let mut saw_refusing = false;
+    for s in status {
+        let name = s["name"].as_str().unwrap();
+        let bar = bars
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("no bar for {name}: {bars:?}"));
+        let thresholds: Vec<u64> = s["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap())
+            .collect();
+        let fired: Vec<u64> = s["thresholds_fired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap())
+            .collect();
+        let block = s["block_at"].as_u64();
+        let scale = thresholds
+            .iter()
+            .copied()
+            .chain(block)
+            .chain([100])
+            .max()
+            .unwrap() as f64;
+        let pos = |p: f64| p.clamp(0.0, scale) / scale * 100.0;
+        let percent = s["percent"].as_f64().unwrap();
+        let fill = bar["fill"].as_f64().unwrap();
+        assert!(
+            (fill - pos(percent)).abs() < 0.02,
+            "{name}: fill {fill} for {percent}%"
+        );
+        let marks = bar["marks"].as_array().unwrap();
+        assert_eq!(marks.len(), thresholds.len(), "{name}: {marks:?}");
+        for (m, t) in marks.iter().zip(&thresholds) {
+            assert_eq!(m["at"].as_u64(), Some(*t), "{name}");
+            let left = m["left"].as_f64().unwrap();
+            assert!(
+                (left - pos(*t as f64)).abs() < 0.02,
+                "{name}: mark {t} at {left}"
+            );
+            assert_eq!(
+                m["fired"].as_bool(),
+                Some(fired.contains(t)),
+                "{name}: mark {t}"
+            );
+        }
+        match block {
+            Some(b) => {
+                assert_eq!(bar["block"]["at"].as_u64(), Some(b), "{name}");
+                let left = bar["block"]["left"].as_f64().unwrap();
+                assert!(
+                    (left - pos(b as f64)).abs() < 0.02,
+                    "{name}: hard limit at {left}"
+                );
+                assert!(
+                    bar["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("硬上限 {b}%")),
+                    "{name}: {bar}"
+                );
+            }
+            None => assert!(bar["block"].is_null(), "{name}: {bar}"),
+        }
+        let refusing = s["refusing"].as_bool().unwrap_or(false);
+        assert_eq!(bar["refusing"].as_bool(), Some(refusing), "{name}: {bar}");
+        if refusing {
+            assert!(
+                bar["text"].as_str().unwrap().contains("正在拒绝调用"),
+                "{name}: {bar}"
+            );
+        }
+        saw_refusing |= refusing;
+    }
+    assert!(
+        saw_refusing,
+        "the hard limit over its spend is refusing: {status:?}"
+    );
 }

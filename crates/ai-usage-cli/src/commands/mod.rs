@@ -30,8 +30,14 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Savings { days } => queries::savings(&cli, *days),
         Command::Budgets { action: None } => queries::budgets(&cli),
         Command::Budgets {
-            action: Some(crate::args::BudgetsAction::TestNotify { channel }),
-        } => notify::test_notify(&cli, channel),
+            action: Some(crate::args::BudgetsAction::TestNotify { channel, digest }),
+        } => {
+            if *digest {
+                notify::test_digest(&cli, channel)
+            } else {
+                notify::test_notify(&cli, channel)
+            }
+        }
         Command::Cost(a) => cost::run(&cli, a),
         Command::Pricing(a) => pricing::run(&cli, a),
         Command::Record(a) => record::record(&cli, a),

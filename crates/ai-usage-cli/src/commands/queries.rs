@@ -329,6 +329,7 @@ pub fn budgets(cli: &Cli) -> CliResult {
         ]);
     }
     outln!("{t}");
+    super::notify::print_digest(cli)?;
     super::notify::print_deliveries(cli)?;
     Ok(())
 }

@@ -164,10 +164,11 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
     } else {
         budgets_file(cli)
     };
+    let mut notifier = None;
     if budgets.exists() {
         let config = ai_usage_core::load_budgets_config(&budgets)?;
-        monitor.add_budgets(config.budgets)?;
-        super::notify::start_notifier(&monitor, &config.channels, a.public_url.as_deref())?;
+        monitor.add_budgets(config.budgets.clone())?;
+        notifier = super::notify::start_notifier(&monitor, &config, a.public_url.as_deref())?;
     }
     eprintln!("ai-usage: serving {} on http://{}/", dir.display(), a.addr);
     let monitor = Arc::new(monitor);
@@ -178,7 +179,24 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         ..ai_usage_server::ServeOptions::default()
     };
     let server = ai_usage_server::ServerBuilder::new(Arc::clone(&monitor)).options(opts);
-    let server = super::serve_fleet::answer_from_fleet(cli, a, &dir, &monitor, server)?;
+    let (server, fleet) = super::serve_fleet::answer_from_fleet(cli, a, &dir, &monitor, server)?;
+    // The digest answers from where the page does (the fleet, or this
+    // monitor); in a fleet the claims pick the one host that posts it.
+    let _digest = match notifier {
+        Some((notifier, Some(digest))) => {
+            let (queries, claims) = match fleet {
+                Some(f) => (f.queries, Some(f.claims)),
+                None => (
+                    Arc::clone(&monitor) as Arc<dyn ai_usage_core::UsageQueries>,
+                    None,
+                ),
+            };
+            Some(super::notify::start_digest(
+                digest, &notifier, queries, claims,
+            )?)
+        }
+        _ => None,
+    };
     let result = server.serve_blocking();
     if let Err(e) = monitor.flush() {
         tracing::error!(error = %e, "could not flush records at shutdown");

@@ -12,6 +12,15 @@ use ai_usage_server::ServerBuilder;
 use crate::args::{Cli, ServeArgs};
 use crate::{CliError, CliResult};
 
+/// What `serve` needs of the fleet besides the server: the fleet's answers
+/// and the claims settings (for the digest).
+pub struct Fleet {
+    /// The fleet's answers (the monitor's budgets on the fleet's spend).
+    pub queries: Arc<dyn ai_usage_core::UsageQueries>,
+    /// The claims table's settings, shared with the budget alerts.
+    pub claims: ai_usage_clickhouse::ClickHouseAlerts,
+}
+
 /// With `--clickhouse`: `server` answers from the fleet (the monitor's
 /// budgets on the fleet's spend), `/healthz` shows the store and this
 /// host's shipping, and (unless `--no-ship`) `dir` is shipped in the
@@ -22,9 +31,9 @@ pub fn answer_from_fleet(
     dir: &Path,
     monitor: &UsageMonitor,
     server: ServerBuilder,
-) -> CliResult<ServerBuilder> {
+) -> CliResult<(ServerBuilder, Option<Fleet>)> {
     let Some(queries) = crate::context::fleet(cli)? else {
-        return Ok(server);
+        return Ok((server, None));
     };
     let queries = queries.with_budgets_of(monitor.budget_handle());
     let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
@@ -88,12 +97,17 @@ pub fn answer_from_fleet(
         std::time::Duration::from_secs(3),
     );
     let endpoint = queries.client().endpoint().display_target();
-    Ok(server.queries(Arc::new(queries)).fleet_health(move || {
+    let fleet = Fleet {
+        claims: ai_usage_clickhouse::ClickHouseAlerts::new(queries.client().endpoint().clone()),
+        queries: Arc::new(queries.clone()),
+    };
+    let server = server.queries(Arc::new(queries)).fleet_health(move || {
         // The closure owns the refresh thread: it runs as long as the
         // server (its `Drop` stops it).
         let _keep = &budget_refresh;
         health(&probe, &endpoint, &shipper, &alerts)
-    }))
+    });
+    Ok((server, Some(fleet)))
 }
 
 /// What `/healthz` shows under `fleet`: whether the store answers, where it

@@ -854,6 +854,9 @@ struct FileBudgets {
     /// Channels by name; their fields belong to the notifier (not the core).
     #[serde(default)]
     notify: BTreeMap<String, serde_json::Value>,
+    /// The scheduled digest; its fields belong to the notifier too.
+    #[serde(default)]
+    digest: Option<serde_json::Value>,
 }
 
 /// A budgets file: its budgets and the alert channels they name.
@@ -865,6 +868,9 @@ pub struct BudgetsConfig {
     /// by the notifier, which knows the kinds; the core only checks that
     /// every name a budget gives is defined here).
     pub channels: BTreeMap<String, serde_json::Value>,
+    /// The `"digest"` object as written (a daily or weekly report to some
+    /// of the channels; checked by the notifier), if any.
+    pub digest: Option<serde_json::Value>,
 }
 
 /// A limit given as a number (`50`, `12.5`) or a decimal string (`"12.50"`).
@@ -942,11 +948,11 @@ pub fn parse_budgets(text: &str, origin: &str) -> Result<Vec<Budget>> {
 /// names it in errors.
 pub fn parse_budgets_config(text: &str, origin: &str) -> Result<BudgetsConfig> {
     let parsed = if text.trim_start().starts_with('[') {
-        serde_json::from_str::<Vec<ValidBudget>>(text).map(|b| (b, BTreeMap::new()))
+        serde_json::from_str::<Vec<ValidBudget>>(text).map(|b| (b, BTreeMap::new(), None))
     } else {
-        serde_json::from_str::<FileBudgets>(text).map(|f| (f.budgets, f.notify))
+        serde_json::from_str::<FileBudgets>(text).map(|f| (f.budgets, f.notify, f.digest))
     };
-    let (budgets, channels) = parsed.map_err(|e| {
+    let (budgets, channels, digest) = parsed.map_err(|e| {
         // serde_json appends " at line L column C"; we say it first.
         let msg = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
@@ -984,7 +990,11 @@ pub fn parse_budgets_config(text: &str, origin: &str) -> Result<BudgetsConfig> {
             });
         }
     }
-    Ok(BudgetsConfig { budgets, channels })
+    Ok(BudgetsConfig {
+        budgets,
+        channels,
+        digest,
+    })
 }
 
 #[cfg(test)]
@@ -1065,6 +1075,26 @@ mod tests {
         // The array form has no channels to name.
         let arr = r#"[{"name": "d", "period": "daily", "limit": 5, "notify": ["ops"]}]"#;
         assert!(parse_budgets(arr, "a.json").is_err());
+    }
+
+    #[test]
+    fn the_digest_object_is_kept_raw_for_the_notifier() {
+        let text = r#"{"notify": {"ops": {"kind": "slack", "url": "https://hooks.slack.com/services/T/B/X"}},
+            "budgets": [],
+            "digest": {"schedule": "weekly", "weekday": "mon", "at": "09:00", "notify": ["ops"]}}"#;
+        let c = parse_budgets_config(text, "b.json").unwrap();
+        let digest = c.digest.expect("digest kept");
+        assert_eq!(digest["schedule"], "weekly");
+        assert_eq!(digest["notify"][0], "ops");
+        assert_eq!(
+            parse_budgets_config(r#"{"budgets": []}"#, "b.json")
+                .unwrap()
+                .digest,
+            None
+        );
+        // Other unknown top-level fields are still errors.
+        let e = parse_budgets_config(r#"{"budgets": [], "digets": {}}"#, "b.json").unwrap_err();
+        assert!(e.to_string().contains("unknown field `digets`"), "{e}");
     }
 
     #[test]

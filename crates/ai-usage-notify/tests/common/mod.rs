@@ -199,3 +199,97 @@ pub fn sample_message() -> AlertMessage {
     .with_projection(money("1203.25"))
     .with_public_url("https://ai-usage.example.com")
 }
+
+/// A week's digest as the docs show it.
+pub fn sample_digest() -> ai_usage_notify::DigestMessage {
+    use ai_usage_notify::digest::{Amount, BudgetLine, PeriodCost, SavingLine, TopEntry};
+    let top = |id: &str, calls: u64, cost: &str| TopEntry {
+        id: id.into(),
+        calls,
+        tokens: calls * 1_500,
+        costs: vec![Amount {
+            currency: Currency::CNY,
+            amount: money(cost),
+        }],
+    };
+    ai_usage_notify::DigestMessage {
+        id: ai_usage_notify::DigestPeriod {
+            schedule: ai_usage_notify::DigestSchedule::Weekly,
+            from: "2026-11-30".parse().unwrap(),
+            to: "2026-12-06".parse().unwrap(),
+            previous_from: "2026-11-23".parse().unwrap(),
+            previous_to: "2026-11-29".parse().unwrap(),
+            due: 0.0,
+        }
+        .id(),
+        schedule: ai_usage_notify::DigestSchedule::Weekly,
+        from: "2026-11-30".parse().unwrap(),
+        to: "2026-12-06".parse().unwrap(),
+        previous_from: "2026-11-23".parse().unwrap(),
+        previous_to: "2026-11-29".parse().unwrap(),
+        costs: vec![
+            PeriodCost {
+                currency: Currency::CNY,
+                cost: money("1286.4"),
+                previous: money("1102.75"),
+            },
+            PeriodCost {
+                currency: Currency::USD,
+                cost: money("3.18"),
+                previous: money("4.02"),
+            },
+        ],
+        calls: 61_840,
+        previous_calls: 55_210,
+        top_functions: vec![
+            top("实时分析", 43_200, "902.5"),
+            top("话术生成", 12_400, "301.2"),
+            top("商品文案", 6_240, "82.7"),
+        ],
+        top_models: vec![
+            top("qwen-max", 20_100, "815.3"),
+            top("deepseek-chat", 25_700, "388.4"),
+            top("qwen-turbo", 16_040, "82.7"),
+        ],
+        top_anchors: vec![
+            top("anchor_001", 21_300, "512.8"),
+            top("anchor_002", 18_900, "433.1"),
+            top("anchor_003", 9_800, "201.5"),
+        ],
+        budgets: vec![
+            BudgetLine {
+                name: "每日总预算".into(),
+                scope: AlertScope::Global,
+                period_label: "2026-12-07".into(),
+                spent: money("12.4"),
+                limit: money("300"),
+                currency: Currency::CNY,
+                percent: 4.13,
+                block_at: None,
+                refusing: false,
+            },
+            BudgetLine {
+                name: "主播日预算".into(),
+                scope: AlertScope::Anchor("anchor_001".into()),
+                period_label: "2026-12-07".into(),
+                spent: money("20.6"),
+                limit: money("20"),
+                currency: Currency::CNY,
+                percent: 103.0,
+                block_at: Some(100),
+                refusing: true,
+            },
+        ],
+        savings: vec![SavingLine {
+            function: "实时分析".into(),
+            currency: Currency::CNY,
+            current_cost: money("902.5"),
+            model: "通义千问-Turbo".into(),
+            cost: money("61.8"),
+            saving: money("840.7"),
+        }],
+        time: chrono::DateTime::parse_from_rfc3339("2026-12-07T09:00:12+08:00").unwrap(),
+        public_url: Some("https://ai-usage.example.com".into()),
+        language: None,
+    }
+}

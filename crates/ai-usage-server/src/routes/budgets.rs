@@ -9,9 +9,16 @@ use crate::error::{ApiError, ErrorBody};
 use crate::params::{DaysQuery, Params, DAYS};
 use crate::state::AppState;
 
-/// Budget status (spend vs limit, thresholds crossed).
+/// Budget status (spend vs limit, thresholds crossed, hard limits).
+///
+/// Each entry: `name`, `scope` (`{"kind": "global"}` or `{"kind": "anchor",
+/// "id": …}`), `period`, `period_label`, `spent`, `limit`, `remaining`,
+/// `percent`, `projected_end_of_period`, `currency`, `thresholds`,
+/// `thresholds_fired`, `block_at` (the hard limit in percent of `limit`;
+/// absent without one) and `refusing` (true while the hard limit is reached
+/// and calls of the scope are refused). The dashboard draws each as a bar.
 #[utoipa::path(get, path = "/api/ai_usage/budgets", tag = "budgets",
-    responses((status = 200, description = "`[BudgetStatus]`", body = serde_json::Value)))]
+    responses((status = 200, description = "`[BudgetStatus]`: name, scope, period, period_label, spent, limit, remaining, percent, projected_end_of_period, currency, thresholds, thresholds_fired, block_at (hard limit, percent of limit; absent without one), refusing (calls of the scope are being refused)", body = serde_json::Value)))]
 pub async fn budgets(State(st): State<AppState>) -> Result<Response, ApiError> {
     // This server's budgets (on the whole fleet's spend under a fleet).
     let status = ask(&st.queries, |q| q.budget_status()).await?;
