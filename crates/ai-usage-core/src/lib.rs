@@ -55,8 +55,21 @@ pub mod original;
 pub mod dayfile {
     pub use crate::storage::dayfile::{
         day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
-        parse_lines, parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
+        parse_lines, parse_record, read_day_file, read_day_file_at, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
         DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
+    };
+}
+
+/// Adjustment files: cost corrections of recorded calls
+/// (`adjustments_YYYY-MM-DD.jsonl`), and re-pricing, which plans them.
+pub mod adjustments {
+    pub use crate::storage::adjustments::{
+        adjustment_file_name, append_adjustments, list_adjustment_files,
+        parse_adjustment_file_name, read_adjustment_file_from, read_adjustments, Adjustment,
+        AdjustmentStats, ReadAdjustments, ADJUSTMENT_FILE_PREFIX,
+    };
+    pub use crate::storage::reprice::{
+        plan_reprice, RepriceChange, RepricePlan, RepriceScope,
     };
 }
 

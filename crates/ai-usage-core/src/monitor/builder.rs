@@ -12,7 +12,7 @@ use crate::pricing::PricingTable;
 use crate::rollups::Rollups;
 use crate::storage::dayfile::{self, ReadStats};
 use crate::storage::follow::Follower;
-use crate::storage::replay::{current_ends, replay_dir, Replayed};
+use crate::storage::replay::{current_adjustment_ends, current_ends, replay_dir, Replayed};
 use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
 use crate::zone::Zone;
 
@@ -339,6 +339,8 @@ impl MonitorBuilder {
             stats: replay,
             offsets,
             out_of_window,
+            adjustment_offsets,
+            ..
         } = replayed;
         if out_of_window > 0 {
             tracing::warn!(
@@ -349,12 +351,12 @@ impl MonitorBuilder {
         }
         let follow = self.follow.map(|interval| {
             // Without a replay, start following at today's files' ends.
-            let offsets = if self.replay {
-                offsets
+            let (offsets, adjustment_offsets) = if self.replay {
+                (offsets, adjustment_offsets)
             } else {
-                current_ends(&dir)
+                (current_ends(&dir), current_adjustment_ends(&dir))
             };
-            (interval, Follower::new(offsets))
+            (interval, Follower::new(offsets, adjustment_offsets))
         });
         let replay_time = started.elapsed();
         if replay.records > 0 || replay.skipped_lines > 0 {

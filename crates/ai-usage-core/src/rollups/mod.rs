@@ -35,8 +35,9 @@ use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::money::{Costs, Currency};
+use crate::money::{Costs, Currency, Money};
 use crate::record::UsageRecord;
+use crate::storage::adjustments::Adjustment;
 use crate::zone::Zone;
 
 /// The group that ids beyond a map's cap are counted in.
@@ -100,6 +101,20 @@ impl GroupStats {
         self.cache_write_tokens = self.cache_write_tokens.saturating_add(r.cache_write_tokens);
         self.unpriced_calls = self.unpriced_calls.saturating_add((!priced) as u64);
         self.cost.add(currency, r.cost);
+    }
+
+    /// Applies a cost correction of one call counted here: its cost moves
+    /// from the old amount to the new one and an unpriced call becomes
+    /// priced; call and token counts stay.
+    pub fn adjust(&mut self, a: &Adjustment) {
+        self.cost.add(a.old_currency, Money::ZERO - a.old_cost);
+        self.cost.add(a.currency, a.new_cost);
+        if a.old_currency != a.currency {
+            self.cost.drop_if_zero(a.old_currency);
+        }
+        if !a.old_priced {
+            self.unpriced_calls = self.unpriced_calls.saturating_sub(1);
+        }
     }
 
     /// Adds another group's counters.
@@ -314,6 +329,26 @@ impl Bucket {
             }
         }
         self.durations.add(r.duration_ms);
+    }
+
+    /// Applies a cost correction to every group the call was counted in
+    /// (see [`GroupStats::adjust`]); its duration stays counted.
+    fn adjust(&mut self, a: &Adjustment, (names, ids): Caps) {
+        let adjust = |g: &mut GroupStats| g.adjust(a);
+        adjust(&mut self.totals);
+        with_group(&mut self.by_model, &a.model, names, adjust);
+        with_group(&mut self.by_function, &a.function, names, adjust);
+        if let Some(u) = &a.user_id {
+            with_group(&mut self.by_user, u, ids, adjust);
+        }
+        if let Some(x) = &a.anchor_id {
+            with_group(&mut self.by_anchor, x, ids, adjust);
+        }
+        for (i, t) in a.tags.iter().enumerate() {
+            if !a.tags[..i].contains(t) {
+                with_group(&mut self.by_tag, t, ids, adjust);
+            }
+        }
     }
 
     /// Adds another bucket's counters and groups (unbounded: for query-side
@@ -577,6 +612,38 @@ impl Rollups {
                 r.timestamp,
             );
         }
+    }
+
+    /// Applies a cost correction (an [`Adjustment`]) to the groups its call
+    /// was counted in: its day, hour, function × model pair and session.
+    /// Call and token counts never change. A call whose day is not held
+    /// (outside the retention window) is left alone: returns false.
+    ///
+    /// The one place corrections reach the rollups, from replay and from
+    /// the follower alike.
+    pub fn adjust(&mut self, zone: &Zone, a: &Adjustment) -> bool {
+        let (date, hour) = self.locate(zone, a.timestamp);
+        let Some(day) = self.days.get_mut(&date) else {
+            return false;
+        };
+        day.version += 1;
+        day.day.adjust(a, DAY_CAPS);
+        day.hours.entry(hour).or_default().adjust(a, HOUR_CAPS);
+        day.with_pair(&a.function, &a.model, |g| g.adjust(a));
+        if let Some(sid) = &a.session_id {
+            // A session beyond the cap was counted under OTHER_GROUP.
+            let key = if self.sessions.contains_key(sid.as_str())
+                || self.sessions.len() < MAX_SESSIONS
+            {
+                sid.as_str()
+            } else {
+                OTHER_GROUP
+            };
+            if let Some(s) = self.sessions.get_mut(key) {
+                s.stats.adjust(a);
+            }
+        }
+        true
     }
 
     /// Adds another set of rollups (e.g. one replayed file) into this one.
