@@ -150,11 +150,36 @@ pub enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// Re-price stored calls with the prices in force now, each at its own
+    /// time. Writes adjustment lines (DIR/adjustments_YYYY-MM-DD.jsonl) and
+    /// never rewrites a usage file; a second run with the same prices
+    /// writes nothing.
+    Reprice(RepriceArgs),
     /// Serve the HTTP API, metrics and dashboard.
     Serve(ServeArgs),
     /// Ship the day files to ClickHouse (--clickhouse URL): everything not yet
     /// shipped, then exit; --follow keeps tailing.
     Ship(ShipArgs),
+}
+
+/// `reprice` arguments (prices: the built-in ones, plus --pricing FILE).
+#[derive(Debug, Args)]
+pub struct RepriceArgs {
+    /// First day file YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub from: NaiveDate,
+    /// Last day file YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub to: NaiveDate,
+    /// Only calls recorded without a price.
+    #[arg(long)]
+    pub only_unpriced: bool,
+    /// Only calls of this model (as recorded).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Show the change per day and model, and the total, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `ship` arguments.

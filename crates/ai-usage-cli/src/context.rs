@@ -14,7 +14,7 @@ use crate::args::Cli;
 use crate::{CliError, CliResult};
 
 /// Days kept in memory by default (the core's default retention).
-const DEFAULT_RETENTION: u32 = 93;
+pub const DEFAULT_RETENTION: u32 = 93;
 
 /// The zone in force: `--tz` / `AI_USAGE_TZ`, else the machine's.
 pub fn zone(cli: &Cli) -> Zone {

@@ -6,6 +6,7 @@ mod pricing;
 mod queries;
 mod record;
 mod report;
+mod reprice;
 mod safety;
 mod serve_fleet;
 mod ship;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> CliResult {
             safety::demo_target(&cli.dir, *append)?;
             record::demo(&cli, *days, *seed)
         }
+        Command::Reprice(a) => reprice::run(&cli, a),
         Command::Serve(a) => {
             safety::serve_exposure(a)?;
             record::serve(&cli, a)

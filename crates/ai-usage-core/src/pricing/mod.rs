@@ -1075,6 +1075,14 @@ impl PricingTable {
         }
     }
 
+    /// Whether [`PricingTable::price_at`] has a price for `model` (asked
+    /// without the warning an unknown model gives when priced).
+    pub fn knows(&self, provider: Option<&str>, model: &str) -> bool {
+        self.free_variant(model).is_some()
+            || self.resolve(model).is_some()
+            || self.catalogue_match(provider, model).is_some()
+    }
+
     /// A `:free` variant (OpenRouter's `google/gemini-2.0-flash-exp:free`)
     /// costs 0: dropping the suffix would price the paid model. Its currency
     /// is the paid model's (USD when unknown). `None` for other names, and

@@ -114,6 +114,8 @@ pub fn plan_reprice(
     let mut plan = RepricePlan::default();
     let effective = adjustments::read_adjustments(dir, scope.from)?.effective();
     let mut known = rustc_hash::FxHashMap::default();
+    let mut knowable: rustc_hash::FxHashMap<(Option<String>, String), bool> =
+        rustc_hash::FxHashMap::default();
     for (day, path) in dayfile::list_day_files(dir)? {
         if day < scope.from || day > scope.to {
             continue;
@@ -141,7 +143,15 @@ pub fn plan_reprice(
             }
             let at = chrono::DateTime::from_timestamp_millis((r.timestamp * 1000.0) as i64)
                 .unwrap_or(now);
-            let q = pricing.price_at(r.provider.as_deref(), &r.model, &r.usage(), at);
+            let key = (r.provider.clone(), r.model.clone());
+            let knows = *knowable
+                .entry(key)
+                .or_insert_with(|| pricing.knows(r.provider.as_deref(), &r.model));
+            let q = if knows {
+                pricing.price_at(r.provider.as_deref(), &r.model, &r.usage(), at)
+            } else {
+                crate::pricing::Quote::UNPRICED
+            };
             if !q.priced {
                 plan.still_unpriced += (!priced) as u64;
                 return;
