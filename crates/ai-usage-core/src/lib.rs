@@ -55,8 +55,8 @@ pub mod original;
 pub mod dayfile {
     pub use crate::storage::dayfile::{
         day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
-        parse_lines, parse_record, read_day_file, read_day_file_at, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
-        DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
+        parse_lines, parse_record, read_day_file, read_day_file_at, ReadStats, DAY_FILE_PREFIX,
+        DAY_FILE_SUFFIX, DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
     };
 }
 
@@ -68,9 +68,7 @@ pub mod adjustments {
         parse_adjustment_file_name, read_adjustment_file_from, read_adjustments, Adjustment,
         AdjustmentStats, ReadAdjustments, ADJUSTMENT_FILE_PREFIX,
     };
-    pub use crate::storage::reprice::{
-        plan_reprice, RepriceChange, RepricePlan, RepriceScope,
-    };
+    pub use crate::storage::reprice::{plan_reprice, RepriceChange, RepricePlan, RepriceScope};
 }
 
 // The monitor: recording, configuration, the global instance.

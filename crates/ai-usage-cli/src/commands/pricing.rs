@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use ai_usage_core::catalogue::{Catalogue, ModelMatch};
 use ai_usage_core::adjustments::{plan_reprice, RepriceChange, RepriceScope};
+use ai_usage_core::catalogue::{Catalogue, ModelMatch};
 use ai_usage_core::{Costs, Currency, ModelPrice, Tiers};
 use serde::Serialize;
 

@@ -1065,7 +1065,10 @@ impl PricingTable {
             let which = if self.user_catalogue_match(provider, model).is_some() {
                 "catalogue file".to_owned()
             } else {
-                format!("genai-prices catalogue {}", catalogue::BUILTIN_SNAPSHOT_DATE)
+                format!(
+                    "genai-prices catalogue {}",
+                    catalogue::BUILTIN_SNAPSHOT_DATE
+                )
             };
             return format!("{which}: {} {}", m.provider_name(), m.model_id());
         }

@@ -632,13 +632,12 @@ impl Rollups {
         day.with_pair(&a.function, &a.model, |g| g.adjust(a));
         if let Some(sid) = &a.session_id {
             // A session beyond the cap was counted under OTHER_GROUP.
-            let key = if self.sessions.contains_key(sid.as_str())
-                || self.sessions.len() < MAX_SESSIONS
-            {
-                sid.as_str()
-            } else {
-                OTHER_GROUP
-            };
+            let key =
+                if self.sessions.contains_key(sid.as_str()) || self.sessions.len() < MAX_SESSIONS {
+                    sid.as_str()
+                } else {
+                    OTHER_GROUP
+                };
             if let Some(s) = self.sessions.get_mut(key) {
                 s.stats.adjust(a);
             }

@@ -148,7 +148,10 @@ pub fn list_adjustment_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     let mut files: Vec<(NaiveDate, PathBuf)> = entries
         .flatten()
         .filter_map(|e| {
-            let date = e.file_name().to_str().and_then(parse_adjustment_file_name)?;
+            let date = e
+                .file_name()
+                .to_str()
+                .and_then(parse_adjustment_file_name)?;
             Some((date, e.path()))
         })
         .collect();
@@ -277,12 +280,7 @@ impl ReadAdjustments {
     pub fn effective(&self) -> HashMap<(String, u64), (Money, Currency, bool)> {
         self.adjustments
             .iter()
-            .map(|a| {
-                (
-                    (a.file.clone(), a.offset),
-                    (a.new_cost, a.currency, true),
-                )
-            })
+            .map(|a| ((a.file.clone(), a.offset), (a.new_cost, a.currency, true)))
             .collect()
     }
 }
