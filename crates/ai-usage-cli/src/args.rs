@@ -44,6 +44,12 @@ pub struct Cli {
     /// the converted total says which rates it used.
     #[arg(long = "rate", global = true, help_heading = GLOBAL, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Currency, Money)>,
+    /// Exchange rates by day into CNY: a CSV file `date,currency,rate` or
+    /// JSON. Converted totals take each day's rate (the last earlier one
+    /// for a day without; `--rate` before the first) and list the rates
+    /// they used for which days.
+    #[arg(long = "rates", global = true, help_heading = GLOBAL, env = "AI_USAGE_RATES_FILE")]
+    pub rates_file: Option<PathBuf>,
     /// Answer queries from this ClickHouse server (the fleet's records) and
     /// ship to it: `http[s]://[user:password@]host:8123`.
     #[arg(

@@ -32,6 +32,15 @@ pub fn pricing(cli: &Cli) -> CliResult<PricingTable> {
     Ok(table)
 }
 
+/// The rates by day of `--rates FILE`, if given.
+pub fn dated_rates(cli: &Cli) -> CliResult<Option<ai_usage_core::DatedRates>> {
+    cli.rates_file
+        .as_deref()
+        .map(ai_usage_core::DatedRates::load_file)
+        .transpose()
+        .map_err(|e| CliError::failed(e.to_string()))
+}
+
 /// The budgets file: `--budgets` / `AI_USAGE_BUDGETS`, else `DIR/budgets.json`.
 pub fn budgets_file(cli: &Cli) -> PathBuf {
     cli.budgets
@@ -97,6 +106,9 @@ fn build(
     }
     for (currency, rate) in &cli.rates {
         builder = builder.exchange_rate(*currency, *rate);
+    }
+    if let Some(rates) = dated_rates(cli)? {
+        builder = builder.dated_rates(rates);
     }
     let builder = builder
         .dir(dir)

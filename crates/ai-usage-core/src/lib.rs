@@ -39,6 +39,7 @@ mod money;
 mod monitor;
 mod pricing;
 mod query;
+mod rates;
 mod record;
 mod rollups;
 mod storage;
@@ -109,10 +110,10 @@ pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 /// CLI, Python).
 pub use query::bounds;
 pub use query::{
-    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups, DayRange,
-    DistributionSlice, FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard,
-    MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
-    TodayCard, TrendPoint, UsageSummary,
+    convert_by_day, main_currency, success_rate, Alternative, ConvertedTotal, DashboardData,
+    DayGroups, DayRange, DayRate, DistributionSlice, FrequencyChange, FunctionSavings,
+    GroupSummary, ModelUse, MonthCard, MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind,
+    SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
 };
 // The one query interface every door holds (local monitor or fleet).
 pub use query::{QueryError, QueryResult, UsageQueries};
@@ -136,6 +137,7 @@ pub use export::{
 };
 
 // Time zones and clocks.
+pub use rates::{DatedRates, RatesError, MAX_RATES_FILE_BYTES};
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};
 
 // Errors.
