@@ -302,6 +302,13 @@ impl UsageMonitor {
     }
 }
 
+/// The costs of one day's bucket, as the day list of a summary.
+fn day_costs(date: NaiveDate, bucket: Option<&Bucket>) -> Vec<(NaiveDate, Costs)> {
+    bucket
+        .map(|b| vec![(date, b.totals.cost.clone())])
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,11 +410,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The costs of one day's bucket, as the day list of a summary.
-fn day_costs(date: NaiveDate, bucket: Option<&Bucket>) -> Vec<(NaiveDate, Costs)> {
-    bucket
-        .map(|b| vec![(date, b.totals.cost.clone())])
-        .unwrap_or_default()
 }
