@@ -74,9 +74,9 @@ pub mod adjustments {
 
 // The monitor: recording, configuration, the global instance.
 pub use monitor::{
-    get_usage_monitor, init_global, record_ai_usage, BudgetHandle, Companion, CompanionContext,
-    CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder, MonitorConfig,
-    MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+    get_usage_monitor, init_global, record_ai_usage, AdjustmentObserver, BudgetHandle, Companion,
+    CompanionContext, CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder,
+    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
 };
 
 // Records: what a caller records and what is written.

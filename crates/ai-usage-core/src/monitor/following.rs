@@ -73,12 +73,18 @@ impl Shared {
             return;
         }
         let mut rollups = self.rollups.lock();
-        let applied = corrections
+        let applied: Vec<&Adjustment> = corrections
             .iter()
             .filter(|a| window.contains(a.timestamp) && rollups.adjust(&self.config.zone, a))
-            .count();
+            .collect();
         drop(rollups);
-        tracing::debug!(adjustments = applied, "applied cost corrections");
+        let observers = self.adjustment_observers.read();
+        for a in &applied {
+            for o in observers.iter() {
+                o(a);
+            }
+        }
+        tracing::debug!(adjustments = applied.len(), "applied cost corrections");
     }
 
     /// Counts what other processes appended since the last look.
