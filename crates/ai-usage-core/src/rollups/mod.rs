@@ -811,6 +811,65 @@ mod tests {
     }
 
     #[test]
+    fn an_adjustment_moves_cost_in_every_group_and_never_counts() {
+        let zone: Zone = "+08:00".parse().unwrap();
+        let mut rollups = Rollups::default();
+        let r = UsageRecord {
+            timestamp: 1_761_403_494.5,
+            model: "new-model".into(),
+            function: "f".into(),
+            user_id: Some("u".into()),
+            anchor_id: Some("a".into()),
+            session_id: Some("s".into()),
+            tags: vec!["t".into(), "t".into()],
+            input_tokens: 10,
+            output_tokens: 5,
+            total_tokens: 15,
+            ..UsageRecord::default()
+        };
+        let (date, hour) = rollups.locate(&zone, r.timestamp);
+        rollups.add(&r, date, hour, Currency::CNY, false);
+        let usd = Money::from_nanos(300);
+        let a = Adjustment::of(
+            "usage_2025-10-25.jsonl",
+            0,
+            &r,
+            (Money::ZERO, Currency::CNY, false),
+            (usd, Currency::USD),
+            "test".into(),
+            chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        );
+        assert!(rollups.adjust(&zone, &a));
+        let day = &rollups.days[&date];
+        let groups = [
+            &day.day.totals,
+            &day.day.by_model["new-model"],
+            &day.day.by_function["f"],
+            &day.day.by_user["u"],
+            &day.day.by_anchor["a"],
+            &day.day.by_tag["t"],
+            &day.hours[&hour].totals,
+            &day.by_function_model["f"]["new-model"],
+            &rollups.sessions["s"].stats,
+        ];
+        for g in groups {
+            assert_eq!(g.calls, 1);
+            assert_eq!(g.total_tokens, 15);
+            assert_eq!(g.unpriced_calls, 0);
+            // The zero CNY entry is gone: the call is a USD call now.
+            assert_eq!(
+                g.cost.iter().collect::<Vec<_>>(),
+                vec![(Currency::USD, usd)]
+            );
+        }
+        // A call of a day not held is left alone.
+        let mut other = a.clone();
+        other.timestamp += 40.0 * 86_400.0;
+        assert!(!rollups.adjust(&zone, &other));
+        assert_eq!(rollups.days.len(), 1);
+    }
+
+    #[test]
     fn histogram_quantiles_are_close() {
         let mut h = DurationHistogram::default();
         for ms in 1..=1000 {
