@@ -95,6 +95,10 @@ impl Shared {
         let look = f.look();
         let today = self.config.zone.today();
         let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
+        // Corrections first, then the day files: the call of every
+        // correction read was on disk before it, so it is counted by now or
+        // in this look, before the corrections are applied.
+        let corrections = f.poll_adjustments(&self.config.dir, first);
         let found = f.poll(&self.config.dir, first);
         // Lines from disk never move the rollups' "now": one outside the
         // window is skipped, counted and logged.
@@ -102,9 +106,6 @@ impl Shared {
             earliest: self.config.zone.day_bounds(first).0,
             latest: now_timestamp() + MAX_FUTURE_SECS,
         };
-        // Corrections of calls already counted (those just found included,
-        // counted first below).
-        let corrections = f.poll_adjustments(&self.config.dir, first);
         if found.is_empty() {
             self.apply_adjustments(&corrections, window);
             return;
@@ -124,6 +125,7 @@ impl Shared {
             );
         }
         if found.is_empty() {
+            self.apply_adjustments(&corrections, window);
             return;
         }
         let pricing = self.pricing.read();

@@ -81,8 +81,9 @@ impl Follower {
     }
 
     /// Reads the adjustments appended (by `ai-usage reprice`, say) since
-    /// the last look, for calls of days from `first_day` on. Call after
-    /// [`Follower::poll`]: the calls they correct are counted by then.
+    /// the last look, for calls of days from `first_day` on. Call before
+    /// [`Follower::poll`] and apply after counting what it finds: the
+    /// calls they correct are counted by then.
     pub(crate) fn poll_adjustments(
         &self,
         dir: &std::path::Path,

@@ -38,9 +38,11 @@ pub fn replay_dir(
         earliest: zone.day_bounds(first).0,
         latest: now_timestamp() + MAX_FUTURE_SECS,
     };
-    let mut replayed = replay_files(&files, zone, pricing, window)?;
-    // Corrections after the calls they correct: every answer includes them.
+    // Corrections are read before the day files: the call of every
+    // correction read was on disk before it, so the replay counts it, and
+    // the corrections are applied after the calls.
     let read = adjustments::read_adjustments(dir, first)?;
+    let mut replayed = replay_files(&files, zone, pricing, window)?;
     for a in &read.adjustments {
         if window.contains(a.timestamp) {
             replayed.rollups.adjust(zone, a);
