@@ -44,6 +44,12 @@ pub struct Cli {
     /// the converted total says which rates it used.
     #[arg(long = "rate", global = true, help_heading = GLOBAL, env = "AI_USAGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Currency, Money)>,
+    /// Exchange rates by day into CNY: a CSV file `date,currency,rate` or
+    /// JSON. Converted totals take each day's rate (the last earlier one
+    /// for a day without; `--rate` before the first) and list the rates
+    /// they used for which days.
+    #[arg(long = "rates", global = true, help_heading = GLOBAL, env = "AI_USAGE_RATES_FILE")]
+    pub rates_file: Option<PathBuf>,
     /// Answer queries from this ClickHouse server (the fleet's records) and
     /// ship to it: `http[s]://[user:password@]host:8123`.
     #[arg(
@@ -158,11 +164,36 @@ pub enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// Re-price stored calls with the prices in force now, each at its own
+    /// time. Writes adjustment lines (DIR/adjustments_YYYY-MM-DD.jsonl) and
+    /// never rewrites a usage file; a second run with the same prices
+    /// writes nothing.
+    Reprice(RepriceArgs),
     /// Serve the HTTP API, metrics and dashboard.
     Serve(ServeArgs),
     /// Ship the day files to ClickHouse (--clickhouse URL): everything not yet
     /// shipped, then exit; --follow keeps tailing.
     Ship(ShipArgs),
+}
+
+/// `reprice` arguments (prices: the built-in ones, plus --pricing FILE).
+#[derive(Debug, Args)]
+pub struct RepriceArgs {
+    /// First day file YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub from: NaiveDate,
+    /// Last day file YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub to: NaiveDate,
+    /// Only calls recorded without a price.
+    #[arg(long)]
+    pub only_unpriced: bool,
+    /// Only calls of this model (as recorded).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Show the change per day and model, and the total, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `ship` arguments.

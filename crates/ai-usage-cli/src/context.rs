@@ -14,7 +14,7 @@ use crate::args::Cli;
 use crate::{CliError, CliResult};
 
 /// Days kept in memory by default (the core's default retention).
-const DEFAULT_RETENTION: u32 = 93;
+pub const DEFAULT_RETENTION: u32 = 93;
 
 /// The zone in force: `--tz` / `AI_USAGE_TZ`, else the machine's.
 pub fn zone(cli: &Cli) -> Zone {
@@ -40,6 +40,15 @@ pub fn pricing(cli: &Cli) -> CliResult<PricingTable> {
             .map_err(|e| CliError::failed(e.to_string()))?;
     }
     Ok(table)
+}
+
+/// The rates by day of `--rates FILE`, if given.
+pub fn dated_rates(cli: &Cli) -> CliResult<Option<ai_usage_core::DatedRates>> {
+    cli.rates_file
+        .as_deref()
+        .map(ai_usage_core::DatedRates::load_file)
+        .transpose()
+        .map_err(|e| CliError::failed(e.to_string()))
 }
 
 /// The budgets file: `--budgets` / `AI_USAGE_BUDGETS`, else `DIR/budgets.json`.
@@ -107,6 +116,9 @@ fn build(
     }
     for (currency, rate) in &cli.rates {
         builder = builder.exchange_rate(*currency, *rate);
+    }
+    if let Some(rates) = dated_rates(cli)? {
+        builder = builder.dated_rates(rates);
     }
     let builder = builder
         .dir(dir)

@@ -1220,7 +1220,8 @@ fn pricing_show_and_missing() {
     let m = ok_json(&dir, &["pricing", "missing", "--json"]);
     assert_eq!(
         m,
-        serde_json::json!([{"model": "my-private-model", "calls": 2, "unpriced_calls": 2, "priced_now": false}])
+        serde_json::json!([{"model": "my-private-model", "calls": 2, "unpriced_calls": 2, "priced_now": false,
+            "reprice_would_price": 0, "reprice_would_add": {}}])
     );
 }
 

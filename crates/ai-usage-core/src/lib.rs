@@ -39,6 +39,7 @@ mod money;
 mod monitor;
 mod pricing;
 mod query;
+mod rates;
 mod record;
 mod rollups;
 mod storage;
@@ -55,16 +56,27 @@ pub mod original;
 pub mod dayfile {
     pub use crate::storage::dayfile::{
         day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
-        parse_lines, parse_record, read_day_file, ReadStats, DAY_FILE_PREFIX, DAY_FILE_SUFFIX,
-        DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
+        parse_lines, parse_record, read_day_file, read_day_file_at, ReadStats, DAY_FILE_PREFIX,
+        DAY_FILE_SUFFIX, DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
     };
+}
+
+/// Adjustment files: cost corrections of recorded calls
+/// (`adjustments_YYYY-MM-DD.jsonl`), and re-pricing, which plans them.
+pub mod adjustments {
+    pub use crate::storage::adjustments::{
+        adjustment_file_name, append_adjustments, list_adjustment_files,
+        parse_adjustment_file_name, read_adjustment_file_from, read_adjustments, Adjustment,
+        AdjustmentStats, ReadAdjustments, ADJUSTMENT_FILE_PREFIX,
+    };
+    pub use crate::storage::reprice::{plan_reprice, RepriceChange, RepricePlan, RepriceScope};
 }
 
 // The monitor: recording, configuration, the global instance.
 pub use monitor::{
-    get_usage_monitor, init_global, record_ai_usage, BudgetHandle, Companion, CompanionContext,
-    CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder, MonitorConfig,
-    MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+    get_usage_monitor, init_global, record_ai_usage, AdjustmentObserver, BudgetHandle, Companion,
+    CompanionContext, CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder,
+    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
 };
 
 // Records: what a caller records and what is written.
@@ -101,10 +113,10 @@ pub use storage::writer::{FsyncPolicy, QueuePolicy, WriterHealth};
 /// CLI, Python).
 pub use query::bounds;
 pub use query::{
-    main_currency, success_rate, Alternative, ConvertedTotal, DashboardData, DayGroups, DayRange,
-    DistributionSlice, FrequencyChange, FunctionSavings, GroupSummary, ModelUse, MonthCard,
-    MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
-    TodayCard, TrendPoint, UsageSummary,
+    convert_by_day, main_currency, success_rate, Alternative, ConvertedTotal, DashboardData,
+    DayGroups, DayRange, DayRate, DistributionSlice, FrequencyChange, FunctionSavings,
+    GroupSummary, ModelUse, MonthCard, MonthForecast, PeriodGroups, RankBy, RankEntry, RankKind,
+    SavingsReport, SessionSummary, TodayCard, TrendPoint, UsageSummary,
 };
 // The one query interface every door holds (local monitor or fleet).
 pub use query::{QueryError, QueryResult, UsageQueries};
@@ -128,6 +140,7 @@ pub use export::{
 };
 
 // Time zones and clocks.
+pub use rates::{DatedRates, RatesError, MAX_RATES_FILE_BYTES};
 pub use zone::{month_start, now_timestamp, Zone, ZoneParseError};
 
 // Errors.

@@ -600,6 +600,12 @@ impl Costs {
             .unwrap_or(Money::ZERO)
     }
 
+    /// Drops the entry of `currency` when it holds zero (a call re-priced
+    /// into another currency leaves nothing behind in its old one).
+    pub fn drop_if_zero(&mut self, currency: Currency) {
+        self.0.retain(|(c, m)| *c != currency || *m != Money::ZERO);
+    }
+
     /// Entries, sorted by currency code.
     pub fn iter(&self) -> impl Iterator<Item = (Currency, Money)> + '_ {
         self.0.iter().copied()

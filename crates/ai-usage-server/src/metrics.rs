@@ -299,6 +299,26 @@ impl Metrics {
         });
     }
 
+    /// Moves the cost counters by a cost correction (`ai-usage reprice`):
+    /// the old cost leaves its currency, the new one enters its own. Call
+    /// and token counters stay; `ai_usage_unpriced_calls_total` counts calls
+    /// recorded without a price and never goes down.
+    pub fn adjust(&self, a: &ai_usage_core::adjustments::Adjustment) {
+        let (model, function) = self.labels(&a.model, &a.function);
+        for (currency, nanos) in [
+            (a.old_currency, a.old_cost.nanos().saturating_neg()),
+            (a.currency, a.new_cost.nanos()),
+        ] {
+            self.cost
+                .get_or_create(&CostLabels {
+                    model: model.clone(),
+                    function: function.clone(),
+                    currency: currency.code().to_string(),
+                })
+                .add_nanos(nanos);
+        }
+    }
+
     /// Counts one recorded call (runs on the recording thread: lock-light).
     pub fn observe(&self, call: &RecordedCall<'_>) {
         let r = call.record;

@@ -68,6 +68,8 @@ impl AppState {
                 m.observe(call);
                 seen.fetch_add(1, Ordering::Release);
             });
+            let m = Arc::clone(&metrics);
+            monitor.on_adjustment(move |a| m.adjust(a));
         }
         AppState {
             queries: Arc::clone(&monitor) as Arc<dyn UsageQueries>,

@@ -7,6 +7,7 @@ mod pricing_update;
 mod queries;
 mod record;
 mod report;
+mod reprice;
 mod safety;
 mod serve_fleet;
 mod ship;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> CliResult {
             safety::demo_target(&cli.dir, *append)?;
             record::demo(&cli, *days, *seed)
         }
+        Command::Reprice(a) => reprice::run(&cli, a),
         Command::Serve(a) => {
             safety::serve_exposure(a)?;
             record::serve(&cli, a)

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use ai_usage_core::adjustments::{plan_reprice, RepriceChange, RepriceScope};
 use ai_usage_core::catalogue::{Catalogue, ModelMatch};
-use ai_usage_core::{Currency, ModelPrice, Tiers};
+use ai_usage_core::{Costs, Currency, ModelPrice, Tiers};
 use serde::Serialize;
 
 use crate::args::{Cli, PricingAction, PricingArgs};
 use crate::context::{open_read, pricing, print_json};
-use crate::output::{int, table};
+use crate::output::{costs, int, table};
 use crate::{CliError, CliResult};
 
 pub fn run(cli: &Cli, a: &PricingArgs) -> CliResult {
@@ -192,6 +193,10 @@ struct MissingRow {
     unpriced_calls: u64,
     /// Whether the prices in force now know the model (re-pricing would help).
     priced_now: bool,
+    /// Unpriced calls `reprice --only-unpriced` would price (retention window).
+    reprice_would_price: u64,
+    /// The cost that would add, per currency.
+    reprice_would_add: Costs,
 }
 
 fn missing(cli: &Cli) -> CliResult {
@@ -203,16 +208,34 @@ fn missing(cli: &Cli) -> CliResult {
         slot.1 += g.unpriced_calls;
     });
     let t = monitor.pricing();
+    // What `reprice --only-unpriced` over the days held would add, per model.
+    let today = crate::context::zone(cli).today();
+    let scope = RepriceScope {
+        from: today - chrono::Duration::days(crate::context::DEFAULT_RETENTION as i64 - 1),
+        to: today,
+        only_unpriced: true,
+        model: None,
+    };
+    let plan = plan_reprice(&cli.dir, &t, &scope, chrono::Utc::now())?;
+    let mut would: BTreeMap<String, RepriceChange> = BTreeMap::new();
+    for ((_, model), c) in plan.by_day_and_model() {
+        let w = would.entry(model).or_default();
+        w.newly_priced += c.newly_priced;
+        w.delta.merge(&c.delta);
+    }
     let mut rows: Vec<MissingRow> = by_model
         .into_iter()
         .map(|(model, (calls, unpriced_calls))| {
             let priced_now =
                 t.resolve(&model).is_some() || t.catalogue_match(None, &model).is_some();
+            let w = would.remove(&model).unwrap_or_default();
             MissingRow {
                 model,
                 calls,
                 unpriced_calls,
                 priced_now,
+                reprice_would_price: w.newly_priced,
+                reprice_would_add: w.delta,
             }
         })
         .filter(|r| r.unpriced_calls > 0 || !r.priced_now)
@@ -233,18 +256,32 @@ fn missing(cli: &Cli) -> CliResult {
             "调用 calls",
             "未定价 unpriced",
             "现可定价 priced now",
+            "reprice --only-unpriced",
         ],
         &[1, 2],
     );
     for r in &rows {
+        let would = if r.reprice_would_price == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{} calls, +{}",
+                int(r.reprice_would_price),
+                costs(&r.reprice_would_add, Currency::CNY)
+            )
+        };
         out.add_row(vec![
             r.model.clone(),
             int(r.calls),
             int(r.unpriced_calls),
             if r.priced_now { "yes" } else { "no" }.to_owned(),
+            would,
         ]);
     }
     outln!("{out}");
+    if rows.iter().any(|r| r.reprice_would_price > 0) {
+        outln!("`ai-usage reprice --only-unpriced --from DAY --to DAY` prices them (writes adjustments; usage files stay as they are).");
+    }
     Ok(())
 }
 

@@ -110,6 +110,27 @@ pub fn print_summary(title: &str, zone: &str, s: &UsageSummary) -> CliResult {
             format!("折合 converted ({})", c.currency),
             crate::output::money(c.total, c.currency),
         ]);
+        for r in &c.rates_by_day {
+            let days = if r.from == r.to {
+                r.from.to_string()
+            } else {
+                format!("{}..{}", r.from, r.to)
+            };
+            let given = r
+                .rate_date
+                .map_or("--rate".to_owned(), |d| format!("rate of {d}"));
+            t.add_row(vec![
+                format!("  汇率 rate {days}"),
+                format!("{} = {} ({given})", r.currency, r.rate),
+            ]);
+        }
+        if !c.missing_rates.is_empty() {
+            let list: Vec<String> = c.missing_rates.iter().map(|c| c.to_string()).collect();
+            t.add_row(vec![
+                "  无汇率 no rate".to_owned(),
+                format!("{} (left out)", list.join(", ")),
+            ]);
+        }
     }
     t.add_row(vec![
         "平均耗时 avg / p95".to_string(),

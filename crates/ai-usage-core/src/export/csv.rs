@@ -197,7 +197,8 @@ pub fn daily_csv(
 
 /// The raw records of the local days `from..=to`, read from the day
 /// files of `dir`, as CSV (columns [`records_csv_header`]); local times
-/// in `zone`; records without a currency (the seed's) are CNY.
+/// in `zone`; records without a currency (the seed's) are CNY. A call
+/// corrected by an adjustment shows its corrected cost.
 pub fn records_csv(
     dir: &Path,
     zone: &Zone,
@@ -215,10 +216,20 @@ pub fn records_csv(
         .into_iter()
         .filter(|(d, _)| *d >= from && *d <= to)
         .collect();
+    // Each call at its effective cost: its last adjustment, if any.
+    let corrected = crate::storage::adjustments::read_adjustments(dir, from)?.effective();
     let mut w = RecordsCsv::new(Vec::new(), zone, bom)?;
-    for (_, file) in files {
+    for (day, file) in files {
         let mut records: Vec<UsageRecord> = Vec::new();
-        dayfile::read_day_file(&file, |r| records.push(r))?;
+        let name = dayfile::day_file_name(day);
+        dayfile::read_day_file_at(&file, |offset, mut r| {
+            if let Some(&(cost, currency, priced)) = corrected.get(&(name.clone(), offset)) {
+                r.cost = cost;
+                r.currency = Some(currency);
+                r.priced = Some(priced);
+            }
+            records.push(r)
+        })?;
         records.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
         for r in &records {
             w.write(r)?;

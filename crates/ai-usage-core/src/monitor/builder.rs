@@ -9,10 +9,11 @@ use crate::error::{Error, Result};
 use crate::function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
+use crate::rates::DatedRates;
 use crate::rollups::Rollups;
 use crate::storage::dayfile::{self, ReadStats};
 use crate::storage::follow::Follower;
-use crate::storage::replay::{current_ends, replay_dir, Replayed};
+use crate::storage::replay::{current_adjustment_ends, current_ends, replay_dir, Replayed};
 use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
 use crate::zone::Zone;
 
@@ -37,6 +38,9 @@ pub struct MonitorConfig {
     /// reporting currency per one unit of the other (e.g. USD → 7.1 CNY is
     /// `7_100_000`).
     pub exchange_rates: Vec<(Currency, i64)>,
+    /// Exchange rates by day: a day's costs convert at its own rate (the
+    /// last earlier one when it has none), before `exchange_rates`.
+    pub dated_rates: DatedRates,
     /// Most models / functions / users / anchors listed in a summary (0 = all).
     pub summary_group_limit: usize,
     /// How function names are shown in the API's `by_function` groups.
@@ -65,6 +69,7 @@ pub struct MonitorBuilder {
     replay: bool,
     reporting_currency: Currency,
     exchange_rates: Vec<(Currency, i64)>,
+    dated_rates: DatedRates,
     summary_group_limit: usize,
     follow: Option<Duration>,
     function_names: FunctionNames,
@@ -104,6 +109,7 @@ impl Default for MonitorBuilder {
             replay: true,
             reporting_currency: Currency::CNY,
             exchange_rates: Vec::new(),
+            dated_rates: DatedRates::default(),
             summary_group_limit: 1000,
             follow: None,
             function_names: FunctionNames::default(),
@@ -205,6 +211,16 @@ impl MonitorBuilder {
         self
     }
 
+    /// Exchange rates by day (e.g. from [`DatedRates::load_file`]):
+    /// converted totals take each day's rate, the last earlier one for a
+    /// day without, and a constant [`exchange_rate`](Self::exchange_rate)
+    /// before a currency's first dated rate; they say which rates they
+    /// used for which days.
+    pub fn dated_rates(mut self, rates: DatedRates) -> Self {
+        self.dated_rates = rates;
+        self
+    }
+
     /// Most models, functions, users and anchors listed in a summary, the biggest by tokens
     /// (default 1,000; 0 lists all). Counts and totals always cover all.
     pub fn summary_group_limit(mut self, limit: usize) -> Self {
@@ -291,6 +307,7 @@ impl MonitorBuilder {
             retention_days: self.retention_days,
             reporting_currency: self.reporting_currency,
             exchange_rates: self.exchange_rates.clone(),
+            dated_rates: self.dated_rates.clone(),
             summary_group_limit: self.summary_group_limit,
             function_names: self.function_names.clone(),
         }
@@ -356,6 +373,8 @@ impl MonitorBuilder {
             stats: replay,
             offsets,
             out_of_window,
+            adjustment_offsets,
+            ..
         } = replayed;
         if out_of_window > 0 {
             tracing::warn!(
@@ -366,12 +385,12 @@ impl MonitorBuilder {
         }
         let follow = self.follow.map(|interval| {
             // Without a replay, start following at today's files' ends.
-            let offsets = if self.replay {
-                offsets
+            let (offsets, adjustment_offsets) = if self.replay {
+                (offsets, adjustment_offsets)
             } else {
-                current_ends(&dir)
+                (current_ends(&dir), current_adjustment_ends(&dir))
             };
-            (interval, Follower::new(offsets))
+            (interval, Follower::new(offsets, adjustment_offsets))
         });
         let replay_time = started.elapsed();
         if replay.records > 0 || replay.skipped_lines > 0 {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::intake::{TimeWindow, MAX_FUTURE_SECS};
 use crate::money::Currency;
 use crate::record::UsageRecord;
+use crate::storage::adjustments::Adjustment;
 use crate::storage::replay::stored_currency;
 use crate::zone::now_timestamp;
 
@@ -65,6 +66,27 @@ impl FollowTask {
 }
 
 impl Shared {
+    /// Applies cost corrections read from the adjustment files to the
+    /// rollups (calls outside `window` were never counted: skipped).
+    fn apply_adjustments(&self, corrections: &[Adjustment], window: TimeWindow) {
+        if corrections.is_empty() {
+            return;
+        }
+        let mut rollups = self.rollups.lock();
+        let applied: Vec<&Adjustment> = corrections
+            .iter()
+            .filter(|a| window.contains(a.timestamp) && rollups.adjust(&self.config.zone, a))
+            .collect();
+        drop(rollups);
+        let observers = self.adjustment_observers.read();
+        for a in &applied {
+            for o in observers.iter() {
+                o(a);
+            }
+        }
+        tracing::debug!(adjustments = applied.len(), "applied cost corrections");
+    }
+
     /// Counts what other processes appended since the last look.
     pub(super) fn refresh(&self) {
         let Some(f) = &self.follower else { return };
@@ -73,16 +95,21 @@ impl Shared {
         let look = f.look();
         let today = self.config.zone.today();
         let first = today - chrono::Duration::days(self.config.retention_days as i64 - 1);
+        // Corrections first, then the day files: the call of every
+        // correction read was on disk before it, so it is counted by now or
+        // in this look, before the corrections are applied.
+        let corrections = f.poll_adjustments(&self.config.dir, first);
         let found = f.poll(&self.config.dir, first);
-        if found.is_empty() {
-            return;
-        }
         // Lines from disk never move the rollups' "now": one outside the
         // window is skipped, counted and logged.
         let window = TimeWindow {
             earliest: self.config.zone.day_bounds(first).0,
             latest: now_timestamp() + MAX_FUTURE_SECS,
         };
+        if found.is_empty() {
+            self.apply_adjustments(&corrections, window);
+            return;
+        }
         let before = found.len();
         let found: Vec<_> = found
             .into_iter()
@@ -98,6 +125,7 @@ impl Shared {
             );
         }
         if found.is_empty() {
+            self.apply_adjustments(&corrections, window);
             return;
         }
         let pricing = self.pricing.read();
@@ -116,6 +144,7 @@ impl Shared {
                 self.count(&mut rollups, r, *c, *p);
             }
         }
+        self.apply_adjustments(&corrections, window);
         drop(look);
         let calls: Vec<(&UsageRecord, Currency, bool)> =
             counted.iter().map(|(r, c, p)| (r, *c, *p)).collect();

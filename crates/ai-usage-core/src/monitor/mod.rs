@@ -50,6 +50,10 @@ use following::FollowTask;
 /// A callback run after each record is counted (see [`UsageMonitor::subscribe`]).
 pub type Observer = Arc<dyn Fn(&RecordedCall<'_>) + Send + Sync>;
 
+/// A callback run after a cost correction read from an adjustment file
+/// is applied (see [`UsageMonitor::on_adjustment`]).
+pub type AdjustmentObserver = Arc<dyn Fn(&crate::storage::adjustments::Adjustment) + Send + Sync>;
+
 /// What an observer sees of one recorded call.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordedCall<'a> {
@@ -90,6 +94,8 @@ struct Shared {
     ranks: Mutex<RankCache>,
     budgets: BudgetBook,
     observers: RwLock<Vec<Observer>>,
+    /// Run after each cost correction the follower applies.
+    adjustment_observers: RwLock<Vec<AdjustmentObserver>>,
     /// Present when built with [`MonitorBuilder::follow`].
     follower: Option<Follower>,
     /// Day-file lines (replayed or followed) skipped because their
@@ -186,6 +192,7 @@ impl UsageMonitor {
             ranks: Mutex::new(RankCache::default()),
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
+            adjustment_observers: RwLock::new(Vec::new()),
             follower,
             out_of_window: AtomicU64::new(parts.out_of_window),
             catalogue_stamp: Mutex::new(parts.catalogue_stamp),
@@ -460,6 +467,20 @@ impl UsageMonitor {
     /// block in it.
     pub fn subscribe(&self, observer: impl Fn(&RecordedCall<'_>) + Send + Sync + 'static) {
         self.shared.observers.write().push(Arc::new(observer));
+    }
+
+    /// Runs `observer` after each later cost correction the follower reads
+    /// from an adjustment file (`ai-usage reprice` in another process) and
+    /// applies, e.g. to move Prometheus cost counters by the difference.
+    /// Runs on the follower's thread: keep it short.
+    pub fn on_adjustment(
+        &self,
+        observer: impl Fn(&crate::storage::adjustments::Adjustment) + Send + Sync + 'static,
+    ) {
+        self.shared
+            .adjustment_observers
+            .write()
+            .push(Arc::new(observer));
     }
 
     /// Waits until every record made before this call is written and

@@ -7,7 +7,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::money::Currency;
+use crate::money::{Costs, Currency};
 use crate::query::answers::days_before;
 use crate::query::{
     self, DashboardData, MonthForecast, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary,
@@ -44,23 +44,36 @@ impl UsageMonitor {
         self.config().reporting_currency
     }
 
+    /// The summary of `bucket`; `days` are its costs per local day, for
+    /// converted totals at each day's rate.
     fn summary_of(
         &self,
         period: &str,
         bounds: (f64, f64),
         bucket: Option<&Bucket>,
+        days: &[(NaiveDate, Costs)],
     ) -> UsageSummary {
         let empty = Bucket::default();
         let pricing = self.pricing();
-        UsageSummary::from_bucket(
+        let config = self.config();
+        let mut s = UsageSummary::from_bucket(
             period,
             bounds,
             bucket.unwrap_or(&empty),
             &pricing,
             self.reporting(),
-            &self.config().exchange_rates,
-            self.config().summary_group_limit,
-        )
+            &config.exchange_rates,
+            config.summary_group_limit,
+        );
+        if !config.dated_rates.is_empty() {
+            s.converted_total = query::convert_by_day(
+                days,
+                self.reporting(),
+                &config.exchange_rates,
+                &config.dated_rates,
+            );
+        }
+        s
     }
 
     /// Today's local date in the monitor's zone.
@@ -78,7 +91,9 @@ impl UsageMonitor {
     pub fn get_summary_for_date(&self, date: NaiveDate) -> UsageSummary {
         let bounds = self.config().zone.day_bounds(date);
         let rollups = self.rollups();
-        self.summary_of("daily", bounds, rollups.days.get(&date).map(|d| &d.day))
+        let bucket = rollups.days.get(&date).map(|d| &d.day);
+        let days = day_costs(date, bucket);
+        self.summary_of("daily", bounds, bucket, &days)
     }
 
     /// The summary of the local clock hour `hours_ago` hours before the current one.
@@ -94,7 +109,8 @@ impl UsageMonitor {
         let bounds = self.config().zone.hour_bounds(date, hour);
         let rollups = self.rollups();
         let bucket = rollups.days.get(&date).and_then(|d| d.hours.get(&hour));
-        self.summary_of("hourly", bounds, bucket)
+        let days = day_costs(date, bucket);
+        self.summary_of("hourly", bounds, bucket, &days)
     }
 
     /// The summary of whole local days `from..=to`.
@@ -108,11 +124,13 @@ impl UsageMonitor {
         let bounds = (zone.day_bounds(from).0, zone.day_bounds(to).1);
         let rollups = self.rollups();
         let mut merged = Bucket::default();
-        for (_, day) in rollups.days.range(from..=to) {
+        let mut days = Vec::new();
+        for (date, day) in rollups.days.range(from..=to) {
             merged.merge(&day.day);
+            days.push((*date, day.day.totals.cost.clone()));
         }
         drop(rollups);
-        self.summary_of(period, bounds, Some(&merged))
+        self.summary_of(period, bounds, Some(&merged), &days)
     }
 
     /// The summary of a calendar month (`month` 1..=12).
@@ -282,6 +300,13 @@ impl UsageMonitor {
             each(function, model, g);
         }
     }
+}
+
+/// The costs of one day's bucket, as the day list of a summary.
+fn day_costs(date: NaiveDate, bucket: Option<&Bucket>) -> Vec<(NaiveDate, Costs)> {
+    bucket
+        .map(|b| vec![(date, b.totals.cost.clone())])
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

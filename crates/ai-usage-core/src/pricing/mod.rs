@@ -1085,6 +1085,51 @@ impl PricingTable {
         Quote::UNPRICED
     }
 
+    /// Where [`PricingTable::price_at`] takes the price of `model` from, for
+    /// an audit trail: the table entry with its source and date, a
+    /// catalogue file, or the built-in catalogue with its snapshot date.
+    pub fn price_source(&self, provider: Option<&str>, model: &str) -> String {
+        if self.free_variant(model).is_some() {
+            return "free variant (:free costs 0)".to_owned();
+        }
+        let from_table = |id: &str, p: &ModelPrice| {
+            format!(
+                "table {id}: {} ({})",
+                p.source.as_deref().unwrap_or("no source"),
+                p.price_date.as_deref().unwrap_or("no date")
+            )
+        };
+        let table_first = provider.is_none_or(|p| p.trim().is_empty());
+        if table_first && self.user_catalogue_match(None, model).is_none() {
+            if let Some((id, p)) = self.resolve(model) {
+                return from_table(id, p);
+            }
+        }
+        if let Some(m) = self.catalogue_match(provider, model) {
+            let which = if self.user_catalogue_match(provider, model).is_some() {
+                "catalogue file".to_owned()
+            } else {
+                format!(
+                    "genai-prices catalogue {}",
+                    catalogue::BUILTIN_SNAPSHOT_DATE
+                )
+            };
+            return format!("{which}: {} {}", m.provider_name(), m.model_id());
+        }
+        match self.resolve(model) {
+            Some((id, p)) => from_table(id, p),
+            None => "no price".to_owned(),
+        }
+    }
+
+    /// Whether [`PricingTable::price_at`] has a price for `model` (asked
+    /// without the warning an unknown model gives when priced).
+    pub fn knows(&self, provider: Option<&str>, model: &str) -> bool {
+        self.free_variant(model).is_some()
+            || self.resolve(model).is_some()
+            || self.catalogue_match(provider, model).is_some()
+    }
+
     /// A `:free` variant (OpenRouter's `google/gemini-2.0-flash-exp:free`)
     /// costs 0: dropping the suffix would price the paid model. Its currency
     /// is the paid model's (USD when unknown). `None` for other names, and

@@ -36,5 +36,8 @@ pub use savings::{
     savings_for, Alternative, FrequencyChange, FunctionSavings, ModelUse, SavingsReport,
 };
 pub use session::{recent_sessions, SessionSummary};
-pub use summary::{main_currency, success_rate, ConvertedTotal, GroupSummary, UsageSummary};
+pub use summary::{
+    convert_by_day, main_currency, success_rate, ConvertedTotal, DayRate, GroupSummary,
+    UsageSummary,
+};
 pub use trend::{trend, TrendPoint};

@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
+
 use serde::Serialize;
 
 use crate::money::{Costs, Currency, Money};
 use crate::pricing::PricingTable;
+use crate::rates::DatedRates;
 use crate::rollups::{Bucket, GroupMap, GroupStats};
 
 use super::rank::{select, Candidate, RankBy};
@@ -74,6 +77,100 @@ pub struct ConvertedTotal {
     pub rates: BTreeMap<Currency, Money>,
     /// Currencies present without a configured rate (left out of `total`).
     pub missing_rates: Vec<Currency>,
+    /// With rates by day: which rate converted which days, per currency
+    /// (consecutive days at one rate form one span). `rates` then lists
+    /// only the constant rates used (for days before a currency's first
+    /// dated rate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rates_by_day: Vec<DayRate>,
+}
+
+/// The rate that converted a currency's costs on the days `from..=to`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayRate {
+    /// The currency converted.
+    pub currency: Currency,
+    /// First day.
+    pub from: NaiveDate,
+    /// Last day.
+    pub to: NaiveDate,
+    /// Units of the reporting currency per unit of `currency`.
+    pub rate: Money,
+    /// The day the rate was given for (the last on or before the days),
+    /// or `None` for the constant rate.
+    pub rate_date: Option<NaiveDate>,
+}
+
+/// Converts costs day by day: each day's amounts at that day's rate (the
+/// last dated rate on or before it, else the constant one). `None` when no
+/// rate is configured or only the reporting currency is present.
+pub fn convert_by_day(
+    days: &[(NaiveDate, Costs)],
+    reporting: Currency,
+    constant: &[(Currency, i64)],
+    dated: &DatedRates,
+) -> Option<ConvertedTotal> {
+    let mut all = Costs::default();
+    for (_, c) in days {
+        all.merge(c);
+    }
+    if constant.is_empty() && dated.is_empty()
+        || all.iter().count() < 2 && all.iter().all(|(c, _)| c == reporting)
+    {
+        return None;
+    }
+    let mut total = all.get(reporting);
+    let mut used = BTreeMap::new();
+    let mut missing: Vec<Currency> = Vec::new();
+    let mut spans: Vec<DayRate> = Vec::new();
+    let mut sorted: Vec<&(NaiveDate, Costs)> = days.iter().collect();
+    sorted.sort_by_key(|(d, _)| *d);
+    for (day, costs) in sorted {
+        for (c, amount) in costs.others(reporting) {
+            let rate = match dated.rate_on(c, *day) {
+                Some((rd, r)) => Some((Some(rd), r)),
+                None => constant
+                    .iter()
+                    .find(|(rc, _)| *rc == c)
+                    .map(|(_, r)| (None, *r)),
+            };
+            let Some((rate_date, rate)) = rate else {
+                if !missing.contains(&c) {
+                    missing.push(c);
+                }
+                continue;
+            };
+            total += amount.mul_div(rate, 1_000_000).unwrap_or(Money::ZERO);
+            if rate_date.is_none() {
+                used.insert(c, Money::from_micros(rate));
+            }
+            let rate = Money::from_micros(rate);
+            match spans
+                .iter_mut()
+                .rev()
+                .find(|s| s.currency == c)
+                .filter(|s| s.rate == rate && s.rate_date == rate_date)
+            {
+                Some(s) => s.to = *day,
+                None => spans.push(DayRate {
+                    currency: c,
+                    from: *day,
+                    to: *day,
+                    rate,
+                    rate_date,
+                }),
+            }
+        }
+    }
+    spans.sort_by_key(|s| (s.currency, s.from));
+    missing.sort();
+    Some(ConvertedTotal {
+        total,
+        currency: reporting,
+        rates: used,
+        missing_rates: missing,
+        rates_by_day: spans,
+    })
 }
 
 /// A usage summary of one period (the original's `UsageSummary`, extended).
@@ -266,5 +363,6 @@ fn convert(
         currency: reporting,
         rates: used,
         missing_rates: missing,
+        rates_by_day: Vec::new(),
     })
 }

@@ -35,8 +35,9 @@ use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::money::{Costs, Currency};
+use crate::money::{Costs, Currency, Money};
 use crate::record::UsageRecord;
+use crate::storage::adjustments::Adjustment;
 use crate::zone::Zone;
 
 /// The group that ids beyond a map's cap are counted in.
@@ -100,6 +101,20 @@ impl GroupStats {
         self.cache_write_tokens = self.cache_write_tokens.saturating_add(r.cache_write_tokens);
         self.unpriced_calls = self.unpriced_calls.saturating_add((!priced) as u64);
         self.cost.add(currency, r.cost);
+    }
+
+    /// Applies a cost correction of one call counted here: its cost moves
+    /// from the old amount to the new one and an unpriced call becomes
+    /// priced; call and token counts stay.
+    pub fn adjust(&mut self, a: &Adjustment) {
+        self.cost.add(a.old_currency, Money::ZERO - a.old_cost);
+        self.cost.add(a.currency, a.new_cost);
+        if a.old_currency != a.currency {
+            self.cost.drop_if_zero(a.old_currency);
+        }
+        if !a.old_priced {
+            self.unpriced_calls = self.unpriced_calls.saturating_sub(1);
+        }
     }
 
     /// Adds another group's counters.
@@ -314,6 +329,26 @@ impl Bucket {
             }
         }
         self.durations.add(r.duration_ms);
+    }
+
+    /// Applies a cost correction to every group the call was counted in
+    /// (see [`GroupStats::adjust`]); its duration stays counted.
+    fn adjust(&mut self, a: &Adjustment, (names, ids): Caps) {
+        let adjust = |g: &mut GroupStats| g.adjust(a);
+        adjust(&mut self.totals);
+        with_group(&mut self.by_model, &a.model, names, adjust);
+        with_group(&mut self.by_function, &a.function, names, adjust);
+        if let Some(u) = &a.user_id {
+            with_group(&mut self.by_user, u, ids, adjust);
+        }
+        if let Some(x) = &a.anchor_id {
+            with_group(&mut self.by_anchor, x, ids, adjust);
+        }
+        for (i, t) in a.tags.iter().enumerate() {
+            if !a.tags[..i].contains(t) {
+                with_group(&mut self.by_tag, t, ids, adjust);
+            }
+        }
     }
 
     /// Adds another bucket's counters and groups (unbounded: for query-side
@@ -579,6 +614,37 @@ impl Rollups {
         }
     }
 
+    /// Applies a cost correction (an [`Adjustment`]) to the groups its call
+    /// was counted in: its day, hour, function × model pair and session.
+    /// Call and token counts never change. A call whose day is not held
+    /// (outside the retention window) is left alone: returns false.
+    ///
+    /// The one place corrections reach the rollups, from replay and from
+    /// the follower alike.
+    pub fn adjust(&mut self, zone: &Zone, a: &Adjustment) -> bool {
+        let (date, hour) = self.locate(zone, a.timestamp);
+        let Some(day) = self.days.get_mut(&date) else {
+            return false;
+        };
+        day.version += 1;
+        day.day.adjust(a, DAY_CAPS);
+        day.hours.entry(hour).or_default().adjust(a, HOUR_CAPS);
+        day.with_pair(&a.function, &a.model, |g| g.adjust(a));
+        if let Some(sid) = &a.session_id {
+            // A session beyond the cap was counted under OTHER_GROUP.
+            let key =
+                if self.sessions.contains_key(sid.as_str()) || self.sessions.len() < MAX_SESSIONS {
+                    sid.as_str()
+                } else {
+                    OTHER_GROUP
+                };
+            if let Some(s) = self.sessions.get_mut(key) {
+                s.stats.adjust(a);
+            }
+        }
+        true
+    }
+
     /// Adds another set of rollups (e.g. one replayed file) into this one.
     pub fn merge(&mut self, o: &Rollups) {
         for (d, day) in &o.days {
@@ -742,6 +808,65 @@ mod tests {
         assert!(!day.by_function_model.contains_key("g"));
         assert!(!day.by_function_model["f"].contains_key("new"));
         assert_eq!(day.pairs, MAX_NAMES_PER_DAY + 1);
+    }
+
+    #[test]
+    fn an_adjustment_moves_cost_in_every_group_and_never_counts() {
+        let zone: Zone = "+08:00".parse().unwrap();
+        let mut rollups = Rollups::default();
+        let r = UsageRecord {
+            timestamp: 1_761_403_494.5,
+            model: "new-model".into(),
+            function: "f".into(),
+            user_id: Some("u".into()),
+            anchor_id: Some("a".into()),
+            session_id: Some("s".into()),
+            tags: vec!["t".into(), "t".into()],
+            input_tokens: 10,
+            output_tokens: 5,
+            total_tokens: 15,
+            ..UsageRecord::default()
+        };
+        let (date, hour) = rollups.locate(&zone, r.timestamp);
+        rollups.add(&r, date, hour, Currency::CNY, false);
+        let usd = Money::from_nanos(300);
+        let a = Adjustment::of(
+            "usage_2025-10-25.jsonl",
+            0,
+            &r,
+            (Money::ZERO, Currency::CNY, false),
+            (usd, Currency::USD),
+            "test".into(),
+            chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        );
+        assert!(rollups.adjust(&zone, &a));
+        let day = &rollups.days[&date];
+        let groups = [
+            &day.day.totals,
+            &day.day.by_model["new-model"],
+            &day.day.by_function["f"],
+            &day.day.by_user["u"],
+            &day.day.by_anchor["a"],
+            &day.day.by_tag["t"],
+            &day.hours[&hour].totals,
+            &day.by_function_model["f"]["new-model"],
+            &rollups.sessions["s"].stats,
+        ];
+        for g in groups {
+            assert_eq!(g.calls, 1);
+            assert_eq!(g.total_tokens, 15);
+            assert_eq!(g.unpriced_calls, 0);
+            // The zero CNY entry is gone: the call is a USD call now.
+            assert_eq!(
+                g.cost.iter().collect::<Vec<_>>(),
+                vec![(Currency::USD, usd)]
+            );
+        }
+        // A call of a day not held is left alone.
+        let mut other = a.clone();
+        other.timestamp += 40.0 * 86_400.0;
+        assert!(!rollups.adjust(&zone, &other));
+        assert_eq!(rollups.days.len(), 1);
     }
 
     #[test]

@@ -157,7 +157,13 @@ impl ReadStats {
 /// regular file with one link is read (see [`open_regular_file`]); anything
 /// else named like a day file is skipped with one warning and counted in
 /// `skipped_files`.
-pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadStats> {
+pub fn read_day_file(path: &Path, mut each: impl FnMut(UsageRecord)) -> Result<ReadStats> {
+    read_day_file_at(path, |_, r| each(r))
+}
+
+/// [`read_day_file`], passing each record with the byte offset of its line
+/// (what an adjustment names the call by).
+pub fn read_day_file_at(path: &Path, each: impl FnMut(u64, UsageRecord)) -> Result<ReadStats> {
     let mut bytes = Vec::new();
     match open_regular_file(path) {
         Ok(mut f) => {
@@ -174,7 +180,13 @@ pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadS
         }
         Err(e) => return Err(Error::io("cannot open day file", path, e)),
     }
-    Ok(parse_lines(&bytes, &path.display().to_string(), each))
+    Ok(parse_lines_at(
+        &bytes,
+        0,
+        &path.display().to_string(),
+        true,
+        each,
+    ))
 }
 
 /// Parses JSON lines from a buffer (see [`read_day_file`]); `origin` names the

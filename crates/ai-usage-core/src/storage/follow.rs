@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 use parking_lot::Mutex;
 
 use crate::record::UsageRecord;
+use crate::storage::adjustments::{self, Adjustment};
 use crate::storage::dayfile;
 
 /// Byte ranges this process appended, per day file, not yet passed by the
@@ -60,15 +61,55 @@ pub(crate) struct Follower {
 #[derive(Debug, Default)]
 struct FollowState {
     offsets: BTreeMap<NaiveDate, u64>,
+    /// Where each adjustment file has been read to.
+    adjustment_offsets: BTreeMap<NaiveDate, u64>,
 }
 
 impl Follower {
-    pub(crate) fn new(offsets: BTreeMap<NaiveDate, u64>) -> Follower {
+    pub(crate) fn new(
+        offsets: BTreeMap<NaiveDate, u64>,
+        adjustment_offsets: BTreeMap<NaiveDate, u64>,
+    ) -> Follower {
         Follower {
             own: Default::default(),
-            state: Mutex::new(FollowState { offsets }),
+            state: Mutex::new(FollowState {
+                offsets,
+                adjustment_offsets,
+            }),
             counting: Mutex::new(()),
         }
+    }
+
+    /// Reads the adjustments appended (by `ai-usage reprice`, say) since
+    /// the last look, for calls of days from `first_day` on. Call before
+    /// [`Follower::poll`] and apply after counting what it finds: the
+    /// calls they correct are counted by then.
+    pub(crate) fn poll_adjustments(
+        &self,
+        dir: &std::path::Path,
+        first_day: NaiveDate,
+    ) -> Vec<Adjustment> {
+        let mut st = self.state.lock();
+        let files = match adjustments::list_adjustment_files(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the adjustment files");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (day, path) in files.into_iter().filter(|(d, _)| *d >= first_day) {
+            let offset = st.adjustment_offsets.get(&day).copied().unwrap_or(0);
+            match adjustments::read_adjustment_file_from(&path, offset) {
+                Ok((found, end, _)) => {
+                    out.extend(found);
+                    st.adjustment_offsets.insert(day, end);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot follow adjustment file"),
+            }
+        }
+        st.adjustment_offsets.retain(|d, _| *d >= first_day);
+        out
     }
 
     /// One look at a time, from the poll until its records are counted.

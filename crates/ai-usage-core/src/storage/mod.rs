@@ -3,9 +3,13 @@
 //! - [`dayfile`] names, lists and parses `usage_YYYY-MM-DD.jsonl` files;
 //! - [`writer`] is the queue and writer thread that appends batches to them;
 //! - [`replay`] rebuilds the rollups from them at start-up;
-//! - [`follow`] counts lines that other processes append.
+//! - [`follow`] counts lines that other processes append;
+//! - [`adjustments`] reads and appends cost corrections of recorded calls;
+//! - [`reprice`] works out the corrections the prices in force now call for.
 
+pub mod adjustments;
 pub mod dayfile;
 pub mod follow;
 pub mod replay;
+pub mod reprice;
 pub mod writer;

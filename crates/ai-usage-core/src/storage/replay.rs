@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
+use super::adjustments::{self, AdjustmentStats};
 use super::dayfile::{self, ReadStats};
 use crate::error::{Error, Result};
 use crate::intake::{TimeWindow, MAX_FUTURE_SECS};
@@ -37,7 +38,19 @@ pub fn replay_dir(
         earliest: zone.day_bounds(first).0,
         latest: now_timestamp() + MAX_FUTURE_SECS,
     };
-    replay_files(&files, zone, pricing, window)
+    // Corrections are read before the day files: the call of every
+    // correction read was on disk before it, so the replay counts it, and
+    // the corrections are applied after the calls.
+    let read = adjustments::read_adjustments(dir, first)?;
+    let mut replayed = replay_files(&files, zone, pricing, window)?;
+    for a in &read.adjustments {
+        if window.contains(a.timestamp) {
+            replayed.rollups.adjust(zone, a);
+        }
+    }
+    replayed.adjustment_offsets = read.offsets;
+    replayed.adjustments = read.stats;
+    Ok(replayed)
 }
 
 /// What a replay rebuilt.
@@ -51,6 +64,11 @@ pub struct Replayed {
     pub offsets: std::collections::BTreeMap<NaiveDate, u64>,
     /// Lines skipped because their timestamp is outside the window.
     pub out_of_window: u64,
+    /// Per adjustment file, where its complete lines end (where following
+    /// resumes).
+    pub adjustment_offsets: std::collections::BTreeMap<NaiveDate, u64>,
+    /// What reading the adjustment files found.
+    pub adjustments: AdjustmentStats,
 }
 
 /// The currency and priced flag of a stored record (see
@@ -158,6 +176,15 @@ pub fn replay_files(
 /// Current sizes (complete lines) of the day files, to follow from there.
 pub(crate) fn current_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, u64> {
     dayfile::list_day_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))
+        .collect()
+}
+
+/// Current sizes of the adjustment files, to follow from there.
+pub(crate) fn current_adjustment_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, u64> {
+    adjustments::list_adjustment_files(dir)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adjustments;
 mod budgets;
 mod catalogue;
 mod demo;
