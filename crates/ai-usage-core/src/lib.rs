@@ -64,7 +64,7 @@ pub mod dayfile {
 pub use monitor::{
     get_usage_monitor, init_global, record_ai_usage, BudgetHandle, Companion, CompanionContext,
     CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder, MonitorConfig,
-    MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+    MonitorHealth, Observer, PricingHandle, RecordedCall, UsageMonitor, TZ_ENV,
 };
 
 // Records: what a caller records and what is written.
