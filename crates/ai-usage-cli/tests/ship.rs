@@ -566,3 +566,125 @@ fn two_directories_of_one_machine_ship_as_two_hosts_by_default() {
         }
     }
 }
+
+/// The snapshot with a new, cheap OpenAI model (`gpt-9-nova`): a newer
+/// catalogue for `pricing update --from`.
+fn catalogue_with_a_cheap_openai_model() -> String {
+    let snapshot = include_str!("../../ai-usage-core/data/genai-prices/data_slim.json");
+    let mut v: serde_json::Value = serde_json::from_str(snapshot).unwrap();
+    let openai = v
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| p["id"] == "openai")
+        .unwrap();
+    openai["models"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "gpt-9-nova",
+            "match": {"equals": "gpt-9-nova"},
+            "prices": {"input_mtok": 0.01, "output_mtok": 0.02}
+        }));
+    serde_json::to_string(&v).unwrap()
+}
+
+/// The fleet's savings alternatives of `function` (ids), once answered.
+fn fleet_alternatives(port: u16, function: &str) -> Option<Vec<String>> {
+    let report = get_json(port, "/api/ai_usage/savings?days=1")?;
+    let f = report["functions"]
+        .as_array()?
+        .iter()
+        .find(|f| f["function"] == function)?
+        .clone();
+    Some(
+        f["alternatives"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a["model"].as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+/// `serve --clickhouse` answers the fleet's savings with the catalogue in
+/// force: one installed with `pricing update` while it runs is used
+/// without a restart.
+#[test]
+fn serve_with_clickhouse_advises_from_a_catalogue_installed_while_it_runs() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        ok(ai_usage(
+            a.path(),
+            &[
+                "record",
+                "--model",
+                "gpt-4o",
+                "--function",
+                "摘要",
+                "--input-tokens",
+                "2000",
+                "--output-tokens",
+                "1000",
+            ],
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_ai-usage"))
+            .arg("--dir")
+            .arg(a.path())
+            .args(["--tz", "Asia/Shanghai", "--clickhouse", url.as_str()])
+            .args(["serve", "--addr", addr.as_str(), "--no-fleet-alerts"])
+            .env_remove("AI_USAGE_CLICKHOUSE")
+            .env_remove("AI_USAGE_TOKEN")
+            .spawn()
+            .expect("start serve"),
+    );
+    let pid = serve.0.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let before = loop {
+        let shipped =
+            get_json(port, "/healthz").is_some_and(|h| h["fleet"]["shipping"]["lag_bytes"] == 0);
+        if let Some(alts) = fleet_alternatives(port, "摘要").filter(|_| shipped) {
+            break alts;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not ship");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        before.iter().any(|m| m == "gpt-4o-mini"),
+        "OpenAI's cheaper models from the snapshot: {before:?}"
+    );
+    assert!(!before.iter().any(|m| m == "gpt-9-nova"));
+
+    let file = a.path().join("newer_data_slim.json");
+    std::fs::write(&file, catalogue_with_a_cheap_openai_model()).unwrap();
+    ok(ai_usage(
+        a.path(),
+        &["pricing", "update", "--from", file.to_str().unwrap()],
+    ));
+    // The server looks every 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let after = loop {
+        let alts = fleet_alternatives(port, "摘要").unwrap_or_default();
+        if alts.iter().any(|m| m == "gpt-9-nova") || std::time::Instant::now() > deadline {
+            break alts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        after.first().map(String::as_str),
+        Some("gpt-9-nova"),
+        "the new cheapest OpenAI model saves the most: {after:?}"
+    );
+    assert_eq!(serve.0.id(), pid, "the same server process");
+}

@@ -22,9 +22,9 @@ use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
     main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
-    DayRange, DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingTable,
-    RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint, UsageReport,
-    UsageSummary, Zone,
+    DayRange, DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingHandle,
+    PricingTable, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint,
+    UsageReport, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
@@ -37,7 +37,12 @@ use crate::schema::{duration_bucket_sql, money_from_column, reporting_zone};
 pub struct FleetQueries {
     client: Client,
     zone: Zone,
-    pricing: PricingTable,
+    /// The table given at construction: the prices used unless a monitor's
+    /// live table is followed (and once that monitor is gone).
+    pricing: Arc<PricingTable>,
+    /// A monitor's table, followed as it changes (see
+    /// [`FleetQueries::with_pricing_of`]).
+    live_pricing: Option<PricingHandle>,
     reporting: Currency,
     rates: Vec<(Currency, i64)>,
     group_limit: usize,
@@ -113,7 +118,8 @@ impl FleetQueries {
         FleetQueries {
             client,
             zone,
-            pricing,
+            pricing: Arc::new(pricing),
+            live_pricing: None,
             reporting: Currency::CNY,
             rates: Vec::new(),
             group_limit: 1000,
@@ -133,6 +139,17 @@ impl FleetQueries {
     /// into), as they stand at each call, on the fleet's spend.
     pub fn with_budgets_of(mut self, monitor: BudgetHandle) -> Self {
         self.budgets = BudgetSource::Monitor(monitor);
+        self
+    }
+
+    /// Prices with a monitor's table as it stands at each call (e.g. the
+    /// one `serve` records into), so a catalogue installed or rolled back
+    /// by `ai-usage pricing update` and taken up by
+    /// [`UsageMonitor::refresh_price_catalogue`](ai_usage_core::UsageMonitor::refresh_price_catalogue)
+    /// reaches the fleet's answers (display names, savings, CSV) without a
+    /// restart. Once the monitor is gone, the table given to [`new`](Self::new) prices.
+    pub fn with_pricing_of(mut self, monitor: PricingHandle) -> Self {
+        self.live_pricing = Some(monitor);
         self
     }
 
@@ -166,9 +183,14 @@ impl FleetQueries {
         &self.zone
     }
 
-    /// The pricing table (display names; for `report.rs`).
-    pub(crate) fn pricing(&self) -> &PricingTable {
-        &self.pricing
+    /// `f` over the pricing table in force: the followed monitor's, else
+    /// the one given at construction. Called after the store answered, so
+    /// no lock is held over a query.
+    pub(crate) fn with_pricing<R>(&self, f: impl FnOnce(&PricingTable) -> R) -> R {
+        match &self.live_pricing {
+            Some(live) => live.with_or(&self.pricing, f),
+            None => f(&self.pricing),
+        }
     }
 
     /// The reporting currency (for `report.rs`).
@@ -581,7 +603,7 @@ WHERE user_id != '' OR anchor_id != '' LIMIT 1 BY id) GROUP BY user_id, anchor_i
         let ids = Ids::Summed(week + chrono::Duration::days(1));
         let groups = self.day_groups(first, ids, today)?;
         let generated_at = self.zone.local(now).format("%Y-%m-%dT%H:%M:%S").to_string();
-        Ok(groups.dashboard(&self.pricing, today, generated_at, self.reporting))
+        Ok(self.with_pricing(|p| groups.dashboard(p, today, generated_at, self.reporting)))
     }
 
     /// The fleet's month forecast as of today.
@@ -596,7 +618,7 @@ WHERE user_id != '' OR anchor_id != '' LIMIT 1 BY id) GROUP BY user_id, anchor_i
     pub fn savings_between(&self, from: NaiveDate, to: NaiveDate) -> Result<SavingsReport> {
         DayRange::new(from, to).map_err(Error::Core)?;
         let groups = self.day_groups(from, Ids::None, to)?;
-        Ok(groups.savings(&self.pricing, from, to))
+        Ok(self.with_pricing(|p| groups.savings(p, from, to)))
     }
 
     /// Savings advice from the last `days` local days (today included).
@@ -838,14 +860,16 @@ argMaxIfMerge(anchor_id) FROM {db}.agg_session WHERE session_id = {id}"
             groups.add_anchor(anchor, stats);
         }
         *groups.durations_mut() = parts.durations;
-        groups.summary(
-            period,
-            bounds,
-            &self.pricing,
-            self.reporting,
-            &self.rates,
-            self.group_limit,
-        )
+        self.with_pricing(|p| {
+            groups.summary(
+                period,
+                bounds,
+                p,
+                self.reporting,
+                &self.rates,
+                self.group_limit,
+            )
+        })
     }
 }
 

@@ -87,7 +87,7 @@ impl FleetQueries {
     pub fn daily_csv(&self, from: NaiveDate, to: NaiveDate, bom: bool) -> Result<Vec<u8>> {
         ai_usage_core::DayRange::new(from, to)?;
         let groups = self.model_day_groups(from, to)?;
-        Ok(groups.daily_csv(self.pricing(), self.reporting(), from, to, bom)?)
+        Ok(self.with_pricing(|p| groups.daily_csv(p, self.reporting(), from, to, bom))?)
     }
 
     /// Writes the daily CSV of the last `days` local days (today included)

@@ -76,7 +76,7 @@ pub mod adjustments {
 pub use monitor::{
     get_usage_monitor, init_global, record_ai_usage, AdjustmentObserver, BudgetHandle, Companion,
     CompanionContext, CompanionHandle, CompanionHealth, CurrentTotals, FlushGuard, MonitorBuilder,
-    MonitorConfig, MonitorHealth, Observer, RecordedCall, UsageMonitor, TZ_ENV,
+    MonitorConfig, MonitorHealth, Observer, PricingHandle, RecordedCall, UsageMonitor, TZ_ENV,
 };
 
 // Records: what a caller records and what is written.

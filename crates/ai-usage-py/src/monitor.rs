@@ -521,6 +521,15 @@ impl Monitor {
         py.detach(|| m.refresh());
     }
 
+    /// Swaps in the price catalogue installed in the records directory (by
+    /// `ai-usage pricing update`, or a rollback) when it changed since the
+    /// last look; True when it did. Later records are priced with it; costs
+    /// already recorded stay. A damaged install is logged and ignored.
+    fn refresh_price_catalogue(&self, py: Python<'_>) -> bool {
+        let m = self.m();
+        py.detach(|| m.refresh_price_catalogue())
+    }
+
     /// In a child after `os.fork()`: the parent's writer and follower threads
     /// do not exist here, so the inherited engine is abandoned (never dropped:
     /// dropping would wait for those threads) and a fresh one, with its own

@@ -35,7 +35,11 @@ pub fn answer_from_fleet(
     let Some(queries) = crate::context::fleet(cli)? else {
         return Ok((server, None));
     };
-    let queries = queries.with_budgets_of(monitor.budget_handle());
+    // The fleet's answers price with the monitor's table, which `serve`
+    // swaps when a catalogue is installed or rolled back.
+    let queries = queries
+        .with_budgets_of(monitor.budget_handle())
+        .with_pricing_of(monitor.pricing_handle());
     let shipper = match (a.no_ship, crate::context::clickhouse_endpoint(cli)?) {
         (false, Some(endpoint)) => {
             // A new database reports in --tz (else the shipper thread

@@ -16,6 +16,7 @@ mod companion;
 mod exit_flush;
 mod following;
 mod global;
+mod pricing_handle;
 mod queries;
 mod reports;
 
@@ -31,6 +32,7 @@ pub use budgets::BudgetHandle;
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
 pub use companion::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};
+pub use pricing_handle::PricingHandle;
 pub use queries::CurrentTotals;
 
 use crate::budget::BudgetBook;

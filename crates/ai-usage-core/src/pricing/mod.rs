@@ -971,6 +971,48 @@ impl PricingTable {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Option<(String, ModelPrice)> {
         let m = self.catalogue_match(None, model)?;
+        let p = self.catalogue_model_price(&m, at)?;
+        Some((m.model_id().to_string(), p))
+    }
+
+    /// The catalogue's other models of `model`'s provider (its own
+    /// included), not deprecated and callable by their id, each with its text price in force at `at`
+    /// in the table's terms: the like-for-like alternatives savings advice
+    /// offers for a model the catalogue prices. Empty when the table prices
+    /// `model` itself or no catalogue knows it.
+    pub fn catalogue_siblings(
+        &self,
+        model: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(String, ModelPrice)> {
+        let Some(m) = self.catalogue_match(None, model) else {
+            return Vec::new();
+        };
+        m.siblings()
+            // Only models a call can name: an entry such as `ft:gpt-4o-mini`
+            // (fine-tuned models' rates) is no model to switch to.
+            .filter(|s| {
+                !s.deprecated()
+                    && self
+                        .catalogue_match(Some(s.provider_id()), s.model_id())
+                        .is_some_and(|x| x.model_id() == s.model_id())
+            })
+            .filter_map(|s| {
+                Some((
+                    s.model_id().to_string(),
+                    self.catalogue_model_price(&s, at)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// A catalogue model's text price in force at `at` as a table entry
+    /// (`None`: no per-token text price).
+    fn catalogue_model_price(
+        &self,
+        m: &catalogue::ModelMatch<'_>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<ModelPrice> {
         let bands = m.bands_at(at)?;
         let mut p = ModelPrice::with_rates(m.display_name(), m.currency(), Rate::ZERO, Rate::ZERO);
         match <[Band; 1]>::try_from(bands) {
@@ -984,7 +1026,7 @@ impl PricingTable {
         }
         p.source = Some(format!("genai-prices catalogue ({})", m.provider_name()));
         p.price_date = Some(self.catalogue_info().date.to_string());
-        Some((m.model_id().to_string(), p))
+        Some(p)
     }
 
     /// The currency the model is priced in, when known (the table's, else

@@ -14,6 +14,15 @@
 //! per-call allowances it is an approximation (calls far from the average may
 //! fall in another band), flagged with `approximate: true`.
 //!
+//! The alternatives are the table's models of the function's currency and,
+//! for a model the genai-prices catalogue in force prices (the built-in
+//! snapshot, or one installed with `ai-usage pricing update`; USD models
+//! mostly), the catalogue's other models of the same provider, in the same
+//! currency, at their prices in force now (deprecated ones left out): like
+//! is compared with like, never across currencies or providers. A model
+//! priced by a LiteLLM list has no provider family here, so it gets the
+//! table's alternatives only.
+//!
 //! The baseline is the cost actually recorded. Free models (zero list price,
 //! e.g. glm-4-flash) are not offered as alternatives. Quality is not
 //! considered: read the list as a price comparison.
@@ -232,6 +241,7 @@ pub fn savings_for(
             }
         }
     }
+    let now = chrono::Utc::now();
     let mut functions = Vec::new();
     for (function, by_currency) in groups {
         for (currency, models) in by_currency {
@@ -240,6 +250,7 @@ pub fn savings_for(
                 currency,
                 &models,
                 pricing,
+                now,
                 unpriced.get(function).copied().unwrap_or(0),
             ));
         }
@@ -255,7 +266,8 @@ pub fn savings_for(
         from: from.format("%Y-%m-%d").to_string(),
         to: to.format("%Y-%m-%d").to_string(),
         functions,
-        method: "recorded cost vs. the same calls re-priced on each other model of the same currency; \
+        method: "recorded cost vs. the same calls re-priced on each other model of the same currency \
+                 (the table's, and the catalogue's models of the same provider as a model it prices); \
                  each (function, model) group is priced as its call count times its average call size \
                  (exact for flat prices, approximate for tiered ones: see `approximate`); \
                  free models are not offered; halving the frequency halves calls and cost; \
@@ -264,11 +276,41 @@ pub fn savings_for(
     }
 }
 
+/// The models a function's calls in `currency` are re-priced on: the
+/// table's models of that currency, then, for each model used that the
+/// catalogue prices, the catalogue's models of its provider in that
+/// currency (an id the table already lists is not repeated).
+fn candidates(
+    pricing: &PricingTable,
+    used: &FxHashMap<&str, GroupStats>,
+    currency: Currency,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, ModelPrice)> {
+    let mut out: Vec<(String, ModelPrice)> = pricing
+        .models()
+        .filter(|(_, p)| p.currency == currency)
+        .map(|(id, p)| (id.to_string(), p.clone()))
+        .collect();
+    let mut seen: rustc_hash::FxHashSet<String> = out.iter().map(|(id, _)| id.clone()).collect();
+    // Sorted, so the list does not depend on the hash map's order.
+    let mut models: Vec<&str> = used.keys().copied().collect();
+    models.sort_unstable();
+    for m in models {
+        for (id, p) in pricing.catalogue_siblings(m, now) {
+            if p.currency == currency && seen.insert(id.clone()) {
+                out.push((id, p));
+            }
+        }
+    }
+    out
+}
+
 fn function_savings(
     function: &str,
     currency: Currency,
     models: &FxHashMap<&str, GroupStats>,
     pricing: &PricingTable,
+    now: chrono::DateTime<chrono::Utc>,
     unpriced_calls: u64,
 ) -> FunctionSavings {
     let mut total = GroupStats::default();
@@ -287,8 +329,15 @@ fn function_savings(
         .collect();
     used.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.model.cmp(&b.model)));
     // With a single model, "switching" to it is no advice.
-    let only: Option<&str> = match used.as_slice() {
-        [one] => pricing.resolve(&one.model).map(|(id, _)| id),
+    let only: Option<String> = match used.as_slice() {
+        [one] => pricing
+            .resolve(&one.model)
+            .map(|(id, _)| id.to_string())
+            .or_else(|| {
+                pricing
+                    .catalogue_match(None, &one.model)
+                    .map(|m| m.model_id().to_string())
+            }),
         _ => None,
     };
     let mut unverified_baseline: Vec<String> = models
@@ -300,26 +349,26 @@ fn function_savings(
     unverified_baseline.sort_unstable();
     unverified_baseline.dedup();
     let mut unverified_left_out: Vec<String> = Vec::new();
-    let mut alternatives: Vec<Alternative> = pricing
-        .models()
-        .filter(|(id, p)| p.currency == currency && Some(*id) != only && !is_free(p))
+    let mut alternatives: Vec<Alternative> = candidates(pricing, models, currency, now)
+        .into_iter()
+        .filter(|(id, p)| Some(id) != only.as_ref() && !is_free(p))
         .filter_map(|(id, p)| {
-            let cost: Money = models.values().map(|g| reprice(p, g)).sum();
+            let cost: Money = models.values().map(|g| reprice(&p, g)).sum();
             let saving = current - cost;
             if saving <= Money::ZERO {
                 return None;
             }
             if p.unverified {
-                unverified_left_out.push(id.to_string());
+                unverified_left_out.push(id);
                 return None;
             }
             Some(Alternative {
-                model: id.to_string(),
                 display_name: p.display_name.clone(),
                 cost,
                 saving,
                 saving_pct: pct(saving, current),
-                approximate: size_dependent(p),
+                approximate: size_dependent(&p),
+                model: id,
             })
         })
         .collect();

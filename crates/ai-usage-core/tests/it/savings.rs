@@ -257,3 +257,76 @@ fn a_baseline_at_an_unverified_price_is_named() {
         "doubao-pro-32k"
     );
 }
+
+/// A USD function priced by the genai-prices catalogue gets the catalogue's
+/// other models of the same provider as alternatives (the CNY table holds
+/// no USD model), each costed as the catalogue itself prices the calls.
+#[test]
+fn usd_functions_get_the_catalogues_models_of_the_same_provider() {
+    use ai_usage_core::catalogue::CatalogueUsage;
+    let (_d, m, ts) = setup();
+    let (calls, input, output) = (10u64, 2000u64, 1000u64);
+    for _ in 0..calls {
+        m.record(
+            &UsageEvent::new("gpt-4o", "摘要")
+                .tokens(input, output)
+                .at(ts),
+        );
+    }
+    let report = m.savings(1);
+    let f = report
+        .functions
+        .iter()
+        .find(|f| f.function == "摘要")
+        .unwrap();
+    assert_eq!(f.currency, Currency::USD);
+
+    // What the catalogue says: gpt-4o's provider's other models, not
+    // deprecated, with text prices, the calls priced by the catalogue.
+    let table = PricingTable::builtin();
+    let used = table
+        .catalogue_match(None, "gpt-4o")
+        .expect("in the snapshot");
+    let now = chrono::Utc::now();
+    let usage = CatalogueUsage {
+        input_tokens: input,
+        output_tokens: output,
+        ..CatalogueUsage::default()
+    };
+    let recorded = Money::from_nanos(used.quote(&usage, now).unwrap().total_nanos * calls as i64);
+    assert_eq!(f.current_cost, recorded);
+    let mut want: Vec<(String, Money)> = used
+        .siblings()
+        .filter(|s| s.model_id() != used.model_id() && !s.deprecated())
+        .filter(|s| s.currency() == Currency::USD && s.bands_at(now).is_some())
+        // A model a call can name (not `ft:…`, the rates of fine-tuned ones).
+        .filter(|s| {
+            table
+                .catalogue_match(Some("openai"), s.model_id())
+                .is_some_and(|x| x.model_id() == s.model_id())
+        })
+        .filter_map(|s| {
+            let one = s.quote(&usage, now).ok()?.total_nanos;
+            let cost = Money::from_nanos(one * calls as i64);
+            (one > 0 && cost < recorded).then(|| (s.model_id().to_string(), cost))
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<(String, Money)> = f
+        .alternatives
+        .iter()
+        .map(|a| (a.model.clone(), a.cost))
+        .collect();
+    got.sort();
+    assert!(!want.is_empty(), "the snapshot has cheaper OpenAI models");
+    assert_eq!(
+        got, want,
+        "the cheaper OpenAI models, priced as the catalogue does"
+    );
+    for a in &f.alternatives {
+        assert_eq!(a.saving, recorded - a.cost);
+        assert_eq!(table.currency_of(&a.model), Some(Currency::USD));
+    }
+    assert!(f.alternatives.iter().any(|a| a.model == "gpt-4o-mini"));
+    assert_eq!(f.best_saving, f.alternatives[0].saving);
+}

@@ -388,6 +388,16 @@ impl<'a> ModelMatch<'a> {
         self.model.context_window
     }
 
+    /// Every model of this model's provider (itself included), in
+    /// catalogue order: the like-for-like alternatives of a model.
+    pub fn siblings(&self) -> impl Iterator<Item = ModelMatch<'a>> {
+        let provider = self.provider;
+        provider
+            .models
+            .iter()
+            .map(move |model| ModelMatch { provider, model })
+    }
+
     /// Deprecated by the provider but still served.
     pub fn deprecated(&self) -> bool {
         self.model.deprecated
