@@ -129,6 +129,25 @@ impl TextTable {
         );
         self
     }
+
+    /// Adds a row whose cells are lists of lines: each line is escaped like
+    /// [`TextTable::add_row`]'s cells, and the lines of one cell are shown
+    /// one under the other (a deliberate break, never one from an id).
+    pub fn add_row_of_lines(&mut self, cells: Vec<Vec<String>>) -> &mut TextTable {
+        self.0.add_row(
+            cells
+                .iter()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .map(|l| printable(l).into_owned())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect::<Vec<_>>(),
+        );
+        self
+    }
 }
 
 impl fmt::Display for TextTable {

@@ -246,7 +246,16 @@ fn forecast_savings_and_reports() {
     assert!(!functions.is_empty());
     assert!(functions[0]["alternatives"].is_array());
     assert_eq!(functions[0]["halve_frequency"]["saving_pct"], 50.0);
-    assert!(run(&dir, &["savings"]).status.success());
+    let table = run(&dir, &["savings"]);
+    assert!(table.status.success());
+    // A cell's second line (the current cost under the model) is a line
+    // break, not an escaped `\n` shown as two characters.
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(!text.contains("\\n"), "escaped line break in:\n{text}");
+    let first = functions[0]["function"].as_str().unwrap();
+    let row = text.lines().position(|l| l.contains(first)).unwrap();
+    let cost_line = text.lines().nth(row + 1).unwrap();
+    assert!(cost_line.contains('¥') || cost_line.contains('$'), "{text}");
     // JSON report at the default path, inside the records directory.
     let w = ok_json(&dir, &["report", "--days", "3", "--json"]);
     let path = PathBuf::from(w["report_path"].as_str().unwrap());

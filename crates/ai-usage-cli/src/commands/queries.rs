@@ -197,7 +197,7 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
             .collect::<Vec<_>>()
             .join(", ");
         let half = format!("-{} (50%)", money(f.halve_frequency.saving, f.currency));
-        let cur_cost = format!("{}\n{}", current, money(f.current_cost, f.currency));
+        let cur_cost = vec![current, money(f.current_cost, f.currency)];
         match f.alternatives.first() {
             Some(best) => {
                 let others: Vec<String> = f
@@ -207,34 +207,34 @@ pub fn savings(cli: &Cli, days: u32) -> CliResult {
                     .take(2)
                     .map(|a| format!("{} -{:.0}%", a.model, a.saving_pct))
                     .collect();
-                let mut name = format!("{} ({})", best.model, best.display_name);
+                let mut name = vec![format!("{} ({})", best.model, best.display_name)];
                 if best.approximate {
-                    name.push_str(" ≈");
+                    name[0].push_str(" ≈");
                 }
                 if !others.is_empty() {
-                    name.push_str(&format!("\n或 {}", others.join(", ")));
+                    name.push(format!("或 {}", others.join(", ")));
                 }
-                t.add_row(vec![
-                    f.function.clone(),
+                t.add_row_of_lines(vec![
+                    vec![f.function.clone()],
                     cur_cost,
                     name,
-                    money(best.cost, f.currency),
-                    format!(
+                    vec![money(best.cost, f.currency)],
+                    vec![format!(
                         "-{} ({:.1}%)",
                         money(best.saving, f.currency),
                         best.saving_pct
-                    ),
-                    half,
+                    )],
+                    vec![half],
                 ]);
             }
             None => {
-                t.add_row(vec![
-                    f.function.clone(),
+                t.add_row_of_lines(vec![
+                    vec![f.function.clone()],
                     cur_cost,
-                    "(已最便宜 cheapest)".into(),
-                    "-".into(),
-                    "-".into(),
-                    half,
+                    vec!["(已最便宜 cheapest)".into()],
+                    vec!["-".into()],
+                    vec!["-".into()],
+                    vec![half],
                 ]);
             }
         }
