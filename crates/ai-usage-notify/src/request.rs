@@ -55,15 +55,95 @@ impl fmt::Debug for PreparedRequest {
     }
 }
 
-/// The request `config` sends for `message`, signed with `now_ms` (epoch
+/// What a notice looks like in each channel's format. An alert and a digest
+/// each say it once; [`prepare`] then addresses and signs it the same way
+/// for both, so a channel's signing lives in one place.
+trait ChannelContent {
+    /// The language to write in, given the channel's own.
+    fn language(&self, channel: Language) -> Language;
+    /// The idempotency id (webhook header).
+    fn id(&self) -> &str;
+    /// Plain text (Feishu `text`, Slack).
+    fn text(&self, language: Language) -> String;
+    /// Slack's text (`mrkdwn` where it differs from plain text).
+    fn slack(&self, language: Language) -> String {
+        self.text(language)
+    }
+    /// The title of a DingTalk markdown message.
+    fn title(&self, language: Language) -> String;
+    /// Markdown for DingTalk and WeCom.
+    fn markdown(&self, language: Language) -> String;
+    /// WeCom's markdown (within its size limit where that can be reached).
+    fn wecom(&self, language: Language) -> String {
+        self.markdown(language)
+    }
+    /// A Feishu `interactive` card.
+    fn card(&self, language: Language) -> Value;
+    /// The webhook event's exact bytes (signed as sent).
+    fn webhook_body(&self) -> Vec<u8>;
+}
+
+impl ChannelContent for AlertMessage {
+    fn language(&self, channel: Language) -> Language {
+        channel
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn text(&self, language: Language) -> String {
+        AlertMessage::text(self, language)
+    }
+    fn title(&self, language: Language) -> String {
+        AlertMessage::title(self, language)
+    }
+    fn markdown(&self, language: Language) -> String {
+        AlertMessage::markdown(self, language)
+    }
+    fn card(&self, language: Language) -> Value {
+        feishu_card(self, language)
+    }
+    fn webhook_body(&self) -> Vec<u8> {
+        // Serialised from the struct so the fields keep their documented
+        // order; a struct of strings and numbers always serialises.
+        serde_json::to_vec(&WebhookEvent::of(self)).unwrap_or_default()
+    }
+}
+
+impl ChannelContent for DigestMessage {
+    fn language(&self, channel: Language) -> Language {
+        self.language_for(channel)
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn text(&self, language: Language) -> String {
+        DigestMessage::text(self, language)
+    }
+    fn slack(&self, language: Language) -> String {
+        DigestMessage::slack(self, language)
+    }
+    fn title(&self, language: Language) -> String {
+        DigestMessage::title(self, language)
+    }
+    fn markdown(&self, language: Language) -> String {
+        DigestMessage::markdown(self, language, true)
+    }
+    fn wecom(&self, language: Language) -> String {
+        wecom_fit(DigestMessage::markdown(self, language, true))
+    }
+    fn card(&self, language: Language) -> Value {
+        digest_card(self, language)
+    }
+    fn webhook_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&DigestEvent::of(self)).unwrap_or_default()
+    }
+}
+
+/// The request `config` sends for `content`, signed with `now_ms` (epoch
 /// milliseconds; Feishu signs with its seconds, DingTalk with the
 /// milliseconds).
-pub fn build_request(
-    config: &ChannelConfig,
-    message: &AlertMessage,
-    now_ms: i64,
-) -> PreparedRequest {
-    let language = config.language();
+fn prepare(config: &ChannelConfig, content: &dyn ChannelContent, now_ms: i64) -> PreparedRequest {
+    let language = content.language(config.language());
     let secret = config.secret().map(|s| s.expose());
     let mut url = config.url().expose().clone();
     let mut headers = Vec::new();
@@ -72,11 +152,11 @@ pub fn build_request(
             let mut body = match config.feishu_msg_type() {
                 FeishuMsgType::Text => json!({
                     "msg_type": "text",
-                    "content": {"text": message.text(language)},
+                    "content": {"text": content.text(language)},
                 }),
                 FeishuMsgType::Interactive => json!({
                     "msg_type": "interactive",
-                    "card": feishu_card(message, language),
+                    "card": content.card(language),
                 }),
             };
             if let Some(secret) = secret {
@@ -96,19 +176,17 @@ pub fn build_request(
             }
             json!({
                 "msgtype": "markdown",
-                "markdown": {"title": message.title(language), "text": message.markdown(language)},
+                "markdown": {"title": content.title(language), "text": content.markdown(language)},
             })
         }
         ChannelKind::WeCom => json!({
             "msgtype": "markdown",
-            "markdown": {"content": message.markdown(language)},
+            "markdown": {"content": content.wecom(language)},
         }),
-        ChannelKind::Slack => json!({"text": message.text(language)}),
+        ChannelKind::Slack => json!({"text": content.slack(language)}),
         ChannelKind::Webhook => {
-            // Serialised from the struct so the fields keep their documented
-            // order; a struct of strings and numbers always serialises.
-            let body = serde_json::to_vec(&WebhookEvent::of(message)).unwrap_or_default();
-            headers.push((EVENT_ID_HEADER, message.id.clone()));
+            let body = content.webhook_body();
+            headers.push((EVENT_ID_HEADER, content.id().to_string()));
             if let Some(secret) = secret {
                 headers.push((SIGNATURE_HEADER, sign::webhook_signature(secret, &body)));
             }
@@ -122,6 +200,17 @@ pub fn build_request(
     }
 }
 
+/// The request `config` sends for `message`, signed with `now_ms` (epoch
+/// milliseconds; Feishu signs with its seconds, DingTalk with the
+/// milliseconds).
+pub fn build_request(
+    config: &ChannelConfig,
+    message: &AlertMessage,
+    now_ms: i64,
+) -> PreparedRequest {
+    prepare(config, message, now_ms)
+}
+
 /// The request `config` sends for an alert or a digest (see
 /// [`build_request`]).
 pub fn build_notice_request(
@@ -130,8 +219,8 @@ pub fn build_notice_request(
     now_ms: i64,
 ) -> PreparedRequest {
     match notice {
-        Notice::Alert(a) => build_request(config, a, now_ms),
-        Notice::Digest(d) => build_digest_request(config, d, now_ms),
+        Notice::Alert(a) => prepare(config, a, now_ms),
+        Notice::Digest(d) => prepare(config, d.as_ref(), now_ms),
     }
 }
 
@@ -144,60 +233,7 @@ pub fn build_digest_request(
     digest: &DigestMessage,
     now_ms: i64,
 ) -> PreparedRequest {
-    let language = digest.language_for(config.language());
-    let secret = config.secret().map(|s| s.expose());
-    let mut url = config.url().expose().clone();
-    let mut headers = Vec::new();
-    let body: Value = match config.kind() {
-        ChannelKind::Feishu => {
-            let mut body = match config.feishu_msg_type() {
-                FeishuMsgType::Text => json!({
-                    "msg_type": "text",
-                    "content": {"text": digest.text(language)},
-                }),
-                FeishuMsgType::Interactive => json!({
-                    "msg_type": "interactive",
-                    "card": digest_card(digest, language),
-                }),
-            };
-            if let Some(secret) = secret {
-                let ts = now_ms.div_euclid(1000);
-                body["timestamp"] = Value::String(ts.to_string());
-                body["sign"] = Value::String(sign::feishu_sign(ts, secret));
-            }
-            body
-        }
-        ChannelKind::DingTalk => {
-            if let Some(secret) = secret {
-                let sign = sign::dingtalk_sign(now_ms, secret);
-                url.query_pairs_mut()
-                    .append_pair("timestamp", &now_ms.to_string())
-                    .append_pair("sign", &sign);
-            }
-            json!({
-                "msgtype": "markdown",
-                "markdown": {"title": digest.title(language), "text": digest.markdown(language, true)},
-            })
-        }
-        ChannelKind::WeCom => json!({
-            "msgtype": "markdown",
-            "markdown": {"content": wecom_fit(digest.markdown(language, true))},
-        }),
-        ChannelKind::Slack => json!({"text": digest.slack(language)}),
-        ChannelKind::Webhook => {
-            let body = serde_json::to_vec(&DigestEvent::of(digest)).unwrap_or_default();
-            headers.push((EVENT_ID_HEADER, digest.id.clone()));
-            if let Some(secret) = secret {
-                headers.push((SIGNATURE_HEADER, sign::webhook_signature(secret, &body)));
-            }
-            return PreparedRequest { url, headers, body };
-        }
-    };
-    PreparedRequest {
-        url,
-        headers,
-        body: body.to_string().into_bytes(),
-    }
+    prepare(config, digest, now_ms)
 }
 
 /// Most bytes of a WeCom markdown message (the robot refuses longer ones).
