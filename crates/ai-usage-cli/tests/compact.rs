@@ -52,7 +52,9 @@ fn answers(dir: &Path, out: &Path, tag: &str) -> Vec<(String, String)> {
         if format == "json" {
             // The report's own creation time differs between two runs.
             let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-            v.as_object_mut().unwrap().retain(|k, _| !k.contains("generated"));
+            v.as_object_mut()
+                .unwrap()
+                .retain(|k, _| !k.contains("generated"));
             text = v.to_string();
         }
         all.push((format!("report {format}"), text));
@@ -64,7 +66,10 @@ fn answers(dir: &Path, out: &Path, tag: &str) -> Vec<(String, String)> {
 fn every_answer_is_the_same_after_old_days_are_compressed() {
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    ok(ai_usage(dir.path(), &["demo", "--days", "20", "--seed", "3"]));
+    ok(ai_usage(
+        dir.path(),
+        &["demo", "--days", "20", "--seed", "3"],
+    ));
     let before = answers(dir.path(), out.path(), "before");
     let done = ok(ai_usage(dir.path(), &["compact", "--json"]));
     let r: serde_json::Value = serde_json::from_str(&done).unwrap();
@@ -75,11 +80,16 @@ fn every_answer_is_the_same_after_old_days_are_compressed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("usage_"))
         .collect();
-    assert_eq!(names.iter().filter(|n| n.ends_with(".jsonl.zst")).count(), 12);
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".jsonl.zst")).count(),
+        12
+    );
     assert_eq!(names.iter().filter(|n| n.ends_with(".jsonl")).count(), 8);
-    let bytes_per_record =
-        r["compressed_bytes"].as_f64().unwrap() / r["lines"].as_f64().unwrap();
-    assert!(bytes_per_record <= 40.0, "{bytes_per_record} bytes per record");
+    let bytes_per_record = r["compressed_bytes"].as_f64().unwrap() / r["lines"].as_f64().unwrap();
+    assert!(
+        bytes_per_record <= 40.0,
+        "{bytes_per_record} bytes per record"
+    );
     let after = answers(dir.path(), out.path(), "after");
     for ((q, b), (_, a)) in before.iter().zip(&after) {
         assert_eq!(a, b, "{q} differs after compaction");
@@ -102,9 +112,15 @@ fn day_files(dir: &Path) -> Vec<String> {
 #[test]
 fn delete_after_removes_old_days_when_nothing_is_shipped() {
     let dir = tempfile::tempdir().unwrap();
-    ok(ai_usage(dir.path(), &["demo", "--days", "6", "--seed", "4"]));
+    ok(ai_usage(
+        dir.path(),
+        &["demo", "--days", "6", "--seed", "4"],
+    ));
     let before = day_files(dir.path());
-    let out = ok(ai_usage(dir.path(), &["compact", "--delete-after", "3", "--json"]));
+    let out = ok(ai_usage(
+        dir.path(),
+        &["compact", "--delete-after", "3", "--json"],
+    ));
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     let deleted = r["deleted"].as_u64().unwrap() as usize;
     assert!(deleted >= 1, "{out}");

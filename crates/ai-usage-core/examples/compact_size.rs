@@ -46,7 +46,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             level,
         };
         let start = Instant::now();
-        let r = compact_dir(dir.path(), last + chrono::Duration::days(2), &opts, &|_, _| false)?;
+        let r = compact_dir(
+            dir.path(),
+            last + chrono::Duration::days(2),
+            &opts,
+            &|_, _| false,
+        )?;
         let secs = start.elapsed().as_secs_f64();
         println!(
             "{}",

@@ -92,7 +92,7 @@ pub fn start_background(
     };
     opts.validate()?;
     let dir: PathBuf = dir.to_path_buf();
-    let zone = zone.clone();
+    let zone = *zone;
     let checkpoint = dir.join(CHECKPOINT_FILE);
     std::thread::Builder::new()
         .name("ai-usage-compact".into())
@@ -102,7 +102,11 @@ pub fn start_background(
                 fully_shipped(&checkpoint, name, len)
             }) {
                 Ok(r) if r.compressed + r.deleted > 0 => {
-                    tracing::info!(compressed = r.compressed, removed = r.deleted, "compacted old day files")
+                    tracing::info!(
+                        compressed = r.compressed,
+                        removed = r.deleted,
+                        "compacted old day files"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "compacting old day files failed; will retry"),

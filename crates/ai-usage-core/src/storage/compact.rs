@@ -364,7 +364,10 @@ mod tests {
         assert_eq!(files.len(), 10);
         for ((_, p), b) in files.iter().zip(&bytes_before) {
             assert_eq!(&plain_bytes(p), b);
-            assert_eq!(dayfile::open_day_file(p).unwrap().unwrap().len(), b.len() as u64);
+            assert_eq!(
+                dayfile::open_day_file(p).unwrap().unwrap().len(),
+                b.len() as u64
+            );
         }
         // Skipping into a compressed day lands on the same byte.
         let p = &files[0].1;
@@ -510,7 +513,11 @@ mod tests {
             older_than_days: 0,
             ..CompactOptions::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("--older-than"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--older-than"));
         let bad = CompactOptions {
             level: 40,
             ..CompactOptions::default()

@@ -130,7 +130,8 @@ impl DayReader {
     /// Bytes on disk (compressed file plus plain file).
     pub fn disk_bytes(&self) -> u64 {
         let len = |f: &File| f.metadata().map_or(0, |m| m.len());
-        self.compressed.as_ref().map_or(0, |c| len(&c.0)) + self.plain.as_ref().map_or(0, |p| len(&p.0))
+        self.compressed.as_ref().map_or(0, |c| len(&c.0))
+            + self.plain.as_ref().map_or(0, |p| len(&p.0))
     }
 
     /// Moves to plain offset `offset` (forwards only, from the start):

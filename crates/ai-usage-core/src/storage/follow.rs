@@ -142,7 +142,9 @@ fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Option<Vec<
         f.lock_shared()?;
     }
     let mut buf = Vec::new();
-    let read = day.skip_to(offset).and_then(|mut d| d.read_to_end(&mut buf));
+    let read = day
+        .skip_to(offset)
+        .and_then(|mut d| d.read_to_end(&mut buf));
     if let Some(f) = &lock {
         f.unlock()?;
     }
