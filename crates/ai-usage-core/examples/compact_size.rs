@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for level in levels {
         let dir = tempfile::tempdir()?;
         for (_, path) in &files {
-            std::fs::copy(&path, dir.path().join(path.file_name().ok_or("name")?))?;
+            std::fs::copy(path, dir.path().join(path.file_name().ok_or("name")?))?;
         }
         let opts = CompactOptions {
             older_than_days: 1,
