@@ -566,6 +566,58 @@ fn two_directories_of_one_machine_ship_as_two_hosts_by_default() {
             assert_eq!(fleet[key].as_u64(), Some(sum), "{key} {days_ago} days ago");
         }
     }
+    // The month, the trend and the ranking too: every fleet answer is the sum.
+    let fleet_q = |q: &[&str]| {
+        json(ai_usage(
+            a.path(),
+            &[&["--clickhouse", url.as_str()][..], q].concat(),
+        ))
+    };
+    let q = ["stats", "monthly", "--json"];
+    let (la, lb, f) = (
+        json(ai_usage(a.path(), &q)),
+        json(ai_usage(b.path(), &q)),
+        fleet_q(&q),
+    );
+    for key in ["total_calls", "successful_calls", "total_tokens"] {
+        let sum = la[key].as_u64().unwrap() + lb[key].as_u64().unwrap();
+        assert_eq!(f[key].as_u64(), Some(sum), "month {key}");
+    }
+    let per = |v: serde_json::Value, id: &str| -> std::collections::BTreeMap<String, (u64, u64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[id].as_str().unwrap().to_string(),
+                    (r["calls"].as_u64().unwrap(), r["tokens"].as_u64().unwrap()),
+                )
+            })
+            .collect()
+    };
+    for (q, id) in [
+        (&["trend", "--days", "3", "--json"][..], "date"),
+        (
+            &["top-users", "--days", "3", "--limit", "100", "--json"][..],
+            "user_id",
+        ),
+    ] {
+        let (la, lb) = (
+            per(json(ai_usage(a.path(), q)), id),
+            per(json(ai_usage(b.path(), q)), id),
+        );
+        let f = per(fleet_q(q), id);
+        let mut sum = la.clone();
+        for (k, (c, t)) in lb {
+            let e = sum.entry(k).or_default();
+            e.0 += c;
+            e.1 += t;
+        }
+        sum.retain(|_, v| v.0 > 0);
+        let mut f = f;
+        f.retain(|_, v| v.0 > 0);
+        assert_eq!(f, sum, "{}", q.join(" "));
+    }
 }
 
 /// Total calls of the fleet over `days` days, as `stats` answers it.
