@@ -4,6 +4,9 @@
 //! level: plain and compressed bytes per record and the compression speed.
 //!
 //! `cargo run --release -p ai-usage-core --example compact_size -- --days 30 --levels 3,9,19`
+//!
+//! `--from DIR` compresses copies of DIR's day files instead (e.g. the
+//! `throughput` example's output).
 
 use std::time::Instant;
 
@@ -24,16 +27,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
-    let source = tempfile::tempdir()?;
-    {
-        let m = UsageMonitor::builder()
-            .dir(source.path())
-            .replay(false)
-            .build()?;
+    let generated = tempfile::tempdir()?;
+    let source = match arg("--from") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => generated.path().to_path_buf(),
+    };
+    if arg("--from").is_none() {
+        let m = UsageMonitor::builder().dir(&source).replay(false).build()?;
         ai_usage_core::demo::generate(&m, days, 7, None);
         m.flush()?;
     }
-    let files = ai_usage_core::dayfile::list_day_files(source.path())?;
+    let files = ai_usage_core::dayfile::list_day_files(&source)?;
     let last = files.last().ok_or("no day files written")?.0;
     for level in levels {
         let dir = tempfile::tempdir()?;

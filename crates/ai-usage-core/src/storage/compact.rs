@@ -144,20 +144,12 @@ fn compress_day(path: &Path, level: i32, report: &mut CompactReport) -> Result<(
         }
     }
     // The day's bytes as every reader sees them (a compressed part from an
-    // earlier pass plus late lines, when both exist).
-    let mut bytes = Vec::new();
-    match dayfile::open_day_file(path) {
-        Ok(Some(mut day)) => day
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io("cannot read day file", path, e))?,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(Error::io("cannot read day file", path, e)),
+    // earlier pass plus late lines, when both exist), streamed: a large day
+    // is never held in memory. A first pass measures it.
+    let shape = measure(path).map_err(|e| Error::io("cannot read day file", path, e))?;
+    let Some(shape) = shape else {
+        return Ok(());
     };
-    // A torn last line (a writer cut off) is ended here as the writer would
-    // end it, so lines appended later never join it.
-    if bytes.last().is_some_and(|&b| b != b'\n') {
-        bytes.push(b'\n');
-    }
     let dir = parent_dir(path);
     let zpath = dayfile::compressed_path(path);
     let mut tmp = tempfile::Builder::new()
@@ -165,10 +157,10 @@ fn compress_day(path: &Path, level: i32, report: &mut CompactReport) -> Result<(
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| Error::io("cannot create temporary file", &dir, e))?;
-    encode(&bytes, level, tmp.as_file_mut())
+    encode(path, &shape, level, tmp.as_file_mut())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("cannot write compressed day file", tmp.path(), e))?;
-    verify(tmp.path(), &bytes).map_err(|message| Error::Compaction {
+    verify(tmp.path(), path, &shape).map_err(|message| Error::Compaction {
         path: path.to_path_buf(),
         message,
     })?;
@@ -180,42 +172,111 @@ fn compress_day(path: &Path, level: i32, report: &mut CompactReport) -> Result<(
     sync_dir(&dir)?;
     drop(lock);
     report.compressed += 1;
-    report.plain_bytes += bytes.len() as u64;
+    report.plain_bytes += shape.len;
     report.compressed_bytes += compressed_bytes;
-    report.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-    tracing::info!(file = %zpath.display(), plain = bytes.len(), compressed = compressed_bytes, "compressed an old day file");
+    report.lines += shape.lines;
+    tracing::info!(file = %zpath.display(), plain = shape.len, compressed = compressed_bytes, "compressed an old day file");
     Ok(())
+}
+
+/// What the compressed file will hold: the day's bytes, plus a newline
+/// when its last line is torn (ended as the writer would end it, so lines
+/// appended later never join it).
+struct Shape {
+    /// Plain bytes, the added newline included.
+    len: u64,
+    lines: u64,
+    torn: bool,
+}
+
+fn measure(path: &Path) -> std::io::Result<Option<Shape>> {
+    let Some(mut day) = dayfile::open_day_file(path)? else {
+        return Ok(None);
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut len, mut lines, mut last) = (0u64, 0u64, b'\n');
+    loop {
+        let n = day.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    let torn = last != b'\n';
+    Ok(Some(Shape {
+        len: len + u64::from(torn),
+        lines: lines + u64::from(torn),
+        torn,
+    }))
+}
+
+/// The day's bytes as they will be stored (see [`Shape`]).
+fn stored_bytes(path: &Path, shape: &Shape) -> std::io::Result<impl Read> {
+    let day = dayfile::open_day_file(path)?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "day file disappeared"))?;
+    let end: &'static [u8] = if shape.torn { b"\n" } else { b"" };
+    Ok(day.chain(end))
 }
 
 /// One zstd frame that records its plain size (readers take the day's
 /// length from it without decompressing).
-fn encode(bytes: &[u8], level: i32, out: &mut std::fs::File) -> std::io::Result<()> {
+fn encode(path: &Path, shape: &Shape, level: i32, out: &mut std::fs::File) -> std::io::Result<()> {
     let mut enc = zstd::stream::write::Encoder::new(std::io::BufWriter::new(out), level)?;
     enc.include_contentsize(true)?;
-    enc.set_pledged_src_size(Some(bytes.len() as u64))?;
+    enc.set_pledged_src_size(Some(shape.len))?;
     enc.long_distance_matching(true)?;
-    enc.write_all(bytes)?;
+    std::io::copy(&mut stored_bytes(path, shape)?, &mut enc)?;
     enc.finish()?.flush()
 }
 
-/// Decompresses the written file and compares it with the original bytes.
-fn verify(tmp: &Path, original: &[u8]) -> std::result::Result<(), String> {
-    let back = dayfile::open_regular_file(tmp)
-        .and_then(|f| {
-            let mut d = zstd::stream::read::Decoder::new(f)?;
-            let mut out = Vec::with_capacity(original.len());
-            d.read_to_end(&mut out)?;
-            Ok(out)
-        })
-        .map_err(|e| format!("cannot decompress it again ({e})"))?;
-    if back != original {
-        return Err(format!(
-            "it decompresses to {} bytes that differ from the {} plain ones",
-            back.len(),
-            original.len()
-        ));
+/// Decompresses the written file and compares it, byte for byte, with the
+/// day read again (unchanged: its lock is held).
+fn verify(tmp: &Path, path: &Path, shape: &Shape) -> std::result::Result<(), String> {
+    let compare = || -> std::io::Result<Option<String>> {
+        let mut back = zstd::stream::read::Decoder::new(dayfile::open_regular_file(tmp)?)?;
+        let mut original = stored_bytes(path, shape)?;
+        let mut a = vec![0u8; 256 * 1024];
+        let mut b = vec![0u8; 256 * 1024];
+        let mut at = 0u64;
+        loop {
+            let n = read_full(&mut original, &mut a)?;
+            let m = read_full(&mut back, &mut b)?;
+            if n != m || a[..n] != b[..m] {
+                let first = a[..n.min(m)]
+                    .iter()
+                    .zip(&b[..n.min(m)])
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(n.min(m));
+                return Ok(Some(format!(
+                    "it decompresses to bytes that differ from the plain ones at byte {}",
+                    at + first as u64
+                )));
+            }
+            if n == 0 {
+                return Ok(None);
+            }
+            at += n as u64;
+        }
+    };
+    match compare() {
+        Ok(None) => Ok(()),
+        Ok(Some(diff)) => Err(diff),
+        Err(e) => Err(format!("cannot decompress it again ({e})")),
     }
-    Ok(())
+}
+
+/// Fills `buf` unless the reader ends first; the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    Ok(n)
 }
 
 /// Removes a day past the deletion age, if `may_delete` allows it.
@@ -394,8 +455,12 @@ mod tests {
         let original = std::fs::read(&plain).unwrap();
         let before = all_records(dir);
         // The state a crash after the rename leaves: both files, same bytes.
-        let mut z = std::fs::File::create(dayfile::compressed_path(&plain)).unwrap();
-        encode(&original, 3, &mut z).unwrap();
+        let written = dir.join("written.tmp");
+        let mut z = std::fs::File::create(&written).unwrap();
+        let shape = measure(&plain).unwrap().unwrap();
+        assert_eq!(shape.len, original.len() as u64);
+        encode(&plain, &shape, 3, &mut z).unwrap();
+        std::fs::rename(&written, dayfile::compressed_path(&plain)).unwrap();
         assert_eq!(all_records(dir), before);
         // A writer may even have appended to the plain file since.
         write_day(dir, day(0), 50..60);
@@ -505,6 +570,38 @@ mod tests {
             .collect();
         assert_eq!(left, vec![day(0), day(2), day(3)]);
         assert!(seen.lock().unwrap().iter().all(|(_, len)| *len == full));
+    }
+
+    #[test]
+    fn a_compressed_file_that_does_not_give_back_the_day_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let plain = write_day(dir, day(0), 0..20);
+        let other = write_day(dir, day(1), 5..25);
+        let shape = measure(&plain).unwrap().unwrap();
+        let written = dir.join("x.tmp");
+        // Another day's bytes.
+        let other_shape = measure(&other).unwrap().unwrap();
+        encode(
+            &other,
+            &other_shape,
+            3,
+            &mut std::fs::File::create(&written).unwrap(),
+        )
+        .unwrap();
+        let e = verify(&written, &plain, &shape).unwrap_err();
+        assert!(e.contains("differ"), "{e}");
+        std::fs::write(&written, b"not zstd").unwrap();
+        let e = verify(&written, &plain, &shape).unwrap_err();
+        assert!(e.contains("cannot decompress"), "{e}");
+        encode(
+            &plain,
+            &shape,
+            3,
+            &mut std::fs::File::create(&written).unwrap(),
+        )
+        .unwrap();
+        verify(&written, &plain, &shape).unwrap();
     }
 
     #[test]
