@@ -22,9 +22,11 @@ use crate::storage::dayfile;
 /// Default age (days) after which a day file is compressed.
 pub const DEFAULT_COMPRESS_AFTER_DAYS: u32 = 7;
 
-/// Default zstd level: on demo records (see `docs/performance.md`) it keeps
-/// a compressed day near 22 bytes per record (284 plain) at about 10 MB/s;
-/// level 19 saves two more bytes per record at a tenth of the speed.
+/// Default zstd level: a compressed day takes about 22 bytes per record (284
+/// plain) at about 20 MB/s with 20 MB of memory (see `docs/performance.md`);
+/// level 19 saves two more bytes per record at a fifteenth of the speed.
+/// No long-distance mode: it gained nothing here and would make every
+/// reader allocate a 128 MB window.
 pub const DEFAULT_LEVEL: i32 = 9;
 
 /// Temporary files of a compaction start with this (they are removed by a
@@ -226,7 +228,6 @@ fn encode(path: &Path, shape: &Shape, level: i32, out: &mut std::fs::File) -> st
     let mut enc = zstd::stream::write::Encoder::new(std::io::BufWriter::new(out), level)?;
     enc.include_contentsize(true)?;
     enc.set_pledged_src_size(Some(shape.len))?;
-    enc.long_distance_matching(true)?;
     std::io::copy(&mut stored_bytes(path, shape)?, &mut enc)?;
     enc.finish()?.flush()
 }
