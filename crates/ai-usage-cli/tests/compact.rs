@@ -137,3 +137,73 @@ fn today_is_never_compressed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--older-than"), "{err}");
 }
+
+#[test]
+fn serve_compresses_old_days_in_the_background_unless_told_not_to() {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let serve = |dir: &Path, extra: &[&str], wait_for: &dyn Fn() -> bool| {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ai-usage"))
+            .arg("--dir")
+            .arg(dir)
+            .args(["--tz", "Asia/Shanghai", "serve", "--addr", &addr])
+            .args(extra)
+            .env_remove("AI_USAGE_CLICKHOUSE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() && wait_for() {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    let compressed = |dir: &Path| {
+        day_files(dir)
+            .iter()
+            .filter(|n| n.ends_with(".zst"))
+            .count()
+    };
+
+    let off = tempfile::tempdir().unwrap();
+    ok(ai_usage(
+        off.path(),
+        &["demo", "--days", "5", "--seed", "6"],
+    ));
+    let listening = serve(
+        off.path(),
+        &["--compact-after", "1", "--no-compact"],
+        &|| true,
+    );
+    assert!(listening);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        compressed(off.path()),
+        0,
+        "--no-compact keeps every day plain"
+    );
+
+    let on = tempfile::tempdir().unwrap();
+    ok(ai_usage(on.path(), &["demo", "--days", "5", "--seed", "6"]));
+    let old = day_files(on.path()).len() - 2;
+    let dir = on.path().to_path_buf();
+    assert!(
+        serve(on.path(), &["--compact-after", "1"], &|| compressed(&dir)
+            == old),
+        "{:?}",
+        day_files(on.path())
+    );
+}
