@@ -134,9 +134,8 @@ impl DayReader {
             + self.plain.as_ref().map_or(0, |p| len(&p.0))
     }
 
-    /// Moves to plain offset `offset` (forwards only, from the start):
-    /// seeks in the plain file, decompresses and discards in the
-    /// compressed one.
+    /// Moves a reader not yet read from to plain offset `offset`: seeks in
+    /// the plain file, decompresses and discards in the compressed one.
     pub fn skip_to(mut self, offset: u64) -> std::io::Result<DayReader> {
         let zlen = self.compressed.as_ref().map_or(0, |c| c.1);
         if offset >= zlen {
