@@ -174,6 +174,31 @@ pub enum Command {
     /// Ship the day files to ClickHouse (--clickhouse URL): everything not yet
     /// shipped, then exit; --follow keeps tailing.
     Ship(ShipArgs),
+    /// Compress old day files to usage_YYYY-MM-DD.jsonl.zst (zstd); every
+    /// command, the server and the shipper read them. Recent days stay plain
+    /// JSONL. `serve` also does this every hour.
+    Compact(CompactArgs),
+}
+
+/// `compact` arguments.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Compress day files more than DAYS days old (today's and the recent
+    /// days' files stay plain JSONL).
+    #[arg(long, value_name = "DAYS", default_value_t = ai_usage_core::compact::DEFAULT_COMPRESS_AFTER_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub older_than: u32,
+    /// Also remove day files more than DAYS days old. When the directory is
+    /// shipped to ClickHouse (it has a ship checkpoint), a file not fully
+    /// shipped is never removed.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub delete_after: Option<u32>,
+    /// zstd level (1-22): higher is smaller and slower.
+    #[arg(long, default_value_t = ai_usage_core::compact::DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// The ship checkpoint that --delete-after respects (default:
+    /// DIR/.clickhouse-ship.json).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// `reprice` arguments (prices: the built-in ones, plus --pricing FILE).
@@ -546,6 +571,17 @@ pub struct ServeArgs {
     /// apply; a check is at most this far behind the fleet.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub fleet_budget_refresh: u64,
+    /// Every hour, compress day files more than DAYS days old (as
+    /// `ai-usage compact --older-than DAYS`).
+    #[arg(long, value_name = "DAYS", env = "AI_USAGE_COMPACT_AFTER", default_value_t = ai_usage_core::compact::DEFAULT_COMPRESS_AFTER_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub compact_after: u32,
+    /// Never compress day files (keep every day plain JSONL).
+    #[arg(long, env = "AI_USAGE_NO_COMPACT")]
+    pub no_compact: bool,
+    /// Every hour, remove day files more than DAYS days old (never one not
+    /// fully shipped when the directory is shipped to ClickHouse).
+    #[arg(long, value_name = "DAYS", env = "AI_USAGE_DELETE_AFTER", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub delete_after: Option<u32>,
 }
 
 /// An RFC 3339 instant, e.g. `2026-03-01T00:00:00Z`.

@@ -4,6 +4,7 @@
 #[path = "../../ai-usage-clickhouse/tests/common/mod.rs"]
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -565,6 +566,197 @@ fn two_directories_of_one_machine_ship_as_two_hosts_by_default() {
             assert_eq!(fleet[key].as_u64(), Some(sum), "{key} {days_ago} days ago");
         }
     }
+    // The month, the trend and the ranking too: every fleet answer is the sum.
+    let fleet_q = |q: &[&str]| {
+        json(ai_usage(
+            a.path(),
+            &[&["--clickhouse", url.as_str()][..], q].concat(),
+        ))
+    };
+    let q = ["stats", "monthly", "--json"];
+    let (la, lb, f) = (
+        json(ai_usage(a.path(), &q)),
+        json(ai_usage(b.path(), &q)),
+        fleet_q(&q),
+    );
+    for key in ["total_calls", "successful_calls", "total_tokens"] {
+        let sum = la[key].as_u64().unwrap() + lb[key].as_u64().unwrap();
+        assert_eq!(f[key].as_u64(), Some(sum), "month {key}");
+    }
+    let per = |v: serde_json::Value, id: &str| -> std::collections::BTreeMap<String, (u64, u64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[id].as_str().unwrap().to_string(),
+                    (r["calls"].as_u64().unwrap(), r["tokens"].as_u64().unwrap()),
+                )
+            })
+            .collect()
+    };
+    for (q, id) in [
+        (&["trend", "--days", "3", "--json"][..], "date"),
+        (
+            &["top-users", "--days", "3", "--limit", "100", "--json"][..],
+            "user_id",
+        ),
+    ] {
+        let (la, lb) = (
+            per(json(ai_usage(a.path(), q)), id),
+            per(json(ai_usage(b.path(), q)), id),
+        );
+        let f = per(fleet_q(q), id);
+        let mut sum = la.clone();
+        for (k, (c, t)) in lb {
+            let e = sum.entry(k).or_default();
+            e.0 += c;
+            e.1 += t;
+        }
+        sum.retain(|_, v| v.0 > 0);
+        let mut f = f;
+        f.retain(|_, v| v.0 > 0);
+        assert_eq!(f, sum, "{}", q.join(" "));
+    }
+}
+
+/// Total calls of the fleet over `days` days, as `stats` answers it.
+fn fleet_calls(dir: &Path, url: &str, days_ago: &str) -> u64 {
+    let q = ["stats", "daily", "--days-ago", days_ago, "--json"];
+    json(ai_usage(
+        dir,
+        &[&["--clickhouse", url][..], &q[..]].concat(),
+    ))["total_calls"]
+        .as_u64()
+        .unwrap()
+}
+
+fn local_calls(dir: &Path, days_ago: &str) -> u64 {
+    let q = ["stats", "daily", "--days-ago", days_ago, "--json"];
+    json(ai_usage(dir, &q))["total_calls"].as_u64().unwrap()
+}
+
+#[test]
+fn a_directory_shipping_under_another_ones_host_id_is_stopped_before_sending() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(ai_usage(a.path(), &["demo", "--days", "2", "--seed", "11"]));
+    ok(ai_usage(b.path(), &["demo", "--days", "2", "--seed", "12"]));
+    let ship = |d: &Path| {
+        ai_usage(
+            d,
+            &["--clickhouse", url.as_str(), "ship", "--host-id", "shared"],
+        )
+    };
+    ok(ship(a.path()));
+    let fleet_before = fleet_calls(a.path(), &url, "0");
+    assert_eq!(fleet_before, local_calls(a.path(), "0"));
+    let refused = ship(b.path());
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("\"shared\"")
+            && err.contains("usage_")
+            && err.contains("fingerprint")
+            && err.contains(&b.path().display().to_string())
+            && err.contains("Nothing was shipped"),
+        "{err}"
+    );
+    // Nothing of B reached the server.
+    assert_eq!(fleet_calls(a.path(), &url, "0"), fleet_before);
+    assert_eq!(fleet_calls(a.path(), &url, "1"), local_calls(a.path(), "1"));
+}
+
+#[test]
+fn a_file_compressed_after_a_partial_ship_ships_the_rest_and_delete_after_waits_for_it() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let a = tempfile::tempdir().unwrap();
+    ok(ai_usage(a.path(), &["demo", "--days", "4", "--seed", "21"]));
+    let ch = ["--clickhouse", url.as_str()];
+    ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
+    // Late lines for the oldest day arrive after it was shipped…
+    let mut files: Vec<_> = std::fs::read_dir(a.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("usage_")
+        })
+        .collect();
+    files.sort();
+    let oldest = files[0].clone();
+    let text = std::fs::read_to_string(&oldest).unwrap();
+    let late: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&oldest)
+        .unwrap()
+        .write_all(late.as_bytes())
+        .unwrap();
+    // …then the day is compressed before the shipper saw them.
+    let done = ok(ai_usage(
+        a.path(),
+        &["compact", "--older-than", "1", "--json"],
+    ));
+    assert!(done.contains("\"compressed\":"), "{done}");
+    assert!(!oldest.exists());
+    // Not fully shipped: --delete-after keeps it, while the older days the
+    // server holds whole may go.
+    let oldest_name = oldest.file_name().unwrap().to_str().unwrap().to_string();
+    let kept = ok(ai_usage(
+        a.path(),
+        &["compact", "--delete-after", "1", "--json"],
+    ));
+    let r: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        r["kept_unshipped"],
+        serde_json::json!([oldest_name]),
+        "{kept}"
+    );
+    let removed_shipped = r["deleted"].as_u64().unwrap();
+    assert!(files
+        .iter()
+        .skip(1)
+        .take(removed_shipped as usize)
+        .all(|p| !p.exists() && !ai_usage_core::dayfile::compressed_path(p).exists()));
+    // The shipper continues in the compressed file: exactly the late lines.
+    let shipped = ok(ai_usage(a.path(), &[&ch[..], &["ship"]].concat()));
+    assert!(shipped.starts_with("shipped 5 records"), "{shipped}");
+    // Every day still on disk (the removed ones were shipped whole) answers
+    // the same locally and from the fleet, the compressed one included.
+    let mut compared = 0;
+    for days_ago in ["0", "1", "2", "3", "4", "5"] {
+        let local = local_calls(a.path(), days_ago);
+        if local > 0 {
+            compared += 1;
+            assert_eq!(
+                fleet_calls(a.path(), &url, days_ago),
+                local,
+                "{days_ago} days ago"
+            );
+        }
+    }
+    assert!(
+        compared + removed_shipped as usize >= files.len(),
+        "{compared} days compared"
+    );
+    // Now shipped: it may go.
+    let removed = ok(ai_usage(
+        a.path(),
+        &["compact", "--delete-after", "1", "--json"],
+    ));
+    let r: serde_json::Value = serde_json::from_str(&removed).unwrap();
+    assert!(r["deleted"].as_u64().unwrap() >= 1, "{removed}");
+    assert_eq!(r["kept_unshipped"], serde_json::json!([]), "{removed}");
 }
 
 /// The snapshot with a new, cheap OpenAI model (`gpt-9-nova`): a newer

@@ -64,6 +64,27 @@ pub enum Error {
         /// The lock file.
         lock: PathBuf,
     },
+    /// The server's rows for this host and day file came from another file
+    /// (two records directories shipping under one host id): nothing of it
+    /// was shipped.
+    #[error(
+        "the server's rows for host {host:?}, file {file} come from another file \
+         (first-line fingerprint {theirs:016x} there, {ours:016x} in {}): two records \
+         directories ship under one host id; give this one its own --host-id or checkpoint. \
+         Nothing was shipped", dir.display()
+    )]
+    FileMismatch {
+        /// The host id both ship under.
+        host: String,
+        /// The day file's name.
+        file: String,
+        /// This records directory.
+        dir: PathBuf,
+        /// This file's fingerprint.
+        ours: u64,
+        /// The fingerprint the server holds for (host, file).
+        theirs: u64,
+    },
     /// The database was written by a newer version of this crate.
     #[error("database schema version {found} is newer than this program's {supported}")]
     SchemaTooNew {

@@ -594,6 +594,9 @@ pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
             supported: SCHEMA_VERSION,
         });
     }
+    // Its own table, made where missing: the records table (maybe billions
+    // of rows) needs no new column, and a database of any version gets it.
+    create_shipped_files(client)?;
     if found == SCHEMA_VERSION {
         return Ok(found);
     }
@@ -620,6 +623,24 @@ pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
         "INSERT INTO {db}.schema_version (version) VALUES ({SCHEMA_VERSION})"
     ))?;
     Ok(found)
+}
+
+/// The table of shipped day files: which file each (host, file) pair's rows
+/// came from, as the fingerprint of its first line (see the shipper). A
+/// row per file a host ships: a few a day.
+pub const SHIPPED_FILES_TABLE: &str = "shipped_files";
+
+fn create_shipped_files(client: &Client) -> Result<()> {
+    let db = client.db();
+    client.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{SHIPPED_FILES_TABLE} (
+  host String,                 -- the shipping host's id
+  file String,                 -- the day file's plain name
+  fingerprint UInt64,          -- xxh3 of the file's first line
+  shipped_at DateTime DEFAULT now()
+) ENGINE = MergeTree
+ORDER BY (host, file)"
+    ))
 }
 
 /// v5 (budget alerts): the claims of the fleet alert poller, one row per

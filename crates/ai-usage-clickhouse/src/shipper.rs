@@ -15,14 +15,22 @@
 //!    `query_id` with the host's prefix), then resumes each file from
 //!    `max(checkpoint, server's max(end_offset))`.
 //! 3. One shipper per records directory (an exclusive lock file).
+//! 4. Before a file's first row leaves, the server's rows for (host, file)
+//!    must be this file's: the fingerprint of its first line is kept in
+//!    `shipped_files`, and a different one (two directories shipping under
+//!    one host id) stops the pass before anything is sent.
+//!
+//! A day file compressed since it was partly shipped (`.jsonl.zst`) keeps
+//! its plain name and its offsets (in plain bytes), so shipping continues
+//! where it stopped.
 //!
 //! Duplicates therefore never enter; `records` is a `ReplacingMergeTree`
 //! over the stable id as a second line of defence, and the raw-row queries
 //! read it with `FINAL`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -130,6 +138,8 @@ pub struct Shipper {
     server_marks: Mutex<Option<HashMap<String, u64>>>,
     /// Aggregate repairs made since the last report.
     repairs: u64,
+    /// Day files whose server rows are known to be this directory's.
+    verified: HashSet<String>,
     _lock: File,
 }
 
@@ -212,6 +222,7 @@ impl Shipper {
             query_prefix,
             server_marks: Mutex::new(None),
             repairs: 0,
+            verified: HashSet::new(),
             _lock: lock,
         })
     }
@@ -243,6 +254,7 @@ impl Shipper {
     pub fn ship_once(&mut self) -> Result<ShipReport> {
         let marks = self.server_marks()?;
         let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        self.verify_files(&files)?;
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let lanes = self.cfg.parallel_files.clamp(1, files.len().max(1));
@@ -354,7 +366,10 @@ impl Shipper {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let len = match ai_usage_core::dayfile::open_day_file(&path) {
+                Ok(Some(day)) => day.len(),
+                _ => 0,
+            };
             let done = self.checkpoint().files.get(name).map_or(0, |m| m.offset);
             lag += len.saturating_sub(done);
         }
@@ -450,45 +465,112 @@ impl Shipper {
         Ok(())
     }
 
+    /// Checks, before anything is sent, that the server's rows for each
+    /// (host, file) not yet checked came from this file: their first-line
+    /// fingerprint in `shipped_files` must be this file's. Files the server
+    /// has no fingerprint for get this one's (rows shipped by a version
+    /// without fingerprints are taken as this directory's: the host id was
+    /// its own then too).
+    fn verify_files(&mut self, files: &[(chrono::NaiveDate, PathBuf)]) -> Result<()> {
+        let mut ours = Vec::new();
+        for (_, path) in files {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if self.verified.contains(name) {
+                continue;
+            }
+            if let Some(fp) = first_line_fingerprint(path)? {
+                ours.push((name.to_string(), fp));
+            }
+        }
+        if ours.is_empty() {
+            return Ok(());
+        }
+        let db = self.client.db();
+        let mut theirs: HashMap<String, Vec<u64>> = HashMap::new();
+        for row in self.client.query_rows(&format!(
+            "SELECT DISTINCT file, fingerprint FROM {db}.{} WHERE host = {}",
+            schema::SHIPPED_FILES_TABLE,
+            quote(&self.host)
+        ))? {
+            if let [file, fp] = row.as_slice() {
+                let fp: u64 = fp
+                    .parse()
+                    .map_err(|_| Error::Protocol(format!("fingerprint {fp:?}")))?;
+                theirs.entry(file.clone()).or_default().push(fp);
+            }
+        }
+        let mut new = Vec::new();
+        for (name, fp) in &ours {
+            match theirs.get(name) {
+                Some(fps) => {
+                    if let Some(&other) = fps.iter().find(|&&f| f != *fp) {
+                        return Err(Error::FileMismatch {
+                            host: self.host.clone(),
+                            file: name.clone(),
+                            dir: self.cfg.dir.clone(),
+                            ours: *fp,
+                            theirs: other,
+                        });
+                    }
+                }
+                None => new.push(format!("({}, {}, {fp})", quote(&self.host), quote(name))),
+            }
+        }
+        if !new.is_empty() {
+            self.client.execute(&format!(
+                "INSERT INTO {db}.{} (host, file, fingerprint) VALUES {}",
+                schema::SHIPPED_FILES_TABLE,
+                new.join(", ")
+            ))?;
+        }
+        self.verified.extend(ours.into_iter().map(|(name, _)| name));
+        Ok(())
+    }
+
     fn ship_file(&self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
         let mut report = ShipReport::default();
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        // The day's plain bytes, whether it is stored plain or compressed.
+        let day = match ai_usage_core::dayfile::open_day_file(path) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(report),
             Err(e) => return Err(Error::io("cannot open day file", path, e)),
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("cannot stat day file", path, e))?;
-        let inode = inode_of(&meta);
         let local = self
             .checkpoint()
             .files
             .get(name)
             .copied()
             .unwrap_or_default();
+        // The inode of the plain file; a compressed day keeps the one noted.
+        let inode = match day.plain_file().map(File::metadata) {
+            Some(Ok(meta)) if !day.is_compressed() => inode_of(&meta),
+            _ => local.inode,
+        };
+        let len = day.len();
         let start = local.offset.max(server_mark);
-        if start > meta.len() {
+        if start > len {
             // Shipped further than the file now reaches: it was truncated or
             // replaced. Sending it again would duplicate what was sent.
             tracing::error!(
                 file = %path.display(),
                 shipped = start,
-                len = meta.len(),
+                len,
                 "day file is shorter than what was shipped; not shipping it"
             );
             return Ok(report);
         }
-        if start == meta.len() {
+        if start == len {
             if local.offset != start || local.inode != inode {
                 self.mark(name, inode, start)?;
             }
             return Ok(report);
         }
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        reader
-            .seek(SeekFrom::Start(start))
-            .map_err(|e| Error::io("cannot seek day file", path, e))?;
+        let day = day
+            .skip_to(start)
+            .map_err(|e| Error::io("cannot read day file", path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, day);
         let host = self.host.clone();
         let client = self.client.clone();
         let capacity = self.cfg.batch_rows * 320;
@@ -615,6 +697,27 @@ impl Shipper {
             .insert(name.to_string(), FileMark { inode, offset });
         checkpoint.save(&self.checkpoint_path)
     }
+}
+
+/// The xxh3 of a day's first line (without its newline), which names the
+/// file among all files shipped under one (host, file name); `None` while
+/// the day has no complete line.
+fn first_line_fingerprint(path: &Path) -> Result<Option<u64>> {
+    let day = match ai_usage_core::dayfile::open_day_file(path) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(Error::io("cannot open day file", path, e)),
+    };
+    let limit = ai_usage_core::dayfile::MAX_LINE_BYTES as u64 + 2;
+    let mut line = Vec::new();
+    BufReader::new(day.take(limit))
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Error::io("cannot read day file", path, e))?;
+    if line.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    line.pop();
+    Ok(Some(xxhash_rust::xxh3::xxh3_64(&line)))
 }
 
 /// An insert running on its own thread and what it covers.

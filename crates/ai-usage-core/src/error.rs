@@ -55,6 +55,15 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// Compressing a day file did not give back its exact bytes; the plain
+    /// file was kept.
+    #[error("compressing {path} failed its check, plain file kept: {message}")]
+    Compaction {
+        /// The day file.
+        path: PathBuf,
+        /// What differed.
+        message: String,
+    },
     /// A query argument is out of range (names the argument).
     #[error("invalid {argument}: {message}")]
     InvalidArgument {

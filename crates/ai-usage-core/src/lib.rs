@@ -55,9 +55,18 @@ pub mod original;
 /// line in the records directory, read and parsed exactly as a replay does.
 pub mod dayfile {
     pub use crate::storage::dayfile::{
-        day_file_name, day_file_path, list_day_files, open_regular_file, parse_day_file_name,
-        parse_lines, parse_record, read_day_file, read_day_file_at, ReadStats, DAY_FILE_PREFIX,
+        compressed_path, day_file_name, day_file_path, list_day_files, open_day_file,
+        open_regular_file, parse_day_file_name, parse_lines, parse_record, read_day_file,
+        read_day_file_at, DayReader, ReadStats, COMPRESSED_SUFFIX, DAY_FILE_PREFIX,
         DAY_FILE_SUFFIX, DEFAULT_DIR, DIR_ENV, MAX_LINE_BYTES,
+    };
+}
+
+/// Compressing old day files (`usage_YYYY-MM-DD.jsonl.zst`) and removing
+/// days past a deletion age, safely (see [`compact::compact_dir`]).
+pub mod compact {
+    pub use crate::storage::compact::{
+        compact_dir, CompactOptions, CompactReport, DEFAULT_COMPRESS_AFTER_DAYS, DEFAULT_LEVEL,
     };
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+mod compact;
 mod cost;
 mod notify;
 mod pricing;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> CliResult {
             record::serve(&cli, a)
         }
         Command::Ship(a) => ship::run(&cli, a),
+        Command::Compact(a) => compact::run(&cli, a),
     }
 }
 

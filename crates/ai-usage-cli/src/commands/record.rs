@@ -170,6 +170,9 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> CliResult {
         monitor.add_budgets(config.budgets.clone())?;
         notifier = super::notify::start_notifier(&monitor, &config, a.public_url.as_deref())?;
     }
+    if !a.no_compact {
+        super::compact::start_background(&dir, &zone(cli), a.compact_after, a.delete_after)?;
+    }
     eprintln!("ai-usage: serving {} on http://{}/", dir.display(), a.addr);
     let monitor = Arc::new(monitor);
     let opts = ai_usage_server::ServeOptions {

@@ -1,5 +1,11 @@
 //! The day files on disk: their names, listing them, and reading them back
 //! line by line without letting one bad line cost the rest of the file.
+//!
+//! A day may be stored plain (`usage_YYYY-MM-DD.jsonl`) or, once old,
+//! compressed (`usage_YYYY-MM-DD.jsonl.zst`, see [`crate::storage::compact`]).
+//! Every reader names a day by its plain path and opens it with
+//! [`open_day_file`], which yields the day's plain bytes whatever its
+//! storage; offsets are always in plain bytes.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -43,7 +49,10 @@ pub fn parse_day_file_name(name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
 }
 
-/// Day files in `dir`, oldest first. A missing directory has none.
+/// Day files in `dir`, oldest first, one per day, each by its plain path
+/// (`usage_YYYY-MM-DD.jsonl`) whether the day is stored plain, compressed
+/// or both: open them with [`open_day_file`] / [`read_day_file`]. A missing
+/// directory has none.
 pub fn list_day_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -53,12 +62,223 @@ pub fn list_day_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if let Some(date) = name.to_str().and_then(parse_day_file_name) {
-            files.push((date, entry.path()));
+        let Some(name) = name.to_str() else { continue };
+        let plain = name.strip_suffix(COMPRESSED_SUFFIX).unwrap_or(name);
+        if let Some(date) = parse_day_file_name(plain) {
+            files.push((date, dir.join(plain)));
         }
     }
     files.sort();
+    files.dedup();
     Ok(files)
+}
+
+/// Suffix added to a compressed day file's plain name (zstd).
+pub const COMPRESSED_SUFFIX: &str = ".zst";
+
+/// The compressed sibling of a plain file path: `X` → `X.zst`.
+pub fn compressed_path(plain: &Path) -> PathBuf {
+    let mut s = plain.as_os_str().to_owned();
+    s.push(COMPRESSED_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// A day's plain bytes, however they are stored: the compressed file, the
+/// plain file, or (rarely) both. Both exist after a crash between a
+/// compaction's rename and its removal of the plain file (the plain file
+/// then starts with everything the compressed one holds, and is read
+/// alone), or when a late record for a compacted day was appended to a new
+/// plain file (the day is then the compressed bytes followed by the plain
+/// ones). The next compaction pass merges them.
+pub struct DayReader {
+    compressed: Option<(File, u64)>,
+    plain: Option<(File, u64)>,
+    reader: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for DayReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DayReader")
+            .field("compressed", &self.compressed)
+            .field("plain", &self.plain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DayReader {
+    /// Total plain bytes of the day (both parts).
+    pub fn len(&self) -> u64 {
+        self.compressed.as_ref().map_or(0, |c| c.1) + self.plain.as_ref().map_or(0, |p| p.1)
+    }
+
+    /// Whether the day holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether any of the day is read from a compressed file.
+    pub fn is_compressed(&self) -> bool {
+        self.compressed.is_some()
+    }
+
+    /// The plain file's handle, if the day has one (to lock it while
+    /// reading, as the follower does).
+    pub fn plain_file(&self) -> Option<&File> {
+        self.plain.as_ref().map(|p| &p.0)
+    }
+
+    /// Bytes on disk (compressed file plus plain file).
+    pub fn disk_bytes(&self) -> u64 {
+        let len = |f: &File| f.metadata().map_or(0, |m| m.len());
+        self.compressed.as_ref().map_or(0, |c| len(&c.0))
+            + self.plain.as_ref().map_or(0, |p| len(&p.0))
+    }
+
+    /// Moves a reader not yet read from to plain offset `offset`: seeks in
+    /// the plain file, decompresses and discards in the compressed one.
+    pub fn skip_to(mut self, offset: u64) -> std::io::Result<DayReader> {
+        let zlen = self.compressed.as_ref().map_or(0, |c| c.1);
+        if offset >= zlen {
+            if let Some((f, _)) = &self.plain {
+                use std::io::Seek;
+                let mut f = f.try_clone()?;
+                f.seek(std::io::SeekFrom::Start(offset - zlen))?;
+                self.reader = Box::new(f);
+                return Ok(self);
+            }
+        }
+        let skipped = std::io::copy(&mut (&mut self.reader).take(offset), &mut std::io::sink())?;
+        if skipped < offset.min(self.len()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "day file ended before the offset",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+impl Read for DayReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+/// Opens a day (by its plain path, see [`list_day_files`]) for reading its
+/// plain bytes, whatever its storage; `None` when neither the plain nor the
+/// compressed file exists. Works for any `X.jsonl` / `X.jsonl.zst` pair.
+/// Both files are opened as [`open_regular_file`] does.
+pub fn open_day_file(plain: &Path) -> std::io::Result<Option<DayReader>> {
+    let zpath = compressed_path(plain);
+    // The compressed file first: a compaction renames it in before it
+    // removes the plain file. If neither is found, that rename happened
+    // between the two opens, and a second look finds the compressed file.
+    let mut compressed = open_if_present(&zpath)?;
+    let mut plain_opened = open_if_present(plain)?;
+    if compressed.is_none() && plain_opened.is_none() {
+        compressed = open_if_present(&zpath)?;
+        plain_opened = open_if_present(plain)?;
+    }
+    let plain_part = match plain_opened {
+        Some(f) => {
+            let len = f.metadata()?.len();
+            Some((f, len))
+        }
+        None => None,
+    };
+    let Some(z) = compressed else {
+        return match plain_part {
+            Some((f, len)) => Ok(Some(DayReader {
+                reader: Box::new(f.try_clone()?),
+                compressed: None,
+                plain: Some((f, len)),
+            })),
+            None => Ok(None),
+        };
+    };
+    let zlen = compressed_len(&z, &zpath)?;
+    if let Some((p, plen)) = plain_part {
+        if plen >= zlen && starts_with_decompressed(&p, &z)? {
+            // Left by a compaction cut short: the plain file holds it all.
+            rewind(&p)?;
+            return Ok(Some(DayReader {
+                reader: Box::new(p.try_clone()?),
+                compressed: None,
+                plain: Some((p, plen)),
+            }));
+        }
+        rewind(&p)?;
+        rewind(&z)?;
+        let decoder = zstd::stream::read::Decoder::new(z.try_clone()?)?;
+        return Ok(Some(DayReader {
+            reader: Box::new(decoder.chain(p.try_clone()?)),
+            compressed: Some((z, zlen)),
+            plain: Some((p, plen)),
+        }));
+    }
+    rewind(&z)?;
+    let decoder = zstd::stream::read::Decoder::new(z.try_clone()?)?;
+    Ok(Some(DayReader {
+        reader: Box::new(decoder),
+        compressed: Some((z, zlen)),
+        plain: None,
+    }))
+}
+
+fn open_if_present(path: &Path) -> std::io::Result<Option<File>> {
+    match open_regular_file(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn rewind(mut f: &File) -> std::io::Result<()> {
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(0)).map(drop)
+}
+
+/// The plain length of a compressed file: from its frame header (compaction
+/// writes one frame, with its size), else by decompressing it.
+fn compressed_len(z: &File, path: &Path) -> std::io::Result<u64> {
+    let mut head = [0u8; 18];
+    let mut n = 0;
+    rewind(z)?;
+    let mut f = z;
+    while n < head.len() {
+        let got = f.read(&mut head[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    if let Ok(Some(len)) = zstd::zstd_safe::get_frame_content_size(&head[..n]) {
+        return Ok(len);
+    }
+    tracing::debug!(file = %path.display(), "compressed day file without a size header; measuring it");
+    rewind(z)?;
+    let mut d = zstd::stream::read::Decoder::new(z)?;
+    std::io::copy(&mut d, &mut std::io::sink())
+}
+
+/// Whether the plain file begins with every byte the compressed one holds.
+fn starts_with_decompressed(plain: &File, z: &File) -> std::io::Result<bool> {
+    rewind(plain)?;
+    rewind(z)?;
+    let mut d = zstd::stream::read::Decoder::new(z)?;
+    let mut p = std::io::BufReader::new(plain);
+    let mut a = vec![0u8; 64 * 1024];
+    let mut b = vec![0u8; 64 * 1024];
+    loop {
+        let n = d.read(&mut a)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        p.read_exact(&mut b[..n])?;
+        if a[..n] != b[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// Longest line a reader accepts (1 MiB; a record is about 300 bytes).
@@ -149,7 +369,8 @@ impl ReadStats {
     }
 }
 
-/// Reads every record of a day file, calling `each` for each valid line.
+/// Reads every record of a day file (plain or compressed: see
+/// [`open_day_file`]), calling `each` for each valid line.
 ///
 /// Bad lines are skipped and counted, with one warning per file naming the
 /// first; a final line without its `\n` is a torn write and never counted as
@@ -165,12 +386,12 @@ pub fn read_day_file(path: &Path, mut each: impl FnMut(UsageRecord)) -> Result<R
 /// (what an adjustment names the call by).
 pub fn read_day_file_at(path: &Path, each: impl FnMut(u64, UsageRecord)) -> Result<ReadStats> {
     let mut bytes = Vec::new();
-    match open_regular_file(path) {
-        Ok(mut f) => {
+    match open_day_file(path) {
+        Ok(Some(mut f)) => {
             f.read_to_end(&mut bytes)
                 .map_err(|e| Error::io("cannot read day file", path, e))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadStats::default()),
+        Ok(None) => return Ok(ReadStats::default()),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             tracing::warn!(file = %path.display(), reason = %e, "skipping a day file that is not a plain file");
             return Ok(ReadStats {

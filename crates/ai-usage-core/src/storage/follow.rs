@@ -12,7 +12,7 @@
 //! process wrote is already in the noted ranges.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use chrono::NaiveDate;
 use parking_lot::Mutex;
@@ -167,19 +167,28 @@ impl Follower {
     }
 }
 
-/// The bytes of `path` from `offset` to its end, read under a shared lock;
-/// `None` when the file has not grown.
+/// The plain bytes of a day from `offset` to its end (compressed or not),
+/// read under a shared lock of its plain file; `None` when the day has not
+/// grown. A day compacted since the last look reads the same bytes, so the
+/// offset still holds.
 fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut file = dayfile::open_regular_file(path)?;
-    if file.metadata()?.len() <= offset {
+    let Some(day) = dayfile::open_day_file(path)? else {
+        return Ok(None);
+    };
+    if day.len() <= offset {
         return Ok(None);
     }
-    file.lock_shared()?;
+    let lock = day.plain_file().map(|f| f.try_clone()).transpose()?;
+    if let Some(f) = &lock {
+        f.lock_shared()?;
+    }
     let mut buf = Vec::new();
-    let read = file
-        .seek(SeekFrom::Start(offset))
-        .and_then(|_| file.read_to_end(&mut buf));
-    file.unlock()?;
+    let read = day
+        .skip_to(offset)
+        .and_then(|mut d| d.read_to_end(&mut buf));
+    if let Some(f) = &lock {
+        f.unlock()?;
+    }
     read?;
     Ok(Some(buf))
 }

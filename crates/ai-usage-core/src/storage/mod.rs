@@ -5,9 +5,11 @@
 //! - [`replay`] rebuilds the rollups from them at start-up;
 //! - [`follow`] counts lines that other processes append;
 //! - [`adjustments`] reads and appends cost corrections of recorded calls;
+//! - [`compact`] compresses old day files and removes expired ones;
 //! - [`reprice`] works out the corrections the prices in force now call for.
 
 pub mod adjustments;
+pub mod compact;
 pub mod dayfile;
 pub mod follow;
 pub mod replay;

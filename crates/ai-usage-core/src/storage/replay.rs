@@ -178,7 +178,10 @@ pub(crate) fn current_ends(dir: &Path) -> std::collections::BTreeMap<NaiveDate, 
     dayfile::list_day_files(dir)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(d, p)| std::fs::metadata(&p).ok().map(|m| (d, m.len())))
+        .filter_map(|(d, p)| match dayfile::open_day_file(&p) {
+            Ok(Some(day)) => Some((d, day.len())),
+            _ => None,
+        })
         .collect()
 }
 

@@ -701,11 +701,30 @@ impl WriterThread {
     fn append(&mut self, day: NaiveDate) -> std::result::Result<(), AppendFailure> {
         let fail = |error| AppendFailure { error, kept: 0 };
         let path = dayfile::day_file_path(&self.config.dir, day);
-        self.ensure_open(day, &path).map_err(fail)?;
+        // A compaction of an old day removes its plain file under this same
+        // lock: once locked, the handle must still be the file the path
+        // names, or the lines would go to a removed file. Reopen then (a
+        // new plain file beside the compressed one; readers join them).
+        if !self.pending.contains_key(&day) {
+            return Ok(());
+        }
+        let mut tries = 0;
+        loop {
+            self.ensure_open(day, &path).map_err(fail)?;
+            let Some(df) = self.files.get(&day) else {
+                return Ok(());
+            };
+            df.file.lock().map_err(fail)?;
+            tries += 1;
+            if tries >= 3 || same_file(&df.file, &path) {
+                break;
+            }
+            let _ = df.file.unlock();
+            self.files.remove(&day);
+        }
         let (Some(df), Some(buf)) = (self.files.get_mut(&day), self.pending.get(&day)) else {
             return Ok(());
         };
-        df.file.lock().map_err(fail)?;
         let result = append_locked(&*self.config.io, &df.file, buf, &self.shared);
         if let Ok(start) = result {
             // Note the range while still holding the lock: a follower reading

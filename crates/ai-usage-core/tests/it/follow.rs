@@ -137,3 +137,74 @@ fn follower_thread_counts_other_writers_without_queries_reading_files() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(dash.get_summary_for_date(day).total_calls, 3);
 }
+
+#[test]
+fn a_day_compressed_under_a_follower_and_a_writer_loses_and_doubles_nothing() {
+    use ai_usage_core::compact::{compact_dir, CompactOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
+    let old = ai_usage_core::now_timestamp() - 10.0 * 86_400.0;
+    let day = zone.date_of(old);
+    let app = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
+    let call = |m: &UsageMonitor| {
+        m.record(
+            &UsageEvent::new("qwen-plus", "实时分析")
+                .tokens(1000, 500)
+                .at(old),
+        );
+    };
+    for _ in 0..7 {
+        call(&app);
+    }
+    app.flush().unwrap();
+    let dash = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .follow(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 7);
+
+    let r = compact_dir(
+        tmp.path(),
+        zone.today(),
+        &CompactOptions::default(),
+        &|_, _| false,
+    )
+    .unwrap();
+    assert_eq!(r.compressed, 1);
+    let plain = ai_usage_core::dayfile::day_file_path(tmp.path(), day);
+    assert!(!plain.exists());
+    // The plain file went away: the follower reads the same bytes compressed.
+    dash.refresh();
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 7);
+
+    // The app still held the removed file open: its next line for that day
+    // goes to a new plain file, and the follower counts it once.
+    call(&app);
+    app.flush().unwrap();
+    assert!(plain.exists());
+    dash.refresh();
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 8);
+    let again = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone(zone)
+        .build()
+        .unwrap();
+    assert_eq!(again.get_summary_for_date(day).total_calls, 8);
+    // The next pass merges the late line into the compressed day.
+    compact_dir(
+        tmp.path(),
+        zone.today(),
+        &CompactOptions::default(),
+        &|_, _| false,
+    )
+    .unwrap();
+    assert!(!plain.exists());
+    dash.refresh();
+    assert_eq!(dash.get_summary_for_date(day).total_calls, 8);
+}
