@@ -25,6 +25,7 @@ mod budget_refresh;
 mod checkpoint;
 mod client;
 mod columns;
+mod corrections;
 mod endpoint;
 mod error;
 mod host_id;
