@@ -106,6 +106,14 @@ fn strip(v: Vec<BudgetStatus>) -> Vec<BudgetStatus> {
         .collect()
 }
 
+/// The data rows of a CSV export.
+fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
+    csv::Reader::from_reader(bytes)
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
 fn adjustment_rows(server: &Server) -> u64 {
     let c = server.client("fleet");
     let rows = c
@@ -161,8 +169,12 @@ fn repriced_calls_reach_the_fleet_once_and_it_answers_as_the_hosts() {
     assert_eq!(shipped, unpriced);
     assert_eq!(adjustment_rows(&server), unpriced);
 
-    // The hosts together, as one local monitor sees them.
+    // The hosts together, as one local monitor sees them; and a copy of
+    // each, for its own records export.
     merge_dirs(&[a.path(), b.path()], both.path());
+    let copies = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    merge_dirs(&[a.path()], copies[0].path());
+    merge_dirs(&[b.path()], copies[1].path());
     let budgets = vec![
         Budget::new(
             "all",
@@ -274,6 +286,35 @@ fn repriced_calls_reach_the_fleet_once_and_it_answers_as_the_hosts() {
         fd.generated_at.clear();
         ld.generated_at.clear();
         assert_eq!(fd, ld, "{label}");
+        // The records CSV: every host's export (a call at its corrected
+        // cost) is in the fleet's, cell for cell (the order across hosts
+        // is pinned by the fleet report tests).
+        let mut want = Vec::new();
+        for (i, host) in copies.iter().enumerate() {
+            let m = UsageMonitor::builder()
+                .dir(host.path())
+                .timezone(z)
+                .pricing(pricing.clone())
+                .replay(false)
+                .build()
+                .unwrap();
+            let path = m
+                .export_records_csv(Some(&host.path().join(format!("{i}.csv"))), from, to, false)
+                .unwrap();
+            want.extend(csv_rows(&std::fs::read(path).unwrap()));
+        }
+        let mut fleet_csv = Vec::new();
+        fleet
+            .write_records_csv(from, to, false, &mut fleet_csv)
+            .unwrap();
+        let mut got = csv_rows(&fleet_csv);
+        assert!(
+            got.iter().any(|r| r.contains(&NEW_MODEL.to_string())),
+            "{label}"
+        );
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "records CSV, {label}");
         for session in ["nova-session-5", "nova-session-6"] {
             let (fs, ls) = (
                 fleet.session(session).unwrap().unwrap(),
