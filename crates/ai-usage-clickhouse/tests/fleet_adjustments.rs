@@ -343,3 +343,58 @@ fn repriced_calls_reach_the_fleet_once_and_it_answers_as_the_hosts() {
         check(z, "after a re-ship");
     }
 }
+
+/// A v5 database (no `adjustments`) upgrades to v6 in place: the table
+/// comes, the records stay, and the corrections then ship.
+#[test]
+fn a_v5_database_gains_the_adjustments_table() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let c = server.client("from_v5");
+    let db = c.db();
+    ai_usage_clickhouse::schema::migrate_in(&c, &zone()).unwrap();
+    let now = ai_usage_core::now_timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let unpriced = write_host(dir.path(), 1, now);
+    let records = shipper(&server, "from_v5", dir.path(), "h")
+        .ship_all(Duration::from_secs(10))
+        .unwrap()
+        .records;
+    // Make it a v5 database.
+    for sql in [
+        format!("DROP TABLE {db}.adjustments"),
+        format!("DROP TABLE {db}.schema_version"),
+        format!(
+            "CREATE TABLE {db}.schema_version (version UInt32, applied_at DateTime DEFAULT \
+             now()) ENGINE = TinyLog"
+        ),
+        format!("INSERT INTO {db}.schema_version (version) VALUES (5)"),
+    ] {
+        c.execute(&sql).unwrap();
+    }
+    let count = |sql: &str| -> u64 { c.query_u64(sql).unwrap() };
+    let has_table =
+        "SELECT count() FROM system.tables WHERE database = 'from_v5' AND name = 'adjustments'";
+    assert_eq!(count(has_table), 0);
+    assert_eq!(
+        ai_usage_clickhouse::schema::migrate_in(&c, &zone()).unwrap(),
+        5
+    );
+    assert_eq!(
+        ai_usage_clickhouse::schema::current_version(&c).unwrap(),
+        ai_usage_clickhouse::schema::SCHEMA_VERSION
+    );
+    assert_eq!(count(has_table), 1);
+    assert_eq!(count(&format!("SELECT count() FROM {db}.records")), records);
+    let mut pricing = PricingTable::builtin();
+    pricing.register(
+        NEW_MODEL,
+        ModelPrice::flat("Acme Nova 1", Currency::USD, 0.003, 0.015),
+    );
+    assert_eq!(reprice(dir.path(), &pricing, now) as u64, unpriced);
+    let r = shipper(&server, "from_v5", dir.path(), "h")
+        .ship_all(Duration::from_secs(10))
+        .unwrap();
+    assert_eq!((r.records, r.adjustments), (0, unpriced));
+}
