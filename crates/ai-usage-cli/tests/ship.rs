@@ -880,3 +880,92 @@ fn serve_with_clickhouse_advises_from_a_catalogue_installed_while_it_runs() {
     );
     assert_eq!(serve.0.id(), pid, "the same server process");
 }
+
+/// Yesterday's unpriced calls, `reprice --only-unpriced` and `ship`: the
+/// fleet answers what the host answers; a second ship sends no correction.
+#[test]
+fn reprice_then_ship_corrects_the_fleet_once() {
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let zone: ai_usage_core::Zone = "Asia/Shanghai".parse().unwrap();
+    let today = zone.today();
+    let yesterday = today - chrono::Duration::days(1);
+    let m = ai_usage_core::UsageMonitor::builder()
+        .dir(dir.path())
+        .timezone(zone)
+        .replay(false)
+        .build()
+        .unwrap();
+    let start = zone.day_bounds(yesterday).0 + 3600.0;
+    for i in 0..12u32 {
+        m.record(
+            &ai_usage_core::UsageEvent::new("acme-nova-1", "实时分析")
+                .tokens(1000 + u64::from(i), 100)
+                .user(if i % 2 == 0 { "u1" } else { "u2" })
+                .at(start + f64::from(i) * 600.0),
+        );
+    }
+    m.shutdown().unwrap();
+    let prices = dir.path().join("nova.toml");
+    std::fs::write(
+        &prices,
+        "[models.acme-nova-1]\ndisplay_name = \"Acme Nova\"\ninput = 0.002\noutput = 0.006\n",
+    )
+    .unwrap();
+    let prices = prices.to_str().unwrap();
+    let ch = ["--clickhouse", url.as_str()];
+    let ship = |want: &str| {
+        let out = ok(ai_usage(
+            dir.path(),
+            &[&ch[..], &["ship", "--host-id", "a"]].concat(),
+        ));
+        assert!(out.contains(want), "{out}");
+    };
+    ship("shipped 12 records and 0 cost corrections");
+    let q = [
+        "--pricing",
+        prices,
+        "stats",
+        "daily",
+        "--days-ago",
+        "1",
+        "--json",
+    ];
+    let fleet = || json(ai_usage(dir.path(), &[&ch[..], &q[..]].concat()));
+    assert_eq!(fleet()["unpriced_calls"], 12);
+
+    let day = yesterday.format("%Y-%m-%d").to_string();
+    let reprice = [
+        "--pricing",
+        prices,
+        "reprice",
+        "--from",
+        day.as_str(),
+        "--to",
+        day.as_str(),
+        "--only-unpriced",
+    ];
+    ok(ai_usage(dir.path(), &reprice));
+    ship("shipped 0 records and 12 cost corrections");
+    let local = json(ai_usage(dir.path(), &q));
+    assert_eq!(local["unpriced_calls"], 0);
+    assert!(
+        local["costs"]["CNY"].as_f64().is_some_and(|c| c > 0.0),
+        "{local}"
+    );
+    assert_eq!(fleet(), local);
+    let top = ["--pricing", prices, "top-users", "--by", "cost", "--json"];
+    assert_eq!(
+        json(ai_usage(dir.path(), &[&ch[..], &top[..]].concat())),
+        json(ai_usage(dir.path(), &top))
+    );
+
+    // Shipping again, even without the checkpoint, sends nothing.
+    ship("shipped 0 records and 0 cost corrections");
+    std::fs::remove_file(dir.path().join(ai_usage_clickhouse::CHECKPOINT_FILE)).unwrap();
+    ship("shipped 0 records and 0 cost corrections");
+    assert_eq!(fleet(), local);
+}

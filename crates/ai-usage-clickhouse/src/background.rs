@@ -28,6 +28,8 @@ pub struct ShipStatus {
     pub lag_bytes: Option<u64>,
     /// Records shipped since start.
     pub shipped_records: u64,
+    /// Adjustment lines (cost corrections) shipped since start.
+    pub shipped_adjustments: u64,
     /// Bad lines skipped since start.
     pub skipped_lines: u64,
     /// Aggregate buckets repaired since start (after inserts whose outcome
@@ -173,6 +175,7 @@ fn run(cfg: ShipperConfig, poll: Duration, stop: &AtomicBool, status: &Mutex<Shi
             Ok(r) => {
                 update(status, |s| {
                     s.shipped_records += r.records;
+                    s.shipped_adjustments += r.adjustments;
                     s.skipped_lines += r.skipped_lines;
                     s.aggregate_repairs += r.aggregate_repairs;
                     s.lag_bytes = lag;

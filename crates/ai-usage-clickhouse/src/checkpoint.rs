@@ -1,4 +1,4 @@
-//! The shipper's checkpoint: per day file, the inode and the byte offset
+//! The shipper's checkpoint: per day file (and adjustment file), the inode and the byte offset
 //! ClickHouse has acknowledged. Written atomically (temp file, fsync,
 //! rename, fsync of the directory) and only after an acknowledgement.
 
@@ -29,7 +29,7 @@ pub struct Checkpoint {
     pub host: String,
     /// The server and database shipped to (no credentials).
     pub target: String,
-    /// Per day file name.
+    /// Per file name (day files and adjustment files).
     pub files: BTreeMap<String, FileMark>,
 }
 

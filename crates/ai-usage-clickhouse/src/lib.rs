@@ -3,13 +3,15 @@
 //!
 //! - [`Shipper`] reads the day files from a durable checkpoint and inserts
 //!   their records over ClickHouse's HTTP interface, exactly once (see the
-//!   `shipper` module for how, on ClickHouse 18.16 and later);
+//!   `shipper` module for how, on ClickHouse 18.16 and later), and the
+//!   adjustment files (cost corrections) the same way;
 //! - [`schema::migrate`] creates and upgrades the tables idempotently;
 //! - [`ShipperThread`] runs a shipper in the background (`serve`, apps);
 //!   [`ClickHouseExt::clickhouse`] attaches one to a monitor
 //!   (`MonitorBuilder::clickhouse(..)`);
 //! - [`FleetQueries`] answers summaries with the core's result types (it
-//!   implements the core's query interface, `UsageQueries`), and
+//!   implements the core's query interface, `UsageQueries`), with the
+//!   shipped cost corrections applied (module `corrections`), and
 //!   writes the fleet's CSV exports (module `report`);
 //! - [`FleetAlerter`] alerts on budgets from the fleet's spend, each
 //!   threshold delivered by one host once (module `alerts`), on its own
@@ -25,6 +27,7 @@ mod budget_refresh;
 mod checkpoint;
 mod client;
 mod columns;
+mod corrections;
 mod endpoint;
 mod error;
 mod host_id;

@@ -16,6 +16,10 @@
 //! days in UTC+05:30 for models) reads raw rows, each line once (`FINAL`,
 //! or `LIMIT 1 BY id` for users and anchors) before counting: exact, only
 //! slower.
+//!
+//! Every answer then applies the cost corrections shipped from the hosts'
+//! adjustment files (table `adjustments`, summed per group by the same
+//! keys and time range; module `corrections`), as the local monitor does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -29,6 +33,7 @@ use ai_usage_core::{
 use chrono::{Datelike, NaiveDate};
 
 use crate::client::Client;
+use crate::corrections;
 use crate::error::{Error, Result};
 use crate::schema::{duration_bucket_sql, money_from_column, reporting_zone};
 
@@ -100,6 +105,42 @@ cached_input_tokens, reasoning_tokens, cost_nanos, priced";
 const AGG_SUMS: &str = "sum(calls), sum(successful_calls), sum(input_tokens), \
 sum(output_tokens), sum(total_tokens), sum(cached_input_tokens), sum(reasoning_tokens), \
 sum(cost_nanos), sum(unpriced_calls)";
+
+/// A raw row's quarter hour (epoch seconds): every zone's local day is
+/// made of whole quarter hours, DST included.
+const SLOT: &str = "intDiv(toInt64(floor(timestamp)), 900) * 900 AS slot";
+
+/// Applies the corrections of the calls `filter` selects, summed per
+/// `keys`, to the groups of `groups` that `key_of` names by those keys'
+/// values (a group with none yet is created).
+fn apply_corrections<K: Ord>(
+    client: &Client,
+    filter: &str,
+    keys: &[&str],
+    groups: &mut BTreeMap<K, GroupStats>,
+    mut key_of: impl FnMut(Vec<String>) -> Result<K>,
+) -> Result<()> {
+    for (values, c) in corrections::read(client, filter, keys)? {
+        c.apply(groups.entry(key_of(values)?).or_default());
+    }
+    Ok(())
+}
+
+/// The first key's value of a correction.
+fn first(values: Vec<String>) -> Result<String> {
+    values
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("a correction without its key".into()))
+}
+
+/// The quarter hour and second key of a correction.
+fn slot_and(values: Vec<String>) -> Result<(f64, String)> {
+    match <[String; 2]>::try_from(values) {
+        Ok([slot, key]) => Ok((parse(&slot)?, key)),
+        Err(v) => Err(Error::Protocol(format!("correction keys {v:?}"))),
+    }
+}
 
 /// Whether `[start, end)` is made of whole UTC hours.
 fn hour_aligned((start, end): (f64, f64)) -> bool {
@@ -301,6 +342,13 @@ GROUP BY {column}, currency",
             groups.entry(id.to_string()).or_default().merge(&g);
             Ok(())
         })?;
+        apply_corrections(
+            &self.client,
+            &format!("{}{not_empty}", where_bounds(bounds)),
+            &[column],
+            &mut groups,
+            first,
+        )?;
         let mut ranked: Vec<(String, GroupStats)> = groups.into_iter().collect();
         let reporting = self.reporting;
         // Stable sort on a key, ids already ascending: ties stay by id.
@@ -357,6 +405,13 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
             days.entry(self.zone.date_of(slot)).or_default().merge(&g);
             Ok(())
         })?;
+        apply_corrections(
+            &self.client,
+            &where_bounds(bounds),
+            &[SLOT],
+            &mut days,
+            |v| Ok(self.zone.date_of(parse(&first(v)?)?)),
+        )?;
         let mut out = Vec::new();
         let mut d = from;
         while d <= to {
@@ -460,7 +515,48 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         let (mut parts, ids) = (models?, ids?);
         parts.users = ids.users;
         parts.anchors = ids.anchors;
+        self.correct_parts(bounds, &mut parts)?;
         Ok(self.build_summary(period, bounds, parts))
+    }
+
+    /// Applies the corrections of the calls in `[start, end)` to a
+    /// summary's groups (merged per model × function, user and anchor first,
+    /// as the summary builder merges them anyway).
+    fn correct_parts(&self, bounds: (f64, f64), parts: &mut Parts) -> Result<()> {
+        let wb = where_bounds(bounds);
+        let mut models: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
+        for (m, f, g) in std::mem::take(&mut parts.models) {
+            models.entry((m, f)).or_default().merge(&g);
+        }
+        apply_corrections(
+            &self.client,
+            &wb,
+            &["model", "function"],
+            &mut models,
+            |v| match <[String; 2]>::try_from(v) {
+                Ok([m, f]) => Ok((m, f)),
+                Err(v) => Err(Error::Protocol(format!("correction keys {v:?}"))),
+            },
+        )?;
+        parts.models = models.into_iter().map(|((m, f), g)| (m, f, g)).collect();
+        for (list, column) in [
+            (&mut parts.users, "user_id"),
+            (&mut parts.anchors, "anchor_id"),
+        ] {
+            let mut ids: BTreeMap<String, GroupStats> = BTreeMap::new();
+            for (id, g) in std::mem::take(list) {
+                ids.entry(id).or_default().merge(&g);
+            }
+            apply_corrections(
+                &self.client,
+                &format!("{wb} AND {column} != ''"),
+                &[column],
+                &mut ids,
+                first,
+            )?;
+            *list = ids.into_iter().collect();
+        }
+        Ok(())
     }
 
     /// Totals, models, functions and durations from `agg_model`: one
@@ -708,13 +804,32 @@ function, {SUMS} FROM {db}.records FINAL WHERE {} GROUP BY slot, currency, model
                 where_bounds(bounds)
             ),
         };
+        let mut models: BTreeMap<(NaiveDate, String, String), GroupStats> = BTreeMap::new();
         self.client.query_each(&sql, |r| {
             let t: f64 = parse(field(r, 0)?)?;
             let currency = currency_of(field(r, 1)?)?;
             let g = stats_of(r, 4, currency)?;
-            groups.add_model_function(self.zone.date_of(t), field(r, 2)?, field(r, 3)?, &g);
+            let key = (
+                self.zone.date_of(t),
+                field(r, 2)?.to_string(),
+                field(r, 3)?.to_string(),
+            );
+            models.entry(key).or_default().merge(&g);
             Ok(())
         })?;
+        apply_corrections(
+            &self.client,
+            &where_bounds(bounds),
+            &[SLOT, "model", "function"],
+            &mut models,
+            |v| match <[String; 3]>::try_from(v) {
+                Ok([slot, m, f]) => Ok((self.zone.date_of(parse(&slot)?), m, f)),
+                Err(v) => Err(Error::Protocol(format!("correction keys {v:?}"))),
+            },
+        )?;
+        for ((date, model, function), g) in &models {
+            groups.add_model_function(*date, model, function, g);
+        }
         if let Ids::PerDay(ids_from) | Ids::Summed(ids_from) = ids {
             let covered = self.days_covered(ids_from, to);
             let summed = matches!(ids, Ids::Summed(_));
@@ -752,6 +867,7 @@ GROUP BY slot, currency, {column}",
                         where_bounds(ids_bounds)
                     )
                 };
+                let mut ids: BTreeMap<(NaiveDate, String), GroupStats> = BTreeMap::new();
                 self.client.query_each(&sql, |r| {
                     let date = if summed {
                         to
@@ -763,13 +879,28 @@ GROUP BY slot, currency, {column}",
                     };
                     let currency = currency_of(field(r, 1)?)?;
                     let g = stats_of(r, 3, currency)?;
-                    if user {
-                        groups.add_user(date, field(r, 2)?, &g);
-                    } else {
-                        groups.add_anchor(date, field(r, 2)?, &g);
-                    }
+                    ids.entry((date, field(r, 2)?.to_string()))
+                        .or_default()
+                        .merge(&g);
                     Ok(())
                 })?;
+                apply_corrections(
+                    &self.client,
+                    &format!("{} AND {column} != ''", where_bounds(ids_bounds)),
+                    &[SLOT, column],
+                    &mut ids,
+                    |v| {
+                        let (slot, id) = slot_and(v)?;
+                        Ok((if summed { to } else { self.zone.date_of(slot) }, id))
+                    },
+                )?;
+                for ((date, id), g) in &ids {
+                    if user {
+                        groups.add_user(*date, id, g);
+                    } else {
+                        groups.add_anchor(*date, id, g);
+                    }
+                }
             }
         }
         // The fleet's first tracked day bounds the forecast's basis, as
@@ -815,6 +946,9 @@ WHERE session_id = {id} GROUP BY currency, model, function"
         )?;
         if stats.calls == 0 {
             return Ok(None);
+        }
+        for (_, c) in corrections::read(&self.client, &format!("session_id = {id}"), &[])? {
+            c.apply(&mut stats);
         }
         let span = self.client.query_rows(&format!(
             "SELECT minMerge(first_call), maxMerge(last_call), argMaxIfMerge(user_id), \

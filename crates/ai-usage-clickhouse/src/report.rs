@@ -17,21 +17,27 @@
 //!   files taken host by host.
 //!
 //! Every column of the local records CSV comes from `records`, the audio
-//! token counts included (schema v5; rows shipped before v5 read 0).
+//! token counts included (schema v5; rows shipped before v5 read 0). A
+//! call corrected by a shipped adjustment shows its corrected cost, as in
+//! the local export: its last adjustment's cost and currency, priced.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::sync::OnceLock;
 
 use ai_usage_core::FieldSlot;
-use ai_usage_core::{Currency, RecordsCsv, UsageRecord};
+use ai_usage_core::{Currency, Money, RecordsCsv, UsageRecord};
+
+/// A corrected call's cost and its currency.
+type Cost = (Money, Currency);
 use chrono::NaiveDate;
 
 use crate::columns::field_columns;
 use crate::error::{Error, Result};
 use crate::queries::FleetQueries;
-use crate::schema::money_from_column;
+use crate::schema::{money_from_column, ADJUSTMENTS_TABLE};
 use crate::tsv::quote;
 
 /// Rows of `records` read per query by the records export.
@@ -139,6 +145,7 @@ impl FleetQueries {
         let mut day = utc_date(start);
         let last = utc_date(end);
         while day <= last {
+            let corrected = self.corrected_costs(day)?;
             let mut key: Option<PageKey> = None;
             loop {
                 let after = key
@@ -154,7 +161,17 @@ ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
                 );
                 let rows = self.client().query_rows(&sql)?;
                 for row in &rows {
-                    csv.write(&record_of(row)?)?;
+                    let mut r = record_of(row)?;
+                    if !corrected.is_empty() {
+                        let k = page_key(row)?;
+                        if let Some(&(cost, currency)) = corrected.get(&(k.host, k.file, k.offset))
+                        {
+                            r.cost = cost;
+                            r.currency = Some(currency);
+                            r.priced = Some(true);
+                        }
+                    }
+                    csv.write(&r)?;
                 }
                 if rows.len() < batch_rows {
                     break;
@@ -167,6 +184,34 @@ ORDER BY timestamp, host, file, `offset` LIMIT {batch_rows}",
             };
         }
         Ok(csv.finish()?)
+    }
+
+    /// The effective cost of every corrected call of the UTC day `day`, by
+    /// its line (host, day file, offset): its last adjustment (the latest
+    /// line of its host's adjustment file, which holds all of that call's).
+    fn corrected_costs(&self, day: NaiveDate) -> Result<HashMap<(String, String, u64), Cost>> {
+        let db = self.client().db();
+        let rows = self.client().query_rows(&format!(
+            "SELECT host, call_file, call_offset, argMax(cost_nanos, `offset`), \
+argMax(currency, `offset`) FROM {db}.{ADJUSTMENTS_TABLE} FINAL WHERE day = toDate('{}') \
+GROUP BY host, call_file, call_offset",
+            day.format("%Y-%m-%d")
+        ))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let code = field(row, 4)?;
+            let currency =
+                Currency::new(code).ok_or_else(|| Error::Protocol(format!("currency {code:?}")))?;
+            out.insert(
+                (
+                    field(row, 0)?.to_string(),
+                    field(row, 1)?.to_string(),
+                    number(row, 2)?,
+                ),
+                (money_from_column(number(row, 3)?), currency),
+            );
+        }
+        Ok(out)
     }
 
     /// Writes the records CSV of the local days `from..=to` to `path` or

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use ai_usage_core::adjustments::Adjustment;
 use ai_usage_core::FieldValue;
 use ai_usage_core::{Currency, PricingTable, UsageRecord};
 
@@ -90,6 +91,41 @@ pub fn push_row(
             }
         }
     }
+}
+
+/// Appends an adjustment line as one `RowBinary` row of `adjustments`, in
+/// [`ADJUSTMENT_COLUMNS`](crate::schema::ADJUSTMENT_COLUMNS) order; `o` is
+/// the adjustment line's own origin (its file is the adjustment file).
+pub fn push_adjustment_row(out: &mut Vec<u8>, o: Origin<'_>, a: &Adjustment) {
+    put_u64(out, record_id(o.host, o.file, o.offset));
+    put_str(out, o.host);
+    put_str(out, o.file);
+    put_u64(out, o.offset);
+    put_u64(out, o.end_offset);
+    out.extend_from_slice(&utc_day(a.timestamp).to_le_bytes());
+    out.extend_from_slice(&finite(a.timestamp).to_le_bytes());
+    put_str(out, &a.file);
+    put_u64(out, a.offset);
+    put_str(out, a.request_id.as_deref().unwrap_or(""));
+    put_str(out, &a.model);
+    put_str(out, &a.function);
+    put_str(out, a.user_id.as_deref().unwrap_or(""));
+    put_str(out, a.anchor_id.as_deref().unwrap_or(""));
+    put_str(out, a.session_id.as_deref().unwrap_or(""));
+    put_len(out, a.tags.len());
+    for t in &a.tags {
+        put_str(out, t);
+    }
+    let money = |out: &mut Vec<u8>, m| {
+        out.extend_from_slice(&crate::schema::money_to_column(m).to_le_bytes());
+    };
+    put_str(out, a.old_currency.code());
+    money(out, a.old_cost);
+    out.push(u8::from(a.old_priced));
+    put_str(out, a.currency.code());
+    money(out, a.new_cost);
+    put_str(out, &a.price_source);
+    put_str(out, &a.corrected_at);
 }
 
 /// The `day` column: days since 1970-01-01 of the timestamp's UTC date,

@@ -36,6 +36,13 @@
 //!   are recreated and refilled from `records FINAL`. Also new in v5:
 //!   `budget_alerts`, the fleet alert poller's claims (`MergeTree` ordered
 //!   by budget, period label and threshold; see the `alerts` module).
+//! - v6: `adjustments`, one row per line of a host's adjustment files
+//!   (cost corrections written by `reprice`), `ReplacingMergeTree` ordered
+//!   by `(day, host, file, offset)` like `records`: the corrected call's
+//!   grouping keys and timestamp, its cost before and after (nano-units,
+//!   each with its currency) and whether it was priced before. No view
+//!   feeds the aggregates from it: the queries add its deltas (see the
+//!   `queries` module), so an adjustment never needs an aggregate repair.
 //!
 //! The views count what is inserted into `records`; the shipper's
 //! server-offset protocol keeps a record from being inserted twice, so the
@@ -57,7 +64,7 @@ use crate::error::{Error, Result};
 pub const ALERTS_TABLE: &str = "budget_alerts";
 
 /// The newest schema version this crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// An exact cost as stored in `cost_nanos` (billionths of its currency).
 ///
@@ -619,6 +626,7 @@ pub fn migrate_in(client: &Client, zone: &Zone) -> Result<u32> {
     }
     backfill_aggregates(client, &zone)?;
     create_budget_alerts(client)?;
+    create_adjustments(client)?;
     client.execute(&format!(
         "INSERT INTO {db}.schema_version (version) VALUES ({SCHEMA_VERSION})"
     ))?;
@@ -661,6 +669,50 @@ fn create_budget_alerts(client: &Client) -> Result<()> {
 ) ENGINE = MergeTree
 ORDER BY (budget, period_label, threshold)",
         ALERTS_TABLE
+    ))
+}
+
+/// The adjustments table (v6).
+pub const ADJUSTMENTS_TABLE: &str = "adjustments";
+
+/// Columns of [`ADJUSTMENTS_TABLE`] in the order the shipper sends them.
+pub const ADJUSTMENT_COLUMNS: &str = "id, host, file, offset, end_offset, day, timestamp, \
+call_file, call_offset, request_id, model, function, user_id, anchor_id, session_id, tags, \
+old_currency, old_cost_nanos, old_priced, currency, cost_nanos, price_source, corrected_at";
+
+/// v6: one row per adjustment line, identified like a `records` row (host,
+/// adjustment file, offset; `end_offset` is where shipping resumes), with
+/// the corrected call's UTC `day` for pruning by the call's time.
+fn create_adjustments(client: &Client) -> Result<()> {
+    let db = client.db();
+    client.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{ADJUSTMENTS_TABLE} (
+  id UInt64,                 -- hash of host, adjustment file, offset
+  host String,               -- shipping host's id
+  file String,               -- adjustment file name on that host
+  offset UInt64,             -- byte offset of the line in the file
+  end_offset UInt64,         -- byte offset after the line (where shipping resumes)
+  day Date,                  -- UTC date of the corrected call's timestamp
+  timestamp Float64,         -- the corrected call's timestamp
+  call_file String,          -- the call's day file
+  call_offset UInt64,        -- the call's line offset in it
+  request_id String,
+  model String,
+  function String,
+  user_id String,
+  anchor_id String,
+  session_id String,
+  tags Array(String),
+  old_currency String,       -- currency of the cost before
+  old_cost_nanos Int64,      -- cost before, billionths
+  old_priced UInt8,          -- whether the call was priced before
+  currency String,           -- currency of the cost after
+  cost_nanos Int64,          -- cost after, billionths
+  price_source String,
+  corrected_at String
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, host, file, offset)"
     ))
 }
 

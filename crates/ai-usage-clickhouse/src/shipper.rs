@@ -27,6 +27,12 @@
 //! Duplicates therefore never enter; `records` is a `ReplacingMergeTree`
 //! over the stable id as a second line of defence, and the raw-row queries
 //! read it with `FINAL`.
+//!
+//! Adjustment files (`adjustments_YYYY-MM-DD.jsonl`, cost corrections that
+//! `reprice` appends) go the same way into `adjustments`: their own
+//! offsets in the same checkpoint, the server's `max(end_offset)` per
+//! (host, file) from that table. They are shipped after the day files of
+//! the same pass, so a correction rarely reaches the fleet before its call.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -36,6 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use ai_usage_core::adjustments::Adjustment;
 use ai_usage_core::PricingTable;
 
 use crate::checkpoint::{inode_of, Checkpoint, FileMark, CHECKPOINT_FILE};
@@ -44,7 +51,7 @@ use crate::columns::record_columns;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::host_id::directory_host_id;
-use crate::row::{push_row, settle_currency, Origin};
+use crate::row::{push_adjustment_row, push_row, settle_currency, Origin};
 use crate::schema;
 use crate::tsv::quote;
 
@@ -95,6 +102,8 @@ impl ShipperConfig {
 pub struct ShipReport {
     /// Records inserted.
     pub records: u64,
+    /// Adjustment lines (cost corrections) inserted.
+    pub adjustments: u64,
     /// Inserts made.
     pub batches: u64,
     /// Bytes of day files newly acknowledged.
@@ -113,6 +122,7 @@ pub struct ShipReport {
 impl ShipReport {
     fn merge(&mut self, o: &ShipReport) {
         self.records += o.records;
+        self.adjustments += o.adjustments;
         self.batches += o.batches;
         self.bytes += o.bytes;
         self.skipped_lines += o.skipped_lines;
@@ -253,7 +263,7 @@ impl Shipper {
     /// next call resumes exactly where ClickHouse's data ends.
     pub fn ship_once(&mut self) -> Result<ShipReport> {
         let marks = self.server_marks()?;
-        let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        let files = self.shipped_files()?;
         self.verify_files(&files)?;
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -264,7 +274,7 @@ impl Shipper {
         let lane = || -> Result<ShipReport> {
             let mut report = ShipReport::default();
             while !failed.load(Ordering::Relaxed) {
-                let Some((_, path)) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                let Some((kind, path)) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     break;
                 };
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -272,7 +282,7 @@ impl Shipper {
                 };
                 report.files += 1;
                 let server = marks.get(name).copied().unwrap_or(0);
-                match this.ship_file(path, name, server) {
+                match this.ship_file(*kind, path, name, server) {
                     Ok(r) => report.merge(&r),
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
@@ -340,8 +350,8 @@ impl Shipper {
         while !stop.load(Ordering::Relaxed) {
             match self.ship_once() {
                 Ok(r) => {
-                    if r.records > 0 {
-                        tracing::info!(records = r.records, "shipped");
+                    if r.records > 0 || r.adjustments > 0 {
+                        tracing::info!(records = r.records, adjustments = r.adjustments, "shipped");
                     }
                     total.merge(&r);
                     backoff = poll;
@@ -360,7 +370,7 @@ impl Shipper {
     /// Bytes of complete lines on disk not yet acknowledged, per the
     /// checkpoint (torn tails not counted).
     pub fn lag(&self) -> Result<u64> {
-        let files = ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?;
+        let files = self.shipped_files()?;
         let mut lag = 0;
         for (_, path) in files {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -374,6 +384,21 @@ impl Shipper {
             lag += len.saturating_sub(done);
         }
         Ok(lag)
+    }
+
+    /// The files shipped, day files first, then adjustment files.
+    fn shipped_files(&self) -> Result<Vec<(Lines, PathBuf)>> {
+        let mut files: Vec<(Lines, PathBuf)> =
+            ai_usage_core::dayfile::list_day_files(&self.cfg.dir)?
+                .into_iter()
+                .map(|(_, p)| (Lines::Usage, p))
+                .collect();
+        files.extend(
+            ai_usage_core::adjustments::list_adjustment_files(&self.cfg.dir)?
+                .into_iter()
+                .map(|(_, p)| (Lines::Adjustments, p)),
+        );
+        Ok(files)
     }
 
     /// The server's acknowledged offsets, asked again after any uncertainty.
@@ -396,10 +421,13 @@ impl Shipper {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // File names tell the tables apart (`usage_…`, `adjustments_…`).
         let rows = self.client.query_rows(&format!(
-            "SELECT file, max(end_offset) FROM {}.records WHERE host = {} GROUP BY file",
-            self.client.db(),
-            quote(&self.host)
+            "SELECT file, max(end_offset) FROM {db}.records WHERE host = {h} GROUP BY file \
+UNION ALL SELECT file, max(end_offset) FROM {db}.{adj} WHERE host = {h} GROUP BY file",
+            db = self.client.db(),
+            h = quote(&self.host),
+            adj = schema::ADJUSTMENTS_TABLE,
         ))?;
         let mut marks = HashMap::new();
         for row in rows {
@@ -434,8 +462,10 @@ impl Shipper {
                 uncertain.push((file.clone(), local, server));
             }
         }
+        // Adjustments feed no view: only day files can need a repair.
         let ranges: Vec<(&str, u64, u64)> = uncertain
             .iter()
+            .filter(|(file, _, _)| ai_usage_core::dayfile::parse_day_file_name(file).is_some())
             .map(|(file, local, server)| (file.as_str(), local.offset, *server))
             .collect();
         let r = schema::repair_shipped_ranges(&self.client, &self.host, &ranges)?;
@@ -471,7 +501,7 @@ impl Shipper {
     /// has no fingerprint for get this one's (rows shipped by a version
     /// without fingerprints are taken as this directory's: the host id was
     /// its own then too).
-    fn verify_files(&mut self, files: &[(chrono::NaiveDate, PathBuf)]) -> Result<()> {
+    fn verify_files(&mut self, files: &[(Lines, PathBuf)]) -> Result<()> {
         let mut ours = Vec::new();
         for (_, path) in files {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -529,7 +559,13 @@ impl Shipper {
         Ok(())
     }
 
-    fn ship_file(&self, path: &Path, name: &str, server_mark: u64) -> Result<ShipReport> {
+    fn ship_file(
+        &self,
+        kind: Lines,
+        path: &Path,
+        name: &str,
+        server_mark: u64,
+    ) -> Result<ShipReport> {
         let mut report = ShipReport::default();
         // The day's plain bytes, whether it is stored plain or compressed.
         let day = match ai_usage_core::dayfile::open_day_file(path) {
@@ -595,17 +631,31 @@ impl Shipper {
                     let offset = pos;
                     pos += n as u64;
                     let text = line.trim_ascii();
-                    if !text.is_empty() {
+                    let o = Origin {
+                        host: &host,
+                        file: name,
+                        offset,
+                        end_offset: pos,
+                    };
+                    if text.is_empty() {
+                        // A blank line: nothing to send.
+                    } else if kind == Lines::Adjustments {
+                        match parse_adjustment(text) {
+                            Ok(a) => {
+                                push_adjustment_row(&mut batch, o, &a);
+                                batch_rows += 1;
+                            }
+                            Err(reason) => {
+                                report.skipped_lines += 1;
+                                tracing::warn!(file = %path.display(), offset, %reason,
+                                    "skipping a line that is not an adjustment (not shipped)");
+                            }
+                        }
+                    } else {
                         match ai_usage_core::dayfile::parse_record(text) {
                             Ok(r) => {
                                 let (currency, priced) =
                                     settle_currency(&r, &self.cfg.pricing, &mut currencies);
-                                let o = Origin {
-                                    host: &host,
-                                    file: name,
-                                    offset,
-                                    end_offset: pos,
-                                };
                                 push_row(&mut batch, o, &r, currency, priced);
                                 batch_rows += 1;
                             }
@@ -627,13 +677,15 @@ impl Shipper {
                         let client = client.clone();
                         inflight = Some(Inflight {
                             handle: scope.spawn(move || {
-                                client.insert_row_binary(
-                                    "records",
-                                    record_columns(),
-                                    &query_id,
-                                    &rows,
-                                )
+                                let (table, columns) = match kind {
+                                    Lines::Usage => ("records", record_columns()),
+                                    Lines::Adjustments => {
+                                        (schema::ADJUSTMENTS_TABLE, schema::ADJUSTMENT_COLUMNS)
+                                    }
+                                };
+                                client.insert_row_binary(table, columns, &query_id, &rows)
                             }),
+                            kind,
                             end: pos,
                             rows: batch_rows as u64,
                             bytes: pos - batch_start,
@@ -669,7 +721,10 @@ impl Shipper {
             .join()
             .unwrap_or_else(|_| Err(Error::Protocol("the insert thread panicked".into())))?;
         report.batches += 1;
-        report.records += f.rows;
+        match f.kind {
+            Lines::Usage => report.records += f.rows,
+            Lines::Adjustments => report.adjustments += f.rows,
+        }
         report.bytes += f.bytes;
         self.mark(name, inode, f.end)
     }
@@ -723,9 +778,31 @@ fn first_line_fingerprint(path: &Path) -> Result<Option<u64>> {
 /// An insert running on its own thread and what it covers.
 struct Inflight<'scope> {
     handle: std::thread::ScopedJoinHandle<'scope, Result<()>>,
+    kind: Lines,
     end: u64,
     rows: u64,
     bytes: u64,
+}
+
+/// What a shipped file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    /// Usage records (`usage_YYYY-MM-DD.jsonl`), into `records`.
+    Usage,
+    /// Cost corrections (`adjustments_YYYY-MM-DD.jsonl`), into `adjustments`.
+    Adjustments,
+}
+
+/// One adjustment line, by the core's format; the reason when it is not one.
+fn parse_adjustment(text: &[u8]) -> std::result::Result<Adjustment, String> {
+    if text.len() > ai_usage_core::dayfile::MAX_LINE_BYTES {
+        return Err("line too long".into());
+    }
+    let a: Adjustment = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if !a.timestamp.is_finite() {
+        return Err("timestamp is not finite".into());
+    }
+    Ok(a)
 }
 
 pub(crate) fn sleep_unless(stop: &AtomicBool, total: Duration) {

@@ -413,10 +413,10 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         schema::current_version(&empty).unwrap(),
         schema::SCHEMA_VERSION
     );
-    assert_eq!(schema::SCHEMA_VERSION, 5);
+    assert_eq!(schema::SCHEMA_VERSION, 6);
     assert_eq!(
         schema::migrate_in(&empty, &"UTC".parse().unwrap()).unwrap(),
-        5
+        6
     );
     assert_eq!(schema::reporting_zone(&empty).unwrap(), "Asia/Shanghai");
     let columns = count(
@@ -437,7 +437,10 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
     let db = old.db();
     insert_micros_rows(&old, &[1, 2]);
     assert_eq!(schema::migrate_in(&old, &shanghai).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 5);
+    assert_eq!(
+        schema::current_version(&old).unwrap(),
+        schema::SCHEMA_VERSION
+    );
     for table in schema::AGGREGATE_TABLES {
         assert_eq!(agg_sums(&old, table), want, "{table}");
     }
@@ -451,7 +454,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         vec![vec!["4000000000", "", "0", "0"]]
     );
     // Run again: no second copy.
-    assert_eq!(schema::migrate(&old).unwrap(), 5);
+    assert_eq!(schema::migrate(&old).unwrap(), schema::SCHEMA_VERSION);
     assert_eq!(row_counts(&old).2, 2);
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
     assert!(schema::aggregates_match(&old, day, day).unwrap());
@@ -499,7 +502,7 @@ fn schema_migrates_from_empty_and_from_v1_v2_v3() {
         .unwrap();
         insert_micros_rows(&c, &[1, 2, 2]);
         assert_eq!(schema::migrate_in(&c, &shanghai).unwrap(), version);
-        assert_eq!(schema::current_version(&c).unwrap(), 5);
+        assert_eq!(schema::current_version(&c).unwrap(), schema::SCHEMA_VERSION);
         // The duplicate id was merged by the FINAL copy.
         assert_eq!(agg_sums(&c, "agg_user_day"), want, "{name}");
         assert_eq!(agg_sums(&c, "agg_model"), want, "{name}");
@@ -1098,7 +1101,10 @@ fn schema_migrates_from_v4_keeping_rows_with_the_histogram() {
     // v4 → v5, twice: the rows stay, the audio columns come (0 for the
     // rows shipped before), agg_model is rebuilt with the histogram.
     assert_eq!(schema::migrate_in(&client, &zone()).unwrap(), 4);
-    assert_eq!(schema::migrate_in(&client, &zone()).unwrap(), 5);
+    assert_eq!(
+        schema::migrate_in(&client, &zone()).unwrap(),
+        schema::SCHEMA_VERSION
+    );
     assert_eq!(count(&client, &audio), 3);
     assert_eq!(row_counts(&client), (total, total, total));
     assert_eq!(

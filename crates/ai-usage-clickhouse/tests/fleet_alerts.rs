@@ -490,7 +490,7 @@ fn v5_adds_the_claims_table_to_a_v4_database_and_keeps_its_rows() {
     };
     assert_eq!(tables(&c), 0);
     assert_eq!(schema::migrate_in(&c, &zone()).unwrap(), 4);
-    assert_eq!(schema::current_version(&c).unwrap(), 5);
+    assert_eq!(schema::current_version(&c).unwrap(), schema::SCHEMA_VERSION);
     assert_eq!(tables(&c), 1);
     let create = c
         .query_rows(&format!("SHOW CREATE TABLE {db}.{ALERTS_TABLE}"))
@@ -500,7 +500,10 @@ fn v5_adds_the_claims_table_to_a_v4_database_and_keeps_its_rows() {
         "{create:?}"
     );
     // Idempotent, and the v4 rows are untouched (nothing copied twice).
-    assert_eq!(schema::migrate_in(&c, &zone()).unwrap(), 5);
+    assert_eq!(
+        schema::migrate_in(&c, &zone()).unwrap(),
+        schema::SCHEMA_VERSION
+    );
     let fleet = FleetQueries::new(c.clone(), zone(), PricingTable::builtin());
     let today = fleet.summary_for_date(zone().today()).unwrap();
     assert_eq!(

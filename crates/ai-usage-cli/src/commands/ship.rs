@@ -46,8 +46,10 @@ pub fn run(cli: &Cli, a: &ShipArgs) -> CliResult {
         return print_json(&report);
     }
     outln!(
-        "shipped {} records in {} inserts as host {:?}; {} bad lines skipped; {} bytes waiting",
+        "shipped {} records and {} cost corrections in {} inserts as host {:?}; {} bad lines \
+skipped; {} bytes waiting",
         report.records,
+        report.adjustments,
         report.batches,
         shipper.host_id(),
         report.skipped_lines,
