@@ -173,8 +173,15 @@ impl Shared {
     /// and handed to the writer (unless this thread is publishing already,
     /// e.g. inside an observer: then only counted).
     pub(super) fn settle(&self) {
+        self.settle_then(|| ());
+    }
+
+    /// [`Shared::settle`], then `then` before any later record is published
+    /// (e.g. adding an observer: it sees exactly the records counted after).
+    pub(super) fn settle_then(&self, then: impl FnOnce()) {
         self.count_waiting(&mut self.rollups.lock());
         if PUBLISHING.with(Cell::get) {
+            then();
             return;
         }
         let _one = self.handoff.publishing.lock();
@@ -187,6 +194,7 @@ impl Shared {
             self.publish(batch);
         }
         PUBLISHING.with(|p| p.set(false));
+        then();
     }
 
     /// Observers, budget alerts and the writer for one counted batch.

@@ -458,8 +458,14 @@ impl UsageMonitor {
     /// bound), on the recording thread for the validating calls' and on the
     /// follower's for other processes' records: keep it short and never
     /// block in it.
+    ///
+    /// It sees exactly the records counted after this call begins: those
+    /// already counted (e.g. by a query that read totals to start from) are
+    /// published to the earlier observers first.
     pub fn subscribe(&self, observer: impl Fn(&RecordedCall<'_>) + Send + Sync + 'static) {
-        self.shared.observers.write().push(Arc::new(observer));
+        let observer: Observer = Arc::new(observer);
+        self.shared
+            .settle_then(|| self.shared.observers.write().push(observer));
     }
 
     /// Counts and publishes at once what [`UsageMonitor::record`] left:
