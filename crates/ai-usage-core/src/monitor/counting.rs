@@ -13,7 +13,7 @@
 //! in the order counted, by whoever publishes next: the counting thread, a
 //! flush, or a recorder that finds the inbox full.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -103,10 +103,28 @@ impl Handoff {
 }
 
 thread_local! {
-    /// Set on a thread while it publishes: an observer or a budget alert
-    /// callback that queries or flushes the monitor must not publish again
-    /// (it would wait for itself).
-    static PUBLISHING: Cell<bool> = const { Cell::new(false) };
+    /// The monitors this thread is publishing for: an observer or a budget
+    /// alert callback that flushes its own monitor must not publish again
+    /// (it would wait for itself); another monitor it may.
+    static PUBLISHING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's mark in [`PUBLISHING`], removed on drop (also when an
+/// observer panics).
+struct Publishing(usize);
+
+impl Publishing {
+    fn mark(me: usize) -> Publishing {
+        PUBLISHING.with(|p| p.borrow_mut().push(me));
+        Publishing(me)
+    }
+}
+
+impl Drop for Publishing {
+    fn drop(&mut self) {
+        let me = self.0;
+        PUBLISHING.with(|p| p.borrow_mut().retain(|m| *m != me));
+    }
 }
 
 impl Shared {
@@ -180,12 +198,13 @@ impl Shared {
     /// (e.g. adding an observer: it sees exactly the records counted after).
     pub(super) fn settle_then(&self, then: impl FnOnce()) {
         self.count_waiting(&mut self.rollups.lock());
-        if PUBLISHING.with(Cell::get) {
+        let me = self as *const Shared as usize;
+        if PUBLISHING.with(|p| p.borrow().contains(&me)) {
             then();
             return;
         }
         let _one = self.handoff.publishing.lock();
-        PUBLISHING.with(|p| p.set(true));
+        let _mark = Publishing::mark(me);
         loop {
             let batch = std::mem::take(&mut *self.handoff.counted.lock());
             if batch.is_empty() {
@@ -193,7 +212,6 @@ impl Shared {
             }
             self.publish(batch);
         }
-        PUBLISHING.with(|p| p.set(false));
         then();
     }
 
@@ -290,5 +308,72 @@ impl CountTask {
             tracing::error!("the counting thread panicked");
         }
         self.shared.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use crate::{UsageEvent, UsageMonitor};
+
+    #[test]
+    fn a_query_right_after_record_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = UsageMonitor::builder()
+            .dir(dir.path())
+            .replay(false)
+            .build()
+            .unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&seen);
+        m.subscribe(move |_| {
+            s.fetch_add(1, Ordering::Relaxed);
+        });
+        // Racing the counting thread: whoever counts, every answer is whole.
+        for n in 1..=3_000u64 {
+            m.record(&UsageEvent::new("qwen-plus", "问答").tokens(n, 1));
+            if n % 250 == 0 {
+                assert_eq!(m.health().records_in_memory, n);
+            }
+        }
+        m.settle();
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            3_000,
+            "each record observed once"
+        );
+        m.flush().unwrap();
+        let w = m.health().writer.unwrap();
+        assert_eq!((w.enqueued, w.written), (3_000, 3_000));
+    }
+
+    #[test]
+    fn an_observer_may_flush_its_own_monitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(
+            UsageMonitor::builder()
+                .dir(dir.path())
+                .replay(false)
+                .build()
+                .unwrap(),
+        );
+        let weak = Arc::downgrade(&m);
+        let flushed = Arc::new(AtomicU64::new(0));
+        let f = Arc::clone(&flushed);
+        m.subscribe(move |_| {
+            if let Some(m) = weak.upgrade() {
+                // Publishing already on this thread: counted, not published
+                // again, so it cannot wait for itself.
+                m.flush().unwrap();
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        m.record(&UsageEvent::new("qwen-plus", "问答").tokens(1, 1));
+        m.settle();
+        assert_eq!(flushed.load(Ordering::Relaxed), 1);
+        m.flush().unwrap();
+        assert_eq!(m.health().writer.unwrap().written, 1);
     }
 }
