@@ -114,16 +114,24 @@ thread_local! {
 struct Publishing(usize);
 
 impl Publishing {
+    // `try_with`: a flush at process exit may run after this thread's
+    // locals are gone; nothing can be re-entered then.
     fn mark(me: usize) -> Publishing {
-        PUBLISHING.with(|p| p.borrow_mut().push(me));
+        let _ = PUBLISHING.try_with(|p| p.borrow_mut().push(me));
         Publishing(me)
+    }
+
+    fn held(me: usize) -> bool {
+        PUBLISHING
+            .try_with(|p| p.borrow().contains(&me))
+            .unwrap_or(false)
     }
 }
 
 impl Drop for Publishing {
     fn drop(&mut self) {
         let me = self.0;
-        PUBLISHING.with(|p| p.borrow_mut().retain(|m| *m != me));
+        let _ = PUBLISHING.try_with(|p| p.borrow_mut().retain(|m| *m != me));
     }
 }
 
@@ -199,7 +207,7 @@ impl Shared {
     pub(super) fn settle_then(&self, then: impl FnOnce()) {
         self.count_waiting(&mut self.rollups.lock());
         let me = self as *const Shared as usize;
-        if PUBLISHING.with(|p| p.borrow().contains(&me)) {
+        if Publishing::held(me) {
             then();
             return;
         }
