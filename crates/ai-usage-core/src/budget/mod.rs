@@ -696,6 +696,12 @@ impl BudgetBook {
             .store(on && !entries.is_empty(), Ordering::Relaxed);
     }
 
+    /// True while there are budgets and local alerts are on: recording
+    /// then checks thresholds (and may fire alerts) on every record.
+    pub fn alerts_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// False when local alerts are off (see [`BudgetBook::set_local_alerts`]).
     pub fn local_alerts(&self) -> bool {
         !self.alerts_elsewhere.load(Ordering::Relaxed)

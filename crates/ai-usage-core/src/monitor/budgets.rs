@@ -190,7 +190,8 @@ impl BudgetHandle {
         let zone = s.config.zone;
         let now = now_timestamp();
         let today = zone.date_of(now);
-        let rollups = s.rollups.lock();
+        let mut rollups = s.rollups.lock();
+        s.count_waiting(&mut rollups);
         s.budgets.status(&rollups, &zone, today, now)
     }
 

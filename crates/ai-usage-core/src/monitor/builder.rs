@@ -176,8 +176,10 @@ impl MonitorBuilder {
     }
 
     /// Queue capacity in records (default 65,536): the most records accepted
-    /// but not yet on disk, also while the disk fails. A full queue makes
-    /// `record` wait (`QueuePolicy::Block`) or drop and count.
+    /// but not yet on disk, also while the disk fails, besides at most as
+    /// many again (16,384 at most) left by `record` for the counting thread.
+    /// A full queue makes `record` wait (`QueuePolicy::Block`) or drop and
+    /// count.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
         self

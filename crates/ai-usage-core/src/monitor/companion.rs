@@ -182,6 +182,8 @@ mod tests {
             "the old record was replayed"
         );
         m.record(&UsageEvent::new("qwen-plus", "new").tokens(1, 1));
+        // Observers run on the counting thread; `settle` waits for them.
+        m.settle();
         assert_eq!(*seen.lock().unwrap(), vec!["new".to_string()]);
     }
 }

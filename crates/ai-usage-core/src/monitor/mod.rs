@@ -1,6 +1,7 @@
-//! The monitor: prices an event, counts it in the rollups and hands its line
-//! to the writer — all on the caller's thread in about a microsecond, never
-//! waiting on disk and never panicking.
+//! The monitor: prices an event on the caller's thread and leaves the
+//! record for its counting thread, which counts it in the rollups, runs the
+//! observers and hands its line to the writer; the caller never waits on
+//! disk and never panics.
 //!
 //! The layers below (pricing, rollups, query, budget, export, storage) never
 //! know the monitor; its methods live here, grouped by concern, and delegate:
@@ -13,6 +14,7 @@ mod answers;
 mod budgets;
 mod builder;
 mod companion;
+mod counting;
 mod exit_flush;
 mod following;
 mod global;
@@ -47,6 +49,7 @@ use crate::storage::dayfile::ReadStats;
 use crate::storage::follow::Follower;
 use crate::storage::writer::{Writer, WriterHealth};
 use crate::zone::now_timestamp;
+use counting::{CountTask, Handoff};
 use following::FollowTask;
 
 /// A callback run after each record is counted (see [`UsageMonitor::subscribe`]).
@@ -75,9 +78,10 @@ pub struct RecordedCall<'a> {
 pub struct UsageMonitor {
     /// What the recording thread and the follower thread both update.
     shared: Arc<Shared>,
-    writer: Option<Writer>,
     writer_error: Option<String>,
     follow: Mutex<Option<FollowTask>>,
+    /// The thread that counts and publishes what `record` leaves.
+    counting: Mutex<Option<CountTask>>,
     replay: ReadStats,
     replay_time: Duration,
     /// Records whose out-of-range values `record` clamped.
@@ -98,6 +102,10 @@ struct Shared {
     observers: RwLock<Vec<Observer>>,
     /// Run after each cost correction the follower applies.
     adjustment_observers: RwLock<Vec<AdjustmentObserver>>,
+    /// Records left by `record`, on their way to the rollups and the writer.
+    handoff: Handoff,
+    /// The writer (absent when the directory could not be opened).
+    writer: Option<Writer>,
     /// Present when built with [`MonitorBuilder::follow`].
     follower: Option<Follower>,
     /// Day-file lines (replayed or followed) skipped because their
@@ -187,6 +195,10 @@ impl UsageMonitor {
             Some((i, f)) => (Some(i), Some(f)),
             None => (None, None),
         };
+        let (writer, writer_error) = match parts.writer {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(e)),
+        };
         let shared = Arc::new(Shared {
             config: parts.config,
             pricing: RwLock::new(parts.pricing),
@@ -195,20 +207,19 @@ impl UsageMonitor {
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
             adjustment_observers: RwLock::new(Vec::new()),
+            handoff: Handoff::new(writer.as_ref().map(Writer::capacity)),
+            writer,
             follower,
             out_of_window: AtomicU64::new(parts.out_of_window),
             catalogue_stamp: Mutex::new(parts.catalogue_stamp),
         });
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
-        let (writer, writer_error) = match parts.writer {
-            Ok(w) => (Some(w), None),
-            Err(e) => (None, Some(e)),
-        };
+        let counting = CountTask::start(&shared);
         UsageMonitor {
             shared,
-            writer,
             writer_error,
             follow: Mutex::new(follow),
+            counting: Mutex::new(counting),
             replay: parts.replay,
             replay_time: parts.replay_time,
             clamped: AtomicU64::new(0),
@@ -221,8 +232,12 @@ impl UsageMonitor {
         MonitorBuilder::default()
     }
 
-    /// Records one AI call: prices it (unless it carries a cost), counts it
-    /// and queues its line. Returns the finished record.
+    /// Records one AI call: prices it (unless it carries a cost) and leaves
+    /// the record to the monitor's counting thread, which counts it and
+    /// queues its line. Returns the finished record. Every query made after
+    /// it returns counts it (queries count what waits first). With budgets
+    /// whose alerts fire locally it counts on the caller's thread, so that
+    /// an alert fires before it returns.
     ///
     /// Never panics and never returns an error; never waits on disk (only on a
     /// full queue, under the default lossless policy). Bad values are
@@ -257,14 +272,7 @@ impl UsageMonitor {
             }
         }
         let (record, currency, priced) = self.build_record(ev);
-        let date = {
-            let mut rollups = self.shared.rollups.lock();
-            self.shared.count(&mut rollups, &record, currency, priced)
-        };
-        self.shared.after_count(&[(&record, currency, priced)]);
-        if let Some(w) = &self.writer {
-            w.submit(date, &record);
-        }
+        self.shared.leave(&record, currency, priced);
         record
     }
 
@@ -339,7 +347,7 @@ impl UsageMonitor {
     }
 
     fn writer_or_err(&self) -> Result<&Writer> {
-        self.writer.as_ref().ok_or_else(|| {
+        self.shared.writer.as_ref().ok_or_else(|| {
             Error::NotDurable(
                 self.writer_error
                     .clone()
@@ -464,11 +472,29 @@ impl UsageMonitor {
     }
 
     /// Runs `observer` after every later record is counted (e.g. to update
-    /// Prometheus counters). It runs on the recording thread (or the
-    /// follower's, for other processes' records): keep it short and never
+    /// Prometheus counters). It runs on the monitor's counting thread for
+    /// [`UsageMonitor::record`]'s records (within [`UsageMonitor::settle`]'s
+    /// bound), on the recording thread for the validating calls' and on the
+    /// follower's for other processes' records: keep it short and never
     /// block in it.
+    ///
+    /// It sees exactly the records counted after this call begins: those
+    /// already counted (e.g. by a query that read totals to start from) are
+    /// published to the earlier observers first.
     pub fn subscribe(&self, observer: impl Fn(&RecordedCall<'_>) + Send + Sync + 'static) {
-        self.shared.observers.write().push(Arc::new(observer));
+        let observer: Observer = Arc::new(observer);
+        self.shared
+            .settle_then(|| self.shared.observers.write().push(observer));
+    }
+
+    /// Counts and publishes at once what [`UsageMonitor::record`] left:
+    /// on return every record made before the call has been counted, seen
+    /// by the observers and queued for the writer. The counting thread does
+    /// this within about 20 ms (at once past a few thousand records), and
+    /// queries count (but do not publish) by themselves; call it before
+    /// reading figures an observer keeps, e.g. counters.
+    pub fn settle(&self) {
+        self.shared.settle();
     }
 
     /// Runs `observer` after each later cost correction the follower reads
@@ -489,7 +515,8 @@ impl UsageMonitor {
     /// fsynced. Errors when the writer has stopped or cannot write (it keeps
     /// retrying; nothing queued is dropped).
     pub fn flush(&self) -> Result<()> {
-        match &self.writer {
+        self.shared.settle();
+        match &self.shared.writer {
             Some(w) => w.flush(),
             None => Err(Error::NotDurable(
                 self.writer_error
@@ -506,7 +533,11 @@ impl UsageMonitor {
         if let Some(task) = self.follow.lock().take() {
             task.stop();
         }
-        let flushed = match &self.writer {
+        match self.counting.lock().take() {
+            Some(task) => task.stop(),
+            None => self.shared.settle(),
+        }
+        let flushed = match &self.shared.writer {
             Some(w) => w.shutdown(),
             None => Ok(()),
         };
@@ -542,7 +573,11 @@ impl UsageMonitor {
 
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
-        let writer = self.writer.as_ref().map(Writer::health);
+        let mut writer = self.shared.writer.as_ref().map(Writer::health);
+        if let Some(w) = writer.as_mut() {
+            // Records still on their way to the writer are accepted too.
+            w.enqueued += self.shared.handoff.waiting();
+        }
         let (records_in_memory, rollup_groups) = {
             let r = self.rollups();
             (r.record_count(), r.group_count() as u64)
@@ -634,10 +669,13 @@ impl UsageMonitor {
         self.shared.pricing.write()
     }
 
-    /// The rollups (lock held while the guard lives; queries hold it for
-    /// O(groups) work only). Never reads files.
+    /// The rollups, with every record made so far counted (lock held while
+    /// the guard lives; queries hold it for O(groups) work only). Never
+    /// reads files.
     fn rollups(&self) -> MutexGuard<'_, Rollups> {
-        self.shared.rollups.lock()
+        let mut rollups = self.shared.rollups.lock();
+        self.shared.count_waiting(&mut rollups);
+        rollups
     }
 
     /// The current local time in the monitor's zone (never the machine's),

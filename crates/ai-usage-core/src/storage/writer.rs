@@ -127,7 +127,8 @@ impl WriterConfig {
 /// The writer's counters, for health checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterHealth {
-    /// Records handed to the queue.
+    /// Records handed to the queue (in a monitor's health, also those
+    /// still on their way to it from `record`).
     pub enqueued: u64,
     /// Records appended to a day file.
     pub written: u64,
@@ -355,26 +356,44 @@ impl Writer {
         self.shared.capacity
     }
 
-    /// Queues a copy of `record` for its day file. Never touches the disk;
-    /// waits only for room in a full queue under [`QueuePolicy::Block`].
-    /// Returns the record's sequence number, or `None` if it was dropped
-    /// (lossy mode, or writer stopped).
-    pub fn submit(&self, day: NaiveDate, record: &UsageRecord) -> Option<u64> {
+    /// Queues owned records, in order, for their day files (the monitor's
+    /// counting thread hands over what it counted: no copy). Leaves `batch`
+    /// empty and puts written records the writer handed back in `slots`, at
+    /// most one per record taken, for reuse. Never touches the disk; waits
+    /// for room in a full queue under [`QueuePolicy::Block`], and drops and
+    /// counts (lossy mode, or writer stopped) otherwise.
+    pub fn submit_owned(
+        &self,
+        batch: &mut Vec<(NaiveDate, UsageRecord)>,
+        slots: &mut Vec<UsageRecord>,
+    ) {
         let sh = &*self.shared;
+        let mut dropped = 0;
         let mut q = sh.queue.lock();
-        while q.used() >= sh.capacity && !q.stopped {
-            if self.policy == QueuePolicy::DropNewest {
-                break;
+        for (day, record) in batch.drain(..) {
+            while q.used() >= sh.capacity && !q.stopped && self.policy == QueuePolicy::Block {
+                sh.work.notify_one();
+                sh.progress.wait(&mut q);
             }
-            sh.work.notify_one();
-            sh.progress.wait(&mut q);
+            if q.stopped || q.used() >= sh.capacity {
+                dropped += 1;
+                slots.push(record);
+                continue;
+            }
+            q.items.push((day, record));
+            q.enqueued += 1;
+            if let Some(slot) = q.spare.pop() {
+                slots.push(slot);
+            }
+            if q.items.len() >= sh.wake_at && q.writer_idle {
+                q.writer_idle = false;
+                sh.work.notify_one();
+            }
         }
-        if q.stopped || q.used() >= sh.capacity {
-            drop(q);
-            sh.count_drop(1);
-            return None;
+        drop(q);
+        if dropped > 0 {
+            sh.count_drop(dropped);
         }
-        Some(push(sh, &mut q, day, record))
     }
 
     /// Reserves room for `n` records (at most the capacity). With `wait`

@@ -94,6 +94,8 @@ impl Instruments {
 /// What identifies a series: the attribute values of one call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SeriesKey {
+    /// `gen_ai.operation.name` (see [`crate::record_operation`]).
+    pub operation: String,
     pub model: String,
     pub function: String,
     pub provider: Option<String>,
@@ -112,14 +114,10 @@ pub(crate) struct SeriesAttrs {
     pub cost: Vec<KeyValue>,
 }
 
-/// The operation every record is exported as: records do not keep the
-/// operation, and chat is what nearly all of them are.
-pub const OPERATION: &str = "chat";
-
 impl SeriesKey {
     pub fn attrs(&self, semconv: Semconv) -> SeriesAttrs {
         let mut common = vec![
-            KeyValue::new("gen_ai.operation.name", OPERATION),
+            KeyValue::new("gen_ai.operation.name", self.operation.clone()),
             KeyValue::new("gen_ai.request.model", self.model.clone()),
             KeyValue::new("gen_ai.response.model", self.model.clone()),
             KeyValue::new("ai_usage.function", self.function.clone()),
@@ -198,6 +196,7 @@ mod tests {
     #[test]
     fn series_attributes() {
         let key = SeriesKey {
+            operation: "embeddings".into(),
             model: "qwen-plus".into(),
             function: "问答".into(),
             provider: None,
@@ -213,6 +212,12 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let a = key.attrs(Semconv::V1_41);
+        let op = a
+            .input
+            .iter()
+            .find(|kv| kv.key.as_str() == "gen_ai.operation.name")
+            .map(|kv| kv.value.to_string());
+        assert_eq!(op.as_deref(), Some("embeddings"));
         assert!(names(&a.input).contains(&"gen_ai.token.type".to_owned()));
         assert!(names(&a.duration).contains(&"error.type".to_owned()));
         assert!(!names(&a.input).contains(&"error.type".to_owned()));

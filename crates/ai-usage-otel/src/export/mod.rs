@@ -22,10 +22,14 @@
 //!   / `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`,
 //!   `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SEMCONV_STABILITY_OPT_IN`.
-//! - The recording thread only appends a small sample to a buffer under a
+//! - Nothing runs on the recording thread: the monitor's counting thread
+//!   runs our observer, which appends a small sample to a buffer under a
 //!   short lock; a thread of ours turns samples into measurements and the
 //!   SDK's reader thread exports them (cumulative totals, so an export that
-//!   fails after its retries is made good by the next one).
+//!   fails after its retries is made good by the next one). A collector
+//!   that is down therefore costs `record` nothing.
+//! - `gen_ai.operation.name` is the record's operation tag (the receiver
+//!   keeps a span's non-chat operation so), else `chat`.
 
 mod http_client;
 pub mod instruments;
@@ -170,7 +174,7 @@ impl Buffer {
         }
     }
 
-    /// On the recording thread: a hash, a short lock, a push.
+    /// On the monitor's counting thread: a hash, a short lock, a push.
     fn push(&self, call: &RecordedCall<'_>) {
         let r = call.record;
         let error = (!r.success).then(|| error_type(r.error_msg.as_deref()));
@@ -178,8 +182,10 @@ impl Buffer {
         let anchor = self.anchor.then_some(r.anchor_id.as_deref()).flatten();
         let session = self.session.then_some(r.session_id.as_deref()).flatten();
         let currency = call.currency.code();
+        let operation = crate::record_operation(&r.tags);
         let mut h = FxHasher::default();
         (
+            operation,
             &r.model,
             &r.function,
             &r.provider,
@@ -192,7 +198,8 @@ impl Buffer {
             .hash(&mut h);
         let hash = h.finish();
         let same = |k: &SeriesKey| {
-            k.model == r.model
+            k.operation == operation
+                && k.model == r.model
                 && k.function == r.function
                 && k.provider == r.provider
                 && k.error_type == error
@@ -223,6 +230,7 @@ impl Buffer {
             None => {
                 let id = p.series.len() as u32;
                 p.series.push(Arc::new(SeriesKey {
+                    operation: operation.to_owned(),
                     model: r.model.clone(),
                     function: r.function.clone(),
                     provider: r.provider.clone(),

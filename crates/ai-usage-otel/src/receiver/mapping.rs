@@ -188,7 +188,15 @@ pub fn map_span(resource: &[KeyValue], span: &Span) -> SpanKind {
         return SpanKind::NotACall;
     }
     match build_input(&attrs, span) {
-        Ok(input) => SpanKind::Call(Box::new(input)),
+        Ok(mut input) => {
+            // Kept on the record for the metrics export (chat is the default).
+            if INFERENCE_OPERATIONS.contains(&op) && op != crate::DEFAULT_OPERATION {
+                if let Some(tags) = input.tags.as_mut() {
+                    tags.push(format!("{}{op}", crate::OPERATION_TAG_PREFIX));
+                }
+            }
+            SpanKind::Call(Box::new(input))
+        }
         Err(message) => SpanKind::Rejected(message),
     }
 }

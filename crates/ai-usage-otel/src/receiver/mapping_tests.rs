@@ -130,6 +130,33 @@ fn function_falls_back_to_the_resource() {
 }
 
 #[test]
+fn a_non_chat_operation_is_kept_as_a_tag() {
+    let op_tags = |op: &str| {
+        let sp = span(vec![
+            s("gen_ai.operation.name", op),
+            s("gen_ai.request.model", "m"),
+        ]);
+        let tags = call(&[], &sp).tags.unwrap_or_default();
+        let kept: Vec<String> = tags
+            .iter()
+            .filter(|t| t.starts_with(crate::OPERATION_TAG_PREFIX))
+            .cloned()
+            .collect();
+        (kept, crate::record_operation(&tags).to_owned())
+    };
+    assert_eq!(
+        op_tags("embeddings"),
+        (
+            vec!["gen_ai.operation.name:embeddings".to_owned()],
+            "embeddings".to_owned()
+        )
+    );
+    // Chat, the default, adds no bytes to the record.
+    assert_eq!(op_tags("chat"), (vec![], "chat".to_owned()));
+    assert_eq!(crate::record_operation(&[]), "chat");
+}
+
+#[test]
 fn which_spans_are_calls() {
     let http = span(vec![s("http.request.method", "POST")]);
     assert_eq!(map_span(&[], &http), SpanKind::NotACall);

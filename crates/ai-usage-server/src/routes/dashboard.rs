@@ -57,6 +57,8 @@ pub async fn dashboard(State(st): State<AppState>) -> Result<Response, ApiError>
     // Answers from elsewhere (a fleet) change without our records: only
     // the age counts then.
     let seen = if st.answers_follow_records {
+        // Records left by `record` reach the observer that bumps this.
+        st.monitor.settle();
         st.records_seen.load(Ordering::Acquire)
     } else {
         0

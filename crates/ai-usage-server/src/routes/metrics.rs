@@ -11,6 +11,8 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "ai_usage_calls_total, ai_usage_tokens_total, ai_usage_cost_total, ai_usage_call_duration_seconds, ai_usage_unpriced_calls_total", content_type = "application/openmetrics-text")))]
 pub async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> {
+    // Every record made so far through the observer that feeds these.
+    st.monitor.settle();
     let text = st
         .metrics
         .encode()
