@@ -198,7 +198,18 @@ fn serve_compresses_old_days_in_the_background_unless_told_not_to() {
 
     let on = tempfile::tempdir().unwrap();
     ok(ai_usage(on.path(), &["demo", "--days", "5", "--seed", "6"]));
-    let old = day_files(on.path()).len() - 2;
+    // Days more than one day before today in Shanghai (UTC+8, no DST) are
+    // compressed; whether today already has a file depends on the hour.
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let old = day_files(on.path())
+        .iter()
+        .filter(|n| {
+            let date = &n["usage_".len().."usage_YYYY-MM-DD".len()];
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+            (today - date).num_days() > 1
+        })
+        .count();
+    assert!(old >= 2, "{:?}", day_files(on.path()));
     let dir = on.path().to_path_buf();
     assert!(
         serve(on.path(), &["--compact-after", "1"], &|| compressed(&dir)
