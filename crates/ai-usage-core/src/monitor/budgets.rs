@@ -190,6 +190,7 @@ impl BudgetHandle {
         let zone = s.config.zone;
         let now = now_timestamp();
         let today = zone.date_of(now);
+        s.load.wait_for_query(s.load_wait);
         let rollups = s.rollups.lock();
         s.budgets.status(&rollups, &zone, today, now)
     }

@@ -3,16 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
-use crate::rollups::Rollups;
-use crate::storage::dayfile::{self, ReadStats};
+use crate::storage::dayfile;
 use crate::storage::follow::Follower;
-use crate::storage::replay::{current_ends, replay_dir, Replayed};
+use crate::storage::replay::{current_ends, plan_replay};
 use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
 use crate::zone::Zone;
 
@@ -63,6 +62,7 @@ pub struct MonitorBuilder {
     queue_capacity: usize,
     queue_policy: QueuePolicy,
     replay: bool,
+    load_wait: Duration,
     reporting_currency: Currency,
     exchange_rates: Vec<(Currency, i64)>,
     summary_group_limit: usize,
@@ -100,6 +100,7 @@ impl Default for MonitorBuilder {
             queue_capacity: 65_536,
             queue_policy: QueuePolicy::Block,
             replay: true,
+            load_wait: Duration::from_secs(60),
             reporting_currency: Currency::CNY,
             exchange_rates: Vec::new(),
             summary_group_limit: 1000,
@@ -170,9 +171,23 @@ impl MonitorBuilder {
         self
     }
 
-    /// Whether to replay day files at start (default true).
+    /// Whether to load the day files of the retention window at start (default true).
     pub fn replay(mut self, replay: bool) -> Self {
         self.replay = replay;
+        self
+    }
+
+    /// Longest a query waits for the history to load (default 60 s).
+    ///
+    /// The monitor records from the moment it is built; the day files of
+    /// the retention window load in a background thread. Until they have,
+    /// queries (summaries, rankings, budgets, reports) wait, so an answer
+    /// never silently leaves history out; one that waits longer than this
+    /// answers from what is loaded so far (logged once).
+    /// [`UsageMonitor::health`] never waits: it shows `loading` and the
+    /// progress.
+    pub fn load_wait(mut self, bound: Duration) -> Self {
+        self.load_wait = bound;
         self
     }
 
@@ -310,8 +325,10 @@ impl MonitorBuilder {
         }
     }
 
-    /// Builds the monitor: loads pricing, replays the retention window and
-    /// starts the writer (and the follower, if asked). Errors name the
+    /// Builds the monitor: loads pricing, starts the writer (and the
+    /// follower, if asked) and the background load of the retention
+    /// window's history (see [`MonitorBuilder::load_wait`]). Returns without
+    /// waiting for the load: records are accepted at once. Errors name the
     /// directory or file that is wrong.
     pub fn build(mut self) -> Result<UsageMonitor> {
         let companions = std::mem::take(&mut self.companions);
@@ -328,44 +345,22 @@ impl MonitorBuilder {
             pricing.load_file(file)?;
         }
         let dir = config.dir.clone();
-        let started = Instant::now();
-        let replayed = if self.replay {
-            replay_dir(&dir, &config.zone, &pricing, self.retention_days)?
+        // What to load is fixed before the writer starts: each day file up
+        // to its length now. What is appended after is this process's own
+        // records (counted live) or another's (the follower's), never both.
+        let plan = if self.replay {
+            Some(plan_replay(&dir, &config.zone, self.retention_days)?)
         } else {
-            Replayed::default()
+            None
         };
-        let Replayed {
-            rollups,
-            stats: replay,
-            offsets,
-            out_of_window,
-        } = replayed;
-        if out_of_window > 0 {
-            tracing::warn!(
-                lines = out_of_window,
-                dir = %dir.display(),
-                "skipped day-file lines whose timestamp is outside the retention window or ahead of the clock"
-            );
-        }
         let follow = self.follow.map(|interval| {
-            // Without a replay, start following at today's files' ends.
-            let offsets = if self.replay {
-                offsets
-            } else {
-                current_ends(&dir)
+            let offsets = match &plan {
+                Some(p) => p.parts.iter().map(|f| (f.day, f.to)).collect(),
+                // Without a replay, start following at today's files' ends.
+                None => current_ends(&dir),
             };
             (interval, Follower::new(offsets))
         });
-        let replay_time = started.elapsed();
-        if replay.records > 0 || replay.skipped_lines > 0 {
-            tracing::info!(
-                records = replay.records,
-                skipped = replay.skipped_lines,
-                ms = replay_time.as_millis() as u64,
-                dir = %dir.display(),
-                "replayed usage records"
-            );
-        }
         let mut wc = WriterConfig::new(dir);
         wc.flush_interval = self.flush_interval;
         wc.fsync = self.fsync;
@@ -379,12 +374,10 @@ impl MonitorBuilder {
         let monitor = UsageMonitor::assemble(Parts {
             config,
             pricing,
-            rollups,
             writer: Ok(writer),
             follow,
-            replay,
-            replay_time,
-            out_of_window,
+            load: plan,
+            load_wait: self.load_wait,
         });
         for o in observers {
             monitor.shared.observers.write().push(o);
@@ -430,12 +423,10 @@ impl MonitorBuilder {
         UsageMonitor::assemble(Parts {
             config,
             pricing,
-            rollups: Rollups::default(),
             writer: Err(reason),
             follow: None,
-            replay: ReadStats::default(),
-            replay_time: Duration::ZERO,
-            out_of_window: 0,
+            load: None,
+            load_wait: self.load_wait,
         })
     }
 }

@@ -16,6 +16,7 @@ mod companion;
 mod exit_flush;
 mod following;
 mod global;
+mod loading;
 mod queries;
 mod reports;
 
@@ -31,6 +32,7 @@ pub use budgets::BudgetHandle;
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
 pub use companion::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};
+pub use loading::LoadHealth;
 pub use queries::CurrentTotals;
 
 use crate::budget::BudgetBook;
@@ -43,6 +45,7 @@ use crate::record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_T
 use crate::rollups::Rollups;
 use crate::storage::dayfile::ReadStats;
 use crate::storage::follow::Follower;
+use crate::storage::replay::ReplayPlan;
 use crate::storage::writer::{Writer, WriterHealth};
 use crate::zone::now_timestamp;
 use following::FollowTask;
@@ -72,8 +75,8 @@ pub struct UsageMonitor {
     writer: Option<Writer>,
     writer_error: Option<String>,
     follow: Mutex<Option<FollowTask>>,
-    replay: ReadStats,
-    replay_time: Duration,
+    /// The history loader thread, until it is joined.
+    loader: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Records whose out-of-range values `record` clamped.
     clamped: AtomicU64,
     /// Running companions (stopped at shutdown, after the writer).
@@ -95,6 +98,10 @@ struct Shared {
     /// Day-file lines (replayed or followed) skipped because their
     /// timestamp is outside the retention window or ahead of the clock.
     out_of_window: AtomicU64,
+    /// The history load (done at once when there is nothing to load).
+    load: loading::Loading,
+    /// Longest a query waits for the history to load.
+    load_wait: Duration,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -110,15 +117,14 @@ impl std::fmt::Debug for UsageMonitor {
 struct Parts {
     config: MonitorConfig,
     pricing: PricingTable,
-    rollups: Rollups,
     /// The writer, or why there is none.
     writer: std::result::Result<Writer, String>,
     /// Interval and follower, when following.
     follow: Option<(Duration, Follower)>,
-    replay: ReadStats,
-    replay_time: Duration,
-    /// Replayed lines skipped for a timestamp outside the window.
-    out_of_window: u64,
+    /// The history to load in the background (none: start empty).
+    load: Option<ReplayPlan>,
+    /// Longest a query waits for the load.
+    load_wait: Duration,
 }
 
 /// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
@@ -143,9 +149,14 @@ pub struct MonitorHealth {
     pub writer: Option<WriterHealth>,
     /// Why the monitor runs without a writer, if it does.
     pub writer_disabled: Option<String>,
-    /// What the start-up replay read.
+    /// True while the history is still loading (queries wait for it, up
+    /// to the monitor's bound; see `load` for the progress).
+    pub loading: bool,
+    /// The history load: progress while loading, then how long it took.
+    pub load: LoadHealth,
+    /// What the start-up replay read (all of it once `loading` is false).
     pub replay: ReadStats,
-    /// How long the replay took (ms).
+    /// How long the replay took (ms; so far, while loading).
     pub replay_ms: u64,
     /// Records currently in the rollups.
     pub records_in_memory: u64,
@@ -170,16 +181,23 @@ impl UsageMonitor {
             Some((i, f)) => (Some(i), Some(f)),
             None => (None, None),
         };
+        let load_pricing = parts.load.as_ref().map(|_| parts.pricing.clone());
         let shared = Arc::new(Shared {
+            load: loading::Loading::new(parts.load.as_ref()),
             config: parts.config,
             pricing: RwLock::new(parts.pricing),
-            rollups: Mutex::new(parts.rollups),
+            rollups: Mutex::new(Rollups::default()),
             ranks: Mutex::new(RankCache::default()),
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
             follower,
-            out_of_window: AtomicU64::new(parts.out_of_window),
+            out_of_window: AtomicU64::new(0),
+            load_wait: parts.load_wait,
         });
+        let loader = match (parts.load, load_pricing) {
+            (Some(plan), Some(pricing)) => loading::start(&shared, plan, pricing),
+            _ => None,
+        };
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
         let (writer, writer_error) = match parts.writer {
             Ok(w) => (Some(w), None),
@@ -190,8 +208,7 @@ impl UsageMonitor {
             writer,
             writer_error,
             follow: Mutex::new(follow),
-            replay: parts.replay,
-            replay_time: parts.replay_time,
+            loader: Mutex::new(loader),
             clamped: AtomicU64::new(0),
             companions: Mutex::new(Vec::new()),
         }
@@ -470,6 +487,12 @@ impl UsageMonitor {
     /// companions; later records are counted in memory only. Called by
     /// `Drop` too.
     pub fn shutdown(&self) -> Result<()> {
+        if let Some(loader) = self.loader.lock().take() {
+            self.shared.load.cancel();
+            if loader.join().is_err() {
+                tracing::error!("the history loader thread panicked");
+            }
+        }
         if let Some(task) = self.follow.lock().take() {
             task.stop();
         }
@@ -510,8 +533,10 @@ impl UsageMonitor {
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
         let writer = self.writer.as_ref().map(Writer::health);
+        let load = self.shared.load.health();
         let (records_in_memory, rollup_groups) = {
-            let r = self.rollups();
+            // Never waits for the load: health shows its progress.
+            let r = self.shared.rollups.lock();
             (r.record_count(), r.group_count() as u64)
         };
         let ok = writer
@@ -522,8 +547,10 @@ impl UsageMonitor {
             dir: self.shared.config.dir.display().to_string(),
             writer,
             writer_disabled: self.writer_error.clone(),
-            replay: self.replay.clone(),
-            replay_ms: self.replay_time.as_millis() as u64,
+            loading: load.loading,
+            replay: self.shared.load.replay_stats(),
+            replay_ms: load.ms,
+            load,
             records_in_memory,
             rollup_groups,
             clamped_records: self.clamped.load(Ordering::Relaxed),
@@ -558,10 +585,24 @@ impl UsageMonitor {
         self.shared.pricing.write()
     }
 
-    /// The rollups (lock held while the guard lives; queries hold it for
-    /// O(groups) work only). Never reads files.
+    /// The rollups for a query: once the history is loaded (waiting at most
+    /// the monitor's load bound), lock held while the guard lives (queries
+    /// hold it for O(groups) work only). Never reads files.
     fn rollups(&self) -> MutexGuard<'_, Rollups> {
+        self.shared.load.wait_for_query(self.shared.load_wait);
         self.shared.rollups.lock()
+    }
+
+    /// True while the history is still loading (see [`UsageMonitor::health`]
+    /// for the progress). Recording never waits for it; queries do, up to
+    /// the bound set with [`MonitorBuilder::load_wait`].
+    pub fn is_loading(&self) -> bool {
+        self.shared.load.is_loading()
+    }
+
+    /// Waits until the history is loaded, at most `timeout`; true when it is.
+    pub fn wait_until_loaded(&self, timeout: Duration) -> bool {
+        self.shared.load.wait(timeout)
     }
 
     /// The current local time in the monitor's zone (never the machine's),

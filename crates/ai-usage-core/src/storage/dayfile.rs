@@ -177,6 +177,47 @@ pub fn read_day_file(path: &Path, each: impl FnMut(UsageRecord)) -> Result<ReadS
     Ok(parse_lines(&bytes, &path.display().to_string(), each))
 }
 
+/// Reads the records of bytes `from..to` of a day file (`from` at the start
+/// of a line, e.g. where an earlier read's complete lines ended), like
+/// [`read_day_file`]; what lies past `to` (appended since `to` was taken)
+/// is left for a later read. `complete_bytes` of the result counts from
+/// `from`.
+pub fn read_day_file_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(UsageRecord),
+) -> Result<ReadStats> {
+    use std::io::{Seek, SeekFrom};
+    if to <= from {
+        return Ok(ReadStats::default());
+    }
+    let mut bytes = Vec::new();
+    match open_regular_file(path) {
+        Ok(mut f) => {
+            f.seek(SeekFrom::Start(from))
+                .and_then(|_| f.take(to - from).read_to_end(&mut bytes))
+                .map_err(|e| Error::io("cannot read day file", path, e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadStats::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            tracing::warn!(file = %path.display(), reason = %e, "skipping a day file that is not a plain file");
+            return Ok(ReadStats {
+                skipped_files: 1,
+                ..ReadStats::default()
+            });
+        }
+        Err(e) => return Err(Error::io("cannot open day file", path, e)),
+    }
+    Ok(parse_lines_at(
+        &bytes,
+        from,
+        &path.display().to_string(),
+        true,
+        |_, r| each(r),
+    ))
+}
+
 /// Parses JSON lines from a buffer (see [`read_day_file`]); `origin` names the
 /// source in warnings.
 pub fn parse_lines(bytes: &[u8], origin: &str, mut each: impl FnMut(UsageRecord)) -> ReadStats {
