@@ -23,6 +23,8 @@ use crate::pricing::PricingTable;
 use crate::query::RankCache;
 use crate::storage::dayfile::ReadStats;
 use crate::storage::replay::{replay_parts, Progress, ReplayPlan};
+use crate::storage::snapshot::{self, SnapshotHeader};
+use crate::zone::now_timestamp;
 
 use super::Shared;
 
@@ -47,6 +49,13 @@ pub struct LoadHealth {
     /// Why the load failed, if it did (the monitor then answers from the
     /// records made since it started; the error is also logged).
     pub error: Option<String>,
+    /// Where the history came from: `"snapshot"` (the rollup snapshot
+    /// plus the day files' tail after it) or `"day files"` (a full replay).
+    pub source: &'static str,
+    /// Why the rollup snapshot was not used, when there was one.
+    pub snapshot_unused: Option<String>,
+    /// Size of the snapshot loaded, or written after a full replay (bytes).
+    pub snapshot_bytes: u64,
 }
 
 /// The load's state, shared by the loader thread, `health()` and queries.
@@ -68,6 +77,9 @@ struct Outcome {
     replay: ReadStats,
     ms: Option<u64>,
     error: Option<String>,
+    from_snapshot: bool,
+    snapshot_unused: Option<String>,
+    snapshot_bytes: u64,
 }
 
 impl Loading {
@@ -170,6 +182,13 @@ impl Loading {
                 .ms
                 .unwrap_or_else(|| self.started.elapsed().as_millis() as u64),
             error: o.error.clone(),
+            source: if o.from_snapshot {
+                "snapshot"
+            } else {
+                "day files"
+            },
+            snapshot_unused: o.snapshot_unused.clone(),
+            snapshot_bytes: o.snapshot_bytes,
         }
     }
 }
@@ -197,13 +216,54 @@ pub(super) fn start(
     }
 }
 
-/// The loader thread's work: replay, then add to the live rollups.
+/// A snapshot whose tail is shorter than this is not rewritten after the
+/// load (the next start replays that short tail again): rewriting costs
+/// time before the history is ready.
+const REWRITE_AFTER_TAIL_BYTES: u64 = 8 << 20;
+
+/// The loader thread's work: the snapshot (if usable) and the day files'
+/// tail after it, or a full replay; then a new snapshot if much was read,
+/// then add to the live rollups.
 fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
     let loading = &shared.load;
-    let dir = shared.config.dir.display().to_string();
-    let replayed = replay_parts(
+    let config = &shared.config;
+    let dir = config.dir.display().to_string();
+    let first_day =
+        config.zone.today() - chrono::Duration::days(i64::from(config.retention_days) - 1);
+    let zone = config.zone.to_string();
+    let (base, parts, unused) = match snapshot::load(
+        &config.dir,
+        &zone,
+        config.retention_days,
+        pricing,
         &plan.parts,
-        &shared.config.zone,
+        first_day,
+    ) {
+        Ok(Some(l)) => (Some(l), None, None),
+        Ok(None) => (None, Some(plan.parts.clone()), None),
+        Err(why) => {
+            tracing::warn!(reason = %why, dir, "rollup snapshot not used: replaying every day file");
+            (None, Some(plan.parts.clone()), Some(why))
+        }
+    };
+    let parts = match (&base, parts) {
+        (Some(l), _) => l.tail.clone(),
+        (None, Some(p)) => p,
+        (None, None) => Vec::new(),
+    };
+    loading
+        .files_total
+        .store(parts.len() as u64, Ordering::Relaxed);
+    loading.bytes_total.store(
+        parts
+            .iter()
+            .map(|p| p.to.saturating_sub(p.from))
+            .fold(0u64, u64::saturating_add),
+        Ordering::Relaxed,
+    );
+    let replayed = replay_parts(
+        &parts,
+        &config.zone,
         pricing,
         plan.window,
         &loading.progress,
@@ -220,6 +280,20 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
             return;
         }
     };
+    let tail_bytes = replayed.stats.bytes;
+    let from_snapshot = base.is_some();
+    let (mut rollups, mut stats, mut out_of_window, mut snapshot_bytes) = match base {
+        Some(l) => {
+            let mut r = l.rollups;
+            r.merge(&replayed.rollups);
+            (r, l.header.read, l.header.out_of_window, l.bytes)
+        }
+        None => (replayed.rollups, ReadStats::default(), 0, 0),
+    };
+    stats.merge(&replayed.stats);
+    out_of_window += replayed.out_of_window;
+    // Days that left the window since the snapshot was written.
+    rollups.evict(first_day, config.zone.day_bounds(first_day).0);
     if replayed.out_of_window > 0 {
         tracing::warn!(
             lines = replayed.out_of_window,
@@ -227,25 +301,46 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
             "skipped day-file lines whose timestamp is outside the retention window or ahead of the clock"
         );
     }
+    if !from_snapshot || tail_bytes >= REWRITE_AFTER_TAIL_BYTES {
+        let header = SnapshotHeader {
+            zone,
+            retention_days: config.retention_days,
+            written_at: now_timestamp(),
+            coverage: snapshot::coverage_of(&plan.parts, &replayed.offsets),
+            models: snapshot::model_decisions(&rollups, pricing),
+            read: stats.clone(),
+            out_of_window,
+        };
+        match snapshot::write(&config.dir, &header, &rollups) {
+            Ok(bytes) => snapshot_bytes = bytes,
+            Err(e) => tracing::warn!(error = %e, "cannot write the rollup snapshot"),
+        }
+    }
     {
         // Lock order: rollups, then ranks.
-        let mut rollups = shared.rollups.lock();
-        rollups.absorb(replayed.rollups);
+        let mut live = shared.rollups.lock();
+        live.absorb(rollups);
         // Day versions changed under the cache: rebuild on the next ranking.
         *shared.ranks.lock() = RankCache::default();
     }
     shared
         .out_of_window
-        .fetch_add(replayed.out_of_window, Ordering::Relaxed);
-    let stats = replayed.stats;
+        .fetch_add(out_of_window, Ordering::Relaxed);
     if stats.records > 0 || stats.skipped_lines > 0 {
         tracing::info!(
             records = stats.records,
             skipped = stats.skipped_lines,
+            from_snapshot,
             ms = loading.started.elapsed().as_millis() as u64,
             dir,
-            "replayed usage records"
+            "loaded usage history"
         );
+    }
+    {
+        let mut o = loading.outcome.lock();
+        o.from_snapshot = from_snapshot;
+        o.snapshot_unused = unused;
+        o.snapshot_bytes = snapshot_bytes;
     }
     loading.finish(stats, None);
 }

@@ -39,6 +39,8 @@ use crate::money::{Costs, Currency};
 use crate::record::UsageRecord;
 use crate::zone::Zone;
 
+pub(crate) mod image;
+
 /// The group that ids beyond a map's cap are counted in.
 pub const OTHER_GROUP: &str = "(other)";
 /// Most distinct users, and anchors, in one day.

@@ -116,7 +116,7 @@ fn refused(why: &str) -> std::io::Error {
 }
 
 /// What reading one file found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadStats {
     /// Lines that held a record.
     pub records: u64,

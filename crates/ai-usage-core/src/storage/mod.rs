@@ -3,9 +3,11 @@
 //! - [`dayfile`] names, lists and parses `usage_YYYY-MM-DD.jsonl` files;
 //! - [`writer`] is the queue and writer thread that appends batches to them;
 //! - [`replay`] rebuilds the rollups from them at start-up;
+//! - [`snapshot`] writes and checks the rollup snapshot a start loads;
 //! - [`follow`] counts lines that other processes append.
 
 pub mod dayfile;
 pub mod follow;
 pub mod replay;
+pub mod snapshot;
 pub mod writer;

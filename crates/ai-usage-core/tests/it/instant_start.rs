@@ -90,3 +90,141 @@ fn health_shows_the_load_without_waiting_for_it() {
     assert_eq!(done.load.error, None);
     assert_eq!(done.replay.records, HISTORY);
 }
+
+/// Writes `n` records of today (ten users, two models) into `dir`.
+fn write_history(dir: &std::path::Path, n: u64) {
+    let m = UsageMonitor::builder()
+        .dir(dir)
+        .timezone("+08:00".parse().unwrap())
+        .replay(false)
+        .build()
+        .unwrap();
+    let now = ai_usage_core::now_timestamp();
+    for i in 0..n {
+        let model = if i % 3 == 0 { "qwen-max" } else { "qwen-plus" };
+        m.record(
+            &UsageEvent::new(model, "问答")
+                .tokens(100 + i % 7, 20)
+                .user(&format!("u{}", i % 10))
+                .session(&format!("s{}", i % 4))
+                .at(now - 5.0),
+        );
+    }
+    m.flush().unwrap();
+}
+
+/// Today's summary, top users and a session as JSON (what must not change).
+fn answers(m: &UsageMonitor) -> serde_json::Value {
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    let mut summary = serde_json::to_value(m.get_daily_summary(0)).unwrap();
+    // The moment the summary was made is not an answer.
+    summary.as_object_mut().unwrap().remove("generated_at");
+    serde_json::json!({
+        "summary": summary,
+        "top": serde_json::to_value(m.get_top_users(5, 1)).unwrap(),
+        "session": serde_json::to_value(m.get_session_stats("s1")).unwrap(),
+    })
+}
+
+fn today_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
+    dir.join(format!("usage_{}.jsonl", zone.today().format("%Y-%m-%d")))
+}
+
+#[test]
+fn a_restart_loads_the_snapshot_and_replays_only_the_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 2_000);
+    let full = build(tmp.path());
+    let expected = answers(&full);
+    let h = full.health();
+    assert_eq!(h.load.source, "day files");
+    assert!(h.load.snapshot_bytes > 0, "a full replay writes a snapshot");
+    // A record after the snapshot: the next start reads it from the tail.
+    full.record(
+        &UsageEvent::new("qwen-plus", "问答")
+            .tokens(1, 1)
+            .user("late")
+            .session("s1"),
+    );
+    let expected_after = answers(&full);
+    assert_ne!(expected, expected_after);
+    drop(full);
+
+    let warm = build(tmp.path());
+    assert_eq!(answers(&warm), expected_after);
+    let h = warm.health();
+    assert_eq!(h.load.source, "snapshot", "{:?}", h.load);
+    assert_eq!(h.load.snapshot_unused, None);
+    assert_eq!(h.replay.records, 2_001);
+    assert_eq!(h.records_in_memory, 2_001);
+    // Only the tail was read: one line.
+    assert!(h.load.bytes_total < 1_000, "{:?}", h.load);
+}
+
+#[test]
+fn a_day_file_changed_under_the_snapshot_means_a_full_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 500);
+    // A full replay writes the snapshot (a monitor dropped before its load
+    // ends stops the load and writes none).
+    assert!(build(tmp.path()).wait_until_loaded(Duration::from_secs(60)));
+    // The file shrinks (e.g. restored from an older copy): 100 lines left.
+    let path = today_file(tmp.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text.lines().take(100).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, kept).unwrap();
+    let m = build(tmp.path());
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    let h = m.health();
+    assert_eq!(h.load.source, "day files");
+    let why = h.load.snapshot_unused.clone().unwrap();
+    assert!(why.contains("shorter"), "{why}");
+    assert_eq!(calls_today(&m), 100);
+    drop(m);
+
+    // Same length, another first line: not the file the snapshot covers.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("qwen-", "qwen_", 1)).unwrap();
+    let m = build(tmp.path());
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    let h = m.health();
+    let why = h.load.snapshot_unused.clone().unwrap();
+    assert!(why.contains("first line"), "{why}");
+    assert_eq!(calls_today(&m), 100);
+}
+
+#[test]
+fn a_damaged_or_foreign_snapshot_is_not_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 300);
+    let expected = answers(&build(tmp.path()));
+    let snap = tmp.path().join("rollups.snapshot");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&snap, &bytes).unwrap();
+    let m = build(tmp.path());
+    assert_eq!(answers(&m), expected);
+    let why = m.health().load.snapshot_unused.unwrap();
+    assert!(why.contains("checksum"), "{why}");
+    drop(m);
+    // Another format version.
+    let mut bytes = std::fs::read(&snap).unwrap();
+    bytes[8] = 99;
+    std::fs::write(&snap, &bytes).unwrap();
+    let m = build(tmp.path());
+    assert_eq!(answers(&m), expected);
+    let why = m.health().load.snapshot_unused.unwrap();
+    assert!(why.contains("version"), "{why}");
+    drop(m);
+    // Another time zone.
+    let m = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone("+00:00".parse().unwrap())
+        .build()
+        .unwrap();
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    let why = m.health().load.snapshot_unused.unwrap();
+    assert!(why.contains("time zone"), "{why}");
+}
