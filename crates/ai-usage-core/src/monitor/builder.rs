@@ -63,6 +63,7 @@ pub struct MonitorBuilder {
     queue_policy: QueuePolicy,
     replay: bool,
     load_wait: Duration,
+    snapshot_interval: Duration,
     reporting_currency: Currency,
     exchange_rates: Vec<(Currency, i64)>,
     summary_group_limit: usize,
@@ -101,6 +102,7 @@ impl Default for MonitorBuilder {
             queue_policy: QueuePolicy::Block,
             replay: true,
             load_wait: Duration::from_secs(60),
+            snapshot_interval: Duration::from_secs(600),
             reporting_currency: Currency::CNY,
             exchange_rates: Vec::new(),
             summary_group_limit: 1000,
@@ -188,6 +190,17 @@ impl MonitorBuilder {
     /// progress.
     pub fn load_wait(mut self, bound: Duration) -> Self {
         self.load_wait = bound;
+        self
+    }
+
+    /// How often the rollup snapshot (`rollups.snapshot` in the records
+    /// directory) is written while the monitor runs (default 10 min;
+    /// `Duration::ZERO`: only after the load and at shutdown). A restart,
+    /// even after a kill, then replays only the day files' tail after the
+    /// last one. Recording waits while one is checked and written (the
+    /// rollups are locked: see docs/performance.md for the pause).
+    pub fn snapshot_interval(mut self, interval: Duration) -> Self {
+        self.snapshot_interval = interval;
         self
     }
 
@@ -378,6 +391,8 @@ impl MonitorBuilder {
             follow,
             load: plan,
             load_wait: self.load_wait,
+            snapshot_interval: (!self.snapshot_interval.is_zero())
+                .then_some(self.snapshot_interval.max(Duration::from_secs(1))),
         });
         for o in observers {
             monitor.shared.observers.write().push(o);
@@ -427,6 +442,7 @@ impl MonitorBuilder {
             follow: None,
             load: None,
             load_wait: self.load_wait,
+            snapshot_interval: None,
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::storage::replay::{replay_parts, Progress, ReplayPlan};
 use crate::storage::snapshot::{self, SnapshotHeader};
 use crate::zone::now_timestamp;
 
+use super::snapshots::Baseline;
 use super::Shared;
 
 /// Where a monitor's history came from, and how far its load is.
@@ -316,6 +317,12 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
             Err(e) => tracing::warn!(error = %e, "cannot write the rollup snapshot"),
         }
     }
+    *shared.baseline.lock() = Some(Baseline::of(
+        &rollups,
+        replayed.offsets,
+        stats.clone(),
+        out_of_window,
+    ));
     {
         // Lock order: rollups, then ranks.
         let mut live = shared.rollups.lock();

@@ -19,6 +19,7 @@ mod global;
 mod loading;
 mod queries;
 mod reports;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,8 +73,12 @@ pub struct RecordedCall<'a> {
 pub struct UsageMonitor {
     /// What the recording thread and the follower thread both update.
     shared: Arc<Shared>,
-    writer: Option<Writer>,
+    writer: Option<Arc<Writer>>,
     writer_error: Option<String>,
+    /// The thread writing a rollup snapshot every interval.
+    snapshots: Mutex<Option<snapshots::SnapshotTask>>,
+    /// Set once shutdown has written (or tried) the final snapshot.
+    shut_down: std::sync::atomic::AtomicBool,
     follow: Mutex<Option<FollowTask>>,
     /// The history loader thread, until it is joined.
     loader: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -102,6 +107,8 @@ struct Shared {
     load: loading::Loading,
     /// Longest a query waits for the history to load.
     load_wait: Duration,
+    /// What the last snapshot (or the load) covered; `None` until loaded.
+    baseline: Mutex<Option<snapshots::Baseline>>,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -125,6 +132,8 @@ struct Parts {
     load: Option<ReplayPlan>,
     /// Longest a query waits for the load.
     load_wait: Duration,
+    /// How often the rollup snapshot is written (`None`: only at shutdown).
+    snapshot_interval: Option<Duration>,
 }
 
 /// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
@@ -182,6 +191,7 @@ impl UsageMonitor {
             None => (None, None),
         };
         let load_pricing = parts.load.as_ref().map(|_| parts.pricing.clone());
+        let has_load = parts.load.is_some();
         let shared = Arc::new(Shared {
             load: loading::Loading::new(parts.load.as_ref()),
             config: parts.config,
@@ -193,6 +203,7 @@ impl UsageMonitor {
             follower,
             out_of_window: AtomicU64::new(0),
             load_wait: parts.load_wait,
+            baseline: Mutex::new(None),
         });
         let loader = match (parts.load, load_pricing) {
             (Some(plan), Some(pricing)) => loading::start(&shared, plan, pricing),
@@ -200,13 +211,26 @@ impl UsageMonitor {
         };
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
         let (writer, writer_error) = match parts.writer {
-            Ok(w) => (Some(w), None),
+            Ok(w) => (Some(Arc::new(w)), None),
             Err(e) => (None, Some(e)),
+        };
+        let snapshots = match (&writer, parts.snapshot_interval, has_load) {
+            (Some(w), Some(interval), true) => {
+                let w = Arc::clone(w);
+                snapshots::SnapshotTask::start(
+                    &shared,
+                    interval,
+                    Arc::new(move || w.flush().is_ok()),
+                )
+            }
+            _ => None,
         };
         UsageMonitor {
             shared,
             writer,
             writer_error,
+            snapshots: Mutex::new(snapshots),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
             follow: Mutex::new(follow),
             loader: Mutex::new(loader),
             clamped: AtomicU64::new(0),
@@ -337,7 +361,7 @@ impl UsageMonitor {
     }
 
     fn writer_or_err(&self) -> Result<&Writer> {
-        self.writer.as_ref().ok_or_else(|| {
+        self.writer.as_deref().ok_or_else(|| {
             Error::NotDurable(
                 self.writer_error
                     .clone()
@@ -487,19 +511,32 @@ impl UsageMonitor {
     /// companions; later records are counted in memory only. Called by
     /// `Drop` too.
     pub fn shutdown(&self) -> Result<()> {
+        if let Some(task) = self.snapshots.lock().take() {
+            task.stop();
+        }
         if let Some(loader) = self.loader.lock().take() {
             self.shared.load.cancel();
             if loader.join().is_err() {
                 tracing::error!("the history loader thread panicked");
             }
         }
-        if let Some(task) = self.follow.lock().take() {
-            task.stop();
-        }
+        let following = self.follow.lock().take().map(|task| task.stop()).is_some();
         let flushed = match &self.writer {
             Some(w) => w.shutdown(),
             None => Ok(()),
         };
+        if let Some(w) = &self.writer {
+            if !self.shut_down.swap(true, Ordering::SeqCst) {
+                if following {
+                    // What other processes appended since the last look.
+                    self.shared.refresh();
+                }
+                match self.shared.snapshot_now(&|| w.health().pending() == 0) {
+                    Ok(bytes) => tracing::debug!(bytes, "rollup snapshot written at shutdown"),
+                    Err(why) => tracing::info!(reason = %why, "no rollup snapshot at shutdown"),
+                }
+            }
+        }
         let companions = std::mem::take(&mut *self.companions.lock());
         for c in companions {
             c.stop();
@@ -532,7 +569,7 @@ impl UsageMonitor {
 
     /// Writer, replay and memory figures.
     pub fn health(&self) -> MonitorHealth {
-        let writer = self.writer.as_ref().map(Writer::health);
+        let writer = self.writer.as_deref().map(Writer::health);
         let load = self.shared.load.health();
         let (records_in_memory, rollup_groups) = {
             // Never waits for the load: health shows its progress.

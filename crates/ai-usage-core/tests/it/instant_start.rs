@@ -228,3 +228,76 @@ fn a_damaged_or_foreign_snapshot_is_not_used() {
     let why = m.health().load.snapshot_unused.unwrap();
     assert!(why.contains("time zone"), "{why}");
 }
+
+#[test]
+fn a_clean_stop_writes_the_snapshot_so_the_restart_reads_no_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 1_000);
+    let m = build(tmp.path());
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    for i in 0..300 {
+        m.record(
+            &UsageEvent::new("qwen-plus", "问答")
+                .tokens(7, 3)
+                .user(&format!("new{}", i % 5))
+                .session("s2"),
+        );
+    }
+    let expected = answers(&m);
+    drop(m);
+    let again = build(tmp.path());
+    assert_eq!(answers(&again), expected);
+    let h = again.health();
+    assert_eq!(h.load.source, "snapshot");
+    assert_eq!(
+        h.load.bytes_total, 0,
+        "the stop's snapshot covers every line"
+    );
+    assert_eq!(h.replay.records, 1_300);
+}
+
+#[test]
+fn a_periodic_snapshot_covers_what_was_written_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 200);
+    let m = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone("+08:00".parse().unwrap())
+        .snapshot_interval(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    for _ in 0..50 {
+        m.record(&UsageEvent::new("qwen-plus", "问答").tokens(7, 3));
+    }
+    std::thread::sleep(Duration::from_millis(2_500));
+    // As if the first process were killed now: a second start reads the
+    // periodic snapshot, and no tail.
+    let second = UsageMonitor::builder()
+        .dir(tmp.path())
+        .timezone("+08:00".parse().unwrap())
+        .snapshot_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(calls_today(&second), 250);
+    let h = second.health();
+    assert_eq!(h.load.source, "snapshot");
+    assert_eq!(h.load.bytes_total, 0, "{:?}", h.load);
+    drop(second);
+    drop(m);
+}
+
+#[test]
+fn records_another_process_appended_unseen_keep_the_stop_from_snapshotting_them_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 100);
+    let m = build(tmp.path());
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    m.record(&UsageEvent::new("qwen-plus", "问答").tokens(7, 3));
+    // Another writer (not followed by `m`) appends to the same files.
+    write_history(tmp.path(), 20);
+    assert_eq!(calls_today(&m), 101, "m does not follow");
+    drop(m);
+    // Whatever `m` wrote at its stop, the restart counts every line.
+    assert_eq!(calls_today(&build(tmp.path())), 121);
+}
