@@ -86,6 +86,16 @@ impl Shared {
         }
         let plan = plan_replay(&config.dir, &config.zone, config.retention_days)
             .map_err(|e| e.to_string())?;
+        let first_day =
+            config.zone.today() - chrono::Duration::days(i64::from(config.retention_days) - 1);
+        // A covered day file deleted since: its records must not outlive it.
+        if let Some(day) = base
+            .ends
+            .keys()
+            .find(|d| **d >= first_day && !plan.parts.iter().any(|p| p.day == **d))
+        {
+            return Err(format!("the day file of {day} is gone"));
+        }
         let mut parts = Vec::with_capacity(plan.parts.len());
         for p in &plan.parts {
             let from = base.ends.get(&p.day).copied().unwrap_or(0);
@@ -103,8 +113,6 @@ impl Shared {
             &Progress::default(),
         )
         .map_err(|e| e.to_string())?;
-        let first_day =
-            config.zone.today() - chrono::Duration::days(i64::from(config.retention_days) - 1);
         let mut expected = base.totals.clone();
         for (d, day) in &tail.rollups.days {
             expected.entry(*d).or_default().merge(&day.day.totals);

@@ -301,3 +301,23 @@ fn records_another_process_appended_unseen_keep_the_stop_from_snapshotting_them_
     // Whatever `m` wrote at its stop, the restart counts every line.
     assert_eq!(calls_today(&build(tmp.path())), 121);
 }
+
+#[test]
+fn a_day_file_deleted_while_running_is_not_kept_alive_by_the_stop_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 100);
+    let m = build(tmp.path());
+    assert!(m.wait_until_loaded(Duration::from_secs(60)));
+    assert_eq!(calls_today(&m), 100);
+    std::fs::remove_file(today_file(tmp.path())).unwrap();
+    drop(m);
+    // Deleting a day file deletes that day's history, as before snapshots.
+    let again = build(tmp.path());
+    assert_eq!(calls_today(&again), 0);
+    assert!(again
+        .health()
+        .load
+        .snapshot_unused
+        .unwrap()
+        .contains("gone"));
+}
