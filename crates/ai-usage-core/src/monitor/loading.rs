@@ -329,6 +329,8 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
         live.absorb(rollups);
         // Day versions changed under the cache: rebuild on the next ranking.
         *shared.ranks.lock() = RankCache::default();
+        // Budgets added while loading saw part of the history.
+        shared.budgets.reseed(&live, config.zone.today());
     }
     shared
         .out_of_window

@@ -321,3 +321,28 @@ fn a_day_file_deleted_while_running_is_not_kept_alive_by_the_stop_snapshot() {
         .unwrap()
         .contains("gone"));
 }
+
+#[test]
+fn a_budget_added_while_history_loads_counts_all_of_it() {
+    use ai_usage_core::{Budget, BudgetPeriod, BudgetScope, Currency};
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 5_000);
+    let m = build(tmp.path());
+    // Added at once, maybe while loading (the server adds its budgets
+    // before it listens): the history already spent past the limit.
+    m.add_budget(Budget::new(
+        "all",
+        BudgetScope::Global,
+        BudgetPeriod::Daily,
+        "0.0001".parse().unwrap(),
+        Currency::CNY,
+    ))
+    .unwrap();
+    let total = m.get_daily_summary(0).total_cost;
+    let status = m.budget_status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].spent, total, "{status:?}");
+    // As for a budget added after the history: what it had reached counts
+    // as fired (no alert for the past).
+    assert!(status[0].thresholds_fired.contains(&100), "{status:?}");
+}
