@@ -231,7 +231,7 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
     let dir = config.dir.display().to_string();
     let first_day =
         config.zone.today() - chrono::Duration::days(i64::from(config.retention_days) - 1);
-    let zone = config.zone.to_string();
+    let zone = snapshot::zone_identity(&config.zone);
     let (base, parts, unused) = match snapshot::load(
         &config.dir,
         &zone,
@@ -314,7 +314,8 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
         };
         match snapshot::write(&config.dir, &header, &rollups) {
             Ok(bytes) => snapshot_bytes = bytes,
-            Err(e) => tracing::warn!(error = %e, "cannot write the rollup snapshot"),
+            // E.g. a read-only directory: starts then replay every day file.
+            Err(e) => tracing::info!(error = %e, "cannot write the rollup snapshot"),
         }
     }
     *shared.baseline.lock() = Some(Baseline::of(

@@ -127,7 +127,7 @@ impl Shared {
         read.merge(&tail.stats);
         let out_of_window = base.out_of_window + tail.out_of_window;
         let header = SnapshotHeader {
-            zone: config.zone.to_string(),
+            zone: snapshot::zone_identity(&config.zone),
             retention_days: config.retention_days,
             written_at: now_timestamp(),
             coverage: snapshot::coverage_of(&plan.parts, &tail.offsets),

@@ -16,9 +16,10 @@
 //! Offsets count the file's uncompressed bytes and the first line is its
 //! content, so a file stays recognised whatever later stores it. A start
 //! uses the snapshot only when every covered file still begins with the
-//! same line and is at least as long, the zone, retention window and
-//! pricing decisions it was made with are the same, and the version and
-//! checksum match; anything else means a full replay, logged with the
+//! same line and is at least as long, the zone and pricing decisions it was
+//! made with are the same (a different retention window is fine: days
+//! outside it are dropped, files it did not cover are read whole), and the
+//! version and checksum match; anything else means a full replay, logged with the
 //! reason and shown in the monitor's health. It never gives a wrong answer.
 
 use std::io::Read;
@@ -124,6 +125,23 @@ pub fn coverage_of(
         .collect()
 }
 
+/// What identifies `zone` in a snapshot: its name, and for the machine's
+/// local zone also its UTC offsets now and half a year ago (so a machine
+/// moved to another zone does not reuse days cut for the old one).
+pub fn zone_identity(zone: &crate::zone::Zone) -> String {
+    match zone {
+        crate::zone::Zone::Local => {
+            let now = crate::zone::now_timestamp();
+            format!(
+                "local {} {}",
+                zone.utc_offset_at(now),
+                zone.utc_offset_at(now - 182.0 * 86_400.0)
+            )
+        }
+        z => z.to_string(),
+    }
+}
+
 /// The snapshot's path in `dir`.
 pub fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join(SNAPSHOT_FILE)
@@ -204,10 +222,13 @@ pub fn load(
             header.zone
         ));
     }
-    if header.retention_days != retention_days {
+    // Another window is fine (days outside this one are dropped, files it
+    // did not cover are read whole), unless a wider one would count lines
+    // the snapshot skipped for their timestamp.
+    if retention_days > header.retention_days && header.out_of_window > 0 {
         return Err(format!(
-            "made for a {}-day window, the monitor keeps {retention_days}",
-            header.retention_days
+            "made for a {}-day window that skipped {} lines by timestamp, the monitor keeps {retention_days} days",
+            header.retention_days, header.out_of_window
         ));
     }
     if let Some((model, known)) = header

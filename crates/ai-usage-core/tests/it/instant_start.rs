@@ -346,3 +346,25 @@ fn a_budget_added_while_history_loads_counts_all_of_it() {
     // as fired (no alert for the past).
     assert!(status[0].thresholds_fired.contains(&100), "{status:?}");
 }
+
+#[test]
+fn a_snapshot_of_another_window_still_answers_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 400);
+    let with = |days: u32| {
+        UsageMonitor::builder()
+            .dir(tmp.path())
+            .timezone("+08:00".parse().unwrap())
+            .retention_days(days)
+            .build()
+            .unwrap()
+    };
+    let narrow = with(3);
+    assert_eq!(calls_today(&narrow), 400);
+    drop(narrow);
+    let wide = with(400);
+    assert_eq!(calls_today(&wide), 400);
+    let h = wide.health();
+    assert_eq!(h.load.source, "snapshot", "{:?}", h.load);
+    assert_eq!(h.load.snapshot_unused, None);
+}
