@@ -291,7 +291,7 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
         }
         None => (replayed.rollups, ReadStats::default(), 0, 0),
     };
-    stats.merge(&replayed.stats);
+    stats.then(&replayed.stats);
     out_of_window += replayed.out_of_window;
     // Days that left the window since the snapshot was written.
     rollups.evict(first_day, config.zone.day_bounds(first_day).0);

@@ -124,7 +124,7 @@ impl Shared {
             return Err("the live rollups differ from the day files (records not yet written, or appended by a process not followed)".into());
         }
         let mut read = base.read.clone();
-        read.merge(&tail.stats);
+        read.then(&tail.stats);
         let out_of_window = base.out_of_window + tail.out_of_window;
         let header = SnapshotHeader {
             zone: snapshot::zone_identity(&config.zone),

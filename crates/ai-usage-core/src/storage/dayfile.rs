@@ -147,6 +147,20 @@ impl ReadStats {
         self.long_lines += other.long_lines;
         self.skipped_files += other.skipped_files;
     }
+
+    /// Adds what reading on from where these counts' complete lines ended
+    /// found (a snapshot's tail), so the sum is what reading everything at
+    /// once finds: the tail reads every file's end again, so the findings
+    /// about ends and files (torn tail, refused files) are the tail's only.
+    pub fn then(&mut self, tail: &ReadStats) {
+        self.records += tail.records;
+        self.skipped_lines += tail.skipped_lines;
+        self.long_lines += tail.long_lines;
+        self.bytes = self.complete_bytes + tail.bytes;
+        self.complete_bytes += tail.complete_bytes;
+        self.torn_tail = tail.torn_tail;
+        self.skipped_files = tail.skipped_files;
+    }
 }
 
 /// Reads every record of a day file, calling `each` for each valid line.

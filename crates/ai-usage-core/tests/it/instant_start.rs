@@ -368,3 +368,26 @@ fn a_snapshot_of_another_window_still_answers_exactly() {
     assert_eq!(h.load.source, "snapshot", "{:?}", h.load);
     assert_eq!(h.load.snapshot_unused, None);
 }
+
+#[test]
+fn restarts_from_snapshots_report_what_one_full_replay_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_history(tmp.path(), 50);
+    // A torn last line, as a crash leaves it.
+    let path = today_file(tmp.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"timestamp\": 1.0, \"model\": \"qwen-pl");
+    std::fs::write(&path, &bytes).unwrap();
+    let first = build(tmp.path());
+    assert!(first.wait_until_loaded(Duration::from_secs(60)));
+    let full = first.health().replay;
+    assert_eq!((full.records, full.torn_tail), (50, 1));
+    drop(first);
+    for _ in 0..3 {
+        let m = build(tmp.path());
+        assert!(m.wait_until_loaded(Duration::from_secs(60)));
+        let h = m.health();
+        assert_eq!(h.load.source, "snapshot");
+        assert_eq!(h.replay, full, "the same counts as the full replay");
+    }
+}
