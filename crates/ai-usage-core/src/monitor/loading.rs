@@ -283,7 +283,7 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
     };
     let tail_bytes = replayed.stats.bytes;
     let from_snapshot = base.is_some();
-    let (mut rollups, mut stats, mut out_of_window, mut snapshot_bytes) = match base {
+    let (mut rollups, mut stats, mut out_of_window, snapshot_bytes) = match base {
         Some(l) => {
             let mut r = l.rollups;
             r.merge(&replayed.rollups);
@@ -302,6 +302,9 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
             "skipped day-file lines whose timestamp is outside the retention window or ahead of the clock"
         );
     }
+    // Encoded now (the rollups are about to join the live ones), written
+    // once the history is ready: the disk write and fsync do not delay it.
+    let mut encoded = None;
     if !from_snapshot || tail_bytes >= REWRITE_AFTER_TAIL_BYTES {
         let header = SnapshotHeader {
             zone,
@@ -312,10 +315,9 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
             read: stats.clone(),
             out_of_window,
         };
-        match snapshot::write(&config.dir, &header, &rollups) {
-            Ok(bytes) => snapshot_bytes = bytes,
-            // E.g. a read-only directory: starts then replay every day file.
-            Err(e) => tracing::info!(error = %e, "cannot write the rollup snapshot"),
+        match snapshot::encode(&config.dir, &header, &rollups) {
+            Ok(bytes) => encoded = Some(bytes),
+            Err(e) => tracing::warn!(error = %e, "cannot encode the rollup snapshot"),
         }
     }
     *shared.baseline.lock() = Some(Baseline::of(
@@ -353,4 +355,11 @@ fn load(shared: &Shared, plan: &ReplayPlan, pricing: &PricingTable) {
         o.snapshot_bytes = snapshot_bytes;
     }
     loading.finish(stats, None);
+    if let Some(bytes) = encoded {
+        match snapshot::write_encoded(&config.dir, &bytes) {
+            Ok(n) => loading.outcome.lock().snapshot_bytes = n,
+            // E.g. a read-only directory: starts then replay every day file.
+            Err(e) => tracing::info!(error = %e, "cannot write the rollup snapshot"),
+        }
+    }
 }

@@ -149,11 +149,17 @@ pub fn snapshot_path(dir: &Path) -> PathBuf {
 
 /// Writes the snapshot of `rollups` atomically; returns its size in bytes.
 pub fn write(dir: &Path, header: &SnapshotHeader, rollups: &Rollups) -> Result<u64> {
-    let path = snapshot_path(dir);
+    let bytes = encode(dir, header, rollups)?;
+    write_encoded(dir, &bytes)
+}
+
+/// The snapshot file's bytes (see [`write`]), to write later with
+/// [`write_encoded`] (e.g. once the rollups are no longer at hand).
+pub fn encode(dir: &Path, header: &SnapshotHeader, rollups: &Rollups) -> Result<Vec<u8>> {
     let body = postcard::to_stdvec(&(header, RollupsRef::from(rollups))).map_err(|e| {
         Error::io(
             "cannot encode the rollup snapshot",
-            &path,
+            snapshot_path(dir),
             std::io::Error::other(e),
         )
     })?;
@@ -162,7 +168,12 @@ pub fn write(dir: &Path, header: &SnapshotHeader, rollups: &Rollups) -> Result<u
     bytes.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
-    crate::export::write_atomic(&path, &bytes, false)?;
+    Ok(bytes)
+}
+
+/// Writes bytes made by [`encode`] atomically; returns their size.
+pub fn write_encoded(dir: &Path, bytes: &[u8]) -> Result<u64> {
+    crate::export::write_atomic(&snapshot_path(dir), bytes, false)?;
     Ok(bytes.len() as u64)
 }
 
