@@ -80,6 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .dir(tmp.path())
         .timezone(zone)
         .build()?;
+    // The monitor records at once and loads history in the background.
+    assert!(m.wait_until_loaded(std::time::Duration::from_secs(600)));
     let replay_ms = start.elapsed().as_millis();
     assert_eq!(m.health().replay.records, records, "every record replays");
     let daily = p50_us(200, || {

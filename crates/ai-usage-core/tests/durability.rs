@@ -234,6 +234,7 @@ fn sigkill_never_loses_an_acknowledged_record() {
         assert_eq!(unique.len(), records.len(), "no record is duplicated");
     }
     let m = monitor(tmp.path());
+    assert!(m.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert!(m.health().replay.records >= acked_ids.len() as u64);
 }
 
@@ -279,6 +280,7 @@ fn torn_tail_is_terminated_before_appending() {
     let path = dayfile::day_file_path(tmp.path(), zone.date_of(now));
     std::fs::write(&path, b"{\"timestamp\": 1.0, \"model\": \"qwen-pl").unwrap();
     let m = monitor(tmp.path());
+    assert!(m.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert_eq!(m.health().replay.torn_tail, 1);
     m.record(&UsageEvent::new("qwen-plus", "问答").tokens(10, 10).at(now));
     m.flush().unwrap();

@@ -83,6 +83,7 @@ fn unique_ids_flood_is_bounded() {
         .timezone(zone)
         .build()
         .unwrap();
+    assert!(again.wait_until_loaded(std::time::Duration::from_secs(60)));
     let groups_after = again.health().rollup_groups as usize;
     assert!(groups_after <= bound, "{groups_after} groups after replay");
     let s2 = again.get_summary_for_date(date);

@@ -181,6 +181,7 @@ fn a_far_future_timestamp_never_empties_the_day() {
 
     // The replay skips the same lines and counts them.
     let again = open();
+    assert!(again.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert_eq!(calls(&again), 51);
     assert_eq!(again.health().out_of_window_records, 2);
     assert_eq!(again.get_session_stats("s1").unwrap().calls, 50);

@@ -177,6 +177,7 @@ fn startup_skips_odd_files_and_counts_the_rest() {
         .timezone(zone)
         .build()
         .unwrap();
+    assert!(m.wait_until_loaded(std::time::Duration::from_secs(60)));
     let replay = m.health().replay;
     assert_eq!((replay.records, replay.skipped_files), (1, 2));
 }

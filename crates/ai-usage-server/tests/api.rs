@@ -157,6 +157,11 @@ async fn pricing_budgets_forecast_savings_health() {
     let (s, v) = get(&f.app, "/healthz").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["ok"], true);
+    // The history load shows whether it is done and how far it is.
+    assert!(v["loading"].is_boolean(), "{v}");
+    let percent = v["load"]["percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&percent), "{v}");
+    assert!(v["load"]["source"].is_string(), "{v}");
 }
 
 /// `/healthz` shows the price catalogue in force, its date, age and

@@ -617,6 +617,22 @@ impl BudgetBook {
 }
 
 impl BudgetBook {
+    /// Initialises every budget's current period again from `rollups`
+    /// (once the history has loaded under budgets added while it loaded):
+    /// thresholds reached count as fired, as when a budget is added.
+    pub(crate) fn reseed(&self, rollups: &Rollups, today: NaiveDate) {
+        let budgets: Vec<Budget> = self
+            .entries
+            .lock()
+            .iter()
+            .map(|e| e.budget.clone())
+            .collect();
+        // Each insert moves its budget to the end: the order is kept.
+        for b in budgets {
+            self.insert(b, rollups, today);
+        }
+    }
+
     /// Validates and adds `budget`, or replaces the one with the same name;
     /// `today`'s period is initialised from `rollups` (thresholds already
     /// reached count as fired). Errors (`InvalidArgument`) name the field.

@@ -15,9 +15,10 @@ use crate::zone::Zone;
 use super::UsageMonitor;
 
 impl UsageQueries for UsageMonitor {
-    /// From the in-memory rollups, O(groups): no I/O to wait on.
+    /// From the in-memory rollups, O(groups): no I/O to wait on, except
+    /// while the history is still loading (queries then wait for it).
     fn may_block(&self) -> bool {
-        false
+        self.is_loading()
     }
 
     fn zone(&self) -> Zone {
@@ -147,6 +148,8 @@ mod tests {
             );
         }
         let q: &dyn UsageQueries = &m;
+        // Once the history is loaded, answers come from memory at once.
+        assert!(m.wait_until_loaded(std::time::Duration::from_secs(10)));
         assert!(!q.may_block());
         assert_eq!(q.zone(), m.zone());
         assert_eq!(q.last_days(7), m.last_days(7));

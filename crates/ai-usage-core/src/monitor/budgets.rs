@@ -13,11 +13,14 @@ impl UsageMonitor {
     /// Adds a budget, or replaces the one with the same name. Thresholds its
     /// current period has already reached count as fired (see [`Budget`]).
     ///
-    /// Errors (`InvalidArgument`) name the field that is wrong.
+    /// Errors (`InvalidArgument`) name the field that is wrong. Does not
+    /// wait for the history to load: once it has, every budget's period is
+    /// initialised again from all of it (thresholds the history reached
+    /// count as fired then).
     pub fn add_budget(&self, budget: Budget) -> Result<()> {
         let today = self.today();
         // Lock order everywhere: rollups, then the book.
-        let rollups = self.rollups();
+        let rollups = self.shared.rollups.lock();
         self.shared.budgets.add(budget, &rollups, today)
     }
 
@@ -190,6 +193,7 @@ impl BudgetHandle {
         let zone = s.config.zone;
         let now = now_timestamp();
         let today = zone.date_of(now);
+        s.load.wait_for_query(s.load_wait);
         let mut rollups = s.rollups.lock();
         s.count_waiting(&mut rollups);
         s.budgets.status(&rollups, &zone, today, now)

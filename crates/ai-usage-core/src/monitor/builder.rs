@@ -3,17 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::function_names::{FunctionNames, FUNCTION_NAMES_ENV};
 use crate::money::{Currency, Money};
 use crate::pricing::PricingTable;
 use crate::rates::DatedRates;
-use crate::rollups::Rollups;
-use crate::storage::dayfile::{self, ReadStats};
+use crate::storage::dayfile;
 use crate::storage::follow::Follower;
-use crate::storage::replay::{current_adjustment_ends, current_ends, replay_dir, Replayed};
+use crate::storage::replay::{current_adjustment_ends, current_ends, plan_replay};
 use crate::storage::writer::{FsyncPolicy, QueuePolicy, Writer, WriterConfig};
 use crate::zone::Zone;
 
@@ -67,6 +66,8 @@ pub struct MonitorBuilder {
     queue_capacity: usize,
     queue_policy: QueuePolicy,
     replay: bool,
+    load_wait: Duration,
+    snapshot_interval: Duration,
     reporting_currency: Currency,
     exchange_rates: Vec<(Currency, i64)>,
     dated_rates: DatedRates,
@@ -107,6 +108,8 @@ impl Default for MonitorBuilder {
             queue_capacity: 65_536,
             queue_policy: QueuePolicy::Block,
             replay: true,
+            load_wait: Duration::from_secs(60),
+            snapshot_interval: Duration::from_secs(600),
             reporting_currency: Currency::CNY,
             exchange_rates: Vec::new(),
             dated_rates: DatedRates::default(),
@@ -191,9 +194,34 @@ impl MonitorBuilder {
         self
     }
 
-    /// Whether to replay day files at start (default true).
+    /// Whether to load the day files of the retention window at start (default true).
     pub fn replay(mut self, replay: bool) -> Self {
         self.replay = replay;
+        self
+    }
+
+    /// Longest a query waits for the history to load (default 60 s).
+    ///
+    /// The monitor records from the moment it is built; the day files of
+    /// the retention window load in a background thread. Until they have,
+    /// queries (summaries, rankings, budgets, reports) wait, so an answer
+    /// never silently leaves history out; one that waits longer than this
+    /// answers from what is loaded so far (logged once).
+    /// [`UsageMonitor::health`] never waits: it shows `loading` and the
+    /// progress.
+    pub fn load_wait(mut self, bound: Duration) -> Self {
+        self.load_wait = bound;
+        self
+    }
+
+    /// How often the rollup snapshot (`rollups.snapshot` in the records
+    /// directory) is written while the monitor runs (default 10 min;
+    /// `Duration::ZERO`: only after the load and at shutdown). A restart,
+    /// even after a kill, then replays only the day files' tail after the
+    /// last one. Recording waits while one is checked and written (the
+    /// rollups are locked: see docs/performance.md for the pause).
+    pub fn snapshot_interval(mut self, interval: Duration) -> Self {
+        self.snapshot_interval = interval;
         self
     }
 
@@ -342,8 +370,10 @@ impl MonitorBuilder {
         }
     }
 
-    /// Builds the monitor: loads pricing, replays the retention window and
-    /// starts the writer (and the follower, if asked). Errors name the
+    /// Builds the monitor: loads pricing, starts the writer (and the
+    /// follower, if asked) and the background load of the retention
+    /// window's history (see [`MonitorBuilder::load_wait`]). Returns without
+    /// waiting for the load: records are accepted at once. Errors name the
     /// directory or file that is wrong.
     pub fn build(mut self) -> Result<UsageMonitor> {
         let companions = std::mem::take(&mut self.companions);
@@ -364,46 +394,25 @@ impl MonitorBuilder {
         if self.warn_stale_catalogue && pricing.uses_catalogue() {
             pricing.catalogue_info().warn_if_stale();
         }
-        let started = Instant::now();
-        let replayed = if self.replay {
-            replay_dir(&dir, &config.zone, &pricing, self.retention_days)?
+        // What to load is fixed before the writer starts: each day file up
+        // to its length now. What is appended after is this process's own
+        // records (counted live) or another's (the follower's), never both.
+        let plan = if self.replay {
+            Some(plan_replay(&dir, &config.zone, self.retention_days)?)
         } else {
-            Replayed::default()
+            None
         };
-        let Replayed {
-            rollups,
-            stats: replay,
-            offsets,
-            out_of_window,
-            adjustment_offsets,
-            ..
-        } = replayed;
-        if out_of_window > 0 {
-            tracing::warn!(
-                lines = out_of_window,
-                dir = %dir.display(),
-                "skipped day-file lines whose timestamp is outside the retention window or ahead of the clock"
-            );
-        }
         let follow = self.follow.map(|interval| {
-            // Without a replay, start following at today's files' ends.
-            let (offsets, adjustment_offsets) = if self.replay {
-                (offsets, adjustment_offsets)
-            } else {
-                (current_ends(&dir), current_adjustment_ends(&dir))
+            let (offsets, adjustment_offsets) = match &plan {
+                Some(p) => (
+                    p.parts.iter().map(|f| (f.day, f.to)).collect(),
+                    p.adjustment_ends(),
+                ),
+                // Without a replay, start following at today's files' ends.
+                None => (current_ends(&dir), current_adjustment_ends(&dir)),
             };
             (interval, Follower::new(offsets, adjustment_offsets))
         });
-        let replay_time = started.elapsed();
-        if replay.records > 0 || replay.skipped_lines > 0 {
-            tracing::info!(
-                records = replay.records,
-                skipped = replay.skipped_lines,
-                ms = replay_time.as_millis() as u64,
-                dir = %dir.display(),
-                "replayed usage records"
-            );
-        }
         let mut wc = WriterConfig::new(dir);
         wc.flush_interval = self.flush_interval;
         wc.fsync = self.fsync;
@@ -417,13 +426,13 @@ impl MonitorBuilder {
         let monitor = UsageMonitor::assemble(Parts {
             config,
             pricing,
-            rollups,
             writer: Ok(writer),
             follow,
-            replay,
-            replay_time,
-            out_of_window,
             catalogue_stamp,
+            load: plan,
+            load_wait: self.load_wait,
+            snapshot_interval: (!self.snapshot_interval.is_zero())
+                .then_some(self.snapshot_interval.max(Duration::from_secs(1))),
         });
         for o in observers {
             monitor.shared.observers.write().push(o);
@@ -469,13 +478,12 @@ impl MonitorBuilder {
         UsageMonitor::assemble(Parts {
             config,
             pricing,
-            rollups: Rollups::default(),
             writer: Err(reason),
             follow: None,
-            replay: ReadStats::default(),
-            replay_time: Duration::ZERO,
-            out_of_window: 0,
             catalogue_stamp: None,
+            load: None,
+            load_wait: self.load_wait,
+            snapshot_interval: None,
         })
     }
 }

@@ -176,6 +176,7 @@ mod tests {
             .observer(move |call| keep.lock().unwrap().push(call.record.function.clone()))
             .build()
             .unwrap();
+        assert!(m.wait_until_loaded(std::time::Duration::from_secs(10)));
         assert_eq!(
             m.health().records_in_memory,
             1,

@@ -78,6 +78,10 @@ impl Shared {
             .filter(|a| window.contains(a.timestamp) && rollups.adjust(&self.config.zone, a))
             .collect();
         drop(rollups);
+        if !applied.is_empty() {
+            self.corrected
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let observers = self.adjustment_observers.read();
         for a in &applied {
             for o in observers.iter() {

@@ -18,9 +18,11 @@ mod counting;
 mod exit_flush;
 mod following;
 mod global;
+mod loading;
 mod pricing_handle;
 mod queries;
 mod reports;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,7 @@ pub use budgets::BudgetHandle;
 pub use builder::{MonitorBuilder, MonitorConfig, TZ_ENV};
 pub use companion::{Companion, CompanionContext, CompanionHandle, CompanionHealth};
 pub use global::{get_usage_monitor, init_global, record_ai_usage, FlushGuard};
+pub use loading::LoadHealth;
 pub use pricing_handle::PricingHandle;
 pub use queries::CurrentTotals;
 
@@ -47,6 +50,7 @@ use crate::record::{RecordError, UsageEvent, UsageRecord, MAX_DURATION_MS, MAX_T
 use crate::rollups::Rollups;
 use crate::storage::dayfile::ReadStats;
 use crate::storage::follow::Follower;
+use crate::storage::replay::ReplayPlan;
 use crate::storage::writer::{Writer, WriterHealth};
 use crate::zone::now_timestamp;
 use counting::{CountTask, Handoff};
@@ -79,11 +83,15 @@ pub struct UsageMonitor {
     /// What the recording thread and the follower thread both update.
     shared: Arc<Shared>,
     writer_error: Option<String>,
+    /// The thread writing a rollup snapshot every interval.
+    snapshots: Mutex<Option<snapshots::SnapshotTask>>,
+    /// Set once shutdown has written (or tried) the final snapshot.
+    shut_down: std::sync::atomic::AtomicBool,
     follow: Mutex<Option<FollowTask>>,
     /// The thread that counts and publishes what `record` leaves.
     counting: Mutex<Option<CountTask>>,
-    replay: ReadStats,
-    replay_time: Duration,
+    /// The history loader thread, until it is joined.
+    loader: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Records whose out-of-range values `record` clamped.
     clamped: AtomicU64,
     /// Running companions (stopped at shutdown, after the writer).
@@ -113,6 +121,15 @@ struct Shared {
     out_of_window: AtomicU64,
     /// See [`Parts::catalogue_stamp`].
     catalogue_stamp: Mutex<Option<crate::pricing::installed::Stamp>>,
+    /// The history load (done at once when there is nothing to load).
+    load: loading::Loading,
+    /// Longest a query waits for the history to load.
+    load_wait: Duration,
+    /// What the last snapshot (or the load) covered; `None` until loaded.
+    baseline: Mutex<Option<snapshots::Baseline>>,
+    /// Set once cost corrections are counted: rollups that hold them are
+    /// never written as a snapshot (a start with corrections replays all).
+    corrected: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -128,18 +145,19 @@ impl std::fmt::Debug for UsageMonitor {
 struct Parts {
     config: MonitorConfig,
     pricing: PricingTable,
-    rollups: Rollups,
     /// The writer, or why there is none.
     writer: std::result::Result<Writer, String>,
     /// Interval and follower, when following.
     follow: Option<(Duration, Follower)>,
-    replay: ReadStats,
-    replay_time: Duration,
-    /// Replayed lines skipped for a timestamp outside the window.
-    out_of_window: u64,
     /// The installed price catalogue's manifest as last read (`None`: the
     /// table does not use the catalogue).
     catalogue_stamp: Option<crate::pricing::installed::Stamp>,
+    /// The history to load in the background (none: start empty).
+    load: Option<ReplayPlan>,
+    /// Longest a query waits for the load.
+    load_wait: Duration,
+    /// How often the rollup snapshot is written (`None`: only at shutdown).
+    snapshot_interval: Option<Duration>,
 }
 
 /// An id as `record` stores it: cut to [`intake::MAX_ID_LEN`] bytes.
@@ -164,9 +182,14 @@ pub struct MonitorHealth {
     pub writer: Option<WriterHealth>,
     /// Why the monitor runs without a writer, if it does.
     pub writer_disabled: Option<String>,
-    /// What the start-up replay read.
+    /// True while the history is still loading (queries wait for it, up
+    /// to the monitor's bound; see `load` for the progress).
+    pub loading: bool,
+    /// The history load: progress while loading, then how long it took.
+    pub load: LoadHealth,
+    /// What the start-up replay read (all of it once `loading` is false).
     pub replay: ReadStats,
-    /// How long the replay took (ms).
+    /// How long the replay took (ms; so far, while loading).
     pub replay_ms: u64,
     /// Records currently in the rollups.
     pub records_in_memory: u64,
@@ -199,10 +222,13 @@ impl UsageMonitor {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(e)),
         };
+        let load_pricing = parts.load.as_ref().map(|_| parts.pricing.clone());
+        let has_load = parts.load.is_some();
         let shared = Arc::new(Shared {
+            load: loading::Loading::new(parts.load.as_ref()),
             config: parts.config,
             pricing: RwLock::new(parts.pricing),
-            rollups: Mutex::new(parts.rollups),
+            rollups: Mutex::new(Rollups::default()),
             ranks: Mutex::new(RankCache::default()),
             budgets: BudgetBook::default(),
             observers: RwLock::new(Vec::new()),
@@ -210,18 +236,42 @@ impl UsageMonitor {
             handoff: Handoff::new(writer.as_ref().map(Writer::capacity)),
             writer,
             follower,
-            out_of_window: AtomicU64::new(parts.out_of_window),
+            out_of_window: AtomicU64::new(0),
             catalogue_stamp: Mutex::new(parts.catalogue_stamp),
+            load_wait: parts.load_wait,
+            baseline: Mutex::new(None),
+            corrected: std::sync::atomic::AtomicBool::new(false),
         });
+        let loader = match (parts.load, load_pricing) {
+            (Some(plan), Some(pricing)) => loading::start(&shared, plan, pricing),
+            _ => None,
+        };
         let follow = interval.and_then(|i| FollowTask::start(&shared, i));
         let counting = CountTask::start(&shared);
+        let snapshots = match (shared.writer.is_some(), parts.snapshot_interval, has_load) {
+            (true, Some(interval), true) => {
+                // A weak handle: the snapshot thread must not keep the
+                // monitor's state (and its writer) alive.
+                let weak = Arc::downgrade(&shared);
+                snapshots::SnapshotTask::start(
+                    &shared,
+                    interval,
+                    Arc::new(move || {
+                        weak.upgrade()
+                            .is_some_and(|s| s.writer.as_ref().is_some_and(|w| w.flush().is_ok()))
+                    }),
+                )
+            }
+            _ => None,
+        };
         UsageMonitor {
             shared,
             writer_error,
+            snapshots: Mutex::new(snapshots),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
             follow: Mutex::new(follow),
             counting: Mutex::new(counting),
-            replay: parts.replay,
-            replay_time: parts.replay_time,
+            loader: Mutex::new(loader),
             clamped: AtomicU64::new(0),
             companions: Mutex::new(Vec::new()),
         }
@@ -530,9 +580,16 @@ impl UsageMonitor {
     /// companions; later records are counted in memory only. Called by
     /// `Drop` too.
     pub fn shutdown(&self) -> Result<()> {
-        if let Some(task) = self.follow.lock().take() {
+        if let Some(task) = self.snapshots.lock().take() {
             task.stop();
         }
+        if let Some(loader) = self.loader.lock().take() {
+            self.shared.load.cancel();
+            if loader.join().is_err() {
+                tracing::error!("the history loader thread panicked");
+            }
+        }
+        let following = self.follow.lock().take().map(|task| task.stop()).is_some();
         match self.counting.lock().take() {
             Some(task) => task.stop(),
             None => self.shared.settle(),
@@ -541,6 +598,18 @@ impl UsageMonitor {
             Some(w) => w.shutdown(),
             None => Ok(()),
         };
+        if let Some(w) = &self.shared.writer {
+            if !self.shut_down.swap(true, Ordering::SeqCst) {
+                if following {
+                    // What other processes appended since the last look.
+                    self.shared.refresh();
+                }
+                match self.shared.snapshot_now(&|| w.health().pending() == 0) {
+                    Ok(bytes) => tracing::debug!(bytes, "rollup snapshot written at shutdown"),
+                    Err(why) => tracing::info!(reason = %why, "no rollup snapshot at shutdown"),
+                }
+            }
+        }
         let companions = std::mem::take(&mut *self.companions.lock());
         for c in companions {
             c.stop();
@@ -578,8 +647,10 @@ impl UsageMonitor {
             // Records still on their way to the writer are accepted too.
             w.enqueued += self.shared.handoff.waiting();
         }
+        let load = self.shared.load.health();
         let (records_in_memory, rollup_groups) = {
-            let r = self.rollups();
+            // Never waits for the load: health shows its progress.
+            let r = self.shared.rollups.lock();
             (r.record_count(), r.group_count() as u64)
         };
         let ok = writer
@@ -590,8 +661,10 @@ impl UsageMonitor {
             dir: self.shared.config.dir.display().to_string(),
             writer,
             writer_disabled: self.writer_error.clone(),
-            replay: self.replay.clone(),
-            replay_ms: self.replay_time.as_millis() as u64,
+            loading: load.loading,
+            replay: self.shared.load.replay_stats(),
+            replay_ms: load.ms,
+            load,
             records_in_memory,
             rollup_groups,
             clamped_records: self.clamped.load(Ordering::Relaxed),
@@ -669,13 +742,27 @@ impl UsageMonitor {
         self.shared.pricing.write()
     }
 
-    /// The rollups, with every record made so far counted (lock held while
-    /// the guard lives; queries hold it for O(groups) work only). Never
-    /// reads files.
+    /// The rollups for a query: once the history is loaded (waiting at most
+    /// the monitor's load bound), with every record made so far counted
+    /// (lock held while the guard lives; queries hold it for O(groups) work
+    /// only). Never reads files.
     fn rollups(&self) -> MutexGuard<'_, Rollups> {
+        self.shared.load.wait_for_query(self.shared.load_wait);
         let mut rollups = self.shared.rollups.lock();
         self.shared.count_waiting(&mut rollups);
         rollups
+    }
+
+    /// True while the history is still loading (see [`UsageMonitor::health`]
+    /// for the progress). Recording never waits for it; queries do, up to
+    /// the bound set with [`MonitorBuilder::load_wait`].
+    pub fn is_loading(&self) -> bool {
+        self.shared.load.is_loading()
+    }
+
+    /// Waits until the history is loaded, at most `timeout`; true when it is.
+    pub fn wait_until_loaded(&self, timeout: Duration) -> bool {
+        self.shared.load.wait(timeout)
     }
 
     /// The current local time in the monitor's zone (never the machine's),

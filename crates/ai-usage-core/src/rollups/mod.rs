@@ -40,6 +40,8 @@ use crate::record::UsageRecord;
 use crate::storage::adjustments::Adjustment;
 use crate::zone::Zone;
 
+pub(crate) mod image;
+
 /// The group that ids beyond a map's cap are counted in.
 pub const OTHER_GROUP: &str = "(other)";
 /// Most distinct users, and anchors, in one day.
@@ -694,6 +696,18 @@ impl Rollups {
                 }
             }
         }
+    }
+
+    /// Adds `loaded`, history read while these rollups counted live
+    /// records, into them (the loaded side, usually the bigger, is kept
+    /// and the live one merged into it). Callers that cache over day
+    /// versions drop their caches after.
+    pub fn absorb(&mut self, loaded: Rollups) {
+        let newest = self.newest_day.max(loaded.newest_day);
+        let live = std::mem::replace(self, loaded);
+        self.merge(&live);
+        self.newest_day = newest;
+        self.window = None;
     }
 
     /// Groups and sessions held in memory (what a flood of ids costs).

@@ -176,6 +176,16 @@ pub fn read_adjustment_file_from(
     path: &Path,
     offset: u64,
 ) -> Result<(Vec<Adjustment>, u64, AdjustmentStats)> {
+    read_adjustment_file_range(path, offset, u64::MAX)
+}
+
+/// [`read_adjustment_file_from`], reading no further than byte `to` (what a
+/// start planned to read; the follower reads the rest).
+pub fn read_adjustment_file_range(
+    path: &Path,
+    offset: u64,
+    to: u64,
+) -> Result<(Vec<Adjustment>, u64, AdjustmentStats)> {
     let mut file = match dayfile::open_regular_file(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -187,15 +197,17 @@ pub fn read_adjustment_file_from(
         .metadata()
         .map_err(|e| Error::io("cannot read adjustment file", path, e))?
         .len();
-    if len <= offset {
+    if len <= offset || to <= offset {
         return Ok((Vec::new(), offset, AdjustmentStats::default()));
     }
     let mut bytes = Vec::new();
     file.lock_shared()
         .map_err(|e| Error::io("cannot lock adjustment file", path, e))?;
-    let read = file
-        .seek(SeekFrom::Start(offset))
-        .and_then(|_| file.read_to_end(&mut bytes));
+    let read = file.seek(SeekFrom::Start(offset)).and_then(|_| {
+        (&mut file)
+            .take(to.saturating_sub(offset))
+            .read_to_end(&mut bytes)
+    });
     let _ = file.unlock();
     read.map_err(|e| Error::io("cannot read adjustment file", path, e))?;
     let (found, complete, stats) = parse_adjustments(&bytes, &path.display().to_string());

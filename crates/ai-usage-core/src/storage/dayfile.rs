@@ -336,7 +336,7 @@ fn refused(why: &str) -> std::io::Error {
 }
 
 /// What reading one file found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadStats {
     /// Lines that held a record.
     pub records: u64,
@@ -366,6 +366,20 @@ impl ReadStats {
         self.complete_bytes += other.complete_bytes;
         self.long_lines += other.long_lines;
         self.skipped_files += other.skipped_files;
+    }
+
+    /// Adds what reading on from where these counts' complete lines ended
+    /// found (a snapshot's tail), so the sum is what reading everything at
+    /// once finds: the tail reads every file's end again, so the findings
+    /// about ends and files (torn tail, refused files) are the tail's only.
+    pub fn then(&mut self, tail: &ReadStats) {
+        self.records += tail.records;
+        self.skipped_lines += tail.skipped_lines;
+        self.long_lines += tail.long_lines;
+        self.bytes = self.complete_bytes + tail.bytes;
+        self.complete_bytes += tail.complete_bytes;
+        self.torn_tail = tail.torn_tail;
+        self.skipped_files = tail.skipped_files;
     }
 }
 
@@ -407,6 +421,48 @@ pub fn read_day_file_at(path: &Path, each: impl FnMut(u64, UsageRecord)) -> Resu
         &path.display().to_string(),
         true,
         each,
+    ))
+}
+
+/// Reads the records of bytes `from..to` of a day file (`from` at the start
+/// of a line, e.g. where an earlier read's complete lines ended), like
+/// [`read_day_file`]; what lies past `to` (appended since `to` was taken)
+/// is left for a later read. `complete_bytes` of the result counts from
+/// `from`.
+pub fn read_day_file_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(UsageRecord),
+) -> Result<ReadStats> {
+    if to <= from {
+        return Ok(ReadStats::default());
+    }
+    let mut bytes = Vec::new();
+    // Plain or compressed alike: offsets are in plain bytes.
+    match open_day_file(path) {
+        Ok(Some(f)) => {
+            f.skip_to(from)
+                .and_then(|f| f.take(to - from).read_to_end(&mut bytes))
+                .map_err(|e| Error::io("cannot read day file", path, e))?;
+        }
+        Ok(None) => return Ok(ReadStats::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadStats::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            tracing::warn!(file = %path.display(), reason = %e, "skipping a day file that is not a plain file");
+            return Ok(ReadStats {
+                skipped_files: 1,
+                ..ReadStats::default()
+            });
+        }
+        Err(e) => return Err(Error::io("cannot open day file", path, e)),
+    }
+    Ok(parse_lines_at(
+        &bytes,
+        from,
+        &path.display().to_string(),
+        true,
+        |_, r| each(r),
     ))
 }
 

@@ -3,6 +3,7 @@
 //! - [`dayfile`] names, lists and parses `usage_YYYY-MM-DD.jsonl` files;
 //! - [`writer`] is the queue and writer thread that appends batches to them;
 //! - [`replay`] rebuilds the rollups from them at start-up;
+//! - [`snapshot`] writes and checks the rollup snapshot a start loads;
 //! - [`follow`] counts lines that other processes append;
 //! - [`adjustments`] reads and appends cost corrections of recorded calls;
 //! - [`compact`] compresses old day files and removes expired ones;
@@ -14,4 +15,5 @@ pub mod dayfile;
 pub mod follow;
 pub mod replay;
 pub mod reprice;
+pub mod snapshot;
 pub mod writer;

@@ -11,6 +11,7 @@ mod catalogue;
 mod demo;
 mod dst;
 mod follow;
+mod instant_start;
 mod nano_money;
 mod original_pricing;
 mod queries;

@@ -52,6 +52,7 @@ fn a_ten_token_embedding_costs_two_tenths_of_a_micro_dollar_everywhere() {
 
     // Live and replayed rollups: 1000 × 200 nano-USD = exactly $0.0002.
     let again = build();
+    assert!(again.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert_eq!(again.health().replay.records, CALLS);
     for m in [&live, &again] {
         let s = m.get_summary_for_date(day);
@@ -114,6 +115,7 @@ fn six_decimal_files_of_older_versions_load_identically() {
         .retention_days(100_000)
         .build()
         .unwrap();
+    assert!(m.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert_eq!(m.health().replay.records, 3, "{:?}", m.health().replay);
     let s = m.get_summary_for_date(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
     assert_eq!(s.total_calls, 3);

@@ -348,7 +348,9 @@ fn absurd_input_never_panics() {
     m.flush().unwrap();
     drop(m);
     // What was written reads back.
-    assert_eq!(monitor(tmp.path()).health().replay.records, 9);
+    let again = monitor(tmp.path());
+    assert!(again.wait_until_loaded(std::time::Duration::from_secs(60)));
+    assert_eq!(again.health().replay.records, 9);
 }
 
 #[test]

@@ -66,6 +66,7 @@ fn a_restart_gives_the_same_answers() {
     }
     live.flush().unwrap();
     let again = build();
+    assert!(again.wait_until_loaded(std::time::Duration::from_secs(60)));
     assert_eq!(again.health().replay.records, 5000);
     let last = first + chrono::Duration::days(6);
     let mut d = first;

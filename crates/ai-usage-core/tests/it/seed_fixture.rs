@@ -139,6 +139,7 @@ fn check_day(date: &str, s: &UsageSummary, e: &Value) {
 #[test]
 fn daily_summaries_match_the_seed() {
     let (_tmp, monitor, expected) = load();
+    assert!(monitor.wait_until_loaded(std::time::Duration::from_secs(60)));
     let health = monitor.health();
     assert_eq!(health.replay.skipped_lines, 0);
     assert_eq!(health.replay.records, 896);

@@ -81,4 +81,10 @@ fn public_view(health: &mut Value) {
             w.insert("last_error".into(), in_log());
         }
     }
+    // A failed history load names the file it could not read.
+    if let Some(l) = obj.get_mut("load").and_then(Value::as_object_mut) {
+        if l.get("error").is_some_and(|v| !v.is_null()) {
+            l.insert("error".into(), in_log());
+        }
+    }
 }
