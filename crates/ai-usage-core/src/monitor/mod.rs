@@ -649,8 +649,10 @@ impl UsageMonitor {
         }
         let load = self.shared.load.health();
         let (records_in_memory, rollup_groups) = {
-            // Never waits for the load: health shows its progress.
-            let r = self.shared.rollups.lock();
+            // Never waits for the load: health shows its progress. Records
+            // still waiting for the counting thread are counted first.
+            let mut r = self.shared.rollups.lock();
+            self.shared.count_waiting(&mut r);
             (r.record_count(), r.group_count() as u64)
         };
         let ok = writer

@@ -56,6 +56,7 @@ fn reprice_prices_yesterdays_unpriced_calls_in_every_answer() {
         .timezone(z)
         .build()
         .unwrap();
+    assert!(app.wait_until_loaded(Duration::from_secs(30)));
     let tags = ["team:live"];
     for i in 0..3u64 {
         app.record(
@@ -76,6 +77,9 @@ fn reprice_prices_yesterdays_unpriced_calls_in_every_answer() {
     );
     app.flush().unwrap();
     drop(app);
+    // A clean stop leaves a snapshot; it holds no correction, so once there
+    // are corrections a start must not use it (or they would count twice).
+    assert!(dir.join("rollups.snapshot").exists());
 
     // A dashboard that follows the directory, started before the re-pricing.
     let dash = UsageMonitor::builder()
@@ -154,6 +158,25 @@ fn reprice_prices_yesterdays_unpriced_calls_in_every_answer() {
         .build()
         .unwrap();
     assert_eq!(again.summary_for_date(yesterday).unwrap(), after);
+    let load = again.health().load;
+    assert!(
+        load.snapshot_unused
+            .as_deref()
+            .is_some_and(|why| why.contains("cost corrections")),
+        "{load:?}"
+    );
+    drop(again);
+    assert_eq!(
+        UsageMonitor::builder()
+            .dir(dir)
+            .timezone(z)
+            .build()
+            .unwrap()
+            .summary_for_date(yesterday)
+            .unwrap(),
+        after,
+        "a second restart (no snapshot holds corrections) answers the same"
+    );
 
     // The same prices again: nothing to write.
     let plan = plan_reprice(dir, &first, &scope, chrono::Utc::now()).unwrap();

@@ -391,3 +391,51 @@ fn restarts_from_snapshots_report_what_one_full_replay_would() {
         assert_eq!(h.replay, full, "the same counts as the full replay");
     }
 }
+
+#[test]
+fn a_day_compressed_after_the_snapshot_is_still_covered_by_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone: ai_usage_core::Zone = "+08:00".parse().unwrap();
+    let old_day = zone.today() - chrono::Duration::days(3);
+    let noon = zone.day_bounds(old_day).0 + 12.0 * 3600.0;
+    {
+        let m = build(tmp.path());
+        assert!(m.wait_until_loaded(Duration::from_secs(60)));
+        for i in 0..400u64 {
+            m.record(
+                &UsageEvent::new("qwen-plus", "问答")
+                    .tokens(100 + i % 7, 20)
+                    .user(&format!("u{}", i % 10))
+                    .at(noon + i as f64),
+            );
+        }
+        m.record(&UsageEvent::new("qwen-max", "问答").tokens(10, 5));
+    }
+    let answers = |m: &UsageMonitor| {
+        assert!(m.wait_until_loaded(Duration::from_secs(60)));
+        let mut day = serde_json::to_value(m.get_summary_for_date(old_day)).unwrap();
+        day.as_object_mut().unwrap().remove("generated_at");
+        serde_json::json!({"day": day, "top": serde_json::to_value(m.get_top_users(5, 7)).unwrap()})
+    };
+    let expected = answers(&build(tmp.path()));
+    let report = ai_usage_core::compact::compact_dir(
+        tmp.path(),
+        zone.today(),
+        &ai_usage_core::compact::CompactOptions {
+            older_than_days: 1,
+            ..Default::default()
+        },
+        &|_, _| true,
+    )
+    .unwrap();
+    assert_eq!(report.compressed, 1, "{report:?}");
+    let plain = tmp
+        .path()
+        .join(format!("usage_{}.jsonl", old_day.format("%Y-%m-%d")));
+    assert!(!plain.exists());
+    let again = build(tmp.path());
+    assert_eq!(answers(&again), expected);
+    let h = again.health();
+    assert_eq!(h.load.source, "snapshot", "{:?}", h.load);
+    assert_eq!(h.load.bytes_total, 0, "the compressed day is covered");
+}
