@@ -126,12 +126,12 @@ fn a_v1_database_upgrades_and_the_audit_and_rebuild_work_on_a_current_engine() {
         .unwrap();
     }
     assert_eq!(schema::migrate_in(&old, &zone()).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), 5);
+    assert_eq!(schema::current_version(&old).unwrap(), schema::SCHEMA_VERSION);
     let want = vec![vec!["2", "1", "12", "4000000000"]];
     for table in schema::AGGREGATE_TABLES {
         assert_eq!(agg_sums(&old, table), want, "{table}");
     }
-    assert_eq!(schema::migrate(&old).unwrap(), 5);
+    assert_eq!(schema::migrate(&old).unwrap(), schema::SCHEMA_VERSION);
     assert_eq!(row_counts(&old), (2, 2, 2));
     let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
     assert!(schema::aggregates_match(&old, day, day).unwrap());
