@@ -166,6 +166,9 @@ pub fn fleet(cli: &Cli) -> CliResult<Option<ai_usage_clickhouse::FleetQueries>> 
     for (currency, rate) in &cli.rates {
         q = q.exchange_rate(*currency, *rate);
     }
+    if let Some(rates) = dated_rates(cli)? {
+        q = q.dated_rates(rates);
+    }
     Ok(Some(q))
 }
 

@@ -969,3 +969,92 @@ fn reprice_then_ship_corrects_the_fleet_once() {
     ship("shipped 0 records and 0 cost corrections");
     assert_eq!(fleet(), local);
 }
+
+#[test]
+fn the_fleets_converted_month_uses_each_days_rate_as_local_does() {
+    use chrono::Datelike;
+    let Some(server) = common::Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let zone: ai_usage_core::Zone = "Asia/Shanghai".parse().unwrap();
+    let first = (zone.today().with_day(1).unwrap() - chrono::Duration::days(1))
+        .with_day(1)
+        .unwrap();
+    let day = |n: i64| first + chrono::Duration::days(n);
+    let m = ai_usage_core::UsageMonitor::builder()
+        .dir(dir.path())
+        .timezone(zone)
+        .replay(false)
+        .build()
+        .unwrap();
+    // $0.50 on the 1st, $0.25 on the 2nd (no rate of its own), $1 on the
+    // 3rd, and ¥2 on the 2nd (never converted).
+    let usd = ai_usage_core::Currency::USD;
+    for (n, cost) in [(0, "0.5"), (1, "0.25"), (2, "1.0")] {
+        m.record(
+            &ai_usage_core::UsageEvent::new("gpt-4o", "摘要")
+                .tokens(10, 5)
+                .cost_in(cost.parse().unwrap(), usd)
+                .at(zone.day_bounds(day(n)).0 + 12.0 * 3600.0),
+        );
+    }
+    m.record(
+        &ai_usage_core::UsageEvent::new("qwen-plus", "问答")
+            .tokens(10, 5)
+            .cost("2".parse().unwrap())
+            .at(zone.day_bounds(day(1)).0 + 13.0 * 3600.0),
+    );
+    m.shutdown().unwrap();
+    let rates = dir.path().join("rates.csv");
+    std::fs::write(
+        &rates,
+        format!(
+            "date,currency,rate\n{},USD,7.0\n{},USD,7.2\n",
+            day(0),
+            day(2)
+        ),
+    )
+    .unwrap();
+    let ch = ["--clickhouse", url.as_str()];
+    ok(ai_usage(
+        dir.path(),
+        &[&ch[..], &["ship", "--host-id", "a"]].concat(),
+    ));
+    let month = first.format("%Y-%m").to_string();
+    let q = [
+        "--rates",
+        rates.to_str().unwrap(),
+        "stats",
+        "monthly",
+        "--month",
+        month.as_str(),
+        "--json",
+    ];
+    let local = json(ai_usage(dir.path(), &q));
+    let fleet = json(ai_usage(dir.path(), &[&ch[..], &q[..]].concat()));
+    // 2 + 0.5 × 7.0 + 0.25 × 7.0 + 1.0 × 7.2
+    assert_eq!(local["converted_total"]["total"], 14.45, "{local}");
+    assert_eq!(
+        fleet["converted_total"], local["converted_total"],
+        "{fleet}"
+    );
+    // One day alone converts at its own (inherited) rate, in the fleet too.
+    let d = [
+        "--rates",
+        rates.to_str().unwrap(),
+        "stats",
+        "daily",
+        "--date",
+        &day(1).to_string(),
+        "--json",
+    ];
+    let local = json(ai_usage(dir.path(), &d));
+    let fleet = json(ai_usage(dir.path(), &[&ch[..], &d[..]].concat()));
+    assert_eq!(local["converted_total"]["total"], 3.75, "{local}");
+    assert_eq!(
+        fleet["converted_total"], local["converted_total"],
+        "{fleet}"
+    );
+}

@@ -25,10 +25,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use ai_usage_core::{
-    main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency, DashboardData, DayGroups,
-    DayRange, DurationHistogram, GroupStats, Money, MonthForecast, PeriodGroups, PricingHandle,
-    PricingTable, RankBy, RankEntry, RankKind, SavingsReport, SessionSummary, TrendPoint,
-    UsageReport, UsageSummary, Zone,
+    convert_by_day, main_currency, Budget, BudgetHandle, BudgetStatus, Costs, Currency,
+    DashboardData, DatedRates, DayGroups, DayRange, DurationHistogram, GroupStats, Money,
+    MonthForecast, PeriodGroups, PricingHandle, PricingTable, RankBy, RankEntry, RankKind,
+    SavingsReport, SessionSummary, TrendPoint, UsageReport, UsageSummary, Zone,
 };
 use chrono::{Datelike, NaiveDate};
 
@@ -50,6 +50,9 @@ pub struct FleetQueries {
     live_pricing: Option<PricingHandle>,
     reporting: Currency,
     rates: Vec<(Currency, i64)>,
+    /// Exchange rates by day (`--rates FILE`): converted totals use each
+    /// day's rate, as the local monitor's do.
+    dated_rates: Arc<DatedRates>,
     group_limit: usize,
     /// The database's reporting zone, read once (`None`: unreadable, so
     /// the per-day tables are not used).
@@ -163,6 +166,7 @@ impl FleetQueries {
             live_pricing: None,
             reporting: Currency::CNY,
             rates: Vec::new(),
+            dated_rates: Arc::new(DatedRates::default()),
             group_limit: 1000,
             day_zone: Arc::new(OnceLock::new()),
             budgets: BudgetSource::List(Arc::new(Vec::new())),
@@ -211,6 +215,14 @@ impl FleetQueries {
     /// Adds an exchange rate: units of the reporting currency per unit of `c`.
     pub fn exchange_rate(mut self, c: Currency, rate: Money) -> Self {
         self.rates.push((c, rate.micros()));
+        self
+    }
+
+    /// Exchange rates by day: a converted total then converts each day's
+    /// costs at that day's rate (the last earlier one when a day has none,
+    /// else the constant [`FleetQueries::exchange_rate`]).
+    pub fn dated_rates(mut self, rates: DatedRates) -> Self {
+        self.dated_rates = Arc::new(rates);
         self
     }
 
@@ -516,7 +528,24 @@ FROM {db}.records FINAL WHERE {} GROUP BY slot, currency",
         parts.users = ids.users;
         parts.anchors = ids.anchors;
         self.correct_parts(bounds, &mut parts)?;
-        Ok(self.build_summary(period, bounds, parts))
+        let mut summary = self.build_summary(period, bounds, parts);
+        if !self.dated_rates.is_empty() {
+            // Each day's costs at that day's rate; an hour is one day.
+            let per_day: Vec<(NaiveDate, Costs)> = match days {
+                Some((from, to)) => self
+                    .trend(from, to)?
+                    .into_iter()
+                    .filter_map(|p| {
+                        let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok()?;
+                        Some((date, p.costs))
+                    })
+                    .collect(),
+                None => vec![(self.zone.date_of(bounds.0), summary.costs.clone())],
+            };
+            summary.converted_total =
+                convert_by_day(&per_day, self.reporting, &self.rates, &self.dated_rates);
+        }
+        Ok(summary)
     }
 
     /// Applies the corrections of the calls in `[start, end)` to a

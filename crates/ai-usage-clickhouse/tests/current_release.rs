@@ -126,7 +126,10 @@ fn a_v1_database_upgrades_and_the_audit_and_rebuild_work_on_a_current_engine() {
         .unwrap();
     }
     assert_eq!(schema::migrate_in(&old, &zone()).unwrap(), 1);
-    assert_eq!(schema::current_version(&old).unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(
+        schema::current_version(&old).unwrap(),
+        schema::SCHEMA_VERSION
+    );
     let want = vec![vec!["2", "1", "12", "4000000000"]];
     for table in schema::AGGREGATE_TABLES {
         assert_eq!(agg_sums(&old, table), want, "{table}");
