@@ -70,8 +70,20 @@ impl Server {
             interserver: free_port(),
             child: None,
         };
-        s.spawn();
-        Some(s)
+        // A port found free can be taken by another process before the
+        // server binds it: then start again on other ports.
+        for _ in 0..4 {
+            match s.try_spawn() {
+                Ok(()) => return Some(s),
+                Err(e) if e.contains("Address already in use") => {
+                    s.http = free_port();
+                    s.tcp = free_port();
+                    s.interserver = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("clickhouse-server: no free ports after 4 attempts");
     }
 
     /// The HTTP URL.
@@ -91,6 +103,15 @@ impl Server {
 
     /// Starts the server process (again) and waits until it answers.
     pub fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Server::spawn`], saying why the server did not start.
+    fn try_spawn(&mut self) -> Result<(), String> {
+        // Only this attempt's errors say why it failed.
+        let _ = std::fs::remove_file(self.dir.path().join("err"));
         let d = self.dir.path().display().to_string();
         let log = std::fs::File::create(self.dir.path().join("stdout")).expect("log file");
         let child = Command::new(&self.bin)
@@ -123,7 +144,8 @@ impl Server {
                 if let Ok(Some(status)) = c.try_wait() {
                     let err =
                         std::fs::read_to_string(self.dir.path().join("err")).unwrap_or_default();
-                    panic!("clickhouse-server exited ({status}): {err}");
+                    self.child = None;
+                    return Err(format!("clickhouse-server exited ({status}): {err}"));
                 }
             }
             assert!(
@@ -132,6 +154,7 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// SIGKILLs the server (no clean shutdown) and reaps it.
