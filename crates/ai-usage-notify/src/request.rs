@@ -259,10 +259,26 @@ fn wecom_fit(text: String) -> String {
 /// A Feishu card for a digest: a blue header with the title, the markdown
 /// body, and a button to the dashboard when its URL is known.
 fn digest_card(digest: &DigestMessage, language: Language) -> Value {
-    let mut elements = vec![
-        json!({"tag": "div", "text": {"tag": "lark_md", "content": digest.markdown(language, false)}}),
-    ];
-    if let Some(url) = &digest.public_url {
+    card(
+        digest.title(language),
+        "blue",
+        digest.markdown(language, false),
+        digest.public_url.as_deref(),
+        language,
+    )
+}
+
+/// A Feishu card: a coloured header with `title`, the `body` markdown, and a
+/// button to the dashboard when its URL is known.
+fn card(
+    title: String,
+    template: &str,
+    body: String,
+    public_url: Option<&str>,
+    language: Language,
+) -> Value {
+    let mut elements = vec![json!({"tag": "div", "text": {"tag": "lark_md", "content": body}})];
+    if let Some(url) = public_url {
         let label = match language {
             Language::Zh => "打开看板",
             Language::En => "Open dashboard",
@@ -275,8 +291,8 @@ fn digest_card(digest: &DigestMessage, language: Language) -> Value {
     json!({
         "config": {"wide_screen_mode": true},
         "header": {
-            "title": {"tag": "plain_text", "content": digest.title(language)},
-            "template": "blue",
+            "title": {"tag": "plain_text", "content": title},
+            "template": template,
         },
         "elements": elements,
     })
@@ -358,25 +374,18 @@ fn feishu_card(message: &AlertMessage, language: Language) -> Value {
             None => md,
         }
     };
-    let mut elements = vec![json!({"tag": "div", "text": {"tag": "lark_md", "content": body}})];
-    if let Some(url) = &message.public_url {
-        let label = match language {
-            Language::Zh => "打开看板",
-            Language::En => "Open dashboard",
-        };
-        elements.push(json!({
-            "tag": "action",
-            "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "primary", "url": url}],
-        }));
-    }
-    json!({
-        "config": {"wide_screen_mode": true},
-        "header": {
-            "title": {"tag": "plain_text", "content": message.title(language)},
-            "template": if message.threshold >= 100 { "red" } else { "orange" },
-        },
-        "elements": elements,
-    })
+    let template = if message.threshold >= 100 {
+        "red"
+    } else {
+        "orange"
+    };
+    card(
+        message.title(language),
+        template,
+        body,
+        message.public_url.as_deref(),
+        language,
+    )
 }
 
 /// The `webhook` kind's JSON event. Amounts are exact decimal strings (up to
