@@ -37,6 +37,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 /// Nano-units (1e-9) per whole unit of currency.
 pub const NANOS_PER_UNIT: i64 = 1_000_000_000;
@@ -528,6 +529,18 @@ impl Currency {
     }
 }
 
+impl Currency {
+    /// The code's three bytes (for compact storage).
+    pub(crate) const fn bytes(self) -> [u8; 3] {
+        self.0
+    }
+
+    /// The currency of three bytes [`bytes`](Self::bytes) gave.
+    pub(crate) const fn from_bytes(b: [u8; 3]) -> Currency {
+        Currency(b)
+    }
+}
+
 impl Default for Currency {
     fn default() -> Self {
         Currency::CNY
@@ -569,10 +582,11 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// Amounts in several currencies kept apart: one entry per currency, sorted
-/// by currency code (almost always one entry, so a small vector beats a map;
+/// by currency code (almost always one entry, so a small vector beats a map,
+/// and that one entry is held inline: a group's counters never allocate;
 /// sorted, so equal amounts compare equal whatever order they arrived in).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Costs(Vec<(Currency, Money)>);
+pub struct Costs(SmallVec<[(Currency, Money); 1]>);
 
 impl Costs {
     /// Adds `amount` to the entry of `currency`.
@@ -614,6 +628,18 @@ impl Costs {
     /// True when no currency has been added.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The entries as a slice (for compact storage).
+    pub(crate) fn as_slice(&self) -> &[(Currency, Money)] {
+        &self.0
+    }
+
+    /// Costs of one entry (for compact storage).
+    pub(crate) fn one(currency: Currency, amount: Money) -> Costs {
+        let mut c = Costs::default();
+        c.0.push((currency, amount));
+        c
     }
 
     /// Currencies other than `primary` that carry an amount.

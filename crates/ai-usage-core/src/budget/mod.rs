@@ -41,7 +41,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use crate::record::UsageRecord;
-use crate::rollups::{Bucket, GroupStats, Rollups};
+use crate::rollups::{Bucket, GroupRef, Rollups};
 use crate::zone::{month_start, Zone};
 
 mod guard;
@@ -91,14 +91,14 @@ impl BudgetScope {
     }
 
     /// The counters of this scope in one bucket, if it has any.
-    pub fn group<'b>(&self, b: &'b Bucket) -> Option<&'b GroupStats> {
+    pub fn group<'b>(&self, b: &'b Bucket) -> Option<GroupRef<'b>> {
         match self {
-            BudgetScope::Global => Some(&b.totals),
-            BudgetScope::User(u) => b.by_user.get(u),
-            BudgetScope::Anchor(a) => b.by_anchor.get(a),
-            BudgetScope::Function(f) => b.by_function.get(f),
-            BudgetScope::Model(m) => b.by_model.get(m),
-            BudgetScope::Tag(t) => b.by_tag.get(t),
+            BudgetScope::Global => Some(GroupRef::full(&b.totals)),
+            BudgetScope::User(u) => b.by_user.group(u),
+            BudgetScope::Anchor(a) => b.by_anchor.group(a),
+            BudgetScope::Function(f) => b.by_function.group(f),
+            BudgetScope::Model(m) => b.by_model.group(m),
+            BudgetScope::Tag(t) => b.by_tag.group(t),
         }
     }
 }
@@ -493,7 +493,7 @@ pub fn spent_in(
         .days
         .range(first..=last)
         .filter_map(|(_, d)| scope.group(&d.day))
-        .map(|g| g.cost.get(currency))
+        .map(|g| g.cost_in(currency))
         .sum()
 }
 

@@ -264,7 +264,7 @@ impl UsageMonitor {
         let rollups = self.rollups();
         let day = rollups.days.get(&date);
         let sorted = |m: Option<&crate::rollups::GroupMap>| -> BTreeMap<String, GroupStats> {
-            m.map(|m| m.iter().map(|(k, g)| (k.clone(), g.clone())).collect())
+            m.map(|m| m.iter().map(|(k, g)| (k.to_string(), g)).collect())
                 .unwrap_or_default()
         };
         CurrentTotals {
@@ -289,10 +289,8 @@ impl UsageMonitor {
         let mut sums: BTreeMap<(&str, &str), GroupStats> = BTreeMap::new();
         for day in rollups.days.values() {
             for (function, models) in &day.by_function_model {
-                for (model, g) in models {
-                    sums.entry((function.as_str(), model.as_str()))
-                        .or_default()
-                        .merge(g);
+                for (model, g) in models.refs() {
+                    g.merge_into(sums.entry((function.as_str(), model)).or_default());
                 }
             }
         }

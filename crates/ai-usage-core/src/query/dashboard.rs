@@ -122,8 +122,8 @@ fn distribution(
         .map(|(k, g)| {
             let currency = main_currency(&g.cost, reporting);
             DistributionSlice {
-                name: k.clone(),
-                display_name: pricing.map_or_else(|| k.clone(), |p| p.display_name(k)),
+                name: k.to_string(),
+                display_name: pricing.map_or_else(|| k.to_string(), |p| p.display_name(k)),
                 calls: g.calls,
                 tokens: g.total_tokens,
                 input_tokens: g.input_tokens,

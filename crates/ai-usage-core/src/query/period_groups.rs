@@ -32,30 +32,19 @@ impl PeriodGroups {
     pub fn add_model_function(&mut self, model: &str, function: &str, g: &GroupStats) {
         let b = &mut self.bucket;
         b.totals.merge(g);
-        b.by_model.entry(model.to_string()).or_default().merge(g);
-        b.by_function
-            .entry(function.to_string())
-            .or_default()
-            .merge(g);
+        b.by_model.merge_group(model, g);
+        b.by_function.merge_group(function, g);
     }
 
     /// Counts `g`, the calls of user `user` (no totals: those come from
     /// [`add_model_function`](Self::add_model_function)).
     pub fn add_user(&mut self, user: &str, g: &GroupStats) {
-        self.bucket
-            .by_user
-            .entry(user.to_string())
-            .or_default()
-            .merge(g);
+        self.bucket.by_user.merge_group(user, g);
     }
 
     /// Counts `g`, the calls of anchor `anchor`.
     pub fn add_anchor(&mut self, anchor: &str, g: &GroupStats) {
-        self.bucket
-            .by_anchor
-            .entry(anchor.to_string())
-            .or_default()
-            .merge(g);
+        self.bucket.by_anchor.merge_group(anchor, g);
     }
 
     /// The period's call durations, to add buckets to.

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
 use crate::money::{main_currency, Costs, Currency, Money};
-use crate::rollups::{DayRollup, GroupMap, GroupStats, Rollups};
+use crate::rollups::{DayRollup, GroupMap, GroupRef, GroupStats, Rollups};
 
 /// What a ranking groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -102,10 +102,15 @@ impl RankBy {
     /// then a tie-breaker. Public so rankings computed elsewhere (e.g. from
     /// a fleet database) order exactly as the monitor's do.
     pub fn key(self, g: &GroupStats, reporting: Currency) -> (i64, u64) {
+        self.key_of(GroupRef::full(g), reporting)
+    }
+
+    /// [`key`](Self::key) of a borrowed group (read without unpacking).
+    pub(crate) fn key_of(self, g: GroupRef<'_>, reporting: Currency) -> (i64, u64) {
         match self {
-            RankBy::Tokens => (g.total_tokens as i64, g.calls),
-            RankBy::Cost => (g.cost.get(reporting).nanos(), g.total_tokens),
-            RankBy::Calls => (g.calls as i64, g.total_tokens),
+            RankBy::Tokens => (g.total_tokens() as i64, g.calls()),
+            RankBy::Cost => (g.cost_in(reporting).nanos(), g.total_tokens()),
+            RankBy::Calls => (g.calls() as i64, g.total_tokens()),
         }
     }
 }
@@ -157,11 +162,11 @@ fn merge_days(
         if merged.is_empty() {
             merged.reserve(map.len());
         }
-        for (k, g) in map {
-            match merged.get_mut(k.as_str()) {
-                Some(m) => m.merge(g),
+        for (k, g) in map.refs() {
+            match merged.get_mut(k) {
+                Some(m) => g.merge_into(m),
                 None => {
-                    merged.insert(k.as_str(), g.clone());
+                    merged.insert(k, g.stats());
                 }
             }
         }
@@ -189,22 +194,22 @@ fn entry_of(kind: RankKind, id: &str, g: GroupStats, reporting: Currency) -> Ran
 pub(super) struct Candidate<'a> {
     key: (i64, u64),
     pub(super) id: &'a str,
-    parts: [Option<&'a GroupStats>; 2],
+    parts: [Option<GroupRef<'a>>; 2],
 }
 
 impl<'a> Candidate<'a> {
     pub(super) fn new(
         id: &'a str,
-        a: &'a GroupStats,
-        b: Option<&'a GroupStats>,
+        a: GroupRef<'a>,
+        b: Option<GroupRef<'a>>,
         by: RankBy,
         reporting: Currency,
     ) -> Self {
-        let ka = by.key(a, reporting);
+        let ka = by.key_of(a, reporting);
         let key = match b {
             // Every rank key component is a sum, so keys of parts add up.
             Some(b) => {
-                let kb = by.key(b, reporting);
+                let kb = by.key_of(b, reporting);
                 (ka.0 + kb.0, ka.1 + kb.1)
             }
             None => ka,
@@ -217,11 +222,16 @@ impl<'a> Candidate<'a> {
     }
 
     pub(super) fn total(&self) -> GroupStats {
-        let mut g = GroupStats::default();
-        for p in self.parts.iter().flatten() {
-            g.merge(p);
+        match self.parts {
+            [Some(a), None] => a.stats(),
+            _ => {
+                let mut g = GroupStats::default();
+                for p in self.parts.iter().flatten() {
+                    p.merge_into(&mut g);
+                }
+                g
+            }
         }
-        g
     }
 }
 
@@ -250,7 +260,7 @@ pub fn rank(
     let merged = merge_days(rollups, kind, from, to);
     let rows = merged
         .iter()
-        .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+        .map(|(k, g)| Candidate::new(k, GroupRef::full(g), None, by, reporting))
         .collect();
     select(rows, limit)
         .into_iter()
@@ -289,7 +299,7 @@ pub fn rank_cached(
             let merged = merge_days(rollups, kind, from, past_to);
             let rows = merged
                 .iter()
-                .map(|(k, g)| Candidate::new(k, g, None, by, reporting))
+                .map(|(k, g)| Candidate::new(k, GroupRef::full(g), None, by, reporting))
                 .collect();
             let entries: Vec<(String, GroupStats)> = select(rows, 0)
                 .into_iter()
@@ -332,11 +342,11 @@ pub fn rank_cached(
     // plus the best `limit` past groups not active on it. No other group can
     // rank above those.
     let mut rows: Vec<Candidate<'_>> = Vec::with_capacity(last.len() + limit);
-    for (k, g) in last {
+    for (k, g) in last.refs() {
         let past = merged_past
             .index
-            .get(k.as_str())
-            .map(|&i| &merged_past.entries[i].1);
+            .get(k)
+            .map(|&i| GroupRef::full(&merged_past.entries[i].1));
         rows.push(Candidate::new(k, g, past, by, reporting));
     }
     let mut extra = 0;
@@ -345,7 +355,7 @@ pub fn rank_cached(
             break;
         }
         if !last.contains_key(k.as_str()) {
-            rows.push(Candidate::new(k, g, None, by, reporting));
+            rows.push(Candidate::new(k, GroupRef::full(g), None, by, reporting));
             extra += 1;
         }
     }

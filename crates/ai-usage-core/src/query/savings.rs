@@ -215,7 +215,7 @@ pub fn savings_for(
     let mut unpriced: FxHashMap<&str, u64> = FxHashMap::default();
     for (_, day) in rollups.days.range(from..=to) {
         for (function, models) in &day.by_function_model {
-            for (model, g) in models {
+            for (model, g) in models.iter() {
                 *unpriced.entry(function.as_str()).or_default() += g.unpriced_calls;
                 let priced = g.calls - g.unpriced_calls;
                 if priced == 0 {
@@ -229,7 +229,7 @@ pub fn savings_for(
                         .or_default()
                         .entry(currency)
                         .or_default()
-                        .entry(model.as_str())
+                        .entry(model)
                         .or_default();
                     let mut part = g.clone();
                     part.calls = priced;

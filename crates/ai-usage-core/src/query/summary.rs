@@ -254,7 +254,7 @@ impl UsageSummary {
         let currency = main_currency(&t.cost, reporting);
         let groups = |m: &GroupMap| -> BTreeMap<String, GroupSummary> {
             m.iter()
-                .map(|(k, g)| (k.clone(), GroupSummary::from_stats(g, reporting)))
+                .map(|(k, g)| (k.to_string(), GroupSummary::from_stats(&g, reporting)))
                 .collect()
         };
         // Ids come from callers and can number in the tens of thousands a
@@ -265,7 +265,7 @@ impl UsageSummary {
                 return groups(m);
             }
             let rows: Vec<Candidate<'_>> = m
-                .iter()
+                .refs()
                 .map(|(k, g)| Candidate::new(k, g, None, RankBy::Tokens, reporting))
                 .collect();
             select(rows, group_limit)

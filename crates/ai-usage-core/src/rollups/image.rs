@@ -1,11 +1,15 @@
-//! The rollups as a serde image, for the snapshot on disk: groups as lists
-//! of (name, counters) instead of hash maps, every private field included.
-//! Writing borrows the live strings (no copy of the rollups); reading
-//! builds owned rollups that count exactly as the replay that made them.
+//! The rollups as a serde image, for the snapshot on disk: every group
+//! name once in a table, groups as lists of (name number, counters) in name
+//! order instead of hash maps, every private field included. Writing
+//! borrows the live strings (no copy of the rollups); reading builds owned
+//! rollups, their past days frozen, that count exactly as the replay that
+//! made them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -14,15 +18,18 @@ use super::{
 };
 use crate::money::{Costs, Currency, Money};
 
-/// Counters of one group.
+/// Counters of one group: the first currency inline, so reading a group
+/// allocates nothing.
 #[derive(Serialize, Deserialize)]
 struct Stats {
     counts: [u64; 9],
-    cost: Vec<([u8; 3], i64)>,
+    cost: Option<([u8; 3], i64)>,
+    more_costs: Vec<([u8; 3], i64)>,
 }
 
 impl From<&GroupStats> for Stats {
     fn from(g: &GroupStats) -> Stats {
+        let mut costs = g.cost.iter().map(|(c, m)| (c.bytes(), m.nanos()));
         Stats {
             counts: [
                 g.calls,
@@ -35,15 +42,8 @@ impl From<&GroupStats> for Stats {
                 g.cache_write_tokens,
                 g.unpriced_calls,
             ],
-            cost: g
-                .cost
-                .iter()
-                .map(|(c, m)| {
-                    let mut code = [0u8; 3];
-                    code.copy_from_slice(&c.code().as_bytes()[..3]);
-                    (code, m.nanos())
-                })
-                .collect(),
+            cost: costs.next(),
+            more_costs: costs.collect(),
         }
     }
 }
@@ -53,7 +53,7 @@ impl Stats {
         let [calls, successful_calls, input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, cache_write_tokens, unpriced_calls] =
             self.counts;
         let mut cost = Costs::default();
-        for (code, nanos) in self.cost {
+        for (code, nanos) in self.cost.into_iter().chain(self.more_costs) {
             let code = std::str::from_utf8(&code).map_err(|_| "a currency code is not text")?;
             let currency: Currency = code
                 .parse()
@@ -75,26 +75,74 @@ impl Stats {
     }
 }
 
-/// A group map written as a list of (name, counters).
-struct Groups<'a>(&'a GroupMap);
+/// Every group name of the rollups, numbered in first-seen order.
+#[derive(Default)]
+struct NameTable<'a> {
+    numbers: FxHashMap<&'a str, u32>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> NameTable<'a> {
+    fn of(rollups: &'a Rollups) -> NameTable<'a> {
+        let mut t = NameTable::default();
+        let mut add_map = |m: &'a GroupMap| {
+            for k in m.keys() {
+                if !t.numbers.contains_key(k) {
+                    t.numbers.insert(k, t.names.len() as u32);
+                    t.names.push(k);
+                }
+            }
+        };
+        for day in rollups.days.values() {
+            for b in std::iter::once(&day.day).chain(day.hours.values()) {
+                for m in [&b.by_model, &b.by_function, &b.by_user, &b.by_anchor, &b.by_tag] {
+                    add_map(m);
+                }
+            }
+            for m in day.by_function_model.values() {
+                add_map(m);
+            }
+        }
+        t
+    }
+}
+
+/// A group map written as a list of (name number, counters), in name order.
+struct Groups<'a> {
+    map: &'a GroupMap,
+    table: &'a NameTable<'a>,
+}
 
 impl Serialize for Groups<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            seq.serialize_element(&(k.as_str(), Stats::from(v)))?;
+        let mut seq = s.serialize_seq(Some(self.map.len()))?;
+        for slot in self.map.sorted_slots() {
+            let (k, g) = self.map.slot_at(slot);
+            let number = self.table.numbers.get(&**k).copied().ok_or_else(|| {
+                serde::ser::Error::custom(format!("group {k:?} is not in the name table"))
+            })?;
+            seq.serialize_element(&(number, Stats::from(&g.stats())))?;
         }
         seq.end()
     }
 }
 
-fn groups_from(list: Vec<(String, Stats)>) -> Result<GroupMap, String> {
-    let mut map = GroupMap::default();
-    map.reserve(list.len());
-    for (k, v) in list {
-        map.insert(k, v.into_group()?);
+/// The names read back, shared.
+struct ReadNames(Vec<Arc<str>>);
+
+impl ReadNames {
+    /// A frozen map of the listed groups; the error says what is wrong.
+    fn groups(&self, list: Vec<(u32, Stats)>) -> Result<GroupMap, String> {
+        let mut groups = Vec::with_capacity(list.len());
+        for (number, v) in list {
+            let name = self
+                .0
+                .get(number as usize)
+                .ok_or_else(|| format!("group name number {number} is not in the table"))?;
+            groups.push((name.clone(), v.into_group()?));
+        }
+        GroupMap::from_sorted(groups).ok_or_else(|| "groups are not in name order".to_string())
     }
-    Ok(map)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,23 +166,24 @@ struct BucketRef<'a> {
 #[derive(Deserialize)]
 struct BucketOwned {
     totals: Stats,
-    by_model: Vec<(String, Stats)>,
-    by_function: Vec<(String, Stats)>,
-    by_user: Vec<(String, Stats)>,
-    by_anchor: Vec<(String, Stats)>,
-    by_tag: Vec<(String, Stats)>,
+    by_model: Vec<(u32, Stats)>,
+    by_function: Vec<(u32, Stats)>,
+    by_user: Vec<(u32, Stats)>,
+    by_anchor: Vec<(u32, Stats)>,
+    by_tag: Vec<(u32, Stats)>,
     durations: Histogram,
 }
 
-impl<'a> From<&'a Bucket> for BucketRef<'a> {
-    fn from(b: &'a Bucket) -> BucketRef<'a> {
+impl<'a> BucketRef<'a> {
+    fn of(b: &'a Bucket, table: &'a NameTable<'a>) -> BucketRef<'a> {
+        let groups = |map| Groups { map, table };
         BucketRef {
             totals: Stats::from(&b.totals),
-            by_model: Groups(&b.by_model),
-            by_function: Groups(&b.by_function),
-            by_user: Groups(&b.by_user),
-            by_anchor: Groups(&b.by_anchor),
-            by_tag: Groups(&b.by_tag),
+            by_model: groups(&b.by_model),
+            by_function: groups(&b.by_function),
+            by_user: groups(&b.by_user),
+            by_anchor: groups(&b.by_anchor),
+            by_tag: groups(&b.by_tag),
             durations: Histogram {
                 buckets: b.durations.buckets.clone(),
                 sum_ms: b.durations.sum_ms,
@@ -145,17 +194,17 @@ impl<'a> From<&'a Bucket> for BucketRef<'a> {
 }
 
 impl BucketOwned {
-    fn into_bucket(self) -> Result<Bucket, String> {
+    fn into_bucket(self, names: &ReadNames) -> Result<Bucket, String> {
         if self.durations.buckets.len() != HIST_BUCKETS {
             return Err("a duration histogram has the wrong size".into());
         }
         Ok(Bucket {
             totals: self.totals.into_group()?,
-            by_model: groups_from(self.by_model)?,
-            by_function: groups_from(self.by_function)?,
-            by_user: groups_from(self.by_user)?,
-            by_anchor: groups_from(self.by_anchor)?,
-            by_tag: groups_from(self.by_tag)?,
+            by_model: names.groups(self.by_model)?,
+            by_function: names.groups(self.by_function)?,
+            by_user: names.groups(self.by_user)?,
+            by_anchor: names.groups(self.by_anchor)?,
+            by_tag: names.groups(self.by_tag)?,
             durations: DurationHistogram {
                 buckets: self.durations.buckets,
                 sum_ms: self.durations.sum_ms,
@@ -166,26 +215,26 @@ impl BucketOwned {
 }
 
 /// function → model pairs of a day.
-struct Pairs<'a>(&'a rustc_hash::FxHashMap<String, GroupMap>);
+struct Pairs<'a>(&'a rustc_hash::FxHashMap<String, GroupMap>, &'a NameTable<'a>);
 
 impl Serialize for Pairs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (f, models) in self.0 {
-            seq.serialize_element(&(f.as_str(), Groups(models)))?;
+        for (f, map) in self.0 {
+            seq.serialize_element(&(f.as_str(), Groups { map, table: self.1 }))?;
         }
         seq.end()
     }
 }
 
 /// Hours of a day.
-struct Hours<'a>(&'a BTreeMap<u8, Bucket>);
+struct Hours<'a>(&'a BTreeMap<u8, Bucket>, &'a NameTable<'a>);
 
 impl Serialize for Hours<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for (h, b) in self.0 {
-            seq.serialize_element(&(*h, BucketRef::from(b)))?;
+            seq.serialize_element(&(*h, BucketRef::of(b, self.1)))?;
         }
         seq.end()
     }
@@ -204,7 +253,7 @@ struct DayOwned {
     date: i32,
     day: BucketOwned,
     hours: Vec<(u8, BucketOwned)>,
-    pairs: Vec<(String, Vec<(String, Stats)>)>,
+    pairs: Vec<(String, Vec<(u32, Stats)>)>,
 }
 
 #[derive(Serialize)]
@@ -233,7 +282,7 @@ struct SessionOwned {
     id_times: (f64, f64),
 }
 
-struct Days<'a>(&'a BTreeMap<NaiveDate, DayRollup>);
+struct Days<'a>(&'a BTreeMap<NaiveDate, DayRollup>, &'a NameTable<'a>);
 
 impl Serialize for Days<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -241,9 +290,9 @@ impl Serialize for Days<'_> {
         for (d, day) in self.0 {
             seq.serialize_element(&DayRef {
                 date: chrono::Datelike::num_days_from_ce(d),
-                day: BucketRef::from(&day.day),
-                hours: Hours(&day.hours),
-                pairs: Pairs(&day.by_function_model),
+                day: BucketRef::of(&day.day, self.1),
+                hours: Hours(&day.hours, self.1),
+                pairs: Pairs(&day.by_function_model, self.1),
             })?;
         }
         seq.end()
@@ -272,17 +321,30 @@ impl Serialize for Sessions<'_> {
     }
 }
 
+/// The rollups' name table, built once before writing.
+pub(crate) struct ImageNames<'a>(NameTable<'a>);
+
+impl<'a> ImageNames<'a> {
+    /// Numbers every group name of `r`.
+    pub(crate) fn of(r: &'a Rollups) -> ImageNames<'a> {
+        ImageNames(NameTable::of(r))
+    }
+}
+
 /// The rollups, borrowed for writing.
 #[derive(Serialize)]
 pub(crate) struct RollupsRef<'a> {
+    names: &'a [&'a str],
     days: Days<'a>,
     sessions: Sessions<'a>,
 }
 
-impl<'a> From<&'a Rollups> for RollupsRef<'a> {
-    fn from(r: &'a Rollups) -> RollupsRef<'a> {
+impl<'a> RollupsRef<'a> {
+    /// The image of `r`, its names numbered by `names`.
+    pub(crate) fn of(r: &'a Rollups, names: &'a ImageNames<'a>) -> RollupsRef<'a> {
         RollupsRef {
-            days: Days(&r.days),
+            names: &names.0.names,
+            days: Days(&r.days, &names.0),
             sessions: Sessions(&r.sessions),
         }
     }
@@ -291,19 +353,27 @@ impl<'a> From<&'a Rollups> for RollupsRef<'a> {
 /// The rollups as read back.
 #[derive(Deserialize)]
 pub(crate) struct RollupsOwned {
+    names: Vec<String>,
     days: Vec<DayOwned>,
     sessions: Vec<SessionOwned>,
 }
 
 impl RollupsOwned {
-    /// The rollups this image holds; the error says what is inconsistent.
+    /// The rollups this image holds, every day frozen (the live day thaws
+    /// on its first record); the error says what is inconsistent.
     pub(crate) fn into_rollups(self) -> Result<Rollups, String> {
         let mut out = Rollups::default();
+        let names = ReadNames(
+            self.names
+                .into_iter()
+                .map(|n| out.names.adopt(&Arc::from(n)))
+                .collect(),
+        );
         for d in self.days {
             let date = NaiveDate::from_num_days_from_ce_opt(d.date)
                 .ok_or_else(|| format!("day number {} is not a date", d.date))?;
             let mut day = DayRollup {
-                day: d.day.into_bucket()?,
+                day: d.day.into_bucket(&names)?,
                 version: 1,
                 ..DayRollup::default()
             };
@@ -311,10 +381,10 @@ impl RollupsOwned {
                 if h > 23 {
                     return Err(format!("hour {h} of {date}"));
                 }
-                day.hours.insert(h, b.into_bucket()?);
+                day.hours.insert(h, b.into_bucket(&names)?);
             }
             for (f, models) in d.pairs {
-                let models = groups_from(models)?;
+                let models = names.groups(models)?;
                 day.pairs += models.len();
                 day.by_function_model.insert(f, models);
             }

@@ -40,7 +40,10 @@ use crate::record::UsageRecord;
 use crate::storage::adjustments::Adjustment;
 use crate::zone::Zone;
 
+pub mod groups;
 pub(crate) mod image;
+
+pub use groups::{GroupMap, GroupRef, Names};
 
 /// The group that ids beyond a map's cap are counted in.
 pub const OTHER_GROUP: &str = "(other)";
@@ -243,29 +246,6 @@ impl DurationHistogram {
     }
 }
 
-/// A map from a group name to its counters.
-pub type GroupMap = FxHashMap<String, GroupStats>;
-
-/// The group of `key`, or [`OTHER_GROUP`] when `key` is new and the map
-/// already holds `cap` groups.
-fn group<'m>(map: &'m mut GroupMap, key: &str, cap: usize) -> &'m mut GroupStats {
-    slot(map, capped_key(map, key, cap), GroupStats::default)
-}
-
-/// Applies `f` to the group of `key` (see [`group`]). The hot path: a known
-/// key costs one lookup, no allocation.
-fn with_group<R>(
-    map: &mut GroupMap,
-    key: &str,
-    cap: usize,
-    f: impl FnOnce(&mut GroupStats) -> R,
-) -> R {
-    if let Some(g) = map.get_mut(key) {
-        return f(g);
-    }
-    f(group(map, key, cap))
-}
-
 /// `key`, or [`OTHER_GROUP`] when `key` is new and `map` is full.
 fn capped_key<'k, V>(map: &FxHashMap<String, V>, key: &'k str, cap: usize) -> &'k str {
     if map.len() >= cap && !map.contains_key(key) {
@@ -312,22 +292,29 @@ pub struct Bucket {
 
 impl Bucket {
     /// Counts a record, at most `names` models and functions and `ids`
-    /// users and anchors.
-    fn add(&mut self, r: &UsageRecord, currency: Currency, priced: bool, (names, ids): Caps) {
+    /// users and anchors; new group names are interned in `n`.
+    fn add(
+        &mut self,
+        r: &UsageRecord,
+        currency: Currency,
+        priced: bool,
+        (names, ids): Caps,
+        n: &mut Names,
+    ) {
         let add = |g: &mut GroupStats| g.add(r, currency, priced);
         add(&mut self.totals);
-        with_group(&mut self.by_model, &r.model, names, add);
-        with_group(&mut self.by_function, &r.function, names, add);
+        self.by_model.update(&r.model, names, n, add);
+        self.by_function.update(&r.function, names, n, add);
         if let Some(u) = &r.user_id {
-            with_group(&mut self.by_user, u, ids, add);
+            self.by_user.update(u, ids, n, add);
         }
         if let Some(a) = &r.anchor_id {
-            with_group(&mut self.by_anchor, a, ids, add);
+            self.by_anchor.update(a, ids, n, add);
         }
         for (i, t) in r.tags.iter().enumerate() {
             // A tag given twice counts once.
             if !r.tags[..i].contains(t) {
-                with_group(&mut self.by_tag, t, ids, add);
+                self.by_tag.update(t, ids, n, add);
             }
         }
         self.durations.add(r.duration_ms);
@@ -335,20 +322,20 @@ impl Bucket {
 
     /// Applies a cost correction to every group the call was counted in
     /// (see [`GroupStats::adjust`]); its duration stays counted.
-    fn adjust(&mut self, a: &Adjustment, (names, ids): Caps) {
+    fn adjust(&mut self, a: &Adjustment, (names, ids): Caps, n: &mut Names) {
         let adjust = |g: &mut GroupStats| g.adjust(a);
         adjust(&mut self.totals);
-        with_group(&mut self.by_model, &a.model, names, adjust);
-        with_group(&mut self.by_function, &a.function, names, adjust);
+        self.by_model.update(&a.model, names, n, adjust);
+        self.by_function.update(&a.function, names, n, adjust);
         if let Some(u) = &a.user_id {
-            with_group(&mut self.by_user, u, ids, adjust);
+            self.by_user.update(u, ids, n, adjust);
         }
         if let Some(x) = &a.anchor_id {
-            with_group(&mut self.by_anchor, x, ids, adjust);
+            self.by_anchor.update(x, ids, n, adjust);
         }
         for (i, t) in a.tags.iter().enumerate() {
             if !a.tags[..i].contains(t) {
-                with_group(&mut self.by_tag, t, ids, adjust);
+                self.by_tag.update(t, ids, n, adjust);
             }
         }
     }
@@ -356,17 +343,31 @@ impl Bucket {
     /// Adds another bucket's counters and groups (unbounded: for query-side
     /// merges of buckets that are each bounded already).
     pub fn merge(&mut self, o: &Bucket) {
-        self.merge_capped(o, (usize::MAX, usize::MAX));
+        self.merge_capped(o, (usize::MAX, usize::MAX), None);
     }
 
-    fn merge_capped(&mut self, o: &Bucket, (names, ids): Caps) {
+    fn merge_capped(&mut self, o: &Bucket, (names, ids): Caps, mut n: Option<&mut Names>) {
         self.totals.merge(&o.totals);
-        merge_capped(&mut self.by_model, &o.by_model, names);
-        merge_capped(&mut self.by_function, &o.by_function, names);
-        merge_capped(&mut self.by_user, &o.by_user, ids);
-        merge_capped(&mut self.by_anchor, &o.by_anchor, ids);
-        merge_capped(&mut self.by_tag, &o.by_tag, ids);
+        self.by_model.merge_map(&o.by_model, names, n.as_deref_mut());
+        self.by_function
+            .merge_map(&o.by_function, names, n.as_deref_mut());
+        self.by_user.merge_map(&o.by_user, ids, n.as_deref_mut());
+        self.by_anchor.merge_map(&o.by_anchor, ids, n.as_deref_mut());
+        self.by_tag.merge_map(&o.by_tag, ids, n);
         self.durations.merge(&o.durations);
+    }
+
+    /// Freezes every group map (see [`GroupMap::freeze`]).
+    fn freeze(&mut self) {
+        for m in [
+            &mut self.by_model,
+            &mut self.by_function,
+            &mut self.by_user,
+            &mut self.by_anchor,
+            &mut self.by_tag,
+        ] {
+            m.freeze();
+        }
     }
 
     /// Groups held (all dimensions).
@@ -383,25 +384,6 @@ impl Bucket {
 type Caps = (usize, usize);
 const DAY_CAPS: Caps = (MAX_NAMES_PER_DAY, MAX_IDS_PER_DAY);
 const HOUR_CAPS: Caps = (MAX_NAMES_PER_HOUR, MAX_IDS_PER_HOUR);
-
-/// Adds every group of `from` into `into`, at most `cap` groups (the rest
-/// into [`OTHER_GROUP`]).
-fn merge_capped(into: &mut GroupMap, from: &GroupMap, cap: usize) {
-    for (k, v) in from {
-        match into.get_mut(k) {
-            Some(g) => g.merge(v),
-            None => {
-                let key = capped_key(into, k, cap);
-                match into.get_mut(key) {
-                    Some(g) => g.merge(v),
-                    None => {
-                        into.insert(key.to_owned(), v.clone());
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// One local day: its bucket, its hours and function × model groups.
 #[derive(Debug, Clone, Default)]
@@ -420,46 +402,39 @@ pub struct DayRollup {
 }
 
 impl DayRollup {
-    fn merge(&mut self, o: &DayRollup) {
+    fn merge(&mut self, o: &DayRollup, n: &mut Names) {
         self.version += 1;
-        self.day.merge_capped(&o.day, DAY_CAPS);
+        self.day.merge_capped(&o.day, DAY_CAPS, Some(n));
         for (h, b) in &o.hours {
-            self.hours.entry(*h).or_default().merge_capped(b, HOUR_CAPS);
+            self.hours
+                .entry(*h)
+                .or_default()
+                .merge_capped(b, HOUR_CAPS, Some(n));
         }
         for (f, models) in &o.by_function_model {
-            for (m, g) in models {
-                self.pair(f, m).merge(g);
+            for (m, g) in models.refs() {
+                self.with_pair(f, m, n, |mine| g.merge_into(mine));
             }
         }
     }
 
-    /// Applies `f` to the counters of (function, model) (see
-    /// [`DayRollup::pair`]). The hot path: a known pair costs two lookups
-    /// (function, then model), no allocation.
+    /// Applies `f` to the counters of (function, model); a new pair beyond
+    /// the cap is counted as ([`OTHER_GROUP`], [`OTHER_GROUP`]). The hot
+    /// path: a known pair costs two lookups (function, then model), no
+    /// allocation.
     fn with_pair<R>(
         &mut self,
         function: &str,
         model: &str,
+        n: &mut Names,
         f: impl FnOnce(&mut GroupStats) -> R,
     ) -> R {
-        if let Some(g) = self
-            .by_function_model
-            .get_mut(function)
-            .and_then(|models| models.get_mut(model))
-        {
-            return f(g);
+        if let Some(models) = self.by_function_model.get_mut(function) {
+            if let Some(s) = models.live_slot(model) {
+                return models.modify(s, f);
+            }
         }
-        f(self.pair(function, model))
-    }
-
-    /// The counters of (function, model); a new pair beyond the cap is
-    /// counted as ([`OTHER_GROUP`], [`OTHER_GROUP`]).
-    fn pair(&mut self, function: &str, model: &str) -> &mut GroupStats {
-        let known = self
-            .by_function_model
-            .get(function)
-            .is_some_and(|m| m.contains_key(model));
-        let (function, model) = if known || self.pairs < MAX_NAMES_PER_DAY {
+        let (function, model) = if self.pairs < MAX_NAMES_PER_DAY {
             (function, model)
         } else {
             (OTHER_GROUP, OTHER_GROUP)
@@ -468,7 +443,18 @@ impl DayRollup {
         if !models.contains_key(model) {
             self.pairs += 1;
         }
-        group(models, model, usize::MAX)
+        models.update(model, usize::MAX, n, f)
+    }
+
+    /// Freezes the day's group maps (a past day: see [`GroupMap::freeze`]).
+    pub fn freeze(&mut self) {
+        self.day.freeze();
+        for b in self.hours.values_mut() {
+            b.freeze();
+        }
+        for m in self.by_function_model.values_mut() {
+            m.freeze();
+        }
     }
 
     /// Groups held in memory for this day (day, hours, pairs).
@@ -543,6 +529,8 @@ pub struct Rollups {
     window: Option<DayWindow>,
     /// The newest day a record has been counted for (drives eviction).
     newest_day: Option<NaiveDate>,
+    /// Group names, shared by every map.
+    names: Names,
 }
 
 impl Rollups {
@@ -574,14 +562,15 @@ impl Rollups {
         currency: Currency,
         priced: bool,
     ) {
+        let n = &mut self.names;
         let day = self.days.entry(date).or_default();
         day.version += 1;
-        day.day.add(r, currency, priced, DAY_CAPS);
+        day.day.add(r, currency, priced, DAY_CAPS, n);
         day.hours
             .entry(hour)
             .or_default()
-            .add(r, currency, priced, HOUR_CAPS);
-        day.with_pair(&r.function, &r.model, |g| g.add(r, currency, priced));
+            .add(r, currency, priced, HOUR_CAPS, n);
+        day.with_pair(&r.function, &r.model, n, |g| g.add(r, currency, priced));
         if let Some(sid) = &r.session_id {
             let s = match self.sessions.get_mut(sid.as_str()) {
                 // A known session (the common case): one lookup.
@@ -628,10 +617,11 @@ impl Rollups {
         let Some(day) = self.days.get_mut(&date) else {
             return false;
         };
+        let n = &mut self.names;
         day.version += 1;
-        day.day.adjust(a, DAY_CAPS);
-        day.hours.entry(hour).or_default().adjust(a, HOUR_CAPS);
-        day.with_pair(&a.function, &a.model, |g| g.adjust(a));
+        day.day.adjust(a, DAY_CAPS, n);
+        day.hours.entry(hour).or_default().adjust(a, HOUR_CAPS, n);
+        day.with_pair(&a.function, &a.model, n, |g| g.adjust(a));
         if let Some(sid) = &a.session_id {
             // A session beyond the cap was counted under OTHER_GROUP.
             let key =
@@ -650,7 +640,7 @@ impl Rollups {
     /// Adds another set of rollups (e.g. one replayed file) into this one.
     pub fn merge(&mut self, o: &Rollups) {
         for (d, day) in &o.days {
-            self.days.entry(*d).or_default().merge(day);
+            self.days.entry(*d).or_default().merge(day, &mut self.names);
         }
         for (id, s) in &o.sessions {
             match self.sessions.get_mut(id) {
@@ -708,6 +698,17 @@ impl Rollups {
         self.merge(&live);
         self.newest_day = newest;
         self.window = None;
+        if let Some(newest) = newest {
+            self.freeze_before(newest);
+        }
+    }
+
+    /// Freezes the group maps of every day before `date` (past days: see
+    /// [`GroupMap::freeze`]).
+    pub fn freeze_before(&mut self, date: NaiveDate) {
+        for day in self.days.range_mut(..date).map(|(_, d)| d) {
+            day.freeze();
+        }
     }
 
     /// Groups and sessions held in memory (what a flood of ids costs).
@@ -724,6 +725,7 @@ impl Rollups {
     pub fn evict(&mut self, keep_from: NaiveDate, cutoff_ts: f64) {
         self.days = self.days.split_off(&keep_from);
         self.sessions.retain(|_, s| s.last_call >= cutoff_ts);
+        self.names.collect_garbage();
     }
 
     /// Notes the day of a live record; true when it is a new newest day
@@ -733,6 +735,8 @@ impl Rollups {
             Some(d) if d >= date => false,
             _ => {
                 self.newest_day = Some(date);
+                // The days before are past: pack their maps tight.
+                self.freeze_before(date);
                 true
             }
         }
@@ -748,12 +752,16 @@ impl Rollups {
         function: &str,
         g: &GroupStats,
     ) {
+        let n = &mut self.names;
         let day = self.days.entry(date).or_default();
         day.version += 1;
         day.day.totals.merge(g);
-        group(&mut day.day.by_model, model, MAX_NAMES_PER_DAY).merge(g);
-        group(&mut day.day.by_function, function, MAX_NAMES_PER_DAY).merge(g);
-        day.pair(function, model).merge(g);
+        let merge = |mine: &mut GroupStats| mine.merge(g);
+        day.day.by_model.update(model, MAX_NAMES_PER_DAY, n, merge);
+        day.day
+            .by_function
+            .update(function, MAX_NAMES_PER_DAY, n, merge);
+        day.with_pair(function, model, n, merge);
     }
 
     /// Counts `g`, one user's (`user`) or anchor's group of `date` counted
@@ -766,7 +774,7 @@ impl Rollups {
         } else {
             &mut day.day.by_anchor
         };
-        group(map, id, MAX_IDS_PER_DAY).merge(g);
+        map.update(id, MAX_IDS_PER_DAY, &mut self.names, |mine| mine.merge(g));
     }
 
     /// Total records counted.
@@ -802,23 +810,30 @@ mod tests {
     fn fast_paths_keep_the_caps() {
         // A known group is found in one lookup, a new one beyond the cap
         // still goes to OTHER_GROUP.
+        let mut n = Names::default();
         let mut m = GroupMap::default();
         for key in ["a", "b", "a", "c"] {
-            with_group(&mut m, key, 1, |g| g.calls += 1);
+            m.update(key, 1, &mut n, |g| g.calls += 1);
         }
-        assert_eq!(m["a"].calls, 2);
-        assert_eq!(m[OTHER_GROUP].calls, 2);
+        assert_eq!(m.get("a").unwrap().calls, 2);
+        assert_eq!(m.get(OTHER_GROUP).unwrap().calls, 2);
         assert!(!m.contains_key("b"));
 
         let mut day = DayRollup::default();
         for i in 0..MAX_NAMES_PER_DAY {
-            day.with_pair("f", &format!("m{i}"), |g| g.calls += 1);
+            day.with_pair("f", &format!("m{i}"), &mut n, |g| g.calls += 1);
         }
-        day.with_pair("f", "m0", |g| g.calls += 1);
-        day.with_pair("g", "new", |g| g.calls += 1);
-        day.with_pair("f", "new", |g| g.calls += 1);
-        assert_eq!(day.by_function_model["f"]["m0"].calls, 2);
-        assert_eq!(day.by_function_model[OTHER_GROUP][OTHER_GROUP].calls, 2);
+        day.with_pair("f", "m0", &mut n, |g| g.calls += 1);
+        day.with_pair("g", "new", &mut n, |g| g.calls += 1);
+        day.with_pair("f", "new", &mut n, |g| g.calls += 1);
+        assert_eq!(day.by_function_model["f"].get("m0").unwrap().calls, 2);
+        assert_eq!(
+            day.by_function_model[OTHER_GROUP]
+                .get(OTHER_GROUP)
+                .unwrap()
+                .calls,
+            2
+        );
         assert!(!day.by_function_model.contains_key("g"));
         assert!(!day.by_function_model["f"].contains_key("new"));
         assert_eq!(day.pairs, MAX_NAMES_PER_DAY + 1);
@@ -856,15 +871,15 @@ mod tests {
         assert!(rollups.adjust(&zone, &a));
         let day = &rollups.days[&date];
         let groups = [
-            &day.day.totals,
-            &day.day.by_model["new-model"],
-            &day.day.by_function["f"],
-            &day.day.by_user["u"],
-            &day.day.by_anchor["a"],
-            &day.day.by_tag["t"],
-            &day.hours[&hour].totals,
-            &day.by_function_model["f"]["new-model"],
-            &rollups.sessions["s"].stats,
+            day.day.totals.clone(),
+            day.day.by_model.get("new-model").unwrap(),
+            day.day.by_function.get("f").unwrap(),
+            day.day.by_user.get("u").unwrap(),
+            day.day.by_anchor.get("a").unwrap(),
+            day.day.by_tag.get("t").unwrap(),
+            day.hours[&hour].totals.clone(),
+            day.by_function_model["f"].get("new-model").unwrap(),
+            rollups.sessions["s"].stats.clone(),
         ];
         for g in groups {
             assert_eq!(g.calls, 1);

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pricing::PricingTable;
-use crate::rollups::image::{RollupsOwned, RollupsRef};
+use crate::rollups::image::{ImageNames, RollupsOwned, RollupsRef};
 use crate::rollups::Rollups;
 use crate::storage::dayfile::{self, ReadStats};
 use crate::storage::replay::DayFilePart;
@@ -37,7 +37,7 @@ use crate::storage::replay::DayFilePart;
 /// Name of the snapshot file in the records directory.
 pub const SNAPSHOT_FILE: &str = "rollups.snapshot";
 /// Version of the format written; a snapshot of another version is not used.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"AIUSROLL";
 /// Longest first line hashed (a record is ~300 bytes).
 const FIRST_LINE_MAX: usize = 64 * 1024;
@@ -95,7 +95,7 @@ pub fn model_decisions(rollups: &Rollups, pricing: &PricingTable) -> Vec<(String
     let mut names: Vec<&str> = rollups
         .days
         .values()
-        .flat_map(|d| d.day.by_model.keys().map(String::as_str))
+        .flat_map(|d| d.day.by_model.keys())
         .collect();
     names.sort_unstable();
     names.dedup();
@@ -158,7 +158,8 @@ pub fn write(dir: &Path, header: &SnapshotHeader, rollups: &Rollups) -> Result<u
 /// The snapshot file's bytes (see [`write`]), to write later with
 /// [`write_encoded`] (e.g. once the rollups are no longer at hand).
 pub fn encode(dir: &Path, header: &SnapshotHeader, rollups: &Rollups) -> Result<Vec<u8>> {
-    let body = postcard::to_stdvec(&(header, RollupsRef::from(rollups))).map_err(|e| {
+    let names = ImageNames::of(rollups);
+    let body = postcard::to_stdvec(&(header, RollupsRef::of(rollups, &names))).map_err(|e| {
         Error::io(
             "cannot encode the rollup snapshot",
             snapshot_path(dir),
