@@ -159,6 +159,13 @@ fn measure(dir: &Path, records: u64, queries: bool) -> Result<(), Box<dyn std::e
         out["top_users_30d_us_p50"] = json!(top);
     }
     out["rss_mb"] = json!(rss_mb());
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    unsafe { malloc_trim(0) };
+    out["rss_trimmed_mb"] = json!(rss_mb());
+    out["groups"] = json!(m.health().rollup_groups);
+    out["mem"] = json!(m.debug_memory());
     println!("{out}");
     // A clean stop (writes the snapshot the warm start reads).
     drop(m);

@@ -635,7 +635,8 @@ impl Costs {
         &self.0
     }
 
-    /// Costs of one entry (for compact storage).
+    /// Costs of one entry.
+    #[cfg(test)]
     pub(crate) fn one(currency: Currency, amount: Money) -> Costs {
         let mut c = Costs::default();
         c.0.push((currency, amount));

@@ -837,3 +837,41 @@ impl Drop for UsageMonitor {
         }
     }
 }
+
+impl UsageMonitor {
+    #[doc(hidden)]
+    pub fn debug_memory(&self) -> String {
+        let r = self.shared.rollups.lock();
+        let mut maps = 0usize;
+        let mut bytes = 0usize;
+        let mut frozen = 0usize;
+        let mut add = |m: &crate::rollups::GroupMap| {
+            maps += 1;
+            bytes += m.heap_bytes();
+            frozen += m.is_frozen() as usize;
+        };
+        for d in r.days.values() {
+            for b in std::iter::once(&d.day).chain(d.hours.values()) {
+                for m in [
+                    &b.by_model,
+                    &b.by_function,
+                    &b.by_user,
+                    &b.by_anchor,
+                    &b.by_tag,
+                ] {
+                    add(m);
+                }
+            }
+            for m in d.by_function_model.values() {
+                add(m);
+            }
+        }
+        let sessions = r.sessions.len();
+        let sess_models: usize = r
+            .sessions
+            .values()
+            .map(|s| s.models.len() + s.functions.len())
+            .sum();
+        format!("maps {maps} frozen {frozen} group_bytes {bytes} sessions {sessions} session_entries {sess_models} ranks {}", self.shared.ranks.lock().debug_len())
+    }
+}

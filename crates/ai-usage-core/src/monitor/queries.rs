@@ -355,9 +355,11 @@ mod tests {
             "2025-10-24",
         ];
         let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
-        let check = |m: &UsageMonitor| {
-            let r = m.rollups();
-            let mut ranks = RankCache::default();
+        // One cache across every check, as the monitor keeps its own: what
+        // it noted must follow late calls and re-sorted days.
+        let mut ranks = RankCache::default();
+        let mut check = |m: &UsageMonitor| {
+            let mut r = m.rollups();
             for kind in [RankKind::User, RankKind::Anchor, RankKind::Model] {
                 for by in [RankBy::Tokens, RankBy::Cost, RankBy::Calls] {
                     for limit in [1, 5, 100] {
@@ -366,6 +368,9 @@ mod tests {
                         let cached =
                             rank_cached(&r, &mut ranks, kind, (from, to), by, limit, Currency::CNY);
                         assert_eq!(full, cached, "{kind:?} {by:?} {limit}");
+                        drop(r);
+                        assert_eq!(full, m.top(kind, from, to, by, limit));
+                        r = m.rollups();
                     }
                 }
             }
@@ -393,6 +398,44 @@ mod tests {
                     .user("late")
                     .at(at(days[1], 3)),
             );
+            check(&m);
+            // A call on a newer day freezes the ranked days (their groups
+            // re-sorted): what a kept cache entry noted about the last
+            // day's slots must follow.
+            let (from, to) = (date(days[0]), date(days[4]));
+            let ask = |ranks: &mut RankCache| {
+                let r = m.rollups();
+                let cached = rank_cached(
+                    &r,
+                    ranks,
+                    RankKind::User,
+                    (from, to),
+                    RankBy::Tokens,
+                    5,
+                    Currency::CNY,
+                );
+                assert_eq!(
+                    cached,
+                    rank(
+                        &r,
+                        RankKind::User,
+                        from,
+                        to,
+                        RankBy::Tokens,
+                        5,
+                        Currency::CNY
+                    )
+                );
+            };
+            let mut kept = RankCache::default();
+            ask(&mut kept);
+            m.record(
+                &UsageEvent::new("qwen-max", "问答")
+                    .tokens(1, 0)
+                    .user("later")
+                    .at(at(&format!("2025-10-{}", 25 + round), 3)),
+            );
+            ask(&mut kept);
             check(&m);
             assert_eq!(
                 m.top(

@@ -133,9 +133,25 @@ struct MergedPast {
     from: NaiveDate,
     to: NaiveDate,
     versions: Vec<(NaiveDate, u64)>,
-    /// Sorted best first.
-    entries: Vec<(String, GroupStats)>,
-    index: FxHashMap<String, usize>,
+    /// The merged groups, compact, in slots sorted best first.
+    groups: GroupMap,
+    /// The rank key of each slot of `groups`.
+    keys: Vec<(i64, u64)>,
+    /// For each slot of the last day's map (numbered by `links_layout`),
+    /// the slot of the same name in `groups` ([`NO_LINK`]: none). Extended
+    /// as the day gains groups, so a ranking reads no name twice.
+    links: Vec<u32>,
+    links_layout: u64,
+}
+
+/// No past group of that name.
+const NO_LINK: u32 = u32::MAX;
+
+impl RankCache {
+    #[doc(hidden)]
+    pub fn debug_len(&self) -> usize {
+        self.slots.iter().map(|s| s.groups.len()).sum()
+    }
 }
 
 /// How many merged past-day rankings are kept.
@@ -257,6 +273,17 @@ pub fn rank(
     limit: usize,
     reporting: Currency,
 ) -> Vec<RankEntry> {
+    if from == to && limit > 0 {
+        // One day: its groups are already merged.
+        let mut best = TopK::new(limit);
+        if let Some(day) = rollups.days.get(&from) {
+            let map = rank_map(day, kind);
+            for (k, g) in map.refs() {
+                best.offer(by.key_of(g, reporting), k, [Some(g), None]);
+            }
+        }
+        return best.entries(kind, reporting);
+    }
     let merged = merge_days(rollups, kind, from, to);
     let rows = merged
         .iter()
@@ -266,6 +293,76 @@ pub fn rank(
         .into_iter()
         .map(|c| entry_of(kind, c.id, c.total(), reporting))
         .collect()
+}
+
+/// The best `limit` of the groups offered (a ranking's candidates), kept
+/// as they come: an offer below the current last place costs one compare.
+struct TopK<'a> {
+    limit: usize,
+    /// Worst on top.
+    heap: std::collections::BinaryHeap<Ranked<'a>>,
+}
+
+/// A candidate of [`TopK`]: its key, name and the parts that add up to it.
+struct Ranked<'a> {
+    key: (i64, u64),
+    id: &'a str,
+    parts: [Option<GroupRef<'a>>; 2],
+}
+
+impl Ord for Ranked<'_> {
+    /// Worse is greater: a lower key, then (equal keys) a later id.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.key.cmp(&self.key).then_with(|| self.id.cmp(o.id))
+    }
+}
+
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Ranked<'_> {}
+
+impl<'a> TopK<'a> {
+    fn new(limit: usize) -> TopK<'a> {
+        TopK {
+            limit,
+            heap: std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1),
+        }
+    }
+
+    fn offer(&mut self, key: (i64, u64), id: &'a str, parts: [Option<GroupRef<'a>>; 2]) {
+        let r = Ranked { key, id, parts };
+        if self.heap.len() < self.limit {
+            self.heap.push(r);
+        } else if self.heap.peek().is_some_and(|worst| r < *worst) {
+            self.heap.pop();
+            self.heap.push(r);
+        }
+    }
+
+    /// The entries, best first.
+    fn entries(self, kind: RankKind, reporting: Currency) -> Vec<RankEntry> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| {
+                let mut g = GroupStats::default();
+                for p in r.parts.iter().flatten() {
+                    p.merge_into(&mut g);
+                }
+                entry_of(kind, r.id, g, reporting)
+            })
+            .collect()
+    }
 }
 
 /// Ranks like [`rank`], reusing merged past days when the range ends with
@@ -301,15 +398,12 @@ pub fn rank_cached(
                 .iter()
                 .map(|(k, g)| Candidate::new(k, GroupRef::full(g), None, by, reporting))
                 .collect();
-            let entries: Vec<(String, GroupStats)> = select(rows, 0)
-                .into_iter()
-                .map(|c| (c.id.to_string(), c.total()))
-                .collect();
-            let index = entries
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.clone(), i))
-                .collect();
+            let mut groups = GroupMap::default();
+            let mut keys = Vec::new();
+            for c in select(rows, 0) {
+                keys.push(c.key);
+                groups.merge_group(c.id, &c.total());
+            }
             let merged_past = MergedPast {
                 kind,
                 by,
@@ -317,8 +411,10 @@ pub fn rank_cached(
                 from,
                 to: past_to,
                 versions,
-                entries,
-                index,
+                groups,
+                keys,
+                links: Vec::new(),
+                links_layout: 0,
             };
             // Replace a stale entry for the same question, else the oldest.
             if let Some(i) = cache
@@ -335,32 +431,45 @@ pub fn rank_cached(
             cache.slots.len() - 1
         }
     };
-    let merged_past = &cache.slots[slot];
     let empty = GroupMap::default();
     let last = rollups.days.get(&to).map_or(&empty, |d| rank_map(d, kind));
+    let past = &mut cache.slots[slot];
+    if past.links_layout != last.layout() {
+        past.links.clear();
+        past.links_layout = last.layout();
+    }
+    for s in past.links.len()..last.len() {
+        let (k, _) = last.slot_at(s);
+        let link = past.groups.position(k).map_or(NO_LINK, |p| p as u32);
+        past.links.push(link);
+    }
+    let past = &cache.slots[slot];
     // Candidates: every group active on the last day (with its past added),
     // plus the best `limit` past groups not active on it. No other group can
     // rank above those.
-    let mut rows: Vec<Candidate<'_>> = Vec::with_capacity(last.len() + limit);
-    for (k, g) in last.refs() {
-        let past = merged_past
-            .index
-            .get(k)
-            .map(|&i| GroupRef::full(&merged_past.entries[i].1));
-        rows.push(Candidate::new(k, g, past, by, reporting));
+    let mut best = TopK::new(limit);
+    for (s, &link) in past.links.iter().enumerate().take(last.len()) {
+        let (k, g) = last.slot_at(s);
+        let mut key = by.key_of(g, reporting);
+        let mut parts = [Some(g), None];
+        if link != NO_LINK {
+            let pk = past.keys[link as usize];
+            // Every rank key component is a sum, so keys of parts add up.
+            key = (key.0 + pk.0, key.1 + pk.1);
+            parts[1] = Some(past.groups.slot_at(link as usize).1);
+        }
+        best.offer(key, k, parts);
     }
     let mut extra = 0;
-    for (k, g) in &merged_past.entries {
+    // Slots are best first.
+    for (p, (k, g)) in past.groups.refs().enumerate() {
         if extra >= limit {
             break;
         }
-        if !last.contains_key(k.as_str()) {
-            rows.push(Candidate::new(k, GroupRef::full(g), None, by, reporting));
+        if !last.contains_key(k) {
+            best.offer(past.keys[p], k, [Some(g), None]);
             extra += 1;
         }
     }
-    select(rows, limit)
-        .into_iter()
-        .map(|c| entry_of(kind, c.id, c.total(), reporting))
-        .collect()
+    best.entries(kind, reporting)
 }

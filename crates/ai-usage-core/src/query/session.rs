@@ -62,8 +62,8 @@ impl SessionSummary {
             first_call: s.first_call,
             last_call: s.last_call,
             duration_seconds: (s.last_call - s.first_call).max(0.0),
-            models: s.models.clone(),
-            functions: s.functions.clone(),
+            models: s.models.to_map(),
+            functions: s.functions.to_map(),
             anchor_id: s.anchor_id.clone(),
             user_id: s.user_id.clone(),
         }

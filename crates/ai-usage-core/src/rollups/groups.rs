@@ -70,21 +70,50 @@ impl Names {
     }
 }
 
-/// A group's counters in 48 bytes: the nine counts of [`GroupStats`] as
-/// `u32`, and its cost when it has at most one currency. A group that does
-/// not fit lives in the map's side list (`form == WIDE`, `n[0]` its index).
+/// A group's counters in 60 bytes: the nine counts of [`GroupStats`] as
+/// `u32`, and its cost in up to two currencies (a user of a CNY and a USD
+/// model). A group that does not fit lives in the map's side list
+/// (`form == WIDE`, `n[0]` its index).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Packed {
     n: [u32; 9],
-    currency: [u8; 3],
+    currencies: [[u8; 3]; 2],
+    /// How many cost entries (0..=2), or [`WIDE`].
     form: u8,
-    /// The amount's nanos, as two halves (keeps the struct 4-aligned).
-    cost: [u32; 2],
+    /// The amounts' nanos, as halves (keeps the struct 4-aligned).
+    cost: [[u32; 2]; 2],
 }
 
-const NO_COST: u8 = 0;
-const ONE_COST: u8 = 1;
-const WIDE: u8 = 2;
+const WIDE: u8 = 3;
+
+/// Nanos as two halves, and back.
+fn halves(nanos: i64) -> [u32; 2] {
+    let bits = nanos as u64;
+    [bits as u32, (bits >> 32) as u32]
+}
+
+fn whole([lo, hi]: [u32; 2]) -> i64 {
+    (u64::from(lo) | (u64::from(hi) << 32)) as i64
+}
+
+/// Zigzag: small amounts of either sign stay small integers.
+fn zigzag(nanos: i64) -> u64 {
+    ((nanos << 1) ^ (nanos >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// A currency code as an integer, and back.
+fn code(c: [u8; 3]) -> u64 {
+    u64::from(u32::from_le_bytes([c[0], c[1], c[2], 0]))
+}
+
+fn uncode(v: u64) -> [u8; 3] {
+    let [a, b, c, _] = (v as u32).to_le_bytes();
+    [a, b, c]
+}
 
 impl Packed {
     fn wide(index: usize) -> Option<Packed> {
@@ -98,10 +127,6 @@ impl Packed {
 
     fn wide_index(&self) -> Option<usize> {
         (self.form == WIDE).then_some(self.n[0] as usize)
-    }
-
-    fn nanos(&self) -> i64 {
-        (u64::from(self.cost[0]) | (u64::from(self.cost[1]) << 32)) as i64
     }
 
     /// The packed form of `g`, or `None` when it does not fit.
@@ -118,23 +143,44 @@ impl Packed {
             n32(g.cache_write_tokens)?,
             n32(g.unpriced_calls)?,
         ];
-        let (form, currency, nanos) = match g.cost.as_slice() {
-            [] => (NO_COST, [0; 3], 0),
-            [(c, m)] => (ONE_COST, c.bytes(), m.nanos()),
-            _ => return None,
-        };
-        let bits = nanos as u64;
-        Some(Packed {
+        let entries = g.cost.as_slice();
+        if entries.len() > 2 {
+            return None;
+        }
+        let mut p = Packed {
             n,
-            currency,
-            form,
-            cost: [bits as u32, (bits >> 32) as u32],
+            form: entries.len() as u8,
+            ..Packed::default()
+        };
+        for (i, (c, m)) in entries.iter().enumerate() {
+            p.currencies[i] = c.bytes();
+            p.cost[i] = halves(m.nanos());
+        }
+        Some(p)
+    }
+
+    /// The cost entries held (none for a wide group).
+    fn costs(&self) -> impl Iterator<Item = (Currency, Money)> + '_ {
+        let held = if self.form == WIDE {
+            0
+        } else {
+            self.form as usize
+        };
+        (0..held.min(2)).map(|i| {
+            (
+                Currency::from_bytes(self.currencies[i]),
+                Money::from_nanos(whole(self.cost[i])),
+            )
         })
     }
 
     /// The counters (of a packed group; a wide one reads its side entry).
     fn unpack(&self) -> GroupStats {
         let n = |i: usize| u64::from(self.n[i]);
+        let mut cost = Costs::default();
+        for (c, m) in self.costs() {
+            cost.add(c, m);
+        }
         GroupStats {
             calls: n(0),
             successful_calls: n(1),
@@ -145,15 +191,169 @@ impl Packed {
             reasoning_tokens: n(6),
             cache_write_tokens: n(7),
             unpriced_calls: n(8),
-            cost: if self.form == ONE_COST {
-                Costs::one(
-                    Currency::from_bytes(self.currency),
-                    Money::from_nanos(self.nanos()),
-                )
-            } else {
-                Costs::default()
-            },
+            cost,
         }
+    }
+}
+
+/// Fields of [`Packed`] as integers, for the columns of a frozen map: the
+/// nine counts, the form, then currency and zigzag amount of each entry.
+const FIELDS: usize = 14;
+const FORM: usize = 9;
+const CURRENCY: [usize; 2] = [10, 12];
+const AMOUNT: [usize; 2] = [11, 13];
+
+impl Packed {
+    /// The fields as integers.
+    fn fields(&self) -> [u64; FIELDS] {
+        let mut f = [0u64; FIELDS];
+        for (i, n) in self.n.iter().enumerate() {
+            f[i] = u64::from(*n);
+        }
+        f[FORM] = u64::from(self.form);
+        for i in 0..2 {
+            f[CURRENCY[i]] = code(self.currencies[i]);
+            f[AMOUNT[i]] = zigzag(whole(self.cost[i]));
+        }
+        f
+    }
+
+    /// The group [`fields`](Self::fields) gave.
+    fn from_fields(f: [u64; FIELDS]) -> Packed {
+        let mut p = Packed {
+            form: f[FORM] as u8,
+            ..Packed::default()
+        };
+        for (i, v) in p.n.iter_mut().enumerate() {
+            *v = f[i] as u32;
+        }
+        for i in 0..2 {
+            p.currencies[i] = uncode(f[CURRENCY[i]]);
+            p.cost[i] = halves(unzigzag(f[AMOUNT[i]]));
+        }
+        p
+    }
+}
+
+/// One field of every group of a frozen map, each value in as few bytes
+/// as most need (none when they are all equal). The few values too big
+/// for that width (the `(other)` group, a heavy user) are kept aside: the
+/// width's largest value marks them, so one outlier does not widen a
+/// whole column.
+#[derive(Clone, Default)]
+struct Column {
+    width: u8,
+    /// The value of every row when `width` is 0.
+    base: u64,
+    data: Box<[u8]>,
+    /// (row, value) of the values too big for `width`, by row.
+    outliers: Box<[(u32, u64)]>,
+}
+
+/// The largest value `width` bytes hold: the mark of an outlier.
+fn mark(width: usize) -> u64 {
+    if width >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * width)) - 1
+    }
+}
+
+impl Column {
+    fn of(values: &[u64]) -> Column {
+        let Some(&first) = values.first() else {
+            return Column::default();
+        };
+        if values.iter().all(|&v| v == first) {
+            return Column {
+                base: first,
+                ..Column::default()
+            };
+        }
+        // The width that costs least: its bytes plus its outliers (16
+        // bytes each).
+        let cost = |w: usize| {
+            let m = mark(w);
+            values.len() * w + 16 * values.iter().filter(|&&v| v >= m).count()
+        };
+        let width = (1..=8).min_by_key(|&w| cost(w)).unwrap_or(8);
+        let m = mark(width);
+        let mut data = Vec::with_capacity(values.len() * width);
+        let mut outliers = Vec::new();
+        for (row, &v) in values.iter().enumerate() {
+            let stored = if v >= m {
+                outliers.push((row as u32, v));
+                m
+            } else {
+                v
+            };
+            data.extend_from_slice(&stored.to_le_bytes()[..width]);
+        }
+        Column {
+            width: width as u8,
+            base: 0,
+            data: data.into_boxed_slice(),
+            outliers: outliers.into_boxed_slice(),
+        }
+    }
+
+    fn get(&self, row: usize) -> u64 {
+        let w = self.width as usize;
+        if w == 0 {
+            return self.base;
+        }
+        let at = row * w;
+        let d = &self.data;
+        let v = match w {
+            1 => u64::from(d[at]),
+            2 => u64::from(u16::from_le_bytes([d[at], d[at + 1]])),
+            4 => u64::from(u32::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])),
+            _ => {
+                let mut b = [0u8; 8];
+                b[..w].copy_from_slice(&d[at..at + w]);
+                u64::from_le_bytes(b)
+            }
+        };
+        if v != mark(w) {
+            return v;
+        }
+        match self
+            .outliers
+            .binary_search_by_key(&(row as u32), |&(r, _)| r)
+        {
+            Ok(i) => self.outliers[i].1,
+            // The mark is the value itself (none above it was kept aside).
+            Err(_) => v,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.data.len() + self.outliers.len() * 16
+    }
+}
+
+/// The counters of a frozen map, a [`Column`] per field of [`Packed`]:
+/// typically 15–25 bytes a group instead of 48.
+#[derive(Clone, Default)]
+struct Columns([Column; FIELDS]);
+
+impl Columns {
+    fn of(rows: &[Packed]) -> Columns {
+        let fields: Vec<[u64; FIELDS]> = rows.iter().map(Packed::fields).collect();
+        let mut values = Vec::with_capacity(rows.len());
+        Columns(std::array::from_fn(|i| {
+            values.clear();
+            values.extend(fields.iter().map(|f| f[i]));
+            Column::of(&values)
+        }))
+    }
+
+    fn row(&self, row: usize) -> Packed {
+        Packed::from_fields(std::array::from_fn(|i| self.0[i].get(row)))
+    }
+
+    fn bytes(&self) -> usize {
+        self.0.iter().map(Column::bytes).sum::<usize>() + std::mem::size_of::<Columns>()
     }
 }
 
@@ -164,6 +364,8 @@ pub struct GroupRef<'a>(Form<'a>);
 #[derive(Clone, Copy)]
 enum Form<'a> {
     Packed(&'a Packed),
+    /// A row of a frozen map: fields read one by one, as needed.
+    Row(&'a Columns, usize),
     Full(&'a GroupStats),
 }
 
@@ -177,6 +379,7 @@ impl<'a> GroupRef<'a> {
     pub fn stats(&self) -> GroupStats {
         match self.0 {
             Form::Packed(p) => p.unpack(),
+            Form::Row(c, r) => c.row(r).unpack(),
             Form::Full(g) => g.clone(),
         }
     }
@@ -184,8 +387,8 @@ impl<'a> GroupRef<'a> {
     /// Adds the counters to `into`.
     pub fn merge_into(&self, into: &mut GroupStats) {
         match self.0 {
-            Form::Packed(p) => into.merge(&p.unpack()),
             Form::Full(g) => into.merge(g),
+            _ => into.merge(&self.stats()),
         }
     }
 
@@ -193,6 +396,7 @@ impl<'a> GroupRef<'a> {
     pub fn calls(&self) -> u64 {
         match self.0 {
             Form::Packed(p) => u64::from(p.n[0]),
+            Form::Row(c, r) => c.0[0].get(r),
             Form::Full(g) => g.calls,
         }
     }
@@ -201,17 +405,28 @@ impl<'a> GroupRef<'a> {
     pub fn total_tokens(&self) -> u64 {
         match self.0 {
             Form::Packed(p) => u64::from(p.n[4]),
+            Form::Row(c, r) => c.0[4].get(r),
             Form::Full(g) => g.total_tokens,
         }
     }
 
     /// The cost in `currency` (zero when the group has none).
     pub fn cost_in(&self, currency: Currency) -> Money {
+        let want = code(currency.bytes());
+        let read = |form: u64, entry: &dyn Fn(usize) -> (u64, u64)| {
+            (0..(form as usize).min(2))
+                .map(entry)
+                .find(|(c, _)| *c == want)
+                .map_or(Money::ZERO, |(_, z)| Money::from_nanos(unzigzag(z)))
+        };
         match self.0 {
-            Form::Packed(p) if p.form == ONE_COST && p.currency == currency.bytes() => {
-                Money::from_nanos(p.nanos())
+            Form::Packed(p) => {
+                let f = p.fields();
+                read(f[FORM], &|i| (f[CURRENCY[i]], f[AMOUNT[i]]))
             }
-            Form::Packed(_) => Money::ZERO,
+            Form::Row(cols, r) => read(cols.0[FORM].get(r), &|i| {
+                (cols.0[CURRENCY[i]].get(r), cols.0[AMOUNT[i]].get(r))
+            }),
             Form::Full(g) => g.cost.get(currency),
         }
     }
@@ -222,10 +437,23 @@ impl<'a> GroupRef<'a> {
 #[derive(Clone, Default)]
 pub struct GroupMap {
     keys: Vec<Arc<str>>,
+    /// The counters while the map takes writes (empty while frozen).
     stats: Vec<Packed>,
+    /// The counters while frozen.
+    frozen: Option<Box<Columns>>,
     wide: Vec<GroupStats>,
     /// Slot numbers hashed by name; `None` while frozen (keys sorted).
     index: Option<HashTable<u32>>,
+    /// Names the numbering of the slots: a new number whenever a map
+    /// starts or re-sorts its slots; otherwise slots are only appended,
+    /// so what a reader noted per slot stays valid (see [`layout`](Self::layout)).
+    layout: u64,
+}
+
+/// A fresh slot numbering (see `GroupMap::layout`).
+fn next_layout() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn hash(key: &str) -> u64 {
@@ -275,10 +503,29 @@ impl GroupMap {
     }
 
     fn at(&self, slot: usize) -> GroupRef<'_> {
-        let p = &self.stats[slot];
-        match p.wide_index() {
-            Some(i) => GroupRef(Form::Full(&self.wide[i])),
-            None => GroupRef(Form::Packed(p)),
+        match &self.frozen {
+            Some(cols) => match cols.0[FORM].get(slot) as u8 {
+                WIDE => GroupRef(Form::Full(&self.wide[cols.0[0].get(slot) as usize])),
+                _ => GroupRef(Form::Row(cols, slot)),
+            },
+            None => {
+                let p = &self.stats[slot];
+                match p.wide_index() {
+                    Some(i) => GroupRef(Form::Full(&self.wide[i])),
+                    None => GroupRef(Form::Packed(p)),
+                }
+            }
+        }
+    }
+
+    /// Makes a frozen map writable again: counters unpacked from their
+    /// columns, the index rebuilt.
+    fn thaw(&mut self) {
+        if let Some(cols) = self.frozen.take() {
+            self.stats = (0..self.keys.len()).map(|s| cols.row(s)).collect();
+        }
+        if self.index.is_none() {
+            self.index = Some(build_index(&self.keys));
         }
     }
 
@@ -315,6 +562,7 @@ impl GroupMap {
     /// The slot of `key`, or of [`OTHER_GROUP`] when `key` is new and the
     /// map holds `cap` groups; created (its name from `name`) if missing.
     fn slot(&mut self, key: &str, cap: usize, name: impl FnOnce(&str) -> Arc<str>) -> usize {
+        self.thaw();
         let keys = &self.keys;
         let index = self.index.get_or_insert_with(|| build_index(keys));
         let h = hash(key);
@@ -331,6 +579,9 @@ impl GroupMap {
             (OTHER_GROUP, h)
         };
         let s = self.keys.len();
+        if s == 0 {
+            self.layout = next_layout();
+        }
         self.keys.push(name(key));
         self.stats.push(Packed::default());
         let keys = &self.keys;
@@ -343,6 +594,7 @@ impl GroupMap {
     /// The slot of `key` when it has a group (building the index of a
     /// frozen map: for writes).
     pub(crate) fn live_slot(&mut self, key: &str) -> Option<usize> {
+        self.thaw();
         let keys = &self.keys;
         let index = self.index.get_or_insert_with(|| build_index(keys));
         index
@@ -353,6 +605,7 @@ impl GroupMap {
     /// Applies `f` to the counters in `slot`, keeping them packed when
     /// they still fit.
     pub(crate) fn modify<R>(&mut self, slot: usize, f: impl FnOnce(&mut GroupStats) -> R) -> R {
+        self.thaw();
         let p = &mut self.stats[slot];
         if let Some(i) = p.wide_index() {
             return f(&mut self.wide[i]);
@@ -422,24 +675,40 @@ impl GroupMap {
     /// Freezes the map: sorted by name, no index, no spare capacity (a
     /// past day's maps). Reads stay the same; a write rebuilds the index.
     pub fn freeze(&mut self) {
-        if self.index.is_none() && self.keys.capacity() == self.keys.len() {
+        if self.frozen.is_some() {
             return;
         }
         self.index = None;
         if !self.keys.is_sorted() {
+            self.layout = next_layout();
             let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
             order.sort_unstable_by(|&a, &b| self.keys[a as usize].cmp(&self.keys[b as usize]));
-            self.keys = order.iter().map(|&s| self.keys[s as usize].clone()).collect();
+            self.keys = order
+                .iter()
+                .map(|&s| self.keys[s as usize].clone())
+                .collect();
             self.stats = order.iter().map(|&s| self.stats[s as usize]).collect();
         }
+        self.frozen = Some(Box::new(Columns::of(&self.stats)));
+        self.stats = Vec::new();
         self.keys.shrink_to_fit();
-        self.stats.shrink_to_fit();
         self.wide.shrink_to_fit();
+    }
+
+    /// The numbering of the slots: while it stays the same, slot `i`
+    /// holds the same group and new groups only get new slots.
+    pub(crate) fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    /// The slot of `key`.
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        self.find(key)
     }
 
     /// True when frozen (see [`freeze`](Self::freeze)).
     pub fn is_frozen(&self) -> bool {
-        self.index.is_none()
+        self.frozen.is_some()
     }
 
     /// Groups in name order, as (name, counters) borrowed: what the
@@ -480,7 +749,8 @@ impl GroupMap {
             map.keys.push(k);
             map.stats.push(p);
         }
-        map.wide.shrink_to_fit();
+        map.layout = next_layout();
+        map.freeze();
         Some(map)
     }
 
@@ -488,6 +758,7 @@ impl GroupMap {
     pub fn heap_bytes(&self) -> usize {
         self.keys.capacity() * std::mem::size_of::<Arc<str>>()
             + self.stats.capacity() * std::mem::size_of::<Packed>()
+            + self.frozen.as_ref().map_or(0, |c| c.bytes())
             + self.wide.capacity() * std::mem::size_of::<GroupStats>()
             + self.index.as_ref().map_or(0, |t| t.capacity() * 5)
     }
@@ -519,8 +790,8 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_group_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Packed>(), 48);
+    fn a_packed_group_is_60_bytes() {
+        assert_eq!(std::mem::size_of::<Packed>(), 60);
     }
 
     #[test]
@@ -535,7 +806,12 @@ mod tests {
         assert!(Packed::pack(&big).is_none());
         let mut two = g.clone();
         two.cost.add(Currency::USD, Money::from_nanos(1));
-        assert!(Packed::pack(&two).is_none());
+        assert_eq!(Packed::pack(&two).unwrap().unpack(), two);
+        let mut three = two.clone();
+        three
+            .cost
+            .add(Currency::new("EUR").unwrap(), Money::from_nanos(2));
+        assert!(Packed::pack(&three).is_none());
 
         // Through a map: a group that outgrows 32 bits moves to the side
         // list and reads back exactly.
@@ -546,8 +822,8 @@ mod tests {
         let mut want = g.clone();
         want.merge(&big);
         assert_eq!(m.get("u"), Some(want.clone()));
-        m.update("u", usize::MAX, &mut names, |x| x.merge(&two));
-        want.merge(&two);
+        m.update("u", usize::MAX, &mut names, |x| x.merge(&three));
+        want.merge(&three);
         assert_eq!(m.get("u"), Some(want));
     }
 
@@ -581,6 +857,74 @@ mod tests {
         assert!(!m.is_frozen());
         assert_eq!(m.get("a").unwrap().calls, 3);
         assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn frozen_columns_keep_every_form_of_counters() {
+        let mut names = Names::default();
+        let mut m = GroupMap::default();
+        let mut usd = stats(2, 9, 0);
+        usd.cost = Costs::one(Currency::USD, Money::from_nanos(i64::MIN + 1));
+        let mut two = stats(1, 1, 1);
+        two.cost.add(Currency::USD, Money::from_nanos(-7));
+        let mut three = two.clone();
+        three
+            .cost
+            .add(Currency::new("EUR").unwrap(), Money::from_nanos(3));
+        let mut big = stats(1, u64::from(u32::MAX) * 3, i64::MAX);
+        big.reasoning_tokens = 5;
+        let groups = [
+            ("zero", GroupStats::default()),
+            ("neg", stats(1, 0, -1)),
+            ("cny", stats(300, 70_000, 123_456_789_012)),
+            ("usd", usd),
+            ("two", two),
+            ("three", three),
+            ("big", big),
+        ];
+        for (k, g) in &groups {
+            m.update(k, usize::MAX, &mut names, |x| *x = g.clone());
+        }
+        m.freeze();
+        assert!(m.is_frozen());
+        for (k, g) in &groups {
+            assert_eq!(m.get(k).as_ref(), Some(g), "{k}");
+        }
+        // Narrow columns: far below 48 bytes a group.
+        let cols = m.frozen.as_ref().unwrap();
+        assert!(cols.0.iter().map(|c| c.width as usize).sum::<usize>() < 60);
+        // Every currency reads without unpacking too.
+        for (k, g) in &groups {
+            let r = m.group(k).unwrap();
+            for c in [Currency::CNY, Currency::USD, Currency::new("EUR").unwrap()] {
+                assert_eq!(r.cost_in(c), g.cost.get(c), "{k} {c}");
+            }
+            assert_eq!((r.calls(), r.total_tokens()), (g.calls, g.total_tokens));
+        }
+        m.thaw();
+        for (k, g) in &groups {
+            assert_eq!(m.get(k).as_ref(), Some(g), "{k} thawed");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_column_reads_back_every_value(
+            small in proptest::collection::vec(0u64..300, 1..200),
+            big in proptest::collection::vec((0usize..200, proptest::prelude::any::<u64>()), 0..5),
+        ) {
+            let mut values = small;
+            for (i, v) in big {
+                let i = i % values.len();
+                values[i] = v;
+            }
+            let c = Column::of(&values);
+            for (i, v) in values.iter().enumerate() {
+                proptest::prop_assert_eq!(c.get(i), *v);
+            }
+            // A few big values stay aside: the width follows the rest.
+            proptest::prop_assert!(c.width <= 2 || values.iter().filter(|&&v| v >= 0xffff).count() > values.len() / 8);
+        }
     }
 
     #[test]

@@ -10,11 +10,16 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    Bucket, DayRollup, DurationHistogram, GroupMap, GroupStats, Rollups, SessionStats, HIST_BUCKETS,
+    Bucket, CallCounts, DayRollup, DurationHistogram, GroupMap, GroupStats, Rollups, SessionStats,
+    HIST_BUCKETS,
 };
 use crate::money::{Costs, Currency, Money};
 
@@ -95,7 +100,13 @@ impl<'a> NameTable<'a> {
         };
         for day in rollups.days.values() {
             for b in std::iter::once(&day.day).chain(day.hours.values()) {
-                for m in [&b.by_model, &b.by_function, &b.by_user, &b.by_anchor, &b.by_tag] {
+                for m in [
+                    &b.by_model,
+                    &b.by_function,
+                    &b.by_user,
+                    &b.by_anchor,
+                    &b.by_tag,
+                ] {
                     add_map(m);
                 }
             }
@@ -127,21 +138,63 @@ impl Serialize for Groups<'_> {
     }
 }
 
-/// The names read back, shared.
-struct ReadNames(Vec<Arc<str>>);
+thread_local! {
+    /// The name table of the image being read: set when its `names` field
+    /// is read (the first), used by every group list after it, so each
+    /// list becomes its frozen map as it is read (no copy of the whole
+    /// image in between: reading needs little more memory than the result).
+    static READ_NAMES: RefCell<Option<Rc<[Arc<str>]>>> = const { RefCell::new(None) };
+}
 
-impl ReadNames {
-    /// A frozen map of the listed groups; the error says what is wrong.
-    fn groups(&self, list: Vec<(u32, Stats)>) -> Result<GroupMap, String> {
-        let mut groups = Vec::with_capacity(list.len());
-        for (number, v) in list {
-            let name = self
-                .0
-                .get(number as usize)
-                .ok_or_else(|| format!("group name number {number} is not in the table"))?;
-            groups.push((name.clone(), v.into_group()?));
+/// Runs `read` (the decoding of one image) with a fresh name table.
+pub(crate) fn reading<T>(read: impl FnOnce() -> T) -> T {
+    READ_NAMES.with(|n| n.borrow_mut().take());
+    let out = read();
+    READ_NAMES.with(|n| n.borrow_mut().take());
+    out
+}
+
+/// The name table, read (and installed for the group lists after it).
+struct NamesIn(Rc<[Arc<str>]>);
+
+impl<'de> Deserialize<'de> for NamesIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NamesIn, D::Error> {
+        let names: Vec<String> = Vec::deserialize(d)?;
+        let names: Rc<[Arc<str>]> = names.into_iter().map(Arc::from).collect();
+        READ_NAMES.with(|n| *n.borrow_mut() = Some(names.clone()));
+        Ok(NamesIn(names))
+    }
+}
+
+/// A group list read straight into its frozen map.
+struct GroupsIn(GroupMap);
+
+impl<'de> Deserialize<'de> for GroupsIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GroupsIn, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = GroupMap;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of (name number, counters)")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<GroupMap, A::Error> {
+                let names = READ_NAMES
+                    .with(|n| n.borrow().clone())
+                    .ok_or_else(|| A::Error::custom("group names come before the groups"))?;
+                let mut groups = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some((number, stats)) = seq.next_element::<(u32, Stats)>()? {
+                    let name = names.get(number as usize).ok_or_else(|| {
+                        A::Error::custom(format!("group name number {number} is not in the table"))
+                    })?;
+                    groups.push((name.clone(), stats.into_group().map_err(A::Error::custom)?));
+                }
+                GroupMap::from_sorted(groups)
+                    .ok_or_else(|| A::Error::custom("groups are not in name order"))
+            }
         }
-        GroupMap::from_sorted(groups).ok_or_else(|| "groups are not in name order".to_string())
+        d.deserialize_seq(List).map(GroupsIn)
     }
 }
 
@@ -166,11 +219,11 @@ struct BucketRef<'a> {
 #[derive(Deserialize)]
 struct BucketOwned {
     totals: Stats,
-    by_model: Vec<(u32, Stats)>,
-    by_function: Vec<(u32, Stats)>,
-    by_user: Vec<(u32, Stats)>,
-    by_anchor: Vec<(u32, Stats)>,
-    by_tag: Vec<(u32, Stats)>,
+    by_model: GroupsIn,
+    by_function: GroupsIn,
+    by_user: GroupsIn,
+    by_anchor: GroupsIn,
+    by_tag: GroupsIn,
     durations: Histogram,
 }
 
@@ -194,17 +247,17 @@ impl<'a> BucketRef<'a> {
 }
 
 impl BucketOwned {
-    fn into_bucket(self, names: &ReadNames) -> Result<Bucket, String> {
+    fn into_bucket(self) -> Result<Bucket, String> {
         if self.durations.buckets.len() != HIST_BUCKETS {
             return Err("a duration histogram has the wrong size".into());
         }
         Ok(Bucket {
             totals: self.totals.into_group()?,
-            by_model: names.groups(self.by_model)?,
-            by_function: names.groups(self.by_function)?,
-            by_user: names.groups(self.by_user)?,
-            by_anchor: names.groups(self.by_anchor)?,
-            by_tag: names.groups(self.by_tag)?,
+            by_model: self.by_model.0,
+            by_function: self.by_function.0,
+            by_user: self.by_user.0,
+            by_anchor: self.by_anchor.0,
+            by_tag: self.by_tag.0,
             durations: DurationHistogram {
                 buckets: self.durations.buckets,
                 sum_ms: self.durations.sum_ms,
@@ -215,7 +268,10 @@ impl BucketOwned {
 }
 
 /// function → model pairs of a day.
-struct Pairs<'a>(&'a rustc_hash::FxHashMap<String, GroupMap>, &'a NameTable<'a>);
+struct Pairs<'a>(
+    &'a rustc_hash::FxHashMap<String, GroupMap>,
+    &'a NameTable<'a>,
+);
 
 impl Serialize for Pairs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -253,7 +309,7 @@ struct DayOwned {
     date: i32,
     day: BucketOwned,
     hours: Vec<(u8, BucketOwned)>,
-    pairs: Vec<(String, Vec<(u32, Stats)>)>,
+    pairs: Vec<(String, GroupsIn)>,
 }
 
 #[derive(Serialize)]
@@ -262,8 +318,8 @@ struct SessionRef<'a> {
     stats: Stats,
     first_call: f64,
     last_call: f64,
-    models: &'a BTreeMap<String, u64>,
-    functions: &'a BTreeMap<String, u64>,
+    models: &'a CallCounts,
+    functions: &'a CallCounts,
     anchor_id: Option<&'a str>,
     user_id: Option<&'a str>,
     id_times: (f64, f64),
@@ -321,6 +377,15 @@ impl Serialize for Sessions<'_> {
     }
 }
 
+/// A session's calls per name, read back (names shared).
+fn counts(map: BTreeMap<String, u64>, names: &mut super::Names) -> CallCounts {
+    let mut c = CallCounts::default();
+    for (k, v) in map {
+        c.push_sorted(names.key(&k), v);
+    }
+    c
+}
+
 /// The rollups' name table, built once before writing.
 pub(crate) struct ImageNames<'a>(NameTable<'a>);
 
@@ -353,7 +418,7 @@ impl<'a> RollupsRef<'a> {
 /// The rollups as read back.
 #[derive(Deserialize)]
 pub(crate) struct RollupsOwned {
-    names: Vec<String>,
+    names: NamesIn,
     days: Vec<DayOwned>,
     sessions: Vec<SessionOwned>,
 }
@@ -363,17 +428,14 @@ impl RollupsOwned {
     /// on its first record); the error says what is inconsistent.
     pub(crate) fn into_rollups(self) -> Result<Rollups, String> {
         let mut out = Rollups::default();
-        let names = ReadNames(
-            self.names
-                .into_iter()
-                .map(|n| out.names.adopt(&Arc::from(n)))
-                .collect(),
-        );
+        for n in self.names.0.iter() {
+            out.names.adopt(n);
+        }
         for d in self.days {
             let date = NaiveDate::from_num_days_from_ce_opt(d.date)
                 .ok_or_else(|| format!("day number {} is not a date", d.date))?;
             let mut day = DayRollup {
-                day: d.day.into_bucket(&names)?,
+                day: d.day.into_bucket()?,
                 version: 1,
                 ..DayRollup::default()
             };
@@ -381,10 +443,10 @@ impl RollupsOwned {
                 if h > 23 {
                     return Err(format!("hour {h} of {date}"));
                 }
-                day.hours.insert(h, b.into_bucket(&names)?);
+                day.hours.insert(h, b.into_bucket()?);
             }
             for (f, models) in d.pairs {
-                let models = names.groups(models)?;
+                let models = models.0;
                 day.pairs += models.len();
                 day.by_function_model.insert(f, models);
             }
@@ -399,8 +461,8 @@ impl RollupsOwned {
                     stats: s.stats.into_group()?,
                     first_call: s.first_call,
                     last_call: s.last_call,
-                    models: s.models,
-                    functions: s.functions,
+                    models: counts(s.models, &mut out.names),
+                    functions: counts(s.functions, &mut out.names),
                     anchor_id: s.anchor_id,
                     user_id: s.user_id,
                     id_times: s.id_times,

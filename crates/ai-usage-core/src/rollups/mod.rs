@@ -30,6 +30,7 @@
 //! limits per call (10^12 tokens) no real day comes near either.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
@@ -348,11 +349,13 @@ impl Bucket {
 
     fn merge_capped(&mut self, o: &Bucket, (names, ids): Caps, mut n: Option<&mut Names>) {
         self.totals.merge(&o.totals);
-        self.by_model.merge_map(&o.by_model, names, n.as_deref_mut());
+        self.by_model
+            .merge_map(&o.by_model, names, n.as_deref_mut());
         self.by_function
             .merge_map(&o.by_function, names, n.as_deref_mut());
         self.by_user.merge_map(&o.by_user, ids, n.as_deref_mut());
-        self.by_anchor.merge_map(&o.by_anchor, ids, n.as_deref_mut());
+        self.by_anchor
+            .merge_map(&o.by_anchor, ids, n.as_deref_mut());
         self.by_tag.merge_map(&o.by_tag, ids, n);
         self.durations.merge(&o.durations);
     }
@@ -478,9 +481,9 @@ pub struct SessionStats {
     /// Last call (epoch seconds).
     pub last_call: f64,
     /// Calls per model.
-    pub models: BTreeMap<String, u64>,
+    pub models: CallCounts,
     /// Calls per function.
-    pub functions: BTreeMap<String, u64>,
+    pub functions: CallCounts,
     /// Anchor of the latest call (by timestamp) that named one.
     pub anchor_id: Option<String>,
     /// User of the latest call (by timestamp) that named one.
@@ -488,6 +491,62 @@ pub struct SessionStats {
     /// Timestamps of the calls `anchor_id` and `user_id` come from.
     #[serde(skip)]
     id_times: (f64, f64),
+}
+
+/// Calls per name (a session's models or functions), sorted by name, the
+/// names shared with the group maps: a few dozen bytes a name instead of a
+/// tree node and a string each. Serialised as a map, `{"qwen-plus": 3}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallCounts(Vec<(Arc<str>, u64)>);
+
+impl CallCounts {
+    /// (name, calls), sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.0.iter().map(|(k, v)| (&**k, *v))
+    }
+
+    /// Names counted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Appends a name greater than every one held (building from a
+    /// sorted map).
+    pub(crate) fn push_sorted(&mut self, name: Arc<str>, calls: u64) {
+        self.0.push((name, calls));
+    }
+
+    /// As a sorted map (for payloads).
+    pub fn to_map(&self) -> BTreeMap<String, u64> {
+        self.iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    /// Adds `n` calls under `key`, at most [`MAX_NAMES_PER_HOUR`] names
+    /// (the rest under [`OTHER_GROUP`]).
+    fn bump_by(&mut self, key: &str, n: u64, names: &mut Names) {
+        let key = match self.find(key) {
+            Ok(i) => {
+                self.0[i].1 = self.0[i].1.saturating_add(n);
+                return;
+            }
+            Err(_) if self.0.len() >= MAX_NAMES_PER_HOUR => OTHER_GROUP,
+            Err(_) => key,
+        };
+        match self.find(key) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
+            Err(i) => self.0.insert(i, (names.key(key), n)),
+        }
+    }
+}
+
+impl Serialize for CallCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
 }
 
 /// Keeps the id of the latest call: by timestamp, then by id, so live
@@ -588,8 +647,8 @@ impl Rollups {
             s.stats.add(r, currency, priced);
             s.first_call = s.first_call.min(r.timestamp);
             s.last_call = s.last_call.max(r.timestamp);
-            bump(&mut s.models, &r.model);
-            bump(&mut s.functions, &r.function);
+            s.models.bump_by(&r.model, 1, &mut self.names);
+            s.functions.bump_by(&r.function, 1, &mut self.names);
             keep_latest(
                 &mut s.anchor_id,
                 &mut s.id_times.0,
@@ -648,11 +707,11 @@ impl Rollups {
                     mine.stats.merge(&s.stats);
                     mine.first_call = mine.first_call.min(s.first_call);
                     mine.last_call = mine.last_call.max(s.last_call);
-                    for (k, v) in &s.models {
-                        bump_by(&mut mine.models, k, *v);
+                    for (k, v) in s.models.iter() {
+                        mine.models.bump_by(k, v, &mut self.names);
                     }
-                    for (k, v) in &s.functions {
-                        bump_by(&mut mine.functions, k, *v);
+                    for (k, v) in s.functions.iter() {
+                        mine.functions.bump_by(k, v, &mut self.names);
                     }
                     keep_latest(
                         &mut mine.anchor_id,
@@ -781,25 +840,6 @@ impl Rollups {
     pub fn record_count(&self) -> u64 {
         self.days.values().map(|d| d.day.totals.calls).sum()
     }
-}
-
-fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
-    bump_by(map, key, 1);
-}
-
-/// Adds `n` calls under `key`, at most [`MAX_NAMES_PER_HOUR`] keys.
-fn bump_by(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    if let Some(c) = map.get_mut(key) {
-        *c = c.saturating_add(n);
-        return;
-    }
-    let key = if map.len() >= MAX_NAMES_PER_HOUR {
-        OTHER_GROUP
-    } else {
-        key
-    };
-    let c = map.entry(key.to_owned()).or_default();
-    *c = c.saturating_add(n);
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pricing::PricingTable;
-use crate::rollups::image::{ImageNames, RollupsOwned, RollupsRef};
+use crate::rollups::image::{self, ImageNames, RollupsOwned, RollupsRef};
 use crate::rollups::Rollups;
 use crate::storage::dayfile::{self, ReadStats};
 use crate::storage::replay::DayFilePart;
@@ -229,7 +229,8 @@ pub fn load(
         return Err("checksum mismatch (the file is damaged)".into());
     }
     let (header, image): (SnapshotHeader, RollupsOwned) =
-        postcard::from_bytes(body).map_err(|e| format!("cannot decode it: {e}"))?;
+        image::reading(|| postcard::from_bytes(body))
+            .map_err(|e| format!("cannot decode it: {e}"))?;
     if header.zone != zone {
         return Err(format!(
             "made for time zone {}, the monitor uses {zone}",
