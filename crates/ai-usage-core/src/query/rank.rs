@@ -279,7 +279,7 @@ pub fn rank(
         if let Some(day) = rollups.days.get(&from) {
             let map = rank_map(day, kind);
             for (k, g) in map.refs() {
-                best.offer(by.key_of(g, reporting), k, [Some(g), None]);
+                best.offer(by.key_of(g, reporting), k, g, None);
             }
         }
         return best.entries(kind, reporting);
@@ -297,17 +297,19 @@ pub fn rank(
 
 /// The best `limit` of the groups offered (a ranking's candidates), kept
 /// as they come: an offer below the current last place costs one compare.
-struct TopK<'a> {
+pub(super) struct TopK<'a> {
     limit: usize,
     /// Worst on top.
     heap: std::collections::BinaryHeap<Ranked<'a>>,
 }
 
-/// A candidate of [`TopK`]: its key, name and the parts that add up to it.
+/// A candidate of [`TopK`]: its key, name and the parts that add up to it
+/// (the second, a past group, read only if it wins).
 struct Ranked<'a> {
     key: (i64, u64),
     id: &'a str,
-    parts: [Option<GroupRef<'a>>; 2],
+    group: GroupRef<'a>,
+    past: Option<(&'a GroupMap, usize)>,
 }
 
 impl Ord for Ranked<'_> {
@@ -332,15 +334,26 @@ impl PartialEq for Ranked<'_> {
 impl Eq for Ranked<'_> {}
 
 impl<'a> TopK<'a> {
-    fn new(limit: usize) -> TopK<'a> {
+    pub(super) fn new(limit: usize) -> TopK<'a> {
         TopK {
             limit,
             heap: std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1),
         }
     }
 
-    fn offer(&mut self, key: (i64, u64), id: &'a str, parts: [Option<GroupRef<'a>>; 2]) {
-        let r = Ranked { key, id, parts };
+    pub(super) fn offer(
+        &mut self,
+        key: (i64, u64),
+        id: &'a str,
+        group: GroupRef<'a>,
+        past: Option<(&'a GroupMap, usize)>,
+    ) {
+        let r = Ranked {
+            key,
+            id,
+            group,
+            past,
+        };
         if self.heap.len() < self.limit {
             self.heap.push(r);
         } else if self.heap.peek().is_some_and(|worst| r < *worst) {
@@ -349,18 +362,26 @@ impl<'a> TopK<'a> {
         }
     }
 
-    /// The entries, best first.
-    fn entries(self, kind: RankKind, reporting: Currency) -> Vec<RankEntry> {
+    /// The groups kept with their counters, best first.
+    pub(super) fn groups(self) -> Vec<(&'a str, GroupStats)> {
         self.heap
             .into_sorted_vec()
             .into_iter()
             .map(|r| {
-                let mut g = GroupStats::default();
-                for p in r.parts.iter().flatten() {
-                    p.merge_into(&mut g);
+                let mut g = r.group.stats();
+                if let Some((map, slot)) = r.past {
+                    map.slot_at(slot).1.merge_into(&mut g);
                 }
-                entry_of(kind, r.id, g, reporting)
+                (r.id, g)
             })
+            .collect()
+    }
+
+    /// The entries, best first.
+    fn entries(self, kind: RankKind, reporting: Currency) -> Vec<RankEntry> {
+        self.groups()
+            .into_iter()
+            .map(|(id, g)| entry_of(kind, id, g, reporting))
             .collect()
     }
 }
@@ -451,14 +472,14 @@ pub fn rank_cached(
     for (s, &link) in past.links.iter().enumerate().take(last.len()) {
         let (k, g) = last.slot_at(s);
         let mut key = by.key_of(g, reporting);
-        let mut parts = [Some(g), None];
+        let mut with = None;
         if link != NO_LINK {
             let pk = past.keys[link as usize];
             // Every rank key component is a sum, so keys of parts add up.
             key = (key.0 + pk.0, key.1 + pk.1);
-            parts[1] = Some(past.groups.slot_at(link as usize).1);
+            with = Some((&past.groups, link as usize));
         }
-        best.offer(key, k, parts);
+        best.offer(key, k, g, with);
     }
     let mut extra = 0;
     // Slots are best first.
@@ -467,7 +488,7 @@ pub fn rank_cached(
             break;
         }
         if !last.contains_key(k) {
-            best.offer(past.keys[p], k, [Some(g), None]);
+            best.offer(past.keys[p], k, g, None);
             extra += 1;
         }
     }

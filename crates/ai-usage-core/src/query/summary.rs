@@ -12,7 +12,7 @@ use crate::pricing::PricingTable;
 use crate::rates::DatedRates;
 use crate::rollups::{Bucket, GroupMap, GroupStats};
 
-use super::rank::{select, Candidate, RankBy};
+use super::rank::{RankBy, TopK};
 
 /// One group of a summary: the original's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
@@ -264,18 +264,13 @@ impl UsageSummary {
             if group_limit == 0 || m.len() <= group_limit {
                 return groups(m);
             }
-            let rows: Vec<Candidate<'_>> = m
-                .refs()
-                .map(|(k, g)| Candidate::new(k, g, None, RankBy::Tokens, reporting))
-                .collect();
-            select(rows, group_limit)
+            let mut best = TopK::new(group_limit);
+            for (k, g) in m.refs() {
+                best.offer(RankBy::Tokens.key_of(g, reporting), k, g, None);
+            }
+            best.groups()
                 .into_iter()
-                .map(|c| {
-                    (
-                        c.id.to_string(),
-                        GroupSummary::from_stats(&c.total(), reporting),
-                    )
-                })
+                .map(|(id, g)| (id.to_string(), GroupSummary::from_stats(&g, reporting)))
                 .collect()
         };
         let mut truncated = BTreeMap::new();

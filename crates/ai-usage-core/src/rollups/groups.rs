@@ -335,25 +335,38 @@ impl Column {
 /// The counters of a frozen map, a [`Column`] per field of [`Packed`]:
 /// typically 15–25 bytes a group instead of 48.
 #[derive(Clone, Default)]
-struct Columns([Column; FIELDS]);
+struct Columns {
+    fields: [Column; FIELDS],
+    /// True when some row is kept in full on the side (most maps have
+    /// none: their reads skip the form).
+    any_wide: bool,
+}
 
 impl Columns {
     fn of(rows: &[Packed]) -> Columns {
         let fields: Vec<[u64; FIELDS]> = rows.iter().map(Packed::fields).collect();
         let mut values = Vec::with_capacity(rows.len());
-        Columns(std::array::from_fn(|i| {
-            values.clear();
-            values.extend(fields.iter().map(|f| f[i]));
-            Column::of(&values)
-        }))
+        Columns {
+            fields: std::array::from_fn(|i| {
+                values.clear();
+                values.extend(fields.iter().map(|f| f[i]));
+                Column::of(&values)
+            }),
+            any_wide: rows.iter().any(|p| p.form == WIDE),
+        }
     }
 
     fn row(&self, row: usize) -> Packed {
-        Packed::from_fields(std::array::from_fn(|i| self.0[i].get(row)))
+        Packed::from_fields(std::array::from_fn(|i| self.fields[i].get(row)))
+    }
+
+    /// Field `field` of row `row`.
+    fn get(&self, field: usize, row: usize) -> u64 {
+        self.fields[field].get(row)
     }
 
     fn bytes(&self) -> usize {
-        self.0.iter().map(Column::bytes).sum::<usize>() + std::mem::size_of::<Columns>()
+        self.fields.iter().map(Column::bytes).sum::<usize>() + std::mem::size_of::<Columns>()
     }
 }
 
@@ -396,7 +409,7 @@ impl<'a> GroupRef<'a> {
     pub fn calls(&self) -> u64 {
         match self.0 {
             Form::Packed(p) => u64::from(p.n[0]),
-            Form::Row(c, r) => c.0[0].get(r),
+            Form::Row(c, r) => c.get(0, r),
             Form::Full(g) => g.calls,
         }
     }
@@ -405,7 +418,7 @@ impl<'a> GroupRef<'a> {
     pub fn total_tokens(&self) -> u64 {
         match self.0 {
             Form::Packed(p) => u64::from(p.n[4]),
-            Form::Row(c, r) => c.0[4].get(r),
+            Form::Row(c, r) => c.get(4, r),
             Form::Full(g) => g.total_tokens,
         }
     }
@@ -424,8 +437,8 @@ impl<'a> GroupRef<'a> {
                 let f = p.fields();
                 read(f[FORM], &|i| (f[CURRENCY[i]], f[AMOUNT[i]]))
             }
-            Form::Row(cols, r) => read(cols.0[FORM].get(r), &|i| {
-                (cols.0[CURRENCY[i]].get(r), cols.0[AMOUNT[i]].get(r))
+            Form::Row(cols, r) => read(cols.get(FORM, r), &|i| {
+                (cols.get(CURRENCY[i], r), cols.get(AMOUNT[i], r))
             }),
             Form::Full(g) => g.cost.get(currency),
         }
@@ -504,10 +517,10 @@ impl GroupMap {
 
     fn at(&self, slot: usize) -> GroupRef<'_> {
         match &self.frozen {
-            Some(cols) => match cols.0[FORM].get(slot) as u8 {
-                WIDE => GroupRef(Form::Full(&self.wide[cols.0[0].get(slot) as usize])),
-                _ => GroupRef(Form::Row(cols, slot)),
-            },
+            Some(cols) if cols.any_wide && cols.get(FORM, slot) as u8 == WIDE => {
+                GroupRef(Form::Full(&self.wide[cols.get(0, slot) as usize]))
+            }
+            Some(cols) => GroupRef(Form::Row(cols, slot)),
             None => {
                 let p = &self.stats[slot];
                 match p.wide_index() {
@@ -892,7 +905,8 @@ mod tests {
         }
         // Narrow columns: far below 48 bytes a group.
         let cols = m.frozen.as_ref().unwrap();
-        assert!(cols.0.iter().map(|c| c.width as usize).sum::<usize>() < 60);
+        assert!(cols.any_wide);
+        assert!(cols.fields.iter().map(|c| c.width as usize).sum::<usize>() < 60);
         // Every currency reads without unpacking too.
         for (k, g) in &groups {
             let r = m.group(k).unwrap();
