@@ -13,7 +13,7 @@
 //!
 //! `cargo run --release --example scale -- --records 1000000 --days 30 --users 100000`
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -159,13 +159,7 @@ fn measure(dir: &Path, records: u64, queries: bool) -> Result<(), Box<dyn std::e
         out["top_users_30d_us_p50"] = json!(top);
     }
     out["rss_mb"] = json!(rss_mb());
-    extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    unsafe { malloc_trim(0) };
-    out["rss_trimmed_mb"] = json!(rss_mb());
     out["groups"] = json!(m.health().rollup_groups);
-    out["mem"] = json!(m.debug_memory());
     println!("{out}");
     // A clean stop (writes the snapshot the warm start reads).
     drop(m);
@@ -207,12 +201,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let days: u64 = arg("--days").map_or(Ok(30), |s| s.parse())?;
     let users: u64 = arg("--users").map_or(Ok(100_000), |s| s.parse())?;
     let tmp = tempfile::tempdir()?;
+    // `--keep DIR`: the records are written to DIR (which must not exist)
+    // and left there, e.g. for `ai-usage --dir DIR serve` (see
+    // `crates/ai-usage-server/bench/http_latency.sh`).
+    let keep = arg("--keep").map(PathBuf::from);
+    let dir = match &keep {
+        Some(d) if d.exists() => return Err(format!("{} already exists", d.display()).into()),
+        Some(d) => d.clone(),
+        None => tmp.path().to_path_buf(),
+    };
     let generated = Instant::now();
-    generate(tmp.path(), records, days, users)?;
+    generate(&dir, records, days, users)?;
     let generate_ms = generated.elapsed().as_millis();
-    let cold = child(tmp.path(), records, false)?;
+    let cold = child(&dir, records, false)?;
     // The cold start's own record is history now.
-    let mut warm = child(tmp.path(), records + 1, true)?;
+    let mut warm = child(&dir, records + 1, true)?;
     warm["records"] = json!(records);
     warm["days"] = json!(days);
     warm["users"] = json!(users);

@@ -138,20 +138,11 @@ struct MergedPast {
     /// The rank key of each slot of `groups`.
     keys: Vec<(i64, u64)>,
     /// For each slot of the last day's map (numbered by `links_layout`),
-    /// the slot of the same name in `groups` ([`NO_LINK`]: none). Extended
-    /// as the day gains groups, so a ranking reads no name twice.
-    links: Vec<u32>,
+    /// the rank key of the same name in `groups` (zero: none), in the
+    /// day's slot order: a ranking reads them in sequence, and no name
+    /// twice. Extended as the day gains groups.
+    links: Vec<(i64, u64)>,
     links_layout: u64,
-}
-
-/// No past group of that name.
-const NO_LINK: u32 = u32::MAX;
-
-impl RankCache {
-    #[doc(hidden)]
-    pub fn debug_len(&self) -> usize {
-        self.slots.iter().map(|s| s.groups.len()).sum()
-    }
 }
 
 /// How many merged past-day rankings are kept.
@@ -309,7 +300,8 @@ struct Ranked<'a> {
     key: (i64, u64),
     id: &'a str,
     group: GroupRef<'a>,
-    past: Option<(&'a GroupMap, usize)>,
+    /// Where to find the same name's past part, if anywhere.
+    past: Option<&'a GroupMap>,
 }
 
 impl Ord for Ranked<'_> {
@@ -346,7 +338,7 @@ impl<'a> TopK<'a> {
         key: (i64, u64),
         id: &'a str,
         group: GroupRef<'a>,
-        past: Option<(&'a GroupMap, usize)>,
+        past: Option<&'a GroupMap>,
     ) {
         let r = Ranked {
             key,
@@ -369,8 +361,8 @@ impl<'a> TopK<'a> {
             .into_iter()
             .map(|r| {
                 let mut g = r.group.stats();
-                if let Some((map, slot)) = r.past {
-                    map.slot_at(slot).1.merge_into(&mut g);
+                if let Some(p) = r.past.and_then(|map| map.group(r.id)) {
+                    p.merge_into(&mut g);
                 }
                 (r.id, g)
             })
@@ -461,25 +453,21 @@ pub fn rank_cached(
     }
     for s in past.links.len()..last.len() {
         let (k, _) = last.slot_at(s);
-        let link = past.groups.position(k).map_or(NO_LINK, |p| p as u32);
-        past.links.push(link);
+        let key = past.groups.position(k).map_or((0, 0), |p| past.keys[p]);
+        past.links.push(key);
     }
     let past = &cache.slots[slot];
     // Candidates: every group active on the last day (with its past added),
     // plus the best `limit` past groups not active on it. No other group can
     // rank above those.
     let mut best = TopK::new(limit);
-    for (s, &link) in past.links.iter().enumerate().take(last.len()) {
+    for (s, &pk) in past.links.iter().enumerate().take(last.len()) {
         let (k, g) = last.slot_at(s);
-        let mut key = by.key_of(g, reporting);
-        let mut with = None;
-        if link != NO_LINK {
-            let pk = past.keys[link as usize];
-            // Every rank key component is a sum, so keys of parts add up.
-            key = (key.0 + pk.0, key.1 + pk.1);
-            with = Some((&past.groups, link as usize));
-        }
-        best.offer(key, k, g, with);
+        let key = by.key_of(g, reporting);
+        // Every rank key component is a sum, so keys of parts add up (a
+        // name without a past adds zero); the past part itself is found
+        // by name only for the winners.
+        best.offer((key.0 + pk.0, key.1 + pk.1), k, g, Some(&past.groups));
     }
     let mut extra = 0;
     // Slots are best first.

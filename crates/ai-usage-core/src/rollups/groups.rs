@@ -271,12 +271,18 @@ impl Column {
             };
         }
         // The width that costs least: its bytes plus its outliers (16
-        // bytes each).
-        let cost = |w: usize| {
-            let m = mark(w);
-            values.len() * w + 16 * values.iter().filter(|&&v| v >= m).count()
-        };
-        let width = (1..=8).min_by_key(|&w| cost(w)).unwrap_or(8);
+        // bytes each). A value is an outlier at width `w` when it is at
+        // least `mark(w)`, i.e. when `v + 1` needs more than `w` bytes:
+        // one pass counts how many need each number of bytes.
+        let mut need = [0usize; 9];
+        for &v in values {
+            let bytes = (64 - v.saturating_add(1).leading_zeros() as usize).div_ceil(8);
+            need[bytes] += 1;
+        }
+        let outliers_at = |w: usize| need[w + 1..].iter().sum::<usize>();
+        let width = (1..=8)
+            .min_by_key(|&w| values.len() * w + 16 * outliers_at(w))
+            .unwrap_or(8);
         let m = mark(width);
         let mut data = Vec::with_capacity(values.len() * width);
         let mut outliers = Vec::new();
@@ -326,10 +332,6 @@ impl Column {
             Err(_) => v,
         }
     }
-
-    fn bytes(&self) -> usize {
-        self.data.len() + self.outliers.len() * 16
-    }
 }
 
 /// The counters of a frozen map, a [`Column`] per field of [`Packed`]:
@@ -363,10 +365,6 @@ impl Columns {
     /// Field `field` of row `row`.
     fn get(&self, field: usize, row: usize) -> u64 {
         self.fields[field].get(row)
-    }
-
-    fn bytes(&self) -> usize {
-        self.fields.iter().map(Column::bytes).sum::<usize>() + std::mem::size_of::<Columns>()
     }
 }
 
@@ -765,15 +763,6 @@ impl GroupMap {
         map.layout = next_layout();
         map.freeze();
         Some(map)
-    }
-
-    /// Bytes held (approximate: the vectors and the index).
-    pub fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<Arc<str>>()
-            + self.stats.capacity() * std::mem::size_of::<Packed>()
-            + self.frozen.as_ref().map_or(0, |c| c.bytes())
-            + self.wide.capacity() * std::mem::size_of::<GroupStats>()
-            + self.index.as_ref().map_or(0, |t| t.capacity() * 5)
     }
 }
 

@@ -505,11 +505,6 @@ impl CallCounts {
         self.0.iter().map(|(k, v)| (&**k, *v))
     }
 
-    /// Names counted.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// Appends a name greater than every one held (building from a
     /// sorted map).
     pub(crate) fn push_sorted(&mut self, name: Arc<str>, calls: u64) {
