@@ -218,6 +218,39 @@ impl Packed {
         f
     }
 
+    /// Field `i` of [`fields`](Self::fields).
+    fn field(&self, i: usize) -> u64 {
+        match i {
+            0..=8 => u64::from(self.n[i]),
+            FORM => u64::from(self.form),
+            10 => code(self.currencies[0]),
+            11 => zigzag(whole(self.cost[0])),
+            12 => code(self.currencies[1]),
+            _ => zigzag(whole(self.cost[1])),
+        }
+    }
+
+    /// The packed form of snapshot counters (`counts` as [`GroupStats`]
+    /// orders them, up to two cost entries of checked currency codes), or
+    /// `None` when they do not fit.
+    pub(crate) fn from_counts(counts: &[u64; 9], costs: &[([u8; 3], i64)]) -> Option<Packed> {
+        if costs.len() > 2 {
+            return None;
+        }
+        let mut p = Packed {
+            form: costs.len() as u8,
+            ..Packed::default()
+        };
+        for (slot, &v) in p.n.iter_mut().zip(counts) {
+            *slot = u32::try_from(v).ok()?;
+        }
+        for (i, &(c, nanos)) in costs.iter().enumerate() {
+            p.currencies[i] = c;
+            p.cost[i] = halves(nanos);
+        }
+        Some(p)
+    }
+
     /// The group [`fields`](Self::fields) gave.
     fn from_fields(f: [u64; FIELDS]) -> Packed {
         let mut p = Packed {
@@ -346,12 +379,11 @@ struct Columns {
 
 impl Columns {
     fn of(rows: &[Packed]) -> Columns {
-        let fields: Vec<[u64; FIELDS]> = rows.iter().map(Packed::fields).collect();
         let mut values = Vec::with_capacity(rows.len());
         Columns {
             fields: std::array::from_fn(|i| {
                 values.clear();
-                values.extend(fields.iter().map(|f| f[i]));
+                values.extend(rows.iter().map(|p| p.field(i)));
                 Column::of(&values)
             }),
             any_wide: rows.iter().any(|p| p.form == WIDE),
@@ -700,6 +732,12 @@ impl GroupMap {
                 .collect();
             self.stats = order.iter().map(|&s| self.stats[s as usize]).collect();
         }
+        self.pack_columns();
+    }
+
+    /// Moves the counters of a map whose keys are sorted into columns.
+    fn pack_columns(&mut self) {
+        self.index = None;
         self.frozen = Some(Box::new(Columns::of(&self.stats)));
         self.stats = Vec::new();
         self.keys.shrink_to_fit();
@@ -737,32 +775,51 @@ impl GroupMap {
         (&self.keys[slot], self.at(slot))
     }
 
-    /// A frozen map of groups given in strictly increasing name order
-    /// (from the snapshot); `None` when they are not.
-    pub(crate) fn from_sorted(groups: Vec<(Arc<str>, GroupStats)>) -> Option<GroupMap> {
-        let mut map = GroupMap {
-            keys: Vec::with_capacity(groups.len()),
-            stats: Vec::with_capacity(groups.len()),
-            ..GroupMap::default()
-        };
-        for (k, g) in groups {
-            if map.keys.last().is_some_and(|last| *last >= k) {
-                return None;
-            }
-            let p = match Packed::pack(&g) {
-                Some(p) => p,
-                None => {
-                    let p = Packed::wide(map.wide.len())?;
-                    map.wide.push(g);
-                    p
-                }
-            };
-            map.keys.push(k);
-            map.stats.push(p);
+}
+
+/// Builds a frozen map from groups given in increasing name order (the
+/// snapshot's: its reader checks the order).
+pub(crate) struct SortedGroups {
+    map: GroupMap,
+}
+
+impl SortedGroups {
+    /// Room for `n` groups.
+    pub(crate) fn with_capacity(n: usize) -> SortedGroups {
+        SortedGroups {
+            map: GroupMap {
+                keys: Vec::with_capacity(n),
+                stats: Vec::with_capacity(n),
+                ..GroupMap::default()
+            },
         }
-        map.layout = next_layout();
-        map.freeze();
-        Some(map)
+    }
+
+    /// Adds the next group, already packed.
+    pub(crate) fn push_packed(&mut self, key: Arc<str>, p: Packed) {
+        self.map.keys.push(key);
+        self.map.stats.push(p);
+    }
+
+    /// Adds the next group; `None` past four billion groups kept in full.
+    pub(crate) fn push(&mut self, key: Arc<str>, g: GroupStats) -> Option<()> {
+        let p = match Packed::pack(&g) {
+            Some(p) => p,
+            None => {
+                let p = Packed::wide(self.map.wide.len())?;
+                self.map.wide.push(g);
+                p
+            }
+        };
+        self.push_packed(key, p);
+        Some(())
+    }
+
+    /// The frozen map.
+    pub(crate) fn finish(mut self) -> GroupMap {
+        self.map.layout = next_layout();
+        self.map.pack_columns();
+        self.map
     }
 }
 

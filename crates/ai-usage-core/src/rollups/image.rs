@@ -17,6 +17,7 @@ use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::groups::{Packed, SortedGroups};
 use super::{
     Bucket, CallCounts, DayRollup, DurationHistogram, GroupMap, GroupStats, Rollups, SessionStats,
     HIST_BUCKETS,
@@ -54,6 +55,24 @@ impl From<&GroupStats> for Stats {
 }
 
 impl Stats {
+    /// The packed counters, `None` when they do not fit; the error names a
+    /// currency code that is not one.
+    fn packed(&self) -> Result<Option<Packed>, String> {
+        let mut costs = [([0u8; 3], 0i64); 2];
+        let mut n = 0;
+        for &(code, nanos) in self.cost.iter().chain(&self.more_costs) {
+            if !code.iter().all(u8::is_ascii_uppercase) {
+                return Err(format!("{code:?} is not a currency code"));
+            }
+            if n == 2 {
+                return Ok(None);
+            }
+            costs[n] = (code, nanos);
+            n += 1;
+        }
+        Ok(Packed::from_counts(&self.counts, &costs[..n]))
+    }
+
     fn into_group(self) -> Result<GroupStats, String> {
         let [calls, successful_calls, input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, cache_write_tokens, unpriced_calls] =
             self.counts;
@@ -114,6 +133,12 @@ impl<'a> NameTable<'a> {
                 add_map(m);
             }
         }
+        // Numbered in name order: a map's groups (sorted by name) then
+        // have increasing numbers, which the reader checks cheaply.
+        t.names.sort_unstable();
+        for (i, k) in t.names.iter().enumerate() {
+            t.numbers.insert(k, i as u32);
+        }
         t
     }
 }
@@ -160,6 +185,9 @@ struct NamesIn(Rc<[Arc<str>]>);
 impl<'de> Deserialize<'de> for NamesIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NamesIn, D::Error> {
         let names: Vec<String> = Vec::deserialize(d)?;
+        if names.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(D::Error::custom("group names are not in order"));
+        }
         let names: Rc<[Arc<str>]> = names.into_iter().map(Arc::from).collect();
         READ_NAMES.with(|n| *n.borrow_mut() = Some(names.clone()));
         Ok(NamesIn(names))
@@ -183,15 +211,27 @@ impl<'de> Deserialize<'de> for GroupsIn {
                 let names = READ_NAMES
                     .with(|n| n.borrow().clone())
                     .ok_or_else(|| A::Error::custom("group names come before the groups"))?;
-                let mut groups = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                let mut groups =
+                    SortedGroups::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                let mut last: Option<u32> = None;
                 while let Some((number, stats)) = seq.next_element::<(u32, Stats)>()? {
+                    // Names are numbered in name order (checked above), so
+                    // increasing numbers are increasing names.
+                    if last.is_some_and(|l| number <= l) {
+                        return Err(A::Error::custom("groups are not in name order"));
+                    }
+                    last = Some(number);
                     let name = names.get(number as usize).ok_or_else(|| {
                         A::Error::custom(format!("group name number {number} is not in the table"))
                     })?;
-                    groups.push((name.clone(), stats.into_group().map_err(A::Error::custom)?));
+                    match stats.packed().map_err(A::Error::custom)? {
+                        Some(p) => groups.push_packed(name.clone(), p),
+                        None => groups
+                            .push(name.clone(), stats.into_group().map_err(A::Error::custom)?)
+                            .ok_or_else(|| A::Error::custom("too many groups kept in full"))?,
+                    }
                 }
-                GroupMap::from_sorted(groups)
-                    .ok_or_else(|| A::Error::custom("groups are not in name order"))
+                Ok(groups.finish())
             }
         }
         d.deserialize_seq(List).map(GroupsIn)
