@@ -373,6 +373,15 @@ fn parse_number(t: &str, round: bool) -> Result<Money, ()> {
 #[error("invalid money amount {0:?}: expected a decimal number with at most 9 decimals")]
 pub struct MoneyParseError(pub String);
 
+impl Money {
+    /// Appends the JSON number token [`Money`]'s `Serialize` writes
+    /// (`3.0`, `0.0000002`), for the day-file line writer.
+    pub(crate) fn write_json(self, out: &mut Vec<u8>) {
+        let text = DecimalText::new(self.0, 1);
+        out.extend_from_slice(&text.buf[..text.len]);
+    }
+}
+
 impl Serialize for Money {
     /// A JSON number token written from the integer: the shortest exact
     /// decimal, with `.0` on whole amounts so that readers keep seeing a

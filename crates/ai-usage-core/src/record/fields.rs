@@ -7,7 +7,10 @@
 //! list of fields ([`FIELDS`](super::UsageRecord::FIELDS)), borrowed
 //! values and slots by field ([`UsageRecord::values`](super::UsageRecord::values),
 //! [`UsageRecord::slots`](super::UsageRecord::slots)) and the writer's
-//! slot reuse ([`UsageRecord::copy_into`](super::UsageRecord::copy_into)).
+//! slot reuse ([`UsageRecord::copy_into`](super::UsageRecord::copy_into))
+//! and the day-file line writer ([`UsageRecord::write_line`](super::UsageRecord::write_line):
+//! each row's key as a constant, its value by kind, its serde
+//! `skip_serializing_if` honoured; see `record/line.rs`).
 //! Every door walks those instead of naming fields: the CSV export, the
 //! ClickHouse row writer, schema and reader, and Python's attributes.
 //!
@@ -145,7 +148,7 @@ macro_rules! record_table {
         $(#[$struct_meta:meta])*
         pub struct $record:ident {
             $(
-                $(#[$meta:meta])*
+                $(#[$($attr:tt)*])*
                 $name:ident : $ty:ty => $csv:expr,
             )*
         }
@@ -153,7 +156,7 @@ macro_rules! record_table {
         $(#[$struct_meta])*
         pub struct $record {
             $(
-                $(#[$meta])*
+                $(#[$($attr)*])*
                 pub $name: $ty,
             )*
         }
@@ -181,6 +184,27 @@ macro_rules! record_table {
             /// (the writer's recycled queue slots: no allocation once warm).
             pub fn copy_into(&self, dst: &mut $record) {
                 $(dst.$name.clone_from(&self.$name);)*
+            }
+
+            /// Appends the record's JSON object, serde's bytes exactly
+            /// (see `record/line.rs`): each row's key as a constant, its
+            /// value by kind, left out when its `skip_serializing_if` holds.
+            fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+                out.push(b'{');
+                let mut first = true;
+                $(
+                    let value = $crate::record::fields::RecordField::value(&self.$name);
+                    if !$crate::record::line::skip_field!(value; $([$($attr)*])*) {
+                        $crate::record::line::write_key(
+                            out,
+                            concat!(",\"", stringify!($name), "\":"),
+                            &mut first,
+                        );
+                        $crate::record::line::write_value(out, value)?;
+                    }
+                )*
+                out.push(b'}');
+                Ok(())
             }
         }
     };
