@@ -217,7 +217,7 @@ impl DecimalText {
         }
         let abs = nanos.unsigned_abs();
         let units = abs / NANOS_PER_UNIT as u64;
-        let mut frac = abs % NANOS_PER_UNIT as u64;
+        let frac = abs % NANOS_PER_UNIT as u64;
         let mut digits = [0u8; 20];
         let mut n = 0;
         let mut u = units;
@@ -232,17 +232,23 @@ impl DecimalText {
         for i in (0..n).rev() {
             push(digits[i]);
         }
-        let mut places = MAX_DECIMALS;
-        while places > min_places && frac.is_multiple_of(10) {
-            frac /= 10;
+        // All nine decimals (divisions by the constant 10 only: this runs
+        // for every day-file line), then the trailing zeros beyond
+        // `min_places` dropped.
+        let mut decimals = [b'0'; MAX_DECIMALS as usize];
+        let mut f = frac;
+        for d in decimals.iter_mut().rev() {
+            *d = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        let mut places = MAX_DECIMALS as usize;
+        while places > min_places as usize && decimals[places - 1] == b'0' {
             places -= 1;
         }
         if places > 0 {
             push(b'.');
-            let mut div = 10u64.pow(places - 1);
-            while div > 0 {
-                push(b'0' + (frac / div % 10) as u8);
-                div /= 10;
+            for &d in &decimals[..places] {
+                push(d);
             }
         }
         DecimalText { buf, len }
@@ -832,7 +838,30 @@ mod tests {
         assert!(Currency::new("U$D").is_none());
     }
 
+    /// The decimal text by plain formatting: all nine places, then the
+    /// trailing zeros beyond `min_places` dropped.
+    fn reference_text(nanos: i64, min_places: usize) -> String {
+        let sign = if nanos < 0 { "-" } else { "" };
+        let abs = nanos.unsigned_abs();
+        let unit = NANOS_PER_UNIT as u64;
+        let mut frac = format!("{:09}", abs % unit);
+        while frac.len() > min_places && frac.ends_with('0') {
+            frac.pop();
+        }
+        let dot = if frac.is_empty() { "" } else { "." };
+        format!("{sign}{}{dot}{frac}", abs / unit)
+    }
+
     proptest! {
+        #[test]
+        fn decimal_text_is_the_plain_decimal(
+            nanos in prop_oneof![any::<i64>(), -10_000_000_000i64..10_000_000_000, Just(i64::MIN), Just(0)],
+            min_places in 0u32..=9,
+        ) {
+            let text = DecimalText::new(nanos, min_places);
+            prop_assert_eq!(text.as_str(), reference_text(nanos, min_places as usize));
+        }
+
         #[test]
         fn any_amount_round_trips_through_text_and_json(nanos in any::<i64>()) {
             let m = Money::from_nanos(nanos);
