@@ -201,62 +201,55 @@ impl std::iter::Sum for Money {
 /// `3.0`, `21.67948`), in a stack buffer: at most 1 + 10 + 1 + 9 bytes.
 struct DecimalText {
     buf: [u8; 24],
-    len: usize,
+    /// Where the text starts: it is written from the end of `buf`, right to
+    /// left, so no digit is moved twice (this runs for every day-file line).
+    start: usize,
 }
 
 impl DecimalText {
     fn new(nanos: i64, min_places: u32) -> DecimalText {
-        let mut buf = [0u8; 24];
-        let mut len = 0;
-        let mut push = |b: u8| {
-            buf[len] = b;
-            len += 1;
-        };
-        if nanos < 0 {
-            push(b'-');
-        }
+        let mut buf = [b'0'; 24];
+        let mut start = buf.len();
         let abs = nanos.unsigned_abs();
         let units = abs / NANOS_PER_UNIT as u64;
-        let frac = abs % NANOS_PER_UNIT as u64;
-        let mut digits = [0u8; 20];
-        let mut n = 0;
+        let mut frac = abs % NANOS_PER_UNIT as u64;
+        let mut places = MAX_DECIMALS;
+        while places > min_places && frac % 10 == 0 {
+            frac /= 10;
+            places -= 1;
+        }
+        for _ in 0..places {
+            start -= 1;
+            buf[start] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        if places > 0 {
+            start -= 1;
+            buf[start] = b'.';
+        }
         let mut u = units;
         loop {
-            digits[n] = b'0' + (u % 10) as u8;
-            n += 1;
+            start -= 1;
+            buf[start] = b'0' + (u % 10) as u8;
             u /= 10;
             if u == 0 {
                 break;
             }
         }
-        for i in (0..n).rev() {
-            push(digits[i]);
+        if nanos < 0 {
+            start -= 1;
+            buf[start] = b'-';
         }
-        // All nine decimals (divisions by the constant 10 only: this runs
-        // for every day-file line), then the trailing zeros beyond
-        // `min_places` dropped.
-        let mut decimals = [b'0'; MAX_DECIMALS as usize];
-        let mut f = frac;
-        for d in decimals.iter_mut().rev() {
-            *d = b'0' + (f % 10) as u8;
-            f /= 10;
-        }
-        let mut places = MAX_DECIMALS as usize;
-        while places > min_places as usize && decimals[places - 1] == b'0' {
-            places -= 1;
-        }
-        if places > 0 {
-            push(b'.');
-            for &d in &decimals[..places] {
-                push(d);
-            }
-        }
-        DecimalText { buf, len }
+        DecimalText { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     fn as_str(&self) -> &str {
         // Only ASCII digits, '-' and '.' were written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
     }
 }
 
@@ -383,8 +376,7 @@ impl Money {
     /// Appends the JSON number token [`Money`]'s `Serialize` writes
     /// (`3.0`, `0.0000002`), for the day-file line writer.
     pub(crate) fn write_json(self, out: &mut Vec<u8>) {
-        let text = DecimalText::new(self.0, 1);
-        out.extend_from_slice(&text.buf[..text.len]);
+        out.extend_from_slice(DecimalText::new(self.0, 1).as_bytes());
     }
 }
 
