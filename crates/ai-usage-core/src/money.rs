@@ -214,7 +214,7 @@ impl DecimalText {
         let units = abs / NANOS_PER_UNIT as u64;
         let mut frac = abs % NANOS_PER_UNIT as u64;
         let mut places = MAX_DECIMALS;
-        while places > min_places && frac % 10 == 0 {
+        while places > min_places && frac.is_multiple_of(10) {
             frac /= 10;
             places -= 1;
         }
