@@ -106,6 +106,9 @@ pub struct WriterConfig {
     pub own_writes: Option<Arc<Mutex<crate::storage::follow::OwnWrites>>>,
     /// The file system calls (real ones except in fault-injection tests).
     pub(crate) io: Arc<dyn FileIo>,
+    /// Formatted bytes of one day appended at once while a batch is still
+    /// being formatted ([`WRITE_CHUNK`]; smaller in tests).
+    pub(crate) write_chunk: usize,
 }
 
 impl WriterConfig {
@@ -120,6 +123,7 @@ impl WriterConfig {
             queue_policy: QueuePolicy::Block,
             own_writes: None,
             io: Arc::new(RealIo),
+            write_chunk: WRITE_CHUNK,
         }
     }
 }
@@ -524,8 +528,11 @@ impl Drop for Writer {
 const WAKE_BATCH: usize = 8192;
 /// Records formatted between two hand-backs of their slots to recorders.
 const RETURN_CHUNK: usize = 512;
-/// Largest day buffer kept for reuse (a normal batch's lines, 8,192 of
-/// about 300 bytes, fit; a flush's larger batch is given back).
+/// Formatted bytes of one day appended at once while a batch is formatted
+/// (about 1,800 lines; the last part of a batch is appended at its end).
+const WRITE_CHUNK: usize = 512 << 10;
+/// Largest day buffer kept for reuse (lines pile up past WRITE_CHUNK only
+/// while appends fail; such a buffer is given back once written).
 const MAX_SPARE_BUFFER: usize = 4 << 20;
 /// Open day files kept at most (today, yesterday, a late straggler).
 const MAX_OPEN_FILES: usize = 3;
@@ -598,6 +605,11 @@ impl WriterThread {
             // going while a batch is formatted, and with the slots back early
             // they refill one instead of cloning (allocating) a record.
             let mut lines = batch.drain(..);
+            // Lines are appended every `write_chunk` bytes while the batch is
+            // formatted: the buffer stays small (reused, never regrown, hot
+            // in cache for the kernel's copy). After a failed append its
+            // bytes stay pending and the rest waits for the round's end.
+            let mut write_early = true;
             loop {
                 returned.clear();
                 for (day, record) in lines.by_ref().take(RETURN_CHUNK) {
@@ -612,6 +624,11 @@ impl WriterThread {
                 }
                 if returned.is_empty() {
                     break;
+                }
+                let chunk = self.config.write_chunk;
+                if write_early && self.pending.values().any(|b| b.len() >= chunk) {
+                    self.write_pending();
+                    write_early = self.pending.is_empty();
                 }
                 let mut q = sh.queue.lock();
                 let room = sh.capacity.saturating_sub(q.spare.len());
