@@ -145,7 +145,7 @@ pub struct FieldSpec {
 /// the struct with each row's attributes, and what every door walks.
 macro_rules! record_table {
     (
-        $(#[$struct_meta:meta])*
+        $(#[$($struct_attr:tt)*])*
         pub struct $record:ident {
             $(
                 $(#[$($attr:tt)*])*
@@ -153,7 +153,9 @@ macro_rules! record_table {
             )*
         }
     ) => {
-        $(#[$struct_meta])*
+        $crate::record::line::container_attrs!($([$($struct_attr)*])*);
+
+        $(#[$($struct_attr)*])*
         pub struct $record {
             $(
                 $(#[$($attr)*])*

@@ -13,8 +13,9 @@
 //!
 //! A row's serde attributes decide whether its value is skipped
 //! (`skip_serializing_if`); an attribute that would change the bytes in a
-//! way this writer does not know (`rename`, `serialize_with`, …) is a
-//! compile error, so the table and the writer cannot silently disagree.
+//! way this writer does not know (`rename`, `serialize_with`, … on a row,
+//! `rename_all`, `tag`, … on the struct) is a compile error, so the table
+//! and the writer cannot silently disagree.
 
 use super::fields::FieldValue;
 
@@ -272,7 +273,36 @@ macro_rules! skip_rule {
     };
 }
 
-pub(crate) use {skip_field, skip_rule};
+/// Refuses a serde attribute on the record's struct that would change its
+/// line (`rename_all`, `tag`, …): the writer knows only the rows' own.
+/// Called by `record_table!` with the struct's attributes, each in brackets.
+macro_rules! container_attrs {
+    (@serde [$($rest:tt)*]) => {
+        $crate::record::line::container_attrs!($($rest)*);
+    };
+    (@serde [$($rest:tt)*] deny_unknown_fields $($more:tt)*) => {
+        $crate::record::line::container_attrs!(@serde [$($rest)*] $($more)*);
+    };
+    (@serde [$($rest:tt)*] , $($more:tt)*) => {
+        $crate::record::line::container_attrs!(@serde [$($rest)*] $($more)*);
+    };
+    (@serde [$($rest:tt)*] $other:tt $($more:tt)*) => {
+        compile_error!(concat!(
+            "the day-file line writer (record/line.rs) does not know the serde attribute `",
+            stringify!($other),
+            "` on the record: teach it, or its lines would differ from serde's"
+        ));
+    };
+    () => {};
+    ([serde($($inner:tt)*)] $($rest:tt)*) => {
+        $crate::record::line::container_attrs!(@serde [$($rest)*] $($inner)*);
+    };
+    ([$($attr:tt)*] $($rest:tt)*) => {
+        $crate::record::line::container_attrs!($($rest)*);
+    };
+}
+
+pub(crate) use {container_attrs, skip_field, skip_rule};
 
 #[cfg(test)]
 mod tests {
