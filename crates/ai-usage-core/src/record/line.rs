@@ -2,12 +2,13 @@
 //! `serde_json` makes of [`UsageRecord`](super::UsageRecord)'s `Serialize`,
 //! written without going through serde.
 //!
-//! The writer thread formats every record, so this is the record path's
-//! biggest single cost. Serde writes each key and each string byte by byte
-//! through its formatter; here the keys are constants from the field table
-//! (`record_table!` generates `UsageRecord::write_json_object` from its
-//! rows), strings are copied in runs of bytes that need no escape, and each
-//! value is written by its [`FieldValue`] kind. Numbers still go through
+//! The writer thread formats every record; through serde that cost more
+//! than counting the record. Serde writes each key and each string byte by
+//! byte through its formatter; here the keys are constants from the field
+//! table (`record_table!` generates `UsageRecord::write_json_object` from
+//! its rows), a string with nothing to escape is copied whole (others in
+//! runs between the escapes), and each value is written by its
+//! [`FieldValue`] kind. Numbers still go through
 //! `serde_json`'s own formatting (floats: shortest round trip, `null` for
 //! NaN and infinities), so they cannot drift from what serde writes.
 //!
