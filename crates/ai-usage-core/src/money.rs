@@ -202,56 +202,55 @@ impl std::iter::Sum for Money {
 /// `3.0`, `21.67948`), in a stack buffer: at most 1 + 10 + 1 + 9 bytes.
 struct DecimalText {
     buf: [u8; 24],
-    len: usize,
+    /// Where the text starts: it is written from the end of `buf`, right to
+    /// left, so no digit is moved twice (this runs for every day-file line).
+    start: usize,
 }
 
 impl DecimalText {
     fn new(nanos: i64, min_places: u32) -> DecimalText {
-        let mut buf = [0u8; 24];
-        let mut len = 0;
-        let mut push = |b: u8| {
-            buf[len] = b;
-            len += 1;
-        };
-        if nanos < 0 {
-            push(b'-');
-        }
+        let mut buf = [b'0'; 24];
+        let mut start = buf.len();
         let abs = nanos.unsigned_abs();
         let units = abs / NANOS_PER_UNIT as u64;
         let mut frac = abs % NANOS_PER_UNIT as u64;
-        let mut digits = [0u8; 20];
-        let mut n = 0;
-        let mut u = units;
-        loop {
-            digits[n] = b'0' + (u % 10) as u8;
-            n += 1;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
-        }
-        for i in (0..n).rev() {
-            push(digits[i]);
-        }
         let mut places = MAX_DECIMALS;
         while places > min_places && frac.is_multiple_of(10) {
             frac /= 10;
             places -= 1;
         }
+        for _ in 0..places {
+            start -= 1;
+            buf[start] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
         if places > 0 {
-            push(b'.');
-            let mut div = 10u64.pow(places - 1);
-            while div > 0 {
-                push(b'0' + (frac / div % 10) as u8);
-                div /= 10;
+            start -= 1;
+            buf[start] = b'.';
+        }
+        let mut u = units;
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
             }
         }
-        DecimalText { buf, len }
+        if nanos < 0 {
+            start -= 1;
+            buf[start] = b'-';
+        }
+        DecimalText { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     fn as_str(&self) -> &str {
         // Only ASCII digits, '-' and '.' were written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
     }
 }
 
@@ -373,6 +372,14 @@ fn parse_number(t: &str, round: bool) -> Result<Money, ()> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid money amount {0:?}: expected a decimal number with at most 9 decimals")]
 pub struct MoneyParseError(pub String);
+
+impl Money {
+    /// Appends the JSON number token [`Money`]'s `Serialize` writes
+    /// (`3.0`, `0.0000002`), for the day-file line writer.
+    pub(crate) fn write_json(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(DecimalText::new(self.0, 1).as_bytes());
+    }
+}
 
 impl Serialize for Money {
     /// A JSON number token written from the integer: the shortest exact
@@ -850,7 +857,30 @@ mod tests {
         assert!(Currency::new("U$D").is_none());
     }
 
+    /// The decimal text by plain formatting: all nine places, then the
+    /// trailing zeros beyond `min_places` dropped.
+    fn reference_text(nanos: i64, min_places: usize) -> String {
+        let sign = if nanos < 0 { "-" } else { "" };
+        let abs = nanos.unsigned_abs();
+        let unit = NANOS_PER_UNIT as u64;
+        let mut frac = format!("{:09}", abs % unit);
+        while frac.len() > min_places && frac.ends_with('0') {
+            frac.pop();
+        }
+        let dot = if frac.is_empty() { "" } else { "." };
+        format!("{sign}{}{dot}{frac}", abs / unit)
+    }
+
     proptest! {
+        #[test]
+        fn decimal_text_is_the_plain_decimal(
+            nanos in prop_oneof![any::<i64>(), -10_000_000_000i64..10_000_000_000, Just(i64::MIN), Just(0)],
+            min_places in 0u32..=9,
+        ) {
+            let text = DecimalText::new(nanos, min_places);
+            prop_assert_eq!(text.as_str(), reference_text(nanos, min_places as usize));
+        }
+
         #[test]
         fn any_amount_round_trips_through_text_and_json(nanos in any::<i64>()) {
             let m = Money::from_nanos(nanos);

@@ -24,6 +24,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::money::Currency;
 use crate::record::UsageRecord;
 use crate::rollups::Rollups;
+use crate::storage::writer::Slot;
 
 use super::Shared;
 
@@ -40,7 +41,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// One recorded call, not yet counted.
 struct Waiting {
-    record: UsageRecord,
+    record: Slot,
     currency: Currency,
     priced: bool,
 }
@@ -56,7 +57,7 @@ struct Inbox {
     items: Vec<Waiting>,
     /// Published records handed back, refilled in place by recorders (no
     /// allocation on the caller's thread in steady state).
-    spare: Vec<UsageRecord>,
+    spare: Vec<Slot>,
     /// Set when the counting thread must end.
     stop: bool,
 }
@@ -146,7 +147,7 @@ impl Shared {
                     record.copy_into(&mut slot);
                     slot
                 }
-                None => record.clone(),
+                None => Box::new(record.clone()),
             };
             inbox.items.push(Waiting {
                 record: slot,
@@ -227,14 +228,14 @@ impl Shared {
     fn publish(&self, batch: Vec<Counted>) {
         let calls: Vec<(&UsageRecord, Currency, bool)> = batch
             .iter()
-            .map(|c| (&c.call.record, c.call.currency, c.call.priced))
+            .map(|c| (&*c.call.record, c.call.currency, c.call.priced))
             .collect();
         self.after_count(&calls);
         drop(calls);
         let mut slots = Vec::with_capacity(batch.len());
         match &self.writer {
             Some(w) => {
-                let mut lines: Vec<(NaiveDate, UsageRecord)> =
+                let mut lines: Vec<(NaiveDate, Slot)> =
                     batch.into_iter().map(|c| (c.date, c.call.record)).collect();
                 w.submit_owned(&mut lines, &mut slots);
             }

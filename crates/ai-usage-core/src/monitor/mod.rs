@@ -437,6 +437,7 @@ impl UsageMonitor {
 
     /// Prices and stamps an event, repairing out-of-range values (see
     /// [`UsageMonitor::record`]).
+    #[inline]
     fn build_record(&self, ev: &UsageEvent<'_>) -> (UsageRecord, Currency, bool) {
         let timestamp = match ev.timestamp {
             None => now_timestamp(),

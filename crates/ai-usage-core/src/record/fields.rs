@@ -7,7 +7,10 @@
 //! list of fields ([`FIELDS`](super::UsageRecord::FIELDS)), borrowed
 //! values and slots by field ([`UsageRecord::values`](super::UsageRecord::values),
 //! [`UsageRecord::slots`](super::UsageRecord::slots)) and the writer's
-//! slot reuse ([`UsageRecord::copy_into`](super::UsageRecord::copy_into)).
+//! slot reuse ([`UsageRecord::copy_into`](super::UsageRecord::copy_into))
+//! and the day-file line writer ([`UsageRecord::write_line`](super::UsageRecord::write_line):
+//! each row's key as a constant, its value by kind, its serde
+//! `skip_serializing_if` honoured; see `record/line.rs`).
 //! Every door walks those instead of naming fields: the CSV export, the
 //! ClickHouse row writer, schema and reader, and Python's attributes.
 //!
@@ -142,18 +145,20 @@ pub struct FieldSpec {
 /// the struct with each row's attributes, and what every door walks.
 macro_rules! record_table {
     (
-        $(#[$struct_meta:meta])*
+        $(#[$($struct_attr:tt)*])*
         pub struct $record:ident {
             $(
-                $(#[$meta:meta])*
+                $(#[$($attr:tt)*])*
                 $name:ident : $ty:ty => $csv:expr,
             )*
         }
     ) => {
-        $(#[$struct_meta])*
+        $crate::record::line::container_attrs!($([$($struct_attr)*])*);
+
+        $(#[$($struct_attr)*])*
         pub struct $record {
             $(
-                $(#[$meta])*
+                $(#[$($attr)*])*
                 pub $name: $ty,
             )*
         }
@@ -181,6 +186,27 @@ macro_rules! record_table {
             /// (the writer's recycled queue slots: no allocation once warm).
             pub fn copy_into(&self, dst: &mut $record) {
                 $(dst.$name.clone_from(&self.$name);)*
+            }
+
+            /// Appends the record's JSON object, serde's bytes exactly
+            /// (see `record/line.rs`): each row's key as a constant, its
+            /// value by kind, left out when its `skip_serializing_if` holds.
+            fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+                out.push(b'{');
+                let mut first = true;
+                $(
+                    let value = $crate::record::fields::RecordField::value(&self.$name);
+                    if !$crate::record::line::skip_field!(value; $([$($attr)*])*) {
+                        $crate::record::line::write_key(
+                            out,
+                            concat!(",\"", stringify!($name), "\":"),
+                            &mut first,
+                        );
+                        $crate::record::line::write_value(out, value)?;
+                    }
+                )*
+                out.push(b'}');
+                Ok(())
             }
         }
     };

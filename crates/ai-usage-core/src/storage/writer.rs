@@ -106,6 +106,9 @@ pub struct WriterConfig {
     pub own_writes: Option<Arc<Mutex<crate::storage::follow::OwnWrites>>>,
     /// The file system calls (real ones except in fault-injection tests).
     pub(crate) io: Arc<dyn FileIo>,
+    /// Formatted bytes of one day appended at once while a batch is still
+    /// being formatted ([`WRITE_CHUNK`]; smaller in tests).
+    pub(crate) write_chunk: usize,
 }
 
 impl WriterConfig {
@@ -120,6 +123,7 @@ impl WriterConfig {
             queue_policy: QueuePolicy::Block,
             own_writes: None,
             io: Arc::new(RealIo),
+            write_chunk: WRITE_CHUNK,
         }
     }
 }
@@ -163,6 +167,12 @@ impl WriterHealth {
     }
 }
 
+/// A record on its way to disk, boxed: it passes from the recorder through
+/// the counting thread and the queue to the writer and back as a recycled
+/// slot, and a box moves as one pointer instead of the record's 300-odd
+/// bytes at every hand-over.
+pub(crate) type Slot = Box<UsageRecord>;
+
 /// State shared by recording threads and the writer thread, behind one lock.
 ///
 /// Records wait in `items`; the writer swaps the whole vector out at once, so
@@ -171,8 +181,8 @@ impl WriterHealth {
 /// recording threads refill them in place: in steady state no record's
 /// strings are allocated on one thread and freed on another.
 struct Queue {
-    items: Vec<(NaiveDate, UsageRecord)>,
-    spare: Vec<UsageRecord>,
+    items: Vec<(NaiveDate, Slot)>,
+    spare: Vec<Slot>,
     /// Records the writer took and has not written yet.
     in_flight: usize,
     /// Places promised to callers that have not queued their record yet.
@@ -286,7 +296,7 @@ fn push(sh: &Shared, q: &mut Queue, day: NaiveDate, record: &UsageRecord) -> u64
             record.copy_into(&mut slot);
             slot
         }
-        None => record.clone(),
+        None => Box::new(record.clone()),
     };
     q.items.push((day, slot));
     q.enqueued += 1;
@@ -337,6 +347,7 @@ impl Writer {
             files: BTreeMap::new(),
             pending: BTreeMap::new(),
             pending_records: BTreeMap::new(),
+            spare_buffer: Vec::new(),
             taken: 0,
             last_write: None,
         };
@@ -362,11 +373,7 @@ impl Writer {
     /// most one per record taken, for reuse. Never touches the disk; waits
     /// for room in a full queue under [`QueuePolicy::Block`], and drops and
     /// counts (lossy mode, or writer stopped) otherwise.
-    pub fn submit_owned(
-        &self,
-        batch: &mut Vec<(NaiveDate, UsageRecord)>,
-        slots: &mut Vec<UsageRecord>,
-    ) {
+    pub fn submit_owned(&self, batch: &mut Vec<(NaiveDate, Slot)>, slots: &mut Vec<Slot>) {
         let sh = &*self.shared;
         let mut dropped = 0;
         let mut q = sh.queue.lock();
@@ -521,6 +528,12 @@ impl Drop for Writer {
 const WAKE_BATCH: usize = 8192;
 /// Records formatted between two hand-backs of their slots to recorders.
 const RETURN_CHUNK: usize = 512;
+/// Formatted bytes of one day appended at once while a batch is formatted
+/// (about 1,800 lines; the last part of a batch is appended at its end).
+const WRITE_CHUNK: usize = 512 << 10;
+/// Largest day buffer kept for reuse (lines pile up past WRITE_CHUNK only
+/// while appends fail; such a buffer is given back once written).
+const MAX_SPARE_BUFFER: usize = 4 << 20;
 /// Open day files kept at most (today, yesterday, a late straggler).
 const MAX_OPEN_FILES: usize = 3;
 
@@ -532,6 +545,9 @@ struct WriterThread {
     pending: BTreeMap<NaiveDate, Vec<u8>>,
     /// Records in each pending buffer.
     pending_records: BTreeMap<NaiveDate, u64>,
+    /// A written day's buffer kept for the next batch (no regrowing it
+    /// batch after batch), unless it grew past [`MAX_SPARE_BUFFER`].
+    spare_buffer: Vec<u8>,
     /// Sequence of the last record taken from the queue.
     taken: u64,
     last_write: Option<Instant>,
@@ -555,8 +571,8 @@ struct AppendFailure {
 impl WriterThread {
     fn run(mut self) {
         let sh = self.shared.clone();
-        let mut batch: Vec<(NaiveDate, UsageRecord)> = Vec::new();
-        let mut returned: Vec<UsageRecord> = Vec::with_capacity(RETURN_CHUNK);
+        let mut batch: Vec<(NaiveDate, Slot)> = Vec::new();
+        let mut returned: Vec<Slot> = Vec::with_capacity(RETURN_CHUNK);
         let mut shutdown_rounds = 0u32;
         loop {
             let (flush_wanted, shutdown) = {
@@ -589,15 +605,30 @@ impl WriterThread {
             // going while a batch is formatted, and with the slots back early
             // they refill one instead of cloning (allocating) a record.
             let mut lines = batch.drain(..);
+            // Lines are appended every `write_chunk` bytes while the batch is
+            // formatted: the buffer stays small (reused, never regrown, hot
+            // in cache for the kernel's copy). After a failed append its
+            // bytes stay pending and the rest waits for the round's end.
+            let mut write_early = true;
             loop {
                 returned.clear();
                 for (day, record) in lines.by_ref().take(RETURN_CHUNK) {
-                    record.write_line(self.pending.entry(day).or_default());
+                    let spare = &mut self.spare_buffer;
+                    let buf = self
+                        .pending
+                        .entry(day)
+                        .or_insert_with(|| std::mem::take(spare));
+                    record.write_line(buf);
                     *self.pending_records.entry(day).or_default() += 1;
                     returned.push(record);
                 }
                 if returned.is_empty() {
                     break;
+                }
+                let chunk = self.config.write_chunk;
+                if write_early && self.pending.values().any(|b| b.len() >= chunk) {
+                    self.write_pending();
+                    write_early = self.pending.is_empty();
                 }
                 let mut q = sh.queue.lock();
                 let room = sh.capacity.saturating_sub(q.spare.len());
@@ -674,7 +705,12 @@ impl WriterThread {
                     Ok(()) => {
                         let n = self.pending_records.remove(&day).unwrap_or(0);
                         self.shared.written.fetch_add(n, Ordering::Relaxed);
-                        self.pending.remove(&day);
+                        if let Some(mut buf) = self.pending.remove(&day) {
+                            if buf.capacity() <= MAX_SPARE_BUFFER {
+                                buf.clear();
+                                self.spare_buffer = buf;
+                            }
+                        }
                         self.last_write.get_or_insert_with(Instant::now);
                         break;
                     }

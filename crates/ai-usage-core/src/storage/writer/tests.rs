@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::FileIo;
+use super::{FileIo, Writer, WriterConfig};
 use crate::storage::dayfile::{self, ReadStats};
 use crate::{Error, QueuePolicy, UsageEvent, UsageMonitor, UsageRecord};
 
@@ -285,4 +285,86 @@ fn dropping_queue_stays_bounded_and_counts_drops() {
     assert_eq!(records.len() as u64, w.written);
     assert_eq!(w.written + w.dropped, N);
     assert!(id_counts(&records).values().all(|&c| c == 1));
+}
+
+/// A batch larger than the write chunk is appended in parts while it is
+/// formatted; the disk runs full after a few parts (short writes first).
+/// Every record lands exactly once and in order, with the undo working
+/// (`fail_truncate: false`) or failing.
+fn early_appends_round(fail_truncate: bool) {
+    const N: usize = 3_000;
+    let tmp = tempfile::tempdir().unwrap();
+    // ~240-byte lines: 720 KB in all, room for 200 KB, written 1,000 bytes
+    // at most per call; a part every 512 lines (the chunk is 2 KB), so the
+    // first part lands and the second fills the disk.
+    let disk = SmallDisk::new(200_000, 1_000, fail_truncate);
+    let mut config = WriterConfig::new(tmp.path());
+    config.io = disk.clone();
+    config.write_chunk = 2_000;
+    config.flush_interval = Duration::from_millis(20);
+    let w = Writer::start(config).unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    let record = |i: usize| UsageRecord {
+        timestamp: 1_772_323_200.0 + i as f64,
+        model: "qwen-plus".into(),
+        function: "问答".into(),
+        request_id: Some(format!("early-{i:05}")),
+        ..UsageRecord::default()
+    };
+    // Queued under one lock: the writer takes them as one batch.
+    let mut batch: Vec<_> = (0..N).map(|i| (day, Box::new(record(i)))).collect();
+    let mut slots = Vec::new();
+    w.submit_owned(&mut batch, &mut slots);
+    assert_eq!(w.health().enqueued, N as u64);
+    let err = w.flush().unwrap_err();
+    assert!(matches!(err, Error::NotDurable(_)), "{err}");
+    assert!(disk.enospc() > 0, "the disk really ran full");
+    let written = w.health().written;
+    assert!(
+        written > 0 && (written as usize) < N,
+        "some parts landed before the disk was full: {written}"
+    );
+
+    disk.free();
+    for _ in 0..100 {
+        if w.flush().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.flush().unwrap();
+    assert_eq!(w.health().written, N as u64);
+    let (records, stats) = read_all(tmp.path());
+    let ids: Vec<String> = records
+        .iter()
+        .map(|r| r.request_id.clone().unwrap_or_default())
+        .collect();
+    let want: Vec<String> = (0..N).map(|i| format!("early-{i:05}")).collect();
+    assert_eq!(ids, want, "every record once, in order");
+    assert_eq!(stats.torn_tail, 0);
+    if !fail_truncate {
+        assert_eq!(stats.skipped_lines, 0, "no torn line anywhere");
+    }
+    // What is on disk is each record's own line, byte for byte.
+    let text = std::fs::read(dayfile::day_file_path(tmp.path(), day)).unwrap();
+    let mut lines = Vec::new();
+    for i in 0..N {
+        record(i).write_line(&mut lines);
+    }
+    if fail_truncate {
+        // An undo that failed leaves its torn fragment as a line of its own.
+        assert!(text.len() > lines.len());
+    } else {
+        assert_eq!(text, lines);
+    }
+}
+
+#[test]
+fn early_appends_of_a_large_batch_keep_every_record_once_in_order() {
+    early_appends_round(false);
+}
+
+#[test]
+fn early_appends_with_a_failed_undo_never_duplicate() {
+    early_appends_round(true);
 }
