@@ -26,6 +26,7 @@ use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use super::{GroupStats, OTHER_GROUP};
 use crate::money::{Costs, Currency, Money};
+use crate::record::UsageRecord;
 
 /// Interned group names: one [`Arc<str>`] per distinct name, shared by
 /// every map that holds it.
@@ -157,6 +158,60 @@ impl Packed {
             p.cost[i] = halves(m.nanos());
         }
         Some(p)
+    }
+
+    /// Counts one record in place; false (nothing changed) when the result
+    /// would not fit (a count past 32 bits, a third currency). The hot path:
+    /// the same sums as [`GroupStats::add`] without unpacking.
+    fn try_add(&mut self, r: &UsageRecord, currency: Currency, priced: bool) -> bool {
+        if self.form == WIDE {
+            return false;
+        }
+        let add = [
+            1,
+            u64::from(r.success),
+            r.input_tokens,
+            r.output_tokens,
+            r.total_tokens,
+            r.cached_input_tokens,
+            r.reasoning_tokens,
+            r.cache_write_tokens,
+            u64::from(!priced),
+        ];
+        let mut n = self.n;
+        for (slot, v) in n.iter_mut().zip(add) {
+            match u64::from(*slot)
+                .checked_add(v)
+                .and_then(|t| u32::try_from(t).ok())
+            {
+                Some(t) => *slot = t,
+                None => return false,
+            }
+        }
+        let c = currency.bytes();
+        let held = self.form as usize;
+        match (0..held).find(|&i| self.currencies[i] == c) {
+            Some(i) => {
+                let sum = Money::from_nanos(whole(self.cost[i])) + r.cost;
+                self.cost[i] = halves(sum.nanos());
+            }
+            None if held < 2 => {
+                // Kept in currency order, as `Costs` keeps them.
+                let at = if held == 1 && c < self.currencies[0] {
+                    self.currencies[1] = self.currencies[0];
+                    self.cost[1] = self.cost[0];
+                    0
+                } else {
+                    held
+                };
+                self.currencies[at] = c;
+                self.cost[at] = halves(r.cost.nanos());
+                self.form += 1;
+            }
+            None => return false,
+        }
+        self.n = n;
+        true
     }
 
     /// The cost entries held (none for a wide group).
@@ -670,6 +725,42 @@ impl GroupMap {
         r
     }
 
+    /// The slot of `key` (see [`slot`](Self::slot) for the cap),
+    /// interning a new name in `names`.
+    pub(crate) fn slot_for(&mut self, key: &str, cap: usize, names: &mut Names) -> usize {
+        self.slot(key, cap, |k| names.key(k))
+    }
+
+    /// Counts one record in the group in `slot` (the hot path: packed
+    /// counters added in place).
+    pub(crate) fn add_record_at(
+        &mut self,
+        slot: usize,
+        r: &UsageRecord,
+        currency: Currency,
+        priced: bool,
+    ) {
+        self.thaw();
+        if !self.stats[slot].try_add(r, currency, priced) {
+            self.modify(slot, |g| g.add(r, currency, priced));
+        }
+    }
+
+    /// Counts one record in the group `key` (see [`slot`](Self::slot) for
+    /// the cap).
+    pub fn add_record(
+        &mut self,
+        key: &str,
+        cap: usize,
+        names: &mut Names,
+        r: &UsageRecord,
+        currency: Currency,
+        priced: bool,
+    ) {
+        let s = self.slot_for(key, cap, names);
+        self.add_record_at(s, r, currency, priced);
+    }
+
     /// Applies `f` to the counters of `key` (see [`slot`](Self::slot) for
     /// the cap), interning a new name in `names`.
     pub fn update<R>(
@@ -774,7 +865,6 @@ impl GroupMap {
     pub(crate) fn slot_at(&self, slot: usize) -> (&Arc<str>, GroupRef<'_>) {
         (&self.keys[slot], self.at(slot))
     }
-
 }
 
 /// Builds a frozen map from groups given in increasing name order (the
@@ -836,6 +926,7 @@ impl<S: AsRef<str>> FromIterator<(S, GroupStats)> for GroupMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
 
     fn stats(calls: u64, tokens: u64, cny_nanos: i64) -> GroupStats {
         GroupStats {
@@ -984,6 +1075,35 @@ mod tests {
             }
             // A few big values stay aside: the width follows the rest.
             proptest::prop_assert!(c.width <= 2 || values.iter().filter(|&&v| v >= 0xffff).count() > values.len() / 8);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counting_in_place_equals_counting_in_full(
+            calls in proptest::collection::vec(
+                (0u64..3_000_000_000, 0u64..5_000, any::<bool>(), any::<bool>(), 0usize..3, -5_000i64..9_000_000_000),
+                1..40,
+            ),
+        ) {
+            let currencies = [Currency::USD, Currency::CNY, Currency::new("EUR").unwrap()];
+            let mut names = Names::default();
+            let mut m = GroupMap::default();
+            let mut want = GroupStats::default();
+            for (input, output, success, priced, c, nanos) in calls {
+                let r = UsageRecord {
+                    input_tokens: input,
+                    output_tokens: output,
+                    total_tokens: input + output,
+                    cached_input_tokens: output / 2,
+                    success,
+                    cost: Money::from_nanos(nanos),
+                    ..UsageRecord::default()
+                };
+                m.add_record("u", usize::MAX, &mut names, &r, currencies[c], priced);
+                want.add(&r, currencies[c], priced);
+                proptest::prop_assert_eq!(m.get("u"), Some(want.clone()));
+            }
         }
     }
 

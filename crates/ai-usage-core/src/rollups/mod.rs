@@ -305,20 +305,21 @@ impl Bucket {
         (names, ids): Caps,
         n: &mut Names,
     ) {
-        let add = |g: &mut GroupStats| g.add(r, currency, priced);
-        add(&mut self.totals);
-        self.by_model.update(&r.model, names, n, add);
-        self.by_function.update(&r.function, names, n, add);
+        self.totals.add(r, currency, priced);
+        self.by_model
+            .add_record(&r.model, names, n, r, currency, priced);
+        self.by_function
+            .add_record(&r.function, names, n, r, currency, priced);
         if let Some(u) = &r.user_id {
-            self.by_user.update(u, ids, n, add);
+            self.by_user.add_record(u, ids, n, r, currency, priced);
         }
         if let Some(a) = &r.anchor_id {
-            self.by_anchor.update(a, ids, n, add);
+            self.by_anchor.add_record(a, ids, n, r, currency, priced);
         }
         for (i, t) in r.tags.iter().enumerate() {
             // A tag given twice counts once.
             if !r.tags[..i].contains(t) {
-                self.by_tag.update(t, ids, n, add);
+                self.by_tag.add_record(t, ids, n, r, currency, priced);
             }
         }
         self.durations.add(r.duration_ms);
@@ -435,9 +436,22 @@ impl DayRollup {
         n: &mut Names,
         f: impl FnOnce(&mut GroupStats) -> R,
     ) -> R {
+        self.at_pair(function, model, n, |models, s| models.modify(s, f))
+    }
+
+    /// Calls `f` with the map and slot of (function, model); a new pair
+    /// beyond the cap is ([`OTHER_GROUP`], [`OTHER_GROUP`]). A known pair
+    /// costs two lookups (function, then model), no allocation.
+    fn at_pair<R>(
+        &mut self,
+        function: &str,
+        model: &str,
+        n: &mut Names,
+        f: impl FnOnce(&mut GroupMap, usize) -> R,
+    ) -> R {
         if let Some(models) = self.by_function_model.get_mut(function) {
             if let Some(s) = models.live_slot(model) {
-                return models.modify(s, f);
+                return f(models, s);
             }
         }
         let (function, model) = if self.pairs < MAX_NAMES_PER_DAY {
@@ -449,7 +463,8 @@ impl DayRollup {
         if !models.contains_key(model) {
             self.pairs += 1;
         }
-        models.update(model, usize::MAX, n, f)
+        let s = models.slot_for(model, usize::MAX, n);
+        f(models, s)
     }
 
     /// Freezes the day's group maps (a past day: see [`GroupMap::freeze`]).
@@ -627,7 +642,9 @@ impl Rollups {
             .entry(hour)
             .or_default()
             .add(r, currency, priced, HOUR_CAPS, n);
-        day.with_pair(&r.function, &r.model, n, |g| g.add(r, currency, priced));
+        day.at_pair(&r.function, &r.model, n, |models, s| {
+            models.add_record_at(s, r, currency, priced)
+        });
         if let Some(sid) = &r.session_id {
             let s = match self.sessions.get_mut(sid.as_str()) {
                 // A known session (the common case): one lookup.
