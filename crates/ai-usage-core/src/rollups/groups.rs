@@ -558,6 +558,11 @@ fn hash(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
+/// The hash group maps index `key` by (for [`GroupMap::add_record`]).
+pub fn name_hash(key: &str) -> u64 {
+    hash(key)
+}
+
 /// The index of a frozen map's keys.
 fn build_index(keys: &[Arc<str>]) -> HashTable<u32> {
     let mut t = HashTable::with_capacity(keys.len());
@@ -618,7 +623,16 @@ impl GroupMap {
 
     /// Makes a frozen map writable again: counters unpacked from their
     /// columns, the index rebuilt.
+    #[inline]
     fn thaw(&mut self) {
+        // Every write passes here: the live map's check is two compares.
+        if self.frozen.is_some() || self.index.is_none() {
+            self.thaw_now();
+        }
+    }
+
+    #[cold]
+    fn thaw_now(&mut self) {
         if let Some(cols) = self.frozen.take() {
             self.stats = (0..self.keys.len()).map(|s| cols.row(s)).collect();
         }
@@ -660,10 +674,21 @@ impl GroupMap {
     /// The slot of `key`, or of [`OTHER_GROUP`] when `key` is new and the
     /// map holds `cap` groups; created (its name from `name`) if missing.
     fn slot(&mut self, key: &str, cap: usize, name: impl FnOnce(&str) -> Arc<str>) -> usize {
+        self.slot_hashed(key, hash(key), cap, name)
+    }
+
+    /// [`slot`](Self::slot) with the key's hash given (a record's names
+    /// are hashed once for its day's and its hour's maps).
+    fn slot_hashed(
+        &mut self,
+        key: &str,
+        h: u64,
+        cap: usize,
+        name: impl FnOnce(&str) -> Arc<str>,
+    ) -> usize {
         self.thaw();
         let keys = &self.keys;
         let index = self.index.get_or_insert_with(|| build_index(keys));
-        let h = hash(key);
         if let Some(&s) = index.find(h, |&s| &*keys[s as usize] == key) {
             return s as usize;
         }
@@ -747,17 +772,17 @@ impl GroupMap {
     }
 
     /// Counts one record in the group `key` (see [`slot`](Self::slot) for
-    /// the cap).
+    /// the cap), whose hash is `key.1` ([`name_hash`]).
     pub fn add_record(
         &mut self,
-        key: &str,
+        key: (&str, u64),
         cap: usize,
         names: &mut Names,
         r: &UsageRecord,
         currency: Currency,
         priced: bool,
     ) {
-        let s = self.slot_for(key, cap, names);
+        let s = self.slot_hashed(key.0, key.1, cap, |k| names.key(k));
         self.add_record_at(s, r, currency, priced);
     }
 
@@ -1100,7 +1125,7 @@ mod tests {
                     cost: Money::from_nanos(nanos),
                     ..UsageRecord::default()
                 };
-                m.add_record("u", usize::MAX, &mut names, &r, currencies[c], priced);
+                m.add_record(("u", name_hash("u")), usize::MAX, &mut names, &r, currencies[c], priced);
                 want.add(&r, currencies[c], priced);
                 proptest::prop_assert_eq!(m.get("u"), Some(want.clone()));
             }

@@ -294,31 +294,54 @@ pub struct Bucket {
     pub durations: DurationHistogram,
 }
 
+/// A record's group names with their hashes, computed once for the
+/// record's day and hour.
+struct Keys<'r> {
+    model: (&'r str, u64),
+    function: (&'r str, u64),
+    user: Option<(&'r str, u64)>,
+    anchor: Option<(&'r str, u64)>,
+}
+
+impl<'r> Keys<'r> {
+    fn of(r: &'r UsageRecord) -> Keys<'r> {
+        let key = |s: &'r str| (s, groups::name_hash(s));
+        Keys {
+            model: key(&r.model),
+            function: key(&r.function),
+            user: r.user_id.as_deref().map(key),
+            anchor: r.anchor_id.as_deref().map(key),
+        }
+    }
+}
+
 impl Bucket {
-    /// Counts a record, at most `names` models and functions and `ids`
-    /// users and anchors; new group names are interned in `n`.
+    /// Counts a record (its names `k`), at most `names` models and
+    /// functions and `ids` users and anchors; new group names are interned
+    /// in `n`.
     fn add(
         &mut self,
         r: &UsageRecord,
-        currency: Currency,
-        priced: bool,
+        k: &Keys<'_>,
+        (currency, priced): (Currency, bool),
         (names, ids): Caps,
         n: &mut Names,
     ) {
         self.totals.add(r, currency, priced);
         self.by_model
-            .add_record(&r.model, names, n, r, currency, priced);
+            .add_record(k.model, names, n, r, currency, priced);
         self.by_function
-            .add_record(&r.function, names, n, r, currency, priced);
-        if let Some(u) = &r.user_id {
+            .add_record(k.function, names, n, r, currency, priced);
+        if let Some(u) = k.user {
             self.by_user.add_record(u, ids, n, r, currency, priced);
         }
-        if let Some(a) = &r.anchor_id {
+        if let Some(a) = k.anchor {
             self.by_anchor.add_record(a, ids, n, r, currency, priced);
         }
         for (i, t) in r.tags.iter().enumerate() {
             // A tag given twice counts once.
             if !r.tags[..i].contains(t) {
+                let t = (t.as_str(), groups::name_hash(t));
                 self.by_tag.add_record(t, ids, n, r, currency, priced);
             }
         }
@@ -635,13 +658,14 @@ impl Rollups {
         priced: bool,
     ) {
         let n = &mut self.names;
+        let k = Keys::of(r);
         let day = self.days.entry(date).or_default();
         day.version += 1;
-        day.day.add(r, currency, priced, DAY_CAPS, n);
+        day.day.add(r, &k, (currency, priced), DAY_CAPS, n);
         day.hours
             .entry(hour)
             .or_default()
-            .add(r, currency, priced, HOUR_CAPS, n);
+            .add(r, &k, (currency, priced), HOUR_CAPS, n);
         day.at_pair(&r.function, &r.model, n, |models, s| {
             models.add_record_at(s, r, currency, priced)
         });
