@@ -87,6 +87,17 @@ impl Serialize for RankEntry {
     }
 }
 
+/// The rank key of every group of `map`, in slot order (by tokens or
+/// calls read column by column, without the rows).
+pub(super) fn keys_of(map: &GroupMap, by: RankBy, reporting: Currency) -> Vec<(i64, u64)> {
+    let tc = || map.tokens_and_calls().into_iter();
+    match by {
+        RankBy::Tokens => tc().map(|(t, c)| (t as i64, c)).collect(),
+        RankBy::Calls => tc().map(|(t, c)| (c as i64, t)).collect(),
+        RankBy::Cost => map.refs().map(|(_, g)| by.key_of(g, reporting)).collect(),
+    }
+}
+
 /// A ranking's group map for one day.
 fn rank_map(day: &DayRollup, kind: RankKind) -> &GroupMap {
     match kind {
@@ -269,8 +280,11 @@ pub fn rank(
         let mut best = TopK::new(limit);
         if let Some(day) = rollups.days.get(&from) {
             let map = rank_map(day, kind);
-            for (k, g) in map.refs() {
-                best.offer(by.key_of(g, reporting), k, g, None);
+            for (s, &key) in keys_of(map, by, reporting).iter().enumerate() {
+                if best.takes(key) {
+                    let (k, g) = map.slot_at(s);
+                    best.offer(key, k, g, None);
+                }
             }
         }
         return best.entries(kind, reporting);
@@ -331,6 +345,12 @@ impl<'a> TopK<'a> {
             limit,
             heap: std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1),
         }
+    }
+
+    /// True when a candidate of `key` could enter (an equal key may win
+    /// on its name).
+    pub(super) fn takes(&self, key: (i64, u64)) -> bool {
+        self.heap.len() < self.limit || self.heap.peek().is_some_and(|worst| key >= worst.key)
     }
 
     pub(super) fn offer(
@@ -461,13 +481,19 @@ pub fn rank_cached(
     // plus the best `limit` past groups not active on it. No other group can
     // rank above those.
     let mut best = TopK::new(limit);
-    for (s, &pk) in past.links.iter().enumerate().take(last.len()) {
-        let (k, g) = last.slot_at(s);
-        let key = by.key_of(g, reporting);
-        // Every rank key component is a sum, so keys of parts add up (a
-        // name without a past adds zero); the past part itself is found
-        // by name only for the winners.
-        best.offer((key.0 + pk.0, key.1 + pk.1), k, g, Some(&past.groups));
+    // Every rank key component is a sum, so keys of parts add up (a name
+    // without a past adds zero); the past part itself is found by name
+    // only for the winners.
+    for (s, (key, pk)) in keys_of(last, by, reporting)
+        .iter()
+        .zip(&past.links)
+        .enumerate()
+    {
+        let key = (key.0 + pk.0, key.1 + pk.1);
+        if best.takes(key) {
+            let (k, g) = last.slot_at(s);
+            best.offer(key, k, g, Some(&past.groups));
+        }
     }
     let mut extra = 0;
     // Slots are best first.

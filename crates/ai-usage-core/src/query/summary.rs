@@ -12,7 +12,7 @@ use crate::pricing::PricingTable;
 use crate::rates::DatedRates;
 use crate::rollups::{Bucket, GroupMap, GroupStats};
 
-use super::rank::{RankBy, TopK};
+use super::rank::{keys_of, RankBy, TopK};
 
 /// One group of a summary: the original's `{calls, input_tokens, output_tokens,
 /// total_tokens, cost}` plus currency details.
@@ -265,8 +265,11 @@ impl UsageSummary {
                 return groups(m);
             }
             let mut best = TopK::new(group_limit);
-            for (k, g) in m.refs() {
-                best.offer(RankBy::Tokens.key_of(g, reporting), k, g, None);
+            for (s, &key) in keys_of(m, RankBy::Tokens, reporting).iter().enumerate() {
+                if best.takes(key) {
+                    let (k, g) = m.slot_at(s);
+                    best.offer(key, k, g, None);
+                }
             }
             best.groups()
                 .into_iter()

@@ -391,6 +391,31 @@ impl Column {
         }
     }
 
+    /// Every row's value, decoded in one pass per width.
+    fn values(&self, rows: usize) -> Vec<u64> {
+        let d = &self.data;
+        let mut out: Vec<u64> = match self.width {
+            0 => vec![self.base; rows],
+            1 => d.iter().map(|&b| u64::from(b)).collect(),
+            2 => d
+                .chunks_exact(2)
+                .map(|c| u64::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            4 => d
+                .chunks_exact(4)
+                .map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            _ => (0..rows).map(|r| self.get(r)).collect(),
+        };
+        // Every value at or above the mark is kept aside: put them back.
+        for &(row, v) in self.outliers.iter() {
+            if let Some(slot) = out.get_mut(row as usize) {
+                *slot = v;
+            }
+        }
+        out
+    }
+
     fn get(&self, row: usize) -> u64 {
         let w = self.width as usize;
         if w == 0 {
@@ -884,6 +909,24 @@ impl GroupMap {
             order.sort_unstable_by(|&a, &b| self.keys[a].cmp(&self.keys[b]));
         }
         order
+    }
+
+    /// Each group's (total tokens, calls), in slot order: what rankings by
+    /// tokens or calls read of every group, decoded column by column for a
+    /// frozen map.
+    pub(crate) fn tokens_and_calls(&self) -> Vec<(u64, u64)> {
+        match &self.frozen {
+            Some(cols) if !cols.any_wide => {
+                let n = self.keys.len();
+                let tokens = cols.fields[4].values(n);
+                let calls = cols.fields[0].values(n);
+                tokens.into_iter().zip(calls).collect()
+            }
+            _ => self
+                .refs()
+                .map(|(_, g)| (g.total_tokens(), g.calls()))
+                .collect(),
+        }
     }
 
     /// The name and counters in `slot`.
