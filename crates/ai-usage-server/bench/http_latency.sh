@@ -20,10 +20,12 @@ until curl -sf "http://127.0.0.1:$port/healthz" 2>/dev/null | grep -q '"loading"
   kill -0 $pid 2>/dev/null || { cat /tmp/http_latency.$port.log; exit 1; }
   sleep 0.05
 done
-echo "ready after $(echo "$(date +%s.%N) - $start" | bc) s (pid $pid, rss $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status))"
-for path in /api/ai_usage/stats/daily "/api/ai_usage/top_users?days=30" /api/ai_usage/dashboard; do
+echo "ready after $(echo "$(date +%s.%N) - $start" | bc) s (rss $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status)); load: $(curl -s "http://127.0.0.1:$port/healthz" | grep -o '"source":"[a-z ]*"\|"snapshot_unused":[^,]*' | tr '\n' ' ')"
+# (Not the dashboard route: it answers from a cache kept between records.)
+for path in /api/ai_usage/stats/daily "/api/ai_usage/top_users?days=30"; do
   for _ in $(seq "$rounds"); do
-    curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port$path"
+    # -f: a route that answers an error fails the run instead of timing it.
+    curl -sf -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port$path"
   done | sort -n | awk -v p="$path" '{t[NR]=$1} END {printf "%-40s p50 %.2f ms  p90 %.2f ms  (%d requests)\n", p, t[int(NR*0.5)+1]*1000, t[int(NR*0.9)+1]*1000, NR}'
 done
 echo "rss after the requests: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status)"

@@ -5,17 +5,19 @@
 //! kept as:
 //! - its name, an [`Arc<str>`] shared by every map that names it (one copy
 //!   of `user_42` however many days and hours count it: [`Names`]);
-//! - its counters packed in 48 bytes ([`Packed`]: nine `u32` counts and one
-//!   currency's amount), or, for the rare group that outgrows that (a count
-//!   past `u32::MAX`, two currencies), full [`GroupStats`] on the side;
-//! - a slot number in a hash index while its day takes records; a past
-//!   day's maps are *frozen*: sorted by name, the index dropped (lookups by
-//!   binary search), and rebuilt only if a late record or a correction
-//!   arrives for that day.
+//! - while its day takes records: its counters packed in a 60-byte row
+//!   ([`Packed`]: nine `u32` counts and up to two currencies' amounts), or,
+//!   for the rare group that outgrows that (a count past `u32::MAX`, a third
+//!   currency), full [`GroupStats`] on the side; and a slot number in a hash
+//!   index;
+//! - once its day is past, *frozen*: the map sorted by name, the index
+//!   dropped (lookups by binary search), each field of the rows in a
+//!   [`Column`] as narrow as most of its values allow (about 20 bytes a
+//!   group); a late record or a correction for that day thaws the map.
 //!
-//! About 60 bytes a group, against about 250 for a string-keyed hash map of
-//! full counters. Answers never depend on the form: every read unpacks the
-//! exact counters.
+//! About 36 bytes a group once frozen (the name's pointer included), against
+//! about 250 for a string-keyed hash map of full counters. Answers never
+//! depend on the form: every read gives the exact counters.
 
 use std::fmt;
 use std::hash::BuildHasher;
