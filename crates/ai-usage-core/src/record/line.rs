@@ -18,7 +18,7 @@
 //! `rename_all`, `tag`, … on the struct) is a compile error, so the table
 //! and the writer cannot silently disagree.
 
-use super::fields::FieldValue;
+use super::value::FieldValue;
 
 /// What `serde_json` writes after a `\` for each byte that must be escaped
 /// (0: none). Control characters without a short form get `u` (`\u00XX`).
@@ -252,18 +252,18 @@ macro_rules! skip_field {
 /// refuses one on a type it does not fit).
 macro_rules! skip_rule {
     ("is_zero", $v:ident) => {
-        matches!($v, $crate::record::fields::FieldValue::Count(0))
+        matches!($v, $crate::record::value::FieldValue::Count(0))
     };
     ("Option::is_none", $v:ident) => {
         matches!(
             $v,
-            $crate::record::fields::FieldValue::OptText(None)
-                | $crate::record::fields::FieldValue::Currency(None)
-                | $crate::record::fields::FieldValue::OptFlag(None)
+            $crate::record::value::FieldValue::OptText(None)
+                | $crate::record::value::FieldValue::Currency(None)
+                | $crate::record::value::FieldValue::OptFlag(None)
         )
     };
     ("Vec::is_empty", $v:ident) => {
-        matches!($v, $crate::record::fields::FieldValue::List([]))
+        matches!($v, $crate::record::value::FieldValue::List([]))
     };
     ($other:tt, $v:ident) => {
         compile_error!(concat!(

@@ -5,6 +5,7 @@ pub mod fields;
 mod line;
 mod response;
 pub mod usage;
+mod value;
 
 use serde::{Deserialize, Serialize};
 
